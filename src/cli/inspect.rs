@@ -1,0 +1,34 @@
+//! `airlock inspect`
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Output, bytes};
+use crate::error::Result;
+use crate::inspect::inspect;
+
+/// Show what a bundle holds and who claims to have signed it (no key needed, nothing verified)
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The bundle file
+    pub bundle: PathBuf,
+}
+
+impl InspectArgs {
+    pub fn run(&self, out: &Output) -> Result<()> {
+        let r = inspect(&self.bundle)?;
+        out.line(format!("bundle    {} (format {}, {})", r.bundle, r.format, r.tool));
+        out.line(format!("manifest  {}", r.manifest_digest));
+        out.line(format!("channel   {} sequence {}", r.channel, r.sequence));
+        out.line(format!("created   {}  expires {}", r.created, r.expires));
+        out.line(format!("signers   {} (claimed, not verified: use `airlock verify`)", r.claimed_signers.join(", ")));
+        out.line(format!("entries   {} ({})", r.entries.len(), bytes(r.bytes)));
+        for e in &r.entries {
+            let version = e.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+            out.line(format!("  {:<6} {}{}  {}  blake3:{}", e.ecosystem, e.name, version, bytes(e.size), &e.blake3[..16]));
+        }
+        out.report(&r);
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! The command line: one module per subcommand (`XArgs` with `run`), the
+//! output conventions shared by all of them, and indicatif progress.
+//!
+//! Exit codes: 0 success, 1 rejected by verification or policy, 2 usage or
+//! configuration error, 3 the machine failed (disk full, permissions).
+
+mod demo;
+mod export;
+mod import;
+mod inspect;
+mod keygen;
+mod verify;
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+use crate::progress::Progress;
+use crate::sign::PublicKey;
+
+/// Carry software across an air gap without losing the reasons to trust it.
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about, long_about = None, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Print nothing but errors; no progress bars
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    /// Print a machine-readable JSON report on standard output (errors too)
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Keygen(keygen::KeygenArgs),
+    Export(export::ExportArgs),
+    Verify(verify::VerifyArgs),
+    Import(import::ImportArgs),
+    Inspect(inspect::InspectArgs),
+    Demo(demo::DemoArgs),
+}
+
+/// The clap definition, for man pages and completion.
+#[must_use]
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Entry point of the binary.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    let out = Output::new(&cli.global);
+    let result = match &cli.command {
+        Command::Keygen(args) => args.run(&out),
+        Command::Export(args) => args.run(&out),
+        Command::Verify(args) => args.run(&out),
+        Command::Import(args) => args.run(&out),
+        Command::Inspect(args) => args.run(&out),
+        Command::Demo(args) => args.run(&out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// clap's own errors, cut to one line (help and version are not errors).
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+    }
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("error: invalid arguments").trim_end();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("error: {first}; see `airlock --help`");
+    ExitCode::from(2)
+}
+
+/// Where a command's results and messages go.
+pub struct Output {
+    quiet: bool,
+    json: bool,
+}
+
+impl Output {
+    fn new(global: &GlobalArgs) -> Self {
+        Output { quiet: global.quiet, json: global.json }
+    }
+
+    /// A line of the human report (not in `--json` or `--quiet` mode).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.quiet && !self.json {
+            print_stdout(&format!("{}\n", text.as_ref()));
+        }
+    }
+
+    /// The JSON report (in `--json` mode only).
+    pub fn report<T: Serialize>(&self, report: &T) {
+        if self.json {
+            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": report })).expect("reports serialize");
+            text.push('\n');
+            print_stdout(&text);
+        }
+    }
+
+    fn error(&self, e: &Error) {
+        if self.json {
+            let value = serde_json::json!({ "ok": false, "exit_code": e.exit_code(), "kind": e.kind(), "error": e.to_string() });
+            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
+        }
+        eprintln!("error: {e}");
+    }
+
+    /// Progress bars on a terminal, nothing otherwise.
+    pub fn progress(&self) -> Bars {
+        let visible = !self.quiet && !self.json && std::io::stderr().is_terminal();
+        Bars { visible, bar: Mutex::new(None) }
+    }
+}
+
+/// A closed pipe (`airlock inspect | head`) is not an error worth a panic.
+fn print_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// indicatif progress bars.
+pub struct Bars {
+    visible: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn start(&self, phase: &str, total: u64) {
+        if !self.visible {
+            return;
+        }
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_message(phase.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *self.bar.lock().expect("progress lock") = Some(bar);
+    }
+
+    fn advance(&self, bytes: u64) {
+        if let Some(bar) = self.bar.lock().expect("progress lock").as_ref() {
+            bar.inc(bytes);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = self.bar.lock().expect("progress lock").take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// How the importing side says whom it trusts: `--trust` keys or a `--policy` file.
+#[derive(Debug, Clone, Args)]
+pub struct TrustArgs {
+    /// A trusted exporter's public key (PREFIX.pub); repeat for several
+    #[arg(long, value_name = "PUB", required_unless_present = "policy", conflicts_with = "policy")]
+    pub trust: Vec<PathBuf>,
+    /// How many distinct --trust keys must have signed
+    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "policy")]
+    pub threshold: usize,
+    /// A TOML policy naming trusted keys and a threshold (schemas/policy.cddl)
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn load(&self) -> Result<Policy> {
+        if let Some(path) = &self.policy {
+            return Policy::load(path);
+        }
+        let keys = self.trust.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
+        Policy::from_keys(keys, self.threshold)
+    }
+}
+
+/// Human-readable byte counts.
+fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}

@@ -1,0 +1,135 @@
+//! Plain files: every regular file under a folder, published at the same
+//! relative path under MIRROR/files/.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::ecosystem::Ecosystem;
+use crate::error::{Error, Result};
+use crate::id::{ContentId, RelPath};
+use crate::manifest::Entry;
+use crate::mirror::Tree;
+use crate::progress::Progress;
+
+/// The plain-files ecosystem.
+pub struct Files;
+
+/// Name in manifests and top-level mirror folder.
+pub const NAME: &str = "files";
+
+impl Ecosystem for Files {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check_entry(&self, entry: &Entry) -> Result<(), String> {
+        if entry.name != entry.path.as_str() {
+            return Err("a plain file's name must be its path".into());
+        }
+        if entry.version.is_some() {
+            return Err("plain files have no version".into());
+        }
+        Ok(())
+    }
+
+    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in entries {
+            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+        }
+        Ok(())
+    }
+}
+
+/// A file found on the export side, hashed.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    pub source: PathBuf,
+    pub path: RelPath,
+    pub blob: ContentId,
+    pub size: u64,
+}
+
+impl LocalFile {
+    /// The manifest entry for this file.
+    #[must_use]
+    pub fn entry(&self) -> Entry {
+        Entry {
+            ecosystem: NAME.into(),
+            name: self.path.as_str().to_owned(),
+            version: None,
+            path: self.path.clone(),
+            blob: self.blob,
+            size: self.size,
+            digests: std::collections::BTreeMap::new(),
+            source: None,
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+}
+
+/// Lists every regular file under `root` in path order, hashing each. Links,
+/// devices, sockets and names that are not UTF-8 are refused, not skipped:
+/// an operator must know that the bundle is not what the folder shows.
+pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<LocalFile>> {
+    let meta = fs::metadata(root).map_err(|e| Error::input(root, "--files folder", &e))?;
+    if !meta.is_dir() {
+        return Err(Error::Usage(format!("{}: is not a folder; --files takes a folder whose files to ship", root.display())));
+    }
+    let mut found = Vec::new();
+    walk(root, root, &mut found)?;
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    let total = found.iter().map(|(_, _, size)| size).sum();
+    progress.start("hashing", total);
+    let files = found.into_iter().map(|(source, path, _)| hash_file(source, path, progress)).collect::<Result<Vec<_>>>()?;
+    progress.finish();
+    Ok(files)
+}
+
+fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, RelPath, u64)>) -> Result<()> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::input(dir, "folder", &e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::input(dir, "folder", &e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::input(&path, "file", &e))?;
+        if kind.is_dir() {
+            walk(root, &path, found)?;
+        } else if kind.is_file() {
+            let rel = relative(root, &path)?;
+            let size = entry.metadata().map_err(|e| Error::input(&path, "file", &e))?.len();
+            found.push((path, rel, size));
+        } else {
+            return Err(Error::Usage(format!(
+                "{}: is a symbolic link or special file; airlock ships regular files only: replace it with the file it stands for, or move it out of the folder",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn relative(root: &Path, path: &Path) -> Result<RelPath> {
+    let rel = path.strip_prefix(root).expect("walked paths are under the root");
+    let text = rel.to_str().ok_or_else(|| Error::Usage(format!("{}: the name is not valid UTF-8; rename it", path.display())))?;
+    RelPath::new(text).map_err(|why| Error::Usage(format!("{}: cannot be shipped: {why}; rename it", path.display())))
+}
+
+fn hash_file(source: PathBuf, path: RelPath, progress: &dyn Progress) -> Result<LocalFile> {
+    let mut file = File::open(&source).map_err(|e| Error::input(&source, "file", &e))?;
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut size = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::input(&source, "file", &e)),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+        progress.advance(n as u64);
+    }
+    Ok(LocalFile { source, path, blob: ContentId(*hasher.finalize().as_bytes()), size })
+}

@@ -1,0 +1,165 @@
+//! Errors and what they mean for the operator.
+//!
+//! Error policy:
+//! - Every error a user can cause names the thing it concerns (a path, a key,
+//!   a bundle member, a package) and says what to do next, in one line.
+//! - Three classes map to the documented exit codes: [`Error::Rejected`] (1) is
+//!   a verdict about the bundle or an entry — signature, digest, schema,
+//!   policy, expiry; [`Error::Usage`] (2) is a bad flag, file, key or policy
+//!   on the operator's side; [`Error::Io`] (3) is the machine failing us
+//!   (disk full, permissions on the mirror) while doing legitimate work.
+//! - The library never prints; the binary prints the error once.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a bundle, a volume or an entry was rejected. Each variant's text ends
+/// with what the operator can do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// The archive layout is not the one airlock writes.
+    Malformed(String),
+    /// A member the manifest does not call for: wrong name, link, device, duplicate.
+    UnexpectedMember(String),
+    /// The stream ended before the bundle did.
+    Truncated(String),
+    /// Something larger than declared or than the sane cap.
+    Oversize(String),
+    /// The signature envelope could not be decoded or a signature is invalid.
+    BadSignature(String),
+    /// Fewer distinct trusted keys signed than the policy requires.
+    BelowThreshold { valid: usize, required: usize, signers: Vec<String> },
+    /// The manifest is not canonical CBOR or does not match the schema.
+    Schema(String),
+    /// A blob's BLAKE3, size or upstream digest differs from the manifest.
+    DigestMismatch(String),
+    /// The bundle's expiry time has passed.
+    Expired(String),
+    /// The policy or mirror state refuses the bundle.
+    Policy(String),
+}
+
+impl Rejection {
+    /// A stable short code for `--json` reports and tests.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::Malformed(_) => "malformed",
+            Rejection::UnexpectedMember(_) => "unexpected-member",
+            Rejection::Truncated(_) => "truncated",
+            Rejection::Oversize(_) => "oversize",
+            Rejection::BadSignature(_) => "bad-signature",
+            Rejection::BelowThreshold { .. } => "below-threshold",
+            Rejection::Schema(_) => "schema",
+            Rejection::DigestMismatch(_) => "digest-mismatch",
+            Rejection::Expired(_) => "expired",
+            Rejection::Policy(_) => "policy",
+        }
+    }
+}
+
+const RESEND: &str = "the bundle was damaged or tampered with: do not use it, ask the exporter for a fresh copy";
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejection::Malformed(m) => write!(f, "malformed bundle: {m}; {RESEND}"),
+            Rejection::UnexpectedMember(m) => write!(f, "unexpected archive member {m}; {RESEND}"),
+            Rejection::Truncated(m) => write!(f, "bundle is truncated: {m}; copy it again from the medium"),
+            Rejection::Oversize(m) => write!(f, "{m}; {RESEND}"),
+            Rejection::BadSignature(m) => write!(f, "bad signature: {m}; {RESEND}"),
+            Rejection::BelowThreshold { valid, required, signers } => {
+                let who = if signers.is_empty() { "nobody".to_owned() } else { signers.join(", ") };
+                write!(
+                    f,
+                    "signed by {valid} trusted key(s), the policy requires {required} (signer key ids: {who}); \
+                     pin the exporter's key with --trust or in the policy, or have more trusted operators co-sign"
+                )
+            }
+            Rejection::Schema(m) => write!(f, "manifest fails its schema: {m}; {RESEND}"),
+            Rejection::DigestMismatch(m) => write!(f, "digest mismatch: {m}; {RESEND}"),
+            Rejection::Expired(m) => write!(f, "{m}; ask the exporter for a fresh bundle"),
+            Rejection::Policy(m) => write!(f, "refused by policy: {m}"),
+        }
+    }
+}
+
+/// The one error type of the library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The bundle or one of its entries failed verification or policy (exit 1).
+    #[error("{subject}: {rejection}")]
+    Rejected { subject: String, rejection: Rejection },
+    /// A usage or configuration problem on the operator's side (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The machine failed a legitimate operation (exit 3).
+    #[error("{}: {}; {hint}", path.display(), io_reason(source))]
+    Io { path: PathBuf, source: io::Error, hint: &'static str },
+}
+
+impl Error {
+    /// The process exit code documented in the README.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Rejected { .. } => 1,
+            Error::Usage(_) => 2,
+            Error::Io { .. } => 3,
+        }
+    }
+
+    /// A stable short code for `--json` reports.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Rejected { rejection, .. } => rejection.kind(),
+            Error::Usage(_) => "usage",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    pub(crate) fn rejected(subject: impl fmt::Display, rejection: Rejection) -> Self {
+        Error::Rejected { subject: subject.to_string(), rejection }
+    }
+
+    /// An input file the operator named could not be read (exit 2).
+    pub(crate) fn input(path: &Path, what: &str, err: &io::Error) -> Self {
+        Error::Usage(format!("{}: cannot read {what}: {}; check the path and its permissions", path.display(), io_reason(err)))
+    }
+
+    /// A write on our side failed (exit 3).
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
+        let hint = match source.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "free space on that filesystem and run the command again",
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => "check the permissions of that directory",
+            _ => "check the filesystem and run the command again",
+        };
+        Error::Io { path: path.to_owned(), source, hint }
+    }
+}
+
+/// `io::Error`'s display without the "(os error N)" noise operators don't need.
+pub(crate) fn io_reason(err: &io::Error) -> String {
+    let text = err.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds a path to an I/O result on the write side.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

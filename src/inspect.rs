@@ -1,0 +1,88 @@
+//! `inspect`: what a bundle says about itself, without any key.
+//!
+//! Nothing here is verified against a policy: the report says which keys
+//! *claim* to have signed. Use `verify` to decide trust.
+
+use std::fs::File;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::bundle::reader::VolumeReader;
+use crate::error::{Error, Rejection, Result};
+use crate::id::ContentId;
+use crate::manifest::Manifest;
+use crate::sign::envelope;
+use crate::verify::rfc3339;
+
+/// The manifest of a bundle, for people and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectReport {
+    pub bundle: String,
+    pub manifest_digest: String,
+    pub format: u32,
+    pub tool: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub previous: Option<String>,
+    pub created: String,
+    pub expires: String,
+    pub claimed_signers: Vec<String>,
+    pub volumes: u32,
+    pub bytes: u64,
+    pub entries: Vec<InspectEntry>,
+}
+
+/// One entry of the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectEntry {
+    pub ecosystem: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub path: String,
+    pub size: u64,
+    pub blake3: String,
+    pub digests: std::collections::BTreeMap<String, String>,
+    pub source: Option<String>,
+    pub evidence: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// Reads the manifest of the bundle at `path`.
+pub fn inspect(path: &Path) -> Result<InspectReport> {
+    let subject = path.display().to_string();
+    let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
+    let mut volume = VolumeReader::new(file, &subject)?;
+    let opened = envelope::open_untrusted(&volume.read_manifest()?).map_err(|r| Error::rejected(&subject, r))?;
+    let m = Manifest::from_bytes(&opened.payload).map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
+    Ok(InspectReport {
+        bundle: subject,
+        manifest_digest: ContentId::of(&opened.payload).to_hex(),
+        format: m.format,
+        tool: m.tool.clone(),
+        channel: m.channel.clone(),
+        sequence: m.sequence,
+        previous: m.previous.map(|p| p.to_hex()),
+        created: rfc3339(m.created),
+        expires: rfc3339(m.expires),
+        claimed_signers: opened.claimed_signers.iter().map(|id| id.to_hex()).collect(),
+        volumes: m.volumes,
+        bytes: m.blob_bytes(),
+        entries: m
+            .entries
+            .iter()
+            .map(|e| InspectEntry {
+                ecosystem: e.ecosystem.clone(),
+                name: e.name.clone(),
+                version: e.version.clone(),
+                path: e.path.to_string(),
+                size: e.size,
+                blake3: e.blob.to_hex(),
+                digests: e.digests.iter().map(|(k, v)| (k.clone(), hex::encode(&v.0))).collect(),
+                source: e.source.clone(),
+                evidence: e.evidence.iter().map(|ev| ev.kind.clone()).collect(),
+                missing: e.missing.iter().map(|m| format!("{} ({})", m.kind, m.looked)).collect(),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,310 @@
+//! The bundle manifest: the data model of schemas/manifest.cddl, one type per
+//! rule, and its canonical encoding.
+
+pub mod canonical;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{ContentId, KeyId, RelPath};
+
+/// The manifest format this build writes and reads (`format` in the schema).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Refuse manifests larger than this before reading them (64 MiB holds
+/// several hundred thousand entries).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// `manifest` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version.
+    pub format: u32,
+    /// The exporting tool and its version, for diagnostics only.
+    pub tool: String,
+    /// The sync channel the bundle belongs to.
+    pub channel: String,
+    /// Position of this bundle in its channel, from 1.
+    pub sequence: u64,
+    /// BLAKE3 of the previous manifest of the channel, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ContentId>,
+    /// Creation time, seconds since the Unix epoch (UTC).
+    pub created: u64,
+    /// Expiry time, seconds since the Unix epoch (UTC).
+    pub expires: u64,
+    /// Ids of the keys that signed at export.
+    pub signers: Vec<KeyId>,
+    /// Number of volumes in the set.
+    pub volumes: u32,
+    /// Every blob the bundle carries, in archive order.
+    pub blobs: Vec<Blob>,
+    /// Every artifact, pointing at its blob.
+    pub entries: Vec<Entry>,
+}
+
+/// `blob` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blob {
+    pub id: ContentId,
+    pub size: u64,
+    /// Index of the volume that carries the blob, from 0.
+    pub volume: u32,
+}
+
+/// `entry` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Which ecosystem module owns this entry (`files`, later `pypi`, `npm`, `cargo`).
+    pub ecosystem: String,
+    /// The package name, or for plain files the relative path.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Where the artifact lands inside the ecosystem's mirror tree.
+    pub path: RelPath,
+    pub blob: ContentId,
+    pub size: u64,
+    /// Upstream digests by algorithm name (`sha256`, `sha512`), checked on import.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub digests: BTreeMap<String, Digest>,
+    /// Where the exporter fetched the artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Upstream evidence carried with the artifact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    /// Evidence that was looked for and not served.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<Missing>,
+}
+
+/// An upstream digest's bytes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Digest(#[serde(with = "bytes")] pub Vec<u8>);
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(&self.0))
+    }
+}
+
+/// `evidence` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// What it is, e.g. `npm-registry-signature`, `sigstore-bundle`.
+    pub kind: String,
+    /// The evidence as the upstream served it.
+    #[serde(with = "bytes")]
+    pub data: Vec<u8>,
+}
+
+/// `missing` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Missing {
+    pub kind: String,
+    /// Where it was looked for.
+    pub looked: String,
+}
+
+mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Known upstream digest algorithms and their output sizes.
+pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
+
+impl Manifest {
+    /// The canonical CBOR bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        canonical::to_vec(self)
+    }
+
+    /// Decodes canonical bytes and checks the rules the schema cannot say.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        let manifest: Manifest = canonical::from_slice(bytes)?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    /// Cross-field rules: known format, volumes in range, every blob used
+    /// by an entry and every entry's blob present with the same size, no two
+    /// entries at the same place, no entry whose path is a prefix folder of another's.
+    pub fn check(&self) -> Result<(), String> {
+        if self.format != FORMAT_VERSION {
+            return Err(format!("format version {} is not supported (this airlock reads {FORMAT_VERSION})", self.format));
+        }
+        if self.volumes == 0 {
+            return Err("a bundle has at least one volume".into());
+        }
+        if self.created > self.expires {
+            return Err("expires before it was created".into());
+        }
+        let mut sizes = BTreeMap::new();
+        for blob in &self.blobs {
+            if blob.volume >= self.volumes {
+                return Err(format!("blob {} is assigned to volume {} of {}", blob.id.short(), blob.volume, self.volumes));
+            }
+            if sizes.insert(blob.id, blob.size).is_some() {
+                return Err(format!("blob {} is listed twice", blob.id.short()));
+            }
+        }
+        let mut used = BTreeSet::new();
+        let mut places = BTreeSet::new();
+        for entry in &self.entries {
+            match sizes.get(&entry.blob) {
+                None => return Err(format!("entry {} points at blob {} that the bundle does not list", entry.name, entry.blob.short())),
+                Some(size) if *size != entry.size => {
+                    return Err(format!("entry {} declares {} bytes, its blob {}", entry.name, entry.size, size));
+                }
+                Some(_) => {}
+            }
+            used.insert(entry.blob);
+            for (algorithm, digest) in &entry.digests {
+                match DIGEST_ALGORITHMS.iter().find(|(name, _)| name == algorithm) {
+                    Some((_, len)) if *len == digest.0.len() => {}
+                    Some(_) => return Err(format!("entry {}: {algorithm} digest has the wrong length", entry.name)),
+                    None => return Err(format!("entry {}: unknown digest algorithm {algorithm:?}", entry.name)),
+                }
+            }
+            if !places.insert((entry.ecosystem.as_str(), entry.path.as_str())) {
+                return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
+            }
+        }
+        if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
+            return Err(format!("blob {} is not needed by any entry", unused.id.short()));
+        }
+        check_no_file_is_a_folder(self.entries.iter().map(|e| (e.ecosystem.as_str(), e.path.as_str())))
+    }
+
+    /// The blobs carried by volume `index`, in archive order.
+    pub fn blobs_in_volume(&self, index: u32) -> impl Iterator<Item = &Blob> {
+        self.blobs.iter().filter(move |b| b.volume == index)
+    }
+
+    /// Total bytes of all blobs.
+    #[must_use]
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.size).sum()
+    }
+}
+
+/// Rejects `a` and `a/b` side by side: the first would have to be both a
+/// file and a folder in the mirror.
+fn check_no_file_is_a_folder<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
+    let all: BTreeSet<(&str, &str)> = places.collect();
+    for (ecosystem, path) in &all {
+        let mut prefix = String::new();
+        for part in path.split('/') {
+            if !prefix.is_empty() && all.contains(&(*ecosystem, prefix.as_str())) {
+                return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Manifest {
+        let blob = ContentId::of(b"hello");
+        Manifest {
+            format: FORMAT_VERSION,
+            tool: "airlock test".into(),
+            channel: "default".into(),
+            sequence: 1,
+            previous: None,
+            created: 1_700_000_000,
+            expires: 1_800_000_000,
+            signers: vec![KeyId([7; 16])],
+            volumes: 1,
+            blobs: vec![Blob { id: blob, size: 5, volume: 0 }],
+            entries: vec![Entry {
+                ecosystem: "files".into(),
+                name: "greeting.txt".into(),
+                version: None,
+                path: RelPath::new("greeting.txt").unwrap(),
+                blob,
+                size: 5,
+                digests: BTreeMap::new(),
+                source: None,
+                evidence: vec![],
+                missing: vec![],
+            }],
+        }
+    }
+
+    #[test]
+    fn round_trips_byte_identically() {
+        let m = sample();
+        let bytes = m.to_bytes().unwrap();
+        assert_eq!(Manifest::from_bytes(&bytes).unwrap(), m);
+        assert_eq!(Manifest::from_bytes(&bytes).unwrap().to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn cross_field_rules() {
+        let mut m = sample();
+        m.entries[0].size = 6;
+        assert!(m.check().unwrap_err().contains("declares"));
+
+        let mut m = sample();
+        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 5, volume: 0 });
+        assert!(m.check().unwrap_err().contains("not needed"));
+
+        let mut m = sample();
+        let mut nested = m.entries[0].clone();
+        nested.path = RelPath::new("greeting.txt/inner").unwrap();
+        m.entries.push(nested);
+        assert!(m.check().unwrap_err().contains("both a file and a folder"));
+
+        let mut m = sample();
+        m.entries.push(m.entries[0].clone());
+        assert!(m.check().unwrap_err().contains("two entries"));
+
+        let mut m = sample();
+        m.entries[0].digests.insert("md5".into(), Digest(vec![0; 16]));
+        assert!(m.check().unwrap_err().contains("unknown digest"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut value = ciborium::Value::serialized(&sample()).unwrap();
+        if let ciborium::Value::Map(entries) = &mut value {
+            entries.push(("extra".into(), 1.into()));
+        }
+        let bytes = canonical::to_vec(&value).unwrap();
+        assert!(Manifest::from_bytes(&bytes).is_err());
+    }
+}

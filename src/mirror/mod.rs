@@ -1,0 +1,350 @@
+//! The mirror: a published tree that only ever changes by one atomic step.
+//!
+//! ```text
+//! MIRROR/
+//!   files -> .airlock/current/files      one link per ecosystem folder
+//!   .airlock/
+//!     lock                               held for the whole import
+//!     current -> generations/N           the published generation
+//!     generations/N/                     ecosystem folders + state.json
+//!     objects/<blake3>                   verified blobs; trees hard-link them
+//!     staging/<random>/                  an import in progress
+//! ```
+//!
+//! An import verifies every blob into staging, builds generation N+1 in
+//! staging (hard links to the old generation and to objects), makes it
+//! durable (file contents, then the rename, then the directory), and only
+//! then replaces the `current` link with a rename. Until that rename
+//! nothing a client sees has changed; a killed import leaves staging
+//! behind, which the next import (holding the lock) removes.
+
+mod tree;
+
+pub use tree::Tree;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ecosystem;
+use crate::error::{Error, IoContext, Result};
+use crate::id::ContentId;
+use crate::verify::{BlobSink, VerifiedManifest, rfc3339};
+
+const META: &str = ".airlock";
+const CURRENT: &str = "current";
+const GENERATIONS: &str = "generations";
+const OBJECTS: &str = "objects";
+const STAGING: &str = "staging";
+const STATE: &str = "state.json";
+
+/// An opened, locked mirror.
+pub struct Mirror {
+    root: PathBuf,
+    meta: PathBuf,
+    /// Held until drop: one import at a time.
+    _lock: File,
+    /// We created the mirror in this run; a failed import removes it again.
+    fresh: bool,
+    /// We created the root folder itself too.
+    created_root: bool,
+    published: bool,
+}
+
+/// The mirror's record of what it holds, stored in each generation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub generation: u64,
+    pub imports: Vec<ImportRecord>,
+}
+
+/// One accepted bundle.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportRecord {
+    pub manifest_digest: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub imported: String,
+    pub entries: usize,
+    pub signers: Vec<String>,
+}
+
+impl Mirror {
+    /// Opens (creating if needed) and locks the mirror at `root`.
+    pub fn open(root: &Path) -> Result<Self> {
+        let root_existed = root.exists();
+        if root_existed && !root.is_dir() {
+            return Err(Error::Usage(format!("{}: is not a folder; --mirror takes the mirror's folder", root.display())));
+        }
+        let meta = root.join(META);
+        let fresh = !meta.exists();
+        if fresh && root_existed && fs::read_dir(root).at(root)?.next().is_some() {
+            return Err(Error::Usage(format!(
+                "{}: is not empty and is not an airlock mirror; choose a new or empty folder for --mirror",
+                root.display()
+            )));
+        }
+        for dir in [&meta, &meta.join(GENERATIONS), &meta.join(OBJECTS), &meta.join(STAGING)] {
+            fs::create_dir_all(dir).at(dir)?;
+        }
+        let lock_path = meta.join("lock");
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+        if let Err(e) = lock.try_lock() {
+            return Err(match e {
+                fs::TryLockError::WouldBlock => {
+                    Error::Usage(format!("{}: another airlock import is using this mirror; wait for it to finish", root.display()))
+                }
+                fs::TryLockError::Error(e) => Error::io(&lock_path, e),
+            });
+        }
+        let mirror = Mirror { root: root.to_owned(), meta, _lock: lock, fresh, created_root: !root_existed, published: false };
+        mirror.remove_stale_staging()?;
+        mirror.repair_links()?;
+        Ok(mirror)
+    }
+
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Staging left by an import that was killed. We hold the lock, so no
+    /// live import owns any of it.
+    fn remove_stale_staging(&self) -> Result<()> {
+        let staging = self.meta.join(STAGING);
+        for entry in fs::read_dir(&staging).at(&staging)? {
+            let path = entry.at(&staging)?.path();
+            fs::remove_dir_all(&path).at(&path)?;
+        }
+        Ok(())
+    }
+
+    /// The published generation's number and folder.
+    pub fn current(&self) -> Result<Option<(u64, PathBuf)>> {
+        let link = self.meta.join(CURRENT);
+        match fs::read_link(&link) {
+            Ok(target) => {
+                let n = target.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
+                match n {
+                    Some(n) => Ok(Some((n, self.meta.join(GENERATIONS).join(n.to_string())))),
+                    None => Err(Error::Usage(format!("{}: points at {}, not a generation; the mirror was changed by hand", link.display(), target.display()))),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&link, e)),
+        }
+    }
+
+    /// The published state, or an empty one for a new mirror.
+    pub fn state(&self) -> Result<State> {
+        let Some((_, dir)) = self.current()? else {
+            return Ok(State::default());
+        };
+        let path = dir.join(STATE);
+        let text = fs::read(&path).at(&path)?;
+        serde_json::from_slice(&text).map_err(|e| Error::Usage(format!("{}: unreadable mirror state ({e}); the mirror was changed by hand", path.display())))
+    }
+
+    /// A fresh staging area for one import.
+    pub fn staging(&self) -> Result<Staging> {
+        let base = self.meta.join(STAGING);
+        let dir = tempfile::Builder::new().prefix("import-").tempdir_in(&base).at(&base)?;
+        let blobs = dir.path().join("blobs");
+        fs::create_dir(&blobs).at(&blobs)?;
+        Ok(Staging { dir, blobs })
+    }
+
+    /// Builds the next generation from the current one plus the verified
+    /// bundle in `staging`, makes it durable and publishes it atomically.
+    pub fn publish(&mut self, staging: Staging, verified: &VerifiedManifest, now: u64) -> Result<PublishReport> {
+        let previous = self.current()?;
+        let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
+        let build = staging.dir.path().join("generation");
+        match &previous {
+            Some((_, dir)) => tree::link_copy(dir, &build)?,
+            None => fs::create_dir(&build).at(&build)?,
+        }
+        let objects = self.meta.join(OBJECTS);
+        for blob in &verified.manifest.blobs {
+            staging.promote(&blob.id, &objects)?;
+        }
+        sync_dir(&objects)?;
+        let mut tree = Tree::new(build.clone(), objects);
+        for eco in ecosystem::ALL {
+            let entries: Vec<_> = verified.manifest.entries.iter().filter(|e| e.ecosystem == eco.name()).collect();
+            if !entries.is_empty() {
+                eco.publish(&entries, &mut tree)?;
+            }
+        }
+        let mut state = self.state()?;
+        state.generation = generation;
+        state.imports.push(ImportRecord {
+            manifest_digest: verified.digest.to_hex(),
+            channel: verified.manifest.channel.clone(),
+            sequence: verified.manifest.sequence,
+            imported: rfc3339(now),
+            entries: verified.manifest.entries.len(),
+            signers: verified.trusted_signers.iter().map(|id| id.to_hex()).collect(),
+        });
+        tree.write_file(Path::new(STATE), &serde_json::to_vec_pretty(&state).expect("state serializes"))?;
+        tree::sync_tree(&build)?;
+
+        let generations = self.meta.join(GENERATIONS);
+        let target = generations.join(generation.to_string());
+        if target.exists() {
+            // Left by an import killed after this rename but before the link swap.
+            fs::remove_dir_all(&target).at(&target)?;
+        }
+        fs::rename(&build, &target).at(&target)?;
+        sync_dir(&generations)?;
+        self.swap_current(generation)?;
+        self.published = true;
+        self.repair_links()?;
+        self.prune(generation);
+        Ok(PublishReport { mirror: self.root.display().to_string(), generation, published: tree.published(), state })
+    }
+
+    /// Points `current` at generation `n` with one rename.
+    fn swap_current(&self, n: u64) -> Result<()> {
+        let tmp = self.meta.join("current.tmp");
+        let _ = fs::remove_file(&tmp);
+        symlink(&Path::new(GENERATIONS).join(n.to_string()), &tmp).at(&tmp)?;
+        let link = self.meta.join(CURRENT);
+        fs::rename(&tmp, &link).at(&link)?;
+        sync_dir(&self.meta)
+    }
+
+    /// Every ecosystem folder of the published generation has its link at the
+    /// top of the mirror (restores links an interrupted first import did not make).
+    fn repair_links(&self) -> Result<()> {
+        let Some((_, dir)) = self.current()? else { return Ok(()) };
+        for eco in ecosystem::ALL {
+            if !dir.join(eco.name()).is_dir() {
+                continue;
+            }
+            let link = self.root.join(eco.name());
+            let target = Path::new(META).join(CURRENT).join(eco.name());
+            match fs::read_link(&link) {
+                Ok(existing) if existing == target => continue,
+                Ok(_) | Err(_) if link.symlink_metadata().is_ok() => {
+                    return Err(Error::Usage(format!("{}: is not airlock's link; move it out of the mirror", link.display())));
+                }
+                _ => {}
+            }
+            symlink(&target, &link).at(&link)?;
+        }
+        sync_dir(&self.root)
+    }
+
+    /// Keeps the published generation and the one before it (readers that
+    /// resolved the old link a moment ago still find their files).
+    fn prune(&self, current: u64) {
+        let generations = self.meta.join(GENERATIONS);
+        let Ok(entries) = fs::read_dir(&generations) else { return };
+        for entry in entries.flatten() {
+            let n: Option<u64> = entry.file_name().to_str().and_then(|n| n.parse().ok());
+            if n.is_none_or(|n| n + 1 < current) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+impl Drop for Mirror {
+    /// A mirror this run created and never published is removed again, so a
+    /// rejected first import leaves no trace.
+    fn drop(&mut self) {
+        if self.fresh && !self.published && matches!(self.current(), Ok(None)) {
+            let _ = fs::remove_dir_all(&self.meta);
+            if self.created_root {
+                let _ = fs::remove_dir(&self.root);
+            }
+        }
+    }
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub mirror: String,
+    pub generation: u64,
+    pub published: Vec<String>,
+    #[serde(skip)]
+    pub state: State,
+}
+
+/// Verified blobs waiting for publication.
+pub struct Staging {
+    dir: tempfile::TempDir,
+    blobs: PathBuf,
+}
+
+impl Staging {
+    fn blob_path(&self, id: &ContentId) -> PathBuf {
+        self.blobs.join(id.to_hex())
+    }
+
+    /// Moves a staged blob into the object store (or drops it if the store has it).
+    fn promote(&self, id: &ContentId, objects: &Path) -> Result<()> {
+        let from = self.blob_path(id);
+        let to = objects.join(id.to_hex());
+        if to.exists() {
+            fs::remove_file(&from).at(&from)
+        } else {
+            fs::rename(&from, &to).at(&to)
+        }
+    }
+}
+
+/// A blob being written into staging.
+pub struct StagedBlob {
+    file: tempfile::NamedTempFile,
+}
+
+impl Write for StagedBlob {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobSink for Staging {
+    type Writer = StagedBlob;
+
+    fn begin(&mut self, _id: &ContentId) -> Result<StagedBlob> {
+        let file = tempfile::Builder::new().prefix(".part-").tempfile_in(&self.blobs).at(&self.blobs)?;
+        Ok(StagedBlob { file })
+    }
+
+    fn commit(&mut self, id: &ContentId, writer: StagedBlob) -> Result<()> {
+        let path = self.blob_path(id);
+        writer.file.as_file().sync_data().at(&path)?;
+        set_readable(writer.file.path()).at(&path)?;
+        writer.file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
+/// Published files are world-readable (tempfile creates them 0600).
+fn set_readable(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
+    }
+    Ok(())
+}
+
+/// fsync a directory, making renames and new names in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, link: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}

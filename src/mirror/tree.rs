@@ -1,0 +1,110 @@
+//! Building a generation's tree.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Rejection, Result};
+use crate::id::{ContentId, RelPath};
+use crate::sign::write_atomically;
+
+/// A generation being built: ecosystem folders of hard links into the object store.
+pub struct Tree {
+    root: PathBuf,
+    objects: PathBuf,
+    published: Vec<String>,
+}
+
+impl Tree {
+    pub(crate) fn new(root: PathBuf, objects: PathBuf) -> Self {
+        Tree { root, objects, published: Vec::new() }
+    }
+
+    /// Places blob `id` at `folder/path`, replacing a file already there.
+    pub fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
+        let target = self.prepare(folder, path)?;
+        let object = self.objects.join(id.to_hex());
+        fs::hard_link(&object, &target).at(&target)?;
+        self.published.push(format!("{folder}/{path}"));
+        Ok(())
+    }
+
+    /// Writes a file the ecosystem generates (an index page, a state file).
+    pub fn write_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let target = self.root.join(path);
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).at(parent)?;
+        }
+        write_atomically(&target, bytes, 0o644)
+    }
+
+    /// Makes room for a file at `folder/path`: parents as folders, nothing in the way.
+    fn prepare(&self, folder: &str, path: &RelPath) -> Result<PathBuf> {
+        let mut dir = self.root.join(folder);
+        fs::create_dir_all(&dir).at(&dir)?;
+        let parts: Vec<&str> = path.components().collect();
+        let (last, parents) = parts.split_last().expect("a RelPath has a component");
+        for part in parents {
+            dir.push(part);
+            match dir.symlink_metadata() {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(conflict(folder, path, "one of its parent folders is a file in the mirror")),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&dir).at(&dir)?,
+                Err(e) => return Err(Error::io(&dir, e)),
+            }
+        }
+        let target = dir.join(last);
+        match target.symlink_metadata() {
+            Ok(m) if m.is_dir() => Err(conflict(folder, path, "the mirror has a folder of that name")),
+            Ok(_) => {
+                fs::remove_file(&target).at(&target)?;
+                Ok(target)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).at(&dir)?;
+                Ok(target)
+            }
+            Err(e) => Err(Error::io(&target, e)),
+        }
+    }
+
+    /// Paths published by this import, `folder/path`.
+    pub(crate) fn published(&self) -> Vec<String> {
+        self.published.clone()
+    }
+}
+
+fn conflict(folder: &str, path: &RelPath, why: &str) -> Error {
+    Error::rejected(format!("{folder}/{path}"), Rejection::Policy(format!("cannot publish: {why}; remove the conflicting path from the mirror's source or rename it")))
+}
+
+/// Recreates `from` at `to` with hard links for files (cheap, and the
+/// generation stays immutable because files are only ever replaced, never
+/// written in place).
+pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
+    fs::create_dir(to).at(to)?;
+    for entry in fs::read_dir(from).at(from)? {
+        let entry = entry.at(from)?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().at(&src)?;
+        if kind.is_dir() {
+            link_copy(&src, &dst)?;
+        } else if kind.is_file() {
+            fs::hard_link(&src, &dst).at(&dst)?;
+        } else {
+            return Err(Error::Usage(format!("{}: unexpected non-file in the mirror; it was changed by hand", src.display())));
+        }
+    }
+    Ok(())
+}
+
+/// fsyncs every folder under `root` (file contents were synced when staged).
+pub(crate) fn sync_tree(root: &Path) -> Result<()> {
+    for entry in fs::read_dir(root).at(root)? {
+        let entry = entry.at(root)?;
+        if entry.file_type().at(&entry.path())?.is_dir() {
+            sync_tree(&entry.path())?;
+        }
+    }
+    super::sync_dir(root)
+}

@@ -1,0 +1,22 @@
+//! Progress reporting. The library never prints: long operations report
+//! through this trait, which the CLI implements with indicatif and tests
+//! replace with [`Silent`].
+
+/// Receives progress of long operations.
+pub trait Progress: Sync {
+    /// A phase starts; `total` is its size in bytes (0 if unknown).
+    fn start(&self, phase: &str, total: u64);
+    /// `bytes` more of the current phase are done.
+    fn advance(&self, bytes: u64);
+    /// The current phase is over.
+    fn finish(&self);
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _phase: &str, _total: u64) {}
+    fn advance(&self, _bytes: u64) {}
+    fn finish(&self) {}
+}

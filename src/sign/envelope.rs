@@ -1,0 +1,180 @@
+//! The signature envelope: a tagged COSE_Sign (RFC 9052 §4.1) whose payload is
+//! the canonical manifest and whose signatures are EdDSA (ed25519), one per
+//! operator. COSE's Sig_structure already binds the context string
+//! "Signature" and the protected headers; we add our own external AAD as
+//! domain separation, so an airlock manifest signature cannot be replayed as
+//! any other COSE message, and pin the content type in the protected header.
+
+use std::collections::BTreeSet;
+
+use coset::{CoseSign, CoseSignBuilder, CoseSignature, CoseSignatureBuilder, HeaderBuilder, TaggedCborSerializable, iana};
+use ed25519_dalek::Signature;
+use ed25519_dalek::ed25519::signature::Signer;
+
+use crate::error::Rejection;
+use crate::id::KeyId;
+use crate::policy::Policy;
+use crate::sign::SecretKey;
+
+/// External AAD bound into every signature (domain separation).
+pub const SIGNING_CONTEXT: &[u8] = b"airlock bundle manifest v1";
+/// Content type of the payload, in the body's protected header.
+pub const CONTENT_TYPE: &str = "application/vnd.airlock.manifest+cbor";
+
+/// Signs `manifest` (canonical CBOR) with every key, returning the envelope bytes.
+pub fn seal(manifest: &[u8], keys: &[SecretKey]) -> Result<Vec<u8>, String> {
+    let protected = HeaderBuilder::new().content_type(CONTENT_TYPE.to_owned()).build();
+    let mut builder = CoseSignBuilder::new().protected(protected).payload(manifest.to_vec());
+    for key in keys {
+        builder = builder.add_created_signature(signature_template(key.public().id()), SIGNING_CONTEXT, |tbs| key.signing_key().sign(tbs).to_bytes().to_vec());
+    }
+    builder.build().to_tagged_vec().map_err(|e| e.to_string())
+}
+
+/// Adds one more signature to an existing envelope, leaving the payload and
+/// the other signatures untouched.
+pub fn add_signature(envelope: &[u8], key: &SecretKey) -> Result<Vec<u8>, Rejection> {
+    let mut sign = decode(envelope)?;
+    let template = signature_template(key.public().id());
+    let tbs = sign.tbs_data(SIGNING_CONTEXT, &template);
+    let mut signature = template;
+    signature.signature = key.signing_key().sign(&tbs).to_bytes().to_vec();
+    sign.signatures.push(signature);
+    sign.to_tagged_vec().map_err(|e| Rejection::Malformed(e.to_string()))
+}
+
+fn signature_template(id: KeyId) -> CoseSignature {
+    let protected = HeaderBuilder::new().algorithm(iana::Algorithm::EdDSA).key_id(id.0.to_vec()).build();
+    CoseSignatureBuilder::new().protected(protected).build()
+}
+
+/// What an envelope holds, before any trust decision.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The manifest bytes exactly as received.
+    pub payload: Vec<u8>,
+    /// Key ids of every signature, in order, as claimed (not yet verified).
+    pub claimed_signers: Vec<KeyId>,
+}
+
+/// Decodes the envelope without judging trust (for `inspect`).
+pub fn open_untrusted(envelope: &[u8]) -> Result<Opened, Rejection> {
+    let sign = decode(envelope)?;
+    let claimed_signers = sign.signatures.iter().map(signer_id).collect::<Result<_, _>>()?;
+    let payload = sign.payload.ok_or_else(|| Rejection::Malformed("the signature envelope has no manifest".into()))?;
+    Ok(Opened { payload, claimed_signers })
+}
+
+/// The outcome of checking an envelope against a policy.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The manifest bytes exactly as signed.
+    pub payload: Vec<u8>,
+    /// Distinct trusted keys whose signatures verified.
+    pub trusted_signers: Vec<KeyId>,
+    /// Signers the policy does not know (ignored).
+    pub unknown_signers: Vec<KeyId>,
+}
+
+/// Checks every signature by a key the policy trusts over the payload bytes
+/// as received, and requires the policy's threshold of distinct keys. A
+/// signature that claims a trusted key id and fails is a rejection, not an
+/// omission: it means the manifest or the signature was altered.
+pub fn verify(envelope: &[u8], policy: &Policy) -> Result<Verified, Rejection> {
+    let sign = decode(envelope)?;
+    let mut trusted = BTreeSet::new();
+    let mut unknown = Vec::new();
+    for (index, signature) in sign.signatures.iter().enumerate() {
+        let id = signer_id(signature)?;
+        if signature.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) {
+            return Err(Rejection::BadSignature(format!("signature {index} by {} is not EdDSA", id.short())));
+        }
+        let Some(key) = policy.key(&id) else {
+            unknown.push(id);
+            continue;
+        };
+        sign.verify_signature(index, SIGNING_CONTEXT, |sig, tbs| {
+            let sig = Signature::from_slice(sig).map_err(|_| ())?;
+            key.verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
+        })
+        .map_err(|()| Rejection::BadSignature(format!("the signature by trusted key {} does not match the manifest", id.short())))?;
+        trusted.insert(id);
+    }
+    if trusted.len() < policy.threshold() {
+        let mut signers: Vec<String> = trusted.iter().chain(unknown.iter()).map(KeyId::short).collect();
+        signers.dedup();
+        return Err(Rejection::BelowThreshold { valid: trusted.len(), required: policy.threshold(), signers });
+    }
+    let payload = sign.payload.ok_or_else(|| Rejection::Malformed("the signature envelope has no manifest".into()))?;
+    Ok(Verified { payload, trusted_signers: trusted.into_iter().collect(), unknown_signers: unknown })
+}
+
+fn decode(envelope: &[u8]) -> Result<CoseSign, Rejection> {
+    let sign = CoseSign::from_tagged_slice(envelope).map_err(|e| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}")))?;
+    if sign.protected.header.content_type != Some(coset::ContentType::Text(CONTENT_TYPE.to_owned())) {
+        return Err(Rejection::Malformed(format!("the envelope's content type is not {CONTENT_TYPE}")));
+    }
+    // Re-encoding must give back the same bytes: no second representation
+    // of the same envelope, so a bit flip anywhere is seen.
+    if sign.clone().to_tagged_vec().ok().as_deref() != Some(envelope) {
+        return Err(Rejection::Malformed("signature envelope is not in its canonical form".into()));
+    }
+    Ok(sign)
+}
+
+fn signer_id(signature: &CoseSignature) -> Result<KeyId, Rejection> {
+    let kid = &signature.protected.header.key_id;
+    <[u8; KeyId::LEN]>::try_from(kid.as_slice())
+        .map(KeyId)
+        .map_err(|_| Rejection::Malformed("a signature has no 16-byte key id in its protected header".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(keys: &[&SecretKey], threshold: usize) -> Policy {
+        Policy::from_keys(keys.iter().map(|k| k.public().clone()).collect(), threshold).unwrap()
+    }
+
+    #[test]
+    fn threshold_counts_distinct_trusted_keys() {
+        let a = SecretKey::generate().unwrap();
+        let b = SecretKey::generate().unwrap();
+        let stranger = SecretKey::generate().unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
+        // The same key twice does not make two.
+        let twice = add_signature(&sealed, &a).unwrap();
+        assert!(matches!(verify(&twice, &policy(&[&a, &b], 2)), Err(Rejection::BelowThreshold { valid: 1, required: 2, .. })));
+        let both = add_signature(&sealed, &b).unwrap();
+        let ok = verify(&both, &policy(&[&a, &b], 2)).unwrap();
+        assert_eq!(ok.payload, b"manifest");
+        assert_eq!(ok.trusted_signers.len(), 2);
+        // An untrusted signer is ignored, not counted.
+        let with_stranger = add_signature(&sealed, &stranger).unwrap();
+        assert!(verify(&with_stranger, &policy(&[&stranger], 1)).is_ok());
+        assert!(matches!(verify(&sealed, &policy(&[&stranger], 1)), Err(Rejection::BelowThreshold { valid: 0, .. })));
+    }
+
+    #[test]
+    fn changed_payload_fails() {
+        let a = SecretKey::generate().unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
+        let pos = sealed.windows(8).position(|w| w == b"manifest").unwrap();
+        let mut bad = sealed.clone();
+        bad[pos] ^= 1;
+        assert!(matches!(verify(&bad, &policy(&[&a], 1)), Err(Rejection::BadSignature(_))));
+    }
+
+    #[test]
+    fn signature_is_bound_to_our_context() {
+        let a = SecretKey::generate().unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
+        let sign = CoseSign::from_tagged_slice(&sealed).unwrap();
+        let result = sign.verify_signature(0, b"", |sig, tbs| {
+            let sig = Signature::from_slice(sig).map_err(|_| ())?;
+            a.public().verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
+        });
+        assert!(result.is_err(), "a signature must not verify without the airlock context");
+    }
+}
