@@ -128,14 +128,22 @@ impl Error {
 
     /// An input file the operator named could not be read (exit 2).
     pub(crate) fn input(path: &Path, what: &str, err: &io::Error) -> Self {
-        Error::Usage(format!("{}: cannot read {what}: {}; check the path and its permissions", path.display(), io_reason(err)))
+        Error::Usage(format!(
+            "{}: cannot read {what}: {}; check the path and its permissions",
+            path.display(),
+            io_reason(err)
+        ))
     }
 
     /// A write on our side failed (exit 3).
     pub(crate) fn io(path: &Path, source: io::Error) -> Self {
         let hint = match source.kind() {
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => "free space on that filesystem and run the command again",
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => "check the permissions of that directory",
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                "free space on that filesystem and run the command again"
+            }
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                "check the permissions of that directory"
+            }
             _ => "check the filesystem and run the command again",
         };
         Error::Io { path: path.to_owned(), source, hint }

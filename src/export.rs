@@ -49,10 +49,9 @@ pub struct ExportReport {
     pub bundle_bytes: u64,
 }
 
-/// Longest channel name, and its alphabet: it appears in file names and reports.
+/// Refuses a channel name the manifest schema would not allow.
 fn check_channel(channel: &str) -> Result<()> {
-    let ok = !channel.is_empty() && channel.len() <= 64 && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if ok {
+    if crate::manifest::valid_channel(channel) {
         Ok(())
     } else {
         Err(Error::Usage(format!("--channel {channel:?}: use 1 to 64 letters, digits, '-', '_' or '.'")))
@@ -69,7 +68,10 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         return Err(Error::Usage("nothing to export: pass --files DIR".into()));
     }
     if !options.force && options.out.symlink_metadata().is_ok() {
-        return Err(Error::Usage(format!("{}: already exists; choose another --out or pass --force to replace it", options.out.display())));
+        return Err(Error::Usage(format!(
+            "{}: already exists; choose another --out or pass --force to replace it",
+            options.out.display()
+        )));
     }
     let mut local = Vec::new();
     for dir in &options.files {
@@ -80,7 +82,8 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     }
     let manifest = build_manifest(&local, options)?;
     let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    let sealed = envelope::seal(&bytes, &options.keys).map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
+    let sealed =
+        envelope::seal(&bytes, &options.keys).map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
     let bundle_bytes = write_volume(options, &manifest, &sealed, &local, progress)?;
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
@@ -107,7 +110,10 @@ fn build_manifest(local: &[LocalFile], options: &ExportOptions) -> Result<Manife
             blobs.push(Blob { id: entry.blob, size: entry.size, volume: 0 });
         }
     }
-    let expires = options.now.checked_add(options.expires_in.as_secs()).ok_or_else(|| Error::Usage("--expires is too far in the future".into()))?;
+    let expires = options
+        .now
+        .checked_add(options.expires_in.as_secs())
+        .ok_or_else(|| Error::Usage("--expires is too far in the future".into()))?;
     let mut signers: Vec<_> = options.keys.iter().map(|k| k.public().id()).collect();
     signers.dedup();
     let manifest = Manifest {
@@ -129,7 +135,13 @@ fn build_manifest(local: &[LocalFile], options: &ExportOptions) -> Result<Manife
 
 /// Writes the volume to a temporary file beside `out` and renames it into
 /// place only when complete; returns its size.
-fn write_volume(options: &ExportOptions, manifest: &Manifest, sealed: &[u8], local: &[LocalFile], progress: &dyn Progress) -> Result<u64> {
+fn write_volume(
+    options: &ExportOptions,
+    manifest: &Manifest,
+    sealed: &[u8],
+    local: &[LocalFile],
+    progress: &dyn Progress,
+) -> Result<u64> {
     let out = &options.out;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -149,7 +161,10 @@ fn write_volume(options: &ExportOptions, manifest: &Manifest, sealed: &[u8], loc
         let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, file), progress };
         writer.write_blob(&blob.id, blob.size, reader).map_err(|e| match e {
             BlobWriteError::Io(e) => Error::io(out, e),
-            BlobWriteError::Changed { .. } => Error::Usage(format!("{}: changed while it was being exported; run the export again", source.source.display())),
+            BlobWriteError::Changed { .. } => Error::Usage(format!(
+                "{}: changed while it was being exported; run the export again",
+                source.source.display()
+            )),
         })?;
     }
     writer.finish().and_then(|mut w| std::io::Write::flush(&mut w)).at(out)?;

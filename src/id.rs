@@ -94,9 +94,9 @@ impl ContentId {
     }
 }
 
-/// Longest relative path accepted, in bytes (PATH_MAX on Linux).
+/// Longest relative path accepted, in bytes (`PATH_MAX` on Linux).
 pub const MAX_PATH_LEN: usize = 4096;
-/// Longest path component accepted, in bytes (NAME_MAX on Linux).
+/// Longest path component accepted, in bytes (`NAME_MAX` on Linux).
 pub const MAX_COMPONENT_LEN: usize = 255;
 
 /// A relative, forward-slash path that cannot leave the directory it is

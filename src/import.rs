@@ -19,10 +19,16 @@ pub struct ImportReport {
 
 /// Verifies `bundle` against `policy` and publishes it into the mirror at
 /// `mirror`. On any error the published mirror is unchanged.
-pub fn import(bundle: &Path, policy: &Policy, mirror: &Path, now: u64, progress: &dyn Progress) -> Result<ImportReport> {
+pub fn import(
+    bundle: &Path,
+    policy: &Policy,
+    mirror: &Path,
+    now: u64,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
     let mut mirror = Mirror::open(mirror)?;
     let mut staging = mirror.staging()?;
     let (verified, report) = verify_bundle(bundle, policy, now, &mut staging, progress)?;
-    let published = mirror.publish(staging, &verified, now)?;
+    let published = mirror.publish(&staging, &verified, now)?;
     Ok(ImportReport { verified: report, mirror: published })
 }

@@ -28,7 +28,10 @@ pub struct VolumeReader<R: Read> {
 /// What a member header announces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Member {
-    Blob { id: ContentId, size: u64 },
+    Blob {
+        id: ContentId,
+        size: u64,
+    },
     /// The end-of-archive marker was read and nothing follows it.
     End,
 }
@@ -40,10 +43,15 @@ impl<R: Read> VolumeReader<R> {
         let mut head = [0u8; 6];
         read_full(&mut raw, &mut head).map_err(|e| classify(name, &e))?;
         if head != FRAME_HEADER {
-            return Err(Error::rejected(name, Rejection::Malformed("not an airlock volume (unexpected zstd frame header)".into())));
+            return Err(Error::rejected(
+                name,
+                Rejection::Malformed("not an airlock volume (unexpected zstd frame header)".into()),
+            ));
         }
         let chained = BufReader::with_capacity(1 << 16, Cursor::new(head).chain(raw));
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(chained).map_err(|e| Error::io(std::path::Path::new(name), e))?.single_frame();
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(chained)
+            .map_err(|e| Error::io(std::path::Path::new(name), e))?
+            .single_frame();
         decoder.window_log_max(WINDOW_LOG).map_err(|e| Error::io(std::path::Path::new(name), e))?;
         Ok(VolumeReader { decoder, name: name.to_owned() })
     }
@@ -54,12 +62,17 @@ impl<R: Read> VolumeReader<R> {
 
     /// Reads the first member, which must be the signed manifest.
     pub fn read_manifest(&mut self) -> Result<Vec<u8>> {
-        let (name, size) = self.read_header()?.ok_or_else(|| self.reject(Rejection::Malformed("the volume is empty".into())))?;
+        let (name, size) =
+            self.read_header()?.ok_or_else(|| self.reject(Rejection::Malformed("the volume is empty".into())))?;
         if name != MANIFEST_MEMBER {
-            return Err(self.reject(Rejection::UnexpectedMember(format!("{name:?} where {MANIFEST_MEMBER} must come first"))));
+            return Err(
+                self.reject(Rejection::UnexpectedMember(format!("{name:?} where {MANIFEST_MEMBER} must come first")))
+            );
         }
         if size > MAX_ENVELOPE_BYTES {
-            return Err(self.reject(Rejection::Oversize(format!("the manifest declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"))));
+            return Err(self.reject(Rejection::Oversize(format!(
+                "the manifest declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"
+            ))));
         }
         let mut envelope = Vec::new();
         self.copy_member(size, &mut envelope).map_err(|e| e.into_error(&self.name))?;
@@ -74,7 +87,10 @@ impl<R: Read> VolumeReader<R> {
             self.finish()?;
             return Ok(Member::End);
         };
-        let id = name.strip_prefix(BLOB_PREFIX).filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).and_then(ContentId::from_hex);
+        let id = name
+            .strip_prefix(BLOB_PREFIX)
+            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .and_then(ContentId::from_hex);
         match id {
             Some(id) => Ok(Member::Blob { id, size }),
             None => Err(self.reject(Rejection::UnexpectedMember(format!("{name:?}")))),
@@ -85,7 +101,9 @@ impl<R: Read> VolumeReader<R> {
     pub fn copy_member(&mut self, size: u64, out: &mut dyn Write) -> Result<(), CopyError> {
         let copied = io::copy(&mut (&mut self.decoder).take(size), &mut WriteSide(out)).map_err(CopyError::from_io)?;
         if copied != size {
-            return Err(CopyError::Volume(Rejection::Truncated(format!("a member ends after {copied} of {size} bytes"))));
+            return Err(CopyError::Volume(Rejection::Truncated(format!(
+                "a member ends after {copied} of {size} bytes"
+            ))));
         }
         let pad = padding(size) as usize;
         let mut zeros = [0u8; BLOCK];
@@ -109,11 +127,17 @@ impl<R: Read> VolumeReader<R> {
         let name_bytes = &block[..100];
         let end = name_bytes.iter().position(|b| *b == 0).unwrap_or(100);
         let name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
-        let size = header.size().map_err(|_| self.reject(Rejection::Malformed(format!("member {name:?} has an unreadable size"))))?;
+        let size = header
+            .size()
+            .map_err(|_| self.reject(Rejection::Malformed(format!("member {name:?} has an unreadable size"))))?;
         let valid_name = name == MANIFEST_MEMBER || name.starts_with(BLOB_PREFIX);
         if !valid_name || member_header(&name, size).as_bytes()[..] != block[..] {
             let kind = header.entry_type();
-            let what = if kind.is_file() { "a member with an unexpected header" } else { "a link, device or other non-file member" };
+            let what = if kind.is_file() {
+                "a member with an unexpected header"
+            } else {
+                "a link, device or other non-file member"
+            };
             return Err(self.reject(Rejection::UnexpectedMember(format!("{name:?} ({what})"))));
         }
         Ok(Some((name, size)))
@@ -151,7 +175,9 @@ pub enum CopyError {
 
 impl CopyError {
     fn from_io(e: io::Error) -> Self {
-        if e.get_ref().is_some_and(|inner| inner.is::<DestinationError>()) {
+        if e.get_ref().is_some_and(
+            <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<DestinationError>,
+        ) {
             let inner = e.into_inner().and_then(|b| b.downcast::<DestinationError>().ok());
             return CopyError::Destination(inner.map_or_else(|| io::Error::other("write failed"), |d| d.0));
         }
@@ -162,6 +188,7 @@ impl CopyError {
     }
 
     /// Converts to the library error, naming the volume.
+    #[must_use]
     pub fn into_error(self, volume: &str) -> Error {
         match self {
             CopyError::Volume(r) => Error::rejected(volume, r),
@@ -214,7 +241,9 @@ impl Write for WriteSide<'_> {
 /// A read error is either the medium failing (kept as I/O) or the data
 /// being bad (a rejection).
 fn rejection_or_media(e: io::Error) -> Result<Rejection, io::Error> {
-    if e.get_ref().is_some_and(|inner| inner.is::<MediaError>()) {
+    if e.get_ref()
+        .is_some_and(<dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<MediaError>)
+    {
         let inner = e.into_inner().and_then(|b| b.downcast::<MediaError>().ok());
         return Err(inner.map_or_else(|| io::Error::other("read failed"), |m| m.0));
     }
@@ -226,7 +255,9 @@ fn rejection_or_media(e: io::Error) -> Result<Rejection, io::Error> {
 
 fn classify(name: &str, e: &io::Error) -> Error {
     let copy = io::Error::new(e.kind(), e.to_string());
-    let is_media = e.get_ref().is_some_and(|inner| inner.is::<MediaError>());
+    let is_media = e
+        .get_ref()
+        .is_some_and(<dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<MediaError>);
     if is_media {
         return Error::io(std::path::Path::new(name), copy);
     }

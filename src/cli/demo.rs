@@ -56,7 +56,10 @@ impl DemoArgs {
         let operator = SecretKey::generate()?;
         fs::create_dir_all(dir.join("keys")).at(&dir)?;
         operator.write_pair(&dir.join("keys/operator"), false)?;
-        step(&format!("1. keygen   operator key {} -> keys/operator.key, keys/operator.pub", operator.public().id().short()));
+        step(&format!(
+            "1. keygen   operator key {} -> keys/operator.key, keys/operator.pub",
+            operator.public().id().short()
+        ));
 
         let outgoing = dir.join("outgoing");
         for (name, data) in PAYLOAD {
@@ -72,16 +75,26 @@ impl DemoArgs {
             keys: vec![operator],
             out: bundle.clone(),
             channel: "demo".into(),
-            expires_in: Duration::from_secs(7 * 24 * 3600),
+            expires_in: Duration::from_hours(168),
             now: crate::now(),
             force: false,
             threads: 0,
         };
         let exported = export(&options, &Silent)?;
-        step(&format!("2. export   {} files ({}) -> transfer/demo.airlock ({}), manifest {}", exported.entries, bytes(exported.bytes), bytes(exported.bundle_bytes), &exported.manifest_digest[..16]));
+        step(&format!(
+            "2. export   {} files ({}) -> transfer/demo.airlock ({}), manifest {}",
+            exported.entries,
+            bytes(exported.bytes),
+            bytes(exported.bundle_bytes),
+            &exported.manifest_digest[..16]
+        ));
 
         let (_, verified) = verify_bundle(&bundle, &trusted, crate::now(), &mut Discard, &Silent)?;
-        step(&format!("3. verify   signature by {} and {} blobs check out offline", verified.trusted_signers.join(", "), verified.blobs));
+        step(&format!(
+            "3. verify   signature by {} and {} blobs check out offline",
+            verified.trusted_signers.join(", "),
+            verified.blobs
+        ));
 
         let tampered_rejected = reject_tampered(&bundle, &dir.join("transfer/tampered.airlock"), &trusted)?;
         step(&format!("4. tamper   one flipped bit is refused: {tampered_rejected}"));
@@ -91,7 +104,11 @@ impl DemoArgs {
 
         let mirror = dir.join("mirror");
         let imported = import(&bundle, &trusted, &mirror, crate::now(), &Silent)?;
-        step(&format!("6. import   published {} files into mirror/files/ (generation {})", imported.mirror.published.len(), imported.mirror.generation));
+        step(&format!(
+            "6. import   published {} files into mirror/files/ (generation {})",
+            imported.mirror.published.len(),
+            imported.mirror.generation
+        ));
         for path in &imported.mirror.published {
             step(&format!("             mirror/{path}"));
         }
@@ -109,18 +126,18 @@ impl DemoArgs {
     }
 
     fn work_dir(&self) -> Result<PathBuf> {
-        match &self.dir {
-            Some(dir) => {
-                if dir.exists() && fs::read_dir(dir).at(dir)?.next().is_some() {
-                    return Err(Error::Usage(format!("{}: is not empty; pass a new or empty folder to --dir", dir.display())));
-                }
-                fs::create_dir_all(dir).at(dir)?;
-                Ok(dir.clone())
+        if let Some(dir) = &self.dir {
+            if dir.exists() && fs::read_dir(dir).at(dir)?.next().is_some() {
+                return Err(Error::Usage(format!(
+                    "{}: is not empty; pass a new or empty folder to --dir",
+                    dir.display()
+                )));
             }
-            None => {
-                let tmp = tempfile::Builder::new().prefix("airlock-demo-").tempdir().at(&std::env::temp_dir())?;
-                Ok(tmp.keep())
-            }
+            fs::create_dir_all(dir).at(dir)?;
+            Ok(dir.clone())
+        } else {
+            let tmp = tempfile::Builder::new().prefix("airlock-demo-").tempdir().at(&std::env::temp_dir())?;
+            Ok(tmp.keep())
         }
     }
 }
@@ -145,6 +162,8 @@ fn expect_rejection(result: Result<()>) -> Result<String> {
     match result {
         Err(e @ Error::Rejected { .. }) => Ok(format!("exit {} ({})", e.exit_code(), e.kind())),
         Err(other) => Err(other),
-        Ok(()) => Err(Error::Usage("the demo's damaged bundle was accepted; this airlock build is broken, do not use it".into())),
+        Ok(()) => Err(Error::Usage(
+            "the demo's damaged bundle was accepted; this airlock build is broken, do not use it".into(),
+        )),
     }
 }

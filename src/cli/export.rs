@@ -57,8 +57,18 @@ impl ExportArgs {
         };
         let progress = out.progress();
         let report = export(&options, &progress)?;
-        out.line(format!("exported  {} entries, {} blobs, {} -> {} ({})", report.entries, report.blobs, bytes(report.bytes), report.bundle, bytes(report.bundle_bytes)));
-        out.line(format!("manifest  {} (channel {}, sequence {})", report.manifest_digest, report.channel, report.sequence));
+        out.line(format!(
+            "exported  {} entries, {} blobs, {} -> {} ({})",
+            report.entries,
+            report.blobs,
+            bytes(report.bytes),
+            report.bundle,
+            bytes(report.bundle_bytes)
+        ));
+        out.line(format!(
+            "manifest  {} (channel {}, sequence {})",
+            report.manifest_digest, report.channel, report.sequence
+        ));
         out.line(format!("signed by {}", report.signers.join(", ")));
         out.line(format!("expires   {}", report.expires));
         out.report(&report);

@@ -26,7 +26,12 @@ impl ImportArgs {
         let progress = out.progress();
         let report = import(&self.bundle, &policy, &self.mirror, crate::now(), &progress)?;
         super::verify::print_verified(out, &report.verified);
-        out.line(format!("published {} files into {} (generation {})", report.mirror.published.len(), report.mirror.mirror, report.mirror.generation));
+        out.line(format!(
+            "published {} files into {} (generation {})",
+            report.mirror.published.len(),
+            report.mirror.mirror,
+            report.mirror.generation
+        ));
         out.report(&report);
         Ok(())
     }

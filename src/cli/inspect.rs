@@ -26,7 +26,14 @@ impl InspectArgs {
         out.line(format!("entries   {} ({})", r.entries.len(), bytes(r.bytes)));
         for e in &r.entries {
             let version = e.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
-            out.line(format!("  {:<6} {}{}  {}  blake3:{}", e.ecosystem, e.name, version, bytes(e.size), &e.blake3[..16]));
+            out.line(format!(
+                "  {:<6} {}{}  {}  blake3:{}",
+                e.ecosystem,
+                e.name,
+                version,
+                bytes(e.size),
+                &e.blake3[..16]
+            ));
         }
         out.report(&r);
         Ok(())

@@ -34,7 +34,11 @@ impl KeygenArgs {
         out.line(format!("key id      {}", key.public().id()));
         out.line(format!("secret key  {} (keep it on the connected side, mode 0600)", secret.display()));
         out.line(format!("public key  {} (pin it on the disconnected side with --trust)", public.display()));
-        out.report(&KeygenReport { key_id: key.public().id().to_hex(), secret_key: secret.display().to_string(), public_key: public.display().to_string() });
+        out.report(&KeygenReport {
+            key_id: key.public().id().to_hex(),
+            secret_key: secret.display().to_string(),
+            public_key: public.display().to_string(),
+        });
         Ok(())
     }
 }

@@ -91,9 +91,16 @@ pub fn main() -> ExitCode {
 /// clap's own errors, cut to one line (help and version are not errors).
 fn usage_error(e: &clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = e.print();
-        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     let rendered = e.render().to_string();
     let first = rendered.lines().next().unwrap_or("error: invalid arguments").trim_end();
@@ -123,7 +130,8 @@ impl Output {
     /// The JSON report (in `--json` mode only).
     pub fn report<T: Serialize>(&self, report: &T) {
         if self.json {
-            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": report })).expect("reports serialize");
+            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": report }))
+                .expect("reports serialize");
             text.push('\n');
             print_stdout(&text);
         }
@@ -138,6 +146,7 @@ impl Output {
     }
 
     /// Progress bars on a terminal, nothing otherwise.
+    #[must_use]
     pub fn progress(&self) -> Bars {
         let visible = !self.quiet && !self.json && std::io::stderr().is_terminal();
         Bars { visible, bar: Mutex::new(None) }

@@ -29,8 +29,17 @@ impl VerifyArgs {
 }
 
 pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
-    out.line(format!("verified  {}: {} entries, {} blobs, {}", report.bundle, report.entries, report.blobs, bytes(report.bytes)));
-    out.line(format!("manifest  {} (channel {}, sequence {})", report.manifest_digest, report.channel, report.sequence));
+    out.line(format!(
+        "verified  {}: {} entries, {} blobs, {}",
+        report.bundle,
+        report.entries,
+        report.blobs,
+        bytes(report.bytes)
+    ));
+    out.line(format!(
+        "manifest  {} (channel {}, sequence {})",
+        report.manifest_digest, report.channel, report.sequence
+    ));
     out.line(format!("signed by {}", report.trusted_signers.join(", ")));
     out.line(format!("expires   {}", report.expires));
 }

@@ -75,14 +75,18 @@ impl LocalFile {
 pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<LocalFile>> {
     let meta = fs::metadata(root).map_err(|e| Error::input(root, "--files folder", &e))?;
     if !meta.is_dir() {
-        return Err(Error::Usage(format!("{}: is not a folder; --files takes a folder whose files to ship", root.display())));
+        return Err(Error::Usage(format!(
+            "{}: is not a folder; --files takes a folder whose files to ship",
+            root.display()
+        )));
     }
     let mut found = Vec::new();
     walk(root, root, &mut found)?;
     found.sort_by(|a, b| a.1.cmp(&b.1));
     let total = found.iter().map(|(_, _, size)| size).sum();
     progress.start("hashing", total);
-    let files = found.into_iter().map(|(source, path, _)| hash_file(source, path, progress)).collect::<Result<Vec<_>>>()?;
+    let files =
+        found.into_iter().map(|(source, path, _)| hash_file(source, path, progress)).collect::<Result<Vec<_>>>()?;
     progress.finish();
     Ok(files)
 }
@@ -111,7 +115,9 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, RelPath, u64)>) -> Re
 
 fn relative(root: &Path, path: &Path) -> Result<RelPath> {
     let rel = path.strip_prefix(root).expect("walked paths are under the root");
-    let text = rel.to_str().ok_or_else(|| Error::Usage(format!("{}: the name is not valid UTF-8; rename it", path.display())))?;
+    let text = rel
+        .to_str()
+        .ok_or_else(|| Error::Usage(format!("{}: the name is not valid UTF-8; rename it", path.display())))?;
     RelPath::new(text).map_err(|why| Error::Usage(format!("{}: cannot be shipped: {why}; rename it", path.display())))
 }
 

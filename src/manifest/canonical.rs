@@ -20,22 +20,23 @@ const RECURSION_LIMIT: usize = 16;
 /// Encodes `value` canonically.
 pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     let value = Value::serialized(value).map_err(|e| e.to_string())?;
-    encode_value(canonicalize(value)?)
+    encode_value(&canonicalize(value)?)
 }
 
 /// Decodes `bytes`, accepting them only if they are the canonical encoding.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    let value: Value = ciborium::de::from_reader_with_recursion_limit(bytes, RECURSION_LIMIT).map_err(|e| format!("not CBOR: {e}"))?;
-    let canonical = encode_value(canonicalize(value.clone())?)?;
+    let value: Value =
+        ciborium::de::from_reader_with_recursion_limit(bytes, RECURSION_LIMIT).map_err(|e| format!("not CBOR: {e}"))?;
+    let canonical = encode_value(&canonicalize(value.clone())?)?;
     if canonical != bytes {
         return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
     }
     value.deserialized().map_err(|e| e.to_string())
 }
 
-fn encode_value(value: Value) -> Result<Vec<u8>, String> {
+fn encode_value(value: &Value) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    ciborium::into_writer(&value, &mut out).map_err(|e| e.to_string())?;
+    ciborium::into_writer(value, &mut out).map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -48,7 +49,7 @@ fn canonicalize(value: Value) -> Result<Value, String> {
             let mut keyed = Vec::with_capacity(entries.len());
             for (k, v) in entries {
                 let k = canonicalize(k)?;
-                keyed.push((encode_value(k.clone())?, k, canonicalize(v)?));
+                keyed.push((encode_value(&k)?, k, canonicalize(v)?));
             }
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             if keyed.windows(2).any(|w| w[0].0 == w[1].0) {

@@ -136,6 +136,12 @@ mod bytes {
     }
 }
 
+/// Channel names: 1 to 64 of `A-Za-z0-9._-` (they appear in file names and reports).
+#[must_use]
+pub fn valid_channel(channel: &str) -> bool {
+    (1..=64).contains(&channel.len()) && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
 /// Known upstream digest algorithms and their output sizes.
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
 
@@ -157,7 +163,13 @@ impl Manifest {
     /// entries at the same place, no entry whose path is a prefix folder of another's.
     pub fn check(&self) -> Result<(), String> {
         if self.format != FORMAT_VERSION {
-            return Err(format!("format version {} is not supported (this airlock reads {FORMAT_VERSION})", self.format));
+            return Err(format!(
+                "format version {} is not supported (this airlock reads {FORMAT_VERSION})",
+                self.format
+            ));
+        }
+        if !valid_channel(&self.channel) {
+            return Err(format!("channel name {:?} is not allowed", self.channel));
         }
         if self.volumes == 0 {
             return Err("a bundle has at least one volume".into());
@@ -168,7 +180,12 @@ impl Manifest {
         let mut sizes = BTreeMap::new();
         for blob in &self.blobs {
             if blob.volume >= self.volumes {
-                return Err(format!("blob {} is assigned to volume {} of {}", blob.id.short(), blob.volume, self.volumes));
+                return Err(format!(
+                    "blob {} is assigned to volume {} of {}",
+                    blob.id.short(),
+                    blob.volume,
+                    self.volumes
+                ));
             }
             if sizes.insert(blob.id, blob.size).is_some() {
                 return Err(format!("blob {} is listed twice", blob.id.short()));
@@ -178,7 +195,13 @@ impl Manifest {
         let mut places = BTreeSet::new();
         for entry in &self.entries {
             match sizes.get(&entry.blob) {
-                None => return Err(format!("entry {} points at blob {} that the bundle does not list", entry.name, entry.blob.short())),
+                None => {
+                    return Err(format!(
+                        "entry {} points at blob {} that the bundle does not list",
+                        entry.name,
+                        entry.blob.short()
+                    ));
+                }
                 Some(size) if *size != entry.size => {
                     return Err(format!("entry {} declares {} bytes, its blob {}", entry.name, entry.size, size));
                 }

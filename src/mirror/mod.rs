@@ -76,7 +76,10 @@ impl Mirror {
     pub fn open(root: &Path) -> Result<Self> {
         let root_existed = root.exists();
         if root_existed && !root.is_dir() {
-            return Err(Error::Usage(format!("{}: is not a folder; --mirror takes the mirror's folder", root.display())));
+            return Err(Error::Usage(format!(
+                "{}: is not a folder; --mirror takes the mirror's folder",
+                root.display()
+            )));
         }
         let meta = root.join(META);
         let fresh = !meta.exists();
@@ -93,13 +96,15 @@ impl Mirror {
         let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
         if let Err(e) = lock.try_lock() {
             return Err(match e {
-                fs::TryLockError::WouldBlock => {
-                    Error::Usage(format!("{}: another airlock import is using this mirror; wait for it to finish", root.display()))
-                }
+                fs::TryLockError::WouldBlock => Error::Usage(format!(
+                    "{}: another airlock import is using this mirror; wait for it to finish",
+                    root.display()
+                )),
                 fs::TryLockError::Error(e) => Error::io(&lock_path, e),
             });
         }
-        let mirror = Mirror { root: root.to_owned(), meta, _lock: lock, fresh, created_root: !root_existed, published: false };
+        let mirror =
+            Mirror { root: root.to_owned(), meta, _lock: lock, fresh, created_root: !root_existed, published: false };
         mirror.remove_stale_staging()?;
         mirror.repair_links()?;
         Ok(mirror)
@@ -129,7 +134,11 @@ impl Mirror {
                 let n = target.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
                 match n {
                     Some(n) => Ok(Some((n, self.meta.join(GENERATIONS).join(n.to_string())))),
-                    None => Err(Error::Usage(format!("{}: points at {}, not a generation; the mirror was changed by hand", link.display(), target.display()))),
+                    None => Err(Error::Usage(format!(
+                        "{}: points at {}, not a generation; the mirror was changed by hand",
+                        link.display(),
+                        target.display()
+                    ))),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -144,7 +153,9 @@ impl Mirror {
         };
         let path = dir.join(STATE);
         let text = fs::read(&path).at(&path)?;
-        serde_json::from_slice(&text).map_err(|e| Error::Usage(format!("{}: unreadable mirror state ({e}); the mirror was changed by hand", path.display())))
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Usage(format!("{}: unreadable mirror state ({e}); the mirror was changed by hand", path.display()))
+        })
     }
 
     /// A fresh staging area for one import.
@@ -158,7 +169,7 @@ impl Mirror {
 
     /// Builds the next generation from the current one plus the verified
     /// bundle in `staging`, makes it durable and publishes it atomically.
-    pub fn publish(&mut self, staging: Staging, verified: &VerifiedManifest, now: u64) -> Result<PublishReport> {
+    pub fn publish(&mut self, staging: &Staging, verified: &VerifiedManifest, now: u64) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
         let build = staging.dir.path().join("generation");
@@ -186,7 +197,7 @@ impl Mirror {
             sequence: verified.manifest.sequence,
             imported: rfc3339(now),
             entries: verified.manifest.entries.len(),
-            signers: verified.trusted_signers.iter().map(|id| id.to_hex()).collect(),
+            signers: verified.trusted_signers.iter().map(super::id::KeyId::to_hex).collect(),
         });
         tree.write_file(Path::new(STATE), &serde_json::to_vec_pretty(&state).expect("state serializes"))?;
         tree::sync_tree(&build)?;
@@ -229,7 +240,10 @@ impl Mirror {
             match fs::read_link(&link) {
                 Ok(existing) if existing == target => continue,
                 Ok(_) | Err(_) if link.symlink_metadata().is_ok() => {
-                    return Err(Error::Usage(format!("{}: is not airlock's link; move it out of the mirror", link.display())));
+                    return Err(Error::Usage(format!(
+                        "{}: is not airlock's link; move it out of the mirror",
+                        link.display()
+                    )));
                 }
                 _ => {}
             }
@@ -290,11 +304,7 @@ impl Staging {
     fn promote(&self, id: &ContentId, objects: &Path) -> Result<()> {
         let from = self.blob_path(id);
         let to = objects.join(id.to_hex());
-        if to.exists() {
-            fs::remove_file(&from).at(&from)
-        } else {
-            fs::rename(&from, &to).at(&to)
-        }
+        if to.exists() { fs::remove_file(&from).at(&from) } else { fs::rename(&from, &to).at(&to) }
     }
 }
 

@@ -75,7 +75,12 @@ impl Tree {
 }
 
 fn conflict(folder: &str, path: &RelPath, why: &str) -> Error {
-    Error::rejected(format!("{folder}/{path}"), Rejection::Policy(format!("cannot publish: {why}; remove the conflicting path from the mirror's source or rename it")))
+    Error::rejected(
+        format!("{folder}/{path}"),
+        Rejection::Policy(format!(
+            "cannot publish: {why}; remove the conflicting path from the mirror's source or rename it"
+        )),
+    )
 }
 
 /// Recreates `from` at `to` with hard links for files (cheap, and the
@@ -92,7 +97,10 @@ pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
         } else if kind.is_file() {
             fs::hard_link(&src, &dst).at(&dst)?;
         } else {
-            return Err(Error::Usage(format!("{}: unexpected non-file in the mirror; it was changed by hand", src.display())));
+            return Err(Error::Usage(format!(
+                "{}: unexpected non-file in the mirror; it was changed by hand",
+                src.display()
+            )));
         }
     }
     Ok(())

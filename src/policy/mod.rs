@@ -90,9 +90,14 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(|e| Error::input(path, "policy", &e))?;
         let origin = path.display().to_string();
-        let file: PolicyFile = toml::from_str(&text).map_err(|e| Error::Usage(format!("{origin}: invalid policy: {}; see schemas/policy.cddl", one_line(&e.to_string()))))?;
+        let file: PolicyFile = toml::from_str(&text).map_err(|e| {
+            Error::Usage(format!("{origin}: invalid policy: {}; see schemas/policy.cddl", one_line(&e.to_string())))
+        })?;
         if file.version != POLICY_VERSION {
-            return Err(Error::Usage(format!("{origin}: policy version {} is not supported (this airlock reads version {POLICY_VERSION})", file.version)));
+            return Err(Error::Usage(format!(
+                "{origin}: policy version {} is not supported (this airlock reads version {POLICY_VERSION})",
+                file.version
+            )));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let keys = file.keys.iter().map(|k| k.resolve(base, &origin)).collect::<Result<Vec<_>>>()?;
@@ -126,7 +131,12 @@ impl PolicyKey {
         let key = match (&self.public, &self.file) {
             (Some(text), None) => PublicKey::from_text(text, &format!("{origin}: key {}", self.name))?,
             (None, Some(file)) => PublicKey::load(&base.join(file))?,
-            _ => return Err(Error::Usage(format!("{origin}: key {} must have exactly one of `public` or `file`", self.name))),
+            _ => {
+                return Err(Error::Usage(format!(
+                    "{origin}: key {} must have exactly one of `public` or `file`",
+                    self.name
+                )));
+            }
         };
         Ok(TrustedKey { name: self.name.clone(), key })
     }

@@ -1,13 +1,15 @@
-//! The signature envelope: a tagged COSE_Sign (RFC 9052 §4.1) whose payload is
-//! the canonical manifest and whose signatures are EdDSA (ed25519), one per
-//! operator. COSE's Sig_structure already binds the context string
+//! The signature envelope: a tagged `COSE_Sign` (RFC 9052 §4.1) whose payload is
+//! the canonical manifest and whose signatures are `EdDSA` (ed25519), one per
+//! operator. COSE's `Sig_structure` already binds the context string
 //! "Signature" and the protected headers; we add our own external AAD as
 //! domain separation, so an airlock manifest signature cannot be replayed as
 //! any other COSE message, and pin the content type in the protected header.
 
 use std::collections::BTreeSet;
 
-use coset::{CoseSign, CoseSignBuilder, CoseSignature, CoseSignatureBuilder, HeaderBuilder, TaggedCborSerializable, iana};
+use coset::{
+    CoseSign, CoseSignBuilder, CoseSignature, CoseSignatureBuilder, HeaderBuilder, TaggedCborSerializable, iana,
+};
 use ed25519_dalek::Signature;
 use ed25519_dalek::ed25519::signature::Signer;
 
@@ -26,7 +28,9 @@ pub fn seal(manifest: &[u8], keys: &[SecretKey]) -> Result<Vec<u8>, String> {
     let protected = HeaderBuilder::new().content_type(CONTENT_TYPE.to_owned()).build();
     let mut builder = CoseSignBuilder::new().protected(protected).payload(manifest.to_vec());
     for key in keys {
-        builder = builder.add_created_signature(signature_template(key.public().id()), SIGNING_CONTEXT, |tbs| key.signing_key().sign(tbs).to_bytes().to_vec());
+        builder = builder.add_created_signature(signature_template(key.public().id()), SIGNING_CONTEXT, |tbs| {
+            key.signing_key().sign(tbs).to_bytes().to_vec()
+        });
     }
     builder.build().to_tagged_vec().map_err(|e| e.to_string())
 }
@@ -97,7 +101,9 @@ pub fn verify(envelope: &[u8], policy: &Policy) -> Result<Verified, Rejection> {
             let sig = Signature::from_slice(sig).map_err(|_| ())?;
             key.verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
         })
-        .map_err(|()| Rejection::BadSignature(format!("the signature by trusted key {} does not match the manifest", id.short())))?;
+        .map_err(|()| {
+            Rejection::BadSignature(format!("the signature by trusted key {} does not match the manifest", id.short()))
+        })?;
         trusted.insert(id);
     }
     if trusted.len() < policy.threshold() {
@@ -110,7 +116,8 @@ pub fn verify(envelope: &[u8], policy: &Policy) -> Result<Verified, Rejection> {
 }
 
 fn decode(envelope: &[u8]) -> Result<CoseSign, Rejection> {
-    let sign = CoseSign::from_tagged_slice(envelope).map_err(|e| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}")))?;
+    let sign = CoseSign::from_tagged_slice(envelope)
+        .map_err(|e| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}")))?;
     if sign.protected.header.content_type != Some(coset::ContentType::Text(CONTENT_TYPE.to_owned())) {
         return Err(Rejection::Malformed(format!("the envelope's content type is not {CONTENT_TYPE}")));
     }
@@ -145,7 +152,10 @@ mod tests {
         let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
         // The same key twice does not make two.
         let twice = add_signature(&sealed, &a).unwrap();
-        assert!(matches!(verify(&twice, &policy(&[&a, &b], 2)), Err(Rejection::BelowThreshold { valid: 1, required: 2, .. })));
+        assert!(matches!(
+            verify(&twice, &policy(&[&a, &b], 2)),
+            Err(Rejection::BelowThreshold { valid: 1, required: 2, .. })
+        ));
         let both = add_signature(&sealed, &b).unwrap();
         let ok = verify(&both, &policy(&[&a, &b], 2)).unwrap();
         assert_eq!(ok.payload, b"manifest");
@@ -160,7 +170,7 @@ mod tests {
     fn changed_payload_fails() {
         let a = SecretKey::generate().unwrap();
         let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
-        let pos = sealed.windows(8).position(|w| w == b"manifest").unwrap();
+        let pos = sealed.windows(8).rposition(|w| w == b"manifest").unwrap();
         let mut bad = sealed.clone();
         bad[pos] ^= 1;
         assert!(matches!(verify(&bad, &policy(&[&a], 1)), Err(Rejection::BadSignature(_))));

@@ -57,8 +57,12 @@ impl PublicKey {
     pub fn from_text(text: &str, origin: &str) -> Result<Self> {
         let hexed = key_line(text, PUBLIC_TAG)
             .ok_or_else(|| Error::Usage(format!("{origin}: not an airlock public key (expected a line starting {PUBLIC_TAG}); pass the .pub file written by `airlock keygen`")))?;
-        let bytes = decode_key_bytes(hexed).ok_or_else(|| Error::Usage(format!("{origin}: the public key is not 64 hex digits; the file is damaged, copy it again")))?;
-        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| Error::Usage(format!("{origin}: not a valid ed25519 public key; the file is damaged, copy it again")))?;
+        let bytes = decode_key_bytes(hexed).ok_or_else(|| {
+            Error::Usage(format!("{origin}: the public key is not 64 hex digits; the file is damaged, copy it again"))
+        })?;
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
+            Error::Usage(format!("{origin}: not a valid ed25519 public key; the file is damaged, copy it again"))
+        })?;
         Ok(PublicKey::new(key))
     }
 
@@ -79,7 +83,8 @@ impl SecretKey {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<Self> {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(seed.as_mut()).map_err(|e| Error::Usage(format!("the system random source failed: {e}; try again")))?;
+        getrandom::fill(seed.as_mut())
+            .map_err(|e| Error::Usage(format!("the system random source failed: {e}; try again")))?;
         Ok(SecretKey::from_seed(&seed))
     }
 
@@ -106,7 +111,9 @@ impl SecretKey {
         let hexed = key_line(&text, SECRET_TAG).ok_or_else(|| {
             Error::Usage(format!("{origin}: not an airlock secret key (expected a line starting {SECRET_TAG}); pass the .key file written by `airlock keygen`"))
         })?;
-        let seed = zeroize::Zeroizing::new(decode_key_bytes(hexed).ok_or_else(|| Error::Usage(format!("{origin}: the secret key is not 64 hex digits; the file is damaged")))?);
+        let seed = zeroize::Zeroizing::new(decode_key_bytes(hexed).ok_or_else(|| {
+            Error::Usage(format!("{origin}: the secret key is not 64 hex digits; the file is damaged"))
+        })?);
         Ok(SecretKey::from_seed(&seed))
     }
 
@@ -118,7 +125,10 @@ impl SecretKey {
         if !force {
             for path in [&secret_path, &public_path] {
                 if path.symlink_metadata().is_ok() {
-                    return Err(Error::Usage(format!("{}: already exists; refusing to overwrite a key (pass --force to replace it)", path.display())));
+                    return Err(Error::Usage(format!(
+                        "{}: already exists; refusing to overwrite a key (pass --force to replace it)",
+                        path.display()
+                    )));
                 }
             }
         }
@@ -192,13 +202,16 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new().prefix(".airlock-tmp-").permissions(permissions(mode)).tempfile_in(dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Usage(format!("{}: the folder does not exist; create it first", dir.display()))
-        } else {
-            Error::io(dir, e)
-        }
-    })?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".airlock-tmp-").permissions(permissions(mode)).tempfile_in(dir).map_err(
+            |e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::Usage(format!("{}: the folder does not exist; create it first", dir.display()))
+                } else {
+                    Error::io(dir, e)
+                }
+            },
+        )?;
     tmp.write_all(bytes).at(path)?;
     tmp.as_file().sync_all().at(path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
@@ -214,6 +227,7 @@ fn permissions(mode: u32) -> fs::Permissions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_files_round_trip_and_are_private() {
@@ -221,7 +235,6 @@ mod tests {
         let prefix = dir.path().join("op");
         let key = SecretKey::generate().unwrap();
         let (secret, public) = key.write_pair(&prefix, false).unwrap();
-        use std::os::unix::fs::PermissionsExt;
         assert_eq!(fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(SecretKey::load(&secret).unwrap().public(), key.public());
         assert_eq!(&PublicKey::load(&public).unwrap(), key.public());

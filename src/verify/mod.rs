@@ -1,6 +1,6 @@
 //! The offline verification pipeline. Order matters and is the point:
 //!
-//! 1. the volume's framing is checked as it is read (bundle::reader);
+//! 1. the volume's framing is checked as it is read (`bundle::reader`);
 //! 2. the signature envelope is checked against the policy over the
 //!    manifest bytes as received, before any manifest CBOR is decoded;
 //! 3. the manifest must be canonical CBOR, match the schema's rules and
@@ -84,7 +84,11 @@ impl VerifyReport {
             sequence: m.sequence,
             created: rfc3339(m.created),
             expires: rfc3339(m.expires),
-            trusted_signers: verified.trusted_signers.iter().map(|id| format!("{} ({})", policy.name_of(id).unwrap_or("?"), id.short())).collect(),
+            trusted_signers: verified
+                .trusted_signers
+                .iter()
+                .map(|id| format!("{} ({})", policy.name_of(id).unwrap_or("?"), id.short()))
+                .collect(),
             entries: m.entries.len(),
             blobs: m.blobs.len(),
             bytes: m.blob_bytes(),
@@ -101,27 +105,46 @@ pub fn rfc3339(secs: u64) -> String {
 /// Steps 2 and 3: trust, then decode, then the manifest's own rules.
 pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
     let verified = envelope::verify(&envelope_bytes, policy).map_err(|r| Error::rejected(subject, r))?;
-    let manifest = Manifest::from_bytes(&verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+    let manifest =
+        Manifest::from_bytes(&verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
     if now >= manifest.expires {
-        return Err(Error::rejected(subject, Rejection::Expired(format!("the bundle expired at {}", rfc3339(manifest.expires)))));
+        return Err(Error::rejected(
+            subject,
+            Rejection::Expired(format!("the bundle expired at {}", rfc3339(manifest.expires))),
+        ));
     }
     for entry in &manifest.entries {
         check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
     }
-    Ok(VerifiedManifest { digest: ContentId::of(&verified.payload), manifest, envelope: envelope_bytes, trusted_signers: verified.trusted_signers })
+    Ok(VerifiedManifest {
+        digest: ContentId::of(&verified.payload),
+        manifest,
+        envelope: envelope_bytes,
+        trusted_signers: verified.trusted_signers,
+    })
 }
 
 fn check_entry(entry: &Entry) -> Result<(), String> {
-    let eco = ecosystem::by_name(&entry.ecosystem).ok_or_else(|| format!("entry {} has unknown ecosystem {:?}; update airlock on this side", entry.name, entry.ecosystem))?;
+    let eco = ecosystem::by_name(&entry.ecosystem).ok_or_else(|| {
+        format!("entry {} has unknown ecosystem {:?}; update airlock on this side", entry.name, entry.ecosystem)
+    })?;
     eco.check_entry(entry).map_err(|m| format!("{} entry {}: {m}", entry.ecosystem, entry.name))
 }
 
 /// Verifies a single-volume bundle completely, handing blobs to `sink`.
-pub fn verify_bundle<S: BlobSink>(path: &Path, policy: &Policy, now: u64, sink: &mut S, progress: &dyn Progress) -> Result<(VerifiedManifest, VerifyReport)> {
+pub fn verify_bundle<S: BlobSink>(
+    path: &Path,
+    policy: &Policy,
+    now: u64,
+    sink: &mut S,
+    progress: &dyn Progress,
+) -> Result<(VerifiedManifest, VerifyReport)> {
     let subject = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
-    if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
-        return Err(Error::Usage(format!("{subject}: is a directory; pass the bundle file written by `airlock export`")));
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(Error::Usage(format!(
+            "{subject}: is a directory; pass the bundle file written by `airlock export`"
+        )));
     }
     let mut volume = VolumeReader::new(file, &subject)?;
     let verified = check_manifest(volume.read_manifest()?, policy, now, &subject)?;
@@ -135,12 +158,16 @@ pub fn verify_bundle<S: BlobSink>(path: &Path, policy: &Policy, now: u64, sink: 
 
 /// What the volume must hold: each blob's size and the upstream digests its entries declare.
 struct BlobPlan {
-    expected: BTreeMap<ContentId, (u64, Vec<(String, Vec<u8>)>)>,
+    expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>)>,
 }
+
+/// An algorithm name and the digest an entry declares for it.
+type UpstreamDigest = (String, Vec<u8>);
 
 impl BlobPlan {
     fn new(manifest: &Manifest, volume: u32) -> Self {
-        let mut expected: BTreeMap<ContentId, (u64, Vec<(String, Vec<u8>)>)> = manifest.blobs_in_volume(volume).map(|b| (b.id, (b.size, Vec::new()))).collect();
+        let mut expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>)> =
+            manifest.blobs_in_volume(volume).map(|b| (b.id, (b.size, Vec::new()))).collect();
         for entry in &manifest.entries {
             if let Some((_, digests)) = expected.get_mut(&entry.blob) {
                 for (algorithm, digest) in &entry.digests {
@@ -160,7 +187,13 @@ impl BlobPlan {
 }
 
 /// Step 4 and 5 for one volume.
-fn stream_blobs<R: io::Read, S: BlobSink>(volume: &mut VolumeReader<R>, mut plan: BlobPlan, sink: &mut S, progress: &dyn Progress, subject: &str) -> Result<()> {
+fn stream_blobs<R: io::Read, S: BlobSink>(
+    volume: &mut VolumeReader<R>,
+    mut plan: BlobPlan,
+    sink: &mut S,
+    progress: &dyn Progress,
+    subject: &str,
+) -> Result<()> {
     let mut seen = BTreeSet::new();
     loop {
         let (id, size) = match volume.next_member()? {
@@ -168,11 +201,18 @@ fn stream_blobs<R: io::Read, S: BlobSink>(volume: &mut VolumeReader<R>, mut plan
             Member::Blob { id, size } => (id, size),
         };
         let Some((expected_size, digests)) = plan.expected.remove(&id) else {
-            let why = if seen.contains(&id) { "a second copy of blob" } else { "blob the manifest does not list for this volume:" };
+            let why = if seen.contains(&id) {
+                "a second copy of blob"
+            } else {
+                "blob the manifest does not list for this volume:"
+            };
             return Err(Error::rejected(subject, Rejection::UnexpectedMember(format!("{why} {}", id.short()))));
         };
         if size != expected_size {
-            return Err(Error::rejected(subject, Rejection::Oversize(format!("blob {} is {size} bytes, the manifest says {expected_size}", id.short()))));
+            return Err(Error::rejected(
+                subject,
+                Rejection::Oversize(format!("blob {} is {size} bytes, the manifest says {expected_size}", id.short())),
+            ));
         }
         let mut hashing = HashingWriter::new(sink.begin(&id)?, &digests, progress);
         volume.copy_member(size, &mut hashing).map_err(|e| e.into_error(subject))?;
@@ -181,7 +221,10 @@ fn stream_blobs<R: io::Read, S: BlobSink>(volume: &mut VolumeReader<R>, mut plan
         seen.insert(id);
     }
     if let Some(missing) = plan.expected.keys().next() {
-        return Err(Error::rejected(subject, Rejection::Truncated(format!("{} blob(s) missing, first {}", plan.expected.len(), missing.short()))));
+        return Err(Error::rejected(
+            subject,
+            Rejection::Truncated(format!("{} blob(s) missing, first {}", plan.expected.len(), missing.short())),
+        ));
     }
     Ok(())
 }
@@ -197,7 +240,7 @@ struct HashingWriter<'p, W> {
 }
 
 impl<'p, W: Write> HashingWriter<'p, W> {
-    fn new(inner: W, digests: &[(String, Vec<u8>)], progress: &'p dyn Progress) -> Self {
+    fn new(inner: W, digests: &[UpstreamDigest], progress: &'p dyn Progress) -> Self {
         let wants = |name: &str| digests.iter().any(|(a, _)| a == name);
         HashingWriter {
             inner,
@@ -209,7 +252,7 @@ impl<'p, W: Write> HashingWriter<'p, W> {
         }
     }
 
-    fn check(self, id: &ContentId, digests: &[(String, Vec<u8>)]) -> Result<W, String> {
+    fn check(self, id: &ContentId, digests: &[UpstreamDigest]) -> Result<W, String> {
         let actual = ContentId(*self.blake3.finalize().as_bytes());
         if actual != *id {
             return Err(format!("blob {} hashes to {}", id.short(), actual.short()));
