@@ -103,9 +103,18 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         };
     }
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("error: invalid arguments").trim_end();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("error: {first}; see `airlock --help`");
+    // clap's message runs until its usage block; fold it into one line.
+    let message: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let subcommand = std::env::args().skip(1).find(|a| command().get_subcommands().any(|s| s.get_name() == a));
+    let help = subcommand.map_or_else(|| "airlock --help".to_owned(), |s| format!("airlock {s} --help"));
+    eprintln!("error: {message}; see `{help}`");
     ExitCode::from(2)
 }
 

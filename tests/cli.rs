@@ -1,0 +1,391 @@
+//! The command-line contract, driven through the binary.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{airlock, export, keygen, one_line, sample_tree, snapshot};
+use predicates::prelude::*;
+
+#[test]
+fn keygen_writes_a_private_key_and_never_overwrites_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(dir.path(), "op");
+    assert_eq!(fs::metadata(&secret).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(fs::read_to_string(&public).unwrap().contains("airlock-pub-ed25519:"));
+    let before = fs::read(&secret).unwrap();
+    let out = airlock().args(["keygen", "--out"]).arg(dir.path().join("op")).assert().code(2);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(fs::read(&secret).unwrap(), before);
+    airlock().args(["keygen", "--quiet", "--force", "--out"]).arg(dir.path().join("op")).assert().success();
+    assert_ne!(fs::read(&secret).unwrap(), before);
+}
+
+#[test]
+fn export_verify_import_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    airlock()
+        .args(["export", "--files"])
+        .arg(&input)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .args(["--channel", "weekly", "--expires", "7d"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("exported  4 entries"));
+    airlock()
+        .arg("verify")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verified"));
+    let mirror = dir.path().join("mirror");
+    airlock().arg("import").arg(&bundle).arg("--trust").arg(&public).arg("--mirror").arg(&mirror).assert().success();
+    for (name, _) in common::snapshot(&input) {
+        if !name.ends_with('/') {
+            assert_eq!(
+                fs::read(mirror.join("files").join(&name)).unwrap(),
+                fs::read(input.join(&name)).unwrap(),
+                "{name}"
+            );
+        }
+    }
+    // Importing the same bundle again succeeds and changes no published file.
+    let files_before = snapshot(&mirror.join("files"));
+    airlock().arg("import").arg(&bundle).arg("--trust").arg(&public).arg("--mirror").arg(&mirror).assert().success();
+    assert_eq!(snapshot(&mirror.join("files")), files_before);
+}
+
+#[test]
+fn json_reports_are_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    export(&input, &[&key], &bundle);
+
+    let out = airlock().args(["inspect", "--json"]).arg(&bundle).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["ok"], true);
+    assert_eq!(report["report"]["entries"].as_array().unwrap().len(), 4);
+    assert_eq!(report["report"]["channel"], "default");
+
+    let out = airlock().args(["verify", "--json"]).arg(&bundle).arg("--trust").arg(&public).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["report"]["entries"], 4);
+
+    let stranger = keygen(dir.path(), "stranger").1;
+    let out = airlock().args(["verify", "--json"]).arg(&bundle).arg("--trust").arg(&stranger).assert().code(1);
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["kind"], "below-threshold");
+    assert_eq!(report["exit_code"], 1);
+}
+
+#[test]
+fn quiet_prints_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    export(&input, &[&key], &bundle);
+    airlock()
+        .args(["verify", "--quiet"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+}
+
+#[test]
+fn untrusted_signer_is_rejected_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    let (_, stranger) = keygen(dir.path(), "stranger");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    export(&input, &[&key], &bundle);
+    let mirror = dir.path().join("mirror");
+    let out = airlock()
+        .arg("import")
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&stranger)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("requires 1"), "{err}");
+    assert!(!mirror.exists(), "a rejected first import must leave no mirror behind");
+}
+
+#[test]
+fn co_signing_meets_a_threshold_and_one_key_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, alice_pub) = keygen(dir.path(), "alice");
+    let (bob, bob_pub) = keygen(dir.path(), "bob");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let both = dir.path().join("both.airlock");
+    export(&input, &[&alice, &bob], &both);
+    let one = dir.path().join("one.airlock");
+    export(&input, &[&alice], &one);
+    // The same key given twice still counts once.
+    let twice = dir.path().join("twice.airlock");
+    export(&input, &[&alice, &alice], &twice);
+
+    let policy = dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!(
+            "version = 1\nthreshold = 2\n[[keys]]\nname = \"alice\"\nfile = \"alice.pub\"\n[[keys]]\nname = \"bob\"\npublic = \"{}\"\n",
+            fs::read_to_string(&bob_pub).unwrap().lines().last().unwrap()
+        ),
+    )
+    .unwrap();
+    airlock().arg("verify").arg(&both).arg("--policy").arg(&policy).assert().success();
+    airlock().arg("verify").arg(&one).arg("--policy").arg(&policy).assert().code(1);
+    airlock().arg("verify").arg(&twice).arg("--policy").arg(&policy).assert().code(1);
+    airlock()
+        .arg("verify")
+        .arg(&both)
+        .arg("--trust")
+        .arg(&alice_pub)
+        .arg("--trust")
+        .arg(&bob_pub)
+        .args(["--threshold", "2"])
+        .assert()
+        .success();
+    let out =
+        airlock().arg("verify").arg(&one).arg("--trust").arg(&alice_pub).args(["--threshold", "2"]).assert().code(2);
+    one_line(&out.get_output().stderr);
+}
+
+#[test]
+fn expired_bundle_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("old.airlock");
+    // Created in 2020 and valid for a day.
+    airlock()
+        .env("SOURCE_DATE_EPOCH", "1600000000")
+        .args(["export", "--quiet", "--expires", "1d", "--files"])
+        .arg(&input)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    let out = airlock().arg("verify").arg(&bundle).arg("--trust").arg(&public).assert().code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("expired at 2020-09-14"), "{err}");
+}
+
+#[test]
+fn same_input_gives_the_same_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let digest = |name: &str| {
+        let bundle = dir.path().join(name);
+        airlock()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["export", "--quiet", "--files"])
+            .arg(&input)
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(&bundle)
+            .assert()
+            .success();
+        let out = airlock().args(["inspect", "--json"]).arg(&bundle).assert().success();
+        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        (v["report"]["manifest_digest"].as_str().unwrap().to_owned(), fs::read(&bundle).unwrap())
+    };
+    let (a, bytes_a) = digest("a.airlock");
+    let (b, bytes_b) = digest("b.airlock");
+    assert_eq!(a, b);
+    // ed25519 signatures are deterministic too, so the whole bundle is.
+    assert_eq!(bytes_a, bytes_b);
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    export(&input, &[&key], &bundle);
+    let missing = dir.path().join("missing");
+    let cases: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["export".into(), "--bogus".into()],
+        vec![
+            "export".into(),
+            "--files".into(),
+            missing.clone().into(),
+            "--key".into(),
+            key.clone().into(),
+            "--out".into(),
+            dir.path().join("x").into(),
+        ],
+        vec![
+            "export".into(),
+            "--files".into(),
+            input.clone().into(),
+            "--key".into(),
+            public.clone().into(),
+            "--out".into(),
+            dir.path().join("x").into(),
+        ],
+        vec![
+            "export".into(),
+            "--files".into(),
+            input.clone().into(),
+            "--key".into(),
+            key.clone().into(),
+            "--out".into(),
+            bundle.clone().into(),
+        ],
+        vec![
+            "export".into(),
+            "--files".into(),
+            input.clone().into(),
+            "--key".into(),
+            key.clone().into(),
+            "--out".into(),
+            dir.path().join("x").into(),
+            "--expires".into(),
+            "soon".into(),
+        ],
+        vec![
+            "export".into(),
+            "--files".into(),
+            input.clone().into(),
+            "--key".into(),
+            key.clone().into(),
+            "--out".into(),
+            dir.path().join("x").into(),
+            "--channel".into(),
+            "a/b".into(),
+        ],
+        vec!["verify".into(), bundle.clone().into()],
+        vec!["verify".into(), bundle.clone().into(), "--trust".into(), missing.clone().into()],
+        vec!["verify".into(), bundle.clone().into(), "--trust".into(), key.clone().into()],
+        vec!["verify".into(), missing.clone().into(), "--trust".into(), public.clone().into()],
+        vec!["verify".into(), dir.path().into(), "--trust".into(), public.clone().into()],
+        vec!["verify".into(), bundle.clone().into(), "--policy".into(), missing.clone().into()],
+        vec!["import".into(), bundle.clone().into(), "--trust".into(), public.clone().into()],
+        vec![
+            "import".into(),
+            bundle.clone().into(),
+            "--trust".into(),
+            public.clone().into(),
+            "--mirror".into(),
+            input.clone().into(),
+        ],
+        vec!["inspect".into(), missing.clone().into()],
+    ];
+    for args in cases {
+        let out = airlock().args(&args).assert().code(2);
+        one_line(&out.get_output().stderr);
+    }
+    // Nothing was written by the failed exports.
+    assert!(!dir.path().join("x").exists());
+}
+
+#[test]
+fn secret_key_readable_by_others_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let out = airlock()
+        .args(["export", "--files"])
+        .arg(&input)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(dir.path().join("b"))
+        .assert()
+        .code(2);
+    assert!(one_line(&out.get_output().stderr).contains("chmod 600"));
+}
+
+#[test]
+fn symlinks_in_the_input_are_refused_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    std::os::unix::fs::symlink("/etc/passwd", input.join("link")).unwrap();
+    let out = airlock()
+        .args(["export", "--files"])
+        .arg(&input)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(dir.path().join("b"))
+        .assert()
+        .code(2);
+    assert!(one_line(&out.get_output().stderr).contains("symbolic link"));
+}
+
+#[test]
+fn garbage_is_rejected_as_a_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, public) = keygen(dir.path(), "op");
+    let junk = dir.path().join("junk");
+    fs::write(&junk, b"this is not a bundle at all").unwrap();
+    let out = airlock().arg("verify").arg(&junk).arg("--trust").arg(&public).assert().code(1);
+    assert!(one_line(&out.get_output().stderr).contains("not an airlock volume"));
+    let empty = dir.path().join("empty");
+    fs::write(&empty, b"").unwrap();
+    let out = airlock().arg("inspect").arg(&empty).assert().code(1);
+    one_line(&out.get_output().stderr);
+}
+
+#[test]
+fn demo_runs_the_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("demo");
+    airlock()
+        .args(["demo", "--dir"])
+        .arg(&work)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("6. import"))
+        .stdout(predicate::str::contains("refused: exit 1"));
+    assert!(work.join("mirror/files/docs/Überblick und Plan.md").is_file());
+    let out = airlock().args(["demo", "--dir"]).arg(&work).assert().code(2);
+    one_line(&out.get_output().stderr);
+}
+
+#[test]
+fn help_and_version() {
+    airlock().arg("--help").assert().success().stdout(predicate::str::contains("export"));
+    airlock().arg("--version").assert().success().stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));
+    airlock().assert().code(2);
+}

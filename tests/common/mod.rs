@@ -1,0 +1,98 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// The binary under test, with a clean environment for reproducibility.
+pub fn airlock() -> Command {
+    let mut cmd = Command::cargo_bin("airlock").expect("binary built");
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// `airlock keygen --out DIR/NAME`, returning (secret, public) paths.
+pub fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let prefix = dir.join(name);
+    airlock().args(["keygen", "--quiet", "--out"]).arg(&prefix).assert().success();
+    (prefix.with_extension("key"), prefix.with_extension("pub"))
+}
+
+/// Writes `files` (relative path -> contents) under `root`.
+pub fn write_tree(root: &Path, files: &[(&str, &[u8])]) {
+    for (name, data) in files {
+        let path = root.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, data).unwrap();
+    }
+}
+
+/// A small tree with nesting, spaces, unicode and an empty file.
+pub fn sample_tree(root: &Path) {
+    write_tree(
+        root,
+        &[
+            ("a.txt", b"alpha\n"),
+            ("nested/deeper/b.bin", &[0u8, 1, 2, 3, 255]),
+            ("with space/ünïcödé.md", "grüße\n".as_bytes()),
+            ("empty", b""),
+        ],
+    );
+}
+
+/// Exports `input` signed by `keys` into `out`.
+pub fn export(input: &Path, keys: &[&Path], out: &Path) {
+    let mut cmd = airlock();
+    cmd.args(["export", "--quiet", "--files"]).arg(input).arg("--out").arg(out);
+    for key in keys {
+        cmd.arg("--key").arg(key);
+    }
+    cmd.assert().success();
+}
+
+/// Every file under `root` (following the mirror's links) with its bytes,
+/// ignoring airlock's own staging area.
+pub fn snapshot(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if root.exists() {
+        walk(root, root, &mut out);
+    }
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+    let mut entries: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with(".airlock/staging") || rel == ".airlock/lock" {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.file_type().is_symlink() {
+            out.insert(
+                format!("{rel} -> link"),
+                fs::read_link(&path).unwrap().to_string_lossy().into_owned().into_bytes(),
+            );
+            if path.is_dir() && !rel.starts_with(".airlock") {
+                walk(root, &path, out);
+            }
+        } else if meta.is_dir() {
+            out.insert(format!("{rel}/"), Vec::new());
+            walk(root, &path, out);
+        } else {
+            out.insert(rel, fs::read(&path).unwrap());
+        }
+    }
+}
+
+/// Asserts a failed command printed exactly one line on stderr.
+pub fn one_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr).into_owned();
+    assert_eq!(text.trim_end().lines().count(), 1, "expected one line on stderr, got: {text}");
+    assert!(text.starts_with("error: "), "{text}");
+    text
+}
