@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bundle::writer::{BlobWriteError, VolumeWriter};
+use crate::bundle::VolumeSeal;
+use crate::bundle::writer::{BlobWriteError, VolumeWriter, write_seal};
 use crate::ecosystem::files::{self, LocalFile};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
+use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
 use crate::progress::Progress;
 use crate::sign::{SecretKey, envelope};
@@ -82,9 +84,9 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     }
     let manifest = build_manifest(&local, options)?;
     let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    let sealed =
-        envelope::seal(&bytes, &options.keys).map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
-    let bundle_bytes = write_volume(options, &manifest, &sealed, &local, progress)?;
+    let sealed = envelope::seal(&bytes, &options.keys, envelope::MANIFEST)
+        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
+    let bundle_bytes = write_volume(options, &manifest, ContentId::of(&bytes), &sealed, &local, progress)?;
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
         manifest_digest: ContentId::of(&bytes).to_hex(),
@@ -138,6 +140,7 @@ fn build_manifest(local: &[LocalFile], options: &ExportOptions) -> Result<Manife
 fn write_volume(
     options: &ExportOptions,
     manifest: &Manifest,
+    manifest_digest: ContentId,
     sealed: &[u8],
     local: &[LocalFile],
     progress: &dyn Progress,
@@ -151,8 +154,8 @@ fn write_volume(
         return Err(Error::Usage(format!("{}: the folder for --out does not exist; create it first", dir.display())));
     }
     let tmp = tempfile::Builder::new().prefix(".airlock-export-").tempfile_in(dir).at(dir)?;
-    let mut writer = VolumeWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()), options.threads).at(out)?;
-    writer.write_manifest(sealed).at(out)?;
+    let mut writer =
+        VolumeWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()), sealed, options.threads).at(out)?;
     progress.start("writing", manifest.blob_bytes());
     let by_blob: std::collections::BTreeMap<_, _> = local.iter().map(|f| (f.blob, f)).collect();
     for blob in &manifest.blobs {
@@ -167,7 +170,14 @@ fn write_volume(
             )),
         })?;
     }
-    writer.finish().and_then(|mut w| std::io::Write::flush(&mut w)).at(out)?;
+    let (mut file, frame) = writer.finish().at(out)?;
+    let seal =
+        VolumeSeal { format: 1, manifest: manifest_digest, volume: 0, frame: frame.digest, frame_size: frame.size };
+    let seal = canonical::to_vec(&seal).map_err(|e| Error::Usage(format!("cannot encode the volume seal: {e}")))?;
+    let seal = envelope::seal(&seal, &options.keys, envelope::VOLUME_SEAL)
+        .map_err(|e| Error::Usage(format!("cannot sign the volume seal: {e}")))?;
+    write_seal(&mut file, &seal).and_then(|()| std::io::Write::flush(&mut file)).at(out)?;
+    drop(file);
     progress.finish();
     tmp.as_file().sync_all().at(out)?;
     let size = tmp.as_file().metadata().at(out)?.len();

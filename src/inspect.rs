@@ -52,8 +52,9 @@ pub struct InspectEntry {
 pub fn inspect(path: &Path) -> Result<InspectReport> {
     let subject = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
-    let mut volume = VolumeReader::new(file, &subject)?;
-    let opened = envelope::open_untrusted(&volume.read_manifest()?).map_err(|r| Error::rejected(&subject, r))?;
+    let (_, envelope_bytes) = VolumeReader::open(file, &subject)?;
+    let opened =
+        envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
     let m = Manifest::from_bytes(&opened.payload).map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
     Ok(InspectReport {
         bundle: subject,

@@ -1,9 +1,11 @@
 //! Reads a volume, trusting nothing in it.
 
-use std::io::{self, BufRead, BufReader, Chain, Cursor, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::Path;
 
-use crate::bundle::writer::padding;
-use crate::bundle::{BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, WINDOW_LOG, member_header};
+use crate::bundle::frame::{self, FrameError};
+use crate::bundle::writer::BlobFrame;
+use crate::bundle::{BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, WINDOW_LOG, member_header, padding};
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
 use crate::manifest::MAX_MANIFEST_BYTES;
@@ -11,17 +13,11 @@ use crate::manifest::MAX_MANIFEST_BYTES;
 /// Largest signature envelope accepted: the manifest cap plus room for signatures.
 pub const MAX_ENVELOPE_BYTES: u64 = MAX_MANIFEST_BYTES + (1 << 20);
 
-/// The zstd frame header the writer produces: magic, a frame header
-/// descriptor with only the checksum flag, and the window descriptor of
-/// `WINDOW_LOG`. Any other header is another encoding of the same data,
-/// which we do not accept.
-const FRAME_HEADER: [u8; 6] = [0x28, 0xb5, 0x2f, 0xfd, 0x04, ((WINDOW_LOG - 10) << 3) as u8];
-
-type Raw<R> = BufReader<Chain<Cursor<[u8; 6]>, MediaReader<R>>>;
+type Compressed<R> = HashingBufReader<BufReader<MediaReader<R>>>;
 
 /// A streaming, strict volume reader.
 pub struct VolumeReader<R: Read> {
-    decoder: zstd::stream::read::Decoder<'static, Raw<R>>,
+    decoder: zstd::stream::read::Decoder<'static, Compressed<R>>,
     name: String,
 }
 
@@ -32,64 +28,49 @@ pub enum Member {
         id: ContentId,
         size: u64,
     },
-    /// The end-of-archive marker was read and nothing follows it.
+    /// The end-of-archive marker.
     End,
 }
 
+/// What follows the blobs: frame 2's digest as read, and the seal.
+#[derive(Debug, Clone)]
+pub struct Tail {
+    pub frame: BlobFrame,
+    pub seal: Vec<u8>,
+}
+
 impl<R: Read> VolumeReader<R> {
-    /// Checks the frame header and sets up decompression. `name` is used in errors.
-    pub fn new(raw: R, name: &str) -> Result<Self> {
+    /// Reads the manifest frame and returns the envelope it holds, with a
+    /// reader positioned at the blob frame. `name` is used in errors.
+    pub fn open(raw: R, name: &str) -> Result<(Self, Vec<u8>)> {
         let mut raw = MediaReader(raw);
-        let mut head = [0u8; 6];
-        read_full(&mut raw, &mut head).map_err(|e| classify(name, &e))?;
-        if head != FRAME_HEADER {
-            return Err(Error::rejected(
-                name,
-                Rejection::Malformed("not an airlock volume (unexpected zstd frame header)".into()),
-            ));
-        }
-        let chained = BufReader::with_capacity(1 << 16, Cursor::new(head).chain(raw));
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(chained)
-            .map_err(|e| Error::io(std::path::Path::new(name), e))?
+        let member =
+            frame::read_raw(&mut raw, MAX_ENVELOPE_BYTES + 2 * BLOCK as u64).map_err(|e| frame_error(name, e))?;
+        let envelope = manifest_member(&member).map_err(|r| Error::rejected(name, r))?;
+        let compressed =
+            HashingBufReader { inner: BufReader::with_capacity(1 << 16, raw), hasher: blake3::Hasher::new(), count: 0 };
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
+            .map_err(|e| Error::io(Path::new(name), e))?
             .single_frame();
-        decoder.window_log_max(WINDOW_LOG).map_err(|e| Error::io(std::path::Path::new(name), e))?;
-        Ok(VolumeReader { decoder, name: name.to_owned() })
+        decoder.window_log_max(WINDOW_LOG).map_err(|e| Error::io(Path::new(name), e))?;
+        Ok((VolumeReader { decoder, name: name.to_owned() }, envelope.to_vec()))
     }
 
     fn reject(&self, rejection: Rejection) -> Error {
         Error::rejected(&self.name, rejection)
     }
 
-    /// Reads the first member, which must be the signed manifest.
-    pub fn read_manifest(&mut self) -> Result<Vec<u8>> {
-        let (name, size) =
-            self.read_header()?.ok_or_else(|| self.reject(Rejection::Malformed("the volume is empty".into())))?;
-        if name != MANIFEST_MEMBER {
-            return Err(
-                self.reject(Rejection::UnexpectedMember(format!("{name:?} where {MANIFEST_MEMBER} must come first")))
-            );
-        }
-        if size > MAX_ENVELOPE_BYTES {
-            return Err(self.reject(Rejection::Oversize(format!(
-                "the manifest declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"
-            ))));
-        }
-        let mut envelope = Vec::new();
-        self.copy_member(size, &mut envelope).map_err(|e| e.into_error(&self.name))?;
-        Ok(envelope)
-    }
-
-    /// Reads the next member header. Blob members come back with their id;
-    /// the end marker is checked completely (two zero blocks, then the end of
-    /// the zstd frame, then the end of the file).
+    /// Reads the next member header: a blob with its id, or the end marker.
     pub fn next_member(&mut self) -> Result<Member> {
-        let Some((name, size)) = self.read_header()? else {
-            self.finish()?;
+        let mut block = [0u8; BLOCK];
+        self.decoder.read_exact(&mut block).map_err(|e| classify(&self.name, e))?;
+        if block.iter().all(|b| *b == 0) {
             return Ok(Member::End);
-        };
+        }
+        let (name, size) = parse_header(&block).map_err(|r| self.reject(r))?;
         let id = name
             .strip_prefix(BLOB_PREFIX)
-            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+            .filter(|hex| hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
             .and_then(ContentId::from_hex);
         match id {
             Some(id) => Ok(Member::Blob { id, size }),
@@ -107,65 +88,79 @@ impl<R: Read> VolumeReader<R> {
         }
         let pad = padding(size) as usize;
         let mut zeros = [0u8; BLOCK];
-        read_full(&mut self.decoder, &mut zeros[..pad]).map_err(CopyError::from_io)?;
+        self.decoder.read_exact(&mut zeros[..pad]).map_err(CopyError::from_io)?;
         if zeros[..pad].iter().any(|b| *b != 0) {
             return Err(CopyError::Volume(Rejection::Malformed("non-zero padding after a member".into())));
         }
         Ok(())
     }
 
-    /// Reads one header block: `None` for the first end-of-archive block,
-    /// otherwise the member's name and size after checking that the block is
-    /// exactly what the writer emits for them.
-    fn read_header(&mut self) -> Result<Option<(String, u64)>> {
+    /// After the first end-of-archive block: the second, the end of the
+    /// blob frame, then the seal frame and nothing after it.
+    pub fn finish(mut self) -> Result<Tail> {
         let mut block = [0u8; BLOCK];
-        read_full(&mut self.decoder, &mut block).map_err(|e| classify(&self.name, &e))?;
-        if block.iter().all(|b| *b == 0) {
-            return Ok(None);
-        }
-        let header = tar::Header::from_byte_slice(&block);
-        let name_bytes = &block[..100];
-        let end = name_bytes.iter().position(|b| *b == 0).unwrap_or(100);
-        let name = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
-        let size = header
-            .size()
-            .map_err(|_| self.reject(Rejection::Malformed(format!("member {name:?} has an unreadable size"))))?;
-        let valid_name = name == MANIFEST_MEMBER || name.starts_with(BLOB_PREFIX);
-        if !valid_name || member_header(&name, size).as_bytes()[..] != block[..] {
-            let kind = header.entry_type();
-            let what = if kind.is_file() {
-                "a member with an unexpected header"
-            } else {
-                "a link, device or other non-file member"
-            };
-            return Err(self.reject(Rejection::UnexpectedMember(format!("{name:?} ({what})"))));
-        }
-        Ok(Some((name, size)))
-    }
-
-    /// After the first zero block: the second, then nothing at all.
-    fn finish(&mut self) -> Result<()> {
-        let mut block = [0u8; BLOCK];
-        read_full(&mut self.decoder, &mut block).map_err(|e| classify(&self.name, &e))?;
+        self.decoder.read_exact(&mut block).map_err(|e| classify(&self.name, e))?;
         if block.iter().any(|b| *b != 0) {
             return Err(self.reject(Rejection::Malformed("damaged end-of-archive marker".into())));
         }
-        let mut probe = [0u8; 1];
-        match self.decoder.read(&mut probe) {
+        match self.decoder.read(&mut [0u8; 1]) {
             Ok(0) => {}
             Ok(_) => return Err(self.reject(Rejection::Malformed("data after the end-of-archive marker".into()))),
-            Err(e) => return Err(classify(&self.name, &e)),
+            Err(e) => return Err(classify(&self.name, e)),
         }
-        let raw = self.decoder.get_mut();
-        match raw.fill_buf() {
-            Ok([]) => Ok(()),
-            Ok(_) => Err(self.reject(Rejection::Malformed("data after the end of the compressed stream".into()))),
-            Err(e) => Err(classify(&self.name, &e)),
-        }
+        let mut compressed = self.decoder.finish();
+        let frame = BlobFrame { digest: ContentId(*compressed.hasher.finalize().as_bytes()), size: compressed.count };
+        let seal = frame::read_skippable_last(&mut compressed.inner, MAX_SEAL_BYTES)
+            .map_err(|e| frame_error(&self.name, e))?;
+        Ok(Tail { frame, seal })
     }
 }
 
-/// Failure while copying a member out: the volume's fault, or the destination's.
+/// Checks the manifest frame's content: the member header the writer
+/// emits, the envelope, zero padding, nothing else.
+fn manifest_member(member: &[u8]) -> Result<&[u8], Rejection> {
+    let header: &[u8; BLOCK] = member
+        .get(..BLOCK)
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| Rejection::Truncated("the manifest frame is too short".into()))?;
+    let (name, size) = parse_header(header)?;
+    if name != MANIFEST_MEMBER {
+        return Err(Rejection::UnexpectedMember(format!("{name:?} where {MANIFEST_MEMBER} must come first")));
+    }
+    if size > MAX_ENVELOPE_BYTES {
+        return Err(Rejection::Oversize(format!(
+            "the manifest declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"
+        )));
+    }
+    let end = BLOCK + size as usize;
+    if member.len() as u64 != end as u64 + padding(size) || member[end..].iter().any(|b| *b != 0) {
+        return Err(Rejection::Malformed("the manifest frame does not hold exactly the manifest member".into()));
+    }
+    Ok(&member[BLOCK..end])
+}
+
+/// Parses one header block, accepting it only if it is exactly the header
+/// the writer emits for that name and size (regular file, fixed mode, owner
+/// and time): links, devices, long-name and pax records, absolute or `..`
+/// names all fail here.
+fn parse_header(block: &[u8; BLOCK]) -> Result<(String, u64), Rejection> {
+    let header = tar::Header::from_byte_slice(block);
+    let end = block[..100].iter().position(|b| *b == 0).unwrap_or(100);
+    let name = String::from_utf8_lossy(&block[..end]).into_owned();
+    let size = header.size().map_err(|_| Rejection::Malformed(format!("member {name:?} has an unreadable size")))?;
+    let valid_name = name == MANIFEST_MEMBER || name.starts_with(BLOB_PREFIX) && name.len() == BLOB_PREFIX.len() + 64;
+    if !valid_name || member_header(&name, size).as_bytes()[..] != block[..] {
+        let what = if header.entry_type().is_file() {
+            "a member with an unexpected name or header"
+        } else {
+            "a link, device or other non-file member"
+        };
+        return Err(Rejection::UnexpectedMember(format!("{name:?} ({what})")));
+    }
+    Ok((name, size))
+}
+
+/// Failure while copying a member out: the volume's fault, the medium's, or the destination's.
 #[derive(Debug)]
 pub enum CopyError {
     Volume(Rejection),
@@ -175,40 +170,59 @@ pub enum CopyError {
 
 impl CopyError {
     fn from_io(e: io::Error) -> Self {
-        if e.get_ref().is_some_and(
-            <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<DestinationError>,
-        ) {
-            let inner = e.into_inner().and_then(|b| b.downcast::<DestinationError>().ok());
-            return CopyError::Destination(inner.map_or_else(|| io::Error::other("write failed"), |d| d.0));
+        if let Some(dest) = take_marked::<DestinationError>(&e) {
+            return CopyError::Destination(dest);
         }
-        match rejection_or_media(e) {
-            Ok(rejection) => CopyError::Volume(rejection),
-            Err(media) => CopyError::Media(media),
+        if let Some(media) = take_marked::<MediaError>(&e) {
+            return CopyError::Media(media);
         }
+        CopyError::Volume(data_rejection(&e))
     }
 
     /// Converts to the library error, naming the volume.
-    #[must_use]
     pub fn into_error(self, volume: &str) -> Error {
         match self {
             CopyError::Volume(r) => Error::rejected(volume, r),
-            CopyError::Media(e) | CopyError::Destination(e) => Error::io(std::path::Path::new(volume), e),
+            CopyError::Media(e) | CopyError::Destination(e) => Error::io(Path::new(volume), e),
         }
     }
+}
+
+/// An error from the medium or the destination, recognised again after
+/// travelling through the zstd decoder and `io::copy`.
+trait Marked: std::error::Error + Send + Sync + 'static {
+    fn source_error(&self) -> &io::Error;
+}
+
+macro_rules! marked_error {
+    ($name:ident) => {
+        #[derive(Debug)]
+        struct $name(io::Error);
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+        impl std::error::Error for $name {}
+        impl Marked for $name {
+            fn source_error(&self) -> &io::Error {
+                &self.0
+            }
+        }
+    };
+}
+
+marked_error!(MediaError);
+marked_error!(DestinationError);
+
+fn take_marked<M: Marked>(e: &io::Error) -> Option<io::Error> {
+    let marked = e.get_ref()?.downcast_ref::<M>()?;
+    let inner = marked.source_error();
+    Some(io::Error::new(inner.kind(), inner.to_string()))
 }
 
 /// Marks errors from the medium so they are not mistaken for bad data.
 struct MediaReader<R>(R);
-
-#[derive(Debug)]
-struct MediaError(io::Error);
-
-impl std::fmt::Display for MediaError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-impl std::error::Error for MediaError {}
 
 impl<R: Read> Read for MediaReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -219,16 +233,6 @@ impl<R: Read> Read for MediaReader<R> {
 /// Marks errors of the destination a member is copied into.
 struct WriteSide<'a>(&'a mut dyn Write);
 
-#[derive(Debug)]
-struct DestinationError(io::Error);
-
-impl std::fmt::Display for DestinationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-impl std::error::Error for DestinationError {}
-
 impl Write for WriteSide<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf).map_err(|e| io::Error::other(DestinationError(e)))
@@ -238,36 +242,60 @@ impl Write for WriteSide<'_> {
     }
 }
 
-/// A read error is either the medium failing (kept as I/O) or the data
-/// being bad (a rejection).
-fn rejection_or_media(e: io::Error) -> Result<Rejection, io::Error> {
-    if e.get_ref()
-        .is_some_and(<dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<MediaError>)
-    {
-        let inner = e.into_inner().and_then(|b| b.downcast::<MediaError>().ok());
-        return Err(inner.map_or_else(|| io::Error::other("read failed"), |m| m.0));
+/// Hashes exactly the compressed bytes the decoder consumes.
+struct HashingBufReader<B> {
+    inner: B,
+    hasher: blake3::Hasher,
+    count: u64,
+}
+
+impl<B: BufRead> Read for HashingBufReader<B> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
     }
+}
+
+impl<B: BufRead> BufRead for HashingBufReader<B> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // The bytes being consumed are still in the buffer: fill_buf returns
+        // them again without reading.
+        if let Ok(buf) = self.inner.fill_buf() {
+            self.hasher.update(&buf[..amt.min(buf.len())]);
+        }
+        self.count += amt as u64;
+        self.inner.consume(amt);
+    }
+}
+
+fn data_rejection(e: &io::Error) -> Rejection {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        return Ok(Rejection::Truncated("the stream ends early".into()));
-    }
-    Ok(Rejection::Malformed(format!("compressed stream is damaged ({e})")))
-}
-
-fn classify(name: &str, e: &io::Error) -> Error {
-    let copy = io::Error::new(e.kind(), e.to_string());
-    let is_media = e
-        .get_ref()
-        .is_some_and(<dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<MediaError>);
-    if is_media {
-        return Error::io(std::path::Path::new(name), copy);
-    }
-    match rejection_or_media(copy) {
-        Ok(r) => Error::rejected(name, r),
-        Err(m) => Error::io(std::path::Path::new(name), m),
+        Rejection::Truncated("the stream ends early".into())
+    } else {
+        Rejection::Malformed(format!("compressed stream is damaged ({e})"))
     }
 }
 
-/// Fills `buf` completely or fails with `UnexpectedEof`.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
-    reader.read_exact(buf)
+fn classify(name: &str, e: io::Error) -> Error {
+    match take_marked::<MediaError>(&e) {
+        Some(media) => Error::io(Path::new(name), media),
+        None => Error::rejected(name, data_rejection(&e)),
+    }
+}
+
+fn frame_error(name: &str, e: FrameError) -> Error {
+    match e {
+        FrameError::Malformed(m) => Error::rejected(name, Rejection::Malformed(m)),
+        FrameError::Oversize(size) => {
+            Error::rejected(name, Rejection::Oversize(format!("a frame declares {size} bytes, more than the cap")))
+        }
+        FrameError::Io(e) => classify(name, e),
+    }
 }

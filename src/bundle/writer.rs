@@ -1,8 +1,8 @@
-//! Writes a volume.
+//! Writes a volume: manifest frame, blob frame, seal frame.
 
 use std::io::{self, Read, Write};
 
-use crate::bundle::{BLOCK, MANIFEST_MEMBER, WINDOW_LOG, blob_member, member_header};
+use crate::bundle::{BLOCK, MANIFEST_MEMBER, WINDOW_LOG, blob_member, frame, member_header, padding};
 use crate::id::ContentId;
 
 /// zstd level: 3 is zstd's default and what the hand-rolled baseline uses.
@@ -10,7 +10,7 @@ pub const LEVEL: i32 = 3;
 
 /// Streams a volume into `W`.
 pub struct VolumeWriter<W: Write> {
-    out: zstd::stream::write::Encoder<'static, W>,
+    out: zstd::stream::write::Encoder<'static, HashingWriter<W>>,
 }
 
 /// A blob's bytes were not what the manifest says (the source changed while exporting).
@@ -26,10 +26,26 @@ impl From<io::Error> for BlobWriteError {
     }
 }
 
+/// Frame 2 as written: what the seal signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobFrame {
+    pub digest: ContentId,
+    pub size: u64,
+}
+
 impl<W: Write> VolumeWriter<W> {
-    /// Starts a volume, compressing on `threads` worker threads (0: inline).
-    pub fn new(out: W, threads: u32) -> io::Result<Self> {
-        let mut out = zstd::stream::write::Encoder::new(out, LEVEL)?;
+    /// Writes the manifest frame holding `envelope` and starts the blob
+    /// frame, compressing on `threads` worker threads (0: inline).
+    pub fn new(mut out: W, envelope: &[u8], threads: u32) -> io::Result<Self> {
+        let size = envelope.len() as u64;
+        let mut member = Vec::with_capacity(BLOCK + envelope.len() + BLOCK);
+        member.extend_from_slice(member_header(MANIFEST_MEMBER, size).as_bytes());
+        member.extend_from_slice(envelope);
+        member.resize(member.len() + padding(size) as usize, 0);
+        frame::write_raw(&mut out, &member)?;
+
+        let hashing = HashingWriter { inner: out, hasher: blake3::Hasher::new(), count: 0 };
+        let mut out = zstd::stream::write::Encoder::new(hashing, LEVEL)?;
         out.include_checksum(true)?;
         out.include_contentsize(false)?;
         out.window_log(WINDOW_LOG)?;
@@ -39,58 +55,62 @@ impl<W: Write> VolumeWriter<W> {
         Ok(VolumeWriter { out })
     }
 
-    /// Writes the signed manifest, which must come first.
-    pub fn write_manifest(&mut self, envelope: &[u8]) -> io::Result<()> {
-        self.member(MANIFEST_MEMBER, envelope.len() as u64, &mut &envelope[..])?;
-        Ok(())
-    }
-
     /// Copies exactly `size` bytes from `data` as blob `id`, hashing them on
     /// the way; fails if the bytes are not the ones the manifest names.
     pub fn write_blob(&mut self, id: &ContentId, size: u64, data: impl Read) -> Result<(), BlobWriteError> {
-        let mut hashing = HashingReader { inner: data.take(size), hasher: blake3::Hasher::new(), count: 0 };
-        let written = self.member(&blob_member(id), size, &mut hashing)?;
-        let mut probe = [0u8; 1];
-        let grew = hashing.inner.into_inner().read(&mut probe)? != 0;
-        if written != size || grew || ContentId(*hashing.hasher.finalize().as_bytes()) != *id {
+        self.out.write_all(member_header(&blob_member(id), size).as_bytes())?;
+        let mut limited = data.take(size);
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut copied = 0u64;
+        loop {
+            let n = match limited.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            hasher.update(&buf[..n]);
+            self.out.write_all(&buf[..n])?;
+            copied += n as u64;
+        }
+        let grew = limited.into_inner().read(&mut [0u8; 1])? != 0;
+        if copied != size || grew || ContentId(*hasher.finalize().as_bytes()) != *id {
             return Err(BlobWriteError::Changed { expected: *id, size });
         }
+        io::copy(&mut io::repeat(0).take(padding(size)), &mut self.out)?;
         Ok(())
     }
 
-    /// Writes a header, the data (zero-filled if it runs short, so the
-    /// archive stays well-formed until the caller aborts), and the padding.
-    fn member(&mut self, name: &str, size: u64, data: &mut impl Read) -> io::Result<u64> {
-        self.out.write_all(member_header(name, size).as_bytes())?;
-        let copied = io::copy(data, &mut self.out)?;
-        let short = size - copied;
-        io::copy(&mut io::repeat(0).take(short + padding(size)), &mut self.out)?;
-        Ok(copied)
-    }
-
-    /// Writes the end-of-archive blocks and the zstd epilogue.
-    pub fn finish(mut self) -> io::Result<W> {
+    /// Ends the archive and the blob frame; the caller writes the seal next.
+    pub fn finish(mut self) -> io::Result<(W, BlobFrame)> {
         self.out.write_all(&[0u8; 2 * BLOCK])?;
-        self.out.finish()
+        let hashing = self.out.finish()?;
+        let frame = BlobFrame { digest: ContentId(*hashing.hasher.finalize().as_bytes()), size: hashing.count };
+        Ok((hashing.inner, frame))
     }
 }
 
-/// Zero bytes after a member of `size` bytes up to the next block.
-pub(crate) fn padding(size: u64) -> u64 {
-    (BLOCK as u64 - size % BLOCK as u64) % BLOCK as u64
+/// Writes the seal frame; it must be the last thing in the volume.
+pub fn write_seal(out: &mut impl Write, seal_envelope: &[u8]) -> io::Result<()> {
+    frame::write_skippable(out, seal_envelope)
 }
 
-struct HashingReader<R> {
-    inner: R,
+/// Hashes the compressed bytes on their way out.
+struct HashingWriter<W> {
+    inner: W,
     hasher: blake3::Hasher,
     count: u64,
 }
 
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }

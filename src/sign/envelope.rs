@@ -18,17 +18,31 @@ use crate::id::KeyId;
 use crate::policy::Policy;
 use crate::sign::SecretKey;
 
-/// External AAD bound into every signature (domain separation).
-pub const SIGNING_CONTEXT: &[u8] = b"airlock bundle manifest v1";
-/// Content type of the payload, in the body's protected header.
-pub const CONTENT_TYPE: &str = "application/vnd.airlock.manifest+cbor";
+/// What a signature is for. Each purpose has its own external AAD (domain
+/// separation) and content type, so a signature made for one can never be
+/// accepted as the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purpose {
+    /// External AAD bound into every signature.
+    pub context: &'static [u8],
+    /// Content type of the payload, in the body's protected header.
+    pub content_type: &'static str,
+}
 
-/// Signs `manifest` (canonical CBOR) with every key, returning the envelope bytes.
-pub fn seal(manifest: &[u8], keys: &[SecretKey]) -> Result<Vec<u8>, String> {
-    let protected = HeaderBuilder::new().content_type(CONTENT_TYPE.to_owned()).build();
-    let mut builder = CoseSignBuilder::new().protected(protected).payload(manifest.to_vec());
+/// The bundle manifest.
+pub const MANIFEST: Purpose =
+    Purpose { context: b"airlock bundle manifest v1", content_type: "application/vnd.airlock.manifest+cbor" };
+
+/// A volume's seal over its compressed bytes.
+pub const VOLUME_SEAL: Purpose =
+    Purpose { context: b"airlock volume seal v1", content_type: "application/vnd.airlock.volume-seal+cbor" };
+
+/// Signs `payload` (canonical CBOR) with every key, returning the envelope bytes.
+pub fn seal(payload: &[u8], keys: &[SecretKey], purpose: Purpose) -> Result<Vec<u8>, String> {
+    let protected = HeaderBuilder::new().content_type(purpose.content_type.to_owned()).build();
+    let mut builder = CoseSignBuilder::new().protected(protected).payload(payload.to_vec());
     for key in keys {
-        builder = builder.add_created_signature(signature_template(key.public().id()), SIGNING_CONTEXT, |tbs| {
+        builder = builder.add_created_signature(signature_template(key.public().id()), purpose.context, |tbs| {
             key.signing_key().sign(tbs).to_bytes().to_vec()
         });
     }
@@ -37,10 +51,10 @@ pub fn seal(manifest: &[u8], keys: &[SecretKey]) -> Result<Vec<u8>, String> {
 
 /// Adds one more signature to an existing envelope, leaving the payload and
 /// the other signatures untouched.
-pub fn add_signature(envelope: &[u8], key: &SecretKey) -> Result<Vec<u8>, Rejection> {
-    let mut sign = decode(envelope)?;
+pub fn add_signature(envelope: &[u8], key: &SecretKey, purpose: Purpose) -> Result<Vec<u8>, Rejection> {
+    let mut sign = decode(envelope, purpose)?;
     let template = signature_template(key.public().id());
-    let tbs = sign.tbs_data(SIGNING_CONTEXT, &template);
+    let tbs = sign.tbs_data(purpose.context, &template);
     let mut signature = template;
     signature.signature = key.signing_key().sign(&tbs).to_bytes().to_vec();
     sign.signatures.push(signature);
@@ -62,8 +76,8 @@ pub struct Opened {
 }
 
 /// Decodes the envelope without judging trust (for `inspect`).
-pub fn open_untrusted(envelope: &[u8]) -> Result<Opened, Rejection> {
-    let sign = decode(envelope)?;
+pub fn open_untrusted(envelope: &[u8], purpose: Purpose) -> Result<Opened, Rejection> {
+    let sign = decode(envelope, purpose)?;
     let claimed_signers = sign.signatures.iter().map(signer_id).collect::<Result<_, _>>()?;
     let payload = sign.payload.ok_or_else(|| Rejection::Malformed("the signature envelope has no manifest".into()))?;
     Ok(Opened { payload, claimed_signers })
@@ -84,8 +98,8 @@ pub struct Verified {
 /// as received, and requires the policy's threshold of distinct keys. A
 /// signature that claims a trusted key id and fails is a rejection, not an
 /// omission: it means the manifest or the signature was altered.
-pub fn verify(envelope: &[u8], policy: &Policy) -> Result<Verified, Rejection> {
-    let sign = decode(envelope)?;
+pub fn verify(envelope: &[u8], policy: &Policy, purpose: Purpose) -> Result<Verified, Rejection> {
+    let sign = decode(envelope, purpose)?;
     let mut trusted = BTreeSet::new();
     let mut unknown = Vec::new();
     for (index, signature) in sign.signatures.iter().enumerate() {
@@ -97,7 +111,7 @@ pub fn verify(envelope: &[u8], policy: &Policy) -> Result<Verified, Rejection> {
             unknown.push(id);
             continue;
         };
-        sign.verify_signature(index, SIGNING_CONTEXT, |sig, tbs| {
+        sign.verify_signature(index, purpose.context, |sig, tbs| {
             let sig = Signature::from_slice(sig).map_err(|_| ())?;
             key.verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
         })
@@ -115,11 +129,11 @@ pub fn verify(envelope: &[u8], policy: &Policy) -> Result<Verified, Rejection> {
     Ok(Verified { payload, trusted_signers: trusted.into_iter().collect(), unknown_signers: unknown })
 }
 
-fn decode(envelope: &[u8]) -> Result<CoseSign, Rejection> {
+fn decode(envelope: &[u8], purpose: Purpose) -> Result<CoseSign, Rejection> {
     let sign = CoseSign::from_tagged_slice(envelope)
         .map_err(|e| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}")))?;
-    if sign.protected.header.content_type != Some(coset::ContentType::Text(CONTENT_TYPE.to_owned())) {
-        return Err(Rejection::Malformed(format!("the envelope's content type is not {CONTENT_TYPE}")));
+    if sign.protected.header.content_type != Some(coset::ContentType::Text(purpose.content_type.to_owned())) {
+        return Err(Rejection::Malformed(format!("the envelope's content type is not {}", purpose.content_type)));
     }
     // Re-encoding must give back the same bytes: no second representation
     // of the same envelope, so a bit flip anywhere is seen.
@@ -149,42 +163,47 @@ mod tests {
         let a = SecretKey::generate().unwrap();
         let b = SecretKey::generate().unwrap();
         let stranger = SecretKey::generate().unwrap();
-        let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a), MANIFEST).unwrap();
         // The same key twice does not make two.
-        let twice = add_signature(&sealed, &a).unwrap();
+        let twice = add_signature(&sealed, &a, MANIFEST).unwrap();
         assert!(matches!(
-            verify(&twice, &policy(&[&a, &b], 2)),
+            verify(&twice, &policy(&[&a, &b], 2), MANIFEST),
             Err(Rejection::BelowThreshold { valid: 1, required: 2, .. })
         ));
-        let both = add_signature(&sealed, &b).unwrap();
-        let ok = verify(&both, &policy(&[&a, &b], 2)).unwrap();
+        let both = add_signature(&sealed, &b, MANIFEST).unwrap();
+        let ok = verify(&both, &policy(&[&a, &b], 2), MANIFEST).unwrap();
         assert_eq!(ok.payload, b"manifest");
         assert_eq!(ok.trusted_signers.len(), 2);
         // An untrusted signer is ignored, not counted.
-        let with_stranger = add_signature(&sealed, &stranger).unwrap();
-        assert!(verify(&with_stranger, &policy(&[&stranger], 1)).is_ok());
-        assert!(matches!(verify(&sealed, &policy(&[&stranger], 1)), Err(Rejection::BelowThreshold { valid: 0, .. })));
+        let with_stranger = add_signature(&sealed, &stranger, MANIFEST).unwrap();
+        assert!(verify(&with_stranger, &policy(&[&stranger], 1), MANIFEST).is_ok());
+        assert!(matches!(
+            verify(&sealed, &policy(&[&stranger], 1), MANIFEST),
+            Err(Rejection::BelowThreshold { valid: 0, .. })
+        ));
     }
 
     #[test]
     fn changed_payload_fails() {
         let a = SecretKey::generate().unwrap();
-        let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a), MANIFEST).unwrap();
         let pos = sealed.windows(8).rposition(|w| w == b"manifest").unwrap();
         let mut bad = sealed.clone();
         bad[pos] ^= 1;
-        assert!(matches!(verify(&bad, &policy(&[&a], 1)), Err(Rejection::BadSignature(_))));
+        assert!(matches!(verify(&bad, &policy(&[&a], 1), MANIFEST), Err(Rejection::BadSignature(_))));
     }
 
     #[test]
     fn signature_is_bound_to_our_context() {
         let a = SecretKey::generate().unwrap();
-        let sealed = seal(b"manifest", std::slice::from_ref(&a)).unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a), MANIFEST).unwrap();
         let sign = CoseSign::from_tagged_slice(&sealed).unwrap();
         let result = sign.verify_signature(0, b"", |sig, tbs| {
             let sig = Signature::from_slice(sig).map_err(|_| ())?;
             a.public().verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
         });
         assert!(result.is_err(), "a signature must not verify without the airlock context");
+        // Nor as a volume seal.
+        assert!(verify(&sealed, &policy(&[&a], 1), VOLUME_SEAL).is_err());
     }
 }

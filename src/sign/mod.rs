@@ -73,7 +73,8 @@ impl PublicKey {
     }
 }
 
-/// A secret signing key. ed25519-dalek zeroizes it on drop and keeps it out of `Debug`.
+/// A secret signing key. ed25519-dalek zeroizes it on drop (every copy) and keeps it out of `Debug`.
+#[derive(Clone)]
 pub struct SecretKey {
     key: SigningKey,
     public: PublicKey,

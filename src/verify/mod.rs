@@ -17,10 +17,12 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::Digest as _;
 
-use crate::bundle::reader::{Member, VolumeReader};
+use crate::bundle::VolumeSeal;
+use crate::bundle::reader::{Member, Tail, VolumeReader};
 use crate::ecosystem;
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
+use crate::manifest::canonical;
 use crate::manifest::{Entry, Manifest};
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -104,7 +106,8 @@ pub fn rfc3339(secs: u64) -> String {
 
 /// Steps 2 and 3: trust, then decode, then the manifest's own rules.
 pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
-    let verified = envelope::verify(&envelope_bytes, policy).map_err(|r| Error::rejected(subject, r))?;
+    let verified =
+        envelope::verify(&envelope_bytes, policy, envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     let manifest =
         Manifest::from_bytes(&verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
     if now >= manifest.expires {
@@ -146,14 +149,37 @@ pub fn verify_bundle<S: BlobSink>(
             "{subject}: is a directory; pass the bundle file written by `airlock export`"
         )));
     }
-    let mut volume = VolumeReader::new(file, &subject)?;
-    let verified = check_manifest(volume.read_manifest()?, policy, now, &subject)?;
+    let (mut volume, envelope_bytes) = VolumeReader::open(file, &subject)?;
+    let verified = check_manifest(envelope_bytes, policy, now, &subject)?;
     let plan = BlobPlan::new(&verified.manifest, 0);
     progress.start("verifying", plan.total_bytes());
     stream_blobs(&mut volume, plan, sink, progress, &subject)?;
     progress.finish();
+    check_seal(&volume.finish()?, &verified, 0, policy).map_err(|r| Error::rejected(&subject, r))?;
     let report = VerifyReport::new(path, &verified, policy);
     Ok((verified, report))
+}
+
+/// The seal must be signed like the manifest and name this manifest, this
+/// volume and exactly the compressed bytes that were read.
+fn check_seal(tail: &Tail, verified: &VerifiedManifest, volume: u32, policy: &Policy) -> Result<(), Rejection> {
+    let opened = envelope::verify(&tail.seal, policy, envelope::VOLUME_SEAL)?;
+    let seal: VolumeSeal =
+        canonical::from_slice(&opened.payload).map_err(|e| Rejection::Malformed(format!("volume seal: {e}")))?;
+    let expected = VolumeSeal {
+        format: 1,
+        manifest: verified.digest,
+        volume,
+        frame: tail.frame.digest,
+        frame_size: tail.frame.size,
+    };
+    if seal.manifest != verified.digest || seal.volume != volume {
+        return Err(Rejection::Malformed("the volume seal belongs to another bundle or volume".into()));
+    }
+    if seal != expected {
+        return Err(Rejection::DigestMismatch("the compressed blob frame is not the one the exporter sealed".into()));
+    }
+    Ok(())
 }
 
 /// What the volume must hold: each blob's size and the upstream digests its entries declare.

@@ -1,0 +1,147 @@
+//! The two zstd frames airlock writes by hand: a frame of raw blocks (for
+//! the manifest member) and a skippable frame (for the seal). Both have
+//! exactly one encoding, which the parsers insist on.
+
+use std::io::{self, Read, Write};
+
+const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Frame header descriptor: 4-byte content size, single segment, no checksum, no dictionary.
+const RAW_FHD: u8 = 0xa0;
+/// Largest block zstd allows.
+const MAX_BLOCK: usize = 128 << 10;
+/// The skippable-frame magic airlock uses for seals (0x184D2A5E, little-endian).
+const SKIPPABLE_MAGIC: [u8; 4] = [0x5e, 0x2a, 0x4d, 0x18];
+
+/// Writes `content` as a zstd frame of raw blocks.
+pub fn write_raw(out: &mut impl Write, content: &[u8]) -> io::Result<()> {
+    let size = u32::try_from(content.len()).map_err(|_| io::Error::other("raw frame content over 4 GiB"))?;
+    out.write_all(&MAGIC)?;
+    out.write_all(&[RAW_FHD])?;
+    out.write_all(&size.to_le_bytes())?;
+    let chunks: Vec<&[u8]> = content.chunks(MAX_BLOCK).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let last = u32::from(i + 1 == chunks.len());
+        // Block header: bit 0 last-block, bits 1-2 type (0 = raw), bits 3.. size.
+        let header = last | ((chunk.len() as u32) << 3);
+        out.write_all(&header.to_le_bytes()[..3])?;
+        out.write_all(chunk)?;
+    }
+    Ok(())
+}
+
+/// Why a hand-written frame was refused.
+#[derive(Debug)]
+pub enum FrameError {
+    /// Not the encoding the writer produces.
+    Malformed(String),
+    /// Larger than the caller's cap.
+    Oversize(u64),
+    /// Reading failed (including a premature end).
+    Io(io::Error),
+}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        FrameError::Io(e)
+    }
+}
+
+/// Reads a raw-block frame of at most `cap` bytes of content.
+pub fn read_raw(input: &mut impl Read, cap: u64) -> Result<Vec<u8>, FrameError> {
+    let mut head = [0u8; 9];
+    input.read_exact(&mut head)?;
+    if head[..4] != MAGIC || head[4] != RAW_FHD {
+        return Err(FrameError::Malformed(
+            "not an airlock volume (it does not start with airlock's manifest frame)".into(),
+        ));
+    }
+    let size = u64::from(u32::from_le_bytes(head[5..9].try_into().expect("4 bytes")));
+    if size > cap {
+        return Err(FrameError::Oversize(size));
+    }
+    if size == 0 {
+        return Err(FrameError::Malformed("empty manifest frame".into()));
+    }
+    let size = size as usize;
+    let mut content = Vec::with_capacity(size);
+    while content.len() < size {
+        let mut block = [0u8; 4];
+        input.read_exact(&mut block[..3])?;
+        let header = u32::from_le_bytes(block);
+        let expected = (size - content.len()).min(MAX_BLOCK);
+        let last = content.len() + expected == size;
+        let wanted = u32::from(last) | ((expected as u32) << 3);
+        if header != wanted {
+            return Err(FrameError::Malformed("unexpected block in the manifest frame".into()));
+        }
+        let start = content.len();
+        content.resize(start + expected, 0);
+        input.read_exact(&mut content[start..])?;
+    }
+    Ok(content)
+}
+
+/// Writes `content` as a skippable frame.
+pub fn write_skippable(out: &mut impl Write, content: &[u8]) -> io::Result<()> {
+    let size = u32::try_from(content.len()).map_err(|_| io::Error::other("skippable frame over 4 GiB"))?;
+    out.write_all(&SKIPPABLE_MAGIC)?;
+    out.write_all(&size.to_le_bytes())?;
+    out.write_all(content)
+}
+
+/// Reads airlock's skippable frame of at most `cap` bytes, which must be the
+/// last thing in the input.
+pub fn read_skippable_last(input: &mut impl Read, cap: u64) -> Result<Vec<u8>, FrameError> {
+    let mut head = [0u8; 8];
+    input.read_exact(&mut head)?;
+    if head[..4] != SKIPPABLE_MAGIC {
+        return Err(FrameError::Malformed("the volume seal is missing".into()));
+    }
+    let size = u64::from(u32::from_le_bytes(head[4..].try_into().expect("4 bytes")));
+    if size > cap {
+        return Err(FrameError::Oversize(size));
+    }
+    let mut content = Vec::new();
+    input.take(size).read_to_end(&mut content)?;
+    if content.len() as u64 != size {
+        return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
+    let mut probe = [0u8; 1];
+    if input.read(&mut probe)? != 0 {
+        return Err(FrameError::Malformed("data after the volume seal".into()));
+    }
+    Ok(content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_frames_decode_with_zstd_itself() {
+        for len in [1usize, 512, MAX_BLOCK, MAX_BLOCK + 1, 3 * MAX_BLOCK + 7] {
+            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut frame = Vec::new();
+            write_raw(&mut frame, &content).unwrap();
+            assert_eq!(zstd::decode_all(&frame[..]).unwrap(), content, "zstd disagrees at {len}");
+            assert_eq!(read_raw(&mut &frame[..], u64::MAX).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn skippable_frames_are_skipped_by_zstd() {
+        let mut data = Vec::new();
+        write_raw(&mut data, b"hello").unwrap();
+        write_skippable(&mut data, b"seal").unwrap();
+        assert_eq!(zstd::decode_all(&data[..]).unwrap(), b"hello");
+        let mut rest = &data[9 + 3 + 5..];
+        assert_eq!(read_skippable_last(&mut rest, 100).unwrap(), b"seal");
+    }
+
+    #[test]
+    fn caps_are_enforced_before_allocation() {
+        let mut frame = Vec::new();
+        write_raw(&mut frame, &[1u8; 1000]).unwrap();
+        assert!(matches!(read_raw(&mut &frame[..], 999), Err(FrameError::Oversize(1000))));
+    }
+}
