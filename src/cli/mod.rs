@@ -28,7 +28,17 @@ use crate::sign::PublicKey;
 
 /// Carry software across an air gap without losing the reasons to trust it.
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about, long_about = None, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "airlock",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Exit status: 0 success; 1 the bundle or an entry was rejected (signature, digest, schema, policy, expiry); \
+                  2 usage or configuration error (bad flag, missing file, unreadable key or policy); \
+                  3 the machine failed (disk full, permissions)."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -61,6 +71,29 @@ pub enum Command {
 #[must_use]
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// The man pages: `airlock.1` and one `airlock-COMMAND.1` per subcommand,
+/// rendered from the clap definitions (checked in under man/, kept up to
+/// date by tests/man.rs).
+#[must_use]
+pub fn man_pages() -> Vec<(String, Vec<u8>)> {
+    let mut root = command();
+    // Building propagates the global flags (--quiet, --json) into every subcommand.
+    root.build();
+    let mut pages = vec![("airlock.1".to_owned(), render_man(root.clone()))];
+    for sub in root.get_subcommands() {
+        let name = format!("airlock-{}", sub.get_name());
+        let page = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
+        pages.push((format!("{name}.1"), render_man(page)));
+    }
+    pages
+}
+
+fn render_man(command: clap::Command) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command).render(&mut out).expect("rendering to memory cannot fail");
+    out
 }
 
 /// Entry point of the binary.
