@@ -24,7 +24,7 @@ fn small_bundle(dir: &Path, key: SecretKey, name: &str, files: &[(&str, &[u8])])
         keys: vec![key],
         out: out.clone(),
         channel: "default".into(),
-        expires_in: Duration::from_secs(3600),
+        expires_in: Duration::from_hours(1),
         now: airlock::now(),
         force: false,
         threads: 0,

@@ -63,7 +63,7 @@ impl<R: Read> VolumeReader<R> {
     /// Reads the next member header: a blob with its id, or the end marker.
     pub fn next_member(&mut self) -> Result<Member> {
         let mut block = [0u8; BLOCK];
-        self.decoder.read_exact(&mut block).map_err(|e| classify(&self.name, e))?;
+        self.decoder.read_exact(&mut block).map_err(|e| classify(&self.name, &e))?;
         if block.iter().all(|b| *b == 0) {
             return Ok(Member::End);
         }
@@ -80,7 +80,8 @@ impl<R: Read> VolumeReader<R> {
 
     /// Streams the current member's `size` bytes into `out` and checks its padding.
     pub fn copy_member(&mut self, size: u64, out: &mut dyn Write) -> Result<(), CopyError> {
-        let copied = io::copy(&mut (&mut self.decoder).take(size), &mut WriteSide(out)).map_err(CopyError::from_io)?;
+        let copied =
+            io::copy(&mut (&mut self.decoder).take(size), &mut WriteSide(out)).map_err(|e| CopyError::from_io(&e))?;
         if copied != size {
             return Err(CopyError::Volume(Rejection::Truncated(format!(
                 "a member ends after {copied} of {size} bytes"
@@ -88,7 +89,7 @@ impl<R: Read> VolumeReader<R> {
         }
         let pad = padding(size) as usize;
         let mut zeros = [0u8; BLOCK];
-        self.decoder.read_exact(&mut zeros[..pad]).map_err(CopyError::from_io)?;
+        self.decoder.read_exact(&mut zeros[..pad]).map_err(|e| CopyError::from_io(&e))?;
         if zeros[..pad].iter().any(|b| *b != 0) {
             return Err(CopyError::Volume(Rejection::Malformed("non-zero padding after a member".into())));
         }
@@ -99,14 +100,14 @@ impl<R: Read> VolumeReader<R> {
     /// blob frame, then the seal frame and nothing after it.
     pub fn finish(mut self) -> Result<Tail> {
         let mut block = [0u8; BLOCK];
-        self.decoder.read_exact(&mut block).map_err(|e| classify(&self.name, e))?;
+        self.decoder.read_exact(&mut block).map_err(|e| classify(&self.name, &e))?;
         if block.iter().any(|b| *b != 0) {
             return Err(self.reject(Rejection::Malformed("damaged end-of-archive marker".into())));
         }
         match self.decoder.read(&mut [0u8; 1]) {
             Ok(0) => {}
             Ok(_) => return Err(self.reject(Rejection::Malformed("data after the end-of-archive marker".into()))),
-            Err(e) => return Err(classify(&self.name, e)),
+            Err(e) => return Err(classify(&self.name, &e)),
         }
         let mut compressed = self.decoder.finish();
         let frame = BlobFrame { digest: ContentId(*compressed.hasher.finalize().as_bytes()), size: compressed.count };
@@ -169,17 +170,18 @@ pub enum CopyError {
 }
 
 impl CopyError {
-    fn from_io(e: io::Error) -> Self {
-        if let Some(dest) = take_marked::<DestinationError>(&e) {
+    fn from_io(e: &io::Error) -> Self {
+        if let Some(dest) = take_marked::<DestinationError>(e) {
             return CopyError::Destination(dest);
         }
-        if let Some(media) = take_marked::<MediaError>(&e) {
+        if let Some(media) = take_marked::<MediaError>(e) {
             return CopyError::Media(media);
         }
-        CopyError::Volume(data_rejection(&e))
+        CopyError::Volume(data_rejection(e))
     }
 
     /// Converts to the library error, naming the volume.
+    #[must_use]
     pub fn into_error(self, volume: &str) -> Error {
         match self {
             CopyError::Volume(r) => Error::rejected(volume, r),
@@ -283,10 +285,10 @@ fn data_rejection(e: &io::Error) -> Rejection {
     }
 }
 
-fn classify(name: &str, e: io::Error) -> Error {
-    match take_marked::<MediaError>(&e) {
+fn classify(name: &str, e: &io::Error) -> Error {
+    match take_marked::<MediaError>(e) {
         Some(media) => Error::io(Path::new(name), media),
-        None => Error::rejected(name, data_rejection(&e)),
+        None => Error::rejected(name, data_rejection(e)),
     }
 }
 
@@ -296,6 +298,6 @@ fn frame_error(name: &str, e: FrameError) -> Error {
         FrameError::Oversize(size) => {
             Error::rejected(name, Rejection::Oversize(format!("a frame declares {size} bytes, more than the cap")))
         }
-        FrameError::Io(e) => classify(name, e),
+        FrameError::Io(e) => classify(name, &e),
     }
 }
