@@ -8,6 +8,7 @@ pub mod cli;
 pub mod ecosystem;
 pub mod error;
 pub mod export;
+pub mod fetch;
 pub mod id;
 pub mod import;
 pub mod inspect;

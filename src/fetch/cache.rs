@@ -1,0 +1,210 @@
+//! The exporter's content-addressed download cache.
+//!
+//! ```text
+//! CACHE/blobs/<blake3>        downloaded artifacts, named by content
+//! CACHE/urls/<sha256(url)>    which blob a URL gave last time, with all its digests
+//! CACHE/partial/<sha256(url)> an interrupted download, resumed with a range request
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use super::{Client, HttpError, unreachable_registry};
+use crate::error::{Error, IoContext, Result};
+use crate::id::ContentId;
+use crate::sign::write_atomically;
+
+/// Every digest a registry might state for an artifact, computed in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digests {
+    pub size: u64,
+    pub blake3: ContentId,
+    #[serde(with = "hex_bytes")]
+    pub sha1: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub sha256: Vec<u8>,
+    #[serde(with = "hex_bytes")]
+    pub sha512: Vec<u8>,
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        hex::decode(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A cached artifact.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    pub path: PathBuf,
+    pub digests: Digests,
+    /// Whether this call went to the network.
+    pub downloaded: bool,
+}
+
+/// The download cache.
+pub struct Cache {
+    root: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UrlRecord {
+    url: String,
+    digests: Digests,
+}
+
+impl Cache {
+    /// Opens (creating) the cache at `root`.
+    pub fn open(root: &Path) -> Result<Self> {
+        for sub in ["blobs", "urls", "partial"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        Ok(Cache { root: root.to_owned() })
+    }
+
+    /// The default location: `$XDG_CACHE_HOME/airlock` or `~/.cache/airlock`.
+    #[must_use]
+    pub fn default_dir() -> PathBuf {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("airlock")
+    }
+
+    /// Returns the artifact at `url`, downloading it only if the cache does
+    /// not hold it. `check` judges the digests (against a lockfile's pins or
+    /// the registry's metadata); a cached copy that fails it is fetched
+    /// again, a fresh download that fails it is discarded and reported.
+    pub fn fetch(&self, client: &Client, url: &str, check: &dyn Fn(&Digests) -> Result<()>) -> Result<Cached> {
+        let key = hex::encode(sha2::Sha256::digest(url.as_bytes()));
+        let record_path = self.root.join("urls").join(&key);
+        if let Some(record) = fs::read(&record_path).ok().and_then(|b| serde_json::from_slice::<UrlRecord>(&b).ok()) {
+            let path = self.blob_path(&record.digests.blake3);
+            let intact = fs::metadata(&path).is_ok_and(|m| m.len() == record.digests.size);
+            if record.url == url && intact && check(&record.digests).is_ok() {
+                return Ok(Cached { path, digests: record.digests, downloaded: false });
+            }
+        }
+        let partial = self.root.join("partial").join(&key);
+        let digests = download(client, url, &partial)?;
+        if let Err(e) = check(&digests) {
+            let _ = fs::remove_file(&partial);
+            return Err(e);
+        }
+        let path = self.blob_path(&digests.blake3);
+        fs::rename(&partial, &path).at(&path)?;
+        let record = UrlRecord { url: url.to_owned(), digests: digests.clone() };
+        write_atomically(&record_path, &serde_json::to_vec(&record).expect("record serializes"), 0o644)?;
+        Ok(Cached { path, digests, downloaded: true })
+    }
+
+    fn blob_path(&self, id: &ContentId) -> PathBuf {
+        self.root.join("blobs").join(id.to_hex())
+    }
+}
+
+/// Downloads `url` into `partial`, resuming what an earlier run left there.
+fn download(client: &Client, url: &str, partial: &Path) -> Result<Digests> {
+    let mut file = OpenOptions::new().create(true).read(true).append(true).open(partial).at(partial)?;
+    let mut hashers = Hashers::default();
+    let have = file.metadata().at(partial)?.len();
+    if have > 0 {
+        // Re-hash what is already there, so the digests cover the whole file.
+        file.seek(io::SeekFrom::Start(0)).at(partial)?;
+        io::copy(&mut (&file).take(have), &mut hashers).at(partial)?;
+    }
+    let range = [("Range", format!("bytes={have}-"))];
+    let (status, mut body) = client.get(url, if have > 0 { &range } else { &[] }).map_err(|e| unreachable_registry(url, &e))?;
+    match status {
+        206 if have > 0 => {}
+        200 => {
+            if have > 0 {
+                file.set_len(0).at(partial)?;
+                hashers = Hashers::default();
+            }
+        }
+        416 if have > 0 => {
+            // Our partial file is longer than the artifact: start over.
+            file.set_len(0).at(partial)?;
+            drop(file);
+            return download(client, url, partial);
+        }
+        other => return Err(unreachable_registry(url, &HttpError::Status(other))),
+    }
+    let mut tee = Tee { file: &mut file, hashers: &mut hashers };
+    io::copy(&mut body, &mut tee).map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::Other => {
+            unreachable_registry(url, &HttpError::Transport(format!("download interrupted ({e}); run the export again to resume")))
+        }
+        _ => Error::io(partial, e),
+    })?;
+    file.sync_all().at(partial)?;
+    Ok(hashers.finish())
+}
+
+struct Tee<'a> {
+    file: &'a mut File,
+    hashers: &'a mut Hashers,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hashers.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[derive(Default)]
+struct Hashers {
+    size: u64,
+    blake3: blake3::Hasher,
+    sha1: sha1::Sha1,
+    sha256: sha2::Sha256,
+    sha512: sha2::Sha512,
+}
+
+impl Hashers {
+    fn update(&mut self, data: &[u8]) {
+        self.size += data.len() as u64;
+        self.blake3.update(data);
+        self.sha1.update(data);
+        self.sha256.update(data);
+        self.sha512.update(data);
+    }
+
+    fn finish(self) -> Digests {
+        Digests {
+            size: self.size,
+            blake3: ContentId(*self.blake3.finalize().as_bytes()),
+            sha1: self.sha1.finalize().to_vec(),
+            sha256: self.sha256.finalize().to_vec(),
+            sha512: self.sha512.finalize().to_vec(),
+        }
+    }
+}
+
+impl Write for Hashers {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
