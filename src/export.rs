@@ -9,9 +9,14 @@ use serde::Serialize;
 
 use crate::bundle::VolumeSeal;
 use crate::bundle::writer::{BlobWriteError, VolumeWriter, write_seal};
-use crate::ecosystem::files::{self, LocalFile};
+use crate::ecosystem::pypi::{self, Selection};
+use crate::ecosystem::registry::FetchContext;
+use crate::ecosystem::{Artifact, cargo, endpoints, files, npm};
 use crate::error::{Error, IoContext, Result};
+use crate::fetch::{Cache, Client};
 use crate::id::ContentId;
+use crate::lockfile;
+use crate::manifest::Entry;
 use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
 use crate::progress::Progress;
@@ -19,8 +24,7 @@ use crate::sign::{SecretKey, envelope};
 
 /// What to export and how.
 pub struct ExportOptions {
-    /// Folders whose regular files to ship (`--files`).
-    pub files: Vec<PathBuf>,
+    pub inputs: Inputs,
     /// Signing keys (`--key`, one or more).
     pub keys: Vec<SecretKey>,
     /// The bundle to write.
@@ -33,6 +37,63 @@ pub struct ExportOptions {
     pub force: bool,
     /// Compression worker threads (0: compress on the calling thread).
     pub threads: u32,
+    pub network: Network,
+}
+
+/// Where artifacts come from.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Folders whose regular files to ship (`--files`).
+    pub files: Vec<PathBuf>,
+    /// requirements.txt or pylock.toml files.
+    pub pypi_locks: Vec<PathBuf>,
+    /// package-lock.json files.
+    pub npm_locks: Vec<PathBuf>,
+    /// Cargo.lock files.
+    pub cargo_locks: Vec<PathBuf>,
+}
+
+impl Inputs {
+    fn any_lockfile(&self) -> bool {
+        !(self.pypi_locks.is_empty() && self.npm_locks.is_empty() && self.cargo_locks.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && !self.any_lockfile()
+    }
+}
+
+/// Registry endpoints, cache and concurrency for lockfile exports.
+#[derive(Debug, Clone)]
+pub struct Network {
+    /// Explicit endpoints (flag or config); `None` falls back to the
+    /// client's configuration, then the public default.
+    pub pypi_index: Option<String>,
+    pub npm_registry: Option<String>,
+    pub cargo_index: Option<String>,
+    pub selection: Selection,
+    pub cache: PathBuf,
+    /// Concurrent requests.
+    pub jobs: usize,
+    /// Longest wait for data from a registry.
+    pub read_timeout: Duration,
+    /// Retries of a transient failure.
+    pub retries: u32,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            pypi_index: None,
+            npm_registry: None,
+            cargo_index: None,
+            selection: Selection::default(),
+            cache: Cache::default_dir(),
+            jobs: 8,
+            read_timeout: Duration::from_secs(30),
+            retries: 3,
+        }
+    }
 }
 
 /// What was exported.
@@ -49,6 +110,8 @@ pub struct ExportReport {
     pub blobs: usize,
     pub bytes: u64,
     pub bundle_bytes: u64,
+    /// Artifacts fetched from a registry in this run (not found in the cache).
+    pub downloads: usize,
 }
 
 /// Refuses a channel name the manifest schema would not allow.
@@ -66,8 +129,10 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     if options.keys.is_empty() {
         return Err(Error::Usage("no signing key: pass --key KEY (made by `airlock keygen`)".into()));
     }
-    if options.files.is_empty() {
-        return Err(Error::Usage("nothing to export: pass --files DIR".into()));
+    if options.inputs.is_empty() {
+        return Err(Error::Usage(
+            "nothing to export: pass --files DIR, --pypi-lock, --npm-lock or --cargo-lock (or --config FILE)".into(),
+        ));
     }
     if !options.force && options.out.symlink_metadata().is_ok() {
         return Err(Error::Usage(format!(
@@ -75,18 +140,24 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
             options.out.display()
         )));
     }
-    let mut local = Vec::new();
-    for dir in &options.files {
-        local.extend(files::collect(dir, progress)?);
+    let mut artifacts = Vec::new();
+    for dir in &options.inputs.files {
+        artifacts.extend(files::collect(dir, progress)?);
     }
-    if local.is_empty() {
-        return Err(Error::Usage("nothing to export: the --files folders hold no files".into()));
+    let mut downloads = 0;
+    if options.inputs.any_lockfile() {
+        let fetched = fetch_lockfiles(&options.inputs, &options.network, progress)?;
+        downloads = fetched.1;
+        artifacts.extend(fetched.0);
     }
-    let manifest = build_manifest(&local, options)?;
+    if artifacts.is_empty() {
+        return Err(Error::Usage("nothing to export: the inputs name no files or packages".into()));
+    }
+    let manifest = build_manifest(artifacts.iter().map(|a| a.entry.clone()).collect(), options)?;
     let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
     let sealed = envelope::seal(&bytes, &options.keys, envelope::MANIFEST)
         .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
-    let bundle_bytes = write_volume(options, &manifest, ContentId::of(&bytes), &sealed, &local, progress)?;
+    let bundle_bytes = write_volume(options, &manifest, ContentId::of(&bytes), &sealed, &artifacts, progress)?;
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
         manifest_digest: ContentId::of(&bytes).to_hex(),
@@ -99,12 +170,65 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         blobs: manifest.blobs.len(),
         bytes: manifest.blob_bytes(),
         bundle_bytes,
+        downloads,
     })
 }
 
-fn build_manifest(local: &[LocalFile], options: &ExportOptions) -> Result<Manifest> {
-    let mut entries: Vec<_> = local.iter().map(LocalFile::entry).collect();
+/// Parses every lockfile and fetches what it pins; returns the artifacts and
+/// how many were downloaded (rather than found in the cache).
+fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) -> Result<(Vec<Artifact>, usize)> {
+    let client = Client::new(network.read_timeout, network.retries)?;
+    let cache = Cache::open(&network.cache)?;
+    let ctx = FetchContext { client: &client, cache: &cache, jobs: network.jobs, progress };
+    progress.start("fetching", 0);
+    let mut artifacts = Vec::new();
+    for path in &inputs.pypi_locks {
+        let text = read_lockfile(path)?;
+        let origin = path.display().to_string();
+        let is_pylock = path.extension().is_some_and(|e| e == "toml");
+        let pins = if is_pylock {
+            lockfile::pypi::parse_pylock(&text, &origin)?
+        } else {
+            lockfile::pypi::parse_requirements(&text, &origin)?
+        };
+        let index = network
+            .pypi_index
+            .clone()
+            .or_else(endpoints::pip_index_url)
+            .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_owned());
+        artifacts.extend(pypi::resolve(&pins, &index, &network.selection, &ctx)?);
+    }
+    for path in &inputs.npm_locks {
+        let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &path.display().to_string())?;
+        let registry = network
+            .npm_registry
+            .clone()
+            .or_else(|| endpoints::npm_registry(path.parent()))
+            .unwrap_or_else(|| npm::DEFAULT_REGISTRY.to_owned());
+        artifacts.extend(npm::resolve(&pins, &registry, &ctx)?);
+    }
+    for path in &inputs.cargo_locks {
+        let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &path.display().to_string())?;
+        let index = network
+            .cargo_index
+            .clone()
+            .or_else(endpoints::cargo_index)
+            .unwrap_or_else(|| cargo::DEFAULT_INDEX.to_owned());
+        artifacts.extend(cargo::resolve(&pins, &index, &ctx)?);
+    }
+    progress.finish();
+    Ok((artifacts, cache.downloads()))
+}
+
+fn read_lockfile(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::input(path, "lockfile", &e))
+}
+
+/// The manifest for `entries`: sorted, blobs deduplicated, the same package
+/// from two lockfiles counted once.
+fn build_manifest(mut entries: Vec<Entry>, options: &ExportOptions) -> Result<Manifest> {
     entries.sort_by(|a, b| (&a.ecosystem, &a.path).cmp(&(&b.ecosystem, &b.path)));
+    entries.dedup();
     let mut blobs: Vec<Blob> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for entry in &entries {
@@ -117,6 +241,7 @@ fn build_manifest(local: &[LocalFile], options: &ExportOptions) -> Result<Manife
         .checked_add(options.expires_in.as_secs())
         .ok_or_else(|| Error::Usage("--expires is too far in the future".into()))?;
     let mut signers: Vec<_> = options.keys.iter().map(|k| k.public().id()).collect();
+    signers.sort();
     signers.dedup();
     let manifest = Manifest {
         format: FORMAT_VERSION,
@@ -131,7 +256,7 @@ fn build_manifest(local: &[LocalFile], options: &ExportOptions) -> Result<Manife
         blobs,
         entries,
     };
-    manifest.check().map_err(|e| Error::Usage(format!("the files cannot be shipped together: {e}")))?;
+    manifest.check().map_err(|e| Error::Usage(format!("the inputs cannot be shipped together: {e}")))?;
     Ok(manifest)
 }
 
@@ -142,7 +267,7 @@ fn write_volume(
     manifest: &Manifest,
     manifest_digest: ContentId,
     sealed: &[u8],
-    local: &[LocalFile],
+    artifacts: &[Artifact],
     progress: &dyn Progress,
 ) -> Result<u64> {
     let out = &options.out;
@@ -157,7 +282,7 @@ fn write_volume(
     let mut writer =
         VolumeWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()), sealed, options.threads).at(out)?;
     progress.start("writing", manifest.blob_bytes());
-    let by_blob: std::collections::BTreeMap<_, _> = local.iter().map(|f| (f.blob, f)).collect();
+    let by_blob: std::collections::BTreeMap<_, _> = artifacts.iter().map(|a| (a.entry.blob, a)).collect();
     for blob in &manifest.blobs {
         let source = by_blob[&blob.id];
         let file = File::open(&source.source).map_err(|e| Error::input(&source.source, "file", &e))?;

@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod config;
 pub mod ecosystem;
 pub mod error;
 pub mod export;
@@ -12,6 +13,7 @@ pub mod fetch;
 pub mod id;
 pub mod import;
 pub mod inspect;
+pub mod lockfile;
 pub mod manifest;
 pub mod mirror;
 pub mod policy;

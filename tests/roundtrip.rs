@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
-use airlock::export::{ExportOptions, export};
+use airlock::export::{ExportOptions, Inputs, Network, export};
 use airlock::import::import;
 use airlock::policy::Policy;
 use airlock::progress::Silent;
@@ -45,7 +45,7 @@ proptest! {
         let policy = Policy::from_keys(vec![key.public().clone()], 1).unwrap();
         let bundle = dir.path().join("b.airlock");
         let options = ExportOptions {
-            files: vec![input],
+            inputs: Inputs { files: vec![input], ..Inputs::default() },
             keys: vec![key],
             out: bundle.clone(),
             channel: "prop".into(),
@@ -53,6 +53,7 @@ proptest! {
             now: airlock::now(),
             force: false,
             threads: 0,
+            network: Network::default(),
         };
         export(&options, &Silent).unwrap();
         let mirror = dir.path().join("mirror");

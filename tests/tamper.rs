@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use airlock::error::Error;
-use airlock::export::{ExportOptions, export};
+use airlock::export::{ExportOptions, Inputs, Network, export};
 use airlock::import::import;
 use airlock::policy::Policy;
 use airlock::progress::Silent;
@@ -20,7 +20,7 @@ fn small_bundle(dir: &Path, key: SecretKey, name: &str, files: &[(&str, &[u8])])
     common::write_tree(&input, files);
     let out = dir.join(name);
     let options = ExportOptions {
-        files: vec![input],
+        inputs: Inputs { files: vec![input], ..Inputs::default() },
         keys: vec![key],
         out: out.clone(),
         channel: "default".into(),
@@ -28,6 +28,7 @@ fn small_bundle(dir: &Path, key: SecretKey, name: &str, files: &[(&str, &[u8])])
         now: airlock::now(),
         force: false,
         threads: 0,
+        network: Network::default(),
     };
     export(&options, &Silent).unwrap();
     out

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{Output, bytes};
 use crate::error::{Error, IoContext, Result};
-use crate::export::{ExportOptions, export};
+use crate::export::{ExportOptions, Inputs, Network, export};
 use crate::import::import;
 use crate::policy::Policy;
 use crate::progress::Silent;
@@ -71,7 +71,7 @@ impl DemoArgs {
         fs::create_dir_all(dir.join("transfer")).at(&dir)?;
         let trusted = Policy::from_keys(vec![operator.public().clone()], 1)?;
         let options = ExportOptions {
-            files: vec![outgoing],
+            inputs: Inputs { files: vec![outgoing], ..Inputs::default() },
             keys: vec![operator],
             out: bundle.clone(),
             channel: "demo".into(),
@@ -79,6 +79,7 @@ impl DemoArgs {
             now: crate::now(),
             force: false,
             threads: 0,
+            network: Network::default(),
         };
         let exported = export(&options, &Silent)?;
         step(&format!(

@@ -6,28 +6,76 @@ use std::time::Duration;
 use clap::Args;
 
 use super::{Output, bytes};
-use crate::error::Result;
-use crate::export::{ExportOptions, export};
+use crate::config::Config;
+use crate::ecosystem::pypi::Selection;
+use crate::error::{Error, Result};
+use crate::export::{ExportOptions, Inputs, Network, export};
+use crate::fetch::Cache;
 use crate::sign::SecretKey;
 
 /// Resolve artifacts and write a signed, content-addressed bundle
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Ship every regular file under DIR (published under MIRROR/files/); repeatable
-    #[arg(long, value_name = "DIR", required = true)]
+    #[arg(long, value_name = "DIR")]
     pub files: Vec<PathBuf>,
+    /// Carry what a requirements.txt (exact pins, --hash honoured) or a pylock.toml pins; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub pypi_lock: Vec<PathBuf>,
+    /// Carry what a package-lock.json (lockfileVersion 2 or 3) pins; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub npm_lock: Vec<PathBuf>,
+    /// Carry the registry crates a Cargo.lock pins; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub cargo_lock: Vec<PathBuf>,
+    /// Read inputs, endpoints, platform choices and channel from an airlock.toml (schemas/config.cddl)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Secret key to sign with; repeat to co-sign with several keys
     #[arg(long, value_name = "KEY", required = true)]
     pub key: Vec<PathBuf>,
     /// The bundle file to write
     #[arg(long, value_name = "BUNDLE")]
     pub out: PathBuf,
-    /// Sync channel the bundle belongs to
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub channel: String,
-    /// How long the bundle stays importable, e.g. 30d, 12h, 2weeks
-    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = parse_duration)]
-    pub expires: Duration,
+    /// Sync channel the bundle belongs to [default: default]
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
+    /// How long the bundle stays importable, e.g. 30d, 12h, 2weeks [default: 30d]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<Duration>,
+    /// PyPI simple index (PEP 691 JSON) [default: pip's index-url, else https://pypi.org/simple/]
+    #[arg(long, value_name = "URL")]
+    pub pypi_index: Option<String>,
+    /// npm registry [default: npm's registry setting, else https://registry.npmjs.org/]
+    #[arg(long, value_name = "URL")]
+    pub npm_registry: Option<String>,
+    /// Sparse cargo index for crates.io packages [default: cargo's source replacement, else https://index.crates.io/]
+    #[arg(long, value_name = "URL")]
+    pub cargo_index: Option<String>,
+    /// CPython version whose wheels to take, e.g. 3.12; repeatable [default: 3.12]
+    #[arg(long, value_name = "X.Y")]
+    pub python_version: Vec<String>,
+    /// Wheel platform family, e.g. manylinux_x86_64, musllinux_aarch64, win_amd64; repeatable [default: manylinux_x86_64]
+    #[arg(long, value_name = "PLATFORM")]
+    pub python_platform: Vec<String>,
+    /// Take every file of each pinned PyPI release, whatever its platform
+    #[arg(long)]
+    pub pypi_all_files: bool,
+    /// Leave out PyPI source distributions
+    #[arg(long)]
+    pub no_sdist: bool,
+    /// Download cache [default: $XDG_CACHE_HOME/airlock or ~/.cache/airlock]
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Concurrent downloads
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Seconds to wait for data from a registry before giving up on a request
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// How often to retry a request that failed in a way that may pass (connection error, 429, 5xx)
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub retries: u32,
     /// Replace BUNDLE if it exists
     #[arg(long)]
     pub force: bool,
@@ -43,17 +91,29 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl ExportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
         let keys = self.key.iter().map(|p| SecretKey::load(p)).collect::<Result<Vec<_>>>()?;
         let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+        let expires = match (self.expires, &config.expires) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                parse_duration(text).map_err(|e| Error::Usage(format!("config expires {text:?}: {e}")))?
+            }
+            (None, None) => Duration::from_hours(30 * 24),
+        };
         let options = ExportOptions {
-            files: self.files.clone(),
+            inputs: self.inputs(&config),
             keys,
             out: self.out.clone(),
-            channel: self.channel.clone(),
-            expires_in: self.expires,
+            channel: self.channel.clone().or(config.channel.clone()).unwrap_or_else(|| "default".into()),
+            expires_in: expires,
             now: crate::creation_time(),
             force: self.force,
             threads,
+            network: self.network(&config),
         };
         let progress = out.progress();
         let report = export(&options, &progress)?;
@@ -65,6 +125,12 @@ impl ExportArgs {
             report.bundle,
             bytes(report.bundle_bytes)
         ));
+        if options.inputs.pypi_locks.len() + options.inputs.npm_locks.len() + options.inputs.cargo_locks.len() > 0 {
+            out.line(format!(
+                "fetched   {} artifacts from registries (the rest came from the cache)",
+                report.downloads
+            ));
+        }
         out.line(format!(
             "manifest  {} (channel {}, sequence {})",
             report.manifest_digest, report.channel, report.sequence
@@ -73,5 +139,41 @@ impl ExportArgs {
         out.line(format!("expires   {}", report.expires));
         out.report(&report);
         Ok(())
+    }
+
+    fn inputs(&self, config: &Config) -> Inputs {
+        let both = |flag: &[PathBuf], conf: &[PathBuf]| conf.iter().chain(flag).cloned().collect();
+        Inputs {
+            files: both(&self.files, &config.files),
+            pypi_locks: both(&self.pypi_lock, &config.pypi.locks),
+            npm_locks: both(&self.npm_lock, &config.npm.locks),
+            cargo_locks: both(&self.cargo_lock, &config.cargo.locks),
+        }
+    }
+
+    fn network(&self, config: &Config) -> Network {
+        let defaults = Selection::default();
+        let or_config = |flag: &[String], conf: &Option<Vec<String>>, default: Vec<String>| {
+            if flag.is_empty() { conf.clone().unwrap_or(default) } else { flag.to_vec() }
+        };
+        Network {
+            pypi_index: self.pypi_index.clone().or(config.pypi.index.clone()),
+            npm_registry: self.npm_registry.clone().or(config.npm.registry.clone()),
+            cargo_index: self.cargo_index.clone().or(config.cargo.index.clone()),
+            selection: Selection {
+                all: self.pypi_all_files || config.pypi.all_files.unwrap_or(false),
+                python_versions: or_config(
+                    &self.python_version,
+                    &config.pypi.python_versions,
+                    defaults.python_versions,
+                ),
+                platforms: or_config(&self.python_platform, &config.pypi.platforms, defaults.platforms),
+                sdist: !self.no_sdist && config.pypi.sdist.unwrap_or(true),
+            },
+            cache: self.cache.clone().unwrap_or_else(Cache::default_dir),
+            jobs: usize::from(self.jobs),
+            read_timeout: Duration::from_secs(self.timeout),
+            retries: self.retries,
+        }
     }
 }

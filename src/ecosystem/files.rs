@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::ecosystem::Ecosystem;
+use crate::ecosystem::{Artifact, Ecosystem};
 use crate::error::{Error, Result};
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
@@ -41,38 +41,10 @@ impl Ecosystem for Files {
     }
 }
 
-/// A file found on the export side, hashed.
-#[derive(Debug, Clone)]
-pub struct LocalFile {
-    pub source: PathBuf,
-    pub path: RelPath,
-    pub blob: ContentId,
-    pub size: u64,
-}
-
-impl LocalFile {
-    /// The manifest entry for this file.
-    #[must_use]
-    pub fn entry(&self) -> Entry {
-        Entry {
-            ecosystem: NAME.into(),
-            name: self.path.as_str().to_owned(),
-            version: None,
-            path: self.path.clone(),
-            blob: self.blob,
-            size: self.size,
-            digests: std::collections::BTreeMap::new(),
-            source: None,
-            evidence: Vec::new(),
-            missing: Vec::new(),
-        }
-    }
-}
-
 /// Lists every regular file under `root` in path order, hashing each. Links,
 /// devices, sockets and names that are not UTF-8 are refused, not skipped:
 /// an operator must know that the bundle is not what the folder shows.
-pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<LocalFile>> {
+pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<Artifact>> {
     let meta = fs::metadata(root).map_err(|e| Error::input(root, "--files folder", &e))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!(
@@ -121,7 +93,7 @@ fn relative(root: &Path, path: &Path) -> Result<RelPath> {
     RelPath::new(text).map_err(|why| Error::Usage(format!("{}: cannot be shipped: {why}; rename it", path.display())))
 }
 
-fn hash_file(source: PathBuf, path: RelPath, progress: &dyn Progress) -> Result<LocalFile> {
+fn hash_file(source: PathBuf, path: RelPath, progress: &dyn Progress) -> Result<Artifact> {
     let mut file = File::open(&source).map_err(|e| Error::input(&source, "file", &e))?;
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -137,5 +109,18 @@ fn hash_file(source: PathBuf, path: RelPath, progress: &dyn Progress) -> Result<
         size += n as u64;
         progress.advance(n as u64);
     }
-    Ok(LocalFile { source, path, blob: ContentId(*hasher.finalize().as_bytes()), size })
+    let entry = Entry {
+        ecosystem: NAME.into(),
+        name: path.as_str().to_owned(),
+        version: None,
+        path,
+        blob: ContentId(*hasher.finalize().as_bytes()),
+        size,
+        digests: std::collections::BTreeMap::new(),
+        source: None,
+        attributes: std::collections::BTreeMap::new(),
+        evidence: Vec::new(),
+        missing: Vec::new(),
+    };
+    Ok(Artifact { entry, source })
 }

@@ -4,7 +4,14 @@
 //! verified entries are laid out in the mirror for its clients. Adding an
 //! ecosystem is adding a module here and a line to [`ALL`].
 
+pub mod cargo;
+pub mod endpoints;
 pub mod files;
+pub mod npm;
+pub mod pypi;
+pub mod registry;
+
+pub use registry::Artifact;
 
 use crate::error::Result;
 use crate::manifest::Entry;
@@ -22,7 +29,7 @@ pub trait Ecosystem: Sync {
 }
 
 /// Every ecosystem this build knows.
-pub static ALL: &[&dyn Ecosystem] = &[&files::Files];
+pub static ALL: &[&dyn Ecosystem] = &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo];
 
 /// The ecosystem with this manifest name.
 #[must_use]

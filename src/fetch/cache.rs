@@ -22,6 +22,7 @@ use crate::sign::write_atomically;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Digests {
     pub size: u64,
+    #[serde(with = "hex_id")]
     pub blake3: ContentId,
     #[serde(with = "hex_bytes")]
     pub sha1: Vec<u8>,
@@ -43,6 +44,21 @@ mod hex_bytes {
     }
 }
 
+/// Content ids as hex in the cache's JSON records.
+mod hex_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::id::ContentId;
+
+    pub fn serialize<S: Serializer>(v: &ContentId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_hex())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ContentId, D::Error> {
+        ContentId::from_hex(&String::deserialize(d)?).ok_or_else(|| serde::de::Error::custom("not a BLAKE3 hex digest"))
+    }
+}
+
 /// A cached artifact.
 #[derive(Debug, Clone)]
 pub struct Cached {
@@ -55,6 +71,7 @@ pub struct Cached {
 /// The download cache.
 pub struct Cache {
     root: PathBuf,
+    downloads: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -70,7 +87,7 @@ impl Cache {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).at(&dir)?;
         }
-        Ok(Cache { root: root.to_owned() })
+        Ok(Cache { root: root.to_owned(), downloads: std::sync::atomic::AtomicUsize::new(0) })
     }
 
     /// The default location: `$XDG_CACHE_HOME/airlock` or `~/.cache/airlock`.
@@ -98,6 +115,7 @@ impl Cache {
             }
         }
         let partial = self.root.join("partial").join(&key);
+        self.downloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let digests = download(client, url, &partial)?;
         if let Err(e) = check(&digests) {
             let _ = fs::remove_file(&partial);
@@ -108,6 +126,11 @@ impl Cache {
         let record = UrlRecord { url: url.to_owned(), digests: digests.clone() };
         write_atomically(&record_path, &serde_json::to_vec(&record).expect("record serializes"), 0o644)?;
         Ok(Cached { path, digests, downloaded: true })
+    }
+
+    /// How many artifacts this cache had to download since it was opened.
+    pub fn downloads(&self) -> usize {
+        self.downloads.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn blob_path(&self, id: &ContentId) -> PathBuf {
@@ -126,7 +149,8 @@ fn download(client: &Client, url: &str, partial: &Path) -> Result<Digests> {
         io::copy(&mut (&file).take(have), &mut hashers).at(partial)?;
     }
     let range = [("Range", format!("bytes={have}-"))];
-    let (status, mut body) = client.get(url, if have > 0 { &range } else { &[] }).map_err(|e| unreachable_registry(url, &e))?;
+    let (status, mut body) =
+        client.get(url, if have > 0 { &range } else { &[] }).map_err(|e| unreachable_registry(url, &e))?;
     match status {
         206 if have > 0 => {}
         200 => {
@@ -145,9 +169,13 @@ fn download(client: &Client, url: &str, partial: &Path) -> Result<Digests> {
     }
     let mut tee = Tee { file: &mut file, hashers: &mut hashers };
     io::copy(&mut body, &mut tee).map_err(|e| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof | io::ErrorKind::Other => {
-            unreachable_registry(url, &HttpError::Transport(format!("download interrupted ({e}); run the export again to resume")))
-        }
+        io::ErrorKind::TimedOut
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::Other => unreachable_registry(
+            url,
+            &HttpError::Transport(format!("download interrupted ({e}); run the export again to resume")),
+        ),
         _ => Error::io(partial, e),
     })?;
     file.sync_all().at(partial)?;

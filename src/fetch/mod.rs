@@ -28,6 +28,50 @@ pub const MAX_METADATA_BYTES: u64 = 256 << 20;
 pub struct Client {
     agent: ureq::Agent,
     retries: u32,
+    /// How long a body may stay below the minimum rate before it is cut off.
+    grace: Duration,
+}
+
+/// Slowest average a download may keep up after the grace period: a
+/// registry (or something posing as one) that drips bytes to hold the
+/// export forever is cut off, as TUF's slow-retrieval defence does.
+pub const MIN_BYTES_PER_SEC: u64 = 1024;
+
+/// Cuts a body off when its average rate stays below [`MIN_BYTES_PER_SEC`]
+/// past the grace period (a per-read timeout alone lets one byte a second through).
+struct SlowGuard<R> {
+    inner: R,
+    started: std::time::Instant,
+    grace: Duration,
+    bytes: u64,
+}
+
+impl<R> SlowGuard<R> {
+    fn new(inner: R, grace: Duration) -> Self {
+        SlowGuard { inner, started: std::time::Instant::now(), grace, bytes: 0 }
+    }
+}
+
+impl<R: Read> Read for SlowGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        let elapsed = self.started.elapsed();
+        // Judge only small reads: a small file that arrives late in one piece is
+        // not a drip, while a drip shows as a stream of tiny reads.
+        let dribble = n > 0 && (n as u64) < MIN_BYTES_PER_SEC;
+        if dribble && elapsed > self.grace && self.bytes < MIN_BYTES_PER_SEC * elapsed.as_secs() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "the server sent {} bytes in {}s, below {MIN_BYTES_PER_SEC} bytes/s",
+                    self.bytes,
+                    elapsed.as_secs()
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// A response that is not success, kept apart from transport failures.
@@ -47,8 +91,10 @@ impl std::fmt::Display for HttpError {
 }
 
 impl Client {
-    /// A client trusting the system certificate store.
-    pub fn new() -> Result<Self> {
+    /// A client trusting the system certificate store. `read_timeout` bounds
+    /// every wait for data (a registry that drips bytes is cut off);
+    /// `retries` is how often a transient failure is retried.
+    pub fn new(read_timeout: Duration, retries: u32) -> Result<Self> {
         let loaded = rustls_native_certs::load_native_certs();
         if loaded.certs.is_empty() {
             let why = loaded.errors.first().map_or_else(|| "none found".to_owned(), ToString::to_string);
@@ -56,7 +102,8 @@ impl Client {
                 "no trusted CA certificates ({why}); install ca-certificates or point SSL_CERT_FILE at your CA bundle"
             )));
         }
-        let roots: Vec<_> = loaded.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
+        let roots: Vec<_> =
+            loaded.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build();
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
@@ -64,18 +111,11 @@ impl Client {
             .http_status_as_error(false)
             .user_agent(format!("airlock/{}", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(Duration::from_secs(20)))
-            .timeout_recv_response(Some(Duration::from_secs(60)))
-            .timeout_per_read(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(read_timeout * 2))
+            .timeout_per_read(Some(read_timeout))
             .max_redirects(5)
             .build();
-        Ok(Client { agent: config.into(), retries: 3 })
-    }
-
-    /// Fewer retries and shorter deadlines, for tests of failure handling.
-    #[must_use]
-    pub fn with_retries(mut self, retries: u32) -> Self {
-        self.retries = retries;
-        self
+        Ok(Client { agent: config.into(), retries, grace: read_timeout })
     }
 
     /// GETs `url` with `headers` (`range` may ask for a suffix), retrying
@@ -99,7 +139,8 @@ impl Client {
                 return match outcome {
                     Ok(response) => {
                         let status = response.status().as_u16();
-                        Ok((status, Box::new(response.into_body().into_reader())))
+                        let body = SlowGuard::new(response.into_body().into_reader(), self.grace);
+                        Ok((status, Box::new(body)))
                     }
                     Err(e) => Err(HttpError::Transport(e.to_string())),
                 };
@@ -119,9 +160,13 @@ impl Client {
             other => return Err(unreachable_registry(url, &HttpError::Status(other))),
         }
         let mut out = Vec::new();
-        body.take(cap + 1).read_to_end(&mut out).map_err(|e| unreachable_registry(url, &HttpError::Transport(e.to_string())))?;
+        body.take(cap + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| unreachable_registry(url, &HttpError::Transport(e.to_string())))?;
         if out.len() as u64 > cap {
-            return Err(Error::Usage(format!("{url}: the registry sent more than {cap} bytes of metadata; check the registry URL")));
+            return Err(Error::Usage(format!(
+                "{url}: the registry sent more than {cap} bytes of metadata; check the registry URL"
+            )));
         }
         Ok(Some(out))
     }
@@ -132,4 +177,39 @@ pub(crate) fn unreachable_registry(url: &str, e: &HttpError) -> Error {
     Error::Usage(format!(
         "{url}: {e}; check the registry URL, your proxy (HTTPS_PROXY) and CA settings (SSL_CERT_FILE), then run the export again"
     ))
+}
+
+/// Runs `work` on every item with at most `jobs` threads, keeping the
+/// items' order; the first error (in item order) wins.
+pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() || failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let result = work(&items[i]);
+                    if result.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    results.lock().expect("no worker panics while holding the lock")[i] = Some(result);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(items.len());
+    // Items are taken in order, so any item skipped after a failure comes
+    // after the failed one, whose error is returned first.
+    for result in results.into_inner().expect("workers are done").into_iter().flatten() {
+        out.push(result?);
+    }
+    Ok(out)
 }

@@ -75,6 +75,10 @@ pub struct Entry {
     /// Where the exporter fetched the artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// Facts the registry states beside the artifact that clients need
+    /// (`requires-python`, `yanked`, …), as the registry gave them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
     /// Upstream evidence carried with the artifact.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
@@ -141,6 +145,10 @@ mod bytes {
 pub fn valid_channel(channel: &str) -> bool {
     (1..=64).contains(&channel.len()) && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
+
+/// Kinds of upstream evidence this format knows (`evidence-kind` in the schema).
+pub const EVIDENCE_KINDS: [&str; 6] =
+    ["npm-version", "npm-signatures", "npm-attestations", "pypi-core-metadata", "pypi-provenance", "cargo-index-entry"];
 
 /// Known upstream digest algorithms and their output sizes.
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
@@ -215,6 +223,10 @@ impl Manifest {
                     None => return Err(format!("entry {}: unknown digest algorithm {algorithm:?}", entry.name)),
                 }
             }
+            let kinds = entry.evidence.iter().map(|e| &e.kind).chain(entry.missing.iter().map(|m| &m.kind));
+            if let Some(kind) = kinds.into_iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str())) {
+                return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
+            }
             if !places.insert((entry.ecosystem.as_str(), entry.path.as_str())) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
@@ -282,6 +294,7 @@ pub(crate) mod tests {
                 size: 5,
                 digests: BTreeMap::new(),
                 source: None,
+                attributes: BTreeMap::new(),
                 evidence: vec![],
                 missing: vec![],
             }],

@@ -1,0 +1,89 @@
+//! `airlock.toml`: the export's inputs, endpoints, platform choices and
+//! channel in a file (schemas/config.cddl). Paths are relative to the file.
+//!
+//! ```toml
+//! channel = "weekly"
+//! expires = "14d"
+//! files = ["docs"]
+//! [pypi]
+//! locks = ["requirements.txt"]
+//! index = "https://pypi.org/simple/"
+//! python-versions = ["3.12"]
+//! platforms = ["manylinux_x86_64"]
+//! all-files = false
+//! sdist = true
+//! [npm]
+//! locks = ["web/package-lock.json"]
+//! registry = "https://registry.npmjs.org/"
+//! [cargo]
+//! locks = ["Cargo.lock"]
+//! index = "https://index.crates.io/"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// `config` in schemas/config.cddl.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub channel: Option<String>,
+    pub expires: Option<String>,
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
+    #[serde(default)]
+    pub pypi: PypiConfig,
+    #[serde(default)]
+    pub npm: NpmConfig,
+    #[serde(default)]
+    pub cargo: CargoConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PypiConfig {
+    #[serde(default)]
+    pub locks: Vec<PathBuf>,
+    pub index: Option<String>,
+    pub python_versions: Option<Vec<String>>,
+    pub platforms: Option<Vec<String>>,
+    pub all_files: Option<bool>,
+    pub sdist: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NpmConfig {
+    #[serde(default)]
+    pub locks: Vec<PathBuf>,
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CargoConfig {
+    #[serde(default)]
+    pub locks: Vec<PathBuf>,
+    pub index: Option<String>,
+}
+
+impl Config {
+    /// Reads a config file and makes its paths absolute.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, "config", &e))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| {
+            let first = e.to_string().lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            Error::Usage(format!("{}: invalid config: {first}; see schemas/config.cddl", path.display()))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for list in [&mut config.files, &mut config.pypi.locks, &mut config.npm.locks, &mut config.cargo.locks] {
+            for p in list.iter_mut() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,198 @@
+//! Crates: Cargo.lock on the connected side, resolved through a sparse
+//! registry index; the version's index line travels as evidence, exactly as
+//! the registry published it, because a local registry must serve it as is.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::ecosystem::Ecosystem;
+use crate::ecosystem::registry::{Artifact, FetchContext, digest_mismatch, entry, join_url};
+use crate::error::{Error, Result};
+use crate::fetch::{Digests, parallel};
+use crate::id::RelPath;
+use crate::lockfile::cargo::CratePin;
+use crate::manifest::{Entry, Evidence};
+use crate::mirror::Tree;
+
+/// Name in manifests and top-level mirror folder.
+pub const NAME: &str = "cargo";
+/// crates.io's sparse index, used when neither flag, config nor cargo's source replacement names one.
+pub const DEFAULT_INDEX: &str = "https://index.crates.io/";
+/// How Cargo.lock names crates.io.
+const CRATES_IO_SOURCES: [&str; 2] =
+    ["registry+https://github.com/rust-lang/crates.io-index", "sparse+https://index.crates.io/"];
+
+/// The crates ecosystem.
+pub struct Cargo;
+
+impl Ecosystem for Cargo {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check_entry(&self, entry: &Entry) -> Result<(), String> {
+        let version = entry.version.as_deref().ok_or("a crate has a version")?;
+        if !entry.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || entry.name.len() > 64 {
+            return Err("not a valid crate name".into());
+        }
+        if entry.path.as_str() != crate_file(&entry.name, version) {
+            return Err(format!("path {} is not NAME-VERSION.crate", entry.path));
+        }
+        if !entry.digests.contains_key("sha256") {
+            return Err("a crate carries the registry's sha256 checksum".into());
+        }
+        if !entry.evidence.iter().any(|e| e.kind == "cargo-index-entry") {
+            return Err("a crate carries its registry index entry".into());
+        }
+        Ok(())
+    }
+
+    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in entries {
+            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+        }
+        Ok(())
+    }
+}
+
+/// `NAME-VERSION.crate`, as cargo's local registries keep them.
+#[must_use]
+pub fn crate_file(name: &str, version: &str) -> String {
+    format!("{name}-{version}.crate")
+}
+
+/// The path of a crate's file in a registry index.
+#[must_use]
+pub fn index_path(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    match lower.len() {
+        1 => format!("1/{lower}"),
+        2 => format!("2/{lower}"),
+        3 => format!("3/{}/{lower}", &lower[..1]),
+        _ => format!("{}/{}/{lower}", &lower[..2], &lower[2..4]),
+    }
+}
+
+#[derive(Deserialize)]
+struct IndexConfig {
+    dl: String,
+}
+
+/// The download URL from the index's `dl` template.
+fn download_url(dl: &str, name: &str, version: &str, checksum: &str) -> String {
+    const MARKERS: [&str; 5] = ["{crate}", "{version}", "{prefix}", "{lowerprefix}", "{sha256-checksum}"];
+    if !MARKERS.iter().any(|m| dl.contains(m)) {
+        return join_url(dl, &format!("{name}/{version}/download"));
+    }
+    let prefix = index_path(name);
+    let prefix = prefix.rsplit_once('/').map_or("", |(p, _)| p);
+    dl.replace("{crate}", name)
+        .replace("{version}", version)
+        .replace("{prefix}", prefix)
+        .replace("{lowerprefix}", &prefix.to_ascii_lowercase())
+        .replace("{sha256-checksum}", checksum)
+}
+
+/// Resolves every registry pin of a Cargo.lock against the sparse index `index`.
+pub fn resolve(pins: &[CratePin], index: &str, ctx: &FetchContext) -> Result<Vec<Artifact>> {
+    for pin in pins {
+        if !CRATES_IO_SOURCES.contains(&pin.source.as_str()) && !pin.source.starts_with("sparse+") {
+            return Err(Error::Usage(format!(
+                "crate {} {}: comes from {}, a git-based registry index airlock cannot fetch; use its sparse index",
+                pin.name, pin.version, pin.source
+            )));
+        }
+    }
+    let index_of = |pin: &CratePin| -> String {
+        if CRATES_IO_SOURCES.contains(&pin.source.as_str()) {
+            index.to_owned()
+        } else {
+            pin.source["sparse+".len()..].to_owned()
+        }
+    };
+    let mut indexes: Vec<String> = pins.iter().map(index_of).collect();
+    indexes.sort();
+    indexes.dedup();
+    let configs = parallel(&indexes, ctx.jobs, |base| {
+        let url = join_url(base, "config.json");
+        let body = ctx.document(&url, "application/json")?.ok_or_else(|| {
+            Error::Usage(format!("{url}: not found; is this a sparse registry index? check --cargo-index"))
+        })?;
+        let config: IndexConfig = serde_json::from_slice(&body)
+            .map_err(|e| Error::Usage(format!("{url}: not a registry config ({e}); check --cargo-index")))?;
+        Ok((base.clone(), config.dl))
+    })?;
+    parallel(pins, ctx.jobs, |pin| {
+        let base = index_of(pin);
+        let dl = &configs.iter().find(|(b, _)| *b == base).expect("every index was read").1;
+        resolve_one(pin, &base, dl, ctx)
+    })
+}
+
+fn resolve_one(pin: &CratePin, index: &str, dl: &str, ctx: &FetchContext) -> Result<Artifact> {
+    let id = format!("crate {} {}", pin.name, pin.version);
+    let url = join_url(index, &index_path(&pin.name));
+    let body = ctx
+        .document(&url, "text/plain")?
+        .ok_or_else(|| Error::Usage(format!("{id}: not in the registry index ({url}); check the lockfile")))?;
+    let line = body
+        .split(|b| *b == b'\n')
+        .find(|line| {
+            serde_json::from_slice::<Value>(line)
+                .ok()
+                .is_some_and(|v| v.get("vers").and_then(Value::as_str) == Some(&pin.version))
+        })
+        .ok_or_else(|| {
+            Error::Usage(format!("{id}: the registry index has no such version ({url}); check the lockfile"))
+        })?;
+    let record: Value = serde_json::from_slice(line).expect("parsed above");
+    let cksum = record.get("cksum").and_then(Value::as_str).and_then(|c| {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(c, &mut out).ok().map(|()| out)
+    });
+    let cksum = cksum.ok_or_else(|| Error::Usage(format!("{id}: the index entry has no valid cksum ({url})")))?;
+    if pin.checksum.is_some_and(|c| c != cksum) {
+        return Err(digest_mismatch(&id, "Cargo.lock's checksum differs from the registry index's cksum"));
+    }
+    let check = |d: &Digests| {
+        if d.sha256[..] != cksum[..] {
+            return Err(digest_mismatch(&id, "the .crate file's sha256 differs from the index's cksum"));
+        }
+        Ok(())
+    };
+    let source = download_url(dl, &pin.name, &pin.version, &hex::encode(cksum));
+    let cached = ctx.artifact(&source, &check)?;
+    let path = RelPath::new(&crate_file(&pin.name, &pin.version)).map_err(|e| Error::Usage(format!("{id}: {e}")))?;
+    let mut e = entry(NAME, &pin.name, &pin.version, path, &cached);
+    e.source = Some(source);
+    if record.get("yanked").and_then(Value::as_bool) == Some(true) {
+        e.attributes.insert("yanked".into(), "true".into());
+    }
+    e.evidence.push(Evidence { kind: "cargo-index-entry".into(), data: line.to_vec() });
+    Ok(Artifact { entry: e, source: cached.path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_paths() {
+        assert_eq!(index_path("a"), "1/a");
+        assert_eq!(index_path("cc"), "2/cc");
+        assert_eq!(index_path("syn"), "3/s/syn");
+        assert_eq!(index_path("Serde_JSON"), "se/rd/serde_json");
+    }
+
+    #[test]
+    fn download_templates() {
+        assert_eq!(
+            download_url("https://static.crates.io/crates", "itoa", "1.0.11", "ab"),
+            "https://static.crates.io/crates/itoa/1.0.11/download"
+        );
+        assert_eq!(
+            download_url("http://h/dl/{prefix}/{crate}-{version}.crate?c={sha256-checksum}", "itoa", "1.0.11", "ab"),
+            "http://h/dl/it/oa/itoa-1.0.11.crate?c=ab"
+        );
+    }
+}

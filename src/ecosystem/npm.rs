@@ -1,0 +1,199 @@
+//! npm: package-lock.json on the connected side, tarballs with the
+//! registry's integrity, signatures and attestations carried as evidence.
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::ecosystem::Ecosystem;
+use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
+use crate::error::{Error, Result};
+use crate::fetch::{Digests, parallel};
+use crate::id::RelPath;
+use crate::lockfile::npm::NpmPin;
+use crate::manifest::{Digest, Entry};
+use crate::mirror::Tree;
+
+/// Name in manifests and top-level mirror folder.
+pub const NAME: &str = "npm";
+/// The public registry, used when neither flag, config nor npm's own configuration names one.
+pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
+
+/// The npm ecosystem.
+pub struct Npm;
+
+impl Ecosystem for Npm {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check_entry(&self, entry: &Entry) -> Result<(), String> {
+        let version = entry.version.as_deref().ok_or("an npm package has a version")?;
+        if !valid_name(&entry.name) {
+            return Err("not a valid npm package name".into());
+        }
+        if entry.path.as_str() != tarball_path(&entry.name, version) {
+            return Err(format!("path {} is not where npm's layout puts {}@{version}", entry.path, entry.name));
+        }
+        if !entry.digests.contains_key("sha512") && !entry.digests.contains_key("sha1") {
+            return Err("an npm tarball carries the registry's sha512 or sha1 digest".into());
+        }
+        Ok(())
+    }
+
+    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in entries {
+            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+        }
+        Ok(())
+    }
+}
+
+/// npm names: optionally `@scope/`, then URL-safe characters (old packages may use capitals).
+fn valid_name(name: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty() && !p.starts_with('.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    };
+    let unscoped = match name.strip_prefix('@') {
+        Some(rest) => match rest.split_once('/') {
+            Some((scope, pkg)) if part(scope) => pkg,
+            _ => return false,
+        },
+        None => name,
+    };
+    name.len() <= 214 && part(unscoped)
+}
+
+/// Where the registry layout keeps a tarball: `NAME/-/BASENAME-VERSION.tgz`.
+#[must_use]
+pub fn tarball_path(name: &str, version: &str) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    format!("{name}/-/{base}-{version}.tgz")
+}
+
+/// The packument URL: scoped names keep their `@` and encode the slash.
+fn packument_url(registry: &str, name: &str) -> String {
+    join_url(registry, &name.replace('/', "%2f"))
+}
+
+/// Resolves every pin against `registry` and downloads its tarball.
+pub fn resolve(pins: &[NpmPin], registry: &str, ctx: &FetchContext) -> Result<Vec<Artifact>> {
+    let mut names: Vec<&str> = pins.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let packuments = parallel(&names, ctx.jobs, |name| {
+        let url = packument_url(registry, name);
+        let body = ctx.document(&url, "application/json")?.ok_or_else(|| {
+            Error::Usage(format!("npm package {name}: not found at {url}; check the name and --npm-registry"))
+        })?;
+        let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+            Error::Usage(format!("{url}: the registry's answer is not a packument ({e}); check --npm-registry"))
+        })?;
+        Ok((name.to_owned(), url, doc))
+    })?;
+    parallel(pins, ctx.jobs, |pin| {
+        let (_, url, doc) = packuments.iter().find(|(n, _, _)| *n == pin.name).expect("every name was fetched");
+        resolve_one(pin, url, doc, ctx)
+    })
+}
+
+fn resolve_one(pin: &NpmPin, packument_url: &str, doc: &Value, ctx: &FetchContext) -> Result<Artifact> {
+    let id = format!("{}@{}", pin.name, pin.version);
+    let version = doc.get("versions").and_then(|v| v.get(&pin.version)).ok_or_else(|| {
+        Error::Usage(format!(
+            "npm package {id}: the registry has no such version ({packument_url}); check the lockfile"
+        ))
+    })?;
+    let dist = version
+        .get("dist")
+        .ok_or_else(|| Error::Usage(format!("npm package {id}: the registry gives no dist section")))?;
+    let text = |key: &str| dist.get(key).and_then(Value::as_str);
+    let registry_integrity = text("integrity");
+    let locked = pin.integrity.as_deref().and_then(sri_sha512);
+    if let (Some(locked), Some(served)) = (&locked, registry_integrity.and_then(sri_sha512))
+        && *locked != served
+    {
+        return Err(digest_mismatch(
+            &format!("npm package {id}"),
+            "the lockfile's integrity differs from the registry's",
+        ));
+    }
+    let sha512 = locked.or_else(|| registry_integrity.and_then(sri_sha512));
+    let sha1 = text("shasum").and_then(|s| hex::decode(s).ok());
+    if sha512.is_none() && sha1.is_none() {
+        return Err(Error::Usage(format!(
+            "npm package {id}: neither the lockfile nor the registry states a digest; airlock will not carry an unverifiable tarball"
+        )));
+    }
+    let tarball = text("tarball")
+        .or(pin.resolved.as_deref())
+        .ok_or_else(|| Error::Usage(format!("npm package {id}: no tarball URL")))?;
+    let check = |d: &Digests| {
+        if sha512.as_ref().is_some_and(|want| *want != d.sha512) {
+            return Err(digest_mismatch(
+                &format!("npm package {id}"),
+                "the tarball's sha512 differs from the integrity pinned",
+            ));
+        }
+        if sha1.as_ref().is_some_and(|want| *want != d.sha1) {
+            return Err(digest_mismatch(
+                &format!("npm package {id}"),
+                "the tarball's sha1 differs from the registry's shasum",
+            ));
+        }
+        Ok(())
+    };
+    let cached = ctx.artifact(tarball, &check)?;
+    let path = RelPath::new(&tarball_path(&pin.name, &pin.version))
+        .map_err(|e| Error::Usage(format!("npm package {id}: {e}")))?;
+    let mut e = entry(NAME, &pin.name, &pin.version, path, &cached);
+    e.digests.insert("sha512".into(), Digest(cached.digests.sha512.clone()));
+    e.digests.insert("sha1".into(), Digest(cached.digests.sha1.clone()));
+    e.source = Some(tarball.to_owned());
+    e.evidence.push(crate::manifest::Evidence {
+        kind: "npm-version".into(),
+        data: serde_json::to_vec(version).expect("JSON"),
+    });
+    let signatures = dist.get("signatures").filter(|s| s.as_array().is_some_and(|a| !a.is_empty()));
+    carry(
+        &mut e,
+        "npm-signatures",
+        signatures.map(|s| serde_json::to_vec(s).expect("JSON")),
+        &format!("{packument_url} dist.signatures"),
+    );
+    match dist.get("attestations").and_then(|a| a.get("url")).and_then(Value::as_str) {
+        Some(url) => carry(&mut e, "npm-attestations", ctx.document(url, "application/json")?, url),
+        None => carry(&mut e, "npm-attestations", None, &format!("{packument_url} dist.attestations")),
+    }
+    Ok(Artifact { entry: e, source: cached.path })
+}
+
+/// The sha512 digest in a Subresource Integrity string, if it has one.
+fn sri_sha512(sri: &str) -> Option<Vec<u8>> {
+    sri.split_whitespace()
+        .filter_map(|part| part.strip_prefix("sha512-"))
+        .find_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter(|d| d.len() == 64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_paths() {
+        assert!(valid_name("is-number"));
+        assert!(valid_name("@sindresorhus/is"));
+        assert!(!valid_name("@scope"));
+        assert!(!valid_name("../evil"));
+        assert!(!valid_name(".hidden"));
+        assert_eq!(tarball_path("@sindresorhus/is", "4.6.0"), "@sindresorhus/is/-/is-4.6.0.tgz");
+        assert_eq!(packument_url("http://r/", "@a/b"), "http://r/@a%2fb");
+    }
+
+    #[test]
+    fn sri_parsing() {
+        let sri = "sha1-abc sha512-".to_owned() + &base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+        assert_eq!(sri_sha512(&sri), Some(vec![7u8; 64]));
+        assert_eq!(sri_sha512("sha512-notbase64!"), None);
+    }
+}

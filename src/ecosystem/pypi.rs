@@ -1,0 +1,377 @@
+//! PyPI: requirements.txt / pylock.toml on the connected side, resolved
+//! through the PEP 691 JSON simple API; the PEP 658 core metadata and the
+//! PEP 740 provenance travel as evidence, yanked flags and requires-python
+//! as attributes.
+
+use serde::Deserialize;
+
+use crate::ecosystem::Ecosystem;
+use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
+use crate::error::{Error, Result};
+use crate::fetch::{Digests, parallel};
+use crate::id::RelPath;
+use crate::lockfile::pypi::{PypiPin, normalize};
+use crate::manifest::Entry;
+use crate::mirror::Tree;
+
+/// Name in manifests and top-level mirror folder.
+pub const NAME: &str = "pypi";
+/// The public index, used when neither flag, config nor pip's configuration names one.
+pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
+const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
+
+/// The PyPI ecosystem.
+pub struct Pypi;
+
+impl Ecosystem for Pypi {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn check_entry(&self, entry: &Entry) -> Result<(), String> {
+        if entry.version.is_none() {
+            return Err("a PyPI file has a version".into());
+        }
+        if normalize(&entry.name) != entry.name {
+            return Err("the project name is not in its normalized form".into());
+        }
+        let mut parts = entry.path.components();
+        if parts.next() != Some(entry.name.as_str()) || parts.next().is_none() || parts.next().is_some() {
+            return Err(format!("path {} is not PROJECT/FILENAME", entry.path));
+        }
+        if !entry.digests.contains_key("sha256") {
+            return Err("a PyPI file carries the index's sha256".into());
+        }
+        Ok(())
+    }
+
+    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in entries {
+            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which files of a release to take.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Every file of the release, whatever its tags.
+    pub all: bool,
+    /// CPython versions the wheels must run on, e.g. `3.12`.
+    pub python_versions: Vec<String>,
+    /// Platform families, e.g. `manylinux_x86_64`, `musllinux_aarch64`, `win_amd64`.
+    pub platforms: Vec<String>,
+    /// Take the sdist too.
+    pub sdist: bool,
+}
+
+impl Default for Selection {
+    /// A `manylinux` `x86_64` CPython 3.12 and the sdist.
+    fn default() -> Self {
+        Selection {
+            all: false,
+            python_versions: vec!["3.12".into()],
+            platforms: vec!["manylinux_x86_64".into()],
+            sdist: true,
+        }
+    }
+}
+
+/// PEP 691 project page.
+#[derive(Deserialize)]
+struct Project {
+    files: Vec<IndexFile>,
+}
+
+/// PEP 691 file, with the PEP 658/714 and PEP 740 keys.
+#[derive(Deserialize)]
+struct IndexFile {
+    filename: String,
+    url: String,
+    hashes: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "requires-python")]
+    requires_python: Option<String>,
+    #[serde(default)]
+    yanked: Yanked,
+    #[serde(rename = "core-metadata")]
+    core_metadata: Option<MetadataFlag>,
+    #[serde(rename = "dist-info-metadata")]
+    dist_info_metadata: Option<MetadataFlag>,
+    provenance: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+enum Yanked {
+    #[default]
+    No,
+    Flag(bool),
+    Reason(String),
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum MetadataFlag {
+    Flag(bool),
+    Hashes(std::collections::BTreeMap<String, String>),
+}
+
+/// Resolves every pin against the simple index at `index`.
+pub fn resolve(pins: &[PypiPin], index: &str, selection: &Selection, ctx: &FetchContext) -> Result<Vec<Artifact>> {
+    let mut names: Vec<&str> = pins.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let projects = parallel(&names, ctx.jobs, |name| {
+        let url = join_url(index, &format!("{name}/"));
+        let body = ctx.document(&url, SIMPLE_JSON)?.ok_or_else(|| {
+            Error::Usage(format!("PyPI project {name}: not found at {url}; check the name and --pypi-index"))
+        })?;
+        let project: Project = serde_json::from_slice(&body).map_err(|e| {
+            Error::Usage(format!("{url}: the index did not answer with PEP 691 JSON ({e}); airlock needs an index that serves the JSON simple API"))
+        })?;
+        Ok((name.to_owned(), url, project))
+    })?;
+    let mut jobs = Vec::new();
+    for pin in pins {
+        let (_, url, project) = projects.iter().find(|(n, _, _)| *n == pin.name).expect("every project was fetched");
+        for file in choose(pin, project, url, selection)? {
+            jobs.push((pin, url.as_str(), file));
+        }
+    }
+    parallel(&jobs, ctx.jobs, |(pin, project_url, file)| fetch_file(pin, project_url, file, ctx))
+}
+
+/// The files of `pin`'s release that the selection (and the lockfile's hashes) ask for.
+fn choose<'p>(pin: &PypiPin, project: &'p Project, url: &str, selection: &Selection) -> Result<Vec<&'p IndexFile>> {
+    let id = format!("{}=={}", pin.name, pin.version);
+    let release: Vec<&IndexFile> = project
+        .files
+        .iter()
+        .filter(|f| file_version(&f.filename, &pin.name).as_deref() == Some(pin.version.as_str()))
+        .collect();
+    if release.is_empty() {
+        return Err(Error::Usage(format!("PyPI {id}: the index has no files for this version ({url}); check the pin")));
+    }
+    let chosen: Vec<&IndexFile> = if pin.files.is_empty() {
+        let wanted = |f: &&IndexFile| selection.all || wanted_file(&f.filename, selection);
+        let hashed = |f: &&IndexFile| {
+            pin.sha256.is_empty()
+                || f.hashes.get("sha256").and_then(|h| hex32(h)).is_some_and(|h| pin.sha256.contains(&h))
+        };
+        release.into_iter().filter(wanted).filter(hashed).collect()
+    } else {
+        // A pylock.toml names its files; take exactly those.
+        let mut exact = Vec::new();
+        for pinned in &pin.files {
+            let file = release.iter().find(|f| f.filename == pinned.name).ok_or_else(|| {
+                Error::Usage(format!(
+                    "PyPI {id}: the lockfile pins {} which the index does not serve ({url})",
+                    pinned.name
+                ))
+            })?;
+            exact.push(*file);
+        }
+        exact
+    };
+    if chosen.is_empty() {
+        return Err(Error::Usage(format!(
+            "PyPI {id}: no file of the release matches the lockfile's hashes and the platform selection; use --python-version/--python-platform or --pypi-files all"
+        )));
+    }
+    Ok(chosen)
+}
+
+fn fetch_file(pin: &PypiPin, project_url: &str, file: &IndexFile, ctx: &FetchContext) -> Result<Artifact> {
+    let id = format!("PyPI {}=={} ({})", pin.name, pin.version, file.filename);
+    let index_sha = file.hashes.get("sha256").and_then(|h| hex32(h));
+    let locked_sha = pin.files.iter().find(|f| f.name == file.filename).and_then(|f| f.sha256);
+    let check = |d: &Digests| {
+        for (want, whose) in [(index_sha, "index's"), (locked_sha, "lockfile's")] {
+            if want.is_some_and(|w| w[..] != d.sha256[..]) {
+                return Err(digest_mismatch(&id, &format!("the file's sha256 differs from the {whose}")));
+            }
+        }
+        if !pin.sha256.is_empty() && !pin.sha256.iter().any(|h| h[..] == d.sha256[..]) {
+            return Err(digest_mismatch(&id, "the file's sha256 is not among the lockfile's --hash values"));
+        }
+        Ok(())
+    };
+    if index_sha.is_none() && locked_sha.is_none() && pin.sha256.is_empty() {
+        return Err(Error::Usage(format!(
+            "{id}: neither the index nor the lockfile states a sha256; airlock will not carry an unverifiable file"
+        )));
+    }
+    let url = resolve_url(project_url, &file.url);
+    let cached = ctx.artifact(&url, &check)?;
+    let path =
+        RelPath::new(&format!("{}/{}", pin.name, file.filename)).map_err(|e| Error::Usage(format!("{id}: {e}")))?;
+    let mut e = entry(NAME, &pin.name, &pin.version, path, &cached);
+    e.source = Some(url.clone());
+    if let Some(rp) = &file.requires_python {
+        e.attributes.insert("requires-python".into(), rp.clone());
+    }
+    match &file.yanked {
+        Yanked::No | Yanked::Flag(false) => {}
+        Yanked::Flag(true) => {
+            e.attributes.insert("yanked".into(), String::new());
+        }
+        Yanked::Reason(reason) => {
+            e.attributes.insert("yanked".into(), reason.clone());
+        }
+    }
+    let metadata_url = format!("{url}.metadata");
+    match file.core_metadata.clone().or_else(|| file.dist_info_metadata.clone()) {
+        None | Some(MetadataFlag::Flag(false)) => {
+            carry(&mut e, "pypi-core-metadata", None, &format!("{project_url} core-metadata"));
+        }
+        Some(flag) => {
+            let metadata = ctx.document(&metadata_url, "*/*")?;
+            if let (Some(body), MetadataFlag::Hashes(hashes)) = (&metadata, &flag) {
+                let want = hashes.get("sha256").and_then(|h| hex32(h));
+                if want.is_some_and(|w| w[..] != <sha2::Sha256 as sha2::Digest>::digest(body)[..]) {
+                    return Err(digest_mismatch(&id, "the core metadata file's sha256 differs from the index's"));
+                }
+            }
+            carry(&mut e, "pypi-core-metadata", metadata, &metadata_url);
+        }
+    }
+    match &file.provenance {
+        Some(url) => {
+            let url = resolve_url(project_url, url);
+            carry(&mut e, "pypi-provenance", ctx.document(&url, "application/json")?, &url);
+        }
+        None => carry(&mut e, "pypi-provenance", None, &format!("{project_url} provenance")),
+    }
+    Ok(Artifact { entry: e, source: cached.path })
+}
+
+/// The version in a wheel or sdist file name of project `name`, or `None`.
+fn file_version(filename: &str, name: &str) -> Option<String> {
+    let stem = filename
+        .strip_suffix(".whl")
+        .or_else(|| filename.strip_suffix(".tar.gz"))
+        .or_else(|| filename.strip_suffix(".zip"))?;
+    if filename.len() > stem.len() && &filename[stem.len()..] == ".whl" {
+        let mut parts = stem.split('-');
+        let project = parts.next()?;
+        let version = parts.next()?;
+        return (normalize(project) == name).then(|| version.to_owned());
+    }
+    // sdist: NAME-VERSION, where NAME may itself contain dashes.
+    let (project, version) = stem.rsplit_once('-')?;
+    (normalize(project) == name).then(|| version.to_owned())
+}
+
+/// Whether a file fits the selection: the sdist if asked for, a wheel whose
+/// tags run on one of the CPython versions and platforms.
+fn wanted_file(filename: &str, selection: &Selection) -> bool {
+    let Some(stem) = filename.strip_suffix(".whl") else {
+        return selection.sdist;
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    let [.., python, abi, platform] = parts[..] else { return false };
+    let runs_on_python = selection.python_versions.iter().any(|v| {
+        let digits = v.replace('.', "");
+        python.split('.').any(|tag| {
+            tag == "py3"
+                || tag == format!("py{digits}")
+                || tag == format!("cp{digits}")
+                || (abi == "abi3" && abi3_covers(tag, &digits))
+        })
+    });
+    let runs_on_platform =
+        platform.split('.').any(|tag| tag == "any" || selection.platforms.iter().any(|p| platform_matches(tag, p)));
+    runs_on_python && runs_on_platform
+}
+
+/// An abi3 wheel built for cp3N runs on every CPython from 3.N on.
+fn abi3_covers(tag: &str, target_digits: &str) -> bool {
+    let minor = |digits: &str| digits.strip_prefix('3').and_then(|m| m.parse::<u32>().ok());
+    match (tag.strip_prefix("cp").and_then(minor), minor(target_digits)) {
+        (Some(built), Some(target)) => built <= target,
+        _ => false,
+    }
+}
+
+/// `manylinux_x86_64` matches `manylinux1_x86_64`, `manylinux2014_x86_64`,
+/// `manylinux_2_17_x86_64`…; other families match the same way; anything
+/// else must be equal.
+fn platform_matches(tag: &str, wanted: &str) -> bool {
+    match wanted.split_once('_') {
+        Some((family @ ("manylinux" | "musllinux"), arch)) => {
+            tag.starts_with(family) && tag.ends_with(&format!("_{arch}"))
+        }
+        Some(("macosx", arch)) => tag.starts_with("macosx_") && tag.ends_with(&format!("_{arch}")),
+        _ => tag == wanted,
+    }
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+/// File URLs in a simple index may be relative to the project page (RFC 3986 §5.2, paths only).
+fn resolve_url(base: &str, url: &str) -> String {
+    if url.contains("://") {
+        return url.to_owned();
+    }
+    let origin_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[origin_end..].find('/').map_or(base.len(), |i| origin_end + i);
+    let (origin, base_path) = base.split_at(host_end);
+    let joined = if url.starts_with('/') {
+        url.to_owned()
+    } else {
+        format!("{}{url}", &base_path[..=base_path.rfind('/').unwrap_or(0).min(base_path.len().saturating_sub(1))])
+    };
+    let (path, query) = joined.split_once(['?', '#']).map_or((joined.as_str(), ""), |(p, _)| (p, &joined[p.len()..]));
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/').skip(1) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    format!("{origin}/{}{query}", segments.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_file_names() {
+        assert_eq!(file_version("six-1.16.0-py2.py3-none-any.whl", "six").as_deref(), Some("1.16.0"));
+        assert_eq!(file_version("zope.interface-6.0.tar.gz", "zope-interface").as_deref(), Some("6.0"));
+        assert_eq!(file_version("other-1.0.tar.gz", "six"), None);
+    }
+
+    #[test]
+    fn default_selection_takes_manylinux_cpython_and_sdist() {
+        let s = Selection::default();
+        assert!(wanted_file("six-1.16.0-py2.py3-none-any.whl", &s));
+        assert!(wanted_file("six-1.16.0.tar.gz", &s));
+        assert!(wanted_file("x-1-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", &s));
+        assert!(wanted_file("x-1-cp38-abi3-manylinux2014_x86_64.whl", &s));
+        assert!(!wanted_file("x-1-cp311-cp311-manylinux_2_17_x86_64.whl", &s));
+        assert!(!wanted_file("x-1-cp312-cp312-win_amd64.whl", &s));
+        assert!(!wanted_file("x-1-cp312-cp312-musllinux_1_1_x86_64.whl", &s));
+        assert!(!wanted_file("x-1-cp312-cp312-manylinux_2_17_aarch64.whl", &s));
+    }
+
+    #[test]
+    fn relative_urls() {
+        assert_eq!(
+            resolve_url("http://h:1/simple/six/", "../../files/six.whl#sha256=ab"),
+            "http://h:1/files/six.whl#sha256=ab"
+        );
+        assert_eq!(resolve_url("http://h:1/simple/six/", "six.whl"), "http://h:1/simple/six/six.whl");
+        assert_eq!(resolve_url("http://h:1/simple/six/", "/files/six.whl"), "http://h:1/files/six.whl");
+        assert_eq!(resolve_url("http://h:1/simple/six/", "https://f/six.whl"), "https://f/six.whl");
+    }
+}

@@ -1,0 +1,81 @@
+//! What the registry exporters (npm, PyPI, crates) share on the connected side.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::fetch::{Cache, Cached, Client, Digests};
+use crate::manifest::{Digest, Entry, Evidence, Missing};
+use crate::progress::Progress;
+
+/// An artifact ready to be bundled: its manifest entry and where its bytes are.
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    pub entry: Entry,
+    pub source: PathBuf,
+}
+
+/// The network and cache an exporter works with.
+pub struct FetchContext<'a> {
+    pub client: &'a Client,
+    pub cache: &'a Cache,
+    /// Concurrent requests.
+    pub jobs: usize,
+    pub progress: &'a dyn Progress,
+}
+
+impl FetchContext<'_> {
+    /// Downloads `url` through the cache; `check` compares its digests with
+    /// what the lockfile and the registry state.
+    pub fn artifact(&self, url: &str, check: &dyn Fn(&Digests) -> Result<()>) -> Result<Cached> {
+        let cached = self.cache.fetch(self.client, url, check)?;
+        self.progress.advance(cached.digests.size);
+        Ok(cached)
+    }
+
+    /// A metadata document, `None` when the registry answers 404.
+    pub fn document(&self, url: &str, accept: &str) -> Result<Option<Vec<u8>>> {
+        self.client.get_document(url, accept, crate::fetch::MAX_METADATA_BYTES)
+    }
+}
+
+/// The error for a digest that does not match what a lockfile or registry states.
+#[must_use]
+pub fn digest_mismatch(package: &str, what: &str) -> Error {
+    Error::Usage(format!(
+        "{package}: {what}; the lockfile, the registry or something between them changed the artifact: do not export it, investigate"
+    ))
+}
+
+/// Builds the manifest entry for a downloaded artifact.
+#[must_use]
+pub fn entry(ecosystem: &str, name: &str, version: &str, path: crate::id::RelPath, cached: &Cached) -> Entry {
+    let mut digests = std::collections::BTreeMap::new();
+    digests.insert("sha256".to_owned(), Digest(cached.digests.sha256.clone()));
+    Entry {
+        ecosystem: ecosystem.to_owned(),
+        name: name.to_owned(),
+        version: Some(version.to_owned()),
+        path,
+        blob: cached.digests.blake3,
+        size: cached.digests.size,
+        digests,
+        source: None,
+        attributes: std::collections::BTreeMap::new(),
+        evidence: Vec::new(),
+        missing: Vec::new(),
+    }
+}
+
+/// Records evidence found, or where it was looked for and not found.
+pub fn carry(entry: &mut Entry, kind: &str, found: Option<Vec<u8>>, looked: &str) {
+    match found {
+        Some(data) => entry.evidence.push(Evidence { kind: kind.to_owned(), data }),
+        None => entry.missing.push(Missing { kind: kind.to_owned(), looked: looked.to_owned() }),
+    }
+}
+
+/// Joins a base URL and a path with exactly one slash.
+#[must_use]
+pub fn join_url(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
