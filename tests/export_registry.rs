@@ -271,3 +271,35 @@ fn a_config_file_names_the_same_inputs() {
         .code(2);
     one_line(&out.get_output().stderr);
 }
+
+#[test]
+fn a_pylock_takes_exactly_the_files_it_pins() {
+    let s = setup(Faults::default());
+    let wheel = fs::read(registry::fixture(&format!("pypi/{}", registry::WHEEL))).unwrap();
+    let pylock = format!(
+        "lock-version = \"1.0\"\ncreated-by = \"test\"\n\n[[packages]]\nname = \"tinyapp\"\nversion = \"1.0.0\"\nwheels = [{{ name = \"{}\", url = \"{}/files/{}\", size = {}, hashes = {{ sha256 = \"{}\" }} }}]\n",
+        registry::WHEEL,
+        s.registry.base,
+        registry::WHEEL,
+        wheel.len(),
+        registry::sha256_hex(&wheel)
+    );
+    fs::write(s.root.join("pylock.toml"), pylock).unwrap();
+    airlock()
+        .args(["export", "--quiet", "--pypi-lock"])
+        .arg(s.root.join("pylock.toml"))
+        .arg("--pypi-index")
+        .arg(format!("{}/simple/", s.registry.base))
+        .arg("--cache")
+        .arg(s.root.join("cache"))
+        .arg("--key")
+        .arg(&s.key)
+        .arg("--out")
+        .arg(s.root.join("p.airlock"))
+        .assert()
+        .success();
+    let report = s.inspect("p.airlock");
+    let entries = report["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0]["path"].as_str().unwrap().ends_with(registry::WHEEL));
+}

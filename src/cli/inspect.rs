@@ -26,14 +26,17 @@ impl InspectArgs {
         out.line(format!("entries   {} ({})", r.entries.len(), bytes(r.bytes)));
         for e in &r.entries {
             let version = e.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
-            out.line(format!(
-                "  {:<6} {}{}  {}  blake3:{}",
-                e.ecosystem,
-                e.name,
-                version,
-                bytes(e.size),
-                &e.blake3[..16]
-            ));
+            out.line(format!("  {:<6} {}{}  {}  {}", e.ecosystem, e.name, version, e.path, bytes(e.size)));
+            let digests: Vec<String> = std::iter::once(format!("blake3:{}", &e.blake3[..16]))
+                .chain(e.digests.iter().map(|(k, v)| format!("{k}:{}", &v[..16.min(v.len())])))
+                .collect();
+            out.line(format!("         digests  {}", digests.join(" ")));
+            if !e.evidence.is_empty() || !e.missing.is_empty() {
+                let missing: Vec<&str> = e.missing.iter().map(|m| m.split(' ').next().unwrap_or(m)).collect();
+                let present = if e.evidence.is_empty() { "-".to_owned() } else { e.evidence.join(", ") };
+                let absent = if missing.is_empty() { "-".to_owned() } else { missing.join(", ") };
+                out.line(format!("         evidence {present}; missing {absent}"));
+            }
         }
         out.report(&r);
         Ok(())
