@@ -83,7 +83,7 @@ fn one_export_carries_all_three_lockfiles_with_their_evidence() {
     let s = setup(Faults::default());
     s.export("b.airlock", &[]).success();
     let report = s.inspect("b.airlock");
-    assert_eq!(report["entries"].as_array().unwrap().len(), 5, "{report:#}");
+    assert_eq!(report["entries"].as_array().unwrap().len(), 7, "{report:#}");
 
     let wheel = entry(&report, "pypi", "tinyapp", registry::WHEEL);
     assert_eq!(wheel["version"], "1.0.0");
@@ -115,7 +115,7 @@ fn one_export_carries_all_three_lockfiles_with_their_evidence() {
         .assert()
         .success();
     let wheel_bytes = fs::read(registry::fixture(&format!("pypi/{}", registry::WHEEL))).unwrap();
-    assert_eq!(fs::read(mirror.join("pypi/tinyapp").join(registry::WHEEL)).unwrap(), wheel_bytes);
+    assert_eq!(fs::read(mirror.join("pypi/simple/tinyapp").join(registry::WHEEL)).unwrap(), wheel_bytes);
     assert!(mirror.join("npm/@airlock-test/scoped/-/scoped-2.1.0.tgz").is_file());
     assert!(mirror.join("cargo/tinycrate-0.1.0.crate").is_file());
 }
@@ -125,7 +125,7 @@ fn exporting_again_fetches_nothing() {
     let s = setup(Faults::default());
     let first = s.export("a.airlock", &[]).success();
     let report: Value = serde_json::from_slice(&first.get_output().stdout).unwrap();
-    assert_eq!(report["report"]["downloads"], 5);
+    assert_eq!(report["report"]["downloads"], 7);
     let artifact_hits = s.registry.artifact_hits();
     let second = s.export("b.airlock", &[]).success();
     let report: Value = serde_json::from_slice(&second.get_output().stdout).unwrap();
@@ -257,7 +257,7 @@ fn a_config_file_names_the_same_inputs() {
         .success();
     let report = s.inspect("c.airlock");
     assert_eq!(report["channel"], "weekly");
-    assert_eq!(report["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(report["entries"].as_array().unwrap().len(), 7);
     let bad = s.root.join("bad.toml");
     fs::write(&bad, "chanel = \"typo\"\n").unwrap();
     let out = airlock()

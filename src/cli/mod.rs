@@ -13,6 +13,7 @@ mod export;
 mod import;
 mod inspect;
 mod keygen;
+mod serve;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -71,6 +72,7 @@ pub enum Command {
     Import(import::ImportArgs),
     Inspect(inspect::InspectArgs),
     Demo(demo::DemoArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// The clap definition, for man pages and completion.
@@ -117,6 +119,7 @@ pub fn main() -> ExitCode {
         Command::Import(args) => args.run(&out),
         Command::Inspect(args) => args.run(&out),
         Command::Demo(args) => args.run(&out),
+        Command::Serve(args) => args.run(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

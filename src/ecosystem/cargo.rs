@@ -47,9 +47,24 @@ impl Ecosystem for Cargo {
         Ok(())
     }
 
-    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in entries {
+    /// A cargo local registry: `.crate` files at the top of `cargo/`, the
+    /// index under `cargo/index/` with each version's line exactly as the
+    /// registry published it (cargo checks the `.crate` against its `cksum`).
+    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in new {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
+        }
+        let touched: std::collections::BTreeSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
+        for name in touched {
+            let mut versions: Vec<&Entry> = all.iter().copied().filter(|e| e.name == name).collect();
+            versions.sort_by_key(|e| e.version.as_deref().and_then(|v| semver::Version::parse(v).ok()));
+            let mut lines = Vec::new();
+            for entry in versions {
+                let line = entry.evidence.iter().find(|e| e.kind == "cargo-index-entry").map(|e| e.data.as_slice()).unwrap_or_default();
+                lines.extend_from_slice(line);
+                lines.push(b'\n');
+            }
+            tree.write(NAME, &format!("index/{}", index_path(name)), &lines)?;
         }
         Ok(())
     }

@@ -33,8 +33,8 @@ impl Ecosystem for Files {
         Ok(())
     }
 
-    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in entries {
+    fn publish(&self, new: &[&Entry], _all: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in new {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
         }
         Ok(())

@@ -23,9 +23,11 @@ pub trait Ecosystem: Sync {
     fn name(&self) -> &'static str;
     /// Rules for an entry beyond the manifest schema; the error says what is wrong.
     fn check_entry(&self, entry: &Entry) -> Result<(), String>;
-    /// Writes the verified entries into the new mirror generation, under the
-    /// ecosystem's own top-level folder.
-    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()>;
+    /// Writes the verified `new` entries into the new mirror generation,
+    /// under the ecosystem's own top-level folder, and regenerates whatever
+    /// index the clients read from `all`, the ecosystem's entries after the
+    /// import (the mirror's earlier entries and the new ones).
+    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()>;
 }
 
 /// Every ecosystem this build knows.

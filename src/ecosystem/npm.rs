@@ -40,12 +40,77 @@ impl Ecosystem for Npm {
         Ok(())
     }
 
-    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in entries {
+    /// Tarballs in the registry's layout, attestation documents where the
+    /// registry's attestations endpoint puts them, and one packument per
+    /// package regenerated from all its versions, keeping `dist.signatures`
+    /// and pointing tarball and attestation URLs at `{{AIRLOCK_BASE}}`, which
+    /// `airlock serve` replaces with its own address.
+    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in new {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
+            if let Some(doc) = entry.evidence.iter().find(|e| e.kind == "npm-attestations") {
+                tree.write(NAME, &attestations_path(entry), &doc.data)?;
+            }
+        }
+        let touched: std::collections::BTreeSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
+        for name in touched {
+            let versions: Vec<&Entry> = all.iter().copied().filter(|e| e.name == name).collect();
+            let packument = packument(name, &versions);
+            tree.write(NAME, &format!("{name}/packument.json"), &serde_json::to_vec(&packument).expect("JSON"))?;
         }
         Ok(())
     }
+}
+
+/// The placeholder `airlock serve` replaces with `http://HOST`.
+pub const BASE_PLACEHOLDER: &str = "{{AIRLOCK_BASE}}";
+
+/// Where the registry's attestations endpoint keeps a version's document.
+fn attestations_path(entry: &Entry) -> String {
+    format!("-/npm/v1/attestations/{}@{}", entry.name, entry.version.as_deref().unwrap_or_default())
+}
+
+/// A packument for `name` from the carried version objects.
+fn packument(name: &str, versions: &[&Entry]) -> Value {
+    let mut map = serde_json::Map::new();
+    let mut latest: Option<semver::Version> = None;
+    for entry in versions {
+        let version = entry.version.clone().unwrap_or_default();
+        let mut object = entry
+            .evidence
+            .iter()
+            .find(|e| e.kind == "npm-version")
+            .and_then(|e| serde_json::from_slice::<Value>(&e.data).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({"name": name, "version": version}));
+        let dist = object.as_object_mut().expect("an object").entry("dist").or_insert_with(|| serde_json::json!({}));
+        if let Some(dist) = dist.as_object_mut() {
+            dist.insert("tarball".into(), format!("{BASE_PLACEHOLDER}/npm/{}", entry.path).into());
+            let sha512 = entry.digests.get("sha512").map(|d| base64::engine::general_purpose::STANDARD.encode(&d.0));
+            if let Some(sha512) = sha512 {
+                dist.entry("integrity").or_insert_with(|| format!("sha512-{sha512}").into());
+            }
+            if entry.evidence.iter().any(|e| e.kind == "npm-attestations") {
+                let url = format!("{BASE_PLACEHOLDER}/npm/{}", attestations_path(entry));
+                let attestations = dist.entry("attestations").or_insert_with(|| serde_json::json!({}));
+                if let Some(a) = attestations.as_object_mut() {
+                    a.insert("url".into(), url.into());
+                }
+            } else {
+                // Not carried: a URL to nowhere would only make clients fail.
+                dist.remove("attestations");
+            }
+        }
+        if let Ok(v) = semver::Version::parse(&version)
+            && v.pre.is_empty()
+            && latest.as_ref().is_none_or(|l| v > *l)
+        {
+            latest = Some(v);
+        }
+        map.insert(version, object);
+    }
+    let latest = latest.map(|v| v.to_string()).or_else(|| map.keys().last().cloned()).unwrap_or_default();
+    serde_json::json!({"name": name, "dist-tags": {"latest": latest}, "versions": map})
 }
 
 /// npm names: optionally `@scope/`, then URL-safe characters (old packages may use capitals).

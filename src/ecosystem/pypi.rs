@@ -45,12 +45,102 @@ impl Ecosystem for Pypi {
         Ok(())
     }
 
-    fn publish(&self, entries: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in entries {
-            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+    /// Files, their PEP 658 metadata and PEP 740 provenance go under
+    /// `pypi/simple/PROJECT/` and `pypi/integrity/...`; every project page
+    /// (HTML for pip's file:// index, PEP 691 JSON for `airlock serve`) and
+    /// the root page are regenerated from all entries.
+    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()> {
+        for entry in new {
+            let file = simple_path(entry);
+            tree.link_blob(NAME, &RelPath::new(&file).expect("built from a checked path"), &entry.blob)?;
+            for evidence in &entry.evidence {
+                match evidence.kind.as_str() {
+                    "pypi-core-metadata" => tree.write(NAME, &format!("{file}.metadata"), &evidence.data)?,
+                    "pypi-provenance" => tree.write(NAME, &provenance_path(entry), &evidence.data)?,
+                    _ => {}
+                }
+            }
         }
-        Ok(())
+        let mut projects: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+        projects.sort_unstable();
+        projects.dedup();
+        let touched: std::collections::BTreeSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
+        for project in &touched {
+            let files: Vec<&Entry> = all.iter().copied().filter(|e| e.name == *project).collect();
+            let (html, json) = project_pages(project, &files, tree);
+            tree.write(NAME, &format!("simple/{project}/index.html"), html.as_bytes())?;
+            tree.write(NAME, &format!("simple/{project}/index.json"), json.as_bytes())?;
+        }
+        tree.write(NAME, "simple/index.html", root_page(&projects).as_bytes())
     }
+}
+
+/// `simple/PROJECT/FILENAME` in the mirror's pypi folder.
+fn simple_path(entry: &Entry) -> String {
+    format!("simple/{}", entry.path)
+}
+
+fn file_name(entry: &Entry) -> &str {
+    entry.path.as_str().rsplit('/').next().unwrap_or_default()
+}
+
+/// Where PEP 740's Integrity API puts a file's provenance.
+fn provenance_path(entry: &Entry) -> String {
+    format!("integrity/{}/{}/{}/provenance", entry.name, entry.version.as_deref().unwrap_or_default(), file_name(entry))
+}
+
+/// The PEP 503 HTML page and the PEP 691 JSON page of one project.
+fn project_pages(project: &str, files: &[&Entry], tree: &Tree) -> (String, String) {
+    let mut html = format!("<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {project}</title></head>\n<body>\n<h1>Links for {project}</h1>\n");
+    let mut json_files = Vec::new();
+    for entry in files {
+        let name = file_name(entry);
+        let sha256 = entry.digests.get("sha256").map(|d| hex::encode(&d.0)).unwrap_or_default();
+        let mut attrs = String::new();
+        let mut json = serde_json::json!({"filename": name, "url": name, "hashes": {"sha256": sha256}});
+        if let Some(rp) = entry.attributes.get("requires-python") {
+            attrs.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
+            json["requires-python"] = rp.clone().into();
+        }
+        if let Some(reason) = entry.attributes.get("yanked") {
+            attrs.push_str(&format!(" data-yanked=\"{}\"", escape(reason)));
+            json["yanked"] = if reason.is_empty() { true.into() } else { reason.clone().into() };
+        }
+        // Advertise core metadata only when the file is really there: pip
+        // fails on an advertised .metadata it cannot read.
+        if let Some(metadata) = tree.read(NAME, &format!("{}.metadata", simple_path(entry))) {
+            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&metadata));
+            attrs.push_str(&format!(" data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\""));
+            json["core-metadata"] = serde_json::json!({"sha256": digest});
+        }
+        if tree.read(NAME, &provenance_path(entry)).is_some() {
+            let url = format!("../../{}", provenance_path(entry));
+            attrs.push_str(&format!(" data-provenance=\"{}\"", escape(&url)));
+            json["provenance"] = url.into();
+        }
+        html.push_str(&format!("<a href=\"{}#sha256={sha256}\"{attrs}>{}</a><br/>\n", escape(name), escape(name)));
+        json_files.push(json);
+    }
+    html.push_str("</body>\n</html>\n");
+    let mut versions: Vec<&str> = files.iter().filter_map(|e| e.version.as_deref()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let json = serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": json_files, "versions": versions});
+    (html, serde_json::to_string(&json).expect("JSON"))
+}
+
+fn root_page(projects: &[&str]) -> String {
+    let mut html = String::from("<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head>\n<body>\n");
+    for project in projects {
+        html.push_str(&format!("<a href=\"{project}/\">{project}</a><br/>\n"));
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
+
+/// HTML attribute and text escaping.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Which files of a release to take.

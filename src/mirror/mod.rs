@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::ecosystem;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
+use crate::manifest::Entry;
 use crate::verify::{BlobSink, VerifiedManifest, rfc3339};
 
 const META: &str = ".airlock";
@@ -39,6 +40,51 @@ const GENERATIONS: &str = "generations";
 const OBJECTS: &str = "objects";
 const STAGING: &str = "staging";
 const STATE: &str = "state.json";
+const INVENTORY: &str = "inventory.cbor";
+
+/// Evidence kept in the inventory because indexes are regenerated from it;
+/// other evidence is written as files by its ecosystem and only its kind is kept.
+const INLINE_EVIDENCE: [&str; 3] = ["npm-version", "npm-signatures", "cargo-index-entry"];
+
+fn for_inventory(entry: &Entry) -> Entry {
+    let mut stored = entry.clone();
+    for evidence in &mut stored.evidence {
+        if !INLINE_EVIDENCE.contains(&evidence.kind.as_str()) {
+            evidence.data.clear();
+        }
+    }
+    stored
+}
+
+/// The mirror's entries after adding `incoming`, and the incoming entries
+/// that are not already there. The same file with other content is a
+/// rejection for registry ecosystems (two bundles disagree about a
+/// published artifact); plain files may change from one bundle to the next.
+fn merge(current: Vec<Entry>, incoming: &[Entry]) -> Result<(Vec<Entry>, Vec<Entry>)> {
+    let mut by_place: std::collections::BTreeMap<(String, String), Entry> =
+        current.into_iter().map(|e| ((e.ecosystem.clone(), e.path.to_string()), e)).collect();
+    let mut fresh = Vec::new();
+    for entry in incoming {
+        let place = (entry.ecosystem.clone(), entry.path.to_string());
+        match by_place.get(&place) {
+            Some(existing) if existing.blob == entry.blob => continue,
+            Some(existing) if entry.ecosystem != ecosystem::files::NAME => {
+                return Err(Error::rejected(
+                    format!("{}/{}", entry.ecosystem, entry.path),
+                    crate::error::Rejection::Policy(format!(
+                        "the mirror already holds this file with other content (blake3 {}, the bundle has {}); two bundles disagree about a published artifact: find out which one is wrong before importing",
+                        existing.blob.short(),
+                        entry.blob.short()
+                    )),
+                ));
+            }
+            _ => {}
+        }
+        by_place.insert(place, entry.clone());
+        fresh.push(entry.clone());
+    }
+    Ok((by_place.into_values().collect(), fresh))
+}
 
 /// An opened, locked mirror.
 pub struct Mirror {
@@ -146,6 +192,17 @@ impl Mirror {
         }
     }
 
+    /// Every entry the published generation holds.
+    pub fn inventory(&self) -> Result<Vec<Entry>> {
+        let Some((_, dir)) = self.current()? else {
+            return Ok(Vec::new());
+        };
+        let path = dir.join(INVENTORY);
+        let bytes = fs::read(&path).at(&path)?;
+        crate::manifest::canonical::from_slice(&bytes)
+            .map_err(|e| Error::Usage(format!("{}: unreadable mirror inventory ({e}); the mirror was changed by hand", path.display())))
+    }
+
     /// The published state, or an empty one for a new mirror.
     pub fn state(&self) -> Result<State> {
         let Some((_, dir)) = self.current()? else {
@@ -172,6 +229,7 @@ impl Mirror {
     pub fn publish(&mut self, staging: &Staging, verified: &VerifiedManifest, now: u64) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
+        let (merged, fresh) = merge(self.inventory()?, &verified.manifest.entries)?;
         let build = staging.dir.path().join("generation");
         match &previous {
             Some((_, dir)) => tree::link_copy(dir, &build)?,
@@ -184,11 +242,15 @@ impl Mirror {
         sync_dir(&objects)?;
         let mut tree = Tree::new(build.clone(), objects);
         for eco in ecosystem::ALL {
-            let entries: Vec<_> = verified.manifest.entries.iter().filter(|e| e.ecosystem == eco.name()).collect();
-            if !entries.is_empty() {
-                eco.publish(&entries, &mut tree)?;
+            let new: Vec<&Entry> = fresh.iter().filter(|e| e.ecosystem == eco.name()).collect();
+            if !new.is_empty() {
+                let all: Vec<&Entry> = merged.iter().filter(|e| e.ecosystem == eco.name()).collect();
+                eco.publish(&new, &all, &mut tree)?;
             }
         }
+        let stored: Vec<Entry> = merged.iter().map(for_inventory).collect();
+        let inventory = crate::manifest::canonical::to_vec(&stored).expect("entries encode");
+        tree.write_file(Path::new(INVENTORY), &inventory)?;
         let mut state = self.state()?;
         state.generation = generation;
         state.imports.push(ImportRecord {

@@ -29,6 +29,20 @@ impl Tree {
         Ok(())
     }
 
+    /// Writes a generated file at `folder/path` (an index page, an evidence file).
+    pub fn write(&mut self, folder: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
+        let target = self.prepare(folder, &rel)?;
+        write_atomically(&target, bytes, 0o644)
+    }
+
+    /// Reads a file of the generation being built, if it is there.
+    #[must_use]
+    pub fn read(&self, folder: &str, path: &str) -> Option<Vec<u8>> {
+        RelPath::new(path).ok()?;
+        fs::read(self.root.join(folder).join(path)).ok()
+    }
+
     /// Writes a file the ecosystem generates (an index page, a state file).
     pub fn write_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
         let target = self.root.join(path);

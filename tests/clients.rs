@@ -1,0 +1,128 @@
+//! The real clients install from the imported mirror with no network:
+//! pip from the file:// simple index, cargo through source replacement to
+//! the local registry. (npm through `airlock serve` is in tests/npm_client.rs.)
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::registry::{self, Faults, Registry};
+use common::{airlock, keygen};
+
+/// Exports the fixture lockfiles from the fake registry and imports the
+/// bundle; returns (tempdir, mirror). The registry is gone afterwards.
+fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let registry = Registry::start(Faults::default());
+    fs::write(root.join("requirements.txt"), registry::requirements_txt()).unwrap();
+    fs::write(root.join("package-lock.json"), registry::package_lock_json(&registry.base)).unwrap();
+    fs::write(root.join("Cargo.lock"), registry::cargo_lock()).unwrap();
+    airlock()
+        .args(["export", "--quiet", "--pypi-lock"])
+        .arg(root.join("requirements.txt"))
+        .arg("--npm-lock")
+        .arg(root.join("package-lock.json"))
+        .arg("--cargo-lock")
+        .arg(root.join("Cargo.lock"))
+        .arg("--pypi-index")
+        .arg(format!("{}/simple/", registry.base))
+        .arg("--npm-registry")
+        .arg(format!("{}/npm/", registry.base))
+        .arg("--cargo-index")
+        .arg(format!("{}/cargo/", registry.base))
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(root.join("b.airlock"))
+        .assert()
+        .success();
+    let mirror = root.join("mirror");
+    airlock().args(["import", "--quiet"]).arg(root.join("b.airlock")).arg("--trust").arg(&public).arg("--mirror").arg(&mirror).assert().success();
+    (dir, mirror)
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn venv(dir: &Path) -> PathBuf {
+    let venv = dir.join("venv");
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv));
+    venv
+}
+
+fn pip(venv: &Path, mirror: &Path) -> Command {
+    let mut cmd = Command::new(venv.join("bin/pip"));
+    cmd.env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_CONFIG_FILE")
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .args(["install", "--index-url"])
+        .arg(format!("file://{}/pypi/simple/", mirror.display()));
+    cmd
+}
+
+#[test]
+fn pip_installs_the_wheel_and_the_sdist_from_the_file_index() {
+    let (dir, mirror) = imported_mirror();
+    let index = fs::read_to_string(mirror.join("pypi/simple/tinyapp/index.html")).unwrap();
+    assert!(index.contains("#sha256=") && index.contains("data-core-metadata=") && index.contains("data-provenance="), "{index}");
+
+    let venv = venv(dir.path());
+    run(pip(&venv, &mirror).arg("tinyapp==1.0.0"));
+    let greeting = run(Command::new(venv.join("bin/python")).args(["-c", "import tinyapp; print(tinyapp.greet('ops'))"]));
+    assert!(greeting.contains("hello, ops"), "{greeting}");
+
+    // A package published only as an sdist builds and installs too.
+    run(pip(&venv, &mirror).arg("sdistonly==0.1.0"));
+    let answer = run(Command::new(venv.join("bin/python")).args(["-c", "import sdistonly; print(sdistonly.answer())"]));
+    assert!(answer.contains("42"), "{answer}");
+}
+
+#[test]
+fn pip_refuses_a_file_corrupted_in_the_mirror_after_import() {
+    let (dir, mirror) = imported_mirror();
+    let wheel = mirror.join("pypi/simple/tinyapp").join(registry::WHEEL);
+    // Replace the published file (not the object it links to) with other bytes.
+    let mut bytes = fs::read(&wheel).unwrap();
+    bytes[100] ^= 0xff;
+    fs::remove_file(&wheel).unwrap();
+    fs::write(&wheel, &bytes).unwrap();
+    let venv = venv(dir.path());
+    let out = pip(&venv, &mirror).args(["--only-binary", ":all:", "tinyapp==1.0.0"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HASH"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn cargo_builds_offline_from_the_local_registry() {
+    let (dir, mirror) = imported_mirror();
+    let app = dir.path().join("app");
+    fs::create_dir_all(app.join("src")).unwrap();
+    fs::create_dir_all(app.join(".cargo")).unwrap();
+    fs::write(
+        app.join("Cargo.toml"),
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntinycrate = \"=0.1.0\"\ntinyhelper = \"=0.2.0\"\n",
+    )
+    .unwrap();
+    fs::write(app.join("src/main.rs"), "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n").unwrap();
+    fs::write(
+        app.join(".cargo/config.toml"),
+        format!("[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\nlocal-registry = \"{}\"\n", mirror.join("cargo").display()),
+    )
+    .unwrap();
+    let out = run(Command::new("cargo").args(["run", "--offline", "--quiet"]).current_dir(&app).env("CARGO_TARGET_DIR", dir.path().join("target")));
+    assert!(out.contains("HELLO, OPS"), "{out}");
+}
