@@ -1,6 +1,6 @@
 //! The real clients install from the imported mirror with no network:
-//! pip from the file:// simple index, cargo through source replacement to
-//! the local registry. (npm through `airlock serve` is in tests/npm_client.rs.)
+//! pip from the `file://` simple index, cargo through source replacement to
+//! the local registry. (npm through `airlock serve` is in `tests/npm_client.rs`.)
 
 mod common;
 
@@ -43,7 +43,15 @@ fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
         .assert()
         .success();
     let mirror = root.join("mirror");
-    airlock().args(["import", "--quiet"]).arg(root.join("b.airlock")).arg("--trust").arg(&public).arg("--mirror").arg(&mirror).assert().success();
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(root.join("b.airlock"))
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
     (dir, mirror)
 }
 
@@ -78,11 +86,15 @@ fn pip(venv: &Path, mirror: &Path) -> Command {
 fn pip_installs_the_wheel_and_the_sdist_from_the_file_index() {
     let (dir, mirror) = imported_mirror();
     let index = fs::read_to_string(mirror.join("pypi/simple/tinyapp/index.html")).unwrap();
-    assert!(index.contains("#sha256=") && index.contains("data-core-metadata=") && index.contains("data-provenance="), "{index}");
+    assert!(
+        index.contains("#sha256=") && index.contains("data-core-metadata=") && index.contains("data-provenance="),
+        "{index}"
+    );
 
     let venv = venv(dir.path());
     run(pip(&venv, &mirror).arg("tinyapp==1.0.0"));
-    let greeting = run(Command::new(venv.join("bin/python")).args(["-c", "import tinyapp; print(tinyapp.greet('ops'))"]));
+    let greeting =
+        run(Command::new(venv.join("bin/python")).args(["-c", "import tinyapp; print(tinyapp.greet('ops'))"]));
     assert!(greeting.contains("hello, ops"), "{greeting}");
 
     // A package published only as an sdist builds and installs too.
@@ -117,12 +129,22 @@ fn cargo_builds_offline_from_the_local_registry() {
         "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntinycrate = \"=0.1.0\"\ntinyhelper = \"=0.2.0\"\n",
     )
     .unwrap();
-    fs::write(app.join("src/main.rs"), "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n").unwrap();
     fs::write(
-        app.join(".cargo/config.toml"),
-        format!("[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\nlocal-registry = \"{}\"\n", mirror.join("cargo").display()),
+        app.join("src/main.rs"),
+        "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n",
     )
     .unwrap();
-    let out = run(Command::new("cargo").args(["run", "--offline", "--quiet"]).current_dir(&app).env("CARGO_TARGET_DIR", dir.path().join("target")));
+    fs::write(
+        app.join(".cargo/config.toml"),
+        format!(
+            "[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\nlocal-registry = \"{}\"\n",
+            mirror.join("cargo").display()
+        ),
+    )
+    .unwrap();
+    let out = run(Command::new("cargo")
+        .args(["run", "--offline", "--quiet"])
+        .current_dir(&app)
+        .env("CARGO_TARGET_DIR", dir.path().join("target")));
     assert!(out.contains("HELLO, OPS"), "{out}");
 }

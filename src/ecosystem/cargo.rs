@@ -60,7 +60,12 @@ impl Ecosystem for Cargo {
             versions.sort_by_key(|e| e.version.as_deref().and_then(|v| semver::Version::parse(v).ok()));
             let mut lines = Vec::new();
             for entry in versions {
-                let line = entry.evidence.iter().find(|e| e.kind == "cargo-index-entry").map(|e| e.data.as_slice()).unwrap_or_default();
+                let line = entry
+                    .evidence
+                    .iter()
+                    .find(|e| e.kind == "cargo-index-entry")
+                    .map(|e| e.data.as_slice())
+                    .unwrap_or_default();
                 lines.extend_from_slice(line);
                 lines.push(b'\n');
             }

@@ -109,7 +109,7 @@ fn packument(name: &str, versions: &[&Entry]) -> Value {
         }
         map.insert(version, object);
     }
-    let latest = latest.map(|v| v.to_string()).or_else(|| map.keys().last().cloned()).unwrap_or_default();
+    let latest = latest.map(|v| v.to_string()).or_else(|| map.keys().next_back().cloned()).unwrap_or_default();
     serde_json::json!({"name": name, "dist-tags": {"latest": latest}, "versions": map})
 }
 

@@ -3,6 +3,8 @@
 //! PEP 740 provenance travel as evidence, yanked flags and requires-python
 //! as attributes.
 
+use std::fmt::Write as _;
+
 use serde::Deserialize;
 
 use crate::ecosystem::Ecosystem;
@@ -91,7 +93,9 @@ fn provenance_path(entry: &Entry) -> String {
 
 /// The PEP 503 HTML page and the PEP 691 JSON page of one project.
 fn project_pages(project: &str, files: &[&Entry], tree: &Tree) -> (String, String) {
-    let mut html = format!("<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {project}</title></head>\n<body>\n<h1>Links for {project}</h1>\n");
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {project}</title></head>\n<body>\n<h1>Links for {project}</h1>\n"
+    );
     let mut json_files = Vec::new();
     for entry in files {
         let name = file_name(entry);
@@ -99,40 +103,44 @@ fn project_pages(project: &str, files: &[&Entry], tree: &Tree) -> (String, Strin
         let mut attrs = String::new();
         let mut json = serde_json::json!({"filename": name, "url": name, "hashes": {"sha256": sha256}});
         if let Some(rp) = entry.attributes.get("requires-python") {
-            attrs.push_str(&format!(" data-requires-python=\"{}\"", escape(rp)));
+            let _ = write!(attrs, " data-requires-python=\"{}\"", escape(rp));
             json["requires-python"] = rp.clone().into();
         }
         if let Some(reason) = entry.attributes.get("yanked") {
-            attrs.push_str(&format!(" data-yanked=\"{}\"", escape(reason)));
+            let _ = write!(attrs, " data-yanked=\"{}\"", escape(reason));
             json["yanked"] = if reason.is_empty() { true.into() } else { reason.clone().into() };
         }
         // Advertise core metadata only when the file is really there: pip
         // fails on an advertised .metadata it cannot read.
         if let Some(metadata) = tree.read(NAME, &format!("{}.metadata", simple_path(entry))) {
             let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&metadata));
-            attrs.push_str(&format!(" data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\""));
+            let _ =
+                write!(attrs, " data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\"");
             json["core-metadata"] = serde_json::json!({"sha256": digest});
         }
         if tree.read(NAME, &provenance_path(entry)).is_some() {
             let url = format!("../../{}", provenance_path(entry));
-            attrs.push_str(&format!(" data-provenance=\"{}\"", escape(&url)));
+            let _ = write!(attrs, " data-provenance=\"{}\"", escape(&url));
             json["provenance"] = url.into();
         }
-        html.push_str(&format!("<a href=\"{}#sha256={sha256}\"{attrs}>{}</a><br/>\n", escape(name), escape(name)));
+        let _ = writeln!(html, "<a href=\"{}#sha256={sha256}\"{attrs}>{}</a><br/>", escape(name), escape(name));
         json_files.push(json);
     }
     html.push_str("</body>\n</html>\n");
     let mut versions: Vec<&str> = files.iter().filter_map(|e| e.version.as_deref()).collect();
     versions.sort_unstable();
     versions.dedup();
-    let json = serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": json_files, "versions": versions});
+    let json =
+        serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": json_files, "versions": versions});
     (html, serde_json::to_string(&json).expect("JSON"))
 }
 
 fn root_page(projects: &[&str]) -> String {
-    let mut html = String::from("<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head>\n<body>\n");
+    let mut html = String::from(
+        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head>\n<body>\n",
+    );
     for project in projects {
-        html.push_str(&format!("<a href=\"{project}/\">{project}</a><br/>\n"));
+        let _ = writeln!(html, "<a href=\"{project}/\">{project}</a><br/>");
     }
     html.push_str("</body>\n</html>\n");
     html

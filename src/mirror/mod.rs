@@ -199,8 +199,12 @@ impl Mirror {
         };
         let path = dir.join(INVENTORY);
         let bytes = fs::read(&path).at(&path)?;
-        crate::manifest::canonical::from_slice(&bytes)
-            .map_err(|e| Error::Usage(format!("{}: unreadable mirror inventory ({e}); the mirror was changed by hand", path.display())))
+        crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
+            Error::Usage(format!(
+                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
+                path.display()
+            ))
+        })
     }
 
     /// The published state, or an empty one for a new mirror.
