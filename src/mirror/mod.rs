@@ -424,3 +424,42 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 fn symlink(target: &Path, link: &Path) -> io::Result<()> {
     std::os::unix::fs::symlink(target, link)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::RelPath;
+
+    fn entry(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
+        Entry {
+            ecosystem: ecosystem.into(),
+            name: path.into(),
+            version: Some("1".into()),
+            path: RelPath::new(path).unwrap(),
+            blob: ContentId::of(content),
+            size: content.len() as u64,
+            digests: std::collections::BTreeMap::new(),
+            source: None,
+            attributes: std::collections::BTreeMap::new(),
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merging_adds_skips_identical_and_refuses_disagreement() {
+        let old = vec![entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v1")];
+        let (merged, fresh) = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b")]).unwrap();
+        assert_eq!(merged.len(), 3);
+        assert_eq!(fresh.len(), 1, "an artifact already present is not written again");
+
+        let err = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"other")]).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("two bundles disagree"), "{err}");
+
+        // Plain files may change from one bundle to the next.
+        let (merged, fresh) = merge(old, &[entry("files", "notes.txt", b"v2")]).unwrap();
+        assert_eq!(fresh.len(), 1);
+        assert!(merged.iter().any(|e| e.blob == ContentId::of(b"v2")));
+    }
+}
