@@ -8,52 +8,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::registry::{self, Faults, Registry};
-use common::{airlock, keygen};
-
-/// Exports the fixture lockfiles from the fake registry and imports the
-/// bundle; returns (tempdir, mirror). The registry is gone afterwards.
-fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let (key, public) = keygen(root, "op");
-    let registry = Registry::start(Faults::default());
-    fs::write(root.join("requirements.txt"), registry::requirements_txt()).unwrap();
-    fs::write(root.join("package-lock.json"), registry::package_lock_json(&registry.base)).unwrap();
-    fs::write(root.join("Cargo.lock"), registry::cargo_lock()).unwrap();
-    airlock()
-        .args(["export", "--quiet", "--pypi-lock"])
-        .arg(root.join("requirements.txt"))
-        .arg("--npm-lock")
-        .arg(root.join("package-lock.json"))
-        .arg("--cargo-lock")
-        .arg(root.join("Cargo.lock"))
-        .arg("--pypi-index")
-        .arg(format!("{}/simple/", registry.base))
-        .arg("--npm-registry")
-        .arg(format!("{}/npm/", registry.base))
-        .arg("--cargo-index")
-        .arg(format!("{}/cargo/", registry.base))
-        .arg("--cache")
-        .arg(root.join("cache"))
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(root.join("b.airlock"))
-        .assert()
-        .success();
-    let mirror = root.join("mirror");
-    airlock()
-        .args(["import", "--quiet"])
-        .arg(root.join("b.airlock"))
-        .arg("--trust")
-        .arg(&public)
-        .arg("--mirror")
-        .arg(&mirror)
-        .assert()
-        .success();
-    (dir, mirror)
-}
+use common::imported_mirror;
+use common::registry;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));

@@ -98,3 +98,48 @@ pub fn one_line(stderr: &[u8]) -> String {
     assert!(text.starts_with("error: "), "{text}");
     text
 }
+
+/// Exports the fixture lockfiles from the fake registry and imports the
+/// bundle; returns (tempdir, mirror). The registry is gone afterwards.
+pub fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let registry = registry::Registry::start(registry::Faults::default());
+    fs::write(root.join("requirements.txt"), registry::requirements_txt()).unwrap();
+    fs::write(root.join("package-lock.json"), registry::package_lock_json(&registry.base)).unwrap();
+    fs::write(root.join("Cargo.lock"), registry::cargo_lock()).unwrap();
+    airlock()
+        .args(["export", "--quiet", "--pypi-lock"])
+        .arg(root.join("requirements.txt"))
+        .arg("--npm-lock")
+        .arg(root.join("package-lock.json"))
+        .arg("--cargo-lock")
+        .arg(root.join("Cargo.lock"))
+        .arg("--pypi-index")
+        .arg(format!("{}/simple/", registry.base))
+        .arg("--npm-registry")
+        .arg(format!("{}/npm/", registry.base))
+        .arg("--cargo-index")
+        .arg(format!("{}/cargo/", registry.base))
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(root.join("b.airlock"))
+        .assert()
+        .success();
+    let mirror = root.join("mirror");
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(root.join("b.airlock"))
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+    (dir, mirror)
+}
+

@@ -144,10 +144,11 @@ fn routes(base: &str, strip: bool) -> HashMap<String, (String, Vec<u8>)> {
                 dist["attestations"] = json!({"url": format!("{base}/npm/-/npm/v1/attestations/{name}@{version}"), "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}});
             }
         }
-        let packument = json!({
-            "name": name, "dist-tags": {"latest": version},
-            "versions": {version: {"name": name, "version": version, "dist": dist}},
-        });
+        let mut object = json!({"name": name, "version": version, "dist": dist});
+        if name == "@airlock-test/scoped" {
+            object["dependencies"] = json!({"tinylib": "1.0.0"});
+        }
+        let packument = json!({"name": name, "dist-tags": {"latest": version}, "versions": {version: object}});
         add(&format!("/npm/{}", name.replace('/', "%2f")), "application/json", serde_json::to_vec(&packument).unwrap());
         add(&format!("/npm/{path}"), "application/octet-stream", tarball);
     }
