@@ -1,6 +1,6 @@
 //! The real clients install from the imported mirror with no network:
 //! pip from the `file://` simple index, cargo through source replacement to
-//! the local registry. (npm through `airlock serve` is in `tests/npm_client.rs`.)
+//! the local registry. (npm through `airlock serve` is in `tests/serve_clients.rs`.)
 
 mod common;
 

@@ -449,7 +449,8 @@ mod tests {
     #[test]
     fn merging_adds_skips_identical_and_refuses_disagreement() {
         let old = vec![entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v1")];
-        let (merged, fresh) = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b")]).unwrap();
+        let (merged, fresh) =
+            merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b")]).unwrap();
         assert_eq!(merged.len(), 3);
         assert_eq!(fresh.len(), 1, "an artifact already present is not written again");
 

@@ -142,4 +142,3 @@ pub fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
         .success();
     (dir, mirror)
 }
-

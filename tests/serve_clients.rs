@@ -1,4 +1,4 @@
-//! npm installs from the imported mirror through `airlock serve`, with no
+//! npm, pip and cargo install from the imported mirror through `airlock serve`, with no
 //! network: a plain install, `npm ci` on a lockfile that points at the
 //! public registry, and npm's own integrity check on a corrupted tarball.
 
@@ -34,12 +34,21 @@ fn npm(project: &Path, registry: &str, args: &[&str]) -> Output {
 fn project(dir: &Path) -> std::path::PathBuf {
     let project = dir.join("web");
     fs::create_dir_all(&project).unwrap();
-    fs::write(project.join("package.json"), r#"{"name":"web","version":"1.0.0","private":true,"dependencies":{"@airlock-test/scoped":"2.1.0"}}"#).unwrap();
+    fs::write(
+        project.join("package.json"),
+        r#"{"name":"web","version":"1.0.0","private":true,"dependencies":{"@airlock-test/scoped":"2.1.0"}}"#,
+    )
+    .unwrap();
     project
 }
 
 fn assert_ok(out: &Output) {
-    assert!(out.status.success(), "npm failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "npm failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -49,7 +58,11 @@ fn npm_install_and_ci_work_through_airlock_serve() {
     let url = format!("http://{}/npm/", server.local_addr());
     let web = project(dir.path());
     assert_ok(&npm(&web, &url, &["install"]));
-    let greeting = Command::new("node").args(["-e", "console.log(require('@airlock-test/scoped')('ops'))"]).current_dir(&web).output().unwrap();
+    let greeting = Command::new("node")
+        .args(["-e", "console.log(require('@airlock-test/scoped')('ops'))"])
+        .current_dir(&web)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&greeting.stdout).contains("hello, ops"), "{greeting:?}");
 
     // npm ci on a lockfile whose resolved URLs name the public registry.
@@ -74,4 +87,47 @@ fn npm_refuses_a_tarball_corrupted_in_the_mirror() {
     let out = npm(&web, &format!("http://{}/npm/", server.local_addr()), &["install"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("EINTEGRITY"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn pip_and_cargo_also_install_over_http_from_airlock_serve() {
+    let (dir, mirror) = imported_mirror();
+    let server = serve(&mirror);
+    let base = format!("http://{}", server.local_addr());
+
+    let venv = dir.path().join("venv");
+    assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "--index-url", &format!("{base}/pypi/simple/"), "tinyapp==1.0.0"])
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_INDEX_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let app = dir.path().join("app");
+    fs::create_dir_all(app.join("src")).unwrap();
+    fs::create_dir_all(app.join(".cargo")).unwrap();
+    fs::write(app.join("Cargo.toml"), "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntinycrate = \"=0.1.0\"\ntinyhelper = \"=0.2.0\"\n").unwrap();
+    fs::write(
+        app.join("src/main.rs"),
+        "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n",
+    )
+    .unwrap();
+    fs::write(
+        app.join(".cargo/config.toml"),
+        format!("[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\nregistry = \"sparse+{base}/cargo/index/\"\n"),
+    )
+    .unwrap();
+    let out = Command::new("cargo")
+        .args(["run", "--quiet"])
+        .current_dir(&app)
+        .env("CARGO_HOME", dir.path().join("cargo-home"))
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
 }
