@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod mirror;
 pub mod policy;
 pub mod progress;
+pub mod provenance;
 pub mod serve;
 pub mod sign;
 pub mod verify;
