@@ -23,6 +23,14 @@ impl VerifyArgs {
         let progress = out.progress();
         let (_, report) = verify_bundle(&self.bundle, &policy, crate::now(), &mut Discard, &progress)?;
         print_verified(out, &report);
+        for p in &report.packages {
+            let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+            out.line(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
+            out.line(format!(
+                "      transfer {} | content {} | digest {} | provenance {} | policy {}",
+                p.transfer, p.content, p.digest, p.provenance, p.policy
+            ));
+        }
         out.report(&report);
         Ok(())
     }

@@ -214,6 +214,10 @@ fn resolve_one(pin: &NpmPin, packument_url: &str, doc: &Value, ctx: &FetchContex
     e.digests.insert("sha512".into(), Digest(cached.digests.sha512.clone()));
     e.digests.insert("sha1".into(), Digest(cached.digests.sha1.clone()));
     e.source = Some(tarball.to_owned());
+    // When the version was published decides whether a since-expired registry key still vouches for it.
+    if let Some(time) = doc.get("time").and_then(|t| t.get(&pin.version)).and_then(Value::as_str) {
+        e.attributes.insert("published".into(), time.to_owned());
+    }
     e.evidence.push(crate::manifest::Evidence {
         kind: "npm-version".into(),
         data: serde_json::to_vec(version).expect("JSON"),

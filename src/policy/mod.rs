@@ -29,6 +29,7 @@ pub const POLICY_VERSION: u32 = 1;
 pub struct Policy {
     keys: BTreeMap<KeyId, TrustedKey>,
     threshold: usize,
+    rules: BTreeMap<String, Rules>,
 }
 
 /// A key the site trusts, with the name the policy gives it.
@@ -45,6 +46,32 @@ pub struct PolicyFile {
     pub version: u32,
     pub threshold: usize,
     pub keys: Vec<PolicyKey>,
+    #[serde(default)]
+    pub npm: Option<EcosystemRules>,
+    #[serde(default)]
+    pub pypi: Option<EcosystemRules>,
+    #[serde(default)]
+    pub cargo: Option<EcosystemRules>,
+}
+
+/// `ecosystem-rules` in schemas/policy.cddl: what upstream evidence an
+/// ecosystem's entries must carry, and the trust roots to check it with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EcosystemRules {
+    /// Evidence kinds every entry must carry (`npm-signatures`, ...).
+    #[serde(default)]
+    pub require: Vec<String>,
+    /// npm only: the registry's keys document, relative to the policy.
+    #[serde(default)]
+    pub registry_keys: Option<String>,
+}
+
+/// Evidence rules for one ecosystem, resolved.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub require: Vec<String>,
+    pub npm_keys: Option<crate::provenance::npm::RegistryKeys>,
 }
 
 /// `policy-key` in schemas/policy.cddl.
@@ -83,7 +110,7 @@ impl Policy {
                 by_id.len()
             )));
         }
-        Ok(Policy { keys: by_id, threshold })
+        Ok(Policy { keys: by_id, threshold, rules: BTreeMap::new() })
     }
 
     /// Reads and validates a policy file.
@@ -101,7 +128,13 @@ impl Policy {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let keys = file.keys.iter().map(|k| k.resolve(base, &origin)).collect::<Result<Vec<_>>>()?;
-        Policy::new(keys, file.threshold, &origin)
+        let mut policy = Policy::new(keys, file.threshold, &origin)?;
+        for (ecosystem, rules) in [("npm", &file.npm), ("pypi", &file.pypi), ("cargo", &file.cargo)] {
+            if let Some(rules) = rules {
+                policy.rules.insert(ecosystem.to_owned(), rules.resolve(ecosystem, base, &origin)?);
+            }
+        }
+        Ok(policy)
     }
 
     /// The trusted key with this id, if any.
@@ -116,6 +149,12 @@ impl Policy {
         self.keys.get(id).map(|k| k.name.as_str())
     }
 
+    /// The evidence rules for an ecosystem (none: digest-only is enough).
+    #[must_use]
+    pub fn rules(&self, ecosystem: &str) -> Option<&Rules> {
+        self.rules.get(ecosystem)
+    }
+
     #[must_use]
     pub fn threshold(&self) -> usize {
         self.threshold
@@ -123,6 +162,37 @@ impl Policy {
 
     pub fn keys(&self) -> impl Iterator<Item = &TrustedKey> {
         self.keys.values()
+    }
+}
+
+impl EcosystemRules {
+    fn resolve(&self, ecosystem: &str, base: &Path, origin: &str) -> Result<Rules> {
+        for kind in &self.require {
+            if !crate::manifest::EVIDENCE_KINDS.contains(&kind.as_str()) || !kind.starts_with(ecosystem) {
+                return Err(Error::Usage(format!(
+                    "{origin}: [{ecosystem}] requires unknown evidence {kind:?}; use one of {}",
+                    crate::manifest::EVIDENCE_KINDS
+                        .iter()
+                        .filter(|k| k.starts_with(ecosystem))
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        let npm_keys = match (&self.registry_keys, ecosystem) {
+            (Some(file), "npm") => Some(crate::provenance::npm::RegistryKeys::load(&base.join(file))?),
+            (Some(_), _) => {
+                return Err(Error::Usage(format!("{origin}: registry-keys is an npm setting, not {ecosystem}")));
+            }
+            (None, _) => None,
+        };
+        if self.require.iter().any(|k| k == "npm-signatures") && npm_keys.is_none() {
+            return Err(Error::Usage(format!(
+                "{origin}: [npm] requires npm-signatures but pins no registry-keys to check them with"
+            )));
+        }
+        Ok(Rules { require: self.require.clone(), npm_keys })
     }
 }
 

@@ -52,18 +52,27 @@ struct SignatureRecord {
 impl RegistryKeys {
     /// Parses a keys document (`{"keys": [{keyid, keytype, scheme, key, expires}]}`).
     pub fn from_json(bytes: &[u8], origin: &str) -> Result<Self> {
-        let bad = |why: String| Error::Usage(format!("{origin}: {why}; pin the registry's keys document (its /-/npm/v1/keys answer)"));
-        let doc: KeysDocument = serde_json::from_slice(bytes).map_err(|e| bad(format!("not an npm keys document ({e})")))?;
+        let bad = |why: String| {
+            Error::Usage(format!("{origin}: {why}; pin the registry's keys document (its /-/npm/v1/keys answer)"))
+        };
+        let doc: KeysDocument =
+            serde_json::from_slice(bytes).map_err(|e| bad(format!("not an npm keys document ({e})")))?;
         let mut keys = Vec::new();
         for record in doc.keys {
             if record.keytype.as_deref().is_some_and(|t| t != "ecdsa-sha2-nistp256") {
                 return Err(bad(format!("key {} has unsupported type {:?}", record.keyid, record.keytype)));
             }
-            let der = base64::engine::general_purpose::STANDARD.decode(&record.key).map_err(|_| bad(format!("key {} is not base64", record.keyid)))?;
-            let key = VerifyingKey::from_public_key_der(&der).map_err(|_| bad(format!("key {} is not a P-256 public key", record.keyid)))?;
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(&record.key)
+                .map_err(|_| bad(format!("key {} is not base64", record.keyid)))?;
+            let key = VerifyingKey::from_public_key_der(&der)
+                .map_err(|_| bad(format!("key {} is not a P-256 public key", record.keyid)))?;
             let expires = match record.expires.as_deref() {
                 None => None,
-                Some(text) => Some(rfc3339_secs(text).ok_or_else(|| bad(format!("key {} has an unreadable expiry {text:?}", record.keyid)))?),
+                Some(text) => Some(
+                    rfc3339_secs(text)
+                        .ok_or_else(|| bad(format!("key {} has an unreadable expiry {text:?}", record.keyid)))?,
+                ),
             };
             keys.push(RegistryKey { keyid: record.keyid, key, expires });
         }
@@ -83,15 +92,25 @@ impl RegistryKeys {
     /// `NAME@VERSION:INTEGRITY`. `published` is the version's publication
     /// time, which decides whether an expired key still counts. Returns the
     /// key id that verified; an error says why none did.
-    pub fn verify(&self, name: &str, version: &str, integrity: &str, signatures: &[u8], published: Option<u64>) -> Result<String, String> {
-        let records: Vec<SignatureRecord> = serde_json::from_slice(signatures).map_err(|e| format!("unreadable dist.signatures ({e})"))?;
+    pub fn verify(
+        &self,
+        name: &str,
+        version: &str,
+        integrity: &str,
+        signatures: &[u8],
+        published: Option<u64>,
+    ) -> Result<String, SignatureError> {
+        let records: Vec<SignatureRecord> = serde_json::from_slice(signatures)
+            .map_err(|e| SignatureError::Invalid(format!("unreadable dist.signatures ({e})")))?;
         let message = format!("{name}@{version}:{integrity}");
         let mut reasons = Vec::new();
+        let mut pinned_key_failed = false;
         for record in &records {
             let Some(key) = self.keys.iter().find(|k| k.keyid == record.keyid) else {
                 reasons.push(format!("signed by {} which the policy does not pin", record.keyid));
                 continue;
             };
+            pinned_key_failed = true;
             if let Some(expires) = key.expires {
                 match published {
                     Some(time) if time < expires => {}
@@ -118,7 +137,25 @@ impl RegistryKeys {
         if reasons.is_empty() {
             reasons.push("no signatures".into());
         }
-        Err(reasons.join("; "))
+        let why = reasons.join("; ");
+        Err(if pinned_key_failed { SignatureError::Invalid(why) } else { SignatureError::Unpinned(why) })
+    }
+}
+
+/// Why no registry signature verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignatureError {
+    /// Only keys the policy does not pin signed: the signature cannot be judged here.
+    Unpinned(String),
+    /// A pinned key's signature fails (or its key had expired): the metadata was altered or is suspect.
+    Invalid(String),
+}
+
+impl std::fmt::Display for SignatureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignatureError::Unpinned(why) | SignatureError::Invalid(why) => f.write_str(why),
+        }
     }
 }
 
@@ -135,7 +172,8 @@ mod tests {
     use serde_json::Value;
 
     fn upstream(name: &str) -> Vec<u8> {
-        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry/upstream").join(name)).unwrap()
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registry/upstream").join(name))
+            .unwrap()
     }
 
     fn real() -> (RegistryKeys, Vec<Value>) {
@@ -155,8 +193,11 @@ mod tests {
     fn real_registry_signatures_verify() {
         let (keys, records) = real();
         for r in &records {
-            let (name, version, integrity) = (r["name"].as_str().unwrap(), r["version"].as_str().unwrap(), r["integrity"].as_str().unwrap());
-            let keyid = keys.verify(name, version, integrity, &sigs(r), Some(BEFORE_EXPIRY)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (name, version, integrity) =
+                (r["name"].as_str().unwrap(), r["version"].as_str().unwrap(), r["integrity"].as_str().unwrap());
+            let keyid = keys
+                .verify(name, version, integrity, &sigs(r), Some(BEFORE_EXPIRY))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(keyid, r["keyid"].as_str().unwrap());
         }
     }
@@ -174,11 +215,16 @@ mod tests {
     #[test]
     fn an_expired_key_counts_only_for_what_it_signed_before_expiry() {
         let (keys, records) = real();
-        let expired = records.iter().find(|r| r["keyid"] == "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA").unwrap();
-        let args = (expired["name"].as_str().unwrap(), expired["version"].as_str().unwrap(), expired["integrity"].as_str().unwrap());
+        let expired =
+            records.iter().find(|r| r["keyid"] == "SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA").unwrap();
+        let args = (
+            expired["name"].as_str().unwrap(),
+            expired["version"].as_str().unwrap(),
+            expired["integrity"].as_str().unwrap(),
+        );
         assert!(keys.verify(args.0, args.1, args.2, &sigs(expired), Some(BEFORE_EXPIRY)).is_ok());
         let err = keys.verify(args.0, args.1, args.2, &sigs(expired), Some(AFTER_EXPIRY)).unwrap_err();
-        assert!(err.contains("expired"), "{err}");
+        assert!(matches!(&err, SignatureError::Invalid(why) if why.contains("expired")), "{err}");
         assert!(keys.verify(args.0, args.1, args.2, &sigs(expired), None).is_err());
     }
 
@@ -189,8 +235,16 @@ mod tests {
         let only_second = serde_json::json!({"keys": [doc["keys"][1]]});
         let keys = RegistryKeys::from_json(&serde_json::to_vec(&only_second).unwrap(), "k").unwrap();
         let r = records.iter().find(|r| r["keyid"] != doc["keys"][1]["keyid"]).unwrap();
-        let err = keys.verify(r["name"].as_str().unwrap(), r["version"].as_str().unwrap(), r["integrity"].as_str().unwrap(), &sigs(r), Some(BEFORE_EXPIRY)).unwrap_err();
-        assert!(err.contains("does not pin"), "{err}");
+        let err = keys
+            .verify(
+                r["name"].as_str().unwrap(),
+                r["version"].as_str().unwrap(),
+                r["integrity"].as_str().unwrap(),
+                &sigs(r),
+                Some(BEFORE_EXPIRY),
+            )
+            .unwrap_err();
+        assert!(matches!(&err, SignatureError::Unpinned(why) if why.contains("does not pin")), "{err}");
     }
 
     #[test]

@@ -17,6 +17,8 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::Digest as _;
 
+mod evidence;
+
 use crate::bundle::VolumeSeal;
 use crate::bundle::reader::{Member, Tail, VolumeReader};
 use crate::ecosystem;
@@ -37,6 +39,8 @@ pub struct VerifiedManifest {
     /// BLAKE3 of the manifest bytes: the bundle's identity in reports and state.
     pub digest: ContentId,
     pub trusted_signers: Vec<KeyId>,
+    /// The per-package layer report (content and digest layers hold once the blobs stream through).
+    pub packages: Vec<EntryReport>,
 }
 
 /// Where verified blobs go: nowhere (`verify`) or a staging area (`import`).
@@ -74,6 +78,22 @@ pub struct VerifyReport {
     pub entries: usize,
     pub blobs: usize,
     pub bytes: u64,
+    /// Per package, each of the five layers and its result.
+    pub packages: Vec<EntryReport>,
+}
+
+/// What was established for one entry, layer by layer (DESIGN.md's table).
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryReport {
+    pub ecosystem: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub path: String,
+    pub transfer: String,
+    pub content: String,
+    pub digest: String,
+    pub provenance: String,
+    pub policy: String,
 }
 
 impl VerifyReport {
@@ -94,6 +114,7 @@ impl VerifyReport {
             entries: m.entries.len(),
             blobs: m.blobs.len(),
             bytes: m.blob_bytes(),
+            packages: verified.packages.clone(),
         }
     }
 }
@@ -116,14 +137,19 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
             Rejection::Expired(format!("the bundle expired at {}", rfc3339(manifest.expires))),
         ));
     }
+    let mut packages = Vec::with_capacity(manifest.entries.len());
     for entry in &manifest.entries {
         check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+        packages.push(
+            evidence::check(entry, policy, verified.trusted_signers.len()).map_err(|r| Error::rejected(subject, r))?,
+        );
     }
     Ok(VerifiedManifest {
         digest: ContentId::of(&verified.payload),
         manifest,
         envelope: envelope_bytes,
         trusted_signers: verified.trusted_signers,
+        packages,
     })
 }
 

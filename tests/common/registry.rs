@@ -138,8 +138,13 @@ fn routes(base: &str, strip: bool) -> HashMap<String, (String, Vec<u8>)> {
             "tarball": format!("{base}/npm/{path}"),
         });
         if !strip {
-            // Real-format evidence (captured from the public registry for another package).
-            dist["signatures"] = json!([{"keyid": first["keyid"], "sig": first["sig"]}]);
+            // tinylib is signed by the test registry key; the scoped package carries a
+            // real signature captured from the public registry for another package.
+            dist["signatures"] = if name == "tinylib" {
+                json!([{"keyid": TEST_KEYID, "sig": test_sign(&format!("{name}@{version}:{}", sri(&tarball)))}])
+            } else {
+                json!([{"keyid": first["keyid"], "sig": first["sig"]}])
+            };
             if name == "tinylib" {
                 dist["attestations"] = json!({"url": format!("{base}/npm/-/npm/v1/attestations/{name}@{version}"), "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}});
             }
@@ -148,7 +153,7 @@ fn routes(base: &str, strip: bool) -> HashMap<String, (String, Vec<u8>)> {
         if name == "@airlock-test/scoped" {
             object["dependencies"] = json!({"tinylib": "1.0.0"});
         }
-        let packument = json!({"name": name, "dist-tags": {"latest": version}, "versions": {version: object}});
+        let packument = json!({"name": name, "dist-tags": {"latest": version}, "versions": {version: object}, "time": {version: "2024-05-01T10:00:00.000Z"}});
         add(&format!("/npm/{}", name.replace('/', "%2f")), "application/json", serde_json::to_vec(&packument).unwrap());
         add(&format!("/npm/{path}"), "application/octet-stream", tarball);
     }
@@ -230,6 +235,28 @@ fn serve(
     out.write_all(&body)?;
     let _ = reader.read(&mut [0u8; 1]);
     Ok(())
+}
+
+/// The key id of the fake registry's signing key.
+pub const TEST_KEYID: &str = "SHA256:airlock-test-registry-key";
+
+fn test_key() -> p256::ecdsa::SigningKey {
+    p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap()
+}
+
+fn test_sign(message: &str) -> String {
+    use p256::ecdsa::signature::Signer as _;
+    let sig: p256::ecdsa::Signature = test_key().sign(message.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+}
+
+/// The fake registry's keys document (as `/-/npm/v1/keys` serves it), with
+/// `expires` for the key, to pin in a policy.
+pub fn npm_keys_json(expires: Option<&str>) -> String {
+    use p256::pkcs8::EncodePublicKey as _;
+    let der = test_key().verifying_key().to_public_key_der().unwrap();
+    let key = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+    json!({"keys": [{"keyid": TEST_KEYID, "keytype": "ecdsa-sha2-nistp256", "scheme": "ecdsa-sha2-nistp256", "key": key, "expires": expires}]}).to_string()
 }
 
 /// Lockfiles pinning the fixtures, as the real tools write them.
