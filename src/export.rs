@@ -38,6 +38,37 @@ pub struct ExportOptions {
     /// Compression worker threads (0: compress on the calling thread).
     pub threads: u32,
     pub network: Network,
+    /// The exporter's channel state (`--state`): where the next sequence
+    /// number and the previous manifest's digest come from.
+    pub state: Option<PathBuf>,
+}
+
+/// The exporter's record of a channel, `STATE/CHANNEL.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ChannelState {
+    pub channel: String,
+    pub sequence: u64,
+    pub manifest_digest: String,
+    pub bundle: String,
+    pub created: String,
+}
+
+impl ChannelState {
+    fn path(dir: &Path, channel: &str) -> PathBuf {
+        dir.join(format!("{channel}.json"))
+    }
+
+    /// The channel's last export, or `None` for a new channel.
+    pub fn load(dir: &Path, channel: &str) -> Result<Option<Self>> {
+        let path = Self::path(dir, channel);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::Usage(format!("{}: unreadable channel state ({e}); restore it from backup, or start the channel again with a new name", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::input(&path, "channel state", &e)),
+        }
+    }
 }
 
 /// Where artifacts come from.
@@ -153,11 +184,39 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     if artifacts.is_empty() {
         return Err(Error::Usage("nothing to export: the inputs name no files or packages".into()));
     }
-    let manifest = build_manifest(artifacts.iter().map(|a| a.entry.clone()).collect(), options)?;
+    let last = match &options.state {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).at(dir)?;
+            ChannelState::load(dir, &options.channel)?
+        }
+        None => None,
+    };
+    let mut manifest = build_manifest(artifacts.iter().map(|a| a.entry.clone()).collect(), options)?;
+    if let Some(last) = &last {
+        manifest.sequence = last.sequence + 1;
+        manifest.previous = Some(ContentId::from_hex(&last.manifest_digest).ok_or_else(|| {
+            Error::Usage(format!(
+                "channel state for {}: the manifest digest is damaged; restore the state from backup",
+                options.channel
+            ))
+        })?);
+    }
     let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
     let sealed = envelope::seal(&bytes, &options.keys, envelope::MANIFEST)
         .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
     let bundle_bytes = write_volume(options, &manifest, ContentId::of(&bytes), &sealed, &artifacts, progress)?;
+    if let Some(dir) = &options.state {
+        // Recorded only once the bundle is safely written.
+        let record = ChannelState {
+            channel: manifest.channel.clone(),
+            sequence: manifest.sequence,
+            manifest_digest: ContentId::of(&bytes).to_hex(),
+            bundle: options.out.display().to_string(),
+            created: crate::verify::rfc3339(manifest.created),
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("state serializes");
+        crate::sign::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)?;
+    }
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
         manifest_digest: ContentId::of(&bytes).to_hex(),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use common::{export, keygen, snapshot, write_tree};
+use common::{export_in_channel, keygen, snapshot, write_tree};
 
 #[test]
 fn killed_imports_never_leave_a_half_published_mirror() {
@@ -18,7 +18,8 @@ fn killed_imports_never_leave_a_half_published_mirror() {
     let first_in = dir.path().join("first");
     write_tree(&first_in, &[("shared.txt", b"version one"), ("only-first.txt", b"kept")]);
     let first = dir.path().join("first.airlock");
-    export(&first_in, &[&key], &first);
+    let state = dir.path().join("state");
+    export_in_channel(&first_in, &[&key], &first, Some(&state));
 
     // Enough data that an import takes a while: 160 incompressible files.
     let second_in = dir.path().join("second");
@@ -40,7 +41,7 @@ fn killed_imports_never_leave_a_half_published_mirror() {
     files.push(("shared.txt", b"version two"));
     write_tree(&second_in, &files);
     let second = dir.path().join("second.airlock");
-    export(&second_in, &[&key], &second);
+    export_in_channel(&second_in, &[&key], &second, Some(&state));
 
     let mirror = dir.path().join("mirror");
     let import_into = |bundle: &Path, mirror: &Path| {

@@ -54,6 +54,7 @@ proptest! {
             force: false,
             threads: 0,
             network: Network::default(),
+            state: None,
         };
         export(&options, &Silent).unwrap();
         let mirror = dir.path().join("mirror");

@@ -16,6 +16,16 @@ use airlock::sign::SecretKey;
 use airlock::verify::{Discard, verify_bundle};
 
 fn small_bundle(dir: &Path, key: SecretKey, name: &str, files: &[(&str, &[u8])]) -> std::path::PathBuf {
+    small_bundle_in(dir, key, name, files, None)
+}
+
+fn small_bundle_in(
+    dir: &Path,
+    key: SecretKey,
+    name: &str,
+    files: &[(&str, &[u8])],
+    state: Option<&Path>,
+) -> std::path::PathBuf {
     let input = dir.join(format!("{name}-in"));
     common::write_tree(&input, files);
     let out = dir.join(name);
@@ -29,6 +39,7 @@ fn small_bundle(dir: &Path, key: SecretKey, name: &str, files: &[(&str, &[u8])])
         force: false,
         threads: 0,
         network: Network::default(),
+        state: state.map(Path::to_path_buf),
     };
     export(&options, &Silent).unwrap();
     out
@@ -90,17 +101,25 @@ fn truncation_and_appended_data_are_rejected() {
 fn rejected_imports_leave_the_mirror_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let (key, policy) = key_pair();
-    let first = small_bundle(
+    let state = dir.path().join("state");
+    let first = small_bundle_in(
         dir.path(),
         key.clone(),
         "first.airlock",
         &[("keep.txt", b"already published"), ("x/y.txt", b"old")],
+        Some(&state),
     );
     let mirror = dir.path().join("mirror");
     import(&first, &policy, &mirror, airlock::now(), &Silent).unwrap();
     let before = common::snapshot(&mirror);
 
-    let second = small_bundle(dir.path(), key, "second.airlock", &[("x/y.txt", b"new contents"), ("z.txt", b"zulu")]);
+    let second = small_bundle_in(
+        dir.path(),
+        key,
+        "second.airlock",
+        &[("x/y.txt", b"new contents"), ("z.txt", b"zulu")],
+        Some(&state),
+    );
     let original = fs::read(&second).unwrap();
     let copy = dir.path().join("copy");
     for pos in (0..original.len()).step_by(5) {

@@ -80,6 +80,7 @@ impl DemoArgs {
             force: false,
             threads: 0,
             network: Network::default(),
+            state: None,
         };
         let exported = export(&options, &Silent)?;
         step(&format!(

@@ -76,6 +76,9 @@ pub struct ExportArgs {
     /// How often to retry a request that failed in a way that may pass (connection error, 429, 5xx)
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=10))]
     pub retries: u32,
+    /// Channel state folder: numbers bundles in sequence and chains each to the previous one
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
     /// Replace BUNDLE if it exists
     #[arg(long)]
     pub force: bool,
@@ -114,6 +117,7 @@ impl ExportArgs {
             force: self.force,
             threads,
             network: self.network(&config),
+            state: self.state.clone(),
         };
         let progress = out.progress();
         let report = export(&options, &progress)?;

@@ -47,8 +47,16 @@ pub fn sample_tree(root: &Path) {
 
 /// Exports `input` signed by `keys` into `out`.
 pub fn export(input: &Path, keys: &[&Path], out: &Path) {
+    export_in_channel(input, keys, out, None);
+}
+
+/// Exports with the channel state in `state`, so successive bundles chain.
+pub fn export_in_channel(input: &Path, keys: &[&Path], out: &Path, state: Option<&Path>) {
     let mut cmd = airlock();
     cmd.args(["export", "--quiet", "--files"]).arg(input).arg("--out").arg(out);
+    if let Some(state) = state {
+        cmd.arg("--state").arg(state);
+    }
     for key in keys {
         cmd.arg("--key").arg(key);
     }

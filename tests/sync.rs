@@ -1,0 +1,97 @@
+//! Periodic sync over a channel: bundles numbered by the exporter's state,
+//! rollback, replay and fork refused on import with the mirror unchanged,
+//! and the exact last bundle re-imported as a no-op.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::{airlock, export_in_channel, keygen, one_line, snapshot, write_tree};
+use serde_json::Value;
+
+fn week(dir: &Path, key: &Path, n: u32, state: &Path) -> PathBuf {
+    let input = dir.join(format!("week{n}"));
+    write_tree(&input, &[("release.txt", format!("release of week {n}\n").as_bytes()), ("tool.bin", b"unchanged")]);
+    let out = dir.join(format!("week{n}.airlock"));
+    export_in_channel(&input, &[key], &out, Some(state));
+    out
+}
+
+fn import(bundle: &Path, public: &Path, mirror: &Path) -> assert_cmd::assert::Assert {
+    airlock().args(["import", "--json"]).arg(bundle).arg("--trust").arg(public).arg("--mirror").arg(mirror).assert()
+}
+
+#[test]
+fn three_weeks_in_order_then_replays_rollbacks_and_forks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let bundles: Vec<PathBuf> = (1..=3).map(|n| week(dir.path(), &key, n, &state)).collect();
+    let channel: Value = serde_json::from_slice(&fs::read(state.join("default.json")).unwrap()).unwrap();
+    assert_eq!(channel["sequence"], 3);
+
+    let mirror = dir.path().join("mirror");
+    for bundle in &bundles {
+        import(bundle, &public, &mirror).success();
+    }
+    assert_eq!(fs::read_to_string(mirror.join("files/release.txt")).unwrap(), "release of week 3\n");
+    let after_three = snapshot(&mirror);
+
+    // The exact last bundle again: a no-op that succeeds, for retrying sync scripts.
+    let out = import(&bundles[2], &public, &mirror).success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["report"]["outcome"], "already-imported");
+    assert_eq!(snapshot(&mirror), after_three);
+
+    // The second week replayed, and the first re-imported after the third.
+    for (bundle, expect) in [(&bundles[1], "roll the mirror back"), (&bundles[0], "roll the mirror back")] {
+        let out = import(bundle, &public, &mirror).code(1);
+        assert!(one_line(&out.get_output().stderr).contains(expect));
+        assert_eq!(snapshot(&mirror), after_three);
+    }
+
+    // A bundle from a different history claiming the next place: a fork.
+    let other_state = dir.path().join("other-state");
+    for n in 1..=4 {
+        week(dir.path(), &key, 10 + n, &other_state);
+    }
+    let out = import(&dir.path().join("week14.airlock"), &public, &mirror).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("fork"));
+    assert_eq!(snapshot(&mirror), after_three);
+
+    // An older bundle never imported here is a rollback too.
+    let out = import(&dir.path().join("week12.airlock"), &public, &mirror).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("rollback"));
+
+    // The real next bundle still imports.
+    let fourth = week(dir.path(), &key, 4, &state);
+    import(&fourth, &public, &mirror).success();
+    assert_eq!(fs::read_to_string(mirror.join("files/release.txt")).unwrap(), "release of week 4\n");
+}
+
+#[test]
+fn channels_keep_separate_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    write_tree(&input, &[("a.txt", b"a")]);
+    let state = dir.path().join("state");
+    for channel in ["weekly", "urgent"] {
+        airlock()
+            .args(["export", "--quiet", "--channel", channel, "--files"])
+            .arg(&input)
+            .arg("--key")
+            .arg(&key)
+            .arg("--state")
+            .arg(&state)
+            .arg("--out")
+            .arg(dir.path().join(format!("{channel}.airlock")))
+            .assert()
+            .success();
+    }
+    let mirror = dir.path().join("mirror");
+    import(&dir.path().join("weekly.airlock"), &public, &mirror).success();
+    import(&dir.path().join("urgent.airlock"), &public, &mirror).success();
+    assert!(state.join("weekly.json").is_file() && state.join("urgent.json").is_file());
+}
