@@ -6,6 +6,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod cosign;
 pub mod ecosystem;
 pub mod error;
 pub mod export;

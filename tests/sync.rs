@@ -95,3 +95,99 @@ fn channels_keep_separate_sequences() {
     import(&dir.path().join("urgent.airlock"), &public, &mirror).success();
     assert!(state.join("weekly.json").is_file() && state.join("urgent.json").is_file());
 }
+
+#[test]
+fn co_signing_an_existing_bundle_meets_a_two_of_three_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice, alice_pub) = keygen(dir.path(), "alice");
+    let (bob, bob_pub) = keygen(dir.path(), "bob");
+    let (_, carol_pub) = keygen(dir.path(), "carol");
+    let input = dir.path().join("in");
+    write_tree(&input, &[("a.txt", b"alpha"), ("b.bin", &[7u8; 3000])]);
+    let bundle = dir.path().join("b.airlock");
+    common::export(&input, &[&alice], &bundle);
+    let policy = dir.path().join("policy.toml");
+    let mut text = String::from("version = 1\nthreshold = 2\n");
+    for (name, public) in [("alice", &alice_pub), ("bob", &bob_pub), ("carol", &carol_pub)] {
+        text.push_str(&format!(
+            "[[keys]]\nname = \"{name}\"\nfile = \"{}\"\n",
+            public.file_name().unwrap().to_str().unwrap()
+        ));
+    }
+    fs::write(&policy, text).unwrap();
+    let out = airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().code(1);
+    assert!(one_line(&out.get_output().stderr).contains("requires 2"));
+
+    // Bob checks what Alice signed, then co-signs.
+    airlock()
+        .args(["sign", "--quiet"])
+        .arg(&bundle)
+        .arg("--key")
+        .arg(&bob)
+        .arg("--trust")
+        .arg(&alice_pub)
+        .assert()
+        .success();
+    airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().success();
+    // The volume is still a plain .tar.zst with the same blobs.
+    let listed = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("zstd -dc {} | tar -t", bundle.display()))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).lines().count(), 3);
+
+    // Signing twice with one key is refused and changes nothing.
+    let before = fs::read(&bundle).unwrap();
+    let out = airlock().arg("sign").arg(&bundle).arg("--key").arg(&bob).arg("--trust").arg(&alice_pub).assert().code(2);
+    assert!(one_line(&out.get_output().stderr).contains("already signed"));
+    assert_eq!(fs::read(&bundle).unwrap(), before);
+
+    // A damaged bundle is not co-signed.
+    let mut damaged = before.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let copy = dir.path().join("damaged.airlock");
+    fs::write(&copy, &damaged).unwrap();
+    airlock().arg("sign").arg(&copy).arg("--key").arg(&bob).arg("--trust").arg(&alice_pub).assert().code(1);
+    assert_eq!(fs::read(&copy).unwrap(), damaged);
+}
+
+#[test]
+fn status_and_diff_describe_the_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let first = week(dir.path(), &key, 1, &state);
+    let input = dir.path().join("week2");
+    write_tree(&input, &[("release.txt", b"release of week 2\n"), ("new.txt", b"added")]);
+    let second = dir.path().join("week2.airlock");
+    export_in_channel(&input, &[&key], &second, Some(&state));
+
+    let out = airlock().args(["diff", "--json"]).arg(&first).arg(&second).assert().success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let changes: Vec<(String, String)> = report["report"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["change"].as_str().unwrap().to_owned(), c["path"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("added".into(), "new.txt".into()),
+            ("changed".into(), "release.txt".into()),
+            ("removed".into(), "tool.bin".into())
+        ]
+    );
+
+    let mirror = dir.path().join("mirror");
+    import(&first, &public, &mirror).success();
+    import(&second, &public, &mirror).success();
+    let out = airlock().args(["status", "--json", "--mirror"]).arg(&mirror).assert().success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["report"]["channels"][0]["last_sequence"], 2);
+    assert_eq!(report["report"]["channels"][0]["next_sequence"], 3);
+    let out = airlock().args(["status", "--mirror"]).arg(dir.path().join("nowhere")).assert().code(2);
+    one_line(&out.get_output().stderr);
+}

@@ -37,12 +37,7 @@ impl<W: Write> VolumeWriter<W> {
     /// Writes the manifest frame holding `envelope` and starts the blob
     /// frame, compressing on `threads` worker threads (0: inline).
     pub fn new(mut out: W, envelope: &[u8], threads: u32) -> io::Result<Self> {
-        let size = envelope.len() as u64;
-        let mut member = Vec::with_capacity(BLOCK + envelope.len() + BLOCK);
-        member.extend_from_slice(member_header(MANIFEST_MEMBER, size).as_bytes());
-        member.extend_from_slice(envelope);
-        member.resize(member.len() + padding(size) as usize, 0);
-        frame::write_raw(&mut out, &member)?;
+        write_manifest_frame(&mut out, envelope)?;
 
         let hashing = HashingWriter { inner: out, hasher: blake3::Hasher::new(), count: 0 };
         let mut out = zstd::stream::write::Encoder::new(hashing, LEVEL)?;
@@ -89,6 +84,16 @@ impl<W: Write> VolumeWriter<W> {
         let frame = BlobFrame { digest: ContentId(*hashing.hasher.finalize().as_bytes()), size: hashing.count };
         Ok((hashing.inner, frame))
     }
+}
+
+/// Writes frame 1: the `manifest.cose` member holding `envelope`, in raw blocks.
+pub fn write_manifest_frame(out: &mut impl Write, envelope: &[u8]) -> io::Result<()> {
+    let size = envelope.len() as u64;
+    let mut member = Vec::with_capacity(BLOCK + envelope.len() + BLOCK);
+    member.extend_from_slice(member_header(MANIFEST_MEMBER, size).as_bytes());
+    member.extend_from_slice(envelope);
+    member.resize(member.len() + padding(size) as usize, 0);
+    frame::write_raw(out, &member)
 }
 
 /// Writes the seal frame; it must be the last thing in the volume.

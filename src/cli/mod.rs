@@ -9,11 +9,14 @@
 #![allow(clippy::doc_markdown)]
 
 mod demo;
+mod diff;
 mod export;
 mod import;
 mod inspect;
 mod keygen;
 mod serve;
+mod sign;
+mod status;
 mod verify;
 
 use std::io::{IsTerminal, Write};
@@ -72,6 +75,9 @@ pub enum Command {
     Import(import::ImportArgs),
     Inspect(inspect::InspectArgs),
     Demo(demo::DemoArgs),
+    Sign(sign::SignArgs),
+    Status(status::StatusArgs),
+    Diff(diff::DiffArgs),
     Serve(serve::ServeArgs),
 }
 
@@ -119,6 +125,9 @@ pub fn main() -> ExitCode {
         Command::Import(args) => args.run(&out),
         Command::Inspect(args) => args.run(&out),
         Command::Demo(args) => args.run(&out),
+        Command::Sign(args) => args.run(&out),
+        Command::Status(args) => args.run(&out),
+        Command::Diff(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
     };
     match result {

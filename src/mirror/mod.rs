@@ -92,6 +92,7 @@ pub struct Mirror {
     meta: PathBuf,
     /// Held until drop: one import at a time.
     _lock: File,
+    view: View,
     /// We created the mirror in this run; a failed import removes it again.
     fresh: bool,
     /// We created the root folder itself too.
@@ -149,8 +150,15 @@ impl Mirror {
                 fs::TryLockError::Error(e) => Error::io(&lock_path, e),
             });
         }
-        let mirror =
-            Mirror { root: root.to_owned(), meta, _lock: lock, fresh, created_root: !root_existed, published: false };
+        let mirror = Mirror {
+            root: root.to_owned(),
+            view: View { meta: meta.clone() },
+            meta,
+            _lock: lock,
+            fresh,
+            created_root: !root_existed,
+            published: false,
+        };
         mirror.remove_stale_staging()?;
         mirror.repair_links()?;
         Ok(mirror)
@@ -170,53 +178,6 @@ impl Mirror {
             fs::remove_dir_all(&path).at(&path)?;
         }
         Ok(())
-    }
-
-    /// The published generation's number and folder.
-    pub fn current(&self) -> Result<Option<(u64, PathBuf)>> {
-        let link = self.meta.join(CURRENT);
-        match fs::read_link(&link) {
-            Ok(target) => {
-                let n = target.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
-                match n {
-                    Some(n) => Ok(Some((n, self.meta.join(GENERATIONS).join(n.to_string())))),
-                    None => Err(Error::Usage(format!(
-                        "{}: points at {}, not a generation; the mirror was changed by hand",
-                        link.display(),
-                        target.display()
-                    ))),
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&link, e)),
-        }
-    }
-
-    /// Every entry the published generation holds.
-    pub fn inventory(&self) -> Result<Vec<Entry>> {
-        let Some((_, dir)) = self.current()? else {
-            return Ok(Vec::new());
-        };
-        let path = dir.join(INVENTORY);
-        let bytes = fs::read(&path).at(&path)?;
-        crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
-            Error::Usage(format!(
-                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
-                path.display()
-            ))
-        })
-    }
-
-    /// The published state, or an empty one for a new mirror.
-    pub fn state(&self) -> Result<State> {
-        let Some((_, dir)) = self.current()? else {
-            return Ok(State::default());
-        };
-        let path = dir.join(STATE);
-        let text = fs::read(&path).at(&path)?;
-        serde_json::from_slice(&text).map_err(|e| {
-            Error::Usage(format!("{}: unreadable mirror state ({e}); the mirror was changed by hand", path.display()))
-        })
     }
 
     /// A fresh staging area for one import.
@@ -329,6 +290,79 @@ impl Mirror {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
+    }
+}
+
+/// Read-only access to a mirror's published state (for `status`; no lock, creates nothing).
+pub struct View {
+    meta: PathBuf,
+}
+
+impl View {
+    /// Opens the mirror at `root` for reading; it must exist.
+    pub fn open(root: &Path) -> Result<Self> {
+        let meta = root.join(META);
+        if !meta.is_dir() {
+            return Err(Error::Usage(format!(
+                "{}: is not an airlock mirror (no .airlock inside); pass the folder given to `airlock import --mirror`",
+                root.display()
+            )));
+        }
+        Ok(View { meta })
+    }
+
+    /// The published generation's number and folder.
+    pub fn current(&self) -> Result<Option<(u64, PathBuf)>> {
+        let link = self.meta.join(CURRENT);
+        match fs::read_link(&link) {
+            Ok(target) => {
+                let n = target.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
+                match n {
+                    Some(n) => Ok(Some((n, self.meta.join(GENERATIONS).join(n.to_string())))),
+                    None => Err(Error::Usage(format!(
+                        "{}: points at {}, not a generation; the mirror was changed by hand",
+                        link.display(),
+                        target.display()
+                    ))),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&link, e)),
+        }
+    }
+
+    /// Every entry the published generation holds.
+    pub fn inventory(&self) -> Result<Vec<Entry>> {
+        let Some((_, dir)) = self.current()? else {
+            return Ok(Vec::new());
+        };
+        let path = dir.join(INVENTORY);
+        let bytes = fs::read(&path).at(&path)?;
+        crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
+            Error::Usage(format!(
+                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
+                path.display()
+            ))
+        })
+    }
+
+    /// The published state, or an empty one for a new mirror.
+    pub fn state(&self) -> Result<State> {
+        let Some((_, dir)) = self.current()? else {
+            return Ok(State::default());
+        };
+        let path = dir.join(STATE);
+        let text = fs::read(&path).at(&path)?;
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::Usage(format!("{}: unreadable mirror state ({e}); the mirror was changed by hand", path.display()))
+        })
+    }
+}
+
+impl std::ops::Deref for Mirror {
+    type Target = View;
+    fn deref(&self) -> &View {
+        &self.view
     }
 }
 

@@ -1,0 +1,95 @@
+//! `airlock status`
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{Output, bytes};
+use crate::error::Result;
+use crate::mirror::View;
+
+/// Show a mirror's channels, last imports, contents, and what the next bundle of each channel must be
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The mirror folder
+    #[arg(long, value_name = "DIR")]
+    pub mirror: PathBuf,
+}
+
+#[derive(Serialize)]
+struct ChannelStatus {
+    channel: String,
+    last_sequence: u64,
+    last_manifest: String,
+    last_import: String,
+    next_sequence: u64,
+}
+
+#[derive(Serialize)]
+struct StatusReport {
+    mirror: String,
+    generation: Option<u64>,
+    imports: usize,
+    channels: Vec<ChannelStatus>,
+    /// Per ecosystem: entries and bytes published.
+    contents: BTreeMap<String, (usize, u64)>,
+}
+
+impl StatusArgs {
+    pub fn run(&self, out: &Output) -> Result<()> {
+        let view = View::open(&self.mirror)?;
+        let state = view.state()?;
+        let mut channels: BTreeMap<&str, &crate::mirror::ImportRecord> = BTreeMap::new();
+        for record in &state.imports {
+            let slot = channels.entry(record.channel.as_str()).or_insert(record);
+            if record.sequence >= slot.sequence {
+                *slot = record;
+            }
+        }
+        let mut contents: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        for entry in view.inventory()? {
+            let slot = contents.entry(entry.ecosystem.clone()).or_default();
+            slot.0 += 1;
+            slot.1 += entry.size;
+        }
+        let report = StatusReport {
+            mirror: self.mirror.display().to_string(),
+            generation: view.current()?.map(|(n, _)| n),
+            imports: state.imports.len(),
+            channels: channels
+                .values()
+                .map(|r| ChannelStatus {
+                    channel: r.channel.clone(),
+                    last_sequence: r.sequence,
+                    last_manifest: r.manifest_digest.clone(),
+                    last_import: r.imported.clone(),
+                    next_sequence: r.sequence + 1,
+                })
+                .collect(),
+            contents,
+        };
+        out.line(format!(
+            "mirror    {} (generation {}, {} imports)",
+            report.mirror,
+            report.generation.map_or("none".into(), |g| g.to_string()),
+            report.imports
+        ));
+        for c in &report.channels {
+            out.line(format!(
+                "channel   {}: last sequence {} (manifest {}, imported {}); next bundle must be sequence {} chained to it",
+                c.channel,
+                c.last_sequence,
+                &c.last_manifest[..16],
+                c.last_import,
+                c.next_sequence
+            ));
+        }
+        for (ecosystem, (count, size)) in &report.contents {
+            out.line(format!("contents  {ecosystem}: {count} files, {}", bytes(*size)));
+        }
+        out.report(&report);
+        Ok(())
+    }
+}
