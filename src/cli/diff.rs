@@ -21,7 +21,8 @@ pub struct DiffArgs {
 
 #[derive(Serialize)]
 struct Change {
-    change: &'static str,
+    #[serde(rename = "change")]
+    kind: &'static str,
     ecosystem: String,
     name: String,
     version: Option<String>,
@@ -65,7 +66,7 @@ impl DiffArgs {
         }
         out.line(format!("{} (sequence {}) -> {} (sequence {})", old.bundle, old.sequence, new.bundle, new.sequence));
         for c in &changes {
-            let mark = match c.change {
+            let mark = match c.kind {
                 "added" => '+',
                 "removed" => '-',
                 _ => '~',
