@@ -45,7 +45,7 @@ impl DiffArgs {
         let before: BTreeMap<_, _> = old.entries.iter().map(|e| (key(e), e)).collect();
         let after: BTreeMap<_, _> = new.entries.iter().map(|e| (key(e), e)).collect();
         let change = |kind, e: &InspectEntry| Change {
-            change: kind,
+            kind,
             ecosystem: e.ecosystem.clone(),
             name: e.name.clone(),
             version: e.version.clone(),
