@@ -109,10 +109,8 @@ fn co_signing_an_existing_bundle_meets_a_two_of_three_policy() {
     let policy = dir.path().join("policy.toml");
     let mut text = String::from("version = 1\nthreshold = 2\n");
     for (name, public) in [("alice", &alice_pub), ("bob", &bob_pub), ("carol", &carol_pub)] {
-        text.push_str(&format!(
-            "[[keys]]\nname = \"{name}\"\nfile = \"{}\"\n",
-            public.file_name().unwrap().to_str().unwrap()
-        ));
+        let file = public.file_name().unwrap().to_str().unwrap();
+        text += &format!("[[keys]]\nname = \"{name}\"\nfile = \"{file}\"\n");
     }
     fs::write(&policy, text).unwrap();
     let out = airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().code(1);
