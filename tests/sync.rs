@@ -107,11 +107,13 @@ fn co_signing_an_existing_bundle_meets_a_two_of_three_policy() {
     let bundle = dir.path().join("b.airlock");
     common::export(&input, &[&alice], &bundle);
     let policy = dir.path().join("policy.toml");
-    let mut text = String::from("version = 1\nthreshold = 2\n");
-    for (name, public) in [("alice", &alice_pub), ("bob", &bob_pub), ("carol", &carol_pub)] {
-        let file = public.file_name().unwrap().to_str().unwrap();
-        text += &format!("[[keys]]\nname = \"{name}\"\nfile = \"{file}\"\n");
-    }
+    let keys: Vec<String> = [("alice", &alice_pub), ("bob", &bob_pub), ("carol", &carol_pub)]
+        .iter()
+        .map(|(name, public)| {
+            format!("[[keys]]\nname = \"{name}\"\nfile = \"{}\"\n", public.file_name().unwrap().to_str().unwrap())
+        })
+        .collect();
+    let text = format!("version = 1\nthreshold = 2\n{}", keys.concat());
     fs::write(&policy, text).unwrap();
     let out = airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().code(1);
     assert!(one_line(&out.get_output().stderr).contains("requires 2"));
