@@ -41,6 +41,8 @@ pub struct ExportOptions {
     /// The exporter's channel state (`--state`): where the next sequence
     /// number and the previous manifest's digest come from.
     pub state: Option<PathBuf>,
+    /// Carry every blob even when earlier bundles of the channel carried it.
+    pub full: bool,
 }
 
 /// The exporter's record of a channel, `STATE/CHANNEL.json`.
@@ -56,6 +58,30 @@ pub struct ChannelState {
 impl ChannelState {
     fn path(dir: &Path, channel: &str) -> PathBuf {
         dir.join(format!("{channel}.json"))
+    }
+
+    fn blobs_path(dir: &Path, channel: &str) -> PathBuf {
+        dir.join(format!("{channel}.blobs"))
+    }
+
+    /// Every blob an earlier bundle of the channel carried.
+    pub fn sent_blobs(dir: &Path, channel: &str) -> Result<std::collections::BTreeSet<ContentId>> {
+        let path = Self::blobs_path(dir, channel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .map(|l| {
+                    ContentId::from_hex(l).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{}: damaged channel state; restore it from backup or export with --full",
+                            path.display()
+                        ))
+                    })
+                })
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(std::collections::BTreeSet::new()),
+            Err(e) => Err(Error::input(&path, "channel state", &e)),
+        }
     }
 
     /// The channel's last export, or `None` for a new channel.
@@ -140,6 +166,9 @@ pub struct ExportReport {
     pub entries: usize,
     pub blobs: usize,
     pub bytes: u64,
+    /// Blobs and bytes this bundle carries (fewer than the inventory's in an incremental bundle).
+    pub carried_blobs: usize,
+    pub carried_bytes: u64,
     pub bundle_bytes: u64,
     /// Artifacts fetched from a registry in this run (not found in the cache).
     pub downloads: usize,
@@ -192,6 +221,13 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         None => None,
     };
     let mut manifest = build_manifest(artifacts.iter().map(|a| a.entry.clone()).collect(), options)?;
+    let sent = match &options.state {
+        Some(dir) if !options.full => ChannelState::sent_blobs(dir, &options.channel)?,
+        _ => std::collections::BTreeSet::new(),
+    };
+    for blob in &mut manifest.blobs {
+        blob.carried = !sent.contains(&blob.id);
+    }
     if let Some(last) = &last {
         manifest.sequence = last.sequence + 1;
         manifest.previous = Some(ContentId::from_hex(&last.manifest_digest).ok_or_else(|| {
@@ -215,6 +251,10 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
             created: crate::verify::rfc3339(manifest.created),
         };
         let json = serde_json::to_vec_pretty(&record).expect("state serializes");
+        let mut all_sent = sent;
+        all_sent.extend(manifest.blobs.iter().map(|b| b.id));
+        let lines: String = all_sent.iter().map(|id| format!("{id}\n")).collect();
+        crate::sign::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
         crate::sign::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)?;
     }
     Ok(ExportReport {
@@ -228,6 +268,8 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         entries: manifest.entries.len(),
         blobs: manifest.blobs.len(),
         bytes: manifest.blob_bytes(),
+        carried_blobs: manifest.blobs.iter().filter(|b| b.carried).count(),
+        carried_bytes: manifest.carried_bytes(),
         bundle_bytes,
         downloads,
     })
@@ -292,7 +334,7 @@ fn build_manifest(mut entries: Vec<Entry>, options: &ExportOptions) -> Result<Ma
     let mut seen = std::collections::BTreeSet::new();
     for entry in &entries {
         if seen.insert(entry.blob) {
-            blobs.push(Blob { id: entry.blob, size: entry.size, volume: 0 });
+            blobs.push(Blob { id: entry.blob, size: entry.size, volume: 0, carried: true });
         }
     }
     let expires = options
@@ -340,9 +382,9 @@ fn write_volume(
     let tmp = tempfile::Builder::new().prefix(".airlock-export-").tempfile_in(dir).at(dir)?;
     let mut writer =
         VolumeWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()), sealed, options.threads).at(out)?;
-    progress.start("writing", manifest.blob_bytes());
+    progress.start("writing", manifest.carried_bytes());
     let by_blob: std::collections::BTreeMap<_, _> = artifacts.iter().map(|a| (a.entry.blob, a)).collect();
-    for blob in &manifest.blobs {
+    for blob in manifest.blobs.iter().filter(|b| b.carried) {
         let source = by_blob[&blob.id];
         let file = File::open(&source.source).map_err(|e| Error::input(&source.source, "file", &e))?;
         let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, file), progress };

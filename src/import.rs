@@ -21,18 +21,33 @@ pub struct ImportReport {
 
 /// Verifies `bundle` against `policy` and publishes it into the mirror at
 /// `mirror`. On any error the published mirror is unchanged.
+/// `allow_gap` accepts an incremental bundle that skips sequence numbers.
 pub fn import(
     bundle: &Path,
     policy: &Policy,
     mirror: &Path,
     now: u64,
+    allow_gap: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let mut mirror = Mirror::open(mirror)?;
     let mut staging = mirror.staging()?;
     let (verified, report) = verify_bundle(bundle, policy, now, &mut staging, progress)?;
     let state = mirror.state()?;
-    if check_sequence(&state, &verified)? == Sequence::AlreadyImported {
+    let sequence = check_sequence(&state, &verified, allow_gap)?;
+    let missing = mirror.missing_objects(&verified.manifest);
+    if let Some(first) = missing.first() {
+        return Err(Error::rejected(
+            bundle.display(),
+            Rejection::Policy(format!(
+                "this incremental bundle relies on {} blob(s) from earlier bundles of channel {} that this mirror does not hold (first {}); import the earlier bundles first, or ask for a --full bundle",
+                missing.len(),
+                verified.manifest.channel,
+                first.id.short()
+            )),
+        ));
+    }
+    if sequence == Sequence::AlreadyImported {
         let current = mirror.current()?.map_or(0, |(n, _)| n);
         let unchanged = PublishReport {
             mirror: mirror.root().display().to_string(),
@@ -55,7 +70,7 @@ enum Sequence {
 /// Rollback, replay and fork protection per channel: a bundle must be newer
 /// than the channel's last import and, when it is the very next one, chain
 /// to it; the exact bundle imported last is a no-op so sync scripts can retry.
-fn check_sequence(state: &State, verified: &VerifiedManifest) -> Result<Sequence> {
+fn check_sequence(state: &State, verified: &VerifiedManifest, allow_gap: bool) -> Result<Sequence> {
     let m = &verified.manifest;
     let Some(last) = state.imports.iter().filter(|r| r.channel == m.channel).max_by_key(|r| r.sequence) else {
         return Ok(Sequence::Next);
@@ -90,6 +105,12 @@ fn check_sequence(state: &State, verified: &VerifiedManifest) -> Result<Sequence
     {
         return reject(format!(
             "fork: bundle {} does not follow the imported bundle {} (its previous manifest differs); export with the same --state as the bundles before it",
+            m.sequence, last.sequence
+        ));
+    }
+    if m.sequence > last.sequence + 1 && !m.is_full() && !allow_gap {
+        return reject(format!(
+            "gap: bundle {} follows {}, and bundles in between were not imported; import them first, ask for a --full bundle, or pass --allow-gap",
             m.sequence, last.sequence
         ));
     }

@@ -55,17 +55,18 @@ proptest! {
             threads: 0,
             network: Network::default(),
             state: None,
+            full: false,
         };
         export(&options, &Silent).unwrap();
         let mirror = dir.path().join("mirror");
-        import(&bundle, &policy, &mirror, airlock::now(), &Silent).unwrap();
+        import(&bundle, &policy, &mirror, airlock::now(), false, &Silent).unwrap();
         let published: BTreeMap<String, Vec<u8>> = common::snapshot(&mirror.join("files"))
             .into_iter()
             .filter(|(name, _)| !name.ends_with('/'))
             .collect();
         prop_assert_eq!(published, files.clone());
         // Importing again is a no-op for the published files.
-        import(&bundle, &policy, &mirror, airlock::now(), &Silent).unwrap();
+        import(&bundle, &policy, &mirror, airlock::now(), false, &Silent).unwrap();
         let again: BTreeMap<String, Vec<u8>> = common::snapshot(&mirror.join("files"))
             .into_iter()
             .filter(|(name, _)| !name.ends_with('/'))

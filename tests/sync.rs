@@ -191,3 +191,59 @@ fn status_and_diff_describe_the_channel() {
     let out = airlock().args(["status", "--mirror"]).arg(dir.path().join("nowhere")).assert().code(2);
     one_line(&out.get_output().stderr);
 }
+
+#[test]
+fn incremental_bundles_carry_only_what_changed_and_gaps_need_a_flag_or_a_full_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let export_week = |n: u32, extra: &[&str]| {
+        let input = dir.path().join(format!("w{n}"));
+        write_tree(&input, &[("release.txt", format!("week {n}\n").as_bytes()), ("big.bin", &big)]);
+        let out = dir.path().join(format!("w{n}.airlock"));
+        airlock()
+            .args(["export", "--json", "--files"])
+            .arg(&input)
+            .arg("--key")
+            .arg(&key)
+            .arg("--state")
+            .arg(&state)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .assert()
+            .success();
+        out
+    };
+    let sizes: Vec<u64> = (1..=3).map(|n| fs::metadata(export_week(n, &[])).unwrap().len()).collect();
+    assert!(sizes[1] * 20 < sizes[0] && sizes[2] * 20 < sizes[0], "incremental bundles are not small: {sizes:?}");
+
+    // Week 3 straight after week 1 is a gap.
+    let mirror = dir.path().join("mirror");
+    import(&dir.path().join("w1.airlock"), &public, &mirror).success();
+    let before = snapshot(&mirror);
+    let out = import(&dir.path().join("w3.airlock"), &public, &mirror).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("gap"));
+    assert_eq!(snapshot(&mirror), before);
+    airlock()
+        .args(["import", "--quiet", "--allow-gap"])
+        .arg(dir.path().join("w3.airlock"))
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+    assert_eq!(fs::read(mirror.join("files/big.bin")).unwrap(), big);
+    assert_eq!(fs::read_to_string(mirror.join("files/release.txt")).unwrap(), "week 3\n");
+
+    // A new site cannot start from an incremental bundle, but can from a --full one.
+    let fresh = dir.path().join("fresh");
+    let out = import(&dir.path().join("w3.airlock"), &public, &fresh).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("--full"));
+    let full = export_week(4, &["--full"]);
+    assert!(fs::metadata(&full).unwrap().len() > sizes[0] / 2);
+    import(&full, &public, &fresh).success();
+    assert_eq!(fs::read(fresh.join("files/big.bin")).unwrap(), big);
+}

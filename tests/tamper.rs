@@ -40,6 +40,7 @@ fn small_bundle_in(
         threads: 0,
         network: Network::default(),
         state: state.map(Path::to_path_buf),
+        full: false,
     };
     export(&options, &Silent).unwrap();
     out
@@ -110,7 +111,7 @@ fn rejected_imports_leave_the_mirror_unchanged() {
         Some(&state),
     );
     let mirror = dir.path().join("mirror");
-    import(&first, &policy, &mirror, airlock::now(), &Silent).unwrap();
+    import(&first, &policy, &mirror, airlock::now(), false, &Silent).unwrap();
     let before = common::snapshot(&mirror);
 
     let second = small_bundle_in(
@@ -126,12 +127,12 @@ fn rejected_imports_leave_the_mirror_unchanged() {
         let mut data = original.clone();
         data[pos] ^= 0x04;
         fs::write(&copy, &data).unwrap();
-        let result = import(&copy, &policy, &mirror, airlock::now(), &Silent);
+        let result = import(&copy, &policy, &mirror, airlock::now(), false, &Silent);
         assert!(matches!(result, Err(Error::Rejected { .. })), "flip at {pos} imported");
         assert_eq!(common::snapshot(&mirror), before, "mirror changed after a rejected import (flip at {pos})");
     }
     // The untouched bundle still imports afterwards.
-    import(&second, &policy, &mirror, airlock::now(), &Silent).unwrap();
+    import(&second, &policy, &mirror, airlock::now(), false, &Silent).unwrap();
     assert_eq!(fs::read(mirror.join("files/x/y.txt")).unwrap(), b"new contents");
     assert_eq!(fs::read(mirror.join("files/keep.txt")).unwrap(), b"already published");
 }

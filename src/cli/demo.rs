@@ -81,6 +81,7 @@ impl DemoArgs {
             threads: 0,
             network: Network::default(),
             state: None,
+            full: false,
         };
         let exported = export(&options, &Silent)?;
         step(&format!(
@@ -105,7 +106,7 @@ impl DemoArgs {
         step(&format!("5. trust    a site that pins another key refuses it: {untrusted_rejected}"));
 
         let mirror = dir.join("mirror");
-        let imported = import(&bundle, &trusted, &mirror, crate::now(), &Silent)?;
+        let imported = import(&bundle, &trusted, &mirror, crate::now(), false, &Silent)?;
         step(&format!(
             "6. import   published {} files into mirror/files/ (generation {})",
             imported.mirror.published.len(),

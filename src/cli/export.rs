@@ -79,6 +79,9 @@ pub struct ExportArgs {
     /// Channel state folder: numbers bundles in sequence and chains each to the previous one
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// With --state: carry every blob, even those earlier bundles of the channel carried (for a new site, or after loss)
+    #[arg(long)]
+    pub full: bool,
     /// Replace BUNDLE if it exists
     #[arg(long)]
     pub force: bool,
@@ -118,6 +121,7 @@ impl ExportArgs {
             threads,
             network: self.network(&config),
             state: self.state.clone(),
+            full: self.full,
         };
         let progress = out.progress();
         let report = export(&options, &progress)?;
@@ -133,6 +137,14 @@ impl ExportArgs {
             out.line(format!(
                 "fetched   {} artifacts from registries (the rest came from the cache)",
                 report.downloads
+            ));
+        }
+        if report.carried_blobs < report.blobs {
+            out.line(format!(
+                "carried   {} of {} blobs ({}): the rest went in earlier bundles of the channel (incremental; --full carries all)",
+                report.carried_blobs,
+                report.blobs,
+                bytes(report.carried_bytes)
             ));
         }
         out.line(format!(

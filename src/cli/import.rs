@@ -18,13 +18,16 @@ pub struct ImportArgs {
     /// The mirror folder (created if missing); files land in MIRROR/files/
     #[arg(long, value_name = "DIR")]
     pub mirror: PathBuf,
+    /// Accept an incremental bundle that skips sequence numbers of its channel
+    #[arg(long)]
+    pub allow_gap: bool,
 }
 
 impl ImportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let policy = self.trust.load()?;
         let progress = out.progress();
-        let report = import(&self.bundle, &policy, &self.mirror, crate::now(), &progress)?;
+        let report = import(&self.bundle, &policy, &self.mirror, crate::now(), self.allow_gap, &progress)?;
         super::verify::print_verified(out, &report.verified);
         out.line(format!(
             "published {} files into {} (generation {})",

@@ -50,4 +50,10 @@ pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
     ));
     out.line(format!("signed by {}", report.trusted_signers.join(", ")));
     out.line(format!("expires   {}", report.expires));
+    if report.not_carried > 0 {
+        out.line(format!(
+            "note      incremental bundle: {} blob(s) came in earlier bundles of the channel; import checks them against the mirror",
+            report.not_carried
+        ));
+    }
 }

@@ -53,6 +53,19 @@ pub struct Blob {
     pub size: u64,
     /// Index of the volume that carries the blob, from 0.
     pub volume: u32,
+    /// `false` in an incremental bundle for a blob an earlier bundle of the
+    /// channel carried: the importer takes it from the mirror.
+    #[serde(default = "carried_default", skip_serializing_if = "is_carried")]
+    pub carried: bool,
+}
+
+fn carried_default() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_carried(carried: &bool) -> bool {
+    *carried
 }
 
 /// `entry` in schemas/manifest.cddl.
@@ -239,7 +252,24 @@ impl Manifest {
 
     /// The blobs carried by volume `index`, in archive order.
     pub fn blobs_in_volume(&self, index: u32) -> impl Iterator<Item = &Blob> {
-        self.blobs.iter().filter(move |b| b.volume == index)
+        self.blobs.iter().filter(move |b| b.carried && b.volume == index)
+    }
+
+    /// Blobs an earlier bundle of the channel carried, which the importer takes from the mirror.
+    pub fn blobs_not_carried(&self) -> impl Iterator<Item = &Blob> {
+        self.blobs.iter().filter(|b| !b.carried)
+    }
+
+    /// Whether the bundle carries every blob its inventory needs.
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.blobs.iter().all(|b| b.carried)
+    }
+
+    /// Bytes of the blobs this bundle carries.
+    #[must_use]
+    pub fn carried_bytes(&self) -> u64 {
+        self.blobs.iter().filter(|b| b.carried).map(|b| b.size).sum()
     }
 
     /// Total bytes of all blobs.
@@ -284,7 +314,7 @@ pub(crate) mod tests {
             expires: 1_800_000_000,
             signers: vec![KeyId([7; 16])],
             volumes: 1,
-            blobs: vec![Blob { id: blob, size: 5, volume: 0 }],
+            blobs: vec![Blob { id: blob, size: 5, volume: 0, carried: true }],
             entries: vec![Entry {
                 ecosystem: "files".into(),
                 name: "greeting.txt".into(),
@@ -316,7 +346,7 @@ pub(crate) mod tests {
         assert!(m.check().unwrap_err().contains("declares"));
 
         let mut m = sample();
-        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 5, volume: 0 });
+        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 5, volume: 0, carried: true });
         assert!(m.check().unwrap_err().contains("not needed"));
 
         let mut m = sample();

@@ -180,6 +180,16 @@ impl Mirror {
         Ok(())
     }
 
+    /// The blobs an incremental bundle expects from earlier bundles that the
+    /// mirror's object store does not hold (with the right size).
+    pub fn missing_objects<'m>(&self, manifest: &'m crate::manifest::Manifest) -> Vec<&'m crate::manifest::Blob> {
+        let objects = self.meta.join(OBJECTS);
+        manifest
+            .blobs_not_carried()
+            .filter(|b| fs::metadata(objects.join(b.id.to_hex())).map_or(true, |m| m.len() != b.size))
+            .collect()
+    }
+
     /// A fresh staging area for one import.
     pub fn staging(&self) -> Result<Staging> {
         let base = self.meta.join(STAGING);
@@ -201,7 +211,7 @@ impl Mirror {
             None => fs::create_dir(&build).at(&build)?,
         }
         let objects = self.meta.join(OBJECTS);
-        for blob in &verified.manifest.blobs {
+        for blob in verified.manifest.blobs.iter().filter(|b| b.carried) {
             staging.promote(&blob.id, &objects)?;
         }
         sync_dir(&objects)?;

@@ -78,6 +78,9 @@ pub struct VerifyReport {
     pub entries: usize,
     pub blobs: usize,
     pub bytes: u64,
+    /// Blobs of an incremental bundle that earlier bundles carried: checked by
+    /// `import` against the mirror, not by `verify`.
+    pub not_carried: usize,
     /// Per package, each of the five layers and its result.
     pub packages: Vec<EntryReport>,
 }
@@ -114,6 +117,7 @@ impl VerifyReport {
             entries: m.entries.len(),
             blobs: m.blobs.len(),
             bytes: m.blob_bytes(),
+            not_carried: m.blobs_not_carried().count(),
             packages: verified.packages.clone(),
         }
     }
