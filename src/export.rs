@@ -253,7 +253,7 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         let json = serde_json::to_vec_pretty(&record).expect("state serializes");
         let mut all_sent = sent;
         all_sent.extend(manifest.blobs.iter().map(|b| b.id));
-        let lines: String = all_sent.iter().map(|id| format!("{id}\n")).collect();
+        let lines: String = all_sent.iter().map(|id| id.to_hex() + "\n").collect();
         crate::sign::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
         crate::sign::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)?;
     }

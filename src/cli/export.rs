@@ -15,6 +15,8 @@ use crate::sign::SecretKey;
 
 /// Resolve artifacts and write a signed, content-addressed bundle
 #[derive(Debug, Args)]
+// Each bool is an independent command-line switch.
+#[allow(clippy::struct_excessive_bools)]
 pub struct ExportArgs {
     /// Ship every regular file under DIR (published under MIRROR/files/); repeatable
     #[arg(long, value_name = "DIR")]

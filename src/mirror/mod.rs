@@ -182,6 +182,7 @@ impl Mirror {
 
     /// The blobs an incremental bundle expects from earlier bundles that the
     /// mirror's object store does not hold (with the right size).
+    #[must_use]
     pub fn missing_objects<'m>(&self, manifest: &'m crate::manifest::Manifest) -> Vec<&'m crate::manifest::Blob> {
         let objects = self.meta.join(OBJECTS);
         manifest
