@@ -77,27 +77,8 @@ fn pip_refuses_a_file_corrupted_in_the_mirror_after_import() {
 #[test]
 fn cargo_builds_offline_from_the_local_registry() {
     let (dir, mirror) = imported_mirror();
-    let app = dir.path().join("app");
-    fs::create_dir_all(app.join("src")).unwrap();
-    fs::create_dir_all(app.join(".cargo")).unwrap();
-    fs::write(
-        app.join("Cargo.toml"),
-        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntinycrate = \"=0.1.0\"\ntinyhelper = \"=0.2.0\"\n",
-    )
-    .unwrap();
-    fs::write(
-        app.join("src/main.rs"),
-        "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n",
-    )
-    .unwrap();
-    fs::write(
-        app.join(".cargo/config.toml"),
-        format!(
-            "[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\nlocal-registry = \"{}\"\n",
-            mirror.join("cargo").display()
-        ),
-    )
-    .unwrap();
+    let source = format!("local-registry = \"{}\"", mirror.join("cargo").display());
+    let app = common::cargo_app(dir.path(), &source);
     let out = run(Command::new("cargo")
         .args(["run", "--offline", "--quiet"])
         .current_dir(&app)

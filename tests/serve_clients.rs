@@ -108,20 +108,7 @@ fn pip_and_cargo_also_install_over_http_from_airlock_serve() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let app = dir.path().join("app");
-    fs::create_dir_all(app.join("src")).unwrap();
-    fs::create_dir_all(app.join(".cargo")).unwrap();
-    fs::write(app.join("Cargo.toml"), "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntinycrate = \"=0.1.0\"\ntinyhelper = \"=0.2.0\"\n").unwrap();
-    fs::write(
-        app.join("src/main.rs"),
-        "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n",
-    )
-    .unwrap();
-    fs::write(
-        app.join(".cargo/config.toml"),
-        format!("[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\nregistry = \"sparse+{base}/cargo/index/\"\n"),
-    )
-    .unwrap();
+    let app = common::cargo_app(dir.path(), &format!("registry = \"sparse+{base}/cargo/index/\""));
     let out = Command::new("cargo")
         .args(["run", "--quiet"])
         .current_dir(&app)

@@ -150,3 +150,21 @@ pub fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
         .success();
     (dir, mirror)
 }
+
+/// A cargo project under `dir/app` that depends on the two fixture crates,
+/// with crates.io replaced by the source `[source.airlock]` described by `source`.
+pub fn cargo_app(dir: &Path, source: &str) -> PathBuf {
+    let app = dir.join("app");
+    fs::create_dir_all(app.join("src")).unwrap();
+    fs::create_dir_all(app.join(".cargo")).unwrap();
+    let manifest = "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\ntinycrate = \"=0.1.0\"\ntinyhelper = \"=0.2.0\"\n";
+    fs::write(app.join("Cargo.toml"), manifest).unwrap();
+    fs::write(
+        app.join("src/main.rs"),
+        "fn main() { println!(\"{}\", tinyhelper::shout(&tinycrate::greet(\"ops\"))); }\n",
+    )
+    .unwrap();
+    let config = format!("[source.crates-io]\nreplace-with = \"airlock\"\n\n[source.airlock]\n{source}\n");
+    fs::write(app.join(".cargo/config.toml"), config).unwrap();
+    app
+}
