@@ -8,6 +8,7 @@
 //! GET /npm/<name>, /npm/@scope%2fname, /npm/@scope/name        the packument
 //! GET /npm/<name>/-/<file>.tgz                         tarballs
 //! GET /npm/-/npm/v1/attestations/<name>@<version>      attestation documents
+//! GET /npm/-/npm/v1/keys                                the registry keys the import policy pins
 //! GET /cargo/index/config.json                         generated sparse-registry config
 //! GET /cargo/index/<prefix>/<name>                     index files
 //! GET /cargo/crates/<name>/<version>/download          MIRROR/cargo/<name>-<version>.crate
@@ -394,6 +395,8 @@ impl Site<'_> {
             ["-", "npm", "v1", "attestations", spec @ ..] if !dir && (1..=2).contains(&spec.len()) => {
                 self.file(&prefixed("npm", segments), JSON)
             }
+            // The registry keys pinned in the import policy, written by the import.
+            ["-", "npm", "v1", "keys"] if !dir => self.file(&prefixed("npm", segments), JSON),
             [name] if unscoped(name) => self.packument(request, &["npm", name, "packument.json"]),
             [scope, name] if scope.starts_with('@') => self.packument(request, &["npm", scope, name, "packument.json"]),
             [name, "-", file] if !dir && unscoped(name) && is_tarball(file) => {

@@ -118,3 +118,61 @@ fn pip_and_cargo_also_install_over_http_from_airlock_serve() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn npm_audit_signatures_against_the_mirror() {
+    // Import with a policy that pins the (test) registry's keys: the mirror
+    // then serves them at the keys endpoint, and the packuments keep dist.signatures.
+    let (dir, mirror) = common::imported_mirror_with_policy("[npm]\nregistry-keys = \"npm-keys.json\"\n");
+    let server = serve(&mirror);
+    let url = format!("http://{}/npm/", server.local_addr());
+    let web = dir.path().join("audit");
+    fs::create_dir_all(&web).unwrap();
+    fs::write(
+        web.join("package.json"),
+        r#"{"name":"audit","version":"1.0.0","private":true,"dependencies":{"tinylib":"1.0.0"}}"#,
+    )
+    .unwrap();
+    assert_ok(&npm(&web, &url, &["install"]));
+
+    // An independent check of what the server answers: the keys endpoint is the pinned
+    // document and tinylib's signature verifies over NAME@VERSION:INTEGRITY with it.
+    let keys = http_get(&format!("{url}-/npm/v1/keys"));
+    assert_eq!(keys, registry::npm_keys_json(None).into_bytes());
+    let packument: serde_json::Value = serde_json::from_slice(&http_get(&format!("{url}tinylib"))).unwrap();
+    let dist = &packument["versions"]["1.0.0"]["dist"];
+    let keys = airlock::provenance::npm::RegistryKeys::from_json(&keys, "served keys").unwrap();
+    let signatures = serde_json::to_vec(&dist["signatures"]).unwrap();
+    keys.verify("tinylib", "1.0.0", dist["integrity"].as_str().unwrap(), &signatures, None).unwrap();
+
+    // The same check by an independent implementation: Node's crypto, as npm uses it.
+    // (`npm audit signatures` itself cannot run here: it first fetches the registry keys
+    // from Sigstore's TUF repository and fails without network.)
+    let key = keys_der(&http_get(&format!("{url}-/npm/v1/keys")));
+    let script = "const c=require('crypto');const [k,s,m]=process.argv.slice(1);\
+        const ok=c.verify('sha256',Buffer.from(m),{key:Buffer.from(k,'base64'),format:'der',type:'spki'},Buffer.from(s,'base64'));\
+        process.exit(ok?0:1)";
+    let message = format!("tinylib@1.0.0:{}", dist["integrity"].as_str().unwrap());
+    let sig = dist["signatures"][0]["sig"].as_str().unwrap();
+    let status = Command::new("node").args(["-e", script, &key, sig, &message]).status().unwrap();
+    assert!(status.success(), "node's crypto does not accept the served signature");
+    let status = Command::new("node").args(["-e", script, &key, sig, "tinylib@1.0.1:x"]).status().unwrap();
+    assert!(!status.success(), "node's crypto accepted a signature over another message");
+}
+
+fn keys_der(document: &[u8]) -> String {
+    let doc: serde_json::Value = serde_json::from_slice(document).unwrap();
+    doc["keys"][0]["key"].as_str().unwrap().to_owned()
+}
+
+fn http_get(url: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    response[split + 4..].to_vec()
+}

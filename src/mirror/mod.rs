@@ -202,7 +202,15 @@ impl Mirror {
 
     /// Builds the next generation from the current one plus the verified
     /// bundle in `staging`, makes it durable and publishes it atomically.
-    pub fn publish(&mut self, staging: &Staging, verified: &VerifiedManifest, now: u64) -> Result<PublishReport> {
+    /// `npm_keys` is the npm registry keys document the import policy pins;
+    /// the mirror serves it at the registry's keys endpoint.
+    pub fn publish(
+        &mut self,
+        staging: &Staging,
+        verified: &VerifiedManifest,
+        now: u64,
+        npm_keys: Option<&[u8]>,
+    ) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
         let (merged, fresh) = merge(self.inventory()?, &verified.manifest.entries)?;
@@ -223,6 +231,11 @@ impl Mirror {
                 let all: Vec<&Entry> = merged.iter().filter(|e| e.ecosystem == eco.name()).collect();
                 eco.publish(&new, &all, &mut tree)?;
             }
+        }
+        if let Some(keys) = npm_keys
+            && merged.iter().any(|e| e.ecosystem == "npm")
+        {
+            tree.write("npm", "-/npm/v1/keys", keys)?;
         }
         let stored: Vec<Entry> = merged.iter().map(for_inventory).collect();
         let inventory = crate::manifest::canonical::to_vec(&stored).expect("entries encode");

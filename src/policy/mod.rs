@@ -72,6 +72,8 @@ pub struct EcosystemRules {
 pub struct Rules {
     pub require: Vec<String>,
     pub npm_keys: Option<crate::provenance::npm::RegistryKeys>,
+    /// The pinned keys document as written, which the mirror serves to npm clients.
+    pub npm_keys_document: Option<Vec<u8>>,
 }
 
 /// `policy-key` in schemas/policy.cddl.
@@ -180,8 +182,18 @@ impl EcosystemRules {
                 )));
             }
         }
+        let document = match (&self.registry_keys, ecosystem) {
+            (Some(file), "npm") => {
+                let path = base.join(file);
+                Some(std::fs::read(&path).map_err(|e| Error::input(&path, "npm registry keys", &e))?)
+            }
+            _ => None,
+        };
         let npm_keys = match (&self.registry_keys, ecosystem) {
-            (Some(file), "npm") => Some(crate::provenance::npm::RegistryKeys::load(&base.join(file))?),
+            (Some(file), "npm") => Some(crate::provenance::npm::RegistryKeys::from_json(
+                document.as_deref().unwrap_or_default(),
+                &base.join(file).display().to_string(),
+            )?),
             (Some(_), _) => {
                 return Err(Error::Usage(format!("{origin}: registry-keys is an npm setting, not {ecosystem}")));
             }
@@ -192,7 +204,7 @@ impl EcosystemRules {
                 "{origin}: [npm] requires npm-signatures but pins no registry-keys to check them with"
             )));
         }
-        Ok(Rules { require: self.require.clone(), npm_keys })
+        Ok(Rules { require: self.require.clone(), npm_keys, npm_keys_document: document })
     }
 }
 

@@ -110,6 +110,12 @@ pub fn one_line(stderr: &[u8]) -> String {
 /// Exports the fixture lockfiles from the fake registry and imports the
 /// bundle; returns (tempdir, mirror). The registry is gone afterwards.
 pub fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
+    imported_mirror_with_policy("")
+}
+
+/// The same, imported under a policy with `rules` (the fake registry's npm
+/// keys are in `npm-keys.json` beside it).
+pub fn imported_mirror_with_policy(rules: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let (key, public) = keygen(root, "op");
@@ -139,11 +145,18 @@ pub fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
         .assert()
         .success();
     let mirror = root.join("mirror");
+    fs::write(root.join("npm-keys.json"), registry::npm_keys_json(None)).unwrap();
+    let policy = root.join("policy.toml");
+    let pinned = format!(
+        "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"{}\"\n{rules}",
+        public.file_name().unwrap().to_str().unwrap()
+    );
+    fs::write(&policy, pinned).unwrap();
     airlock()
         .args(["import", "--quiet"])
         .arg(root.join("b.airlock"))
-        .arg("--trust")
-        .arg(&public)
+        .arg("--policy")
+        .arg(&policy)
         .arg("--mirror")
         .arg(&mirror)
         .assert()
