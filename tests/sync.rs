@@ -247,3 +247,41 @@ fn incremental_bundles_carry_only_what_changed_and_gaps_need_a_flag_or_a_full_bu
     import(&full, &public, &fresh).success();
     assert_eq!(fs::read(fresh.join("files/big.bin")).unwrap(), big);
 }
+
+#[test]
+fn a_package_dropped_from_the_channel_is_withdrawn_from_the_index() {
+    use common::registry::{self, Faults, Registry};
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let registry = Registry::start(Faults::default());
+    let state = dir.path().join("state");
+    let mirror = dir.path().join("mirror");
+    let full = registry::requirements_txt();
+    let without_sdistonly: String = full.split_inclusive('\n').skip_while(|l| !l.starts_with("tinyapp")).collect();
+    for (week, requirements) in [(1, full.as_str()), (2, without_sdistonly.as_str())] {
+        let lock = dir.path().join(format!("requirements-{week}.txt"));
+        fs::write(&lock, requirements).unwrap();
+        let bundle = dir.path().join(format!("{week}.airlock"));
+        airlock()
+            .args(["export", "--quiet", "--pypi-lock"])
+            .arg(&lock)
+            .arg("--pypi-index")
+            .arg(format!("{}/simple/", registry.base))
+            .arg("--cache")
+            .arg(dir.path().join("cache"))
+            .arg("--state")
+            .arg(&state)
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(&bundle)
+            .assert()
+            .success();
+        import(&bundle, &public, &mirror).success();
+        let root = fs::read_to_string(mirror.join("pypi/simple/index.html")).unwrap();
+        assert_eq!(root.contains("sdistonly"), week == 1, "week {week}: {root}");
+    }
+    assert!(!mirror.join("pypi/simple/sdistonly/index.html").exists());
+    assert!(!mirror.join("pypi/simple/sdistonly").join(registry::SDIST_ONLY).exists());
+    assert!(mirror.join("pypi/simple/tinyapp/index.html").is_file());
+}

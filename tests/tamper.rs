@@ -118,7 +118,7 @@ fn rejected_imports_leave_the_mirror_unchanged() {
         dir.path(),
         key,
         "second.airlock",
-        &[("x/y.txt", b"new contents"), ("z.txt", b"zulu")],
+        &[("keep.txt", b"already published"), ("x/y.txt", b"new contents"), ("z.txt", b"zulu")],
         Some(&state),
     );
     let original = fs::read(&second).unwrap();

@@ -49,7 +49,7 @@ impl StatusArgs {
             }
         }
         let mut contents: BTreeMap<String, (usize, u64)> = BTreeMap::new();
-        for entry in view.inventory()? {
+        for crate::mirror::Stored { entry, .. } in view.inventory()? {
             let slot = contents.entry(entry.ecosystem.clone()).or_default();
             slot.0 += 1;
             slot.1 += entry.size;

@@ -5,8 +5,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::ecosystem::Ecosystem;
 use crate::ecosystem::registry::{Artifact, FetchContext, digest_mismatch, entry, join_url};
+use crate::ecosystem::{Change, Ecosystem};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -50,13 +50,19 @@ impl Ecosystem for Cargo {
     /// A cargo local registry: `.crate` files at the top of `cargo/`, the
     /// index under `cargo/index/` with each version's line exactly as the
     /// registry published it (cargo checks the `.crate` against its `cksum`).
-    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in new {
+    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+        for entry in &change.removed {
+            tree.remove(NAME, entry.path.as_str())?;
+        }
+        for entry in &change.new {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
         }
-        let touched: std::collections::BTreeSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
-        for name in touched {
-            let mut versions: Vec<&Entry> = all.iter().copied().filter(|e| e.name == name).collect();
+        for name in change.touched() {
+            let mut versions = change.versions_of(name);
+            if versions.is_empty() {
+                tree.remove(NAME, &format!("index/{}", index_path(name)))?;
+                continue;
+            }
             versions.sort_by_key(|e| e.version.as_deref().and_then(|v| semver::Version::parse(v).ok()));
             let mut lines = Vec::new();
             for entry in versions {

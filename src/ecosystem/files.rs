@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::ecosystem::{Artifact, Ecosystem};
+use crate::ecosystem::{Artifact, Change, Ecosystem};
 use crate::error::{Error, Result};
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
@@ -33,8 +33,11 @@ impl Ecosystem for Files {
         Ok(())
     }
 
-    fn publish(&self, new: &[&Entry], _all: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in new {
+    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+        for entry in &change.removed {
+            tree.remove(NAME, entry.path.as_str())?;
+        }
+        for entry in &change.new {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
         }
         Ok(())

@@ -23,11 +23,35 @@ pub trait Ecosystem: Sync {
     fn name(&self) -> &'static str;
     /// Rules for an entry beyond the manifest schema; the error says what is wrong.
     fn check_entry(&self, entry: &Entry) -> Result<(), String>;
-    /// Writes the verified `new` entries into the new mirror generation,
-    /// under the ecosystem's own top-level folder, and regenerates whatever
-    /// index the clients read from `all`, the ecosystem's entries after the
-    /// import (the mirror's earlier entries and the new ones).
-    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()>;
+    /// Writes `change.new` into the new mirror generation under the
+    /// ecosystem's own top-level folder, takes `change.removed` out of what
+    /// clients see, and regenerates whatever index the clients read for the
+    /// names it touched from `change.all`, the ecosystem's entries after the import.
+    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()>;
+}
+
+/// What an import changes in one ecosystem.
+pub struct Change<'a> {
+    /// Entries to publish (not already in the mirror).
+    pub new: Vec<&'a Entry>,
+    /// Entries the channel dropped: withdrawn from the client-facing tree (their blobs stay in the object store).
+    pub removed: Vec<&'a Entry>,
+    /// Every entry of the ecosystem after the import.
+    pub all: Vec<&'a Entry>,
+}
+
+impl<'a> Change<'a> {
+    /// Package names whose indexes need regenerating.
+    #[must_use]
+    pub fn touched(&self) -> std::collections::BTreeSet<&'a str> {
+        self.new.iter().chain(&self.removed).map(|e| e.name.as_str()).collect()
+    }
+
+    /// The entries of `name` after the import.
+    #[must_use]
+    pub fn versions_of(&self, name: &str) -> Vec<&'a Entry> {
+        self.all.iter().copied().filter(|e| e.name == name).collect()
+    }
 }
 
 /// Every ecosystem this build knows.

@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::ecosystem::Ecosystem;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
+use crate::ecosystem::{Change, Ecosystem};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -45,16 +45,23 @@ impl Ecosystem for Npm {
     /// package regenerated from all its versions, keeping `dist.signatures`
     /// and pointing tarball and attestation URLs at `{{AIRLOCK_BASE}}`, which
     /// `airlock serve` replaces with its own address.
-    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in new {
+    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+        for entry in &change.removed {
+            tree.remove(NAME, entry.path.as_str())?;
+            tree.remove(NAME, &attestations_path(entry))?;
+        }
+        for entry in &change.new {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
             if let Some(doc) = entry.evidence.iter().find(|e| e.kind == "npm-attestations") {
                 tree.write(NAME, &attestations_path(entry), &doc.data)?;
             }
         }
-        let touched: std::collections::BTreeSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
-        for name in touched {
-            let versions: Vec<&Entry> = all.iter().copied().filter(|e| e.name == name).collect();
+        for name in change.touched() {
+            let versions = change.versions_of(name);
+            if versions.is_empty() {
+                tree.remove(NAME, &format!("{name}/packument.json"))?;
+                continue;
+            }
             let packument = packument(name, &versions);
             tree.write(NAME, &format!("{name}/packument.json"), &serde_json::to_vec(&packument).expect("JSON"))?;
         }

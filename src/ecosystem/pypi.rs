@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use crate::ecosystem::Ecosystem;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
+use crate::ecosystem::{Change, Ecosystem};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -51,8 +51,14 @@ impl Ecosystem for Pypi {
     /// `pypi/simple/PROJECT/` and `pypi/integrity/...`; every project page
     /// (HTML for pip's file:// index, PEP 691 JSON for `airlock serve`) and
     /// the root page are regenerated from all entries.
-    fn publish(&self, new: &[&Entry], all: &[&Entry], tree: &mut Tree) -> Result<()> {
-        for entry in new {
+    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+        for entry in &change.removed {
+            let file = simple_path(entry);
+            tree.remove(NAME, &file)?;
+            tree.remove(NAME, &format!("{file}.metadata"))?;
+            tree.remove(NAME, &provenance_path(entry))?;
+        }
+        for entry in &change.new {
             let file = simple_path(entry);
             tree.link_blob(NAME, &RelPath::new(&file).expect("built from a checked path"), &entry.blob)?;
             for evidence in &entry.evidence {
@@ -63,12 +69,16 @@ impl Ecosystem for Pypi {
                 }
             }
         }
-        let mut projects: Vec<&str> = all.iter().map(|e| e.name.as_str()).collect();
+        let mut projects: Vec<&str> = change.all.iter().map(|e| e.name.as_str()).collect();
         projects.sort_unstable();
         projects.dedup();
-        let touched: std::collections::BTreeSet<&str> = new.iter().map(|e| e.name.as_str()).collect();
-        for project in &touched {
-            let files: Vec<&Entry> = all.iter().copied().filter(|e| e.name == *project).collect();
+        for project in change.touched() {
+            let files = change.versions_of(project);
+            if files.is_empty() {
+                tree.remove(NAME, &format!("simple/{project}/index.html"))?;
+                tree.remove(NAME, &format!("simple/{project}/index.json"))?;
+                continue;
+            }
             let (html, json) = project_pages(project, &files, tree);
             tree.write(NAME, &format!("simple/{project}/index.html"), html.as_bytes())?;
             tree.write(NAME, &format!("simple/{project}/index.json"), json.as_bytes())?;

@@ -56,34 +56,63 @@ fn for_inventory(entry: &Entry) -> Entry {
     stored
 }
 
-/// The mirror's entries after adding `incoming`, and the incoming entries
-/// that are not already there. The same file with other content is a
-/// rejection for registry ecosystems (two bundles disagree about a
-/// published artifact); plain files may change from one bundle to the next.
-fn merge(current: Vec<Entry>, incoming: &[Entry]) -> Result<(Vec<Entry>, Vec<Entry>)> {
-    let mut by_place: std::collections::BTreeMap<(String, String), Entry> =
-        current.into_iter().map(|e| ((e.ecosystem.clone(), e.path.to_string()), e)).collect();
+/// An inventory entry: what is published, and which channel brought it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub channel: String,
+    pub entry: Entry,
+}
+
+/// The result of merging a bundle into the mirror's inventory.
+struct Merged {
+    all: Vec<Stored>,
+    /// Incoming entries not already published.
+    fresh: Vec<Entry>,
+    /// Entries the bundle's channel published before and no longer lists.
+    removed: Vec<Entry>,
+}
+
+/// The mirror's entries after a bundle of `channel` listing `incoming`
+/// (the channel's whole intended inventory). The same file with other
+/// content is a rejection for registry ecosystems (two bundles disagree
+/// about a published artifact); plain files may change from one bundle to
+/// the next. What the channel published before and no longer lists is withdrawn.
+fn merge(current: Vec<Stored>, incoming: &[Entry], channel: &str) -> Result<Merged> {
+    let place = |e: &Entry| (e.ecosystem.clone(), e.path.to_string());
+    let listed: std::collections::BTreeSet<_> = incoming.iter().map(place).collect();
+    let mut removed = Vec::new();
+    let mut by_place = std::collections::BTreeMap::new();
+    for stored in current {
+        if stored.channel == channel && !listed.contains(&place(&stored.entry)) {
+            removed.push(stored.entry);
+        } else {
+            by_place.insert(place(&stored.entry), stored);
+        }
+    }
     let mut fresh = Vec::new();
     for entry in incoming {
-        let place = (entry.ecosystem.clone(), entry.path.to_string());
-        match by_place.get(&place) {
-            Some(existing) if existing.blob == entry.blob => continue,
+        match by_place.get(&place(entry)) {
+            Some(existing) if existing.entry.blob == entry.blob => {
+                // Already published; from now on this channel vouches for it too.
+                by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
+                continue;
+            }
             Some(existing) if entry.ecosystem != ecosystem::files::NAME => {
                 return Err(Error::rejected(
                     format!("{}/{}", entry.ecosystem, entry.path),
                     crate::error::Rejection::Policy(format!(
                         "the mirror already holds this file with other content (blake3 {}, the bundle has {}); two bundles disagree about a published artifact: find out which one is wrong before importing",
-                        existing.blob.short(),
+                        existing.entry.blob.short(),
                         entry.blob.short()
                     )),
                 ));
             }
             _ => {}
         }
-        by_place.insert(place, entry.clone());
+        by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
         fresh.push(entry.clone());
     }
-    Ok((by_place.into_values().collect(), fresh))
+    Ok(Merged { all: by_place.into_values().collect(), fresh, removed })
 }
 
 /// An opened, locked mirror.
@@ -213,7 +242,7 @@ impl Mirror {
     ) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
-        let (merged, fresh) = merge(self.inventory()?, &verified.manifest.entries)?;
+        let merged = merge(self.inventory()?, &verified.manifest.entries, &verified.manifest.channel)?;
         let build = staging.dir.path().join("generation");
         match &previous {
             Some((_, dir)) => tree::link_copy(dir, &build)?,
@@ -226,18 +255,23 @@ impl Mirror {
         sync_dir(&objects)?;
         let mut tree = Tree::new(build.clone(), objects);
         for eco in ecosystem::ALL {
-            let new: Vec<&Entry> = fresh.iter().filter(|e| e.ecosystem == eco.name()).collect();
-            if !new.is_empty() {
-                let all: Vec<&Entry> = merged.iter().filter(|e| e.ecosystem == eco.name()).collect();
-                eco.publish(&new, &all, &mut tree)?;
+            let of_eco = |e: &&Entry| e.ecosystem == eco.name();
+            let change = ecosystem::Change {
+                new: merged.fresh.iter().filter(of_eco).collect(),
+                removed: merged.removed.iter().filter(of_eco).collect(),
+                all: merged.all.iter().map(|s| &s.entry).filter(of_eco).collect(),
+            };
+            if !change.new.is_empty() || !change.removed.is_empty() {
+                eco.publish(&change, &mut tree)?;
             }
         }
         if let Some(keys) = npm_keys
-            && merged.iter().any(|e| e.ecosystem == "npm")
+            && merged.all.iter().any(|s| s.entry.ecosystem == "npm")
         {
             tree.write("npm", "-/npm/v1/keys", keys)?;
         }
-        let stored: Vec<Entry> = merged.iter().map(for_inventory).collect();
+        let stored: Vec<Stored> =
+            merged.all.iter().map(|s| Stored { channel: s.channel.clone(), entry: for_inventory(&s.entry) }).collect();
         let inventory = crate::manifest::canonical::to_vec(&stored).expect("entries encode");
         tree.write_file(Path::new(INVENTORY), &inventory)?;
         let mut state = self.state()?;
@@ -355,8 +389,8 @@ impl View {
         }
     }
 
-    /// Every entry the published generation holds.
-    pub fn inventory(&self) -> Result<Vec<Entry>> {
+    /// Every entry the published generation holds, with the channel that brought it.
+    pub fn inventory(&self) -> Result<Vec<Stored>> {
         let Some((_, dir)) = self.current()? else {
             return Ok(Vec::new());
         };
@@ -504,21 +538,38 @@ mod tests {
         }
     }
 
-    #[test]
-    fn merging_adds_skips_identical_and_refuses_disagreement() {
-        let old = vec![entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v1")];
-        let (merged, fresh) =
-            merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b")]).unwrap();
-        assert_eq!(merged.len(), 3);
-        assert_eq!(fresh.len(), 1, "an artifact already present is not written again");
+    fn stored(channel: &str, e: Entry) -> Stored {
+        Stored { channel: channel.into(), entry: e }
+    }
 
-        let err = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"other")]).unwrap_err();
+    #[test]
+    fn merging_adds_skips_identical_refuses_disagreement_and_withdraws_dropped() {
+        let old = vec![
+            stored("weekly", entry("npm", "a/-/a-1.tgz", b"a")),
+            stored("weekly", entry("files", "notes.txt", b"v1")),
+            stored("other", entry("npm", "o/-/o-1.tgz", b"o")),
+        ];
+        let incoming =
+            [entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b"), entry("files", "notes.txt", b"v1")];
+        let m = merge(old.clone(), &incoming, "weekly").unwrap();
+        assert_eq!(m.all.len(), 4);
+        assert_eq!(m.fresh.len(), 1, "an artifact already present is not written again");
+        assert!(m.removed.is_empty());
+
+        let err = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"other")], "weekly").err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("two bundles disagree"), "{err}");
 
         // Plain files may change from one bundle to the next.
-        let (merged, fresh) = merge(old, &[entry("files", "notes.txt", b"v2")]).unwrap();
-        assert_eq!(fresh.len(), 1);
-        assert!(merged.iter().any(|e| e.blob == ContentId::of(b"v2")));
+        let m = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v2")], "weekly")
+            .unwrap();
+        assert_eq!(m.fresh.len(), 1);
+        assert!(m.all.iter().any(|s| s.entry.blob == ContentId::of(b"v2")));
+
+        // The channel dropped a.tgz: withdrawn; another channel's entries stay.
+        let m = merge(old, &[entry("files", "notes.txt", b"v1")], "weekly").unwrap();
+        assert_eq!(m.removed.len(), 1);
+        assert_eq!(m.removed[0].path.as_str(), "a/-/a-1.tgz");
+        assert!(m.all.iter().any(|s| s.channel == "other"));
     }
 }

@@ -36,6 +36,17 @@ impl Tree {
         write_atomically(&target, bytes, 0o644)
     }
 
+    /// Takes a file out of the generation being built (a no-op if it is not there).
+    pub fn remove(&mut self, folder: &str, path: &str) -> Result<()> {
+        RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
+        let target = self.root.join(folder).join(path);
+        match fs::remove_file(&target) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&target, e)),
+        }
+    }
+
     /// Reads a file of the generation being built, if it is there.
     #[must_use]
     pub fn read(&self, folder: &str, path: &str) -> Option<Vec<u8>> {
