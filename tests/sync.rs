@@ -285,3 +285,35 @@ fn a_package_dropped_from_the_channel_is_withdrawn_from_the_index() {
     assert!(!mirror.join("pypi/simple/sdistonly").join(registry::SDIST_ONLY).exists());
     assert!(mirror.join("pypi/simple/tinyapp/index.html").is_file());
 }
+
+#[test]
+fn a_bundle_from_a_channel_the_policy_does_not_list_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    write_tree(&input, &[("a.txt", b"a")]);
+    let bundle = dir.path().join("b.airlock");
+    airlock()
+        .args(["export", "--quiet", "--channel", "urgent", "--files"])
+        .arg(&input)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    let policy = dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        "version = 1\nthreshold = 1\nchannels = [\"weekly\"]\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n",
+    )
+    .unwrap();
+    let out = airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().code(1);
+    assert!(one_line(&out.get_output().stderr).contains("urgent"));
+    fs::write(
+        &policy,
+        "version = 1\nthreshold = 1\nchannels = [\"weekly\", \"urgent\"]\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n",
+    )
+    .unwrap();
+    airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().success();
+}

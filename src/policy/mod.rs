@@ -30,6 +30,7 @@ pub struct Policy {
     keys: BTreeMap<KeyId, TrustedKey>,
     threshold: usize,
     rules: BTreeMap<String, Rules>,
+    channels: Option<Vec<String>>,
 }
 
 /// A key the site trusts, with the name the policy gives it.
@@ -46,6 +47,9 @@ pub struct PolicyFile {
     pub version: u32,
     pub threshold: usize,
     pub keys: Vec<PolicyKey>,
+    /// Channels this site accepts bundles from; absent: any.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
     #[serde(default)]
     pub npm: Option<EcosystemRules>,
     #[serde(default)]
@@ -112,7 +116,7 @@ impl Policy {
                 by_id.len()
             )));
         }
-        Ok(Policy { keys: by_id, threshold, rules: BTreeMap::new() })
+        Ok(Policy { keys: by_id, threshold, rules: BTreeMap::new(), channels: None })
     }
 
     /// Reads and validates a policy file.
@@ -131,6 +135,10 @@ impl Policy {
         let base = path.parent().unwrap_or(Path::new("."));
         let keys = file.keys.iter().map(|k| k.resolve(base, &origin)).collect::<Result<Vec<_>>>()?;
         let mut policy = Policy::new(keys, file.threshold, &origin)?;
+        if let Some(bad) = file.channels.iter().flatten().find(|c| !crate::manifest::valid_channel(c)) {
+            return Err(Error::Usage(format!("{origin}: channel {bad:?} is not a valid channel name")));
+        }
+        policy.channels = file.channels;
         for (ecosystem, rules) in [("npm", &file.npm), ("pypi", &file.pypi), ("cargo", &file.cargo)] {
             if let Some(rules) = rules {
                 policy.rules.insert(ecosystem.to_owned(), rules.resolve(ecosystem, base, &origin)?);
@@ -149,6 +157,12 @@ impl Policy {
     #[must_use]
     pub fn name_of(&self, id: &KeyId) -> Option<&str> {
         self.keys.get(id).map(|k| k.name.as_str())
+    }
+
+    /// Whether bundles of `channel` are accepted.
+    #[must_use]
+    pub fn accepts_channel(&self, channel: &str) -> bool {
+        self.channels.as_ref().is_none_or(|list| list.iter().any(|c| c == channel))
     }
 
     /// The evidence rules for an ecosystem (none: digest-only is enough).
