@@ -258,7 +258,7 @@ fn a_package_dropped_from_the_channel_is_withdrawn_from_the_index() {
     let mirror = dir.path().join("mirror");
     let full = registry::requirements_txt();
     let without_sdistonly: String = full.split_inclusive('\n').skip_while(|l| !l.starts_with("tinyapp")).collect();
-    for (week, requirements) in [(1, full.as_str()), (2, without_sdistonly.as_str())] {
+    for (week, requirements) in [(1, full.as_str()), (2, without_sdistonly.as_str()), (3, without_sdistonly.as_str())] {
         let lock = dir.path().join(format!("requirements-{week}.txt"));
         fs::write(&lock, requirements).unwrap();
         let bundle = dir.path().join(format!("{week}.airlock"));
@@ -284,6 +284,17 @@ fn a_package_dropped_from_the_channel_is_withdrawn_from_the_index() {
     assert!(!mirror.join("pypi/simple/sdistonly/index.html").exists());
     assert!(!mirror.join("pypi/simple/sdistonly").join(registry::SDIST_ONLY).exists());
     assert!(mirror.join("pypi/simple/tinyapp/index.html").is_file());
+
+    // gc reclaims the withdrawn blob once no kept generation uses it.
+    let objects = || fs::read_dir(mirror.join(".airlock/objects")).unwrap().count();
+    let before = objects();
+    let out = airlock().args(["gc", "--json", "--mirror"]).arg(&mirror).assert().success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["report"]["objects_removed"], 1);
+    assert_eq!(objects(), before - 1);
+    assert!(mirror.join("pypi/simple/tinyapp/index.html").is_file());
+    let out = airlock().args(["gc", "--mirror"]).arg(dir.path().join("nowhere")).assert().code(2);
+    one_line(&out.get_output().stderr);
 }
 
 #[test]

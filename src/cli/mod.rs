@@ -11,6 +11,7 @@
 mod demo;
 mod diff;
 mod export;
+mod gc;
 mod import;
 mod inspect;
 mod keygen;
@@ -78,6 +79,7 @@ pub enum Command {
     Sign(sign::SignArgs),
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
+    Gc(gc::GcArgs),
     Serve(serve::ServeArgs),
 }
 
@@ -128,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Sign(args) => args.run(&out),
         Command::Status(args) => args.run(&out),
         Command::Diff(args) => args.run(&out),
+        Command::Gc(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
     };
     match result {

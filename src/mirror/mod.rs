@@ -339,6 +339,42 @@ impl Mirror {
 
     /// Keeps the published generation and the one before it (readers that
     /// resolved the old link a moment ago still find their files).
+    /// Removes what no published or previous generation uses: withdrawn
+    /// blobs in the object store and older generations (stale staging went
+    /// when the mirror was opened). Returns (objects removed, bytes freed).
+    pub fn gc(&self) -> Result<(usize, u64)> {
+        let Some((current, dir)) = self.current()? else { return Ok((0, 0)) };
+        self.prune(current);
+        let mut keep = std::collections::BTreeSet::new();
+        for generation in [Some(dir), current.checked_sub(1).map(|p| self.meta.join(GENERATIONS).join(p.to_string()))]
+            .into_iter()
+            .flatten()
+        {
+            let path = generation.join(INVENTORY);
+            let Ok(bytes) = fs::read(&path) else { continue };
+            let stored: Vec<Stored> = crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
+                Error::Usage(format!(
+                    "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
+                    path.display()
+                ))
+            })?;
+            keep.extend(stored.into_iter().map(|s| s.entry.blob.to_hex()));
+        }
+        let objects = self.meta.join(OBJECTS);
+        let (mut removed, mut freed) = (0, 0);
+        for entry in fs::read_dir(&objects).at(&objects)? {
+            let entry = entry.at(&objects)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                freed += entry.metadata().map_or(0, |m| m.len());
+                fs::remove_file(entry.path()).at(&entry.path())?;
+                removed += 1;
+            }
+        }
+        sync_dir(&objects)?;
+        Ok((removed, freed))
+    }
+
     fn prune(&self, current: u64) {
         let generations = self.meta.join(GENERATIONS);
         let Ok(entries) = fs::read_dir(&generations) else { return };
