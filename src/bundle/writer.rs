@@ -5,6 +5,9 @@ use std::io::{self, Read, Write};
 use crate::bundle::{BLOCK, MANIFEST_MEMBER, WINDOW_LOG, blob_member, frame, member_header, padding};
 use crate::id::ContentId;
 
+/// Bytes per multithreaded compression job (zstd's minimum is 512 KiB).
+const JOB_SIZE: u32 = 2 << 20;
+
 /// zstd level: 3 is zstd's default and what the hand-rolled baseline uses.
 pub const LEVEL: i32 = 3;
 
@@ -46,6 +49,8 @@ impl<W: Write> VolumeWriter<W> {
         out.window_log(WINDOW_LOG)?;
         if threads > 0 {
             out.multithread(threads)?;
+            // Smaller jobs keep the compressor's buffers (and the export's RSS) small.
+            out.set_parameter(zstd::stream::raw::CParameter::JobSize(JOB_SIZE))?;
         }
         Ok(VolumeWriter { out })
     }
