@@ -112,7 +112,10 @@ impl VerifyReport {
             trusted_signers: verified
                 .trusted_signers
                 .iter()
-                .map(|id| format!("{} ({})", policy.name_of(id).unwrap_or("?"), id.short()))
+                .map(|id| match policy.name_of(id) {
+                    Some(name) if name != id.short() => format!("{name} ({})", id.short()),
+                    _ => id.short(),
+                })
                 .collect(),
             entries: m.entries.len(),
             blobs: m.blobs.len(),
