@@ -30,13 +30,7 @@ fn export_verify_import_round_trip() {
     let input = dir.path().join("in");
     sample_tree(&input);
     let bundle = dir.path().join("b.airlock");
-    airlock()
-        .args(["export", "--files"])
-        .arg(&input)
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(&bundle)
+    common::export_files(&input, &key, &bundle)
         .args(["--channel", "weekly", "--expires", "7d"])
         .assert()
         .success()
@@ -322,15 +316,7 @@ fn secret_key_readable_by_others_is_refused() {
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
     let input = dir.path().join("in");
     sample_tree(&input);
-    let out = airlock()
-        .args(["export", "--files"])
-        .arg(&input)
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(dir.path().join("b"))
-        .assert()
-        .code(2);
+    let out = common::export_files(&input, &key, &dir.path().join("b")).assert().code(2);
     assert!(one_line(&out.get_output().stderr).contains("chmod 600"));
 }
 
@@ -341,15 +327,7 @@ fn symlinks_in_the_input_are_refused_not_skipped() {
     let input = dir.path().join("in");
     sample_tree(&input);
     std::os::unix::fs::symlink("/etc/passwd", input.join("link")).unwrap();
-    let out = airlock()
-        .args(["export", "--files"])
-        .arg(&input)
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(dir.path().join("b"))
-        .assert()
-        .code(2);
+    let out = common::export_files(&input, &key, &dir.path().join("b")).assert().code(2);
     assert!(one_line(&out.get_output().stderr).contains("symbolic link"));
 }
 

@@ -45,6 +45,14 @@ pub fn sample_tree(root: &Path) {
     );
 }
 
+/// `airlock export --files INPUT --key KEY --out OUT`, not yet run, for tests
+/// that add flags or expect a failure.
+pub fn export_files(input: &Path, key: &Path, out: &Path) -> Command {
+    let mut cmd = airlock();
+    cmd.args(["export", "--files"]).arg(input).arg("--key").arg(key).arg("--out").arg(out);
+    cmd
+}
+
 /// Exports `input` signed by `keys` into `out`.
 pub fn export(input: &Path, keys: &[&Path], out: &Path) {
     export_in_channel(input, keys, out, None);
