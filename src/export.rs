@@ -19,7 +19,7 @@ use crate::lockfile;
 use crate::manifest::Entry;
 use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressReader};
 use crate::sign::{SecretKey, envelope};
 
 /// What to export and how.
@@ -407,30 +407,8 @@ fn write_volume(
     progress.finish();
     tmp.as_file().sync_all().at(out)?;
     let size = tmp.as_file().metadata().at(out)?.len();
-    set_mode(tmp.path(), 0o644).at(out)?;
+    crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
     crate::mirror::sync_dir(dir)?;
     Ok(size)
-}
-
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
-}
-
-struct ProgressReader<'p, R> {
-    inner: R,
-    progress: &'p dyn Progress,
-}
-
-impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.advance(n as u64);
-        Ok(n)
-    }
 }

@@ -12,6 +12,20 @@ pub trait Progress: Sync {
     fn finish(&self);
 }
 
+/// A reader that reports the bytes read to a [`Progress`].
+pub struct ProgressReader<'p, R> {
+    pub inner: R,
+    pub progress: &'p dyn Progress,
+}
+
+impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
 /// Reports nothing.
 pub struct Silent;
 

@@ -2,7 +2,7 @@
 //! relative path under MIRROR/files/.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::ecosystem::{Artifact, Change, Ecosystem};
@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
 use crate::mirror::Tree;
-use crate::progress::Progress;
+use crate::progress::{Progress, ProgressReader};
 
 /// The plain-files ecosystem.
 pub struct Files;
@@ -97,21 +97,10 @@ fn relative(root: &Path, path: &Path) -> Result<RelPath> {
 }
 
 fn hash_file(source: PathBuf, path: RelPath, progress: &dyn Progress) -> Result<Artifact> {
-    let mut file = File::open(&source).map_err(|e| Error::input(&source, "file", &e))?;
+    let file = File::open(&source).map_err(|e| Error::input(&source, "file", &e))?;
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::input(&source, "file", &e)),
-        };
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        progress.advance(n as u64);
-    }
+    let size = io::copy(&mut ProgressReader { inner: file, progress }, &mut hasher)
+        .map_err(|e| Error::input(&source, "file", &e))?;
     let entry = Entry {
         ecosystem: NAME.into(),
         name: path.as_str().to_owned(),

@@ -537,20 +537,11 @@ impl BlobSink for Staging {
     fn commit(&mut self, id: &ContentId, writer: StagedBlob) -> Result<()> {
         let path = self.blob_path(id);
         // Durability comes later, for all staged blobs at once (Staging::make_durable).
-        set_readable(writer.file.path()).at(&path)?;
+        // Published files are world-readable (tempfile creates them 0600).
+        crate::sign::set_mode(writer.file.path(), 0o644).at(&path)?;
         writer.file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
     }
-}
-
-/// Published files are world-readable (tempfile creates them 0600).
-fn set_readable(path: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(path, fs::Permissions::from_mode(0o644))?;
-    }
-    Ok(())
 }
 
 /// fsync a directory, making renames and new names in it durable.

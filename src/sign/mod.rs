@@ -219,6 +219,11 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(
     crate::mirror::sync_dir(dir)
 }
 
+/// Sets a file's permission bits.
+pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    fs::set_permissions(path, permissions(mode))
+}
+
 #[cfg(unix)]
 fn permissions(mode: u32) -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt;
