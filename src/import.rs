@@ -57,6 +57,8 @@ pub fn import(
         };
         return Ok(ImportReport { verified: report, outcome: "already-imported", mirror: unchanged });
     }
+    crate::verify::screen_new_names(&verified.manifest.entries, &mirror.inventory()?, policy)
+        .map_err(|r| Error::rejected(bundle.display(), r))?;
     let npm_keys = policy.rules("npm").and_then(|r| r.npm_keys_document.as_deref());
     let published = mirror.publish(&staging, &verified, now, npm_keys)?;
     Ok(ImportReport { verified: report, outcome: "published", mirror: published })

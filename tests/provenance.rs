@@ -129,7 +129,8 @@ fn stripped_evidence_is_decided_by_policy_and_a_rejected_import_changes_nothing(
         .success();
     let before = snapshot(&mirror);
 
-    let strict = stripped.policy("[npm]\nrequire = [\"npm-signatures\"]\nregistry-keys = \"npm-keys.json\"\n[pypi]\nrequire = [\"pypi-provenance\"]\n", None);
+    fs::copy(registry::fixture("upstream/trusted_root.json"), stripped.root.join("trusted_root.json")).unwrap();
+    let strict = stripped.policy("[sigstore]\ntrusted-root = \"trusted_root.json\"\n[npm]\nrequire = [\"npm-signatures\"]\nregistry-keys = \"npm-keys.json\"\n[pypi]\nrequire = [\"pypi-provenance\"]\n", None);
     let out = airlock()
         .arg("import")
         .arg(&stripped.bundle)
@@ -147,8 +148,11 @@ fn stripped_evidence_is_decided_by_policy_and_a_rejected_import_changes_nothing(
     // package's signature is by a key the test policy does not pin.
     let full = export(Faults::default());
     let policy = full.policy("[pypi]\nrequire = [\"pypi-provenance\"]\n", None);
+    let out = full.verify(&policy).code(2);
+    assert!(one_line(&out.get_output().stderr).contains("pins no Sigstore root"));
+    let policy = full.policy("[npm]\nrequire = [\"npm-signatures\"]\nregistry-keys = \"npm-keys.json\"\n", None);
     let out = full.verify(&policy).code(1);
-    assert!(one_line(&out.get_output().stderr).contains("sdistonly"), "the sdist-only package has no provenance");
+    assert!(one_line(&out.get_output().stderr).contains("@airlock-test/scoped"), "signed by an unpinned key");
 }
 
 #[test]
@@ -164,4 +168,337 @@ fn policy_mistakes_are_configuration_errors() {
         let out = b.verify(&policy).code(2);
         one_line(&out.get_output().stderr);
     }
+}
+
+// Sigstore: real attestations, verified offline against the pinned trusted root.
+
+const GITHUB: &str = "https://token.actions.githubusercontent.com";
+
+fn export_real(faults: Faults) -> Exported {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let (key, _) = keygen(&root, "op");
+    let registry = Registry::start(faults);
+    fs::write(root.join("package-lock.json"), registry::real_package_lock_json(&registry.base)).unwrap();
+    fs::write(root.join("requirements.txt"), registry::real_requirements_txt()).unwrap();
+    let bundle = root.join("real.airlock");
+    airlock()
+        .args(["export", "--quiet", "--npm-lock"])
+        .arg(root.join("package-lock.json"))
+        .arg("--pypi-lock")
+        .arg(root.join("requirements.txt"))
+        .arg("--npm-registry")
+        .arg(format!("{}/npm/", registry.base))
+        .arg("--pypi-index")
+        .arg(format!("{}/simple/", registry.base))
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    for file in ["trusted_root.json", "registry-keys.json"] {
+        fs::copy(registry::fixture(&format!("upstream/{file}")), root.join(file)).unwrap();
+    }
+    Exported { _dir: dir, root, bundle }
+}
+
+/// The strict policy a regulated site would write for these two packages.
+fn sigstore_policy(npm_publisher: &str, pypi_publisher: &str) -> String {
+    format!(
+        "[sigstore]\ntrusted-root = \"trusted_root.json\"\n\
+         [npm]\nrequire = [\"npm-signatures\", \"npm-attestations\"]\nregistry-keys = \"registry-keys.json\"\n\
+         [[npm.publishers]]\npackages = [\"sigstore\"]\n{npm_publisher}\nissuer = \"{GITHUB}\"\n\
+         [pypi]\nrequire = [\"pypi-provenance\"]\n\
+         [[pypi.publishers]]\npackages = [\"pypi-attestations\"]\n{pypi_publisher}\nissuer = \"{GITHUB}\"\n"
+    )
+}
+
+fn real_policy(b: &Exported, rules: &str) -> PathBuf {
+    let path = b.root.join("policy.toml");
+    fs::write(&path, format!("version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n{rules}"))
+        .unwrap();
+    path
+}
+
+fn strict(b: &Exported) -> PathBuf {
+    real_policy(
+        b,
+        &sigstore_policy(
+            "repository = \"https://github.com/sigstore/sigstore-js\"\nworkflow = \".github/workflows/publish.yml\"",
+            "repository = \"https://github.com/trailofbits/pypi-attestations\"",
+        ),
+    )
+}
+
+fn verify_offline(b: &Exported, policy: &Path) -> assert_cmd::assert::Assert {
+    common::airlock_offline().args(["verify", "--json"]).arg(&b.bundle).arg("--policy").arg(policy).assert()
+}
+
+#[test]
+fn real_attestations_verify_offline_against_the_pinned_root_and_publisher_policy() {
+    let b = export_real(Faults::default());
+    let policy = strict(&b);
+    let out = verify_offline(&b, &policy).success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let npm = package(&report, "sigstore");
+    let provenance = npm["provenance"].as_str().unwrap();
+    for expected in [
+        "registry signature by SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA verified",
+        "SLSA provenance by https://github.com/sigstore/sigstore-js/.github/workflows/publish.yml@refs/tags/v1.0.0 (issuer https://token.actions.githubusercontent.com) verified",
+        "npm publish by registry key SHA256:jl3bwswu80PjjokCgh0o2w5c2U4LhQAE57gj9cz1kzA verified",
+    ] {
+        assert!(provenance.contains(expected), "{expected}: {npm:#}");
+    }
+    assert!(
+        npm["policy"]
+            .as_str()
+            .unwrap()
+            .contains("built by https://github.com/sigstore/sigstore-js/.github/workflows/publish.yml"),
+        "{npm:#}"
+    );
+    let pypi = package(&report, "pypi-attestations");
+    assert!(
+        pypi["provenance"].as_str().unwrap().contains(
+            "PEP 740 publish by https://github.com/trailofbits/pypi-attestations/.github/workflows/release.yml@refs/tags/v0.0.19"
+        ),
+        "{pypi:#}"
+    );
+    assert!(pypi["policy"].as_str().unwrap().contains("requires pypi-provenance"), "{pypi:#}");
+
+    // The import checks the same, with no network, and publishes.
+    let mirror = b.root.join("mirror");
+    common::airlock_offline()
+        .args(["import", "--quiet"])
+        .arg(&b.bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+    assert_eq!(
+        fs::read(mirror.join("npm/sigstore/-").join(registry::REAL_NPM)).unwrap(),
+        registry::fixture_bytes(&format!("upstream/{}", registry::REAL_NPM))
+    );
+    assert!(mirror.join("pypi/simple/pypi-attestations").join(registry::REAL_SDIST).is_file());
+}
+
+#[test]
+fn provenance_from_another_builder_than_the_policy_names_is_rejected_and_changes_nothing() {
+    let b = export_real(Faults::default());
+    let policy = real_policy(
+        &b,
+        &sigstore_policy(
+            "repository = \"https://github.com/sigstore/sigstore-js-fork\"",
+            "repository = \"https://github.com/trailofbits/pypi-attestations\"",
+        ),
+    );
+    let mirror = b.root.join("mirror");
+    fs::create_dir_all(&mirror).unwrap();
+    let before = snapshot(&mirror);
+    let out = common::airlock_offline()
+        .arg("import")
+        .arg(&b.bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(
+        err.contains("sigstore@1.0.0")
+            && err.contains("expects provenance built by a workflow of https://github.com/sigstore/sigstore-js-fork")
+            && err.contains("SLSA provenance by https://github.com/sigstore/sigstore-js/"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&mirror), before);
+    // An exact identity for another tag is another identity.
+    let policy = real_policy(
+        &b,
+        &sigstore_policy(
+            "identity = \"https://github.com/sigstore/sigstore-js/.github/workflows/publish.yml@refs/tags/v9.9.9\"",
+            "repository = \"https://github.com/trailofbits/pypi-attestations\"",
+        ),
+    );
+    verify_offline(&b, &policy).code(1);
+    // And a PyPI publisher mismatch.
+    let policy = real_policy(
+        &b,
+        &sigstore_policy(
+            "repository = \"https://github.com/sigstore/sigstore-js\"",
+            "repository = \"https://github.com/pypa/pypi-attestations\"",
+        ),
+    );
+    let out = verify_offline(&b, &policy).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("pypi-attestations"));
+}
+
+#[test]
+fn a_registry_key_expired_before_the_attestation_was_logged_does_not_vouch() {
+    let b = export_real(Faults::default());
+    let policy = strict(&b);
+    let keys = fs::read_to_string(b.root.join("registry-keys.json")).unwrap();
+    fs::write(b.root.join("registry-keys.json"), keys.replace("2025-01-29T00:00:00.000Z", "2023-01-01T00:00:00.000Z"))
+        .unwrap();
+    let out = verify_offline(&b, &policy).code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("sigstore@1.0.0") && err.contains("expired"), "{err}");
+}
+
+/// An attestations document with one change made to the SLSA provenance bundle.
+fn altered_npm_attestations(change: impl Fn(&mut Value)) -> Vec<u8> {
+    let mut doc: Value =
+        serde_json::from_slice(&registry::fixture_bytes("upstream/attestations-sigstore-1.0.0.json")).unwrap();
+    for attestation in doc["attestations"].as_array_mut().unwrap() {
+        if attestation["predicateType"].as_str().unwrap().starts_with("https://slsa.dev/") {
+            change(&mut attestation["bundle"]);
+        }
+    }
+    serde_json::to_vec(&doc).unwrap()
+}
+
+fn export_with_replaced(path: &str, body: Vec<u8>) -> Exported {
+    export_real(Faults { replace: [(path.to_owned(), body)].into(), ..Faults::default() })
+}
+
+const NPM_ATTESTATIONS: &str = "/npm/-/npm/v1/attestations/sigstore@1.0.0";
+
+/// The PyPI provenance with one change made to its first transparency entry.
+fn altered_pypi_provenance(change: impl Fn(&mut Value)) -> Exported {
+    let name = format!("upstream/{}.provenance", registry::REAL_SDIST);
+    let mut doc: Value = serde_json::from_slice(&registry::fixture_bytes(&name)).unwrap();
+    change(&mut doc["attestation_bundles"][0]["attestations"][0]["verification_material"]["transparency_entries"][0]);
+    let path = format!("/integrity/pypi-attestations/0.0.19/{}/provenance", registry::REAL_SDIST);
+    export_with_replaced(&path, serde_json::to_vec(&doc).unwrap())
+}
+
+#[test]
+fn a_truncated_inclusion_proof_is_rejected() {
+    let b = altered_pypi_provenance(|entry| {
+        entry["inclusionProof"]["hashes"].as_array_mut().unwrap().pop();
+    });
+    let out = verify_offline(&b, &strict(&b)).code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("pypi-attestations") && err.contains("PEP 740 provenance does not verify"), "{err}");
+}
+
+#[test]
+fn a_forged_checkpoint_or_signed_entry_timestamp_is_rejected() {
+    let b = altered_pypi_provenance(|entry| {
+        let envelope =
+            entry["inclusionProof"]["checkpoint"]["envelope"].as_str().unwrap().replace("31550402", "31550403");
+        entry["inclusionProof"]["checkpoint"]["envelope"] = Value::String(envelope);
+    });
+    verify_offline(&b, &strict(&b)).code(1);
+    // npm's attestations carry no inclusion proof: the SET is their only log evidence.
+    let body = altered_npm_attestations(|bundle| {
+        let promise = &mut bundle["verificationMaterial"]["tlogEntries"][0]["inclusionPromise"]["signedEntryTimestamp"];
+        let mut set =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, promise.as_str().unwrap()).unwrap();
+        let last = set.len() - 1;
+        set[last] ^= 1;
+        *promise = Value::String(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, set));
+    });
+    let b = export_with_replaced(NPM_ATTESTATIONS, body);
+    let out = verify_offline(&b, &strict(&b)).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("attestations do not verify"));
+}
+
+#[test]
+fn an_attestation_for_another_artifact_is_rejected() {
+    // The registry (or a proxy) serves tuf-js's real, valid attestations for sigstore.
+    let b = export_with_replaced(NPM_ATTESTATIONS, registry::fixture_bytes("upstream/attestations-tuf-js-1.0.0.json"));
+    let out = verify_offline(&b, &strict(&b)).code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("sigstore@1.0.0") && err.contains("not pkg:npm/sigstore@1.0.0"), "{err}");
+
+    // PyPI: another file's real attestation, served as this file's provenance.
+    let attestation: Value =
+        serde_json::from_slice(&registry::fixture_bytes("upstream/rfc8785-0.1.2-py3-none-any.whl.attestation"))
+            .unwrap();
+    let provenance = serde_json::json!({"version": 1, "attestation_bundles": [{
+        "publisher": {"kind": "GitHub", "repository": "trailofbits/pypi-attestations", "workflow": "release.yml"},
+        "attestations": [attestation]}]});
+    let path = format!("/integrity/pypi-attestations/0.0.19/{}/provenance", registry::REAL_SDIST);
+    let b = export_with_replaced(&path, serde_json::to_vec(&provenance).unwrap());
+    let out = verify_offline(&b, &strict(&b)).code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("pypi-attestations") && err.contains("PEP 740 provenance does not verify"), "{err}");
+}
+
+#[test]
+fn a_swapped_subject_digest_breaks_the_attestation_signature() {
+    // Rewriting the statement to name another digest invalidates the DSSE signature.
+    let body = altered_npm_attestations(|bundle| {
+        let payload = bundle["dsseEnvelope"]["payload"].as_str().unwrap();
+        let statement = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, payload).unwrap();
+        let mut statement: Value = serde_json::from_slice(&statement).unwrap();
+        statement["subject"][0]["digest"]["sha512"] = Value::String("00".repeat(64));
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, statement.to_string());
+        bundle["dsseEnvelope"]["payload"] = Value::String(encoded);
+    });
+    let b = export_with_replaced(NPM_ATTESTATIONS, body);
+    let out = verify_offline(&b, &strict(&b)).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("attestations do not verify"));
+}
+
+#[test]
+fn a_registry_signature_over_another_package_is_rejected() {
+    let signatures: Value =
+        serde_json::from_slice(&registry::fixture_bytes("upstream/registry-signatures.json")).unwrap();
+    let other = signatures["signatures"].as_array().unwrap().iter().find(|s| s["name"] == "tuf-js").unwrap();
+    // The packument as the registry serves it, with tuf-js's real signature in place of sigstore's.
+    let honest = Registry::start(Faults::default());
+    let mut packument: Value = serde_json::from_slice(&http_get(&format!("{}/npm/sigstore", honest.base))).unwrap();
+    packument["versions"]["1.0.0"]["dist"]["signatures"] =
+        serde_json::json!([{"keyid": other["keyid"], "sig": other["sig"]}]);
+    let b = export_with_replaced("/npm/sigstore", serde_json::to_vec(&packument).unwrap());
+    let out = verify_offline(&b, &strict(&b)).code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("sigstore@1.0.0") && err.contains("registry signature does not verify"), "{err}");
+}
+
+fn http_get(url: &str) -> Vec<u8> {
+    ureq::get(url).call().unwrap().body_mut().read_to_vec().unwrap()
+}
+
+#[test]
+fn without_a_pinned_root_attestations_are_reported_unverified() {
+    let b = export_real(Faults::default());
+    let policy = real_policy(&b, "");
+    let out = verify_offline(&b, &policy).success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(
+        package(&report, "sigstore")["provenance"]
+            .as_str()
+            .unwrap()
+            .contains("not verified (the policy pins no Sigstore trusted root)")
+    );
+    assert!(package(&report, "pypi-attestations")["provenance"].as_str().unwrap().contains("not verified"));
+    // Rules that need the root without one pinned are a configuration error.
+    let policy = real_policy(&b, "[pypi]\nrequire = [\"pypi-provenance\"]\n");
+    verify_offline(&b, &policy).code(2);
+}
+
+#[test]
+fn name_rules_deny_allow_private_and_look_alikes() {
+    let b = export_real(Faults::default());
+    let cases = [
+        ("[npm.names]\ndeny = [\"sig*\"]\n", "denies names matching \"sig*\""),
+        ("[pypi.names]\nallow = [\"requests\"]\n", "not on the policy's allow list"),
+        ("[npm.names]\nprivate = [\"sigstore\"]\nprivate-sources = [\"https://npm.corp.example/\"]\n", "private name"),
+        ("[pypi.names]\nprotect = [\"pypi-attestation\"]\n", "looks like pypi-attestation"),
+    ];
+    for (rules, expected) in cases {
+        let out = verify_offline(&b, &real_policy(&b, rules)).code(1);
+        let err = one_line(&out.get_output().stderr);
+        assert!(err.contains(expected), "{rules}: {err}");
+    }
+    // A reviewed name passes the screen.
+    let reviewed = "[pypi.names]\nprotect = [\"pypi-attestation\"]\nreviewed = [\"pypi-attestations\"]\n";
+    verify_offline(&b, &real_policy(&b, reviewed)).success();
 }

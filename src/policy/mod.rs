@@ -19,7 +19,13 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::id::KeyId;
+use crate::provenance::sigstore::SigstoreRoot;
 use crate::sign::PublicKey;
+
+pub mod names;
+mod rules;
+
+pub use rules::{EcosystemRules, Publisher, Rules};
 
 /// The policy format version this build reads.
 pub const POLICY_VERSION: u32 = 1;
@@ -31,6 +37,7 @@ pub struct Policy {
     threshold: usize,
     rules: BTreeMap<String, Rules>,
     channels: Option<Vec<String>>,
+    sigstore: Option<std::sync::Arc<SigstoreRoot>>,
 }
 
 /// A key the site trusts, with the name the policy gives it.
@@ -56,28 +63,16 @@ pub struct PolicyFile {
     pub pypi: Option<EcosystemRules>,
     #[serde(default)]
     pub cargo: Option<EcosystemRules>,
+    #[serde(default)]
+    pub sigstore: Option<SigstoreSettings>,
 }
 
-/// `ecosystem-rules` in schemas/policy.cddl: what upstream evidence an
-/// ecosystem's entries must carry, and the trust roots to check it with.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `sigstore-settings` in schemas/policy.cddl.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct EcosystemRules {
-    /// Evidence kinds every entry must carry (`npm-signatures`, ...).
-    #[serde(default)]
-    pub require: Vec<String>,
-    /// npm only: the registry's keys document, relative to the policy.
-    #[serde(default)]
-    pub registry_keys: Option<String>,
-}
-
-/// Evidence rules for one ecosystem, resolved.
-#[derive(Debug, Clone, Default)]
-pub struct Rules {
-    pub require: Vec<String>,
-    pub npm_keys: Option<crate::provenance::npm::RegistryKeys>,
-    /// The pinned keys document as written, which the mirror serves to npm clients.
-    pub npm_keys_document: Option<Vec<u8>>,
+pub struct SigstoreSettings {
+    /// The Sigstore `trusted_root.json`, relative to the policy.
+    pub trusted_root: String,
 }
 
 /// `policy-key` in schemas/policy.cddl.
@@ -116,7 +111,7 @@ impl Policy {
                 by_id.len()
             )));
         }
-        Ok(Policy { keys: by_id, threshold, rules: BTreeMap::new(), channels: None })
+        Ok(Policy { keys: by_id, threshold, rules: BTreeMap::new(), channels: None, sigstore: None })
     }
 
     /// Reads and validates a policy file.
@@ -139,9 +134,13 @@ impl Policy {
             return Err(Error::Usage(format!("{origin}: channel {bad:?} is not a valid channel name")));
         }
         policy.channels = file.channels;
+        if let Some(settings) = &file.sigstore {
+            policy.sigstore = Some(std::sync::Arc::new(SigstoreRoot::load(&base.join(&settings.trusted_root))?));
+        }
         for (ecosystem, rules) in [("npm", &file.npm), ("pypi", &file.pypi), ("cargo", &file.cargo)] {
             if let Some(rules) = rules {
-                policy.rules.insert(ecosystem.to_owned(), rules.resolve(ecosystem, base, &origin)?);
+                let resolved = rules.resolve(ecosystem, base, &origin, policy.sigstore.is_some())?;
+                policy.rules.insert(ecosystem.to_owned(), resolved);
             }
         }
         Ok(policy)
@@ -171,6 +170,12 @@ impl Policy {
         self.rules.get(ecosystem)
     }
 
+    /// The Sigstore trust root the policy pins, if any.
+    #[must_use]
+    pub fn sigstore(&self) -> Option<&SigstoreRoot> {
+        self.sigstore.as_deref()
+    }
+
     #[must_use]
     pub fn threshold(&self) -> usize {
         self.threshold
@@ -178,47 +183,6 @@ impl Policy {
 
     pub fn keys(&self) -> impl Iterator<Item = &TrustedKey> {
         self.keys.values()
-    }
-}
-
-impl EcosystemRules {
-    fn resolve(&self, ecosystem: &str, base: &Path, origin: &str) -> Result<Rules> {
-        for kind in &self.require {
-            if !crate::manifest::EVIDENCE_KINDS.contains(&kind.as_str()) || !kind.starts_with(ecosystem) {
-                return Err(Error::Usage(format!(
-                    "{origin}: [{ecosystem}] requires unknown evidence {kind:?}; use one of {}",
-                    crate::manifest::EVIDENCE_KINDS
-                        .iter()
-                        .filter(|k| k.starts_with(ecosystem))
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )));
-            }
-        }
-        let document = match (&self.registry_keys, ecosystem) {
-            (Some(file), "npm") => {
-                let path = base.join(file);
-                Some(std::fs::read(&path).map_err(|e| Error::input(&path, "npm registry keys", &e))?)
-            }
-            _ => None,
-        };
-        let npm_keys = match (&self.registry_keys, ecosystem) {
-            (Some(file), "npm") => Some(crate::provenance::npm::RegistryKeys::from_json(
-                document.as_deref().unwrap_or_default(),
-                &base.join(file).display().to_string(),
-            )?),
-            (Some(_), _) => {
-                return Err(Error::Usage(format!("{origin}: registry-keys is an npm setting, not {ecosystem}")));
-            }
-            (None, _) => None,
-        };
-        if self.require.iter().any(|k| k == "npm-signatures") && npm_keys.is_none() {
-            return Err(Error::Usage(format!(
-                "{origin}: [npm] requires npm-signatures but pins no registry-keys to check them with"
-            )));
-        }
-        Ok(Rules { require: self.require.clone(), npm_keys, npm_keys_document: document })
     }
 }
 

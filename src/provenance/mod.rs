@@ -1,8 +1,7 @@
 //! Upstream provenance checked offline, against trust roots pinned in the
-//! import policy (never taken from the bundle).
-//!
-//! Done: npm registry signatures (ECDSA P-256 over `NAME@VERSION:INTEGRITY`).
-//! Not yet: Sigstore bundles (npm provenance attestations, PEP 740); they are
-//! carried and their presence can be required, but they are not verified.
+//! import policy (never taken from the bundle): npm registry signatures
+//! (ECDSA P-256 over `NAME@VERSION:INTEGRITY`) and Sigstore bundles (npm
+//! provenance and publish attestations, PEP 740 attestations).
 
 pub mod npm;
+pub mod sigstore;

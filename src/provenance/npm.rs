@@ -25,6 +25,8 @@ pub struct RegistryKeys {
 struct RegistryKey {
     keyid: String,
     key: VerifyingKey,
+    /// The `SubjectPublicKeyInfo` as pinned, for Sigstore's managed-key bundles.
+    der: Vec<u8>,
     /// Seconds since the epoch after which the key signs nothing new.
     expires: Option<u64>,
 }
@@ -74,7 +76,7 @@ impl RegistryKeys {
                         .ok_or_else(|| bad(format!("key {} has an unreadable expiry {text:?}", record.keyid)))?,
                 ),
             };
-            keys.push(RegistryKey { keyid: record.keyid, key, expires });
+            keys.push(RegistryKey { keyid: record.keyid, key, der, expires });
         }
         if keys.is_empty() {
             return Err(bad("no keys".into()));
@@ -86,6 +88,13 @@ impl RegistryKeys {
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| Error::input(path, "npm registry keys", &e))?;
         RegistryKeys::from_json(&bytes, &path.display().to_string())
+    }
+
+    /// The pinned key `keyid` (DER `SubjectPublicKeyInfo`) and its expiry, for
+    /// the registry's publish attestations, which Sigstore bundles carry.
+    #[must_use]
+    pub fn key_der(&self, keyid: &str) -> Option<(&[u8], Option<u64>)> {
+        self.keys.iter().find(|k| k.keyid == keyid).map(|k| (k.der.as_slice(), k.expires))
     }
 
     /// Checks `signatures` (the registry's `dist.signatures` JSON) over

@@ -19,6 +19,8 @@ use sha2::Digest as _;
 
 mod evidence;
 
+pub use evidence::screen_new_names;
+
 use crate::bundle::VolumeSeal;
 use crate::bundle::reader::{Member, Tail, VolumeReader};
 use crate::ecosystem;

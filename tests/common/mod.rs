@@ -189,3 +189,20 @@ pub fn cargo_app(dir: &Path, source: &str) -> PathBuf {
     fs::write(app.join(".cargo/config.toml"), config).unwrap();
     app
 }
+
+/// The binary under test with no network at all: in a fresh network
+/// namespace (`unshare -n`) where the platform allows it, so a test proves
+/// that what it runs never needs a connection.
+pub fn airlock_offline() -> Command {
+    static CAN_UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let can = *CAN_UNSHARE
+        .get_or_init(|| std::process::Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success()));
+    if !can {
+        eprintln!("note: `unshare -n` is not permitted here; running with the network present");
+        return airlock();
+    }
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-n").arg(assert_cmd::cargo::cargo_bin("airlock"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}

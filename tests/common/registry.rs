@@ -163,6 +163,8 @@ fn routes(base: &str, strip: bool) -> HashMap<String, (String, Vec<u8>)> {
         read("upstream/attestations-sigstore-1.0.0.json"),
     );
 
+    real_packages(&mut add, base, strip);
+
     // Cargo sparse index.
     add("/cargo/config.json", "application/json", format!("{{\"dl\":\"{base}/cargo/dl\"}}").into_bytes());
     for (name, version, file) in [("tinycrate", "0.1.0", CRATE), ("tinyhelper", "0.2.0", HELPER_CRATE)] {
@@ -173,6 +175,74 @@ fn routes(base: &str, strip: bool) -> HashMap<String, (String, Vec<u8>)> {
         add(&format!("/cargo/dl/{name}/{version}/download"), "application/octet-stream", krate);
     }
     r
+}
+
+/// Published packages whose real upstream evidence fixtures/registry/upstream
+/// holds: npm sigstore@1.0.0 (registry signature, SLSA provenance and publish
+/// attestation) and PyPI pypi-attestations 0.0.19 (PEP 740 provenance).
+fn real_packages(add: &mut impl FnMut(&str, &str, Vec<u8>), base: &str, strip: bool) {
+    let tarball = read(&format!("upstream/{REAL_NPM}"));
+    let signatures: serde_json::Value = serde_json::from_slice(&read("upstream/registry-signatures.json")).unwrap();
+    let signed = signatures["signatures"].as_array().unwrap().iter().find(|s| s["name"] == "sigstore").unwrap();
+    let mut dist = json!({"integrity": sri(&tarball), "tarball": format!("{base}/npm/sigstore/-/{REAL_NPM}")});
+    if !strip {
+        dist["signatures"] = json!([{"keyid": signed["keyid"], "sig": signed["sig"]}]);
+        dist["attestations"] = json!({"url": format!("{base}/npm/-/npm/v1/attestations/sigstore@1.0.0"), "provenance": {"predicateType": "https://slsa.dev/provenance/v0.2"}});
+    }
+    let packument = json!({"name": "sigstore", "dist-tags": {"latest": "1.0.0"},
+        "versions": {"1.0.0": {"name": "sigstore", "version": "1.0.0", "dist": dist}},
+        "time": {"1.0.0": "2023-02-09T17:56:05.000Z"}});
+    add("/npm/sigstore", "application/json", serde_json::to_vec(&packument).unwrap());
+    add(&format!("/npm/sigstore/-/{REAL_NPM}"), "application/octet-stream", tarball);
+    add(
+        "/npm/-/npm/v1/attestations/sigstore@1.0.0",
+        "application/json",
+        read("upstream/attestations-sigstore-1.0.0.json"),
+    );
+
+    let sdist = read(&format!("upstream/{REAL_SDIST}"));
+    let mut file = json!({"filename": REAL_SDIST, "url": format!("{base}/files/{REAL_SDIST}"),
+        "hashes": {"sha256": sha256_hex(&sdist)}, "requires-python": ">=3.9", "size": sdist.len()});
+    if !strip {
+        file["provenance"] = json!(format!("{base}/integrity/pypi-attestations/0.0.19/{REAL_SDIST}/provenance"));
+    }
+    let project =
+        json!({"meta": {"api-version": "1.1"}, "name": "pypi-attestations", "files": [file], "versions": ["0.0.19"]});
+    add("/simple/pypi-attestations/", "application/vnd.pypi.simple.v1+json", serde_json::to_vec(&project).unwrap());
+    add(&format!("/files/{REAL_SDIST}"), "application/octet-stream", sdist);
+    add(
+        &format!("/integrity/pypi-attestations/0.0.19/{REAL_SDIST}/provenance"),
+        "application/json",
+        read(&format!("upstream/{REAL_SDIST}.provenance")),
+    );
+}
+
+pub const REAL_NPM: &str = "sigstore-1.0.0.tgz";
+pub const REAL_SDIST: &str = "pypi_attestations-0.0.19.tar.gz";
+
+/// Lockfiles pinning the packages with real upstream evidence.
+pub fn real_package_lock_json(base: &str) -> String {
+    let tarball = read(&format!("upstream/{REAL_NPM}"));
+    serde_json::to_string_pretty(&json!({
+        "name": "app", "version": "1.0.0", "lockfileVersion": 3, "requires": true,
+        "packages": {
+            "": {"name": "app", "version": "1.0.0", "dependencies": {"sigstore": "1.0.0"}},
+            "node_modules/sigstore": {"version": "1.0.0", "resolved": format!("{base}/npm/sigstore/-/{REAL_NPM}"), "integrity": sri(&tarball)},
+        }
+    }))
+    .unwrap()
+}
+
+pub fn real_requirements_txt() -> String {
+    format!(
+        "pypi-attestations==0.0.19 \\\n    --hash=sha256:{}\n",
+        sha256_hex(&read(&format!("upstream/{REAL_SDIST}")))
+    )
+}
+
+/// A fixture file's bytes (for tests that build tampered variants).
+pub fn fixture_bytes(parts: &str) -> Vec<u8> {
+    read(parts)
 }
 
 fn serve(

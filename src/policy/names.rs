@@ -1,0 +1,172 @@
+//! Which package names a site accepts: allow and deny lists, private names
+//! that only internal sources may supply (dependency confusion), and a
+//! screen that holds back names that look like a protected name or one the
+//! mirror already has (typosquatting) until an operator has reviewed them.
+
+use std::collections::BTreeSet;
+
+use serde::Deserialize;
+
+use crate::error::Rejection;
+use crate::manifest::Entry;
+
+/// `name-rules` in schemas/policy.cddl, per ecosystem.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NameRules {
+    /// Only names matching one of these patterns are accepted (absent: any).
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// Names matching any of these patterns are refused.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Internal names: accepted only from a source under `private-sources`.
+    #[serde(default)]
+    pub private: Vec<String>,
+    /// URL prefixes of the site's internal registries.
+    #[serde(default)]
+    pub private_sources: Vec<String>,
+    /// Names that look-alikes are screened against, beside the mirror's own.
+    #[serde(default)]
+    pub protect: Vec<String>,
+    /// Names an operator reviewed and accepts although they look like another.
+    #[serde(default)]
+    pub reviewed: Vec<String>,
+}
+
+impl NameRules {
+    /// Allow, deny and private rules for one entry.
+    pub fn check(&self, ecosystem: &str, entry: &Entry) -> Result<(), Rejection> {
+        let name = normalize(ecosystem, &entry.name);
+        let id = format!("{ecosystem} {}", entry.name);
+        if let Some(pattern) = self.deny.iter().find(|p| matches(&normalize(ecosystem, p), &name)) {
+            return Err(Rejection::Policy(format!("{id}: the policy denies names matching {pattern:?}")));
+        }
+        if let Some(allow) = &self.allow
+            && !allow.iter().any(|p| matches(&normalize(ecosystem, p), &name))
+        {
+            return Err(Rejection::Policy(format!(
+                "{id}: not on the policy's allow list; add it to [{ecosystem}] allow if the site wants it"
+            )));
+        }
+        if self.private.iter().any(|p| matches(&normalize(ecosystem, p), &name)) {
+            let source = entry.source.as_deref().unwrap_or("an unknown source");
+            if !self.private_sources.iter().any(|prefix| source.starts_with(prefix.as_str())) {
+                return Err(Rejection::Policy(format!(
+                    "{id}: is a private name but came from {source}, not from a private-sources registry; a public package may be impersonating an internal one"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The look-alike screen: a name new to the mirror that is within a small
+    /// edit distance of a protected name or of one the mirror holds.
+    pub fn screen(&self, ecosystem: &str, entry: &Entry, known: &BTreeSet<String>) -> Result<(), Rejection> {
+        let name = normalize(ecosystem, &entry.name);
+        if known.contains(&name) || self.reviewed.iter().any(|r| normalize(ecosystem, r) == name) {
+            return Ok(());
+        }
+        let protected = self.protect.iter().map(|p| normalize(ecosystem, p));
+        let mut candidates = protected.chain(known.iter().cloned());
+        if let Some(similar) = candidates.find(|other| *other != name && looks_alike(&name, other)) {
+            return Err(Rejection::Policy(format!(
+                "{ecosystem} {}: is new here and looks like {similar}; held back for review: if it is genuine, add it to [{ecosystem}] reviewed in the policy",
+                entry.name
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The form names are compared in: PEP 503 for PyPI (`-`, `_`, `.` alike),
+/// crates.io's (`-` and `_` alike), lower case everywhere.
+#[must_use]
+pub fn normalize(ecosystem: &str, name: &str) -> String {
+    let lower = name.to_lowercase();
+    match ecosystem {
+        "pypi" => {
+            let mut out = String::with_capacity(lower.len());
+            for c in lower.chars() {
+                let c = if matches!(c, '_' | '.') { '-' } else { c };
+                if !(c == '-' && out.ends_with('-')) {
+                    out.push(c);
+                }
+            }
+            out
+        }
+        "cargo" => lower.replace('_', "-"),
+        _ => lower,
+    }
+}
+
+/// Glob match where `*` stands for any run of characters.
+#[must_use]
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = name.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Names this close are typo distance: one edit from four characters on, two
+/// from eight; below four nearly every name is one edit from another, so only
+/// separators count. A scope is part of the name (`@type/node` vs `@types/node`).
+fn looks_alike(a: &str, b: &str) -> bool {
+    let limit = match a.len().min(b.len()) {
+        0..4 => 0,
+        4..8 => 1,
+        _ => 2,
+    };
+    // Separators are the cheapest typo there is: `python-dateutil` vs `pythondateutil`.
+    let strip = |s: &str| s.chars().filter(|c| !matches!(c, '-' | '_' | '.')).collect::<String>();
+    // The length gap bounds the distance from below: a cheap filter before the quadratic one.
+    let close_in_length = a.len().abs_diff(b.len()) <= limit;
+    (close_in_length && strsim::damerau_levenshtein(a, b) <= limit) || strip(a) == strip(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(matches("@corp/*", "@corp/tool"));
+        assert!(!matches("@corp/*", "@corpx/tool"));
+        assert!(matches("*", "anything"));
+        assert!(matches("corp-*-internal", "corp-auth-internal"));
+        assert!(!matches("corp-*-internal", "corp-auth-internal-x"));
+        assert!(matches("exact", "exact"));
+        assert!(!matches("exact", "exactly"));
+        assert!(matches("a*a", "aa"));
+        assert!(!matches("a*a", "a"));
+    }
+
+    #[test]
+    fn normal_forms() {
+        assert_eq!(normalize("pypi", "Zope.Interface__x"), "zope-interface-x");
+        assert_eq!(normalize("cargo", "Serde_JSON"), "serde-json");
+        assert_eq!(normalize("npm", "@Types/Node"), "@types/node");
+    }
+
+    #[test]
+    fn look_alikes() {
+        assert!(looks_alike("reqeusts", "requests"));
+        assert!(looks_alike("requestss", "requests"));
+        assert!(looks_alike("@type/node", "@types/node"));
+        assert!(looks_alike("pythondateutil", "python-dateutil"));
+        assert!(looks_alike("lodahs", "lodash"));
+        assert!(!looks_alike("react", "preact-render"));
+        assert!(!looks_alike("six", "sax"));
+        // Short names are only one edit apart when genuinely close.
+        assert!(!looks_alike("vue", "vite"));
+    }
+}
