@@ -20,6 +20,7 @@ pub mod mirror;
 pub mod policy;
 pub mod progress;
 pub mod provenance;
+pub mod sbom;
 pub mod serve;
 pub mod sign;
 pub mod verify;

@@ -502,3 +502,32 @@ fn name_rules_deny_allow_private_and_look_alikes() {
     let reviewed = "[pypi.names]\nprotect = [\"pypi-attestation\"]\nreviewed = [\"pypi-attestations\"]\n";
     verify_offline(&b, &real_policy(&b, reviewed)).success();
 }
+
+#[test]
+fn inspect_writes_a_cyclonedx_sbom_with_purls_hashes_and_evidence() {
+    let b = export_real(Faults::default());
+    let sbom_path = b.root.join("bom.json");
+    airlock().args(["inspect", "--quiet"]).arg(&b.bundle).arg("--sbom").arg(&sbom_path).assert().success();
+    let sbom: Value = serde_json::from_slice(&fs::read(&sbom_path).unwrap()).unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert_eq!(sbom["specVersion"], "1.6");
+    let components = sbom["components"].as_array().unwrap();
+    let npm = components.iter().find(|c| c["name"] == "sigstore").unwrap();
+    assert_eq!(npm["purl"], "pkg:npm/sigstore@1.0.0");
+    let sha512 = npm["hashes"].as_array().unwrap().iter().find(|h| h["alg"] == "SHA-512").unwrap();
+    assert!(sha512["content"].as_str().unwrap().starts_with("7bea9f6e7ff37f5f"), "{npm:#}");
+    let evidence: Vec<&str> = npm["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "airlock:evidence")
+        .map(|p| p["value"].as_str().unwrap())
+        .collect();
+    assert!(evidence.contains(&"npm-signatures") && evidence.contains(&"npm-attestations"), "{evidence:?}");
+    let pypi = components.iter().find(|c| c["name"] == "pypi-attestations").unwrap();
+    assert_eq!(pypi["purl"], format!("pkg:pypi/pypi-attestations@0.0.19?file_name={}", registry::REAL_SDIST));
+    // The same bundle gives the same document.
+    let again = b.root.join("again.json");
+    airlock().args(["inspect", "--quiet"]).arg(&b.bundle).arg("--sbom").arg(&again).assert().success();
+    assert_eq!(fs::read(&sbom_path).unwrap(), fs::read(&again).unwrap());
+}

@@ -79,6 +79,22 @@ fn policy_files_match_the_schema() {
     );
     let as_json = |text: &str| serde_json::to_string(&toml::from_str::<serde_json::Value>(text).unwrap()).unwrap();
     cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&policy), None).unwrap();
+    // Every rule the policy knows, as the README documents it; airlock loads it too.
+    fs::copy(common::registry::fixture("upstream/trusted_root.json"), dir.path().join("trusted_root.json")).unwrap();
+    fs::copy(common::registry::fixture("upstream/registry-keys.json"), dir.path().join("npm-keys.json")).unwrap();
+    let full = format!(
+        "{policy}[sigstore]\ntrusted-root = \"trusted_root.json\"\n\
+         [npm]\nrequire = [\"npm-signatures\", \"npm-attestations\"]\nregistry-keys = \"npm-keys.json\"\n\
+         [[npm.publishers]]\npackages = [\"@corp/*\"]\nrepository = \"https://github.com/corp/tools\"\n\
+         workflow = \".github/workflows/release.yml\"\nissuer = \"https://token.actions.githubusercontent.com\"\n\
+         [npm.names]\ndeny = [\"event-stream\"]\nprivate = [\"@corp/*\"]\nprivate-sources = [\"https://npm.corp.example/\"]\n\
+         protect = [\"react\"]\nreviewed = [\"preact\"]\n[pypi]\nrequire = [\"pypi-provenance\"]\n[pypi.names]\nallow = [\"*\"]\n"
+    );
+    cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&full), None).unwrap();
+    // (The schema example lists one key twice, inline and by file; the loader refuses that.)
+    let loadable = full.replace("[[keys]]\nname = \"file\"\nfile = \"op.pub\"\n", "");
+    fs::write(dir.path().join("policy.toml"), &loadable).unwrap();
+    airlock::policy::Policy::load(&dir.path().join("policy.toml")).unwrap();
     let bad = "version = 1\nthreshold = 0\nkeys = []\n";
     assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(bad), None).is_err());
 }

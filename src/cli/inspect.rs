@@ -13,11 +13,18 @@ use crate::inspect::inspect;
 pub struct InspectArgs {
     /// The bundle file
     pub bundle: PathBuf,
+    /// Also write a CycloneDX 1.6 SBOM (JSON) of the bundle's contents to this file
+    #[arg(long, value_name = "FILE")]
+    pub sbom: Option<PathBuf>,
 }
 
 impl InspectArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let r = inspect(&self.bundle)?;
+        if let Some(path) = &self.sbom {
+            let document = serde_json::to_vec_pretty(&crate::sbom::cyclonedx(&r)).expect("JSON values serialize");
+            crate::sign::write_atomically(path, &document, 0o644)?;
+        }
         out.line(format!("bundle    {} (format {}, {})", r.bundle, r.format, r.tool));
         out.line(format!("manifest  {}", r.manifest_digest));
         out.line(format!("channel   {} sequence {}", r.channel, r.sequence));
