@@ -130,6 +130,13 @@ pub fn identify(paths: &[PathBuf], policy: &Policy, now: u64) -> Result<VolumeSe
         }
     }
     match manifests.pop() {
+        Some(verified) if verified.manifest.is_single_volume() && paths.iter().any(|p| p.is_dir()) => {
+            let folder = paths.iter().find(|p| p.is_dir()).expect("checked");
+            Err(Error::Usage(format!(
+                "{}: is a folder, and the bundle in it is a single file; pass the bundle file itself",
+                folder.display()
+            )))
+        }
         Some(verified) => Ok(VolumeSet { verified, files, unreadable }),
         None => Err(unreadable.into_iter().next().map(|(_, e)| e).expect("expand finds at least one file")),
     }
