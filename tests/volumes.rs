@@ -338,3 +338,49 @@ fn without_split_the_bundle_is_one_file_as_before() {
     assert_eq!(names[0], "manifest.cose");
     assert!(names[1..].iter().all(|n| n.starts_with("blobs/")), "{names:?}");
 }
+
+#[test]
+fn gc_removes_staging_only_of_bundles_that_can_no_longer_be_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let export_in = |input: &Path, out: &Path, extra: &[&str]| {
+        airlock()
+            .args(["export", "--quiet", "--files"])
+            .arg(input)
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .assert()
+            .success();
+    };
+    let mirror = dir.path().join("mirror");
+    let gc = |extra: &[&str]| airlock().args(["gc", "--quiet", "--mirror"]).arg(&mirror).args(extra).assert().success();
+
+    // Half of bundle 1 of channel weekly, and half of a bundle of channel other.
+    let weekly = dir.path().join("weekly-1.airlock");
+    let state_arg = state.to_str().unwrap();
+    export_in(
+        &sample_files(dir.path(), 6, 11),
+        &weekly,
+        &["--state", state_arg, "--channel", "weekly", "--split", "64KiB"],
+    );
+    let other = dir.path().join("other-1.airlock");
+    export_in(&sample_files(dir.path(), 6, 12), &other, &["--channel", "other", "--split", "64KiB"]);
+    import(&[&volumes(&weekly)[0]], &public, &mirror).code(4);
+    import(&[&volumes(&other)[0]], &public, &mirror).code(4);
+    assert_eq!(staged_volumes(&mirror), 2);
+    gc(&[]);
+    assert_eq!(staged_volumes(&mirror), 2, "gc removed staging of bundles that can still be imported");
+
+    // Bundle 2 of weekly is imported: bundle 1 can never be, its staging goes.
+    let next = dir.path().join("weekly-2.airlock");
+    export_in(&sample_files(dir.path(), 2, 13), &next, &["--state", state_arg, "--channel", "weekly", "--full"]);
+    import(&[&next], &public, &mirror).success();
+    gc(&[]);
+    assert_eq!(staged_volumes(&mirror), 1);
+    gc(&["--all-staging"]);
+    assert_eq!(fs::read_dir(mirror.join(".airlock/staging")).unwrap().count(), 0);
+}

@@ -429,6 +429,31 @@ impl Mirror {
         Ok((removed, freed))
     }
 
+    /// Removes the staging of bundles that can no longer be imported: already
+    /// imported, older than (or a fork of) the channel's last import, or
+    /// expired; with `all`, every staged import. Returns what it removed.
+    pub fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>> {
+        let state = self.state()?;
+        let staging = self.meta.join(STAGING);
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&staging).at(&staging)? {
+            let dir = entry.at(&staging)?.path();
+            let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let record: Option<StagedBundle> =
+                fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let why = match &record {
+                _ if all => Some("--all-staging".to_owned()),
+                None => Some("no readable bundle.json (left by a killed run)".to_owned()),
+                Some(r) => abandoned(r, &digest, &state, now),
+            };
+            if let Some(why) = why {
+                remove_path(&dir)?;
+                removed.push(format!("{} ({why})", &digest[..digest.len().min(16)]));
+            }
+        }
+        Ok(removed)
+    }
+
     fn prune(&self, current: u64) {
         let generations = self.meta.join(GENERATIONS);
         let Ok(entries) = fs::read_dir(&generations) else { return };
@@ -537,6 +562,18 @@ pub struct PublishReport {
     pub published: Vec<String>,
     #[serde(skip)]
     pub state: State,
+}
+
+/// Why a staged bundle can never be published, if it cannot.
+fn abandoned(record: &StagedBundle, digest: &str, state: &State, now: u64) -> Option<String> {
+    if state.imports.iter().any(|i| i.manifest_digest == digest) {
+        return Some("imported".into());
+    }
+    let last = state.imports.iter().filter(|i| i.channel == record.channel).map(|i| i.sequence).max();
+    if last.is_some_and(|last| last >= record.sequence) {
+        return Some(format!("channel {} has moved on to sequence {}", record.channel, last.unwrap_or(0)));
+    }
+    (now >= record.expires).then(|| format!("expired {}", rfc3339(record.expires)))
 }
 
 /// What `gc` needs to know about a bundle being imported (`bundle.json`).
