@@ -384,3 +384,73 @@ fn gc_removes_staging_only_of_bundles_that_can_no_longer_be_imported() {
     gc(&["--all-staging"]);
     assert_eq!(fs::read_dir(mirror.join(".airlock/staging")).unwrap().count(), 0);
 }
+
+/// A tmpfs of limited size, unmounted on drop; `None` (with the reason
+/// printed) where this process may not mount one.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: &Path, bytes: u64) -> Option<SmallFs> {
+        fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(s) if s.success() => Some(SmallFs(at.to_owned())),
+            Ok(_) | Err(_) => {
+                eprintln!(
+                    "skipped: cannot mount a small tmpfs here (needs root and mount); the full-disk check is untested"
+                );
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_one_clean_line_naming_the_bytes_and_nothing_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(small) = SmallFs::mount(&dir.path().join("small"), 2 << 20) else { return };
+    let (key, public) = keygen(dir.path(), "op");
+    let tiny_in = dir.path().join("tiny");
+    write_tree(&tiny_in, &[("a.txt", b"fits")]);
+    let tiny = dir.path().join("tiny.airlock");
+    common::export(&tiny_in, &[&key], &tiny);
+    let mirror = small.0.join("mirror");
+    import(&[&tiny], &public, &mirror).success();
+    let before = snapshot(&mirror);
+
+    // About 3 MiB of packages for a 2 MiB filesystem, as one file and split.
+    let input = dir.path().join("big");
+    let files: Vec<(String, Vec<u8>)> = (0..60).map(|i| (format!("{i:02}.bin"), noise(50_000, 100 + i))).collect();
+    write_tree(&input, &files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect::<Vec<_>>());
+    // Another channel than the tiny bundle's, so only the space can refuse them.
+    let single = dir.path().join("single.airlock");
+    common::export_files(&input, &key, &single).args(["--quiet", "--channel", "big"]).assert().success();
+    let split = dir.path().join("split.airlock");
+    common::export_files(&input, &key, &split)
+        .args(["--quiet", "--channel", "big", "--split", "256KiB"])
+        .assert()
+        .success();
+    for bundle in [&single, &split] {
+        let out = import(&[bundle], &public, &mirror).code(3);
+        let message = one_line(&out.get_output().stderr);
+        assert!(message.contains("needs") && message.contains("available"), "{message}");
+        let needed: u64 = message.split(" needs ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(needed > 2 << 20, "{message}");
+        assert_eq!(snapshot(&mirror), before, "a full disk changed the mirror");
+        assert_eq!(staged_volumes(&mirror), 0);
+    }
+    // A fresh mirror on a full disk is not even created.
+    let fresh = small.0.join("fresh");
+    import(&[&single], &public, &fresh).code(3);
+    assert!(!fresh.exists());
+}
