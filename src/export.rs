@@ -535,7 +535,7 @@ const MAX_DATA_INFO: u64 = 16;
 /// `1536 KiB`, `3 MiB`: a size in the largest binary unit that divides it.
 fn human_size(bytes: u64) -> String {
     for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }

@@ -71,8 +71,7 @@ fn inputs(input: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 fn staged_volumes(mirror: &Path) -> usize {
     let staging = mirror.join(".airlock/staging");
     fs::read_dir(&staging)
-        .map(|dirs| dirs.map(|d| fs::read_dir(d.unwrap().path().join("volumes")).unwrap().count()).sum())
-        .unwrap_or(0)
+        .map_or(0, |dirs| dirs.map(|d| fs::read_dir(d.unwrap().path().join("volumes")).unwrap().count()).sum())
 }
 
 #[test]

@@ -28,7 +28,8 @@ impl VerifyArgs {
         let outcome = verify_set(&set, &policy, now, &mut CheckOnly::new(), &progress)?;
         // One volume file checks that volume; a folder or several files check the set.
         let one_volume = self.bundle.len() == 1 && self.bundle[0].is_file();
-        if !outcome.complete() && !(one_volume && outcome.damaged.is_empty() && set.unreadable.is_empty()) {
+        let only_missing = outcome.damaged.is_empty() && set.unreadable.is_empty();
+        if !(outcome.complete() || one_volume && only_missing) {
             return Err(incomplete(set, outcome, "nothing was written"));
         }
         let subject = self.bundle.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");

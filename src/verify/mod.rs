@@ -252,12 +252,11 @@ pub fn open_volume<R: io::Read>(
     manifests: &mut Vec<VerifiedManifest>,
 ) -> Result<OpenVolume<R>> {
     let (mut reader, envelope_bytes) = VolumeReader::open(raw, subject)?;
-    let position = match manifests.iter().position(|m| m.envelope == envelope_bytes) {
-        Some(position) => position,
-        None => {
-            manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
-            manifests.len() - 1
-        }
+    let position = if let Some(position) = manifests.iter().position(|m| m.envelope == envelope_bytes) {
+        position
+    } else {
+        manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
+        manifests.len() - 1
     };
     let verified = &manifests[position];
     let manifest = &verified.manifest;

@@ -121,7 +121,7 @@ pub fn identify(paths: &[PathBuf], policy: &Policy, now: u64) -> Result<VolumeSe
                 first_of.entry(volume.digest).or_insert_with(|| path.clone());
                 if manifests.len() > 1 {
                     let first = |m: &VerifiedManifest| first_of[&m.digest].clone();
-                    return Err(mixed(&manifests, [first(&manifests[0]), first(&manifests[1])]));
+                    return Err(mixed(&manifests, &[first(&manifests[0]), first(&manifests[1])]));
                 }
                 files.entry(volume.index).or_default().push(path);
             }
@@ -143,7 +143,7 @@ pub fn identify(paths: &[PathBuf], policy: &Policy, now: u64) -> Result<VolumeSe
 }
 
 /// Volumes of two bundles were given together.
-fn mixed(manifests: &[VerifiedManifest], files: [PathBuf; 2]) -> Error {
+fn mixed(manifests: &[VerifiedManifest], files: &[PathBuf; 2]) -> Error {
     let describe = |m: &VerifiedManifest, file: &Path| {
         format!(
             "{} is of bundle {} (channel {}, sequence {})",
@@ -385,6 +385,7 @@ pub fn labels(manifest: &Manifest, indices: &[u32]) -> String {
 
 /// The one-line error for a set that is not complete after this run: the
 /// first rejected copy if there was one, else the missing volumes.
+#[must_use]
 pub fn incomplete(set: VolumeSet, mut outcome: SetOutcome, kept: &str) -> Error {
     if !outcome.damaged.is_empty() {
         return outcome.damaged.swap_remove(0).1;
