@@ -98,6 +98,9 @@ fn volumes_fit_the_size_and_each_verifies_alone() {
         assert!(tar.len() > 1024);
     }
     airlock().arg("verify").arg(&bundle).arg("--trust").arg(&public).assert().success();
+    let out = airlock().args(["inspect", "--json"]).arg(&bundle).assert().success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["report"]["volumes"], count);
 }
 
 #[test]

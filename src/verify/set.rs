@@ -245,7 +245,7 @@ pub fn verify_set<S: SetSink>(
             continue;
         }
         for path in copies {
-            match verify_file(set, path, policy, now, sink.blobs(), progress) {
+            match verify_file(set, index, path, policy, now, sink.blobs(), progress) {
                 Ok(()) => {
                     sink.volume_done(index)?;
                     outcome.verified.push(index);
@@ -268,6 +268,7 @@ pub fn verify_set<S: SetSink>(
 /// Verifies one file as the volume it claims to be.
 fn verify_file<B: BlobSink>(
     set: &VolumeSet,
+    index: u32,
     path: &Path,
     policy: &Policy,
     now: u64,
@@ -278,7 +279,7 @@ fn verify_file<B: BlobSink>(
     let file = File::open(path).map_err(|e| Error::input(path, "volume", &e))?;
     let mut manifests = vec![set.verified.clone()];
     let volume = open_volume(file, &subject, policy, now, &mut manifests)?;
-    if volume.digest != set.verified.digest {
+    if volume.digest != set.verified.digest || volume.index != index {
         return Err(Error::Usage(format!("{subject}: changed while airlock was reading it; run the command again")));
     }
     verify_volume(volume, &set.verified, policy, sink, progress)
@@ -319,7 +320,7 @@ fn rebuild_missing<S: SetSink>(
                 break;
             }
             progress.start("parity", 0);
-            let checked = verify_file(set, path, policy, now, &mut Discard, progress);
+            let checked = verify_file(set, index, path, policy, now, &mut Discard, progress);
             progress.finish();
             match checked {
                 Ok(()) => {
@@ -344,6 +345,12 @@ fn rebuild_missing<S: SetSink>(
         progress.start("rebuilding", volume_bytes(manifest, target));
         let mut manifests = vec![set.verified.clone()];
         let volume = open_volume(rebuild, &label, policy, now, &mut manifests)?;
+        if volume.index != target {
+            return Err(Error::rejected(
+                &label,
+                crate::error::Rejection::Malformed(format!("it says it is volume {}", volume.index + 1)),
+            ));
+        }
         verify_volume(volume, &set.verified, policy, sink.blobs(), progress)?;
         progress.finish();
         sink.volume_done(target)?;
