@@ -7,7 +7,9 @@
 //!   a verdict about the bundle or an entry — signature, digest, schema,
 //!   policy, expiry; [`Error::Usage`] (2) is a bad flag, file, key or policy
 //!   on the operator's side; [`Error::Io`] (3) is the machine failing us
-//!   (disk full, permissions on the mirror) while doing legitimate work.
+//!   (disk full, permissions on the mirror) while doing legitimate work;
+//!   [`Error::Incomplete`] (4) says a split bundle needs more volumes: not a
+//!   failure of what was given, which is verified and kept.
 //! - The library never prints; the binary prints the error once.
 
 use std::fmt;
@@ -96,6 +98,10 @@ pub enum Error {
     /// A usage or configuration problem on the operator's side (exit 2).
     #[error("{0}")]
     Usage(String),
+    /// A split bundle's set is not complete yet: what was given is verified
+    /// and kept, more volumes are needed before anything is published (exit 4).
+    #[error("{0}")]
+    Incomplete(String),
     /// The machine failed a legitimate operation (exit 3).
     #[error("{}: {}; {hint}", path.display(), io_reason(source))]
     Io { path: PathBuf, source: io::Error, hint: &'static str },
@@ -109,6 +115,7 @@ impl Error {
             Error::Rejected { .. } => 1,
             Error::Usage(_) => 2,
             Error::Io { .. } => 3,
+            Error::Incomplete(_) => 4,
         }
     }
 
@@ -119,6 +126,7 @@ impl Error {
             Error::Rejected { rejection, .. } => rejection.kind(),
             Error::Usage(_) => "usage",
             Error::Io { .. } => "io",
+            Error::Incomplete(_) => "incomplete",
         }
     }
 

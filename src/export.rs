@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bundle::VolumeSeal;
-use crate::bundle::writer::{BlobWriteError, VolumeWriter, write_seal};
+use crate::bundle::split::{self, Budget};
+use crate::bundle::writer::{BlobFrame, BlobWriteError, VolumeWriter, write_seal};
+use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, VolumeSeal, parity, volume_file_name};
 use crate::ecosystem::pypi::{self, Selection};
 use crate::ecosystem::registry::FetchContext;
 use crate::ecosystem::{Artifact, cargo, endpoints, files, npm};
@@ -43,6 +44,17 @@ pub struct ExportOptions {
     pub state: Option<PathBuf>,
     /// Carry every blob even when earlier bundles of the channel carried it.
     pub full: bool,
+    /// `--split`: write `out` as a folder of volumes; `None` writes one file.
+    pub split: Option<Split>,
+}
+
+/// How to split a bundle into volumes.
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    /// The largest a volume file may be, in bytes.
+    pub size: u64,
+    /// Parity volumes to add (`--parity`).
+    pub parity: u32,
 }
 
 /// The exporter's record of a channel, `STATE/CHANNEL.json`.
@@ -170,6 +182,9 @@ pub struct ExportReport {
     pub carried_blobs: usize,
     pub carried_bytes: u64,
     pub bundle_bytes: u64,
+    /// Data volumes and parity volumes written (1 and 0 without `--split`).
+    pub volumes: u32,
+    pub parity_volumes: u32,
     /// Artifacts fetched from a registry in this run (not found in the cache).
     pub downloads: usize,
 }
@@ -237,10 +252,16 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
             ))
         })?);
     }
-    let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    let sealed = envelope::seal(&bytes, &options.keys, envelope::MANIFEST)
-        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
-    let bundle_bytes = write_volume(options, &manifest, ContentId::of(&bytes), &sealed, &artifacts, progress)?;
+    let budget = match &options.split {
+        Some(split) => Some(plan_volumes(&mut manifest, split, &options.keys)?),
+        None => None,
+    };
+    let (bytes, sealed) = sign_manifest(&manifest, &options.keys)?;
+    let digest = ContentId::of(&bytes);
+    let bundle_bytes = match &budget {
+        Some(budget) => write_split(options, &manifest, digest, &sealed, &artifacts, budget, progress)?,
+        None => write_volume(options, &manifest, digest, &sealed, &artifacts, progress)?,
+    };
     if let Some(dir) = &options.state {
         // Recorded only once the bundle is safely written.
         let record = ChannelState {
@@ -271,6 +292,8 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         carried_blobs: manifest.blobs.iter().filter(|b| b.carried).count(),
         carried_bytes: manifest.carried_bytes(),
         bundle_bytes,
+        volumes: manifest.volumes,
+        parity_volumes: manifest.parity,
         downloads,
     })
 }
@@ -354,11 +377,40 @@ fn build_manifest(mut entries: Vec<Entry>, options: &ExportOptions) -> Result<Ma
         expires,
         signers,
         volumes: 1,
+        parity: 0,
         blobs,
         entries,
     };
     manifest.check().map_err(|e| Error::Usage(format!("the inputs cannot be shipped together: {e}")))?;
     Ok(manifest)
+}
+
+/// The manifest's canonical bytes and its signed envelope.
+fn sign_manifest(manifest: &Manifest, keys: &[SecretKey]) -> Result<(Vec<u8>, Vec<u8>)> {
+    let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    let sealed = envelope::seal(&bytes, keys, envelope::MANIFEST)
+        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
+    Ok((bytes, sealed))
+}
+
+/// The signed seal of volume `volume` over its blob frame.
+fn seal_volume(keys: &[SecretKey], manifest: ContentId, volume: u32, frame: BlobFrame) -> Result<Vec<u8>> {
+    let seal = VolumeSeal { format: 1, manifest, volume, frame: frame.digest, frame_size: frame.size };
+    let seal = canonical::to_vec(&seal).map_err(|e| Error::Usage(format!("cannot encode the volume seal: {e}")))?;
+    envelope::seal(&seal, keys, envelope::VOLUME_SEAL)
+        .map_err(|e| Error::Usage(format!("cannot sign the volume seal: {e}")))
+}
+
+/// The folder `out` will be written in; it must exist.
+fn out_dir(out: &Path) -> Result<&Path> {
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::Usage(format!("{}: the folder for --out does not exist; create it first", dir.display())));
+    }
+    Ok(dir)
 }
 
 /// Writes the volume to a temporary file beside `out` and renames it into
@@ -372,43 +424,235 @@ fn write_volume(
     progress: &dyn Progress,
 ) -> Result<u64> {
     let out = &options.out;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::Usage(format!("{}: the folder for --out does not exist; create it first", dir.display())));
-    }
+    let dir = out_dir(out)?;
     let tmp = tempfile::Builder::new().prefix(".airlock-export-").tempfile_in(dir).at(dir)?;
-    let mut writer =
-        VolumeWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file()), sealed, options.threads).at(out)?;
     progress.start("writing", manifest.carried_bytes());
+    let contents =
+        VolumeContents { index: 0, info: None, blobs: manifest.blobs.iter().filter(|b| b.carried).collect() };
+    write_volume_file(tmp.as_file(), out, options, manifest_digest, sealed, &contents, artifacts, progress)?;
+    progress.finish();
+    let size = tmp.as_file().metadata().at(out)?.len();
+    crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
+    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
+    crate::mirror::sync_dir(dir)?;
+    Ok(size)
+}
+
+/// What goes into one data volume.
+struct VolumeContents<'m> {
+    index: u32,
+    /// `volume.cbor`, in a split set.
+    info: Option<Vec<u8>>,
+    blobs: Vec<&'m Blob>,
+}
+
+/// Writes one data volume into `file` (named `name` in errors) and makes it durable.
+#[allow(clippy::too_many_arguments)] // one volume's worth of context; a struct would only rename them
+fn write_volume_file(
+    file: &File,
+    name: &Path,
+    options: &ExportOptions,
+    manifest_digest: ContentId,
+    sealed: &[u8],
+    contents: &VolumeContents,
+    artifacts: &[Artifact],
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut writer = VolumeWriter::new(BufWriter::with_capacity(1 << 20, file), sealed, options.threads).at(name)?;
+    if let Some(info) = &contents.info {
+        writer.write_info(info).at(name)?;
+    }
     let by_blob: std::collections::BTreeMap<_, _> = artifacts.iter().map(|a| (a.entry.blob, a)).collect();
-    for blob in manifest.blobs.iter().filter(|b| b.carried) {
+    for blob in &contents.blobs {
         let source = by_blob[&blob.id];
-        let file = File::open(&source.source).map_err(|e| Error::input(&source.source, "file", &e))?;
-        let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, file), progress };
+        let data = File::open(&source.source).map_err(|e| Error::input(&source.source, "file", &e))?;
+        let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, data), progress };
         writer.write_blob(&blob.id, blob.size, reader).map_err(|e| match e {
-            BlobWriteError::Io(e) => Error::io(out, e),
+            BlobWriteError::Io(e) => Error::io(name, e),
             BlobWriteError::Changed { .. } => Error::Usage(format!(
                 "{}: changed while it was being exported; run the export again",
                 source.source.display()
             )),
         })?;
     }
-    let (mut file, frame) = writer.finish().at(out)?;
-    let seal =
-        VolumeSeal { format: 1, manifest: manifest_digest, volume: 0, frame: frame.digest, frame_size: frame.size };
-    let seal = canonical::to_vec(&seal).map_err(|e| Error::Usage(format!("cannot encode the volume seal: {e}")))?;
-    let seal = envelope::seal(&seal, &options.keys, envelope::VOLUME_SEAL)
-        .map_err(|e| Error::Usage(format!("cannot sign the volume seal: {e}")))?;
-    write_seal(&mut file, &seal).and_then(|()| std::io::Write::flush(&mut file)).at(out)?;
-    drop(file);
+    let (mut out, frame) = writer.finish().at(name)?;
+    let seal = seal_volume(&options.keys, manifest_digest, contents.index, frame)?;
+    write_seal(&mut out, &seal).and_then(|()| std::io::Write::flush(&mut out)).at(name)?;
+    drop(out);
+    file.sync_all().at(name)
+}
+
+/// Decides which data volume carries each blob so that no volume exceeds
+/// `split.size`, and records it in the manifest (with the parity count).
+fn plan_volumes(manifest: &mut Manifest, split: &Split, keys: &[SecretKey]) -> Result<Budget> {
+    // The envelope as it is now, with every blob in volume 0; the final one
+    // is larger by at most 2 bytes per blob (volume numbers below 65536) and
+    // the `volumes` and `parity` fields.
+    let (_, sealed) = sign_manifest(manifest, keys)?;
+    let envelope = sealed.len() as u64 + 2 * manifest.blobs.len() as u64 + 32;
+    let largest_seal =
+        seal_volume(keys, ContentId([0; 32]), u32::MAX, BlobFrame { digest: ContentId([0; 32]), size: u64::MAX })?;
+    let most_volumes = (manifest.blobs.len() as u64 + 1).min(u64::from(crate::manifest::MAX_VOLUMES));
+    let budget = Budget {
+        split: split.size,
+        manifest_frame: split::manifest_frame_len(envelope),
+        seal_frame: 8 + largest_seal.len() as u64,
+        info_member: split::member_len(MAX_DATA_INFO),
+        parity: split.parity,
+        parity_info_member: split::member_len(MAX_DATA_INFO + 16 + 9 * most_volumes),
+    };
+    let sizes: Vec<u64> = manifest.blobs.iter().filter(|b| b.carried).map(|b| b.size).collect();
+    let (volumes, count) = split::pack(&sizes, &budget).map_err(|too_large| {
+        let blob = manifest.blobs.iter().filter(|b| b.carried).nth(too_large.index).expect("pack names a blob it was given");
+        let entry = manifest.entries.iter().find(|e| e.blob == blob.id).expect("every blob has an entry");
+        Error::Usage(format!(
+            "{}/{} ({} bytes) does not fit in a volume of {} bytes; the smallest --split that holds it is {} ({} bytes)",
+            entry.ecosystem,
+            entry.path,
+            blob.size,
+            split.size,
+            human_size(too_large.smallest_split),
+            too_large.smallest_split
+        ))
+    })?;
+    for (blob, volume) in manifest.blobs.iter_mut().filter(|b| b.carried).zip(volumes) {
+        blob.volume = volume;
+    }
+    if count + split.parity > crate::manifest::MAX_VOLUMES || !parity::supported(count, split.parity.max(1)) {
+        return Err(Error::Usage(format!(
+            "--split {} makes {count} data volumes and --parity {} more: too many; choose a larger --split",
+            split.size, split.parity
+        )));
+    }
+    manifest.volumes = count;
+    manifest.parity = split.parity;
+    Ok(budget)
+}
+
+/// Largest `volume.cbor` of a data volume: `{"volume": u32}`.
+const MAX_DATA_INFO: u64 = 16;
+
+/// `1536 KiB`, `3 MiB`: a size in the largest binary unit that divides it.
+fn human_size(bytes: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}")
+}
+
+/// Writes the folder of volumes: into a temporary folder beside `out`,
+/// every file made durable, then renamed into place; returns the bytes written.
+fn write_split(
+    options: &ExportOptions,
+    manifest: &Manifest,
+    manifest_digest: ContentId,
+    sealed: &[u8],
+    artifacts: &[Artifact],
+    budget: &Budget,
+    progress: &dyn Progress,
+) -> Result<u64> {
+    let out = &options.out;
+    let parent = out_dir(out)?;
+    let tmp = tempfile::Builder::new().prefix(".airlock-export-").tempdir_in(parent).at(parent)?;
+    let (data, parity) = (manifest.volumes, manifest.parity);
+    let mut paths = Vec::new();
+    progress.start("writing", manifest.carried_bytes());
+    for index in 0..data {
+        let path = tmp.path().join(volume_file_name(index, data, parity));
+        let file = File::create(&path).at(&path)?;
+        let info = VolumeInfo { volume: index, parity: None };
+        let info = canonical::to_vec(&info).map_err(|e| Error::Usage(format!("cannot encode {VOLUME_MEMBER}: {e}")))?;
+        let contents = VolumeContents { index, info: Some(info), blobs: manifest.blobs_in_volume(index).collect() };
+        write_volume_file(&file, &path, options, manifest_digest, sealed, &contents, artifacts, progress)?;
+        check_volume_size(&path, budget.data_limit())?;
+        paths.push(path);
+    }
     progress.finish();
-    tmp.as_file().sync_all().at(out)?;
-    let size = tmp.as_file().metadata().at(out)?.len();
-    crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
-    tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
-    crate::mirror::sync_dir(dir)?;
-    Ok(size)
+    if parity > 0 {
+        write_parity(tmp.path(), &paths, options, manifest_digest, sealed, budget, progress)?;
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(tmp.path()).at(tmp.path())? {
+        let path = entry.at(tmp.path())?.path();
+        total += std::fs::metadata(&path).at(&path)?.len();
+        crate::sign::set_mode(&path, 0o644).at(&path)?;
+    }
+    crate::sign::set_mode(tmp.path(), 0o755).at(tmp.path())?;
+    crate::mirror::sync_dir(tmp.path())?;
+    let written = tmp.keep();
+    replace_with(&written, out)?;
+    crate::mirror::sync_dir(parent)?;
+    Ok(total)
+}
+
+/// Moves the finished folder `written` to `out`, replacing what `--force` allows to replace.
+fn replace_with(written: &Path, out: &Path) -> Result<()> {
+    match out.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(out).at(out)?,
+        Ok(_) => std::fs::remove_file(out).at(out)?,
+        Err(_) => {}
+    }
+    std::fs::rename(written, out).at(out)
+}
+
+/// The packing guarantees the limit; this catches a mistake in it before a medium does.
+fn check_volume_size(path: &Path, limit: u64) -> Result<()> {
+    let size = std::fs::metadata(path).at(path)?.len();
+    if size > limit {
+        return Err(Error::Usage(format!(
+            "{}: came out at {size} bytes, over the {limit}-byte limit; this is a bug in airlock, please report it",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the parity volumes over the data volume files `data`.
+fn write_parity(
+    dir: &Path,
+    data: &[PathBuf],
+    options: &ExportOptions,
+    manifest_digest: ContentId,
+    sealed: &[u8],
+    budget: &Budget,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let count = u32::try_from(data.len()).expect("volume counts fit u32");
+    let sizes = data.iter().map(|p| std::fs::metadata(p).map(|m| m.len()).at(p)).collect::<Result<Vec<_>>>()?;
+    let info = ParityInfo { stripe: u32::try_from(budget.stripe()).expect("stripes are at most 64 KiB"), sizes };
+    let parity = budget.parity;
+    let mut volumes = Vec::new();
+    for k in 0..parity {
+        let index = count + k;
+        let path = dir.join(volume_file_name(index, count, parity));
+        let file = File::create(&path).at(&path)?;
+        // Recovery bytes do not compress: no worker threads for them.
+        let mut writer = VolumeWriter::new(BufWriter::with_capacity(1 << 20, file), sealed, 0).at(&path)?;
+        let volume_info = VolumeInfo { volume: index, parity: Some(info.clone()) };
+        let bytes =
+            canonical::to_vec(&volume_info).map_err(|e| Error::Usage(format!("cannot encode {VOLUME_MEMBER}: {e}")))?;
+        writer.write_info(&bytes).at(&path)?;
+        writer.begin_member(PARITY_MEMBER, info.member_size()).at(&path)?;
+        volumes.push((index, path, writer));
+    }
+    progress.start("parity", info.member_size() * u64::from(count));
+    let dir_name = dir.to_path_buf();
+    parity::encode(data, &info, parity, |k, bytes| {
+        progress.advance(bytes.len() as u64 * u64::from(count));
+        volumes[k].2.write_data(bytes)
+    })
+    .at(&dir_name)?;
+    progress.finish();
+    for (index, path, mut writer) in volumes {
+        writer.end_member(info.member_size()).at(&path)?;
+        let (mut out, frame) = writer.finish().at(&path)?;
+        let seal = seal_volume(&options.keys, manifest_digest, index, frame)?;
+        write_seal(&mut out, &seal).and_then(|()| std::io::Write::flush(&mut out)).at(&path)?;
+        let file = out.into_inner().map_err(|e| Error::io(&path, e.into_error()))?;
+        file.sync_all().at(&path)?;
+        check_volume_size(&path, budget.split)?;
+    }
+    Ok(())
 }

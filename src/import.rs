@@ -1,14 +1,16 @@
-//! `import`: verify everything into staging, then publish in one step.
+//! `import`: verify every volume into staging (over one run or several), then publish in one step.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{Error, Rejection, Result};
-use crate::mirror::{Mirror, PublishReport, State};
+use crate::mirror::{Mirror, PublishReport, StagedBundle, State};
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::verify::{VerifiedManifest, VerifyReport, verify_bundle};
+use crate::verify::set::{VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
+use crate::verify::{VerifiedManifest, VerifyReport};
 
 /// What an import did.
 #[derive(Debug, Clone, Serialize)]
@@ -19,9 +21,7 @@ pub struct ImportReport {
     pub mirror: PublishReport,
 }
 
-/// Verifies `bundle` against `policy` and publishes it into the mirror at
-/// `mirror`. On any error the published mirror is unchanged.
-/// `allow_gap` accepts an incremental bundle that skips sequence numbers.
+/// Verifies the single-file bundle `bundle` and publishes it; see [`import_volumes`].
 pub fn import(
     bundle: &Path,
     policy: &Policy,
@@ -30,15 +30,83 @@ pub fn import(
     allow_gap: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
+    import_volumes(&[bundle.to_path_buf()], policy, mirror, now, allow_gap, progress)
+}
+
+/// Verifies the volumes at `paths` (a bundle file, a split bundle's folder,
+/// or any of its volumes, in any order) against `policy` into the bundle's
+/// staging in the mirror at `mirror`, and publishes the bundle once every
+/// data volume has been verified, in this run or earlier ones. On any error,
+/// and while volumes are missing ([`Error::Incomplete`]), the published
+/// mirror is unchanged; volumes verified are kept for the next run.
+/// `allow_gap` accepts an incremental bundle that skips sequence numbers.
+pub fn import_volumes(
+    paths: &[PathBuf],
+    policy: &Policy,
+    mirror: &Path,
+    now: u64,
+    allow_gap: bool,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let set = identify(paths, policy, now)?;
+    let subject = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     let mut mirror = Mirror::open(mirror)?;
-    let mut staging = mirror.staging()?;
-    let (verified, report) = verify_bundle(bundle, policy, now, &mut staging, progress)?;
+    let verified = &set.verified;
     let state = mirror.state()?;
-    let sequence = check_sequence(&state, &verified, allow_gap)?;
+    let sequence = check_sequence(&state, verified, allow_gap)?;
+    check_earlier_blobs(&mirror, verified, &subject)?;
+    // The look-alike screen needs the mirror's names, so it runs here rather than in verify.
+    crate::verify::screen_new_names(&verified.manifest.entries, &mirror.inventory()?, policy)
+        .map_err(|r| Error::rejected(&subject, r))?;
+    if sequence == Sequence::AlreadyImported {
+        mirror.discard_staging(&verified.digest)?;
+        let current = mirror.current()?.map_or(0, |(n, _)| n);
+        let unchanged = PublishReport {
+            mirror: mirror.root().display().to_string(),
+            generation: current,
+            published: Vec::new(),
+            state,
+        };
+        let report = VerifyReport::new(&subject, verified, policy, None);
+        return Ok(ImportReport { verified: report, outcome: "already-imported", mirror: unchanged });
+    }
+    let m = &verified.manifest;
+    let record =
+        StagedBundle { channel: m.channel.clone(), sequence: m.sequence, expires: m.expires, volumes: m.volumes };
+    let mut staging = mirror.bundle_staging(&verified.digest, &record)?;
+    let outcome =
+        check_space(&mirror, &set, staging.done()).and_then(|()| verify_set(&set, policy, now, &mut staging, progress));
+    let outcome = match outcome {
+        Ok(outcome) if outcome.complete() => outcome,
+        failed => {
+            // A run that kept no volume leaves no staging behind.
+            if staging.done().is_empty() {
+                staging.discard()?;
+            }
+            return Err(match failed {
+                Ok(outcome) => incomplete(
+                    set,
+                    outcome,
+                    "the volumes verified are kept in the mirror for the next run; nothing was published",
+                ),
+                Err(e) => e,
+            });
+        }
+    };
+    let volumes = VolumesReport::new(m, &outcome, &set.unreadable);
+    let report = VerifyReport::new(&subject, verified, policy, volumes);
+    let npm_keys = policy.rules("npm").and_then(|r| r.npm_keys_document.as_deref());
+    let published = mirror.publish(&staging, verified, now, npm_keys)?;
+    staging.discard()?;
+    Ok(ImportReport { verified: report, outcome: "published", mirror: published })
+}
+
+/// An incremental bundle relies on blobs from earlier bundles: the mirror must hold them.
+fn check_earlier_blobs(mirror: &Mirror, verified: &VerifiedManifest, subject: &str) -> Result<()> {
     let missing = mirror.missing_objects(&verified.manifest);
     if let Some(first) = missing.first() {
         return Err(Error::rejected(
-            bundle.display(),
+            subject,
             Rejection::Policy(format!(
                 "this incremental bundle relies on {} blob(s) from earlier bundles of channel {} that this mirror does not hold (first {}); import the earlier bundles first, or ask for a --full bundle",
                 missing.len(),
@@ -47,21 +115,25 @@ pub fn import(
             )),
         ));
     }
-    if sequence == Sequence::AlreadyImported {
-        let current = mirror.current()?.map_or(0, |(n, _)| n);
-        let unchanged = PublishReport {
-            mirror: mirror.root().display().to_string(),
-            generation: current,
-            published: Vec::new(),
-            state,
-        };
-        return Ok(ImportReport { verified: report, outcome: "already-imported", mirror: unchanged });
-    }
-    crate::verify::screen_new_names(&verified.manifest.entries, &mirror.inventory()?, policy)
-        .map_err(|r| Error::rejected(bundle.display(), r))?;
-    let npm_keys = policy.rules("npm").and_then(|r| r.npm_keys_document.as_deref());
-    let published = mirror.publish(&staging, &verified, now, npm_keys)?;
-    Ok(ImportReport { verified: report, outcome: "published", mirror: published })
+    Ok(())
+}
+
+/// Before reading anything: room for every blob this run will stage (the
+/// data volumes given and not done yet, and those parity would rebuild),
+/// plus the next generation's folders and index files.
+fn check_space(mirror: &Mirror, set: &VolumeSet, done: &BTreeSet<u32>) -> Result<()> {
+    let m = &set.verified.manifest;
+    let parity_given = (m.volumes..m.total_volumes()).any(|i| set.files.contains_key(&i));
+    let to_stage: Vec<u32> =
+        (0..m.volumes).filter(|i| !done.contains(i) && (set.files.contains_key(i) || parity_given)).collect();
+    let blobs: u64 = to_stage.iter().map(|i| volume_bytes(m, *i)).sum();
+    let generation = (1 << 20) + 4096 * m.entries.len() as u64;
+    let what = if m.is_single_volume() {
+        "importing the bundle".to_owned()
+    } else {
+        format!("staging {} of {} data volume(s) and publishing", to_stage.len(), m.volumes)
+    };
+    mirror.check_space(blobs + generation, &what)
 }
 
 #[derive(Debug, PartialEq, Eq)]

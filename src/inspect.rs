@@ -50,6 +50,14 @@ pub struct InspectEntry {
 
 /// Reads the manifest of the bundle at `path`.
 pub fn inspect(path: &Path) -> Result<InspectReport> {
+    // A split bundle's folder: every volume holds the same manifest; read the first.
+    let expanded;
+    let path = if path.is_dir() {
+        expanded = crate::verify::set::expand(&[path.to_path_buf()])?;
+        expanded[0].as_path()
+    } else {
+        path
+    };
     let subject = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
     let (_, envelope_bytes) = VolumeReader::open(file, &subject)?;

@@ -26,6 +26,23 @@ impl<R: std::io::Read> std::io::Read for ProgressReader<'_, R> {
     }
 }
 
+/// A writer that reports the bytes written to a [`Progress`].
+pub struct ProgressWriter<'p, W> {
+    pub inner: W,
+    pub progress: &'p dyn Progress,
+}
+
+impl<W: std::io::Write> std::io::Write for ProgressWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Reports nothing.
 pub struct Silent;
 

@@ -56,6 +56,7 @@ proptest! {
             network: Network::default(),
             state: None,
             full: false,
+            split: None,
         };
         export(&options, &Silent).unwrap();
         let mirror = dir.path().join("mirror");

@@ -98,3 +98,46 @@ fn policy_files_match_the_schema() {
     let bad = "version = 1\nthreshold = 0\nkeys = []\n";
     assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(bad), None).is_err());
 }
+
+/// The second member of a volume of a split bundle: `volume.cbor`.
+fn volume_info(volume: &Path) -> Vec<u8> {
+    let decoder = zstd::stream::read::Decoder::new(fs::File::open(volume).unwrap()).unwrap();
+    let mut archive = tar::Archive::new(decoder);
+    let mut entry = archive.entries().unwrap().nth(1).unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("volume.cbor"));
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn split_volumes_match_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = common::keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    let noise: Vec<u8> = (0..30_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    common::write_tree(&input, &[("a.bin", &noise), ("b.bin", &noise[1..]), ("c.bin", &noise[2..])]);
+    let bundle = dir.path().join("b.airlock");
+    common::export_files(&input, &key, &bundle)
+        .args(["--quiet", "--split", "48KiB", "--parity", "1"])
+        .assert()
+        .success();
+    // The volume-info rule as the root of the schema.
+    let info_schema = format!("root = volume-info\n{}", schema("manifest.cddl"));
+    let mut parity_seen = false;
+    for entry in fs::read_dir(&bundle).unwrap() {
+        let volume = entry.unwrap().path();
+        let payload = manifest_payload(&volume);
+        validate_manifest(&payload).unwrap();
+        let Value::Map(fields) = ciborium::from_reader::<Value, _>(&payload[..]).unwrap() else { panic!() };
+        assert!(fields.iter().any(|(k, v)| k.as_text() == Some("parity") && *v == Value::from(1)));
+        let info = volume_info(&volume);
+        cddl::validate_cbor_from_slice(&info_schema, &info, None).unwrap();
+        parity_seen |= volume.file_name().unwrap().to_str().unwrap().starts_with("parity");
+    }
+    assert!(parity_seen);
+    // A volume index that is not a number is not a volume-info.
+    let mut broken = Vec::new();
+    ciborium::into_writer(&Value::Map(vec![("volume".into(), "one".into())]), &mut broken).unwrap();
+    assert!(cddl::validate_cbor_from_slice(&info_schema, &broken, None).is_err());
+}

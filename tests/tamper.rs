@@ -41,6 +41,7 @@ fn small_bundle_in(
         network: Network::default(),
         state: state.map(Path::to_path_buf),
         full: false,
+        split: None,
     };
     export(&options, &Silent).unwrap();
     out

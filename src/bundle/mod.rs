@@ -19,9 +19,21 @@
 //!
 //! The reader accepts only what the writer produces: tar headers byte for
 //! byte, zero padding, the end-of-archive blocks, and nothing after the seal.
+//!
+//! A split bundle (`export --split`) is a folder of such volumes. Every one
+//! starts with the same signed manifest, whose blob table says which data
+//! volume carries each blob; frame 2 of each then starts with the member
+//! `volume.cbor` saying which volume of the set it is (the seal confirms it
+//! at the end). Parity volumes (`--parity`) follow the data volumes: their
+//! frame 2 holds `volume.cbor`, with the size of every data volume, and
+//! `parity.bin`, Reed-Solomon recovery bytes over the data volume files
+//! (see [`parity`]). A bundle of one volume without parity has no
+//! `volume.cbor`: that is the format written without `--split`.
 
 pub mod frame;
+pub mod parity;
 pub mod reader;
+pub mod split;
 pub mod writer;
 
 use serde::{Deserialize, Serialize};
@@ -32,6 +44,12 @@ use crate::id::ContentId;
 pub const MANIFEST_MEMBER: &str = "manifest.cose";
 /// Folder of the blob members.
 pub const BLOB_PREFIX: &str = "blobs/";
+/// First member of frame 2 in a volume of a split set: which volume it is.
+pub const VOLUME_MEMBER: &str = "volume.cbor";
+/// The recovery bytes of a parity volume.
+pub const PARITY_MEMBER: &str = "parity.bin";
+/// Largest `volume.cbor` accepted (a parity volume lists every data volume's size).
+pub const MAX_VOLUME_INFO_BYTES: u64 = 1 << 20;
 /// tar block size.
 pub(crate) const BLOCK: usize = 512;
 
@@ -55,6 +73,61 @@ pub struct VolumeSeal {
     pub frame: ContentId,
     /// Size of frame 2 in bytes.
     pub frame_size: u64,
+}
+
+/// `volume-info` in schemas/manifest.cddl: which volume of a split set this is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeInfo {
+    /// Index in the set: data volumes from 0, then the parity volumes.
+    pub volume: u32,
+    /// In parity volumes only: what the recovery bytes were computed over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parity: Option<ParityInfo>,
+}
+
+/// `parity-info` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParityInfo {
+    /// Bytes each data volume contributes to one Reed-Solomon stripe.
+    pub stripe: u32,
+    /// Size in bytes of each data volume file, in order.
+    pub sizes: Vec<u64>,
+}
+
+impl ParityInfo {
+    /// Number of stripes: the largest data volume, in stripes (shorter ones are padded with zeros).
+    #[must_use]
+    pub fn stripes(&self) -> u64 {
+        self.sizes.iter().max().copied().unwrap_or(0).div_ceil(u64::from(self.stripe))
+    }
+
+    /// Size of the `parity.bin` member.
+    #[must_use]
+    pub fn member_size(&self) -> u64 {
+        self.stripes() * u64::from(self.stripe)
+    }
+}
+
+/// How people call volume `index` of a set of `data` data and `parity` parity volumes.
+#[must_use]
+pub fn volume_label(index: u32, data: u32, parity: u32) -> String {
+    if index < data {
+        format!("volume {} of {data}", index + 1)
+    } else {
+        format!("parity volume {} of {parity}", index - data + 1)
+    }
+}
+
+/// The file name the exporter gives volume `index`: `volume-03-of-12.airlock`,
+/// `parity-1-of-2.airlock` (numbers padded so that a listing sorts them).
+#[must_use]
+pub fn volume_file_name(index: u32, data: u32, parity: u32) -> String {
+    let (kind, number, count) =
+        if index < data { ("volume", index + 1, data) } else { ("parity", index - data + 1, parity) };
+    let width = count.to_string().len();
+    format!("{kind}-{number:0width$}-of-{count}.airlock")
 }
 
 /// The tar header the writer emits for a member; the reader compares

@@ -5,10 +5,13 @@ use std::path::Path;
 
 use crate::bundle::frame::{self, FrameError};
 use crate::bundle::writer::BlobFrame;
-use crate::bundle::{BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, WINDOW_LOG, member_header, padding};
+use crate::bundle::{
+    BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, MAX_VOLUME_INFO_BYTES, PARITY_MEMBER, VOLUME_MEMBER,
+    VolumeInfo, WINDOW_LOG, member_header, padding,
+};
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
-use crate::manifest::MAX_MANIFEST_BYTES;
+use crate::manifest::{MAX_MANIFEST_BYTES, canonical};
 
 /// Largest signature envelope accepted: the manifest cap plus room for signatures.
 pub const MAX_ENVELOPE_BYTES: u64 = MAX_MANIFEST_BYTES + (1 << 20);
@@ -26,6 +29,14 @@ pub struct VolumeReader<R: Read> {
 pub enum Member {
     Blob {
         id: ContentId,
+        size: u64,
+    },
+    /// `volume.cbor`: which volume of a split set this is.
+    Info {
+        size: u64,
+    },
+    /// `parity.bin`: a parity volume's recovery bytes.
+    Parity {
         size: u64,
     },
     /// The end-of-archive marker.
@@ -68,6 +79,11 @@ impl<R: Read> VolumeReader<R> {
             return Ok(Member::End);
         }
         let (name, size) = parse_header(&block).map_err(|r| self.reject(r))?;
+        match name.as_str() {
+            VOLUME_MEMBER => return Ok(Member::Info { size }),
+            PARITY_MEMBER => return Ok(Member::Parity { size }),
+            _ => {}
+        }
         let id = name
             .strip_prefix(BLOB_PREFIX)
             .filter(|hex| hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
@@ -87,13 +103,40 @@ impl<R: Read> VolumeReader<R> {
                 "a member ends after {copied} of {size} bytes"
             ))));
         }
+        self.end_member(size).map_err(CopyError::Volume)
+    }
+
+    /// Reads the current `volume.cbor` member of `size` bytes.
+    pub fn read_info(&mut self, size: u64) -> Result<VolumeInfo> {
+        if size > MAX_VOLUME_INFO_BYTES {
+            return Err(self.reject(Rejection::Oversize(format!("{VOLUME_MEMBER} declares {size} bytes"))));
+        }
+        let mut bytes = vec![0u8; size as usize];
+        self.read_data(&mut bytes)?;
+        self.end_member(size).map_err(|r| self.reject(r))?;
+        canonical::from_slice(&bytes).map_err(|e| self.reject(Rejection::Malformed(format!("{VOLUME_MEMBER}: {e}"))))
+    }
+
+    /// Fills `buf` from the current member (the caller counts the member's bytes).
+    pub fn read_data(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.decoder.read_exact(buf).map_err(|e| classify(&self.name, &e))
+    }
+
+    /// Checks the zero padding after a member of `size` bytes.
+    pub fn end_member(&mut self, size: u64) -> Result<(), Rejection> {
         let pad = padding(size) as usize;
         let mut zeros = [0u8; BLOCK];
-        self.decoder.read_exact(&mut zeros[..pad]).map_err(|e| CopyError::from_io(&e))?;
+        self.decoder.read_exact(&mut zeros[..pad]).map_err(|e| data_rejection(&e))?;
         if zeros[..pad].iter().any(|b| *b != 0) {
-            return Err(CopyError::Volume(Rejection::Malformed("non-zero padding after a member".into())));
+            return Err(Rejection::Malformed("non-zero padding after a member".into()));
         }
         Ok(())
+    }
+
+    /// The name used in errors.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// After the first end-of-archive block: the second, the end of the
@@ -149,7 +192,8 @@ fn parse_header(block: &[u8; BLOCK]) -> Result<(String, u64), Rejection> {
     let end = block[..100].iter().position(|b| *b == 0).unwrap_or(100);
     let name = String::from_utf8_lossy(&block[..end]).into_owned();
     let size = header.size().map_err(|_| Rejection::Malformed(format!("member {name:?} has an unreadable size")))?;
-    let valid_name = name == MANIFEST_MEMBER || name.starts_with(BLOB_PREFIX) && name.len() == BLOB_PREFIX.len() + 64;
+    let valid_name = [MANIFEST_MEMBER, VOLUME_MEMBER, PARITY_MEMBER].contains(&name.as_str())
+        || name.starts_with(BLOB_PREFIX) && name.len() == BLOB_PREFIX.len() + 64;
     if !valid_name || member_header(&name, size).as_bytes()[..] != block[..] {
         let what = if header.entry_type().is_file() {
             "a member with an unexpected name or header"

@@ -2,7 +2,7 @@
 
 use std::io::{self, Read, Write};
 
-use crate::bundle::{BLOCK, MANIFEST_MEMBER, WINDOW_LOG, blob_member, frame, member_header, padding};
+use crate::bundle::{BLOCK, MANIFEST_MEMBER, VOLUME_MEMBER, WINDOW_LOG, blob_member, frame, member_header, padding};
 use crate::id::ContentId;
 
 /// Bytes per multithreaded compression job (zstd's minimum is 512 KiB).
@@ -58,7 +58,7 @@ impl<W: Write> VolumeWriter<W> {
     /// Copies exactly `size` bytes from `data` as blob `id`, hashing them on
     /// the way; fails if the bytes are not the ones the manifest names.
     pub fn write_blob(&mut self, id: &ContentId, size: u64, data: impl Read) -> Result<(), BlobWriteError> {
-        self.out.write_all(member_header(&blob_member(id), size).as_bytes())?;
+        self.begin_member(&blob_member(id), size)?;
         let mut limited = data.take(size);
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 16];
@@ -78,8 +78,31 @@ impl<W: Write> VolumeWriter<W> {
         if copied != size || grew || ContentId(*hasher.finalize().as_bytes()) != *id {
             return Err(BlobWriteError::Changed { expected: *id, size });
         }
-        io::copy(&mut io::repeat(0).take(padding(size)), &mut self.out)?;
+        self.end_member(size)?;
         Ok(())
+    }
+
+    /// Writes the `volume.cbor` member that starts frame 2 of a split set's volume.
+    pub fn write_info(&mut self, info: &[u8]) -> io::Result<()> {
+        self.begin_member(VOLUME_MEMBER, info.len() as u64)?;
+        self.out.write_all(info)?;
+        self.end_member(info.len() as u64)
+    }
+
+    /// Starts a member of `size` bytes; the caller writes exactly that many
+    /// with [`Self::write_data`], then calls [`Self::end_member`].
+    pub fn begin_member(&mut self, name: &str, size: u64) -> io::Result<()> {
+        self.out.write_all(member_header(name, size).as_bytes())
+    }
+
+    /// Bytes of the current member.
+    pub fn write_data(&mut self, data: &[u8]) -> io::Result<()> {
+        self.out.write_all(data)
+    }
+
+    /// Pads the member of `size` bytes to the next tar block.
+    pub fn end_member(&mut self, size: u64) -> io::Result<()> {
+        io::copy(&mut io::repeat(0).take(padding(size)), &mut self.out).map(|_| ())
     }
 
     /// Ends the archive and the blob frame; the caller writes the seal next.

@@ -82,6 +82,7 @@ impl DemoArgs {
             network: Network::default(),
             state: None,
             full: false,
+            split: None,
         };
         let exported = export(&options, &Silent)?;
         step(&format!(

@@ -9,7 +9,7 @@ use super::{Output, bytes};
 use crate::config::Config;
 use crate::ecosystem::pypi::Selection;
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, Inputs, Network, export};
+use crate::export::{ExportOptions, Inputs, Network, Split, export};
 use crate::fetch::Cache;
 use crate::sign::SecretKey;
 
@@ -84,6 +84,12 @@ pub struct ExportArgs {
     /// With --state: carry every blob, even those earlier bundles of the channel carried (for a new site, or after loss)
     #[arg(long)]
     pub full: bool,
+    /// Write BUNDLE as a folder of volumes of at most SIZE bytes each (4GiB, 700MiB, 100KiB, 4GB, bytes), or for a medium: fat32 (4 GiB - 1), dvd (4,691,984,384: single-layer DVD less 8 MiB for its file system), bd25 (25,016,926,208: single-layer BD-R less 8 MiB). Every volume holds the signed manifest and its own seal, so each can be verified alone
+    #[arg(long, value_name = "SIZE", value_parser = crate::bundle::split::parse_size)]
+    pub split: Option<u64>,
+    /// With --split: add N parity volumes (Reed-Solomon), so that any N missing or damaged data volumes are rebuilt on import
+    #[arg(long, value_name = "N", requires = "split", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
+    pub parity: u32,
     /// Replace BUNDLE if it exists
     #[arg(long)]
     pub force: bool,
@@ -124,6 +130,7 @@ impl ExportArgs {
             network: self.network(&config),
             state: self.state.clone(),
             full: self.full,
+            split: self.split.map(|size| Split { size, parity: self.parity }),
         };
         let progress = out.progress();
         let report = export(&options, &progress)?;
@@ -147,6 +154,12 @@ impl ExportArgs {
                 report.carried_blobs,
                 report.blobs,
                 bytes(report.carried_bytes)
+            ));
+        }
+        if report.volumes + report.parity_volumes > 1 {
+            out.line(format!(
+                "volumes   {} data + {} parity in {}/ (each verifiable alone)",
+                report.volumes, report.parity_volumes, report.bundle
             ));
         }
         out.line(format!(

@@ -10,11 +10,18 @@ use crate::error::Result;
 use crate::mirror::{Mirror, View};
 
 /// Reclaim space: blobs withdrawn from the mirror, old generations, abandoned staging
+///
+/// Staged volumes of a split bundle are kept between imports until the set is complete; gc
+/// removes those of bundles that can no longer be imported (imported already, superseded in
+/// their channel, or expired), and with --all-staging every staged import.
 #[derive(Debug, Args)]
 pub struct GcArgs {
     /// The mirror folder
     #[arg(long, value_name = "DIR")]
     pub mirror: PathBuf,
+    /// Also remove the staged volumes of imports still waiting for volumes
+    #[arg(long)]
+    pub all_staging: bool,
 }
 
 #[derive(Serialize)]
@@ -22,6 +29,7 @@ struct GcReport {
     mirror: String,
     objects_removed: usize,
     bytes_freed: u64,
+    staging_removed: Vec<String>,
 }
 
 impl GcArgs {
@@ -29,14 +37,23 @@ impl GcArgs {
         // Refuse to create a mirror just to collect nothing.
         View::open(&self.mirror)?;
         let mirror = Mirror::open(&self.mirror)?;
+        let staging_removed = mirror.gc_staging(crate::now(), self.all_staging)?;
         let (objects_removed, bytes_freed) = mirror.gc()?;
+        for staged in &staging_removed {
+            out.line(format!("gc        removed the staged volumes of bundle {staged}"));
+        }
         out.line(format!(
             "gc        removed {objects_removed} unused blobs ({}) from {}",
             bytes(bytes_freed),
             self.mirror.display()
         ));
         out.line("note      an incremental bundle that relies on a removed blob needs a --full bundle");
-        out.report(&GcReport { mirror: self.mirror.display().to_string(), objects_removed, bytes_freed });
+        out.report(&GcReport {
+            mirror: self.mirror.display().to_string(),
+            objects_removed,
+            bytes_freed,
+            staging_removed,
+        });
         Ok(())
     }
 }

@@ -2,7 +2,8 @@
 //! output conventions shared by all of them, and indicatif progress.
 //!
 //! Exit codes: 0 success, 1 rejected by verification or policy, 2 usage or
-//! configuration error, 3 the machine failed (disk full, permissions).
+//! configuration error, 3 the machine failed (disk full, permissions), 4 a
+//! split bundle needs more volumes.
 
 // Doc comments on the argument structs are the --help and man page text, written for
 // operators, not rustdoc: no Markdown backticks there.
@@ -46,7 +47,8 @@ use crate::sign::PublicKey;
     max_term_width = 100,
     after_help = "Exit status: 0 success; 1 the bundle or an entry was rejected (signature, digest, schema, policy, expiry); \
                   2 usage or configuration error (bad flag, missing file, unreadable key or policy); \
-                  3 the machine failed (disk full, permissions)."
+                  3 the machine failed (disk full, permissions); \
+                  4 a split bundle is incomplete (the volumes given were verified and kept; give the missing ones)."
 )]
 pub struct Cli {
     #[command(flatten)]

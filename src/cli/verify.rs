@@ -6,13 +6,15 @@ use clap::Args;
 
 use super::{Output, TrustArgs, bytes};
 use crate::error::Result;
-use crate::verify::{Discard, VerifyReport, verify_bundle};
+use crate::verify::VerifyReport;
+use crate::verify::set::{CheckOnly, VolumesReport, identify, incomplete, verify_set};
 
-/// Check a bundle completely against the trusted keys; writes nothing
+/// Check a bundle, or volumes of a split bundle, completely against the trusted keys; writes nothing
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The bundle file
-    pub bundle: PathBuf,
+    /// The bundle file; or a split bundle's folder (checks the set); or one or more of its volume files
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundle: Vec<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
 }
@@ -21,15 +23,30 @@ impl VerifyArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let policy = self.trust.load()?;
         let progress = out.progress();
-        let (_, report) = verify_bundle(&self.bundle, &policy, crate::now(), &mut Discard, &progress)?;
+        let now = crate::now();
+        let set = identify(&self.bundle, &policy, now)?;
+        let outcome = verify_set(&set, &policy, now, &mut CheckOnly::new(), &progress)?;
+        // One volume file checks that volume; a folder or several files check the set.
+        let one_volume = self.bundle.len() == 1 && self.bundle[0].is_file();
+        let only_missing = outcome.damaged.is_empty() && set.unreadable.is_empty();
+        if !(outcome.complete() || one_volume && only_missing) {
+            return Err(incomplete(set, outcome, "nothing was written"));
+        }
+        let subject = self.bundle.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let volumes = VolumesReport::new(&set.verified.manifest, &outcome, &set.unreadable);
+        let report = VerifyReport::new(&subject, &set.verified, &policy, volumes);
         print_verified(out, &report);
-        for p in &report.packages {
-            let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
-            out.line(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
-            out.line(format!(
-                "      transfer {} | content {} | digest {} | provenance {} | policy {}",
-                p.transfer, p.content, p.digest, p.provenance, p.policy
-            ));
+        if outcome.complete() {
+            for p in &report.packages {
+                let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+                out.line(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
+                out.line(format!(
+                    "      transfer {} | content {} | digest {} | provenance {} | policy {}",
+                    p.transfer, p.content, p.digest, p.provenance, p.policy
+                ));
+            }
+        } else {
+            out.line("note      the packages of the missing volumes are checked when those volumes are verified");
         }
         out.report(&report);
         Ok(())
@@ -55,5 +72,19 @@ pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
             "note      incremental bundle: {} blob(s) came in earlier bundles of the channel; import checks them against the mirror",
             report.not_carried
         ));
+    }
+    if let Some(v) = &report.volumes {
+        out.line(format!("volumes   {} data + {} parity", v.data, v.parity));
+        for (what, list) in [
+            ("read", &v.verified),
+            ("earlier", &v.earlier),
+            ("rebuilt", &v.rebuilt),
+            ("missing", &v.missing),
+            ("damaged", &v.damaged),
+        ] {
+            if !list.is_empty() {
+                out.line(format!("  {what:<8}{}", list.join("; ")));
+            }
+        }
     }
 }

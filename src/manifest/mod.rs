@@ -37,8 +37,12 @@ pub struct Manifest {
     pub expires: u64,
     /// Ids of the keys that signed at export.
     pub signers: Vec<KeyId>,
-    /// Number of volumes in the set.
+    /// Number of data volumes in the set (they carry the blobs).
     pub volumes: u32,
+    /// Number of parity volumes after the data volumes (`--parity`); 0, and
+    /// absent from the encoding, when the set has none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parity: u32,
     /// Every blob the bundle carries, in archive order.
     pub blobs: Vec<Blob>,
     /// Every artifact, pointing at its blob.
@@ -58,6 +62,14 @@ pub struct Blob {
     #[serde(default = "carried_default", skip_serializing_if = "is_carried")]
     pub carried: bool,
 }
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Most volumes (data and parity) one set may have.
+pub const MAX_VOLUMES: u32 = 10_000;
 
 fn carried_default() -> bool {
     true
@@ -195,6 +207,9 @@ impl Manifest {
         if self.volumes == 0 {
             return Err("a bundle has at least one volume".into());
         }
+        if u64::from(self.volumes) + u64::from(self.parity) > u64::from(MAX_VOLUMES) {
+            return Err(format!("{} data and {} parity volumes, more than {MAX_VOLUMES}", self.volumes, self.parity));
+        }
         if self.created > self.expires {
             return Err("expires before it was created".into());
         }
@@ -260,6 +275,18 @@ impl Manifest {
         self.blobs.iter().filter(|b| !b.carried)
     }
 
+    /// Data and parity volumes together.
+    #[must_use]
+    pub fn total_volumes(&self) -> u32 {
+        self.volumes + self.parity
+    }
+
+    /// Whether the bundle is a single volume (the format without `--split`).
+    #[must_use]
+    pub fn is_single_volume(&self) -> bool {
+        self.volumes == 1 && self.parity == 0
+    }
+
     /// Whether the bundle carries every blob its inventory needs.
     #[must_use]
     pub fn is_full(&self) -> bool {
@@ -314,6 +341,7 @@ pub(crate) mod tests {
             expires: 1_800_000_000,
             signers: vec![KeyId([7; 16])],
             volumes: 1,
+            parity: 0,
             blobs: vec![Blob { id: blob, size: 5, volume: 0, carried: true }],
             entries: vec![Entry {
                 ecosystem: "files".into(),

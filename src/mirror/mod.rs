@@ -8,20 +8,32 @@
 //!     current -> generations/N           the published generation
 //!     generations/N/                     ecosystem folders + state.json
 //!     objects/<blake3>                   verified blobs; trees hard-link them
-//!     staging/<random>/                  an import in progress
+//!     staging/<manifest digest>/         a bundle being imported, kept across runs:
+//!       bundle.json                      its channel, sequence and expiry (for gc)
+//!       blobs/<blake3>                   verified blobs
+//!       volumes/<index>                  volume `index` verified, its blobs durable
+//!       generation/                      the next generation while it is built
 //! ```
 //!
 //! An import verifies every blob into staging, builds generation N+1 in
 //! staging (hard links to the old generation and to objects), makes it
 //! durable (file contents, then the rename, then the directory), and only
 //! then replaces the `current` link with a rename. Until that rename
-//! nothing a client sees has changed; a killed import leaves staging
-//! behind, which the next import (holding the lock) removes.
+//! nothing a client sees has changed.
+//!
+//! A split bundle may arrive over several runs, so its staging is kept,
+//! keyed by the manifest digest: a volume counts as done only once its
+//! blobs are durable and its marker is written (contents, then the rename,
+//! then the directory), so a run killed at any point loses at most the
+//! volume it was reading. What a killed run leaves half-written (a `.part-`
+//! file, a half-built generation) is removed by the next run; staging of a
+//! bundle that can no longer be imported is removed by `airlock gc`.
 
 mod tree;
 
 pub use tree::Tree;
 
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -41,6 +53,7 @@ const OBJECTS: &str = "objects";
 const STAGING: &str = "staging";
 const STATE: &str = "state.json";
 const INVENTORY: &str = "inventory.cbor";
+const BUNDLE_RECORD: &str = "bundle.json";
 
 /// Evidence kept in the inventory because indexes are regenerated from it;
 /// other evidence is written as files by its ecosystem and only its kind is kept.
@@ -198,13 +211,62 @@ impl Mirror {
         &self.root
     }
 
-    /// Staging left by an import that was killed. We hold the lock, so no
-    /// live import owns any of it.
+    /// Anything in staging that is not a bundle's staging (left by an older
+    /// airlock or by hand). We hold the lock, so no live import owns any of it.
     fn remove_stale_staging(&self) -> Result<()> {
         let staging = self.meta.join(STAGING);
         for entry in fs::read_dir(&staging).at(&staging)? {
             let path = entry.at(&staging)?.path();
-            fs::remove_dir_all(&path).at(&path)?;
+            if path.file_name().and_then(|n| n.to_str()).and_then(ContentId::from_hex).is_none() {
+                remove_path(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The staging of bundle `digest`, created if new, with what a killed
+    /// run left half-written removed. `bundle` describes it for `gc`.
+    pub fn bundle_staging(&self, digest: &ContentId, bundle: &StagedBundle) -> Result<Staging> {
+        let dir = self.meta.join(STAGING).join(digest.to_hex());
+        let staging = Staging { blobs: dir.join("blobs"), volumes: dir.join("volumes"), dir, done: BTreeSet::new() };
+        for sub in [&staging.dir, &staging.blobs, &staging.volumes] {
+            fs::create_dir_all(sub).at(sub)?;
+        }
+        let record = staging.dir.join(BUNDLE_RECORD);
+        if !record.exists() {
+            crate::sign::write_atomically(&record, &serde_json::to_vec_pretty(bundle).expect("serializes"), 0o644)?;
+        }
+        staging.clear_leftovers()?;
+        staging.load_done()
+    }
+
+    /// Removes the staging of bundle `digest`, if any (it was imported).
+    pub fn discard_staging(&self, digest: &ContentId) -> Result<()> {
+        remove_path(&self.meta.join(STAGING).join(digest.to_hex()))
+    }
+
+    /// Bytes free for imports on the mirror's filesystem.
+    pub fn available_bytes(&self) -> Result<u64> {
+        let staging = self.meta.join(STAGING);
+        let stat = rustix::fs::statvfs(&staging).map_err(|e| Error::io(&staging, e.into()))?;
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+
+    /// Fails with one line naming the bytes needed and available when the
+    /// mirror's filesystem cannot hold `needed` more bytes.
+    pub fn check_space(&self, needed: u64, what: &str) -> Result<()> {
+        let available = self.available_bytes()?;
+        if needed > available {
+            let staging = self.meta.join(STAGING);
+            return Err(Error::io(
+                &staging,
+                io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!(
+                        "{what} needs {needed} bytes, the filesystem has {available} available; nothing was written"
+                    ),
+                ),
+            ));
         }
         Ok(())
     }
@@ -218,15 +280,6 @@ impl Mirror {
             .blobs_not_carried()
             .filter(|b| fs::metadata(objects.join(b.id.to_hex())).map_or(true, |m| m.len() != b.size))
             .collect()
-    }
-
-    /// A fresh staging area for one import.
-    pub fn staging(&self) -> Result<Staging> {
-        let base = self.meta.join(STAGING);
-        let dir = tempfile::Builder::new().prefix("import-").tempdir_in(&base).at(&base)?;
-        let blobs = dir.path().join("blobs");
-        fs::create_dir(&blobs).at(&blobs)?;
-        Ok(Staging { dir, blobs })
     }
 
     /// Builds the next generation from the current one plus the verified
@@ -243,7 +296,7 @@ impl Mirror {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
         let merged = merge(self.inventory()?, &verified.manifest.entries, &verified.manifest.channel)?;
-        let build = staging.dir.path().join("generation");
+        let build = staging.dir.join("generation");
         match &previous {
             Some((_, dir)) => tree::link_copy(dir, &build)?,
             None => fs::create_dir(&build).at(&build)?,
@@ -376,6 +429,31 @@ impl Mirror {
         Ok((removed, freed))
     }
 
+    /// Removes the staging of bundles that can no longer be imported: already
+    /// imported, older than (or a fork of) the channel's last import, or
+    /// expired; with `all`, every staged import. Returns what it removed.
+    pub fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>> {
+        let state = self.state()?;
+        let staging = self.meta.join(STAGING);
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&staging).at(&staging)? {
+            let dir = entry.at(&staging)?.path();
+            let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let record: Option<StagedBundle> =
+                fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let why = match &record {
+                _ if all => Some("--all-staging".to_owned()),
+                None => Some("no readable bundle.json (left by a killed run)".to_owned()),
+                Some(r) => abandoned(r, &digest, &state, now),
+            };
+            if let Some(why) = why {
+                remove_path(&dir)?;
+                removed.push(format!("{} ({why})", &digest[..digest.len().min(16)]));
+            }
+        }
+        Ok(removed)
+    }
+
     fn prune(&self, current: u64) {
         let generations = self.meta.join(GENERATIONS);
         let Ok(entries) = fs::read_dir(&generations) else { return };
@@ -464,8 +542,10 @@ impl std::ops::Deref for Mirror {
 impl Drop for Mirror {
     /// A mirror this run created and never published is removed again, so a
     /// rejected first import leaves no trace.
+    /// A mirror that keeps a split bundle's staged volumes stays.
     fn drop(&mut self) {
-        if self.fresh && !self.published && matches!(self.current(), Ok(None)) {
+        let staging_empty = fs::read_dir(self.meta.join(STAGING)).is_ok_and(|mut d| d.next().is_none());
+        if self.fresh && !self.published && staging_empty && matches!(self.current(), Ok(None)) {
             let _ = fs::remove_dir_all(&self.meta);
             if self.created_root {
                 let _ = fs::remove_dir(&self.root);
@@ -484,13 +564,69 @@ pub struct PublishReport {
     pub state: State,
 }
 
-/// Verified blobs waiting for publication.
+/// Why a staged bundle can never be published, if it cannot.
+fn abandoned(record: &StagedBundle, digest: &str, state: &State, now: u64) -> Option<String> {
+    if state.imports.iter().any(|i| i.manifest_digest == digest) {
+        return Some("imported".into());
+    }
+    let last = state.imports.iter().filter(|i| i.channel == record.channel).map(|i| i.sequence).max();
+    if last.is_some_and(|last| last >= record.sequence) {
+        return Some(format!("channel {} has moved on to sequence {}", record.channel, last.unwrap_or(0)));
+    }
+    (now >= record.expires).then(|| format!("expired {}", rfc3339(record.expires)))
+}
+
+/// What `gc` needs to know about a bundle being imported (`bundle.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StagedBundle {
+    pub channel: String,
+    pub sequence: u64,
+    /// Seconds since the epoch: staging of an expired bundle is abandoned.
+    pub expires: u64,
+    pub volumes: u32,
+}
+
+/// A bundle's verified blobs, kept across runs until the set is complete.
 pub struct Staging {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     blobs: PathBuf,
+    /// One marker per data volume verified and durable.
+    volumes: PathBuf,
+    done: BTreeSet<u32>,
 }
 
 impl Staging {
+    /// Removes what a killed run left half-written: partial blobs and a half-built generation.
+    fn clear_leftovers(&self) -> Result<()> {
+        for entry in fs::read_dir(&self.blobs).at(&self.blobs)? {
+            let path = entry.at(&self.blobs)?.path();
+            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(".part-")) {
+                remove_path(&path)?;
+            }
+        }
+        let build = self.dir.join("generation");
+        if build.symlink_metadata().is_ok() {
+            remove_path(&build)?;
+        }
+        Ok(())
+    }
+
+    fn load_done(mut self) -> Result<Self> {
+        for entry in fs::read_dir(&self.volumes).at(&self.volumes)? {
+            let name = entry.at(&self.volumes)?.file_name();
+            if let Some(index) = name.to_str().and_then(|n| n.parse().ok()) {
+                self.done.insert(index);
+            }
+        }
+        Ok(self)
+    }
+
+    /// Data volumes verified and kept by earlier runs.
+    #[must_use]
+    pub fn done(&self) -> &BTreeSet<u32> {
+        &self.done
+    }
+
     /// Makes every staged blob's contents durable before anything is renamed
     /// into the object store: one `syncfs` of the mirror's filesystem instead
     /// of an fsync per blob, which on a mirror of many small files costs more
@@ -504,11 +640,46 @@ impl Staging {
         self.blobs.join(id.to_hex())
     }
 
-    /// Moves a staged blob into the object store (or drops it if the store has it).
+    /// Moves a staged blob into the object store (or drops it if the store
+    /// has it: a run killed after promoting it has nothing staged any more).
     fn promote(&self, id: &ContentId, objects: &Path) -> Result<()> {
         let from = self.blob_path(id);
         let to = objects.join(id.to_hex());
-        if to.exists() { fs::remove_file(&from).at(&from) } else { fs::rename(&from, &to).at(&to) }
+        if to.exists() {
+            match fs::remove_file(&from) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&from, e)),
+                _ => Ok(()),
+            }
+        } else {
+            fs::rename(&from, &to).at(&to)
+        }
+    }
+
+    /// Removes the whole staging (after publication, or when nothing of it is worth keeping).
+    pub fn discard(self) -> Result<()> {
+        remove_path(&self.dir)
+    }
+}
+
+impl crate::verify::set::SetSink for Staging {
+    type Blobs = Staging;
+
+    fn is_done(&self, index: u32) -> bool {
+        self.done.contains(&index)
+    }
+
+    fn blobs(&mut self) -> &mut Staging {
+        self
+    }
+
+    /// The order that makes a marker trustworthy after a crash: the blobs'
+    /// contents and names are durable first (syncfs), then the marker is
+    /// written, renamed into place and its directory synced.
+    fn volume_done(&mut self, index: u32) -> Result<()> {
+        self.make_durable()?;
+        crate::sign::write_atomically(&self.volumes.join(index.to_string()), b"", 0o644)?;
+        self.done.insert(index);
+        Ok(())
     }
 }
 
@@ -536,11 +707,24 @@ impl BlobSink for Staging {
 
     fn commit(&mut self, id: &ContentId, writer: StagedBlob) -> Result<()> {
         let path = self.blob_path(id);
-        // Durability comes later, for all staged blobs at once (Staging::make_durable).
+        // Durability comes later, for all of a volume's blobs at once (volume_done).
         // Published files are world-readable (tempfile creates them 0600).
         crate::sign::set_mode(writer.file.path(), 0o644).at(&path)?;
         writer.file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
+    }
+}
+
+/// Removes a file or a folder with everything in it; gone already is fine.
+fn remove_path(path: &Path) -> Result<()> {
+    let result = match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match result {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
     }
 }
 

@@ -19,10 +19,12 @@ use sha2::Digest as _;
 
 mod evidence;
 
+pub mod set;
+
 pub use evidence::screen_new_names;
 
-use crate::bundle::VolumeSeal;
 use crate::bundle::reader::{Member, Tail, VolumeReader};
+use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeSeal, volume_label};
 use crate::ecosystem;
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
@@ -85,6 +87,9 @@ pub struct VerifyReport {
     pub not_carried: usize,
     /// Per package, each of the five layers and its result.
     pub packages: Vec<EntryReport>,
+    /// The volumes of a split bundle: which were read, rebuilt, missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<set::VolumesReport>,
 }
 
 /// What was established for one entry, layer by layer (DESIGN.md's table).
@@ -102,10 +107,18 @@ pub struct EntryReport {
 }
 
 impl VerifyReport {
-    fn new(bundle: &Path, verified: &VerifiedManifest, policy: &Policy) -> Self {
+    /// The report on `bundle` (as the operator named it).
+    #[must_use]
+    pub fn new(
+        bundle: &str,
+        verified: &VerifiedManifest,
+        policy: &Policy,
+        volumes: Option<set::VolumesReport>,
+    ) -> Self {
         let m = &verified.manifest;
         VerifyReport {
-            bundle: bundle.display().to_string(),
+            volumes,
+            bundle: bundle.to_owned(),
             manifest_digest: verified.digest.to_hex(),
             channel: m.channel.clone(),
             sequence: m.sequence,
@@ -190,18 +203,124 @@ pub fn verify_bundle<S: BlobSink>(
     let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
     if file.metadata().is_ok_and(|m| m.is_dir()) {
         return Err(Error::Usage(format!(
-            "{subject}: is a directory; pass the bundle file written by `airlock export`"
+            "{subject}: is a directory (a split bundle); this command takes a single-file bundle, `airlock verify` and `airlock import` take split bundles"
         )));
     }
-    let (mut volume, envelope_bytes) = VolumeReader::open(file, &subject)?;
-    let verified = check_manifest(envelope_bytes, policy, now, &subject)?;
-    let plan = BlobPlan::new(&verified.manifest, 0);
-    progress.start("verifying", plan.total_bytes());
-    stream_blobs(&mut volume, plan, sink, progress, &subject)?;
+    let mut manifests = Vec::new();
+    let volume = open_volume(file, &subject, policy, now, &mut manifests)?;
+    let verified = manifests.pop().expect("open_volume keeps the manifest it checked");
+    if !verified.manifest.is_single_volume() {
+        return Err(Error::Usage(format!(
+            "{subject}: is {} of a split bundle; this command takes a single-file bundle, `airlock verify` and `airlock import` take split bundles",
+            volume.label(&verified.manifest)
+        )));
+    }
+    progress.start("verifying", verified.manifest.carried_bytes());
+    verify_volume(volume, &verified, policy, sink, progress)?;
     progress.finish();
-    check_seal(&volume.finish()?, &verified, 0, policy).map_err(|r| Error::rejected(&subject, r))?;
-    let report = VerifyReport::new(path, &verified, policy);
+    let report = VerifyReport::new(&subject, &verified, policy, None);
     Ok((verified, report))
+}
+
+/// A volume whose manifest passed the checks, positioned after its
+/// `volume.cbor`: the caller knows which volume of which set it claims to
+/// be (its seal confirms it once the rest is read).
+pub struct OpenVolume<R: io::Read> {
+    reader: VolumeReader<R>,
+    /// Index in the set.
+    pub index: u32,
+    /// In parity volumes: what the recovery bytes cover.
+    pub parity: Option<ParityInfo>,
+    /// The manifest digest: which bundle the volume belongs to.
+    pub digest: ContentId,
+}
+
+impl<R: io::Read> OpenVolume<R> {
+    /// "volume 2 of 5", "parity volume 1 of 1".
+    #[must_use]
+    pub fn label(&self, manifest: &Manifest) -> String {
+        volume_label(self.index, manifest.volumes, manifest.parity)
+    }
+}
+
+/// Reads a volume's manifest frame and checks the manifest (step 2 and 3),
+/// unless `manifests` already holds one with the same envelope; a new one
+/// is added to `manifests`. In a split set, reads which volume this is.
+pub fn open_volume<R: io::Read>(
+    raw: R,
+    subject: &str,
+    policy: &Policy,
+    now: u64,
+    manifests: &mut Vec<VerifiedManifest>,
+) -> Result<OpenVolume<R>> {
+    let (mut reader, envelope_bytes) = VolumeReader::open(raw, subject)?;
+    let position = if let Some(position) = manifests.iter().position(|m| m.envelope == envelope_bytes) {
+        position
+    } else {
+        manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
+        manifests.len() - 1
+    };
+    let verified = &manifests[position];
+    let manifest = &verified.manifest;
+    if manifest.is_single_volume() {
+        return Ok(OpenVolume { reader, index: 0, parity: None, digest: verified.digest });
+    }
+    let reject = |m: String| Error::rejected(subject, Rejection::Malformed(m));
+    let Member::Info { size } = reader.next_member()? else {
+        return Err(reject(format!("a volume of a split bundle must start with {VOLUME_MEMBER}")));
+    };
+    let info = reader.read_info(size)?;
+    let is_parity = info.volume >= manifest.volumes;
+    if info.volume >= manifest.total_volumes() || is_parity != info.parity.is_some() {
+        return Err(reject(format!(
+            "{VOLUME_MEMBER} names volume {} of a set of {}",
+            info.volume,
+            manifest.total_volumes()
+        )));
+    }
+    if let Some(parity) = &info.parity {
+        let stripe_ok = parity.stripe > 0 && parity.stripe % 512 == 0;
+        if !stripe_ok || parity.sizes.len() != manifest.volumes as usize {
+            return Err(reject(format!("{VOLUME_MEMBER} of a parity volume does not describe the data volumes")));
+        }
+    }
+    Ok(OpenVolume { reader, index: info.volume, parity: info.parity, digest: verified.digest })
+}
+
+/// Reads the rest of an opened volume: a data volume's blobs into `sink`
+/// (step 4 and 5) or a parity volume's recovery bytes; then checks its seal.
+pub fn verify_volume<R: io::Read, S: BlobSink>(
+    mut volume: OpenVolume<R>,
+    verified: &VerifiedManifest,
+    policy: &Policy,
+    sink: &mut S,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let subject = volume.reader.name().to_owned();
+    match &volume.parity {
+        None => {
+            let plan = BlobPlan::new(&verified.manifest, volume.index);
+            stream_blobs(&mut volume.reader, plan, sink, progress, &subject)?;
+        }
+        Some(info) => {
+            let expected = info.member_size();
+            match volume.reader.next_member()? {
+                Member::Parity { size } if size == expected => {}
+                _ => {
+                    return Err(Error::rejected(
+                        &subject,
+                        Rejection::UnexpectedMember(format!("where {PARITY_MEMBER} of {expected} bytes belongs")),
+                    ));
+                }
+            }
+            let mut counted = crate::progress::ProgressWriter { inner: io::sink(), progress };
+            volume.reader.copy_member(expected, &mut counted).map_err(|e| e.into_error(&subject))?;
+            if volume.reader.next_member()? != Member::End {
+                return Err(Error::rejected(&subject, Rejection::UnexpectedMember(format!("after {PARITY_MEMBER}"))));
+            }
+        }
+    }
+    check_seal(&volume.reader.finish()?, verified, volume.index, policy).map_err(|r| Error::rejected(&subject, r))
 }
 
 /// The seal must be signed like the manifest and name this manifest, this
@@ -250,10 +369,6 @@ impl BlobPlan {
         }
         BlobPlan { expected }
     }
-
-    fn total_bytes(&self) -> u64 {
-        self.expected.values().map(|(size, _)| size).sum()
-    }
 }
 
 /// Step 4 and 5 for one volume.
@@ -269,6 +384,12 @@ fn stream_blobs<R: io::Read, S: BlobSink>(
         let (id, size) = match volume.next_member()? {
             Member::End => break,
             Member::Blob { id, size } => (id, size),
+            Member::Info { .. } | Member::Parity { .. } => {
+                return Err(Error::rejected(
+                    subject,
+                    Rejection::UnexpectedMember(format!("{VOLUME_MEMBER} or {PARITY_MEMBER} among the blobs")),
+                ));
+            }
         };
         let Some((expected_size, digests)) = plan.expected.remove(&id) else {
             let why = if seen.contains(&id) {

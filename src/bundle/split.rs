@@ -1,0 +1,263 @@
+//! `export --split SIZE`: how large a volume may be, and which data volume
+//! carries each blob.
+//!
+//! Blobs are packed in archive order, each volume taking blobs while an
+//! upper bound of its size stays within the limit. The bound is exact for
+//! the manifest and seal frames and uses zstd's worst case for frame 2
+//! (incompressible data grows by at most 1/256 plus a few block headers),
+//! so no volume can come out larger than SIZE, whatever compresses.
+//! A blob is never cut across volumes: one that cannot fit in a volume on
+//! its own is a usage error that names the smallest SIZE that works.
+
+use crate::bundle::{BLOCK, padding};
+
+/// Named media: the name, the bytes one volume may take, and why.
+pub const MEDIA: [(&str, u64, &str); 3] = [
+    ("fat32", 4_294_967_295, "the largest file FAT32 can hold, 4 GiB - 1"),
+    (
+        "dvd",
+        4_691_984_384,
+        "a single-layer DVD±R (2,295,104 sectors of 2048 bytes) less 8 MiB for the disc's file system",
+    ),
+    (
+        "bd25",
+        25_016_926_208,
+        "a single-layer BD-R (12,219,392 sectors of 2048 bytes) less 8 MiB for the disc's file system",
+    ),
+];
+
+/// Smallest `--split` accepted: below this the manifest alone fills a volume.
+pub const MIN_SPLIT: u64 = 16 << 10;
+
+/// Most bytes of one parity stripe per data volume (the memory a rebuild
+/// holds is this times the number of volumes).
+const MAX_STRIPE: u64 = 64 << 10;
+
+/// Parses `4GiB`, `700MiB`, `100KiB`, `4GB`, `123456` (bytes) or a medium's name.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    if let Some((_, bytes, _)) = MEDIA.iter().find(|(name, _, _)| *name == lower) {
+        return Ok(*bytes);
+    }
+    let digits = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (number, unit) = lower.split_at(digits);
+    let unit_bytes: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(size_help(text)),
+    };
+    let bytes = number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_bytes)).ok_or_else(|| size_help(text))?;
+    if bytes < MIN_SPLIT {
+        return Err(format!("{text:?} is smaller than the smallest volume, {} KiB", MIN_SPLIT >> 10));
+    }
+    Ok(bytes)
+}
+
+fn size_help(text: &str) -> String {
+    let media: Vec<&str> = MEDIA.iter().map(|(name, _, _)| *name).collect();
+    format!("{text:?} is not a size: use e.g. 4GiB, 700MiB, 100KiB, 4GB, a number of bytes, or {}", media.join(", "))
+}
+
+/// zstd's worst case for `n` bytes of input (`ZSTD_COMPRESSBOUND`), plus
+/// room for the frame header and checksum.
+#[must_use]
+pub fn compress_bound(n: u64) -> u64 {
+    const BLOCK_MAX: u64 = 128 << 10;
+    n + n / 256 + if n < BLOCK_MAX { (BLOCK_MAX - n) >> 11 } else { 0 } + 64
+}
+
+/// Bytes a member of `size` bytes takes in the tar stream.
+#[must_use]
+pub fn member_len(size: u64) -> u64 {
+    BLOCK as u64 + size + padding(size)
+}
+
+/// Bytes of frame 1 holding a manifest envelope of `envelope` bytes.
+#[must_use]
+pub fn manifest_frame_len(envelope: u64) -> u64 {
+    let member = member_len(envelope);
+    // Magic, header and content size, then a 3-byte header per raw block of 128 KiB.
+    9 + 3 * member.div_ceil(128 << 10) + member
+}
+
+/// What every volume of the set spends besides its members.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// The largest a volume may be (`--split`).
+    pub split: u64,
+    /// Frame 1 (the signed manifest).
+    pub manifest_frame: u64,
+    /// The seal frame, at its largest.
+    pub seal_frame: u64,
+    /// The `volume.cbor` member of a data volume, at its largest.
+    pub info_member: u64,
+    /// Parity volumes to follow the data volumes.
+    pub parity: u32,
+    /// The `volume.cbor` member of a parity volume, at its largest.
+    pub parity_info_member: u64,
+}
+
+impl Budget {
+    /// Upper bound of a data volume whose blob members take `members` bytes.
+    #[must_use]
+    pub fn data_volume_bound(&self, members: u64) -> u64 {
+        self.manifest_frame + compress_bound(self.info_member + members + 2 * BLOCK as u64) + self.seal_frame
+    }
+
+    /// Upper bound of a parity volume over data volumes of at most `largest` bytes.
+    #[must_use]
+    pub fn parity_volume_bound(&self, largest: u64) -> u64 {
+        let stripe = self.stripe();
+        let member = member_len(largest.div_ceil(stripe) * stripe);
+        self.manifest_frame + compress_bound(self.parity_info_member + member + 2 * BLOCK as u64) + self.seal_frame
+    }
+
+    /// The largest a data volume may be: `split`, less what a parity volume
+    /// needs beyond the data volume it covers, so parity volumes fit too.
+    #[must_use]
+    pub fn data_limit(&self) -> u64 {
+        if self.parity == 0 {
+            return self.split;
+        }
+        // parity_volume_bound grows by at most 1 + 1/256 per byte of `largest`: step down until it fits.
+        let mut limit = self.split;
+        while limit > 0 && self.parity_volume_bound(limit) > self.split {
+            let over = self.parity_volume_bound(limit) - self.split;
+            limit = limit.saturating_sub(over.max(1));
+        }
+        limit
+    }
+
+    /// Bytes each data volume contributes to one parity stripe: a 64th of
+    /// the volume size, in whole tar blocks, at most 64 KiB.
+    #[must_use]
+    pub fn stripe(&self) -> u64 {
+        (self.split / 64 / BLOCK as u64 * BLOCK as u64).clamp(BLOCK as u64, MAX_STRIPE)
+    }
+}
+
+/// A blob that cannot fit in any volume of the requested size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge {
+    /// Its position in the list given to [`pack`].
+    pub index: usize,
+    /// The smallest `--split` that holds it.
+    pub smallest_split: u64,
+}
+
+/// Assigns the blobs of `sizes` (archive order) to data volumes; returns
+/// each blob's volume and the number of volumes (at least one).
+pub fn pack(sizes: &[u64], budget: &Budget) -> Result<(Vec<u32>, u32), TooLarge> {
+    let limit = budget.data_limit();
+    let mut volumes = Vec::with_capacity(sizes.len());
+    let (mut current, mut used) = (0u32, 0u64);
+    for (index, size) in sizes.iter().enumerate() {
+        let member = member_len(*size);
+        if budget.data_volume_bound(member) > limit {
+            return Err(TooLarge { index, smallest_split: smallest_split(member, budget) });
+        }
+        if used > 0 && budget.data_volume_bound(used + member) > limit {
+            current += 1;
+            used = 0;
+        }
+        used += member;
+        volumes.push(current);
+    }
+    Ok((volumes, current + 1))
+}
+
+/// The smallest `--split` (rounded up to a KiB) whose volumes hold a blob member of `member` bytes.
+fn smallest_split(member: u64, budget: &Budget) -> u64 {
+    let fits = |split: u64| {
+        let b = Budget { split, ..*budget };
+        b.data_volume_bound(member) <= b.data_limit()
+    };
+    let mut high = budget.data_volume_bound(member).max(MIN_SPLIT);
+    while !fits(high) {
+        high = high.saturating_mul(2);
+    }
+    let mut low = MIN_SPLIT;
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if fits(mid) { high = mid } else { low = mid + 1 }
+    }
+    high.div_ceil(1024) * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(split: u64, parity: u32) -> Budget {
+        Budget {
+            split,
+            manifest_frame: manifest_frame_len(3000),
+            seal_frame: 200,
+            info_member: member_len(16),
+            parity,
+            parity_info_member: member_len(100),
+        }
+    }
+
+    #[test]
+    fn sizes_and_media_parse() {
+        assert_eq!(parse_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_size("700MiB").unwrap(), 700 << 20);
+        assert_eq!(parse_size("100KiB").unwrap(), 100 << 10);
+        assert_eq!(parse_size("4GB").unwrap(), 4_000_000_000);
+        assert_eq!(parse_size("fat32").unwrap(), u64::from(u32::MAX));
+        assert_eq!(parse_size("DVD").unwrap(), 4_691_984_384);
+        assert!(parse_size("12 parsecs").unwrap_err().contains("not a size"));
+        assert!(parse_size("1KiB").unwrap_err().contains("smallest"));
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn packing_keeps_every_volume_within_the_limit() {
+        let sizes: Vec<u64> = (0..200).map(|i| (i * 7919) % 30_000).collect();
+        for parity in [0, 2] {
+            let b = budget(100 << 10, parity);
+            let (volumes, count) = pack(&sizes, &b).unwrap();
+            assert!(count > 1);
+            for v in 0..count {
+                let members: u64 =
+                    sizes.iter().zip(&volumes).filter(|(_, x)| **x == v).map(|(s, _)| member_len(*s)).sum();
+                assert!(members > 0, "volume {v} is empty");
+                assert!(b.data_volume_bound(members) <= b.data_limit());
+            }
+            if parity > 0 {
+                assert!(b.parity_volume_bound(b.data_limit()) <= b.split);
+            }
+            // Archive order is kept: volume numbers never go down.
+            assert!(volumes.windows(2).all(|w| w[0] <= w[1]));
+        }
+    }
+
+    #[test]
+    fn a_blob_too_large_names_the_smallest_size_that_works() {
+        for parity in [0, 1] {
+            let b = budget(64 << 10, parity);
+            let err = pack(&[10, 200_000, 10], &b).unwrap_err();
+            assert_eq!(err.index, 1);
+            let named = Budget { split: err.smallest_split, ..b };
+            assert!(pack(&[200_000], &named).is_ok());
+            // The size named is the smallest in whole KiB (with parity the
+            // stripe, and so the reserve, moves with the size: within a stripe).
+            let slack = if parity == 0 { 1024 } else { 1024 + named.stripe() };
+            let smaller = Budget { split: err.smallest_split - slack, ..b };
+            assert!(pack(&[200_000], &smaller).is_err(), "parity {parity}");
+        }
+    }
+
+    #[test]
+    fn no_blobs_make_one_volume() {
+        assert_eq!(pack(&[], &budget(1 << 20, 0)).unwrap(), (vec![], 1));
+    }
+}
