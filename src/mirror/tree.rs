@@ -13,11 +13,13 @@ pub struct Tree {
     root: PathBuf,
     objects: PathBuf,
     published: Vec<String>,
+    /// Folders known to exist, so a tree of many files costs no stat per parent.
+    folders: std::collections::HashSet<PathBuf>,
 }
 
 impl Tree {
     pub(crate) fn new(root: PathBuf, objects: PathBuf) -> Self {
-        Tree { root, objects, published: Vec::new() }
+        Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new() }
     }
 
     /// Places blob `id` at `folder/path`, replacing a file already there.
@@ -64,13 +66,20 @@ impl Tree {
     }
 
     /// Makes room for a file at `folder/path`: parents as folders, nothing in the way.
-    fn prepare(&self, folder: &str, path: &RelPath) -> Result<PathBuf> {
+    fn prepare(&mut self, folder: &str, path: &RelPath) -> Result<PathBuf> {
         let mut dir = self.root.join(folder);
-        fs::create_dir_all(&dir).at(&dir)?;
+        if !self.folders.contains(&dir) {
+            fs::create_dir_all(&dir).at(&dir)?;
+            self.folders.insert(dir.clone());
+        }
         let parts: Vec<&str> = path.components().collect();
         let (last, parents) = parts.split_last().expect("a RelPath has a component");
         for part in parents {
             dir.push(part);
+            if self.folders.contains(&dir) {
+                continue;
+            }
+            self.folders.insert(dir.clone());
             match dir.symlink_metadata() {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(conflict(folder, path, "one of its parent folders is a file in the mirror")),
@@ -85,10 +94,7 @@ impl Tree {
                 fs::remove_file(&target).at(&target)?;
                 Ok(target)
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&dir).at(&dir)?;
-                Ok(target)
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(target),
             Err(e) => Err(Error::io(&target, e)),
         }
     }

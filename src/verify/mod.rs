@@ -48,8 +48,8 @@ pub struct VerifiedManifest {
 }
 
 /// Where verified blobs go: nowhere (`verify`) or a staging area (`import`).
-pub trait BlobSink {
-    type Writer: Write;
+pub trait BlobSink: Send {
+    type Writer: Write + Send;
     /// A writer for blob `id`.
     fn begin(&mut self, id: &ContentId) -> Result<Self::Writer>;
     /// Blob `id` was written and every digest matched.
@@ -371,14 +371,50 @@ impl BlobPlan {
     }
 }
 
-/// Step 4 and 5 for one volume.
+/// Step 4 and 5 for one volume, as a two-stage pipeline: this thread
+/// decompresses and parses the volume while a second one hashes and writes,
+/// so an import costs about its slower stage rather than their sum. Chunks
+/// are recycled through a bounded channel, which caps memory at a few MiB.
 fn stream_blobs<R: io::Read, S: BlobSink>(
     volume: &mut VolumeReader<R>,
-    mut plan: BlobPlan,
+    plan: BlobPlan,
     sink: &mut S,
     progress: &dyn Progress,
     subject: &str,
 ) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(PIPELINE_DEPTH);
+        let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let writer = scope.spawn(move || hash_and_write(&queue, &recycle, sink, progress, subject));
+        let read = read_blobs(volume, plan, &jobs, &spare, subject);
+        drop(jobs);
+        let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The writer's failure is the first one: reading stops when it can no longer hand over.
+        written.and(read)
+    })
+}
+
+/// Chunks in flight between the two stages, each of [`CHUNK`] bytes.
+const PIPELINE_DEPTH: usize = 4;
+const CHUNK: usize = 1 << 20;
+
+/// What the reading stage hands to the writing stage.
+enum Job {
+    Begin(ContentId, Vec<UpstreamDigest>),
+    Data(Vec<u8>),
+    End(ContentId, Vec<UpstreamDigest>),
+}
+
+/// The reading stage: every member must be a blob the plan expects, once, of its size.
+fn read_blobs<R: io::Read>(
+    volume: &mut VolumeReader<R>,
+    mut plan: BlobPlan,
+    jobs: &std::sync::mpsc::SyncSender<Job>,
+    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
+    subject: &str,
+) -> Result<()> {
+    // A closed channel means the writing stage failed; its error is reported instead.
+    let writer_gone = || Error::Usage(String::new());
     let mut seen = BTreeSet::new();
     loop {
         let (id, size) = match volume.next_member()? {
@@ -405,10 +441,18 @@ fn stream_blobs<R: io::Read, S: BlobSink>(
                 Rejection::Oversize(format!("blob {} is {size} bytes, the manifest says {expected_size}", id.short())),
             ));
         }
-        let mut hashing = HashingWriter::new(sink.begin(&id)?, &digests, progress);
-        volume.copy_member(size, &mut hashing).map_err(|e| e.into_error(subject))?;
-        let inner = hashing.check(&id, &digests).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
-        sink.commit(&id, inner)?;
+        jobs.send(Job::Begin(id, digests.clone())).map_err(|_| writer_gone())?;
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            let mut chunk = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+            chunk.resize(n, 0);
+            volume.read_data(&mut chunk)?;
+            jobs.send(Job::Data(chunk)).map_err(|_| writer_gone())?;
+            left -= n as u64;
+        }
+        volume.end_member(size).map_err(|r| Error::rejected(subject, r))?;
+        jobs.send(Job::End(id, digests)).map_err(|_| writer_gone())?;
         seen.insert(id);
     }
     if let Some(missing) = plan.expected.keys().next() {
@@ -416,6 +460,35 @@ fn stream_blobs<R: io::Read, S: BlobSink>(
             subject,
             Rejection::Truncated(format!("{} blob(s) missing, first {}", plan.expected.len(), missing.short())),
         ));
+    }
+    Ok(())
+}
+
+/// The writing stage: hash each blob while writing it to the sink, and
+/// commit it only when every digest matched.
+fn hash_and_write<S: BlobSink>(
+    queue: &std::sync::mpsc::Receiver<Job>,
+    recycle: &std::sync::mpsc::Sender<Vec<u8>>,
+    sink: &mut S,
+    progress: &dyn Progress,
+    subject: &str,
+) -> Result<()> {
+    let mut current = None;
+    for job in queue {
+        match job {
+            Job::Begin(id, digests) => current = Some(HashingWriter::new(sink.begin(&id)?, &digests, progress)),
+            Job::Data(chunk) => {
+                let writer = current.as_mut().expect("Begin comes first");
+                writer.write_all(&chunk).map_err(|e| Error::io(Path::new(subject), e))?;
+                let _ = recycle.send(chunk);
+            }
+            Job::End(id, digests) => {
+                let writer = current.take().expect("Begin comes first");
+                let inner =
+                    writer.check(&id, &digests).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
+                sink.commit(&id, inner)?;
+            }
+        }
     }
     Ok(())
 }
