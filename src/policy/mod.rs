@@ -16,6 +16,8 @@
 //! The same text, with every reference to another file replaced by its
 //! content, is what a signed policy statement carries (`statement`).
 
+pub mod statement;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
