@@ -32,7 +32,7 @@ pub enum Rejection {
     /// The signature envelope could not be decoded or a signature is invalid.
     BadSignature(String),
     /// Fewer distinct trusted keys signed than the policy requires.
-    BelowThreshold { valid: usize, required: usize, signers: Vec<String> },
+    BelowThreshold { valid: usize, required: usize, signers: Signers },
     /// The manifest is not canonical CBOR or does not match the schema.
     Schema(String),
     /// A blob's BLAKE3, size or upstream digest differs from the manifest.
@@ -41,6 +41,32 @@ pub enum Rejection {
     Expired(String),
     /// The policy or mirror state refuses the bundle.
     Policy(String),
+    /// A signed policy statement cannot be applied; `kind` is its short code
+    /// and the message already says what to do.
+    Statement { kind: &'static str, message: String },
+}
+
+/// Who signed, by short key id, grouped by how the policy counted them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signers {
+    /// Trusted keys whose signatures verified.
+    pub counted: Vec<String>,
+    /// Keys the policy does not list.
+    pub untrusted: Vec<String>,
+    /// Keys the policy revoked: never counted.
+    pub revoked: Vec<String>,
+}
+
+impl fmt::Display for Signers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let groups: Vec<String> =
+            [("counted", &self.counted), ("not trusted", &self.untrusted), ("revoked, not counted", &self.revoked)]
+                .into_iter()
+                .filter(|(_, ids)| !ids.is_empty())
+                .map(|(label, ids)| format!("{label}: {}", ids.join(", ")))
+                .collect();
+        if groups.is_empty() { f.write_str("no signatures") } else { f.write_str(&groups.join("; ")) }
+    }
 }
 
 impl Rejection {
@@ -58,6 +84,7 @@ impl Rejection {
             Rejection::DigestMismatch(_) => "digest-mismatch",
             Rejection::Expired(_) => "expired",
             Rejection::Policy(_) => "policy",
+            Rejection::Statement { kind, .. } => kind,
         }
     }
 }
@@ -72,18 +99,16 @@ impl fmt::Display for Rejection {
             Rejection::Truncated(m) => write!(f, "bundle is truncated: {m}; copy it again from the medium"),
             Rejection::Oversize(m) => write!(f, "{m}; {RESEND}"),
             Rejection::BadSignature(m) => write!(f, "bad signature: {m}; {RESEND}"),
-            Rejection::BelowThreshold { valid, required, signers } => {
-                let who = if signers.is_empty() { "nobody".to_owned() } else { signers.join(", ") };
-                write!(
-                    f,
-                    "signed by {valid} trusted key(s), the policy requires {required} (signer key ids: {who}); \
-                     pin the exporter's key with --trust or in the policy, or have more trusted operators co-sign"
-                )
-            }
+            Rejection::BelowThreshold { valid, required, signers } => write!(
+                f,
+                "signed by {valid} trusted key(s), the policy requires {required} (signer key ids, {signers}); \
+                 pin the exporter's key with --trust or in the policy, or have more trusted operators co-sign"
+            ),
             Rejection::Schema(m) => write!(f, "manifest fails its schema: {m}; {RESEND}"),
             Rejection::DigestMismatch(m) => write!(f, "digest mismatch: {m}; {RESEND}"),
             Rejection::Expired(m) => write!(f, "{m}; ask the exporter for a fresh bundle"),
             Rejection::Policy(m) => write!(f, "refused by policy: {m}"),
+            Rejection::Statement { message, .. } => f.write_str(message),
         }
     }
 }

@@ -141,3 +141,46 @@ fn split_volumes_match_the_schema() {
     ciborium::into_writer(&Value::Map(vec![("volume".into(), "one".into())]), &mut broken).unwrap();
     assert!(cddl::validate_cbor_from_slice(&info_schema, &broken, None).is_err());
 }
+
+#[test]
+fn serials_revocations_and_statements_match_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = common::keygen(dir.path(), "op");
+    let text = fs::read_to_string(&public).unwrap();
+    let key_id = text.lines().next().unwrap().strip_prefix("# airlock public key ").unwrap().to_owned();
+    let key_line = text.lines().last().unwrap().to_owned();
+    let as_json = |text: &str| serde_json::to_string(&toml::from_str::<serde_json::Value>(text).unwrap()).unwrap();
+    let policy = format!(
+        "version = 1\nserial = 2\nthreshold = 1\nrevoked = [\"{}\"]\n[[keys]]\nname = \"op\"\npublic = \"{key_line}\"\n",
+        "ab".repeat(16)
+    );
+    cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&policy), None).unwrap();
+    let short_id = policy.replace(&"ab".repeat(16), &key_id[..16]);
+    assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&short_id), None).is_err());
+
+    // What `airlock policy sign` signs is the file's text; taken out of the
+    // envelope with ciborium, it is a statement-policy.
+    let source = dir.path().join("next.toml");
+    fs::write(&source, &policy).unwrap();
+    let statement = dir.path().join("next.statement");
+    common::airlock()
+        .args(["policy", "sign", "--quiet"])
+        .arg(&source)
+        .arg("--key")
+        .arg(&secret)
+        .arg("--out")
+        .arg(&statement)
+        .assert()
+        .success();
+    let Value::Tag(98, inner) = ciborium::from_reader::<Value, _>(&fs::read(&statement).unwrap()[..]).unwrap() else {
+        panic!("not a tagged COSE_Sign")
+    };
+    let Value::Array(parts) = *inner else { panic!("COSE_Sign is an array") };
+    assert_eq!(parts[2], Value::Bytes(policy.clone().into_bytes()));
+    let statement_schema = format!("statement = statement-policy\n{}", schema("policy.cddl"));
+    cddl::validate_json_from_str(&statement_schema, &as_json(&policy), None).unwrap();
+    let by_file = policy.replace(&format!("public = \"{key_line}\""), "file = \"op.pub\"");
+    // A policy file may name its key by file; a statement may not.
+    cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&by_file), None).unwrap();
+    assert!(cddl::validate_json_from_str(&statement_schema, &as_json(&by_file), None).is_err());
+}

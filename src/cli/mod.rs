@@ -16,6 +16,7 @@ mod gc;
 mod import;
 mod inspect;
 mod keygen;
+mod policy;
 mod serve;
 mod sign;
 mod status;
@@ -82,6 +83,7 @@ pub enum Command {
     Status(status::StatusArgs),
     Diff(diff::DiffArgs),
     Gc(gc::GcArgs),
+    Policy(policy::PolicyArgs),
     Serve(serve::ServeArgs),
 }
 
@@ -91,7 +93,8 @@ pub fn command() -> clap::Command {
     Cli::command()
 }
 
-/// The man pages: `airlock.1` and one `airlock-COMMAND.1` per subcommand,
+/// The man pages: `airlock.1` and one `airlock-COMMAND.1` per subcommand
+/// (`airlock-COMMAND-SUBCOMMAND.1` for nested ones),
 /// rendered from the clap definitions (checked in under man/, kept up to
 /// date by tests/man.rs).
 #[must_use]
@@ -100,12 +103,21 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     // Building propagates the global flags (--quiet, --json) into every subcommand.
     root.build();
     let mut pages = vec![("airlock.1".to_owned(), render_man(root.clone()))];
-    for sub in root.get_subcommands() {
-        let name = format!("airlock-{}", sub.get_name());
+    add_subcommand_pages(&root, "airlock", &mut pages);
+    pages
+}
+
+/// One page per subcommand, nested ones too (`airlock-policy-sign.1`).
+fn add_subcommand_pages(parent: &clap::Command, prefix: &str, pages: &mut Vec<(String, Vec<u8>)>) {
+    for sub in parent.get_subcommands() {
+        let name = format!("{prefix}-{}", sub.get_name());
         let page = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
         pages.push((format!("{name}.1"), render_man(page)));
+        // `help` mirrors the whole tree (`airlock help policy sign`); its page is enough.
+        if sub.get_name() != "help" {
+            add_subcommand_pages(sub, &name, pages);
+        }
     }
-    pages
 }
 
 fn render_man(command: clap::Command) -> Vec<u8> {
@@ -133,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => args.run(&out),
         Command::Diff(args) => args.run(&out),
         Command::Gc(args) => args.run(&out),
+        Command::Policy(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
     };
     match result {

@@ -66,6 +66,9 @@ pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
         report.manifest_digest, report.channel, report.sequence
     ));
     out.line(format!("signed by {}", report.trusted_signers.join(", ")));
+    for revoked in &report.revoked_signers {
+        out.line(format!("revoked   {revoked}: signature not counted (the policy revokes this key)"));
+    }
     out.line(format!("expires   {}", report.expires));
     if report.not_carried > 0 {
         out.line(format!(

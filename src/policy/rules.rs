@@ -2,10 +2,9 @@
 //! trust roots to check it with, who may have built them, and which names
 //! are accepted.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
+use super::References;
 use super::names::{NameRules, matches, normalize};
 use crate::error::{Error, Result};
 use crate::manifest::EVIDENCE_KINDS;
@@ -22,6 +21,10 @@ pub struct EcosystemRules {
     /// npm only: the registry's keys document, relative to the policy.
     #[serde(default)]
     pub registry_keys: Option<String>,
+    /// npm only: the same document inline, as JSON text (what a signed
+    /// statement must use, since it cannot name a file).
+    #[serde(default)]
+    pub registry_keys_json: Option<String>,
     /// Who must have built the packages the rule names.
     #[serde(default)]
     pub publishers: Vec<Publisher>,
@@ -118,9 +121,21 @@ impl Publisher {
 
 impl EcosystemRules {
     /// Checks the rules and loads the files they name (relative to `base`).
-    pub fn resolve(&self, ecosystem: &str, base: &Path, origin: &str, has_sigstore: bool) -> Result<Rules> {
+    pub fn resolve(
+        &self,
+        ecosystem: &str,
+        references: References<'_>,
+        origin: &str,
+        has_sigstore: bool,
+    ) -> Result<Rules> {
         self.check_require(ecosystem, origin)?;
-        let (npm_keys, npm_keys_document) = self.load_registry_keys(ecosystem, base, origin)?;
+        if ecosystem != "npm" && (self.registry_keys.is_some() || self.registry_keys_json.is_some()) {
+            return Err(Error::Usage(format!("{origin}: registry-keys is an npm setting, not {ecosystem}")));
+        }
+        let (npm_keys, npm_keys_document) = match self.registry_keys_document(references, origin)? {
+            Some((document, label)) => (Some(RegistryKeys::from_json(&document, &label)?), Some(document)),
+            None => (None, None),
+        };
         if self.require.iter().any(|k| k == "npm-signatures") && npm_keys.is_none() {
             return Err(Error::Usage(format!(
                 "{origin}: [npm] requires npm-signatures but pins no registry-keys to check them with"
@@ -158,21 +173,24 @@ impl EcosystemRules {
         }
     }
 
-    fn load_registry_keys(
-        &self,
-        ecosystem: &str,
-        base: &Path,
-        origin: &str,
-    ) -> Result<(Option<RegistryKeys>, Option<Vec<u8>>)> {
-        match (&self.registry_keys, ecosystem) {
-            (Some(file), "npm") => {
+    /// The pinned npm keys document and a label naming it in errors.
+    fn registry_keys_document(&self, references: References<'_>, origin: &str) -> Result<Option<(Vec<u8>, String)>> {
+        match (&self.registry_keys, &self.registry_keys_json, references) {
+            (None, None, _) => Ok(None),
+            (Some(_), Some(_), _) => {
+                Err(Error::Usage(format!("{origin}: [npm] has both registry-keys and registry-keys-json; keep one")))
+            }
+            (None, Some(json), _) => {
+                Ok(Some((json.as_bytes().to_vec(), format!("{origin}: [npm] registry-keys-json"))))
+            }
+            (Some(file), None, References::Beside(base)) => {
                 let path = base.join(file);
                 let document = std::fs::read(&path).map_err(|e| Error::input(&path, "npm registry keys", &e))?;
-                let keys = RegistryKeys::from_json(&document, &path.display().to_string())?;
-                Ok((Some(keys), Some(document)))
+                Ok(Some((document, path.display().to_string())))
             }
-            (Some(_), _) => Err(Error::Usage(format!("{origin}: registry-keys is an npm setting, not {ecosystem}"))),
-            (None, _) => Ok((None, None)),
+            (Some(file), None, References::Refused) => Err(Error::Usage(format!(
+                "{origin}: [npm] registry-keys names the file {file:?}; a policy statement must carry the document itself: use registry-keys-json = '''<the file's contents>''' instead"
+            ))),
         }
     }
 }

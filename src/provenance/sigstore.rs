@@ -39,13 +39,17 @@ impl SigstoreRoot {
     /// Reads a `trusted_root.json` (the Sigstore TUF repository's target).
     pub fn load(path: &std::path::Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::input(path, "Sigstore trusted root", &e))?;
+        SigstoreRoot::from_json(&text, &path.display().to_string())
+    }
+
+    /// Parses a trusted root document; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
         let bad = |why: String| {
             Error::Usage(format!(
-                "{}: {why}; pin a Sigstore trusted_root.json (from the sigstore TUF repository)",
-                path.display()
+                "{origin}: {why}; pin a Sigstore trusted_root.json (from the sigstore TUF repository)"
             ))
         };
-        let root = TrustedRoot::from_json(&text).map_err(|e| bad(format!("not a trusted root ({e})")))?;
+        let root = TrustedRoot::from_json(text).map_err(|e| bad(format!("not a trusted root ({e})")))?;
         let verifier = Verifier::new(&root).map_err(|e| bad(format!("unusable trusted root ({e})")))?;
         Ok(SigstoreRoot { verifier })
     }

@@ -13,7 +13,7 @@ use coset::{
 use ed25519_dalek::Signature;
 use ed25519_dalek::ed25519::signature::Signer;
 
-use crate::error::Rejection;
+use crate::error::{Rejection, Signers};
 use crate::id::KeyId;
 use crate::policy::Policy;
 use crate::sign::SecretKey;
@@ -27,17 +27,33 @@ pub struct Purpose {
     pub context: &'static [u8],
     /// Content type of the payload, in the body's protected header.
     pub content_type: &'static str,
+    /// What the payload is, in error messages.
+    pub subject: &'static str,
 }
 
 /// The bundle manifest.
-pub const MANIFEST: Purpose =
-    Purpose { context: b"airlock bundle manifest v1", content_type: "application/vnd.airlock.manifest+cbor" };
+pub const MANIFEST: Purpose = Purpose {
+    context: b"airlock bundle manifest v1",
+    content_type: "application/vnd.airlock.manifest+cbor",
+    subject: "manifest",
+};
 
 /// A volume's seal over its compressed bytes.
-pub const VOLUME_SEAL: Purpose =
-    Purpose { context: b"airlock volume seal v1", content_type: "application/vnd.airlock.volume-seal+cbor" };
+pub const VOLUME_SEAL: Purpose = Purpose {
+    context: b"airlock volume seal v1",
+    content_type: "application/vnd.airlock.volume-seal+cbor",
+    subject: "volume seal",
+};
 
-/// Signs `payload` (canonical CBOR) with every key, returning the envelope bytes.
+/// A policy statement: the next trust policy's TOML text, byte for byte
+/// (`policy::statement`).
+pub const POLICY_STATEMENT: Purpose = Purpose {
+    context: b"airlock policy statement v1",
+    content_type: "application/vnd.airlock.policy+toml",
+    subject: "policy statement",
+};
+
+/// Signs `payload` (canonical CBOR, or a policy's text) with every key, returning the envelope bytes.
 pub fn seal(payload: &[u8], keys: &[SecretKey], purpose: Purpose) -> Result<Vec<u8>, String> {
     let protected = HeaderBuilder::new().content_type(purpose.content_type.to_owned()).build();
     let mut builder = CoseSignBuilder::new().protected(protected).payload(payload.to_vec());
@@ -69,7 +85,7 @@ fn signature_template(id: KeyId) -> CoseSignature {
 /// What an envelope holds, before any trust decision.
 #[derive(Debug, Clone)]
 pub struct Opened {
-    /// The manifest bytes exactly as received.
+    /// The payload bytes exactly as received.
     pub payload: Vec<u8>,
     /// Key ids of every signature, in order, as claimed (not yet verified).
     pub claimed_signers: Vec<KeyId>,
@@ -79,36 +95,44 @@ pub struct Opened {
 pub fn open_untrusted(envelope: &[u8], purpose: Purpose) -> Result<Opened, Rejection> {
     let sign = decode(envelope, purpose)?;
     let claimed_signers = sign.signatures.iter().map(signer_id).collect::<Result<_, _>>()?;
-    let payload = sign.payload.ok_or_else(|| Rejection::Malformed("the signature envelope has no manifest".into()))?;
+    let payload = payload(sign.payload, purpose)?;
     Ok(Opened { payload, claimed_signers })
 }
 
 /// The outcome of checking an envelope against a policy.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    /// The manifest bytes exactly as signed.
+    /// The payload bytes exactly as signed.
     pub payload: Vec<u8>,
     /// Distinct trusted keys whose signatures verified.
     pub trusted_signers: Vec<KeyId>,
     /// Signers the policy does not know (ignored).
     pub unknown_signers: Vec<KeyId>,
+    /// Distinct signers the policy revoked: never counted, so not checked either.
+    pub revoked_signers: Vec<KeyId>,
 }
 
 /// Checks every signature by a key the policy trusts over the payload bytes
 /// as received, and requires the policy's threshold of distinct keys. A
 /// signature that claims a trusted key id and fails is a rejection, not an
-/// omission: it means the manifest or the signature was altered.
+/// omission: it means the manifest or the signature was altered. A key the
+/// policy revoked never counts, whether or not the policy still lists it.
 pub fn verify(envelope: &[u8], policy: &Policy, purpose: Purpose) -> Result<Verified, Rejection> {
     let sign = decode(envelope, purpose)?;
     let mut trusted = BTreeSet::new();
-    let mut unknown = Vec::new();
+    let mut unknown = BTreeSet::new();
+    let mut revoked = BTreeSet::new();
     for (index, signature) in sign.signatures.iter().enumerate() {
         let id = signer_id(signature)?;
         if signature.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) {
             return Err(Rejection::BadSignature(format!("signature {index} by {} is not EdDSA", id.short())));
         }
+        if policy.is_revoked(&id) {
+            revoked.insert(id);
+            continue;
+        }
         let Some(key) = policy.key(&id) else {
-            unknown.push(id);
+            unknown.insert(id);
             continue;
         };
         sign.verify_signature(index, purpose.context, |sig, tbs| {
@@ -116,17 +140,32 @@ pub fn verify(envelope: &[u8], policy: &Policy, purpose: Purpose) -> Result<Veri
             key.verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
         })
         .map_err(|()| {
-            Rejection::BadSignature(format!("the signature by trusted key {} does not match the manifest", id.short()))
+            Rejection::BadSignature(format!(
+                "the signature by trusted key {} does not match the {}",
+                id.short(),
+                purpose.subject
+            ))
         })?;
         trusted.insert(id);
     }
     if trusted.len() < policy.threshold() {
-        let mut signers: Vec<String> = trusted.iter().chain(unknown.iter()).map(KeyId::short).collect();
-        signers.dedup();
-        return Err(Rejection::BelowThreshold { valid: trusted.len(), required: policy.threshold(), signers });
+        let short = |ids: &BTreeSet<KeyId>| ids.iter().map(KeyId::short).collect();
+        return Err(Rejection::BelowThreshold {
+            valid: trusted.len(),
+            required: policy.threshold(),
+            signers: Signers { counted: short(&trusted), untrusted: short(&unknown), revoked: short(&revoked) },
+        });
     }
-    let payload = sign.payload.ok_or_else(|| Rejection::Malformed("the signature envelope has no manifest".into()))?;
-    Ok(Verified { payload, trusted_signers: trusted.into_iter().collect(), unknown_signers: unknown })
+    Ok(Verified {
+        payload: payload(sign.payload, purpose)?,
+        trusted_signers: trusted.into_iter().collect(),
+        unknown_signers: unknown.into_iter().collect(),
+        revoked_signers: revoked.into_iter().collect(),
+    })
+}
+
+fn payload(payload: Option<Vec<u8>>, purpose: Purpose) -> Result<Vec<u8>, Rejection> {
+    payload.ok_or_else(|| Rejection::Malformed(format!("the signature envelope has no {}", purpose.subject)))
 }
 
 fn decode(envelope: &[u8], purpose: Purpose) -> Result<CoseSign, Rejection> {
@@ -205,5 +244,30 @@ mod tests {
         assert!(result.is_err(), "a signature must not verify without the airlock context");
         // Nor as a volume seal.
         assert!(verify(&sealed, &policy(&[&a], 1), VOLUME_SEAL).is_err());
+    }
+
+    #[test]
+    fn a_revoked_key_never_counts_even_while_listed() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
+        let listed = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("[[keys]]\nname = \"k{i}\"\npublic = \"{}\"\n", k.public().to_text()))
+            .collect::<Vec<_>>()
+            .concat();
+        let text = format!("version = 1\nthreshold = 2\nrevoked = [\"{}\"]\n{listed}", keys[2].public().id());
+        let policy = Policy::parse(&text, crate::policy::References::Refused, "p").unwrap();
+        let by_0_and_2 = seal(b"statement", &[keys[0].clone(), keys[2].clone()], POLICY_STATEMENT).unwrap();
+        let Err(Rejection::BelowThreshold { valid: 1, signers, .. }) = verify(&by_0_and_2, &policy, POLICY_STATEMENT)
+        else {
+            panic!("a revoked key's signature was counted")
+        };
+        assert_eq!(signers.revoked, [keys[2].public().id().short()]);
+        let all = add_signature(&by_0_and_2, &keys[1], POLICY_STATEMENT).unwrap();
+        let ok = verify(&all, &policy, POLICY_STATEMENT).unwrap();
+        assert_eq!(ok.trusted_signers.len(), 2);
+        assert_eq!(ok.revoked_signers, [keys[2].public().id()]);
+        // A policy statement is not a manifest.
+        assert!(matches!(verify(&all, &policy, MANIFEST), Err(Rejection::Malformed(_))));
     }
 }

@@ -43,6 +43,8 @@ pub struct VerifiedManifest {
     /// BLAKE3 of the manifest bytes: the bundle's identity in reports and state.
     pub digest: ContentId,
     pub trusted_signers: Vec<KeyId>,
+    /// Signers the policy revoked: reported, never counted.
+    pub revoked_signers: Vec<KeyId>,
     /// The per-package layer report (content and digest layers hold once the blobs stream through).
     pub packages: Vec<EntryReport>,
 }
@@ -79,6 +81,8 @@ pub struct VerifyReport {
     pub created: String,
     pub expires: String,
     pub trusted_signers: Vec<String>,
+    /// Signatures by keys the policy revoked, which were not counted.
+    pub revoked_signers: Vec<String>,
     pub entries: usize,
     pub blobs: usize,
     pub bytes: u64,
@@ -124,14 +128,8 @@ impl VerifyReport {
             sequence: m.sequence,
             created: rfc3339(m.created),
             expires: rfc3339(m.expires),
-            trusted_signers: verified
-                .trusted_signers
-                .iter()
-                .map(|id| match policy.name_of(id) {
-                    Some(name) if name != id.short() => format!("{name} ({})", id.short()),
-                    _ => id.short(),
-                })
-                .collect(),
+            trusted_signers: verified.trusted_signers.iter().map(|id| policy.describe(id)).collect(),
+            revoked_signers: verified.revoked_signers.iter().map(|id| policy.describe(id)).collect(),
             entries: m.entries.len(),
             blobs: m.blobs.len(),
             bytes: m.blob_bytes(),
@@ -180,6 +178,7 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
         manifest,
         envelope: envelope_bytes,
         trusted_signers: verified.trusted_signers,
+        revoked_signers: verified.revoked_signers,
         packages,
     })
 }
