@@ -229,7 +229,13 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         blob.carried = !sent.contains(&blob.id);
     }
     if let Some(last) = &last {
-        manifest.sequence = last.sequence + 1;
+        manifest.sequence =
+            last.sequence.checked_add(1).filter(|s| *s <= crate::manifest::MAX_SEQUENCE).ok_or_else(|| {
+                Error::Usage(format!(
+                    "channel state for {}: sequence {} is at the end of the range; start a new channel",
+                    options.channel, last.sequence
+                ))
+            })?;
         manifest.previous = Some(ContentId::from_hex(&last.manifest_digest).ok_or_else(|| {
             Error::Usage(format!(
                 "channel state for {}: the manifest digest is damaged; restore the state from backup",

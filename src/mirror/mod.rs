@@ -112,6 +112,15 @@ fn merge(current: Vec<Stored>, incoming: &[Entry], channel: &str) -> Result<Merg
         by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
         fresh.push(entry.clone());
     }
+    // What earlier bundles published and this one brings share one tree.
+    crate::manifest::check_places(by_place.keys().map(|(e, p)| (e.as_str(), p.as_str()))).map_err(|why| {
+        Error::rejected(
+            format!("channel {channel}"),
+            crate::error::Rejection::Policy(format!(
+                "{why}: the mirror already holds one of them; rename one upstream or withdraw it from its channel first"
+            )),
+        )
+    })?;
     Ok(Merged { all: by_place.into_values().collect(), fresh, removed })
 }
 
@@ -529,6 +538,24 @@ impl Write for StagedBlob {
 impl BlobSink for Staging {
     type Writer = StagedBlob;
 
+    /// The blobs must fit on the mirror's file system with room to spare
+    /// (1/64 and 64 MiB for the generation's folders and index files), or
+    /// the import stops before writing anything.
+    fn reserve(&mut self, bytes: u64) -> Result<()> {
+        let stat = rustix::fs::statvfs(&self.blobs).map_err(|e| Error::io(&self.blobs, e.into()))?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        let needed = bytes.saturating_add(bytes / 64).saturating_add(64 << 20);
+        if needed > free {
+            let why = format!(
+                "the bundle's blobs need {} MiB of staging space, the mirror's file system has {} MiB free",
+                needed.div_ceil(1 << 20),
+                free >> 20
+            );
+            return Err(Error::io(&self.blobs, io::Error::new(io::ErrorKind::StorageFull, why)));
+        }
+        Ok(())
+    }
+
     fn begin(&mut self, _id: &ContentId) -> Result<StagedBlob> {
         let file = tempfile::Builder::new().prefix(".part-").tempfile_in(&self.blobs).at(&self.blobs)?;
         Ok(StagedBlob { file })
@@ -602,6 +629,11 @@ mod tests {
             .unwrap();
         assert_eq!(m.fresh.len(), 1);
         assert!(m.all.iter().any(|s| s.entry.blob == ContentId::of(b"v2")));
+
+        // A path that a case-insensitive file system would merge with a published one.
+        let err = merge(old.clone(), &[entry("files", "NOTES.txt", b"v1")], "other").err().unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("differ only by case"), "{err}");
 
         // The channel dropped a.tgz: withdrawn; another channel's entries stay.
         let m = merge(old, &[entry("files", "notes.txt", b"v1")], "weekly").unwrap();

@@ -46,6 +46,12 @@ pub struct VerifiedManifest {
 /// Where verified blobs go: nowhere (`verify`) or a staging area (`import`).
 pub trait BlobSink {
     type Writer: Write;
+    /// Called once, before the first blob, with the bytes the volume's blobs
+    /// will take: a sink that writes them refuses here, before writing
+    /// anything, when they cannot fit.
+    fn reserve(&mut self, _bytes: u64) -> Result<()> {
+        Ok(())
+    }
     /// A writer for blob `id`.
     fn begin(&mut self, id: &ContentId) -> Result<Self::Writer>;
     /// Blob `id` was written and every digest matched.
@@ -194,6 +200,7 @@ pub fn verify_bundle<S: BlobSink>(
     let (mut volume, envelope_bytes) = VolumeReader::open(file, &subject)?;
     let verified = check_manifest(envelope_bytes, policy, now, &subject)?;
     let plan = BlobPlan::new(&verified.manifest, 0);
+    sink.reserve(plan.total_bytes())?;
     progress.start("verifying", plan.total_bytes());
     stream_blobs(&mut volume, plan, sink, progress, &subject)?;
     progress.finish();
