@@ -32,7 +32,8 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     if canonical != bytes {
         return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
     }
-    value.deserialized().map_err(|e| e.to_string())
+    // The value error's display is its Debug form; the message inside is what a reader wants.
+    value.deserialized().map_err(|ciborium::value::Error::Custom(message)| message)
 }
 
 /// Bounds on a CBOR document's shape.
