@@ -414,6 +414,17 @@ fn endless_data_a_blob_larger_than_declared_is_refused() {
     stream.extend(hostile::tar_stream(&[(hostile::blob_header(&notes.id, notes.size), &p.blobs[&notes.id])]));
     site.refused("longer-data.airlock", &sealed(hostile::compress(&stream)), 1, &["non-zero padding after a member"]);
 
+    // A manifest the exporter signed that declares an exabyte: refused before
+    // anything is written, for lack of room (exit 3, the machine's limit).
+    let mut m = p.manifest.clone();
+    let exabyte = 1u64 << 60;
+    m.blobs.iter_mut().filter(|b| b.id == tool.id).for_each(|b| b.size = exabyte);
+    m.entries.iter_mut().filter(|e| e.blob == tool.id).for_each(|e| e.size = exabyte);
+    let payload = m.to_bytes().unwrap();
+    let envelope = hostile::sign_manifest(&payload, &[&site.key]);
+    let bytes = hostile::assemble(&envelope, &p.frame, &hostile::seal(&payload, &p.frame, &[&site.key]));
+    site.refused("exabyte.airlock", &bytes, 3, &["MiB of staging space", "free space on that filesystem"]);
+
     site.import(&genuine).success();
 }
 
