@@ -6,9 +6,10 @@
 //! order of its encoded keys, and refuse what the manifest never needs and
 //! what would make the encoding ambiguous: floats, tags, duplicate keys.
 //!
-//! Decoding is the mirror image: decode to a `Value` (with a recursion
-//! limit), re-encode canonically, and reject the input unless the two byte
-//! strings are identical. Only then is the value turned into Rust types.
+//! Decoding is the mirror image: check the document's shape without
+//! decoding it ([`check_shape`]), decode to a `Value` (with a recursion
+//! limit) and then to the Rust type, re-encode that canonically, and reject
+//! the input unless the two byte strings are identical.
 
 use ciborium::Value;
 use serde::Serialize;
@@ -23,17 +24,21 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     encode_value(&canonicalize(value)?)
 }
 
-/// Decodes `bytes`, accepting them only if they are the canonical encoding.
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+/// Decodes `bytes`, accepting them only if they are the canonical encoding
+/// of what they decode to: re-encoding the decoded `T` must give the same
+/// bytes. Comparing at the level of `T` (not of the CBOR value) also refuses
+/// a field spelled out with the default the writer leaves out (`carried:
+/// true`, `previous: null`): a second encoding of the same manifest.
+pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     check_shape(bytes, Shape { depth: RECURSION_LIMIT, items: bytes.len() })?;
     let value: Value =
         ciborium::de::from_reader_with_recursion_limit(bytes, RECURSION_LIMIT).map_err(|e| format!("not CBOR: {e}"))?;
-    let canonical = encode_value(&canonicalize(value.clone())?)?;
-    if canonical != bytes {
+    // The value error's display is its Debug form; the message inside is what a reader wants.
+    let decoded: T = value.deserialized().map_err(|ciborium::value::Error::Custom(message)| message)?;
+    if to_vec(&decoded)? != bytes {
         return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
     }
-    // The value error's display is its Debug form; the message inside is what a reader wants.
-    value.deserialized().map_err(|ciborium::value::Error::Custom(message)| message)
+    Ok(decoded)
 }
 
 /// Bounds on a CBOR document's shape.

@@ -428,6 +428,20 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn defaults_spelled_out_are_a_second_encoding_and_refused() {
+        // Found by the manifest fuzz target: `carried: true` written out
+        // decoded to the same manifest as the bytes without it.
+        let mut value = ciborium::Value::serialized(&sample()).unwrap();
+        let ciborium::Value::Map(fields) = &mut value else { panic!("a map") };
+        let (_, blobs) = fields.iter_mut().find(|(k, _)| k.as_text() == Some("blobs")).unwrap();
+        let ciborium::Value::Array(blobs) = blobs else { panic!("an array") };
+        let ciborium::Value::Map(blob) = &mut blobs[0] else { panic!("a map") };
+        blob.push(("carried".into(), true.into()));
+        let bytes = canonical::to_vec(&value).unwrap();
+        assert!(Manifest::from_bytes(&bytes).unwrap_err().contains("deterministic"));
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let mut value = ciborium::Value::serialized(&sample()).unwrap();
         if let ciborium::Value::Map(entries) = &mut value {
