@@ -758,115 +758,71 @@ fn set_link(h: &mut tar::Header, target: &str) {
     h.as_mut_bytes()[157..157 + target.len()].copy_from_slice(target.as_bytes());
 }
 
+/// A hostile member header, as `case` names it: its name, size and header.
+fn hostile_member(case: &str, blob: &str, blob_size: u64, escape: &Path) -> (String, u64, tar::Header) {
+    let (name, size) = match case {
+        "directory" => ("blobs/".to_owned(), 0),
+        "long-name" => ("././@LongLink".to_owned(), 100),
+        "pax" => (blob.to_owned(), 30),
+        "absolute" => (escape.display().to_string(), blob_size),
+        "dotdot" => (format!("blobs/../../../../../../../..{}", escape.display()), blob_size),
+        "setuid" => (blob.to_owned(), blob_size),
+        _ => (blob.to_owned(), 0),
+    };
+    let h = header(&name, size, |h| match case {
+        "symlink" => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            set_link(h, "/etc/passwd");
+        }
+        "hardlink" => {
+            h.set_entry_type(tar::EntryType::Link);
+            set_link(h, "/etc/shadow");
+        }
+        "char-device" => {
+            h.set_entry_type(tar::EntryType::Char);
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        "block-device" => h.set_entry_type(tar::EntryType::Block),
+        "fifo" => h.set_entry_type(tar::EntryType::Fifo),
+        "directory" => h.set_entry_type(tar::EntryType::Directory),
+        "long-name" => h.set_entry_type(tar::EntryType::GNULongName),
+        "pax" => h.set_entry_type(tar::EntryType::XHeader),
+        "setuid" => h.set_mode(0o4755),
+        _ => {}
+    });
+    (name, size, h)
+}
+
 #[test]
 fn wrong_type_members_links_devices_and_escaping_names_are_refused() {
     let site = Site::new();
     let genuine = site.export("second", &[("notes.txt", b"second notes\n"), ("tool.bin", b"tool 2")]);
     let p = hostile::open(&genuine);
     let first = &p.manifest.blobs[0];
-    let name = format!("blobs/{}", first.id.to_hex());
+    let blob = format!("blobs/{}", first.id.to_hex());
     let escape = site.path("escaped");
-    let escape_name = format!("blobs/../../../../../../../..{}", escape.display());
-    let absolute = escape.display().to_string();
-    type Edit = Box<dyn FnOnce(&mut tar::Header)>;
-    let cases: Vec<(&str, String, u64, Edit, &str)> = vec![
-        (
-            "symlink",
-            name.clone(),
-            0,
-            Box::new(|h: &mut tar::Header| {
-                h.set_entry_type(tar::EntryType::Symlink);
-                set_link(h, "/etc/passwd");
-            }),
-            "a link, device or other non-file member",
-        ),
-        (
-            "hardlink",
-            name.clone(),
-            0,
-            Box::new(|h: &mut tar::Header| {
-                h.set_entry_type(tar::EntryType::Link);
-                set_link(h, "/etc/shadow");
-            }),
-            "a link, device or other non-file member",
-        ),
-        (
-            "char-device",
-            name.clone(),
-            0,
-            Box::new(|h: &mut tar::Header| {
-                h.set_entry_type(tar::EntryType::Char);
-                h.set_device_major(1).unwrap();
-                h.set_device_minor(3).unwrap();
-            }),
-            "a link, device or other non-file member",
-        ),
-        (
-            "block-device",
-            name.clone(),
-            0,
-            Box::new(|h: &mut tar::Header| {
-                h.set_entry_type(tar::EntryType::Block);
-            }),
-            "a link, device or other non-file member",
-        ),
-        (
-            "fifo",
-            name.clone(),
-            0,
-            Box::new(|h: &mut tar::Header| h.set_entry_type(tar::EntryType::Fifo)),
-            "a link, device or other non-file member",
-        ),
-        (
-            "directory",
-            "blobs/".into(),
-            0,
-            Box::new(|h: &mut tar::Header| h.set_entry_type(tar::EntryType::Directory)),
-            "a link, device or other non-file member",
-        ),
-        (
-            "long-name",
-            "././@LongLink".into(),
-            100,
-            Box::new(|h: &mut tar::Header| h.set_entry_type(tar::EntryType::GNULongName)),
-            "a link, device or other non-file member",
-        ),
-        (
-            "pax",
-            name.clone(),
-            30,
-            Box::new(|h: &mut tar::Header| h.set_entry_type(tar::EntryType::XHeader)),
-            "a link, device or other non-file member",
-        ),
-        (
-            "absolute",
-            absolute.clone(),
-            first.size,
-            Box::new(|_: &mut tar::Header| {}),
-            "a member with an unexpected name or header",
-        ),
-        (
-            "dotdot",
-            escape_name.clone(),
-            first.size,
-            Box::new(|_: &mut tar::Header| {}),
-            "a member with an unexpected name or header",
-        ),
-        (
-            "setuid",
-            name.clone(),
-            first.size,
-            Box::new(|h: &mut tar::Header| h.set_mode(0o4755)),
-            "a member with an unexpected name or header",
-        ),
-    ];
-    for (case, member, size, edit, expect) in cases {
-        let h = header(&member, size, edit);
-        let data = vec![b'A'; size as usize];
+    let non_file = "a link, device or other non-file member";
+    let odd = "a member with an unexpected name or header";
+    for (case, expect) in [
+        ("symlink", non_file),
+        ("hardlink", non_file),
+        ("char-device", non_file),
+        ("block-device", non_file),
+        ("fifo", non_file),
+        ("directory", non_file),
+        ("long-name", non_file),
+        ("pax", non_file),
+        ("absolute", odd),
+        ("dotdot", odd),
+        ("setuid", odd),
+    ] {
+        let (member, len, h) = hostile_member(case, &blob, first.size, &escape);
+        let data = vec![b'A'; len as usize];
         let frame = hostile::compress(&hostile::tar_stream(&[(h, &data)]));
         let bytes = hostile::assemble(&p.envelope, &frame, &hostile::seal(&p.payload, &frame, &[&site.key]));
         let err = site.refused(&format!("{case}.airlock"), &bytes, 1, &["unexpected archive member", expect]);
-        assert!(err.contains(&format!("{:?}", &member[..member.len().min(100)])), "{case}: {err}");
+        assert!(err.contains(&format!("{member:?}")), "{case}: {err}");
         assert!(!escape.exists(), "{case} wrote outside the mirror");
     }
 
