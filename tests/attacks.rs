@@ -873,7 +873,7 @@ fn wrong_type_members_names_differing_only_by_case_or_unicode_normalisation_are_
         &twin,
         &["--trust".as_ref(), site.public.as_os_str()],
         1,
-        &["files/Notes.TXT and files/notes.txt differ only by case", "the mirror already holds one of them"],
+        &["files/notes.txt and files/Notes.TXT differ only by case", "the mirror already holds one of them"],
     );
     site.import(&genuine).success();
 }

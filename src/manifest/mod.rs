@@ -293,14 +293,11 @@ impl Manifest {
 /// Rules for a set of (ecosystem, path) places that share one mirror tree:
 /// no `a` beside `a/b` (the first would have to be both a file and a
 /// folder), and no two different paths, or folders of paths, that are the
-/// same name to a case-insensitive or normalising file system (`README` and
-/// `readme`, `café` composed and decomposed): on such a file system (macOS,
-/// Windows, a casefolded ext4, a share the mirror is copied to) one would
-/// silently replace or merge into the other.
+/// same name to a case-insensitive or normalising file system
+/// ([`FoldedPaths`]).
 pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
     let all: BTreeSet<(&str, &str)> = places.collect();
-    // Every path and every folder on the way to it, by its folded form.
-    let mut folded: BTreeMap<(&str, String), &str> = BTreeMap::new();
+    let mut folded = FoldedPaths::default();
     for (ecosystem, path) in &all {
         let mut end = 0;
         for part in path.split('/') {
@@ -309,17 +306,39 @@ pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Res
                 return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
             }
             end += if end == 0 { part.len() } else { part.len() + 1 };
+        }
+        folded.add(ecosystem, path)?;
+    }
+    Ok(())
+}
+
+/// Paths, and the folders on the way to them, by the form a case-insensitive,
+/// normalising file system compares (`README` and `readme`, `café` composed
+/// and decomposed): on such a file system (macOS, Windows, a casefolded
+/// ext4, a share the mirror is copied to) one would silently replace or
+/// merge into the other.
+#[derive(Debug, Default)]
+pub struct FoldedPaths<'a> {
+    seen: BTreeMap<(&'a str, String), &'a str>,
+}
+
+impl<'a> FoldedPaths<'a> {
+    /// Adds `path` of `ecosystem`; the error names the path or folder
+    /// already added that differs from it only by case or normalisation.
+    pub fn add(&mut self, ecosystem: &'a str, path: &'a str) -> Result<(), String> {
+        let mut end = 0;
+        for part in path.split('/') {
+            end += if end == 0 { part.len() } else { part.len() + 1 };
             let name = &path[..end];
-            if let Some(other) = folded.insert((*ecosystem, fold(name)), name)
-                && other != name
-            {
+            let other = *self.seen.entry((ecosystem, fold(name))).or_insert(name);
+            if other != name {
                 return Err(format!(
                     "{ecosystem}/{other} and {ecosystem}/{name} differ only by case or Unicode normalisation; a file system may take them for one"
                 ));
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The form under which case-insensitive, normalising file systems compare

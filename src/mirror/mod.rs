@@ -112,15 +112,23 @@ fn merge(current: Vec<Stored>, incoming: &[Entry], channel: &str) -> Result<Merg
         by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
         fresh.push(entry.clone());
     }
-    // What earlier bundles published and this one brings share one tree.
-    crate::manifest::check_places(by_place.keys().map(|(e, p)| (e.as_str(), p.as_str()))).map_err(|why| {
-        Error::rejected(
-            format!("channel {channel}"),
-            crate::error::Rejection::Policy(format!(
-                "{why}: the mirror already holds one of them; rename one upstream or withdraw it from its channel first"
-            )),
-        )
-    })?;
+    // What earlier bundles published and this one brings share one tree: an
+    // incoming path must not be one a file system would merge with a
+    // published one. (Pairs already published before this rule are left alone.)
+    let mut folded = crate::manifest::FoldedPaths::default();
+    for (ecosystem, path) in by_place.keys().filter(|place| !listed.contains(place)) {
+        let _ = folded.add(ecosystem, path);
+    }
+    for entry in incoming {
+        folded.add(&entry.ecosystem, entry.path.as_str()).map_err(|why| {
+            Error::rejected(
+                format!("channel {channel}"),
+                crate::error::Rejection::Policy(format!(
+                    "{why}: the mirror already holds one of them; rename one upstream or withdraw it from its channel first"
+                )),
+            )
+        })?;
+    }
     Ok(Merged { all: by_place.into_values().collect(), fresh, removed })
 }
 
