@@ -198,8 +198,8 @@ fn check_channel(channel: &str) -> Result<()> {
     }
 }
 
-/// Runs an export.
-pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<ExportReport> {
+/// What can be refused before anything is read or fetched.
+fn check_options(options: &ExportOptions) -> Result<()> {
     check_channel(&options.channel)?;
     if options.keys.is_empty() {
         return Err(Error::Usage("no signing key: pass --key KEY (made by `airlock keygen`)".into()));
@@ -215,6 +215,30 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
             options.out.display()
         )));
     }
+    Ok(())
+}
+
+/// The next bundle of a channel follows the last one: the next sequence
+/// number and the last manifest's digest.
+fn chain_to(manifest: &mut Manifest, last: &ChannelState, channel: &str) -> Result<()> {
+    manifest.sequence =
+        last.sequence.checked_add(1).filter(|s| *s <= crate::manifest::MAX_SEQUENCE).ok_or_else(|| {
+            Error::Usage(format!(
+                "channel state for {}: sequence {} is at the end of the range; start a new channel",
+                channel, last.sequence
+            ))
+        })?;
+    manifest.previous = Some(ContentId::from_hex(&last.manifest_digest).ok_or_else(|| {
+        Error::Usage(format!(
+            "channel state for {channel}: the manifest digest is damaged; restore the state from backup"
+        ))
+    })?);
+    Ok(())
+}
+
+/// Runs an export.
+pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<ExportReport> {
+    check_options(options)?;
     let mut artifacts = Vec::new();
     for dir in &options.inputs.files {
         artifacts.extend(files::collect(dir, progress)?);
@@ -244,13 +268,7 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         blob.carried = !sent.contains(&blob.id);
     }
     if let Some(last) = &last {
-        manifest.sequence = last.sequence + 1;
-        manifest.previous = Some(ContentId::from_hex(&last.manifest_digest).ok_or_else(|| {
-            Error::Usage(format!(
-                "channel state for {}: the manifest digest is damaged; restore the state from backup",
-                options.channel
-            ))
-        })?);
+        chain_to(&mut manifest, last, &options.channel)?;
     }
     let budget = match &options.split {
         Some(split) => Some(plan_volumes(&mut manifest, split, &options.keys)?),

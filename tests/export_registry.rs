@@ -202,17 +202,6 @@ fn persistent_registry_errors_and_garbage_fail_clearly() {
 }
 
 #[test]
-fn a_registry_that_drips_bytes_is_timed_out() {
-    let s = setup(Faults { drip: vec!["/cargo/dl/tinycrate/0.1.0/download".to_owned()], ..Faults::default() });
-    let started = std::time::Instant::now();
-    let out = s.export("b.airlock", &["--retries", "0"]).code(2);
-    let err = one_line(&out.get_output().stderr);
-    assert!(err.contains("tinycrate"), "{err}");
-    assert!(started.elapsed().as_secs() < 60);
-    assert!(!s.root.join("b.airlock").exists());
-}
-
-#[test]
 fn git_dependencies_are_refused_by_name() {
     let s = setup(Faults::default());
     let mut lock: Value = serde_json::from_str(&registry::package_lock_json(&s.registry.base)).unwrap();

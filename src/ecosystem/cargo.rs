@@ -41,10 +41,12 @@ impl Ecosystem for Cargo {
         if !entry.digests.contains_key("sha256") {
             return Err("a crate carries the registry's sha256 checksum".into());
         }
-        if !entry.evidence.iter().any(|e| e.kind == "cargo-index-entry") {
-            return Err("a crate carries its registry index entry".into());
-        }
-        Ok(())
+        let line = entry
+            .evidence
+            .iter()
+            .find(|e| e.kind == "cargo-index-entry")
+            .ok_or("a crate carries its registry index entry")?;
+        check_index_entry(&line.data, &entry.name, version, &entry.digests["sha256"].0)
     }
 
     /// A cargo local registry: `.crate` files at the top of `cargo/`, the
@@ -79,6 +81,25 @@ impl Ecosystem for Cargo {
         }
         Ok(())
     }
+}
+
+/// The carried index line is published as this crate's line in the mirror's
+/// index, so it must be one line, and name this crate, this version and
+/// this file's sha256: a genuine line of another crate, served under this
+/// name, would make the mirror vouch for the wrong software.
+fn check_index_entry(line: &[u8], name: &str, version: &str, sha256: &[u8]) -> Result<(), String> {
+    if line.contains(&b'\n') {
+        return Err("its registry index entry spans several lines".into());
+    }
+    let record: Value = serde_json::from_slice(line).map_err(|_| "its registry index entry is not JSON")?;
+    let field = |key: &str| record.get(key).and_then(Value::as_str).unwrap_or_default();
+    if field("name") != name || field("vers") != version {
+        return Err(format!("it carries the registry index entry of {} {}, not its own", field("name"), field("vers")));
+    }
+    if field("cksum") != hex::encode(sha256) {
+        return Err("its registry index entry's cksum is not the crate's sha256".into());
+    }
+    Ok(())
 }
 
 /// `NAME-VERSION.crate`, as cargo's local registries keep them.

@@ -37,6 +37,19 @@ impl Ecosystem for Npm {
         if !entry.digests.contains_key("sha512") && !entry.digests.contains_key("sha1") {
             return Err("an npm tarball carries the registry's sha512 or sha1 digest".into());
         }
+        // The version object becomes this version's part of the packument:
+        // it must be this package's, not another's served under its name.
+        if let Some(object) = entry.evidence.iter().find(|e| e.kind == "npm-version") {
+            let object: Value = serde_json::from_slice(&object.data).map_err(|_| "its npm-version is not JSON")?;
+            let field = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or_default();
+            if field("name") != entry.name || field("version") != version {
+                return Err(format!(
+                    "it carries the registry metadata of {}@{}, not its own",
+                    field("name"),
+                    field("version")
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -38,8 +38,14 @@ impl Ecosystem for Pypi {
             return Err("the project name is not in its normalized form".into());
         }
         let mut parts = entry.path.components();
-        if parts.next() != Some(entry.name.as_str()) || parts.next().is_none() || parts.next().is_some() {
-            return Err(format!("path {} is not PROJECT/FILENAME", entry.path));
+        let file = match (parts.next(), parts.next(), parts.next()) {
+            (Some(project), Some(file), None) if project == entry.name => file,
+            _ => return Err(format!("path {} is not PROJECT/FILENAME", entry.path)),
+        };
+        // Wheel and sdist names start with the project's name: another
+        // project's file listed under this one is the wrong software.
+        if !normalize(file).starts_with(&format!("{}-", entry.name)) {
+            return Err(format!("file {file} is not a file of project {}", entry.name));
         }
         if !entry.digests.contains_key("sha256") {
             return Err("a PyPI file carries the index's sha256".into());

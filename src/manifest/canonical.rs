@@ -6,9 +6,10 @@
 //! order of its encoded keys, and refuse what the manifest never needs and
 //! what would make the encoding ambiguous: floats, tags, duplicate keys.
 //!
-//! Decoding is the mirror image: decode to a `Value` (with a recursion
-//! limit), re-encode canonically, and reject the input unless the two byte
-//! strings are identical. Only then is the value turned into Rust types.
+//! Decoding is the mirror image: check the document's shape without
+//! decoding it ([`check_shape`]), decode to a `Value` (with a recursion
+//! limit) and then to the Rust type, re-encode that canonically, and reject
+//! the input unless the two byte strings are identical.
 
 use ciborium::Value;
 use serde::Serialize;
@@ -23,15 +24,96 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     encode_value(&canonicalize(value)?)
 }
 
-/// Decodes `bytes`, accepting them only if they are the canonical encoding.
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+/// Decodes `bytes`, accepting them only if they are the canonical encoding
+/// of what they decode to: re-encoding the decoded `T` must give the same
+/// bytes. Comparing at the level of `T` (not of the CBOR value) also refuses
+/// a field spelled out with the default the writer leaves out (`carried:
+/// true`, `previous: null`): a second encoding of the same manifest.
+pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    check_shape(bytes, Shape { depth: RECURSION_LIMIT, items: bytes.len() })?;
     let value: Value =
         ciborium::de::from_reader_with_recursion_limit(bytes, RECURSION_LIMIT).map_err(|e| format!("not CBOR: {e}"))?;
-    let canonical = encode_value(&canonicalize(value.clone())?)?;
-    if canonical != bytes {
+    // The value error's display is its Debug form; the message inside is what a reader wants.
+    let decoded: T = value.deserialized().map_err(|ciborium::value::Error::Custom(message)| message)?;
+    if to_vec(&decoded)? != bytes {
         return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
     }
-    value.deserialized().map_err(|e| e.to_string())
+    Ok(decoded)
+}
+
+/// Bounds on a CBOR document's shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Deepest nesting of arrays, maps and tags.
+    pub depth: usize,
+    /// Most data items in all (every array, map, tag, string, number counts one).
+    pub items: usize,
+}
+
+/// Walks `bytes` as exactly one CBOR data item without building anything,
+/// so that no decoder is handed a document that would make it recurse
+/// deeply or allocate more than the input: nesting and item count within
+/// `shape`, definite lengths only, and every declared length (of a string,
+/// an array or a map) within the bytes that actually follow. Memory used is
+/// one counter per nesting level.
+pub fn check_shape(bytes: &[u8], shape: Shape) -> Result<(), String> {
+    // Items still expected at each open level; the bottom one is the document itself.
+    let mut open: Vec<u64> = vec![1];
+    let mut items = 0usize;
+    let mut at = 0usize;
+    while let Some(left) = open.last_mut() {
+        if *left == 0 {
+            open.pop();
+            continue;
+        }
+        *left -= 1;
+        items += 1;
+        if items > shape.items {
+            return Err(format!("more than {} data items", shape.items));
+        }
+        let initial = *bytes.get(at).ok_or("the CBOR document ends early")?;
+        at += 1;
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let argument = match info {
+            0..=23 => u64::from(info),
+            24..=27 => {
+                let len = 1usize << (info - 24);
+                let field = bytes.get(at..at + len).ok_or("the CBOR document ends early")?;
+                at += len;
+                field.iter().fold(0u64, |n, b| n << 8 | u64::from(*b))
+            }
+            31 => return Err("indefinite-length CBOR is not allowed".into()),
+            _ => return Err(format!("reserved CBOR header byte {initial:#04x}")),
+        };
+        let remaining = (bytes.len() - at) as u64;
+        let nested = match major {
+            0 | 1 | 7 => 0,
+            2 | 3 => {
+                if argument > remaining {
+                    return Err(format!("a string declares {argument} bytes, only {remaining} follow"));
+                }
+                at += argument as usize;
+                0
+            }
+            4 => argument,
+            5 => argument.checked_mul(2).ok_or("a map declares too many entries")?,
+            _ => 1, // a tag wraps one item
+        };
+        // Every item takes at least one byte: a count beyond what is left is a lie.
+        if nested > remaining {
+            return Err(format!("an array or map declares {nested} items, only {remaining} bytes follow"));
+        }
+        if major >= 4 && major != 7 {
+            if open.len() > shape.depth {
+                return Err(format!("nested deeper than {} levels", shape.depth));
+            }
+            open.push(nested);
+        }
+    }
+    if at != bytes.len() {
+        return Err(format!("{} bytes after the CBOR document", bytes.len() - at));
+    }
+    Ok(())
 }
 
 fn encode_value(value: &Value) -> Result<Vec<u8>, String> {
@@ -106,5 +188,29 @@ mod tests {
         // Nesting far deeper than any manifest.
         let deep = vec![0x81u8; 100_000];
         assert!(from_slice::<Value>(&deep).is_err());
+    }
+
+    #[test]
+    fn shape_is_checked_without_decoding() {
+        let shape = Shape { depth: 3, items: 10 };
+        let ok = to_vec(&vec![vec![1u8, 2], vec![3]]).unwrap();
+        assert_eq!(check_shape(&ok, shape), Ok(()));
+        let err = |bytes: &[u8]| check_shape(bytes, shape).unwrap_err();
+        assert_eq!(check_shape(&[0x81, 0x81, 0x81, 0x01], shape), Ok(()));
+        assert!(err(&[0x81, 0x81, 0x81, 0x81, 0x01]).contains("deeper"));
+        assert!(err(&[0x8b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).contains("more than 10"));
+        // Declared lengths beyond the input, however large, fail before any allocation.
+        assert!(err(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).contains("only 0 follow"));
+        assert!(err(&[0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).contains("declares"));
+        assert!(err(&[0xbb, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).contains("too many"));
+        assert!(err(&[0x9f, 0xff]).contains("indefinite"));
+        assert!(err(&[0x1c]).contains("reserved"));
+        assert!(err(&[0x01, 0x01]).contains("after"));
+        assert!(err(&[0x82, 0x81, 0x01]).contains("ends early"));
+        assert!(err(&[0x19, 0x01]).contains("ends early"));
+        assert!(err(&[]).contains("ends early"));
+        // Tags nest like arrays.
+        assert!(err(&[0xc1, 0xc1, 0xc1, 0xc1, 0x01]).contains("deeper"));
+        assert_eq!(check_shape(&[0xc1, 0x01], shape), Ok(()));
     }
 }

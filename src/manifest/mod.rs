@@ -16,6 +16,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// several hundred thousand entries).
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
+/// Highest sequence number a manifest may carry (2^53 - 1, exact in any JSON
+/// reader): a channel can never be pushed to where its next number overflows.
+pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
+
 /// `manifest` in schemas/manifest.cddl.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,9 +195,11 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// Cross-field rules: known format, volumes in range, every blob used
-    /// by an entry and every entry's blob present with the same size, no two
-    /// entries at the same place, no entry whose path is a prefix folder of another's.
+    /// Cross-field rules: known format, sequence and volumes in range, blob
+    /// sizes that add up, every blob used by an entry and every entry's blob
+    /// present with the same size, no two entries at the same place, no entry
+    /// whose path is a prefix folder of another's, and no two paths that one
+    /// file system would take for the same ([`check_places`]).
     pub fn check(&self) -> Result<(), String> {
         if self.format != FORMAT_VERSION {
             return Err(format!(
@@ -203,6 +209,9 @@ impl Manifest {
         }
         if !valid_channel(&self.channel) {
             return Err(format!("channel name {:?} is not allowed", self.channel));
+        }
+        if !(1..=MAX_SEQUENCE).contains(&self.sequence) {
+            return Err(format!("sequence {} is outside 1..={MAX_SEQUENCE}", self.sequence));
         }
         if self.volumes == 0 {
             return Err("a bundle has at least one volume".into());
@@ -214,7 +223,9 @@ impl Manifest {
             return Err("expires before it was created".into());
         }
         let mut sizes = BTreeMap::new();
+        let mut total = 0u64;
         for blob in &self.blobs {
+            total = total.checked_add(blob.size).ok_or("the blob sizes add up to more than 2^64 bytes")?;
             if blob.volume >= self.volumes {
                 return Err(format!(
                     "blob {} is assigned to volume {} of {}",
@@ -262,7 +273,7 @@ impl Manifest {
         if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
-        check_no_file_is_a_folder(self.entries.iter().map(|e| (e.ecosystem.as_str(), e.path.as_str())))
+        check_places(self.entries.iter().map(|e| (e.ecosystem.as_str(), e.path.as_str())))
     }
 
     /// The blobs carried by volume `index`, in archive order.
@@ -306,23 +317,63 @@ impl Manifest {
     }
 }
 
-/// Rejects `a` and `a/b` side by side: the first would have to be both a
-/// file and a folder in the mirror.
-fn check_no_file_is_a_folder<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
+/// Rules for a set of (ecosystem, path) places that share one mirror tree:
+/// no `a` beside `a/b` (the first would have to be both a file and a
+/// folder), and no two different paths, or folders of paths, that are the
+/// same name to a case-insensitive or normalising file system
+/// ([`FoldedPaths`]).
+pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
     let all: BTreeSet<(&str, &str)> = places.collect();
+    let mut folded = FoldedPaths::default();
     for (ecosystem, path) in &all {
-        let mut prefix = String::new();
+        let mut end = 0;
         for part in path.split('/') {
-            if !prefix.is_empty() && all.contains(&(*ecosystem, prefix.as_str())) {
+            let prefix = &path[..end];
+            if !prefix.is_empty() && all.contains(&(*ecosystem, prefix)) {
                 return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
             }
-            if !prefix.is_empty() {
-                prefix.push('/');
-            }
-            prefix.push_str(part);
+            end += if end == 0 { part.len() } else { part.len() + 1 };
         }
+        folded.add(ecosystem, path)?;
     }
     Ok(())
+}
+
+/// Paths, and the folders on the way to them, by the form a case-insensitive,
+/// normalising file system compares (`README` and `readme`, `café` composed
+/// and decomposed): on such a file system (macOS, Windows, a casefolded
+/// ext4, a share the mirror is copied to) one would silently replace or
+/// merge into the other.
+#[derive(Debug, Default)]
+pub struct FoldedPaths<'a> {
+    seen: BTreeMap<(&'a str, String), &'a str>,
+}
+
+impl<'a> FoldedPaths<'a> {
+    /// Adds `path` of `ecosystem`; the error names the path or folder
+    /// already added that differs from it only by case or normalisation.
+    pub fn add(&mut self, ecosystem: &'a str, path: &'a str) -> Result<(), String> {
+        let mut end = 0;
+        for part in path.split('/') {
+            end += if end == 0 { part.len() } else { part.len() + 1 };
+            let name = &path[..end];
+            let other = *self.seen.entry((ecosystem, fold(name))).or_insert(name);
+            if other != name {
+                return Err(format!(
+                    "{ecosystem}/{other} and {ecosystem}/{name} differ only by case or Unicode normalisation; a file system may take them for one"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The form under which case-insensitive, normalising file systems compare
+/// names: canonical decomposition, both case mappings (so `ß`/`SS`, `σ`/`ς`
+/// and the Kelvin sign all meet), then composition.
+fn fold(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    name.nfd().collect::<String>().to_uppercase().to_lowercase().nfc().collect()
 }
 
 #[cfg(test)]
@@ -390,6 +441,51 @@ pub(crate) mod tests {
         let mut m = sample();
         m.entries[0].digests.insert("md5".into(), Digest(vec![0; 16]));
         assert!(m.check().unwrap_err().contains("unknown digest"));
+
+        for sequence in [0, MAX_SEQUENCE + 1, u64::MAX] {
+            let mut m = sample();
+            m.sequence = sequence;
+            assert!(m.check().unwrap_err().contains("outside"), "{sequence}");
+        }
+
+        let mut m = sample();
+        m.blobs[0].size = u64::MAX;
+        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 2, volume: 0, carried: true });
+        assert!(m.check().unwrap_err().contains("add up"));
+    }
+
+    #[test]
+    fn paths_one_file_system_would_merge_are_refused() {
+        let places = |paths: &[&'static str]| check_places(paths.iter().map(|p| ("files", *p)));
+        assert!(places(&["a.txt", "b.txt", "dir/a.txt", "Dir2/a.txt"]).is_ok());
+        for clash in [
+            &["README", "readme"][..],
+            &["docs/a", "Docs/b"],
+            &["caf\u{e9}", "cafe\u{301}"],
+            &["stra\u{df}e", "STRASSE"],
+            &["\u{212a}elvin", "kelvin"],
+            &["x/\u{3c3}", "x/\u{3c2}"],
+        ] {
+            let err = places(clash).unwrap_err();
+            assert!(err.contains("differ only by case"), "{clash:?}: {err}");
+        }
+        // The same path in two ecosystems is two places.
+        assert!(check_places([("files", "a"), ("npm", "A")].into_iter()).is_ok());
+        assert!(places(&["a", "a/b"]).unwrap_err().contains("both a file and a folder"));
+    }
+
+    #[test]
+    fn defaults_spelled_out_are_a_second_encoding_and_refused() {
+        // Found by the manifest fuzz target: `carried: true` written out
+        // decoded to the same manifest as the bytes without it.
+        let mut value = ciborium::Value::serialized(&sample()).unwrap();
+        let ciborium::Value::Map(fields) = &mut value else { panic!("a map") };
+        let (_, blobs) = fields.iter_mut().find(|(k, _)| k.as_text() == Some("blobs")).unwrap();
+        let ciborium::Value::Array(blobs) = blobs else { panic!("an array") };
+        let ciborium::Value::Map(blob) = &mut blobs[0] else { panic!("a map") };
+        blob.push(("carried".into(), true.into()));
+        let bytes = canonical::to_vec(&value).unwrap();
+        assert!(Manifest::from_bytes(&bytes).unwrap_err().contains("deterministic"));
     }
 
     #[test]

@@ -125,6 +125,23 @@ fn merge(current: Vec<Stored>, incoming: &[Entry], channel: &str) -> Result<Merg
         by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
         fresh.push(entry.clone());
     }
+    // What earlier bundles published and this one brings share one tree: an
+    // incoming path must not be one a file system would merge with a
+    // published one. (Pairs already published before this rule are left alone.)
+    let mut folded = crate::manifest::FoldedPaths::default();
+    for (ecosystem, path) in by_place.keys().filter(|place| !listed.contains(place)) {
+        let _ = folded.add(ecosystem, path);
+    }
+    for entry in incoming {
+        folded.add(&entry.ecosystem, entry.path.as_str()).map_err(|why| {
+            Error::rejected(
+                format!("channel {channel}"),
+                crate::error::Rejection::Policy(format!(
+                    "{why}: the mirror already holds one of them; rename one upstream or withdraw it from its channel first"
+                )),
+            )
+        })?;
+    }
     Ok(Merged { all: by_place.into_values().collect(), fresh, removed })
 }
 
@@ -786,6 +803,11 @@ mod tests {
             .unwrap();
         assert_eq!(m.fresh.len(), 1);
         assert!(m.all.iter().any(|s| s.entry.blob == ContentId::of(b"v2")));
+
+        // A path that a case-insensitive file system would merge with a published one.
+        let err = merge(old.clone(), &[entry("files", "NOTES.txt", b"v1")], "other").err().unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("differ only by case"), "{err}");
 
         // The channel dropped a.tgz: withdrawn; another channel's entries stay.
         let m = merge(old, &[entry("files", "notes.txt", b"v1")], "weekly").unwrap();

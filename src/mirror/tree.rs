@@ -41,12 +41,24 @@ impl Tree {
     /// Takes a file out of the generation being built (a no-op if it is not there).
     pub fn remove(&mut self, folder: &str, path: &str) -> Result<()> {
         RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
-        let target = self.root.join(folder).join(path);
+        let base = self.root.join(folder);
+        let target = base.join(path);
         match fs::remove_file(&target) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&target, e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&target, e)),
         }
+        // Folders the withdrawn file leaves empty go too, so a later entry
+        // may be a file where one of them was.
+        let mut dir = target.parent();
+        while let Some(d) = dir.filter(|d| *d != base && d.starts_with(&base)) {
+            if fs::remove_dir(d).is_err() {
+                break; // not empty: it still holds other entries
+            }
+            self.folders.remove(d);
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     /// Reads a file of the generation being built, if it is there.

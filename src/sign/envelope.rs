@@ -7,14 +7,17 @@
 
 use std::collections::BTreeSet;
 
+use ciborium::Value;
 use coset::{
-    CoseSign, CoseSignBuilder, CoseSignature, CoseSignatureBuilder, HeaderBuilder, TaggedCborSerializable, iana,
+    AsCborValue, CoseSign, CoseSignBuilder, CoseSignature, CoseSignatureBuilder, HeaderBuilder, TaggedCborSerializable,
+    iana,
 };
 use ed25519_dalek::Signature;
 use ed25519_dalek::ed25519::signature::Signer;
 
 use crate::error::{Rejection, Signers};
 use crate::id::KeyId;
+use crate::manifest::canonical::{self, Shape};
 use crate::policy::Policy;
 use crate::sign::SecretKey;
 
@@ -168,9 +171,44 @@ fn payload(payload: Option<Vec<u8>>, purpose: Purpose) -> Result<Vec<u8>, Reject
     payload.ok_or_else(|| Rejection::Malformed(format!("the signature envelope has no {}", purpose.subject)))
 }
 
+/// Most CBOR items an envelope may hold: a handful per signature, so about
+/// a thousand signatures.
+const MAX_ENVELOPE_ITEMS: usize = 4096;
+/// Deepest nesting: tag, `COSE_Sign`, signatures, one signature, its header map.
+const MAX_ENVELOPE_DEPTH: usize = 8;
+/// A protected header is a small map (content type, or algorithm and key id).
+const MAX_HEADER_ITEMS: usize = 64;
+
 fn decode(envelope: &[u8], purpose: Purpose) -> Result<CoseSign, Rejection> {
-    let sign = CoseSign::from_tagged_slice(envelope)
-        .map_err(|e| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}")))?;
+    let malformed =
+        |e: &dyn std::fmt::Display| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}"));
+    // The shape is checked before any decoder sees the bytes: the envelope
+    // arrives before anything is trusted, and a small document must not be
+    // able to make the decoder recurse or allocate far beyond its size.
+    let shape = Shape { depth: MAX_ENVELOPE_DEPTH, items: MAX_ENVELOPE_ITEMS };
+    canonical::check_shape(envelope, shape).map_err(|e| malformed(&e))?;
+    let value: Value = ciborium::de::from_reader(envelope).map_err(|e| malformed(&e))?;
+    let Value::Tag(CoseSign::TAG, body) = value else {
+        return Err(malformed(&"not a tagged COSE_Sign"));
+    };
+    // The protected headers are CBOR inside byte strings: the same rule for them.
+    let header_shape = Shape { depth: MAX_ENVELOPE_DEPTH, items: MAX_HEADER_ITEMS };
+    if let Value::Array(parts) = body.as_ref() {
+        let signatures = match parts.get(3) {
+            Some(Value::Array(signatures)) => signatures.as_slice(),
+            _ => &[],
+        };
+        let headers = signatures.iter().filter_map(|s| s.as_array().and_then(|s| s.first())).chain(parts.first());
+        for header in headers {
+            if let Value::Bytes(bytes) = header
+                && !bytes.is_empty()
+            {
+                canonical::check_shape(bytes, header_shape)
+                    .map_err(|e| malformed(&format!("protected header: {e}")))?;
+            }
+        }
+    }
+    let sign = CoseSign::from_cbor_value(*body).map_err(|e| malformed(&e))?;
     if sign.protected.header.content_type != Some(coset::ContentType::Text(purpose.content_type.to_owned())) {
         return Err(Rejection::Malformed(format!("the envelope's content type is not {}", purpose.content_type)));
     }
@@ -230,6 +268,38 @@ mod tests {
         let mut bad = sealed.clone();
         bad[pos] ^= 1;
         assert!(matches!(verify(&bad, &policy(&[&a], 1), MANIFEST), Err(Rejection::BadSignature(_))));
+    }
+
+    #[test]
+    fn hostile_shapes_are_refused_before_decoding() {
+        let a = SecretKey::generate().unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a), MANIFEST).unwrap();
+        let policy = policy(&[&a], 1);
+        let malformed = |bytes: &[u8]| match verify(bytes, &policy, MANIFEST) {
+            Err(Rejection::Malformed(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        // Deep nesting where the unprotected header goes.
+        let mut deep = sealed[..2].to_vec();
+        deep.extend(std::iter::repeat_n(0x81u8, 100_000));
+        deep.push(0);
+        assert!(malformed(&deep).contains("deeper"));
+        // An array declaring more items than bytes follow, and one with many real items.
+        let mut wide = sealed[..2].to_vec();
+        wide.extend([0x9a, 0x7f, 0xff, 0xff, 0xff]);
+        assert!(malformed(&wide).contains("declares"));
+        let mut many = sealed[..2].to_vec();
+        many.extend([0x9a, 0x00, 0x10, 0x00, 0x00]);
+        many.extend(std::iter::repeat_n(0x80u8, 1 << 20));
+        assert!(malformed(&many).contains("more than"));
+        // A protected header (CBOR inside a byte string) holding a million items.
+        let mut header = vec![0xa1, 0x03, 0x9a, 0x00, 0x10, 0x00, 0x00];
+        header.extend(std::iter::repeat_n(0x00u8, 1 << 20));
+        let mut bomb = vec![0xd8, 0x62, 0x84, 0x5a];
+        bomb.extend((header.len() as u32).to_be_bytes());
+        bomb.extend(header);
+        bomb.extend([0xa0, 0x41, b'm', 0x80]);
+        assert!(malformed(&bomb).contains("protected header"));
     }
 
     #[test]

@@ -1,0 +1,11 @@
+//! The parser of a pip requirements file (pip-compile or pip freeze output): pins or a one-line error, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Err(e) = airlock::lockfile::pypi::parse_requirements(text, "requirements.txt") {
+        assert!(!e.to_string().contains('\n'), "a lockfile error spans lines: {e}");
+    }
+});
