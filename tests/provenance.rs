@@ -531,3 +531,48 @@ fn inspect_writes_a_cyclonedx_sbom_with_purls_hashes_and_evidence() {
     airlock().args(["inspect", "--quiet"]).arg(&b.bundle).arg("--sbom").arg(&again).assert().success();
     assert_eq!(fs::read(&sbom_path).unwrap(), fs::read(&again).unwrap());
 }
+
+#[test]
+fn a_registry_signature_over_another_version_is_rejected() {
+    // The registry (or a proxy) relabels the real 1.0.0 tarball and its real
+    // signature as version 1.0.1: the signed message names 1.0.0.
+    let honest = Registry::start(Faults::default());
+    let mut packument: Value = serde_json::from_slice(&http_get(&format!("{}/npm/sigstore", honest.base))).unwrap();
+    let mut object = packument["versions"]["1.0.0"].take();
+    object["version"] = Value::String("1.0.1".into());
+    packument["versions"] = serde_json::json!({"1.0.1": object});
+    packument["time"] = serde_json::json!({"1.0.1": "2023-02-09T17:56:05.000Z"});
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, _) = keygen(root, "op");
+    let registry = Registry::start(Faults {
+        replace: [("/npm/sigstore".to_owned(), serde_json::to_vec(&packument).unwrap())].into(),
+        ..Faults::default()
+    });
+    let lock = registry::real_package_lock_json(&registry.base).replace("\"1.0.0\"", "\"1.0.1\"");
+    fs::write(root.join("package-lock.json"), lock).unwrap();
+    let bundle = root.join("relabelled.airlock");
+    airlock()
+        .args(["export", "--quiet", "--npm-lock"])
+        .arg(root.join("package-lock.json"))
+        .arg("--npm-registry")
+        .arg(format!("{}/npm/", registry.base))
+        .arg("--cache")
+        .arg(root.join("cache"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    fs::copy(registry::fixture("upstream/registry-keys.json"), root.join("registry-keys.json")).unwrap();
+    let policy = root.join("policy.toml");
+    fs::write(
+        &policy,
+        "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n[npm]\nregistry-keys = \"registry-keys.json\"\n",
+    )
+    .unwrap();
+    let out = common::airlock_offline().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().code(1);
+    let err = one_line(&out.get_output().stderr);
+    assert!(err.contains("sigstore@1.0.1") && err.contains("does not match sigstore@1.0.1:"), "{err}");
+}
