@@ -17,13 +17,16 @@ struct Exported {
     bundle: PathBuf,
 }
 
-fn export(faults: Faults) -> Exported {
+/// Exports `package-lock.json` and `requirements.txt` (as `lockfiles` writes
+/// them for the registry's address) from a registry with these faults.
+fn export_from(faults: Faults, lockfiles: impl Fn(&str) -> (String, String)) -> Exported {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let (key, _) = keygen(&root, "op");
     let registry = Registry::start(faults);
-    fs::write(root.join("package-lock.json"), registry::package_lock_json(&registry.base)).unwrap();
-    fs::write(root.join("requirements.txt"), registry::requirements_txt()).unwrap();
+    let (npm, pypi) = lockfiles(&registry.base);
+    fs::write(root.join("package-lock.json"), npm).unwrap();
+    fs::write(root.join("requirements.txt"), pypi).unwrap();
     let bundle = root.join("b.airlock");
     airlock()
         .args(["export", "--quiet", "--npm-lock"])
@@ -42,7 +45,15 @@ fn export(faults: Faults) -> Exported {
         .arg(&bundle)
         .assert()
         .success();
+    for file in ["trusted_root.json", "registry-keys.json"] {
+        fs::copy(registry::fixture(&format!("upstream/{file}")), root.join(file)).unwrap();
+    }
     Exported { _dir: dir, root, bundle }
+}
+
+/// The fixture packages (test registry keys, mismatched captured evidence).
+fn export(faults: Faults) -> Exported {
+    export_from(faults, |base| (registry::package_lock_json(base), registry::requirements_txt()))
 }
 
 impl Exported {
@@ -174,35 +185,9 @@ fn policy_mistakes_are_configuration_errors() {
 
 const GITHUB: &str = "https://token.actions.githubusercontent.com";
 
+/// The packages whose evidence is real (sigstore@1.0.0, pypi-attestations 0.0.19).
 fn export_real(faults: Faults) -> Exported {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_owned();
-    let (key, _) = keygen(&root, "op");
-    let registry = Registry::start(faults);
-    fs::write(root.join("package-lock.json"), registry::real_package_lock_json(&registry.base)).unwrap();
-    fs::write(root.join("requirements.txt"), registry::real_requirements_txt()).unwrap();
-    let bundle = root.join("real.airlock");
-    airlock()
-        .args(["export", "--quiet", "--npm-lock"])
-        .arg(root.join("package-lock.json"))
-        .arg("--pypi-lock")
-        .arg(root.join("requirements.txt"))
-        .arg("--npm-registry")
-        .arg(format!("{}/npm/", registry.base))
-        .arg("--pypi-index")
-        .arg(format!("{}/simple/", registry.base))
-        .arg("--cache")
-        .arg(root.join("cache"))
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(&bundle)
-        .assert()
-        .success();
-    for file in ["trusted_root.json", "registry-keys.json"] {
-        fs::copy(registry::fixture(&format!("upstream/{file}")), root.join(file)).unwrap();
-    }
-    Exported { _dir: dir, root, bundle }
+    export_from(faults, |base| (registry::real_package_lock_json(base), registry::real_requirements_txt()))
 }
 
 /// The strict policy a regulated site would write for these two packages.
@@ -542,37 +527,16 @@ fn a_registry_signature_over_another_version_is_rejected() {
     object["version"] = Value::String("1.0.1".into());
     packument["versions"] = serde_json::json!({"1.0.1": object});
     packument["time"] = serde_json::json!({"1.0.1": "2023-02-09T17:56:05.000Z"});
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let (key, _) = keygen(root, "op");
-    let registry = Registry::start(Faults {
+    let faults = Faults {
         replace: [("/npm/sigstore".to_owned(), serde_json::to_vec(&packument).unwrap())].into(),
         ..Faults::default()
+    };
+    let b = export_from(faults, |base| {
+        let lock = registry::real_package_lock_json(base).replace("\"1.0.0\"", "\"1.0.1\"");
+        (lock, String::new())
     });
-    let lock = registry::real_package_lock_json(&registry.base).replace("\"1.0.0\"", "\"1.0.1\"");
-    fs::write(root.join("package-lock.json"), lock).unwrap();
-    let bundle = root.join("relabelled.airlock");
-    airlock()
-        .args(["export", "--quiet", "--npm-lock"])
-        .arg(root.join("package-lock.json"))
-        .arg("--npm-registry")
-        .arg(format!("{}/npm/", registry.base))
-        .arg("--cache")
-        .arg(root.join("cache"))
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(&bundle)
-        .assert()
-        .success();
-    fs::copy(registry::fixture("upstream/registry-keys.json"), root.join("registry-keys.json")).unwrap();
-    let policy = root.join("policy.toml");
-    fs::write(
-        &policy,
-        "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n[npm]\nregistry-keys = \"registry-keys.json\"\n",
-    )
-    .unwrap();
-    let out = common::airlock_offline().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().code(1);
+    let policy = real_policy(&b, "[npm]\nregistry-keys = \"registry-keys.json\"\n");
+    let out = common::airlock_offline().arg("verify").arg(&b.bundle).arg("--policy").arg(&policy).assert().code(1);
     let err = one_line(&out.get_output().stderr);
     assert!(err.contains("sigstore@1.0.1") && err.contains("does not match sigstore@1.0.1:"), "{err}");
 }
