@@ -13,9 +13,11 @@ use airlock::progress::Silent;
 use airlock::sign::SecretKey;
 use proptest::prelude::*;
 
-/// Path components: spaces, unicode, dots, but never "." or "..".
+/// Path components: spaces, unicode, dots, but never "." or "..". One case
+/// only, and no ß (which folds to "ss"): names that differ only by case are
+/// refused by design (tests/attacks.rs), not a round trip.
 fn component() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9 _.üßé€漢-]{1,10}".prop_filter("not . or ..", |c| c != "." && c != "..")
+    "[a-z0-9 _.üé€漢-]{1,10}".prop_filter("not . or ..", |c| c != "." && c != "..")
 }
 
 /// A tree as path -> contents, without a file that is also a folder.
