@@ -164,8 +164,12 @@ mod bytes {
             fn visit_bytes<E>(self, v: &[u8]) -> Result<Vec<u8>, E> {
                 Ok(v.to_vec())
             }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
         }
-        d.deserialize_bytes(V)
+        // byte_buf, not bytes: ciborium reads long byte strings only into an owned buffer.
+        d.deserialize_byte_buf(V)
     }
 }
 
@@ -408,6 +412,16 @@ pub(crate) mod tests {
                 missing: vec![],
             }],
         }
+    }
+
+    #[test]
+    fn long_byte_strings_round_trip() {
+        // Longer than the decoder's scratch buffer, as real evidence documents are.
+        let mut m = sample();
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        m.entries[0].evidence.push(Evidence { kind: "npm-version".into(), data: data.clone() });
+        let bytes = m.to_bytes().unwrap();
+        assert_eq!(Manifest::from_bytes(&bytes).unwrap().entries[0].evidence[0].data, data);
     }
 
     #[test]
