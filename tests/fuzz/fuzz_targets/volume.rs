@@ -20,12 +20,18 @@ fuzz_target!(|data: &[u8]| {
     }
     loop {
         match volume.next_member() {
-            Ok(Member::Blob { size, .. }) if size <= MAX_MEMBER => {
+            Ok(Member::Blob { size, .. } | Member::Parity { size }) if size <= MAX_MEMBER => {
                 if volume.copy_member(size, &mut std::io::sink()).is_err() {
                     return;
                 }
             }
-            Ok(Member::Blob { .. }) | Err(_) => return,
+            // A split bundle's `volume.cbor`: its own canonical-CBOR decoder.
+            Ok(Member::Info { size }) => {
+                if volume.read_info(size).is_err() {
+                    return;
+                }
+            }
+            Ok(Member::Blob { .. } | Member::Parity { .. }) | Err(_) => return,
             Ok(Member::End) => break,
         }
     }
