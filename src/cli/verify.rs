@@ -37,7 +37,7 @@ impl VerifyArgs {
         let report = VerifyReport::new(&subject, &set.verified, &policy, volumes);
         print_verified(out, &report);
         if outcome.complete() {
-            for p in &report.packages {
+            for p in report.packages.iter() {
                 let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
                 out.line(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
                 out.line(format!(

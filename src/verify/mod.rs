@@ -37,16 +37,18 @@ use crate::sign::envelope;
 /// A manifest whose signatures met the policy.
 #[derive(Debug, Clone)]
 pub struct VerifiedManifest {
-    pub manifest: Manifest,
+    /// Shared, not copied: a manifest of tens of thousands of entries is
+    /// the largest thing an import holds, and several places keep it.
+    pub manifest: std::sync::Arc<Manifest>,
     /// The envelope exactly as received, to keep with the mirror's records.
-    pub envelope: Vec<u8>,
+    pub envelope: std::sync::Arc<[u8]>,
     /// BLAKE3 of the manifest bytes: the bundle's identity in reports and state.
     pub digest: ContentId,
     pub trusted_signers: Vec<KeyId>,
     /// Signers the policy revoked: reported, never counted.
     pub revoked_signers: Vec<KeyId>,
     /// The per-package layer report (content and digest layers hold once the blobs stream through).
-    pub packages: Vec<EntryReport>,
+    pub packages: std::sync::Arc<[EntryReport]>,
 }
 
 /// Where verified blobs go: nowhere (`verify`) or a staging area (`import`).
@@ -90,7 +92,7 @@ pub struct VerifyReport {
     /// `import` against the mirror, not by `verify`.
     pub not_carried: usize,
     /// Per package, each of the five layers and its result.
-    pub packages: Vec<EntryReport>,
+    pub packages: std::sync::Arc<[EntryReport]>,
     /// The volumes of a split bundle: which were read, rebuilt, missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<set::VolumesReport>,
@@ -175,11 +177,11 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     }
     Ok(VerifiedManifest {
         digest: ContentId::of(&verified.payload),
-        manifest,
-        envelope: envelope_bytes,
+        manifest: manifest.into(),
+        envelope: envelope_bytes.into(),
         trusted_signers: verified.trusted_signers,
         revoked_signers: verified.revoked_signers,
-        packages,
+        packages: packages.into(),
     })
 }
 
@@ -253,7 +255,7 @@ pub fn open_volume<R: io::Read>(
     manifests: &mut Vec<VerifiedManifest>,
 ) -> Result<OpenVolume<R>> {
     let (mut reader, envelope_bytes) = VolumeReader::open(raw, subject)?;
-    let position = if let Some(position) = manifests.iter().position(|m| m.envelope == envelope_bytes) {
+    let position = if let Some(position) = manifests.iter().position(|m| *m.envelope == *envelope_bytes) {
         position
     } else {
         manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
