@@ -173,25 +173,8 @@ fn registry_bundle(site: &Site, faults: Faults, name: &str) -> PathBuf {
     fs::write(root.join("package-lock.json"), registry::package_lock_json(&registry.base)).unwrap();
     fs::write(root.join("Cargo.lock"), registry::cargo_lock()).unwrap();
     let out = site.path(&format!("{name}.airlock"));
-    airlock()
-        .args(["export", "--quiet", "--channel", "deps", "--pypi-lock"])
-        .arg(root.join("requirements.txt"))
-        .arg("--npm-lock")
-        .arg(root.join("package-lock.json"))
-        .arg("--cargo-lock")
-        .arg(root.join("Cargo.lock"))
-        .arg("--pypi-index")
-        .arg(format!("{}/simple/", registry.base))
-        .arg("--npm-registry")
-        .arg(format!("{}/npm/", registry.base))
-        .arg("--cargo-index")
-        .arg(format!("{}/cargo/", registry.base))
-        .arg("--cache")
-        .arg(site.path("cache"))
-        .arg("--key")
-        .arg(&site.key_file)
-        .arg("--out")
-        .arg(&out)
+    common::export_lockfiles(&root, &registry.base, &site.path("cache"), &site.key_file, &out)
+        .args(["--channel", "deps"])
         .assert()
         .success();
     out

@@ -28,23 +28,7 @@ fn export_from(faults: Faults, lockfiles: impl Fn(&str) -> (String, String)) -> 
     fs::write(root.join("package-lock.json"), npm).unwrap();
     fs::write(root.join("requirements.txt"), pypi).unwrap();
     let bundle = root.join("b.airlock");
-    airlock()
-        .args(["export", "--quiet", "--npm-lock"])
-        .arg(root.join("package-lock.json"))
-        .arg("--pypi-lock")
-        .arg(root.join("requirements.txt"))
-        .arg("--npm-registry")
-        .arg(format!("{}/npm/", registry.base))
-        .arg("--pypi-index")
-        .arg(format!("{}/simple/", registry.base))
-        .arg("--cache")
-        .arg(root.join("cache"))
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(&bundle)
-        .assert()
-        .success();
+    common::export_lockfiles(&root, &registry.base, &root.join("cache"), &key, &bundle).assert().success();
     for file in ["trusted_root.json", "registry-keys.json"] {
         fs::copy(registry::fixture(&format!("upstream/{file}")), root.join(file)).unwrap();
     }

@@ -122,6 +122,26 @@ pub fn imported_mirror() -> (tempfile::TempDir, PathBuf) {
     imported_mirror_with_policy("")
 }
 
+/// `airlock export --quiet` of whichever of requirements.txt, package-lock.json
+/// and Cargo.lock are in `dir`, from the fake registry at `base`, with each
+/// present ecosystem's endpoint pointed at it. Callers add flags and assert.
+pub fn export_lockfiles(dir: &Path, base: &str, cache: &Path, key: &Path, out: &Path) -> Command {
+    let mut cmd = airlock();
+    cmd.args(["export", "--quiet"]);
+    let inputs = [
+        ("requirements.txt", "--pypi-lock", "--pypi-index", "simple"),
+        ("package-lock.json", "--npm-lock", "--npm-registry", "npm"),
+        ("Cargo.lock", "--cargo-lock", "--cargo-index", "cargo"),
+    ];
+    for (file, lock_flag, endpoint_flag, route) in inputs {
+        if dir.join(file).exists() {
+            cmd.arg(lock_flag).arg(dir.join(file)).arg(endpoint_flag).arg(format!("{base}/{route}/"));
+        }
+    }
+    cmd.arg("--cache").arg(cache).arg("--key").arg(key).arg("--out").arg(out);
+    cmd
+}
+
 /// The same, imported under a policy with `rules` (the fake registry's npm
 /// keys are in `npm-keys.json` beside it).
 pub fn imported_mirror_with_policy(rules: &str) -> (tempfile::TempDir, PathBuf) {
@@ -132,27 +152,7 @@ pub fn imported_mirror_with_policy(rules: &str) -> (tempfile::TempDir, PathBuf) 
     fs::write(root.join("requirements.txt"), registry::requirements_txt()).unwrap();
     fs::write(root.join("package-lock.json"), registry::package_lock_json(&registry.base)).unwrap();
     fs::write(root.join("Cargo.lock"), registry::cargo_lock()).unwrap();
-    airlock()
-        .args(["export", "--quiet", "--pypi-lock"])
-        .arg(root.join("requirements.txt"))
-        .arg("--npm-lock")
-        .arg(root.join("package-lock.json"))
-        .arg("--cargo-lock")
-        .arg(root.join("Cargo.lock"))
-        .arg("--pypi-index")
-        .arg(format!("{}/simple/", registry.base))
-        .arg("--npm-registry")
-        .arg(format!("{}/npm/", registry.base))
-        .arg("--cargo-index")
-        .arg(format!("{}/cargo/", registry.base))
-        .arg("--cache")
-        .arg(root.join("cache"))
-        .arg("--key")
-        .arg(&key)
-        .arg("--out")
-        .arg(root.join("b.airlock"))
-        .assert()
-        .success();
+    export_lockfiles(root, &registry.base, &root.join("cache"), &key, &root.join("b.airlock")).assert().success();
     let mirror = root.join("mirror");
     fs::write(root.join("npm-keys.json"), registry::npm_keys_json(None)).unwrap();
     let policy = root.join("policy.toml");
