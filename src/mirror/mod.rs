@@ -59,14 +59,12 @@ const BUNDLE_RECORD: &str = "bundle.json";
 /// other evidence is written as files by its ecosystem and only its kind is kept.
 const INLINE_EVIDENCE: [&str; 3] = ["npm-version", "npm-signatures", "cargo-index-entry"];
 
-fn for_inventory(entry: &Entry) -> Entry {
-    let mut stored = entry.clone();
-    for evidence in &mut stored.evidence {
+fn trim_for_inventory(entry: &mut Entry) {
+    for evidence in &mut entry.evidence {
         if !INLINE_EVIDENCE.contains(&evidence.kind.as_str()) {
-            evidence.data.clear();
+            evidence.data = Vec::new();
         }
     }
-    stored
 }
 
 /// An inventory entry: what is published, and which channel brought it.
@@ -312,7 +310,7 @@ impl Mirror {
     ) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
-        let merged = merge(self.inventory()?, &verified.manifest.entries, &verified.manifest.channel)?;
+        let mut merged = merge(self.inventory()?, &verified.manifest.entries, &verified.manifest.channel)?;
         let build = staging.dir.join("generation");
         match &previous {
             Some((_, dir)) => tree::link_copy(dir, &build)?,
@@ -341,9 +339,13 @@ impl Mirror {
         {
             tree.write("npm", "-/npm/v1/keys", keys)?;
         }
-        let stored: Vec<Stored> =
-            merged.all.iter().map(|s| Stored { channel: s.channel.clone(), entry: for_inventory(&s.entry) }).collect();
-        let inventory = crate::manifest::canonical::to_vec(&stored).expect("entries encode");
+        // The ecosystems are done with the evidence: trim it in place rather
+        // than hold a second copy of every entry for the inventory.
+        drop(std::mem::take(&mut merged.fresh));
+        for stored in &mut merged.all {
+            trim_for_inventory(&mut stored.entry);
+        }
+        let inventory = crate::manifest::canonical::to_vec(&merged.all).expect("entries encode");
         tree.write_file(Path::new(INVENTORY), &inventory)?;
         let mut state = self.state()?;
         state.generation = generation;
