@@ -257,7 +257,7 @@ fn resolve_one(pin: &NpmPin, packument_url: &str, doc: &Value, ctx: &FetchContex
 }
 
 /// The sha512 digest in a Subresource Integrity string, if it has one.
-fn sri_sha512(sri: &str) -> Option<Vec<u8>> {
+pub(crate) fn sri_sha512(sri: &str) -> Option<Vec<u8>> {
     sri.split_whitespace()
         .filter_map(|part| part.strip_prefix("sha512-"))
         .find_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())

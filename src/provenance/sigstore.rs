@@ -10,7 +10,6 @@
 //! binds each statement's subject to the artifact carried (by digest, and by
 //! name, which the crate does not check), and returns who signed.
 
-use base64::Engine as _;
 use serde_json::Value;
 use sigstore_verify::trust_root::TrustedRoot;
 use sigstore_verify::types::{
@@ -249,13 +248,4 @@ fn check_subject_name(bundle: &Bundle, expected: &str) -> std::result::Result<()
 #[must_use]
 pub fn npm_purl(name: &str, version: &str) -> String {
     format!("pkg:npm/{}@{version}", name.replacen('@', "%40", 1))
-}
-
-/// Lowercase hex, as the statements write digests; base64 for SRI strings.
-#[must_use]
-pub fn decode_sri_sha512(integrity: &str) -> Option<Vec<u8>> {
-    integrity
-        .split_whitespace()
-        .find_map(|p| p.strip_prefix("sha512-"))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
 }

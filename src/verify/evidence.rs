@@ -160,7 +160,7 @@ fn npm_signature(entry: &Entry, policy: &Policy, id: &str) -> Result<String, Rej
         .ok_or_else(|| Rejection::Schema(format!("{id}: the carried npm metadata has no dist.integrity")))?;
     // The signature covers the registry's integrity string; it must name the artifact carried.
     let carried_sha512 = entry.digests.get("sha512").map(|d| d.0.clone());
-    if carried_sha512.is_none() || carried_sha512 != sigstore::decode_sri_sha512(&integrity) {
+    if carried_sha512.is_none() || carried_sha512 != crate::ecosystem::npm::sri_sha512(&integrity) {
         return Err(Rejection::DigestMismatch(format!("{id}: the signed integrity does not name the tarball carried")));
     }
     let version = entry.version.as_deref().unwrap_or_default();
