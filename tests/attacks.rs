@@ -424,15 +424,7 @@ fn endless_data_a_manifest_larger_than_declared_or_than_the_cap_is_refused() {
 
     // The manifest member's header declares fewer bytes than the envelope that follows it.
     let mut member = Vec::new();
-    let mut header = tar::Header::new_ustar();
-    header.set_path("manifest.cose").unwrap();
-    header.set_size(p.envelope.len() as u64 - 100);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_cksum();
+    let mut header = airlock::bundle::member_header(airlock::bundle::MANIFEST_MEMBER, p.envelope.len() as u64 - 100);
     member.extend_from_slice(header.as_bytes());
     member.extend_from_slice(&p.envelope);
     member.resize(member.len().next_multiple_of(512), 0);

@@ -131,8 +131,10 @@ pub fn volume_file_name(index: u32, data: u32, parity: u32) -> String {
 }
 
 /// The tar header the writer emits for a member; the reader compares
-/// received headers against it byte for byte.
-pub(crate) fn member_header(name: &str, size: u64) -> tar::Header {
+/// received headers against it byte for byte. Public so that tests can
+/// build hostile volumes whose headers are exactly the accepted ones.
+#[must_use]
+pub fn member_header(name: &str, size: u64) -> tar::Header {
     let mut header = tar::Header::new_ustar();
     // Names are at most 70 bytes (`blobs/` + 64 hex), always fit the name field.
     header.set_path(name).expect("member names are short ASCII");

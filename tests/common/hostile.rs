@@ -82,16 +82,7 @@ pub fn assemble(envelope: &[u8], frame: &[u8], seal: &[u8]) -> Vec<u8> {
 
 /// The tar header airlock writes for blob `id` of `size` bytes.
 pub fn blob_header(id: &ContentId, size: u64) -> tar::Header {
-    let mut header = tar::Header::new_ustar();
-    header.set_path(format!("blobs/{}", id.to_hex())).unwrap();
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_uid(0);
-    header.set_gid(0);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_cksum();
-    header
+    airlock::bundle::member_header(&airlock::bundle::blob_member(id), size)
 }
 
 /// A tar stream of `members` (header block, data, zero padding) and the end-of-archive blocks.
