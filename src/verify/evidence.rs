@@ -109,7 +109,7 @@ fn check_publishers(
 /// PEP 740 attestations, verified when the policy pins a Sigstore root.
 fn pypi(entry: &Entry, policy: &Policy, id: &str) -> Result<(String, Vec<Attested>), Rejection> {
     let Some(evidence) = entry.evidence.iter().find(|e| e.kind == "pypi-provenance") else {
-        return Ok((carried(entry, "pypi-provenance", "", "no PEP 740 provenance"), Vec::new()));
+        return Ok((absent(entry, "pypi-provenance", "no PEP 740 provenance"), Vec::new()));
     };
     let Some(root) = policy.sigstore() else {
         return Ok((
@@ -131,10 +131,8 @@ fn describe(findings: &sigstore::Findings) -> String {
     parts.join("; ")
 }
 
-fn carried(entry: &Entry, kind: &str, present: &str, absent: &str) -> String {
-    if entry.evidence.iter().any(|e| e.kind == kind) {
-        return present.to_owned();
-    }
+/// What the report says of evidence the entry does not carry: where the exporter looked, if it did.
+fn absent(entry: &Entry, kind: &str, absent: &str) -> String {
     match entry.missing.iter().find(|m| m.kind == kind) {
         Some(m) => format!("{absent} (looked for at {})", m.looked),
         None => absent.to_owned(),
@@ -151,7 +149,7 @@ fn npm(entry: &Entry, policy: &Policy, id: &str) -> Result<(String, Vec<Attested
 
 fn npm_signature(entry: &Entry, policy: &Policy, id: &str) -> Result<String, Rejection> {
     let Some(signatures) = entry.evidence.iter().find(|e| e.kind == "npm-signatures") else {
-        return Ok(carried(entry, "npm-signatures", "", "no registry signature"));
+        return Ok(absent(entry, "npm-signatures", "no registry signature"));
     };
     let Some(keys) = policy.rules("npm").and_then(|r| r.npm_keys.as_ref()) else {
         return Ok("registry signature carried, not checked (the policy pins no npm registry-keys)".into());
@@ -175,7 +173,7 @@ fn npm_signature(entry: &Entry, policy: &Policy, id: &str) -> Result<String, Rej
 
 fn npm_attestations(entry: &Entry, policy: &Policy, id: &str) -> Result<(String, Vec<Attested>), Rejection> {
     let Some(evidence) = entry.evidence.iter().find(|e| e.kind == "npm-attestations") else {
-        return Ok((carried(entry, "npm-attestations", "", "no attestations"), Vec::new()));
+        return Ok((absent(entry, "npm-attestations", "no attestations"), Vec::new()));
     };
     let Some(root) = policy.sigstore() else {
         return Ok((
