@@ -38,7 +38,7 @@ impl VerifyArgs {
         print_verified(out, &report);
         if outcome.complete() {
             for p in report.packages.iter() {
-                let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+                let version = p.version.map(|v| format!(" {v}")).unwrap_or_default();
                 out.line(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
                 out.line(format!(
                     "      transfer {} | content {} | digest {} | provenance {} | policy {}",

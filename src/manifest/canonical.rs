@@ -30,6 +30,35 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Encodes a CBOR array of `len` items canonically, one item at a time, so
+/// that a long sequence is never held twice (as values and as a plain
+/// encoding): the canonical form of an array is its header followed by
+/// its items' canonical forms.
+pub fn to_vec_seq<T: Serialize>(len: usize, items: impl Iterator<Item = T>) -> Result<Vec<u8>, String> {
+    let mut out = array_header(len as u64);
+    let mut count = 0;
+    for item in items {
+        out.extend_from_slice(&to_vec(&item)?);
+        count += 1;
+    }
+    if count != len {
+        return Err(format!("{count} items where the array header says {len}"));
+    }
+    Ok(out)
+}
+
+/// The shortest-form header of an array of `len` items (major type 4).
+#[allow(clippy::cast_possible_truncation)] // each arm's range fits the width it casts to
+fn array_header(len: u64) -> Vec<u8> {
+    match len {
+        0..=23 => vec![0x80 | len as u8],
+        24..=0xff => vec![0x98, len as u8],
+        0x100..=0xffff => [&[0x99u8][..], &(len as u16).to_be_bytes()].concat(),
+        0x1_0000..=0xffff_ffff => [&[0x9au8][..], &(len as u32).to_be_bytes()].concat(),
+        _ => [&[0x9bu8][..], &len.to_be_bytes()].concat(),
+    }
+}
+
 /// Decodes `bytes`, which must be the canonical encoding of a `T`.
 pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     check_shape(bytes, Shape { depth: RECURSION_LIMIT, items: bytes.len() })?;
@@ -38,10 +67,47 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, St
         ciborium::de::Error::Semantic(_, message) => message,
         other => format!("not CBOR: {other}"),
     })?;
-    if to_vec(&decoded)? != bytes {
-        return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
+    // Compared as it is produced rather than built whole: a manifest of
+    // tens of thousands of entries is megabytes.
+    let mut plain = Vec::new();
+    ciborium::into_writer(&decoded, &mut plain).map_err(|e| e.to_string())?;
+    let mut same = Compare { expected: bytes, at: 0 };
+    canonical_into(&plain, 0, &mut same)?;
+    if same.at != bytes.len() {
+        return Err(NOT_CANONICAL.into());
     }
     Ok(decoded)
+}
+
+const NOT_CANONICAL: &str = "not in deterministic encoding (RFC 8949 §4.2.1)";
+
+/// Where [`canonical_into`] puts what it writes.
+trait Output {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), String>;
+}
+
+impl Output for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Checks the output against bytes already held, failing at the first difference.
+struct Compare<'a> {
+    expected: &'a [u8],
+    at: usize,
+}
+
+impl Output for Compare<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let end = self.at + bytes.len();
+        if self.expected.get(self.at..end) != Some(bytes) {
+            return Err(NOT_CANONICAL.into());
+        }
+        self.at = end;
+        Ok(())
+    }
 }
 
 /// One item's header at `at`: its major type, additional information,
@@ -81,13 +147,13 @@ fn skip(bytes: &[u8], at: usize) -> Result<usize, String> {
 }
 
 /// Copies the item at `at` into `out` with its maps sorted; returns where it ended.
-fn canonical_into(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, String> {
+fn canonical_into(bytes: &[u8], at: usize, out: &mut impl Output) -> Result<usize, String> {
     let (major, info, argument, next) = header(bytes, at)?;
     match (major, info) {
         (6, _) => Err(format!("CBOR tag {argument} is not allowed")),
         (7, 25..=27) => Err("floating-point values are not allowed".into()),
         (4, _) => {
-            out.extend_from_slice(&bytes[at..next]);
+            out.put(&bytes[at..next])?;
             let mut item = next;
             for _ in 0..argument {
                 item = canonical_into(bytes, item, out)?;
@@ -95,7 +161,7 @@ fn canonical_into(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, S
             Ok(item)
         }
         (5, _) => {
-            out.extend_from_slice(&bytes[at..next]);
+            out.put(&bytes[at..next])?;
             // Each entry: its key encoded canonically, and where its value starts and ends.
             let mut entries = Vec::new();
             let mut item = next;
@@ -110,14 +176,14 @@ fn canonical_into(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, S
                 return Err("duplicate map key".into());
             }
             for (key, value) in entries {
-                out.extend_from_slice(&key);
+                out.put(&key)?;
                 canonical_into(bytes, value, out)?;
             }
             Ok(item)
         }
         _ => {
             let end = skip(bytes, at)?;
-            out.extend_from_slice(bytes.get(at..end).ok_or("the CBOR document ends early")?);
+            out.put(bytes.get(at..end).ok_or("the CBOR document ends early")?)?;
             Ok(end)
         }
     }
@@ -244,6 +310,16 @@ mod tests {
         // Nesting far deeper than any manifest.
         let deep = vec![0x81u8; 100_000];
         assert!(from_slice::<Value>(&deep).is_err());
+    }
+
+    #[test]
+    fn sequences_encode_like_the_whole_array() {
+        for len in [0usize, 1, 23, 24, 255, 256, 70_000] {
+            let items: Vec<BTreeMap<String, usize>> =
+                (0..len).map(|i| BTreeMap::from([("bb".to_owned(), i), ("a".to_owned(), len)])).collect();
+            assert_eq!(to_vec_seq(len, items.iter()).unwrap(), to_vec(&items).unwrap(), "{len} items");
+        }
+        assert!(to_vec_seq(2, [1u8].iter()).is_err());
     }
 
     #[test]

@@ -74,13 +74,27 @@ pub struct Stored {
     pub entry: Entry,
 }
 
-/// The result of merging a bundle into the mirror's inventory.
-struct Merged {
-    all: Vec<Stored>,
+/// The inventory file's contents, decoded without doubling its vector.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct Inventory(#[serde(deserialize_with = "crate::manifest::lean_vec::deserialize")] Vec<Stored>);
+
+/// The result of merging a bundle into the mirror's inventory. It borrows
+/// from the inventory and the manifest instead of copying entries: with
+/// tens of thousands of entries, copies were most of an import's memory.
+struct Merged<'a> {
+    /// Every entry published after the import, with the channel that
+    /// vouches for it, in the order of their places.
+    all: Vec<(&'a str, &'a Entry)>,
     /// Incoming entries not already published.
-    fresh: Vec<Entry>,
+    fresh: Vec<&'a Entry>,
     /// Entries the bundle's channel published before and no longer lists.
-    removed: Vec<Entry>,
+    removed: Vec<&'a Entry>,
+}
+
+/// Where an entry lands: its ecosystem and its path in that tree.
+fn place(entry: &Entry) -> (&str, &str) {
+    (entry.ecosystem.as_str(), entry.path.as_str())
 }
 
 /// The mirror's entries after a bundle of `channel` listing `incoming`
@@ -88,47 +102,52 @@ struct Merged {
 /// content is a rejection for registry ecosystems (two bundles disagree
 /// about a published artifact); plain files may change from one bundle to
 /// the next. What the channel published before and no longer lists is withdrawn.
-fn merge(current: Vec<Stored>, incoming: &[Entry], channel: &str) -> Result<Merged> {
-    let place = |e: &Entry| (e.ecosystem.clone(), e.path.to_string());
-    let listed: std::collections::BTreeSet<_> = incoming.iter().map(place).collect();
+fn merge<'a>(current: &'a [Stored], incoming: &'a [Entry], channel: &'a str) -> Result<Merged<'a>> {
+    let mut listed: Vec<&Entry> = incoming.iter().collect();
+    listed.sort_unstable_by(|a, b| place(a).cmp(&place(b)));
+    let find = |entry: &Entry| listed.binary_search_by(|l| place(l).cmp(&place(entry))).ok();
+    // Listed entries the mirror already holds with the same content.
+    let mut published = vec![false; listed.len()];
+    let mut all = Vec::with_capacity(current.len() + incoming.len());
     let mut removed = Vec::new();
-    let mut by_place = std::collections::BTreeMap::new();
     for stored in current {
-        if stored.channel == channel && !listed.contains(&place(&stored.entry)) {
-            removed.push(stored.entry);
-        } else {
-            by_place.insert(place(&stored.entry), stored);
+        match find(&stored.entry) {
+            Some(i) if listed[i].blob == stored.entry.blob => published[i] = true,
+            Some(i) if stored.entry.ecosystem != ecosystem::files::NAME => {
+                return Err(disagreement(&stored.entry, listed[i]));
+            }
+            // A plain file that changed: the incoming one replaces it.
+            Some(_) => {}
+            None if stored.channel == channel => removed.push(&stored.entry),
+            None => all.push((stored.channel.as_str(), &stored.entry)),
         }
     }
-    let mut fresh = Vec::new();
-    for entry in incoming {
-        match by_place.get(&place(entry)) {
-            Some(existing) if existing.entry.blob == entry.blob => {
-                // Already published; from now on this channel vouches for it too.
-                by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
-                continue;
-            }
-            Some(existing) if entry.ecosystem != ecosystem::files::NAME => {
-                return Err(Error::rejected(
-                    format!("{}/{}", entry.ecosystem, entry.path),
-                    crate::error::Rejection::Policy(format!(
-                        "the mirror already holds this file with other content (blake3 {}, the bundle has {}); two bundles disagree about a published artifact: find out which one is wrong before importing",
-                        existing.entry.blob.short(),
-                        entry.blob.short()
-                    )),
-                ));
-            }
-            _ => {}
-        }
-        by_place.insert(place(entry), Stored { channel: channel.to_owned(), entry: entry.clone() });
-        fresh.push(entry.clone());
-    }
-    // What earlier bundles published and this one brings share one tree: an
-    // incoming path must not be one a file system would merge with a
-    // published one. (Pairs already published before this rule are left alone.)
+    check_folding(&all, incoming, channel)?;
+    // From now on this channel vouches for what it lists, published before or not.
+    all.extend(listed.iter().map(|entry| (channel, *entry)));
+    all.sort_unstable_by(|a, b| place(a.1).cmp(&place(b.1)));
+    let fresh = incoming.iter().filter(|e| find(e).is_some_and(|i| !published[i])).collect();
+    Ok(Merged { all, fresh, removed })
+}
+
+fn disagreement(published: &Entry, incoming: &Entry) -> Error {
+    Error::rejected(
+        format!("{}/{}", incoming.ecosystem, incoming.path),
+        crate::error::Rejection::Policy(format!(
+            "the mirror already holds this file with other content (blake3 {}, the bundle has {}); two bundles disagree about a published artifact: find out which one is wrong before importing",
+            published.blob.short(),
+            incoming.blob.short()
+        )),
+    )
+}
+
+/// What earlier bundles published (`kept`) and this one brings share one
+/// tree: an incoming path must not be one a file system would merge with a
+/// published one. (Pairs already published before this rule are left alone.)
+fn check_folding(kept: &[(&str, &Entry)], incoming: &[Entry], channel: &str) -> Result<()> {
     let mut folded = crate::manifest::FoldedPaths::default();
-    for (ecosystem, path) in by_place.keys().filter(|place| !listed.contains(place)) {
-        let _ = folded.add(ecosystem, path);
+    for (_, entry) in kept {
+        let _ = folded.add(&entry.ecosystem, entry.path.as_str());
     }
     for entry in incoming {
         folded.add(&entry.ecosystem, entry.path.as_str()).map_err(|why| {
@@ -140,7 +159,22 @@ fn merge(current: Vec<Stored>, incoming: &[Entry], channel: &str) -> Result<Merg
             )
         })?;
     }
-    Ok(Merged { all: by_place.into_values().collect(), fresh, removed })
+    Ok(())
+}
+
+/// The inventory file: every published entry with its channel, evidence the
+/// ecosystems wrote as files trimmed to its kind. Encoded one entry at a
+/// time so that no second copy of the inventory is held.
+fn encode_inventory(all: &[(&str, &Entry)]) -> Vec<u8> {
+    crate::manifest::canonical::to_vec_seq(
+        all.len(),
+        all.iter().map(|(channel, entry)| {
+            let mut entry = (*entry).clone();
+            trim_for_inventory(&mut entry);
+            Stored { channel: (*channel).to_owned(), entry }
+        }),
+    )
+    .expect("entries encode")
 }
 
 /// An opened, locked mirror.
@@ -310,7 +344,8 @@ impl Mirror {
     ) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
-        let mut merged = merge(self.inventory()?, &verified.manifest.entries, &verified.manifest.channel)?;
+        let inventory = self.inventory()?;
+        let merged = merge(&inventory, &verified.manifest.entries, &verified.manifest.channel)?;
         let build = staging.dir.join("generation");
         match &previous {
             Some((_, dir)) => tree::link_copy(dir, &build)?,
@@ -326,27 +361,22 @@ impl Mirror {
         for eco in ecosystem::ALL {
             let of_eco = |e: &&Entry| e.ecosystem == eco.name();
             let change = ecosystem::Change {
-                new: merged.fresh.iter().filter(of_eco).collect(),
-                removed: merged.removed.iter().filter(of_eco).collect(),
-                all: merged.all.iter().map(|s| &s.entry).filter(of_eco).collect(),
+                new: merged.fresh.iter().copied().filter(of_eco).collect(),
+                removed: merged.removed.iter().copied().filter(of_eco).collect(),
+                all: merged.all.iter().map(|(_, e)| *e).filter(of_eco).collect(),
             };
             if !change.new.is_empty() || !change.removed.is_empty() {
                 eco.publish(&change, &mut tree)?;
             }
         }
         if let Some(keys) = npm_keys
-            && merged.all.iter().any(|s| s.entry.ecosystem == "npm")
+            && merged.all.iter().any(|(_, e)| e.ecosystem == "npm")
         {
             tree.write("npm", "-/npm/v1/keys", keys)?;
         }
-        // The ecosystems are done with the evidence: trim it in place rather
-        // than hold a second copy of every entry for the inventory.
-        drop(std::mem::take(&mut merged.fresh));
-        for stored in &mut merged.all {
-            trim_for_inventory(&mut stored.entry);
-        }
-        let inventory = crate::manifest::canonical::to_vec(&merged.all).expect("entries encode");
-        tree.write_file(Path::new(INVENTORY), &inventory)?;
+        tree.write_file(Path::new(INVENTORY), &encode_inventory(&merged.all))?;
+        drop(merged);
+        drop(inventory);
         let mut state = self.state()?;
         state.generation = generation;
         state.imports.push(ImportRecord {
@@ -530,12 +560,15 @@ impl View {
         };
         let path = dir.join(INVENTORY);
         let bytes = fs::read(&path).at(&path)?;
-        crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
+        let inventory: Inventory = crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
             Error::Usage(format!(
                 "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
                 path.display()
             ))
-        })
+        })?;
+        let mut entries = inventory.0;
+        entries.shrink_to_fit();
+        Ok(entries)
     }
 
     /// The published state, or an empty one for a new mirror.
@@ -791,30 +824,31 @@ mod tests {
         ];
         let incoming =
             [entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b"), entry("files", "notes.txt", b"v1")];
-        let m = merge(old.clone(), &incoming, "weekly").unwrap();
+        let m = merge(&old, &incoming, "weekly").unwrap();
         assert_eq!(m.all.len(), 4);
         assert_eq!(m.fresh.len(), 1, "an artifact already present is not written again");
         assert!(m.removed.is_empty());
 
-        let err = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"other")], "weekly").err().unwrap();
+        let err = merge(&old, &[entry("npm", "a/-/a-1.tgz", b"other")], "weekly").err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("two bundles disagree"), "{err}");
 
         // Plain files may change from one bundle to the next.
-        let m = merge(old.clone(), &[entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v2")], "weekly")
-            .unwrap();
+        let changed = [entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v2")];
+        let m = merge(&old, &changed, "weekly").unwrap();
         assert_eq!(m.fresh.len(), 1);
-        assert!(m.all.iter().any(|s| s.entry.blob == ContentId::of(b"v2")));
+        assert!(m.all.iter().any(|(_, e)| e.blob == ContentId::of(b"v2")));
 
         // A path that a case-insensitive file system would merge with a published one.
-        let err = merge(old.clone(), &[entry("files", "NOTES.txt", b"v1")], "other").err().unwrap();
+        let err = merge(&old, &[entry("files", "NOTES.txt", b"v1")], "other").err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("differ only by case"), "{err}");
 
         // The channel dropped a.tgz: withdrawn; another channel's entries stay.
-        let m = merge(old, &[entry("files", "notes.txt", b"v1")], "weekly").unwrap();
+        let dropped = [entry("files", "notes.txt", b"v1")];
+        let m = merge(&old, &dropped, "weekly").unwrap();
         assert_eq!(m.removed.len(), 1);
         assert_eq!(m.removed[0].path.as_str(), "a/-/a-1.tgz");
-        assert!(m.all.iter().any(|s| s.channel == "other"));
+        assert!(m.all.iter().any(|(channel, _)| *channel == "other"));
     }
 }

@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 use sigstore_verify::types::HashAlgorithm;
 
-use super::EntryReport;
+use std::borrow::Cow;
+
+use super::EntryFindings;
 use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::policy::names::normalize;
@@ -16,8 +18,8 @@ use crate::policy::{Policy, Publisher, Rules};
 use crate::provenance::npm::{SignatureError, rfc3339_secs};
 use crate::provenance::sigstore::{self, Attested, Subject};
 
-/// Judges `entry`'s evidence; `signers` is how many trusted keys signed the bundle.
-pub fn check(entry: &Entry, policy: &Policy, signers: usize) -> Result<EntryReport, Rejection> {
+/// Judges `entry`'s evidence.
+pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection> {
     let id = match &entry.version {
         Some(v) => format!("{} {}@{v}", entry.ecosystem, entry.name),
         None => format!("{} {}", entry.ecosystem, entry.path),
@@ -30,39 +32,29 @@ pub fn check(entry: &Entry, policy: &Policy, signers: usize) -> Result<EntryRepo
     }
     let required: &[String] = rules.map_or(&[], |r| &r.require);
     check_present(entry, required, &id)?;
-    let (provenance, attested) = match entry.ecosystem.as_str() {
-        "npm" => npm(entry, policy, &id)?,
-        "pypi" => pypi(entry, policy, &id)?,
-        "cargo" => ("index entry carried; crates have no upstream signatures (digest-only)".to_owned(), Vec::new()),
-        _ => ("none (plain file)".to_owned(), Vec::new()),
+    let (provenance, attested): (Cow<'static, str>, _) = match entry.ecosystem.as_str() {
+        "npm" => npm(entry, policy, &id).map(|(text, attested)| (text.into(), attested))?,
+        "pypi" => pypi(entry, policy, &id).map(|(text, attested)| (text.into(), attested))?,
+        "cargo" => ("index entry carried; crates have no upstream signatures (digest-only)".into(), Vec::new()),
+        _ => ("none (plain file)".into(), Vec::new()),
     };
     let publisher = match rules {
         Some(rules) => check_publishers(entry, rules, &attested, &id)?,
         None => None,
     };
     let digest = if entry.digests.is_empty() {
-        "none upstream (plain file: the BLAKE3 content address is its digest)".to_owned()
+        "none upstream (plain file: the BLAKE3 content address is its digest)".into()
     } else {
-        format!("{} match", entry.digests.keys().cloned().collect::<Vec<_>>().join(", "))
+        format!("{} match", entry.digests.keys().cloned().collect::<Vec<_>>().join(", ")).into()
     };
     let mut checked = required.iter().map(|k| format!("requires {k}")).collect::<Vec<_>>();
     checked.extend(publisher);
-    let policy_result = if checked.is_empty() {
-        "ok (no evidence required)".to_owned()
+    let policy = if checked.is_empty() {
+        "ok (no evidence required)".into()
     } else {
-        format!("ok ({})", checked.join("; "))
+        format!("ok ({})", checked.join("; ")).into()
     };
-    Ok(EntryReport {
-        ecosystem: entry.ecosystem.clone(),
-        name: entry.name.clone(),
-        version: entry.version.clone(),
-        path: entry.path.to_string(),
-        transfer: format!("ok ({signers} trusted signer(s))"),
-        content: "ok (BLAKE3 and size)".into(),
-        digest,
-        provenance,
-        policy: policy_result,
-    })
+    Ok(EntryFindings { digest, provenance, policy })
 }
 
 /// Every evidence kind the policy requires must be carried; a proxy that

@@ -9,10 +9,12 @@
 //!    entries declare) into a sink, and is committed only when all match;
 //! 5. the volume must hold exactly the manifest's blobs, each once.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 use sha2::Digest as _;
@@ -39,16 +41,16 @@ use crate::sign::envelope;
 pub struct VerifiedManifest {
     /// Shared, not copied: a manifest of tens of thousands of entries is
     /// the largest thing an import holds, and several places keep it.
-    pub manifest: std::sync::Arc<Manifest>,
+    pub manifest: Arc<Manifest>,
     /// The envelope exactly as received, to keep with the mirror's records.
-    pub envelope: std::sync::Arc<[u8]>,
+    pub envelope: Arc<[u8]>,
     /// BLAKE3 of the manifest bytes: the bundle's identity in reports and state.
     pub digest: ContentId,
     pub trusted_signers: Vec<KeyId>,
     /// Signers the policy revoked: reported, never counted.
     pub revoked_signers: Vec<KeyId>,
-    /// The per-package layer report (content and digest layers hold once the blobs stream through).
-    pub packages: std::sync::Arc<[EntryReport]>,
+    /// The per-package layer findings (content and digest layers hold once the blobs stream through).
+    pub packages: Arc<[EntryFindings]>,
 }
 
 /// Where verified blobs go: nowhere (`verify`) or a staging area (`import`).
@@ -92,24 +94,74 @@ pub struct VerifyReport {
     /// `import` against the mirror, not by `verify`.
     pub not_carried: usize,
     /// Per package, each of the five layers and its result.
-    pub packages: std::sync::Arc<[EntryReport]>,
+    pub packages: PackageReports,
     /// The volumes of a split bundle: which were read, rebuilt, missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volumes: Option<set::VolumesReport>,
 }
 
+/// What the digest, provenance and policy layers found for one entry. The
+/// transfer and content layers say the same of every entry of a verified
+/// bundle and the entry's names are in the manifest, so neither is repeated
+/// here: a bundle may have tens of thousands of entries.
+#[derive(Debug, Clone)]
+pub struct EntryFindings {
+    pub digest: Cow<'static, str>,
+    pub provenance: Cow<'static, str>,
+    pub policy: Cow<'static, str>,
+}
+
+/// Every entry's report, built from the manifest and the findings as it is read.
+#[derive(Debug, Clone)]
+pub struct PackageReports {
+    manifest: Arc<Manifest>,
+    findings: Arc<[EntryFindings]>,
+    transfer: String,
+}
+
 /// What was established for one entry, layer by layer (DESIGN.md's table).
 #[derive(Debug, Clone, Serialize)]
-pub struct EntryReport {
-    pub ecosystem: String,
-    pub name: String,
-    pub version: Option<String>,
-    pub path: String,
-    pub transfer: String,
-    pub content: String,
-    pub digest: String,
-    pub provenance: String,
-    pub policy: String,
+pub struct EntryReport<'a> {
+    pub ecosystem: &'a str,
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+    pub path: &'a str,
+    pub transfer: &'a str,
+    pub content: &'a str,
+    pub digest: &'a str,
+    pub provenance: &'a str,
+    pub policy: &'a str,
+}
+
+impl PackageReports {
+    fn new(verified: &VerifiedManifest) -> Self {
+        PackageReports {
+            manifest: verified.manifest.clone(),
+            findings: verified.packages.clone(),
+            transfer: format!("ok ({} trusted signer(s))", verified.trusted_signers.len()),
+        }
+    }
+
+    /// The entries' reports, in manifest order.
+    pub fn iter(&self) -> impl Iterator<Item = EntryReport<'_>> {
+        self.manifest.entries.iter().zip(self.findings.iter()).map(|(entry, found)| EntryReport {
+            ecosystem: &entry.ecosystem,
+            name: &entry.name,
+            version: entry.version.as_deref(),
+            path: entry.path.as_str(),
+            transfer: &self.transfer,
+            content: "ok (BLAKE3 and size)",
+            digest: &found.digest,
+            provenance: &found.provenance,
+            policy: &found.policy,
+        })
+    }
+}
+
+impl Serialize for PackageReports {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 impl VerifyReport {
@@ -136,7 +188,7 @@ impl VerifyReport {
             blobs: m.blobs.len(),
             bytes: m.blob_bytes(),
             not_carried: m.blobs_not_carried().count(),
-            packages: verified.packages.clone(),
+            packages: PackageReports::new(verified),
         }
     }
 }
@@ -171,9 +223,7 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     let mut packages = Vec::with_capacity(manifest.entries.len());
     for entry in &manifest.entries {
         check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
-        packages.push(
-            evidence::check(entry, policy, verified.trusted_signers.len()).map_err(|r| Error::rejected(subject, r))?,
-        );
+        packages.push(evidence::check(entry, policy).map_err(|r| Error::rejected(subject, r))?);
     }
     Ok(VerifiedManifest {
         digest: ContentId::of(&verified.payload),
