@@ -30,21 +30,24 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Encodes a CBOR array of `len` items canonically, one item at a time, so
-/// that a long sequence is never held twice (as values and as a plain
-/// encoding): the canonical form of an array is its header followed by
-/// its items' canonical forms.
-pub fn to_vec_seq<T: Serialize>(len: usize, items: impl Iterator<Item = T>) -> Result<Vec<u8>, String> {
-    let mut out = array_header(len as u64);
+/// Writes a CBOR array of `len` items canonically to `out`, one item at a
+/// time, so that a long sequence is never held encoded (or twice): the
+/// canonical form of an array is its header followed by its items' canonical forms.
+pub fn write_seq<T: Serialize>(
+    out: &mut dyn std::io::Write,
+    len: usize,
+    items: impl Iterator<Item = T>,
+) -> std::io::Result<()> {
+    out.write_all(&array_header(len as u64))?;
     let mut count = 0;
     for item in items {
-        out.extend_from_slice(&to_vec(&item)?);
+        out.write_all(&to_vec(&item).map_err(std::io::Error::other)?)?;
         count += 1;
     }
     if count != len {
-        return Err(format!("{count} items where the array header says {len}"));
+        return Err(std::io::Error::other(format!("{count} items where the array header says {len}")));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The shortest-form header of an array of `len` items (major type 4).
@@ -317,9 +320,11 @@ mod tests {
         for len in [0usize, 1, 23, 24, 255, 256, 70_000] {
             let items: Vec<BTreeMap<String, usize>> =
                 (0..len).map(|i| BTreeMap::from([("bb".to_owned(), i), ("a".to_owned(), len)])).collect();
-            assert_eq!(to_vec_seq(len, items.iter()).unwrap(), to_vec(&items).unwrap(), "{len} items");
+            let mut out = Vec::new();
+            write_seq(&mut out, len, items.iter()).unwrap();
+            assert_eq!(out, to_vec(&items).unwrap(), "{len} items");
         }
-        assert!(to_vec_seq(2, [1u8].iter()).is_err());
+        assert!(write_seq(&mut Vec::new(), 2, [1u8].iter()).is_err());
     }
 
     #[test]

@@ -79,6 +79,24 @@ pub struct Stored {
 #[serde(transparent)]
 struct Inventory(#[serde(deserialize_with = "crate::manifest::lean_vec::deserialize")] Vec<Stored>);
 
+/// Reads an inventory file. This program wrote it, under the mirror's lock,
+/// so it is decoded as it is read, without the whole-document canonical
+/// check the manifest gets (which would hold the file and its re-encoding
+/// beside the decoded entries).
+fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
+    let file = File::open(path).at(path)?;
+    let inventory: Inventory =
+        ciborium::de::from_reader_with_recursion_limit(io::BufReader::new(file), 16).map_err(|e| {
+            Error::Usage(format!(
+                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
+                path.display()
+            ))
+        })?;
+    let mut entries = inventory.0;
+    entries.shrink_to_fit();
+    Ok(entries)
+}
+
 /// The result of merging a bundle into the mirror's inventory. It borrows
 /// from the inventory and the manifest instead of copying entries: with
 /// tens of thousands of entries, copies were most of an import's memory.
@@ -162,19 +180,16 @@ fn check_folding(kept: &[(&str, &Entry)], incoming: &[Entry], channel: &str) -> 
     Ok(())
 }
 
-/// The inventory file: every published entry with its channel, evidence the
-/// ecosystems wrote as files trimmed to its kind. Encoded one entry at a
-/// time so that no second copy of the inventory is held.
-fn encode_inventory(all: &[(&str, &Entry)]) -> Vec<u8> {
-    crate::manifest::canonical::to_vec_seq(
-        all.len(),
-        all.iter().map(|(channel, entry)| {
-            let mut entry = (*entry).clone();
-            trim_for_inventory(&mut entry);
-            Stored { channel: (*channel).to_owned(), entry }
-        }),
-    )
-    .expect("entries encode")
+/// Writes the inventory file: every published entry with its channel,
+/// evidence the ecosystems wrote as files trimmed to its kind. Encoded one
+/// entry at a time so that no second copy of the inventory is held.
+fn write_inventory(tree: &mut Tree, all: &[(&str, &Entry)]) -> Result<()> {
+    let stored = all.iter().map(|(channel, entry)| {
+        let mut entry = (*entry).clone();
+        trim_for_inventory(&mut entry);
+        Stored { channel: (*channel).to_owned(), entry }
+    });
+    tree.write_file_with(Path::new(INVENTORY), |file| crate::manifest::canonical::write_seq(file, all.len(), stored))
 }
 
 /// An opened, locked mirror.
@@ -374,7 +389,7 @@ impl Mirror {
         {
             tree.write("npm", "-/npm/v1/keys", keys)?;
         }
-        tree.write_file(Path::new(INVENTORY), &encode_inventory(&merged.all))?;
+        write_inventory(&mut tree, &merged.all)?;
         drop(merged);
         drop(inventory);
         let mut state = self.state()?;
@@ -454,14 +469,9 @@ impl Mirror {
             .flatten()
         {
             let path = generation.join(INVENTORY);
-            let Ok(bytes) = fs::read(&path) else { continue };
-            let stored: Vec<Stored> = crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
-                Error::Usage(format!(
-                    "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
-                    path.display()
-                ))
-            })?;
-            keep.extend(stored.into_iter().map(|s| s.entry.blob.to_hex()));
+            if path.exists() {
+                keep.extend(read_inventory(&path)?.into_iter().map(|s| s.entry.blob.to_hex()));
+            }
         }
         let objects = self.meta.join(OBJECTS);
         let (mut removed, mut freed) = (0, 0);
@@ -558,17 +568,7 @@ impl View {
         let Some((_, dir)) = self.current()? else {
             return Ok(Vec::new());
         };
-        let path = dir.join(INVENTORY);
-        let bytes = fs::read(&path).at(&path)?;
-        let inventory: Inventory = crate::manifest::canonical::from_slice(&bytes).map_err(|e| {
-            Error::Usage(format!(
-                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
-                path.display()
-            ))
-        })?;
-        let mut entries = inventory.0;
-        entries.shrink_to_fit();
-        Ok(entries)
+        read_inventory(&dir.join(INVENTORY))
     }
 
     /// The published state, or an empty one for a new mirror.

@@ -70,11 +70,20 @@ impl Tree {
 
     /// Writes a file the ecosystem generates (an index page, a state file).
     pub fn write_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_file_with(path, |file| file.write_all(bytes))
+    }
+
+    /// [`Tree::write_file`] with the contents produced by `fill`.
+    pub fn write_file_with(
+        &mut self,
+        path: &Path,
+        fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<()> {
         let target = self.root.join(path);
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).at(parent)?;
         }
-        write_atomically(&target, bytes, 0o644)
+        crate::sign::write_atomically_with(&target, 0o644, fill)
     }
 
     /// Makes room for a file at `folder/path`: parents as folders, nothing in the way.

@@ -199,6 +199,15 @@ fn check_private(_path: &Path) -> Result<()> {
 /// Writes `bytes` to a temporary file beside `path` with `mode`, syncs it and
 /// renames it into place, so a crash leaves either the old file or the new one.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    write_atomically_with(path, mode, |file| file.write_all(bytes))
+}
+
+/// [`write_atomically`] with the contents produced by `fill`, buffered.
+pub(crate) fn write_atomically_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -213,7 +222,9 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(
                 }
             },
         )?;
-    tmp.write_all(bytes).at(path)?;
+    let mut buffered = std::io::BufWriter::new(tmp.as_file_mut());
+    fill(&mut buffered).and_then(|()| buffered.flush()).at(path)?;
+    drop(buffered);
     tmp.as_file().sync_all().at(path)?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     crate::mirror::sync_dir(dir)
