@@ -57,11 +57,15 @@ pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<Artifact>> {
     }
     let mut found = Vec::new();
     walk(root, root, &mut found)?;
-    found.sort_by(|a, b| a.1.cmp(&b.1));
+    // Paths under one root are distinct: an unstable sort gives the one order, without a scratch copy.
+    found.sort_unstable_by(|a, b| a.1.cmp(&b.1));
     let total = found.iter().map(|(_, _, size)| size).sum();
     progress.start("hashing", total);
-    let files =
-        found.into_iter().map(|(source, path, _)| hash_file(source, path, progress)).collect::<Result<Vec<_>>>()?;
+    // Sized up front: collecting through `Result` would grow the list by doubling.
+    let mut files = Vec::with_capacity(found.len());
+    for (source, path, _) in found {
+        files.push(hash_file(source, path, progress)?);
+    }
     progress.finish();
     Ok(files)
 }
