@@ -458,11 +458,13 @@ fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<Path
     (entries, blobs, sources)
 }
 
-/// The manifest's canonical bytes and its signed envelope.
-fn sign_manifest(manifest: &Manifest, keys: &[SecretKey]) -> Result<(Vec<u8>, Vec<u8>)> {
-    let bytes = encode_manifest(manifest)?;
-    let sealed = seal_manifest(&bytes, keys)?;
-    Ok((bytes, sealed))
+/// How long the manifest's envelope is, without encoding or signing the
+/// manifest: the encoding's length is counted, the envelope's worked out.
+fn envelope_len(manifest: &Manifest, keys: &[SecretKey]) -> Result<u64> {
+    let encoded =
+        canonical::encoded_len(manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    envelope::sealed_len(encoded as u64, keys, envelope::MANIFEST)
+        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))
 }
 
 /// Signs the finished manifest; returns its digest and envelope. The
@@ -604,8 +606,7 @@ fn plan_volumes(manifest: &mut Manifest, split: &Split, keys: &[SecretKey]) -> R
     // The envelope as it is now, with every blob in volume 0; the final one
     // is larger by at most 2 bytes per blob (volume numbers below 65536) and
     // the `volumes` and `parity` fields.
-    let (_, sealed) = sign_manifest(manifest, keys)?;
-    let envelope = sealed.len() as u64 + 2 * manifest.blobs.len() as u64 + 32;
+    let envelope = envelope_len(manifest, keys)? + 2 * manifest.blobs.len() as u64 + 32;
     let largest_seal =
         seal_volume(keys, ContentId([0; 32]), u32::MAX, BlobFrame { digest: ContentId([0; 32]), size: u64::MAX })?;
     let most_volumes = (manifest.blobs.len() as u64 + 1).min(u64::from(crate::manifest::MAX_VOLUMES));
@@ -791,7 +792,7 @@ mod tests {
         // Already sorted, sorted the other way, and empty.
         sort_stably(&mut items, |a, b| a.0.cmp(&b.0));
         assert_eq!(items, expected);
-        expected.sort_by(|a, b| b.0.cmp(&a.0));
+        expected.sort_by_key(|item| std::cmp::Reverse(item.0));
         sort_stably(&mut items, |a, b| b.0.cmp(&a.0));
         assert_eq!(items, expected);
         sort_stably(&mut Vec::<u8>::new(), Ord::cmp);

@@ -26,13 +26,19 @@ const RECURSION_LIMIT: usize = 16;
 pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     // Counted first so that the buffer is allocated once at its final size:
     // growing by doubling would reserve up to twice a large manifest.
-    let mut counter = ByteCounter(0);
-    ciborium::into_writer(value, &mut counter).map_err(|e| e.to_string())?;
-    let mut bytes = Vec::with_capacity(counter.0);
+    let mut bytes = Vec::with_capacity(encoded_len(value)?);
     ciborium::into_writer(value, &mut bytes).map_err(|e| e.to_string())?;
     let end = canonicalize(&mut bytes, 0)?;
     debug_assert_eq!(end, bytes.len(), "ciborium writes one item");
     Ok(bytes)
+}
+
+/// How long the canonical encoding of `value` is (as long as ciborium's:
+/// sorting maps only moves their entries), without making it.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize, String> {
+    let mut counter = ByteCounter(0);
+    ciborium::into_writer(value, &mut counter).map_err(|e| e.to_string())?;
+    Ok(counter.0)
 }
 
 /// Counts the bytes written to it and keeps none.
@@ -334,6 +340,7 @@ mod tests {
         let mut expected = Vec::new();
         copied_canonical(&plain, 0, &mut expected);
         assert_eq!(to_vec(value).unwrap(), expected);
+        assert_eq!(encoded_len(value).unwrap(), expected.len());
     }
 
     #[test]

@@ -79,6 +79,15 @@ pub fn seal(payload: &[u8], keys: &[SecretKey], purpose: Purpose) -> Result<Vec<
     splice_payload(&shell, payload_position(&shell)?, CBOR_NULL, payload)
 }
 
+/// How long `seal` makes the envelope of a payload of `len` bytes: the
+/// envelope of an empty payload, with a longer byte string in its place.
+pub fn sealed_len(len: u64, keys: &[SecretKey], purpose: Purpose) -> Result<u64, String> {
+    let empty = seal(&[], keys, purpose)?;
+    let mut head = Vec::new();
+    canonical::write_head(&mut head, MAJOR_BYTES, len);
+    Ok(empty.len() as u64 - 1 + head.len() as u64 + len)
+}
+
 /// CBOR `null`: what coset writes for an absent payload.
 const CBOR_NULL: u8 = 0xf6;
 /// CBOR's empty byte string.
@@ -298,6 +307,7 @@ mod tests {
                 for purpose in [MANIFEST, VOLUME_SEAL, POLICY_STATEMENT] {
                     let sealed = seal(&payload, signers, purpose).unwrap();
                     assert_eq!(sealed, sealed_by_coset(&payload, signers, purpose), "{len} bytes");
+                    assert_eq!(sealed_len(len as u64, signers, purpose).unwrap(), sealed.len() as u64);
                     let policy = Policy::from_keys(signers.iter().map(|k| k.public().clone()).collect(), signers.len());
                     assert_eq!(verify(&sealed, &policy.unwrap(), purpose).unwrap().payload, payload);
                 }
