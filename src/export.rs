@@ -241,13 +241,13 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     check_options(options)?;
     let mut artifacts = Vec::new();
     for dir in &options.inputs.files {
-        artifacts.extend(files::collect(dir, progress)?);
+        append(&mut artifacts, files::collect(dir, progress)?);
     }
     let mut downloads = 0;
     if options.inputs.any_lockfile() {
         let fetched = fetch_lockfiles(&options.inputs, &options.network, progress)?;
         downloads = fetched.1;
-        artifacts.extend(fetched.0);
+        append(&mut artifacts, fetched.0);
     }
     if artifacts.is_empty() {
         return Err(Error::Usage("nothing to export: the inputs name no files or packages".into()));
@@ -259,7 +259,7 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         }
         None => None,
     };
-    let mut manifest = build_manifest(artifacts.iter().map(|a| a.entry.clone()).collect(), options)?;
+    let (mut manifest, sources) = build_manifest(artifacts, options)?;
     let sent = match &options.state {
         Some(dir) if !options.full => ChannelState::sent_blobs(dir, &options.channel)?,
         _ => std::collections::BTreeSet::new(),
@@ -274,18 +274,18 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         Some(split) => Some(plan_volumes(&mut manifest, split, &options.keys)?),
         None => None,
     };
-    let (bytes, sealed) = sign_manifest(&manifest, &options.keys)?;
-    let digest = ContentId::of(&bytes);
+    let entries = manifest.entries.len();
+    let (digest, sealed) = sign_final(&mut manifest, &options.keys)?;
     let bundle_bytes = match &budget {
-        Some(budget) => write_split(options, &manifest, digest, &sealed, &artifacts, budget, progress)?,
-        None => write_volume(options, &manifest, digest, &sealed, &artifacts, progress)?,
+        Some(budget) => write_split(options, &manifest, digest, &sealed, &sources, budget, progress)?,
+        None => write_volume(options, &manifest, digest, sealed, &sources, progress)?,
     };
     if let Some(dir) = &options.state {
         // Recorded only once the bundle is safely written.
         let record = ChannelState {
             channel: manifest.channel.clone(),
             sequence: manifest.sequence,
-            manifest_digest: ContentId::of(&bytes).to_hex(),
+            manifest_digest: digest.to_hex(),
             bundle: options.out.display().to_string(),
             created: crate::verify::rfc3339(manifest.created),
         };
@@ -298,13 +298,13 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     }
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
-        manifest_digest: ContentId::of(&bytes).to_hex(),
+        manifest_digest: digest.to_hex(),
         channel: manifest.channel.clone(),
         sequence: manifest.sequence,
         created: crate::verify::rfc3339(manifest.created),
         expires: crate::verify::rfc3339(manifest.expires),
         signers: options.keys.iter().map(|k| k.public().id().short()).collect(),
-        entries: manifest.entries.len(),
+        entries,
         blobs: manifest.blobs.len(),
         bytes: manifest.blob_bytes(),
         carried_blobs: manifest.blobs.iter().filter(|b| b.carried).count(),
@@ -314,6 +314,16 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         parity_volumes: manifest.parity,
         downloads,
     })
+}
+
+/// Moves the items of `more` to the end of `all`; into an empty `all` the
+/// list is moved whole, as copying it would hold it twice for a moment.
+fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
+    if all.is_empty() {
+        *all = more;
+    } else {
+        all.append(&mut more);
+    }
 }
 
 /// Parses every lockfile and fetches what it pins; returns the artifacts and
@@ -338,7 +348,7 @@ fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) 
             .clone()
             .or_else(endpoints::pip_index_url)
             .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_owned());
-        artifacts.extend(pypi::resolve(&pins, &index, &network.selection, &ctx)?);
+        append(&mut artifacts, pypi::resolve(&pins, &index, &network.selection, &ctx)?);
     }
     for path in &inputs.npm_locks {
         let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &path.display().to_string())?;
@@ -347,7 +357,7 @@ fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) 
             .clone()
             .or_else(|| endpoints::npm_registry(path.parent()))
             .unwrap_or_else(|| npm::DEFAULT_REGISTRY.to_owned());
-        artifacts.extend(npm::resolve(&pins, &registry, &ctx)?);
+        append(&mut artifacts, npm::resolve(&pins, &registry, &ctx)?);
     }
     for path in &inputs.cargo_locks {
         let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &path.display().to_string())?;
@@ -356,7 +366,7 @@ fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) 
             .clone()
             .or_else(endpoints::cargo_index)
             .unwrap_or_else(|| cargo::DEFAULT_INDEX.to_owned());
-        artifacts.extend(cargo::resolve(&pins, &index, &ctx)?);
+        append(&mut artifacts, cargo::resolve(&pins, &index, &ctx)?);
     }
     progress.finish();
     Ok((artifacts, cache.downloads()))
@@ -366,18 +376,13 @@ fn read_lockfile(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::input(path, "lockfile", &e))
 }
 
-/// The manifest for `entries`: sorted, blobs deduplicated, the same package
-/// from two lockfiles counted once.
-fn build_manifest(mut entries: Vec<Entry>, options: &ExportOptions) -> Result<Manifest> {
-    entries.sort_by(|a, b| (&a.ecosystem, &a.path).cmp(&(&b.ecosystem, &b.path)));
-    entries.dedup();
-    let mut blobs: Vec<Blob> = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for entry in &entries {
-        if seen.insert(entry.blob) {
-            blobs.push(Blob { id: entry.blob, size: entry.size, volume: 0, carried: true });
-        }
-    }
+/// The manifest for `artifacts`: sorted, blobs deduplicated, the same
+/// package from two lockfiles counted once; and where each blob's bytes are,
+/// in the order of the manifest's blobs.
+fn build_manifest(mut artifacts: Vec<Artifact>, options: &ExportOptions) -> Result<(Manifest, Vec<PathBuf>)> {
+    sort_stably(&mut artifacts, |a, b| (&a.entry.ecosystem, &a.entry.path).cmp(&(&b.entry.ecosystem, &b.entry.path)));
+    artifacts.dedup_by(|a, b| a.entry == b.entry);
+    let (entries, blobs, sources) = split_artifacts(artifacts);
     let expires = options
         .now
         .checked_add(options.expires_in.as_secs())
@@ -400,15 +405,85 @@ fn build_manifest(mut entries: Vec<Entry>, options: &ExportOptions) -> Result<Ma
         entries,
     };
     manifest.check().map_err(|e| Error::Usage(format!("the inputs cannot be shipped together: {e}")))?;
-    Ok(manifest)
+    Ok((manifest, sources))
 }
 
-/// The manifest's canonical bytes and its signed envelope.
-fn sign_manifest(manifest: &Manifest, keys: &[SecretKey]) -> Result<(Vec<u8>, Vec<u8>)> {
-    let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    let sealed = envelope::seal(&bytes, keys, envelope::MANIFEST)
-        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))?;
-    Ok((bytes, sealed))
+/// Sorts `items` stably by `compare`, as `sort_by` does but without its
+/// scratch copy of up to 8 MB of whole items: the order is worked out on
+/// indices and then applied by swapping items in place.
+fn sort_stably<T>(items: &mut [T], compare: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if items.is_sorted_by(|a, b| compare(a, b).is_le()) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| compare(&items[a], &items[b]));
+    // `order[i]` is where the item that belongs at `i` is now; each cycle
+    // of the permutation is followed once, marking its places done.
+    for start in 0..items.len() {
+        let mut at = start;
+        loop {
+            let from = order[at];
+            order[at] = at;
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
+
+/// Splits sorted artifacts into the manifest's entries and its blobs, each
+/// blob with the source of its first artifact (all of them hold the same bytes).
+fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<PathBuf>) {
+    let mut blobs = Vec::new();
+    let mut sources = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    // Collected in place: an entry is the larger part of an artifact, so the
+    // standard library reuses the artifacts' allocation for the entries and
+    // the two lists are never held side by side.
+    let mut entries: Vec<Entry> = artifacts
+        .into_iter()
+        .map(|artifact| {
+            if seen.insert(artifact.entry.blob) {
+                blobs.push(Blob { id: artifact.entry.blob, size: artifact.entry.size, volume: 0, carried: true });
+                sources.push(artifact.source);
+            }
+            artifact.entry
+        })
+        .collect();
+    entries.shrink_to_fit();
+    blobs.shrink_to_fit();
+    sources.shrink_to_fit();
+    (entries, blobs, sources)
+}
+
+/// How long the manifest's envelope is, without encoding or signing the
+/// manifest: the encoding's length is counted, the envelope's worked out.
+fn envelope_len(manifest: &Manifest, keys: &[SecretKey]) -> Result<u64> {
+    let encoded =
+        canonical::encoded_len(manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    envelope::sealed_len(encoded as u64, keys, envelope::MANIFEST)
+        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))
+}
+
+/// Signs the finished manifest; returns its digest and envelope. The
+/// entries are taken out of `manifest` and freed as soon as they are
+/// encoded: writing the volumes needs only the blobs, and the envelope, a
+/// second copy of the encoded manifest, should not be made on top of them.
+fn sign_final(manifest: &mut Manifest, keys: &[SecretKey]) -> Result<(ContentId, Vec<u8>)> {
+    let bytes = encode_manifest(manifest)?;
+    manifest.entries = Vec::new();
+    let sealed = seal_manifest(&bytes, keys)?;
+    Ok((ContentId::of(&bytes), sealed))
+}
+
+fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
+    manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))
+}
+
+fn seal_manifest(bytes: &[u8], keys: &[SecretKey]) -> Result<Vec<u8>> {
+    envelope::seal(bytes, keys, envelope::MANIFEST).map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))
 }
 
 /// The signed seal of volume `volume` over its blob frame.
@@ -437,17 +512,19 @@ fn write_volume(
     options: &ExportOptions,
     manifest: &Manifest,
     manifest_digest: ContentId,
-    sealed: &[u8],
-    artifacts: &[Artifact],
+    sealed: Vec<u8>,
+    sources: &[PathBuf],
     progress: &dyn Progress,
 ) -> Result<u64> {
     let out = &options.out;
     let dir = out_dir(out)?;
     let tmp = tempfile::Builder::new().prefix(".airlock-export-").tempfile_in(dir).at(dir)?;
+    let writer = start_volume(tmp.as_file(), out, &sealed, options.threads)?;
+    // The one volume holds the envelope now: free it before the compressor's buffers are taken.
+    drop(sealed);
     progress.start("writing", manifest.carried_bytes());
-    let contents =
-        VolumeContents { index: 0, info: None, blobs: manifest.blobs.iter().filter(|b| b.carried).collect() };
-    write_volume_file(tmp.as_file(), out, options, manifest_digest, sealed, &contents, artifacts, progress)?;
+    let contents = VolumeContents { index: 0, info: None, blobs: with_sources(manifest, sources, |b| b.carried) };
+    fill_volume(writer, tmp.as_file(), out, options, manifest_digest, &contents, progress)?;
     progress.finish();
     let size = tmp.as_file().metadata().at(out)?.len();
     crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
@@ -461,36 +538,59 @@ struct VolumeContents<'m> {
     index: u32,
     /// `volume.cbor`, in a split set.
     info: Option<Vec<u8>>,
-    blobs: Vec<&'m Blob>,
+    /// The blobs, with where the bytes of each are.
+    blobs: Vec<(&'m Blob, &'m Path)>,
 }
 
-/// Writes one data volume into `file` (named `name` in errors) and makes it durable.
-#[allow(clippy::too_many_arguments)] // one volume's worth of context; a struct would only rename them
-fn write_volume_file(
+/// The manifest's blobs that `keep` selects, each with its source (`sources`
+/// is in the order of the manifest's blobs).
+fn with_sources<'m>(
+    manifest: &'m Manifest,
+    sources: &'m [PathBuf],
+    keep: impl Fn(&Blob) -> bool,
+) -> Vec<(&'m Blob, &'m Path)> {
+    manifest
+        .blobs
+        .iter()
+        .zip(sources)
+        .filter(|(blob, _)| keep(blob))
+        .map(|(blob, path)| (blob, path.as_path()))
+        .collect()
+}
+
+/// A volume being written into `file` (named `name` in errors); frame 1,
+/// the manifest's `sealed` envelope, is written.
+fn start_volume<'f>(
+    file: &'f File,
+    name: &Path,
+    sealed: &[u8],
+    threads: u32,
+) -> Result<VolumeWriter<BufWriter<&'f File>>> {
+    VolumeWriter::new(BufWriter::with_capacity(1 << 20, file), sealed, threads).at(name)
+}
+
+/// Writes the rest of one data volume into `writer`, which writes `file`
+/// (named `name` in errors), and makes it durable.
+fn fill_volume(
+    mut writer: VolumeWriter<BufWriter<&File>>,
     file: &File,
     name: &Path,
     options: &ExportOptions,
     manifest_digest: ContentId,
-    sealed: &[u8],
     contents: &VolumeContents,
-    artifacts: &[Artifact],
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut writer = VolumeWriter::new(BufWriter::with_capacity(1 << 20, file), sealed, options.threads).at(name)?;
     if let Some(info) = &contents.info {
         writer.write_info(info).at(name)?;
     }
-    let by_blob: std::collections::BTreeMap<_, _> = artifacts.iter().map(|a| (a.entry.blob, a)).collect();
-    for blob in &contents.blobs {
-        let source = by_blob[&blob.id];
-        let data = File::open(&source.source).map_err(|e| Error::input(&source.source, "file", &e))?;
+    for (blob, source) in &contents.blobs {
+        let data = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
         let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, data), progress };
         writer.write_blob(&blob.id, blob.size, reader).map_err(|e| match e {
             BlobWriteError::Io(e) => Error::io(name, e),
-            BlobWriteError::Changed { .. } => Error::Usage(format!(
-                "{}: changed while it was being exported; run the export again",
-                source.source.display()
-            )),
+            BlobWriteError::Changed { .. } => {
+                Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
+            }
         })?;
     }
     let (mut out, frame) = writer.finish().at(name)?;
@@ -506,8 +606,7 @@ fn plan_volumes(manifest: &mut Manifest, split: &Split, keys: &[SecretKey]) -> R
     // The envelope as it is now, with every blob in volume 0; the final one
     // is larger by at most 2 bytes per blob (volume numbers below 65536) and
     // the `volumes` and `parity` fields.
-    let (_, sealed) = sign_manifest(manifest, keys)?;
-    let envelope = sealed.len() as u64 + 2 * manifest.blobs.len() as u64 + 32;
+    let envelope = envelope_len(manifest, keys)? + 2 * manifest.blobs.len() as u64 + 32;
     let largest_seal =
         seal_volume(keys, ContentId([0; 32]), u32::MAX, BlobFrame { digest: ContentId([0; 32]), size: u64::MAX })?;
     let most_volumes = (manifest.blobs.len() as u64 + 1).min(u64::from(crate::manifest::MAX_VOLUMES));
@@ -567,7 +666,7 @@ fn write_split(
     manifest: &Manifest,
     manifest_digest: ContentId,
     sealed: &[u8],
-    artifacts: &[Artifact],
+    sources: &[PathBuf],
     budget: &Budget,
     progress: &dyn Progress,
 ) -> Result<u64> {
@@ -582,8 +681,10 @@ fn write_split(
         let file = File::create(&path).at(&path)?;
         let info = VolumeInfo { volume: index, parity: None };
         let info = canonical::to_vec(&info).map_err(|e| Error::Usage(format!("cannot encode {VOLUME_MEMBER}: {e}")))?;
-        let contents = VolumeContents { index, info: Some(info), blobs: manifest.blobs_in_volume(index).collect() };
-        write_volume_file(&file, &path, options, manifest_digest, sealed, &contents, artifacts, progress)?;
+        let blobs = with_sources(manifest, sources, |b| b.carried && b.volume == index);
+        let contents = VolumeContents { index, info: Some(info), blobs };
+        let writer = start_volume(&file, &path, sealed, options.threads)?;
+        fill_volume(writer, &file, &path, options, manifest_digest, &contents, progress)?;
         check_volume_size(&path, budget.data_limit())?;
         paths.push(path);
     }
@@ -673,4 +774,27 @@ fn write_parity(
         check_volume_size(&path, budget.split)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorting_stably_keeps_equal_items_in_their_order() {
+        // (key, original position): several cycles, fixed points and runs of equal keys.
+        let keys = [5, 3, 3, 9, 0, 3, 7, 5, 1, 9, 0, 2, 8, 3];
+        let mut items: Vec<(u32, usize)> = keys.iter().copied().zip(0..).collect();
+        let mut expected = items.clone();
+        expected.sort_by_key(|item| item.0);
+        sort_stably(&mut items, |a, b| a.0.cmp(&b.0));
+        assert_eq!(items, expected);
+        // Already sorted, sorted the other way, and empty.
+        sort_stably(&mut items, |a, b| a.0.cmp(&b.0));
+        assert_eq!(items, expected);
+        expected.sort_by_key(|item| std::cmp::Reverse(item.0));
+        sort_stably(&mut items, |a, b| b.0.cmp(&a.0));
+        assert_eq!(items, expected);
+        sort_stably(&mut Vec::<u8>::new(), Ord::cmp);
+    }
 }

@@ -14,17 +14,37 @@ const SKIPPABLE_MAGIC: [u8; 4] = [0x5e, 0x2a, 0x4d, 0x18];
 
 /// Writes `content` as a zstd frame of raw blocks.
 pub fn write_raw(out: &mut impl Write, content: &[u8]) -> io::Result<()> {
-    let size = u32::try_from(content.len()).map_err(|_| io::Error::other("raw frame content over 4 GiB"))?;
+    write_raw_parts(out, &[content])
+}
+
+/// Writes `parts`, one after the other, as one zstd frame of raw blocks,
+/// without joining them into one buffer first (the manifest member is
+/// megabytes for a large bundle).
+pub fn write_raw_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
+    let total: usize = parts.iter().map(|part| part.len()).sum();
+    let size = u32::try_from(total).map_err(|_| io::Error::other("raw frame content over 4 GiB"))?;
     out.write_all(&MAGIC)?;
     out.write_all(&[RAW_FHD])?;
     out.write_all(&size.to_le_bytes())?;
-    let chunks: Vec<&[u8]> = content.chunks(MAX_BLOCK).collect();
-    for (i, chunk) in chunks.iter().enumerate() {
-        let last = u32::from(i + 1 == chunks.len());
+    let mut parts = parts.iter().copied();
+    let mut current: &[u8] = &[];
+    let mut left = total;
+    while left > 0 {
+        let block = left.min(MAX_BLOCK);
+        left -= block;
         // Block header: bit 0 last-block, bits 1-2 type (0 = raw), bits 3.. size.
-        let header = last | ((chunk.len() as u32) << 3);
+        let header = u32::from(left == 0) | ((block as u32) << 3);
         out.write_all(&header.to_le_bytes()[..3])?;
-        out.write_all(chunk)?;
+        let mut wanted = block;
+        while wanted > 0 {
+            if current.is_empty() {
+                current = parts.next().expect("the parts hold `total` bytes");
+            }
+            let (now, later) = current.split_at(wanted.min(current.len()));
+            out.write_all(now)?;
+            wanted -= now.len();
+            current = later;
+        }
     }
     Ok(())
 }
@@ -125,6 +145,25 @@ mod tests {
             write_raw(&mut frame, &content).unwrap();
             assert_eq!(zstd::decode_all(&frame[..]).unwrap(), content, "zstd disagrees at {len}");
             assert_eq!(read_raw(&mut &frame[..], u64::MAX).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn parts_make_the_frame_their_concatenation_makes() {
+        let content: Vec<u8> = (0..3 * MAX_BLOCK + 700).map(|i| (i % 241) as u8).collect();
+        let mut joined = Vec::new();
+        write_raw(&mut joined, &content).unwrap();
+        // Cuts inside, at and around block boundaries, and empty parts.
+        for cuts in [vec![0, 512], vec![511, MAX_BLOCK, MAX_BLOCK + 1], vec![7, 7, 2 * MAX_BLOCK - 3, content.len()]] {
+            let mut parts = Vec::new();
+            let mut from = 0;
+            for cut in cuts.into_iter().chain([content.len()]) {
+                parts.push(&content[from..cut]);
+                from = cut;
+            }
+            let mut frame = Vec::new();
+            write_raw_parts(&mut frame, &parts).unwrap();
+            assert_eq!(frame, joined);
         }
     }
 

@@ -117,11 +117,9 @@ impl<W: Write> VolumeWriter<W> {
 /// Writes frame 1: the `manifest.cose` member holding `envelope`, in raw blocks.
 pub fn write_manifest_frame(out: &mut impl Write, envelope: &[u8]) -> io::Result<()> {
     let size = envelope.len() as u64;
-    let mut member = Vec::with_capacity(BLOCK + envelope.len() + BLOCK);
-    member.extend_from_slice(member_header(MANIFEST_MEMBER, size).as_bytes());
-    member.extend_from_slice(envelope);
-    member.resize(member.len() + padding(size) as usize, 0);
-    frame::write_raw(out, &member)
+    let header = member_header(MANIFEST_MEMBER, size);
+    let padding = &[0u8; BLOCK][..padding(size) as usize];
+    frame::write_raw_parts(out, &[header.as_bytes(), envelope, padding])
 }
 
 /// Writes the seal frame; it must be the last thing in the volume.

@@ -57,16 +57,25 @@ pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<Artifact>> {
     }
     let mut found = Vec::new();
     walk(root, root, &mut found)?;
-    found.sort_by(|a, b| a.1.cmp(&b.1));
-    let total = found.iter().map(|(_, _, size)| size).sum();
+    // Held through the hashing, beside the artifacts: without the spare room of its growth.
+    found.shrink_to_fit();
+    // Paths under one root are distinct: an unstable sort gives the one order, without a scratch copy.
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let total = found.iter().map(|(_, size)| size).sum();
     progress.start("hashing", total);
-    let files =
-        found.into_iter().map(|(source, path, _)| hash_file(source, path, progress)).collect::<Result<Vec<_>>>()?;
+    // Sized up front: collecting through `Result` would grow the list by doubling.
+    let mut files = Vec::with_capacity(found.len());
+    for (path, _) in found {
+        files.push(hash_file(root.join(path.as_str()), path, progress)?);
+    }
     progress.finish();
     Ok(files)
 }
 
-fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, RelPath, u64)>) -> Result<()> {
+/// Adds every regular file under `dir` to `found`: its path relative to
+/// `root` and its size. The full path is not kept: it is the root's joined
+/// with the relative one, made again when the file is read.
+fn walk(root: &Path, dir: &Path, found: &mut Vec<(RelPath, u64)>) -> Result<()> {
     let entries = fs::read_dir(dir).map_err(|e| Error::input(dir, "folder", &e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::input(dir, "folder", &e))?;
@@ -77,7 +86,7 @@ fn walk(root: &Path, dir: &Path, found: &mut Vec<(PathBuf, RelPath, u64)>) -> Re
         } else if kind.is_file() {
             let rel = relative(root, &path)?;
             let size = entry.metadata().map_err(|e| Error::input(&path, "file", &e))?.len();
-            found.push((path, rel, size));
+            found.push((rel, size));
         } else {
             return Err(Error::Usage(format!(
                 "{}: is a symbolic link or special file; airlock ships regular files only: replace it with the file it stands for, or move it out of the folder",

@@ -2,12 +2,14 @@
 //!
 //! ciborium already writes shortest-form integers and lengths and definite
 //! lengths for values whose size is known; what it does not do is sort map
-//! keys. We let ciborium encode, then rewrite its bytes with every map sorted
+//! keys. We let ciborium encode, then sort every map of its bytes in place
 //! by the bytewise order of its encoded keys, refusing what the manifest
 //! never needs and what would make the encoding ambiguous: floats, tags,
-//! duplicate keys, indefinite lengths. Working on bytes rather than on a
-//! `ciborium::Value` tree keeps the cost near twice the encoded size, which
-//! matters for manifests of tens of thousands of entries.
+//! duplicate keys, indefinite lengths. Sorting only moves map entries, so
+//! the canonical bytes are as long as ciborium's and can take their place:
+//! the cost is the encoded size once (sized exactly beforehand), not a
+//! `ciborium::Value` tree or a second copy, which matters for manifests of
+//! tens of thousands of entries.
 //!
 //! Decoding is the mirror image: check the document's shape without
 //! decoding it ([`check_shape`]), decode straight to the Rust type (with a
@@ -22,12 +24,35 @@ const RECURSION_LIMIT: usize = 16;
 
 /// Encodes `value` canonically.
 pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let mut plain = Vec::new();
-    ciborium::into_writer(value, &mut plain).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(plain.len());
-    let end = canonical_into(&plain, 0, &mut out)?;
-    debug_assert_eq!(end, plain.len(), "ciborium writes one item");
-    Ok(out)
+    // Counted first so that the buffer is allocated once at its final size:
+    // growing by doubling would reserve up to twice a large manifest.
+    let mut bytes = Vec::with_capacity(encoded_len(value)?);
+    ciborium::into_writer(value, &mut bytes).map_err(|e| e.to_string())?;
+    let end = canonicalize(&mut bytes, 0)?;
+    debug_assert_eq!(end, bytes.len(), "ciborium writes one item");
+    Ok(bytes)
+}
+
+/// How long the canonical encoding of `value` is (as long as ciborium's:
+/// sorting maps only moves their entries), without making it.
+pub fn encoded_len<T: Serialize>(value: &T) -> Result<usize, String> {
+    let mut counter = ByteCounter(0);
+    ciborium::into_writer(value, &mut counter).map_err(|e| e.to_string())?;
+    Ok(counter.0)
+}
+
+/// Counts the bytes written to it and keeps none.
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Writes a CBOR array of `len` items canonically to `out`, one item at a
@@ -38,7 +63,9 @@ pub fn write_seq<T: Serialize>(
     len: usize,
     items: impl Iterator<Item = T>,
 ) -> std::io::Result<()> {
-    out.write_all(&array_header(len as u64))?;
+    let mut head = Vec::new();
+    write_head(&mut head, 4, len as u64);
+    out.write_all(&head)?;
     let mut count = 0;
     for item in items {
         out.write_all(&to_vec(&item).map_err(std::io::Error::other)?)?;
@@ -50,18 +77,6 @@ pub fn write_seq<T: Serialize>(
     Ok(())
 }
 
-/// The shortest-form header of an array of `len` items (major type 4).
-#[allow(clippy::cast_possible_truncation)] // each arm's range fits the width it casts to
-fn array_header(len: u64) -> Vec<u8> {
-    match len {
-        0..=23 => vec![0x80 | len as u8],
-        24..=0xff => vec![0x98, len as u8],
-        0x100..=0xffff => [&[0x99u8][..], &(len as u16).to_be_bytes()].concat(),
-        0x1_0000..=0xffff_ffff => [&[0x9au8][..], &(len as u32).to_be_bytes()].concat(),
-        _ => [&[0x9bu8][..], &len.to_be_bytes()].concat(),
-    }
-}
-
 /// Decodes `bytes`, which must be the canonical encoding of a `T`.
 pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     check_shape(bytes, Shape { depth: RECURSION_LIMIT, items: bytes.len() })?;
@@ -70,47 +85,11 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, St
         ciborium::de::Error::Semantic(_, message) => message,
         other => format!("not CBOR: {other}"),
     })?;
-    // Compared as it is produced rather than built whole: a manifest of
-    // tens of thousands of entries is megabytes.
-    let mut plain = Vec::new();
-    ciborium::into_writer(&decoded, &mut plain).map_err(|e| e.to_string())?;
-    let mut same = Compare { expected: bytes, at: 0 };
-    canonical_into(&plain, 0, &mut same)?;
-    if same.at != bytes.len() {
-        return Err(NOT_CANONICAL.into());
+    // One buffer of the document's size: to_vec sorts in place.
+    if to_vec(&decoded)? != bytes {
+        return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
     }
     Ok(decoded)
-}
-
-const NOT_CANONICAL: &str = "not in deterministic encoding (RFC 8949 §4.2.1)";
-
-/// Where [`canonical_into`] puts what it writes.
-trait Output {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), String>;
-}
-
-impl Output for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
-/// Checks the output against bytes already held, failing at the first difference.
-struct Compare<'a> {
-    expected: &'a [u8],
-    at: usize,
-}
-
-impl Output for Compare<'_> {
-    fn put(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let end = self.at + bytes.len();
-        if self.expected.get(self.at..end) != Some(bytes) {
-            return Err(NOT_CANONICAL.into());
-        }
-        self.at = end;
-        Ok(())
-    }
 }
 
 /// One item's header at `at`: its major type, additional information,
@@ -149,46 +128,120 @@ fn skip(bytes: &[u8], at: usize) -> Result<usize, String> {
     Ok(next)
 }
 
-/// Copies the item at `at` into `out` with its maps sorted; returns where it ended.
-fn canonical_into(bytes: &[u8], at: usize, out: &mut impl Output) -> Result<usize, String> {
+/// Where the content of the item starting at `at` begins: after its head.
+pub(crate) fn content_start(bytes: &[u8], at: usize) -> Result<usize, String> {
+    header(bytes, at).map(|(_, _, _, next)| next)
+}
+
+/// Where the item starting at `at` ends, within `bytes`.
+pub(crate) fn item_end(bytes: &[u8], at: usize) -> Result<usize, String> {
+    let end = skip(bytes, at)?;
+    if end > bytes.len() {
+        return Err("the CBOR document ends early".into());
+    }
+    Ok(end)
+}
+
+/// Appends the shortest head of an item of major type `major` with `argument`
+/// (a string's length, an array's item count).
+pub(crate) fn write_head(out: &mut Vec<u8>, major: u8, argument: u64) {
+    let big_endian = argument.to_be_bytes();
+    // The argument in the initial byte, or in the fewest of 1, 2, 4 or 8 bytes after it.
+    let (info, follow) = match argument {
+        0..=23 => (big_endian[7], 0),
+        24..=0xff => (24, 1),
+        0x100..=0xffff => (25, 2),
+        0x1_0000..=0xffff_ffff => (26, 4),
+        _ => (27, 8),
+    };
+    out.push(major << 5 | info);
+    out.extend_from_slice(&big_endian[8 - follow..]);
+}
+
+/// Sorts every map in the item at `at` in place; returns where the item ends.
+fn canonicalize(bytes: &mut [u8], at: usize) -> Result<usize, String> {
     let (major, info, argument, next) = header(bytes, at)?;
     match (major, info) {
         (6, _) => Err(format!("CBOR tag {argument} is not allowed")),
         (7, 25..=27) => Err("floating-point values are not allowed".into()),
         (4, _) => {
-            out.put(&bytes[at..next])?;
             let mut item = next;
             for _ in 0..argument {
-                item = canonical_into(bytes, item, out)?;
+                item = canonicalize(bytes, item)?;
             }
             Ok(item)
         }
-        (5, _) => {
-            out.put(&bytes[at..next])?;
-            // Each entry: its key encoded canonically, and where its value starts and ends.
-            let mut entries = Vec::new();
-            let mut item = next;
-            for _ in 0..argument {
-                let mut key = Vec::new();
-                let value = canonical_into(bytes, item, &mut key)?;
-                item = skip(bytes, value)?;
-                entries.push((key, value));
-            }
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            if entries.windows(2).any(|w| w[0].0 == w[1].0) {
-                return Err("duplicate map key".into());
-            }
-            for (key, value) in entries {
-                out.put(&key)?;
-                canonical_into(bytes, value, out)?;
-            }
-            Ok(item)
+        (5, _) => sort_map(bytes, next, argument),
+        _ => item_end(bytes, at),
+    }
+}
+
+/// One entry of a map being sorted: where its key starts, where its value
+/// starts and where it ends.
+#[derive(Debug, Clone, Copy)]
+struct MapEntry {
+    key: usize,
+    value: usize,
+    end: usize,
+}
+
+/// Canonicalizes the `count` entries of the map whose first key is at `first`
+/// and puts them in the bytewise order of their keys; returns where the map ends.
+fn sort_map(bytes: &mut [u8], first: usize, count: u64) -> Result<usize, String> {
+    let mut entries = Vec::new();
+    let mut item = first;
+    for _ in 0..count {
+        let value = canonicalize(bytes, item)?;
+        let end = item_end(bytes, value)?;
+        entries.push(MapEntry { key: item, value, end });
+        item = end;
+    }
+    let key = |e: &MapEntry| e.key..e.value;
+    entries.sort_by(|a, b| bytes[key(a)].cmp(&bytes[key(b)]));
+    if entries.windows(2).any(|w| bytes[key(&w[0])] == bytes[key(&w[1])]) {
+        return Err("duplicate map key".into());
+    }
+    // A value's canonical form does not depend on where it sits, so values
+    // are sorted where they are and moved with their entry afterwards.
+    for entry in &entries {
+        canonicalize(bytes, entry.value)?;
+    }
+    reorder(&mut bytes[first..item], first, &entries);
+    Ok(item)
+}
+
+/// Most entries a map may have to be reordered by rotating its bytes in
+/// place; larger maps go through a copy of the map. Rotation moves up to
+/// entries × map size bytes, which for our maps (at most a dozen entries,
+/// one of them the whole manifest's) is cheap and needs no second copy of
+/// the manifest; a copy keeps maps with many entries linear.
+const ROTATE_MAX_ENTRIES: usize = 16;
+
+/// Rewrites `map`, the bytes of `sorted`'s entries starting at offset
+/// `base` of the document, with the entries in `sorted` order.
+fn reorder(map: &mut [u8], base: usize, sorted: &[MapEntry]) {
+    if sorted.is_sorted_by_key(|e| e.key) {
+        return;
+    }
+    if sorted.len() > ROTATE_MAX_ENTRIES {
+        let mut copy = Vec::with_capacity(map.len());
+        for entry in sorted {
+            copy.extend_from_slice(&map[entry.key - base..entry.end - base]);
         }
-        _ => {
-            let end = skip(bytes, at)?;
-            out.put(bytes.get(at..end).ok_or("the CBOR document ends early")?)?;
-            Ok(end)
-        }
+        map.copy_from_slice(&copy);
+        return;
+    }
+    // Lengths of the entries not yet placed, by their first key offset, in
+    // the order they now lie in after `placed` bytes of placed ones.
+    let mut unplaced: Vec<(usize, usize)> = sorted.iter().map(|e| (e.key, e.end - e.key)).collect();
+    unplaced.sort_unstable();
+    let mut placed = 0;
+    for entry in sorted {
+        let index = unplaced.iter().position(|u| u.0 == entry.key).expect("each entry is placed once");
+        let before: usize = unplaced[..index].iter().map(|u| u.1).sum();
+        let len = unplaced.remove(index).1;
+        map[placed..placed + before + len].rotate_right(len);
+        placed += len;
     }
 }
 
@@ -272,6 +325,89 @@ mod tests {
     use super::*;
     use ciborium::Value;
     use std::collections::BTreeMap;
+
+    /// The copying encoder this module had before sorting in place: every
+    /// map's entries copied into a new buffer in key order.
+    fn copied_canonical(plain: &[u8], at: usize, out: &mut Vec<u8>) -> usize {
+        let (major, _, argument, next) = header(plain, at).unwrap();
+        out.extend_from_slice(&plain[at..next]);
+        match major {
+            4 => (0..argument).fold(next, |item, _| copied_canonical(plain, item, out)),
+            5 => {
+                let mut entries = Vec::new();
+                let mut item = next;
+                for _ in 0..argument {
+                    let mut key = Vec::new();
+                    let value = copied_canonical(plain, item, &mut key);
+                    item = skip(plain, value).unwrap();
+                    entries.push((key, value));
+                }
+                entries.sort();
+                for (key, value) in entries {
+                    out.extend_from_slice(&key);
+                    copied_canonical(plain, value, out);
+                }
+                item
+            }
+            _ => {
+                let end = skip(plain, at).unwrap();
+                out.extend_from_slice(&plain[next..end]);
+                end
+            }
+        }
+    }
+
+    fn assert_same_as_copying<T: Serialize>(value: &T) {
+        let mut plain = Vec::new();
+        ciborium::into_writer(value, &mut plain).unwrap();
+        let mut expected = Vec::new();
+        copied_canonical(&plain, 0, &mut expected);
+        assert_eq!(to_vec(value).unwrap(), expected);
+        assert_eq!(encoded_len(value).unwrap(), expected.len());
+    }
+
+    #[test]
+    fn sorting_in_place_gives_the_bytes_copying_gave() {
+        // Keys whose text order is not their canonical order ("b" < "aa"),
+        // in maps small enough to rotate and large enough to copy.
+        let key = |i: usize| "k".repeat(i % 7 + 1) + &format!("{}", (i * 37) % 101);
+        for len in [0, 1, 2, 5, ROTATE_MAX_ENTRIES, ROTATE_MAX_ENTRIES + 1, 200] {
+            let map: BTreeMap<String, Vec<u8>> = (0..len).map(|i| (key(i), vec![0; i * 13 % 300])).collect();
+            assert_same_as_copying(&map);
+            let nested: BTreeMap<String, BTreeMap<String, Vec<u8>>> =
+                (0..len.min(20)).map(|i| (key(i * 5), map.clone())).collect();
+            assert_same_as_copying(&nested);
+            assert_same_as_copying(&vec![map.clone(), BTreeMap::new(), map]);
+        }
+        // Maps as keys, and values of every size class before and after them.
+        let inner =
+            Value::Map(vec![(Value::Text("zz".into()), Value::Integer(1.into())), (Value::Bool(true), Value::Null)]);
+        let outer = Value::Map(vec![
+            (Value::Bytes(vec![9; 300]), Value::Text("x".repeat(70_000))),
+            (inner.clone(), inner.clone()),
+            (Value::Integer((-5).into()), Value::Array(vec![inner; 3])),
+            (Value::Text("a".into()), Value::Bytes(vec![])),
+        ]);
+        assert_same_as_copying(&outer);
+        let mut manifest = crate::manifest::tests::sample();
+        manifest.entries = (0..50).map(|_| manifest.entries[0].clone()).collect();
+        assert_same_as_copying(&manifest);
+    }
+
+    #[test]
+    fn heads_are_shortest_form() {
+        for n in [0u64, 23, 24, 255, 256, 65_535, 65_536, 0xffff_ffff, 0x1_0000_0000, u64::MAX] {
+            let mut head = Vec::new();
+            write_head(&mut head, 0, n);
+            let mut expected = Vec::new();
+            ciborium::into_writer(&n, &mut expected).unwrap();
+            assert_eq!(head, expected, "{n}");
+            let mut bytes_head = Vec::new();
+            write_head(&mut bytes_head, 2, n);
+            assert_eq!(bytes_head[0], expected[0] | 0x40);
+            assert_eq!(bytes_head[1..], expected[1..]);
+        }
+    }
 
     #[test]
     fn map_keys_sort_by_encoding_length_first() {

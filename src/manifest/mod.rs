@@ -281,6 +281,9 @@ impl Manifest {
             }
         }
         let mut used = BTreeSet::new();
+        // An exporter lists the entries sorted by place, one per place: then
+        // the entries are the set of places themselves, none is built beside them.
+        let sorted = self.entries.windows(2).all(|pair| place(&pair[0]) < place(&pair[1]));
         let mut places = BTreeSet::new();
         for entry in &self.entries {
             match sizes.get(&entry.blob) {
@@ -308,14 +311,19 @@ impl Manifest {
             if let Some(kind) = kinds.into_iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str())) {
                 return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
             }
-            if !places.insert((entry.ecosystem.as_str(), entry.path.as_str())) {
+            if !sorted && !places.insert(place(entry)) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
         }
         if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
-        check_places(self.entries.iter().map(|e| (e.ecosystem.as_str(), e.path.as_str())))
+        if sorted {
+            let contains = |wanted: (&str, &str)| self.entries.binary_search_by(|e| place(e).cmp(&wanted)).is_ok();
+            check_place_set(self.entries.iter().map(place), contains)
+        } else {
+            check_place_set(places.iter().copied(), |wanted| places.contains(&wanted))
+        }
     }
 
     /// The blobs carried by volume `index`, in archive order.
@@ -369,12 +377,26 @@ pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Res
     let mut all: Vec<(&str, &str)> = places.collect();
     all.sort_unstable();
     all.dedup();
+    check_place_set(all.iter().copied(), |wanted| all.binary_search(&wanted).is_ok())
+}
+
+/// An entry's place: its ecosystem and path.
+fn place(entry: &Entry) -> (&str, &str) {
+    (entry.ecosystem.as_str(), entry.path.as_str())
+}
+
+/// [`check_places`] over a set of places given in order, without
+/// repeats, and a test of whether the set holds a place.
+fn check_place_set<'a>(
+    ordered: impl Iterator<Item = (&'a str, &'a str)>,
+    contains: impl Fn((&str, &str)) -> bool,
+) -> Result<(), String> {
     let mut folded = FoldedPaths::default();
-    for (ecosystem, path) in &all {
+    for (ecosystem, path) in ordered {
         let mut end = 0;
         for part in path.split('/') {
             let prefix = &path[..end];
-            if !prefix.is_empty() && all.binary_search(&(*ecosystem, prefix)).is_ok() {
+            if !prefix.is_empty() && contains((ecosystem, prefix)) {
                 return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
             }
             end += if end == 0 { part.len() } else { part.len() + 1 };
@@ -416,13 +438,17 @@ impl<'a> FoldedPaths<'a> {
 /// The form under which case-insensitive, normalising file systems compare
 /// names: canonical decomposition, both case mappings (so `ß`/`SS`, `σ`/`ς`
 /// and the Kelvin sign all meet), then composition.
+/// An ASCII name folds to its ASCII lower case (normalisation leaves ASCII
+/// alone), which is most often the name itself: then it is not copied.
 fn fold(name: &str) -> Cow<'_, str> {
     use unicode_normalization::UnicodeNormalization as _;
-    // Most names are lower-case ASCII, which every step leaves as it is.
-    if name.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase()) {
-        return Cow::Borrowed(name);
+    if !name.is_ascii() {
+        return Cow::Owned(name.nfd().collect::<String>().to_uppercase().to_lowercase().nfc().collect());
     }
-    Cow::Owned(name.nfd().collect::<String>().to_uppercase().to_lowercase().nfc().collect())
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Owned(name.to_ascii_lowercase());
+    }
+    Cow::Borrowed(name)
 }
 
 #[cfg(test)]
@@ -514,6 +540,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn places_are_checked_alike_in_sorted_and_unsorted_manifests() {
+        // Sorted entries are their own set of places; unsorted ones go through a set.
+        let with_paths = |paths: &[&str]| {
+            let mut m = sample();
+            m.entries = paths
+                .iter()
+                .map(|p| Entry { name: (*p).into(), path: RelPath::new(p).unwrap(), ..m.entries[0].clone() })
+                .collect();
+            m
+        };
+        for (paths, error) in [
+            (&["a", "a/b", "c"][..], Some("both a file and a folder")),
+            (&["a/b/c", "a/b/c/d/e"], Some("both a file and a folder")),
+            (&["Docs/x", "docs/y", "e"], Some("differ only by case")),
+            (&["a/b", "a/c", "b"], None),
+        ] {
+            let mut m = with_paths(paths);
+            let sorted = m.check().err();
+            m.entries.reverse();
+            assert_eq!(m.check().err(), sorted, "{paths:?}");
+            assert_eq!(sorted.is_some(), error.is_some(), "{paths:?}: {sorted:?}");
+            if let (Some(found), Some(error)) = (sorted, error) {
+                assert!(found.contains(error), "{paths:?}: {found}");
+            }
+        }
+    }
+
+    #[test]
     fn paths_one_file_system_would_merge_are_refused() {
         let places = |paths: &[&'static str]| check_places(paths.iter().map(|p| ("files", *p)));
         assert!(places(&["a.txt", "b.txt", "dir/a.txt", "Dir2/a.txt"]).is_ok());
@@ -531,6 +585,17 @@ pub(crate) mod tests {
         // The same path in two ecosystems is two places.
         assert!(check_places([("files", "a"), ("npm", "A")].into_iter()).is_ok());
         assert!(places(&["a", "a/b"]).unwrap_err().contains("both a file and a folder"));
+    }
+
+    #[test]
+    fn ascii_names_fold_as_the_full_folding_folds_them() {
+        use unicode_normalization::UnicodeNormalization as _;
+        let full = |name: &str| name.nfd().collect::<String>().to_uppercase().to_lowercase().nfc().collect::<String>();
+        let ascii: String = (0u8..128).map(char::from).collect();
+        for name in [ascii.as_str(), "README.md", "docs/a.txt", "Mixed/Case-1_2.JSON", ""] {
+            assert_eq!(fold(name), full(name), "{name:?}");
+        }
+        assert!(matches!(fold("docs/a.txt"), Cow::Borrowed(_)));
     }
 
     #[test]

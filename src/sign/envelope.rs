@@ -57,15 +57,65 @@ pub const POLICY_STATEMENT: Purpose = Purpose {
 };
 
 /// Signs `payload` (canonical CBOR, or a policy's text) with every key, returning the envelope bytes.
+///
+/// The bytes are coset's, but the payload is not handed to coset: it would
+/// copy it into a CBOR value for every signature and again for the
+/// envelope, and grow each output by doubling, several times the payload
+/// in all (megabytes for a manifest of tens of thousands of entries).
+/// Instead coset encodes everything with an empty or absent payload and the
+/// payload's bytes are written in where coset put that one-byte item.
 pub fn seal(payload: &[u8], keys: &[SecretKey], purpose: Purpose) -> Result<Vec<u8>, String> {
     let protected = HeaderBuilder::new().content_type(purpose.content_type.to_owned()).build();
-    let mut builder = CoseSignBuilder::new().protected(protected).payload(payload.to_vec());
+    let mut sign = CoseSignBuilder::new().protected(protected).build();
     for key in keys {
-        builder = builder.add_created_signature(signature_template(key.public().id()), purpose.context, |tbs| {
-            key.signing_key().sign(tbs).to_bytes().to_vec()
-        });
+        let mut signature = signature_template(key.public().id());
+        // The Sig_structure ends with the payload: coset writes an empty byte string there.
+        let without = sign.tbs_data(purpose.context, &signature);
+        let tbs = splice_payload(&without, without.len() - 1, CBOR_EMPTY_BYTES, payload)?;
+        signature.signature = key.signing_key().sign(&tbs).to_bytes().to_vec();
+        sign.signatures.push(signature);
     }
-    builder.build().to_tagged_vec().map_err(|e| e.to_string())
+    let shell = sign.to_tagged_vec().map_err(|e| e.to_string())?;
+    splice_payload(&shell, payload_position(&shell)?, CBOR_NULL, payload)
+}
+
+/// How long `seal` makes the envelope of a payload of `len` bytes: the
+/// envelope of an empty payload, with a longer byte string in its place.
+pub fn sealed_len(len: u64, keys: &[SecretKey], purpose: Purpose) -> Result<u64, String> {
+    let empty = seal(&[], keys, purpose)?;
+    let mut head = Vec::new();
+    canonical::write_head(&mut head, MAJOR_BYTES, len);
+    Ok(empty.len() as u64 - 1 + head.len() as u64 + len)
+}
+
+/// CBOR `null`: what coset writes for an absent payload.
+const CBOR_NULL: u8 = 0xf6;
+/// CBOR's empty byte string.
+const CBOR_EMPTY_BYTES: u8 = 0x40;
+/// CBOR major type of byte strings.
+const MAJOR_BYTES: u8 = 2;
+
+/// Where the payload item of a tagged `COSE_Sign` starts: the third item of
+/// the array inside the tag, after the protected and unprotected headers.
+fn payload_position(envelope: &[u8]) -> Result<usize, String> {
+    let array = canonical::content_start(envelope, 0)?;
+    let protected = canonical::content_start(envelope, array)?;
+    let unprotected = canonical::item_end(envelope, protected)?;
+    canonical::item_end(envelope, unprotected)
+}
+
+/// `encoded` with the one-byte item `placeholder` at `at` replaced by
+/// `payload` as a byte string, in one exactly sized buffer.
+fn splice_payload(encoded: &[u8], at: usize, placeholder: u8, payload: &[u8]) -> Result<Vec<u8>, String> {
+    if encoded.get(at) != Some(&placeholder) {
+        return Err(format!("coset's encoding has no {placeholder:#04x} where the payload goes"));
+    }
+    let mut out = Vec::with_capacity(encoded.len() + 8 + payload.len());
+    out.extend_from_slice(&encoded[..at]);
+    canonical::write_head(&mut out, MAJOR_BYTES, payload.len() as u64);
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&encoded[at + 1..]);
+    Ok(out)
 }
 
 /// Adds one more signature to an existing envelope, leaving the payload and
@@ -233,6 +283,36 @@ mod tests {
 
     fn policy(keys: &[&SecretKey], threshold: usize) -> Policy {
         Policy::from_keys(keys.iter().map(|k| k.public().clone()).collect(), threshold).unwrap()
+    }
+
+    /// How `seal` encoded before it wrote the payload in itself: all through coset.
+    fn sealed_by_coset(payload: &[u8], keys: &[SecretKey], purpose: Purpose) -> Vec<u8> {
+        let protected = HeaderBuilder::new().content_type(purpose.content_type.to_owned()).build();
+        let mut builder = CoseSignBuilder::new().protected(protected).payload(payload.to_vec());
+        for key in keys {
+            builder = builder.add_created_signature(signature_template(key.public().id()), purpose.context, |tbs| {
+                key.signing_key().sign(tbs).to_bytes().to_vec()
+            });
+        }
+        builder.build().to_tagged_vec().unwrap()
+    }
+
+    #[test]
+    fn sealing_gives_the_bytes_coset_gives() {
+        let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
+        // Every length class of a byte string's head.
+        for len in [0usize, 1, 23, 24, 255, 256, 65_535, 65_536, 300_000] {
+            let payload: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            for signers in [&keys[..1], &keys[..]] {
+                for purpose in [MANIFEST, VOLUME_SEAL, POLICY_STATEMENT] {
+                    let sealed = seal(&payload, signers, purpose).unwrap();
+                    assert_eq!(sealed, sealed_by_coset(&payload, signers, purpose), "{len} bytes");
+                    assert_eq!(sealed_len(len as u64, signers, purpose).unwrap(), sealed.len() as u64);
+                    let policy = Policy::from_keys(signers.iter().map(|k| k.public().clone()).collect(), signers.len());
+                    assert_eq!(verify(&sealed, &policy.unwrap(), purpose).unwrap().payload, payload);
+                }
+            }
+        }
     }
 
     #[test]
