@@ -565,14 +565,52 @@ fn start_volume<'f>(
     name: &Path,
     sealed: &[u8],
     threads: u32,
-) -> Result<VolumeWriter<BufWriter<&'f File>>> {
-    VolumeWriter::new(BufWriter::with_capacity(1 << 20, file), sealed, threads).at(name)
+) -> Result<VolumeWriter<BufWriter<EarlyWriteback<'f>>>> {
+    VolumeWriter::new(BufWriter::with_capacity(1 << 20, EarlyWriteback::new(file)), sealed, threads).at(name)
+}
+
+/// Writes to a volume file and asks the kernel to start writing each
+/// [`WRITEBACK_STEP`] to disk as soon as it is complete. Left alone, the
+/// kernel starts only once a tenth of memory is dirty, and the final
+/// `fsync` then waits for most of the volume: this way the disk works
+/// while the rest is read and compressed.
+struct EarlyWriteback<'f> {
+    file: &'f File,
+    written: u64,
+    started: u64,
+}
+
+/// How much is written between two writeback requests.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+impl<'f> EarlyWriteback<'f> {
+    fn new(file: &'f File) -> Self {
+        EarlyWriteback { file, written: 0, started: 0 }
+    }
+}
+
+impl std::io::Write for EarlyWriteback<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = std::io::Write::write(&mut self.file, buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_STEP {
+            // Only a hint: on a file system that ignores it, nothing is lost.
+            let len = std::num::NonZeroU64::new(self.written - self.started);
+            let _ = rustix::fs::fadvise(self.file, self.started, len, rustix::fs::Advice::DontNeed);
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(&mut self.file)
+    }
 }
 
 /// Writes the rest of one data volume into `writer`, which writes `file`
 /// (named `name` in errors), and makes it durable.
 fn fill_volume(
-    mut writer: VolumeWriter<BufWriter<&File>>,
+    mut writer: VolumeWriter<BufWriter<EarlyWriteback<'_>>>,
     file: &File,
     name: &Path,
     options: &ExportOptions,
