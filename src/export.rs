@@ -577,7 +577,10 @@ fn start_volume<'f>(
 struct EarlyWriteback<'f> {
     file: &'f File,
     written: u64,
+    /// Where the range not yet handed to writeback starts.
     started: u64,
+    /// Where the range written back but maybe still cached starts.
+    dropped: u64,
 }
 
 /// How much is written between two writeback requests.
@@ -585,7 +588,15 @@ const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl<'f> EarlyWriteback<'f> {
     fn new(file: &'f File) -> Self {
-        EarlyWriteback { file, written: 0, started: 0 }
+        EarlyWriteback { file, written: 0, started: 0, dropped: 0 }
+    }
+}
+
+impl EarlyWriteback<'_> {
+    fn advise_dont_need(&self, from: u64, to: u64) {
+        if let Some(len) = std::num::NonZeroU64::new(to - from) {
+            let _ = rustix::fs::fadvise(self.file, from, Some(len), rustix::fs::Advice::DontNeed);
+        }
     }
 }
 
@@ -594,9 +605,14 @@ impl std::io::Write for EarlyWriteback<'_> {
         let n = std::io::Write::write(&mut self.file, buf)?;
         self.written += n as u64;
         if self.written - self.started >= WRITEBACK_STEP {
-            // Only a hint: on a file system that ignores it, nothing is lost.
-            let len = std::num::NonZeroU64::new(self.written - self.started);
-            let _ = rustix::fs::fadvise(self.file, self.started, len, rustix::fs::Advice::DontNeed);
+            // Hints only: on a file system that ignores them, nothing is lost.
+            // The new range: start writing it back (its pages are dirty, so stay).
+            self.advise_dont_need(self.started, self.written);
+            // The range before, written back since: drop its pages, so that the
+            // bundle recycles its own page cache instead of evicting the
+            // operator's or growing it by the bundle's size.
+            self.advise_dont_need(self.dropped, self.started);
+            self.dropped = self.started;
             self.started = self.written;
         }
         Ok(n)
