@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
+
+use crate::writeback::DropBehind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -565,68 +567,14 @@ fn start_volume<'f>(
     name: &Path,
     sealed: &[u8],
     threads: u32,
-) -> Result<VolumeWriter<BufWriter<EarlyWriteback<'f>>>> {
-    VolumeWriter::new(BufWriter::with_capacity(1 << 20, EarlyWriteback::new(file)), sealed, threads).at(name)
-}
-
-/// Writes to a volume file and asks the kernel to start writing each
-/// [`WRITEBACK_STEP`] to disk as soon as it is complete. Left alone, the
-/// kernel starts only once a tenth of memory is dirty, and the final
-/// `fsync` then waits for most of the volume: this way the disk works
-/// while the rest is read and compressed.
-struct EarlyWriteback<'f> {
-    file: &'f File,
-    written: u64,
-    /// Where the range not yet handed to writeback starts.
-    started: u64,
-    /// Where the range written back but maybe still cached starts.
-    dropped: u64,
-}
-
-/// How much is written between two writeback requests.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-impl<'f> EarlyWriteback<'f> {
-    fn new(file: &'f File) -> Self {
-        EarlyWriteback { file, written: 0, started: 0, dropped: 0 }
-    }
-}
-
-impl EarlyWriteback<'_> {
-    fn advise_dont_need(&self, from: u64, to: u64) {
-        if let Some(len) = std::num::NonZeroU64::new(to - from) {
-            let _ = rustix::fs::fadvise(self.file, from, Some(len), rustix::fs::Advice::DontNeed);
-        }
-    }
-}
-
-impl std::io::Write for EarlyWriteback<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = std::io::Write::write(&mut self.file, buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_STEP {
-            // Hints only: on a file system that ignores them, nothing is lost.
-            // The new range: start writing it back (its pages are dirty, so stay).
-            self.advise_dont_need(self.started, self.written);
-            // The range before, written back since: drop its pages, so that the
-            // bundle recycles its own page cache instead of evicting the
-            // operator's or growing it by the bundle's size.
-            self.advise_dont_need(self.dropped, self.started);
-            self.dropped = self.started;
-            self.started = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        std::io::Write::flush(&mut self.file)
-    }
+) -> Result<VolumeWriter<BufWriter<DropBehind<&'f File>>>> {
+    VolumeWriter::new(BufWriter::with_capacity(1 << 20, DropBehind::new(file)), sealed, threads).at(name)
 }
 
 /// Writes the rest of one data volume into `writer`, which writes `file`
 /// (named `name` in errors), and makes it durable.
 fn fill_volume(
-    mut writer: VolumeWriter<BufWriter<EarlyWriteback<'_>>>,
+    mut writer: VolumeWriter<BufWriter<DropBehind<&File>>>,
     file: &File,
     name: &Path,
     options: &ExportOptions,

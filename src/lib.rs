@@ -24,6 +24,7 @@ pub mod sbom;
 pub mod serve;
 pub mod sign;
 pub mod verify;
+pub mod writeback;
 
 pub use error::{Error, Rejection, Result};
 

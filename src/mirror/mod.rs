@@ -45,6 +45,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::Entry;
 use crate::verify::{BlobSink, VerifiedManifest, rfc3339};
+use crate::writeback::DropBehind;
 
 const META: &str = ".airlock";
 const CURRENT: &str = "current";
@@ -737,7 +738,7 @@ impl crate::verify::set::SetSink for Staging {
 
 /// A blob being written into staging.
 pub struct StagedBlob {
-    file: tempfile::NamedTempFile,
+    file: DropBehind<tempfile::NamedTempFile>,
 }
 
 impl Write for StagedBlob {
@@ -754,15 +755,16 @@ impl BlobSink for Staging {
 
     fn begin(&mut self, _id: &ContentId) -> Result<StagedBlob> {
         let file = tempfile::Builder::new().prefix(".part-").tempfile_in(&self.blobs).at(&self.blobs)?;
-        Ok(StagedBlob { file })
+        Ok(StagedBlob { file: DropBehind::new(file) })
     }
 
     fn commit(&mut self, id: &ContentId, writer: StagedBlob) -> Result<()> {
         let path = self.blob_path(id);
         // Durability comes later, for all of a volume's blobs at once (volume_done).
         // Published files are world-readable (tempfile creates them 0600).
-        crate::sign::set_mode(writer.file.path(), 0o644).at(&path)?;
-        writer.file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+        let file = writer.file.into_inner();
+        crate::sign::set_mode(file.path(), 0o644).at(&path)?;
+        file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
     }
 }
