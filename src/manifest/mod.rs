@@ -119,6 +119,14 @@ pub struct Entry {
     pub missing: Vec<Missing>,
 }
 
+impl Entry {
+    /// Where the entry lands: its ecosystem and its path in that tree.
+    #[must_use]
+    pub fn place(&self) -> (&str, &str) {
+        (self.ecosystem.as_str(), self.path.as_str())
+    }
+}
+
 /// An upstream digest's bytes.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -283,7 +291,7 @@ impl Manifest {
         let mut used = BTreeSet::new();
         // An exporter lists the entries sorted by place, one per place: then
         // the entries are the set of places themselves, none is built beside them.
-        let sorted = self.entries.windows(2).all(|pair| place(&pair[0]) < place(&pair[1]));
+        let sorted = self.entries.windows(2).all(|pair| pair[0].place() < pair[1].place());
         let mut places = BTreeSet::new();
         for entry in &self.entries {
             match sizes.get(&entry.blob) {
@@ -311,7 +319,7 @@ impl Manifest {
             if let Some(kind) = kinds.into_iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str())) {
                 return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
             }
-            if !sorted && !places.insert(place(entry)) {
+            if !sorted && !places.insert(entry.place()) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
         }
@@ -319,8 +327,8 @@ impl Manifest {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
         if sorted {
-            let contains = |wanted: (&str, &str)| self.entries.binary_search_by(|e| place(e).cmp(&wanted)).is_ok();
-            check_place_set(self.entries.iter().map(place), contains)
+            let contains = |wanted: (&str, &str)| self.entries.binary_search_by(|e| e.place().cmp(&wanted)).is_ok();
+            check_place_set(self.entries.iter().map(Entry::place), contains)
         } else {
             check_place_set(places.iter().copied(), |wanted| places.contains(&wanted))
         }
@@ -378,11 +386,6 @@ pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Res
     all.sort_unstable();
     all.dedup();
     check_place_set(all.iter().copied(), |wanted| all.binary_search(&wanted).is_ok())
-}
-
-/// An entry's place: its ecosystem and path.
-fn place(entry: &Entry) -> (&str, &str) {
-    (entry.ecosystem.as_str(), entry.path.as_str())
 }
 
 /// [`check_places`] over a set of places given in order, without

@@ -111,11 +111,6 @@ struct Merged<'a> {
     removed: Vec<&'a Entry>,
 }
 
-/// Where an entry lands: its ecosystem and its path in that tree.
-fn place(entry: &Entry) -> (&str, &str) {
-    (entry.ecosystem.as_str(), entry.path.as_str())
-}
-
 /// The mirror's entries after a bundle of `channel` listing `incoming`
 /// (the channel's whole intended inventory). The same file with other
 /// content is a rejection for registry ecosystems (two bundles disagree
@@ -123,8 +118,8 @@ fn place(entry: &Entry) -> (&str, &str) {
 /// the next. What the channel published before and no longer lists is withdrawn.
 fn merge<'a>(current: &'a [Stored], incoming: &'a [Entry], channel: &'a str) -> Result<Merged<'a>> {
     let mut listed: Vec<&Entry> = incoming.iter().collect();
-    listed.sort_unstable_by(|a, b| place(a).cmp(&place(b)));
-    let find = |entry: &Entry| listed.binary_search_by(|l| place(l).cmp(&place(entry))).ok();
+    listed.sort_unstable_by(|a, b| a.place().cmp(&b.place()));
+    let find = |entry: &Entry| listed.binary_search_by(|l| l.place().cmp(&entry.place())).ok();
     // Listed entries the mirror already holds with the same content.
     let mut published = vec![false; listed.len()];
     let mut all = Vec::with_capacity(current.len() + incoming.len());
@@ -144,7 +139,7 @@ fn merge<'a>(current: &'a [Stored], incoming: &'a [Entry], channel: &'a str) -> 
     check_folding(&all, incoming, channel)?;
     // From now on this channel vouches for what it lists, published before or not.
     all.extend(listed.iter().map(|entry| (channel, *entry)));
-    all.sort_unstable_by(|a, b| place(a.1).cmp(&place(b.1)));
+    all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
     let fresh = incoming.iter().filter(|e| find(e).is_some_and(|i| !published[i])).collect();
     Ok(Merged { all, fresh, removed })
 }
