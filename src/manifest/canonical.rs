@@ -67,8 +67,14 @@ pub fn write_seq<T: Serialize>(
     write_head(&mut head, 4, len as u64);
     out.write_all(&head)?;
     let mut count = 0;
+    // One buffer for every item, without the length count `to_vec` makes
+    // first: items are small, and there may be tens of thousands of them.
+    let mut buf = Vec::new();
     for item in items {
-        out.write_all(&to_vec(&item).map_err(std::io::Error::other)?)?;
+        buf.clear();
+        ciborium::into_writer(&item, &mut buf).map_err(std::io::Error::other)?;
+        canonicalize(&mut buf, 0).map_err(std::io::Error::other)?;
+        out.write_all(&buf)?;
         count += 1;
     }
     if count != len {
