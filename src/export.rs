@@ -2,8 +2,6 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
-
-use crate::writeback::DropBehind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -24,6 +22,7 @@ use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
 use crate::progress::{Progress, ProgressReader};
 use crate::sign::{SecretKey, envelope};
+use crate::writeback::DropBehind;
 
 /// What to export and how.
 pub struct ExportOptions {

@@ -3,12 +3,11 @@
 //! policy requires. A proxy that stripped evidence is not an error by itself;
 //! the policy decides, and the report always says what was there.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 use sigstore_verify::types::HashAlgorithm;
-
-use std::borrow::Cow;
 
 use super::EntryFindings;
 use crate::error::Rejection;
