@@ -33,8 +33,12 @@ pub struct Parts {
 
 /// Takes `bundle` apart with the library's reader (it must be well formed).
 pub fn open(bundle: &Path) -> Parts {
-    let bytes = fs::read(bundle).unwrap();
-    let (mut volume, envelope) = VolumeReader::open(&bytes[..], "bundle").unwrap();
+    open_bytes(&fs::read(bundle).unwrap())
+}
+
+/// Takes the volume `bytes` apart (it must be well formed).
+pub fn open_bytes(bytes: &[u8]) -> Parts {
+    let (mut volume, envelope) = VolumeReader::open(bytes, "bundle").unwrap();
     let mut blobs = BTreeMap::new();
     while let Member::Blob { id, size } = volume.next_member().unwrap() {
         let mut data = Vec::new();
