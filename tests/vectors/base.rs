@@ -62,12 +62,7 @@ impl Base {
 
     /// The volume of `bundle`, manifest and seal signed by the trusted key.
     pub fn signed(&self, bundle: &Bundle) -> Vec<u8> {
-        self.signed_by(bundle, &[&self.trusted])
-    }
-
-    /// The volume of `bundle`, manifest and seal signed by `keys`.
-    pub fn signed_by(&self, bundle: &Bundle, keys: &[&SecretKey]) -> Vec<u8> {
-        hostile::rebuild(&bundle.manifest, &bundle.blobs, keys, keys)
+        bundle.signed_by(&[&self.trusted])
     }
 }
 
@@ -79,6 +74,11 @@ pub struct Bundle {
 }
 
 impl Bundle {
+    /// The volume, manifest and seal signed by `keys`.
+    pub fn signed_by(&self, keys: &[&SecretKey]) -> Vec<u8> {
+        hostile::rebuild(&self.manifest, &self.blobs, keys, keys)
+    }
+
     /// The channel's next bundle with the same content (change it after).
     pub fn next(&self) -> Bundle {
         let mut next = self.clone();

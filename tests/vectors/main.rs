@@ -241,7 +241,7 @@ fn check_import(name: &str, case: &Case, bundle: &Path, policy: &Path, expect: &
             problems.push(format!("{name}: the refused import changed the mirror"));
         }
         let staging = mirror.join(".airlock/staging");
-        let staged = fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0);
+        let staged = fs::read_dir(&staging).map_or(0, Iterator::count);
         if staged != 0 && !expect.keeps_staging {
             problems.push(format!("{name}: the refused import left {staged} item(s) in {}", staging.display()));
         }

@@ -24,7 +24,7 @@ pub fn cases(base: &Base) -> Vec<Made> {
     vec![
         ("good.airlock".into(), volume),
         ("blob-changed-not-resigned.airlock".into(), changed),
-        ("untrusted-signer.airlock".into(), base.signed_by(&good, &[&base.other])),
+        ("untrusted-signer.airlock".into(), good.signed_by(&[&base.other])),
         ("fork-of-good.airlock".into(), base.signed(&fork)),
     ]
 }
