@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
-use crate::ecosystem::{Change, Ecosystem};
+use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -53,6 +53,21 @@ impl Ecosystem for Pypi {
         Ok(())
     }
 
+    /// The file, its PEP 658 metadata and PEP 740 provenance are the
+    /// entry's own; the project's pages are shared by its files.
+    fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
+        add(Reserved::own(simple_path(entry), "file"));
+        add(Reserved::own(metadata_path(entry), "core metadata"));
+        add(Reserved::own(provenance_path(entry), "provenance"));
+        for page in project_page_paths(&entry.name) {
+            add(Reserved::shared(page, "index page", &entry.name));
+        }
+    }
+
+    fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
+        &[(ROOT_PAGE, "root index page")]
+    }
+
     /// Files, their PEP 658 metadata and PEP 740 provenance go under
     /// `pypi/simple/PROJECT/` and `pypi/integrity/...`; every project page
     /// (HTML for pip's file:// index, PEP 691 JSON for `airlock serve`) and
@@ -61,7 +76,7 @@ impl Ecosystem for Pypi {
         for entry in &change.removed {
             let file = simple_path(entry);
             tree.remove(NAME, &file)?;
-            tree.remove(NAME, &format!("{file}.metadata"))?;
+            tree.remove(NAME, &metadata_path(entry))?;
             tree.remove(NAME, &provenance_path(entry))?;
         }
         for entry in &change.new {
@@ -69,7 +84,7 @@ impl Ecosystem for Pypi {
             tree.link_blob(NAME, &RelPath::new(&file).expect("built from a checked path"), &entry.blob)?;
             for evidence in &entry.evidence {
                 match evidence.kind.as_str() {
-                    "pypi-core-metadata" => tree.write(NAME, &format!("{file}.metadata"), &evidence.data)?,
+                    "pypi-core-metadata" => tree.write(NAME, &metadata_path(entry), &evidence.data)?,
                     "pypi-provenance" => tree.write(NAME, &provenance_path(entry), &evidence.data)?,
                     _ => {}
                 }
@@ -80,16 +95,17 @@ impl Ecosystem for Pypi {
         projects.dedup();
         for project in change.touched() {
             let files = change.versions_of(project);
+            let [html_path, json_path] = project_page_paths(project);
             if files.is_empty() {
-                tree.remove(NAME, &format!("simple/{project}/index.html"))?;
-                tree.remove(NAME, &format!("simple/{project}/index.json"))?;
+                tree.remove(NAME, &html_path)?;
+                tree.remove(NAME, &json_path)?;
                 continue;
             }
             let (html, json) = project_pages(project, &files, tree);
-            tree.write(NAME, &format!("simple/{project}/index.html"), html.as_bytes())?;
-            tree.write(NAME, &format!("simple/{project}/index.json"), json.as_bytes())?;
+            tree.write(NAME, &html_path, html.as_bytes())?;
+            tree.write(NAME, &json_path, json.as_bytes())?;
         }
-        tree.write(NAME, "simple/index.html", root_page(&projects).as_bytes())
+        tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())
     }
 }
 
@@ -97,6 +113,19 @@ impl Ecosystem for Pypi {
 fn simple_path(entry: &Entry) -> String {
     format!("simple/{}", entry.path)
 }
+
+/// Where PEP 658 puts a file's core metadata: beside it, named after it.
+fn metadata_path(entry: &Entry) -> String {
+    format!("{}.metadata", simple_path(entry))
+}
+
+/// A project's PEP 503 HTML page and PEP 691 JSON page.
+fn project_page_paths(project: &str) -> [String; 2] {
+    [format!("simple/{project}/index.html"), format!("simple/{project}/index.json")]
+}
+
+/// The PEP 503 root page, listing every project.
+const ROOT_PAGE: &str = "simple/index.html";
 
 fn file_name(entry: &Entry) -> &str {
     entry.path.as_str().rsplit('/').next().unwrap_or_default()
@@ -128,7 +157,7 @@ fn project_pages(project: &str, files: &[&Entry], tree: &Tree) -> (String, Strin
         }
         // Advertise core metadata only when the file is really there: pip
         // fails on an advertised .metadata it cannot read.
-        if let Some(metadata) = tree.read(NAME, &format!("{}.metadata", simple_path(entry))) {
+        if let Some(metadata) = tree.read(NAME, &metadata_path(entry)) {
             let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&metadata));
             let _ =
                 write!(attrs, " data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\"");

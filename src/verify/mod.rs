@@ -225,6 +225,10 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
         check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
         packages.push(evidence::check(entry, policy).map_err(|r| Error::rejected(subject, r))?);
     }
+    // Generated files too (index pages, metadata beside a file): two entries
+    // of one bundle must not claim one path of the mirror.
+    ecosystem::reserved::check(manifest.entries.iter().map(|e| (e, ecosystem::reserved::Holder::Bundle)))
+        .map_err(|m| Error::rejected(subject, Rejection::Policy(m)))?;
     Ok(VerifiedManifest {
         digest: ContentId::of(&verified.payload),
         manifest: manifest.into(),
