@@ -85,7 +85,7 @@ impl Claim<'_> {
         match holder {
             Holder::Bundle => format!("the {} of {whose}", self.what),
             Holder::Mirror(channel) => {
-                format!("the {} of {whose}, which the mirror holds from channel {channel}", self.what)
+                format!("the {} of {whose} (the mirror's, from channel {channel})", self.what)
             }
         }
     }
