@@ -323,6 +323,13 @@ fn another_channel_listing_an_artifact_does_not_take_it_over() {
     assert_eq!(site.read("cargo/index/go/od/goodcrate"), index, "channel a's index line is unchanged");
     assert_eq!(site.read("pypi/simple/goodpkg/goodpkg-1.0.tar.gz.metadata"), METADATA);
     assert_eq!(site.read("pypi/simple/goodpkg/index.html"), page);
+    // A third channel's release of the crate regenerates its index file: 1.0.0's line is still channel A's.
+    let c1 = Bundle::new("c", vec![krate("goodcrate", "1.1.0", b"goodcrate 1.1.0", "[]")]);
+    site.import(&site.signed(&c1, &site.alice), &policy);
+    let text = String::from_utf8(site.read("cargo/index/go/od/goodcrate")).unwrap();
+    assert!(text.starts_with(std::str::from_utf8(&index).unwrap()), "{text}");
+    assert!(text.contains(r#""vers":"1.1.0""#) && !text.contains("evil"), "{text}");
+    let index = text.into_bytes();
 
     // B's next bundle no longer lists them: channel a still does, so they stay.
     let b2 = b1.next(vec![file("b-only.txt", b"b")]);
