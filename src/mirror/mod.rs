@@ -942,4 +942,47 @@ mod tests {
         assert_eq!(m.removed[0].path.as_str(), "a/-/a-1.tgz");
         assert!(m.all.iter().any(|(channel, _)| *channel == "other"));
     }
+
+    #[test]
+    fn another_channel_listing_an_entry_co_lists_it_without_changing_or_withdrawing_it() {
+        let mut theirs = entry("npm", "a/-/a-1.tgz", b"a");
+        theirs.attributes.insert("published".into(), "by b".into());
+        let old = vec![stored("a", entry("npm", "a/-/a-1.tgz", b"a"))];
+        let m = merge(&old, std::slice::from_ref(&theirs), "b").unwrap();
+        assert_eq!(m.all.len(), 1);
+        assert_eq!(m.all[0].0, "a", "the entry stays channel a's");
+        assert!(std::ptr::eq(m.all[0].1, &old[0].entry), "with channel a's evidence and attributes");
+        assert_eq!(m.also, [(("npm", "a/-/a-1.tgz"), vec!["b"])]);
+        assert!(m.fresh.is_empty() && m.removed.is_empty());
+
+        let co_listed = vec![Stored { also_listed_by: vec!["b".into()], ..old[0].clone() }];
+        // Channel b drops it: it stays, channel a's alone.
+        let m = merge(&co_listed, &[], "b").unwrap();
+        assert_eq!((m.all.len(), m.also.len(), m.removed.len()), (1, 0, 0));
+        // Channel a drops it: channel b still lists it, so it stays, now channel b's and unchanged.
+        let m = merge(&co_listed, &[], "a").unwrap();
+        assert_eq!((m.all[0].0, m.also.len(), m.removed.len()), ("b", 0, 0));
+        assert!(std::ptr::eq(m.all[0].1, &co_listed[0].entry));
+        // Channel a may not give a plain file new content while channel b vouches for the old.
+        let shared = vec![Stored { also_listed_by: vec!["b".into()], ..stored("a", entry("files", "f", b"v1")) }];
+        let err = merge(&shared, &[entry("files", "f", b"v2")], "a").err().unwrap();
+        assert!(err.to_string().contains("channel b also lists this file with its current content"), "{err}");
+    }
+
+    #[test]
+    fn an_inventory_written_before_channels_could_share_entries_still_loads() {
+        #[derive(Serialize)]
+        struct OldStored {
+            channel: String,
+            entry: Entry,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INVENTORY);
+        let old = [OldStored { channel: "weekly".into(), entry: entry("files", "notes.txt", b"v1") }];
+        let mut file = File::create(&path).unwrap();
+        crate::manifest::canonical::write_seq(&mut file, old.len(), old.into_iter()).unwrap();
+        drop(file);
+        let read = read_inventory(&path).unwrap();
+        assert_eq!(read, [stored("weekly", entry("files", "notes.txt", b"v1"))]);
+    }
 }
