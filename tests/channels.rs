@@ -397,3 +397,68 @@ fn without_a_channels_table_any_trusted_key_publishes_into_any_channel() {
         &["not among"],
     );
 }
+
+#[test]
+fn a_policy_statement_binds_keys_to_channels_and_keeps_them_meetable() {
+    let site = Site::new();
+    let policy = site.policy("");
+    let serial_2 = |channels: &str| {
+        let text = fs::read_to_string(&policy).unwrap().replacen("threshold = 1\n", "serial = 2\nthreshold = 1\n", 1);
+        format!("{text}{channels}")
+    };
+    let alice_key = site.dir.path().join("alice");
+    site.alice.write_pair(&alice_key, false).unwrap();
+    let sign = |name: &str, text: &str| {
+        let source = site.dir.path().join(format!("{name}.toml"));
+        fs::write(&source, text).unwrap();
+        let statement = site.dir.path().join(format!("{name}.statement"));
+        let mut cmd = airlock();
+        cmd.args(["policy", "sign", "--quiet"]).arg(&source).arg("--key").arg(alice_key.with_extension("key"));
+        cmd.arg("--out").arg(&statement).assert().success();
+        statement
+    };
+    let apply = |statement: &Path| {
+        airlock().args(["policy", "apply", "--quiet"]).arg(statement).arg("--policy").arg(&policy).assert()
+    };
+
+    // A statement whose table could never be met (bob revoked, the only key of his channel) is refused.
+    let revoking = serial_2("[[channels]]\nname = \"tools\"\nkeys = [\"bob\"]\nthreshold = 1\n").replacen(
+        "serial = 2\n",
+        &format!("serial = 2\nrevoked = [\"{}\"]\n", site.bob.public().id()),
+        1,
+    );
+    let source = site.dir.path().join("unmeetable.toml");
+    fs::write(&source, &revoking).unwrap();
+    let mut cmd = airlock();
+    cmd.args(["policy", "sign", "--quiet"]).arg(&source).arg("--key").arg(alice_key.with_extension("key"));
+    let out = cmd.arg("--out").arg(site.dir.path().join("unmeetable.statement")).assert().code(2);
+    let expected = "channel tools: threshold 1 cannot be met: none of its keys is usable (all revoked)";
+    assert!(one_line(&out.get_output().stderr).contains(expected));
+    // Made without `policy sign`, the statement is refused on apply, and the policy file stays as it was.
+    let statement = site.dir.path().join("crafted.statement");
+    let sealed = airlock::sign::envelope::seal(
+        revoking.as_bytes(),
+        &[site.alice.clone()],
+        airlock::sign::envelope::POLICY_STATEMENT,
+    );
+    fs::write(&statement, sealed.unwrap()).unwrap();
+    let before = fs::read(&policy).unwrap();
+    let err = one_line(&apply(&statement).code(1).get_output().stderr);
+    assert!(err.contains(expected), "{err}");
+    assert_eq!(fs::read(&policy).unwrap(), before);
+
+    // Signed by the current policy's key (alice, also one of the new policy's): applied.
+    let binding = serial_2(
+        "[[channels]]\nname = \"tools\"\nkeys = [\"bob\"]\nthreshold = 1\n[[channels]]\nname = \"pypi-weekly\"\nkeys = [\"alice\", \"bob\"]\nthreshold = 1\n",
+    );
+    apply(&sign("binding", &binding)).success();
+    assert_eq!(fs::read_to_string(&policy).unwrap(), binding);
+    let tools = Bundle::new("tools", vec![file("tool.bin", b"a tool")]);
+    site.refused(
+        "import",
+        &site.signed(&tools, &site.alice),
+        &policy,
+        &["channel tools must be signed by 1 of its own key(s)"],
+    );
+    site.import(&site.signed(&tools, &site.bob), &policy);
+}

@@ -253,7 +253,8 @@ mod tests {
             (entry("pypi", "six", "1.0", "six/Six-1.0.tar.gz"), "differ only by case"),
             (entry("cargo", "SIX", "2.0.0", "SIX-2.0.0.crate"), "index file of cargo SIX"),
         ];
-        let six = [entry("pypi", "six", "1.0", "six/six-1.0.tar.gz"), entry("cargo", "six", "1.0.0", "six-1.0.0.crate")];
+        let six =
+            [entry("pypi", "six", "1.0", "six/six-1.0.tar.gz"), entry("cargo", "six", "1.0.0", "six-1.0.0.crate")];
         for (hostile, expected) in cases {
             let err = bundle(&[six[0].clone(), six[1].clone(), hostile.clone()]).unwrap_err();
             assert!(err.contains(expected) && err.contains("leave one of them out"), "{err}");
@@ -273,7 +274,10 @@ mod tests {
         let a = entry("pypi", "p", "1", "p/p-x");
         let b = entry("pypi", "p", "1/p-x/provenance", "p/p-y");
         let err = bundle(&[a.clone(), b.clone()]).unwrap_err();
-        assert!(err.starts_with("pypi/integrity/p/1/p-x/provenance: the provenance of pypi p 1/p-x/provenance"), "{err}");
+        assert!(
+            err.starts_with("pypi/integrity/p/1/p-x/provenance: the provenance of pypi p 1/p-x/provenance"),
+            "{err}"
+        );
         assert!(err.contains("as a file and as a folder"), "{err}");
         // Across bundles too: a plain file where the mirror has a folder, and the other way round.
         let (file, deeper) = (entry("files", "a", "", "a"), entry("files", "a/b", "", "a/b"));

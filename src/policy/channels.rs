@@ -111,6 +111,12 @@ impl ChannelRule {
         }
         let bound = self.keys.iter().map(|key| find_key(key, keys, &what)).collect::<Result<BTreeSet<KeyId>>>()?;
         let usable = bound.iter().filter(|id| !revoked.contains(id)).count();
+        if usable == 0 {
+            return Err(Error::Usage(format!(
+                "{what}: threshold {} cannot be met: none of its keys is usable (all revoked); bind a key that is not revoked to the channel",
+                self.threshold
+            )));
+        }
         if self.threshold == 0 || self.threshold > usable {
             return Err(Error::Usage(format!(
                 "{what}: threshold {} cannot be met by its {usable} key(s) that are not revoked; use a threshold between 1 and {usable}, or bind more keys to the channel",
@@ -258,6 +264,12 @@ mod tests {
         let revoked = table("keys = [\"alice\", \"bob\"]\nthreshold = 2")
             .replace("threshold = 1\n", &format!("threshold = 1\nrevoked = [\"{}\"]\n", k[1].public().id()));
         assert!(parse(&revoked).unwrap_err().to_string().contains("by its 1 key(s) that are not revoked"));
+        let all_revoked = table("keys = [\"bob\"]\nthreshold = 1").replacen(
+            "threshold = 1\n",
+            &format!("threshold = 1\nrevoked = [\"{}\"]\n", k[1].public().id()),
+            1,
+        );
+        assert!(parse(&all_revoked).unwrap_err().to_string().contains("none of its keys is usable (all revoked)"));
         let same_name = policy_text(&k, "[[channels]]\nname = \"weekly\"\nkeys = [\"bob\"]\nthreshold = 1\n").replacen(
             "name = \"alice\"",
             "name = \"bob\"",
