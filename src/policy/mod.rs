@@ -11,6 +11,10 @@
 //! [[keys]]
 //! name = "alice"
 //! public = "airlock-pub-ed25519:…"   # or: file = "alice.pub" (relative to the policy)
+//! [[channels]]                         # optional: keys bound to a channel (`channels`)
+//! name = "weekly"
+//! keys = ["alice"]
+//! threshold = 1
 //! ```
 //!
 //! The same text, with every reference to another file replaced by its
