@@ -53,156 +53,184 @@ pub enum Holder<'a> {
     Mirror(&'a str),
 }
 
-/// One path claimed by an entry (or by the ecosystem for the whole mirror).
+/// One path claimed by an entry, or by the ecosystem for its whole tree.
+/// Kept small (there is one per path of every entry checked): the entry
+/// and what the path is are looked up again only for a message.
 struct Claim<'a> {
-    ecosystem: &'a str,
     path: Cow<'a, str>,
-    what: &'static str,
     shared_by: Option<&'a str>,
-    /// `None`: a path the ecosystem writes for the whole mirror.
-    owner: Option<(&'a Entry, Holder<'a>)>,
+    /// The claiming entry's index in the source, or [`GLOBAL`].
+    owner: u32,
+    from_bundle: bool,
 }
 
-impl Claim<'_> {
-    fn from_bundle(&self) -> bool {
-        matches!(self.owner, Some((_, Holder::Bundle)))
-    }
+/// The owner of a path the ecosystem writes for its whole tree.
+const GLOBAL: u32 = u32::MAX;
 
+impl Claim<'_> {
     /// Whether two claims of one path cannot both have it.
     fn excludes(&self, other: &Claim<'_>) -> bool {
         self.shared_by.is_none() || self.shared_by != other.shared_by
     }
-
-    fn describe(&self) -> String {
-        let Some((entry, holder)) = self.owner else {
-            return format!("the {} airlock writes for the whole {} tree", self.what, self.ecosystem);
-        };
-        let whose = match (self.shared_by, &entry.version) {
-            (Some(key), _) => format!("{} {key}", entry.ecosystem),
-            (None, Some(version)) => format!("{} {} {version} ({})", entry.ecosystem, entry.name, entry.path),
-            (None, None) => format!("{}/{}", entry.ecosystem, entry.path),
-        };
-        match holder {
-            Holder::Bundle => format!("the {} of {whose}", self.what),
-            Holder::Mirror(channel) => {
-                format!("the {} of {whose} (the mirror's, from channel {channel})", self.what)
-            }
-        }
-    }
 }
 
-/// Checks every path `entries` occupy, carried and generated. A collision
-/// is reported only when an entry of the bundle takes part in it; the
-/// error names both claims.
-pub fn check<'a>(entries: impl IntoIterator<Item = (&'a Entry, Holder<'a>)>) -> Result<(), String> {
+/// The entries being checked, by index, with where each comes from: a
+/// function rather than a list, so no second list of them is built.
+type Source<'s, 'a> = &'s dyn Fn(usize) -> (&'a Entry, Holder<'a>);
+
+/// Checks every path the `len` entries of `source` occupy, carried and
+/// generated. A collision is reported only when an entry of the bundle
+/// takes part in it; the error names both claims.
+pub fn check<'a>(len: usize, source: impl Fn(usize) -> (&'a Entry, Holder<'a>)) -> Result<(), String> {
+    // Ecosystems write to folders of their own: each is checked alone, so
+    // only one ecosystem's claims are held at a time.
+    for eco in super::ALL {
+        check_ecosystem(*eco, len, &source)?;
+    }
+    Ok(())
+}
+
+fn check_ecosystem<'a>(eco: &'static dyn Ecosystem, len: usize, source: Source<'_, 'a>) -> Result<(), String> {
     let mut claims = Vec::new();
-    let mut ecosystems: Vec<&'static dyn Ecosystem> = Vec::new();
-    for (entry, holder) in entries {
-        // Unknown ecosystems were refused by verification; the mirror holds none.
-        let Some(eco) = super::by_name(&entry.ecosystem) else { continue };
-        if !ecosystems.iter().any(|e| e.name() == eco.name()) {
-            ecosystems.push(eco);
-        }
-        eco.reserve(entry, &mut |r| {
-            claims.push(Claim {
-                ecosystem: &entry.ecosystem,
-                path: r.path,
-                what: r.what,
-                shared_by: r.shared_by,
-                owner: Some((entry, holder)),
-            });
-        });
-    }
-    for eco in ecosystems {
-        for (path, what) in eco.reserved_globally() {
-            claims.push(Claim { ecosystem: eco.name(), path: Cow::Borrowed(path), what, shared_by: None, owner: None });
-        }
-    }
-    // A sorted vector rather than a map: the claims are compared in groups of one path.
-    claims.sort_unstable_by(|a, b| (a.ecosystem, &*a.path).cmp(&(b.ecosystem, &*b.path)));
-    check_same_path(&claims)?;
-    check_folders(&claims)?;
-    check_folding(&claims)
-}
-
-/// The claims of one path, in `claims` sorted by place.
-fn same_place<'c, 'a>(claims: &'c [Claim<'a>], ecosystem: &str, path: &str) -> &'c [Claim<'a>] {
-    let start = claims.partition_point(|c| (c.ecosystem, &*c.path) < (ecosystem, path));
-    let len = claims[start..].iter().take_while(|c| c.ecosystem == ecosystem && c.path == path).count();
-    &claims[start..start + len]
-}
-
-/// Claims of one exact path must all be one shared document. Linear in the
-/// group: a bundle's claim either excludes some other claim of the path
-/// (reported) or shares the path with every one of them.
-fn check_same_path(claims: &[Claim<'_>]) -> Result<(), String> {
-    for group in claims.chunk_by(|a, b| a.ecosystem == b.ecosystem && a.path == b.path) {
-        let Some((i, ours)) = group.iter().enumerate().find(|(_, c)| c.from_bundle()) else { continue };
-        let other = group.iter().enumerate().find(|(j, c)| *j != i && (ours.excludes(c) || c.excludes(ours)));
-        if let Some((_, other)) = other {
-            let path = format!("{}/{}", ours.ecosystem, ours.path);
-            return Err(collision(ours, other, &path, "both claim this path of the mirror", claims));
-        }
-    }
-    Ok(())
-}
-
-/// No path may be a file for one claim and a folder on the way to another's.
-fn check_folders(claims: &[Claim<'_>]) -> Result<(), String> {
-    for group in claims.chunk_by(|a, b| a.ecosystem == b.ecosystem && a.path == b.path) {
-        let deeper = &group[0];
-        let path = &*deeper.path;
-        for (end, _) in path.match_indices('/') {
-            let files = same_place(claims, deeper.ecosystem, &path[..end]);
-            if files.is_empty() {
-                continue;
-            }
-            let pair = match group.iter().find(|c| c.from_bundle()) {
-                Some(ours) => Some((ours, &files[0])),
-                None => files.iter().find(|c| c.from_bundle()).map(|file| (file, deeper)),
-            };
-            if let Some((a, b)) = pair {
-                let folder = format!("{}/{}", deeper.ecosystem, &path[..end]);
-                return Err(collision(a, b, &folder, "need this path of the mirror as a file and as a folder", claims));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Paths that differ only by case or Unicode normalisation: what the mirror
-/// holds first (pairs among those are left alone), then the bundle's.
-fn check_folding(claims: &[Claim<'_>]) -> Result<(), String> {
-    let mut folded = FoldedPaths::default();
-    for claim in claims.iter().filter(|c| !c.from_bundle()) {
-        let _ = folded.add(claim.ecosystem, &claim.path);
-    }
-    let mut previous: Option<(&str, &str)> = None;
-    for claim in claims.iter().filter(|c| c.from_bundle()) {
-        let place = (claim.ecosystem, &*claim.path);
-        if previous == Some(place) {
+    for index in 0..len {
+        let (entry, holder) = source(index);
+        if entry.ecosystem != eco.name() {
             continue;
         }
-        previous = Some(place);
-        folded
-            .add(claim.ecosystem, &claim.path)
-            .map_err(|why| format!("{why} ({} is one of them); {}", claim.describe(), advice(claims)))?;
+        let owner = u32::try_from(index).ok().filter(|i| *i != GLOBAL).expect("fewer than 2^32 - 1 entries");
+        let from_bundle = holder == Holder::Bundle;
+        eco.reserve(entry, &mut |r| claims.push(Claim { path: r.path, shared_by: r.shared_by, owner, from_bundle }));
     }
-    Ok(())
+    if claims.is_empty() {
+        return Ok(());
+    }
+    for (path, _) in eco.reserved_globally() {
+        claims.push(Claim { path: Cow::Borrowed(path), shared_by: None, owner: GLOBAL, from_bundle: false });
+    }
+    // A sorted vector rather than a map: the claims are compared in groups of one path.
+    claims.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let context = Context { eco, source, claims: &claims };
+    context.check_same_path()?;
+    context.check_folders()?;
+    context.check_folding()
 }
 
-fn collision(ours: &Claim<'_>, other: &Claim<'_>, path: &str, clash: &str, claims: &[Claim<'_>]) -> String {
-    format!("{path}: {} and {} {clash}; {}", ours.describe(), other.describe(), advice(claims))
+/// What the checks of one ecosystem look at.
+struct Context<'c, 'a> {
+    eco: &'static dyn Ecosystem,
+    source: Source<'c, 'a>,
+    /// Sorted by path.
+    claims: &'c [Claim<'a>],
 }
 
-/// What to do. A collision within one bundle is found when it is verified,
-/// before the mirror is looked at; one found with the mirror's entries
-/// present involves one of them.
-fn advice(claims: &[Claim<'_>]) -> &'static str {
-    if claims.iter().any(|c| matches!(c.owner, Some((_, Holder::Mirror(_))))) {
-        "the mirror already holds one of them: rename or drop the other upstream, or withdraw the one the mirror holds from its channel first"
-    } else {
-        "one would replace the other: the bundle must leave one of them out (ask its exporter why it lists both)"
+impl Context<'_, '_> {
+    fn groups(&self) -> impl Iterator<Item = &[Claim<'_>]> {
+        self.claims.chunk_by(|a, b| a.path == b.path)
+    }
+
+    /// The claims of exactly `path`.
+    fn claims_of(&self, path: &str) -> &[Claim<'_>] {
+        let start = self.claims.partition_point(|c| &*c.path < path);
+        let len = self.claims[start..].iter().take_while(|c| c.path == path).count();
+        &self.claims[start..start + len]
+    }
+
+    /// Claims of one exact path must all be one shared document. Linear in
+    /// the group: a bundle's claim either excludes some other claim of the
+    /// path (reported) or shares the path with every one of them.
+    fn check_same_path(&self) -> Result<(), String> {
+        for group in self.groups() {
+            let Some((i, ours)) = group.iter().enumerate().find(|(_, c)| c.from_bundle) else { continue };
+            let other = group.iter().enumerate().find(|(j, c)| *j != i && (ours.excludes(c) || c.excludes(ours)));
+            if let Some((_, other)) = other {
+                return Err(self.collision(ours, other, &ours.path, "both claim this path of the mirror"));
+            }
+        }
+        Ok(())
+    }
+
+    /// No path may be a file for one claim and a folder on the way to another's.
+    fn check_folders(&self) -> Result<(), String> {
+        for group in self.groups() {
+            let deeper = &group[0];
+            for (end, _) in deeper.path.match_indices('/') {
+                let folder = &deeper.path[..end];
+                let files = self.claims_of(folder);
+                if files.is_empty() {
+                    continue;
+                }
+                let pair = match group.iter().find(|c| c.from_bundle) {
+                    Some(ours) => Some((ours, &files[0])),
+                    None => files.iter().find(|c| c.from_bundle).map(|file| (file, deeper)),
+                };
+                if let Some((a, b)) = pair {
+                    return Err(self.collision(a, b, folder, "need this path of the mirror as a file and as a folder"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Paths that differ only by case or Unicode normalisation: what the
+    /// mirror holds first (pairs among those are left alone), then the bundle's.
+    fn check_folding(&self) -> Result<(), String> {
+        let mut folded = FoldedPaths::default();
+        let name = self.eco.name();
+        for group in self.groups().filter(|g| g.iter().any(|c| !c.from_bundle)) {
+            let _ = folded.add(name, &group[0].path);
+        }
+        for group in self.groups() {
+            if let Some(ours) = group.iter().find(|c| c.from_bundle) {
+                folded
+                    .add(name, &ours.path)
+                    .map_err(|why| format!("{why} ({} is one of them); {}", self.describe(ours), self.advice()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn collision(&self, ours: &Claim<'_>, other: &Claim<'_>, path: &str, clash: &str) -> String {
+        let (ours, other, advice) = (self.describe(ours), self.describe(other), self.advice());
+        format!("{}/{path}: {ours} and {other} {clash}; {advice}", self.eco.name())
+    }
+
+    /// What to do. A collision within one bundle is found when it is
+    /// verified, before the mirror is looked at; one found with the
+    /// mirror's entries present involves one of them.
+    fn advice(&self) -> &'static str {
+        if self.claims.iter().any(|c| !c.from_bundle && c.owner != GLOBAL) {
+            "the mirror already holds one of them: rename or drop the other upstream, or withdraw the one the mirror holds from its channel first"
+        } else {
+            "one would replace the other: the bundle must leave one of them out (ask its exporter why it lists both)"
+        }
+    }
+
+    /// `the core metadata of pypi six 1.0 (six/six-1.0.tar.gz)`, and which
+    /// channel's it is when the mirror holds it.
+    fn describe(&self, claim: &Claim<'_>) -> String {
+        let name = self.eco.name();
+        if claim.owner == GLOBAL {
+            let what = self.eco.reserved_globally().iter().find(|(p, _)| *p == claim.path).map_or("file", |(_, w)| w);
+            return format!("the {what} airlock writes for the whole {name} tree");
+        }
+        let (entry, holder) = (self.source)(claim.owner as usize);
+        // An entry may claim one path twice (a file where its own page goes): the claim's sharing tells them apart.
+        let mut what = None;
+        self.eco.reserve(entry, &mut |r| {
+            if r.path == claim.path && r.shared_by == claim.shared_by {
+                what = what.or(Some(r.what));
+            }
+        });
+        let what = what.unwrap_or("file");
+        let whose = match (claim.shared_by, &entry.version) {
+            (Some(key), _) => format!("{name} {key}"),
+            (None, Some(version)) => format!("{name} {} {version} ({})", entry.name, entry.path),
+            (None, None) => format!("{name}/{}", entry.path),
+        };
+        match holder {
+            Holder::Bundle => format!("the {what} of {whose}"),
+            Holder::Mirror(channel) => format!("the {what} of {whose} (the mirror's, from channel {channel})"),
+        }
     }
 }
 
@@ -228,7 +256,11 @@ mod tests {
     }
 
     fn bundle(entries: &[Entry]) -> Result<(), String> {
-        check(entries.iter().map(|e| (e, Holder::Bundle)))
+        check(entries.len(), |i| (&entries[i], Holder::Bundle))
+    }
+
+    fn with_holders<'a>(items: &[(&'a Entry, Holder<'a>)]) -> Result<(), String> {
+        check(items.len(), |i| items[i])
     }
 
     #[test]
@@ -259,12 +291,13 @@ mod tests {
             let err = bundle(&[six[0].clone(), six[1].clone(), hostile.clone()]).unwrap_err();
             assert!(err.contains(expected) && err.contains("leave one of them out"), "{err}");
             // Against the mirror's entries: reported, with the channel that holds them.
-            let held = six.iter().map(|e| (e, Holder::Mirror("a"))).chain([(&hostile, Holder::Bundle)]);
-            let err = check(held).unwrap_err();
+            let held: Vec<_> =
+                six.iter().map(|e| (e, Holder::Mirror("a"))).chain([(&hostile, Holder::Bundle)]).collect();
+            let err = with_holders(&held).unwrap_err();
             assert!(err.contains("the mirror already holds one of them"), "{err}");
             // Between two entries the mirror holds (published before this rule): left alone.
-            let kept = six.iter().chain([&hostile]).map(|e| (e, Holder::Mirror("a")));
-            check(kept).unwrap();
+            let kept: Vec<_> = six.iter().chain([&hostile]).map(|e| (e, Holder::Mirror("a"))).collect();
+            with_holders(&kept).unwrap();
         }
     }
 
@@ -282,7 +315,7 @@ mod tests {
         // Across bundles too: a plain file where the mirror has a folder, and the other way round.
         let (file, deeper) = (entry("files", "a", "", "a"), entry("files", "a/b", "", "a/b"));
         for (held, new) in [(&file, &deeper), (&deeper, &file)] {
-            let err = check([(held, Holder::Mirror("a")), (new, Holder::Bundle)]).unwrap_err();
+            let err = with_holders(&[(held, Holder::Mirror("a")), (new, Holder::Bundle)]).unwrap_err();
             assert!(err.starts_with("files/a: ") && err.contains("the mirror already holds one of them"), "{err}");
         }
     }

@@ -184,7 +184,6 @@ fn merge<'a>(current: &'a [Stored], incoming: &'a [Entry], channel: &'a str) -> 
     );
     all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
     also.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    check_reserved(&all, channel)?;
     let fresh =
         incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|s| s.entry.blob != e.blob))).collect();
     Ok(Merged { all, also, fresh, removed })
@@ -246,11 +245,11 @@ fn disagreement(published: &Entry, incoming: &Entry) -> Error {
 /// counts when an entry `channel` lists takes part in it.
 fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
     // This channel's entries are the bundle's; the others' are what the mirror holds.
-    let holders = all.iter().map(|&(owner, entry)| {
-        let holder = if owner == channel { Holder::Bundle } else { Holder::Mirror(owner) };
-        (entry, holder)
-    });
-    ecosystem::reserved::check(holders)
+    let source = |i: usize| {
+        let (owner, entry) = all[i];
+        (entry, if owner == channel { Holder::Bundle } else { Holder::Mirror(owner) })
+    };
+    ecosystem::reserved::check(all.len(), source)
         .map_err(|why| Error::rejected(format!("channel {channel}"), crate::error::Rejection::Policy(why)))
 }
 
@@ -259,7 +258,8 @@ fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
 /// unchanged, no two entries claiming one path), made before anything of it
 /// is staged.
 pub fn check_listing(inventory: &[Stored], manifest: &crate::manifest::Manifest) -> Result<()> {
-    merge(inventory, &manifest.entries, &manifest.channel).map(drop)
+    let merged = merge(inventory, &manifest.entries, &manifest.channel)?;
+    check_reserved(&merged.all, &manifest.channel)
 }
 
 /// Writes the inventory file: every published entry with its channels,
@@ -435,6 +435,8 @@ impl Mirror {
 
     /// Builds the next generation from the current one plus the verified
     /// bundle in `staging`, makes it durable and publishes it atomically.
+    /// The bundle passed [`check_listing`] against this mirror's inventory,
+    /// under the same lock, before it was staged (import does that).
     /// `npm_keys` is the npm registry keys document the import policy pins;
     /// the mirror serves it at the registry's keys endpoint.
     pub fn publish(
@@ -931,7 +933,8 @@ mod tests {
         assert!(m.all.iter().any(|(_, e)| e.blob == ContentId::of(b"v2")));
 
         // A path that a case-insensitive file system would merge with a published one.
-        let err = merge(&old, &[entry("files", "NOTES.txt", b"v1")], "other").err().unwrap();
+        let incoming = [entry("files", "NOTES.txt", b"v1")];
+        let err = merge(&old, &incoming, "other").and_then(|m| check_reserved(&m.all, "other")).err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("differ only by case"), "{err}");
 
