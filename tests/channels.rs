@@ -438,7 +438,7 @@ fn a_policy_statement_binds_keys_to_channels_and_keeps_them_meetable() {
     let statement = site.dir.path().join("crafted.statement");
     let sealed = airlock::sign::envelope::seal(
         revoking.as_bytes(),
-        &[site.alice.clone()],
+        std::slice::from_ref(&site.alice),
         airlock::sign::envelope::POLICY_STATEMENT,
     );
     fs::write(&statement, sealed.unwrap()).unwrap();

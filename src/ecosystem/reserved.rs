@@ -90,7 +90,7 @@ pub fn check<'a>(len: usize, source: impl Fn(usize) -> (&'a Entry, Holder<'a>)) 
     Ok(())
 }
 
-fn check_ecosystem<'a>(eco: &'static dyn Ecosystem, len: usize, source: Source<'_, 'a>) -> Result<(), String> {
+fn check_ecosystem(eco: &'static dyn Ecosystem, len: usize, source: Source<'_, '_>) -> Result<(), String> {
     let mut claims = Vec::new();
     for index in 0..len {
         let (entry, holder) = source(index);

@@ -954,7 +954,8 @@ mod tests {
         let m = merge(&old, std::slice::from_ref(&theirs), "b").unwrap();
         assert_eq!(m.all.len(), 1);
         assert_eq!(m.all[0].0, "a", "the entry stays channel a's");
-        assert!(std::ptr::eq(m.all[0].1, &old[0].entry), "with channel a's evidence and attributes");
+        assert_eq!(m.all[0].1, &old[0].entry, "with channel a's evidence and attributes");
+        assert_ne!(m.all[0].1, &theirs);
         assert_eq!(m.also, [(("npm", "a/-/a-1.tgz"), vec!["b"])]);
         assert!(m.fresh.is_empty() && m.removed.is_empty());
 
@@ -965,7 +966,7 @@ mod tests {
         // Channel a drops it: channel b still lists it, so it stays, now channel b's and unchanged.
         let m = merge(&co_listed, &[], "a").unwrap();
         assert_eq!((m.all[0].0, m.also.len(), m.removed.len()), ("b", 0, 0));
-        assert!(std::ptr::eq(m.all[0].1, &co_listed[0].entry));
+        assert_eq!(m.all[0].1, &co_listed[0].entry);
         // Channel a may not give a plain file new content while channel b vouches for the old.
         let shared = vec![Stored { also_listed_by: vec!["b".into()], ..stored("a", entry("files", "f", b"v1")) }];
         let err = merge(&shared, &[entry("files", "f", b"v2")], "a").err().unwrap();

@@ -187,11 +187,12 @@ mod tests {
     }
 
     fn policy_text(keys: &[SecretKey; 3], channels: &str) -> String {
-        let listed: String = ["alice", "bob", "carol"]
+        let listed = ["alice", "bob", "carol"]
             .iter()
             .zip(keys)
             .map(|(name, k)| format!("[[keys]]\nname = \"{name}\"\npublic = \"{}\"\n", k.public().to_text()))
-            .collect();
+            .collect::<Vec<_>>()
+            .concat();
         // A plain `channels = [...]` line goes before the tables, which would take it as theirs.
         if channels.starts_with("[[") {
             format!("version = 1\nthreshold = 1\n{listed}{channels}")
