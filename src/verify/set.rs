@@ -90,12 +90,11 @@ fn expand_given(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
         // The same file named twice (a folder and a file in it) is read once.
         for file in found {
             let key = fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
-            match seen.get(&key) {
-                Some(&at) => files[at].1 |= named,
-                None => {
-                    seen.insert(key, files.len());
-                    files.push((file, named));
-                }
+            if let Some(&at) = seen.get(&key) {
+                files[at].1 |= named;
+            } else {
+                seen.insert(key, files.len());
+                files.push((file, named));
             }
         }
     }
@@ -349,8 +348,8 @@ fn verify_parity(
             progress.finish();
             match checked {
                 Ok(()) => {
-                    if !good.contains_key(&index) {
-                        good.insert(index, path.clone());
+                    if let std::collections::btree_map::Entry::Vacant(first) = good.entry(index) {
+                        first.insert(path.clone());
                         outcome.verified.push(index);
                     }
                 }
