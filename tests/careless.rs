@@ -82,6 +82,30 @@ fn import_checks_every_file_named_and_publishes_nothing() {
 }
 
 #[test]
+fn a_fifo_or_device_named_as_a_bundle_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.airlock");
+    if !mkfifo(&fifo) {
+        println!("skipped the FIFO case: mkfifo is not available here");
+    }
+    let mirror = dir.path().join("mirror");
+    for other in [fifo.as_path(), Path::new("/dev/null")].into_iter().filter(|p| p.exists()) {
+        for command in ["verify", "import"] {
+            let mut cmd = airlock();
+            cmd.args([command, "--quiet"]).arg(good()).arg(other).arg("--policy").arg(vectors().join("policy.toml"));
+            if command == "import" {
+                cmd.arg("--mirror").arg(&mirror);
+            }
+            // Reading the FIFO would wait for a writer: the timeout turns that into a failure.
+            let output = cmd.timeout(std::time::Duration::from_mins(1)).output().unwrap();
+            let line = refused(&output, 2, other);
+            assert!(line.contains("not a regular file"), "{line}");
+        }
+    }
+    assert!(!mirror.exists());
+}
+
+#[test]
 fn two_different_bundles_named_together_are_refused_naming_both() {
     let fork = vectors().join("fork-of-good.airlock");
     for command in ["verify", "import"] {

@@ -86,6 +86,13 @@ fn expand_given(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| Error::input(path, "bundle", &e))?;
         let named = !meta.is_dir();
+        // Opening a FIFO would wait forever, and a device is no bundle.
+        if named && !meta.is_file() {
+            return Err(Error::Usage(format!(
+                "{}: is not a regular file (a device, FIFO or socket); pass a bundle file, a split bundle's folder or its volume files",
+                path.display()
+            )));
+        }
         let found = if meta.is_dir() { folder_volumes(path)? } else { vec![path.clone()] };
         // The same file named twice (a folder and a file in it) is read once.
         for file in found {
