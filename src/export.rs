@@ -19,10 +19,18 @@ use crate::id::ContentId;
 use crate::lockfile;
 use crate::manifest::Entry;
 use crate::manifest::canonical;
-use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
+use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
 use crate::progress::{Progress, ProgressReader};
 use crate::sign::{SecretKey, envelope};
 use crate::writeback::DropBehind;
+
+/// The longest `expires_in` an export accepts: 100 years (as humantime
+/// counts them, 365.25 days each). An expiry bounds how long a bundle that
+/// leaked or was kept back can still be imported somewhere; beyond a
+/// century it bounds nothing. A fixed cap, rather than "until the year
+/// 9999", refuses the same `--expires` on every machine on every day, and
+/// keeps any creation time up to the year 9899 within [`MAX_TIME`].
+pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(3_155_760_000);
 
 /// What to export and how.
 pub struct ExportOptions {
@@ -210,6 +218,7 @@ fn check_options(options: &ExportOptions) -> Result<()> {
             "nothing to export: pass --files DIR, --pypi-lock, --npm-lock or --cargo-lock (or --config FILE)".into(),
         ));
     }
+    expiry(options)?;
     if !options.force && options.out.symlink_metadata().is_ok() {
         return Err(Error::Usage(format!(
             "{}: already exists; choose another --out or pass --force to replace it",
@@ -217,6 +226,24 @@ fn check_options(options: &ExportOptions) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// When the bundle expires: `expires_in` after its creation time, which must
+/// be at most [`MAX_EXPIRES_IN`] and end by [`MAX_TIME`].
+fn expiry(options: &ExportOptions) -> Result<u64> {
+    if options.expires_in > MAX_EXPIRES_IN {
+        return Err(Error::Usage(format!(
+            "--expires {}: longer than the 100 years a bundle may stay importable; choose a shorter duration",
+            humantime::format_duration(options.expires_in)
+        )));
+    }
+    options.now.checked_add(options.expires_in.as_secs()).filter(|t| *t <= MAX_TIME).ok_or_else(|| {
+        Error::Usage(format!(
+            "creation time {} (SOURCE_DATE_EPOCH, or the clock) plus --expires is after 9999-12-31T23:59:59Z; \
+             set SOURCE_DATE_EPOCH to a real time",
+            options.now
+        ))
+    })
 }
 
 /// The next bundle of a channel follows the last one: the next sequence
@@ -384,10 +411,7 @@ fn build_manifest(mut artifacts: Vec<Artifact>, options: &ExportOptions) -> Resu
     sort_stably(&mut artifacts, |a, b| (&a.entry.ecosystem, &a.entry.path).cmp(&(&b.entry.ecosystem, &b.entry.path)));
     artifacts.dedup_by(|a, b| a.entry == b.entry);
     let (entries, blobs, sources) = split_artifacts(artifacts);
-    let expires = options
-        .now
-        .checked_add(options.expires_in.as_secs())
-        .ok_or_else(|| Error::Usage("--expires is too far in the future".into()))?;
+    let expires = expiry(options)?;
     let mut signers: Vec<_> = options.keys.iter().map(|k| k.public().id()).collect();
     signers.sort();
     signers.dedup();
