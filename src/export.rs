@@ -371,6 +371,7 @@ fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) 
         } else {
             lockfile::pypi::parse_requirements(&text, &origin)?
         };
+        pypi::check_pins(&pins, &origin)?;
         let index = network
             .pypi_index
             .clone()
@@ -379,7 +380,9 @@ fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) 
         append(&mut artifacts, pypi::resolve(&pins, &index, &network.selection, &ctx)?);
     }
     for path in &inputs.npm_locks {
-        let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &path.display().to_string())?;
+        let origin = path.display().to_string();
+        let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &origin)?;
+        npm::check_pins(&pins, &origin)?;
         let registry = network
             .npm_registry
             .clone()
@@ -388,7 +391,9 @@ fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) 
         append(&mut artifacts, npm::resolve(&pins, &registry, &ctx)?);
     }
     for path in &inputs.cargo_locks {
-        let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &path.display().to_string())?;
+        let origin = path.display().to_string();
+        let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &origin)?;
+        cargo::check_pins(&pins, &origin)?;
         let index = network
             .cargo_index
             .clone()

@@ -276,9 +276,7 @@ impl Manifest {
         }
         for (what, time) in [("created", self.created), ("expires", self.expires)] {
             if time > MAX_TIME {
-                return Err(format!(
-                    "{what} {time} is after 9999-12-31T23:59:59Z, the last time the format can carry"
-                ));
+                return Err(format!("{what} {time} is after 9999-12-31T23:59:59Z, the last time the format can carry"));
             }
         }
         if self.created > self.expires {
