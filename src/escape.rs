@@ -100,8 +100,7 @@ pub(crate) mod testing {
             rest = &rest[start + 1..];
             let mut tag = String::new();
             let mut attribute = String::new();
-            loop {
-                let Some(c) = rest.chars().next() else { break };
+            while let Some(c) = rest.chars().next() {
                 rest = &rest[c.len_utf8()..];
                 match c {
                     '>' => break,

@@ -30,7 +30,7 @@ use crate::writeback::DropBehind;
 /// century it bounds nothing. A fixed cap, rather than "until the year
 /// 9999", refuses the same `--expires` on every machine on every day, and
 /// keeps any creation time up to the year 9899 within [`MAX_TIME`].
-pub const MAX_EXPIRES_IN: Duration = Duration::from_secs(3_155_760_000);
+pub const MAX_EXPIRES_IN: Duration = Duration::from_hours(876_600);
 
 /// What to export and how.
 pub struct ExportOptions {
@@ -354,52 +354,77 @@ fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
     }
 }
 
+/// What the lockfiles pin, each list with the lockfile it came from.
+struct Pins<'a> {
+    pypi: Vec<(&'a Path, Vec<lockfile::pypi::PypiPin>)>,
+    npm: Vec<(&'a Path, Vec<lockfile::npm::NpmPin>)>,
+    cargo: Vec<(&'a Path, Vec<lockfile::cargo::CratePin>)>,
+}
+
+/// Reads every lockfile and checks every pin against its ecosystem's name
+/// and version grammar, before anything is fetched or written (the
+/// download cache included): a bad lockfile is one line naming it.
+fn read_pins(inputs: &Inputs) -> Result<Pins<'_>> {
+    let mut pins = Pins { pypi: Vec::new(), npm: Vec::new(), cargo: Vec::new() };
+    for path in &inputs.pypi_locks {
+        let text = read_lockfile(path)?;
+        let origin = path.display().to_string();
+        let is_pylock = path.extension().is_some_and(|e| e == "toml");
+        let parsed = if is_pylock {
+            lockfile::pypi::parse_pylock(&text, &origin)?
+        } else {
+            lockfile::pypi::parse_requirements(&text, &origin)?
+        };
+        pypi::check_pins(&parsed, &origin)?;
+        pins.pypi.push((path, parsed));
+    }
+    for path in &inputs.npm_locks {
+        let origin = path.display().to_string();
+        let parsed = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &origin)?;
+        npm::check_pins(&parsed, &origin)?;
+        pins.npm.push((path, parsed));
+    }
+    for path in &inputs.cargo_locks {
+        let origin = path.display().to_string();
+        let parsed = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &origin)?;
+        cargo::check_pins(&parsed, &origin)?;
+        pins.cargo.push((path, parsed));
+    }
+    Ok(pins)
+}
+
 /// Parses every lockfile and fetches what it pins; returns the artifacts and
 /// how many were downloaded (rather than found in the cache).
 fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) -> Result<(Vec<Artifact>, usize)> {
+    let pins = read_pins(inputs)?;
     let client = Client::new(network.read_timeout, network.retries)?;
     let cache = Cache::open(&network.cache)?;
     let ctx = FetchContext { client: &client, cache: &cache, jobs: network.jobs, progress };
     progress.start("fetching", 0);
     let mut artifacts = Vec::new();
-    for path in &inputs.pypi_locks {
-        let text = read_lockfile(path)?;
-        let origin = path.display().to_string();
-        let is_pylock = path.extension().is_some_and(|e| e == "toml");
-        let pins = if is_pylock {
-            lockfile::pypi::parse_pylock(&text, &origin)?
-        } else {
-            lockfile::pypi::parse_requirements(&text, &origin)?
-        };
-        pypi::check_pins(&pins, &origin)?;
+    for (_, pins) in &pins.pypi {
         let index = network
             .pypi_index
             .clone()
             .or_else(endpoints::pip_index_url)
             .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, pypi::resolve(&pins, &index, &network.selection, &ctx)?);
+        append(&mut artifacts, pypi::resolve(pins, &index, &network.selection, &ctx)?);
     }
-    for path in &inputs.npm_locks {
-        let origin = path.display().to_string();
-        let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &origin)?;
-        npm::check_pins(&pins, &origin)?;
+    for (path, pins) in &pins.npm {
         let registry = network
             .npm_registry
             .clone()
             .or_else(|| endpoints::npm_registry(path.parent()))
             .unwrap_or_else(|| npm::DEFAULT_REGISTRY.to_owned());
-        append(&mut artifacts, npm::resolve(&pins, &registry, &ctx)?);
+        append(&mut artifacts, npm::resolve(pins, &registry, &ctx)?);
     }
-    for path in &inputs.cargo_locks {
-        let origin = path.display().to_string();
-        let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &origin)?;
-        cargo::check_pins(&pins, &origin)?;
+    for (_, pins) in &pins.cargo {
         let index = network
             .cargo_index
             .clone()
             .or_else(endpoints::cargo_index)
             .unwrap_or_else(|| cargo::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, cargo::resolve(&pins, &index, &ctx)?);
+        append(&mut artifacts, cargo::resolve(pins, &index, &ctx)?);
     }
     progress.finish();
     Ok((artifacts, cache.downloads()))

@@ -100,13 +100,17 @@ impl ParityInfo {
     /// Number of stripes: the largest data volume, in stripes (shorter ones are padded with zeros).
     #[must_use]
     pub fn stripes(&self) -> u64 {
-        self.sizes.iter().max().copied().unwrap_or(0).div_ceil(u64::from(self.stripe))
+        // A stripe of 0 is refused when a volume is opened; here it is no stripes rather than a division by zero.
+        let largest = self.sizes.iter().max().copied().unwrap_or(0);
+        if self.stripe == 0 { 0 } else { largest.div_ceil(u64::from(self.stripe)) }
     }
 
-    /// Size of the `parity.bin` member.
+    /// Size of the `parity.bin` member. The sizes come from a volume: one
+    /// near 2^64 saturates here (no parity member is that large, so the
+    /// volume is refused) rather than overflow.
     #[must_use]
     pub fn member_size(&self) -> u64 {
-        self.stripes() * u64::from(self.stripe)
+        self.stripes().saturating_mul(u64::from(self.stripe))
     }
 }
 
@@ -211,6 +215,15 @@ mod tests {
             [BLOB_PREFIX.as_bytes(), &[0xc3; 64][..]].concat(),
             b"volume.cbor\n".to_vec(),
         ]
+    }
+
+    #[test]
+    fn parity_sizes_near_the_top_of_u64_do_not_overflow() {
+        let info = ParityInfo { stripe: 1 << 16, sizes: vec![u64::MAX, 3] };
+        assert_eq!(info.member_size(), u64::MAX);
+        let info = ParityInfo { stripe: 512, sizes: vec![1000, 3] };
+        assert_eq!(info.member_size(), 1024);
+        assert_eq!(ParityInfo { stripe: 0, sizes: vec![1000] }.member_size(), 0);
     }
 
     #[test]

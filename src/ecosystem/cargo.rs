@@ -116,7 +116,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err("not a valid crate name (1 to 64 ASCII letters, digits, '-' and '_', starting with a letter)".into())
+        Err(format!(
+            "{name:?} is not a valid crate name (1 to 64 ASCII letters, digits, '-' and '_', starting with a letter)"
+        ))
     }
 }
 
@@ -303,7 +305,7 @@ mod tests {
         let pins = crate::lockfile::cargo::parse_cargo_lock(&hostile, "Cargo.lock").unwrap();
         let e = check_pins(&pins, "Cargo.lock").unwrap_err();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.to_string().starts_with("Cargo.lock: crate \"\" \"1.0.11\": not a valid crate name"), "{e}");
+        assert!(e.to_string().starts_with("Cargo.lock: crate \"\" \"1.0.11\": \"\" is not a valid crate name"), "{e}");
     }
 
     #[test]

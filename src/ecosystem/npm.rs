@@ -161,11 +161,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if valid && !denied && name.len() <= MAX_NAME_LEN {
         Ok(())
     } else {
-        Err("not a valid npm package name (1 to 214 URL-safe characters, as name or @scope/name, not starting with '.' or '_')".into())
+        Err(format!(
+            "{name:?} is not a valid npm package name (1 to 214 URL-safe characters, as name or @scope/name, not starting with '.' or '_')"
+        ))
     }
 }
 
-/// An npm version: a semantic version (SemVer 2.0, as the registry stores
+/// An npm version: a semantic version (`SemVer` 2.0, as the registry stores
 /// them), at most 256 characters.
 pub fn check_version(version: &str) -> Result<(), String> {
     if version.len() <= MAX_VERSION_LEN && semver::Version::parse(version).is_ok() {
@@ -364,7 +366,7 @@ mod tests {
         assert!(!e.contains('\n'), "{e}");
     }
 
-    /// Item 12 of issue 14: the packument is built by serde_json, so a
+    /// Item 12 of issue 14: the packument is built by `serde_json`, so a
     /// hostile name, version or carried version object stays a string
     /// (tested without the name grammar, which refuses them first).
     #[test]

@@ -108,7 +108,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     {
         Ok(())
     } else {
-        Err("not a valid PyPI project name (PEP 508: letters, digits, '-', '_' and '.', starting and ending with a letter or digit)".into())
+        Err(format!(
+            "{name:?} is not a valid PyPI project name (PEP 508: letters, digits, '-', '_' and '.', starting and ending with a letter or digit)"
+        ))
     }
 }
 
@@ -674,8 +676,8 @@ mod tests {
             assert!(check_version(good).is_ok(), "{good}");
         }
         for bad in [
-            "", "..", ".", "1.", "1..0", "1.0\0", "\01.0", " 1.0", "1.0 ", "1.*", "1.0,<2", "a1.0", "1.0+", "1.0+a..b",
-            "1.0+a+b", "1!", "!1", "1.0_1", "1.0-", "latest", "1.0/../x", "<script>", "1.0 +a",
+            "", "..", ".", "1.", "1..0", "1.0\0", "\x001.0", " 1.0", "1.0 ", "1.*", "1.0,<2", "a1.0", "1.0+",
+            "1.0+a..b", "1.0+a+b", "1!", "!1", "1.0_1", "1.0-", "latest", "1.0/../x", "<script>", "1.0 +a",
         ] {
             assert!(check_version(bad).is_err(), "{bad:?}");
         }

@@ -242,9 +242,9 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
 
 fn check_entry(entry: &Entry) -> Result<(), String> {
     let eco = ecosystem::by_name(&entry.ecosystem).ok_or_else(|| {
-        format!("entry {:?} has unknown ecosystem {:?}; update airlock on this side", entry.name, entry.ecosystem)
+        format!("entry {} has unknown ecosystem {:?}; update airlock on this side", entry.name, entry.ecosystem)
     })?;
-    eco.check_entry(entry).map_err(|m| format!("{} entry {:?}: {m}", entry.ecosystem, entry.name))
+    eco.check_entry(entry).map_err(|m| format!("{} entry {}: {m}", entry.ecosystem, entry.name))
 }
 
 /// Verifies a single-volume bundle completely, handing blobs to `sink`.
