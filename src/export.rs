@@ -21,7 +21,7 @@ use crate::manifest::Entry;
 use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
 use crate::progress::{Progress, ProgressReader};
-use crate::sign::{SecretKey, envelope};
+use crate::sign::{Existing, SecretKey, envelope};
 use crate::writeback::DropBehind;
 
 /// The longest `expires_in` an export accepts: 100 years (as humantime
@@ -219,11 +219,96 @@ fn check_options(options: &ExportOptions) -> Result<()> {
         ));
     }
     expiry(options)?;
-    if !options.force && options.out.symlink_metadata().is_ok() {
-        return Err(Error::Usage(format!(
+    check_out(options)?;
+    if let Some(dir) = &options.state {
+        check_state(dir, &options.channel)?;
+    }
+    Ok(())
+}
+
+/// `--out` may not be an input; without `--split` it follows the rules of
+/// every output file ([`crate::sign::check_output`]); with `--split` it
+/// is replaced (with `--force`) only when it holds a bundle and nothing else.
+fn check_out(options: &ExportOptions) -> Result<()> {
+    let inputs = &options.inputs;
+    let named: Vec<&Path> = inputs
+        .files
+        .iter()
+        .chain(&inputs.pypi_locks)
+        .chain(&inputs.npm_locks)
+        .chain(&inputs.cargo_locks)
+        .chain(&options.state)
+        .map(PathBuf::as_path)
+        .collect();
+    let out = &options.out;
+    if options.split.is_none() {
+        return crate::sign::check_output(out, "--out", Existing::unless(options.force), &named);
+    }
+    crate::sign::refuse_inputs(out, "--out", &named)?;
+    if out.symlink_metadata().is_err() {
+        Ok(())
+    } else if options.force {
+        check_replaceable_bundle(out)
+    } else {
+        Err(Error::Usage(format!(
             "{}: already exists; choose another --out or pass --force to replace it",
-            options.out.display()
-        )));
+            out.display()
+        )))
+    }
+}
+
+/// What `--split --force` may remove: a bundle file, or a folder holding
+/// the volumes of one bundle and nothing else (their exporter's names, each
+/// starting with an airlock manifest frame). Anything else may be someone's
+/// work, and is refused naming the first file that is not a volume.
+fn check_replaceable_bundle(out: &Path) -> Result<()> {
+    let not_a_bundle = |what: String| {
+        Error::Usage(format!(
+            "{}: {what}; --split --force replaces only an earlier bundle (a folder of its volumes, or a bundle file): move it away or choose another --out",
+            out.display()
+        ))
+    };
+    let meta = out.symlink_metadata().at(out)?;
+    if meta.is_file() {
+        return bundle_digest(out).map(drop).ok_or_else(|| not_a_bundle("is not an airlock bundle".into()));
+    }
+    if !meta.is_dir() {
+        return Err(not_a_bundle("is not a folder of volumes".into()));
+    }
+    let mut digests = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(out).map_err(|e| Error::input(out, "folder", &e))? {
+        let path = entry.map_err(|e| Error::input(out, "folder", &e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let is_file = path.symlink_metadata().is_ok_and(|m| m.is_file());
+        let digest = if is_file && split::is_volume_file_name(name) { bundle_digest(&path) } else { None };
+        let Some(digest) = digest else {
+            return Err(not_a_bundle(format!("holds {}, which is not a volume of an airlock bundle", path.display())));
+        };
+        digests.insert(digest);
+    }
+    if digests.len() > 1 {
+        return Err(not_a_bundle("holds the volumes of more than one bundle".into()));
+    }
+    Ok(())
+}
+
+/// The manifest digest of the volume at `path`, if it starts with an airlock
+/// manifest frame holding a manifest envelope (signatures not checked).
+fn bundle_digest(path: &Path) -> Option<ContentId> {
+    let file = File::open(path).ok()?;
+    let (_, envelope_bytes) = crate::bundle::reader::VolumeReader::open(file, &path.display().to_string()).ok()?;
+    let opened = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).ok()?;
+    Some(ContentId::of(&opened.payload))
+}
+
+/// The channel state's files are replaced on every export, but never when
+/// they are not regular files (reading a FIFO would hang the export).
+fn check_state(dir: &Path, channel: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!("{}: --state must be a folder", dir.display())));
+    }
+    for path in [ChannelState::path(dir, channel), ChannelState::blobs_path(dir, channel)] {
+        crate::sign::check_output(&path, "--state", Existing::Replace, &[])?;
     }
     Ok(())
 }
@@ -583,6 +668,8 @@ fn write_volume(
     progress.finish();
     let size = tmp.as_file().metadata().at(out)?.len();
     crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
+    // Checked again before the rename: the export may have taken hours.
+    crate::sign::check_output(out, "--out", Existing::unless(options.force), &[])?;
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
     crate::mirror::sync_dir(dir)?;
     Ok(size)
@@ -756,17 +843,35 @@ fn write_split(
     crate::sign::set_mode(tmp.path(), 0o755).at(tmp.path())?;
     crate::mirror::sync_dir(tmp.path())?;
     let written = tmp.keep();
-    replace_with(&written, out)?;
+    replace_with(&written, out, options.force)?;
     crate::mirror::sync_dir(parent)?;
     Ok(total)
 }
 
-/// Moves the finished folder `written` to `out`, replacing what `--force` allows to replace.
-fn replace_with(written: &Path, out: &Path) -> Result<()> {
-    match out.symlink_metadata() {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(out).at(out)?,
-        Ok(_) => std::fs::remove_file(out).at(out)?,
-        Err(_) => {}
+/// Moves the finished folder `written` to `out`, replacing what `--force`
+/// allows to replace: checked again, as the export may have taken hours,
+/// and removed volume by volume, so that a file put there since stays.
+fn replace_with(written: &Path, out: &Path, force: bool) -> Result<()> {
+    if let Ok(meta) = out.symlink_metadata() {
+        if !force {
+            return Err(Error::Usage(format!(
+                "{}: appeared while the bundle was written; it is kept in {}",
+                out.display(),
+                written.display()
+            )));
+        }
+        check_replaceable_bundle(out)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(out).at(out)? {
+                let path = entry.at(out)?.path();
+                if path.file_name().and_then(|n| n.to_str()).is_some_and(split::is_volume_file_name) {
+                    std::fs::remove_file(&path).at(&path)?;
+                }
+            }
+            std::fs::remove_dir(out).at(out)?;
+        } else {
+            std::fs::remove_file(out).at(out)?;
+        }
     }
     std::fs::rename(written, out).at(out)
 }

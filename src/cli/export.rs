@@ -90,7 +90,7 @@ pub struct ExportArgs {
     /// With --split: add N parity volumes (Reed-Solomon), so that any N missing or damaged data volumes are rebuilt on import
     #[arg(long, value_name = "N", requires = "split", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=255))]
     pub parity: u32,
-    /// Replace BUNDLE if it exists
+    /// Replace BUNDLE if it exists (a regular file; with --split, only an earlier bundle, never a folder holding other files)
     #[arg(long)]
     pub force: bool,
 }
@@ -110,6 +110,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl ExportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
+        // The key and config files are inputs too; the library checks the others.
+        let named: Vec<&std::path::Path> = self.key.iter().chain(&self.config).map(PathBuf::as_path).collect();
+        crate::sign::refuse_inputs(&self.out, "--out", &named)?;
         let config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
