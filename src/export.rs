@@ -19,10 +19,18 @@ use crate::id::ContentId;
 use crate::lockfile;
 use crate::manifest::Entry;
 use crate::manifest::canonical;
-use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
+use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
 use crate::progress::{Progress, ProgressReader};
-use crate::sign::{SecretKey, envelope};
+use crate::sign::{Existing, SecretKey, envelope};
 use crate::writeback::DropBehind;
+
+/// The longest `expires_in` an export accepts: 100 years (as humantime
+/// counts them, 365.25 days each). An expiry bounds how long a bundle that
+/// leaked or was kept back can still be imported somewhere; beyond a
+/// century it bounds nothing. A fixed cap, rather than "until the year
+/// 9999", refuses the same `--expires` on every machine on every day, and
+/// keeps any creation time up to the year 9899 within [`MAX_TIME`].
+pub const MAX_EXPIRES_IN: Duration = Duration::from_hours(876_600);
 
 /// What to export and how.
 pub struct ExportOptions {
@@ -210,13 +218,117 @@ fn check_options(options: &ExportOptions) -> Result<()> {
             "nothing to export: pass --files DIR, --pypi-lock, --npm-lock or --cargo-lock (or --config FILE)".into(),
         ));
     }
-    if !options.force && options.out.symlink_metadata().is_ok() {
-        return Err(Error::Usage(format!(
-            "{}: already exists; choose another --out or pass --force to replace it",
-            options.out.display()
-        )));
+    expiry(options)?;
+    check_out(options)?;
+    if let Some(dir) = &options.state {
+        check_state(dir, &options.channel)?;
     }
     Ok(())
+}
+
+/// `--out` may not be an input; without `--split` it follows the rules of
+/// every output file ([`crate::sign::check_output`]); with `--split` it
+/// is replaced (with `--force`) only when it holds a bundle and nothing else.
+fn check_out(options: &ExportOptions) -> Result<()> {
+    let inputs = &options.inputs;
+    let named: Vec<&Path> = inputs
+        .files
+        .iter()
+        .chain(&inputs.pypi_locks)
+        .chain(&inputs.npm_locks)
+        .chain(&inputs.cargo_locks)
+        .chain(&options.state)
+        .map(PathBuf::as_path)
+        .collect();
+    let out = &options.out;
+    if options.split.is_none() {
+        return crate::sign::check_output(out, "--out", Existing::unless(options.force), &named);
+    }
+    crate::sign::refuse_inputs(out, "--out", &named)?;
+    if out.symlink_metadata().is_err() {
+        Ok(())
+    } else if options.force {
+        check_replaceable_bundle(out)
+    } else {
+        Err(Error::Usage(format!(
+            "{}: already exists; choose another --out or pass --force to replace it",
+            out.display()
+        )))
+    }
+}
+
+/// What `--split --force` may remove: a bundle file, or a folder holding
+/// the volumes of one bundle and nothing else (their exporter's names, each
+/// starting with an airlock manifest frame). Anything else may be someone's
+/// work, and is refused naming the first file that is not a volume.
+fn check_replaceable_bundle(out: &Path) -> Result<()> {
+    let not_a_bundle = |what: String| {
+        Error::Usage(format!(
+            "{}: {what}; --split --force replaces only an earlier bundle (a folder of its volumes, or a bundle file): move it away or choose another --out",
+            out.display()
+        ))
+    };
+    let meta = out.symlink_metadata().at(out)?;
+    if meta.is_file() {
+        return bundle_digest(out).map(drop).ok_or_else(|| not_a_bundle("is not an airlock bundle".into()));
+    }
+    if !meta.is_dir() {
+        return Err(not_a_bundle("is not a folder of volumes".into()));
+    }
+    let mut digests = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(out).map_err(|e| Error::input(out, "folder", &e))? {
+        let path = entry.map_err(|e| Error::input(out, "folder", &e))?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let is_file = path.symlink_metadata().is_ok_and(|m| m.is_file());
+        let digest = if is_file && split::is_volume_file_name(name) { bundle_digest(&path) } else { None };
+        let Some(digest) = digest else {
+            return Err(not_a_bundle(format!("holds {}, which is not a volume of an airlock bundle", path.display())));
+        };
+        digests.insert(digest);
+    }
+    if digests.len() > 1 {
+        return Err(not_a_bundle("holds the volumes of more than one bundle".into()));
+    }
+    Ok(())
+}
+
+/// The manifest digest of the volume at `path`, if it starts with an airlock
+/// manifest frame holding a manifest envelope (signatures not checked).
+fn bundle_digest(path: &Path) -> Option<ContentId> {
+    let file = File::open(path).ok()?;
+    let (_, envelope_bytes) = crate::bundle::reader::VolumeReader::open(file, &path.display().to_string()).ok()?;
+    let opened = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).ok()?;
+    Some(ContentId::of(&opened.payload))
+}
+
+/// The channel state's files are replaced on every export, but never when
+/// they are not regular files (reading a FIFO would hang the export).
+fn check_state(dir: &Path, channel: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!("{}: --state must be a folder", dir.display())));
+    }
+    for path in [ChannelState::path(dir, channel), ChannelState::blobs_path(dir, channel)] {
+        crate::sign::check_output(&path, "--state", Existing::Replace, &[])?;
+    }
+    Ok(())
+}
+
+/// When the bundle expires: `expires_in` after its creation time, which must
+/// be at most [`MAX_EXPIRES_IN`] and end by [`MAX_TIME`].
+fn expiry(options: &ExportOptions) -> Result<u64> {
+    if options.expires_in > MAX_EXPIRES_IN {
+        return Err(Error::Usage(format!(
+            "--expires {}: longer than the 100 years a bundle may stay importable; choose a shorter duration",
+            humantime::format_duration(options.expires_in)
+        )));
+    }
+    options.now.checked_add(options.expires_in.as_secs()).filter(|t| *t <= MAX_TIME).ok_or_else(|| {
+        Error::Usage(format!(
+            "creation time {} (SOURCE_DATE_EPOCH, or the clock) plus --expires is after 9999-12-31T23:59:59Z; \
+             set SOURCE_DATE_EPOCH to a real time",
+            options.now
+        ))
+    })
 }
 
 /// The next bundle of a channel follows the last one: the next sequence
@@ -327,47 +439,77 @@ fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
     }
 }
 
+/// What the lockfiles pin, each list with the lockfile it came from.
+struct Pins<'a> {
+    pypi: Vec<(&'a Path, Vec<lockfile::pypi::PypiPin>)>,
+    npm: Vec<(&'a Path, Vec<lockfile::npm::NpmPin>)>,
+    cargo: Vec<(&'a Path, Vec<lockfile::cargo::CratePin>)>,
+}
+
+/// Reads every lockfile and checks every pin against its ecosystem's name
+/// and version grammar, before anything is fetched or written (the
+/// download cache included): a bad lockfile is one line naming it.
+fn read_pins(inputs: &Inputs) -> Result<Pins<'_>> {
+    let mut pins = Pins { pypi: Vec::new(), npm: Vec::new(), cargo: Vec::new() };
+    for path in &inputs.pypi_locks {
+        let text = read_lockfile(path)?;
+        let origin = path.display().to_string();
+        let is_pylock = path.extension().is_some_and(|e| e == "toml");
+        let parsed = if is_pylock {
+            lockfile::pypi::parse_pylock(&text, &origin)?
+        } else {
+            lockfile::pypi::parse_requirements(&text, &origin)?
+        };
+        pypi::check_pins(&parsed, &origin)?;
+        pins.pypi.push((path, parsed));
+    }
+    for path in &inputs.npm_locks {
+        let origin = path.display().to_string();
+        let parsed = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &origin)?;
+        npm::check_pins(&parsed, &origin)?;
+        pins.npm.push((path, parsed));
+    }
+    for path in &inputs.cargo_locks {
+        let origin = path.display().to_string();
+        let parsed = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &origin)?;
+        cargo::check_pins(&parsed, &origin)?;
+        pins.cargo.push((path, parsed));
+    }
+    Ok(pins)
+}
+
 /// Parses every lockfile and fetches what it pins; returns the artifacts and
 /// how many were downloaded (rather than found in the cache).
 fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) -> Result<(Vec<Artifact>, usize)> {
+    let pins = read_pins(inputs)?;
     let client = Client::new(network.read_timeout, network.retries)?;
     let cache = Cache::open(&network.cache)?;
     let ctx = FetchContext { client: &client, cache: &cache, jobs: network.jobs, progress };
     progress.start("fetching", 0);
     let mut artifacts = Vec::new();
-    for path in &inputs.pypi_locks {
-        let text = read_lockfile(path)?;
-        let origin = path.display().to_string();
-        let is_pylock = path.extension().is_some_and(|e| e == "toml");
-        let pins = if is_pylock {
-            lockfile::pypi::parse_pylock(&text, &origin)?
-        } else {
-            lockfile::pypi::parse_requirements(&text, &origin)?
-        };
+    for (_, pins) in &pins.pypi {
         let index = network
             .pypi_index
             .clone()
             .or_else(endpoints::pip_index_url)
             .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, pypi::resolve(&pins, &index, &network.selection, &ctx)?);
+        append(&mut artifacts, pypi::resolve(pins, &index, &network.selection, &ctx)?);
     }
-    for path in &inputs.npm_locks {
-        let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &path.display().to_string())?;
+    for (path, pins) in &pins.npm {
         let registry = network
             .npm_registry
             .clone()
             .or_else(|| endpoints::npm_registry(path.parent()))
             .unwrap_or_else(|| npm::DEFAULT_REGISTRY.to_owned());
-        append(&mut artifacts, npm::resolve(&pins, &registry, &ctx)?);
+        append(&mut artifacts, npm::resolve(pins, &registry, &ctx)?);
     }
-    for path in &inputs.cargo_locks {
-        let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &path.display().to_string())?;
+    for (_, pins) in &pins.cargo {
         let index = network
             .cargo_index
             .clone()
             .or_else(endpoints::cargo_index)
             .unwrap_or_else(|| cargo::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, cargo::resolve(&pins, &index, &ctx)?);
+        append(&mut artifacts, cargo::resolve(pins, &index, &ctx)?);
     }
     progress.finish();
     Ok((artifacts, cache.downloads()))
@@ -384,10 +526,7 @@ fn build_manifest(mut artifacts: Vec<Artifact>, options: &ExportOptions) -> Resu
     sort_stably(&mut artifacts, |a, b| (&a.entry.ecosystem, &a.entry.path).cmp(&(&b.entry.ecosystem, &b.entry.path)));
     artifacts.dedup_by(|a, b| a.entry == b.entry);
     let (entries, blobs, sources) = split_artifacts(artifacts);
-    let expires = options
-        .now
-        .checked_add(options.expires_in.as_secs())
-        .ok_or_else(|| Error::Usage("--expires is too far in the future".into()))?;
+    let expires = expiry(options)?;
     let mut signers: Vec<_> = options.keys.iter().map(|k| k.public().id()).collect();
     signers.sort();
     signers.dedup();
@@ -529,6 +668,8 @@ fn write_volume(
     progress.finish();
     let size = tmp.as_file().metadata().at(out)?.len();
     crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
+    // Checked again before the rename: the export may have taken hours.
+    crate::sign::check_output(out, "--out", Existing::unless(options.force), &[])?;
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
     crate::mirror::sync_dir(dir)?;
     Ok(size)
@@ -702,17 +843,35 @@ fn write_split(
     crate::sign::set_mode(tmp.path(), 0o755).at(tmp.path())?;
     crate::mirror::sync_dir(tmp.path())?;
     let written = tmp.keep();
-    replace_with(&written, out)?;
+    replace_with(&written, out, options.force)?;
     crate::mirror::sync_dir(parent)?;
     Ok(total)
 }
 
-/// Moves the finished folder `written` to `out`, replacing what `--force` allows to replace.
-fn replace_with(written: &Path, out: &Path) -> Result<()> {
-    match out.symlink_metadata() {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(out).at(out)?,
-        Ok(_) => std::fs::remove_file(out).at(out)?,
-        Err(_) => {}
+/// Moves the finished folder `written` to `out`, replacing what `--force`
+/// allows to replace: checked again, as the export may have taken hours,
+/// and removed volume by volume, so that a file put there since stays.
+fn replace_with(written: &Path, out: &Path, force: bool) -> Result<()> {
+    if let Ok(meta) = out.symlink_metadata() {
+        if !force {
+            return Err(Error::Usage(format!(
+                "{}: appeared while the bundle was written; it is kept in {}",
+                out.display(),
+                written.display()
+            )));
+        }
+        check_replaceable_bundle(out)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(out).at(out)? {
+                let path = entry.at(out)?.path();
+                if path.file_name().and_then(|n| n.to_str()).is_some_and(split::is_volume_file_name) {
+                    std::fs::remove_file(&path).at(&path)?;
+                }
+            }
+            std::fs::remove_dir(out).at(out)?;
+        } else {
+            std::fs::remove_file(out).at(out)?;
+        }
     }
     std::fs::rename(written, out).at(out)
 }

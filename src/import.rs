@@ -9,7 +9,7 @@ use crate::error::{Error, Rejection, Result};
 use crate::mirror::{Mirror, PublishReport, StagedBundle, State};
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::verify::set::{VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
+use crate::verify::set::{CheckOnly, VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
 use crate::verify::{VerifiedManifest, VerifyReport};
 
 /// What an import did.
@@ -71,6 +71,9 @@ pub fn import_volumes(
     }
     drop(inventory);
     if sequence == Sequence::AlreadyImported {
+        // Nothing is staged again, but every volume given is read: the
+        // report must not vouch for a copy nobody checked.
+        let outcome = verify_set(&set, policy, now, &mut CheckOnly::new(), progress)?;
         mirror.discard_staging(&verified.digest)?;
         let current = mirror.current()?.map_or(0, |(n, _)| n);
         let unchanged = PublishReport {
@@ -79,7 +82,8 @@ pub fn import_volumes(
             published: Vec::new(),
             state,
         };
-        let report = VerifyReport::new(&subject, verified, policy, None);
+        let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);
+        let report = VerifyReport::new(&subject, verified, policy, volumes);
         return Ok(ImportReport { verified: report, outcome: "already-imported", mirror: unchanged });
     }
     let m = &verified.manifest;

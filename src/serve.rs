@@ -21,8 +21,9 @@
 //! client used.
 //!
 //! Safety rules: only GET and HEAD; the path is percent-decoded once and
-//! refused (400) if it then holds `..`, a backslash, a control character or
-//! an empty segment; the mirror's links are followed, but a resolved path
+//! refused (400) if it then holds a `..` or `.` segment, a backslash, a
+//! control character or an empty segment (`..` inside a name, as in
+//! `release..notes.txt`, is fine); the mirror's links are followed, but a resolved path
 //! outside the canonical mirror folder is 404; only regular files are
 //! served, never a listing. One thread per connection, at most
 //! [`MAX_CONNECTIONS`] at a time (more get 503), one request per
@@ -426,11 +427,10 @@ impl Site<'_> {
             return Response::status(404);
         }
         match segments {
-            ["index", "config.json"] => Response::bytes(
-                200,
-                JSON,
-                format!(r#"{{"dl":"{}/cargo/crates/{{crate}}/{{version}}/download"}}"#, request.base()),
-            ),
+            ["index", "config.json"] => {
+                let dl = format!("{}/cargo/crates/{{crate}}/{{version}}/download", request.base());
+                Response::bytes(200, JSON, serde_json::json!({ "dl": dl }).to_string())
+            }
             ["index", _, ..] => self.file(&prefixed("cargo", segments), TEXT),
             ["crates", name, version, "download"] => {
                 let file = format!("{name}-{version}.crate");
@@ -544,7 +544,7 @@ fn hex_digit(b: u8) -> Option<u8> {
 /// `None` (400) for anything that could step outside or is ambiguous.
 fn split_path(path: &str) -> Option<(Vec<&str>, bool)> {
     let rest = path.strip_prefix('/')?;
-    if path.contains("..") || path.contains('\\') || path.chars().any(char::is_control) {
+    if path.contains('\\') || path.chars().any(char::is_control) {
         return None;
     }
     if rest.is_empty() {
@@ -553,7 +553,9 @@ fn split_path(path: &str) -> Option<(Vec<&str>, bool)> {
     let dir = rest.ends_with('/');
     let body = if dir { &rest[..rest.len() - 1] } else { rest };
     let segments: Vec<&str> = body.split('/').collect();
-    if segments.iter().any(|s| s.is_empty() || *s == ".") {
+    // `..` and `.` are refused as segments (after decoding, so `%2e%2e` too),
+    // not as substrings: `release..notes.txt` is a file name like any other.
+    if segments.iter().any(|s| s.is_empty() || *s == "." || *s == "..") {
         return None;
     }
     Some((segments, dir))
@@ -801,8 +803,17 @@ mod tests {
         assert_eq!(split_path("/"), Some((vec![], true)));
         assert_eq!(split_path("/pypi/simple/"), Some((vec!["pypi", "simple"], true)));
         assert_eq!(split_path("/files/a"), Some((vec!["files", "a"], false)));
-        for bad in ["", "x", "/a/../b", "/..", "/a//b", "//etc", "/a\\b", "/a\0b", "/./a", "/a\nb"] {
+        for bad in
+            ["", "x", "/a/../b", "/..", "/../", "/a/..", "/a/.", "/a//b", "//etc", "/a\\b", "/a\0b", "/./a", "/a\nb"]
+        {
             assert_eq!(split_path(bad), None, "{bad:?}");
+        }
+        for encoded in ["/files/%2e%2e/x", "/files/a%2f%2e%2e%2fb", "/files/.%2e", "/files/a%5cb", "/files/a%00b"] {
+            assert_eq!(split_path(&percent_decode(encoded).unwrap()), None, "{encoded:?}");
+        }
+        for name in ["release..notes.txt", "..hidden", "a..", "..."] {
+            let path = format!("/files/{name}");
+            assert_eq!(split_path(&path), Some((vec!["files", name], false)), "{name:?}");
         }
     }
 

@@ -33,6 +33,27 @@ pub const MIN_SPLIT: u64 = 16 << 10;
 /// holds is this times the number of volumes).
 const MAX_STRIPE: u64 = 64 << 10;
 
+/// Whether `name` is a name the exporter gives a volume of a split bundle
+/// (`volume-03-of-12.airlock`, `parity-1-of-2.airlock`, see
+/// [`super::volume_file_name`]): what `--split --force` may replace.
+#[must_use]
+pub fn is_volume_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".airlock") else { return false };
+    let parts: Vec<&str> = stem.split('-').collect();
+    let [kind, number, "of", count] = parts[..] else { return false };
+    let (Ok(number), Ok(count)) = (number.parse::<u32>(), count.parse::<u32>()) else { return false };
+    if number == 0 || number > count {
+        return false;
+    }
+    // The names are built from (data, parity) counts; only the kind's own count shows in them.
+    let made = match kind {
+        "volume" => super::volume_file_name(number - 1, count, 0),
+        "parity" => super::volume_file_name(number - 1, 0, count),
+        _ => return false,
+    };
+    made == name
+}
+
 /// Parses `4GiB`, `700MiB`, `100KiB`, `4GB`, `123456` (bytes) or a medium's name.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let lower = text.trim().to_ascii_lowercase();
@@ -203,6 +224,25 @@ mod tests {
             info_member: member_len(16),
             parity,
             parity_info_member: member_len(100),
+        }
+    }
+
+    #[test]
+    fn volume_file_names_are_recognised_exactly() {
+        for (index, data, parity) in [(0, 1, 0), (2, 12, 0), (11, 12, 3), (12, 12, 3), (14, 12, 3), (99, 100, 1)] {
+            assert!(is_volume_file_name(&crate::bundle::volume_file_name(index, data, parity)));
+        }
+        for name in [
+            "volume-3-of-12.airlock",
+            "volume-00-of-12.airlock",
+            "volume-13-of-12.airlock",
+            "parity-1-of-1.airlock.bak",
+            "volume-1-of-1",
+            "thesis.pdf",
+            "volume-1-of-1-x.airlock",
+            "volume-+1-of-1.airlock",
+        ] {
+            assert!(!is_volume_file_name(name), "{name}");
         }
     }
 

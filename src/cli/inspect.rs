@@ -7,19 +7,32 @@ use clap::Args;
 use super::{Output, bytes};
 use crate::error::Result;
 use crate::inspect::inspect;
+use crate::sign::Existing;
 
 /// Show what a bundle holds and who claims to have signed it (no key needed, nothing verified)
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The bundle file
     pub bundle: PathBuf,
-    /// Also write a CycloneDX 1.6 SBOM (JSON) of the bundle's contents to this file
+    /// Also write a CycloneDX 1.6 SBOM (JSON) of the bundle's contents to this file (a new file, unless --force)
     #[arg(long, value_name = "FILE")]
     pub sbom: Option<PathBuf>,
+    /// With --sbom: replace FILE if it exists (never the bundle itself, nor anything but a regular file)
+    #[arg(long, requires = "sbom")]
+    pub force: bool,
 }
 
 impl InspectArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
+        if let Some(path) = &self.sbom {
+            // Before reading anything: the SBOM may replace neither the bundle nor a volume of it.
+            let mut inputs = vec![self.bundle.clone()];
+            if self.bundle.is_dir() {
+                inputs.extend(crate::verify::set::expand(std::slice::from_ref(&self.bundle))?);
+            }
+            let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+            crate::sign::check_output(path, "--sbom", Existing::unless(self.force), &inputs)?;
+        }
         let r = inspect(&self.bundle)?;
         if let Some(path) = &self.sbom {
             let document = serde_json::to_vec_pretty(&crate::sbom::cyclonedx(&r)).expect("JSON values serialize");

@@ -81,12 +81,13 @@ pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
         for (what, list) in [
             ("read", &v.verified),
             ("earlier", &v.earlier),
+            ("not read", &v.not_read),
             ("rebuilt", &v.rebuilt),
             ("missing", &v.missing),
             ("damaged", &v.damaged),
         ] {
             if !list.is_empty() {
-                out.line(format!("  {what:<8}{}", list.join("; ")));
+                out.line(format!("  {what:<9}{}", list.join("; ")));
             }
         }
     }

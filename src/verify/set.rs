@@ -4,11 +4,14 @@
 //!
 //! Files are identified first (manifest frame and `volume.cbor` only), so
 //! volumes of two bundles are refused before anything is read in full.
-//! A data volume is then verified from the first of its copies that
-//! passes; a damaged copy is reported, not fatal, so that another copy or
-//! the parity volumes can stand in for it.
+//! Every file given is then read in full (but those of volumes an earlier
+//! run verified, which the report lists as not read): a data volume's blobs
+//! come from the first of its copies that passes, the other copies are
+//! checked all the same. A damaged copy is reported, not fatal, when another
+//! copy or the parity volumes stand in for it; when nothing does, it is
+//! refused by name, so that no report vouches for a file it did not check.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
@@ -67,51 +70,76 @@ pub struct VolumeSet {
     pub verified: VerifiedManifest,
     /// The files of each volume index, in the order given (copies count once).
     pub files: BTreeMap<u32, Vec<PathBuf>>,
-    /// Files that are not a readable volume of a trusted bundle, with the reason.
+    /// Files found in a folder that are not a readable volume of a trusted bundle, with the reason.
     pub unreadable: Vec<(PathBuf, Error)>,
 }
 
 /// The volume files named by `paths`: files as given, folders by their `*.airlock` files.
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let mut seen = BTreeSet::new();
+    Ok(expand_given(paths)?.into_iter().map(|(file, _)| file).collect())
+}
+
+/// [`expand`], with whether the operator named each file (rather than a folder holding it).
+fn expand_given(paths: &[PathBuf]) -> Result<Vec<(PathBuf, bool)>> {
+    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    let mut seen: BTreeMap<PathBuf, usize> = BTreeMap::new();
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| Error::input(path, "bundle", &e))?;
-        let mut found = if meta.is_dir() {
-            let mut inside = Vec::new();
-            for entry in fs::read_dir(path).map_err(|e| Error::input(path, "bundle folder", &e))? {
-                let entry = entry.map_err(|e| Error::input(path, "bundle folder", &e))?;
-                let file = entry.path();
-                if file.extension().is_some_and(|e| e == "airlock") && file.is_file() {
-                    inside.push(file);
-                }
-            }
-            if inside.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{}: holds no volumes (*.airlock files); pass the folder `airlock export --split` wrote, or volume files",
-                    path.display()
-                )));
-            }
-            inside.sort();
-            inside
-        } else {
-            vec![path.clone()]
-        };
+        let named = !meta.is_dir();
+        // Opening a FIFO would wait forever, and a device is no bundle.
+        if named && !meta.is_file() {
+            return Err(Error::Usage(format!(
+                "{}: is not a regular file (a device, FIFO or socket); pass a bundle file, a split bundle's folder or its volume files",
+                path.display()
+            )));
+        }
+        let found = if meta.is_dir() { folder_volumes(path)? } else { vec![path.clone()] };
         // The same file named twice (a folder and a file in it) is read once.
-        found.retain(|f| seen.insert(fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
-        files.extend(found);
+        for file in found {
+            let key = fs::canonicalize(&file).unwrap_or_else(|_| file.clone());
+            if let Some(&at) = seen.get(&key) {
+                files[at].1 |= named;
+            } else {
+                seen.insert(key, files.len());
+                files.push((file, named));
+            }
+        }
     }
     Ok(files)
 }
 
+/// The `*.airlock` files in the folder `path`, sorted.
+fn folder_volumes(path: &Path) -> Result<Vec<PathBuf>> {
+    let mut inside = Vec::new();
+    for entry in fs::read_dir(path).map_err(|e| Error::input(path, "bundle folder", &e))? {
+        let entry = entry.map_err(|e| Error::input(path, "bundle folder", &e))?;
+        let file = entry.path();
+        if file.extension().is_some_and(|e| e == "airlock") && file.is_file() {
+            inside.push(file);
+        }
+    }
+    if inside.is_empty() {
+        return Err(Error::Usage(format!(
+            "{}: holds no volumes (*.airlock files); pass the folder `airlock export --split` wrote, or volume files",
+            path.display()
+        )));
+    }
+    inside.sort();
+    Ok(inside)
+}
+
 /// Reads the manifest frame and `volume.cbor` of every file; all must be
-/// volumes of one bundle.
+/// volumes of one bundle. A file the operator named that is not a volume of
+/// a bundle this site trusts (garbage, an expired or untrusted bundle) is
+/// refused by name: nothing may be said about it. One found in a folder is
+/// set aside in [`VolumeSet::unreadable`], as it may be a volume whose
+/// first bytes were damaged, which parity or another copy can stand in for.
 pub fn identify(paths: &[PathBuf], policy: &Policy, now: u64) -> Result<VolumeSet> {
     let mut manifests: Vec<VerifiedManifest> = Vec::new();
     let mut files: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
     let mut first_of: BTreeMap<crate::id::ContentId, PathBuf> = BTreeMap::new();
     let mut unreadable = Vec::new();
-    for path in expand(paths)? {
+    for (path, named) in expand_given(paths)? {
         let subject = path.display().to_string();
         let opened = File::open(&path)
             .map_err(|e| Error::input(&path, "volume", &e))
@@ -125,7 +153,7 @@ pub fn identify(paths: &[PathBuf], policy: &Policy, now: u64) -> Result<VolumeSe
                 }
                 files.entry(volume.index).or_default().push(path);
             }
-            Err(e @ Error::Rejected { .. }) => unreadable.push((path, e)),
+            Err(e @ Error::Rejected { .. }) if !named => unreadable.push((path, e)),
             Err(e) => return Err(e),
         }
     }
@@ -169,8 +197,10 @@ pub struct VolumesReport {
     pub verified: Vec<String>,
     /// Data volumes verified by earlier runs (not read again).
     pub earlier: Vec<String>,
+    /// Files given for volumes verified by earlier runs: not read in this run, so nothing is said of them.
+    pub not_read: Vec<String>,
     pub rebuilt: Vec<String>,
-    /// Files rejected (another copy or parity stood in for them when the set is complete).
+    /// Files rejected that another copy, parity or an earlier run stood in for.
     pub damaged: Vec<String>,
     pub missing: Vec<String>,
 }
@@ -183,13 +213,25 @@ impl VolumesReport {
             return None;
         }
         let names = |indices: &[u32]| indices.iter().map(|i| labels(manifest, &[*i])).collect();
+        let label = |i: u32| volume_label(i, manifest.volumes, manifest.parity);
         Some(VolumesReport {
             data: manifest.volumes,
             parity: manifest.parity,
             verified: names(&outcome.verified),
             earlier: names(&outcome.earlier),
+            not_read: outcome
+                .not_read
+                .iter()
+                .map(|(i, path)| format!("{} ({}, verified by an earlier run)", path.display(), label(*i)))
+                .collect(),
             rebuilt: names(&outcome.rebuilt),
-            damaged: outcome.damaged.iter().chain(unreadable).map(|(_, e)| e.to_string()).collect(),
+            damaged: outcome
+                .damaged
+                .iter()
+                .map(|(_, _, e)| e)
+                .chain(unreadable.iter().map(|(_, e)| e))
+                .map(ToString::to_string)
+                .collect(),
             missing: names(&outcome.missing),
         })
     }
@@ -202,10 +244,12 @@ pub struct SetOutcome {
     pub verified: Vec<u32>,
     /// Data volumes verified and kept by earlier runs, not read again.
     pub earlier: Vec<u32>,
+    /// The files given for the volumes in `earlier`, which were not read.
+    pub not_read: Vec<(u32, PathBuf)>,
     /// Data volumes rebuilt from parity and verified.
     pub rebuilt: Vec<u32>,
-    /// Copies of volumes that were rejected, with the reason.
-    pub damaged: Vec<(PathBuf, Error)>,
+    /// Files that were rejected: the volume each claims to be, and why.
+    pub damaged: Vec<(u32, PathBuf, Error)>,
     /// Data volumes still missing.
     pub missing: Vec<u32>,
     /// Why the parity volumes could not rebuild the missing ones, if they could not.
@@ -219,10 +263,15 @@ impl SetOutcome {
     }
 }
 
-/// Verifies the data volumes of `set` not done yet into `sink`; then, if
-/// some are missing or damaged, rebuilds them from the parity volumes.
-/// A rejected copy is recorded and the run goes on; any other failure (the
-/// disk, the destination) ends it.
+/// Verifies the data volumes of `set` not done yet into `sink`, and every
+/// parity volume given; then, if some data volumes are missing or damaged,
+/// rebuilds them from the parity volumes.
+///
+/// Every file given is read in full, but those of volumes an earlier run
+/// verified (`not_read` says so). A rejected file is recorded and the run
+/// goes on; at the end it is refused by name unless something stood in for
+/// it: another copy, parity, an earlier run (see [`refuse_unaccounted`]).
+/// Any other failure (the disk, the destination) ends the run.
 pub fn verify_set<S: SetSink>(
     set: &VolumeSet,
     policy: &Policy,
@@ -233,36 +282,110 @@ pub fn verify_set<S: SetSink>(
     let manifest = &set.verified.manifest;
     let mut outcome = SetOutcome::default();
     let mut good: BTreeMap<u32, PathBuf> = BTreeMap::new();
-    let todo: Vec<u32> = (0..manifest.volumes).filter(|i| set.files.contains_key(i) && !sink.is_done(*i)).collect();
-    progress.start("reading", todo.iter().map(|i| volume_bytes(manifest, *i)).sum());
+    let reading = (0..manifest.volumes)
+        .filter(|i| !sink.is_done(*i))
+        .map(|i| volume_bytes(manifest, i) * copies(set, i).len() as u64)
+        .sum();
+    progress.start("reading", reading);
     for index in 0..manifest.volumes {
-        let copies = set.files.get(&index).map_or(&[][..], Vec::as_slice);
+        let copies = copies(set, index);
         if sink.is_done(index) {
             outcome.earlier.push(index);
+            outcome.not_read.extend(copies.iter().map(|path| (index, path.clone())));
             if let Some(first) = copies.first() {
                 good.insert(index, first.clone());
             }
             continue;
         }
         for path in copies {
-            match verify_file(set, index, path, policy, now, sink.blobs(), progress) {
+            // The first good copy goes to the sink; the others are checked all the same.
+            let checked = if good.contains_key(&index) {
+                verify_file(set, index, path, policy, now, &mut Discard, progress)
+            } else {
+                verify_file(set, index, path, policy, now, sink.blobs(), progress)
+            };
+            match checked {
                 Ok(()) => {
-                    sink.volume_done(index)?;
-                    outcome.verified.push(index);
-                    good.insert(index, path.clone());
-                    break;
+                    good.entry(index).or_insert_with(|| path.clone());
                 }
-                Err(e @ Error::Rejected { .. }) => outcome.damaged.push((path.clone(), e)),
+                Err(e @ Error::Rejected { .. }) => outcome.damaged.push((index, path.clone(), e)),
+                Err(e) => return Err(e),
+            }
+        }
+        // A single-file bundle has no volumes report to list a damaged copy
+        // in: refuse it before the good copy counts as done.
+        if manifest.is_single_volume() && !outcome.damaged.is_empty() {
+            return Err(outcome.damaged.swap_remove(0).2);
+        }
+        if good.contains_key(&index) {
+            sink.volume_done(index)?;
+            outcome.verified.push(index);
+        }
+    }
+    progress.finish();
+    let parity = verify_parity(set, policy, now, progress, &mut outcome)?;
+    outcome.missing = (0..manifest.volumes).filter(|i| !good.contains_key(i) && !sink.is_done(*i)).collect();
+    if !outcome.missing.is_empty() && manifest.parity > 0 {
+        rebuild_missing(set, policy, now, sink, progress, &good, &parity, &mut outcome)?;
+    }
+    refuse_unaccounted(set, &mut outcome)?;
+    Ok(outcome)
+}
+
+/// The files given for volume `index`, in the order given.
+fn copies(set: &VolumeSet, index: u32) -> &[PathBuf] {
+    set.files.get(&index).map_or(&[][..], Vec::as_slice)
+}
+
+/// Verifies every parity volume file given (they are what a rebuild would
+/// trust); returns the first good file of each parity volume.
+fn verify_parity(
+    set: &VolumeSet,
+    policy: &Policy,
+    now: u64,
+    progress: &dyn Progress,
+    outcome: &mut SetOutcome,
+) -> Result<BTreeMap<u32, PathBuf>> {
+    let manifest = &set.verified.manifest;
+    let mut good = BTreeMap::new();
+    for index in manifest.volumes..manifest.total_volumes() {
+        for path in copies(set, index) {
+            progress.start("parity", 0);
+            let checked = verify_file(set, index, path, policy, now, &mut Discard, progress);
+            progress.finish();
+            match checked {
+                Ok(()) => {
+                    if let std::collections::btree_map::Entry::Vacant(first) = good.entry(index) {
+                        first.insert(path.clone());
+                        outcome.verified.push(index);
+                    }
+                }
+                Err(e @ Error::Rejected { .. }) => outcome.damaged.push((index, path.clone(), e)),
                 Err(e) => return Err(e),
             }
         }
     }
-    progress.finish();
-    outcome.missing = (0..manifest.volumes).filter(|i| !good.contains_key(i) && !sink.is_done(*i)).collect();
-    if !outcome.missing.is_empty() && manifest.parity > 0 {
-        rebuild_missing(set, policy, now, sink, progress, &good, &mut outcome)?;
+    Ok(good)
+}
+
+/// Refuses, by name, a file given that nothing stood in for: a damaged copy
+/// of a data volume that is still missing, a damaged parity volume with no
+/// good copy, or, while the set is incomplete, a file of a folder that is no
+/// volume of the bundle at all. Whatever is left is listed in the report.
+fn refuse_unaccounted(set: &VolumeSet, outcome: &mut SetOutcome) -> Result<()> {
+    let data = set.verified.manifest.volumes;
+    let stood_in = |index: u32| {
+        if index < data { !outcome.missing.contains(&index) } else { outcome.verified.contains(&index) }
+    };
+    if let Some(at) = outcome.damaged.iter().position(|(index, _, _)| !stood_in(*index)) {
+        return Err(outcome.damaged.swap_remove(at).2);
     }
-    Ok(outcome)
+    match set.unreadable.first() {
+        Some((_, Error::Rejected { subject, rejection })) if !outcome.complete() => {
+            Err(Error::rejected(subject, rejection.clone()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Verifies one file as the volume it claims to be.
@@ -285,8 +408,9 @@ fn verify_file<B: BlobSink>(
     verify_volume(volume, &set.verified, policy, sink, progress)
 }
 
-/// Verifies parity volumes until there are enough to cover the missing
-/// data volumes, then rebuilds each missing one and verifies it into `sink`.
+/// Rebuilds each missing data volume from the verified parity volumes
+/// `parity` and every other data volume, and verifies it into `sink`.
+#[allow(clippy::too_many_arguments)] // one run's state, passed down once
 fn rebuild_missing<S: SetSink>(
     set: &VolumeSet,
     policy: &Policy,
@@ -294,6 +418,7 @@ fn rebuild_missing<S: SetSink>(
     sink: &mut S,
     progress: &dyn Progress,
     good: &BTreeMap<u32, PathBuf>,
+    parity: &BTreeMap<u32, PathBuf>,
     outcome: &mut SetOutcome,
 ) -> Result<()> {
     let manifest = &set.verified.manifest;
@@ -312,32 +437,12 @@ fn rebuild_missing<S: SetSink>(
         ));
         return Ok(());
     }
-    let mut parity: Vec<(u32, PathBuf)> = Vec::new();
-    let mut info: Option<ParityInfo> = None;
-    for index in manifest.volumes..manifest.total_volumes() {
-        for path in set.files.get(&index).map_or(&[][..], Vec::as_slice) {
-            if parity.len() == needed {
-                break;
-            }
-            progress.start("parity", 0);
-            let checked = verify_file(set, index, path, policy, now, &mut Discard, progress);
-            progress.finish();
-            match checked {
-                Ok(()) => {
-                    info = Some(parity_info(path, policy, now, set)?);
-                    outcome.verified.push(index);
-                    parity.push((index, path.clone()));
-                    break;
-                }
-                Err(e @ Error::Rejected { .. }) => outcome.damaged.push((path.clone(), e)),
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    let Some(info) = info.filter(|_| parity.len() == needed) else {
+    let parity: Vec<(u32, PathBuf)> = parity.iter().take(needed).map(|(i, p)| (*i, p.clone())).collect();
+    if parity.len() < needed {
         outcome.no_rebuild = Some(format!("{needed} parity volume(s) needed, {} usable given", parity.len()));
         return Ok(());
-    };
+    }
+    let info = parity_info(&parity[0].1, policy, now, set)?;
     let data: Vec<(u32, PathBuf)> = good.iter().map(|(i, p)| (*i, p.clone())).collect();
     for target in outcome.missing.clone() {
         let label = format!("{} (rebuilt from parity)", volume_label(target, manifest.volumes, manifest.parity));
@@ -395,7 +500,7 @@ pub fn labels(manifest: &Manifest, indices: &[u32]) -> String {
 #[must_use]
 pub fn incomplete(set: VolumeSet, mut outcome: SetOutcome, kept: &str) -> Error {
     if !outcome.damaged.is_empty() {
-        return outcome.damaged.swap_remove(0).1;
+        return outcome.damaged.swap_remove(0).2;
     }
     if let Some((_, e)) = set.unreadable.into_iter().next() {
         return e;
