@@ -55,13 +55,21 @@ pub fn import_volumes(
     let state = mirror.state()?;
     let sequence = check_sequence(&state, verified, allow_gap)?;
     check_earlier_blobs(&mirror, verified, &subject)?;
-    // The look-alike screen needs the mirror's names, so it runs here rather
-    // than in verify; only when a rule screens names, as the inventory is
-    // the largest thing an import reads.
-    if verified.manifest.entries.iter().any(|e| policy.rules(&e.ecosystem).is_some()) {
-        crate::verify::screen_new_names(&verified.manifest.entries, &mirror.inventory()?, policy)
+    // The look-alike screen and the merge need the mirror's entries, so they
+    // run here rather than in verify; the inventory is the largest thing an
+    // import reads, so only when one of them will look at it.
+    let screen = verified.manifest.entries.iter().any(|e| policy.rules(&e.ecosystem).is_some());
+    let inventory = if screen || sequence == Sequence::Next { mirror.inventory()? } else { Vec::new() };
+    if screen {
+        crate::verify::screen_new_names(&verified.manifest.entries, &inventory, policy)
             .map_err(|r| Error::rejected(&subject, r))?;
     }
+    if sequence == Sequence::Next {
+        // What publishing will refuse (another channel's entries changed, two
+        // entries claiming one path) is refused before anything is staged.
+        crate::mirror::check_listing(&inventory, &verified.manifest)?;
+    }
+    drop(inventory);
     if sequence == Sequence::AlreadyImported {
         // Nothing is staged again, but every volume given is read: the
         // report must not vouch for a copy nobody checked.

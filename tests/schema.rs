@@ -116,7 +116,8 @@ fn policy_files_match_the_schema() {
          [[npm.publishers]]\npackages = [\"@corp/*\"]\nrepository = \"https://github.com/corp/tools\"\n\
          workflow = \".github/workflows/release.yml\"\nissuer = \"https://token.actions.githubusercontent.com\"\n\
          [npm.names]\ndeny = [\"event-stream\"]\nprivate = [\"@corp/*\"]\nprivate-sources = [\"https://npm.corp.example/\"]\n\
-         protect = [\"react\"]\nreviewed = [\"preact\"]\n[pypi]\nrequire = [\"pypi-provenance\"]\n[pypi.names]\nallow = [\"*\"]\n"
+         protect = [\"react\"]\nreviewed = [\"preact\"]\n[pypi]\nrequire = [\"pypi-provenance\"]\n[pypi.names]\nallow = [\"*\"]\n\
+         [[channels]]\nname = \"pypi-weekly\"\nkeys = [\"op\"]\nthreshold = 1\n"
     );
     cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&full), None).unwrap();
     // (The schema example lists one key twice, inline and by file; the loader refuses that.)
@@ -125,6 +126,11 @@ fn policy_files_match_the_schema() {
     airlock::policy::Policy::load(&dir.path().join("policy.toml")).unwrap();
     let bad = "version = 1\nthreshold = 0\nkeys = []\n";
     assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(bad), None).is_err());
+    // Channels by name alone, and a channel rule without its threshold.
+    let names = policy.replace("threshold = 1\n", "threshold = 1\nchannels = [\"weekly\", \"urgent\"]\n");
+    cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&names), None).unwrap();
+    let unbounded = format!("{policy}[[channels]]\nname = \"weekly\"\nkeys = [\"op\"]\n");
+    assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&unbounded), None).is_err());
 }
 
 /// The second member of a volume of a split bundle: `volume.cbor`.

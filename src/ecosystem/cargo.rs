@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, digest_mismatch, entry, join_url};
-use crate::ecosystem::{Change, Ecosystem};
+use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -49,6 +49,20 @@ impl Ecosystem for Cargo {
         check_index_entry(&line.data, &entry.name, version, &entry.digests["sha256"].0)
     }
 
+    /// The `.crate` file is the version's own; the index file is shared by
+    /// the versions of the crate spelled exactly alike. Its path is in lower
+    /// case (cargo treats crate names case-insensitively), so `GoodCrate`
+    /// and `goodcrate` claim one file and are refused.
+    fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
+        add(Reserved::own(entry.path.as_str(), ".crate file"));
+        add(Reserved::shared(index_file(&entry.name), "index file", &entry.name));
+    }
+
+    /// `airlock serve` answers `index/config.json` itself.
+    fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
+        &[("index/config.json", "registry config")]
+    }
+
     /// A cargo local registry: `.crate` files at the top of `cargo/`, the
     /// index under `cargo/index/` with each version's line exactly as the
     /// registry published it (cargo checks the `.crate` against its `cksum`).
@@ -62,7 +76,7 @@ impl Ecosystem for Cargo {
         for name in change.touched() {
             let mut versions = change.versions_of(name);
             if versions.is_empty() {
-                tree.remove(NAME, &format!("index/{}", index_path(name)))?;
+                tree.remove(NAME, &index_file(name))?;
                 continue;
             }
             versions.sort_by_key(|e| e.version.as_deref().and_then(|v| semver::Version::parse(v).ok()));
@@ -77,7 +91,7 @@ impl Ecosystem for Cargo {
                 lines.extend_from_slice(line);
                 lines.push(b'\n');
             }
-            tree.write(NAME, &format!("index/{}", index_path(name)), &lines)?;
+            tree.write(NAME, &index_file(name), &lines)?;
         }
         Ok(())
     }
@@ -145,6 +159,11 @@ pub fn check_pins(pins: &[CratePin], origin: &str) -> Result<()> {
 #[must_use]
 pub fn crate_file(name: &str, version: &str) -> String {
     format!("{name}-{version}.crate")
+}
+
+/// Where the mirror keeps a crate's index file.
+fn index_file(name: &str) -> String {
+    format!("index/{}", index_path(name))
 }
 
 /// The path of a crate's file in a registry index. Names are checked

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::ecosystem::{Artifact, Change, Ecosystem};
+use crate::ecosystem::{Artifact, Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
@@ -31,6 +31,11 @@ impl Ecosystem for Files {
             return Err("plain files have no version".into());
         }
         Ok(())
+    }
+
+    /// A plain file occupies its own path and nothing else.
+    fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
+        add(Reserved::own(entry.path.as_str(), "file"));
     }
 
     fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {

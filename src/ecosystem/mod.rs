@@ -10,8 +10,10 @@ pub mod files;
 pub mod npm;
 pub mod pypi;
 pub mod registry;
+pub mod reserved;
 
 pub use registry::Artifact;
+pub use reserved::Reserved;
 
 use crate::error::Result;
 use crate::manifest::Entry;
@@ -23,6 +25,16 @@ pub trait Ecosystem: Sync {
     fn name(&self) -> &'static str;
     /// Rules for an entry beyond the manifest schema; the error says what is wrong.
     fn check_entry(&self, entry: &Entry) -> Result<(), String>;
+    /// Hands `add` every path `entry` occupies under the ecosystem's folder:
+    /// its own file and every file `publish` generates for it, whether or not
+    /// this entry's evidence fills it (another entry's file there would be
+    /// taken for it). [`reserved::check`] compares them across entries.
+    fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>));
+    /// Files `publish` (or `airlock serve`) makes for the whole tree, with
+    /// what each is; no entry may occupy them.
+    fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
     /// Writes `change.new` into the new mirror generation under the
     /// ecosystem's own top-level folder, takes `change.removed` out of what
     /// clients see, and regenerates whatever index the clients read for the

@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
-use crate::ecosystem::{Change, Ecosystem};
+use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -53,6 +53,18 @@ impl Ecosystem for Npm {
         Ok(())
     }
 
+    /// The tarball and its attestations document are the version's own;
+    /// the packument is shared by the package's versions.
+    fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
+        add(Reserved::own(entry.path.as_str(), "tarball"));
+        add(Reserved::own(attestations_path(entry), "attestations document"));
+        add(Reserved::shared(packument_path(&entry.name), "packument", &entry.name));
+    }
+
+    fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
+        &[(KEYS_PATH, "registry keys document")]
+    }
+
     /// Tarballs in the registry's layout, attestation documents where the
     /// registry's attestations endpoint puts them, and one packument per
     /// package regenerated from all its versions, keeping `dist.signatures`
@@ -72,11 +84,11 @@ impl Ecosystem for Npm {
         for name in change.touched() {
             let versions = change.versions_of(name);
             if versions.is_empty() {
-                tree.remove(NAME, &format!("{name}/packument.json"))?;
+                tree.remove(NAME, &packument_path(name))?;
                 continue;
             }
             let packument = packument(name, &versions);
-            tree.write(NAME, &format!("{name}/packument.json"), &serde_json::to_vec(&packument).expect("JSON"))?;
+            tree.write(NAME, &packument_path(name), &serde_json::to_vec(&packument).expect("JSON"))?;
         }
         Ok(())
     }
@@ -84,6 +96,14 @@ impl Ecosystem for Npm {
 
 /// The placeholder `airlock serve` replaces with `http://HOST`.
 pub const BASE_PLACEHOLDER: &str = "{{AIRLOCK_BASE}}";
+
+/// Where the mirror serves the registry keys document the import policy pins.
+pub const KEYS_PATH: &str = "-/npm/v1/keys";
+
+/// Where a package's packument is kept.
+fn packument_path(name: &str) -> String {
+    format!("{name}/packument.json")
+}
 
 /// Where the registry's attestations endpoint keeps a version's document.
 fn attestations_path(entry: &Entry) -> String {

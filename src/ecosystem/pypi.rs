@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::Deserialize;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
-use crate::ecosystem::{Change, Ecosystem};
+use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::escape;
 use crate::fetch::{Digests, parallel};
@@ -56,6 +56,21 @@ impl Ecosystem for Pypi {
         Ok(())
     }
 
+    /// The file, its PEP 658 metadata and PEP 740 provenance are the
+    /// entry's own; the project's pages are shared by its files.
+    fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
+        add(Reserved::own(simple_path(entry), "file"));
+        add(Reserved::own(metadata_path(entry), "core metadata"));
+        add(Reserved::own(provenance_path(entry), "provenance"));
+        for page in project_page_paths(&entry.name) {
+            add(Reserved::shared(page, "index page", &entry.name));
+        }
+    }
+
+    fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
+        &[(ROOT_PAGE, "root index page")]
+    }
+
     /// Files, their PEP 658 metadata and PEP 740 provenance go under
     /// `pypi/simple/PROJECT/` and `pypi/integrity/...`; every project page
     /// (HTML for pip's file:// index, PEP 691 JSON for `airlock serve`) and
@@ -64,7 +79,7 @@ impl Ecosystem for Pypi {
         for entry in &change.removed {
             let file = simple_path(entry);
             tree.remove(NAME, &file)?;
-            tree.remove(NAME, &format!("{file}.metadata"))?;
+            tree.remove(NAME, &metadata_path(entry))?;
             tree.remove(NAME, &provenance_path(entry))?;
         }
         for entry in &change.new {
@@ -72,7 +87,7 @@ impl Ecosystem for Pypi {
             tree.link_blob(NAME, &RelPath::new(&file).expect("built from a checked path"), &entry.blob)?;
             for evidence in &entry.evidence {
                 match evidence.kind.as_str() {
-                    "pypi-core-metadata" => tree.write(NAME, &format!("{file}.metadata"), &evidence.data)?,
+                    "pypi-core-metadata" => tree.write(NAME, &metadata_path(entry), &evidence.data)?,
                     "pypi-provenance" => tree.write(NAME, &provenance_path(entry), &evidence.data)?,
                     _ => {}
                 }
@@ -83,17 +98,18 @@ impl Ecosystem for Pypi {
         projects.dedup();
         for project in change.touched() {
             let files = change.versions_of(project);
+            let [html_path, json_path] = project_page_paths(project);
             if files.is_empty() {
-                tree.remove(NAME, &format!("simple/{project}/index.html"))?;
-                tree.remove(NAME, &format!("simple/{project}/index.json"))?;
+                tree.remove(NAME, &html_path)?;
+                tree.remove(NAME, &json_path)?;
                 continue;
             }
             let listed: Vec<Listed<'_>> = files.iter().map(|entry| Listed::new(entry, tree)).collect();
             let (html, json) = project_pages(project, &listed);
-            tree.write(NAME, &format!("simple/{project}/index.html"), html.as_bytes())?;
-            tree.write(NAME, &format!("simple/{project}/index.json"), json.as_bytes())?;
+            tree.write(NAME, &html_path, html.as_bytes())?;
+            tree.write(NAME, &json_path, json.as_bytes())?;
         }
-        tree.write(NAME, "simple/index.html", root_page(&projects).as_bytes())
+        tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())
     }
 }
 
@@ -245,6 +261,19 @@ fn simple_path(entry: &Entry) -> String {
     format!("simple/{}", entry.path)
 }
 
+/// Where PEP 658 puts a file's core metadata: beside it, named after it.
+fn metadata_path(entry: &Entry) -> String {
+    format!("{}.metadata", simple_path(entry))
+}
+
+/// A project's PEP 503 HTML page and PEP 691 JSON page.
+fn project_page_paths(project: &str) -> [String; 2] {
+    [format!("simple/{project}/index.html"), format!("simple/{project}/index.json")]
+}
+
+/// The PEP 503 root page, listing every project.
+const ROOT_PAGE: &str = "simple/index.html";
+
 fn file_name(entry: &Entry) -> &str {
     entry.path.as_str().rsplit('/').next().unwrap_or_default()
 }
@@ -265,7 +294,7 @@ struct Listed<'a> {
 
 impl<'a> Listed<'a> {
     fn new(entry: &'a Entry, tree: &Tree) -> Self {
-        let metadata = tree.read(NAME, &format!("{}.metadata", simple_path(entry)));
+        let metadata = tree.read(NAME, &metadata_path(entry));
         Listed {
             entry,
             metadata_sha256: metadata.map(|m| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&m))),

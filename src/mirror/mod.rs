@@ -41,6 +41,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::ecosystem;
+use crate::ecosystem::reserved::Holder;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::Entry;
@@ -68,10 +69,17 @@ fn trim_for_inventory(entry: &mut Entry) {
     }
 }
 
-/// An inventory entry: what is published, and which channel brought it.
+/// An inventory entry: what is published, and which channels vouch for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stored {
+    /// The channel whose entry this is: its evidence is what the mirror
+    /// publishes, and only it may change the entry (a plain file's content).
     pub channel: String,
+    /// Other channels whose bundles list the identical artifact. The entry
+    /// stays published while any channel lists it; they never change it.
+    /// (Absent from inventories written before channels could share entries.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_listed_by: Vec<String>,
     pub entry: Entry,
 }
 
@@ -102,46 +110,123 @@ fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
 /// from the inventory and the manifest instead of copying entries: with
 /// tens of thousands of entries, copies were most of an import's memory.
 struct Merged<'a> {
-    /// Every entry published after the import, with the channel that
-    /// vouches for it, in the order of their places.
+    /// Every entry published after the import, with the channel whose entry
+    /// it is, in the order of their places.
     all: Vec<(&'a str, &'a Entry)>,
+    /// The other channels that list an entry of `all`, by the entry's
+    /// place, sorted. Kept apart from `all`: most entries have none.
+    also: Vec<(Place<'a>, Vec<&'a str>)>,
     /// Incoming entries not already published.
     fresh: Vec<&'a Entry>,
-    /// Entries the bundle's channel published before and no longer lists.
+    /// Entries the bundle's channel published before, no longer lists, and
+    /// no other channel lists.
     removed: Vec<&'a Entry>,
 }
 
+/// An entry's ecosystem and path.
+type Place<'a> = (&'a str, &'a str);
+
 /// The mirror's entries after a bundle of `channel` listing `incoming`
-/// (the channel's whole intended inventory). The same file with other
-/// content is a rejection for registry ecosystems (two bundles disagree
-/// about a published artifact); plain files may change from one bundle to
-/// the next. What the channel published before and no longer lists is withdrawn.
+/// (the channel's whole intended inventory).
+///
+/// An entry belongs to the channel that published it first. Another
+/// channel may list the identical artifact (sites run several channels that
+/// carry a popular package): the entry stays exactly as its channel
+/// published it, evidence included, and the other channel is recorded as
+/// listing it too, so the entry is withdrawn only once no channel lists it
+/// (then the next channel listing it holds it, unchanged). The same place
+/// with other content is a rejection for registry ecosystems (two bundles
+/// disagree about a published artifact); a plain file may change from one
+/// bundle of its channel to the next, never by another channel's bundle.
 fn merge<'a>(current: &'a [Stored], incoming: &'a [Entry], channel: &'a str) -> Result<Merged<'a>> {
     let mut listed: Vec<&Entry> = incoming.iter().collect();
     listed.sort_unstable_by(|a, b| a.place().cmp(&b.place()));
     let find = |entry: &Entry| listed.binary_search_by(|l| l.place().cmp(&entry.place())).ok();
-    // Listed entries the mirror already holds with the same content.
-    let mut published = vec![false; listed.len()];
+    // What the mirror holds at each listed entry's place.
+    let mut held: Vec<Option<&Stored>> = vec![None; listed.len()];
     let mut all = Vec::with_capacity(current.len() + incoming.len());
+    let mut also = Vec::new();
     let mut removed = Vec::new();
     for stored in current {
+        let place = stored.entry.place();
+        let others = stored.also_listed_by.iter().map(String::as_str);
         match find(&stored.entry) {
-            Some(i) if listed[i].blob == stored.entry.blob => published[i] = true,
-            Some(i) if stored.entry.ecosystem != ecosystem::files::NAME => {
-                return Err(disagreement(&stored.entry, listed[i]));
+            Some(i) => {
+                check_relisting(stored, listed[i], channel)?;
+                held[i] = Some(stored);
+                if stored.channel == channel {
+                    // Its own channel's listing replaces it (below); the others still list it.
+                    push_listers(&mut also, place, others);
+                } else {
+                    all.push((stored.channel.as_str(), &stored.entry));
+                    push_listers(&mut also, place, others.chain([channel]));
+                }
             }
-            // A plain file that changed: the incoming one replaces it.
-            Some(_) => {}
-            None if stored.channel == channel => removed.push(&stored.entry),
-            None => all.push((stored.channel.as_str(), &stored.entry)),
+            None if stored.channel == channel => {
+                let mut others = others;
+                match others.next() {
+                    None => removed.push(&stored.entry),
+                    Some(next) => {
+                        all.push((next, &stored.entry));
+                        push_listers(&mut also, place, others);
+                    }
+                }
+            }
+            None => {
+                all.push((stored.channel.as_str(), &stored.entry));
+                push_listers(&mut also, place, others.filter(|c| *c != channel));
+            }
         }
     }
-    check_folding(&all, incoming, channel)?;
-    // From now on this channel vouches for what it lists, published before or not.
-    all.extend(listed.iter().map(|entry| (channel, *entry)));
+    // From now on this channel vouches for what it lists and no other channel holds.
+    all.extend(
+        listed.iter().zip(&held).filter(|(_, h)| h.is_none_or(|s| s.channel == channel)).map(|(e, _)| (channel, *e)),
+    );
     all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
-    let fresh = incoming.iter().filter(|e| find(e).is_some_and(|i| !published[i])).collect();
-    Ok(Merged { all, fresh, removed })
+    also.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let fresh =
+        incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|s| s.entry.blob != e.blob))).collect();
+    Ok(Merged { all, also, fresh, removed })
+}
+
+/// Records the channels listing the entry at `place` besides its own, if any.
+fn push_listers<'a>(
+    also: &mut Vec<(Place<'a>, Vec<&'a str>)>,
+    place: Place<'a>,
+    channels: impl Iterator<Item = &'a str>,
+) {
+    let mut channels: Vec<&str> = channels.collect();
+    if !channels.is_empty() {
+        channels.sort_unstable();
+        channels.dedup();
+        also.push((place, channels));
+    }
+}
+
+/// Whether `channel` may list `incoming` where the mirror holds `stored`.
+fn check_relisting(stored: &Stored, incoming: &Entry, channel: &str) -> Result<()> {
+    if incoming.blob == stored.entry.blob {
+        return Ok(());
+    }
+    if stored.entry.ecosystem != ecosystem::files::NAME {
+        return Err(disagreement(&stored.entry, incoming));
+    }
+    let reject = |why: String| {
+        Err(Error::rejected(format!("{}/{}", incoming.ecosystem, incoming.path), crate::error::Rejection::Policy(why)))
+    };
+    let (was, now) = (stored.entry.blob.short(), incoming.blob.short());
+    if stored.channel != channel {
+        return reject(format!(
+            "channel {} published this file (blake3 {was}) and channel {channel} brings other content (blake3 {now}); a channel never replaces another channel's file: rename it in channel {channel}, or have channel {} change or withdraw it",
+            stored.channel, stored.channel
+        ));
+    }
+    if let Some(other) = stored.also_listed_by.first() {
+        return reject(format!(
+            "channel {other} also lists this file with its current content (blake3 {was}); channel {channel}'s new content (blake3 {now}) would change what channel {other} vouches for: have channel {other} drop the file first, or give the new content another name"
+        ));
+    }
+    Ok(())
 }
 
 fn disagreement(published: &Entry, incoming: &Entry) -> Error {
@@ -155,37 +240,43 @@ fn disagreement(published: &Entry, incoming: &Entry) -> Error {
     )
 }
 
-/// What earlier bundles published (`kept`) and this one brings share one
-/// tree: an incoming path must not be one a file system would merge with a
-/// published one. (Pairs already published before this rule are left alone.)
-fn check_folding(kept: &[(&str, &Entry)], incoming: &[Entry], channel: &str) -> Result<()> {
-    let mut folded = crate::manifest::FoldedPaths::default();
-    for (_, entry) in kept {
-        let _ = folded.add(&entry.ecosystem, entry.path.as_str());
-    }
-    for entry in incoming {
-        folded.add(&entry.ecosystem, entry.path.as_str()).map_err(|why| {
-            Error::rejected(
-                format!("channel {channel}"),
-                crate::error::Rejection::Policy(format!(
-                    "{why}: the mirror already holds one of them; rename one upstream or withdraw it from its channel first"
-                )),
-            )
-        })?;
-    }
-    Ok(())
+/// Every path the mirror's entries occupy after the import, carried and
+/// generated, against every other ([`ecosystem::reserved`]); a collision
+/// counts when an entry `channel` lists takes part in it.
+fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
+    // This channel's entries are the bundle's; the others' are what the mirror holds.
+    let source = |i: usize| {
+        let (owner, entry) = all[i];
+        (entry, if owner == channel { Holder::Bundle } else { Holder::Mirror(owner) })
+    };
+    ecosystem::reserved::check(all.len(), source)
+        .map_err(|why| Error::rejected(format!("channel {channel}"), crate::error::Rejection::Policy(why)))
 }
 
-/// Writes the inventory file: every published entry with its channel,
+/// Whether a bundle with `manifest` could be published over the mirror's
+/// `inventory`: the checks its publication makes (other channels' entries
+/// unchanged, no two entries claiming one path), made before anything of it
+/// is staged.
+pub fn check_listing(inventory: &[Stored], manifest: &crate::manifest::Manifest) -> Result<()> {
+    let merged = merge(inventory, &manifest.entries, &manifest.channel)?;
+    check_reserved(&merged.all, &manifest.channel)
+}
+
+/// Writes the inventory file: every published entry with its channels,
 /// evidence the ecosystems wrote as files trimmed to its kind. Encoded one
 /// entry at a time so that no second copy of the inventory is held.
-fn write_inventory(tree: &mut Tree, all: &[(&str, &Entry)]) -> Result<()> {
-    let stored = all.iter().map(|(channel, entry)| {
+fn write_inventory(tree: &mut Tree, merged: &Merged<'_>) -> Result<()> {
+    let stored = merged.all.iter().map(|(channel, entry)| {
         let mut entry = (*entry).clone();
         trim_for_inventory(&mut entry);
-        Stored { channel: (*channel).to_owned(), entry }
+        let also = match merged.also.binary_search_by(|(place, _)| place.cmp(&entry.place())) {
+            Ok(i) => merged.also[i].1.iter().map(|c| (*c).to_owned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        Stored { channel: (*channel).to_owned(), also_listed_by: also, entry }
     });
-    tree.write_file_with(Path::new(INVENTORY), |file| crate::manifest::canonical::write_seq(file, all.len(), stored))
+    let len = merged.all.len();
+    tree.write_file_with(Path::new(INVENTORY), |file| crate::manifest::canonical::write_seq(file, len, stored))
 }
 
 /// An opened, locked mirror.
@@ -344,6 +435,8 @@ impl Mirror {
 
     /// Builds the next generation from the current one plus the verified
     /// bundle in `staging`, makes it durable and publishes it atomically.
+    /// The bundle passed [`check_listing`] against this mirror's inventory,
+    /// under the same lock, before it was staged (import does that).
     /// `npm_keys` is the npm registry keys document the import policy pins;
     /// the mirror serves it at the registry's keys endpoint.
     pub fn publish(
@@ -383,9 +476,9 @@ impl Mirror {
         if let Some(keys) = npm_keys
             && merged.all.iter().any(|(_, e)| e.ecosystem == "npm")
         {
-            tree.write("npm", "-/npm/v1/keys", keys)?;
+            tree.write(ecosystem::npm::NAME, ecosystem::npm::KEYS_PATH, keys)?;
         }
-        write_inventory(&mut tree, &merged.all)?;
+        write_inventory(&mut tree, &merged)?;
         drop(merged);
         drop(inventory);
         let mut state = self.state()?;
@@ -792,11 +885,14 @@ mod tests {
     use super::*;
     use crate::id::RelPath;
 
+    /// An entry at `path`; a registry package is named by the path's first
+    /// part, as its layout has it.
     fn entry(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
+        let files = ecosystem == ecosystem::files::NAME;
         Entry {
             ecosystem: ecosystem.into(),
-            name: path.into(),
-            version: Some("1".into()),
+            name: if files { path.into() } else { path.split('/').next().unwrap().into() },
+            version: if files { None } else { Some("1".into()) },
             path: RelPath::new(path).unwrap(),
             blob: ContentId::of(content),
             size: content.len() as u64,
@@ -809,7 +905,7 @@ mod tests {
     }
 
     fn stored(channel: &str, e: Entry) -> Stored {
-        Stored { channel: channel.into(), entry: e }
+        Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }
     }
 
     #[test]
@@ -837,7 +933,8 @@ mod tests {
         assert!(m.all.iter().any(|(_, e)| e.blob == ContentId::of(b"v2")));
 
         // A path that a case-insensitive file system would merge with a published one.
-        let err = merge(&old, &[entry("files", "NOTES.txt", b"v1")], "other").err().unwrap();
+        let incoming = [entry("files", "NOTES.txt", b"v1")];
+        let err = merge(&old, &incoming, "other").and_then(|m| check_reserved(&m.all, "other")).err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("differ only by case"), "{err}");
 
@@ -847,5 +944,49 @@ mod tests {
         assert_eq!(m.removed.len(), 1);
         assert_eq!(m.removed[0].path.as_str(), "a/-/a-1.tgz");
         assert!(m.all.iter().any(|(channel, _)| *channel == "other"));
+    }
+
+    #[test]
+    fn another_channel_listing_an_entry_co_lists_it_without_changing_or_withdrawing_it() {
+        let mut theirs = entry("npm", "a/-/a-1.tgz", b"a");
+        theirs.attributes.insert("published".into(), "by b".into());
+        let old = vec![stored("a", entry("npm", "a/-/a-1.tgz", b"a"))];
+        let m = merge(&old, std::slice::from_ref(&theirs), "b").unwrap();
+        assert_eq!(m.all.len(), 1);
+        assert_eq!(m.all[0].0, "a", "the entry stays channel a's");
+        assert_eq!(m.all[0].1, &old[0].entry, "with channel a's evidence and attributes");
+        assert_ne!(m.all[0].1, &theirs);
+        assert_eq!(m.also, [(("npm", "a/-/a-1.tgz"), vec!["b"])]);
+        assert!(m.fresh.is_empty() && m.removed.is_empty());
+
+        let co_listed = vec![Stored { also_listed_by: vec!["b".into()], ..old[0].clone() }];
+        // Channel b drops it: it stays, channel a's alone.
+        let m = merge(&co_listed, &[], "b").unwrap();
+        assert_eq!((m.all.len(), m.also.len(), m.removed.len()), (1, 0, 0));
+        // Channel a drops it: channel b still lists it, so it stays, now channel b's and unchanged.
+        let m = merge(&co_listed, &[], "a").unwrap();
+        assert_eq!((m.all[0].0, m.also.len(), m.removed.len()), ("b", 0, 0));
+        assert_eq!(m.all[0].1, &co_listed[0].entry);
+        // Channel a may not give a plain file new content while channel b vouches for the old.
+        let shared = vec![Stored { also_listed_by: vec!["b".into()], ..stored("a", entry("files", "f", b"v1")) }];
+        let err = merge(&shared, &[entry("files", "f", b"v2")], "a").err().unwrap();
+        assert!(err.to_string().contains("channel b also lists this file with its current content"), "{err}");
+    }
+
+    #[test]
+    fn an_inventory_written_before_channels_could_share_entries_still_loads() {
+        #[derive(Serialize)]
+        struct OldStored {
+            channel: String,
+            entry: Entry,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INVENTORY);
+        let old = [OldStored { channel: "weekly".into(), entry: entry("files", "notes.txt", b"v1") }];
+        let mut file = File::create(&path).unwrap();
+        crate::manifest::canonical::write_seq(&mut file, old.len(), old.into_iter()).unwrap();
+        drop(file);
+        let read = read_inventory(&path).unwrap();
+        assert_eq!(read, [stored("weekly", entry("files", "notes.txt", b"v1"))]);
     }
 }

@@ -11,11 +11,16 @@
 //! [[keys]]
 //! name = "alice"
 //! public = "airlock-pub-ed25519:…"   # or: file = "alice.pub" (relative to the policy)
+//! [[channels]]                         # optional: keys bound to a channel (`channels`)
+//! name = "weekly"
+//! keys = ["alice"]
+//! threshold = 1
 //! ```
 //!
 //! The same text, with every reference to another file replaced by its
 //! content, is what a signed policy statement carries (`statement`).
 
+pub mod channels;
 pub mod names;
 mod rules;
 pub mod statement;
@@ -47,7 +52,7 @@ pub struct Policy {
     serial: u64,
     revoked: BTreeSet<KeyId>,
     rules: BTreeMap<String, Rules>,
-    channels: Option<Vec<String>>,
+    channels: Option<Vec<channels::Channel>>,
     sigstore: Option<std::sync::Arc<SigstoreRoot>>,
 }
 
@@ -83,9 +88,10 @@ pub struct PolicyFile {
     /// Key ids (32 hex digits) whose signatures never count, listed or not.
     #[serde(default)]
     pub revoked: Vec<String>,
-    /// Channels this site accepts bundles from; absent: any.
+    /// Channels this site accepts bundles from, each by name or with the
+    /// keys bound to it (`channels`); absent: any channel, any trusted key.
     #[serde(default)]
-    pub channels: Option<Vec<String>>,
+    pub channels: Option<Vec<channels::ChannelItem>>,
     #[serde(default)]
     pub npm: Option<EcosystemRules>,
     #[serde(default)]
@@ -183,10 +189,11 @@ impl Policy {
         let keys = file.keys.iter().map(|k| k.resolve(references, origin)).collect::<Result<Vec<_>>>()?;
         let mut policy = Policy::new(keys, file.threshold, parse_revoked(&file.revoked, origin)?, origin)?;
         policy.serial = file.serial;
-        if let Some(bad) = file.channels.iter().flatten().find(|c| !crate::manifest::valid_channel(c)) {
-            return Err(Error::Usage(format!("{origin}: channel {bad:?} is not a valid channel name")));
-        }
-        policy.channels = file.channels;
+        policy.channels = file
+            .channels
+            .as_deref()
+            .map(|items| channels::resolve(items, &policy.keys, &policy.revoked, origin))
+            .transpose()?;
         if let Some(settings) = &file.sigstore {
             policy.sigstore = Some(std::sync::Arc::new(settings.load(references, origin)?));
         }
@@ -245,10 +252,12 @@ impl Policy {
         self.keys.get(id).map(|k| k.name.as_str())
     }
 
-    /// Whether bundles of `channel` are accepted.
-    #[must_use]
-    pub fn accepts_channel(&self, channel: &str) -> bool {
-        self.channels.as_ref().is_none_or(|list| list.iter().any(|c| c == channel))
+    /// Whether a bundle of `channel` signed by `signers` (the distinct
+    /// trusted keys whose signatures verified) is accepted: the channel is
+    /// listed, when the policy lists channels, and signed by enough of its
+    /// own keys, when keys are bound to it.
+    pub fn check_channel(&self, channel: &str, signers: &[KeyId]) -> Result<(), crate::error::Rejection> {
+        channels::check(self.channels.as_deref(), channel, signers, |id| self.describe(id))
     }
 
     /// The evidence rules for an ecosystem (none: digest-only is enough).

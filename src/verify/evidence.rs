@@ -237,7 +237,8 @@ mod tests {
 
     #[test]
     fn a_new_name_one_typo_from_a_mirrored_name_is_held_back() {
-        let held = vec![Stored { channel: "default".into(), entry: entry("pypi", "requests") }];
+        let held =
+            vec![Stored { channel: "default".into(), also_listed_by: Vec::new(), entry: entry("pypi", "requests") }];
         let screened = policy("[pypi.names]\n");
         let err = screen_new_names(&[entry("pypi", "reqeusts")], &held, &screened).unwrap_err();
         assert!(err.to_string().contains("looks like requests"), "{err}");

@@ -210,15 +210,8 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
         envelope::verify(&envelope_bytes, policy, envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     let manifest =
         Manifest::from_bytes(&verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
-    if !policy.accepts_channel(&manifest.channel) {
-        return Err(Error::rejected(
-            subject,
-            Rejection::Policy(format!(
-                "channel {:?} is not among the channels the policy accepts; add it to `channels` in the policy if this site should take it",
-                manifest.channel
-            )),
-        ));
-    }
+    // The channel is in the signed manifest, so it is judged after the signatures over its raw bytes.
+    policy.check_channel(&manifest.channel, &verified.trusted_signers).map_err(|r| Error::rejected(subject, r))?;
     if now >= manifest.expires {
         return Err(Error::rejected(
             subject,
@@ -230,6 +223,10 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
         check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
         packages.push(evidence::check(entry, policy).map_err(|r| Error::rejected(subject, r))?);
     }
+    // Generated files too (index pages, metadata beside a file): two entries
+    // of one bundle must not claim one path of the mirror.
+    ecosystem::reserved::check(manifest.entries.len(), |i| (&manifest.entries[i], ecosystem::reserved::Holder::Bundle))
+        .map_err(|m| Error::rejected(subject, Rejection::Policy(m)))?;
     Ok(VerifiedManifest {
         digest: ContentId::of(&verified.payload),
         manifest: manifest.into(),

@@ -126,13 +126,12 @@ fn cases() -> Vec<(String, Case)> {
     let mut out = Vec::new();
     for entry in fs::read_dir(vectors_dir()).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") && path.file_name().unwrap() != "policy.toml" {
-            let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        // Policy files are not cases: policy.toml and policy-*.toml.
+        if path.extension().is_some_and(|e| e == "toml") && name != "policy" && !name.starts_with("policy-") {
             let text = fs::read_to_string(&path).unwrap();
             let case: Case = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            if !name.starts_with("policy-") {
-                out.push((name, case));
-            }
+            out.push((name, case));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
