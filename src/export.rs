@@ -19,10 +19,18 @@ use crate::id::ContentId;
 use crate::lockfile;
 use crate::manifest::Entry;
 use crate::manifest::canonical;
-use crate::manifest::{Blob, FORMAT_VERSION, Manifest};
+use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
 use crate::progress::{Progress, ProgressReader};
 use crate::sign::{SecretKey, envelope};
 use crate::writeback::DropBehind;
+
+/// The longest `expires_in` an export accepts: 100 years (as humantime
+/// counts them, 365.25 days each). An expiry bounds how long a bundle that
+/// leaked or was kept back can still be imported somewhere; beyond a
+/// century it bounds nothing. A fixed cap, rather than "until the year
+/// 9999", refuses the same `--expires` on every machine on every day, and
+/// keeps any creation time up to the year 9899 within [`MAX_TIME`].
+pub const MAX_EXPIRES_IN: Duration = Duration::from_hours(876_600);
 
 /// What to export and how.
 pub struct ExportOptions {
@@ -210,6 +218,7 @@ fn check_options(options: &ExportOptions) -> Result<()> {
             "nothing to export: pass --files DIR, --pypi-lock, --npm-lock or --cargo-lock (or --config FILE)".into(),
         ));
     }
+    expiry(options)?;
     if !options.force && options.out.symlink_metadata().is_ok() {
         return Err(Error::Usage(format!(
             "{}: already exists; choose another --out or pass --force to replace it",
@@ -217,6 +226,24 @@ fn check_options(options: &ExportOptions) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// When the bundle expires: `expires_in` after its creation time, which must
+/// be at most [`MAX_EXPIRES_IN`] and end by [`MAX_TIME`].
+fn expiry(options: &ExportOptions) -> Result<u64> {
+    if options.expires_in > MAX_EXPIRES_IN {
+        return Err(Error::Usage(format!(
+            "--expires {}: longer than the 100 years a bundle may stay importable; choose a shorter duration",
+            humantime::format_duration(options.expires_in)
+        )));
+    }
+    options.now.checked_add(options.expires_in.as_secs()).filter(|t| *t <= MAX_TIME).ok_or_else(|| {
+        Error::Usage(format!(
+            "creation time {} (SOURCE_DATE_EPOCH, or the clock) plus --expires is after 9999-12-31T23:59:59Z; \
+             set SOURCE_DATE_EPOCH to a real time",
+            options.now
+        ))
+    })
 }
 
 /// The next bundle of a channel follows the last one: the next sequence
@@ -327,47 +354,77 @@ fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
     }
 }
 
+/// What the lockfiles pin, each list with the lockfile it came from.
+struct Pins<'a> {
+    pypi: Vec<(&'a Path, Vec<lockfile::pypi::PypiPin>)>,
+    npm: Vec<(&'a Path, Vec<lockfile::npm::NpmPin>)>,
+    cargo: Vec<(&'a Path, Vec<lockfile::cargo::CratePin>)>,
+}
+
+/// Reads every lockfile and checks every pin against its ecosystem's name
+/// and version grammar, before anything is fetched or written (the
+/// download cache included): a bad lockfile is one line naming it.
+fn read_pins(inputs: &Inputs) -> Result<Pins<'_>> {
+    let mut pins = Pins { pypi: Vec::new(), npm: Vec::new(), cargo: Vec::new() };
+    for path in &inputs.pypi_locks {
+        let text = read_lockfile(path)?;
+        let origin = path.display().to_string();
+        let is_pylock = path.extension().is_some_and(|e| e == "toml");
+        let parsed = if is_pylock {
+            lockfile::pypi::parse_pylock(&text, &origin)?
+        } else {
+            lockfile::pypi::parse_requirements(&text, &origin)?
+        };
+        pypi::check_pins(&parsed, &origin)?;
+        pins.pypi.push((path, parsed));
+    }
+    for path in &inputs.npm_locks {
+        let origin = path.display().to_string();
+        let parsed = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &origin)?;
+        npm::check_pins(&parsed, &origin)?;
+        pins.npm.push((path, parsed));
+    }
+    for path in &inputs.cargo_locks {
+        let origin = path.display().to_string();
+        let parsed = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &origin)?;
+        cargo::check_pins(&parsed, &origin)?;
+        pins.cargo.push((path, parsed));
+    }
+    Ok(pins)
+}
+
 /// Parses every lockfile and fetches what it pins; returns the artifacts and
 /// how many were downloaded (rather than found in the cache).
 fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) -> Result<(Vec<Artifact>, usize)> {
+    let pins = read_pins(inputs)?;
     let client = Client::new(network.read_timeout, network.retries)?;
     let cache = Cache::open(&network.cache)?;
     let ctx = FetchContext { client: &client, cache: &cache, jobs: network.jobs, progress };
     progress.start("fetching", 0);
     let mut artifacts = Vec::new();
-    for path in &inputs.pypi_locks {
-        let text = read_lockfile(path)?;
-        let origin = path.display().to_string();
-        let is_pylock = path.extension().is_some_and(|e| e == "toml");
-        let pins = if is_pylock {
-            lockfile::pypi::parse_pylock(&text, &origin)?
-        } else {
-            lockfile::pypi::parse_requirements(&text, &origin)?
-        };
+    for (_, pins) in &pins.pypi {
         let index = network
             .pypi_index
             .clone()
             .or_else(endpoints::pip_index_url)
             .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, pypi::resolve(&pins, &index, &network.selection, &ctx)?);
+        append(&mut artifacts, pypi::resolve(pins, &index, &network.selection, &ctx)?);
     }
-    for path in &inputs.npm_locks {
-        let pins = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &path.display().to_string())?;
+    for (path, pins) in &pins.npm {
         let registry = network
             .npm_registry
             .clone()
             .or_else(|| endpoints::npm_registry(path.parent()))
             .unwrap_or_else(|| npm::DEFAULT_REGISTRY.to_owned());
-        append(&mut artifacts, npm::resolve(&pins, &registry, &ctx)?);
+        append(&mut artifacts, npm::resolve(pins, &registry, &ctx)?);
     }
-    for path in &inputs.cargo_locks {
-        let pins = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &path.display().to_string())?;
+    for (_, pins) in &pins.cargo {
         let index = network
             .cargo_index
             .clone()
             .or_else(endpoints::cargo_index)
             .unwrap_or_else(|| cargo::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, cargo::resolve(&pins, &index, &ctx)?);
+        append(&mut artifacts, cargo::resolve(pins, &index, &ctx)?);
     }
     progress.finish();
     Ok((artifacts, cache.downloads()))
@@ -384,10 +441,7 @@ fn build_manifest(mut artifacts: Vec<Artifact>, options: &ExportOptions) -> Resu
     sort_stably(&mut artifacts, |a, b| (&a.entry.ecosystem, &a.entry.path).cmp(&(&b.entry.ecosystem, &b.entry.path)));
     artifacts.dedup_by(|a, b| a.entry == b.entry);
     let (entries, blobs, sources) = split_artifacts(artifacts);
-    let expires = options
-        .now
-        .checked_add(options.expires_in.as_secs())
-        .ok_or_else(|| Error::Usage("--expires is too far in the future".into()))?;
+    let expires = expiry(options)?;
     let mut signers: Vec<_> = options.keys.iter().map(|k| k.public().id()).collect();
     signers.sort();
     signers.dedup();

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cosign;
 pub mod ecosystem;
 pub mod error;
+pub mod escape;
 pub mod export;
 pub mod fetch;
 pub mod id;

@@ -3,10 +3,9 @@
 //! the bundle carries, where it came from, and which upstream evidence was
 //! found or missing. Deterministic: the same bundle gives the same bytes.
 
-use std::fmt::Write as _;
-
 use serde_json::{Value, json};
 
+use crate::escape;
 use crate::inspect::{InspectEntry, InspectReport};
 
 /// CycloneDX's names for the digests a manifest carries.
@@ -73,29 +72,18 @@ fn component(entry: &InspectEntry) -> Value {
 }
 
 /// The package URL (github.com/package-url/purl-spec) of an entry. A PyPI
-/// release has several files, so the file name is a qualifier.
+/// release has several files, so the file name is a qualifier. Every
+/// segment is percent-encoded ([`escape::url_segment`]), an npm scope's `@` too.
 fn purl(entry: &InspectEntry) -> Option<String> {
-    let version = entry.version.as_deref()?;
+    let version = escape::url_segment(entry.version.as_deref()?);
     let file_name = entry.path.rsplit('/').next().unwrap_or_default();
+    let name = entry.name.split('/').map(escape::url_segment).collect::<Vec<_>>().join("/");
     match entry.ecosystem.as_str() {
-        "npm" => Some(format!("pkg:npm/{}@{}", entry.name.replacen('@', "%40", 1), encode(version))),
-        "pypi" => Some(format!("pkg:pypi/{}@{}?file_name={}", entry.name, encode(version), encode(file_name))),
-        "cargo" => Some(format!("pkg:cargo/{}@{}", entry.name, encode(version))),
+        "npm" => Some(format!("pkg:npm/{name}@{version}")),
+        "pypi" => Some(format!("pkg:pypi/{name}@{version}?file_name={}", escape::url_segment(file_name))),
+        "cargo" => Some(format!("pkg:cargo/{name}@{version}")),
         _ => None,
     }
-}
-
-/// Percent-encodes what a purl segment must not hold verbatim.
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b".-_~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
 }
 
 fn property(name: &str, value: &str) -> Value {
@@ -124,6 +112,59 @@ mod tests {
 
     #[test]
     fn purl_segments_are_encoded() {
-        assert_eq!(encode("1.0.0+build 1"), "1.0.0%2Bbuild%201");
+        assert_eq!(escape::url_segment("1.0.0+build 1"), "1.0.0%2Bbuild%201");
+    }
+
+    fn entry(ecosystem: &str, name: &str, version: &str, path: &str) -> InspectEntry {
+        InspectEntry {
+            ecosystem: ecosystem.into(),
+            name: name.into(),
+            version: Some(version.into()),
+            path: path.into(),
+            size: 1,
+            blake3: "ab".repeat(32),
+            digests: std::collections::BTreeMap::new(),
+            source: Some(name.into()),
+            evidence: vec![name.into()],
+            missing: vec![],
+        }
+    }
+
+    /// Item 12 of issue 14: hostile names (not refused here: inspect
+    /// verifies nothing) are plain strings in the SBOM, and no purl holds
+    /// one unencoded.
+    #[test]
+    fn hostile_names_stay_strings_and_purls_stay_encoded() {
+        use crate::escape::testing::HOSTILE;
+        let benign = [entry("npm", "@scope/pkg", "1.0.0", "@scope/pkg/-/pkg-1.0.0.tgz")];
+        let report = |entries: Vec<InspectEntry>| InspectReport {
+            bundle: "b.airlock".into(),
+            manifest_digest: "cd".repeat(32),
+            format: 1,
+            tool: "airlock".into(),
+            channel: "default".into(),
+            sequence: 1,
+            previous: None,
+            created: "2026-01-01T00:00:00Z".into(),
+            expires: "2026-02-01T00:00:00Z".into(),
+            claimed_signers: vec![],
+            volumes: 1,
+            bytes: 1,
+            entries,
+        };
+        assert_eq!(cyclonedx(&report(benign.to_vec()))["components"][0]["purl"], "pkg:npm/%40scope/pkg@1.0.0");
+        for hostile in HOSTILE {
+            let entries =
+                ["npm", "pypi", "cargo"].map(|eco| entry(eco, hostile, hostile, &format!("{hostile}/{hostile}")));
+            let text = serde_json::to_string(&cyclonedx(&report(entries.to_vec()))).unwrap();
+            let sbom: Value = serde_json::from_str(&text).unwrap();
+            for component in sbom["components"].as_array().unwrap() {
+                assert_eq!(component["name"], *hostile);
+                assert_eq!(component["version"], *hostile);
+                let purl = component["purl"].as_str().unwrap();
+                assert!(!purl.contains(['<', '>', '"', '\'', '&', ' ']), "{purl}");
+                assert_eq!(purl.matches(':').count(), 1, "{purl}");
+            }
+        }
     }
 }

@@ -426,11 +426,10 @@ impl Site<'_> {
             return Response::status(404);
         }
         match segments {
-            ["index", "config.json"] => Response::bytes(
-                200,
-                JSON,
-                format!(r#"{{"dl":"{}/cargo/crates/{{crate}}/{{version}}/download"}}"#, request.base()),
-            ),
+            ["index", "config.json"] => {
+                let dl = format!("{}/cargo/crates/{{crate}}/{{version}}/download", request.base());
+                Response::bytes(200, JSON, serde_json::json!({ "dl": dl }).to_string())
+            }
             ["index", _, ..] => self.file(&prefixed("cargo", segments), TEXT),
             ["crates", name, version, "download"] => {
                 let file = format!("{name}-{version}.crate");

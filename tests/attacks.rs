@@ -424,7 +424,8 @@ fn endless_data_a_manifest_larger_than_declared_or_than_the_cap_is_refused() {
 
     // The manifest member's header declares fewer bytes than the envelope that follows it.
     let mut member = Vec::new();
-    let mut header = airlock::bundle::member_header(airlock::bundle::MANIFEST_MEMBER, p.envelope.len() as u64 - 100);
+    let mut header =
+        airlock::bundle::member_header(airlock::bundle::MANIFEST_MEMBER, p.envelope.len() as u64 - 100).unwrap();
     member.extend_from_slice(header.as_bytes());
     member.extend_from_slice(&p.envelope);
     member.resize(member.len().next_multiple_of(512), 0);

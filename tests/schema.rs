@@ -70,6 +70,34 @@ fn the_schema_rejects_what_the_verifier_rejects() {
 }
 
 #[test]
+fn times_after_the_year_9999_fail_the_schema_as_they_fail_the_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = common::keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    common::sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    common::export(&input, &[&key], &bundle);
+    let payload = manifest_payload(&bundle);
+    let Value::Map(fields) = ciborium::from_reader::<Value, _>(&payload[..]).unwrap() else { panic!() };
+    let with_expiry = |expires: u64| {
+        let mut fields = fields.clone();
+        for (k, v) in &mut fields {
+            if k.as_text() == Some("expires") {
+                *v = Value::from(expires);
+            }
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&Value::Map(fields), &mut bytes).unwrap();
+        bytes
+    };
+    // 9999-12-31T23:59:59Z is the last time; a second later is the year 10000.
+    validate_manifest(&with_expiry(253_402_300_799)).unwrap();
+    assert!(validate_manifest(&with_expiry(253_402_300_800)).is_err());
+    let refused = airlock::manifest::Manifest::from_bytes(&with_expiry(253_402_300_800)).unwrap_err();
+    assert!(refused.contains("after 9999-12-31T23:59:59Z"), "{refused}");
+}
+
+#[test]
 fn policy_files_match_the_schema() {
     let dir = tempfile::tempdir().unwrap();
     let (_, public) = common::keygen(dir.path(), "op");

@@ -100,13 +100,17 @@ impl ParityInfo {
     /// Number of stripes: the largest data volume, in stripes (shorter ones are padded with zeros).
     #[must_use]
     pub fn stripes(&self) -> u64 {
-        self.sizes.iter().max().copied().unwrap_or(0).div_ceil(u64::from(self.stripe))
+        // A stripe of 0 is refused when a volume is opened; here it is no stripes rather than a division by zero.
+        let largest = self.sizes.iter().max().copied().unwrap_or(0);
+        if self.stripe == 0 { 0 } else { largest.div_ceil(u64::from(self.stripe)) }
     }
 
-    /// Size of the `parity.bin` member.
+    /// Size of the `parity.bin` member. The sizes come from a volume: one
+    /// near 2^64 saturates here (no parity member is that large, so the
+    /// volume is refused) rather than overflow.
     #[must_use]
     pub fn member_size(&self) -> u64 {
-        self.stripes() * u64::from(self.stripe)
+        self.stripes().saturating_mul(u64::from(self.stripe))
     }
 }
 
@@ -130,14 +134,31 @@ pub fn volume_file_name(index: u32, data: u32, parity: u32) -> String {
     format!("{kind}-{number:0width$}-of-{count}.airlock")
 }
 
-/// The tar header the writer emits for a member; the reader compares
-/// received headers against it byte for byte. Public so that tests can
-/// build hostile volumes whose headers are exactly the accepted ones.
+/// Whether `name` is a member name the writer emits: [`MANIFEST_MEMBER`],
+/// [`VOLUME_MEMBER`], [`PARITY_MEMBER`] or `blobs/` and 64 lower-case hex
+/// digits. Nothing else is ever a member of a volume, so the reader refuses
+/// any other name before it looks further at the header.
 #[must_use]
-pub fn member_header(name: &str, size: u64) -> tar::Header {
+pub fn is_member_name(name: &str) -> bool {
+    let blob = name
+        .strip_prefix(BLOB_PREFIX)
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    blob || [MANIFEST_MEMBER, VOLUME_MEMBER, PARITY_MEMBER].contains(&name)
+}
+
+/// The tar header the writer emits for member `name` of `size` bytes; the
+/// reader compares received headers against it byte for byte. `None` when
+/// `name` is not a member name ([`is_member_name`]): those are short ASCII
+/// names without `..`, which always fit the header, so this never panics,
+/// whatever a reader hands it. Public so that tests can build hostile
+/// volumes whose headers are exactly the accepted ones.
+#[must_use]
+pub fn member_header(name: &str, size: u64) -> Option<tar::Header> {
+    if !is_member_name(name) {
+        return None;
+    }
     let mut header = tar::Header::new_ustar();
-    // Names are at most 70 bytes (`blobs/` + 64 hex), always fit the name field.
-    header.set_path(name).expect("member names are short ASCII");
+    header.set_path(name).ok()?;
     header.set_size(size);
     header.set_mode(0o644);
     header.set_uid(0);
@@ -145,7 +166,7 @@ pub fn member_header(name: &str, size: u64) -> tar::Header {
     header.set_mtime(0);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_cksum();
-    header
+    Some(header)
 }
 
 /// Zero bytes after a member of `size` bytes up to the next block.
@@ -157,4 +178,82 @@ pub(crate) fn padding(size: u64) -> u64 {
 #[must_use]
 pub fn blob_member(id: &ContentId) -> String {
     format!("{BLOB_PREFIX}{}", id.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A ustar header for a regular file called `name` (any bytes, up to
+    /// 100), written byte by byte as a hostile writer would: the tar crate's
+    /// own `set_path` refuses `..` and long names.
+    fn raw_header(name: &[u8], size: u64) -> tar::Header {
+        let mut header = tar::Header::new_ustar();
+        header.as_old_mut().name[..name.len()].copy_from_slice(name);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        header
+    }
+
+    fn hostile_names() -> Vec<Vec<u8>> {
+        let seventy = format!("{BLOB_PREFIX}../{}", "a".repeat(61));
+        assert_eq!(seventy.len(), 70);
+        vec![
+            seventy.into_bytes(),
+            format!("{BLOB_PREFIX}{}", "A".repeat(64)).into_bytes(),
+            format!("{BLOB_PREFIX}./{}", "a".repeat(62)).into_bytes(),
+            format!("/{BLOB_PREFIX}{}", "a".repeat(63)).into_bytes(),
+            b"manifest.cose/../x".to_vec(),
+            b"../manifest.cose".to_vec(),
+            b"/etc/passwd".to_vec(),
+            vec![0xff; 100],
+            [BLOB_PREFIX.as_bytes(), &[0xc3; 64][..]].concat(),
+            b"volume.cbor\n".to_vec(),
+        ]
+    }
+
+    #[test]
+    fn parity_sizes_near_the_top_of_u64_do_not_overflow() {
+        let info = ParityInfo { stripe: 1 << 16, sizes: vec![u64::MAX, 3] };
+        assert_eq!(info.member_size(), u64::MAX);
+        let info = ParityInfo { stripe: 512, sizes: vec![1000, 3] };
+        assert_eq!(info.member_size(), 1024);
+        assert_eq!(ParityInfo { stripe: 0, sizes: vec![1000] }.member_size(), 0);
+    }
+
+    #[test]
+    fn member_header_refuses_every_other_name_without_panicking() {
+        for name in hostile_names() {
+            let text = String::from_utf8_lossy(&name);
+            assert!(!is_member_name(&text), "{text:?}");
+            assert!(member_header(&text, 10).is_none(), "{text:?}");
+        }
+        let blob = blob_member(&crate::id::ContentId::of(b"x"));
+        for name in [MANIFEST_MEMBER, VOLUME_MEMBER, PARITY_MEMBER, blob.as_str()] {
+            assert!(member_header(name, 10).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_first_member_is_refused_by_name_not_a_panic() {
+        for name in hostile_names() {
+            let mut member = raw_header(&name, 5).as_bytes().to_vec();
+            member.extend_from_slice(b"hello");
+            member.resize(2 * BLOCK, 0);
+            let mut volume = Vec::new();
+            frame::write_raw(&mut volume, &member).unwrap();
+            let Err(err) = reader::VolumeReader::open(&volume[..], "v.airlock") else {
+                panic!("{name:?} accepted");
+            };
+            let text = err.to_string();
+            assert_eq!(err.exit_code(), 1, "{text}");
+            assert!(text.contains("unexpected archive member"), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+    }
 }

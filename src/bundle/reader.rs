@@ -7,7 +7,7 @@ use crate::bundle::frame::{self, FrameError};
 use crate::bundle::writer::BlobFrame;
 use crate::bundle::{
     BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, MAX_VOLUME_INFO_BYTES, PARITY_MEMBER, VOLUME_MEMBER,
-    VolumeInfo, WINDOW_LOG, member_header, padding,
+    VolumeInfo, WINDOW_LOG, is_member_name, member_header, padding,
 };
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
@@ -186,23 +186,28 @@ fn manifest_member(member: &[u8]) -> Result<&[u8], Rejection> {
 /// Parses one header block, accepting it only if it is exactly the header
 /// the writer emits for that name and size (regular file, fixed mode, owner
 /// and time): links, devices, long-name and pax records, absolute or `..`
-/// names all fail here.
+/// names all fail here. The name is checked against the names the writer
+/// uses before anything is built from it.
 fn parse_header(block: &[u8; BLOCK]) -> Result<(String, u64), Rejection> {
     let header = tar::Header::from_byte_slice(block);
     let end = block[..100].iter().position(|b| *b == 0).unwrap_or(100);
     let name = String::from_utf8_lossy(&block[..end]).into_owned();
-    let size = header.size().map_err(|_| Rejection::Malformed(format!("member {name:?} has an unreadable size")))?;
-    let valid_name = [MANIFEST_MEMBER, VOLUME_MEMBER, PARITY_MEMBER].contains(&name.as_str())
-        || name.starts_with(BLOB_PREFIX) && name.len() == BLOB_PREFIX.len() + 64;
-    if !valid_name || member_header(&name, size).as_bytes()[..] != block[..] {
+    let unexpected = || {
         let what = if header.entry_type().is_file() {
             "a member with an unexpected name or header"
         } else {
             "a link, device or other non-file member"
         };
-        return Err(Rejection::UnexpectedMember(format!("{name:?} ({what})")));
+        Rejection::UnexpectedMember(format!("{name:?} ({what})"))
+    };
+    if !is_member_name(&name) {
+        return Err(unexpected());
     }
-    Ok((name, size))
+    let size = header.size().map_err(|_| Rejection::Malformed(format!("member {name:?} has an unreadable size")))?;
+    match member_header(&name, size) {
+        Some(expected) if expected.as_bytes()[..] == block[..] => Ok((name, size)),
+        _ => Err(unexpected()),
+    }
 }
 
 /// Failure while copying a member out: the volume's fault, the medium's, or the destination's.

@@ -92,7 +92,7 @@ impl<W: Write> VolumeWriter<W> {
     /// Starts a member of `size` bytes; the caller writes exactly that many
     /// with [`Self::write_data`], then calls [`Self::end_member`].
     pub fn begin_member(&mut self, name: &str, size: u64) -> io::Result<()> {
-        self.out.write_all(member_header(name, size).as_bytes())
+        self.out.write_all(header(name, size)?.as_bytes())
     }
 
     /// Bytes of the current member.
@@ -117,9 +117,15 @@ impl<W: Write> VolumeWriter<W> {
 /// Writes frame 1: the `manifest.cose` member holding `envelope`, in raw blocks.
 pub fn write_manifest_frame(out: &mut impl Write, envelope: &[u8]) -> io::Result<()> {
     let size = envelope.len() as u64;
-    let header = member_header(MANIFEST_MEMBER, size);
+    let header = header(MANIFEST_MEMBER, size)?;
     let padding = &[0u8; BLOCK][..padding(size) as usize];
     frame::write_raw_parts(out, &[header.as_bytes(), envelope, padding])
+}
+
+/// The header of member `name`; a name the format does not have is the caller's mistake.
+fn header(name: &str, size: u64) -> io::Result<tar::Header> {
+    member_header(name, size)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?} is not a bundle member name")))
 }
 
 /// Writes the seal frame; it must be the last thing in the volume.

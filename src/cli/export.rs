@@ -9,7 +9,7 @@ use super::{Output, bytes};
 use crate::config::Config;
 use crate::ecosystem::pypi::Selection;
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, Inputs, Network, Split, export};
+use crate::export::{ExportOptions, Inputs, MAX_EXPIRES_IN, Network, Split, export};
 use crate::fetch::Cache;
 use crate::sign::SecretKey;
 
@@ -42,7 +42,7 @@ pub struct ExportArgs {
     /// Sync channel the bundle belongs to [default: default]
     #[arg(long, value_name = "NAME")]
     pub channel: Option<String>,
-    /// How long the bundle stays importable, e.g. 30d, 12h, 2weeks [default: 30d]
+    /// How long the bundle stays importable, e.g. 30d, 12h, 2weeks; at most 100years [default: 30d]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub expires: Option<Duration>,
     /// PyPI simple index (PEP 691 JSON) [default: pip's index-url, else https://pypi.org/simple/]
@@ -95,10 +95,15 @@ pub struct ExportArgs {
     pub force: bool,
 }
 
+/// A `--expires` duration: from one second to [`MAX_EXPIRES_IN`] (100
+/// years), refused here, before anything is read or written.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 30d, 12h, 2weeks)"))?;
     if d.as_secs() == 0 {
         return Err("must be at least one second".into());
+    }
+    if d > MAX_EXPIRES_IN {
+        return Err("must be at most 100years: a bundle should not stay importable for longer".into());
     }
     Ok(d)
 }

@@ -201,7 +201,8 @@ impl Output {
     /// A line of the human report (not in `--json` or `--quiet` mode).
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            print_stdout(&format!("{}\n", text.as_ref()));
+            // Names from a bundle are in these lines: no control character reaches the terminal.
+            print_stdout(&format!("{}\n", crate::escape::one_line(text.as_ref())));
         }
     }
 
@@ -220,7 +221,8 @@ impl Output {
             let value = serde_json::json!({ "ok": false, "exit_code": e.exit_code(), "kind": e.kind(), "error": e.to_string() });
             print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
         }
-        eprintln!("error: {e}");
+        // One line whatever the error quotes from a bundle or a file, and nothing that drives the terminal.
+        eprintln!("error: {}", crate::escape::one_line(&e.to_string()));
     }
 
     /// Progress bars on a terminal, nothing otherwise.

@@ -10,6 +10,7 @@ use crate::ecosystem::{Change, Ecosystem};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
+use crate::lockfile::LockError;
 use crate::lockfile::cargo::CratePin;
 use crate::manifest::{Entry, Evidence};
 use crate::mirror::Tree;
@@ -32,9 +33,8 @@ impl Ecosystem for Cargo {
 
     fn check_entry(&self, entry: &Entry) -> Result<(), String> {
         let version = entry.version.as_deref().ok_or("a crate has a version")?;
-        if !entry.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || entry.name.len() > 64 {
-            return Err("not a valid crate name".into());
-        }
+        check_name(&entry.name)?;
+        check_version(version)?;
         if entry.path.as_str() != crate_file(&entry.name, version) {
             return Err(format!("path {} is not NAME-VERSION.crate", entry.path));
         }
@@ -102,21 +102,66 @@ fn check_index_entry(line: &[u8], name: &str, version: &str, sha256: &[u8]) -> R
     Ok(())
 }
 
+/// Longest crate name crates.io accepts.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// A crate name as crates.io allows it: 1 to 64 ASCII letters, digits, `-`
+/// and `_`, starting with a letter. Checked on both sides: for every
+/// Cargo.lock pin at export, for every entry on import.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let starts_with_letter = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic());
+    if starts_with_letter
+        && name.len() <= MAX_NAME_LEN
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid crate name (1 to 64 ASCII letters, digits, '-' and '_', starting with a letter)"
+        ))
+    }
+}
+
+/// A crate version: a semantic version, as cargo requires.
+pub fn check_version(version: &str) -> Result<(), String> {
+    match semver::Version::parse(version) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!("{version:?} is not a valid crate version (a semantic version such as 1.2.3)")),
+    }
+}
+
+/// Refuses, before anything is fetched, a Cargo.lock pin whose name or
+/// version a registry cannot have (exit 2, naming `origin` and the pin).
+pub fn check_pins(pins: &[CratePin], origin: &str) -> Result<()> {
+    for pin in pins {
+        check_name(&pin.name).and_then(|()| check_version(&pin.version)).map_err(|why| {
+            LockError::new(origin, format!("crate {:?} {:?}: {why}; correct the lockfile", pin.name, pin.version))
+        })?;
+    }
+    Ok(())
+}
+
 /// `NAME-VERSION.crate`, as cargo's local registries keep them.
 #[must_use]
 pub fn crate_file(name: &str, version: &str) -> String {
     format!("{name}-{version}.crate")
 }
 
-/// The path of a crate's file in a registry index.
+/// The path of a crate's file in a registry index. Names are checked
+/// ([`check_name`]) before this is asked, but a name that is not (empty,
+/// not ASCII) still gets a path rather than a panic: its characters are
+/// counted, not its bytes.
 #[must_use]
 pub fn index_path(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    match lower.len() {
+    let prefix = |n: usize| lower.chars().take(n).collect::<String>();
+    let middle = lower.chars().skip(2).take(2).collect::<String>();
+    match lower.chars().count() {
+        0 => "0/".to_owned(),
         1 => format!("1/{lower}"),
         2 => format!("2/{lower}"),
-        3 => format!("3/{}/{lower}", &lower[..1]),
-        _ => format!("{}/{}/{lower}", &lower[..2], &lower[2..4]),
+        3 => format!("3/{}/{lower}", prefix(1)),
+        _ => format!("{}/{middle}/{lower}", prefix(2)),
     }
 }
 
@@ -229,6 +274,38 @@ mod tests {
         assert_eq!(index_path("cc"), "2/cc");
         assert_eq!(index_path("syn"), "3/s/syn");
         assert_eq!(index_path("Serde_JSON"), "se/rd/serde_json");
+        // Names that never pass check_name still get a path, never a panic.
+        assert_eq!(index_path(""), "0/");
+        assert_eq!(index_path("\u{e9}t\u{e9}x"), "\u{e9}t/\u{e9}x/\u{e9}t\u{e9}x");
+    }
+
+    #[test]
+    fn crate_names_and_versions() {
+        for good in ["a", "itoa", "cfg-if", "serde_json", "Inflector", "x86_64"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for bad in ["", "1a", "-a", "_a", "a b", "a.b", "a/b", "<svg>", "caf\u{e9}", long.as_str()] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["0.1.0", "1.0.11", "1.0.0-alpha.1", "1.0.0+build"] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1.0", "v1.0.0", "1.0.0/../x", "latest"] {
+            assert!(check_version(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_lockfile_fixture_passes_the_grammar_and_an_empty_name_does_not() {
+        let text = include_str!("../../fixtures/lockfiles/Cargo.lock");
+        let pins = crate::lockfile::cargo::parse_cargo_lock(text, "Cargo.lock").unwrap();
+        check_pins(&pins, "Cargo.lock").unwrap();
+        let hostile = text.replacen("name = \"itoa\"", "name = \"\"", 1);
+        let pins = crate::lockfile::cargo::parse_cargo_lock(&hostile, "Cargo.lock").unwrap();
+        let e = check_pins(&pins, "Cargo.lock").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("Cargo.lock: crate \"\" \"1.0.11\": \"\" is not a valid crate name"), "{e}");
     }
 
     #[test]

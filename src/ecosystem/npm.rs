@@ -9,6 +9,7 @@ use crate::ecosystem::{Change, Ecosystem};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
+use crate::lockfile::LockError;
 use crate::lockfile::npm::NpmPin;
 use crate::manifest::{Digest, Entry};
 use crate::mirror::Tree;
@@ -28,9 +29,8 @@ impl Ecosystem for Npm {
 
     fn check_entry(&self, entry: &Entry) -> Result<(), String> {
         let version = entry.version.as_deref().ok_or("an npm package has a version")?;
-        if !valid_name(&entry.name) {
-            return Err("not a valid npm package name".into());
-        }
+        check_name(&entry.name)?;
+        check_version(version)?;
         if entry.path.as_str() != tarball_path(&entry.name, version) {
             return Err(format!("path {} is not where npm's layout puts {}@{version}", entry.path, entry.name));
         }
@@ -133,19 +133,59 @@ fn packument(name: &str, versions: &[&Entry]) -> Value {
     serde_json::json!({"name": name, "dist-tags": {"latest": latest}, "versions": map})
 }
 
-/// npm names: optionally `@scope/`, then URL-safe characters (old packages may use capitals).
-fn valid_name(name: &str) -> bool {
+/// Longest npm package name, scope included (validate-npm-package-name).
+pub const MAX_NAME_LEN: usize = 214;
+/// Longest version node-semver parses.
+pub const MAX_VERSION_LEN: usize = 256;
+
+/// An npm package name as the registry's rules (validate-npm-package-name)
+/// allow it: 1 to 214 characters; `name` or `@scope/name`; each part made
+/// of URL-safe characters (letters, digits, `-`, `.`, `_`, `~`: the
+/// `!'()*` that old packages could use are refused), the whole not
+/// starting with `.` or `_` and no part starting with `.`; not
+/// `node_modules` or `favicon.ico`. Capitals are allowed only in unscoped
+/// names: old packages have them (`JSONStream`), scopes came after the rule
+/// that new names are lower case. Checked on both sides: for every
+/// lockfile pin at export, for every entry on import.
+pub fn check_name(name: &str) -> Result<(), String> {
     let part = |p: &str| {
         !p.is_empty() && !p.starts_with('.') && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
     };
-    let unscoped = match name.strip_prefix('@') {
-        Some(rest) => match rest.split_once('/') {
-            Some((scope, pkg)) if part(scope) => pkg,
-            _ => return false,
-        },
-        None => name,
+    let valid = match name.strip_prefix('@') {
+        Some(rest) => rest
+            .split_once('/')
+            .is_some_and(|(scope, pkg)| part(scope) && part(pkg) && !rest.bytes().any(|b| b.is_ascii_uppercase())),
+        None => part(name) && !name.starts_with('_'),
     };
-    name.len() <= 214 && part(unscoped)
+    let denied = ["node_modules", "favicon.ico"].iter().any(|d| d.eq_ignore_ascii_case(name));
+    if valid && !denied && name.len() <= MAX_NAME_LEN {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid npm package name (1 to 214 URL-safe characters, as name or @scope/name, not starting with '.' or '_')"
+        ))
+    }
+}
+
+/// An npm version: a semantic version (`SemVer` 2.0, as the registry stores
+/// them), at most 256 characters.
+pub fn check_version(version: &str) -> Result<(), String> {
+    if version.len() <= MAX_VERSION_LEN && semver::Version::parse(version).is_ok() {
+        Ok(())
+    } else {
+        Err(format!("{version:?} is not a valid npm version (a semantic version such as 1.2.3)"))
+    }
+}
+
+/// Refuses, before anything is fetched, a lockfile pin whose name or
+/// version npm cannot have (exit 2, naming `origin` and the pin).
+pub fn check_pins(pins: &[NpmPin], origin: &str) -> Result<()> {
+    for pin in pins {
+        check_name(&pin.name).and_then(|()| check_version(&pin.version)).map_err(|why| {
+            LockError::new(origin, format!("npm package {:?} {:?}: {why}; correct the lockfile", pin.name, pin.version))
+        })?;
+    }
+    Ok(())
 }
 
 /// Where the registry layout keeps a tarball: `NAME/-/BASENAME-VERSION.tgz`.
@@ -270,13 +310,94 @@ mod tests {
 
     #[test]
     fn names_and_paths() {
-        assert!(valid_name("is-number"));
-        assert!(valid_name("@sindresorhus/is"));
-        assert!(!valid_name("@scope"));
-        assert!(!valid_name("../evil"));
-        assert!(!valid_name(".hidden"));
+        for good in
+            ["is-number", "@sindresorhus/is", "JSONStream", "lodash.merge", "@types/node", "a~b", "@a/_b", "http"]
+        {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        let long = "a".repeat(MAX_NAME_LEN + 1);
+        for bad in [
+            "",
+            "@scope",
+            "@scope/",
+            "@/x",
+            "@a/b/c",
+            "../evil",
+            ".hidden",
+            "_private",
+            "@scope/.x",
+            "@Scope/x",
+            "@a/B",
+            "crazy!",
+            "a(b)",
+            "it's",
+            "a*",
+            "a b",
+            " a",
+            "a/b",
+            "<svg onload=alert(1)>",
+            "node_modules",
+            "Favicon.ico",
+            "caf\u{e9}",
+            long.as_str(),
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["1.0.0", "0.0.1-alpha.1", "1.2.3+build.5", "10.20.30-rc.1+x"] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1.0", "v1.0.0", "1.0.0 ", "latest", "1.0.0<script>", "01.0.0", "1.0.0/../x"] {
+            assert!(check_version(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(tarball_path("@sindresorhus/is", "4.6.0"), "@sindresorhus/is/-/is-4.6.0.tgz");
         assert_eq!(packument_url("http://r/", "@a/b"), "http://r/@a%2fb");
+    }
+
+    #[test]
+    fn the_lockfile_fixture_passes_the_grammar_and_hostile_pins_do_not() {
+        let text = include_str!("../../fixtures/lockfiles/package-lock.json");
+        let pins = crate::lockfile::npm::parse_package_lock(text, "package-lock.json").unwrap();
+        assert!(!pins.is_empty());
+        check_pins(&pins, "package-lock.json").unwrap();
+        let mut hostile = pins[0].clone();
+        hostile.name = "_x\n".into();
+        let e = check_pins(&[hostile], "package-lock.json").unwrap_err().to_string();
+        assert!(e.starts_with("package-lock.json: npm package \"_x\\n\""), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    /// Item 12 of issue 14: the packument is built by `serde_json`, so a
+    /// hostile name, version or carried version object stays a string
+    /// (tested without the name grammar, which refuses them first).
+    #[test]
+    fn hostile_names_stay_strings_in_the_packument() {
+        use crate::escape::testing::HOSTILE;
+        for hostile in HOSTILE {
+            let object = serde_json::json!({"name": hostile, "version": hostile, "description": hostile});
+            let entry = Entry {
+                ecosystem: NAME.into(),
+                name: (*hostile).into(),
+                version: Some((*hostile).into()),
+                path: RelPath::new(&tarball_path(hostile, hostile)).unwrap(),
+                blob: crate::id::ContentId::of(b"x"),
+                size: 1,
+                digests: [("sha512".to_owned(), Digest(vec![1; 64]))].into(),
+                source: None,
+                attributes: std::collections::BTreeMap::new(),
+                evidence: vec![crate::manifest::Evidence {
+                    kind: "npm-version".into(),
+                    data: serde_json::to_vec(&object).unwrap(),
+                }],
+                missing: vec![],
+            };
+            let text = serde_json::to_string(&packument(hostile, &[&entry])).unwrap();
+            let doc: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(doc["name"], *hostile);
+            assert_eq!(doc["dist-tags"]["latest"], *hostile);
+            let version = &doc["versions"][*hostile];
+            assert_eq!(version["description"], *hostile);
+            assert_eq!(version["dist"]["tarball"], format!("{BASE_PLACEHOLDER}/npm/{}", entry.path));
+        }
     }
 
     #[test]

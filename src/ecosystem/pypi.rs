@@ -10,8 +10,10 @@ use serde::Deserialize;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem};
 use crate::error::{Error, Result};
+use crate::escape;
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
+use crate::lockfile::LockError;
 use crate::lockfile::pypi::{PypiPin, normalize};
 use crate::manifest::Entry;
 use crate::mirror::Tree;
@@ -31,12 +33,12 @@ impl Ecosystem for Pypi {
     }
 
     fn check_entry(&self, entry: &Entry) -> Result<(), String> {
-        if entry.version.is_none() {
-            return Err("a PyPI file has a version".into());
-        }
+        let version = entry.version.as_deref().ok_or("a PyPI file has a version")?;
+        check_name(&entry.name)?;
         if normalize(&entry.name) != entry.name {
             return Err("the project name is not in its normalized form".into());
         }
+        check_version(version)?;
         let mut parts = entry.path.components();
         let file = match (parts.next(), parts.next(), parts.next()) {
             (Some(project), Some(file), None) if project == entry.name => file,
@@ -47,6 +49,7 @@ impl Ecosystem for Pypi {
         if !normalize(file).starts_with(&format!("{}-", entry.name)) {
             return Err(format!("file {file} is not a file of project {}", entry.name));
         }
+        check_file_name(file)?;
         if !entry.digests.contains_key("sha256") {
             return Err("a PyPI file carries the index's sha256".into());
         }
@@ -85,11 +88,155 @@ impl Ecosystem for Pypi {
                 tree.remove(NAME, &format!("simple/{project}/index.json"))?;
                 continue;
             }
-            let (html, json) = project_pages(project, &files, tree);
+            let listed: Vec<Listed<'_>> = files.iter().map(|entry| Listed::new(entry, tree)).collect();
+            let (html, json) = project_pages(project, &listed);
             tree.write(NAME, &format!("simple/{project}/index.html"), html.as_bytes())?;
             tree.write(NAME, &format!("simple/{project}/index.json"), json.as_bytes())?;
         }
         tree.write(NAME, "simple/index.html", root_page(&projects).as_bytes())
+    }
+}
+
+/// A project name as PEP 508 allows it: ASCII letters, digits, `-`, `_` and
+/// `.`, starting and ending with a letter or digit. Checked on both sides:
+/// for every lockfile pin at export, for every entry on import.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let inner = |b: u8| b.is_ascii_alphanumeric() || b"-_.".contains(&b);
+    let ends = name.bytes().next().zip(name.bytes().next_back());
+    if ends.is_some_and(|(first, last)| first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric())
+        && name.bytes().all(inner)
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a valid PyPI project name (PEP 508: letters, digits, '-', '_' and '.', starting and ending with a letter or digit)"
+        ))
+    }
+}
+
+/// A version pip accepts: PEP 440, as the `packaging` library parses it
+/// (any case, an optional leading `v`, the separators `.`, `-` and `_`
+/// between the parts), without surrounding white space. So `1.0`,
+/// `2!1.0.post2.dev3`, `1.0rc1`, `1.0-1` and the local `1.0+abc.7` are
+/// versions; `..`, `1.*`, an empty string or one with a NUL are not.
+pub fn check_version(version: &str) -> Result<(), String> {
+    if pep440::is_version(version) { Ok(()) } else { Err(format!("{version:?} is not a valid PyPI version (PEP 440)")) }
+}
+
+/// Refuses, before anything is fetched, a lockfile pin whose name or
+/// version PyPI cannot have (exit 2, naming `origin` and the pin).
+pub fn check_pins(pins: &[PypiPin], origin: &str) -> Result<()> {
+    for pin in pins {
+        check_name(&pin.name).and_then(|()| check_version(&pin.version)).map_err(|why| {
+            LockError::new(
+                origin,
+                format!("PyPI package {:?} {:?}: {why}; correct the lockfile", pin.name, pin.version),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A distribution file's name: the characters wheel and sdist names are
+/// made of (PEP 427 and PEP 625, and the older sdist names with the
+/// project's own spelling), nothing a page, a URL or a shell would read as markup.
+fn check_file_name(file: &str) -> Result<(), String> {
+    if file.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+!".contains(&b)) {
+        Ok(())
+    } else {
+        Err(format!("file name {file:?} has characters no wheel or sdist name has"))
+    }
+}
+
+/// PEP 440 versions, read with the grammar of `packaging`'s `VERSION_PATTERN`.
+mod pep440 {
+    /// Whether `text` is a PEP 440 version.
+    pub fn is_version(text: &str) -> bool {
+        if !text.is_ascii() {
+            return false;
+        }
+        let lower = text.to_ascii_lowercase();
+        let mut r = Reader { rest: lower.as_bytes() };
+        r.eat(b"v");
+        // An epoch `N!`, or the first number of the release.
+        if !r.number() {
+            return false;
+        }
+        if r.eat(b"!") && !r.number() {
+            return false;
+        }
+        while r.rest.len() > 1 && r.rest[0] == b'.' && r.rest[1].is_ascii_digit() {
+            r.rest = &r.rest[1..];
+            r.number();
+        }
+        r.labelled(&["alpha", "beta", "preview", "pre", "rc", "a", "b", "c"]);
+        // A post release is `-N` or a labelled one.
+        if r.rest.first() == Some(&b'-') && r.rest.get(1).is_some_and(u8::is_ascii_digit) {
+            r.rest = &r.rest[1..];
+            r.number();
+        } else {
+            r.labelled(&["post", "rev", "r"]);
+        }
+        r.labelled(&["dev"]);
+        if r.eat(b"+") {
+            // The local part: alphanumeric runs joined by single separators.
+            loop {
+                if !r.alphanumeric() {
+                    return false;
+                }
+                if !r.separator() {
+                    break;
+                }
+            }
+        }
+        r.rest.is_empty()
+    }
+
+    struct Reader<'a> {
+        rest: &'a [u8],
+    }
+
+    impl Reader<'_> {
+        fn eat(&mut self, token: &[u8]) -> bool {
+            match self.rest.strip_prefix(token) {
+                Some(rest) => {
+                    self.rest = rest;
+                    true
+                }
+                None => false,
+            }
+        }
+
+        fn run(&mut self, class: impl Fn(&u8) -> bool) -> bool {
+            let n = self.rest.iter().take_while(|b| class(b)).count();
+            self.rest = &self.rest[n..];
+            n > 0
+        }
+
+        fn number(&mut self) -> bool {
+            self.run(u8::is_ascii_digit)
+        }
+
+        fn alphanumeric(&mut self) -> bool {
+            self.run(u8::is_ascii_alphanumeric)
+        }
+
+        fn separator(&mut self) -> bool {
+            self.eat(b".") || self.eat(b"-") || self.eat(b"_")
+        }
+
+        /// An optional `[-_.]? LABEL [-_.]? N?`; nothing is consumed when
+        /// none of `labels` follows (longer labels are listed first).
+        fn labelled(&mut self, labels: &[&str]) {
+            let start = self.rest;
+            self.separator();
+            if labels.iter().any(|label| self.eat(label.as_bytes())) {
+                self.separator();
+                self.number();
+            } else {
+                self.rest = start;
+            }
+        }
     }
 }
 
@@ -107,43 +254,73 @@ fn provenance_path(entry: &Entry) -> String {
     format!("integrity/{}/{}/{}/provenance", entry.name, entry.version.as_deref().unwrap_or_default(), file_name(entry))
 }
 
-/// The PEP 503 HTML page and the PEP 691 JSON page of one project.
-fn project_pages(project: &str, files: &[&Entry], tree: &Tree) -> (String, String) {
+/// A file on a project page, with what the generation holds beside it.
+struct Listed<'a> {
+    entry: &'a Entry,
+    /// The sha256 of its PEP 658 core metadata file, when that is there.
+    metadata_sha256: Option<String>,
+    /// Whether its PEP 740 provenance is there.
+    provenance: bool,
+}
+
+impl<'a> Listed<'a> {
+    fn new(entry: &'a Entry, tree: &Tree) -> Self {
+        let metadata = tree.read(NAME, &format!("{}.metadata", simple_path(entry)));
+        Listed {
+            entry,
+            metadata_sha256: metadata.map(|m| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&m))),
+            provenance: tree.read(NAME, &provenance_path(entry)).is_some(),
+        }
+    }
+}
+
+/// The PEP 503 HTML page and the PEP 691 JSON page of one project. Every
+/// text from the entries goes through [`escape::html`], every URL through
+/// [`escape::url_segment`] first; the JSON is built by `serde_json`.
+fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
+    let title = escape::html(project);
     let mut html = format!(
-        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {project}</title></head>\n<body>\n<h1>Links for {project}</h1>\n"
+        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {title}</title></head>\n<body>\n<h1>Links for {title}</h1>\n"
     );
     let mut json_files = Vec::new();
-    for entry in files {
+    for listed in files {
+        let entry = listed.entry;
         let name = file_name(entry);
+        let url = escape::url_segment(name);
         let sha256 = entry.digests.get("sha256").map(|d| hex::encode(&d.0)).unwrap_or_default();
         let mut attrs = String::new();
-        let mut json = serde_json::json!({"filename": name, "url": name, "hashes": {"sha256": sha256}});
+        let mut json = serde_json::json!({"filename": name, "url": url, "hashes": {"sha256": sha256}});
         if let Some(rp) = entry.attributes.get("requires-python") {
-            let _ = write!(attrs, " data-requires-python=\"{}\"", escape(rp));
+            let _ = write!(attrs, " data-requires-python=\"{}\"", escape::html(rp));
             json["requires-python"] = rp.clone().into();
         }
         if let Some(reason) = entry.attributes.get("yanked") {
-            let _ = write!(attrs, " data-yanked=\"{}\"", escape(reason));
+            let _ = write!(attrs, " data-yanked=\"{}\"", escape::html(reason));
             json["yanked"] = if reason.is_empty() { true.into() } else { reason.clone().into() };
         }
         // Advertise core metadata only when the file is really there: pip
         // fails on an advertised .metadata it cannot read.
-        if let Some(metadata) = tree.read(NAME, &format!("{}.metadata", simple_path(entry))) {
-            let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&metadata));
+        if let Some(digest) = &listed.metadata_sha256 {
             let _ =
                 write!(attrs, " data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\"");
             json["core-metadata"] = serde_json::json!({"sha256": digest});
         }
-        if tree.read(NAME, &provenance_path(entry)).is_some() {
-            let url = format!("../../{}", provenance_path(entry));
-            let _ = write!(attrs, " data-provenance=\"{}\"", escape(&url));
+        if listed.provenance {
+            let url = escape::url_path(&format!("../../{}", provenance_path(entry)));
+            let _ = write!(attrs, " data-provenance=\"{}\"", escape::html(&url));
             json["provenance"] = url.into();
         }
-        let _ = writeln!(html, "<a href=\"{}#sha256={sha256}\"{attrs}>{}</a><br/>", escape(name), escape(name));
+        let _ = writeln!(
+            html,
+            "<a href=\"{}#sha256={}\"{attrs}>{}</a><br/>",
+            escape::html(&url),
+            escape::html(&sha256),
+            escape::html(name)
+        );
         json_files.push(json);
     }
     html.push_str("</body>\n</html>\n");
-    let mut versions: Vec<&str> = files.iter().filter_map(|e| e.version.as_deref()).collect();
+    let mut versions: Vec<&str> = files.iter().filter_map(|f| f.entry.version.as_deref()).collect();
     versions.sort_unstable();
     versions.dedup();
     let json =
@@ -151,20 +328,17 @@ fn project_pages(project: &str, files: &[&Entry], tree: &Tree) -> (String, Strin
     (html, serde_json::to_string(&json).expect("JSON"))
 }
 
+/// The PEP 503 root page: a link to every project's page.
 fn root_page(projects: &[&str]) -> String {
     let mut html = String::from(
         "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Simple index</title></head>\n<body>\n",
     );
     for project in projects {
-        let _ = writeln!(html, "<a href=\"{project}/\">{project}</a><br/>");
+        let href = escape::url_segment(project);
+        let _ = writeln!(html, "<a href=\"{}/\">{}</a><br/>", escape::html(&href), escape::html(project));
     }
     html.push_str("</body>\n</html>\n");
     html
-}
-
-/// HTML attribute and text escaping.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// Which files of a release to take.
@@ -457,6 +631,124 @@ fn resolve_url(base: &str, url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_names_follow_pep_508() {
+        for good in ["six", "A", "zope.interface", "Django", "python-dateutil", "a_b", "0x"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-a", "a-", ".a", "a.", "<svg onload=alert(1)>", "a b", "a/b", "caf\u{e9}", "a\0", ".."] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn versions_follow_pep_440_as_pip_reads_it() {
+        for good in [
+            "1",
+            "1.0",
+            "1.16.0",
+            "2024.1.15",
+            "6.4.post2",
+            "1.0.dev0",
+            "1.0a1",
+            "1.0b2",
+            "1.0rc1",
+            "1.0c1",
+            "1.0alpha",
+            "1.0.preview.3",
+            "1!2.0",
+            "1.0-1",
+            "1.0.post",
+            "1.0-r1",
+            "1.0rev2",
+            "1.0a1.post2.dev3",
+            "1.0+abc",
+            "1.0+abc.7",
+            "1.0+ubuntu-1_2",
+            "v1.0",
+            "1.0RC1",
+            "1.0_a_1",
+            "1.0a.",
+            "1.0dev-",
+            "0.0.0",
+        ] {
+            assert!(check_version(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "..", ".", "1.", "1..0", "1.0\0", "\x001.0", " 1.0", "1.0 ", "1.*", "1.0,<2", "a1.0", "1.0+",
+            "1.0+a..b", "1.0+a+b", "1!", "!1", "1.0_1", "1.0-", "latest", "1.0/../x", "<script>", "1.0 +a",
+        ] {
+            assert!(check_version(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_lockfile_fixtures_pass_the_grammar_and_hostile_pins_do_not() {
+        use crate::lockfile::pypi::{parse_pylock, parse_requirements};
+        let requirements = include_str!("../../fixtures/lockfiles/requirements.txt");
+        check_pins(&parse_requirements(requirements, "requirements.txt").unwrap(), "requirements.txt").unwrap();
+        let pylock = include_str!("../../fixtures/lockfiles/pylock.toml");
+        check_pins(&parse_pylock(pylock, "pylock.toml").unwrap(), "pylock.toml").unwrap();
+        let hostile = pylock.replacen("name = \"idna\"", "name = \"<svg onload=alert(1)>\"", 1);
+        let e = check_pins(&parse_pylock(&hostile, "pylock.toml").unwrap(), "pylock.toml").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().starts_with("pylock.toml: PyPI package \"<svg onload=alert(1)>\""), "{e}");
+    }
+
+    fn listed_entry(project: &str, file: &str, version: &str, attribute: &str) -> Entry {
+        Entry {
+            ecosystem: NAME.into(),
+            name: project.into(),
+            version: Some(version.into()),
+            path: RelPath::new(&format!("{project}/{file}")).unwrap(),
+            blob: crate::id::ContentId::of(b"x"),
+            size: 1,
+            digests: [("sha256".to_owned(), crate::manifest::Digest(vec![0xab; 32]))].into(),
+            source: None,
+            attributes: [("requires-python", attribute), ("yanked", attribute)]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .into(),
+            evidence: vec![],
+            missing: vec![],
+        }
+    }
+
+    /// Item 12 of issue 14: the pages escape what they interpolate, tested
+    /// without the name grammar (which refuses all of these first).
+    #[test]
+    fn hostile_names_stay_text_in_every_page() {
+        use crate::escape::testing::{HOSTILE, is_relative, skeleton};
+        let render = |project: &str, file: &str, version: &str, attribute: &str| {
+            let entry = listed_entry(project, file, version, attribute);
+            let listed = [Listed { entry: &entry, metadata_sha256: Some("ab".repeat(32)), provenance: true }];
+            let (html, json) = project_pages(project, &listed);
+            (html, json, root_page(&[project, "six"]))
+        };
+        let (benign_page, _, benign_root) = render("six", "six-1.0.tar.gz", "1.0", ">=3.8");
+        for hostile in HOSTILE {
+            let file = format!("{hostile}-1.0.tar.gz");
+            let (page, json, root) = render(hostile, &file, hostile, hostile);
+            for (html, benign) in [(&page, &benign_page), (&root, &benign_root)] {
+                let (tags, hrefs) = skeleton(html);
+                assert_eq!(tags, skeleton(benign).0, "{hostile}: {html}");
+                assert!(hrefs.iter().all(|h| is_relative(h)), "{hostile}: {hrefs:?}");
+                if hostile.contains(['<', '>', '"', '\'', '&']) {
+                    assert!(!html.contains(hostile), "{hostile} unescaped in {html}");
+                }
+            }
+            let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let listed = &json["files"][0];
+            assert_eq!(json["name"], *hostile);
+            assert_eq!(json["versions"][0], *hostile);
+            assert_eq!(listed["filename"], file);
+            assert_eq!(listed["requires-python"], *hostile);
+            assert_eq!(listed["url"], escape::url_segment(&file));
+            for url in [&listed["url"], &listed["provenance"]] {
+                assert!(is_relative(url.as_str().unwrap()), "{hostile}: {url}");
+            }
+        }
+    }
 
     #[test]
     fn versions_from_file_names() {

@@ -60,15 +60,7 @@ impl From<LockError> for crate::error::Error {
 
 /// Replaces control characters (newlines above all) with their escapes.
 fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::escape::one_line(text).into_owned()
 }
 
 /// The 1-based line holding byte `offset` of `text`.

@@ -21,6 +21,11 @@ pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// reader): a channel can never be pushed to where its next number overflows.
 pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
 
+/// The latest time a manifest may carry, 9999-12-31T23:59:59Z (`time` in
+/// the schema). RFC 3339, in which every report and record writes times,
+/// has four-digit years: a later time has no form there.
+pub const MAX_TIME: u64 = 253_402_300_799;
+
 /// `manifest` in schemas/manifest.cddl.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -268,6 +273,11 @@ impl Manifest {
         }
         if u64::from(self.volumes) + u64::from(self.parity) > u64::from(MAX_VOLUMES) {
             return Err(format!("{} data and {} parity volumes, more than {MAX_VOLUMES}", self.volumes, self.parity));
+        }
+        for (what, time) in [("created", self.created), ("expires", self.expires)] {
+            if time > MAX_TIME {
+                return Err(format!("{what} {time} is after 9999-12-31T23:59:59Z, the last time the format can carry"));
+            }
         }
         if self.created > self.expires {
             return Err("expires before it was created".into());
@@ -535,6 +545,15 @@ pub(crate) mod tests {
             m.sequence = sequence;
             assert!(m.check().unwrap_err().contains("outside"), "{sequence}");
         }
+
+        for (created, expires) in [(MAX_TIME + 1, MAX_TIME + 1), (1_700_000_000, MAX_TIME + 1), (0, u64::MAX)] {
+            let mut m = sample();
+            (m.created, m.expires) = (created, expires);
+            assert!(m.check().unwrap_err().contains("after 9999-12-31T23:59:59Z"), "{created} {expires}");
+        }
+        let mut m = sample();
+        m.expires = MAX_TIME;
+        assert!(m.check().is_ok());
 
         let mut m = sample();
         m.blobs[0].size = u64::MAX;

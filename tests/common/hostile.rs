@@ -86,7 +86,7 @@ pub fn assemble(envelope: &[u8], frame: &[u8], seal: &[u8]) -> Vec<u8> {
 
 /// The tar header airlock writes for blob `id` of `size` bytes.
 pub fn blob_header(id: &ContentId, size: u64) -> tar::Header {
-    airlock::bundle::member_header(&airlock::bundle::blob_member(id), size)
+    airlock::bundle::member_header(&airlock::bundle::blob_member(id), size).unwrap()
 }
 
 /// A tar stream of `members` (header block, data, zero padding) and the end-of-archive blocks.
