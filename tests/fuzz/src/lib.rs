@@ -182,3 +182,67 @@ fn listing(dir: &Path) -> String {
     found.sort();
     found.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use airlock::export::{ExportOptions, Inputs, Network, export};
+
+    use super::*;
+
+    /// A bundle like the seeds: signed by the fuzzing key at `SEED_TIME`.
+    fn seed_bundle() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        fs::create_dir_all(input.join("d")).unwrap();
+        fs::write(input.join("a.txt"), b"alpha\n").unwrap();
+        fs::write(input.join("d/b.bin"), [0u8, 1, 2, 255]).unwrap();
+        let out = dir.path().join("b.airlock");
+        let options = ExportOptions {
+            inputs: Inputs { files: vec![input], ..Inputs::default() },
+            keys: vec![key().clone()],
+            out: out.clone(),
+            channel: "seeds".into(),
+            expires_in: Duration::from_hours(1),
+            now: SEED_TIME,
+            force: false,
+            threads: 0,
+            network: Network::default(),
+            state: None,
+            full: false,
+            split: None,
+        };
+        export(&options, &Silent).unwrap();
+        fs::read(out).unwrap()
+    }
+
+    /// Stands in for libFuzzer's byte mutation, which needs the fuzzer linked.
+    fn flip_a_byte(data: &mut [u8], size: usize, _max: usize) -> usize {
+        if size > 0 {
+            data[size / 2] ^= 0x20;
+        }
+        size
+    }
+
+    /// The point of re-signing: a seed imports, and most mutants get past
+    /// the signature into the code behind it, where the fuzzer must look.
+    #[test]
+    fn seeds_import_and_most_mutants_get_past_the_signature() {
+        let seed = seed_bundle();
+        assert_eq!(check(&seed), Outcome::Imported);
+        let mut counts = [0usize; 3];
+        for n in 0..400 {
+            let mut data = seed.clone();
+            data.resize(seed.len() + 4096, 0);
+            let max = data.len();
+            let len = mutator::mutate(&mut data, seed.len(), max, n, flip_a_byte);
+            let outcome = check(&data[..len]);
+            counts[outcome as usize] += 1;
+        }
+        let [untrusted, refused, imported] = counts;
+        eprintln!("of 400 mutants: {untrusted} untrusted, {refused} refused after the signature, {imported} imported");
+        assert!(refused + imported > untrusted, "untrusted {untrusted}, refused {refused}, imported {imported}");
+        assert!(imported > 0 && refused > imported, "untrusted {untrusted}, refused {refused}, imported {imported}");
+    }
+}
