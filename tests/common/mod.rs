@@ -208,10 +208,10 @@ pub fn skip(why: &str) {
     if !RECORDED.lock().unwrap().insert(line.clone()) {
         return;
     }
-    eprintln!("{line}");
-    use std::io::Write;
+    // Straight to the process's stderr: the harness captures `eprintln!` of passing tests.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
     let file = fs::OpenOptions::new().create(true).append(true).open(SKIPPED_FILE);
-    if let Err(e) = file.and_then(|mut f| writeln!(f, "{line}")) {
+    if let Err(e) = file.and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())) {
         panic!("{line}, and recording the skip in {SKIPPED_FILE} failed: {e}");
     }
 }

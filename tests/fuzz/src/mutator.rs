@@ -455,12 +455,11 @@ impl Edit {
 
     fn encode(mut self, rng: &mut Rng) -> Vec<u8> {
         let keys: Vec<_> = std::iter::repeat_n(crate::key().clone(), self.plan.signatures).collect();
-        if self.plan.resign {
-            if let Some(payload) = &self.payload {
-                if let Ok(envelope) = envelope::seal(payload, &keys, envelope::MANIFEST) {
-                    self.envelope = envelope;
-                }
-            }
+        if self.plan.resign
+            && let Some(payload) = &self.payload
+            && let Ok(envelope) = envelope::seal(payload, &keys, envelope::MANIFEST)
+        {
+            self.envelope = envelope;
         }
         let frame1 = self.encode_frame1();
         let blob_frame = self.encode_blob_frame();
@@ -494,10 +493,10 @@ impl Edit {
             let changed = (declared + p.declared_delta).clamp(0, i64::from(u32::MAX)) as u32;
             frame[5..9].copy_from_slice(&changed.to_le_bytes());
         }
-        if let Some((at, byte)) = p.frame_header_byte {
-            if let Some(slot) = frame.get_mut(at) {
-                *slot = byte;
-            }
+        if let Some((at, byte)) = p.frame_header_byte
+            && let Some(slot) = frame.get_mut(at)
+        {
+            *slot = byte;
         }
         frame.truncate(frame.len().saturating_sub(p.frame1_cut));
         frame
@@ -630,7 +629,7 @@ fn mutate_header(header: &mut [u8; BLOCK], rng: &mut Rng, names: &[Vec<u8>]) -> 
         65..75 => {
             header[TYPE] = *rng.pick(TYPE_FLAGS);
             if header[TYPE] == b'1' || header[TYPE] == b'2' {
-                let target: &[u8] = *rng.pick(&[&b"../../etc/passwd"[..], b"/etc/passwd", b"manifest.cose", b"blobs"]);
+                let target = *rng.pick(&[&b"../../etc/passwd"[..], b"/etc/passwd", b"manifest.cose", b"blobs"]);
                 header[LINK_NAME].fill(0);
                 header[LINK_NAME.start..LINK_NAME.start + target.len()].copy_from_slice(target);
             }
@@ -644,7 +643,7 @@ fn mutate_header(header: &mut [u8; BLOCK], rng: &mut Rng, names: &[Vec<u8>]) -> 
             None
         }
         85..89 => {
-            let magic: &[u8] = *rng.pick(&[&b"ustar  \0"[..], b"\0\0\0\0\0\0\0\0", b"ustar\x0000", b"ustar\x0001"]);
+            let magic = *rng.pick(&[&b"ustar  \0"[..], b"\0\0\0\0\0\0\0\0", b"ustar\x0000", b"ustar\x0001"]);
             header[MAGIC.start..VERSION.end].copy_from_slice(magic);
             None
         }
@@ -712,7 +711,7 @@ fn resize(data: &mut Vec<u8>, size: u64, rng: &mut Rng) {
 /// A member no exporter writes: a link, a folder, a pax or GNU record, a
 /// `volume.cbor` or `parity.bin` out of place.
 fn new_member(rng: &mut Rng) -> Member {
-    let name: &[u8] = *rng.pick(&[&b"volume.cbor"[..], b"parity.bin", b"blobs/../../x", b"blobs", b"././@LongLink"]);
+    let name = *rng.pick(&[&b"volume.cbor"[..], b"parity.bin", b"blobs/../../x", b"blobs", b"././@LongLink"]);
     // Built from an accepted header by hand: the library's own builder refuses `..`.
     let mut header =
         *airlock::bundle::member_header(airlock::bundle::VOLUME_MEMBER, 0).expect("a member name").as_bytes();
