@@ -1,8 +1,16 @@
 //! Writes the seed corpus of the fuzz targets in tests/fuzz/ into the folder
 //! given (default `tests/fuzz/seeds`), one subfolder per target: small
-//! bundles made with the library (one and two signers, an incremental one),
-//! their envelopes, manifests and seals, and the lockfiles of fixtures/lockfiles/.
+//! bundles made with the library (one and two signers, an incremental one,
+//! the volumes of a split bundle with parity), their envelopes, manifests
+//! and seals, and the lockfiles of fixtures/lockfiles/.
 //! `bash tests/fuzz/run.sh` runs it before fuzzing.
+//!
+//! The bundles are signed by the fuzzing key and made at the fuzzing
+//! clock's time, so that the `volume` target, which trusts that key at that
+//! time, verifies and imports them: its mutants start from valid bundles.
+//! Both are fixed here as in tests/fuzz/src/lib.rs (`KEY_SEED`,
+//! `SEED_TIME`), which this crate cannot depend on; the seeds are the same
+//! bytes on every run.
 
 use std::error::Error;
 use std::fs;
@@ -10,9 +18,23 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use airlock::bundle::reader::{Member, VolumeReader};
-use airlock::export::{ExportOptions, Inputs, Network, export};
+use airlock::export::{ExportOptions, Inputs, Network, Split, export};
 use airlock::progress::Silent;
 use airlock::sign::{SecretKey, envelope};
+
+/// `KEY_SEED` of tests/fuzz/src/lib.rs: a published test key nothing else trusts.
+const KEY_SEED: [u8; 32] = *b"airlock fuzz key, never trusted!";
+/// `SEED_TIME` of tests/fuzz/src/lib.rs.
+const SEED_TIME: u64 = 1_750_000_000;
+
+/// The fuzzing key, through the public API (a private `.key` file).
+fn fuzz_key(dir: &Path) -> Result<SecretKey, Box<dyn Error>> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("fuzz.key");
+    fs::write(&path, format!("airlock-sec-ed25519:{}\n", hex::encode(KEY_SEED)))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+    Ok(SecretKey::load(&path)?)
+}
 
 fn main() -> Result<(), Box<dyn Error>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -24,12 +46,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
 
     let work = tempfile::tempdir()?;
-    let keys = [SecretKey::generate()?, SecretKey::generate()?];
+    // The second key of the co-signed seed is not trusted by the target: one of two signatures counts.
+    let keys = [fuzz_key(work.path())?, SecretKey::generate()?];
     let state = work.path().join("state");
-    let trees: [&[(&str, &[u8])]; 3] = [
+    // Bytes zstd cannot shrink, so that two blobs need two of the smallest volumes.
+    let noise: Vec<u8> = (0..18_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let trees: [&[(&str, &[u8])]; 4] = [
         &[("a.txt", b"alpha\n"), ("d/b.bin", &[0, 1, 2, 255]), ("empty", b"")],
         &[("a.txt", b"alpha\n"), ("d/b.bin", &[0, 1, 2, 255]), ("caf\u{e9}.md", "gr\u{fc}\u{df}e\n".as_bytes())],
         &[("only.txt", b"one file, two signers\n")],
+        &[("x/1.bin", &noise[..9000]), ("x/2.bin", &noise[9000..]), ("y.txt", b"split in volumes\n")],
     ];
     for (n, files) in trees.iter().enumerate() {
         let input = work.path().join(format!("in{n}"));
@@ -45,16 +71,25 @@ fn main() -> Result<(), Box<dyn Error>> {
             out: bundle.clone(),
             channel: "seeds".into(),
             expires_in: Duration::from_hours(1),
-            now: airlock::now(),
+            now: SEED_TIME,
             force: false,
             threads: 0,
             network: Network::default(),
             // The first two chain, so the second is incremental.
             state: (n < 2).then(|| state.clone()),
             full: false,
-            split: None,
+            // The last is split into the smallest volumes, one blob each, with a parity volume.
+            split: (n == 3).then_some(Split { size: 20 << 10, parity: 1 }),
         };
         export(&options, &Silent)?;
+        if n == 3 {
+            for volume in fs::read_dir(&bundle)? {
+                let volume = volume?.path();
+                let name = volume.file_name().expect("a volume has a name").to_string_lossy().into_owned();
+                fs::copy(&volume, seeds("volume")?.join(format!("split-{name}")))?;
+            }
+            continue;
+        }
         fs::copy(&bundle, seeds("volume")?.join(format!("bundle-{n}")))?;
 
         let (mut volume, envelope_bytes) = VolumeReader::open(fs::File::open(&bundle)?, "seed")?;

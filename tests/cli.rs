@@ -233,80 +233,53 @@ fn usage_errors_exit_2_with_one_line() {
     let bundle = dir.path().join("b.airlock");
     export(&input, &[&key], &bundle);
     let missing = dir.path().join("missing");
-    let cases: Vec<Vec<std::ffi::OsString>> = vec![
-        vec!["export".into(), "--bogus".into()],
-        vec![
-            "export".into(),
-            "--files".into(),
-            missing.clone().into(),
-            "--key".into(),
-            key.clone().into(),
-            "--out".into(),
-            dir.path().join("x").into(),
-        ],
-        vec![
-            "export".into(),
-            "--files".into(),
-            input.clone().into(),
-            "--key".into(),
-            public.clone().into(),
-            "--out".into(),
-            dir.path().join("x").into(),
-        ],
-        vec![
-            "export".into(),
-            "--files".into(),
-            input.clone().into(),
-            "--key".into(),
-            key.clone().into(),
-            "--out".into(),
-            bundle.clone().into(),
-        ],
-        vec![
-            "export".into(),
-            "--files".into(),
-            input.clone().into(),
-            "--key".into(),
-            key.clone().into(),
-            "--out".into(),
-            dir.path().join("x").into(),
-            "--expires".into(),
-            "soon".into(),
-        ],
-        vec![
-            "export".into(),
-            "--files".into(),
-            input.clone().into(),
-            "--key".into(),
-            key.clone().into(),
-            "--out".into(),
-            dir.path().join("x").into(),
-            "--channel".into(),
-            "a/b".into(),
-        ],
-        vec!["verify".into(), bundle.clone().into()],
-        vec!["verify".into(), bundle.clone().into(), "--trust".into(), missing.clone().into()],
-        vec!["verify".into(), bundle.clone().into(), "--trust".into(), key.clone().into()],
-        vec!["verify".into(), missing.clone().into(), "--trust".into(), public.clone().into()],
-        vec!["verify".into(), dir.path().into(), "--trust".into(), public.clone().into()],
-        vec!["verify".into(), bundle.clone().into(), "--policy".into(), missing.clone().into()],
-        vec!["import".into(), bundle.clone().into(), "--trust".into(), public.clone().into()],
-        vec![
-            "import".into(),
-            bundle.clone().into(),
-            "--trust".into(),
-            public.clone().into(),
-            "--mirror".into(),
-            input.clone().into(),
-        ],
-        vec!["inspect".into(), missing.clone().into()],
+    let x = dir.path().join("x");
+    let shown = |p: &std::path::Path| p.display().to_string();
+    let os = |parts: &[&dyn AsRef<std::ffi::OsStr>]| -> Vec<std::ffi::OsString> {
+        parts.iter().map(|p| p.as_ref().to_owned()).collect()
+    };
+    let export_with = |more: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args = os(&[&"export", &"--files", &input, &"--key", &key, &"--out", &x]);
+        args.extend(os(more));
+        args
+    };
+    // Each case: the arguments, and what its one line must name (the flag,
+    // the file, the value) besides the `error:` prefix.
+    let cases: Vec<(Vec<std::ffi::OsString>, Vec<String>)> = vec![
+        (os(&[&"export", &"--bogus"]), vec!["'--bogus'".into(), "airlock export --help".into()]),
+        (os(&[&"export", &"--files", &missing, &"--key", &key, &"--out", &x]), vec![shown(&missing), "--files".into()]),
+        (
+            os(&[&"export", &"--files", &input, &"--key", &public, &"--out", &x]),
+            vec![shown(&public), "secret key".into()],
+        ),
+        (
+            os(&[&"export", &"--files", &input, &"--key", &key, &"--out", &bundle]),
+            vec![shown(&bundle), "already exists".into(), "--force".into()],
+        ),
+        (export_with(&[&"--expires", &"soon"]), vec!["'soon'".into(), "--expires".into()]),
+        (export_with(&[&"--channel", &"a/b"]), vec!["--channel".into(), "\"a/b\"".into()]),
+        (os(&[&"verify", &bundle]), vec!["--trust".into(), "airlock verify --help".into()]),
+        (os(&[&"verify", &bundle, &"--trust", &missing]), vec![shown(&missing), "public key".into()]),
+        (os(&[&"verify", &bundle, &"--trust", &key]), vec![shown(&key), "not an airlock public key".into()]),
+        (os(&[&"verify", &missing, &"--trust", &public]), vec![shown(&missing), "bundle".into()]),
+        (os(&[&"verify", &dir.path(), &"--trust", &public]), vec![shown(dir.path()), "folder".into()]),
+        (os(&[&"verify", &bundle, &"--policy", &missing]), vec![shown(&missing), "policy".into()]),
+        (os(&[&"import", &bundle, &"--trust", &public]), vec!["--mirror".into(), "airlock import --help".into()]),
+        (
+            os(&[&"import", &bundle, &"--trust", &public, &"--mirror", &input]),
+            vec![shown(&input), "--mirror".into(), "not an airlock mirror".into()],
+        ),
+        (os(&[&"inspect", &missing]), vec![shown(&missing), "bundle".into()]),
     ];
-    for args in cases {
+    for (args, names) in cases {
         let out = airlock().args(&args).assert().code(2);
-        one_line(&out.get_output().stderr);
+        let line = one_line(&out.get_output().stderr);
+        for name in &names {
+            assert!(line.contains(name.as_str()), "airlock {args:?}: the error does not name {name}: {line}");
+        }
     }
     // Nothing was written by the failed exports.
-    assert!(!dir.path().join("x").exists());
+    assert!(!x.exists());
 }
 
 #[test]

@@ -387,8 +387,9 @@ fn gc_removes_staging_only_of_bundles_that_can_no_longer_be_imported() {
     assert_eq!(fs::read_dir(mirror.join(".airlock/staging")).unwrap().count(), 0);
 }
 
-/// A tmpfs of limited size, unmounted on drop; `None` (with the reason
-/// printed) where this process may not mount one.
+/// A tmpfs of limited size, unmounted on drop; `None` where this process
+/// may not mount one (the check is then [`common::skip`]ped: printed and
+/// counted, or a failure under `AIRLOCK_NO_SKIP=1`).
 struct SmallFs(PathBuf);
 
 impl SmallFs {
@@ -402,8 +403,8 @@ impl SmallFs {
         match status {
             Ok(s) if s.success() => Some(SmallFs(at.to_owned())),
             Ok(_) | Err(_) => {
-                eprintln!(
-                    "skipped: cannot mount a small tmpfs here (needs root and mount); the full-disk check is untested"
+                common::skip(
+                    "cannot mount a small tmpfs here (needs root and mount), so the full-disk check is untested",
                 );
                 None
             }

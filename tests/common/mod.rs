@@ -4,7 +4,7 @@
 pub mod hostile;
 pub mod registry;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -191,15 +191,47 @@ pub fn cargo_app(dir: &Path, source: &str) -> PathBuf {
     app
 }
 
-/// The binary under test with no network at all: in a fresh network
-/// namespace (`unshare -n`) where the platform allows it, so a test proves
-/// that what it runs never needs a connection.
-pub fn airlock_offline() -> Command {
+/// Where skipped checks are recorded (`target/tmp/skipped-tests.txt`);
+/// `.ci/run` prints and counts them at the end.
+pub const SKIPPED_FILE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/skipped-tests.txt");
+
+/// A check this machine cannot make. With `AIRLOCK_NO_SKIP=1` (`.ci/run`
+/// sets it) that fails the test; otherwise it prints `SKIPPED: TEST: WHY`
+/// and adds that line to [`SKIPPED_FILE`], so a skip is never mistaken
+/// for a pass. The test is named by its thread, as the test harness names it.
+pub fn skip(why: &str) {
+    static RECORDED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!("SKIPPED: {test}: {why}");
+    let forbidden = std::env::var("AIRLOCK_NO_SKIP").is_ok_and(|v| !v.is_empty() && v != "0");
+    assert!(!forbidden, "{line} (AIRLOCK_NO_SKIP is set: this machine must be able to run it)");
+    if !RECORDED.lock().unwrap().insert(line.clone()) {
+        return;
+    }
+    // Straight to the process's stderr: the harness captures `eprintln!` of passing tests.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
+    let file = fs::OpenOptions::new().create(true).append(true).open(SKIPPED_FILE);
+    if let Err(e) = file.and_then(|mut f| std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes())) {
+        panic!("{line}, and recording the skip in {SKIPPED_FILE} failed: {e}");
+    }
+}
+
+/// Whether `unshare -n` works here (root, or a sandbox that allows it).
+pub fn can_unshare_network() -> bool {
     static CAN_UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let can = *CAN_UNSHARE
-        .get_or_init(|| std::process::Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success()));
-    if !can {
-        eprintln!("note: `unshare -n` is not permitted here; running with the network present");
+    *CAN_UNSHARE
+        .get_or_init(|| std::process::Command::new("unshare").args(["-n", "true"]).status().is_ok_and(|s| s.success()))
+}
+
+/// The binary under test with no network at all, in a fresh network
+/// namespace (`unshare -n`), so a test proves that what it runs never
+/// needs a connection. Where `unshare -n` is not permitted the command
+/// runs with the network present, so that the test's other assertions
+/// still run, and the missing proof is [`skip`]ped: printed and counted,
+/// or a failure under `AIRLOCK_NO_SKIP=1`.
+pub fn airlock_offline() -> Command {
+    if !can_unshare_network() {
+        skip("`unshare -n` is not permitted here, so this run does not prove that no network is used");
         return airlock();
     }
     let mut cmd = Command::new("unshare");
