@@ -55,16 +55,20 @@ impl<R: Read> VolumeReader<R> {
     /// reader positioned at the blob frame. `name` is used in errors.
     pub fn open(raw: R, name: &str) -> Result<(Self, Vec<u8>)> {
         let mut raw = MediaReader(raw);
-        let member =
+        let mut envelope =
             frame::read_raw(&mut raw, MAX_ENVELOPE_BYTES + 2 * BLOCK as u64).map_err(|e| frame_error(name, e))?;
-        let envelope = manifest_member(&member).map_err(|r| Error::rejected(name, r))?;
+        let end = manifest_member(&envelope).map_err(|r| Error::rejected(name, r))?;
+        // The envelope is up to the manifest cap: cut the member header and
+        // padding off in place rather than copying it out.
+        envelope.truncate(end);
+        envelope.drain(..BLOCK);
         let compressed =
             HashingBufReader { inner: BufReader::with_capacity(1 << 16, raw), hasher: blake3::Hasher::new(), count: 0 };
         let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
             .map_err(|e| Error::io(Path::new(name), e))?
             .single_frame();
         decoder.window_log_max(WINDOW_LOG).map_err(|e| Error::io(Path::new(name), e))?;
-        Ok((VolumeReader { decoder, name: name.to_owned() }, envelope.to_vec()))
+        Ok((VolumeReader { decoder, name: name.to_owned() }, envelope))
     }
 
     fn reject(&self, rejection: Rejection) -> Error {
@@ -161,8 +165,9 @@ impl<R: Read> VolumeReader<R> {
 }
 
 /// Checks the manifest frame's content: the member header the writer
-/// emits, the envelope, zero padding, nothing else.
-fn manifest_member(member: &[u8]) -> Result<&[u8], Rejection> {
+/// emits, the envelope, zero padding, nothing else. Returns where the
+/// envelope ends (it starts after the header block).
+fn manifest_member(member: &[u8]) -> Result<usize, Rejection> {
     let header: &[u8; BLOCK] = member
         .get(..BLOCK)
         .and_then(|h| h.try_into().ok())
@@ -180,7 +185,7 @@ fn manifest_member(member: &[u8]) -> Result<&[u8], Rejection> {
     if member.len() as u64 != end as u64 + padding(size) || member[end..].iter().any(|b| *b != 0) {
         return Err(Rejection::Malformed("the manifest frame does not hold exactly the manifest member".into()));
     }
-    Ok(&member[BLOCK..end])
+    Ok(end)
 }
 
 /// Parses one header block, accepting it only if it is exactly the header

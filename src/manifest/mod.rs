@@ -2,6 +2,7 @@
 //! rule, and its canonical encoding.
 
 pub mod canonical;
+pub mod evidence;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -125,6 +126,15 @@ impl Entry {
     pub fn place(&self) -> (&str, &str) {
         (self.ecosystem.as_str(), self.path.as_str())
     }
+
+    /// `npm big@1.0.0`, `files notes.txt`: the entry as errors name it.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{} {}@{version}", self.ecosystem, self.name),
+            None => format!("{} {}", self.ecosystem, self.path),
+        }
+    }
 }
 
 /// An upstream digest's bytes.
@@ -222,9 +232,17 @@ pub fn valid_channel(channel: &str) -> bool {
     (1..=64).contains(&channel.len()) && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Kinds of upstream evidence this format knows (`evidence-kind` in the schema).
-pub const EVIDENCE_KINDS: [&str; 6] =
-    ["npm-version", "npm-signatures", "npm-attestations", "pypi-core-metadata", "pypi-provenance", "cargo-index-entry"];
+/// Kinds of upstream evidence this format knows (`evidence-kind` in the
+/// schema): the names of [`evidence::EVIDENCE`], which gives each its cap.
+pub const EVIDENCE_KINDS: [&str; evidence::EVIDENCE.len()] = {
+    let mut names = [""; evidence::EVIDENCE.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = evidence::EVIDENCE[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// Known upstream digest algorithms and their output sizes.
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
@@ -318,6 +336,11 @@ impl Manifest {
             let kinds = entry.evidence.iter().map(|e| &e.kind).chain(entry.missing.iter().map(|m| &m.kind));
             if let Some(kind) = kinds.into_iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str())) {
                 return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
+            }
+            // Before any parser sees a document: its size against its kind's cap.
+            for document in &entry.evidence {
+                evidence::check_size(&document.kind, document.data.len())
+                    .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
             }
             if !sorted && !places.insert(entry.place()) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
