@@ -337,7 +337,7 @@ fn judge(case: &str, out: &std::process::Output, peak_kib: u64, refused: bool, e
         peak_kib < HOSTILE_MEMORY_CAP_KIB,
         "{case}: import peaked at {} MiB, the cap is {} MiB",
         peak_kib >> 10,
-        HOSTILE_MEMORY_CAP_KIB >> 20
+        HOSTILE_MEMORY_CAP_KIB >> 10
     );
     format!("{case}: exit {:?}, peak RSS {} MiB", out.status.code(), peak_kib >> 10)
 }

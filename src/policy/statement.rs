@@ -330,3 +330,63 @@ fn statement_rejection(r: Rejection) -> Rejection {
 fn reject(statement: &Path, r: Rejection) -> Error {
     Error::rejected(statement.display(), statement_rejection(r))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_text(serial: u64, key: &SecretKey, extra: &str) -> String {
+        format!(
+            "version = 1\nserial = {serial}\nthreshold = 1\n[[keys]]\nname = \"k\"\npublic = \"{}\"\n{extra}",
+            key.public().to_text()
+        )
+    }
+
+    fn kind_of(result: Result<Checked<'_>, Rejection>) -> &'static str {
+        match result {
+            Err(Rejection::Statement { kind, .. }) => kind,
+            Err(other) => panic!("not a statement rejection: {other}"),
+            Ok(_) => "accepted",
+        }
+    }
+
+    #[test]
+    fn a_statement_is_authenticated_before_anything_in_it_is_parsed() {
+        let (site, stranger) = (SecretKey::generate().unwrap(), SecretKey::generate().unwrap());
+        let current_text = policy_text(1, &site, "");
+        let current = Policy::parse(&current_text, References::Refused, "current").unwrap();
+        let path = Path::new("policy.toml");
+        let huge_root = format!("[sigstore]\ntrusted-root-json = '''{}'''\n", "x".repeat(1 << 20));
+        let payloads: Vec<Vec<u8>> = vec![
+            b"this is = not [ TOML".to_vec(),
+            vec![0xff, 0xfe, 0x00],
+            policy_text(2, &stranger, &huge_root).into_bytes(),
+            policy_text(2, &stranger, "[npm]\nregistry-keys-json = '''{\"keys\": 7}'''\n").into_bytes(),
+        ];
+        for payload in &payloads {
+            // Signed by a key the current policy does not trust: refused as a
+            // signature failure, never as the parse error the text would give.
+            let signed = envelope::seal(payload, std::slice::from_ref(&stranger), POLICY_STATEMENT).unwrap();
+            assert_eq!(kind_of(check(&signed, &current, &current_text, path)), "below-threshold");
+            // Signed by the current key, the same text fails as what it is.
+            let signed = envelope::seal(payload, &[site.clone(), stranger.clone()], POLICY_STATEMENT).unwrap();
+            let kind = kind_of(check(&signed, &current, &current_text, path));
+            assert!(["invalid-policy", "malformed"].contains(&kind), "{kind}");
+        }
+        let next = policy_text(2, &site, "");
+        let signed = envelope::seal(next.as_bytes(), std::slice::from_ref(&site), POLICY_STATEMENT).unwrap();
+        assert_eq!(kind_of(check(&signed, &current, &current_text, path)), "accepted");
+    }
+
+    #[test]
+    fn a_statement_larger_than_any_policy_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.statement");
+        std::fs::write(&path, vec![0u8; MAX_STATEMENT_BYTES as usize + 1]).unwrap();
+        let err = read_statement(&path).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("larger than any policy statement"), "{err}");
+        std::fs::write(&path, vec![0u8; 100]).unwrap();
+        assert_eq!(read_statement(&path).unwrap().len(), 100);
+    }
+}
