@@ -76,7 +76,7 @@ pub fn over_cap(name: &str, len: usize) -> Option<String> {
 
 /// `64 KiB`, `1 MiB`: the caps are whole KiB or MiB.
 fn describe_bytes(bytes: u64) -> String {
-    if bytes % MIB == 0 { format!("{} MiB", bytes / MIB) } else { format!("{} KiB", bytes / KIB) }
+    if bytes.is_multiple_of(MIB) { format!("{} MiB", bytes / MIB) } else { format!("{} KiB", bytes / KIB) }
 }
 
 #[cfg(test)]
