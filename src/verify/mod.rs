@@ -25,7 +25,7 @@ pub mod set;
 
 pub use evidence::screen_new_names;
 
-use crate::bundle::reader::{Member, Tail, VolumeReader};
+use crate::bundle::reader::{Envelope, Member, Tail, VolumeReader};
 use crate::bundle::split::MAX_STRIPE;
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeSeal, volume_label};
 use crate::ecosystem;
@@ -308,12 +308,15 @@ pub fn open_volume<R: io::Read>(
     now: u64,
     manifests: &mut Vec<VerifiedManifest>,
 ) -> Result<OpenVolume<R>> {
-    let (mut reader, envelope_bytes) = VolumeReader::open(raw, subject)?;
-    let position = if let Some(position) = manifests.iter().position(|m| *m.envelope == *envelope_bytes) {
-        position
-    } else {
-        manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
-        manifests.len() - 1
+    // A volume of a set whose manifest was checked already is only compared with it.
+    let known: Vec<&[u8]> = manifests.iter().map(|m| m.envelope.as_slice()).collect();
+    let (mut reader, envelope_bytes) = VolumeReader::open_among(raw, subject, &known)?;
+    let position = match envelope_bytes {
+        Envelope::Known(position) => position,
+        Envelope::Read(envelope_bytes) => {
+            manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
+            manifests.len() - 1
+        }
     };
     let verified = &manifests[position];
     let manifest = &verified.manifest;
