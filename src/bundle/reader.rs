@@ -77,7 +77,7 @@ impl<R: Read> VolumeReader<R> {
                 member.drain(..BLOCK);
                 Envelope::Read(member)
             }
-            known => known,
+            known @ Envelope::Known(_) => known,
         };
         let compressed =
             HashingBufReader { inner: BufReader::with_capacity(1 << 16, raw), hasher: blake3::Hasher::new(), count: 0 };
