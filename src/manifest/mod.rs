@@ -277,6 +277,9 @@ impl Manifest {
         // The manifest is kept for a whole import: give back the slack of decoding.
         manifest.entries.shrink_to_fit();
         manifest.blobs.shrink_to_fit();
+        // Before the encoding check, which re-encodes one entry at a time:
+        // an entry with a document over its cap is not encoded again.
+        manifest.check_evidence_sizes()?;
         manifest.check_encoding(bytes)?;
         manifest.check()?;
         Ok(manifest)
@@ -407,15 +410,11 @@ impl Manifest {
             if let Some(kind) = kinds.into_iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str())) {
                 return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
             }
-            // Before any parser sees a document: its size against its kind's cap.
-            for document in &entry.evidence {
-                evidence::check_size(&document.kind, document.data.len())
-                    .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
-            }
             if !sorted && !places.insert(entry.place()) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
         }
+        self.check_evidence_sizes()?;
         if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
@@ -425,6 +424,18 @@ impl Manifest {
         } else {
             check_place_set(places.iter().copied(), |wanted| places.contains(&wanted))
         }
+    }
+
+    /// Every evidence document within its kind's cap (`evidence::EVIDENCE`),
+    /// checked before any parser sees one.
+    pub fn check_evidence_sizes(&self) -> Result<(), String> {
+        for entry in &self.entries {
+            for document in &entry.evidence {
+                evidence::check_size(&document.kind, document.data.len())
+                    .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
+            }
+        }
+        Ok(())
     }
 
     /// The blobs carried by volume `index`, in archive order.
