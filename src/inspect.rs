@@ -63,10 +63,10 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
     let (_, envelope_bytes) = VolumeReader::open(file, &subject)?;
     let opened =
         envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
-    let m = Manifest::from_bytes(&opened.payload).map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
+    let m = Manifest::from_bytes(opened.payload).map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
     Ok(InspectReport {
         bundle: subject,
-        manifest_digest: ContentId::of(&opened.payload).to_hex(),
+        manifest_digest: ContentId::of(opened.payload).to_hex(),
         format: m.format,
         tool: m.tool.clone(),
         channel: m.channel.clone(),

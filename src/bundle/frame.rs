@@ -68,37 +68,66 @@ impl From<io::Error> for FrameError {
 
 /// Reads a raw-block frame of at most `cap` bytes of content.
 pub fn read_raw(input: &mut impl Read, cap: u64) -> Result<Vec<u8>, FrameError> {
-    let mut head = [0u8; 9];
-    input.read_exact(&mut head)?;
-    if head[..4] != MAGIC || head[4] != RAW_FHD {
-        return Err(FrameError::Malformed(
-            "not an airlock volume (it does not start with airlock's manifest frame)".into(),
-        ));
+    let mut blocks = RawBlocks::start(input, cap)?;
+    let mut content = Vec::with_capacity(blocks.size());
+    while blocks.next_into(input, &mut content)? {}
+    Ok(content)
+}
+
+/// A raw-block frame read one block at a time, so that its content can be
+/// compared with bytes already held instead of read into a second buffer.
+#[derive(Debug)]
+pub struct RawBlocks {
+    size: usize,
+    read: usize,
+}
+
+impl RawBlocks {
+    /// Reads the frame's header: its content must be at most `cap` bytes.
+    pub fn start(input: &mut impl Read, cap: u64) -> Result<Self, FrameError> {
+        let mut head = [0u8; 9];
+        input.read_exact(&mut head)?;
+        if head[..4] != MAGIC || head[4] != RAW_FHD {
+            return Err(FrameError::Malformed(
+                "not an airlock volume (it does not start with airlock's manifest frame)".into(),
+            ));
+        }
+        let size = u64::from(u32::from_le_bytes(head[5..9].try_into().expect("4 bytes")));
+        if size > cap {
+            return Err(FrameError::Oversize(size));
+        }
+        if size == 0 {
+            return Err(FrameError::Malformed("empty manifest frame".into()));
+        }
+        Ok(RawBlocks { size: size as usize, read: 0 })
     }
-    let size = u64::from(u32::from_le_bytes(head[5..9].try_into().expect("4 bytes")));
-    if size > cap {
-        return Err(FrameError::Oversize(size));
+
+    /// Bytes of content the frame declares.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.size
     }
-    if size == 0 {
-        return Err(FrameError::Malformed("empty manifest frame".into()));
-    }
-    let size = size as usize;
-    let mut content = Vec::with_capacity(size);
-    while content.len() < size {
+
+    /// Appends the next block's content to `out`; `false` once every block was read.
+    pub fn next_into(&mut self, input: &mut impl Read, out: &mut Vec<u8>) -> Result<bool, FrameError> {
+        if self.read == self.size {
+            return Ok(false);
+        }
         let mut block = [0u8; 4];
         input.read_exact(&mut block[..3])?;
         let header = u32::from_le_bytes(block);
-        let expected = (size - content.len()).min(MAX_BLOCK);
-        let last = content.len() + expected == size;
+        let expected = (self.size - self.read).min(MAX_BLOCK);
+        let last = self.read + expected == self.size;
         let wanted = u32::from(last) | ((expected as u32) << 3);
         if header != wanted {
             return Err(FrameError::Malformed("unexpected block in the manifest frame".into()));
         }
-        let start = content.len();
-        content.resize(start + expected, 0);
-        input.read_exact(&mut content[start..])?;
+        let start = out.len();
+        out.resize(start + expected, 0);
+        input.read_exact(&mut out[start..])?;
+        self.read += expected;
+        Ok(true)
     }
-    Ok(content)
 }
 
 /// Writes `content` as a skippable frame.

@@ -54,17 +54,38 @@ impl<R: Read> VolumeReader<R> {
     /// Reads the manifest frame and returns the envelope it holds, with a
     /// reader positioned at the blob frame. `name` is used in errors.
     pub fn open(raw: R, name: &str) -> Result<(Self, Vec<u8>)> {
+        let (reader, envelope) = VolumeReader::open_among(raw, name, &[])?;
+        match envelope {
+            Envelope::Read(bytes) => Ok((reader, bytes)),
+            Envelope::Known(_) => unreachable!("no envelope was known"),
+        }
+    }
+
+    /// [`VolumeReader::open`] for a volume whose envelope may be one of
+    /// `known` (the other volumes of a set, read already): the frame is
+    /// compared with it block by block, not read into a second buffer of
+    /// up to the manifest cap.
+    pub fn open_among(raw: R, name: &str, known: &[&[u8]]) -> Result<(Self, Envelope)> {
         let mut raw = MediaReader(raw);
-        let member =
-            frame::read_raw(&mut raw, MAX_ENVELOPE_BYTES + 2 * BLOCK as u64).map_err(|e| frame_error(name, e))?;
-        let envelope = manifest_member(&member).map_err(|r| Error::rejected(name, r))?;
+        let envelope = read_manifest_frame(&mut raw, known).map_err(|e| frame_error(name, e))?;
+        let envelope = match envelope {
+            Envelope::Read(mut member) => {
+                let end = manifest_member(&member).map_err(|r| Error::rejected(name, r))?;
+                // The envelope is up to the manifest cap: cut the member header and
+                // padding off in place rather than copying it out.
+                member.truncate(end);
+                member.drain(..BLOCK);
+                Envelope::Read(member)
+            }
+            known @ Envelope::Known(_) => known,
+        };
         let compressed =
             HashingBufReader { inner: BufReader::with_capacity(1 << 16, raw), hasher: blake3::Hasher::new(), count: 0 };
         let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
             .map_err(|e| Error::io(Path::new(name), e))?
             .single_frame();
         decoder.window_log_max(WINDOW_LOG).map_err(|e| Error::io(Path::new(name), e))?;
-        Ok((VolumeReader { decoder, name: name.to_owned() }, envelope.to_vec()))
+        Ok((VolumeReader { decoder, name: name.to_owned() }, envelope))
     }
 
     fn reject(&self, rejection: Rejection) -> Error {
@@ -160,9 +181,95 @@ impl<R: Read> VolumeReader<R> {
     }
 }
 
+/// The envelope of a volume's manifest frame.
+#[derive(Debug)]
+pub enum Envelope {
+    /// Byte for byte the frame that holds the `known` envelope of this index.
+    Known(usize),
+    /// Another envelope, as read.
+    Read(Vec<u8>),
+}
+
+/// Reads frame 1. While its bytes are those of the frame a `known`
+/// envelope makes (member header, envelope, zero padding) they are only
+/// compared; once no known one matches, the content is kept: the part
+/// compared so far is that envelope's, so it is rebuilt from it.
+fn read_manifest_frame(raw: &mut impl Read, known: &[&[u8]]) -> Result<Envelope, FrameError> {
+    let mut blocks = frame::RawBlocks::start(raw, MAX_ENVELOPE_BYTES + 2 * BLOCK as u64)?;
+    let members: Vec<KnownMember> = known.iter().map(|e| KnownMember::new(e)).collect();
+    let mut candidates: Vec<usize> = (0..members.len()).filter(|k| members[*k].len() == blocks.size()).collect();
+    let mut block = Vec::with_capacity(128 << 10);
+    let mut offset = 0;
+    while !candidates.is_empty() {
+        block.clear();
+        if !blocks.next_into(raw, &mut block)? {
+            return Ok(Envelope::Known(candidates[0]));
+        }
+        let last = candidates[0];
+        candidates.retain(|k| members[*k].matches(offset, &block));
+        if candidates.is_empty() {
+            let mut content = Vec::with_capacity(blocks.size());
+            members[last].prefix(offset, &mut content);
+            content.extend_from_slice(&block);
+            while blocks.next_into(raw, &mut content)? {}
+            return Ok(Envelope::Read(content));
+        }
+        offset += block.len();
+    }
+    let mut content = Vec::with_capacity(blocks.size());
+    while blocks.next_into(raw, &mut content)? {}
+    Ok(Envelope::Read(content))
+}
+
+/// The content of the manifest frame a known envelope is written in,
+/// without making it: the member header, the envelope, zero padding.
+struct KnownMember<'a> {
+    header: [u8; BLOCK],
+    envelope: &'a [u8],
+}
+
+impl<'a> KnownMember<'a> {
+    fn new(envelope: &'a [u8]) -> Self {
+        let mut header = [0u8; BLOCK];
+        let expected =
+            member_header(MANIFEST_MEMBER, envelope.len() as u64).expect("the manifest member's name is valid");
+        header.copy_from_slice(expected.as_bytes());
+        KnownMember { header, envelope }
+    }
+
+    fn len(&self) -> usize {
+        BLOCK + self.envelope.len() + padding(self.envelope.len() as u64) as usize
+    }
+
+    /// Whether `chunk` is the content from `offset` on.
+    fn matches(&self, offset: usize, chunk: &[u8]) -> bool {
+        let header_part = offset.min(BLOCK)..(offset + chunk.len()).min(BLOCK);
+        let split = header_part.len();
+        if self.header[header_part] != chunk[..split] {
+            return false;
+        }
+        let rest = &chunk[split..];
+        let from = (offset + split).saturating_sub(BLOCK);
+        let in_envelope = self.envelope.get(from..).unwrap_or_default();
+        let n = in_envelope.len().min(rest.len());
+        in_envelope[..n] == rest[..n] && rest[n..].iter().all(|b| *b == 0)
+    }
+
+    /// Appends the first `len` bytes of the content to `out`.
+    fn prefix(&self, len: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header[..len.min(BLOCK)]);
+        if len > BLOCK {
+            let envelope_part = (len - BLOCK).min(self.envelope.len());
+            out.extend_from_slice(&self.envelope[..envelope_part]);
+            out.resize(out.len() + (len - BLOCK - envelope_part), 0);
+        }
+    }
+}
+
 /// Checks the manifest frame's content: the member header the writer
-/// emits, the envelope, zero padding, nothing else.
-fn manifest_member(member: &[u8]) -> Result<&[u8], Rejection> {
+/// emits, the envelope, zero padding, nothing else. Returns where the
+/// envelope ends (it starts after the header block).
+fn manifest_member(member: &[u8]) -> Result<usize, Rejection> {
     let header: &[u8; BLOCK] = member
         .get(..BLOCK)
         .and_then(|h| h.try_into().ok())
@@ -180,7 +287,7 @@ fn manifest_member(member: &[u8]) -> Result<&[u8], Rejection> {
     if member.len() as u64 != end as u64 + padding(size) || member[end..].iter().any(|b| *b != 0) {
         return Err(Rejection::Malformed("the manifest frame does not hold exactly the manifest member".into()));
     }
-    Ok(&member[BLOCK..end])
+    Ok(end)
 }
 
 /// Parses one header block, accepting it only if it is exactly the header
@@ -348,5 +455,54 @@ fn frame_error(name: &str, e: FrameError) -> Error {
             Error::rejected(name, Rejection::Oversize(format!("a frame declares {size} bytes, more than the cap")))
         }
         FrameError::Io(e) => classify(name, &e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::writer::write_manifest_frame;
+
+    fn volume(envelope: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_manifest_frame(&mut out, envelope).unwrap();
+        // An empty blob frame: the reader only needs frame 1 here.
+        out.extend(zstd::encode_all(&[0u8; 1024][..], 3).unwrap());
+        out
+    }
+
+    fn read(volume: &[u8], known: &[&[u8]]) -> Envelope {
+        VolumeReader::open_among(volume, "v", known).unwrap().1
+    }
+
+    #[test]
+    fn a_known_envelope_is_compared_and_any_other_read_whole() {
+        // Over several raw blocks, so that differences fall in the first, a middle and the last.
+        let envelope: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let bytes = volume(&envelope);
+        assert!(matches!(read(&bytes, &[&envelope]), Envelope::Known(0)));
+        assert!(matches!(read(&bytes, &[b"other", &envelope]), Envelope::Known(1)));
+        for at in [0, 1, 131_000, 131_072 - 512, 200_000, envelope.len() - 1] {
+            let mut other = envelope.clone();
+            other[at] ^= 1;
+            let Envelope::Read(got) = read(&bytes, &[&other]) else { panic!("taken for the other at {at}") };
+            assert_eq!(got, envelope, "at {at}");
+            // And the other way round: the known one differs from what is read.
+            let Envelope::Read(got) = read(&volume(&other), &[&envelope]) else { panic!("at {at}") };
+            assert_eq!(got, other, "at {at}");
+        }
+        let Envelope::Read(got) = read(&bytes, &[&envelope[1..]]) else { panic!("another length matched") };
+        assert_eq!(got, envelope);
+        let Envelope::Read(got) = read(&bytes, &[]) else { panic!("nothing was known") };
+        assert_eq!(got, envelope);
+    }
+
+    #[test]
+    fn a_frame_like_a_known_one_but_with_other_padding_is_refused() {
+        let envelope = vec![9u8; 1000];
+        let mut bytes = volume(&envelope);
+        // The last byte of the padding: frame header 9 + block header 3 + member header 512 + 1000.
+        bytes[9 + 3 + 512 + 1000 + 5] = 1;
+        assert!(VolumeReader::open_among(&bytes[..], "v", &[&envelope]).is_err());
     }
 }

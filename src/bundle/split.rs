@@ -30,8 +30,9 @@ pub const MEDIA: [(&str, u64, &str); 3] = [
 pub const MIN_SPLIT: u64 = 16 << 10;
 
 /// Most bytes of one parity stripe per data volume (the memory a rebuild
-/// holds is this times the number of volumes).
-const MAX_STRIPE: u64 = 64 << 10;
+/// holds is this times the number of volumes). The importer refuses a
+/// parity volume that declares more.
+pub const MAX_STRIPE: u64 = 64 << 10;
 
 /// Whether `name` is a name the exporter gives a volume of a split bundle
 /// (`volume-03-of-12.airlock`, `parity-1-of-2.airlock`, see

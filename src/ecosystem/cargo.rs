@@ -5,14 +5,14 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::ecosystem::registry::{Artifact, FetchContext, digest_mismatch, entry, join_url};
+use crate::ecosystem::registry::{Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::cargo::CratePin;
-use crate::manifest::{Entry, Evidence};
+use crate::manifest::Entry;
 use crate::mirror::Tree;
 
 /// Name in manifests and top-level mirror folder.
@@ -279,7 +279,7 @@ fn resolve_one(pin: &CratePin, index: &str, dl: &str, ctx: &FetchContext) -> Res
     if record.get("yanked").and_then(Value::as_bool) == Some(true) {
         e.attributes.insert("yanked".into(), "true".into());
     }
-    e.evidence.push(Evidence { kind: "cargo-index-entry".into(), data: line.to_vec() });
+    carry_needed(&mut e, "cargo-index-entry", line.to_vec(), &id)?;
     Ok(Artifact { entry: e, source: cached.path })
 }
 

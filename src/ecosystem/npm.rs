@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
+use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
@@ -87,8 +87,7 @@ impl Ecosystem for Npm {
                 tree.remove(NAME, &packument_path(name))?;
                 continue;
             }
-            let packument = packument(name, &versions);
-            tree.write(NAME, &packument_path(name), &serde_json::to_vec(&packument).expect("JSON"))?;
+            tree.write_with(NAME, &packument_path(name), |out| write_packument(name, &versions, out))?;
         }
         Ok(())
     }
@@ -110,47 +109,77 @@ fn attestations_path(entry: &Entry) -> String {
     format!("-/npm/v1/attestations/{}@{}", entry.name, entry.version.as_deref().unwrap_or_default())
 }
 
-/// A packument for `name` from the carried version objects.
-fn packument(name: &str, versions: &[&Entry]) -> Value {
-    let mut map = serde_json::Map::new();
-    let mut latest: Option<semver::Version> = None;
-    for entry in versions {
-        let version = entry.version.clone().unwrap_or_default();
-        let mut object = entry
-            .evidence
-            .iter()
-            .find(|e| e.kind == "npm-version")
-            .and_then(|e| serde_json::from_slice::<Value>(&e.data).ok())
-            .filter(Value::is_object)
-            .unwrap_or_else(|| serde_json::json!({"name": name, "version": version}));
-        let dist = object.as_object_mut().expect("an object").entry("dist").or_insert_with(|| serde_json::json!({}));
-        if let Some(dist) = dist.as_object_mut() {
-            dist.insert("tarball".into(), format!("{BASE_PLACEHOLDER}/npm/{}", entry.path).into());
-            let sha512 = entry.digests.get("sha512").map(|d| base64::engine::general_purpose::STANDARD.encode(&d.0));
-            if let Some(sha512) = sha512 {
-                dist.entry("integrity").or_insert_with(|| format!("sha512-{sha512}").into());
-            }
-            if entry.evidence.iter().any(|e| e.kind == "npm-attestations") {
-                let url = format!("{BASE_PLACEHOLDER}/npm/{}", attestations_path(entry));
-                let attestations = dist.entry("attestations").or_insert_with(|| serde_json::json!({}));
-                if let Some(a) = attestations.as_object_mut() {
-                    a.insert("url".into(), url.into());
-                }
-            } else {
-                // Not carried: a URL to nowhere would only make clients fail.
-                dist.remove("attestations");
-            }
+/// Writes the packument for `name` from the carried version objects:
+/// `{"dist-tags":{"latest":…},"name":…,"versions":{…}}`, keys in order as
+/// a `serde_json` map writes them. One version object is parsed at a time
+/// and written out before the next: a package's version objects together
+/// may be most of a manifest, and parsed all at once they would take many
+/// times its size.
+fn write_packument(name: &str, versions: &[&Entry], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    // By version, as a map would order them; of two with the same version the later counts.
+    let mut sorted: Vec<(&str, &Entry)> =
+        versions.iter().map(|e| (e.version.as_deref().unwrap_or_default(), *e)).collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let mut unique: Vec<(&str, &Entry)> = Vec::with_capacity(sorted.len());
+    for item in sorted {
+        match unique.last_mut() {
+            Some(last) if last.0 == item.0 => *last = item,
+            _ => unique.push(item),
         }
-        if let Ok(v) = semver::Version::parse(&version)
-            && v.pre.is_empty()
-            && latest.as_ref().is_none_or(|l| v > *l)
-        {
-            latest = Some(v);
-        }
-        map.insert(version, object);
     }
-    let latest = latest.map(|v| v.to_string()).or_else(|| map.keys().next_back().cloned()).unwrap_or_default();
-    serde_json::json!({"name": name, "dist-tags": {"latest": latest}, "versions": map})
+    let latest = unique
+        .iter()
+        .filter_map(|(v, _)| semver::Version::parse(v).ok())
+        .filter(|v| v.pre.is_empty())
+        .max()
+        .map(|v| v.to_string())
+        .or_else(|| unique.last().map(|(v, _)| (*v).to_owned()))
+        .unwrap_or_default();
+    out.write_all(b"{\"dist-tags\":{\"latest\":")?;
+    serde_json::to_writer(&mut *out, &latest)?;
+    out.write_all(b"},\"name\":")?;
+    serde_json::to_writer(&mut *out, name)?;
+    out.write_all(b",\"versions\":{")?;
+    for (i, (version, entry)) in unique.iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, version)?;
+        out.write_all(b":")?;
+        serde_json::to_writer(&mut *out, &version_object(name, version, entry))?;
+    }
+    out.write_all(b"}}")
+}
+
+/// A version's part of the packument: its carried object, with the tarball
+/// and attestation URLs pointing at the mirror.
+fn version_object(name: &str, version: &str, entry: &Entry) -> Value {
+    let mut object = entry
+        .evidence
+        .iter()
+        .find(|e| e.kind == "npm-version")
+        .and_then(|e| serde_json::from_slice::<Value>(&e.data).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({"name": name, "version": version}));
+    let dist = object.as_object_mut().expect("an object").entry("dist").or_insert_with(|| serde_json::json!({}));
+    if let Some(dist) = dist.as_object_mut() {
+        dist.insert("tarball".into(), format!("{BASE_PLACEHOLDER}/npm/{}", entry.path).into());
+        let sha512 = entry.digests.get("sha512").map(|d| base64::engine::general_purpose::STANDARD.encode(&d.0));
+        if let Some(sha512) = sha512 {
+            dist.entry("integrity").or_insert_with(|| format!("sha512-{sha512}").into());
+        }
+        if entry.evidence.iter().any(|e| e.kind == "npm-attestations") {
+            let url = format!("{BASE_PLACEHOLDER}/npm/{}", attestations_path(entry));
+            let attestations = dist.entry("attestations").or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = attestations.as_object_mut() {
+                a.insert("url".into(), url.into());
+            }
+        } else {
+            // Not carried: a URL to nowhere would only make clients fail.
+            dist.remove("attestations");
+        }
+    }
+    object
 }
 
 /// Longest npm package name, scope included (validate-npm-package-name).
@@ -298,10 +327,7 @@ fn resolve_one(pin: &NpmPin, packument_url: &str, doc: &Value, ctx: &FetchContex
     if let Some(time) = doc.get("time").and_then(|t| t.get(&pin.version)).and_then(Value::as_str) {
         e.attributes.insert("published".into(), time.to_owned());
     }
-    e.evidence.push(crate::manifest::Evidence {
-        kind: "npm-version".into(),
-        data: serde_json::to_vec(version).expect("JSON"),
-    });
+    carry_needed(&mut e, "npm-version", serde_json::to_vec(version).expect("JSON"), &format!("npm package {id}"))?;
     let signatures = dist.get("signatures").filter(|s| s.as_array().is_some_and(|a| !a.is_empty()));
     carry(
         &mut e,
@@ -410,7 +436,9 @@ mod tests {
                 }],
                 missing: vec![],
             };
-            let text = serde_json::to_string(&packument(hostile, &[&entry])).unwrap();
+            let mut bytes = Vec::new();
+            write_packument(hostile, &[&entry], &mut bytes).unwrap();
+            let text = String::from_utf8(bytes).unwrap();
             let doc: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(doc["name"], *hostile);
             assert_eq!(doc["dist-tags"]["latest"], *hostile);

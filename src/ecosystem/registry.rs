@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 use crate::fetch::{Cache, Cached, Client, Digests};
+use crate::manifest::evidence::over_cap;
 use crate::manifest::{Digest, Entry, Evidence, Missing};
 use crate::progress::Progress;
 
@@ -66,16 +67,71 @@ pub fn entry(ecosystem: &str, name: &str, version: &str, path: crate::id::RelPat
     }
 }
 
-/// Records evidence found, or where it was looked for and not found.
+/// Records evidence found, or where it was looked for and not found. A
+/// document over its kind's cap (`manifest::evidence`), which the importer
+/// would refuse, is recorded as missing with the reason, like evidence a
+/// proxy stripped: the import policy decides whether the artifact may go
+/// without it.
 pub fn carry(entry: &mut Entry, kind: &str, found: Option<Vec<u8>>, looked: &str) {
     match found {
-        Some(data) => entry.evidence.push(Evidence { kind: kind.to_owned(), data }),
+        Some(data) => match over_cap(kind, data.len()) {
+            None => entry.evidence.push(Evidence { kind: kind.to_owned(), data }),
+            Some(excess) => {
+                let looked = format!("{looked}, which served {excess}");
+                entry.missing.push(Missing { kind: kind.to_owned(), looked });
+            }
+        },
         None => entry.missing.push(Missing { kind: kind.to_owned(), looked: looked.to_owned() }),
     }
+}
+
+/// Carries evidence the mirror is built from (an index line, a version
+/// object), which cannot be left out: one over its kind's cap is an error
+/// naming the package.
+pub fn carry_needed(entry: &mut Entry, kind: &str, data: Vec<u8>, package: &str) -> Result<()> {
+    if let Some(excess) = over_cap(kind, data.len()) {
+        return Err(Error::Usage(format!(
+            "{package}: the registry's {kind} is {excess}; an importer would refuse it, so airlock cannot carry this package: leave it out of the lockfile or report the registry's metadata"
+        )));
+    }
+    entry.evidence.push(Evidence { kind: kind.to_owned(), data });
+    Ok(())
 }
 
 /// Joins a base URL and a path with exactly one slash.
 #[must_use]
 pub fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_over_its_cap_is_recorded_as_missing_or_refused() {
+        let mut entry = crate::manifest::tests::sample().entries.remove(0);
+        let cap = crate::manifest::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
+        carry(&mut entry, "npm-signatures", Some(vec![b' '; cap]), "http://r/a");
+        carry(&mut entry, "npm-attestations", Some(vec![b' '; 2 << 20]), "http://r/b");
+        assert_eq!(entry.evidence.len(), 1);
+        assert_eq!(entry.missing.len(), 1);
+        assert_eq!(entry.missing[0].kind, "npm-attestations");
+        assert_eq!(
+            entry.missing[0].looked,
+            "http://r/b, which served 2097152 bytes, over the 1 MiB cap for npm-attestations"
+        );
+        let err = carry_needed(&mut entry, "cargo-index-entry", vec![b' '; 2 << 20], "crate big 1.0.0").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("crate big 1.0.0: the registry's cargo-index-entry is 2097152 bytes, over the 1 MiB cap"),
+            "{err}"
+        );
+        carry_needed(&mut entry, "cargo-index-entry", b"{}".to_vec(), "crate big 1.0.0").unwrap();
+        assert_eq!(entry.evidence.len(), 2);
+        entry.evidence.sort_by(|a, b| a.kind.cmp(&b.kind));
+        let mut manifest = crate::manifest::tests::sample();
+        manifest.entries = vec![entry];
+        manifest.check().unwrap();
+    }
 }

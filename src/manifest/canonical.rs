@@ -85,17 +85,35 @@ pub fn write_seq<T: Serialize>(
 
 /// Decodes `bytes`, which must be the canonical encoding of a `T`.
 pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let decoded: T = decode_unchecked(bytes)?;
+    // One buffer of the document's size: to_vec sorts in place.
+    if to_vec(&decoded)? != bytes {
+        return Err(NOT_CANONICAL.into());
+    }
+    Ok(decoded)
+}
+
+/// Why a document that decodes is refused: it is not the one encoding.
+pub(crate) const NOT_CANONICAL: &str = "not in deterministic encoding (RFC 8949 §4.2.1)";
+
+/// Decodes `bytes` after checking their shape, without checking that they
+/// are the canonical encoding: the caller must (as `from_slice` does).
+pub(crate) fn decode_unchecked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     check_shape(bytes, Shape { depth: RECURSION_LIMIT, items: bytes.len() })?;
-    let decoded: T = ciborium::de::from_reader_with_recursion_limit(bytes, RECURSION_LIMIT).map_err(|e| match e {
+    ciborium::de::from_reader_with_recursion_limit(bytes, RECURSION_LIMIT).map_err(|e| match e {
         // A semantic error's message is what a reader wants (a missing field, a wrong type).
         ciborium::de::Error::Semantic(_, message) => message,
         other => format!("not CBOR: {other}"),
-    })?;
-    // One buffer of the document's size: to_vec sorts in place.
-    if to_vec(&decoded)? != bytes {
-        return Err("not in deterministic encoding (RFC 8949 §4.2.1)".into());
-    }
-    Ok(decoded)
+    })
+}
+
+/// Whether `encoded` is the canonical encoding of `value`; `buf` is
+/// scratch space, reused across calls.
+pub(crate) fn encodes_as<T: Serialize>(value: &T, encoded: &[u8], buf: &mut Vec<u8>) -> Result<bool, String> {
+    buf.clear();
+    ciborium::into_writer(value, &mut *buf).map_err(|e| e.to_string())?;
+    canonicalize(buf, 0)?;
+    Ok(buf.as_slice() == encoded)
 }
 
 /// One item's header at `at`: its major type, additional information,

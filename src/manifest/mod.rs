@@ -2,6 +2,7 @@
 //! rule, and its canonical encoding.
 
 pub mod canonical;
+pub mod evidence;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -130,6 +131,15 @@ impl Entry {
     pub fn place(&self) -> (&str, &str) {
         (self.ecosystem.as_str(), self.path.as_str())
     }
+
+    /// `npm big@1.0.0`, `files notes.txt`: the entry as errors name it.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{} {}@{version}", self.ecosystem, self.name),
+            None => format!("{} {}", self.ecosystem, self.path),
+        }
+    }
 }
 
 /// An upstream digest's bytes.
@@ -161,6 +171,24 @@ pub struct Missing {
     pub kind: String,
     /// Where it was looked for.
     pub looked: String,
+}
+
+/// Whether `array` is the canonical encoding of `items` as a CBOR array.
+fn encodes_items<T: Serialize>(items: &[T], array: &[u8], buf: &mut Vec<u8>) -> Result<bool, String> {
+    let mut head = Vec::new();
+    canonical::write_head(&mut head, 4, items.len() as u64);
+    if !array.starts_with(&head) {
+        return Ok(false);
+    }
+    let mut at = head.len();
+    for item in items {
+        let end = canonical::item_end(array, at)?;
+        if !canonical::encodes_as(item, &array[at..end], buf)? {
+            return Ok(false);
+        }
+        at = end;
+    }
+    Ok(at == array.len())
 }
 
 /// Decodes a sequence into a vector that grows by an eighth at a time
@@ -227,9 +255,17 @@ pub fn valid_channel(channel: &str) -> bool {
     (1..=64).contains(&channel.len()) && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Kinds of upstream evidence this format knows (`evidence-kind` in the schema).
-pub const EVIDENCE_KINDS: [&str; 6] =
-    ["npm-version", "npm-signatures", "npm-attestations", "pypi-core-metadata", "pypi-provenance", "cargo-index-entry"];
+/// Kinds of upstream evidence this format knows (`evidence-kind` in the
+/// schema): the names of [`evidence::EVIDENCE`], which gives each its cap.
+pub const EVIDENCE_KINDS: [&str; evidence::EVIDENCE.len()] = {
+    let mut names = [""; evidence::EVIDENCE.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = evidence::EVIDENCE[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// Known upstream digest algorithms and their output sizes.
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
@@ -242,12 +278,67 @@ impl Manifest {
 
     /// Decodes canonical bytes and checks the rules the schema cannot say.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let mut manifest: Manifest = canonical::from_slice(bytes)?;
+        let mut manifest: Manifest = canonical::decode_unchecked(bytes)?;
         // The manifest is kept for a whole import: give back the slack of decoding.
         manifest.entries.shrink_to_fit();
         manifest.blobs.shrink_to_fit();
+        // Before the encoding check, which re-encodes one entry at a time:
+        // an entry with a document over its cap is not encoded again.
+        manifest.check_evidence_sizes()?;
+        manifest.check_encoding(bytes)?;
         manifest.check()?;
         Ok(manifest)
+    }
+
+    /// `canonical::from_slice`'s rule, that `bytes` are exactly the
+    /// canonical encoding of the manifest, checked one blob and one entry
+    /// at a time: re-encoding the whole manifest would hold a third copy
+    /// of it (the bytes and the decoded form are two), up to the 64 MiB cap.
+    /// The fields besides `blobs` and `entries` are compared as the
+    /// encoding of the manifest without them, field by field.
+    fn check_encoding(&self, bytes: &[u8]) -> Result<(), String> {
+        let skeleton = Manifest {
+            format: self.format,
+            tool: self.tool.clone(),
+            channel: self.channel.clone(),
+            sequence: self.sequence,
+            previous: self.previous,
+            created: self.created,
+            expires: self.expires,
+            signers: self.signers.clone(),
+            volumes: self.volumes,
+            parity: self.parity,
+            blobs: Vec::new(),
+            entries: Vec::new(),
+        };
+        let expected = canonical::to_vec(&skeleton)?;
+        let differs = || Err(canonical::NOT_CANONICAL.to_owned());
+        let (mut at_expected, mut at) = (canonical::content_start(&expected, 0)?, canonical::content_start(bytes, 0)?);
+        if expected[..at_expected] != bytes[..at] {
+            return differs();
+        }
+        let mut buf = Vec::new();
+        while at_expected < expected.len() {
+            let (key_expected, key) = (canonical::item_end(&expected, at_expected)?, canonical::item_end(bytes, at)?);
+            let name = &expected[at_expected..key_expected];
+            if *name != bytes[at..key] {
+                return differs();
+            }
+            let (end_expected, end) = (canonical::item_end(&expected, key_expected)?, canonical::item_end(bytes, key)?);
+            let same = match name {
+                b"\x65blobs" => encodes_items(&self.blobs, &bytes[key..end], &mut buf)?,
+                b"\x67entries" => encodes_items(&self.entries, &bytes[key..end], &mut buf)?,
+                _ => expected[key_expected..end_expected] == bytes[key..end],
+            };
+            if !same {
+                return differs();
+            }
+            (at_expected, at) = (end_expected, end);
+        }
+        if at != bytes.len() {
+            return differs();
+        }
+        Ok(())
     }
 
     /// Cross-field rules: known format, sequence and volumes in range, blob
@@ -333,6 +424,7 @@ impl Manifest {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
         }
+        self.check_evidence_sizes()?;
         if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
@@ -342,6 +434,18 @@ impl Manifest {
         } else {
             check_place_set(places.iter().copied(), |wanted| places.contains(&wanted))
         }
+    }
+
+    /// Every evidence document within its kind's cap (`evidence::EVIDENCE`),
+    /// checked before any parser sees one.
+    pub fn check_evidence_sizes(&self) -> Result<(), String> {
+        for entry in &self.entries {
+            for document in &entry.evidence {
+                evidence::check_size(&document.kind, document.data.len())
+                    .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
+            }
+        }
+        Ok(())
     }
 
     /// The blobs carried by volume `index`, in archive order.
@@ -632,6 +736,39 @@ pub(crate) mod tests {
         blob.push(("carried".into(), true.into()));
         let bytes = canonical::to_vec(&value).unwrap();
         assert!(Manifest::from_bytes(&bytes).unwrap_err().contains("deterministic"));
+    }
+
+    #[test]
+    fn the_encoding_is_checked_part_by_part_as_strictly_as_whole() {
+        // Every single-byte change of a manifest with all kinds of fields is
+        // refused by the part-by-part check exactly when re-encoding the
+        // whole decoded manifest would refuse it.
+        let mut m = sample();
+        m.previous = Some(ContentId::of(b"before"));
+        m.parity = 0;
+        let mut second = m.entries[0].clone();
+        second.path = RelPath::new("b.txt").unwrap();
+        second.version = Some("1".into());
+        second.evidence.push(Evidence { kind: "npm-version".into(), data: b"{}".to_vec() });
+        second.digests.insert("sha256".into(), Digest(vec![1; 32]));
+        m.entries.push(second);
+        let bytes = m.to_bytes().unwrap();
+        let whole = |b: &[u8]| canonical::from_slice::<Manifest>(b).and_then(|m| m.check().map(|()| m)).is_ok();
+        let mut changed = 0;
+        for at in 0..bytes.len() {
+            for delta in [1u8, 0x20, 0x80] {
+                let mut b = bytes.clone();
+                b[at] = b[at].wrapping_add(delta);
+                assert_eq!(Manifest::from_bytes(&b).is_ok(), whole(&b), "byte {at} + {delta}");
+                changed += 1;
+            }
+        }
+        assert!(changed > 1000);
+        // Bytes after the manifest.
+        let mut b = bytes.clone();
+        b.push(0);
+        assert!(Manifest::from_bytes(&b).is_err());
+        assert!(Manifest::from_bytes(&bytes).is_ok());
     }
 
     #[test]

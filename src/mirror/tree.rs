@@ -38,6 +38,19 @@ impl Tree {
         write_atomically(&target, bytes, 0o644)
     }
 
+    /// [`Tree::write`] with the contents produced by `fill`, for a file too
+    /// large to build in memory first (a packument of many versions).
+    pub fn write_with(
+        &mut self,
+        folder: &str,
+        path: &str,
+        fill: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+    ) -> Result<()> {
+        let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
+        let target = self.prepare(folder, &rel)?;
+        crate::sign::write_atomically_with(&target, 0o644, fill)
+    }
+
     /// Takes a file out of the generation being built (a no-op if it is not there).
     pub fn remove(&mut self, folder: &str, path: &str) -> Result<()> {
         RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;

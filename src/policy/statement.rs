@@ -101,6 +101,31 @@ pub fn sign(new_policy: &Path, key: &SecretKey, statement: &Path) -> Result<Sign
     })
 }
 
+/// Most bytes a statement may have: a policy with its keys, Sigstore root
+/// and npm keys inline is tens of KiB.
+pub const MAX_STATEMENT_BYTES: u64 = 4 << 20;
+
+/// Reads a statement to apply, refusing one over [`MAX_STATEMENT_BYTES`]
+/// without reading it whole.
+fn read_statement(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = fs::File::open(path).map_err(|e| Error::input(path, "policy statement", &e))?;
+    let mut signed = Vec::new();
+    file.take(MAX_STATEMENT_BYTES + 1)
+        .read_to_end(&mut signed)
+        .map_err(|e| Error::input(path, "policy statement", &e))?;
+    if signed.len() as u64 > MAX_STATEMENT_BYTES {
+        return Err(reject(
+            path,
+            rejection(
+                "oversize",
+                format!("more than {} MiB, larger than any policy statement; {RESEND}", MAX_STATEMENT_BYTES >> 20),
+            ),
+        ));
+    }
+    Ok(signed)
+}
+
 fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
         Ok(bytes) => Ok(Some(bytes)),
@@ -135,7 +160,7 @@ pub fn apply(statement: &Path, policy_path: &Path, dry_run: bool) -> Result<Appl
     let current_text = fs::read_to_string(policy_path).map_err(|e| Error::input(policy_path, "policy", &e))?;
     let base = policy_path.parent().unwrap_or(Path::new("."));
     let current = Policy::parse(&current_text, References::Beside(base), &policy_path.display().to_string())?;
-    let signed = fs::read(statement).map_err(|e| Error::input(statement, "policy statement", &e))?;
+    let signed = read_statement(statement)?;
     let checked = check(&signed, &current, &current_text, policy_path).map_err(|r| reject(statement, r))?;
     let outcome = match (checked.step, dry_run) {
         (Step::AlreadyApplied, _) => "already-applied",
@@ -149,12 +174,12 @@ pub fn apply(statement: &Path, policy_path: &Path, dry_run: bool) -> Result<Appl
 }
 
 /// A statement that passed every check, and what applying it means.
-struct Checked {
+struct Checked<'a> {
     step: Step,
     text: String,
     next: Policy,
-    by_current: Verified,
-    by_next: Verified,
+    by_current: Verified<'a>,
+    by_next: Verified<'a>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,18 +190,26 @@ enum Step {
     AlreadyApplied,
 }
 
-fn check(signed: &[u8], current: &Policy, current_text: &str, policy_path: &Path) -> Result<Checked, Rejection> {
-    let opened = envelope::open_untrusted(signed, POLICY_STATEMENT).map_err(statement_rejection)?;
-    let text = String::from_utf8(opened.payload)
-        .map_err(|_| rejection("malformed", format!("the policy it carries is not UTF-8 text; {RESEND}")))?;
-    let next = Policy::parse(&text, References::Refused, "the policy it carries")
-        .map_err(|e| rejection("invalid-policy", e.to_string()))?;
-    // The serial first: it says best what is wrong with an old or early statement.
-    let step = check_serial(current, &next, text == current_text, policy_path)?;
+/// Authenticates first, then parses: the current policy's keys must have
+/// signed the statement's bytes before anything in it is parsed (its TOML,
+/// the Sigstore trusted root and npm registry keys it inlines), so nobody
+/// without a threshold of today's keys can make this side parse anything.
+fn check<'a>(
+    signed: &'a [u8],
+    current: &Policy,
+    current_text: &str,
+    policy_path: &Path,
+) -> Result<Checked<'a>, Rejection> {
     let by_current = signed_by(signed, current, "current")?;
+    let text = std::str::from_utf8(by_current.payload)
+        .map_err(|_| rejection("malformed", format!("the policy it carries is not UTF-8 text; {RESEND}")))?;
+    let next = Policy::parse(text, References::Refused, "the policy it carries")
+        .map_err(|e| rejection("invalid-policy", e.to_string()))?;
+    // The serial before the new keys: it says best what is wrong with an old or early statement.
+    let step = check_serial(current, &next, text == current_text, policy_path)?;
     let by_next = signed_by(signed, &next, "new")?;
     check_revocations_kept(current, &next)?;
-    Ok(Checked { step, text, next, by_current, by_next })
+    Ok(Checked { step, text: text.to_owned(), next, by_current, by_next })
 }
 
 fn check_serial(current: &Policy, next: &Policy, same_text: bool, policy_path: &Path) -> Result<Step, Rejection> {
@@ -214,7 +247,7 @@ fn check_serial(current: &Policy, next: &Policy, same_text: bool, policy_path: &
 }
 
 /// A threshold of `policy`'s keys must have signed; `which` names the policy in errors.
-fn signed_by(signed: &[u8], policy: &Policy, which: &str) -> Result<Verified, Rejection> {
+fn signed_by<'a>(signed: &'a [u8], policy: &Policy, which: &str) -> Result<Verified<'a>, Rejection> {
     envelope::verify(signed, policy, POLICY_STATEMENT).map_err(|r| match r {
         Rejection::BelowThreshold { valid, required, signers } => rejection(
             "below-threshold",
@@ -251,7 +284,7 @@ fn replace_policy(policy_path: &Path, text: &str) -> Result<()> {
     write_atomically(&target, text.as_bytes(), mode)
 }
 
-impl Checked {
+impl Checked<'_> {
     fn report(&self, current: &Policy, statement: &Path, policy_path: &Path, outcome: &'static str) -> ApplyReport {
         let ids = |p: &Policy| p.keys().map(|k| k.key.id()).collect::<BTreeSet<KeyId>>();
         let (before, after) = (ids(current), ids(&self.next));
@@ -296,4 +329,64 @@ fn statement_rejection(r: Rejection) -> Rejection {
 
 fn reject(statement: &Path, r: Rejection) -> Error {
     Error::rejected(statement.display(), statement_rejection(r))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_text(serial: u64, key: &SecretKey, extra: &str) -> String {
+        format!(
+            "version = 1\nserial = {serial}\nthreshold = 1\n[[keys]]\nname = \"k\"\npublic = \"{}\"\n{extra}",
+            key.public().to_text()
+        )
+    }
+
+    fn kind_of(result: Result<Checked<'_>, Rejection>) -> &'static str {
+        match result {
+            Err(Rejection::Statement { kind, .. }) => kind,
+            Err(other) => panic!("not a statement rejection: {other}"),
+            Ok(_) => "accepted",
+        }
+    }
+
+    #[test]
+    fn a_statement_is_authenticated_before_anything_in_it_is_parsed() {
+        let (site, stranger) = (SecretKey::generate().unwrap(), SecretKey::generate().unwrap());
+        let current_text = policy_text(1, &site, "");
+        let current = Policy::parse(&current_text, References::Refused, "current").unwrap();
+        let path = Path::new("policy.toml");
+        let huge_root = format!("[sigstore]\ntrusted-root-json = '''{}'''\n", "x".repeat(1 << 20));
+        let payloads: Vec<Vec<u8>> = vec![
+            b"this is = not [ TOML".to_vec(),
+            vec![0xff, 0xfe, 0x00],
+            policy_text(2, &stranger, &huge_root).into_bytes(),
+            policy_text(2, &stranger, "[npm]\nregistry-keys-json = '''{\"keys\": 7}'''\n").into_bytes(),
+        ];
+        for payload in &payloads {
+            // Signed by a key the current policy does not trust: refused as a
+            // signature failure, never as the parse error the text would give.
+            let signed = envelope::seal(payload, std::slice::from_ref(&stranger), POLICY_STATEMENT).unwrap();
+            assert_eq!(kind_of(check(&signed, &current, &current_text, path)), "below-threshold");
+            // Signed by the current key, the same text fails as what it is.
+            let signed = envelope::seal(payload, &[site.clone(), stranger.clone()], POLICY_STATEMENT).unwrap();
+            let kind = kind_of(check(&signed, &current, &current_text, path));
+            assert!(["invalid-policy", "malformed"].contains(&kind), "{kind}");
+        }
+        let next = policy_text(2, &site, "");
+        let signed = envelope::seal(next.as_bytes(), std::slice::from_ref(&site), POLICY_STATEMENT).unwrap();
+        assert_eq!(kind_of(check(&signed, &current, &current_text, path)), "accepted");
+    }
+
+    #[test]
+    fn a_statement_larger_than_any_policy_is_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.statement");
+        std::fs::write(&path, vec![0u8; MAX_STATEMENT_BYTES as usize + 1]).unwrap();
+        let err = read_statement(&path).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("larger than any policy statement"), "{err}");
+        std::fs::write(&path, vec![0u8; 100]).unwrap();
+        assert_eq!(read_statement(&path).unwrap().len(), 100);
+    }
 }

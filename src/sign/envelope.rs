@@ -121,13 +121,17 @@ fn splice_payload(encoded: &[u8], at: usize, placeholder: u8, payload: &[u8]) ->
 /// Adds one more signature to an existing envelope, leaving the payload and
 /// the other signatures untouched.
 pub fn add_signature(envelope: &[u8], key: &SecretKey, purpose: Purpose) -> Result<Vec<u8>, Rejection> {
-    let mut sign = decode(envelope, purpose)?;
+    let Decoded { mut sign, payload } = decode(envelope, purpose)?;
+    let payload = payload.ok_or_else(|| no_payload(purpose))?;
     let template = signature_template(key.public().id());
-    let tbs = sign.tbs_data(purpose.context, &template);
+    let without = sign.tbs_data(purpose.context, &template);
+    let tbs = splice_payload(&without, without.len() - 1, CBOR_EMPTY_BYTES, payload).map_err(Rejection::Malformed)?;
     let mut signature = template;
     signature.signature = key.signing_key().sign(&tbs).to_bytes().to_vec();
     sign.signatures.push(signature);
-    sign.to_tagged_vec().map_err(|e| Rejection::Malformed(e.to_string()))
+    let shell = sign.to_tagged_vec().map_err(|e| Rejection::Malformed(e.to_string()))?;
+    let at = payload_position(&shell).map_err(Rejection::Malformed)?;
+    splice_payload(&shell, at, CBOR_NULL, payload).map_err(Rejection::Malformed)
 }
 
 fn signature_template(id: KeyId) -> CoseSignature {
@@ -137,26 +141,25 @@ fn signature_template(id: KeyId) -> CoseSignature {
 
 /// What an envelope holds, before any trust decision.
 #[derive(Debug, Clone)]
-pub struct Opened {
-    /// The payload bytes exactly as received.
-    pub payload: Vec<u8>,
+pub struct Opened<'a> {
+    /// The payload bytes exactly as received, within the envelope.
+    pub payload: &'a [u8],
     /// Key ids of every signature, in order, as claimed (not yet verified).
     pub claimed_signers: Vec<KeyId>,
 }
 
 /// Decodes the envelope without judging trust (for `inspect`).
-pub fn open_untrusted(envelope: &[u8], purpose: Purpose) -> Result<Opened, Rejection> {
-    let sign = decode(envelope, purpose)?;
+pub fn open_untrusted(envelope: &[u8], purpose: Purpose) -> Result<Opened<'_>, Rejection> {
+    let Decoded { sign, payload } = decode(envelope, purpose)?;
     let claimed_signers = sign.signatures.iter().map(signer_id).collect::<Result<_, _>>()?;
-    let payload = payload(sign.payload, purpose)?;
-    Ok(Opened { payload, claimed_signers })
+    Ok(Opened { payload: payload.ok_or_else(|| no_payload(purpose))?, claimed_signers })
 }
 
 /// The outcome of checking an envelope against a policy.
 #[derive(Debug, Clone)]
-pub struct Verified {
-    /// The payload bytes exactly as signed.
-    pub payload: Vec<u8>,
+pub struct Verified<'a> {
+    /// The payload bytes exactly as signed, within the envelope.
+    pub payload: &'a [u8],
     /// Distinct trusted keys whose signatures verified.
     pub trusted_signers: Vec<KeyId>,
     /// Signers the policy does not know (ignored).
@@ -170,8 +173,12 @@ pub struct Verified {
 /// signature that claims a trusted key id and fails is a rejection, not an
 /// omission: it means the manifest or the signature was altered. A key the
 /// policy revoked never counts, whether or not the policy still lists it.
-pub fn verify(envelope: &[u8], policy: &Policy, purpose: Purpose) -> Result<Verified, Rejection> {
-    let sign = decode(envelope, purpose)?;
+///
+/// The payload is read where it lies in `envelope`, never copied: it is
+/// most of the envelope (up to the manifest cap) and nothing about it is
+/// trusted yet.
+pub fn verify<'a>(envelope: &'a [u8], policy: &Policy, purpose: Purpose) -> Result<Verified<'a>, Rejection> {
+    let Decoded { sign, payload } = decode(envelope, purpose)?;
     let mut trusted = BTreeSet::new();
     let mut unknown = BTreeSet::new();
     let mut revoked = BTreeSet::new();
@@ -188,17 +195,14 @@ pub fn verify(envelope: &[u8], policy: &Policy, purpose: Purpose) -> Result<Veri
             unknown.insert(id);
             continue;
         };
-        sign.verify_signature(index, purpose.context, |sig, tbs| {
-            let sig = Signature::from_slice(sig).map_err(|_| ())?;
-            key.verifying_key().verify_strict(tbs, &sig).map_err(|_| ())
-        })
-        .map_err(|()| {
-            Rejection::BadSignature(format!(
+        let payload = payload.ok_or_else(|| no_payload(purpose))?;
+        if !signature_matches(&sign, signature, purpose, payload, key.verifying_key()) {
+            return Err(Rejection::BadSignature(format!(
                 "the signature by trusted key {} does not match the {}",
                 id.short(),
                 purpose.subject
-            ))
-        })?;
+            )));
+        }
         trusted.insert(id);
     }
     if trusted.len() < policy.threshold() {
@@ -210,15 +214,46 @@ pub fn verify(envelope: &[u8], policy: &Policy, purpose: Purpose) -> Result<Veri
         });
     }
     Ok(Verified {
-        payload: payload(sign.payload, purpose)?,
+        payload: payload.ok_or_else(|| no_payload(purpose))?,
         trusted_signers: trusted.into_iter().collect(),
         unknown_signers: unknown.into_iter().collect(),
         revoked_signers: revoked.into_iter().collect(),
     })
 }
 
-fn payload(payload: Option<Vec<u8>>, purpose: Purpose) -> Result<Vec<u8>, Rejection> {
-    payload.ok_or_else(|| Rejection::Malformed(format!("the signature envelope has no {}", purpose.subject)))
+/// Whether `signature` is a valid ed25519 signature, by the rules of
+/// `verify_strict` (no small-order key or `R`, canonical `S`), over the
+/// `Sig_structure` of `sign` with `payload`. The structure is hashed in
+/// three pieces (coset's encoding up to the payload, the payload's head,
+/// the payload) so that it is never assembled in memory.
+fn signature_matches(
+    sign: &CoseSign,
+    signature: &CoseSignature,
+    purpose: Purpose,
+    payload: &[u8],
+    key: &ed25519_dalek::VerifyingKey,
+) -> bool {
+    // Without a payload coset ends the structure with an empty byte string.
+    let without = sign.tbs_data(purpose.context, signature);
+    let Some((&CBOR_EMPTY_BYTES, before)) = without.split_last() else { return false };
+    let Ok(sig) = Signature::from_slice(&signature.signature) else { return false };
+    let r: [u8; 32] = sig.r_bytes().to_owned();
+    let small_order_r =
+        curve25519_dalek::edwards::CompressedEdwardsY(r).decompress().is_none_or(|p| p.is_small_order());
+    if small_order_r || key.is_weak() {
+        return false;
+    }
+    let Ok(mut stream) = key.verify_stream(&sig) else { return false };
+    let mut head = Vec::with_capacity(9);
+    canonical::write_head(&mut head, MAJOR_BYTES, payload.len() as u64);
+    stream.update(before);
+    stream.update(&head);
+    stream.update(payload);
+    stream.finalize_and_verify().is_ok()
+}
+
+fn no_payload(purpose: Purpose) -> Rejection {
+    Rejection::Malformed(format!("the signature envelope has no {}", purpose.subject))
 }
 
 /// Most CBOR items an envelope may hold: a handful per signature, so about
@@ -229,7 +264,20 @@ const MAX_ENVELOPE_DEPTH: usize = 8;
 /// A protected header is a small map (content type, or algorithm and key id).
 const MAX_HEADER_ITEMS: usize = 64;
 
-fn decode(envelope: &[u8], purpose: Purpose) -> Result<CoseSign, Rejection> {
+/// Most bytes of an envelope besides its payload: headers and signatures,
+/// about a hundred bytes for each signer (a volume leaves 1 MiB of room
+/// for them; twice that is still a small document to decode).
+const MAX_SHELL_BYTES: usize = 2 << 20;
+
+/// An envelope decoded without its payload, which stays where it is.
+struct Decoded<'a> {
+    /// The `COSE_Sign` with no payload (coset's `None`).
+    sign: CoseSign,
+    /// The payload's bytes within the envelope; `None` if it is CBOR `null`.
+    payload: Option<&'a [u8]>,
+}
+
+fn decode(envelope: &[u8], purpose: Purpose) -> Result<Decoded<'_>, Rejection> {
     let malformed =
         |e: &dyn std::fmt::Display| Rejection::Malformed(format!("signature envelope is not COSE_Sign: {e}"));
     // The shape is checked before any decoder sees the bytes: the envelope
@@ -237,7 +285,18 @@ fn decode(envelope: &[u8], purpose: Purpose) -> Result<CoseSign, Rejection> {
     // able to make the decoder recurse or allocate far beyond its size.
     let shape = Shape { depth: MAX_ENVELOPE_DEPTH, items: MAX_ENVELOPE_ITEMS };
     canonical::check_shape(envelope, shape).map_err(|e| malformed(&e))?;
-    let value: Value = ciborium::de::from_reader(envelope).map_err(|e| malformed(&e))?;
+    // The payload is cut out before decoding, so the decoder, and its copies,
+    // see only the small rest: the shell, with `null` in the payload's place.
+    let (at, payload) = split_payload(envelope).map_err(|e| malformed(&e))?;
+    let end = at + payload.map_or(1, |p| p.len() + head_len(p.len()));
+    if envelope.len() - (end - at) > MAX_SHELL_BYTES {
+        return Err(malformed(&format!("more than {MAX_SHELL_BYTES} bytes of headers and signatures")));
+    }
+    let mut shell = Vec::with_capacity(envelope.len() - (end - at) + 1);
+    shell.extend_from_slice(&envelope[..at]);
+    shell.push(CBOR_NULL);
+    shell.extend_from_slice(&envelope[end..]);
+    let value: Value = ciborium::de::from_reader(shell.as_slice()).map_err(|e| malformed(&e))?;
     let Value::Tag(CoseSign::TAG, body) = value else {
         return Err(malformed(&"not a tagged COSE_Sign"));
     };
@@ -263,11 +322,43 @@ fn decode(envelope: &[u8], purpose: Purpose) -> Result<CoseSign, Rejection> {
         return Err(Rejection::Malformed(format!("the envelope's content type is not {}", purpose.content_type)));
     }
     // Re-encoding must give back the same bytes: no second representation
-    // of the same envelope, so a bit flip anywhere is seen.
-    if sign.clone().to_tagged_vec().ok().as_deref() != Some(envelope) {
+    // of the same envelope, so a bit flip anywhere is seen (the payload's
+    // head is checked for its shortest form by `split_payload`).
+    if sign.clone().to_tagged_vec().ok() != Some(shell) {
         return Err(Rejection::Malformed("signature envelope is not in its canonical form".into()));
     }
-    Ok(sign)
+    Ok(Decoded { sign, payload })
+}
+
+/// Where the payload item of the tagged `COSE_Sign` in `envelope` starts,
+/// and its bytes: a byte string with its shortest head, or `null`. The
+/// envelope's shape has been checked.
+fn split_payload(envelope: &[u8]) -> Result<(usize, Option<&[u8]>), String> {
+    if envelope.first().map(|b| b >> 5) != Some(6) {
+        return Err("not a tagged COSE_Sign".into());
+    }
+    if envelope.get(canonical::content_start(envelope, 0)?).map(|b| b >> 5) != Some(4) {
+        return Err("not a COSE_Sign array".into());
+    }
+    let at = payload_position(envelope)?;
+    match envelope.get(at) {
+        Some(&CBOR_NULL) => Ok((at, None)),
+        Some(b) if b >> 5 == MAJOR_BYTES => {
+            let (start, end) = (canonical::content_start(envelope, at)?, canonical::item_end(envelope, at)?);
+            if start - at != head_len(end - start) {
+                return Err("the payload's length is not in its shortest form".into());
+            }
+            Ok((at, Some(&envelope[start..end])))
+        }
+        _ => Err("the payload is not a byte string".into()),
+    }
+}
+
+/// Bytes of the shortest head of a byte string of `len` bytes.
+fn head_len(len: usize) -> usize {
+    let mut head = Vec::with_capacity(9);
+    canonical::write_head(&mut head, MAJOR_BYTES, len as u64);
+    head.len()
 }
 
 fn signer_id(signature: &CoseSignature) -> Result<KeyId, Rejection> {
@@ -380,6 +471,52 @@ mod tests {
         bomb.extend(header);
         bomb.extend([0xa0, 0x41, b'm', 0x80]);
         assert!(malformed(&bomb).contains("protected header"));
+    }
+
+    #[test]
+    fn the_payload_is_read_in_place_and_its_head_must_be_shortest() {
+        let a = SecretKey::generate().unwrap();
+        let payload = vec![5u8; 100_000];
+        let sealed = seal(&payload, std::slice::from_ref(&a), MANIFEST).unwrap();
+        let verified = verify(&sealed, &policy(&[&a], 1), MANIFEST).unwrap();
+        // Not a copy: the payload is the envelope's own bytes.
+        let inside = sealed.as_ptr_range();
+        assert!(inside.contains(&verified.payload.as_ptr()) && verified.payload == payload.as_slice());
+        assert!(inside.contains(&open_untrusted(&sealed, MANIFEST).unwrap().payload.as_ptr()));
+        // `manifest` with a 2-byte length where the 1-byte head would do.
+        let short = seal(b"manifest", std::slice::from_ref(&a), MANIFEST).unwrap();
+        let at = payload_position(&short).unwrap();
+        assert_eq!(short[at], 0x48);
+        let mut long = short[..at].to_vec();
+        long.extend([0x59, 0x00, 0x08]);
+        long.extend_from_slice(&short[at + 1..]);
+        let Err(Rejection::Malformed(m)) = verify(&long, &policy(&[&a], 1), MANIFEST) else { panic!("accepted") };
+        assert!(m.contains("shortest"), "{m}");
+    }
+
+    #[test]
+    fn signatures_are_checked_as_strictly_as_verify_strict() {
+        let a = SecretKey::generate().unwrap();
+        let sealed = seal(b"manifest", std::slice::from_ref(&a), MANIFEST).unwrap();
+        let Decoded { sign, payload } = decode(&sealed, MANIFEST).unwrap();
+        let payload = payload.unwrap();
+        let key = a.public().verifying_key();
+        assert!(signature_matches(&sign, &sign.signatures[0], MANIFEST, payload, key));
+        assert!(!signature_matches(&sign, &sign.signatures[0], MANIFEST, b"manifesT", key));
+        // The identity as key and as R, with S = 0, satisfies the plain
+        // equation for any message; verify_strict refuses it, and so must we.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap();
+        let mut forged = sign.signatures[0].clone();
+        forged.signature = [identity, [0u8; 32]].concat();
+        let sig = Signature::from_slice(&forged.signature).unwrap();
+        assert!(weak.verify_stream(&sig).is_ok_and(|mut s| {
+            s.update(b"anything");
+            s.finalize_and_verify().is_ok()
+        }));
+        assert!(weak.verify_strict(b"anything", &sig).is_err());
+        assert!(!signature_matches(&sign, &forged, MANIFEST, payload, &weak));
     }
 
     #[test]

@@ -25,7 +25,8 @@ pub mod set;
 
 pub use evidence::screen_new_names;
 
-use crate::bundle::reader::{Member, Tail, VolumeReader};
+use crate::bundle::reader::{Envelope, Member, Tail, VolumeReader};
+use crate::bundle::split::MAX_STRIPE;
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeSeal, volume_label};
 use crate::ecosystem;
 use crate::error::{Error, Rejection, Result};
@@ -43,7 +44,8 @@ pub struct VerifiedManifest {
     /// the largest thing an import holds, and several places keep it.
     pub manifest: Arc<Manifest>,
     /// The envelope exactly as received, to keep with the mirror's records.
-    pub envelope: Arc<[u8]>,
+    /// The buffer it was read into, not a copy: it is up to the manifest cap.
+    pub envelope: Arc<Vec<u8>>,
     /// BLAKE3 of the manifest bytes: the bundle's identity in reports and state.
     pub digest: ContentId,
     pub trusted_signers: Vec<KeyId>,
@@ -209,9 +211,11 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     let verified =
         envelope::verify(&envelope_bytes, policy, envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     let manifest =
-        Manifest::from_bytes(&verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+        Manifest::from_bytes(verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+    let digest = ContentId::of(verified.payload);
+    let (trusted_signers, revoked_signers) = (verified.trusted_signers, verified.revoked_signers);
     // The channel is in the signed manifest, so it is judged after the signatures over its raw bytes.
-    policy.check_channel(&manifest.channel, &verified.trusted_signers).map_err(|r| Error::rejected(subject, r))?;
+    policy.check_channel(&manifest.channel, &trusted_signers).map_err(|r| Error::rejected(subject, r))?;
     if now >= manifest.expires {
         return Err(Error::rejected(
             subject,
@@ -228,11 +232,11 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     ecosystem::reserved::check(manifest.entries.len(), |i| (&manifest.entries[i], ecosystem::reserved::Holder::Bundle))
         .map_err(|m| Error::rejected(subject, Rejection::Policy(m)))?;
     Ok(VerifiedManifest {
-        digest: ContentId::of(&verified.payload),
+        digest,
         manifest: manifest.into(),
-        envelope: envelope_bytes.into(),
-        trusted_signers: verified.trusted_signers,
-        revoked_signers: verified.revoked_signers,
+        envelope: Arc::new(envelope_bytes),
+        trusted_signers,
+        revoked_signers,
         packages: packages.into(),
     })
 }
@@ -306,12 +310,15 @@ pub fn open_volume<R: io::Read>(
     now: u64,
     manifests: &mut Vec<VerifiedManifest>,
 ) -> Result<OpenVolume<R>> {
-    let (mut reader, envelope_bytes) = VolumeReader::open(raw, subject)?;
-    let position = if let Some(position) = manifests.iter().position(|m| *m.envelope == *envelope_bytes) {
-        position
-    } else {
-        manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
-        manifests.len() - 1
+    // A volume of a set whose manifest was checked already is only compared with it.
+    let known: Vec<&[u8]> = manifests.iter().map(|m| m.envelope.as_slice()).collect();
+    let (mut reader, envelope_bytes) = VolumeReader::open_among(raw, subject, &known)?;
+    let position = match envelope_bytes {
+        Envelope::Known(position) => position,
+        Envelope::Read(envelope_bytes) => {
+            manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
+            manifests.len() - 1
+        }
     };
     let verified = &manifests[position];
     let manifest = &verified.manifest;
@@ -332,6 +339,14 @@ pub fn open_volume<R: io::Read>(
         )));
     }
     if let Some(parity) = &info.parity {
+        // A rebuild holds a stripe per volume: no more than the exporter ever writes.
+        if u64::from(parity.stripe) > MAX_STRIPE {
+            return Err(reject(format!(
+                "{VOLUME_MEMBER} of a parity volume declares stripes of {} bytes; airlock writes at most {} KiB",
+                parity.stripe,
+                MAX_STRIPE >> 10
+            )));
+        }
         let stripe_ok = parity.stripe > 0 && parity.stripe % 512 == 0;
         if !stripe_ok || parity.sizes.len() != manifest.volumes as usize {
             return Err(reject(format!("{VOLUME_MEMBER} of a parity volume does not describe the data volumes")));
@@ -381,7 +396,7 @@ pub fn verify_volume<R: io::Read, S: BlobSink>(
 fn check_seal(tail: &Tail, verified: &VerifiedManifest, volume: u32, policy: &Policy) -> Result<(), Rejection> {
     let opened = envelope::verify(&tail.seal, policy, envelope::VOLUME_SEAL)?;
     let seal: VolumeSeal =
-        canonical::from_slice(&opened.payload).map_err(|e| Rejection::Malformed(format!("volume seal: {e}")))?;
+        canonical::from_slice(opened.payload).map_err(|e| Rejection::Malformed(format!("volume seal: {e}")))?;
     let expected = VolumeSeal {
         format: 1,
         manifest: verified.digest,

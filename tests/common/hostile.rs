@@ -49,7 +49,7 @@ pub fn open_bytes(bytes: &[u8]) -> Parts {
     let frame_size = tail.frame.size as usize;
     let start = bytes.len() - 8 - tail.seal.len() - frame_size;
     let frame = bytes[start..start + frame_size].to_vec();
-    let payload = envelope::open_untrusted(&envelope, envelope::MANIFEST).unwrap().payload;
+    let payload = envelope::open_untrusted(&envelope, envelope::MANIFEST).unwrap().payload.to_vec();
     let manifest = Manifest::from_bytes(&payload).unwrap();
     Parts { envelope, payload, manifest, frame, seal: tail.seal, blobs }
 }
