@@ -1,12 +1,35 @@
 //! Building a generation's tree.
+//!
+//! Every published entry is a hard link, to its object or to a copy of it,
+//! and every generation hard-links the files of the one before. A file
+//! system allows an inode only so many links (ext2/ext3 32,000, ext4
+//! 65,000), and while generation N+1 is built, N-1, N and the build all
+//! link the same inodes. So no inode gets a new link in a tree once it has
+//! [`LINK_BUDGET`] links (counting every generation): an entry beyond that
+//! gets its own copy of the object, which the following entries of that
+//! blob link to, up to the budget again. No generation then holds more
+//! than the budget of names of one inode, and three of them (with the
+//! object's own name and its staged one) stay below the limit, whatever
+//! the number of entries sharing a blob. Every entry stays a regular file,
+//! so what a reader of the tree sees does not change.
 
-use std::fs;
+use std::collections::HashMap;
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::{ContentId, RelPath};
+use crate::manifest::Entry;
 use crate::sign::write_atomically;
+
+/// Links past which an inode gets no new one in a tree, all generations
+/// counted. Three generations of at most this many names of an inode, plus
+/// its names in the object store and staging, stay below the 32,000 links
+/// ext2 and ext3 allow (ext4 allows 65,000). A copy of a blob serves this
+/// many entries, so copies cost little disk.
+pub(crate) const LINK_BUDGET: u64 = 10_000;
 
 /// A generation being built: ecosystem folders of hard links into the object store.
 pub struct Tree {
@@ -15,18 +38,31 @@ pub struct Tree {
     published: Vec<String>,
     /// Folders known to exist, so a tree of many files costs no stat per parent.
     folders: std::collections::HashSet<PathBuf>,
+    /// The copy in this tree that entries of a blob whose object is out of
+    /// links are linked to (see the module's comment).
+    copies: HashMap<ContentId, PathBuf>,
 }
 
 impl Tree {
     pub(crate) fn new(root: PathBuf, objects: PathBuf) -> Self {
-        Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new() }
+        Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new(), copies: HashMap::new() }
     }
 
-    /// Places blob `id` at `folder/path`, replacing a file already there.
+    /// Places blob `id` at `folder/path`, replacing a file already there: a
+    /// hard link to its object, or, once the object has [`LINK_BUDGET`]
+    /// links, to this tree's copy of it (a new copy when that one has as many).
     pub fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
         let target = self.prepare(folder, path)?;
         let object = self.objects.join(id.to_hex());
-        fs::hard_link(&object, &target).at(&target)?;
+        let linked = link_within_budget(&object, &target)?
+            || match self.copies.get(id) {
+                Some(copy) => link_within_budget(copy, &target)?,
+                None => false,
+            };
+        if !linked {
+            copy_durably(&object, &target)?;
+            self.copies.insert(*id, target);
+        }
         self.published.push(format!("{folder}/{path}"));
         Ok(())
     }
@@ -135,19 +171,73 @@ fn conflict(folder: &str, path: &RelPath, why: &str) -> Error {
     )
 }
 
+/// Bytes of the copies a tree makes of blobs that `entries` share more than
+/// [`LINK_BUDGET`] times, when each blob's object is new: one per budget
+/// of entries beyond the first. (Sorted references, not a map: the
+/// manifest may have hundreds of thousands of entries.)
+pub(crate) fn copies_bytes(entries: &[Entry]) -> u64 {
+    if (entries.len() as u64) < LINK_BUDGET {
+        return 0;
+    }
+    let mut by_blob: Vec<&Entry> = entries.iter().collect();
+    by_blob.sort_unstable_by_key(|e| e.blob);
+    by_blob
+        .chunk_by(|a, b| a.blob == b.blob)
+        .map(|run| run[0].size.saturating_mul(run.len() as u64 / LINK_BUDGET))
+        .sum()
+}
+
+/// Hard-links `from` at `to` unless `from` has [`LINK_BUDGET`] links or
+/// more, or the file system refuses it another; says whether it linked.
+/// A `from` that is gone (a copy replaced since) is not linked either.
+fn link_within_budget(from: &Path, to: &Path) -> Result<bool> {
+    match fs::metadata(from) {
+        Ok(meta) if meta.nlink() < LINK_BUDGET => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(from, e)),
+    }
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(true),
+        Err(e) if out_of_links(&e) => Ok(false),
+        Err(e) => Err(Error::io(to, e)),
+    }
+}
+
+/// The file system allows the inode no more links (EMLINK).
+fn out_of_links(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TooManyLinks
+}
+
+/// Copies `from` to the new file `to` and makes its contents durable (the
+/// tree's folders are synced before it is published, its files are not).
+fn copy_durably(from: &Path, to: &Path) -> Result<()> {
+    fs::copy(from, to).at(to)?;
+    File::open(to).and_then(|f| f.sync_all()).at(to)
+}
+
 /// Recreates `from` at `to` with hard links for files (cheap, and the
 /// generation stays immutable because files are only ever replaced, never
 /// written in place).
 pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
+    copy_folder(from, to, &mut HashMap::new())
+}
+
+/// [`link_copy`] of one folder. Where the file system allows a file no more
+/// links (a mirror that an airlock without the link budget filled, or a file
+/// system with a lower limit), the file is copied instead, and later files
+/// of the same inode are linked to that copy: `copies` maps the inode
+/// (device, number) to it.
+fn copy_folder(from: &Path, to: &Path, copies: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
     fs::create_dir(to).at(to)?;
     for entry in fs::read_dir(from).at(from)? {
         let entry = entry.at(from)?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type().at(&src)?;
         if kind.is_dir() {
-            link_copy(&src, &dst)?;
+            copy_folder(&src, &dst, copies)?;
         } else if kind.is_file() {
-            fs::hard_link(&src, &dst).at(&dst)?;
+            link_or_copy(&src, &dst, copies)?;
         } else {
             return Err(Error::Usage(format!(
                 "{}: unexpected non-file in the mirror; it was changed by hand",
@@ -155,6 +245,26 @@ pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Hard-links `src` at `dst`, or, when `src` can have no more links, links
+/// `dst` to the copy made of `src` before or makes that copy.
+fn link_or_copy(src: &Path, dst: &Path, copies: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+    match fs::hard_link(src, dst) {
+        Ok(()) => return Ok(()),
+        Err(e) if !out_of_links(&e) => return Err(Error::io(dst, e)),
+        Err(_) => {}
+    }
+    let meta = fs::metadata(src).at(src)?;
+    let inode = (meta.dev(), meta.ino());
+    if let Some(copy) = copies.get(&inode)
+        && link_within_budget(copy, dst)?
+    {
+        return Ok(());
+    }
+    copy_durably(src, dst)?;
+    copies.insert(inode, dst.to_owned());
     Ok(())
 }
 
