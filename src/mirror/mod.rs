@@ -16,18 +16,25 @@
 //! ```
 //!
 //! An import verifies every blob into staging, builds generation N+1 in
-//! staging (hard links to the old generation and to objects), makes it
+//! staging (hard links to the old generation and to objects, or to copies
+//! of an object that has used up its links: see tree.rs), makes it
 //! durable (file contents, then the rename, then the directory), and only
 //! then replaces the `current` link with a rename. Until that rename
-//! nothing a client sees has changed.
+//! nothing a client sees has changed. Blobs go into the object store as
+//! hard links of the staged ones, so a publish that fails before the
+//! rename can take out the objects it added and leave the mirror as it
+//! was, while the staging stays complete: a refused bundle's is removed,
+//! one that failed on the machine (the disk) is kept for the next run.
 //!
 //! A split bundle may arrive over several runs, so its staging is kept,
 //! keyed by the manifest digest: a volume counts as done only once its
 //! blobs are durable and its marker is written (contents, then the rename,
 //! then the directory), so a run killed at any point loses at most the
 //! volume it was reading. What a killed run leaves half-written (a `.part-`
-//! file, a half-built generation) is removed by the next run; staging of a
-//! bundle that can no longer be imported is removed by `airlock gc`.
+//! file, a half-built generation in any bundle's staging, a generation
+//! renamed into place but never published) is removed when the mirror is
+//! next opened; staging of a bundle that can no longer be imported is
+//! removed by `airlock gc`.
 
 mod tree;
 
@@ -385,7 +392,8 @@ impl Mirror {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
         let mut added = Vec::new();
-        let result = self.build_and_swap(staging, verified, now, npm_keys, previous, &mut added);
+        let previous_dir = previous.as_ref().map(|(_, dir)| dir.as_path());
+        let result = self.build_and_swap(staging, verified, now, npm_keys, (generation, previous_dir), &mut added);
         if result.is_err() {
             self.undo_publish(staging, generation, &added);
         }
@@ -411,23 +419,23 @@ impl Mirror {
         let _ = sync_dir(&objects);
     }
 
-    /// [`Mirror::publish`] until it is done or fails; the ids of the
-    /// objects it put into the store are pushed to `added` as it goes.
+    /// [`Mirror::publish`] of `generation`, built from the folder of the one
+    /// before (if any), until it is done or fails; the ids of the objects it
+    /// put into the store are pushed to `added` as it goes.
     fn build_and_swap(
         &mut self,
         staging: &Staging,
         verified: &VerifiedManifest,
         now: u64,
         npm_keys: Option<&[u8]>,
-        previous: Option<(u64, PathBuf)>,
+        (generation, previous): (u64, Option<&Path>),
         added: &mut Vec<ContentId>,
     ) -> Result<PublishReport> {
-        let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
         let inventory = self.inventory()?;
         let merged = merge(&inventory, &verified.manifest.entries, &verified.manifest.channel)?;
         let build = staging.dir.join(BUILD);
-        match &previous {
-            Some((_, dir)) => tree::link_copy(dir, &build)?,
+        match previous {
+            Some(dir) => tree::link_copy(dir, &build)?,
             None => fs::create_dir(&build).at(&build)?,
         }
         let objects = self.meta.join(OBJECTS);
