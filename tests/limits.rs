@@ -344,3 +344,37 @@ fn a_publish_that_fails_on_the_disk_takes_its_objects_out_and_a_retry_after_gc_p
     assert_eq!(fs::read(mirror.join("files/late.txt")).unwrap(), b"late\n");
     assert_eq!(fs::read_dir(mirror.join(".airlock/staging")).unwrap().count(), 0);
 }
+
+#[test]
+fn what_killed_runs_left_half_built_goes_when_the_mirror_is_next_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    write_tree(&input, &[("a.txt", b"alpha\n")]);
+    let bundle = dir.path().join("a.airlock");
+    common::export(&input, &[&key], &bundle);
+    let mirror = dir.path().join("mirror");
+    import(&bundle, &public, &mirror).success();
+    let before = snapshot(&mirror);
+
+    // Each holds a link to a published file, as a half-built generation
+    // does to every one: the build of another bundle's killed import, and a
+    // generation renamed into place by a run killed before the swap.
+    let published = mirror.join(".airlock/current/files/a.txt");
+    let leftovers = [
+        mirror.join(".airlock/staging").join("ab".repeat(32)).join("generation/files"),
+        mirror.join(".airlock/generations/2/files"),
+    ];
+    for folder in &leftovers {
+        fs::create_dir_all(folder).unwrap();
+        fs::hard_link(&published, folder.join("a.txt")).unwrap();
+    }
+    assert_eq!(fs::metadata(&published).unwrap().nlink(), 4);
+
+    airlock().args(["gc", "--quiet", "--mirror"]).arg(&mirror).assert().success();
+    for folder in &leftovers {
+        assert!(!folder.parent().unwrap().exists(), "{} is still there", folder.display());
+    }
+    assert_eq!(fs::metadata(&published).unwrap().nlink(), 2, "the object and the published generation");
+    assert_eq!(snapshot(&mirror), before);
+}

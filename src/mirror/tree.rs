@@ -1,7 +1,7 @@
 //! Building a generation's tree.
 //!
-//! Every published entry is a hard link, to its object or to a copy of it,
-//! and every generation hard-links the files of the one before. A file
+//! Every published entry is a hard link to its object (or to a copy of it,
+//! below), and every generation hard-links the files of the one before. A file
 //! system allows an inode only so many links (ext2/ext3 32,000, ext4
 //! 65,000), and while generation N+1 is built, N-1, N and the build all
 //! link the same inodes. So no inode gets a new link in a tree once it has
@@ -39,8 +39,8 @@ pub struct Tree {
     /// Folders known to exist, so a tree of many files costs no stat per parent.
     folders: std::collections::HashSet<PathBuf>,
     /// The copy in this tree that entries of a blob whose object is out of
-    /// links are linked to (see the module's comment).
-    copies: HashMap<ContentId, PathBuf>,
+    /// links are linked to (see the module's comment), and its inode.
+    copies: HashMap<ContentId, (PathBuf, u64)>,
 }
 
 impl Tree {
@@ -54,14 +54,14 @@ impl Tree {
     pub fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
         let target = self.prepare(folder, path)?;
         let object = self.objects.join(id.to_hex());
-        let linked = link_within_budget(&object, &target)?
+        let linked = link_within_budget(&object, &target, None)?
             || match self.copies.get(id) {
-                Some(copy) => link_within_budget(copy, &target)?,
+                Some((copy, inode)) => link_within_budget(copy, &target, Some(*inode))?,
                 None => false,
             };
         if !linked {
-            copy_durably(&object, &target)?;
-            self.copies.insert(*id, target);
+            let inode = copy_durably(&object, &target)?;
+            self.copies.insert(*id, (target, inode));
         }
         self.published.push(format!("{folder}/{path}"));
         Ok(())
@@ -189,12 +189,13 @@ pub(crate) fn copies_bytes(entries: &[Entry]) -> u64 {
 
 /// Hard-links `from` at `to` unless `from` has [`LINK_BUDGET`] links or
 /// more, or the file system refuses it another; says whether it linked.
-/// A `from` that is gone (a copy replaced since) is not linked either.
-fn link_within_budget(from: &Path, to: &Path) -> Result<bool> {
+/// A copy made earlier (`inode` given) that is gone or no longer that
+/// inode (another file took its place since) is not linked either.
+fn link_within_budget(from: &Path, to: &Path, inode: Option<u64>) -> Result<bool> {
     match fs::metadata(from) {
-        Ok(meta) if meta.nlink() < LINK_BUDGET => {}
+        Ok(meta) if meta.nlink() < LINK_BUDGET && inode.is_none_or(|i| i == meta.ino()) => {}
         Ok(_) => return Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && inode.is_some() => return Ok(false),
         Err(e) => return Err(Error::io(from, e)),
     }
     match fs::hard_link(from, to) {
@@ -210,10 +211,13 @@ fn out_of_links(e: &io::Error) -> bool {
 }
 
 /// Copies `from` to the new file `to` and makes its contents durable (the
-/// tree's folders are synced before it is published, its files are not).
-fn copy_durably(from: &Path, to: &Path) -> Result<()> {
+/// tree's folders are synced before it is published, its files are not);
+/// returns the copy's inode.
+fn copy_durably(from: &Path, to: &Path) -> Result<u64> {
     fs::copy(from, to).at(to)?;
-    File::open(to).and_then(|f| f.sync_all()).at(to)
+    let file = File::open(to).at(to)?;
+    file.sync_all().at(to)?;
+    Ok(file.metadata().at(to)?.ino())
 }
 
 /// Recreates `from` at `to` with hard links for files (cheap, and the
@@ -259,7 +263,7 @@ fn link_or_copy(src: &Path, dst: &Path, copies: &mut HashMap<(u64, u64), PathBuf
     let meta = fs::metadata(src).at(src)?;
     let inode = (meta.dev(), meta.ino());
     if let Some(copy) = copies.get(&inode)
-        && link_within_budget(copy, dst)?
+        && link_within_budget(copy, dst, None)?
     {
         return Ok(());
     }
@@ -277,4 +281,76 @@ pub(crate) fn sync_tree(root: &Path) -> Result<()> {
         }
     }
     super::sync_dir(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree in `dir` whose object store holds `content` with `links` names in all.
+    fn tree_with_object(dir: &Path, content: &[u8], links: u64) -> (Tree, ContentId) {
+        let (objects, elsewhere) = (dir.join("objects"), dir.join("elsewhere"));
+        fs::create_dir_all(&objects).unwrap();
+        fs::create_dir_all(&elsewhere).unwrap();
+        let id = ContentId::of(content);
+        let object = objects.join(id.to_hex());
+        fs::write(&object, content).unwrap();
+        for i in 1..links {
+            fs::hard_link(&object, elsewhere.join(i.to_string())).unwrap();
+        }
+        (Tree::new(dir.join("tree"), objects), id)
+    }
+
+    fn path(p: &str) -> RelPath {
+        RelPath::new(p).unwrap()
+    }
+
+    #[test]
+    fn an_object_out_of_links_is_copied_once_and_the_copy_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tree, id) = tree_with_object(dir.path(), b"shared", LINK_BUDGET);
+        for name in ["a", "b", "c"] {
+            tree.link_blob("files", &path(name), &id).unwrap();
+        }
+        let inode = |name: &str| fs::metadata(dir.path().join("tree/files").join(name)).unwrap();
+        let object = fs::metadata(dir.path().join("objects").join(id.to_hex())).unwrap();
+        assert_eq!(object.nlink(), LINK_BUDGET, "the object got no link past its budget");
+        assert_ne!(inode("a").ino(), object.ino());
+        assert_eq!(inode("a").ino(), inode("c").ino(), "one copy serves the entries after it");
+        assert_eq!(inode("a").nlink(), 3);
+        assert_eq!(fs::read(dir.path().join("tree/files/b")).unwrap(), b"shared");
+    }
+
+    #[test]
+    fn a_copy_replaced_by_another_file_is_not_linked_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tree, id) = tree_with_object(dir.path(), b"shared", LINK_BUDGET);
+        tree.link_blob("files", &path("first"), &id).unwrap();
+        // A generated file takes the copy's place (two paths colliding).
+        tree.write("files", "first", b"generated").unwrap();
+        tree.link_blob("files", &path("second"), &id).unwrap();
+        assert_eq!(fs::read(dir.path().join("tree/files/second")).unwrap(), b"shared");
+    }
+
+    #[test]
+    fn copies_are_counted_per_budget_of_entries_sharing_a_blob() {
+        let entry = |content: &[u8]| crate::manifest::Entry {
+            ecosystem: "files".into(),
+            name: "x".into(),
+            version: None,
+            path: path("x"),
+            blob: ContentId::of(content),
+            size: content.len() as u64,
+            digests: std::collections::BTreeMap::new(),
+            source: None,
+            attributes: std::collections::BTreeMap::new(),
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        };
+        let budget = usize::try_from(LINK_BUDGET).unwrap();
+        let mut entries = vec![entry(b"1234"); 2 * budget + 1];
+        entries.extend(vec![entry(b"12"); budget - 1]);
+        assert_eq!(copies_bytes(&entries), 2 * 4, "two copies of the shared blob, none of the other");
+        assert_eq!(copies_bytes(&entries[..budget - 1]), 0);
+    }
 }
