@@ -112,7 +112,17 @@ pub fn import_volumes(
     let volumes = VolumesReport::new(m, &outcome, &set.unreadable);
     let report = VerifyReport::new(&subject, verified, policy, volumes);
     let npm_keys = policy.rules("npm").and_then(|r| r.npm_keys_document.as_deref());
-    let published = mirror.publish(&staging, verified, now, npm_keys)?;
+    let published = match mirror.publish(&staging, verified, now, npm_keys) {
+        Ok(published) => published,
+        // Refused by the mirror's contents: no later run would publish it,
+        // so nothing of it is kept (publish took its objects out again).
+        // Other failures (the disk) keep the verified volumes for a retry.
+        Err(e @ Error::Rejected { .. }) => {
+            staging.discard()?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     staging.discard()?;
     Ok(ImportReport { verified: report, outcome: "published", mirror: published })
 }
@@ -136,14 +146,15 @@ fn check_earlier_blobs(mirror: &Mirror, verified: &VerifiedManifest, subject: &s
 
 /// Before reading anything: room for every blob this run will stage (the
 /// data volumes given and not done yet, and those parity would rebuild),
-/// plus the next generation's folders and index files.
+/// plus the next generation's folders, index files and the copies of blobs
+/// that more entries share than one inode may have links.
 fn check_space(mirror: &Mirror, set: &VolumeSet, done: &BTreeSet<u32>) -> Result<()> {
     let m = &set.verified.manifest;
     let parity_given = (m.volumes..m.total_volumes()).any(|i| set.files.contains_key(&i));
     let to_stage: Vec<u32> =
         (0..m.volumes).filter(|i| !done.contains(i) && (set.files.contains_key(i) || parity_given)).collect();
     let blobs: u64 = to_stage.iter().map(|i| volume_bytes(m, *i)).sum();
-    let generation = (1 << 20) + 4096 * m.entries.len() as u64;
+    let generation = (1 << 20) + 4096 * m.entries.len() as u64 + crate::mirror::copies_bytes(&m.entries);
     let what = if m.is_single_volume() {
         "importing the bundle".to_owned()
     } else {

@@ -16,22 +16,30 @@
 //! ```
 //!
 //! An import verifies every blob into staging, builds generation N+1 in
-//! staging (hard links to the old generation and to objects), makes it
+//! staging (hard links to the old generation and to objects, or to copies
+//! of an object that has used up its links: see tree.rs), makes it
 //! durable (file contents, then the rename, then the directory), and only
 //! then replaces the `current` link with a rename. Until that rename
-//! nothing a client sees has changed.
+//! nothing a client sees has changed. Blobs go into the object store as
+//! hard links of the staged ones, so a publish that fails before the
+//! rename can take out the objects it added and leave the mirror as it
+//! was, while the staging stays complete: a refused bundle's is removed,
+//! one that failed on the machine (the disk) is kept for the next run.
 //!
 //! A split bundle may arrive over several runs, so its staging is kept,
 //! keyed by the manifest digest: a volume counts as done only once its
 //! blobs are durable and its marker is written (contents, then the rename,
 //! then the directory), so a run killed at any point loses at most the
 //! volume it was reading. What a killed run leaves half-written (a `.part-`
-//! file, a half-built generation) is removed by the next run; staging of a
-//! bundle that can no longer be imported is removed by `airlock gc`.
+//! file, a half-built generation in any bundle's staging, a generation
+//! renamed into place but never published) is removed when the mirror is
+//! next opened; staging of a bundle that can no longer be imported is
+//! removed by `airlock gc`.
 
 mod tree;
 
 pub use tree::Tree;
+pub(crate) use tree::copies_bytes;
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -56,6 +64,8 @@ const STAGING: &str = "staging";
 const STATE: &str = "state.json";
 const INVENTORY: &str = "inventory.cbor";
 const BUNDLE_RECORD: &str = "bundle.json";
+/// The next generation while it is built, in a bundle's staging.
+const BUILD: &str = "generation";
 
 /// Evidence kept in the inventory because indexes are regenerated from it;
 /// other evidence is written as files by its ecosystem and only its kind is kept.
@@ -353,6 +363,7 @@ impl Mirror {
             published: false,
         };
         mirror.remove_stale_staging()?;
+        mirror.remove_unpublished_generations()?;
         mirror.repair_links()?;
         Ok(mirror)
     }
@@ -363,12 +374,33 @@ impl Mirror {
     }
 
     /// Anything in staging that is not a bundle's staging (left by an older
-    /// airlock or by hand). We hold the lock, so no live import owns any of it.
+    /// airlock or by hand), and the half-built generation in any bundle's
+    /// staging (left by a killed run). We hold the lock, so no live import
+    /// owns any of it. A half-built generation holds a link to every file
+    /// of the mirror: removing them all keeps the generations that link one
+    /// inode at three while a publish runs (see tree.rs).
     fn remove_stale_staging(&self) -> Result<()> {
         let staging = self.meta.join(STAGING);
         for entry in fs::read_dir(&staging).at(&staging)? {
             let path = entry.at(&staging)?.path();
             if path.file_name().and_then(|n| n.to_str()).and_then(ContentId::from_hex).is_none() {
+                remove_path(&path)?;
+            } else {
+                remove_path(&path.join(BUILD))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Generations newer than the published one: renamed into place by a run
+    /// killed before it swapped the `current` link, so no reader ever saw them.
+    fn remove_unpublished_generations(&self) -> Result<()> {
+        let current = self.current()?.map_or(0, |(n, _)| n);
+        let generations = self.meta.join(GENERATIONS);
+        for entry in fs::read_dir(&generations).at(&generations)? {
+            let path = entry.at(&generations)?.path();
+            let n: Option<u64> = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok());
+            if n.is_some_and(|n| n > current) {
                 remove_path(&path)?;
             }
         }
@@ -439,6 +471,10 @@ impl Mirror {
     /// under the same lock, before it was staged (import does that).
     /// `npm_keys` is the npm registry keys document the import policy pins;
     /// the mirror serves it at the registry's keys endpoint.
+    ///
+    /// When it fails before the new generation is published, what it did
+    /// is undone: the half-built generation and the objects it added go,
+    /// so the mirror is as it was (the staged blobs stay in `staging`).
     pub fn publish(
         &mut self,
         staging: &Staging,
@@ -448,17 +484,59 @@ impl Mirror {
     ) -> Result<PublishReport> {
         let previous = self.current()?;
         let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
+        let mut added = Vec::new();
+        let previous_dir = previous.as_ref().map(|(_, dir)| dir.as_path());
+        let result = self.build_and_swap(staging, verified, now, npm_keys, (generation, previous_dir), &mut added);
+        if result.is_err() {
+            self.undo_publish(staging, generation, &added);
+        }
+        result
+    }
+
+    /// Removes what a failed [`Mirror::publish`] of `generation` left, unless
+    /// that generation is the published one (a failure after the swap):
+    /// the build, the generation if it was renamed into place, and the
+    /// objects it `added` (no published generation can use them: they were
+    /// not in the store before). Best effort: the next open and `gc` remove
+    /// what is left, and the error that ended the publish is the one to report.
+    fn undo_publish(&self, staging: &Staging, generation: u64, added: &[ContentId]) {
+        if self.current().ok().flatten().is_some_and(|(n, _)| n == generation) {
+            return;
+        }
+        let _ = remove_path(&staging.dir.join(BUILD));
+        let _ = remove_path(&self.meta.join(GENERATIONS).join(generation.to_string()));
+        let objects = self.meta.join(OBJECTS);
+        for id in added {
+            let _ = remove_path(&objects.join(id.to_hex()));
+        }
+        let _ = sync_dir(&objects);
+    }
+
+    /// [`Mirror::publish`] of `generation`, built from the folder of the one
+    /// before (if any), until it is done or fails; the ids of the objects it
+    /// put into the store are pushed to `added` as it goes.
+    fn build_and_swap(
+        &mut self,
+        staging: &Staging,
+        verified: &VerifiedManifest,
+        now: u64,
+        npm_keys: Option<&[u8]>,
+        (generation, previous): (u64, Option<&Path>),
+        added: &mut Vec<ContentId>,
+    ) -> Result<PublishReport> {
         let inventory = self.inventory()?;
         let merged = merge(&inventory, &verified.manifest.entries, &verified.manifest.channel)?;
-        let build = staging.dir.join("generation");
-        match &previous {
-            Some((_, dir)) => tree::link_copy(dir, &build)?,
+        let build = staging.dir.join(BUILD);
+        match previous {
+            Some(dir) => tree::link_copy(dir, &build)?,
             None => fs::create_dir(&build).at(&build)?,
         }
         let objects = self.meta.join(OBJECTS);
         staging.make_durable()?;
         for blob in verified.manifest.blobs.iter().filter(|b| b.carried) {
-            staging.promote(&blob.id, &objects)?;
+            if staging.promote(&blob.id, &objects)? {
+                added.push(blob.id);
+            }
         }
         sync_dir(&objects)?;
         let mut tree = Tree::new(build.clone(), objects);
@@ -745,7 +823,7 @@ impl Staging {
                 remove_path(&path)?;
             }
         }
-        let build = self.dir.join("generation");
+        let build = self.dir.join(BUILD);
         if build.symlink_metadata().is_ok() {
             remove_path(&build)?;
         }
@@ -781,19 +859,18 @@ impl Staging {
         self.blobs.join(id.to_hex())
     }
 
-    /// Moves a staged blob into the object store (or drops it if the store
-    /// has it: a run killed after promoting it has nothing staged any more).
-    fn promote(&self, id: &ContentId, objects: &Path) -> Result<()> {
-        let from = self.blob_path(id);
+    /// Puts a staged blob into the object store, unless the store has it;
+    /// says whether it did. A hard link, not a move: until the import is
+    /// published, the staging stays complete, so a publish that fails can
+    /// take its new objects out again and a later run (or one after a `gc`)
+    /// still finds every blob its volume markers promise.
+    fn promote(&self, id: &ContentId, objects: &Path) -> Result<bool> {
         let to = objects.join(id.to_hex());
         if to.exists() {
-            match fs::remove_file(&from) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(&from, e)),
-                _ => Ok(()),
-            }
-        } else {
-            fs::rename(&from, &to).at(&to)
+            return Ok(false);
         }
+        fs::hard_link(self.blob_path(id), &to).at(&to)?;
+        Ok(true)
     }
 
     /// Removes the whole staging (after publication, or when nothing of it is worth keeping).

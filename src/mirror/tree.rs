@@ -1,12 +1,35 @@
 //! Building a generation's tree.
+//!
+//! Every published entry is a hard link to its object (or to a copy of it,
+//! below), and every generation hard-links the files of the one before. A file
+//! system allows an inode only so many links (ext2/ext3 32,000, ext4
+//! 65,000), and while generation N+1 is built, N-1, N and the build all
+//! link the same inodes. So no inode gets a new link in a tree once it has
+//! [`LINK_BUDGET`] links (counting every generation): an entry beyond that
+//! gets its own copy of the object, which the following entries of that
+//! blob link to, up to the budget again. No generation then holds more
+//! than the budget of names of one inode, and three of them (with the
+//! object's own name and its staged one) stay below the limit, whatever
+//! the number of entries sharing a blob. Every entry stays a regular file,
+//! so what a reader of the tree sees does not change.
 
-use std::fs;
+use std::collections::HashMap;
+use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::{ContentId, RelPath};
+use crate::manifest::Entry;
 use crate::sign::write_atomically;
+
+/// Links past which an inode gets no new one in a tree, all generations
+/// counted. Three generations of at most this many names of an inode, plus
+/// its names in the object store and staging, stay below the 32,000 links
+/// ext2 and ext3 allow (ext4 allows 65,000). A copy of a blob serves this
+/// many entries, so copies cost little disk.
+pub(crate) const LINK_BUDGET: u64 = 10_000;
 
 /// A generation being built: ecosystem folders of hard links into the object store.
 pub struct Tree {
@@ -15,18 +38,31 @@ pub struct Tree {
     published: Vec<String>,
     /// Folders known to exist, so a tree of many files costs no stat per parent.
     folders: std::collections::HashSet<PathBuf>,
+    /// The copy in this tree that entries of a blob whose object is out of
+    /// links are linked to (see the module's comment), and its inode.
+    copies: HashMap<ContentId, (PathBuf, u64)>,
 }
 
 impl Tree {
     pub(crate) fn new(root: PathBuf, objects: PathBuf) -> Self {
-        Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new() }
+        Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new(), copies: HashMap::new() }
     }
 
-    /// Places blob `id` at `folder/path`, replacing a file already there.
+    /// Places blob `id` at `folder/path`, replacing a file already there: a
+    /// hard link to its object, or, once the object has [`LINK_BUDGET`]
+    /// links, to this tree's copy of it (a new copy when that one has as many).
     pub fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
         let target = self.prepare(folder, path)?;
         let object = self.objects.join(id.to_hex());
-        fs::hard_link(&object, &target).at(&target)?;
+        let linked = link_within_budget(&object, &target, None)?
+            || match self.copies.get(id) {
+                Some((copy, inode)) => link_within_budget(copy, &target, Some(*inode))?,
+                None => false,
+            };
+        if !linked {
+            let inode = copy_durably(&object, &target)?;
+            self.copies.insert(*id, (target, inode));
+        }
         self.published.push(format!("{folder}/{path}"));
         Ok(())
     }
@@ -148,19 +184,77 @@ fn conflict(folder: &str, path: &RelPath, why: &str) -> Error {
     )
 }
 
+/// Bytes of the copies a tree makes of blobs that `entries` share more than
+/// [`LINK_BUDGET`] times, when each blob's object is new: one per budget
+/// of entries beyond the first. (Sorted references, not a map: the
+/// manifest may have hundreds of thousands of entries.)
+pub(crate) fn copies_bytes(entries: &[Entry]) -> u64 {
+    if (entries.len() as u64) < LINK_BUDGET {
+        return 0;
+    }
+    let mut by_blob: Vec<&Entry> = entries.iter().collect();
+    by_blob.sort_unstable_by_key(|e| e.blob);
+    by_blob
+        .chunk_by(|a, b| a.blob == b.blob)
+        .map(|run| run[0].size.saturating_mul(run.len() as u64 / LINK_BUDGET))
+        .sum()
+}
+
+/// Hard-links `from` at `to` unless `from` has [`LINK_BUDGET`] links or
+/// more, or the file system refuses it another; says whether it linked.
+/// A copy made earlier (`inode` given) that is gone or no longer that
+/// inode (another file took its place since) is not linked either.
+fn link_within_budget(from: &Path, to: &Path, inode: Option<u64>) -> Result<bool> {
+    match fs::metadata(from) {
+        Ok(meta) if meta.nlink() < LINK_BUDGET && inode.is_none_or(|i| i == meta.ino()) => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && inode.is_some() => return Ok(false),
+        Err(e) => return Err(Error::io(from, e)),
+    }
+    match fs::hard_link(from, to) {
+        Ok(()) => Ok(true),
+        Err(e) if out_of_links(&e) => Ok(false),
+        Err(e) => Err(Error::io(to, e)),
+    }
+}
+
+/// The file system allows the inode no more links (EMLINK).
+fn out_of_links(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TooManyLinks
+}
+
+/// Copies `from` to the new file `to` and makes its contents durable (the
+/// tree's folders are synced before it is published, its files are not);
+/// returns the copy's inode.
+fn copy_durably(from: &Path, to: &Path) -> Result<u64> {
+    fs::copy(from, to).at(to)?;
+    let file = File::open(to).at(to)?;
+    file.sync_all().at(to)?;
+    Ok(file.metadata().at(to)?.ino())
+}
+
 /// Recreates `from` at `to` with hard links for files (cheap, and the
 /// generation stays immutable because files are only ever replaced, never
 /// written in place).
 pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
+    copy_folder(from, to, &mut HashMap::new())
+}
+
+/// [`link_copy`] of one folder. Where the file system allows a file no more
+/// links (a mirror that an airlock without the link budget filled, or a file
+/// system with a lower limit), the file is copied instead, and later files
+/// of the same inode are linked to that copy: `copies` maps the inode
+/// (device, number) to it.
+fn copy_folder(from: &Path, to: &Path, copies: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
     fs::create_dir(to).at(to)?;
     for entry in fs::read_dir(from).at(from)? {
         let entry = entry.at(from)?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         let kind = entry.file_type().at(&src)?;
         if kind.is_dir() {
-            link_copy(&src, &dst)?;
+            copy_folder(&src, &dst, copies)?;
         } else if kind.is_file() {
-            fs::hard_link(&src, &dst).at(&dst)?;
+            link_or_copy(&src, &dst, copies)?;
         } else {
             return Err(Error::Usage(format!(
                 "{}: unexpected non-file in the mirror; it was changed by hand",
@@ -168,6 +262,26 @@ pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
             )));
         }
     }
+    Ok(())
+}
+
+/// Hard-links `src` at `dst`, or, when `src` can have no more links, links
+/// `dst` to the copy made of `src` before or makes that copy.
+fn link_or_copy(src: &Path, dst: &Path, copies: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+    match fs::hard_link(src, dst) {
+        Ok(()) => return Ok(()),
+        Err(e) if !out_of_links(&e) => return Err(Error::io(dst, e)),
+        Err(_) => {}
+    }
+    let meta = fs::metadata(src).at(src)?;
+    let inode = (meta.dev(), meta.ino());
+    if let Some(copy) = copies.get(&inode)
+        && link_within_budget(copy, dst, None)?
+    {
+        return Ok(());
+    }
+    copy_durably(src, dst)?;
+    copies.insert(inode, dst.to_owned());
     Ok(())
 }
 
@@ -180,4 +294,76 @@ pub(crate) fn sync_tree(root: &Path) -> Result<()> {
         }
     }
     super::sync_dir(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree in `dir` whose object store holds `content` with `links` names in all.
+    fn tree_with_object(dir: &Path, content: &[u8], links: u64) -> (Tree, ContentId) {
+        let (objects, elsewhere) = (dir.join("objects"), dir.join("elsewhere"));
+        fs::create_dir_all(&objects).unwrap();
+        fs::create_dir_all(&elsewhere).unwrap();
+        let id = ContentId::of(content);
+        let object = objects.join(id.to_hex());
+        fs::write(&object, content).unwrap();
+        for i in 1..links {
+            fs::hard_link(&object, elsewhere.join(i.to_string())).unwrap();
+        }
+        (Tree::new(dir.join("tree"), objects), id)
+    }
+
+    fn path(p: &str) -> RelPath {
+        RelPath::new(p).unwrap()
+    }
+
+    #[test]
+    fn an_object_out_of_links_is_copied_once_and_the_copy_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tree, id) = tree_with_object(dir.path(), b"shared", LINK_BUDGET);
+        for name in ["a", "b", "c"] {
+            tree.link_blob("files", &path(name), &id).unwrap();
+        }
+        let inode = |name: &str| fs::metadata(dir.path().join("tree/files").join(name)).unwrap();
+        let object = fs::metadata(dir.path().join("objects").join(id.to_hex())).unwrap();
+        assert_eq!(object.nlink(), LINK_BUDGET, "the object got no link past its budget");
+        assert_ne!(inode("a").ino(), object.ino());
+        assert_eq!(inode("a").ino(), inode("c").ino(), "one copy serves the entries after it");
+        assert_eq!(inode("a").nlink(), 3);
+        assert_eq!(fs::read(dir.path().join("tree/files/b")).unwrap(), b"shared");
+    }
+
+    #[test]
+    fn a_copy_replaced_by_another_file_is_not_linked_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tree, id) = tree_with_object(dir.path(), b"shared", LINK_BUDGET);
+        tree.link_blob("files", &path("first"), &id).unwrap();
+        // A generated file takes the copy's place (two paths colliding).
+        tree.write("files", "first", b"generated").unwrap();
+        tree.link_blob("files", &path("second"), &id).unwrap();
+        assert_eq!(fs::read(dir.path().join("tree/files/second")).unwrap(), b"shared");
+    }
+
+    #[test]
+    fn copies_are_counted_per_budget_of_entries_sharing_a_blob() {
+        let entry = |content: &[u8]| crate::manifest::Entry {
+            ecosystem: "files".into(),
+            name: "x".into(),
+            version: None,
+            path: path("x"),
+            blob: ContentId::of(content),
+            size: content.len() as u64,
+            digests: std::collections::BTreeMap::new(),
+            source: None,
+            attributes: std::collections::BTreeMap::new(),
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        };
+        let budget = usize::try_from(LINK_BUDGET).unwrap();
+        let mut entries = vec![entry(b"1234"); 2 * budget + 1];
+        entries.extend(vec![entry(b"12"); budget - 1]);
+        assert_eq!(copies_bytes(&entries), 2 * 4, "two copies of the shared blob, none of the other");
+        assert_eq!(copies_bytes(&entries[..budget - 1]), 0);
+    }
 }

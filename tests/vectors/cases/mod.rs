@@ -8,6 +8,7 @@ mod crashes;
 mod memory;
 mod mirror;
 mod report;
+mod staging;
 
 use crate::base::Base;
 
@@ -15,7 +16,7 @@ use crate::base::Base;
 pub type Made = (String, Vec<u8>);
 
 pub fn all(base: &Base) -> Vec<Made> {
-    let areas: [fn(&Base) -> Vec<Made>; 5] =
-        [basics::cases, crashes::cases, report::cases, mirror::cases, memory::cases];
+    let areas: [fn(&Base) -> Vec<Made>; 6] =
+        [basics::cases, crashes::cases, report::cases, mirror::cases, memory::cases, staging::cases];
     areas.iter().flat_map(|area| area(base)).collect()
 }
