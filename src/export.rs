@@ -298,7 +298,7 @@ fn bundle_digest(path: &Path) -> Option<ContentId> {
     let file = File::open(path).ok()?;
     let (_, envelope_bytes) = crate::bundle::reader::VolumeReader::open(file, &path.display().to_string()).ok()?;
     let opened = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).ok()?;
-    Some(ContentId::of(&opened.payload))
+    Some(ContentId::of(opened.payload))
 }
 
 /// The channel state's files are replaced on every export, but never when

@@ -93,7 +93,7 @@ impl Tree {
         let base = self.root.join(folder);
         let target = base.join(path);
         match fs::remove_file(&target) {
-            Ok(()) => {}
+            Ok(()) => self.forget_copy(&target),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(Error::io(&target, e)),
         }
@@ -162,11 +162,19 @@ impl Tree {
             Ok(m) if m.is_dir() => Err(conflict(folder, path, "the mirror has a folder of that name")),
             Ok(_) => {
                 fs::remove_file(&target).at(&target)?;
+                self.forget_copy(&target);
                 Ok(target)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(target),
             Err(e) => Err(Error::io(&target, e)),
         }
+    }
+
+    /// A copy replaced or removed is no longer one to link to. (Its inode
+    /// number alone cannot tell: the file system may give it to the very
+    /// file that takes its place.)
+    fn forget_copy(&mut self, path: &Path) {
+        self.copies.retain(|_, (copy, _)| copy != path);
     }
 
     /// Paths published by this import, `folder/path`.
