@@ -100,7 +100,7 @@ pub fn check(data: &[u8]) -> Outcome {
 fn read_untrusted(data: &[u8]) {
     let Ok((mut volume, envelope_bytes)) = VolumeReader::open(data, "fuzz") else { return };
     if let Ok(opened) = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST) {
-        let _ = Manifest::from_bytes(&opened.payload);
+        let _ = Manifest::from_bytes(opened.payload);
     }
     loop {
         match volume.next_member() {

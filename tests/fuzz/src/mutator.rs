@@ -185,13 +185,13 @@ impl Edit {
         let declared = layout::field_number(&header[SIZE]).unwrap_or(0);
         let split = usize::try_from(declared).unwrap_or(usize::MAX).min(rest.len());
         let (envelope, padding) = rest.split_at(split);
-        let payload = envelope::open_untrusted(envelope, envelope::MANIFEST).ok().map(|o| o.payload);
+        let payload = envelope::open_untrusted(envelope, envelope::MANIFEST).ok().map(|o| o.payload.to_vec());
         let tar = layout::decompress(&volume.blob_frame).map(|t| Tar::split(&t));
         let volume_index = volume
             .seal
             .as_deref()
             .and_then(|s| envelope::open_untrusted(s, envelope::VOLUME_SEAL).ok())
-            .and_then(|o| canonical::from_slice::<VolumeSeal>(&o.payload).ok())
+            .and_then(|o| canonical::from_slice::<VolumeSeal>(o.payload).ok())
             .map_or(0, |s| s.volume);
         Edit {
             header,
