@@ -12,6 +12,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -144,7 +145,7 @@ fn digests() -> BTreeMap<String, String> {
 fn exports_are_byte_for_byte_what_they_were() {
     let expected_path = root().join("fixtures/golden/expected.txt");
     let made = digests().iter().fold(String::new(), |mut text, (name, digest)| {
-        text.push_str(&format!("{digest}  {name}\n"));
+        let _ = writeln!(text, "{digest}  {name}");
         text
     });
     if std::env::var_os("AIRLOCK_UPDATE_GOLDEN").is_some() {
