@@ -66,7 +66,7 @@ pub fn cosign(
     let mode = std::fs::metadata(bundle).at(bundle)?.permissions();
     std::fs::set_permissions(tmp.path(), mode).at(bundle)?;
     tmp.persist(bundle).map_err(|e| Error::io(bundle, e.error))?;
-    crate::mirror::sync_dir(dir)?;
+    crate::durable::sync_dir(dir)?;
     let mut signers: Vec<String> = opened.claimed_signers.iter().map(crate::id::KeyId::short).collect();
     signers.push(id.short());
     Ok(SignReport { bundle: subject, manifest_digest: verified.digest.to_hex(), added_signer: id.to_hex(), signers })

@@ -10,6 +10,8 @@ use serde::Serialize;
 use crate::bundle::split::{self, Budget};
 use crate::bundle::writer::{BlobFrame, BlobWriteError, VolumeWriter, write_seal};
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, VolumeSeal, parity, volume_file_name};
+use crate::durable::Existing;
+use crate::durable::writeback::DropBehind;
 use crate::ecosystem::pypi::{self, Selection};
 use crate::ecosystem::registry::FetchContext;
 use crate::ecosystem::{Artifact, cargo, endpoints, files, npm};
@@ -21,8 +23,7 @@ use crate::manifest::Entry;
 use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
 use crate::progress::{Progress, ProgressReader};
-use crate::sign::{Existing, SecretKey, envelope};
-use crate::writeback::DropBehind;
+use crate::sign::{SecretKey, envelope};
 
 /// The longest `expires_in` an export accepts: 100 years (as humantime
 /// counts them, 365.25 days each). An expiry bounds how long a bundle that
@@ -227,7 +228,7 @@ fn check_options(options: &ExportOptions) -> Result<()> {
 }
 
 /// `--out` may not be an input; without `--split` it follows the rules of
-/// every output file ([`crate::sign::check_output`]); with `--split` it
+/// every output file ([`crate::durable::check_output`]); with `--split` it
 /// is replaced (with `--force`) only when it holds a bundle and nothing else.
 fn check_out(options: &ExportOptions) -> Result<()> {
     let inputs = &options.inputs;
@@ -242,9 +243,9 @@ fn check_out(options: &ExportOptions) -> Result<()> {
         .collect();
     let out = &options.out;
     if options.split.is_none() {
-        return crate::sign::check_output(out, "--out", Existing::unless(options.force), &named);
+        return crate::durable::check_output(out, "--out", Existing::unless(options.force), &named);
     }
-    crate::sign::refuse_inputs(out, "--out", &named)?;
+    crate::durable::refuse_inputs(out, "--out", &named)?;
     if out.symlink_metadata().is_err() {
         Ok(())
     } else if options.force {
@@ -308,7 +309,7 @@ fn check_state(dir: &Path, channel: &str) -> Result<()> {
         return Err(Error::Usage(format!("{}: --state must be a folder", dir.display())));
     }
     for path in [ChannelState::path(dir, channel), ChannelState::blobs_path(dir, channel)] {
-        crate::sign::check_output(&path, "--state", Existing::Replace, &[])?;
+        crate::durable::check_output(&path, "--state", Existing::Replace, &[])?;
     }
     Ok(())
 }
@@ -406,8 +407,8 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         let mut all_sent = sent;
         all_sent.extend(manifest.blobs.iter().map(|b| b.id));
         let lines: String = all_sent.iter().map(|id| id.to_hex() + "\n").collect();
-        crate::sign::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
-        crate::sign::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)?;
+        crate::durable::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
+        crate::durable::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)?;
     }
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
@@ -667,11 +668,11 @@ fn write_volume(
     fill_volume(writer, tmp.as_file(), out, options, manifest_digest, &contents, progress)?;
     progress.finish();
     let size = tmp.as_file().metadata().at(out)?.len();
-    crate::sign::set_mode(tmp.path(), 0o644).at(out)?;
+    crate::durable::set_mode(tmp.path(), 0o644).at(out)?;
     // Checked again before the rename: the export may have taken hours.
-    crate::sign::check_output(out, "--out", Existing::unless(options.force), &[])?;
+    crate::durable::check_output(out, "--out", Existing::unless(options.force), &[])?;
     tmp.persist(out).map_err(|e| Error::io(out, e.error))?;
-    crate::mirror::sync_dir(dir)?;
+    crate::durable::sync_dir(dir)?;
     Ok(size)
 }
 
@@ -838,13 +839,13 @@ fn write_split(
     for entry in std::fs::read_dir(tmp.path()).at(tmp.path())? {
         let path = entry.at(tmp.path())?.path();
         total += std::fs::metadata(&path).at(&path)?.len();
-        crate::sign::set_mode(&path, 0o644).at(&path)?;
+        crate::durable::set_mode(&path, 0o644).at(&path)?;
     }
-    crate::sign::set_mode(tmp.path(), 0o755).at(tmp.path())?;
-    crate::mirror::sync_dir(tmp.path())?;
+    crate::durable::set_mode(tmp.path(), 0o755).at(tmp.path())?;
+    crate::durable::sync_dir(tmp.path())?;
     let written = tmp.keep();
     replace_with(&written, out, options.force)?;
-    crate::mirror::sync_dir(parent)?;
+    crate::durable::sync_dir(parent)?;
     Ok(total)
 }
 

@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod cosign;
+pub mod durable;
 pub mod ecosystem;
 pub mod error;
 pub mod escape;
@@ -25,7 +26,6 @@ pub mod sbom;
 pub mod serve;
 pub mod sign;
 pub mod verify;
-pub mod writeback;
 
 pub use error::{Error, Rejection, Result};
 

@@ -112,7 +112,7 @@ impl ExportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         // The key and config files are inputs too; the library checks the others.
         let named: Vec<&std::path::Path> = self.key.iter().chain(&self.config).map(PathBuf::as_path).collect();
-        crate::sign::refuse_inputs(&self.out, "--out", &named)?;
+        crate::durable::refuse_inputs(&self.out, "--out", &named)?;
         let config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),

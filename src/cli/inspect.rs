@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Output, bytes};
+use crate::durable::Existing;
 use crate::error::Result;
 use crate::inspect::inspect;
-use crate::sign::Existing;
 
 /// Show what a bundle holds and who claims to have signed it (no key needed, nothing verified)
 #[derive(Debug, Args)]
@@ -31,12 +31,12 @@ impl InspectArgs {
                 inputs.extend(crate::verify::set::expand(std::slice::from_ref(&self.bundle))?);
             }
             let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
-            crate::sign::check_output(path, "--sbom", Existing::unless(self.force), &inputs)?;
+            crate::durable::check_output(path, "--sbom", Existing::unless(self.force), &inputs)?;
         }
         let r = inspect(&self.bundle)?;
         if let Some(path) = &self.sbom {
             let document = serde_json::to_vec_pretty(&crate::sbom::cyclonedx(&r)).expect("JSON values serialize");
-            crate::sign::write_atomically(path, &document, 0o644)?;
+            crate::durable::write_atomically(path, &document, 0o644)?;
         }
         out.line(format!("bundle    {} (format {}, {})", r.bundle, r.format, r.tool));
         out.line(format!("manifest  {}", r.manifest_digest));

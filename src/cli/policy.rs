@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Output;
+use crate::durable::Existing;
 use crate::error::Result;
 use crate::policy::statement::{ApplyReport, apply, sign};
-use crate::sign::{Existing, SecretKey};
+use crate::sign::SecretKey;
 
 /// Rotate and revoke keys: sign the site's next trust policy as a statement, and apply it on the disconnected side
 #[derive(Debug, Args)]
@@ -62,7 +63,7 @@ impl PolicyArgs {
 impl PolicySignArgs {
     fn run(&self, out: &Output) -> Result<()> {
         // An existing statement is co-signed, so it may exist; but it may not be the policy or the key.
-        crate::sign::check_output(&self.out, "--out", Existing::Replace, &[&self.policy, &self.key])?;
+        crate::durable::check_output(&self.out, "--out", Existing::Replace, &[&self.policy, &self.key])?;
         let key = SecretKey::load(&self.key)?;
         let report = sign(&self.policy, &key, &self.out)?;
         out.line(format!("signed    {} (policy serial {})", report.statement, report.serial));

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::{Client, HttpError, unreachable_registry};
+use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
-use crate::sign::write_atomically;
 
 /// Every digest a registry might state for an artifact, computed in one pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

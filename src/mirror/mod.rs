@@ -48,13 +48,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::durable::writeback::DropBehind;
+use crate::durable::{remove_path, sync_dir};
 use crate::ecosystem;
 use crate::ecosystem::reserved::Holder;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::Entry;
 use crate::verify::{BlobSink, VerifiedManifest, rfc3339};
-use crate::writeback::DropBehind;
 
 const META: &str = ".airlock";
 const CURRENT: &str = "current";
@@ -417,7 +418,7 @@ impl Mirror {
         }
         let record = staging.dir.join(BUNDLE_RECORD);
         if !record.exists() {
-            crate::sign::write_atomically(&record, &serde_json::to_vec_pretty(bundle).expect("serializes"), 0o644)?;
+            crate::durable::write_atomically(&record, &serde_json::to_vec_pretty(bundle).expect("serializes"), 0o644)?;
         }
         staging.clear_leftovers()?;
         staging.load_done()
@@ -895,7 +896,7 @@ impl crate::verify::set::SetSink for Staging {
     /// written, renamed into place and its directory synced.
     fn volume_done(&mut self, index: u32) -> Result<()> {
         self.make_durable()?;
-        crate::sign::write_atomically(&self.volumes.join(index.to_string()), b"", 0o644)?;
+        crate::durable::write_atomically(&self.volumes.join(index.to_string()), b"", 0o644)?;
         self.done.insert(index);
         Ok(())
     }
@@ -928,28 +929,10 @@ impl BlobSink for Staging {
         // Durability comes later, for all of a volume's blobs at once (volume_done).
         // Published files are world-readable (tempfile creates them 0600).
         let file = writer.file.into_inner();
-        crate::sign::set_mode(file.path(), 0o644).at(&path)?;
+        crate::durable::set_mode(file.path(), 0o644).at(&path)?;
         file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         Ok(())
     }
-}
-
-/// Removes a file or a folder with everything in it; gone already is fine.
-fn remove_path(path: &Path) -> Result<()> {
-    let result = match path.symlink_metadata() {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) => Err(e),
-    };
-    match result {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(path, e)),
-        _ => Ok(()),
-    }
-}
-
-/// fsync a directory, making renames and new names in it durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
 #[cfg(unix)]

@@ -19,10 +19,10 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
-use crate::sign::write_atomically;
 
 /// Links past which an inode gets no new one in a tree, all generations
 /// counted. Three generations of at most this many names of an inode, plus
@@ -84,7 +84,7 @@ impl Tree {
     ) -> Result<()> {
         let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
         let target = self.prepare(folder, &rel)?;
-        crate::sign::write_atomically_with(&target, 0o644, fill)
+        crate::durable::write_atomically_with(&target, 0o644, fill)
     }
 
     /// Takes a file out of the generation being built (a no-op if it is not there).
@@ -132,7 +132,7 @@ impl Tree {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).at(parent)?;
         }
-        crate::sign::write_atomically_with(&target, 0o644, fill)
+        crate::durable::write_atomically_with(&target, 0o644, fill)
     }
 
     /// Makes room for a file at `folder/path`: parents as folders, nothing in the way.
@@ -301,7 +301,7 @@ pub(crate) fn sync_tree(root: &Path) -> Result<()> {
             sync_tree(&entry.path())?;
         }
     }
-    super::sync_dir(root)
+    crate::durable::sync_dir(root)
 }
 
 #[cfg(test)]

@@ -28,10 +28,11 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{Policy, References};
+use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::KeyId;
+use crate::sign::SecretKey;
 use crate::sign::envelope::{self, POLICY_STATEMENT, Verified};
-use crate::sign::{SecretKey, write_atomically};
 
 const RESEND: &str = "the statement was damaged or tampered with: do not apply it, ask its signers for a fresh copy";
 
