@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let bundle = work.path().join(format!("{n}.airlock"));
         let options = ExportOptions {
             inputs: Inputs { files: vec![input], ..Inputs::default() },
-            keys: if n == 2 { keys.to_vec() } else { vec![keys[0].clone()] },
+            keys: if n == 2 { keys.iter().cloned().map(Into::into).collect() } else { vec![keys[0].clone().into()] },
             out: bundle.clone(),
             channel: "seeds".into(),
             expires_in: Duration::from_hours(1),

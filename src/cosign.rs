@@ -15,7 +15,7 @@ use crate::bundle::writer::{write_manifest_frame, write_seal};
 use crate::error::{Error, IoContext, Result};
 use crate::policy::Policy;
 use crate::progress::Progress;
-use crate::sign::{SecretKey, envelope};
+use crate::sign::{Signer, envelope};
 use crate::verify::{Discard, verify_bundle};
 
 /// What `sign` did.
@@ -30,7 +30,7 @@ pub struct SignReport {
 /// Verifies `bundle` against `policy`, then adds `key`'s signature in place (atomically).
 pub fn cosign(
     bundle: &Path,
-    key: &SecretKey,
+    key: &dyn Signer,
     policy: &Policy,
     now: u64,
     progress: &dyn Progress,
@@ -44,10 +44,9 @@ pub fn cosign(
         return Err(Error::Usage(format!("{subject}: already signed by key {}; a key counts once", id.short())));
     }
     let (frame_start, frame_size, seal) = locate_blob_frame(bundle)?;
-    let new_envelope = envelope::add_signature(&verified.envelope, key, envelope::MANIFEST)
-        .map_err(|r| Error::rejected(&subject, r))?;
-    let new_seal =
-        envelope::add_signature(&seal, key, envelope::VOLUME_SEAL).map_err(|r| Error::rejected(&subject, r))?;
+    let new_envelope =
+        envelope::add_signature(&verified.envelope, key, envelope::MANIFEST).map_err(|e| e.into_error(&subject))?;
+    let new_seal = envelope::add_signature(&seal, key, envelope::VOLUME_SEAL).map_err(|e| e.into_error(&subject))?;
 
     let dir = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new().prefix(".airlock-sign-").tempfile_in(dir).at(dir)?;

@@ -23,7 +23,7 @@ use crate::manifest::Entry;
 use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
 use crate::progress::{Progress, ProgressReader};
-use crate::sign::{SecretKey, envelope};
+use crate::sign::{OperatorKey, Signer, envelope};
 
 /// The longest `expires_in` an export accepts: 100 years (as humantime
 /// counts them, 365.25 days each). An expiry bounds how long a bundle that
@@ -36,8 +36,8 @@ pub const MAX_EXPIRES_IN: Duration = Duration::from_hours(876_600);
 /// What to export and how.
 pub struct ExportOptions {
     pub inputs: Inputs,
-    /// Signing keys (`--key`, one or more).
-    pub keys: Vec<SecretKey>,
+    /// Signing keys (`--key`, one or more): key files opened, or token keys.
+    pub keys: Vec<OperatorKey>,
     /// The bundle to write.
     pub out: PathBuf,
     pub channel: String,
@@ -601,18 +601,17 @@ fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<Path
 
 /// How long the manifest's envelope is, without encoding or signing the
 /// manifest: the encoding's length is counted, the envelope's worked out.
-fn envelope_len(manifest: &Manifest, keys: &[SecretKey]) -> Result<u64> {
+fn envelope_len(manifest: &Manifest, keys: &[OperatorKey]) -> Result<u64> {
     let encoded =
         canonical::encoded_len(manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
     envelope::sealed_len(encoded as u64, keys, envelope::MANIFEST)
-        .map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))
 }
 
 /// Signs the finished manifest; returns its digest and envelope. The
 /// entries are taken out of `manifest` and freed as soon as they are
 /// encoded: writing the volumes needs only the blobs, and the envelope, a
 /// second copy of the encoded manifest, should not be made on top of them.
-fn sign_final(manifest: &mut Manifest, keys: &[SecretKey]) -> Result<(ContentId, Vec<u8>)> {
+fn sign_final(manifest: &mut Manifest, keys: &[OperatorKey]) -> Result<(ContentId, Vec<u8>)> {
     let bytes = encode_manifest(manifest)?;
     manifest.entries = Vec::new();
     let sealed = seal_manifest(&bytes, keys)?;
@@ -623,16 +622,18 @@ fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
     manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))
 }
 
-fn seal_manifest(bytes: &[u8], keys: &[SecretKey]) -> Result<Vec<u8>> {
-    envelope::seal(bytes, keys, envelope::MANIFEST).map_err(|e| Error::Usage(format!("cannot sign the manifest: {e}")))
+fn seal_manifest(bytes: &[u8], keys: &[OperatorKey]) -> Result<Vec<u8>> {
+    envelope::seal(bytes, keys, envelope::MANIFEST)
 }
 
 /// The signed seal of volume `volume` over its blob frame.
-fn seal_volume(keys: &[SecretKey], manifest: ContentId, volume: u32, frame: BlobFrame) -> Result<Vec<u8>> {
+fn seal_volume(keys: &[OperatorKey], manifest: ContentId, volume: u32, frame: BlobFrame) -> Result<Vec<u8>> {
+    envelope::seal(&encode_volume_seal(manifest, volume, frame)?, keys, envelope::VOLUME_SEAL)
+}
+
+fn encode_volume_seal(manifest: ContentId, volume: u32, frame: BlobFrame) -> Result<Vec<u8>> {
     let seal = VolumeSeal { format: 1, manifest, volume, frame: frame.digest, frame_size: frame.size };
-    let seal = canonical::to_vec(&seal).map_err(|e| Error::Usage(format!("cannot encode the volume seal: {e}")))?;
-    envelope::seal(&seal, keys, envelope::VOLUME_SEAL)
-        .map_err(|e| Error::Usage(format!("cannot sign the volume seal: {e}")))
+    canonical::to_vec(&seal).map_err(|e| Error::Usage(format!("cannot encode the volume seal: {e}")))
 }
 
 /// The folder `out` will be written in; it must exist.
@@ -745,18 +746,20 @@ fn fill_volume(
 
 /// Decides which data volume carries each blob so that no volume exceeds
 /// `split.size`, and records it in the manifest (with the parity count).
-fn plan_volumes(manifest: &mut Manifest, split: &Split, keys: &[SecretKey]) -> Result<Budget> {
+fn plan_volumes(manifest: &mut Manifest, split: &Split, keys: &[OperatorKey]) -> Result<Budget> {
     // The envelope as it is now, with every blob in volume 0; the final one
     // is larger by at most 2 bytes per blob (volume numbers below 65536) and
     // the `volumes` and `parity` fields.
     let envelope = envelope_len(manifest, keys)? + 2 * manifest.blobs.len() as u64 + 32;
+    // Worked out, not signed: a token key should sign only what is written.
     let largest_seal =
-        seal_volume(keys, ContentId([0; 32]), u32::MAX, BlobFrame { digest: ContentId([0; 32]), size: u64::MAX })?;
+        encode_volume_seal(ContentId([0; 32]), u32::MAX, BlobFrame { digest: ContentId([0; 32]), size: u64::MAX })?;
+    let largest_seal_len = envelope::sealed_len(largest_seal.len() as u64, keys, envelope::VOLUME_SEAL)?;
     let most_volumes = (manifest.blobs.len() as u64 + 1).min(u64::from(crate::manifest::MAX_VOLUMES));
     let budget = Budget {
         split: split.size,
         manifest_frame: split::manifest_frame_len(envelope),
-        seal_frame: 8 + largest_seal.len() as u64,
+        seal_frame: 8 + largest_seal_len,
         info_member: split::member_len(MAX_DATA_INFO),
         parity: split.parity,
         parity_info_member: split::member_len(MAX_DATA_INFO + 16 + 9 * most_volumes),

@@ -422,7 +422,7 @@ fn writing_to(flag: &str, target: &Path, e: &Exporter) -> assert_cmd::Command {
             cmd.args(["--quiet", "--force"]);
         }
         "keygen --out" => {
-            cmd.args(["keygen", "--quiet", "--force", "--out"]).arg(target.with_extension(""));
+            cmd.args(["keygen", "--quiet", "--unencrypted", "--force", "--out"]).arg(target.with_extension(""));
         }
         "policy sign --out" => {
             let policy = e.dir.path().join("next.toml");

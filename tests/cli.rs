@@ -19,7 +19,11 @@ fn keygen_writes_a_private_key_and_never_overwrites_it() {
     let err = one_line(&out.get_output().stderr);
     assert!(err.contains("--force"), "{err}");
     assert_eq!(fs::read(&secret).unwrap(), before);
-    airlock().args(["keygen", "--quiet", "--force", "--out"]).arg(dir.path().join("op")).assert().success();
+    airlock()
+        .args(["keygen", "--quiet", "--unencrypted", "--force", "--out"])
+        .arg(dir.path().join("op"))
+        .assert()
+        .success();
     assert_ne!(fs::read(&secret).unwrap(), before);
 }
 

@@ -220,7 +220,7 @@ proptest! {
             let bundle = dir.path().join(format!("{n}.airlock"));
             let options = ExportOptions {
                 inputs: Inputs { files: vec![input], ..Inputs::default() },
-                keys: vec![key.clone()],
+                keys: vec![key.clone().into()],
                 out: bundle.clone(),
                 channel: "prop".into(),
                 expires_in: Duration::from_hours(1),

@@ -48,7 +48,7 @@ proptest! {
         let bundle = dir.path().join("b.airlock");
         let options = ExportOptions {
             inputs: Inputs { files: vec![input], ..Inputs::default() },
-            keys: vec![key],
+            keys: vec![key.into()],
             out: bundle.clone(),
             channel: "prop".into(),
             expires_in: Duration::from_hours(1),

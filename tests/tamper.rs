@@ -34,7 +34,7 @@ fn small_bundle_in(
     let out = dir.join(name);
     let options = ExportOptions {
         inputs: Inputs { files: vec![input], ..Inputs::default() },
-        keys: vec![key],
+        keys: vec![key.into()],
         out: out.clone(),
         channel: "default".into(),
         expires_in: Duration::from_hours(1),

@@ -72,7 +72,7 @@ impl DemoArgs {
         let trusted = Policy::from_keys(vec![operator.public().clone()], 1)?;
         let options = ExportOptions {
             inputs: Inputs { files: vec![outgoing], ..Inputs::default() },
-            keys: vec![operator],
+            keys: vec![operator.into()],
             out: bundle.clone(),
             channel: "demo".into(),
             expires_in: Duration::from_hours(168),

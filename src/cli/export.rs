@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::keys::{KeyParser, UnlockArgs};
 use super::{Output, bytes};
 use crate::config::Config;
 use crate::ecosystem::pypi::Selection;
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, Inputs, MAX_EXPIRES_IN, Network, Split, export};
 use crate::fetch::Cache;
-use crate::sign::SecretKey;
+use crate::sign::signer::KeySource;
 
 /// Resolve artifacts and write a signed, content-addressed bundle
 #[derive(Debug, Args)]
@@ -33,9 +34,9 @@ pub struct ExportArgs {
     /// Read inputs, endpoints, platform choices and channel from an airlock.toml (schemas/config.cddl)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Secret key to sign with; repeat to co-sign with several keys
-    #[arg(long, value_name = "KEY", required = true)]
-    pub key: Vec<PathBuf>,
+    /// Secret key to sign with: a key file (encrypted or in clear), or a PKCS#11 URI (pkcs11:token=...;object=...); repeat to co-sign with several keys
+    #[arg(long, value_name = "KEY", required = true, value_parser = KeyParser)]
+    pub key: Vec<KeySource>,
     /// The bundle file to write
     #[arg(long, value_name = "BUNDLE")]
     pub out: PathBuf,
@@ -93,6 +94,8 @@ pub struct ExportArgs {
     /// Replace BUNDLE if it exists (a regular file; with --split, only an earlier bundle, never a folder holding other files)
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 /// A `--expires` duration: from one second to [`MAX_EXPIRES_IN`] (100
@@ -111,13 +114,14 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 impl ExportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         // The key and config files are inputs too; the library checks the others.
-        let named: Vec<&std::path::Path> = self.key.iter().chain(&self.config).map(PathBuf::as_path).collect();
+        let named: Vec<&std::path::Path> =
+            self.key.iter().filter_map(KeySource::path).chain(self.config.iter().map(PathBuf::as_path)).collect();
         crate::durable::refuse_inputs(&self.out, "--out", &named)?;
         let config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        let keys = self.key.iter().map(|p| SecretKey::load(p)).collect::<Result<Vec<_>>>()?;
+        let (keys, clear) = self.unlock.open(&self.key)?;
         let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
         let expires = match (self.expires, &config.expires) {
             (Some(d), _) => d,
@@ -177,6 +181,7 @@ impl ExportArgs {
         out.line(format!("signed by {}", report.signers.join(", ")));
         out.line(format!("expires   {}", report.expires));
         out.report(&report);
+        clear.warn(out);
         Ok(())
     }
 

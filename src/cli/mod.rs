@@ -16,6 +16,7 @@ mod gc;
 mod import;
 mod inspect;
 mod keygen;
+mod keys;
 mod policy;
 mod serve;
 mod sign;
@@ -203,6 +204,13 @@ impl Output {
         if !self.quiet && !self.json {
             // Names from a bundle are in these lines: no control character reaches the terminal.
             print_stdout(&format!("{}\n", crate::escape::one_line(text.as_ref())));
+        }
+    }
+
+    /// A warning on standard error (not with `--quiet`): something done that the operator should change.
+    pub fn warn(&self, text: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("warning: {}", crate::escape::one_line(text.as_ref()));
         }
     }
 

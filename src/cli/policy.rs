@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Output;
+use super::keys::{KeyParser, UnlockArgs};
 use crate::durable::Existing;
 use crate::error::Result;
 use crate::policy::statement::{ApplyReport, apply, sign};
-use crate::sign::SecretKey;
+use crate::sign::signer::KeySource;
 
 /// Rotate and revoke keys: sign the site's next trust policy as a statement, and apply it on the disconnected side
 #[derive(Debug, Args)]
@@ -30,12 +31,14 @@ pub enum PolicyCommand {
 pub struct PolicySignArgs {
     /// The new policy file (its bytes are what is signed and later applied)
     pub policy: PathBuf,
-    /// Your secret key
-    #[arg(long, value_name = "KEY")]
-    pub key: PathBuf,
+    /// Your secret key: a key file (encrypted or in clear), or a PKCS#11 URI (pkcs11:token=...;object=...)
+    #[arg(long, value_name = "KEY", value_parser = KeyParser)]
+    pub key: KeySource,
     /// The statement file: created, or co-signed when it exists and carries the same policy text
     #[arg(long, value_name = "STATEMENT")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub unlock: UnlockArgs,
 }
 
 /// Verify a policy statement against the current policy and replace the policy file with it, atomically
@@ -63,9 +66,11 @@ impl PolicyArgs {
 impl PolicySignArgs {
     fn run(&self, out: &Output) -> Result<()> {
         // An existing statement is co-signed, so it may exist; but it may not be the policy or the key.
-        crate::durable::check_output(&self.out, "--out", Existing::Replace, &[&self.policy, &self.key])?;
-        let key = SecretKey::load(&self.key)?;
-        let report = sign(&self.policy, &key, &self.out)?;
+        let inputs: Vec<&std::path::Path> =
+            [Some(self.policy.as_path()), self.key.path()].into_iter().flatten().collect();
+        crate::durable::check_output(&self.out, "--out", Existing::Replace, &inputs)?;
+        let (keys, clear) = self.unlock.open(std::slice::from_ref(&self.key))?;
+        let report = sign(&self.policy, &keys[0], &self.out)?;
         out.line(format!("signed    {} (policy serial {})", report.statement, report.serial));
         out.line(format!("signers   {}", report.signers.join(", ")));
         if report.listed_as.is_none() {
@@ -75,6 +80,7 @@ impl PolicySignArgs {
             ));
         }
         out.report(&report);
+        clear.warn(out);
         Ok(())
     }
 }

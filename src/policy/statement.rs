@@ -31,7 +31,7 @@ use super::{Policy, References};
 use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::KeyId;
-use crate::sign::SecretKey;
+use crate::sign::Signer;
 use crate::sign::envelope::{self, POLICY_STATEMENT, Verified};
 
 const RESEND: &str = "the statement was damaged or tampered with: do not apply it, ask its signers for a fresh copy";
@@ -76,7 +76,7 @@ pub struct ApplyReport {
 /// Signs the policy text in `new_policy` with `key` into `statement`: a new
 /// statement, or one more signature on an existing statement of exactly
 /// that text (nothing else in it changes).
-pub fn sign(new_policy: &Path, key: &SecretKey, statement: &Path) -> Result<SignReport> {
+pub fn sign(new_policy: &Path, key: &dyn Signer, statement: &Path) -> Result<SignReport> {
     let text = fs::read_to_string(new_policy).map_err(|e| Error::input(new_policy, "policy", &e))?;
     let origin = new_policy.display().to_string();
     let policy = Policy::parse(&text, References::Refused, &origin)?;
@@ -86,8 +86,7 @@ pub fn sign(new_policy: &Path, key: &SecretKey, statement: &Path) -> Result<Sign
         )));
     }
     let signed = match read_if_present(statement)? {
-        None => envelope::seal(text.as_bytes(), std::slice::from_ref(key), POLICY_STATEMENT)
-            .map_err(|e| Error::Usage(format!("cannot sign the policy statement: {e}")))?,
+        None => envelope::seal(text.as_bytes(), &[key], POLICY_STATEMENT)?,
         Some(existing) => add_signature(&existing, &text, key, statement, &origin)?,
     };
     write_atomically(statement, &signed, 0o644)?;
@@ -136,7 +135,7 @@ fn read_if_present(path: &Path) -> Result<Option<Vec<u8>>> {
 }
 
 /// Co-signing: the statement must carry exactly the text the co-signer reviewed.
-fn add_signature(existing: &[u8], text: &str, key: &SecretKey, statement: &Path, origin: &str) -> Result<Vec<u8>> {
+fn add_signature(existing: &[u8], text: &str, key: &dyn Signer, statement: &Path, origin: &str) -> Result<Vec<u8>> {
     let opened = envelope::open_untrusted(existing, POLICY_STATEMENT).map_err(|r| reject(statement, r))?;
     if opened.payload != text.as_bytes() {
         return Err(Error::Usage(format!(
@@ -152,7 +151,10 @@ fn add_signature(existing: &[u8], text: &str, key: &SecretKey, statement: &Path,
             id.short()
         )));
     }
-    envelope::add_signature(existing, key, POLICY_STATEMENT).map_err(|r| reject(statement, r))
+    envelope::add_signature(existing, key, POLICY_STATEMENT).map_err(|e| match e {
+        envelope::AddError::Rejected(r) => reject(statement, r),
+        envelope::AddError::Signer(e) => e,
+    })
 }
 
 /// Verifies `statement` against the policy file at `policy_path` and, unless
@@ -335,6 +337,7 @@ fn reject(statement: &Path, r: Rejection) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sign::SecretKey;
 
     fn policy_text(serial: u64, key: &SecretKey, extra: &str) -> String {
         format!(

@@ -13,13 +13,13 @@ use coset::{
     iana,
 };
 use ed25519_dalek::Signature;
-use ed25519_dalek::ed25519::signature::Signer;
 
-use crate::error::{Rejection, Signers};
+use crate::error::{Error, Rejection, Signers};
 use crate::id::KeyId;
 use crate::manifest::canonical::{self, Shape};
 use crate::policy::Policy;
-use crate::sign::SecretKey;
+use crate::sign::Signer;
+use crate::sign::signer::Placeholder;
 
 /// What a signature is for. Each purpose has its own external AAD (domain
 /// separation) and content type, so a signature made for one can never be
@@ -64,25 +64,29 @@ pub const POLICY_STATEMENT: Purpose = Purpose {
 /// in all (megabytes for a manifest of tens of thousands of entries).
 /// Instead coset encodes everything with an empty or absent payload and the
 /// payload's bytes are written in where coset put that one-byte item.
-pub fn seal(payload: &[u8], keys: &[SecretKey], purpose: Purpose) -> Result<Vec<u8>, String> {
+/// Each key only signs its `Sig_structure`: a token key never leaves its token.
+pub fn seal<S: Signer>(payload: &[u8], keys: &[S], purpose: Purpose) -> Result<Vec<u8>, Error> {
+    let encoding = |e: String| Error::Usage(format!("cannot encode the {} envelope: {e}", purpose.subject));
     let protected = HeaderBuilder::new().content_type(purpose.content_type.to_owned()).build();
     let mut sign = CoseSignBuilder::new().protected(protected).build();
     for key in keys {
         let mut signature = signature_template(key.public().id());
         // The Sig_structure ends with the payload: coset writes an empty byte string there.
         let without = sign.tbs_data(purpose.context, &signature);
-        let tbs = splice_payload(&without, without.len() - 1, CBOR_EMPTY_BYTES, payload)?;
-        signature.signature = key.signing_key().sign(&tbs).to_bytes().to_vec();
+        let tbs = splice_payload(&without, without.len() - 1, CBOR_EMPTY_BYTES, payload).map_err(encoding)?;
+        signature.signature = key.sign(&tbs)?.to_vec();
         sign.signatures.push(signature);
     }
-    let shell = sign.to_tagged_vec().map_err(|e| e.to_string())?;
-    splice_payload(&shell, payload_position(&shell)?, CBOR_NULL, payload)
+    let shell = sign.to_tagged_vec().map_err(|e| encoding(e.to_string()))?;
+    splice_payload(&shell, payload_position(&shell).map_err(encoding)?, CBOR_NULL, payload).map_err(encoding)
 }
 
 /// How long `seal` makes the envelope of a payload of `len` bytes: the
 /// envelope of an empty payload, with a longer byte string in its place.
-pub fn sealed_len(len: u64, keys: &[SecretKey], purpose: Purpose) -> Result<u64, String> {
-    let empty = seal(&[], keys, purpose)?;
+/// No key signs for this: every ed25519 signature is 64 bytes.
+pub fn sealed_len<S: Signer>(len: u64, keys: &[S], purpose: Purpose) -> Result<u64, Error> {
+    let placeholders: Vec<Placeholder> = keys.iter().map(|k| Placeholder(k.public().clone())).collect();
+    let empty = seal(&[], &placeholders, purpose)?;
     let mut head = Vec::new();
     canonical::write_head(&mut head, MAJOR_BYTES, len);
     Ok(empty.len() as u64 - 1 + head.len() as u64 + len)
@@ -118,20 +122,42 @@ fn splice_payload(encoded: &[u8], at: usize, placeholder: u8, payload: &[u8]) ->
     Ok(out)
 }
 
+/// Why [`add_signature`] could not add one.
+#[derive(Debug)]
+pub enum AddError {
+    /// The envelope given is not one airlock would accept.
+    Rejected(Rejection),
+    /// The key could not sign (a token refused, or was taken out).
+    Signer(Error),
+}
+
+impl AddError {
+    /// The error to report, naming `subject` for a rejected envelope.
+    #[must_use]
+    pub fn into_error(self, subject: &str) -> Error {
+        match self {
+            AddError::Rejected(rejection) => Error::rejected(subject, rejection),
+            AddError::Signer(error) => error,
+        }
+    }
+}
+
 /// Adds one more signature to an existing envelope, leaving the payload and
 /// the other signatures untouched.
-pub fn add_signature(envelope: &[u8], key: &SecretKey, purpose: Purpose) -> Result<Vec<u8>, Rejection> {
-    let Decoded { mut sign, payload } = decode(envelope, purpose)?;
-    let payload = payload.ok_or_else(|| no_payload(purpose))?;
+pub fn add_signature<S: Signer + ?Sized>(envelope: &[u8], key: &S, purpose: Purpose) -> Result<Vec<u8>, AddError> {
+    let Decoded { mut sign, payload } = decode(envelope, purpose).map_err(AddError::Rejected)?;
+    let payload = payload.ok_or_else(|| AddError::Rejected(no_payload(purpose)))?;
     let template = signature_template(key.public().id());
     let without = sign.tbs_data(purpose.context, &template);
-    let tbs = splice_payload(&without, without.len() - 1, CBOR_EMPTY_BYTES, payload).map_err(Rejection::Malformed)?;
+    let tbs = splice_payload(&without, without.len() - 1, CBOR_EMPTY_BYTES, payload)
+        .map_err(|e| AddError::Rejected(Rejection::Malformed(e)))?;
     let mut signature = template;
-    signature.signature = key.signing_key().sign(&tbs).to_bytes().to_vec();
+    signature.signature = key.sign(&tbs).map_err(AddError::Signer)?.to_vec();
     sign.signatures.push(signature);
-    let shell = sign.to_tagged_vec().map_err(|e| Rejection::Malformed(e.to_string()))?;
-    let at = payload_position(&shell).map_err(Rejection::Malformed)?;
-    splice_payload(&shell, at, CBOR_NULL, payload).map_err(Rejection::Malformed)
+    let malformed = |e: String| AddError::Rejected(Rejection::Malformed(e));
+    let shell = sign.to_tagged_vec().map_err(|e| malformed(e.to_string()))?;
+    let at = payload_position(&shell).map_err(malformed)?;
+    splice_payload(&shell, at, CBOR_NULL, payload).map_err(malformed)
 }
 
 fn signature_template(id: KeyId) -> CoseSignature {
@@ -371,6 +397,8 @@ fn signer_id(signature: &CoseSignature) -> Result<KeyId, Rejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sign::SecretKey;
+    use ed25519_dalek::ed25519::signature::Signer as _;
 
     fn policy(keys: &[&SecretKey], threshold: usize) -> Policy {
         Policy::from_keys(keys.iter().map(|k| k.public().clone()).collect(), threshold).unwrap()

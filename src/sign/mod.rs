@@ -1,16 +1,27 @@
 //! Signing keys, their files, and key ids.
 //!
 //! Key files are one line of text each (comment lines start with `#`):
-//! `airlock-pub-ed25519:<hex>` and `airlock-sec-ed25519:<hex>`. The secret
-//! file is created with mode 0600 and refused if others can read it, as ssh does.
+//! `airlock-pub-ed25519:<hex>`, and for the secret key either
+//! `airlock-sec-ed25519-encrypted:v1 ...` (sealed under a passphrase, what
+//! `keygen` writes: see [`encrypted`]) or `airlock-sec-ed25519:<hex>` (in
+//! clear, with `--unencrypted`). The secret file is created with mode 0600 and
+//! refused if others can read it, as ssh does. A key can also stay on a
+//! PKCS#11 token ([`pkcs11`]); every signing command takes any of the three
+//! through [`signer`].
 
+pub mod encrypted;
 pub mod envelope;
+pub mod pkcs11;
+pub mod signer;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use zeroize::Zeroizing;
 
+pub use self::encrypted::{Cost, EncryptedKey};
+pub use self::signer::{OperatorKey, Signer};
 use crate::durable::{Existing, check_output, write_atomically};
 use crate::error::{Error, Result};
 use crate::id::KeyId;
@@ -80,16 +91,69 @@ pub struct SecretKey {
     public: PublicKey,
 }
 
+/// Shows the key id only, never the key.
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretKey({})", self.public.id().to_hex())
+    }
+}
+
+/// What a secret key file holds.
+#[derive(Clone)]
+pub enum KeyFile {
+    /// `airlock-sec-ed25519:<hex>`: the key in clear (`keygen --unencrypted`).
+    Clear(SecretKey),
+    /// Sealed under a passphrase (what `keygen` writes).
+    Encrypted(EncryptedKey),
+}
+
+impl KeyFile {
+    /// Reads a secret key file, refusing one that others can read.
+    pub fn read(path: &Path) -> Result<Self> {
+        check_private(path)?;
+        let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| Error::input(path, "secret key", &e))?);
+        let origin = path.display().to_string();
+        let line = only_line(&text).unwrap_or_default();
+        if line.starts_with(encrypted::TAG) {
+            return EncryptedKey::from_line(line, &origin).map(KeyFile::Encrypted);
+        }
+        let Some(hexed) = line.strip_prefix(SECRET_TAG) else {
+            let what = if line.starts_with(PUBLIC_TAG) {
+                "is a public key, not a secret one"
+            } else {
+                "is not an airlock secret key"
+            };
+            return Err(Error::Usage(format!(
+                "{origin}: {what} (expected one line starting {}, or {SECRET_TAG}); pass the .key file written by `airlock keygen`",
+                encrypted::TAG
+            )));
+        };
+        let seed = Zeroizing::new(decode_key_bytes(hexed).ok_or_else(|| {
+            Error::Usage(format!("{origin}: the secret key is not 64 hex digits; the file is damaged"))
+        })?);
+        Ok(KeyFile::Clear(SecretKey::from_seed(&seed)))
+    }
+
+    /// The public key, known without a passphrase.
+    #[must_use]
+    pub fn public(&self) -> &PublicKey {
+        match self {
+            KeyFile::Clear(key) => key.public(),
+            KeyFile::Encrypted(sealed) => sealed.public(),
+        }
+    }
+}
+
 impl SecretKey {
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Result<Self> {
-        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        let mut seed = Zeroizing::new([0u8; 32]);
         getrandom::fill(seed.as_mut())
             .map_err(|e| Error::Usage(format!("the system random source failed: {e}; try again")))?;
         Ok(SecretKey::from_seed(&seed))
     }
 
-    fn from_seed(seed: &[u8; 32]) -> Self {
+    pub(crate) fn from_seed(seed: &[u8; 32]) -> Self {
         let key = SigningKey::from_bytes(seed);
         let public = PublicKey::new(key.verifying_key());
         SecretKey { key, public }
@@ -104,48 +168,87 @@ impl SecretKey {
         &self.key
     }
 
-    /// Reads a `.key` file, refusing one that others can read.
+    /// Reads a `.key` file stored in clear, refusing one that others can
+    /// read; an encrypted one is refused too (open it through [`signer`]).
     pub fn load(path: &Path) -> Result<Self> {
-        check_private(path)?;
-        let text = zeroize::Zeroizing::new(fs::read_to_string(path).map_err(|e| Error::input(path, "secret key", &e))?);
-        let origin = path.display();
-        let hexed = key_line(&text, SECRET_TAG).ok_or_else(|| {
-            Error::Usage(format!("{origin}: not an airlock secret key (expected a line starting {SECRET_TAG}); pass the .key file written by `airlock keygen`"))
-        })?;
-        let seed = zeroize::Zeroizing::new(decode_key_bytes(hexed).ok_or_else(|| {
-            Error::Usage(format!("{origin}: the secret key is not 64 hex digits; the file is damaged"))
-        })?);
-        Ok(SecretKey::from_seed(&seed))
+        match KeyFile::read(path)? {
+            KeyFile::Clear(key) => Ok(key),
+            KeyFile::Encrypted(_) => Err(Error::Usage(format!(
+                "{}: is encrypted with a passphrase; give the passphrase (--passphrase-file or a terminal)",
+                path.display()
+            ))),
+        }
     }
 
-    /// Writes PREFIX.key (mode 0600) and PREFIX.pub. Refuses to replace an
-    /// existing key unless `force`; returns the two paths.
+    /// Writes PREFIX.key in clear (mode 0600) and PREFIX.pub. Refuses to
+    /// replace an existing key unless `force`; returns the two paths.
     pub fn write_pair(&self, prefix: &Path, force: bool) -> Result<(PathBuf, PathBuf)> {
-        let secret_path = with_suffix(prefix, ".key");
-        let public_path = with_suffix(prefix, ".pub");
-        if !force {
-            for path in [&secret_path, &public_path] {
-                if path.symlink_metadata().is_ok() {
-                    return Err(Error::Usage(format!(
-                        "{}: already exists; refusing to overwrite a key (pass --force to replace it)",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        for path in [&secret_path, &public_path] {
-            check_output(path, "--out", Existing::Replace, &[])?;
-        }
-        let id = self.public.id().to_hex();
-        let secret = zeroize::Zeroizing::new(format!(
-            "# airlock secret key {id}: keep this file private, never copy it to the disconnected side\n{SECRET_TAG}{}\n",
-            hex::encode(self.key.to_bytes())
-        ));
-        write_atomically(&secret_path, secret.as_bytes(), 0o600)?;
-        let public = format!("# airlock public key {id}\n{}\n", self.public.to_text());
-        write_atomically(&public_path, public.as_bytes(), 0o644)?;
+        self.write_pair_as(prefix, force, None)
+    }
+
+    fn write_pair_as(&self, prefix: &Path, force: bool, sealed: Option<&EncryptedKey>) -> Result<(PathBuf, PathBuf)> {
+        let (secret_path, public_path) = pair_paths(prefix, force)?;
+        self.write_secret(&secret_path, sealed)?;
+        write_public(self.public(), &public_path, None)?;
         Ok((secret_path, public_path))
     }
+
+    /// Writes the secret key file at `path` (mode 0600), sealed or in clear,
+    /// replacing what is there (`keygen --encrypt` rewrites a clear key so).
+    pub fn write_secret(&self, path: &Path, sealed: Option<&EncryptedKey>) -> Result<()> {
+        check_output(path, "--out", Existing::Replace, &[])?;
+        let id = self.public.id().to_hex();
+        let text = Zeroizing::new(if let Some(sealed) = sealed {
+            format!(
+                "# airlock secret key {id}, encrypted with a passphrase: keep it on the connected side\n{}\n",
+                sealed.to_line()
+            )
+        } else {
+            let hexed = Zeroizing::new(hex::encode(Zeroizing::new(self.key.to_bytes()).as_slice()));
+            format!(
+                "# airlock secret key {id} (not encrypted): keep this file private, never copy it to the disconnected side\n{SECRET_TAG}{}\n",
+                hexed.as_str()
+            )
+        });
+        write_atomically(path, text.as_bytes(), 0o600)
+    }
+}
+
+/// PREFIX.key and PREFIX.pub, checked as outputs before anything is asked
+/// or written: an existing key is refused unless `force`.
+pub fn pair_paths(prefix: &Path, force: bool) -> Result<(PathBuf, PathBuf)> {
+    let secret_path = with_suffix(prefix, ".key");
+    let public_path = with_suffix(prefix, ".pub");
+    let paths = [&secret_path, &public_path];
+    check_key_outputs(&paths, force)?;
+    Ok((secret_path, public_path))
+}
+
+/// Refuses to overwrite a key file unless `force`, and any path that is no
+/// place for one (see [`check_output`]).
+pub fn check_key_outputs(paths: &[&PathBuf], force: bool) -> Result<()> {
+    if !force {
+        for path in paths {
+            if path.symlink_metadata().is_ok() {
+                return Err(Error::Usage(format!(
+                    "{}: already exists; refusing to overwrite a key (pass --force to replace it)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    for path in paths {
+        check_output(path, "--out", Existing::Replace, &[])?;
+    }
+    Ok(())
+}
+
+/// Writes a `.pub` file; `held_at` says where its secret key is, in a comment.
+pub fn write_public(public: &PublicKey, path: &Path, held_at: Option<&str>) -> Result<()> {
+    let id = public.id().to_hex();
+    let held = held_at.map(|place| format!(", its secret key held at {place}")).unwrap_or_default();
+    let text = format!("# airlock public key {id}{held}\n{}\n", public.to_text());
+    write_atomically(path, text.as_bytes(), 0o644)
 }
 
 /// The key id: BLAKE3 in key-derivation mode with our own context string,
@@ -159,12 +262,17 @@ pub fn key_id(key: &VerifyingKey) -> KeyId {
 }
 
 fn key_line<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+    only_line(text)?.strip_prefix(tag)
+}
+
+/// The one line of a key file that is neither blank nor a comment.
+fn only_line(text: &str) -> Option<&str> {
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     let line = lines.next()?;
     if lines.next().is_some() {
         return None;
     }
-    line.strip_prefix(tag)
+    Some(line)
 }
 
 fn decode_key_bytes(hexed: &str) -> Option<[u8; 32]> {

@@ -17,10 +17,10 @@ pub fn airlock() -> Command {
     cmd
 }
 
-/// `airlock keygen --out DIR/NAME`, returning (secret, public) paths.
+/// `airlock keygen --unencrypted --out DIR/NAME` (keys in clear: the tests need no passphrase), returning (secret, public) paths.
 pub fn keygen(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     let prefix = dir.join(name);
-    airlock().args(["keygen", "--quiet", "--out"]).arg(&prefix).assert().success();
+    airlock().args(["keygen", "--quiet", "--unencrypted", "--out"]).arg(&prefix).assert().success();
     (prefix.with_extension("key"), prefix.with_extension("pub"))
 }
 

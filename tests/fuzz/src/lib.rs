@@ -201,7 +201,7 @@ mod tests {
         let out = dir.path().join("b.airlock");
         let options = ExportOptions {
             inputs: Inputs { files: vec![input], ..Inputs::default() },
-            keys: vec![key().clone()],
+            keys: vec![key().clone().into()],
             out: out.clone(),
             channel: "seeds".into(),
             expires_in: Duration::from_hours(1),
