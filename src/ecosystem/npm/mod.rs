@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn the_lockfile_fixture_passes_the_grammar_and_hostile_pins_do_not() {
-        let text = include_str!("../../fixtures/lockfiles/package-lock.json");
+        let text = include_str!("../../../fixtures/lockfiles/package-lock.json");
         let pins = crate::lockfile::npm::parse_package_lock(text, "package-lock.json").unwrap();
         assert!(!pins.is_empty());
         check_pins(&pins, "package-lock.json").unwrap();

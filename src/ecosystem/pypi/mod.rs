@@ -715,9 +715,9 @@ mod tests {
     #[test]
     fn the_lockfile_fixtures_pass_the_grammar_and_hostile_pins_do_not() {
         use crate::lockfile::pypi::{parse_pylock, parse_requirements};
-        let requirements = include_str!("../../fixtures/lockfiles/requirements.txt");
+        let requirements = include_str!("../../../fixtures/lockfiles/requirements.txt");
         check_pins(&parse_requirements(requirements, "requirements.txt").unwrap(), "requirements.txt").unwrap();
-        let pylock = include_str!("../../fixtures/lockfiles/pylock.toml");
+        let pylock = include_str!("../../../fixtures/lockfiles/pylock.toml");
         check_pins(&parse_pylock(pylock, "pylock.toml").unwrap(), "pylock.toml").unwrap();
         let hostile = pylock.replacen("name = \"idna\"", "name = \"<svg onload=alert(1)>\"", 1);
         let e = check_pins(&parse_pylock(&hostile, "pylock.toml").unwrap(), "pylock.toml").unwrap_err();

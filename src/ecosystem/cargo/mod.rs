@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_lockfile_fixture_passes_the_grammar_and_an_empty_name_does_not() {
-        let text = include_str!("../../fixtures/lockfiles/Cargo.lock");
+        let text = include_str!("../../../fixtures/lockfiles/Cargo.lock");
         let pins = crate::lockfile::cargo::parse_cargo_lock(text, "Cargo.lock").unwrap();
         check_pins(&pins, "Cargo.lock").unwrap();
         let hostile = text.replacen("name = \"itoa\"", "name = \"\"", 1);
