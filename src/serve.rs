@@ -1,0 +1,114 @@
+//! `airlock serve`: a read-only HTTP/1.1 server over a published mirror, so
+//! the clients of each ecosystem on the disconnected side install from it.
+//!
+//! `GET /<ecosystem>/...` is answered by that ecosystem's routes
+//! ([`ecosystem::Ecosystem::route`], in `src/ecosystem/<name>/serve.rs`, which list
+//! their URLs) from its folder of the mirror; anything else is 404. This
+//! module is the layer between the ecosystems and the HTTP core
+//! ([`crate::http`]: connections, limits, safety rules, file responses): it
+//! checks the mirror, binds, and dispatches by the first path segment.
+
+use std::fs;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::ecosystem;
+use crate::error::{Error, Result, io_reason};
+use crate::http::{self, Folder, Response, Route};
+
+pub use crate::http::{MAX_CONNECTIONS, MAX_HEAD, ServerHandle, TIMEOUT};
+
+/// What to serve and where.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The mirror folder `airlock import` publishes into.
+    pub mirror: PathBuf,
+    /// The address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+}
+
+/// A bound server, ready to [`run`](Server::run).
+#[derive(Debug)]
+pub struct Server {
+    http: http::Server,
+    site: Site,
+}
+
+/// Checks that `options.mirror` is an airlock mirror and binds the listen address.
+pub fn bind(options: &ServeOptions) -> Result<Server> {
+    let mirror = &options.mirror;
+    match fs::metadata(mirror) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Usage(format!(
+                "{}: is not a folder; give --mirror the folder airlock import publishes into",
+                mirror.display()
+            )));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Error::Usage(format!(
+                "{}: no such folder; give --mirror the folder airlock import publishes into",
+                mirror.display()
+            )));
+        }
+        Err(e) => return Err(Error::input(mirror, "the mirror folder", &e)),
+    }
+    if !mirror.join(".airlock").is_dir() {
+        return Err(Error::Usage(format!(
+            "{}: is not an airlock mirror (no .airlock inside); give --mirror the folder airlock import publishes into",
+            mirror.display()
+        )));
+    }
+    let root = fs::canonicalize(mirror).map_err(|e| Error::input(mirror, "the mirror folder", &e))?;
+    let http = http::bind(options.listen).map_err(|e| bind_error(options.listen, &e))?;
+    Ok(Server { http, site: Site { root } })
+}
+
+fn bind_error(addr: SocketAddr, e: &io::Error) -> Error {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        Error::Usage(format!("{addr}: address already in use; choose another port with --listen"))
+    } else {
+        Error::Usage(format!("{addr}: cannot listen there ({}); choose another address with --listen", io_reason(e)))
+    }
+}
+
+impl Server {
+    /// The address actually bound (with the real port when 0 was asked for).
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.http.local_addr()
+    }
+
+    /// Serves until stopped through a [`ServerHandle`] (from [`spawn`](Server::spawn)),
+    /// or forever. Each request is passed to `log` as one line.
+    pub fn run(self, log: &(dyn Fn(&str) + Sync)) -> Result<()> {
+        self.http.run(&self.site, log)
+    }
+
+    /// Runs the server on its own thread; the handle stops it (also when dropped).
+    #[must_use]
+    pub fn spawn(self, log: impl Fn(&str) + Send + Sync + 'static) -> ServerHandle {
+        self.http.spawn(self.site, log)
+    }
+}
+
+/// The mirror, as every connection sees it.
+#[derive(Debug)]
+struct Site {
+    /// The canonical mirror folder; nothing outside it is served.
+    root: PathBuf,
+}
+
+impl http::Handler for Site {
+    /// `/<name>/...` goes to the ecosystem `name`, with its mirror folder.
+    fn respond(&self, route: &Route<'_>) -> Response {
+        let Some((first, rest)) = route.split_first() else {
+            return Response::status(404);
+        };
+        match ecosystem::ALL.iter().find(|e| e.name() == first) {
+            Some(ecosystem) => ecosystem.route(&rest, &Folder::new(&self.root, ecosystem.name())),
+            None => Response::status(404),
+        }
+    }
+}
