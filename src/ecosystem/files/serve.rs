@@ -1,4 +1,4 @@
-//! Plain files in `airlock serve`: `GET /files/<path>` is MIRROR/files/<path>,
+//! Plain files in `airlock serve`: `GET /files/PATH` is `MIRROR/files/PATH`,
 //! typed by its extension; folders are never listed.
 
 use crate::http::{Folder, Response, Route, content_type};
