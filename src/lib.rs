@@ -13,6 +13,7 @@ pub mod error;
 pub mod escape;
 pub mod export;
 pub mod fetch;
+pub mod http;
 pub mod id;
 pub mod import;
 pub mod inspect;

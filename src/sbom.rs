@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::escape;
+use crate::ecosystem;
 use crate::inspect::{InspectEntry, InspectReport};
 
 /// CycloneDX's names for the digests a manifest carries.
@@ -71,19 +71,11 @@ fn component(entry: &InspectEntry) -> Value {
     value
 }
 
-/// The package URL (github.com/package-url/purl-spec) of an entry. A PyPI
-/// release has several files, so the file name is a qualifier. Every
-/// segment is percent-encoded ([`escape::url_segment`]), an npm scope's `@` too.
+/// The package URL (github.com/package-url/purl-spec) of an entry with a
+/// version, as its ecosystem spells it ([`ecosystem::Ecosystem::purl`]).
 fn purl(entry: &InspectEntry) -> Option<String> {
-    let version = escape::url_segment(entry.version.as_deref()?);
-    let file_name = entry.path.rsplit('/').next().unwrap_or_default();
-    let name = entry.name.split('/').map(escape::url_segment).collect::<Vec<_>>().join("/");
-    match entry.ecosystem.as_str() {
-        "npm" => Some(format!("pkg:npm/{name}@{version}")),
-        "pypi" => Some(format!("pkg:pypi/{name}@{version}?file_name={}", escape::url_segment(file_name))),
-        "cargo" => Some(format!("pkg:cargo/{name}@{version}")),
-        _ => None,
-    }
+    let version = entry.version.as_deref()?;
+    ecosystem::by_name(&entry.ecosystem)?.purl(&entry.name, version, &entry.path)
 }
 
 fn property(name: &str, value: &str) -> Value {
@@ -103,6 +95,7 @@ fn serial_number(manifest_hex: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::escape;
 
     #[test]
     fn serial_numbers_are_version_8_uuids() {

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use super::Output;
+use crate::ecosystem::SERVED;
 use crate::error::Result;
 use crate::serve::{ServeOptions, bind};
 
@@ -24,31 +26,35 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
 }
 
-/// The `--json` report, printed once the server listens.
-#[derive(Debug, Serialize)]
+/// The `--json` report, printed once the server listens: `mirror`, `url`,
+/// then each served ecosystem's name and the URL its clients take.
+#[derive(Debug)]
 struct ServeReport {
     mirror: String,
     url: String,
-    npm: String,
-    pypi: String,
-    cargo: String,
+    clients: Vec<(&'static str, String)>,
+}
+
+impl Serialize for ServeReport {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2 + self.clients.len()))?;
+        map.serialize_entry("mirror", &self.mirror)?;
+        map.serialize_entry("url", &self.url)?;
+        for (name, url) in &self.clients {
+            map.serialize_entry(name, url)?;
+        }
+        map.end()
+    }
 }
 
 impl ServeArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let server = bind(&ServeOptions { mirror: self.mirror.clone(), listen: self.listen })?;
         let url = format!("http://{}", server.local_addr());
-        let report = ServeReport {
-            mirror: self.mirror.display().to_string(),
-            npm: format!("{url}/npm/"),
-            pypi: format!("{url}/pypi/simple/"),
-            cargo: format!("sparse+{url}/cargo/index/"),
-            url,
-        };
-        out.line(format!(
-            "serving {} on {} (npm: {}, pypi: {}, cargo: {})",
-            report.mirror, report.url, report.npm, report.pypi, report.cargo
-        ));
+        let clients = SERVED.iter().filter_map(|e| Some((e.name(), e.client_url(&url)?))).collect();
+        let report = ServeReport { mirror: self.mirror.display().to_string(), url, clients };
+        let listed: Vec<String> = report.clients.iter().map(|(name, url)| format!("{name}: {url}")).collect();
+        out.line(format!("serving {} on {} ({})", report.mirror, report.url, listed.join(", ")));
         out.report(&report);
         let quiet = out.quiet;
         server.run(&move |line: &str| {

@@ -16,6 +16,8 @@ pub use registry::Artifact;
 pub use reserved::Reserved;
 
 use crate::error::Result;
+use crate::escape;
+use crate::http;
 use crate::manifest::Entry;
 use crate::mirror::Tree;
 
@@ -40,6 +42,42 @@ pub trait Ecosystem: Sync {
     /// clients see, and regenerates whatever index the clients read for the
     /// names it touched from `change.all`, the ecosystem's entries after the import.
     fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()>;
+
+    // --- SERVE and SBOM (`airlock serve`, `airlock inspect --sbom`) ---
+    /// Answers `GET /NAME/...` for `airlock serve`: `route` holds the
+    /// segments below `NAME`, `folder` is the ecosystem's folder of the
+    /// mirror. Ecosystems that serve nothing answer 404.
+    fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
+        let _ = (route, folder);
+        http::Response::status(404)
+    }
+    /// The URL its clients are pointed at when `airlock serve` listens on
+    /// `base` (`http://HOST:PORT`), for the banner and the `--json` report;
+    /// `None` when its clients need no URL of their own.
+    fn client_url(&self, base: &str) -> Option<String> {
+        let _ = base;
+        None
+    }
+    /// The package URL (github.com/package-url/purl-spec) of an entry
+    /// (`path` is its path in the ecosystem's folder), every segment
+    /// percent-encoded; `None` when the ecosystem has no purl type.
+    fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
+        let _ = (name, version, path);
+        None
+    }
+}
+
+/// The ecosystems `airlock serve` names to its user, in the order it names
+/// them (its banner and `--json` report). Every ecosystem with a
+/// [`Ecosystem::client_url`] belongs here.
+pub static SERVED: &[&dyn Ecosystem] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo];
+
+/// `pkg:KIND/NAME@VERSION`, each segment of `name` and the version
+/// percent-encoded ([`escape::url_segment`]), an npm scope's `@` too.
+#[must_use]
+pub fn purl(kind: &str, name: &str, version: &str) -> String {
+    let name = name.split('/').map(escape::url_segment).collect::<Vec<_>>().join("/");
+    format!("pkg:{kind}/{name}@{}", escape::url_segment(version))
 }
 
 /// What an import changes in one ecosystem.

@@ -2,6 +2,8 @@
 //! registry index; the version's index line travels as evidence, exactly as
 //! the registry published it, because a local registry must serve it as is.
 
+mod serve;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -9,6 +11,7 @@ use crate::ecosystem::registry::{Artifact, FetchContext, carry_needed, digest_mi
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
+use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::cargo::CratePin;
@@ -60,7 +63,7 @@ impl Ecosystem for Cargo {
 
     /// `airlock serve` answers `index/config.json` itself.
     fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
-        &[("index/config.json", "registry config")]
+        &[(CONFIG_PATH, "registry config")]
     }
 
     /// A cargo local registry: `.crate` files at the top of `cargo/`, the
@@ -95,7 +98,24 @@ impl Ecosystem for Cargo {
         }
         Ok(())
     }
+
+    fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
+        serve::route(route, folder)
+    }
+
+    fn client_url(&self, base: &str) -> Option<String> {
+        Some(serve::client_url(base))
+    }
+
+    fn purl(&self, name: &str, version: &str, _path: &str) -> Option<String> {
+        Some(super::purl(NAME, name, version))
+    }
 }
+
+/// The index's folder in the mirror's cargo folder and in URLs.
+const INDEX: &str = "index";
+/// The registry config, which `airlock serve` generates: [`INDEX`]`/config.json`.
+const CONFIG_PATH: &str = "index/config.json";
 
 /// The carried index line is published as this crate's line in the mirror's
 /// index, so it must be one line, and name this crate, this version and
@@ -163,7 +183,7 @@ pub fn crate_file(name: &str, version: &str) -> String {
 
 /// Where the mirror keeps a crate's index file.
 fn index_file(name: &str) -> String {
-    format!("index/{}", index_path(name))
+    format!("{INDEX}/{}", index_path(name))
 }
 
 /// The path of a crate's file in a registry index. Names are checked

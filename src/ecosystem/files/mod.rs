@@ -1,12 +1,15 @@
 //! Plain files: every regular file under a folder, published at the same
 //! relative path under MIRROR/files/.
 
+mod serve;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ecosystem::{Artifact, Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
+use crate::http;
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
 use crate::mirror::Tree;
@@ -46,6 +49,10 @@ impl Ecosystem for Files {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
         }
         Ok(())
+    }
+
+    fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
+        serve::route(route, folder)
     }
 }
 

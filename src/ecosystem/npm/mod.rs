@@ -1,6 +1,8 @@
 //! npm: package-lock.json on the connected side, tarballs with the
 //! registry's integrity, signatures and attestations carried as evidence.
 
+mod serve;
+
 use base64::Engine as _;
 use serde_json::Value;
 
@@ -8,6 +10,7 @@ use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, di
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
+use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::npm::NpmPin;
@@ -91,6 +94,18 @@ impl Ecosystem for Npm {
         }
         Ok(())
     }
+
+    fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
+        serve::route(route, folder)
+    }
+
+    fn client_url(&self, base: &str) -> Option<String> {
+        Some(serve::client_url(base))
+    }
+
+    fn purl(&self, name: &str, version: &str, _path: &str) -> Option<String> {
+        Some(super::purl(NAME, name, version))
+    }
 }
 
 /// The placeholder `airlock serve` replaces with `http://HOST`.
@@ -99,14 +114,20 @@ pub const BASE_PLACEHOLDER: &str = "{{AIRLOCK_BASE}}";
 /// Where the mirror serves the registry keys document the import policy pins.
 pub const KEYS_PATH: &str = "-/npm/v1/keys";
 
+/// A package's packument, in the package's folder.
+const PACKUMENT: &str = "packument.json";
+
+/// Where the registry's attestations endpoint keeps the versions' documents.
+const ATTESTATIONS_DIR: &str = "-/npm/v1/attestations";
+
 /// Where a package's packument is kept.
 fn packument_path(name: &str) -> String {
-    format!("{name}/packument.json")
+    format!("{name}/{PACKUMENT}")
 }
 
 /// Where the registry's attestations endpoint keeps a version's document.
 fn attestations_path(entry: &Entry) -> String {
-    format!("-/npm/v1/attestations/{}@{}", entry.name, entry.version.as_deref().unwrap_or_default())
+    format!("{ATTESTATIONS_DIR}/{}@{}", entry.name, entry.version.as_deref().unwrap_or_default())
 }
 
 /// Writes the packument for `name` from the carried version objects:

@@ -3,6 +3,8 @@
 //! PEP 740 provenance travel as evidence, yanked flags and requires-python
 //! as attributes.
 
+mod serve;
+
 use std::fmt::Write as _;
 
 use serde::Deserialize;
@@ -12,6 +14,7 @@ use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::escape;
 use crate::fetch::{Digests, parallel};
+use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::pypi::{PypiPin, normalize};
@@ -22,7 +25,16 @@ use crate::mirror::Tree;
 pub const NAME: &str = "pypi";
 /// The public index, used when neither flag, config nor pip's configuration names one.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple/";
+/// The PEP 691 JSON form of the simple API: asked of the index at export, served by `airlock serve`.
 const SIMPLE_JSON: &str = "application/vnd.pypi.simple.v1+json";
+/// The simple API's folder, and the Integrity API's (PEP 740), in the mirror and in URLs.
+const SIMPLE: &str = "simple";
+const INTEGRITY: &str = "integrity";
+/// A project's pages in its folder: PEP 503 HTML and PEP 691 JSON.
+const PAGE_HTML: &str = "index.html";
+const PAGE_JSON: &str = "index.json";
+/// A file's PEP 740 provenance, in the Integrity API's folder of the file.
+const PROVENANCE: &str = "provenance";
 
 /// The PyPI ecosystem.
 pub struct Pypi;
@@ -110,6 +122,20 @@ impl Ecosystem for Pypi {
             tree.write(NAME, &json_path, json.as_bytes())?;
         }
         tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())
+    }
+
+    fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
+        serve::route(route, folder)
+    }
+
+    fn client_url(&self, base: &str) -> Option<String> {
+        Some(serve::client_url(base))
+    }
+
+    /// A release has several files, so the file name is a qualifier.
+    fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
+        let file_name = path.rsplit('/').next().unwrap_or_default();
+        Some(format!("{}?file_name={}", super::purl(NAME, name, version), escape::url_segment(file_name)))
     }
 }
 
@@ -258,7 +284,7 @@ mod pep440 {
 
 /// `simple/PROJECT/FILENAME` in the mirror's pypi folder.
 fn simple_path(entry: &Entry) -> String {
-    format!("simple/{}", entry.path)
+    format!("{SIMPLE}/{}", entry.path)
 }
 
 /// Where PEP 658 puts a file's core metadata: beside it, named after it.
@@ -268,10 +294,10 @@ fn metadata_path(entry: &Entry) -> String {
 
 /// A project's PEP 503 HTML page and PEP 691 JSON page.
 fn project_page_paths(project: &str) -> [String; 2] {
-    [format!("simple/{project}/index.html"), format!("simple/{project}/index.json")]
+    [format!("{SIMPLE}/{project}/{PAGE_HTML}"), format!("{SIMPLE}/{project}/{PAGE_JSON}")]
 }
 
-/// The PEP 503 root page, listing every project.
+/// The PEP 503 root page, listing every project: [`PAGE_HTML`] in [`SIMPLE`].
 const ROOT_PAGE: &str = "simple/index.html";
 
 fn file_name(entry: &Entry) -> &str {
@@ -280,7 +306,12 @@ fn file_name(entry: &Entry) -> &str {
 
 /// Where PEP 740's Integrity API puts a file's provenance.
 fn provenance_path(entry: &Entry) -> String {
-    format!("integrity/{}/{}/{}/provenance", entry.name, entry.version.as_deref().unwrap_or_default(), file_name(entry))
+    format!(
+        "{INTEGRITY}/{}/{}/{}/{PROVENANCE}",
+        entry.name,
+        entry.version.as_deref().unwrap_or_default(),
+        file_name(entry)
+    )
 }
 
 /// A file on a project page, with what the generation holds beside it.
