@@ -13,7 +13,7 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::cargo::CratePin;
 use crate::manifest::Entry;
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "cargo";
@@ -66,7 +66,7 @@ impl Ecosystem for Cargo {
     /// A cargo local registry: `.crate` files at the top of `cargo/`, the
     /// index under `cargo/index/` with each version's line exactly as the
     /// registry published it (cargo checks the `.crate` against its `cksum`).
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
         }
@@ -94,6 +94,10 @@ impl Ecosystem for Cargo {
             tree.write(NAME, &index_file(name), &lines)?;
         }
         Ok(())
+    }
+
+    fn inventory_evidence(&self) -> &'static [&'static str] {
+        &["cargo-index-entry"]
     }
 }
 

@@ -9,7 +9,7 @@ use crate::ecosystem::{Artifact, Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 use crate::progress::{Progress, ProgressReader};
 
 /// The plain-files ecosystem.
@@ -38,7 +38,7 @@ impl Ecosystem for Files {
         add(Reserved::own(entry.path.as_str(), "file"));
     }
 
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
         }
@@ -46,6 +46,10 @@ impl Ecosystem for Files {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
         }
         Ok(())
+    }
+
+    fn entries_replaceable(&self) -> bool {
+        true
     }
 }
 
