@@ -47,7 +47,8 @@ fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
         let (owner, entry) = all[i];
         (entry, if owner == channel { Holder::Bundle } else { Holder::Mirror(owner) })
     };
-    reserved::check(all.len(), source).map_err(|why| Error::rejected(format!("channel {channel}"), Rejection::Policy(why)))
+    reserved::check(all.len(), source)
+        .map_err(|why| Error::rejected(format!("channel {channel}"), Rejection::Policy(why)))
 }
 
 #[cfg(test)]

@@ -100,12 +100,8 @@ fn import_set(
         // report must not vouch for a copy nobody checked.
         let outcome = verify_set(&set, policy, now, &mut CheckOnly::new(), progress)?;
         mirror.discard_staging(&verified.digest)?;
-        let unchanged = PublishReport {
-            mirror: mirror.location(),
-            generation: mirror.generation()?,
-            published: Vec::new(),
-            state,
-        };
+        let unchanged =
+            PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
         let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);
         let report = VerifyReport::new(subject, verified, policy, volumes);
         return Ok(ImportReport { verified: report, outcome: "already-imported", mirror: unchanged });

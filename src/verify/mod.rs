@@ -23,9 +23,9 @@ mod evidence;
 
 pub mod set;
 
-pub use evidence::screen_new_names;
 /// Kept here for the modules that write times through verify.
 pub use crate::time::rfc3339;
+pub use evidence::screen_new_names;
 
 use crate::bundle::reader::{Envelope, Member, Tail, VolumeReader};
 use crate::bundle::split::MAX_STRIPE;
