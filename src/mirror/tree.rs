@@ -143,7 +143,7 @@ impl Layout for Tree {
     }
 
     /// [`Layout::write`] with the contents produced by `fill`, for a file too
-    /// large to build in memory first (a packument of many versions).
+    /// large to build in memory first (a document listing many versions).
     fn write_with(
         &mut self,
         folder: &str,
