@@ -26,20 +26,8 @@ pub mod provenance;
 pub mod sbom;
 pub mod serve;
 pub mod sign;
+pub mod time;
 pub mod verify;
 
 pub use error::{Error, Rejection, Result};
-
-/// Seconds since the Unix epoch, from the system clock. Verification always
-/// uses this: nothing in the environment can move an expiry check.
-#[must_use]
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// The creation time written into a new manifest: `SOURCE_DATE_EPOCH` when
-/// set (reproducible exports, as in reproducible-builds.org), else [`now`].
-#[must_use]
-pub fn creation_time() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.parse().ok()).unwrap_or_else(now)
-}
+pub use time::{creation_time, now};

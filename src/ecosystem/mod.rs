@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::escape;
 use crate::http;
 use crate::manifest::Entry;
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 
 /// What every ecosystem module provides to the import side.
 pub trait Ecosystem: Sync {
@@ -41,7 +41,26 @@ pub trait Ecosystem: Sync {
     /// ecosystem's own top-level folder, takes `change.removed` out of what
     /// clients see, and regenerates whatever index the clients read for the
     /// names it touched from `change.all`, the ecosystem's entries after the import.
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()>;
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()>;
+
+    // --- storage: what the mirror is told of this ecosystem's entries ---
+    /// Whether a channel may give one of its entries' paths new content from
+    /// one bundle to the next (plain files); a registry artifact never
+    /// changes once published.
+    fn entries_replaceable(&self) -> bool {
+        false
+    }
+    /// Evidence kinds the mirror's inventory keeps whole because `publish`
+    /// regenerates indexes from them; of other evidence only the kind is kept.
+    fn inventory_evidence(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Where in its folder the ecosystem's clients read the registry keys
+    /// document the import policy pins, if they do; written on every import
+    /// while the ecosystem has entries.
+    fn pinned_keys_path(&self) -> Option<&'static str> {
+        None
+    }
 
     // --- SERVE and SBOM (`airlock serve`, `airlock inspect --sbom`) ---
     /// Answers `GET /NAME/...` for `airlock serve`: `route` holds the

@@ -1,16 +1,18 @@
 //! Every path an import will write, carried or generated, checked against
 //! every other before anything is staged.
 //!
-//! An entry occupies more of the mirror than its own file: PyPI writes its
-//! core metadata and provenance beside it and an index page for its project,
-//! npm a packument and an attestations document, cargo an index file named
-//! after the crate. Each ecosystem states those paths ([`Ecosystem::reserve`],
+//! An entry occupies more of the mirror than its own file: an ecosystem may
+//! write evidence beside it (core metadata, provenance, attestations) and
+//! documents for its package (an index page, a document of its versions).
+//! Each ecosystem states those paths ([`Ecosystem::reserve`],
 //! [`Ecosystem::reserved_globally`]); [`check`] refuses two entries that
 //! claim one path (or paths a case-insensitive, normalising file system takes
 //! for one, or a path that is a file for one and a folder for the other),
-//! unless the path is a document the ecosystem's design shares between them:
-//! the versions of one project share its index page, the versions of one
-//! crate, spelled exactly alike, its index file.
+//! unless the path is a document the ecosystem's design shares between them
+//! (the versions of one package, spelled exactly alike, share its index).
+//!
+//! Generic: it names no ecosystem. The cases of the real ecosystems are
+//! tested in `tests/reserved.rs`.
 
 use std::borrow::Cow;
 
@@ -155,13 +157,13 @@ impl Context<'_, '_> {
             let deeper = &group[0];
             for (end, _) in deeper.path.match_indices('/') {
                 let folder = &deeper.path[..end];
-                let files = self.claims_of(folder);
-                if files.is_empty() {
+                let file_claims = self.claims_of(folder);
+                if file_claims.is_empty() {
                     continue;
                 }
                 let pair = match group.iter().find(|c| c.from_bundle) {
-                    Some(ours) => Some((ours, &files[0])),
-                    None => files.iter().find(|c| c.from_bundle).map(|file| (file, deeper)),
+                    Some(ours) => Some((ours, &file_claims[0])),
+                    None => file_claims.iter().find(|c| c.from_bundle).map(|file| (file, deeper)),
                 };
                 if let Some((a, b)) = pair {
                     return Err(self.collision(a, b, folder, "need this path of the mirror as a file and as a folder"));
@@ -205,7 +207,7 @@ impl Context<'_, '_> {
         }
     }
 
-    /// `the core metadata of pypi six 1.0 (six/six-1.0.tar.gz)`, and which
+    /// `the core metadata of <ecosystem> six 1.0 (six/six-1.0.tar.gz)`, and which
     /// channel's it is when the mirror holds it.
     fn describe(&self, claim: &Claim<'_>) -> String {
         let name = self.eco.name();
@@ -230,93 +232,6 @@ impl Context<'_, '_> {
         match holder {
             Holder::Bundle => format!("the {what} of {whose}"),
             Holder::Mirror(channel) => format!("the {what} of {whose} (the mirror's, from channel {channel})"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::id::{ContentId, RelPath};
-
-    fn entry(ecosystem: &str, name: &str, version: &str, path: &str) -> Entry {
-        Entry {
-            ecosystem: ecosystem.into(),
-            name: name.into(),
-            version: (ecosystem != "files").then(|| version.into()),
-            path: RelPath::new(path).unwrap(),
-            blob: ContentId::of(path.as_bytes()),
-            size: 0,
-            digests: std::collections::BTreeMap::new(),
-            source: None,
-            attributes: std::collections::BTreeMap::new(),
-            evidence: Vec::new(),
-            missing: Vec::new(),
-        }
-    }
-
-    fn bundle(entries: &[Entry]) -> Result<(), String> {
-        check(entries.len(), |i| (&entries[i], Holder::Bundle))
-    }
-
-    fn with_holders<'a>(items: &[(&'a Entry, Holder<'a>)]) -> Result<(), String> {
-        check(items.len(), |i| items[i])
-    }
-
-    #[test]
-    fn versions_of_one_project_share_its_pages_and_index_file() {
-        bundle(&[
-            entry("pypi", "six", "1.0", "six/six-1.0.tar.gz"),
-            entry("pypi", "six", "1.1", "six/six-1.1.tar.gz"),
-            entry("npm", "a", "1.0.0", "a/-/a-1.0.0.tgz"),
-            entry("npm", "a", "1.1.0", "a/-/a-1.1.0.tgz"),
-            entry("cargo", "Serde", "1.0.0", "Serde-1.0.0.crate"),
-            entry("cargo", "Serde", "1.1.0", "Serde-1.1.0.crate"),
-            entry("files", "simple/index.html", "", "simple/index.html"),
-        ])
-        .unwrap();
-    }
-
-    #[test]
-    fn generated_paths_are_checked_against_every_other_path() {
-        let cases = [
-            (entry("pypi", "six", "1.0", "six/six-1.0.tar.gz.metadata"), "core metadata of pypi six 1.0"),
-            (entry("pypi", "six", "1.0", "six/index.json"), "index page of pypi six"),
-            (entry("pypi", "six", "1.0", "six/Six-1.0.tar.gz"), "differ only by case"),
-            (entry("cargo", "SIX", "2.0.0", "SIX-2.0.0.crate"), "index file of cargo SIX"),
-        ];
-        let six =
-            [entry("pypi", "six", "1.0", "six/six-1.0.tar.gz"), entry("cargo", "six", "1.0.0", "six-1.0.0.crate")];
-        for (hostile, expected) in cases {
-            let err = bundle(&[six[0].clone(), six[1].clone(), hostile.clone()]).unwrap_err();
-            assert!(err.contains(expected) && err.contains("leave one of them out"), "{err}");
-            // Against the mirror's entries: reported, with the channel that holds them.
-            let held: Vec<_> =
-                six.iter().map(|e| (e, Holder::Mirror("a"))).chain([(&hostile, Holder::Bundle)]).collect();
-            let err = with_holders(&held).unwrap_err();
-            assert!(err.contains("the mirror already holds one of them"), "{err}");
-            // Between two entries the mirror holds (published before this rule): left alone.
-            let kept: Vec<_> = six.iter().chain([&hostile]).map(|e| (e, Holder::Mirror("a"))).collect();
-            with_holders(&kept).unwrap();
-        }
-    }
-
-    #[test]
-    fn a_path_cannot_be_a_file_for_one_claim_and_a_folder_for_another() {
-        // One file's provenance path is a folder on the way to another's.
-        let a = entry("pypi", "p", "1", "p/p-x");
-        let b = entry("pypi", "p", "1/p-x/provenance", "p/p-y");
-        let err = bundle(&[a.clone(), b.clone()]).unwrap_err();
-        assert!(
-            err.starts_with("pypi/integrity/p/1/p-x/provenance: the provenance of pypi p 1/p-x/provenance"),
-            "{err}"
-        );
-        assert!(err.contains("as a file and as a folder"), "{err}");
-        // Across bundles too: a plain file where the mirror has a folder, and the other way round.
-        let (file, deeper) = (entry("files", "a", "", "a"), entry("files", "a/b", "", "a/b"));
-        for (held, new) in [(&file, &deeper), (&deeper, &file)] {
-            let err = with_holders(&[(held, Holder::Mirror("a")), (new, Holder::Bundle)]).unwrap_err();
-            assert!(err.starts_with("files/a: ") && err.contains("the mirror already holds one of them"), "{err}");
         }
     }
 }

@@ -19,6 +19,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::Layout;
 use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::{ContentId, RelPath};
@@ -32,7 +33,7 @@ use crate::manifest::Entry;
 pub(crate) const LINK_BUDGET: u64 = 10_000;
 
 /// A generation being built: ecosystem folders of hard links into the object store.
-pub struct Tree {
+pub(super) struct Tree {
     root: PathBuf,
     objects: PathBuf,
     published: Vec<String>,
@@ -44,86 +45,17 @@ pub struct Tree {
 }
 
 impl Tree {
-    pub(crate) fn new(root: PathBuf, objects: PathBuf) -> Self {
+    pub(super) fn new(root: PathBuf, objects: PathBuf) -> Self {
         Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new(), copies: HashMap::new() }
     }
 
-    /// Places blob `id` at `folder/path`, replacing a file already there: a
-    /// hard link to its object, or, once the object has [`LINK_BUDGET`]
-    /// links, to this tree's copy of it (a new copy when that one has as many).
-    pub fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
-        let target = self.prepare(folder, path)?;
-        let object = self.objects.join(id.to_hex());
-        let linked = link_within_budget(&object, &target, None)?
-            || match self.copies.get(id) {
-                Some((copy, inode)) => link_within_budget(copy, &target, Some(*inode))?,
-                None => false,
-            };
-        if !linked {
-            let inode = copy_durably(&object, &target)?;
-            self.copies.insert(*id, (target, inode));
-        }
-        self.published.push(format!("{folder}/{path}"));
-        Ok(())
-    }
-
-    /// Writes a generated file at `folder/path` (an index page, an evidence file).
-    pub fn write(&mut self, folder: &str, path: &str, bytes: &[u8]) -> Result<()> {
-        let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
-        let target = self.prepare(folder, &rel)?;
-        write_atomically(&target, bytes, 0o644)
-    }
-
-    /// [`Tree::write`] with the contents produced by `fill`, for a file too
-    /// large to build in memory first (a packument of many versions).
-    pub fn write_with(
-        &mut self,
-        folder: &str,
-        path: &str,
-        fill: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
-    ) -> Result<()> {
-        let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
-        let target = self.prepare(folder, &rel)?;
-        crate::durable::write_atomically_with(&target, 0o644, fill)
-    }
-
-    /// Takes a file out of the generation being built (a no-op if it is not there).
-    pub fn remove(&mut self, folder: &str, path: &str) -> Result<()> {
-        RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
-        let base = self.root.join(folder);
-        let target = base.join(path);
-        match fs::remove_file(&target) {
-            Ok(()) => self.forget_copy(&target),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(&target, e)),
-        }
-        // Folders the withdrawn file leaves empty go too, so a later entry
-        // may be a file where one of them was.
-        let mut dir = target.parent();
-        while let Some(d) = dir.filter(|d| *d != base && d.starts_with(&base)) {
-            if fs::remove_dir(d).is_err() {
-                break; // not empty: it still holds other entries
-            }
-            self.folders.remove(d);
-            dir = d.parent();
-        }
-        Ok(())
-    }
-
-    /// Reads a file of the generation being built, if it is there.
-    #[must_use]
-    pub fn read(&self, folder: &str, path: &str) -> Option<Vec<u8>> {
-        RelPath::new(path).ok()?;
-        fs::read(self.root.join(folder).join(path)).ok()
-    }
-
-    /// Writes a file the ecosystem generates (an index page, a state file).
-    pub fn write_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
+    /// Writes a file the mirror generates (the state, the inventory).
+    pub(super) fn write_file(&mut self, path: &Path, bytes: &[u8]) -> Result<()> {
         self.write_file_with(path, |file| file.write_all(bytes))
     }
 
     /// [`Tree::write_file`] with the contents produced by `fill`.
-    pub fn write_file_with(
+    pub(super) fn write_file_with(
         &mut self,
         path: &Path,
         fill: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
@@ -178,8 +110,78 @@ impl Tree {
     }
 
     /// Paths published by this import, `folder/path`.
-    pub(crate) fn published(&self) -> Vec<String> {
+    pub(super) fn published(&self) -> Vec<String> {
         self.published.clone()
+    }
+}
+
+impl Layout for Tree {
+    /// Places blob `id` at `folder/path`, replacing a file already there: a
+    /// hard link to its object, or, once the object has [`LINK_BUDGET`]
+    /// links, to this tree's copy of it (a new copy when that one has as many).
+    fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
+        let target = self.prepare(folder, path)?;
+        let object = self.objects.join(id.to_hex());
+        let linked = link_within_budget(&object, &target, None)?
+            || match self.copies.get(id) {
+                Some((copy, inode)) => link_within_budget(copy, &target, Some(*inode))?,
+                None => false,
+            };
+        if !linked {
+            let inode = copy_durably(&object, &target)?;
+            self.copies.insert(*id, (target, inode));
+        }
+        self.published.push(format!("{folder}/{path}"));
+        Ok(())
+    }
+
+    /// Writes a generated file at `folder/path` (an index page, an evidence file).
+    fn write(&mut self, folder: &str, path: &str, bytes: &[u8]) -> Result<()> {
+        let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
+        let target = self.prepare(folder, &rel)?;
+        write_atomically(&target, bytes, 0o644)
+    }
+
+    /// [`Layout::write`] with the contents produced by `fill`, for a file too
+    /// large to build in memory first (a document listing many versions).
+    fn write_with(
+        &mut self,
+        folder: &str,
+        path: &str,
+        fill: &mut dyn FnMut(&mut dyn io::Write) -> io::Result<()>,
+    ) -> Result<()> {
+        let rel = RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
+        let target = self.prepare(folder, &rel)?;
+        crate::durable::write_atomically_with(&target, 0o644, fill)
+    }
+
+    /// Takes a file out of the generation being built (a no-op if it is not there).
+    fn remove(&mut self, folder: &str, path: &str) -> Result<()> {
+        RelPath::new(path).map_err(|e| Error::Usage(format!("{folder}/{path}: {e}")))?;
+        let base = self.root.join(folder);
+        let target = base.join(path);
+        match fs::remove_file(&target) {
+            Ok(()) => self.forget_copy(&target),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&target, e)),
+        }
+        // Folders the withdrawn file leaves empty go too, so a later entry
+        // may be a file where one of them was.
+        let mut dir = target.parent();
+        while let Some(d) = dir.filter(|d| *d != base && d.starts_with(&base)) {
+            if fs::remove_dir(d).is_err() {
+                break; // not empty: it still holds other entries
+            }
+            self.folders.remove(d);
+            dir = d.parent();
+        }
+        Ok(())
+    }
+
+    /// Reads a file of the generation being built, if it is there.
+    fn read(&self, folder: &str, path: &str) -> Option<Vec<u8>> {
+        RelPath::new(path).ok()?;
+        fs::read(self.root.join(folder).join(path)).ok()
     }
 }
 
@@ -244,7 +246,7 @@ fn copy_durably(from: &Path, to: &Path) -> Result<u64> {
 /// Recreates `from` at `to` with hard links for files (cheap, and the
 /// generation stays immutable because files are only ever replaced, never
 /// written in place).
-pub(crate) fn link_copy(from: &Path, to: &Path) -> Result<()> {
+pub(super) fn link_copy(from: &Path, to: &Path) -> Result<()> {
     copy_folder(from, to, &mut HashMap::new())
 }
 
@@ -294,7 +296,7 @@ fn link_or_copy(src: &Path, dst: &Path, copies: &mut HashMap<(u64, u64), PathBuf
 }
 
 /// fsyncs every folder under `root` (file contents were synced when staged).
-pub(crate) fn sync_tree(root: &Path) -> Result<()> {
+pub(super) fn sync_tree(root: &Path) -> Result<()> {
     for entry in fs::read_dir(root).at(root)? {
         let entry = entry.at(root)?;
         if entry.file_type().at(&entry.path())?.is_dir() {

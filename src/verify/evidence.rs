@@ -197,11 +197,15 @@ fn registry_integrity(entry: &Entry) -> Option<String> {
 
 /// The look-alike screen against the names a mirror already holds: a name
 /// new to the mirror that is a typo away from one of them is held back.
-pub fn screen_new_names(entries: &[Entry], held: &[crate::mirror::Stored], policy: &Policy) -> Result<(), Rejection> {
+pub fn screen_new_names<'h>(
+    entries: &[Entry],
+    held: impl IntoIterator<Item = &'h Entry>,
+    policy: &Policy,
+) -> Result<(), Rejection> {
     let mut known: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    for stored in held {
-        let ecosystem = stored.entry.ecosystem.as_str();
-        known.entry(ecosystem).or_default().insert(normalize(ecosystem, &stored.entry.name));
+    for held in held {
+        let ecosystem = held.ecosystem.as_str();
+        known.entry(ecosystem).or_default().insert(normalize(ecosystem, &held.name));
     }
     let none = BTreeSet::new();
     for entry in entries {
@@ -214,7 +218,6 @@ pub fn screen_new_names(entries: &[Entry], held: &[crate::mirror::Stored], polic
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::Stored;
 
     fn entry(ecosystem: &str, name: &str) -> Entry {
         let mut entry = crate::manifest::tests::sample().entries.remove(0);
@@ -237,8 +240,7 @@ mod tests {
 
     #[test]
     fn a_new_name_one_typo_from_a_mirrored_name_is_held_back() {
-        let held =
-            vec![Stored { channel: "default".into(), also_listed_by: Vec::new(), entry: entry("pypi", "requests") }];
+        let held = vec![entry("pypi", "requests")];
         let screened = policy("[pypi.names]\n");
         let err = screen_new_names(&[entry("pypi", "reqeusts")], &held, &screened).unwrap_err();
         assert!(err.to_string().contains("looks like requests"), "{err}");

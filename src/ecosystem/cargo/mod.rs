@@ -16,7 +16,7 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::cargo::CratePin;
 use crate::manifest::Entry;
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "cargo";
@@ -69,7 +69,7 @@ impl Ecosystem for Cargo {
     /// A cargo local registry: `.crate` files at the top of `cargo/`, the
     /// index under `cargo/index/` with each version's line exactly as the
     /// registry published it (cargo checks the `.crate` against its `cksum`).
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
         }
@@ -109,6 +109,10 @@ impl Ecosystem for Cargo {
 
     fn purl(&self, name: &str, version: &str, _path: &str) -> Option<String> {
         Some(super::purl(NAME, name, version))
+    }
+
+    fn inventory_evidence(&self) -> &'static [&'static str] {
+        &["cargo-index-entry"]
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::http;
 use crate::id::{ContentId, RelPath};
 use crate::manifest::Entry;
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 use crate::progress::{Progress, ProgressReader};
 
 /// The plain-files ecosystem.
@@ -41,7 +41,7 @@ impl Ecosystem for Files {
         add(Reserved::own(entry.path.as_str(), "file"));
     }
 
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
         }
@@ -53,6 +53,10 @@ impl Ecosystem for Files {
 
     fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
         serve::route(route, folder)
+    }
+
+    fn entries_replaceable(&self) -> bool {
+        true
     }
 }
 

@@ -15,7 +15,7 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::npm::NpmPin;
 use crate::manifest::{Digest, Entry};
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "npm";
@@ -73,7 +73,7 @@ impl Ecosystem for Npm {
     /// package regenerated from all its versions, keeping `dist.signatures`
     /// and pointing tarball and attestation URLs at `{{AIRLOCK_BASE}}`, which
     /// `airlock serve` replaces with its own address.
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
             tree.remove(NAME, &attestations_path(entry))?;
@@ -90,7 +90,7 @@ impl Ecosystem for Npm {
                 tree.remove(NAME, &packument_path(name))?;
                 continue;
             }
-            tree.write_with(NAME, &packument_path(name), |out| write_packument(name, &versions, out))?;
+            tree.write_with(NAME, &packument_path(name), &mut |out| write_packument(name, &versions, out))?;
         }
         Ok(())
     }
@@ -105,6 +105,14 @@ impl Ecosystem for Npm {
 
     fn purl(&self, name: &str, version: &str, _path: &str) -> Option<String> {
         Some(super::purl(NAME, name, version))
+    }
+
+    fn inventory_evidence(&self) -> &'static [&'static str] {
+        &["npm-version", "npm-signatures"]
+    }
+
+    fn pinned_keys_path(&self) -> Option<&'static str> {
+        Some(KEYS_PATH)
     }
 }
 

@@ -19,7 +19,7 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::pypi::{PypiPin, normalize};
 use crate::manifest::Entry;
-use crate::mirror::Tree;
+use crate::mirror::Layout;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "pypi";
@@ -87,7 +87,7 @@ impl Ecosystem for Pypi {
     /// `pypi/simple/PROJECT/` and `pypi/integrity/...`; every project page
     /// (HTML for pip's file:// index, PEP 691 JSON for `airlock serve`) and
     /// the root page are regenerated from all entries.
-    fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()> {
+    fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             let file = simple_path(entry);
             tree.remove(NAME, &file)?;
@@ -324,7 +324,7 @@ struct Listed<'a> {
 }
 
 impl<'a> Listed<'a> {
-    fn new(entry: &'a Entry, tree: &Tree) -> Self {
+    fn new(entry: &'a Entry, tree: &dyn Layout) -> Self {
         let metadata = tree.read(NAME, &metadata_path(entry));
         Listed {
             entry,

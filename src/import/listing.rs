@@ -1,0 +1,96 @@
+//! What the mirror must be told of the ecosystems' entries, and the checks
+//! a bundle's listing passes against the mirror's inventory before
+//! anything of it is staged.
+
+use crate::ecosystem::reserved::{self, Holder};
+use crate::ecosystem::{self, ALL};
+use crate::error::{Error, Rejection, Result};
+use crate::manifest::{Entry, Manifest};
+use crate::mirror::{EntryRules, Stored, merge};
+
+/// The ecosystems' answers to what the mirror asks of entries ([`EntryRules`]).
+pub(super) struct Rules {
+    inline_evidence: Vec<&'static str>,
+}
+
+impl Rules {
+    pub(super) fn new() -> Self {
+        Rules { inline_evidence: ALL.iter().flat_map(|eco| eco.inventory_evidence()).copied().collect() }
+    }
+
+    pub(super) fn entry_rules(&self) -> EntryRules<'_> {
+        EntryRules { replaceable: &replaceable, inline_evidence: &self.inline_evidence }
+    }
+}
+
+/// Whether the ecosystem of `entry` lets a channel give its path new content.
+fn replaceable(entry: &Entry) -> bool {
+    ecosystem::by_name(&entry.ecosystem).is_some_and(ecosystem::Ecosystem::entries_replaceable)
+}
+
+/// Whether a bundle with `manifest` could be published over the mirror's
+/// `inventory`: the checks its publication makes (other channels' entries
+/// unchanged, no two entries claiming one path), made before anything of it
+/// is staged.
+pub(super) fn check_listing(inventory: &[Stored], manifest: &Manifest) -> Result<()> {
+    let rules = Rules::new();
+    let merged = merge(inventory, &manifest.entries, &manifest.channel, &rules.entry_rules())?;
+    check_reserved(&merged.all, &manifest.channel)
+}
+
+/// Every path the mirror's entries occupy after the import, carried and
+/// generated, against every other ([`reserved`]); a collision counts when
+/// an entry `channel` lists takes part in it.
+fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
+    // This channel's entries are the bundle's; the others' are what the mirror holds.
+    let source = |i: usize| {
+        let (owner, entry) = all[i];
+        (entry, if owner == channel { Holder::Bundle } else { Holder::Mirror(owner) })
+    };
+    reserved::check(all.len(), source)
+        .map_err(|why| Error::rejected(format!("channel {channel}"), Rejection::Policy(why)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{ContentId, RelPath};
+
+    /// An entry at `path`; a registry package is named by the path's first part.
+    fn entry(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
+        let files = ecosystem == "files";
+        Entry {
+            ecosystem: ecosystem.into(),
+            name: if files { path.into() } else { path.split('/').next().unwrap().into() },
+            version: if files { None } else { Some("1".into()) },
+            path: RelPath::new(path).unwrap(),
+            blob: ContentId::of(content),
+            size: content.len() as u64,
+            digests: std::collections::BTreeMap::new(),
+            source: None,
+            attributes: std::collections::BTreeMap::new(),
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
+    fn stored(channel: &str, e: Entry) -> Stored {
+        Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }
+    }
+
+    #[test]
+    fn a_path_folding_into_a_published_one_is_refused() {
+        let old = vec![
+            stored("weekly", entry("npm", "a/-/a-1.tgz", b"a")),
+            stored("weekly", entry("files", "notes.txt", b"v1")),
+            stored("other", entry("npm", "o/-/o-1.tgz", b"o")),
+        ];
+        let rules = Rules::new();
+        let merge = |old, incoming, channel| merge(old, incoming, channel, &rules.entry_rules());
+        // A path that a case-insensitive file system would merge with a published one.
+        let incoming = [entry("files", "NOTES.txt", b"v1")];
+        let err = merge(&old, &incoming, "other").and_then(|m| check_reserved(&m.all, "other")).err().unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("differ only by case"), "{err}");
+    }
+}

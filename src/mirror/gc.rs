@@ -1,0 +1,93 @@
+//! `gc`: what no published or previous generation uses, and staging of
+//! bundles that can no longer be imported.
+
+use std::fs;
+
+use super::inventory::read_inventory;
+use super::{BUNDLE_RECORD, GENERATIONS, INVENTORY, Mirror, OBJECTS, STAGING, StagedBundle, State};
+use crate::durable::{remove_path, sync_dir};
+use crate::error::{IoContext, Result};
+use crate::time::rfc3339;
+
+impl Mirror {
+    /// Keeps the published generation and the one before it (readers that
+    /// resolved the old link a moment ago still find their files).
+    /// Removes what no published or previous generation uses: withdrawn
+    /// blobs in the object store and older generations (stale staging went
+    /// when the mirror was opened). Returns (objects removed, bytes freed).
+    pub fn gc(&self) -> Result<(usize, u64)> {
+        let Some((current, dir)) = self.current()? else { return Ok((0, 0)) };
+        self.prune(current);
+        let mut keep = std::collections::BTreeSet::new();
+        for generation in [Some(dir), current.checked_sub(1).map(|p| self.meta.join(GENERATIONS).join(p.to_string()))]
+            .into_iter()
+            .flatten()
+        {
+            let path = generation.join(INVENTORY);
+            if path.exists() {
+                keep.extend(read_inventory(&path)?.into_iter().map(|s| s.entry.blob.to_hex()));
+            }
+        }
+        let objects = self.meta.join(OBJECTS);
+        let (mut removed, mut freed) = (0, 0);
+        for entry in fs::read_dir(&objects).at(&objects)? {
+            let entry = entry.at(&objects)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                freed += entry.metadata().map_or(0, |m| m.len());
+                fs::remove_file(entry.path()).at(&entry.path())?;
+                removed += 1;
+            }
+        }
+        sync_dir(&objects)?;
+        Ok((removed, freed))
+    }
+
+    /// Removes the staging of bundles that can no longer be imported: already
+    /// imported, older than (or a fork of) the channel's last import, or
+    /// expired; with `all`, every staged import. Returns what it removed.
+    pub fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>> {
+        let state = self.state()?;
+        let staging = self.meta.join(STAGING);
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&staging).at(&staging)? {
+            let dir = entry.at(&staging)?.path();
+            let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let record: Option<StagedBundle> =
+                fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+            let why = match &record {
+                _ if all => Some("--all-staging".to_owned()),
+                None => Some("no readable bundle.json (left by a killed run)".to_owned()),
+                Some(r) => abandoned(r, &digest, &state, now),
+            };
+            if let Some(why) = why {
+                remove_path(&dir)?;
+                removed.push(format!("{} ({why})", &digest[..digest.len().min(16)]));
+            }
+        }
+        Ok(removed)
+    }
+
+    pub(super) fn prune(&self, current: u64) {
+        let generations = self.meta.join(GENERATIONS);
+        let Ok(entries) = fs::read_dir(&generations) else { return };
+        for entry in entries.flatten() {
+            let n: Option<u64> = entry.file_name().to_str().and_then(|n| n.parse().ok());
+            if n.is_none_or(|n| n + 1 < current) {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Why a staged bundle can never be published, if it cannot.
+fn abandoned(record: &StagedBundle, digest: &str, state: &State, now: u64) -> Option<String> {
+    if state.imports.iter().any(|i| i.manifest_digest == digest) {
+        return Some("imported".into());
+    }
+    let last = state.imports.iter().filter(|i| i.channel == record.channel).map(|i| i.sequence).max();
+    if last.is_some_and(|last| last >= record.sequence) {
+        return Some(format!("channel {} has moved on to sequence {}", record.channel, last.unwrap_or(0)));
+    }
+    (now >= record.expires).then(|| format!("expired {}", rfc3339(record.expires)))
+}

@@ -1,0 +1,339 @@
+//! The inventory: every published entry with the channels that list it,
+//! and the merge of a bundle's entries into it.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::INVENTORY;
+use super::tree::Tree;
+use crate::error::{Error, IoContext, Result};
+use crate::manifest::Entry;
+
+/// What the mirror is told of the entries it stores, by the import that
+/// knows their ecosystems.
+pub struct EntryRules<'a> {
+    /// Whether a channel may give the path of `entry` new content from one
+    /// bundle to the next (a plain file); a registry artifact never changes.
+    pub replaceable: &'a dyn Fn(&Entry) -> bool,
+    /// Evidence kept in the inventory because indexes are regenerated from
+    /// it; other evidence is written as files by its ecosystem and only its
+    /// kind is kept.
+    pub inline_evidence: &'a [&'a str],
+}
+
+fn trim_for_inventory(entry: &mut Entry, rules: &EntryRules<'_>) {
+    for evidence in &mut entry.evidence {
+        if !rules.inline_evidence.contains(&evidence.kind.as_str()) {
+            evidence.data = Vec::new();
+        }
+    }
+}
+
+/// An inventory entry: what is published, and which channels vouch for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The channel whose entry this is: its evidence is what the mirror
+    /// publishes, and only it may change the entry (a plain file's content).
+    pub channel: String,
+    /// Other channels whose bundles list the identical artifact. The entry
+    /// stays published while any channel lists it; they never change it.
+    /// (Absent from inventories written before channels could share entries.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_listed_by: Vec<String>,
+    pub entry: Entry,
+}
+
+/// The inventory file's contents, decoded without doubling its vector.
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+struct Inventory(#[serde(deserialize_with = "crate::manifest::lean_vec::deserialize")] Vec<Stored>);
+
+/// Reads an inventory file. This program wrote it, under the mirror's lock,
+/// so it is decoded as it is read, without the whole-document canonical
+/// check the manifest gets (which would hold the file and its re-encoding
+/// beside the decoded entries).
+pub(super) fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
+    let file = File::open(path).at(path)?;
+    let inventory: Inventory =
+        ciborium::de::from_reader_with_recursion_limit(io::BufReader::new(file), 16).map_err(|e| {
+            Error::Usage(format!(
+                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
+                path.display()
+            ))
+        })?;
+    let mut entries = inventory.0;
+    entries.shrink_to_fit();
+    Ok(entries)
+}
+
+/// The result of merging a bundle into the mirror's inventory. It borrows
+/// from the inventory and the manifest instead of copying entries: with
+/// tens of thousands of entries, copies were most of an import's memory.
+pub struct Merged<'a> {
+    /// Every entry published after the import, with the channel whose entry
+    /// it is, in the order of their places.
+    pub all: Vec<(&'a str, &'a Entry)>,
+    /// The other channels that list an entry of `all`, by the entry's
+    /// place, sorted. Kept apart from `all`: most entries have none.
+    also: Vec<(Place<'a>, Vec<&'a str>)>,
+    /// Incoming entries not already published.
+    pub fresh: Vec<&'a Entry>,
+    /// Entries the bundle's channel published before, no longer lists, and
+    /// no other channel lists.
+    pub removed: Vec<&'a Entry>,
+}
+
+/// An entry's ecosystem and path.
+type Place<'a> = (&'a str, &'a str);
+
+/// The mirror's entries after a bundle of `channel` listing `incoming`
+/// (the channel's whole intended inventory).
+///
+/// An entry belongs to the channel that published it first. Another
+/// channel may list the identical artifact (sites run several channels that
+/// carry a popular package): the entry stays exactly as its channel
+/// published it, evidence included, and the other channel is recorded as
+/// listing it too, so the entry is withdrawn only once no channel lists it
+/// (then the next channel listing it holds it, unchanged). The same place
+/// with other content is a rejection for registry ecosystems (two bundles
+/// disagree about a published artifact); a plain file may change from one
+/// bundle of its channel to the next, never by another channel's bundle.
+pub fn merge<'a>(
+    current: &'a [Stored],
+    incoming: &'a [Entry],
+    channel: &'a str,
+    rules: &EntryRules<'_>,
+) -> Result<Merged<'a>> {
+    let mut listed: Vec<&Entry> = incoming.iter().collect();
+    listed.sort_unstable_by(|a, b| a.place().cmp(&b.place()));
+    let find = |entry: &Entry| listed.binary_search_by(|l| l.place().cmp(&entry.place())).ok();
+    // What the mirror holds at each listed entry's place.
+    let mut held: Vec<Option<&Stored>> = vec![None; listed.len()];
+    let mut all = Vec::with_capacity(current.len() + incoming.len());
+    let mut also = Vec::new();
+    let mut removed = Vec::new();
+    for stored in current {
+        let place = stored.entry.place();
+        let others = stored.also_listed_by.iter().map(String::as_str);
+        match find(&stored.entry) {
+            Some(i) => {
+                check_relisting(stored, listed[i], channel, rules)?;
+                held[i] = Some(stored);
+                if stored.channel == channel {
+                    // Its own channel's listing replaces it (below); the others still list it.
+                    push_listers(&mut also, place, others);
+                } else {
+                    all.push((stored.channel.as_str(), &stored.entry));
+                    push_listers(&mut also, place, others.chain([channel]));
+                }
+            }
+            None if stored.channel == channel => {
+                let mut others = others;
+                match others.next() {
+                    None => removed.push(&stored.entry),
+                    Some(next) => {
+                        all.push((next, &stored.entry));
+                        push_listers(&mut also, place, others);
+                    }
+                }
+            }
+            None => {
+                all.push((stored.channel.as_str(), &stored.entry));
+                push_listers(&mut also, place, others.filter(|c| *c != channel));
+            }
+        }
+    }
+    // From now on this channel vouches for what it lists and no other channel holds.
+    all.extend(
+        listed.iter().zip(&held).filter(|(_, h)| h.is_none_or(|s| s.channel == channel)).map(|(e, _)| (channel, *e)),
+    );
+    all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
+    also.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let fresh =
+        incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|s| s.entry.blob != e.blob))).collect();
+    Ok(Merged { all, also, fresh, removed })
+}
+
+/// Records the channels listing the entry at `place` besides its own, if any.
+fn push_listers<'a>(
+    also: &mut Vec<(Place<'a>, Vec<&'a str>)>,
+    place: Place<'a>,
+    channels: impl Iterator<Item = &'a str>,
+) {
+    let mut channels: Vec<&str> = channels.collect();
+    if !channels.is_empty() {
+        channels.sort_unstable();
+        channels.dedup();
+        also.push((place, channels));
+    }
+}
+
+/// Whether `channel` may list `incoming` where the mirror holds `stored`.
+fn check_relisting(stored: &Stored, incoming: &Entry, channel: &str, rules: &EntryRules<'_>) -> Result<()> {
+    if incoming.blob == stored.entry.blob {
+        return Ok(());
+    }
+    if !(rules.replaceable)(&stored.entry) {
+        return Err(disagreement(&stored.entry, incoming));
+    }
+    let reject = |why: String| {
+        Err(Error::rejected(format!("{}/{}", incoming.ecosystem, incoming.path), crate::error::Rejection::Policy(why)))
+    };
+    let (was, now) = (stored.entry.blob.short(), incoming.blob.short());
+    if stored.channel != channel {
+        return reject(format!(
+            "channel {} published this file (blake3 {was}) and channel {channel} brings other content (blake3 {now}); a channel never replaces another channel's file: rename it in channel {channel}, or have channel {} change or withdraw it",
+            stored.channel, stored.channel
+        ));
+    }
+    if let Some(other) = stored.also_listed_by.first() {
+        return reject(format!(
+            "channel {other} also lists this file with its current content (blake3 {was}); channel {channel}'s new content (blake3 {now}) would change what channel {other} vouches for: have channel {other} drop the file first, or give the new content another name"
+        ));
+    }
+    Ok(())
+}
+
+fn disagreement(published: &Entry, incoming: &Entry) -> Error {
+    Error::rejected(
+        format!("{}/{}", incoming.ecosystem, incoming.path),
+        crate::error::Rejection::Policy(format!(
+            "the mirror already holds this file with other content (blake3 {}, the bundle has {}); two bundles disagree about a published artifact: find out which one is wrong before importing",
+            published.blob.short(),
+            incoming.blob.short()
+        )),
+    )
+}
+
+/// Writes the inventory file: every published entry with its channels,
+/// evidence the ecosystems wrote as files trimmed to its kind. Encoded one
+/// entry at a time so that no second copy of the inventory is held.
+pub(super) fn write_inventory(tree: &mut Tree, merged: &Merged<'_>, rules: &EntryRules<'_>) -> Result<()> {
+    let stored = merged.all.iter().map(|(channel, entry)| {
+        let mut entry = (*entry).clone();
+        trim_for_inventory(&mut entry, rules);
+        let also = match merged.also.binary_search_by(|(place, _)| place.cmp(&entry.place())) {
+            Ok(i) => merged.also[i].1.iter().map(|c| (*c).to_owned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        Stored { channel: (*channel).to_owned(), also_listed_by: also, entry }
+    });
+    let len = merged.all.len();
+    tree.write_file_with(Path::new(INVENTORY), |file| crate::manifest::canonical::write_seq(file, len, stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::{ContentId, RelPath};
+
+    /// An entry at `path`; a registry package is named by the path's first
+    /// part, as its layout has it.
+    fn entry(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
+        let files = ecosystem == "files";
+        Entry {
+            ecosystem: ecosystem.into(),
+            name: if files { path.into() } else { path.split('/').next().unwrap().into() },
+            version: if files { None } else { Some("1".into()) },
+            path: RelPath::new(path).unwrap(),
+            blob: ContentId::of(content),
+            size: content.len() as u64,
+            digests: std::collections::BTreeMap::new(),
+            source: None,
+            attributes: std::collections::BTreeMap::new(),
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
+    /// Plain files may change, as the import says of the `files` ecosystem.
+    fn rules() -> EntryRules<'static> {
+        fn replaceable(entry: &Entry) -> bool {
+            entry.ecosystem == "files"
+        }
+        EntryRules { replaceable: &replaceable, inline_evidence: &[] }
+    }
+
+    fn stored(channel: &str, e: Entry) -> Stored {
+        Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }
+    }
+
+    #[test]
+    fn merging_adds_skips_identical_refuses_disagreement_and_withdraws_dropped() {
+        let old = vec![
+            stored("weekly", entry("npm", "a/-/a-1.tgz", b"a")),
+            stored("weekly", entry("files", "notes.txt", b"v1")),
+            stored("other", entry("npm", "o/-/o-1.tgz", b"o")),
+        ];
+        let incoming =
+            [entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b"), entry("files", "notes.txt", b"v1")];
+        let m = merge(&old, &incoming, "weekly", &rules()).unwrap();
+        assert_eq!(m.all.len(), 4);
+        assert_eq!(m.fresh.len(), 1, "an artifact already present is not written again");
+        assert!(m.removed.is_empty());
+
+        let err = merge(&old, &[entry("npm", "a/-/a-1.tgz", b"other")], "weekly", &rules()).err().unwrap();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("two bundles disagree"), "{err}");
+
+        // Plain files may change from one bundle to the next.
+        let changed = [entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v2")];
+        let m = merge(&old, &changed, "weekly", &rules()).unwrap();
+        assert_eq!(m.fresh.len(), 1);
+        assert!(m.all.iter().any(|(_, e)| e.blob == ContentId::of(b"v2")));
+
+        // The channel dropped a.tgz: withdrawn; another channel's entries stay.
+        let dropped = [entry("files", "notes.txt", b"v1")];
+        let m = merge(&old, &dropped, "weekly", &rules()).unwrap();
+        assert_eq!(m.removed.len(), 1);
+        assert_eq!(m.removed[0].path.as_str(), "a/-/a-1.tgz");
+        assert!(m.all.iter().any(|(channel, _)| *channel == "other"));
+    }
+
+    #[test]
+    fn another_channel_listing_an_entry_co_lists_it_without_changing_or_withdrawing_it() {
+        let mut theirs = entry("npm", "a/-/a-1.tgz", b"a");
+        theirs.attributes.insert("published".into(), "by b".into());
+        let old = vec![stored("a", entry("npm", "a/-/a-1.tgz", b"a"))];
+        let m = merge(&old, std::slice::from_ref(&theirs), "b", &rules()).unwrap();
+        assert_eq!(m.all.len(), 1);
+        assert_eq!(m.all[0].0, "a", "the entry stays channel a's");
+        assert_eq!(m.all[0].1, &old[0].entry, "with channel a's evidence and attributes");
+        assert_ne!(m.all[0].1, &theirs);
+        assert_eq!(m.also, [(("npm", "a/-/a-1.tgz"), vec!["b"])]);
+        assert!(m.fresh.is_empty() && m.removed.is_empty());
+
+        let co_listed = vec![Stored { also_listed_by: vec!["b".into()], ..old[0].clone() }];
+        // Channel b drops it: it stays, channel a's alone.
+        let m = merge(&co_listed, &[], "b", &rules()).unwrap();
+        assert_eq!((m.all.len(), m.also.len(), m.removed.len()), (1, 0, 0));
+        // Channel a drops it: channel b still lists it, so it stays, now channel b's and unchanged.
+        let m = merge(&co_listed, &[], "a", &rules()).unwrap();
+        assert_eq!((m.all[0].0, m.also.len(), m.removed.len()), ("b", 0, 0));
+        assert_eq!(m.all[0].1, &co_listed[0].entry);
+        // Channel a may not give a plain file new content while channel b vouches for the old.
+        let shared = vec![Stored { also_listed_by: vec!["b".into()], ..stored("a", entry("files", "f", b"v1")) }];
+        let err = merge(&shared, &[entry("files", "f", b"v2")], "a", &rules()).err().unwrap();
+        assert!(err.to_string().contains("channel b also lists this file with its current content"), "{err}");
+    }
+
+    #[test]
+    fn an_inventory_written_before_channels_could_share_entries_still_loads() {
+        #[derive(Serialize)]
+        struct OldStored {
+            channel: String,
+            entry: Entry,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(INVENTORY);
+        let old = [OldStored { channel: "weekly".into(), entry: entry("files", "notes.txt", b"v1") }];
+        let mut file = File::create(&path).unwrap();
+        crate::manifest::canonical::write_seq(&mut file, old.len(), old.into_iter()).unwrap();
+        drop(file);
+        let read = read_inventory(&path).unwrap();
+        assert_eq!(read, [stored("weekly", entry("files", "notes.txt", b"v1"))]);
+    }
+}

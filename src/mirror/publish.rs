@@ -1,0 +1,178 @@
+//! Publishing a generation: build it from the one before and the staged
+//! bundle, make it durable, swap the `current` link, link its folders at
+//! the top of the mirror. The order is the module's (see `mirror`).
+
+use std::fs;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::inventory::write_inventory;
+use super::local::symlink;
+use super::tree::{self, Tree};
+use super::{
+    BUILD, CURRENT, EntryRules, GENERATIONS, ImportRecord, Layout, META, Merged, Mirror, OBJECTS, STATE, Staging,
+    State, merge,
+};
+use crate::durable::{remove_path, sync_dir};
+use crate::error::{Error, IoContext, Result};
+use crate::id::ContentId;
+use crate::manifest::Manifest;
+
+/// What an import changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub mirror: String,
+    pub generation: u64,
+    pub published: Vec<String>,
+    #[serde(skip)]
+    pub state: State,
+}
+
+/// A verified bundle to publish, with what the mirror must be told to publish it.
+pub struct Publication<'a> {
+    /// The bundle's manifest; the blobs it carries are in the staging.
+    pub manifest: &'a Manifest,
+    /// What the mirror's state records of the bundle.
+    pub record: ImportRecord,
+    pub rules: &'a EntryRules<'a>,
+    /// Writes the ecosystems' layouts for the merged entries into the
+    /// generation being built (the import knows the ecosystems).
+    pub layouts: &'a mut dyn FnMut(&Merged<'_>, &mut dyn Layout) -> Result<()>,
+}
+
+impl Mirror {
+    /// Builds the next generation from the current one plus the verified
+    /// bundle in `staging`, makes it durable and publishes it atomically.
+    /// The bundle passed the checks of [`merge`] and the import's own
+    /// against this mirror's inventory, under the same lock, before it was
+    /// staged (import does that).
+    ///
+    /// When it fails before the new generation is published, what it did
+    /// is undone: the half-built generation and the objects it added go,
+    /// so the mirror is as it was (the staged blobs stay in `staging`).
+    pub(super) fn publish_staged(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
+        let previous = self.current()?;
+        let generation = previous.as_ref().map_or(1, |(n, _)| n + 1);
+        let mut added = Vec::new();
+        let previous_dir = previous.as_ref().map(|(_, dir)| dir.as_path());
+        let result = self.build_and_swap(staging, publication, (generation, previous_dir), &mut added);
+        if result.is_err() {
+            self.undo_publish(staging, generation, &added);
+        }
+        result
+    }
+
+    /// Removes what a failed [`Mirror::publish`] of `generation` left, unless
+    /// that generation is the published one (a failure after the swap):
+    /// the build, the generation if it was renamed into place, and the
+    /// objects it `added` (no published generation can use them: they were
+    /// not in the store before). Best effort: the next open and `gc` remove
+    /// what is left, and the error that ended the publish is the one to report.
+    fn undo_publish(&self, staging: &Staging, generation: u64, added: &[ContentId]) {
+        if self.current().ok().flatten().is_some_and(|(n, _)| n == generation) {
+            return;
+        }
+        let _ = remove_path(&staging.dir.join(BUILD));
+        let _ = remove_path(&self.meta.join(GENERATIONS).join(generation.to_string()));
+        let objects = self.meta.join(OBJECTS);
+        for id in added {
+            let _ = remove_path(&objects.join(id.to_hex()));
+        }
+        let _ = sync_dir(&objects);
+    }
+
+    /// [`Mirror::publish`] of `generation`, built from the folder of the one
+    /// before (if any), until it is done or fails; the ids of the objects it
+    /// put into the store are pushed to `added` as it goes.
+    fn build_and_swap(
+        &mut self,
+        staging: &Staging,
+        publication: Publication<'_>,
+        (generation, previous): (u64, Option<&Path>),
+        added: &mut Vec<ContentId>,
+    ) -> Result<PublishReport> {
+        let Publication { manifest, record, rules, layouts } = publication;
+        let inventory = self.inventory()?;
+        let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
+        let build = staging.dir.join(BUILD);
+        match previous {
+            Some(dir) => tree::link_copy(dir, &build)?,
+            None => fs::create_dir(&build).at(&build)?,
+        }
+        let objects = self.meta.join(OBJECTS);
+        staging.make_durable()?;
+        for blob in manifest.blobs.iter().filter(|b| b.carried) {
+            if staging.promote(&blob.id, &objects)? {
+                added.push(blob.id);
+            }
+        }
+        sync_dir(&objects)?;
+        let mut tree = Tree::new(build.clone(), objects);
+        layouts(&merged, &mut tree)?;
+        write_inventory(&mut tree, &merged, rules)?;
+        drop(merged);
+        drop(inventory);
+        let mut state = self.state()?;
+        state.generation = generation;
+        state.imports.push(record);
+        tree.write_file(Path::new(STATE), &serde_json::to_vec_pretty(&state).expect("state serializes"))?;
+        tree::sync_tree(&build)?;
+
+        let generations = self.meta.join(GENERATIONS);
+        let target = generations.join(generation.to_string());
+        if target.exists() {
+            // Left by an import killed after this rename but before the link swap.
+            fs::remove_dir_all(&target).at(&target)?;
+        }
+        fs::rename(&build, &target).at(&target)?;
+        sync_dir(&generations)?;
+        self.swap_current(generation)?;
+        self.published = true;
+        self.repair_links()?;
+        self.prune(generation);
+        Ok(PublishReport { mirror: self.root.display().to_string(), generation, published: tree.published(), state })
+    }
+
+    /// Points `current` at generation `n` with one rename.
+    fn swap_current(&self, n: u64) -> Result<()> {
+        let tmp = self.meta.join("current.tmp");
+        let _ = fs::remove_file(&tmp);
+        symlink(&Path::new(GENERATIONS).join(n.to_string()), &tmp).at(&tmp)?;
+        let link = self.meta.join(CURRENT);
+        fs::rename(&tmp, &link).at(&link)?;
+        sync_dir(&self.meta)
+    }
+
+    /// Every folder of the published generation (one per ecosystem) has its
+    /// link at the top of the mirror (restores links an interrupted first
+    /// import did not make).
+    pub(super) fn repair_links(&self) -> Result<()> {
+        let Some((_, dir)) = self.current()? else { return Ok(()) };
+        // What cannot be listed has no folder to link, as `is_dir` said before.
+        let mut folders: Vec<_> = fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| entry.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|entry| entry.file_name())
+            .collect();
+        folders.sort();
+        for folder in folders {
+            let link = self.root.join(&folder);
+            let target = Path::new(META).join(CURRENT).join(&folder);
+            match fs::read_link(&link) {
+                Ok(existing) if existing == target => continue,
+                Ok(_) | Err(_) if link.symlink_metadata().is_ok() => {
+                    return Err(Error::Usage(format!(
+                        "{}: is not airlock's link; move it out of the mirror",
+                        link.display()
+                    )));
+                }
+                _ => {}
+            }
+            symlink(&target, &link).at(&link)?;
+        }
+        sync_dir(&self.root)
+    }
+}

@@ -1,0 +1,79 @@
+//! The storage boundary: what imports and `gc` do to a mirror, whatever
+//! keeps it. The local directory ([`Mirror`]) is the one implementation
+//! today; an object-storage backend implements the same trait, so the
+//! ecosystems (which see only [`super::Layout`]) and verification (which
+//! sees only the import's sinks) need no change.
+//!
+//! A bundle's [`Staging`] is a local folder whatever the backend: blobs are
+//! verified onto local disk and the store takes them from there when the
+//! bundle is published.
+
+use super::{Mirror, PublishReport, StagedBundle, Staging, State, Stored, publish::Publication};
+use crate::error::Result;
+use crate::id::ContentId;
+use crate::manifest::{Blob, Manifest};
+
+/// A mirror's storage, opened (and locked) for one import or `gc`.
+pub trait Store {
+    /// Where the mirror is, as reports name it.
+    fn location(&self) -> String;
+    /// The published generation's number; 0 before the first import.
+    fn generation(&self) -> Result<u64>;
+    /// The published state, or an empty one for a new mirror.
+    fn state(&self) -> Result<State>;
+    /// Every entry the published generation holds, with its channels.
+    fn inventory(&self) -> Result<Vec<Stored>>;
+    /// The blobs an incremental bundle expects from earlier bundles that
+    /// the object store does not hold (with the right size).
+    fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob>;
+    /// Fails with one line naming the bytes needed and available when the
+    /// mirror cannot take `needed` more bytes.
+    fn check_space(&self, needed: u64, what: &str) -> Result<()>;
+    /// The staging of bundle `digest`, created if new; `bundle` describes it for `gc`.
+    fn bundle_staging(&self, digest: &ContentId, bundle: &StagedBundle) -> Result<Staging>;
+    /// Removes the staging of bundle `digest`, if any.
+    fn discard_staging(&self, digest: &ContentId) -> Result<()>;
+    /// Publishes the staged bundle as the next generation in one atomic
+    /// step, or leaves the published mirror as it was.
+    fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport>;
+    /// Removes objects and generations nothing published uses: (objects removed, bytes freed).
+    fn gc(&self) -> Result<(usize, u64)>;
+    /// Removes the staging of bundles that can no longer be imported (all with `all`).
+    fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>>;
+}
+
+impl Store for Mirror {
+    fn location(&self) -> String {
+        self.root().display().to_string()
+    }
+    fn generation(&self) -> Result<u64> {
+        Ok(self.view.current()?.map_or(0, |(n, _)| n))
+    }
+    fn state(&self) -> Result<State> {
+        self.view.state()
+    }
+    fn inventory(&self) -> Result<Vec<Stored>> {
+        self.view.inventory()
+    }
+    fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob> {
+        Mirror::missing_objects(self, manifest)
+    }
+    fn check_space(&self, needed: u64, what: &str) -> Result<()> {
+        Mirror::check_space(self, needed, what)
+    }
+    fn bundle_staging(&self, digest: &ContentId, bundle: &StagedBundle) -> Result<Staging> {
+        Mirror::bundle_staging(self, digest, bundle)
+    }
+    fn discard_staging(&self, digest: &ContentId) -> Result<()> {
+        Mirror::discard_staging(self, digest)
+    }
+    fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
+        self.publish_staged(staging, publication)
+    }
+    fn gc(&self) -> Result<(usize, u64)> {
+        Mirror::gc(self)
+    }
+    fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>> {
+        Mirror::gc_staging(self, now, all)
+    }
+}
