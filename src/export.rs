@@ -12,13 +12,11 @@ use crate::bundle::writer::{BlobFrame, BlobWriteError, VolumeWriter, write_seal}
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, VolumeSeal, parity, volume_file_name};
 use crate::durable::Existing;
 use crate::durable::writeback::DropBehind;
-use crate::ecosystem::pypi::{self, Selection};
-use crate::ecosystem::registry::FetchContext;
-use crate::ecosystem::{Artifact, cargo, endpoints, files, npm};
+use crate::ecosystem::registry::append;
+use crate::ecosystem::{ALL, Artifact, FetchContext, Source, files};
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::{Cache, Client};
 use crate::id::ContentId;
-use crate::lockfile;
 use crate::manifest::Entry;
 use crate::manifest::canonical;
 use crate::manifest::{Blob, FORMAT_VERSION, MAX_TIME, Manifest};
@@ -120,21 +118,20 @@ impl ChannelState {
 }
 
 /// Where artifacts come from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Inputs {
     /// Folders whose regular files to ship (`--files`).
     pub files: Vec<PathBuf>,
-    /// requirements.txt or pylock.toml files.
-    pub pypi_locks: Vec<PathBuf>,
-    /// package-lock.json files.
-    pub npm_locks: Vec<PathBuf>,
-    /// Cargo.lock files.
-    pub cargo_locks: Vec<PathBuf>,
+    /// Lockfiles with their registry settings, one source per ecosystem
+    /// (`ecosystem::<name>::source`); fetched in this order.
+    pub sources: Vec<Box<dyn Source>>,
 }
 
 impl Inputs {
-    fn any_lockfile(&self) -> bool {
-        !(self.pypi_locks.is_empty() && self.npm_locks.is_empty() && self.cargo_locks.is_empty())
+    /// Whether any source names a lockfile (so that something is fetched).
+    #[must_use]
+    pub fn any_lockfile(&self) -> bool {
+        self.sources.iter().any(|s| !s.lockfiles().is_empty())
     }
 
     fn is_empty(&self) -> bool {
@@ -142,15 +139,9 @@ impl Inputs {
     }
 }
 
-/// Registry endpoints, cache and concurrency for lockfile exports.
+/// Cache and concurrency for lockfile exports (each source has its endpoint).
 #[derive(Debug, Clone)]
 pub struct Network {
-    /// Explicit endpoints (flag or config); `None` falls back to the
-    /// client's configuration, then the public default.
-    pub pypi_index: Option<String>,
-    pub npm_registry: Option<String>,
-    pub cargo_index: Option<String>,
-    pub selection: Selection,
     pub cache: PathBuf,
     /// Concurrent requests.
     pub jobs: usize,
@@ -162,16 +153,7 @@ pub struct Network {
 
 impl Default for Network {
     fn default() -> Self {
-        Network {
-            pypi_index: None,
-            npm_registry: None,
-            cargo_index: None,
-            selection: Selection::default(),
-            cache: Cache::default_dir(),
-            jobs: 8,
-            read_timeout: Duration::from_secs(30),
-            retries: 3,
-        }
+        Network { cache: Cache::default_dir(), jobs: 8, read_timeout: Duration::from_secs(30), retries: 3 }
     }
 }
 
@@ -215,9 +197,10 @@ fn check_options(options: &ExportOptions) -> Result<()> {
         return Err(Error::Usage("no signing key: pass --key KEY (made by `airlock keygen`)".into()));
     }
     if options.inputs.is_empty() {
-        return Err(Error::Usage(
-            "nothing to export: pass --files DIR, --pypi-lock, --npm-lock or --cargo-lock (or --config FILE)".into(),
-        ));
+        return Err(Error::Usage(format!(
+            "nothing to export: pass --files DIR, {} (or --config FILE)",
+            lockfile_flags()
+        )));
     }
     expiry(options)?;
     check_out(options)?;
@@ -225,6 +208,16 @@ fn check_options(options: &ExportOptions) -> Result<()> {
         check_state(dir, &options.channel)?;
     }
     Ok(())
+}
+
+/// The lockfile flags of every ecosystem: `--a-lock, --b-lock or --c-lock`.
+fn lockfile_flags() -> String {
+    let flags: Vec<&str> = ALL.iter().filter_map(|e| e.lockfile_flag()).collect();
+    match flags.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// `--out` may not be an input; without `--split` it follows the rules of
@@ -235,9 +228,7 @@ fn check_out(options: &ExportOptions) -> Result<()> {
     let named: Vec<&Path> = inputs
         .files
         .iter()
-        .chain(&inputs.pypi_locks)
-        .chain(&inputs.npm_locks)
-        .chain(&inputs.cargo_locks)
+        .chain(inputs.sources.iter().flat_map(|s| s.lockfiles()))
         .chain(&options.state)
         .map(PathBuf::as_path)
         .collect();
@@ -430,94 +421,22 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     })
 }
 
-/// Moves the items of `more` to the end of `all`; into an empty `all` the
-/// list is moved whole, as copying it would hold it twice for a moment.
-fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
-    if all.is_empty() {
-        *all = more;
-    } else {
-        all.append(&mut more);
-    }
-}
-
-/// What the lockfiles pin, each list with the lockfile it came from.
-struct Pins<'a> {
-    pypi: Vec<(&'a Path, Vec<lockfile::pypi::PypiPin>)>,
-    npm: Vec<(&'a Path, Vec<lockfile::npm::NpmPin>)>,
-    cargo: Vec<(&'a Path, Vec<lockfile::cargo::CratePin>)>,
-}
-
-/// Reads every lockfile and checks every pin against its ecosystem's name
-/// and version grammar, before anything is fetched or written (the
-/// download cache included): a bad lockfile is one line naming it.
-fn read_pins(inputs: &Inputs) -> Result<Pins<'_>> {
-    let mut pins = Pins { pypi: Vec::new(), npm: Vec::new(), cargo: Vec::new() };
-    for path in &inputs.pypi_locks {
-        let text = read_lockfile(path)?;
-        let origin = path.display().to_string();
-        let is_pylock = path.extension().is_some_and(|e| e == "toml");
-        let parsed = if is_pylock {
-            lockfile::pypi::parse_pylock(&text, &origin)?
-        } else {
-            lockfile::pypi::parse_requirements(&text, &origin)?
-        };
-        pypi::check_pins(&parsed, &origin)?;
-        pins.pypi.push((path, parsed));
-    }
-    for path in &inputs.npm_locks {
-        let origin = path.display().to_string();
-        let parsed = lockfile::npm::parse_package_lock(&read_lockfile(path)?, &origin)?;
-        npm::check_pins(&parsed, &origin)?;
-        pins.npm.push((path, parsed));
-    }
-    for path in &inputs.cargo_locks {
-        let origin = path.display().to_string();
-        let parsed = lockfile::cargo::parse_cargo_lock(&read_lockfile(path)?, &origin)?;
-        cargo::check_pins(&parsed, &origin)?;
-        pins.cargo.push((path, parsed));
-    }
-    Ok(pins)
-}
-
 /// Parses every lockfile and fetches what it pins; returns the artifacts and
 /// how many were downloaded (rather than found in the cache).
 fn fetch_lockfiles(inputs: &Inputs, network: &Network, progress: &dyn Progress) -> Result<(Vec<Artifact>, usize)> {
-    let pins = read_pins(inputs)?;
+    // Every lockfile is read and checked before anything is fetched or
+    // written (the download cache included): a bad one is one line naming it.
+    let pins = inputs.sources.iter().map(|s| s.read()).collect::<Result<Vec<_>>>()?;
     let client = Client::new(network.read_timeout, network.retries)?;
     let cache = Cache::open(&network.cache)?;
     let ctx = FetchContext { client: &client, cache: &cache, jobs: network.jobs, progress };
     progress.start("fetching", 0);
     let mut artifacts = Vec::new();
-    for (_, pins) in &pins.pypi {
-        let index = network
-            .pypi_index
-            .clone()
-            .or_else(endpoints::pip_index_url)
-            .unwrap_or_else(|| pypi::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, pypi::resolve(pins, &index, &network.selection, &ctx)?);
-    }
-    for (path, pins) in &pins.npm {
-        let registry = network
-            .npm_registry
-            .clone()
-            .or_else(|| endpoints::npm_registry(path.parent()))
-            .unwrap_or_else(|| npm::DEFAULT_REGISTRY.to_owned());
-        append(&mut artifacts, npm::resolve(pins, &registry, &ctx)?);
-    }
-    for (_, pins) in &pins.cargo {
-        let index = network
-            .cargo_index
-            .clone()
-            .or_else(endpoints::cargo_index)
-            .unwrap_or_else(|| cargo::DEFAULT_INDEX.to_owned());
-        append(&mut artifacts, cargo::resolve(pins, &index, &ctx)?);
+    for pinned in &pins {
+        append(&mut artifacts, pinned.fetch(&ctx)?);
     }
     progress.finish();
     Ok((artifacts, cache.downloads()))
-}
-
-fn read_lockfile(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::input(path, "lockfile", &e))
 }
 
 /// The manifest for `artifacts`: sorted, blobs deduplicated, the same

@@ -2,16 +2,21 @@
 //! registry index; the version's index line travels as evidence, exactly as
 //! the registry published it, because a local registry must serve it as is.
 
+pub mod cli;
+pub mod config;
+pub mod lockfile;
+pub mod source;
+
 use serde::Deserialize;
 use serde_json::Value;
 
+use self::lockfile::CratePin;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
 use crate::lockfile::LockError;
-use crate::lockfile::cargo::CratePin;
 use crate::manifest::Entry;
 use crate::mirror::Tree;
 
@@ -94,6 +99,10 @@ impl Ecosystem for Cargo {
             tree.write(NAME, &index_file(name), &lines)?;
         }
         Ok(())
+    }
+
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        Some("--cargo-lock")
     }
 }
 
@@ -318,10 +327,10 @@ mod tests {
     #[test]
     fn the_lockfile_fixture_passes_the_grammar_and_an_empty_name_does_not() {
         let text = include_str!("../../../fixtures/lockfiles/Cargo.lock");
-        let pins = crate::lockfile::cargo::parse_cargo_lock(text, "Cargo.lock").unwrap();
+        let pins = super::lockfile::parse_cargo_lock(text, "Cargo.lock").unwrap();
         check_pins(&pins, "Cargo.lock").unwrap();
         let hostile = text.replacen("name = \"itoa\"", "name = \"\"", 1);
-        let pins = crate::lockfile::cargo::parse_cargo_lock(&hostile, "Cargo.lock").unwrap();
+        let pins = super::lockfile::parse_cargo_lock(&hostile, "Cargo.lock").unwrap();
         let e = check_pins(&pins, "Cargo.lock").unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().starts_with("Cargo.lock: crate \"\" \"1.0.11\": \"\" is not a valid crate name"), "{e}");

@@ -1,16 +1,21 @@
 //! npm: package-lock.json on the connected side, tarballs with the
 //! registry's integrity, signatures and attestations carried as evidence.
 
+pub mod cli;
+pub mod config;
+pub mod lockfile;
+pub mod source;
+
 use base64::Engine as _;
 use serde_json::Value;
 
+use self::lockfile::NpmPin;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
 use crate::lockfile::LockError;
-use crate::lockfile::npm::NpmPin;
 use crate::manifest::{Digest, Entry};
 use crate::mirror::Tree;
 
@@ -90,6 +95,10 @@ impl Ecosystem for Npm {
             tree.write_with(NAME, &packument_path(name), |out| write_packument(name, &versions, out))?;
         }
         Ok(())
+    }
+
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        Some("--npm-lock")
     }
 }
 
@@ -402,7 +411,7 @@ mod tests {
     #[test]
     fn the_lockfile_fixture_passes_the_grammar_and_hostile_pins_do_not() {
         let text = include_str!("../../../fixtures/lockfiles/package-lock.json");
-        let pins = crate::lockfile::npm::parse_package_lock(text, "package-lock.json").unwrap();
+        let pins = super::lockfile::parse_package_lock(text, "package-lock.json").unwrap();
         assert!(!pins.is_empty());
         check_pins(&pins, "package-lock.json").unwrap();
         let mut hostile = pins[0].clone();

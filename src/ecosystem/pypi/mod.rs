@@ -3,10 +3,16 @@
 //! PEP 740 provenance travel as evidence, yanked flags and requires-python
 //! as attributes.
 
+pub mod cli;
+pub mod config;
+pub mod lockfile;
+pub mod source;
+
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 
+use self::lockfile::{PypiPin, normalize};
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
@@ -14,7 +20,6 @@ use crate::escape;
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
 use crate::lockfile::LockError;
-use crate::lockfile::pypi::{PypiPin, normalize};
 use crate::manifest::Entry;
 use crate::mirror::Tree;
 
@@ -110,6 +115,10 @@ impl Ecosystem for Pypi {
             tree.write(NAME, &json_path, json.as_bytes())?;
         }
         tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())
+    }
+
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        Some("--pypi-lock")
     }
 }
 
@@ -714,7 +723,7 @@ mod tests {
 
     #[test]
     fn the_lockfile_fixtures_pass_the_grammar_and_hostile_pins_do_not() {
-        use crate::lockfile::pypi::{parse_pylock, parse_requirements};
+        use super::lockfile::{parse_pylock, parse_requirements};
         let requirements = include_str!("../../../fixtures/lockfiles/requirements.txt");
         check_pins(&parse_requirements(requirements, "requirements.txt").unwrap(), "requirements.txt").unwrap();
         let pylock = include_str!("../../../fixtures/lockfiles/pylock.toml");
