@@ -2,6 +2,10 @@
 //! into the export's [`Lockfiles`]. The lockfile flag is listed with the
 //! other inputs, the index flag with the other registries.
 
+// Doc comments on the argument structs are the --help and man page text, written for
+// operators, not rustdoc: no Markdown backticks there.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 
 use clap::Args;

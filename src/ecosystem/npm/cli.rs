@@ -2,6 +2,10 @@
 //! the export's [`Lockfiles`]. The lockfile flag is listed with the other
 //! inputs, the registry flag with the other registries.
 
+// Doc comments on the argument structs are the --help and man page text, written for
+// operators, not rustdoc: no Markdown backticks there.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 
 use clap::Args;

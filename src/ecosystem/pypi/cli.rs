@@ -3,6 +3,10 @@
 //! where `--help` has listed them: the lockfile with the other inputs, the
 //! index with the other registries, the file choices after them.
 
+// Doc comments on the argument structs are the --help and man page text, written for
+// operators, not rustdoc: no Markdown backticks there.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 
 use clap::Args;
