@@ -1,5 +1,7 @@
 //! `airlock.toml`: the export's inputs, endpoints, platform choices and
 //! channel in a file (schemas/config.cddl). Paths are relative to the file.
+//! Each ecosystem's section is defined in its folder (`<name>/config.rs`);
+//! this is the one place that lists them.
 //!
 //! ```toml
 //! channel = "weekly"
@@ -24,6 +26,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::ecosystem::cargo::config::CargoConfig;
+use crate::ecosystem::npm::config::NpmConfig;
+use crate::ecosystem::pypi::config::PypiConfig;
 use crate::error::{Error, Result};
 
 /// `config` in schemas/config.cddl.
@@ -40,34 +45,6 @@ pub struct Config {
     pub npm: NpmConfig,
     #[serde(default)]
     pub cargo: CargoConfig,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PypiConfig {
-    #[serde(default)]
-    pub locks: Vec<PathBuf>,
-    pub index: Option<String>,
-    pub python_versions: Option<Vec<String>>,
-    pub platforms: Option<Vec<String>>,
-    pub all_files: Option<bool>,
-    pub sdist: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NpmConfig {
-    #[serde(default)]
-    pub locks: Vec<PathBuf>,
-    pub registry: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CargoConfig {
-    #[serde(default)]
-    pub locks: Vec<PathBuf>,
-    pub index: Option<String>,
 }
 
 impl Config {

@@ -8,29 +8,28 @@ use clap::Args;
 use super::keys::{KeyParser, UnlockArgs};
 use super::{Output, bytes};
 use crate::config::Config;
-use crate::ecosystem::pypi::Selection;
+use crate::ecosystem::{Source, cargo, npm, pypi};
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, Inputs, MAX_EXPIRES_IN, Network, Split, export};
 use crate::fetch::Cache;
 use crate::sign::signer::KeySource;
 
+// Each ecosystem's flags are defined in its folder (`ecosystem::<name>::cli`)
+// and flattened here, the one place that lists them, where `--help` has always
+// shown them: lockfiles with the inputs, endpoints together, PyPI's file
+// choices after them.
 /// Resolve artifacts and write a signed, content-addressed bundle
 #[derive(Debug, Args)]
-// Each bool is an independent command-line switch.
-#[allow(clippy::struct_excessive_bools)]
 pub struct ExportArgs {
     /// Ship every regular file under DIR (published under MIRROR/files/); repeatable
     #[arg(long, value_name = "DIR")]
     pub files: Vec<PathBuf>,
-    /// Carry what a requirements.txt (exact pins, --hash honoured) or a pylock.toml pins; repeatable
-    #[arg(long, value_name = "FILE")]
-    pub pypi_lock: Vec<PathBuf>,
-    /// Carry what a package-lock.json (lockfileVersion 2 or 3) pins; repeatable
-    #[arg(long, value_name = "FILE")]
-    pub npm_lock: Vec<PathBuf>,
-    /// Carry the registry crates a Cargo.lock pins; repeatable
-    #[arg(long, value_name = "FILE")]
-    pub cargo_lock: Vec<PathBuf>,
+    #[command(flatten)]
+    pub pypi_lock: pypi::cli::LockArgs,
+    #[command(flatten)]
+    pub npm_lock: npm::cli::LockArgs,
+    #[command(flatten)]
+    pub cargo_lock: cargo::cli::LockArgs,
     /// Read inputs, endpoints, platform choices and channel from an airlock.toml (schemas/config.cddl)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -46,27 +45,14 @@ pub struct ExportArgs {
     /// How long the bundle stays importable, e.g. 30d, 12h, 2weeks; at most 100years [default: 30d]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub expires: Option<Duration>,
-    /// PyPI simple index (PEP 691 JSON) [default: pip's index-url, else https://pypi.org/simple/]
-    #[arg(long, value_name = "URL")]
-    pub pypi_index: Option<String>,
-    /// npm registry [default: npm's registry setting, else https://registry.npmjs.org/]
-    #[arg(long, value_name = "URL")]
-    pub npm_registry: Option<String>,
-    /// Sparse cargo index for crates.io packages [default: cargo's source replacement, else https://index.crates.io/]
-    #[arg(long, value_name = "URL")]
-    pub cargo_index: Option<String>,
-    /// CPython version whose wheels to take, e.g. 3.12; repeatable [default: 3.12]
-    #[arg(long, value_name = "X.Y")]
-    pub python_version: Vec<String>,
-    /// Wheel platform family, e.g. manylinux_x86_64, musllinux_aarch64, win_amd64; repeatable [default: manylinux_x86_64]
-    #[arg(long, value_name = "PLATFORM")]
-    pub python_platform: Vec<String>,
-    /// Take every file of each pinned PyPI release, whatever its platform
-    #[arg(long)]
-    pub pypi_all_files: bool,
-    /// Leave out PyPI source distributions
-    #[arg(long)]
-    pub no_sdist: bool,
+    #[command(flatten)]
+    pub pypi_index: pypi::cli::IndexArgs,
+    #[command(flatten)]
+    pub npm_registry: npm::cli::RegistryArgs,
+    #[command(flatten)]
+    pub cargo_index: cargo::cli::IndexArgs,
+    #[command(flatten)]
+    pub pypi_files: pypi::cli::FileArgs,
     /// Download cache [default: $XDG_CACHE_HOME/airlock or ~/.cache/airlock]
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
@@ -139,7 +125,7 @@ impl ExportArgs {
             now: crate::creation_time(),
             force: self.force,
             threads,
-            network: self.network(&config),
+            network: self.network(),
             state: self.state.clone(),
             full: self.full,
             split: self.split.map(|size| Split { size, parity: self.parity }),
@@ -154,7 +140,7 @@ impl ExportArgs {
             report.bundle,
             bytes(report.bundle_bytes)
         ));
-        if options.inputs.pypi_locks.len() + options.inputs.npm_locks.len() + options.inputs.cargo_locks.len() > 0 {
+        if options.inputs.any_lockfile() {
             out.line(format!(
                 "fetched   {} artifacts from registries (the rest came from the cache)",
                 report.downloads
@@ -186,34 +172,20 @@ impl ExportArgs {
     }
 
     fn inputs(&self, config: &Config) -> Inputs {
-        let both = |flag: &[PathBuf], conf: &[PathBuf]| conf.iter().chain(flag).cloned().collect();
-        Inputs {
-            files: both(&self.files, &config.files),
-            pypi_locks: both(&self.pypi_lock, &config.pypi.locks),
-            npm_locks: both(&self.npm_lock, &config.npm.locks),
-            cargo_locks: both(&self.cargo_lock, &config.cargo.locks),
-        }
+        Inputs { files: config.files.iter().chain(&self.files).cloned().collect(), sources: self.sources(config) }
     }
 
-    fn network(&self, config: &Config) -> Network {
-        let defaults = Selection::default();
-        let or_config = |flag: &[String], conf: &Option<Vec<String>>, default: Vec<String>| {
-            if flag.is_empty() { conf.clone().unwrap_or(default) } else { flag.to_vec() }
-        };
+    /// Each ecosystem's lockfiles and endpoint: its flags over its config section.
+    fn sources(&self, config: &Config) -> Vec<Box<dyn Source>> {
+        vec![
+            Box::new(pypi::cli::lockfiles(&self.pypi_lock, &self.pypi_index, &self.pypi_files, &config.pypi)),
+            Box::new(npm::cli::lockfiles(&self.npm_lock, &self.npm_registry, &config.npm)),
+            Box::new(cargo::cli::lockfiles(&self.cargo_lock, &self.cargo_index, &config.cargo)),
+        ]
+    }
+
+    fn network(&self) -> Network {
         Network {
-            pypi_index: self.pypi_index.clone().or(config.pypi.index.clone()),
-            npm_registry: self.npm_registry.clone().or(config.npm.registry.clone()),
-            cargo_index: self.cargo_index.clone().or(config.cargo.index.clone()),
-            selection: Selection {
-                all: self.pypi_all_files || config.pypi.all_files.unwrap_or(false),
-                python_versions: or_config(
-                    &self.python_version,
-                    &config.pypi.python_versions,
-                    defaults.python_versions,
-                ),
-                platforms: or_config(&self.python_platform, &config.pypi.platforms, defaults.platforms),
-                sdist: !self.no_sdist && config.pypi.sdist.unwrap_or(true),
-            },
             cache: self.cache.clone().unwrap_or_else(Cache::default_dir),
             jobs: usize::from(self.jobs),
             read_timeout: Duration::from_secs(self.timeout),

@@ -12,8 +12,10 @@ pub mod pypi;
 pub mod registry;
 pub mod reserved;
 
-pub use registry::Artifact;
+pub use registry::{Artifact, FetchContext};
 pub use reserved::Reserved;
+
+use std::path::PathBuf;
 
 use crate::error::Result;
 use crate::escape;
@@ -84,6 +86,13 @@ pub trait Ecosystem: Sync {
         let _ = (name, version, path);
         None
     }
+
+    // --- EXPORT ---
+    /// The `airlock export` flag naming this ecosystem's lockfiles
+    /// (`--name-lock`), for an ecosystem an export fetches from a registry.
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The ecosystems `airlock serve` names to its user, in the order it names
@@ -97,6 +106,28 @@ pub static SERVED: &[&dyn Ecosystem] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo];
 pub fn purl(kind: &str, name: &str, version: &str) -> String {
     let name = name.split('/').map(escape::url_segment).collect::<Vec<_>>().join("/");
     format!("pkg:{kind}/{name}@{}", escape::url_segment(version))
+}
+
+// --- EXPORT ---
+
+/// One ecosystem's lockfiles in an export, with its registry settings. Each
+/// ecosystem that fetches from a registry has one (`<name>::source`), made by
+/// its `cli` module from the flags and its config section. An export reads
+/// every source before it fetches from any.
+pub trait Source: std::fmt::Debug + Send + Sync {
+    /// The lockfiles (inputs the bundle must not overwrite).
+    fn lockfiles(&self) -> &[PathBuf];
+    /// Reads every lockfile and checks every pin against the ecosystem's name
+    /// and version grammar, without touching the network or the download
+    /// cache: a bad lockfile is one error naming it.
+    fn read(&self) -> Result<Box<dyn Pinned + '_>>;
+}
+
+/// What a [`Source`]'s lockfiles pin, checked and ready to fetch.
+pub trait Pinned {
+    /// Fetches every pin with its evidence through `ctx`, lockfile by
+    /// lockfile in the order the source names them.
+    fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>>;
 }
 
 /// What an import changes in one ecosystem.

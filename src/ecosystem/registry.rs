@@ -1,4 +1,6 @@
-//! What the registry exporters (npm, PyPI, crates) share on the connected side.
+//! What the registry exporters share on the connected side: the artifact
+//! they return, the fetch context, and building entries and evidence. It
+//! knows no ecosystem; each one's `source` module uses it.
 
 use std::path::PathBuf;
 
@@ -98,40 +100,18 @@ pub fn carry_needed(entry: &mut Entry, kind: &str, data: Vec<u8>, package: &str)
     Ok(())
 }
 
+/// Moves the items of `more` to the end of `all`; into an empty `all` the
+/// list is moved whole, as copying it would hold it twice for a moment.
+pub fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
+    if all.is_empty() {
+        *all = more;
+    } else {
+        all.append(&mut more);
+    }
+}
+
 /// Joins a base URL and a path with exactly one slash.
 #[must_use]
 pub fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn evidence_over_its_cap_is_recorded_as_missing_or_refused() {
-        let mut entry = crate::manifest::tests::sample().entries.remove(0);
-        let cap = crate::manifest::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
-        carry(&mut entry, "npm-signatures", Some(vec![b' '; cap]), "http://r/a");
-        carry(&mut entry, "npm-attestations", Some(vec![b' '; 2 << 20]), "http://r/b");
-        assert_eq!(entry.evidence.len(), 1);
-        assert_eq!(entry.missing.len(), 1);
-        assert_eq!(entry.missing[0].kind, "npm-attestations");
-        assert_eq!(
-            entry.missing[0].looked,
-            "http://r/b, which served 2097152 bytes, over the 1 MiB cap for npm-attestations"
-        );
-        let err = carry_needed(&mut entry, "cargo-index-entry", vec![b' '; 2 << 20], "crate big 1.0.0").unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("crate big 1.0.0: the registry's cargo-index-entry is 2097152 bytes, over the 1 MiB cap"),
-            "{err}"
-        );
-        carry_needed(&mut entry, "cargo-index-entry", b"{}".to_vec(), "crate big 1.0.0").unwrap();
-        assert_eq!(entry.evidence.len(), 2);
-        entry.evidence.sort_by(|a, b| a.kind.cmp(&b.kind));
-        let mut manifest = crate::manifest::tests::sample();
-        manifest.entries = vec![entry];
-        manifest.check().unwrap();
-    }
 }

@@ -1,16 +1,15 @@
-//! Lockfile parsers: what a project pinned, read without touching the network.
+//! What every lockfile parser shares: its error, and reading the file.
 //!
-//! Each parser turns one lockfile format into a list of exact pins (name,
-//! version and whatever digests the file records), sorted by name and version.
-//! Anything airlock cannot carry across the gap — ranges, git or local
-//! sources, includes it does not follow — is refused with a [`LockError`]
-//! that names the package or line and says how to produce a usable file.
-
-pub mod cargo;
-pub mod npm;
-pub mod pypi;
+//! The parsers live in their ecosystems (`ecosystem::<name>::lockfile`). Each
+//! turns one lockfile format into a list of exact pins (name, version and
+//! whatever digests the file records), sorted by name and version, without
+//! touching the network. Anything airlock cannot carry across the gap —
+//! ranges, git or local sources, includes it does not follow — is refused
+//! with a [`LockError`] that names the package or line and says how to
+//! produce a usable file. This module knows no ecosystem.
 
 use std::fmt;
+use std::path::Path;
 
 /// Why a lockfile cannot be used. `origin` is the file (with `:LINE` when the
 /// problem is on one line); `message` ends with what the user should do.
@@ -69,6 +68,11 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].split(|&b| b == b'\n').count()
 }
 
+/// The text of the lockfile at `path`.
+pub(crate) fn read(path: &Path) -> crate::error::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| crate::error::Error::input(path, "lockfile", &e))
+}
+
 /// Exactly 64 hex digits (either case) as a SHA-256 digest.
 pub(crate) fn sha256_from_hex(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
@@ -82,8 +86,8 @@ mod tests {
 
     #[test]
     fn display_is_origin_then_message() {
-        let e = LockError::at_line("requirements.txt", 12, "six is not pinned; pin it");
-        assert_eq!(e.to_string(), "requirements.txt:12: six is not pinned; pin it");
+        let e = LockError::at_line("deps.lock", 12, "six is not pinned; pin it");
+        assert_eq!(e.to_string(), "deps.lock:12: six is not pinned; pin it");
     }
 
     #[test]
@@ -95,9 +99,9 @@ mod tests {
 
     #[test]
     fn maps_to_a_usage_error() {
-        let err: crate::error::Error = LockError::new("Cargo.lock", "bad; fix it").into();
+        let err: crate::error::Error = LockError::new("deps.lock", "bad; fix it").into();
         assert_eq!(err.exit_code(), 2);
-        assert_eq!(err.to_string(), "Cargo.lock: bad; fix it");
+        assert_eq!(err.to_string(), "deps.lock: bad; fix it");
     }
 
     #[test]

@@ -3,10 +3,15 @@
 //! the registry published it, because a local registry must serve it as is.
 
 mod serve;
+pub mod cli;
+pub mod config;
+pub mod lockfile;
+pub mod source;
 
 use serde::Deserialize;
 use serde_json::Value;
 
+use self::lockfile::CratePin;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
@@ -14,7 +19,6 @@ use crate::fetch::{Digests, parallel};
 use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
-use crate::lockfile::cargo::CratePin;
 use crate::manifest::Entry;
 use crate::mirror::Layout;
 
@@ -113,6 +117,10 @@ impl Ecosystem for Cargo {
 
     fn inventory_evidence(&self) -> &'static [&'static str] {
         &["cargo-index-entry"]
+    }
+
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        Some("--cargo-lock")
     }
 }
 
@@ -342,10 +350,10 @@ mod tests {
     #[test]
     fn the_lockfile_fixture_passes_the_grammar_and_an_empty_name_does_not() {
         let text = include_str!("../../../fixtures/lockfiles/Cargo.lock");
-        let pins = crate::lockfile::cargo::parse_cargo_lock(text, "Cargo.lock").unwrap();
+        let pins = super::lockfile::parse_cargo_lock(text, "Cargo.lock").unwrap();
         check_pins(&pins, "Cargo.lock").unwrap();
         let hostile = text.replacen("name = \"itoa\"", "name = \"\"", 1);
-        let pins = crate::lockfile::cargo::parse_cargo_lock(&hostile, "Cargo.lock").unwrap();
+        let pins = super::lockfile::parse_cargo_lock(&hostile, "Cargo.lock").unwrap();
         let e = check_pins(&pins, "Cargo.lock").unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().starts_with("Cargo.lock: crate \"\" \"1.0.11\": \"\" is not a valid crate name"), "{e}");

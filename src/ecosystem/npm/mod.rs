@@ -2,10 +2,15 @@
 //! registry's integrity, signatures and attestations carried as evidence.
 
 mod serve;
+pub mod cli;
+pub mod config;
+pub mod lockfile;
+pub mod source;
 
 use base64::Engine as _;
 use serde_json::Value;
 
+use self::lockfile::NpmPin;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
@@ -13,7 +18,6 @@ use crate::fetch::{Digests, parallel};
 use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
-use crate::lockfile::npm::NpmPin;
 use crate::manifest::{Digest, Entry};
 use crate::mirror::Layout;
 
@@ -113,6 +117,10 @@ impl Ecosystem for Npm {
 
     fn pinned_keys_path(&self) -> Option<&'static str> {
         Some(KEYS_PATH)
+    }
+
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        Some("--npm-lock")
     }
 }
 
@@ -431,7 +439,7 @@ mod tests {
     #[test]
     fn the_lockfile_fixture_passes_the_grammar_and_hostile_pins_do_not() {
         let text = include_str!("../../../fixtures/lockfiles/package-lock.json");
-        let pins = crate::lockfile::npm::parse_package_lock(text, "package-lock.json").unwrap();
+        let pins = super::lockfile::parse_package_lock(text, "package-lock.json").unwrap();
         assert!(!pins.is_empty());
         check_pins(&pins, "package-lock.json").unwrap();
         let mut hostile = pins[0].clone();

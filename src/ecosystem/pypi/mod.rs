@@ -4,11 +4,16 @@
 //! as attributes.
 
 mod serve;
+pub mod cli;
+pub mod config;
+pub mod lockfile;
+pub mod source;
 
 use std::fmt::Write as _;
 
 use serde::Deserialize;
 
+use self::lockfile::{PypiPin, normalize};
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::error::{Error, Result};
@@ -17,7 +22,6 @@ use crate::fetch::{Digests, parallel};
 use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
-use crate::lockfile::pypi::{PypiPin, normalize};
 use crate::manifest::Entry;
 use crate::mirror::Layout;
 
@@ -136,6 +140,10 @@ impl Ecosystem for Pypi {
     fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
         let file_name = path.rsplit('/').next().unwrap_or_default();
         Some(format!("{}?file_name={}", super::purl(NAME, name, version), escape::url_segment(file_name)))
+    }
+
+    fn lockfile_flag(&self) -> Option<&'static str> {
+        Some("--pypi-lock")
     }
 }
 
@@ -745,7 +753,7 @@ mod tests {
 
     #[test]
     fn the_lockfile_fixtures_pass_the_grammar_and_hostile_pins_do_not() {
-        use crate::lockfile::pypi::{parse_pylock, parse_requirements};
+        use super::lockfile::{parse_pylock, parse_requirements};
         let requirements = include_str!("../../../fixtures/lockfiles/requirements.txt");
         check_pins(&parse_requirements(requirements, "requirements.txt").unwrap(), "requirements.txt").unwrap();
         let pylock = include_str!("../../../fixtures/lockfiles/pylock.toml");

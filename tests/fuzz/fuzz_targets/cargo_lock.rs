@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Err(e) = airlock::lockfile::cargo::parse_cargo_lock(text, "Cargo.lock") {
+    if let Err(e) = airlock::ecosystem::cargo::lockfile::parse_cargo_lock(text, "Cargo.lock") {
         assert!(!e.to_string().contains('\n'), "a lockfile error spans lines: {e}");
     }
 });

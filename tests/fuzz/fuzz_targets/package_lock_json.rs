@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Err(e) = airlock::lockfile::npm::parse_package_lock(text, "package-lock.json") {
+    if let Err(e) = airlock::ecosystem::npm::lockfile::parse_package_lock(text, "package-lock.json") {
         assert!(!e.to_string().contains('\n'), "a lockfile error spans lines: {e}");
     }
 });

@@ -5,7 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Err(e) = airlock::lockfile::pypi::parse_requirements(text, "requirements.txt") {
+    if let Err(e) = airlock::ecosystem::pypi::lockfile::parse_requirements(text, "requirements.txt") {
         assert!(!e.to_string().contains('\n'), "a lockfile error spans lines: {e}");
     }
 });

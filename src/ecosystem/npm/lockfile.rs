@@ -9,7 +9,7 @@ use std::collections::btree_map::Entry;
 
 use serde::Deserialize;
 
-use super::LockError;
+use crate::lockfile::LockError;
 
 /// One pinned npm package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn parses_the_package_lock_fixture() {
-        let text = include_str!("../../fixtures/lockfiles/package-lock.json");
+        let text = include_str!("../../../fixtures/lockfiles/package-lock.json");
         let pins = parse_package_lock(text, "package-lock.json").unwrap();
         assert_eq!(pairs(&pins), [("@sindresorhus/is", "4.6.0"), ("is-number", "7.0.0")]);
         assert_eq!(pins[0].integrity.as_deref(), Some(SINDRESORHUS_IS));

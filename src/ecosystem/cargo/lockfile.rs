@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{LockError, sha256_from_hex};
+use crate::lockfile::{LockError, sha256_from_hex};
 
 /// One pinned crate from a registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +243,7 @@ dependencies = [
 
     #[test]
     fn parses_the_cargo_lock_fixture() {
-        let text = include_str!("../../fixtures/lockfiles/Cargo.lock");
+        let text = include_str!("../../../fixtures/lockfiles/Cargo.lock");
         let pins = parse_cargo_lock(text, "Cargo.lock").unwrap();
         let got: Vec<(&str, &str)> = pins.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect();
         assert_eq!(got, [("cfg-if", "1.0.0"), ("itoa", "1.0.11")]);

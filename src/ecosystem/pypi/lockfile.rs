@@ -10,7 +10,7 @@ use std::collections::btree_map::Entry;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use super::{LockError, sha256_from_hex};
+use crate::lockfile::{LockError, sha256_from_hex};
 
 /// One pinned Python distribution.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -654,7 +654,7 @@ six==1.16.0 ; python_version >= \"3\" \\
 
     #[test]
     fn parses_the_requirements_fixture() {
-        let text = include_str!("../../fixtures/lockfiles/requirements.txt");
+        let text = include_str!("../../../fixtures/lockfiles/requirements.txt");
         let pins = parse_requirements(text, "requirements.txt").unwrap();
         assert_eq!(pins.len(), 2);
         assert_eq!((pins[0].name.as_str(), pins[0].version.as_str()), ("idna", "3.7"));
@@ -833,7 +833,7 @@ sdist = {{ url = "https://x.example/six-1.15.0.tar.gz", hashes = {{}} }}
 
     #[test]
     fn parses_the_pylock_fixture() {
-        let text = include_str!("../../fixtures/lockfiles/pylock.toml");
+        let text = include_str!("../../../fixtures/lockfiles/pylock.toml");
         let pins = parse_pylock(text, "pylock.toml").unwrap();
         assert_eq!(pins.len(), 2);
         assert_eq!((pins[0].name.as_str(), pins[0].version.as_str()), ("idna", "3.7"));

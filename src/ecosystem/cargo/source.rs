@@ -1,0 +1,92 @@
+//! Crates on the export side: Cargo.lock files in, each pinned registry
+//! crate with its index line out, from the sparse index the flag, the config
+//! file or cargo's own source replacement names.
+
+use std::fs;
+use std::path::PathBuf;
+
+use super::lockfile::{self, CratePin};
+use super::{DEFAULT_INDEX, check_pins, resolve};
+use crate::ecosystem::endpoints::{env_nonempty, home};
+use crate::ecosystem::registry::append;
+use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
+use crate::error::Result;
+
+/// Cargo's part of an export.
+#[derive(Debug, Clone, Default)]
+pub struct Lockfiles {
+    /// Cargo.lock files.
+    pub locks: Vec<PathBuf>,
+    /// The sparse index; `None`: cargo's source replacement, else [`DEFAULT_INDEX`].
+    pub index: Option<String>,
+}
+
+impl Source for Lockfiles {
+    fn lockfiles(&self) -> &[PathBuf] {
+        &self.locks
+    }
+
+    fn read(&self) -> Result<Box<dyn Pinned + '_>> {
+        let mut pins = Vec::new();
+        for path in &self.locks {
+            let origin = path.display().to_string();
+            let parsed = lockfile::parse_cargo_lock(&crate::lockfile::read(path)?, &origin)?;
+            check_pins(&parsed, &origin)?;
+            pins.push(parsed);
+        }
+        Ok(Box::new(Pins { source: self, pins }))
+    }
+}
+
+/// What each lockfile pins, in the order of [`Lockfiles::locks`].
+struct Pins<'a> {
+    source: &'a Lockfiles,
+    pins: Vec<Vec<CratePin>>,
+}
+
+impl Pinned for Pins<'_> {
+    fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
+        let mut artifacts = Vec::new();
+        for pins in &self.pins {
+            let index = self.source.index.clone().or_else(cargo_index).unwrap_or_else(|| DEFAULT_INDEX.to_owned());
+            append(&mut artifacts, resolve(pins, &index, ctx)?);
+        }
+        Ok(artifacts)
+    }
+}
+
+/// The endpoint for crates.io in cargo's source replacement
+/// (`[source.crates-io] replace-with = "x"`, `[source.x] registry = "sparse+URL"`).
+#[must_use]
+pub fn cargo_index() -> Option<String> {
+    let cargo_home = env_nonempty("CARGO_HOME").map(PathBuf::from).or_else(|| home().map(|h| h.join(".cargo")))?;
+    let text = fs::read_to_string(cargo_home.join("config.toml"))
+        .or_else(|_| fs::read_to_string(cargo_home.join("config")))
+        .ok()?;
+    let config: toml::Value = toml::from_str(&text).ok()?;
+    let sources = config.get("source")?;
+    let replacement = sources.get("crates-io")?.get("replace-with")?.as_str()?;
+    let registry = sources.get(replacement)?.get("registry")?.as_str()?;
+    registry.strip_prefix("sparse+").map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ecosystem::registry::carry_needed;
+
+    #[test]
+    fn needed_evidence_over_its_cap_is_refused() {
+        let mut entry = crate::manifest::tests::sample().entries.remove(0);
+        let err = carry_needed(&mut entry, "cargo-index-entry", vec![b' '; 2 << 20], "crate big 1.0.0").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("crate big 1.0.0: the registry's cargo-index-entry is 2097152 bytes, over the 1 MiB cap"),
+            "{err}"
+        );
+        carry_needed(&mut entry, "cargo-index-entry", b"{}".to_vec(), "crate big 1.0.0").unwrap();
+        assert_eq!(entry.evidence.len(), 1);
+        let mut manifest = crate::manifest::tests::sample();
+        manifest.entries = vec![entry];
+        manifest.check().unwrap();
+    }
+}

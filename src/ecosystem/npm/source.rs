@@ -1,0 +1,100 @@
+//! npm on the export side: package-lock.json files in, each pinned tarball
+//! with its evidence out, from the registry the flag, the config file or
+//! npm's own configuration names.
+
+use std::path::{Path, PathBuf};
+
+use super::lockfile::{self, NpmPin};
+use super::{DEFAULT_REGISTRY, check_pins, resolve};
+use crate::ecosystem::endpoints::{env_nonempty, home, ini_value};
+use crate::ecosystem::registry::append;
+use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
+use crate::error::Result;
+
+/// npm's part of an export.
+#[derive(Debug, Clone, Default)]
+pub struct Lockfiles {
+    /// package-lock.json files.
+    pub locks: Vec<PathBuf>,
+    /// The registry; `None`: npm's `registry` setting, else [`DEFAULT_REGISTRY`].
+    pub registry: Option<String>,
+}
+
+impl Source for Lockfiles {
+    fn lockfiles(&self) -> &[PathBuf] {
+        &self.locks
+    }
+
+    fn read(&self) -> Result<Box<dyn Pinned + '_>> {
+        let mut pins = Vec::new();
+        for path in &self.locks {
+            let origin = path.display().to_string();
+            let parsed = lockfile::parse_package_lock(&crate::lockfile::read(path)?, &origin)?;
+            check_pins(&parsed, &origin)?;
+            pins.push((path.as_path(), parsed));
+        }
+        Ok(Box::new(Pins { source: self, pins }))
+    }
+}
+
+/// What each lockfile pins, with the lockfile (whose folder may hold an `.npmrc`).
+struct Pins<'a> {
+    source: &'a Lockfiles,
+    pins: Vec<(&'a Path, Vec<NpmPin>)>,
+}
+
+impl Pinned for Pins<'_> {
+    fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
+        let mut artifacts = Vec::new();
+        for (path, pins) in &self.pins {
+            let registry = self
+                .source
+                .registry
+                .clone()
+                .or_else(|| npm_registry(path.parent()))
+                .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
+            append(&mut artifacts, resolve(pins, &registry, ctx)?);
+        }
+        Ok(artifacts)
+    }
+}
+
+/// npm's registry setting: `npm_config_registry`, then `registry=` in the
+/// project's .npmrc (beside the lockfile), then in ~/.npmrc.
+#[must_use]
+pub fn npm_registry(lockfile_dir: Option<&Path>) -> Option<String> {
+    if let Some(url) = env_nonempty("npm_config_registry").or_else(|| env_nonempty("NPM_CONFIG_REGISTRY")) {
+        return Some(url);
+    }
+    let mut files = Vec::new();
+    if let Some(dir) = lockfile_dir {
+        files.push(dir.join(".npmrc"));
+    }
+    if let Some(home) = home() {
+        files.push(home.join(".npmrc"));
+    }
+    files.iter().find_map(|f| ini_value(f, "", "registry"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ecosystem::registry::carry;
+
+    #[test]
+    fn optional_evidence_over_its_cap_is_recorded_as_missing() {
+        let mut entry = crate::manifest::tests::sample().entries.remove(0);
+        let cap = crate::manifest::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
+        carry(&mut entry, "npm-signatures", Some(vec![b' '; cap]), "http://r/a");
+        carry(&mut entry, "npm-attestations", Some(vec![b' '; 2 << 20]), "http://r/b");
+        assert_eq!(entry.evidence.len(), 1);
+        assert_eq!(entry.missing.len(), 1);
+        assert_eq!(entry.missing[0].kind, "npm-attestations");
+        assert_eq!(
+            entry.missing[0].looked,
+            "http://r/b, which served 2097152 bytes, over the 1 MiB cap for npm-attestations"
+        );
+        let mut manifest = crate::manifest::tests::sample();
+        manifest.entries = vec![entry];
+        manifest.check().unwrap();
+    }
+}

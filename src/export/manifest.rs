@@ -1,0 +1,158 @@
+//! The manifest of an export: the artifacts sorted and deduplicated into
+//! entries and blobs, then encoded and signed (and sizes worked out without
+//! signing, for planning volumes).
+
+use std::path::PathBuf;
+
+use super::ExportOptions;
+use super::checks::expiry;
+use crate::bundle::VolumeSeal;
+use crate::bundle::writer::BlobFrame;
+use crate::ecosystem::Artifact;
+use crate::error::{Error, Result};
+use crate::id::ContentId;
+use crate::manifest::canonical;
+use crate::manifest::{Blob, Entry, FORMAT_VERSION, Manifest};
+use crate::sign::{OperatorKey, Signer, envelope};
+
+/// The manifest for `artifacts`: sorted, blobs deduplicated, the same
+/// package from two lockfiles counted once; and where each blob's bytes are,
+/// in the order of the manifest's blobs.
+pub(super) fn build_manifest(
+    mut artifacts: Vec<Artifact>,
+    options: &ExportOptions,
+) -> Result<(Manifest, Vec<PathBuf>)> {
+    sort_stably(&mut artifacts, |a, b| (&a.entry.ecosystem, &a.entry.path).cmp(&(&b.entry.ecosystem, &b.entry.path)));
+    artifacts.dedup_by(|a, b| a.entry == b.entry);
+    let (entries, blobs, sources) = split_artifacts(artifacts);
+    let expires = expiry(options)?;
+    let mut signers: Vec<_> = options.keys.iter().map(|k| k.public().id()).collect();
+    signers.sort();
+    signers.dedup();
+    let manifest = Manifest {
+        format: FORMAT_VERSION,
+        tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
+        channel: options.channel.clone(),
+        sequence: 1,
+        previous: None,
+        created: options.now,
+        expires,
+        signers,
+        volumes: 1,
+        parity: 0,
+        blobs,
+        entries,
+    };
+    manifest.check().map_err(|e| Error::Usage(format!("the inputs cannot be shipped together: {e}")))?;
+    Ok((manifest, sources))
+}
+
+/// Sorts `items` stably by `compare`, as `sort_by` does but without its
+/// scratch copy of up to 8 MB of whole items: the order is worked out on
+/// indices and then applied by swapping items in place.
+fn sort_stably<T>(items: &mut [T], compare: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    if items.is_sorted_by(|a, b| compare(a, b).is_le()) {
+        return;
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| compare(&items[a], &items[b]));
+    // `order[i]` is where the item that belongs at `i` is now; each cycle
+    // of the permutation is followed once, marking its places done.
+    for start in 0..items.len() {
+        let mut at = start;
+        loop {
+            let from = order[at];
+            order[at] = at;
+            if from == start {
+                break;
+            }
+            items.swap(at, from);
+            at = from;
+        }
+    }
+}
+
+/// Splits sorted artifacts into the manifest's entries and its blobs, each
+/// blob with the source of its first artifact (all of them hold the same bytes).
+fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<PathBuf>) {
+    let mut blobs = Vec::new();
+    let mut sources = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    // Collected in place: an entry is the larger part of an artifact, so the
+    // standard library reuses the artifacts' allocation for the entries and
+    // the two lists are never held side by side.
+    let mut entries: Vec<Entry> = artifacts
+        .into_iter()
+        .map(|artifact| {
+            if seen.insert(artifact.entry.blob) {
+                blobs.push(Blob { id: artifact.entry.blob, size: artifact.entry.size, volume: 0, carried: true });
+                sources.push(artifact.source);
+            }
+            artifact.entry
+        })
+        .collect();
+    entries.shrink_to_fit();
+    blobs.shrink_to_fit();
+    sources.shrink_to_fit();
+    (entries, blobs, sources)
+}
+
+/// How long the manifest's envelope is, without encoding or signing the
+/// manifest: the encoding's length is counted, the envelope's worked out.
+pub(super) fn envelope_len(manifest: &Manifest, keys: &[OperatorKey]) -> Result<u64> {
+    let encoded =
+        canonical::encoded_len(manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    envelope::sealed_len(encoded as u64, keys, envelope::MANIFEST)
+}
+
+/// Signs the finished manifest; returns its digest and envelope. The
+/// entries are taken out of `manifest` and freed as soon as they are
+/// encoded: writing the volumes needs only the blobs, and the envelope, a
+/// second copy of the encoded manifest, should not be made on top of them.
+pub(super) fn sign_final(manifest: &mut Manifest, keys: &[OperatorKey]) -> Result<(ContentId, Vec<u8>)> {
+    let bytes = encode_manifest(manifest)?;
+    manifest.entries = Vec::new();
+    let sealed = seal_manifest(&bytes, keys)?;
+    Ok((ContentId::of(&bytes), sealed))
+}
+
+fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
+    manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))
+}
+
+fn seal_manifest(bytes: &[u8], keys: &[OperatorKey]) -> Result<Vec<u8>> {
+    envelope::seal(bytes, keys, envelope::MANIFEST)
+}
+
+/// The signed seal of volume `volume` over its blob frame.
+pub(super) fn seal_volume(keys: &[OperatorKey], manifest: ContentId, volume: u32, frame: BlobFrame) -> Result<Vec<u8>> {
+    envelope::seal(&encode_volume_seal(manifest, volume, frame)?, keys, envelope::VOLUME_SEAL)
+}
+
+pub(super) fn encode_volume_seal(manifest: ContentId, volume: u32, frame: BlobFrame) -> Result<Vec<u8>> {
+    let seal = VolumeSeal { format: 1, manifest, volume, frame: frame.digest, frame_size: frame.size };
+    canonical::to_vec(&seal).map_err(|e| Error::Usage(format!("cannot encode the volume seal: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorting_stably_keeps_equal_items_in_their_order() {
+        // (key, original position): several cycles, fixed points and runs of equal keys.
+        let keys = [5, 3, 3, 9, 0, 3, 7, 5, 1, 9, 0, 2, 8, 3];
+        let mut items: Vec<(u32, usize)> = keys.iter().copied().zip(0..).collect();
+        let mut expected = items.clone();
+        expected.sort_by_key(|item| item.0);
+        sort_stably(&mut items, |a, b| a.0.cmp(&b.0));
+        assert_eq!(items, expected);
+        // Already sorted, sorted the other way, and empty.
+        sort_stably(&mut items, |a, b| a.0.cmp(&b.0));
+        assert_eq!(items, expected);
+        expected.sort_by_key(|item| std::cmp::Reverse(item.0));
+        sort_stably(&mut items, |a, b| b.0.cmp(&a.0));
+        assert_eq!(items, expected);
+        sort_stably(&mut Vec::<u8>::new(), Ord::cmp);
+    }
+}

@@ -1,0 +1,103 @@
+//! The exporter's record of each channel (`--state`): the next sequence
+//! number, the previous manifest's digest, and the blobs already sent.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::id::ContentId;
+use crate::manifest::Manifest;
+
+/// The exporter's record of a channel, `STATE/CHANNEL.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ChannelState {
+    pub channel: String,
+    pub sequence: u64,
+    pub manifest_digest: String,
+    pub bundle: String,
+    pub created: String,
+}
+
+impl ChannelState {
+    pub(super) fn path(dir: &Path, channel: &str) -> PathBuf {
+        dir.join(format!("{channel}.json"))
+    }
+
+    pub(super) fn blobs_path(dir: &Path, channel: &str) -> PathBuf {
+        dir.join(format!("{channel}.blobs"))
+    }
+
+    /// Every blob an earlier bundle of the channel carried.
+    pub fn sent_blobs(dir: &Path, channel: &str) -> Result<BTreeSet<ContentId>> {
+        let path = Self::blobs_path(dir, channel);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text
+                .lines()
+                .map(|l| {
+                    ContentId::from_hex(l).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{}: damaged channel state; restore it from backup or export with --full",
+                            path.display()
+                        ))
+                    })
+                })
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+            Err(e) => Err(Error::input(&path, "channel state", &e)),
+        }
+    }
+
+    /// The channel's last export, or `None` for a new channel.
+    pub fn load(dir: &Path, channel: &str) -> Result<Option<Self>> {
+        let path = Self::path(dir, channel);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                Error::Usage(format!("{}: unreadable channel state ({e}); restore it from backup, or start the channel again with a new name", path.display()))
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::input(&path, "channel state", &e)),
+        }
+    }
+}
+
+/// The next bundle of a channel follows the last one: the next sequence
+/// number and the last manifest's digest.
+pub(super) fn chain_to(manifest: &mut Manifest, last: &ChannelState, channel: &str) -> Result<()> {
+    manifest.sequence =
+        last.sequence.checked_add(1).filter(|s| *s <= crate::manifest::MAX_SEQUENCE).ok_or_else(|| {
+            Error::Usage(format!(
+                "channel state for {}: sequence {} is at the end of the range; start a new channel",
+                channel, last.sequence
+            ))
+        })?;
+    manifest.previous = Some(ContentId::from_hex(&last.manifest_digest).ok_or_else(|| {
+        Error::Usage(format!(
+            "channel state for {channel}: the manifest digest is damaged; restore the state from backup"
+        ))
+    })?);
+    Ok(())
+}
+
+/// Records the bundle just written as the channel's last, with every blob
+/// sent so far (`sent` and the bundle's own); only once the bundle is safely written.
+pub(super) fn record(
+    dir: &Path,
+    manifest: &Manifest,
+    digest: ContentId,
+    bundle: &Path,
+    sent: BTreeSet<ContentId>,
+) -> Result<()> {
+    let record = ChannelState {
+        channel: manifest.channel.clone(),
+        sequence: manifest.sequence,
+        manifest_digest: digest.to_hex(),
+        bundle: bundle.display().to_string(),
+        created: crate::verify::rfc3339(manifest.created),
+    };
+    let json = serde_json::to_vec_pretty(&record).expect("state serializes");
+    let mut all_sent = sent;
+    all_sent.extend(manifest.blobs.iter().map(|b| b.id));
+    let lines: String = all_sent.iter().map(|id| id.to_hex() + "\n").collect();
+    crate::durable::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
+    crate::durable::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)
+}
