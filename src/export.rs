@@ -12,6 +12,7 @@ use crate::bundle::writer::{BlobFrame, BlobWriteError, VolumeWriter, write_seal}
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, VolumeSeal, parity, volume_file_name};
 use crate::durable::Existing;
 use crate::durable::writeback::DropBehind;
+use crate::ecosystem::ManifestExt as _;
 use crate::ecosystem::pypi::{self, Selection};
 use crate::ecosystem::registry::FetchContext;
 use crate::ecosystem::{Artifact, cargo, endpoints, files, npm};

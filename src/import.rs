@@ -111,7 +111,7 @@ pub fn import_volumes(
     };
     let volumes = VolumesReport::new(m, &outcome, &set.unreadable);
     let report = VerifyReport::new(&subject, verified, policy, volumes);
-    let npm_keys = policy.rules("npm").and_then(|r| r.npm_keys_document.as_deref());
+    let npm_keys = policy.rules("npm").and_then(|r| r.pinned_document());
     let published = match mirror.publish(&staging, verified, now, npm_keys) {
         Ok(published) => published,
         // Refused by the mirror's contents: no later run would publish it,

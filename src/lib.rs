@@ -25,6 +25,7 @@ pub mod provenance;
 pub mod sbom;
 pub mod serve;
 pub mod sign;
+pub mod trust;
 pub mod verify;
 
 pub use error::{Error, Rejection, Result};

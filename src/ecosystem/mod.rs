@@ -6,17 +6,20 @@
 
 pub mod cargo;
 pub mod endpoints;
+pub mod evidence;
 pub mod files;
 pub mod npm;
 pub mod pypi;
 pub mod registry;
 pub mod reserved;
 
+pub use evidence::{ManifestExt, Provenance, Trust};
 pub use registry::Artifact;
 pub use reserved::Reserved;
 
-use crate::error::Result;
+use crate::error::{Rejection, Result};
 use crate::manifest::Entry;
+use crate::manifest::evidence::EvidenceKind;
 use crate::mirror::Tree;
 
 /// What every ecosystem module provides to the import side.
@@ -40,7 +43,31 @@ pub trait Ecosystem: Sync {
     /// clients see, and regenerates whatever index the clients read for the
     /// names it touched from `change.all`, the ecosystem's entries after the import.
     fn publish(&self, change: &Change<'_>, tree: &mut Tree) -> Result<()>;
+
+    // --- trust: evidence kinds, names, evidence verification ---
+
+    /// The kinds of upstream evidence this ecosystem's entries may carry,
+    /// each with its cap (`manifest::evidence`).
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &[]
+    }
+    /// The form names are compared in by the policy's name rules and the
+    /// look-alike screen (lower case unless the ecosystem folds more).
+    fn normalize_name(&self, name: &str) -> String {
+        name.to_lowercase()
+    }
+    /// Checks the upstream evidence `entry` carries against the trust roots
+    /// in `trust` (`id` names the entry in errors): what the report says of
+    /// its provenance, and the attestations that verified. Evidence the
+    /// policy does not pin a root for is reported, not refused.
+    fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
+        Ok(Provenance::text("none (plain file)"))
+    }
 }
+
+/// The tables an import policy may have, one per ecosystem with rules of its
+/// own, in the order schemas/policy.cddl lists them (and errors name them).
+pub static POLICY_TABLES: &[&dyn crate::policy::Table] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo];
 
 /// What an import changes in one ecosystem.
 pub struct Change<'a> {

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::ecosystem::evidence::over_cap;
 use crate::error::{Error, Result};
 use crate::fetch::{Cache, Cached, Client, Digests};
-use crate::manifest::evidence::over_cap;
 use crate::manifest::{Digest, Entry, Evidence, Missing};
 use crate::progress::Progress;
 
@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn evidence_over_its_cap_is_recorded_as_missing_or_refused() {
         let mut entry = crate::manifest::tests::sample().entries.remove(0);
-        let cap = crate::manifest::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
+        let cap = crate::ecosystem::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
         carry(&mut entry, "npm-signatures", Some(vec![b' '; cap]), "http://r/a");
         carry(&mut entry, "npm-attestations", Some(vec![b' '; 2 << 20]), "http://r/b");
         assert_eq!(entry.evidence.len(), 1);
@@ -130,6 +130,7 @@ mod tests {
         carry_needed(&mut entry, "cargo-index-entry", b"{}".to_vec(), "crate big 1.0.0").unwrap();
         assert_eq!(entry.evidence.len(), 2);
         entry.evidence.sort_by(|a, b| a.kind.cmp(&b.kind));
+        use crate::ecosystem::ManifestExt as _;
         let mut manifest = crate::manifest::tests::sample();
         manifest.entries = vec![entry];
         manifest.check().unwrap();

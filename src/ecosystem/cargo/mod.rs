@@ -7,13 +7,19 @@ use serde_json::Value;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
+use crate::ecosystem::{Provenance, Trust};
+use crate::error::Rejection;
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::cargo::CratePin;
 use crate::manifest::Entry;
+use crate::manifest::evidence::EvidenceKind;
 use crate::mirror::Tree;
+
+mod evidence;
+mod policy;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "cargo";
@@ -94,6 +100,18 @@ impl Ecosystem for Cargo {
             tree.write(NAME, &index_file(name), &lines)?;
         }
         Ok(())
+    }
+
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &evidence::EVIDENCE
+    }
+
+    fn normalize_name(&self, name: &str) -> String {
+        policy::normalize_name(name)
+    }
+
+    fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
+        Ok(Provenance::text(evidence::PROVENANCE))
     }
 }
 

@@ -6,13 +6,23 @@ use serde_json::Value;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
+use crate::ecosystem::{Provenance, Trust};
+use crate::error::Rejection;
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::npm::NpmPin;
+use crate::manifest::evidence::EvidenceKind;
 use crate::manifest::{Digest, Entry};
 use crate::mirror::Tree;
+
+mod evidence;
+mod policy;
+mod registry_keys;
+
+pub use evidence::{purl, verify_attestations};
+pub use registry_keys::{RegistryKeys, SignatureError};
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "npm";
@@ -90,6 +100,14 @@ impl Ecosystem for Npm {
             tree.write_with(NAME, &packument_path(name), |out| write_packument(name, &versions, out))?;
         }
         Ok(())
+    }
+
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &evidence::EVIDENCE
+    }
+
+    fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
+        evidence::verify(entry, trust, id)
     }
 }
 

@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
+use crate::ecosystem::{Provenance, Trust};
+use crate::error::Rejection;
 use crate::error::{Error, Result};
 use crate::escape;
 use crate::fetch::{Digests, parallel};
@@ -16,7 +18,13 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::lockfile::pypi::{PypiPin, normalize};
 use crate::manifest::Entry;
+use crate::manifest::evidence::EvidenceKind;
 use crate::mirror::Tree;
+
+mod evidence;
+mod policy;
+
+pub use evidence::verify_pep740;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "pypi";
@@ -110,6 +118,18 @@ impl Ecosystem for Pypi {
             tree.write(NAME, &json_path, json.as_bytes())?;
         }
         tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())
+    }
+
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &evidence::EVIDENCE
+    }
+
+    fn normalize_name(&self, name: &str) -> String {
+        policy::normalize_name(name)
+    }
+
+    fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
+        evidence::verify(entry, trust, id)
     }
 }
 
