@@ -107,6 +107,7 @@ pub fn join_url(base: &str, path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ecosystem::ManifestExt as _;
 
     #[test]
     fn evidence_over_its_cap_is_recorded_as_missing_or_refused() {
@@ -130,7 +131,6 @@ mod tests {
         carry_needed(&mut entry, "cargo-index-entry", b"{}".to_vec(), "crate big 1.0.0").unwrap();
         assert_eq!(entry.evidence.len(), 2);
         entry.evidence.sort_by(|a, b| a.kind.cmp(&b.kind));
-        use crate::ecosystem::ManifestExt as _;
         let mut manifest = crate::manifest::tests::sample();
         manifest.entries = vec![entry];
         manifest.check().unwrap();

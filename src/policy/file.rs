@@ -198,7 +198,7 @@ impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for FieldSeed<'_> {
+impl Visitor<'_> for FieldSeed<'_> {
     type Value = &'static str;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
