@@ -356,6 +356,31 @@ mod tests {
         }
     }
 
+    /// An ecosystem table whose pinned document (like npm's registry keys)
+    /// is always refused: reached only once the statement is authenticated.
+    struct Pinning;
+
+    impl crate::policy::Table for Pinning {
+        fn name(&self) -> &'static str {
+            "pinning"
+        }
+        fn evidence(&self) -> &'static [crate::manifest::evidence::EvidenceKind] {
+            &[]
+        }
+        fn settings(&self) -> &'static [&'static str] {
+            &["document-json"]
+        }
+        fn resolve(
+            &self,
+            _: &std::collections::BTreeMap<&'static str, String>,
+            _: &[String],
+            _: References<'_>,
+            origin: &str,
+        ) -> Result<Option<crate::policy::Pinned>> {
+            Err(Error::Usage(format!("{origin}: [pinning] document-json is not a keys document")))
+        }
+    }
+
     #[test]
     fn a_statement_is_authenticated_before_anything_in_it_is_parsed() {
         let (site, stranger) = (SecretKey::generate().unwrap(), SecretKey::generate().unwrap());
@@ -367,21 +392,22 @@ mod tests {
             b"this is = not [ TOML".to_vec(),
             vec![0xff, 0xfe, 0x00],
             policy_text(2, &stranger, &huge_root).into_bytes(),
-            policy_text(2, &stranger, "[npm]\nregistry-keys-json = '''{\"keys\": 7}'''\n").into_bytes(),
+            policy_text(2, &stranger, "[pinning]\ndocument-json = '''{\"keys\": 7}'''\n").into_bytes(),
         ];
+        let tables: &[&dyn crate::policy::Table] = &[&Pinning];
         for payload in &payloads {
             // Signed by a key the current policy does not trust: refused as a
             // signature failure, never as the parse error the text would give.
             let signed = envelope::seal(payload, std::slice::from_ref(&stranger), POLICY_STATEMENT).unwrap();
-            assert_eq!(kind_of(check(&signed, &current, &current_text, path, &[])), "below-threshold");
+            assert_eq!(kind_of(check(&signed, &current, &current_text, path, tables)), "below-threshold");
             // Signed by the current key, the same text fails as what it is.
             let signed = envelope::seal(payload, &[site.clone(), stranger.clone()], POLICY_STATEMENT).unwrap();
-            let kind = kind_of(check(&signed, &current, &current_text, path, &[]));
+            let kind = kind_of(check(&signed, &current, &current_text, path, tables));
             assert!(["invalid-policy", "malformed"].contains(&kind), "{kind}");
         }
         let next = policy_text(2, &site, "");
         let signed = envelope::seal(next.as_bytes(), std::slice::from_ref(&site), POLICY_STATEMENT).unwrap();
-        assert_eq!(kind_of(check(&signed, &current, &current_text, path, &[])), "accepted");
+        assert_eq!(kind_of(check(&signed, &current, &current_text, path, tables)), "accepted");
     }
 
     #[test]
