@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::bundle::reader::VolumeReader;
+use crate::ecosystem::ManifestExt as _;
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;

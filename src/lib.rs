@@ -27,6 +27,7 @@ pub mod sbom;
 pub mod serve;
 pub mod sign;
 pub mod time;
+pub mod trust;
 pub mod verify;
 
 pub use error::{Error, Rejection, Result};

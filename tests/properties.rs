@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::Duration;
 
+use airlock::ecosystem::ManifestExt as _;
 use airlock::export::{ExportOptions, Inputs, Network, export};
 use airlock::id::{ContentId, KeyId, RelPath};
 use airlock::import::import;
@@ -170,7 +171,7 @@ proptest! {
         let opened = envelope::open_untrusted(&sealed, envelope::MANIFEST).unwrap();
         prop_assert_eq!(&opened.payload, &payload);
         let policy = Policy::from_keys(keys.iter().map(|k| k.public().clone()).collect(), signers).unwrap();
-        prop_assert_eq!(envelope::verify(&sealed, &policy, envelope::MANIFEST).unwrap().payload, payload);
+        prop_assert_eq!(envelope::verify(&sealed, policy.keyring(), envelope::MANIFEST).unwrap().payload, payload);
     }
 
     /// Arbitrary bytes, and canonical encodings with one byte changed, are

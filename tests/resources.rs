@@ -83,8 +83,8 @@ mod hostile_memory {
     use airlock::bundle::reader::VolumeReader;
     use airlock::bundle::writer::{VolumeWriter, write_seal};
     use airlock::bundle::{PARITY_MEMBER, ParityInfo, VolumeInfo, VolumeSeal};
+    use airlock::ecosystem::evidence::EVIDENCE;
     use airlock::id::{ContentId, RelPath};
-    use airlock::manifest::evidence::EVIDENCE;
     use airlock::manifest::{Blob, Digest, Entry, Evidence, FORMAT_VERSION, Manifest, canonical};
     use airlock::sign::{SecretKey, envelope};
     use base64::Engine as _;
@@ -416,7 +416,7 @@ fn many_versions_of_one_npm_package_at_the_cap_publish_one_version_object_at_a_t
     // A packument is written from every version object of its package: parsed
     // all at once, 16 objects of the worst shape at the cap take 500 MiB.
     let site = hostile_memory::Site::new();
-    let cap = airlock::manifest::evidence::kind("npm-version").unwrap().max_bytes as usize;
+    let cap = airlock::ecosystem::evidence::kind("npm-version").unwrap().max_bytes as usize;
     let entries = (0..16)
         .map(|i| {
             let version = format!("1.0.{i}");

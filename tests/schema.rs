@@ -8,6 +8,7 @@ use std::fs;
 use std::io::Read;
 use std::path::Path;
 
+use airlock::ecosystem::ManifestExt as _;
 use ciborium::Value;
 
 fn schema(name: &str) -> String {
@@ -123,7 +124,7 @@ fn policy_files_match_the_schema() {
     // (The schema example lists one key twice, inline and by file; the loader refuses that.)
     let loadable = full.replace("[[keys]]\nname = \"file\"\nfile = \"op.pub\"\n", "");
     fs::write(dir.path().join("policy.toml"), &loadable).unwrap();
-    airlock::policy::Policy::load(&dir.path().join("policy.toml")).unwrap();
+    airlock::trust::load_policy(&dir.path().join("policy.toml")).unwrap();
     let bad = "version = 1\nthreshold = 0\nkeys = []\n";
     assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(bad), None).is_err());
     // Channels by name alone, and a channel rule without its threshold.

@@ -141,7 +141,7 @@ fn npm_audit_signatures_against_the_mirror() {
     assert_eq!(keys, registry::npm_keys_json(None).into_bytes());
     let packument: serde_json::Value = serde_json::from_slice(&http_get(&format!("{url}tinylib"))).unwrap();
     let dist = &packument["versions"]["1.0.0"]["dist"];
-    let keys = airlock::provenance::npm::RegistryKeys::from_json(&keys, "served keys").unwrap();
+    let keys = airlock::ecosystem::npm::RegistryKeys::from_json(&keys, "served keys").unwrap();
     let signatures = serde_json::to_vec(&dist["signatures"]).unwrap();
     keys.verify("tinylib", "1.0.0", dist["integrity"].as_str().unwrap(), &signatures, None).unwrap();
 

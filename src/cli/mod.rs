@@ -301,7 +301,7 @@ pub struct TrustArgs {
 impl TrustArgs {
     fn load(&self) -> Result<Policy> {
         if let Some(path) = &self.policy {
-            return Policy::load(path);
+            return crate::trust::load_policy(path);
         }
         let keys = self.trust.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
         Policy::from_keys(keys, self.threshold)

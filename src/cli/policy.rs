@@ -70,7 +70,7 @@ impl PolicySignArgs {
             [Some(self.policy.as_path()), self.key.path()].into_iter().flatten().collect();
         crate::durable::check_output(&self.out, "--out", Existing::Replace, &inputs)?;
         let (keys, clear) = self.unlock.open(std::slice::from_ref(&self.key))?;
-        let report = sign(&self.policy, &keys[0], &self.out)?;
+        let report = sign(&self.policy, &keys[0], &self.out, crate::ecosystem::POLICY_TABLES)?;
         out.line(format!("signed    {} (policy serial {})", report.statement, report.serial));
         out.line(format!("signers   {}", report.signers.join(", ")));
         if report.listed_as.is_none() {
@@ -87,7 +87,7 @@ impl PolicySignArgs {
 
 impl PolicyApplyArgs {
     fn run(&self, out: &Output) -> Result<()> {
-        let report = apply(&self.statement, &self.policy, self.dry_run)?;
+        let report = apply(&self.statement, &self.policy, self.dry_run, crate::ecosystem::POLICY_TABLES)?;
         print_applied(out, &report);
         out.report(&report);
         Ok(())

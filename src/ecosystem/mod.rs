@@ -6,21 +6,24 @@
 
 pub mod cargo;
 pub mod endpoints;
+pub mod evidence;
 pub mod files;
 pub mod npm;
 pub mod pypi;
 pub mod registry;
 pub mod reserved;
 
+pub use evidence::{ManifestExt, Provenance, Trust};
 pub use registry::{Artifact, FetchContext};
 pub use reserved::Reserved;
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Rejection, Result};
 use crate::escape;
 use crate::http;
 use crate::manifest::Entry;
+use crate::manifest::evidence::EvidenceKind;
 use crate::mirror::Layout;
 
 /// What every ecosystem module provides to the import side.
@@ -93,6 +96,26 @@ pub trait Ecosystem: Sync {
     fn lockfile_flag(&self) -> Option<&'static str> {
         None
     }
+
+    // --- trust: evidence kinds, names, evidence verification ---
+
+    /// The kinds of upstream evidence this ecosystem's entries may carry,
+    /// each with its cap (`manifest::evidence`).
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &[]
+    }
+    /// The form names are compared in by the policy's name rules and the
+    /// look-alike screen (lower case unless the ecosystem folds more).
+    fn normalize_name(&self, name: &str) -> String {
+        name.to_lowercase()
+    }
+    /// Checks the upstream evidence `entry` carries against the trust roots
+    /// in `trust` (`id` names the entry in errors): what the report says of
+    /// its provenance, and the attestations that verified. Evidence the
+    /// policy does not pin a root for is reported, not refused.
+    fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
+        Ok(Provenance::text("none (plain file)"))
+    }
 }
 
 /// The ecosystems `airlock serve` names to its user, in the order it names
@@ -129,6 +152,10 @@ pub trait Pinned {
     /// lockfile in the order the source names them.
     fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>>;
 }
+
+/// The tables an import policy may have, one per ecosystem with rules of its
+/// own, in the order schemas/policy.cddl lists them (and errors name them).
+pub static POLICY_TABLES: &[&dyn crate::policy::Table] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo];
 
 /// What an import changes in one ecosystem.
 pub struct Change<'a> {

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use crate::ecosystem::evidence::over_cap;
 use crate::error::{Error, Result};
 use crate::fetch::{Cache, Cached, Client, Digests};
-use crate::manifest::evidence::over_cap;
 use crate::manifest::{Digest, Entry, Evidence, Missing};
 use crate::progress::Progress;
 

@@ -9,6 +9,7 @@ use super::checks::expiry;
 use crate::bundle::VolumeSeal;
 use crate::bundle::writer::BlobFrame;
 use crate::ecosystem::Artifact;
+use crate::ecosystem::ManifestExt as _;
 use crate::error::{Error, Result};
 use crate::id::ContentId;
 use crate::manifest::canonical;

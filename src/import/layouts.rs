@@ -25,7 +25,7 @@ pub(super) fn writer(policy: &Policy) -> impl FnMut(&Merged<'_>, &mut dyn Layout
         }
         for eco in ALL {
             let Some(path) = eco.pinned_keys_path() else { continue };
-            if let Some(keys) = policy.rules(eco.name()).and_then(|r| r.npm_keys_document.as_deref())
+            if let Some(keys) = policy.rules(eco.name()).and_then(|r| r.pinned_document())
                 && merged.all.iter().any(|(_, e)| e.ecosystem == eco.name())
             {
                 tree.write(eco.name(), path, keys)?;

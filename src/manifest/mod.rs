@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use self::evidence::KindOf;
 use crate::id::{ContentId, KeyId, RelPath};
 
 /// The manifest format this build writes and reads (`format` in the schema).
@@ -97,7 +98,7 @@ fn is_carried(carried: &bool) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// Which ecosystem module owns this entry (`files`, later `pypi`, `npm`, `cargo`).
+    /// Which ecosystem module owns this entry (`ecosystem::by_name`).
     pub ecosystem: String,
     /// The package name, or for plain files the relative path.
     pub name: String,
@@ -255,18 +256,6 @@ pub fn valid_channel(channel: &str) -> bool {
     (1..=64).contains(&channel.len()) && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Kinds of upstream evidence this format knows (`evidence-kind` in the
-/// schema): the names of [`evidence::EVIDENCE`], which gives each its cap.
-pub const EVIDENCE_KINDS: [&str; evidence::EVIDENCE.len()] = {
-    let mut names = [""; evidence::EVIDENCE.len()];
-    let mut i = 0;
-    while i < names.len() {
-        names[i] = evidence::EVIDENCE[i].name;
-        i += 1;
-    }
-    names
-};
-
 /// Known upstream digest algorithms and their output sizes.
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
 
@@ -276,17 +265,19 @@ impl Manifest {
         canonical::to_vec(self)
     }
 
-    /// Decodes canonical bytes and checks the rules the schema cannot say.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+    /// Decodes canonical bytes and checks the rules the schema cannot say,
+    /// with the evidence kinds `kinds` knows (`ecosystem::ManifestExt::from_bytes`
+    /// passes this build's).
+    pub fn from_bytes_with(bytes: &[u8], kinds: KindOf) -> Result<Self, String> {
         let mut manifest: Manifest = canonical::decode_unchecked(bytes)?;
         // The manifest is kept for a whole import: give back the slack of decoding.
         manifest.entries.shrink_to_fit();
         manifest.blobs.shrink_to_fit();
         // Before the encoding check, which re-encodes one entry at a time:
         // an entry with a document over its cap is not encoded again.
-        manifest.check_evidence_sizes()?;
+        manifest.check_evidence_sizes(kinds)?;
         manifest.check_encoding(bytes)?;
-        manifest.check()?;
+        manifest.check_with(kinds)?;
         Ok(manifest)
     }
 
@@ -345,8 +336,9 @@ impl Manifest {
     /// sizes that add up, every blob used by an entry and every entry's blob
     /// present with the same size, no two entries at the same place, no entry
     /// whose path is a prefix folder of another's, and no two paths that one
-    /// file system would take for the same ([`check_places`]).
-    pub fn check(&self) -> Result<(), String> {
+    /// file system would take for the same ([`check_places`]); every
+    /// evidence kind one `kinds` knows, every document within its cap.
+    pub fn check_with(&self, kinds: KindOf) -> Result<(), String> {
         if self.format != FORMAT_VERSION {
             return Err(format!(
                 "format version {} is not supported (this airlock reads {FORMAT_VERSION})",
@@ -416,15 +408,15 @@ impl Manifest {
                     None => return Err(format!("entry {}: unknown digest algorithm {algorithm:?}", entry.name)),
                 }
             }
-            let kinds = entry.evidence.iter().map(|e| &e.kind).chain(entry.missing.iter().map(|m| &m.kind));
-            if let Some(kind) = kinds.into_iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str())) {
+            let named = entry.evidence.iter().map(|e| &e.kind).chain(entry.missing.iter().map(|m| &m.kind));
+            if let Some(kind) = named.into_iter().find(|k| kinds(k).is_none()) {
                 return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
             }
             if !sorted && !places.insert(entry.place()) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
         }
-        self.check_evidence_sizes()?;
+        self.check_evidence_sizes(kinds)?;
         if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
@@ -436,12 +428,12 @@ impl Manifest {
         }
     }
 
-    /// Every evidence document within its kind's cap (`evidence::EVIDENCE`),
+    /// Every evidence document within its kind's cap (as `kinds` gives it),
     /// checked before any parser sees one.
-    pub fn check_evidence_sizes(&self) -> Result<(), String> {
+    pub fn check_evidence_sizes(&self, kinds: KindOf) -> Result<(), String> {
         for entry in &self.entries {
             for document in &entry.evidence {
-                evidence::check_size(&document.kind, document.data.len())
+                evidence::check_size(kinds, &document.kind, document.data.len())
                     .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
             }
         }
@@ -572,6 +564,29 @@ fn fold(name: &str) -> Cow<'_, str> {
 pub(crate) mod tests {
     use super::*;
 
+    /// The one evidence kind these tests know; the ecosystems' own are theirs.
+    const TEST_DOCUMENT: evidence::EvidenceKind =
+        evidence::EvidenceKind { name: "test-document", max_bytes: evidence::MIB, needed: false };
+
+    fn test_kinds(name: &str) -> Option<&'static evidence::EvidenceKind> {
+        (name == TEST_DOCUMENT.name).then_some(&TEST_DOCUMENT)
+    }
+
+    /// `from_bytes` and `check` as `ecosystem::ManifestExt` gives them, with the test kind.
+    trait Checked: Sized {
+        fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
+        fn check(&self) -> Result<(), String>;
+    }
+
+    impl Checked for Manifest {
+        fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+            Manifest::from_bytes_with(bytes, test_kinds)
+        }
+        fn check(&self) -> Result<(), String> {
+            self.check_with(test_kinds)
+        }
+    }
+
     pub(crate) fn sample() -> Manifest {
         let blob = ContentId::of(b"hello");
         Manifest {
@@ -607,7 +622,7 @@ pub(crate) mod tests {
         // Longer than the decoder's scratch buffer, as real evidence documents are.
         let mut m = sample();
         let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
-        m.entries[0].evidence.push(Evidence { kind: "npm-version".into(), data: data.clone() });
+        m.entries[0].evidence.push(Evidence { kind: "test-document".into(), data: data.clone() });
         let bytes = m.to_bytes().unwrap();
         assert_eq!(Manifest::from_bytes(&bytes).unwrap().entries[0].evidence[0].data, data);
     }
@@ -709,7 +724,7 @@ pub(crate) mod tests {
             assert!(err.contains("differ only by case"), "{clash:?}: {err}");
         }
         // The same path in two ecosystems is two places.
-        assert!(check_places([("files", "a"), ("npm", "A")].into_iter()).is_ok());
+        assert!(check_places([("files", "a"), ("other", "A")].into_iter()).is_ok());
         assert!(places(&["a", "a/b"]).unwrap_err().contains("both a file and a folder"));
     }
 
@@ -749,7 +764,7 @@ pub(crate) mod tests {
         let mut second = m.entries[0].clone();
         second.path = RelPath::new("b.txt").unwrap();
         second.version = Some("1".into());
-        second.evidence.push(Evidence { kind: "npm-version".into(), data: b"{}".to_vec() });
+        second.evidence.push(Evidence { kind: "test-document".into(), data: b"{}".to_vec() });
         second.digests.insert("sha256".into(), Digest(vec![1; 32]));
         m.entries.push(second);
         let bytes = m.to_bytes().unwrap();

@@ -202,7 +202,7 @@ mod tests {
     }
 
     fn parse(text: &str) -> crate::error::Result<Policy> {
-        Policy::parse(text, References::Refused, "p")
+        Policy::parse(text, References::Refused, "p", &[])
     }
 
     #[test]

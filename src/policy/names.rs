@@ -32,24 +32,57 @@ pub struct NameRules {
     /// Names an operator reviewed and accepts although they look like another.
     #[serde(default)]
     pub reviewed: Vec<String>,
+    /// How the ecosystem compares names (set when the rules are resolved).
+    #[serde(skip)]
+    pub fold: NameFold,
+}
+
+/// The form an ecosystem compares names in (PEP 503 for PyPI, `-` and `_`
+/// alike for crates, lower case everywhere): its own function, given by the
+/// ecosystem's [`Table`](super::Table).
+#[derive(Clone, Copy)]
+pub struct NameFold(pub fn(&str) -> String);
+
+impl NameFold {
+    /// Lower case only.
+    pub const LOWER: NameFold = NameFold(str::to_lowercase);
+
+    /// `name` in the form names are compared in.
+    #[must_use]
+    pub fn apply(self, name: &str) -> String {
+        (self.0)(name)
+    }
+}
+
+impl Default for NameFold {
+    fn default() -> Self {
+        NameFold::LOWER
+    }
+}
+
+impl std::fmt::Debug for NameFold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NameFold")
+    }
 }
 
 impl NameRules {
     /// Allow, deny and private rules for one entry.
     pub fn check(&self, ecosystem: &str, entry: &Entry) -> Result<(), Rejection> {
-        let name = normalize(ecosystem, &entry.name);
+        let normalize = |name: &str| self.fold.apply(name);
+        let name = normalize(&entry.name);
         let id = format!("{ecosystem} {}", entry.name);
-        if let Some(pattern) = self.deny.iter().find(|p| matches(&normalize(ecosystem, p), &name)) {
+        if let Some(pattern) = self.deny.iter().find(|p| matches(&normalize(p), &name)) {
             return Err(Rejection::Policy(format!("{id}: the policy denies names matching {pattern:?}")));
         }
         if let Some(allow) = &self.allow
-            && !allow.iter().any(|p| matches(&normalize(ecosystem, p), &name))
+            && !allow.iter().any(|p| matches(&normalize(p), &name))
         {
             return Err(Rejection::Policy(format!(
                 "{id}: not on the policy's allow list; add it to [{ecosystem}] allow if the site wants it"
             )));
         }
-        if self.private.iter().any(|p| matches(&normalize(ecosystem, p), &name)) {
+        if self.private.iter().any(|p| matches(&normalize(p), &name)) {
             let source = entry.source.as_deref().unwrap_or("an unknown source");
             if !self.private_sources.iter().any(|prefix| source.starts_with(prefix.as_str())) {
                 return Err(Rejection::Policy(format!(
@@ -63,11 +96,12 @@ impl NameRules {
     /// The look-alike screen: a name new to the mirror that is within a small
     /// edit distance of a protected name or of one the mirror holds.
     pub fn screen(&self, ecosystem: &str, entry: &Entry, known: &BTreeSet<String>) -> Result<(), Rejection> {
-        let name = normalize(ecosystem, &entry.name);
-        if known.contains(&name) || self.reviewed.iter().any(|r| normalize(ecosystem, r) == name) {
+        let normalize = |name: &str| self.fold.apply(name);
+        let name = normalize(&entry.name);
+        if known.contains(&name) || self.reviewed.iter().any(|r| normalize(r) == name) {
             return Ok(());
         }
-        let protected = self.protect.iter().map(|p| normalize(ecosystem, p));
+        let protected = self.protect.iter().map(|p| normalize(p));
         let mut candidates = protected.chain(known.iter().cloned());
         if let Some(similar) = candidates.find(|other| *other != name && looks_alike(&name, other)) {
             return Err(Rejection::Policy(format!(
@@ -76,27 +110,6 @@ impl NameRules {
             )));
         }
         Ok(())
-    }
-}
-
-/// The form names are compared in: PEP 503 for PyPI (`-`, `_`, `.` alike),
-/// crates.io's (`-` and `_` alike), lower case everywhere.
-#[must_use]
-pub fn normalize(ecosystem: &str, name: &str) -> String {
-    let lower = name.to_lowercase();
-    match ecosystem {
-        "pypi" => {
-            let mut out = String::with_capacity(lower.len());
-            for c in lower.chars() {
-                let c = if matches!(c, '_' | '.') { '-' } else { c };
-                if !(c == '-' && out.ends_with('-')) {
-                    out.push(c);
-                }
-            }
-            out
-        }
-        "cargo" => lower.replace('_', "-"),
-        _ => lower,
     }
 }
 
@@ -148,13 +161,6 @@ mod tests {
         assert!(!matches("exact", "exactly"));
         assert!(matches("a*a", "aa"));
         assert!(!matches("a*a", "a"));
-    }
-
-    #[test]
-    fn normal_forms() {
-        assert_eq!(normalize("pypi", "Zope.Interface__x"), "zope-interface-x");
-        assert_eq!(normalize("cargo", "Serde_JSON"), "serde-json");
-        assert_eq!(normalize("npm", "@Types/Node"), "@types/node");
     }
 
     #[test]

@@ -1,35 +1,84 @@
 //! Per-ecosystem rules: what upstream evidence entries must carry, the
 //! trust roots to check it with, who may have built them, and which names
 //! are accepted.
+//!
+//! The rules are the same for every ecosystem; what differs (which evidence
+//! kinds exist, how names compare, settings of its own such as pinned
+//! registry keys) each ecosystem says through a [`Table`]. Nothing here
+//! names an ecosystem.
+
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::References;
-use super::names::{NameRules, matches, normalize};
+use super::names::{NameFold, NameRules, matches};
+use super::{References, Tables};
 use crate::error::{Error, Result};
-use crate::manifest::EVIDENCE_KINDS;
-use crate::provenance::npm::RegistryKeys;
+use crate::manifest::evidence::EvidenceKind;
 use crate::provenance::sigstore::Signer;
 
-/// `ecosystem-rules` in schemas/policy.cddl.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+/// What an ecosystem adds to its table of the policy (`[npm]`, ...). The
+/// ecosystems implement it (`ecosystem::POLICY_TABLES` lists them); the
+/// policy reads a table only for the implementations it is given.
+pub trait Table: Sync {
+    /// The table's name: the ecosystem's name in manifests.
+    fn name(&self) -> &'static str;
+    /// The evidence kinds `require` may name, in the order errors list them.
+    fn evidence(&self) -> &'static [EvidenceKind];
+    /// Whether evidence of `kind` is checked against the Sigstore root, so
+    /// that requiring it needs one pinned.
+    fn needs_sigstore(&self, _kind: &str) -> bool {
+        false
+    }
+    /// Why `[[NAME.publishers]]` cannot apply here, if they cannot
+    /// (`crates carry no provenance`).
+    fn no_publishers(&self) -> Option<&'static str> {
+        None
+    }
+    /// The form names are compared in (lower case unless the ecosystem folds more).
+    fn name_fold(&self) -> NameFold {
+        NameFold::LOWER
+    }
+    /// Settings of this table beyond the common ones, each a string (a file
+    /// name or a document inline), in the order errors list them.
+    fn settings(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Resolves this table's own settings (only those present are in
+    /// `settings`) once `require` is known to name only its kinds: the
+    /// trust roots they pin, if any.
+    fn resolve(
+        &self,
+        _settings: &BTreeMap<&'static str, String>,
+        _require: &[String],
+        _references: References<'_>,
+        _origin: &str,
+    ) -> Result<Option<Pinned>> {
+        Ok(None)
+    }
+}
+
+/// `ecosystem-rules` in schemas/policy.cddl, as written.
+#[derive(Debug, Clone, Default)]
 pub struct EcosystemRules {
     /// Evidence kinds every entry must carry, verified (`npm-signatures`, ...).
-    #[serde(default)]
     pub require: Vec<String>,
-    /// npm only: the registry's keys document, relative to the policy.
-    #[serde(default)]
-    pub registry_keys: Option<String>,
-    /// npm only: the same document inline, as JSON text (what a signed
-    /// statement must use, since it cannot name a file).
-    #[serde(default)]
-    pub registry_keys_json: Option<String>,
+    /// Settings of the ecosystem's own ([`Table::settings`]), as written.
+    pub settings: BTreeMap<&'static str, String>,
     /// Who must have built the packages the rule names.
-    #[serde(default)]
     pub publishers: Vec<Publisher>,
-    #[serde(default)]
     pub names: NameRules,
+}
+
+/// Trust roots an ecosystem's own settings pin (npm: its registry's keys).
+#[derive(Debug, Clone)]
+pub struct Pinned {
+    /// The roots as the ecosystem parsed them; its evidence checks downcast them.
+    pub roots: Arc<dyn Any + Send + Sync>,
+    /// The pinned document as written, which the mirror serves to the ecosystem's clients.
+    pub document: Vec<u8>,
 }
 
 /// `publisher` in schemas/policy.cddl: the Sigstore identity a package's
@@ -56,9 +105,8 @@ pub struct Publisher {
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     pub require: Vec<String>,
-    pub npm_keys: Option<RegistryKeys>,
-    /// The pinned keys document as written, which the mirror serves to npm clients.
-    pub npm_keys_document: Option<Vec<u8>>,
+    /// What the ecosystem's own settings pin.
+    pub pinned: Option<Pinned>,
     pub publishers: Vec<Publisher>,
     pub names: NameRules,
 }
@@ -71,9 +119,22 @@ impl Rules {
     }
 
     /// The publisher rules governing package `name`.
-    pub fn publishers_of<'a>(&'a self, ecosystem: &'a str, name: &str) -> impl Iterator<Item = &'a Publisher> {
-        let name = normalize(ecosystem, name);
-        self.publishers.iter().filter(move |p| p.packages.iter().any(|pat| matches(&normalize(ecosystem, pat), &name)))
+    pub fn publishers_of<'a>(&'a self, name: &str) -> impl Iterator<Item = &'a Publisher> {
+        let fold = self.names.fold;
+        let name = fold.apply(name);
+        self.publishers.iter().filter(move |p| p.packages.iter().any(|pat| matches(&fold.apply(pat), &name)))
+    }
+
+    /// The trust roots the ecosystem's settings pinned, if they are a `T`.
+    #[must_use]
+    pub fn roots<T: Any>(&self) -> Option<&T> {
+        self.pinned.as_ref().and_then(|p| p.roots.downcast_ref())
+    }
+
+    /// The pinned document as written (npm: the registry keys the mirror serves).
+    #[must_use]
+    pub fn pinned_document(&self) -> Option<&[u8]> {
+        self.pinned.as_ref().map(|p| p.document.as_slice())
     }
 }
 
@@ -120,76 +181,51 @@ impl Publisher {
 }
 
 impl EcosystemRules {
-    /// Checks the rules and loads the files they name (relative to `base`).
+    /// Checks the rules of `table` and loads the files they name; `tables`
+    /// are every table the policy may have (a setting of another's is
+    /// refused by that one's name).
     pub fn resolve(
         &self,
-        ecosystem: &str,
+        table: &dyn Table,
+        tables: Tables<'_>,
         references: References<'_>,
         origin: &str,
         has_sigstore: bool,
     ) -> Result<Rules> {
-        self.check_require(ecosystem, origin)?;
-        if ecosystem != "npm" && (self.registry_keys.is_some() || self.registry_keys_json.is_some()) {
-            return Err(Error::Usage(format!("{origin}: registry-keys is an npm setting, not {ecosystem}")));
+        let ecosystem = table.name();
+        self.check_require(table, origin)?;
+        if let Some(setting) = self.settings.keys().find(|s| !table.settings().contains(s)) {
+            let owner = tables.iter().find(|t| t.settings().contains(setting)).map_or("other", |t| t.name());
+            return Err(Error::Usage(format!("{origin}: {setting} is an {owner} setting, not {ecosystem}")));
         }
-        let (npm_keys, npm_keys_document) = match self.registry_keys_document(references, origin)? {
-            Some((document, label)) => (Some(RegistryKeys::from_json(&document, &label)?), Some(document)),
-            None => (None, None),
-        };
-        if self.require.iter().any(|k| k == "npm-signatures") && npm_keys.is_none() {
-            return Err(Error::Usage(format!(
-                "{origin}: [npm] requires npm-signatures but pins no registry-keys to check them with"
-            )));
-        }
-        let needs_sigstore = !self.publishers.is_empty()
-            || self.require.iter().any(|k| k == "npm-attestations" || k == "pypi-provenance");
+        let pinned = table.resolve(&self.settings, &self.require, references, origin)?;
+        let needs_sigstore = !self.publishers.is_empty() || self.require.iter().any(|k| table.needs_sigstore(k));
         if needs_sigstore && !has_sigstore {
             return Err(Error::Usage(format!(
                 "{origin}: [{ecosystem}] checks provenance but the policy pins no Sigstore root; add [sigstore] trusted-root = \"trusted_root.json\""
             )));
         }
-        if !self.publishers.is_empty() && ecosystem == "cargo" {
-            return Err(Error::Usage(format!("{origin}: crates carry no provenance; remove [[cargo.publishers]]")));
+        if let Some(why) = table.no_publishers()
+            && !self.publishers.is_empty()
+        {
+            return Err(Error::Usage(format!("{origin}: {why}; remove [[{ecosystem}.publishers]]")));
         }
         for publisher in &self.publishers {
             publisher.validate(origin, ecosystem)?;
         }
-        Ok(Rules {
-            require: self.require.clone(),
-            npm_keys,
-            npm_keys_document,
-            publishers: self.publishers.clone(),
-            names: self.names.clone(),
-        })
+        let mut names = self.names.clone();
+        names.fold = table.name_fold();
+        Ok(Rules { require: self.require.clone(), pinned, publishers: self.publishers.clone(), names })
     }
 
-    fn check_require(&self, ecosystem: &str, origin: &str) -> Result<()> {
-        match self.require.iter().find(|k| !EVIDENCE_KINDS.contains(&k.as_str()) || !k.starts_with(ecosystem)) {
+    fn check_require(&self, table: &dyn Table, origin: &str) -> Result<()> {
+        let kinds = table.evidence();
+        match self.require.iter().find(|k| !kinds.iter().any(|kind| kind.name == k.as_str())) {
             None => Ok(()),
             Some(kind) => Err(Error::Usage(format!(
-                "{origin}: [{ecosystem}] requires unknown evidence {kind:?}; use one of {}",
-                EVIDENCE_KINDS.iter().filter(|k| k.starts_with(ecosystem)).copied().collect::<Vec<_>>().join(", ")
-            ))),
-        }
-    }
-
-    /// The pinned npm keys document and a label naming it in errors.
-    fn registry_keys_document(&self, references: References<'_>, origin: &str) -> Result<Option<(Vec<u8>, String)>> {
-        match (&self.registry_keys, &self.registry_keys_json, references) {
-            (None, None, _) => Ok(None),
-            (Some(_), Some(_), _) => {
-                Err(Error::Usage(format!("{origin}: [npm] has both registry-keys and registry-keys-json; keep one")))
-            }
-            (None, Some(json), _) => {
-                Ok(Some((json.as_bytes().to_vec(), format!("{origin}: [npm] registry-keys-json"))))
-            }
-            (Some(file), None, References::Beside(base)) => {
-                let path = base.join(file);
-                let document = std::fs::read(&path).map_err(|e| Error::input(&path, "npm registry keys", &e))?;
-                Ok(Some((document, path.display().to_string())))
-            }
-            (Some(file), None, References::Refused) => Err(Error::Usage(format!(
-                "{origin}: [npm] registry-keys names the file {file:?}; a policy statement must carry the document itself: use registry-keys-json = '''<the file's contents>''' instead"
+                "{origin}: [{}] requires unknown evidence {kind:?}; use one of {}",
+                table.name(),
+                kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
             ))),
         }
     }

@@ -27,7 +27,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{Policy, References};
+use super::{Policy, References, Tables};
 use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::KeyId;
@@ -76,10 +76,10 @@ pub struct ApplyReport {
 /// Signs the policy text in `new_policy` with `key` into `statement`: a new
 /// statement, or one more signature on an existing statement of exactly
 /// that text (nothing else in it changes).
-pub fn sign(new_policy: &Path, key: &dyn Signer, statement: &Path) -> Result<SignReport> {
+pub fn sign(new_policy: &Path, key: &dyn Signer, statement: &Path, tables: Tables<'_>) -> Result<SignReport> {
     let text = fs::read_to_string(new_policy).map_err(|e| Error::input(new_policy, "policy", &e))?;
     let origin = new_policy.display().to_string();
-    let policy = Policy::parse(&text, References::Refused, &origin)?;
+    let policy = Policy::parse(&text, References::Refused, &origin, tables)?;
     if policy.serial() == super::FIRST_SERIAL {
         return Err(Error::Usage(format!(
             "{origin}: has serial 1 (or none), which no statement can replace a policy with; set `serial = N+1`, where N is the serial of the policy the site has now"
@@ -158,13 +158,14 @@ fn add_signature(existing: &[u8], text: &str, key: &dyn Signer, statement: &Path
 }
 
 /// Verifies `statement` against the policy file at `policy_path` and, unless
-/// `dry_run`, replaces that file with the statement's policy.
-pub fn apply(statement: &Path, policy_path: &Path, dry_run: bool) -> Result<ApplyReport> {
+/// `dry_run`, replaces that file with the statement's policy; both policies
+/// are read with the ecosystem tables `tables`.
+pub fn apply(statement: &Path, policy_path: &Path, dry_run: bool, tables: Tables<'_>) -> Result<ApplyReport> {
     let current_text = fs::read_to_string(policy_path).map_err(|e| Error::input(policy_path, "policy", &e))?;
     let base = policy_path.parent().unwrap_or(Path::new("."));
-    let current = Policy::parse(&current_text, References::Beside(base), &policy_path.display().to_string())?;
+    let current = Policy::parse(&current_text, References::Beside(base), &policy_path.display().to_string(), tables)?;
     let signed = read_statement(statement)?;
-    let checked = check(&signed, &current, &current_text, policy_path).map_err(|r| reject(statement, r))?;
+    let checked = check(&signed, &current, &current_text, policy_path, tables).map_err(|r| reject(statement, r))?;
     let outcome = match (checked.step, dry_run) {
         (Step::AlreadyApplied, _) => "already-applied",
         (Step::Next, true) => "verified",
@@ -202,11 +203,12 @@ fn check<'a>(
     current: &Policy,
     current_text: &str,
     policy_path: &Path,
+    tables: Tables<'_>,
 ) -> Result<Checked<'a>, Rejection> {
     let by_current = signed_by(signed, current, "current")?;
     let text = std::str::from_utf8(by_current.payload)
         .map_err(|_| rejection("malformed", format!("the policy it carries is not UTF-8 text; {RESEND}")))?;
-    let next = Policy::parse(text, References::Refused, "the policy it carries")
+    let next = Policy::parse(text, References::Refused, "the policy it carries", tables)
         .map_err(|e| rejection("invalid-policy", e.to_string()))?;
     // The serial before the new keys: it says best what is wrong with an old or early statement.
     let step = check_serial(current, &next, text == current_text, policy_path)?;
@@ -251,7 +253,7 @@ fn check_serial(current: &Policy, next: &Policy, same_text: bool, policy_path: &
 
 /// A threshold of `policy`'s keys must have signed; `which` names the policy in errors.
 fn signed_by<'a>(signed: &'a [u8], policy: &Policy, which: &str) -> Result<Verified<'a>, Rejection> {
-    envelope::verify(signed, policy, POLICY_STATEMENT).map_err(|r| match r {
+    envelope::verify(signed, policy.keyring(), POLICY_STATEMENT).map_err(|r| match r {
         Rejection::BelowThreshold { valid, required, signers } => rejection(
             "below-threshold",
             format!(
@@ -354,32 +356,58 @@ mod tests {
         }
     }
 
+    /// An ecosystem table whose pinned document (like npm's registry keys)
+    /// is always refused: reached only once the statement is authenticated.
+    struct Pinning;
+
+    impl crate::policy::Table for Pinning {
+        fn name(&self) -> &'static str {
+            "pinning"
+        }
+        fn evidence(&self) -> &'static [crate::manifest::evidence::EvidenceKind] {
+            &[]
+        }
+        fn settings(&self) -> &'static [&'static str] {
+            &["document-json"]
+        }
+        fn resolve(
+            &self,
+            _: &std::collections::BTreeMap<&'static str, String>,
+            _: &[String],
+            _: References<'_>,
+            origin: &str,
+        ) -> Result<Option<crate::policy::Pinned>> {
+            Err(Error::Usage(format!("{origin}: [pinning] document-json is not a keys document")))
+        }
+    }
+
     #[test]
     fn a_statement_is_authenticated_before_anything_in_it_is_parsed() {
         let (site, stranger) = (SecretKey::generate().unwrap(), SecretKey::generate().unwrap());
         let current_text = policy_text(1, &site, "");
-        let current = Policy::parse(&current_text, References::Refused, "current").unwrap();
+        let current = Policy::parse(&current_text, References::Refused, "current", &[]).unwrap();
         let path = Path::new("policy.toml");
         let huge_root = format!("[sigstore]\ntrusted-root-json = '''{}'''\n", "x".repeat(1 << 20));
         let payloads: Vec<Vec<u8>> = vec![
             b"this is = not [ TOML".to_vec(),
             vec![0xff, 0xfe, 0x00],
             policy_text(2, &stranger, &huge_root).into_bytes(),
-            policy_text(2, &stranger, "[npm]\nregistry-keys-json = '''{\"keys\": 7}'''\n").into_bytes(),
+            policy_text(2, &stranger, "[pinning]\ndocument-json = '''{\"keys\": 7}'''\n").into_bytes(),
         ];
+        let tables: &[&dyn crate::policy::Table] = &[&Pinning];
         for payload in &payloads {
             // Signed by a key the current policy does not trust: refused as a
             // signature failure, never as the parse error the text would give.
             let signed = envelope::seal(payload, std::slice::from_ref(&stranger), POLICY_STATEMENT).unwrap();
-            assert_eq!(kind_of(check(&signed, &current, &current_text, path)), "below-threshold");
+            assert_eq!(kind_of(check(&signed, &current, &current_text, path, tables)), "below-threshold");
             // Signed by the current key, the same text fails as what it is.
             let signed = envelope::seal(payload, &[site.clone(), stranger.clone()], POLICY_STATEMENT).unwrap();
-            let kind = kind_of(check(&signed, &current, &current_text, path));
+            let kind = kind_of(check(&signed, &current, &current_text, path, tables));
             assert!(["invalid-policy", "malformed"].contains(&kind), "{kind}");
         }
         let next = policy_text(2, &site, "");
         let signed = envelope::seal(next.as_bytes(), std::slice::from_ref(&site), POLICY_STATEMENT).unwrap();
-        assert_eq!(kind_of(check(&signed, &current, &current_text, path)), "accepted");
+        assert_eq!(kind_of(check(&signed, &current, &current_text, path, tables)), "accepted");
     }
 
     #[test]

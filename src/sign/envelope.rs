@@ -17,9 +17,8 @@ use ed25519_dalek::Signature;
 use crate::error::{Error, Rejection, Signers};
 use crate::id::KeyId;
 use crate::manifest::canonical::{self, Shape};
-use crate::policy::Policy;
-use crate::sign::Signer;
 use crate::sign::signer::Placeholder;
+use crate::sign::{Keyring, Signer};
 
 /// What a signature is for. Each purpose has its own external AAD (domain
 /// separation) and content type, so a signature made for one can never be
@@ -181,29 +180,29 @@ pub fn open_untrusted(envelope: &[u8], purpose: Purpose) -> Result<Opened<'_>, R
     Ok(Opened { payload: payload.ok_or_else(|| no_payload(purpose))?, claimed_signers })
 }
 
-/// The outcome of checking an envelope against a policy.
+/// The outcome of checking an envelope against a keyring.
 #[derive(Debug, Clone)]
 pub struct Verified<'a> {
     /// The payload bytes exactly as signed, within the envelope.
     pub payload: &'a [u8],
     /// Distinct trusted keys whose signatures verified.
     pub trusted_signers: Vec<KeyId>,
-    /// Signers the policy does not know (ignored).
+    /// Signers the keyring does not know (ignored).
     pub unknown_signers: Vec<KeyId>,
-    /// Distinct signers the policy revoked: never counted, so not checked either.
+    /// Distinct signers the keyring revokes: never counted, so not checked either.
     pub revoked_signers: Vec<KeyId>,
 }
 
-/// Checks every signature by a key the policy trusts over the payload bytes
-/// as received, and requires the policy's threshold of distinct keys. A
+/// Checks every signature by a key the keyring trusts over the payload bytes
+/// as received, and requires the keyring's threshold of distinct keys. A
 /// signature that claims a trusted key id and fails is a rejection, not an
-/// omission: it means the manifest or the signature was altered. A key the
-/// policy revoked never counts, whether or not the policy still lists it.
+/// omission: it means the manifest or the signature was altered. A revoked
+/// key never counts, whether or not the keyring still lists it.
 ///
 /// The payload is read where it lies in `envelope`, never copied: it is
 /// most of the envelope (up to the manifest cap) and nothing about it is
 /// trusted yet.
-pub fn verify<'a>(envelope: &'a [u8], policy: &Policy, purpose: Purpose) -> Result<Verified<'a>, Rejection> {
+pub fn verify<'a>(envelope: &'a [u8], keyring: &Keyring, purpose: Purpose) -> Result<Verified<'a>, Rejection> {
     let Decoded { sign, payload } = decode(envelope, purpose)?;
     let mut trusted = BTreeSet::new();
     let mut unknown = BTreeSet::new();
@@ -213,11 +212,11 @@ pub fn verify<'a>(envelope: &'a [u8], policy: &Policy, purpose: Purpose) -> Resu
         if signature.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::EdDSA)) {
             return Err(Rejection::BadSignature(format!("signature {index} by {} is not EdDSA", id.short())));
         }
-        if policy.is_revoked(&id) {
+        if keyring.is_revoked(&id) {
             revoked.insert(id);
             continue;
         }
-        let Some(key) = policy.key(&id) else {
+        let Some(key) = keyring.key(&id) else {
             unknown.insert(id);
             continue;
         };
@@ -231,11 +230,11 @@ pub fn verify<'a>(envelope: &'a [u8], policy: &Policy, purpose: Purpose) -> Resu
         }
         trusted.insert(id);
     }
-    if trusted.len() < policy.threshold() {
+    if trusted.len() < keyring.threshold() {
         let short = |ids: &BTreeSet<KeyId>| ids.iter().map(KeyId::short).collect();
         return Err(Rejection::BelowThreshold {
             valid: trusted.len(),
-            required: policy.threshold(),
+            required: keyring.threshold(),
             signers: Signers { counted: short(&trusted), untrusted: short(&unknown), revoked: short(&revoked) },
         });
     }
@@ -400,8 +399,15 @@ mod tests {
     use crate::sign::SecretKey;
     use ed25519_dalek::ed25519::signature::Signer as _;
 
-    fn policy(keys: &[&SecretKey], threshold: usize) -> Policy {
-        Policy::from_keys(keys.iter().map(|k| k.public().clone()).collect(), threshold).unwrap()
+    fn keyring_of(keys: &[&SecretKey], threshold: usize, revoked: &[&SecretKey]) -> Keyring {
+        let named =
+            keys.iter().map(|k| crate::sign::TrustedKey { name: k.public().id().short(), key: k.public().clone() });
+        let revoked = revoked.iter().map(|k| k.public().id()).collect();
+        Keyring::new(named.collect(), threshold, revoked, "test").unwrap()
+    }
+
+    fn policy(keys: &[&SecretKey], threshold: usize) -> Keyring {
+        keyring_of(keys, threshold, &[])
     }
 
     /// How `seal` encoded before it wrote the payload in itself: all through coset.
@@ -427,8 +433,8 @@ mod tests {
                     let sealed = seal(&payload, signers, purpose).unwrap();
                     assert_eq!(sealed, sealed_by_coset(&payload, signers, purpose), "{len} bytes");
                     assert_eq!(sealed_len(len as u64, signers, purpose).unwrap(), sealed.len() as u64);
-                    let policy = Policy::from_keys(signers.iter().map(|k| k.public().clone()).collect(), signers.len());
-                    assert_eq!(verify(&sealed, &policy.unwrap(), purpose).unwrap().payload, payload);
+                    let keyring = policy(&signers.iter().collect::<Vec<_>>(), signers.len());
+                    assert_eq!(verify(&sealed, &keyring, purpose).unwrap().payload, payload);
                 }
             }
         }
@@ -564,14 +570,7 @@ mod tests {
     #[test]
     fn a_revoked_key_never_counts_even_while_listed() {
         let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
-        let listed = keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("[[keys]]\nname = \"k{i}\"\npublic = \"{}\"\n", k.public().to_text()))
-            .collect::<Vec<_>>()
-            .concat();
-        let text = format!("version = 1\nthreshold = 2\nrevoked = [\"{}\"]\n{listed}", keys[2].public().id());
-        let policy = Policy::parse(&text, crate::policy::References::Refused, "p").unwrap();
+        let policy = keyring_of(&keys.iter().collect::<Vec<_>>(), 2, &[&keys[2]]);
         let by_0_and_2 = seal(b"statement", &[keys[0].clone(), keys[2].clone()], POLICY_STATEMENT).unwrap();
         let Err(Rejection::BelowThreshold { valid: 1, signers, .. }) = verify(&by_0_and_2, &policy, POLICY_STATEMENT)
         else {

@@ -11,6 +11,7 @@
 
 pub mod encrypted;
 pub mod envelope;
+pub mod keyring;
 pub mod pkcs11;
 pub mod signer;
 
@@ -21,6 +22,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
 pub use self::encrypted::{Cost, EncryptedKey};
+pub use self::keyring::{Keyring, TrustedKey};
 pub use self::signer::{OperatorKey, Signer};
 use crate::durable::{Existing, check_output, write_atomically};
 use crate::error::{Error, Result};

@@ -3,19 +3,14 @@
 //! policy requires. A proxy that stripped evidence is not an error by itself;
 //! the policy decides, and the report always says what was there.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
-use sigstore_verify::types::HashAlgorithm;
-
 use super::EntryFindings;
+use crate::ecosystem::{self, Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
-use crate::policy::names::normalize;
 use crate::policy::{Policy, Publisher, Rules};
-use crate::provenance::npm::{SignatureError, rfc3339_secs};
-use crate::provenance::sigstore::{self, Attested, Subject};
+use crate::provenance::sigstore::Attested;
 
 /// Judges `entry`'s evidence.
 pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection> {
@@ -31,11 +26,10 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
     }
     let required: &[String] = rules.map_or(&[], |r| &r.require);
     check_present(entry, required, &id)?;
-    let (provenance, attested): (Cow<'static, str>, _) = match entry.ecosystem.as_str() {
-        "npm" => npm(entry, policy, &id).map(|(text, attested)| (text.into(), attested))?,
-        "pypi" => pypi(entry, policy, &id).map(|(text, attested)| (text.into(), attested))?,
-        "cargo" => ("index entry carried; crates have no upstream signatures (digest-only)".into(), Vec::new()),
-        _ => ("none (plain file)".into(), Vec::new()),
+    let trust = Trust { sigstore: policy.sigstore(), rules };
+    let Provenance { text: provenance, attested } = match ecosystem::by_name(&entry.ecosystem) {
+        Some(owner) => owner.verify_evidence(entry, &trust, &id)?,
+        None => Provenance::text("none (plain file)"),
     };
     let publisher = match rules {
         Some(rules) => check_publishers(entry, rules, &attested, &id)?,
@@ -82,7 +76,7 @@ fn check_publishers(
     attested: &[Attested],
     id: &str,
 ) -> Result<Option<String>, Rejection> {
-    let governing: Vec<&Publisher> = rules.publishers_of(&entry.ecosystem, &entry.name).collect();
+    let governing: Vec<&Publisher> = rules.publishers_of(&entry.name).collect();
     if governing.is_empty() {
         return Ok(None);
     }
@@ -97,102 +91,9 @@ fn check_publishers(
     )))
 }
 
-/// PEP 740 attestations, verified when the policy pins a Sigstore root.
-fn pypi(entry: &Entry, policy: &Policy, id: &str) -> Result<(String, Vec<Attested>), Rejection> {
-    let Some(evidence) = entry.evidence.iter().find(|e| e.kind == "pypi-provenance") else {
-        return Ok((absent(entry, "pypi-provenance", "no PEP 740 provenance"), Vec::new()));
-    };
-    let Some(root) = policy.sigstore() else {
-        return Ok((
-            "PEP 740 provenance carried, not verified (the policy pins no Sigstore trusted root)".into(),
-            Vec::new(),
-        ));
-    };
-    let sha256 = entry.digests.get("sha256").map(|d| d.0.as_slice()).unwrap_or_default();
-    let file_name = entry.path.as_str().rsplit('/').next().unwrap_or_default();
-    let subject = Subject { name: file_name.to_owned(), algorithm: HashAlgorithm::Sha2256, digest: sha256 };
-    let findings = sigstore::verify_pep740(&evidence.data, &subject, root)
-        .map_err(|why| Rejection::BadSignature(format!("{id}: the PEP 740 provenance does not verify: {why}")))?;
-    Ok((describe(&findings), findings.verified))
-}
-
-fn describe(findings: &sigstore::Findings) -> String {
-    let mut parts: Vec<String> = findings.verified.iter().map(|a| format!("{a} verified")).collect();
-    parts.extend(findings.unchecked.iter().cloned());
-    parts.join("; ")
-}
-
-/// What the report says of evidence the entry does not carry: where the exporter looked, if it did.
-fn absent(entry: &Entry, kind: &str, absent: &str) -> String {
-    match entry.missing.iter().find(|m| m.kind == kind) {
-        Some(m) => format!("{absent} (looked for at {})", m.looked),
-        None => absent.to_owned(),
-    }
-}
-
-/// npm: the registry signature, verified when the policy pins the registry's
-/// keys, and the attestations, verified when it pins a Sigstore root.
-fn npm(entry: &Entry, policy: &Policy, id: &str) -> Result<(String, Vec<Attested>), Rejection> {
-    let (attestations, attested) = npm_attestations(entry, policy, id)?;
-    let signature = npm_signature(entry, policy, id)?;
-    Ok((format!("{signature}; {attestations}"), attested))
-}
-
-fn npm_signature(entry: &Entry, policy: &Policy, id: &str) -> Result<String, Rejection> {
-    let Some(signatures) = entry.evidence.iter().find(|e| e.kind == "npm-signatures") else {
-        return Ok(absent(entry, "npm-signatures", "no registry signature"));
-    };
-    let Some(keys) = policy.rules("npm").and_then(|r| r.npm_keys.as_ref()) else {
-        return Ok("registry signature carried, not checked (the policy pins no npm registry-keys)".into());
-    };
-    let integrity = registry_integrity(entry)
-        .ok_or_else(|| Rejection::Schema(format!("{id}: the carried npm metadata has no dist.integrity")))?;
-    // The signature covers the registry's integrity string; it must name the artifact carried.
-    let carried_sha512 = entry.digests.get("sha512").map(|d| d.0.clone());
-    if carried_sha512.is_none() || carried_sha512 != crate::ecosystem::npm::sri_sha512(&integrity) {
-        return Err(Rejection::DigestMismatch(format!("{id}: the signed integrity does not name the tarball carried")));
-    }
-    let version = entry.version.as_deref().unwrap_or_default();
-    let published = entry.attributes.get("published").and_then(|t| rfc3339_secs(t));
-    let required = policy.rules("npm").is_some_and(|r| r.requires("npm-signatures"));
-    match keys.verify(&entry.name, version, &integrity, &signatures.data, published) {
-        Ok(keyid) => Ok(format!("registry signature by {keyid} verified")),
-        Err(SignatureError::Unpinned(why)) if !required => Ok(format!("registry signature not verified ({why})")),
-        Err(why) => Err(Rejection::BadSignature(format!("{id}: the npm registry signature does not verify: {why}"))),
-    }
-}
-
-fn npm_attestations(entry: &Entry, policy: &Policy, id: &str) -> Result<(String, Vec<Attested>), Rejection> {
-    let Some(evidence) = entry.evidence.iter().find(|e| e.kind == "npm-attestations") else {
-        return Ok((absent(entry, "npm-attestations", "no attestations"), Vec::new()));
-    };
-    let Some(root) = policy.sigstore() else {
-        return Ok((
-            "attestations carried, not verified (the policy pins no Sigstore trusted root)".into(),
-            Vec::new(),
-        ));
-    };
-    let version = entry.version.as_deref().unwrap_or_default();
-    let sha512 = entry.digests.get("sha512").map(|d| d.0.as_slice()).unwrap_or_default();
-    let subject =
-        Subject { name: sigstore::npm_purl(&entry.name, version), algorithm: HashAlgorithm::Sha2512, digest: sha512 };
-    let keys = policy.rules("npm").and_then(|r| r.npm_keys.as_ref());
-    let findings = sigstore::verify_npm(&evidence.data, &subject, root, keys)
-        .map_err(|why| Rejection::BadSignature(format!("{id}: the npm attestations do not verify: {why}")))?;
-    let required = policy.rules("npm").is_some_and(|r| r.requires("npm-attestations"));
-    if required && findings.verified.is_empty() {
-        return Err(Rejection::Policy(format!(
-            "{id}: the policy requires npm-attestations, and none could be verified here: {}",
-            findings.unchecked.join("; ")
-        )));
-    }
-    Ok((describe(&findings), findings.verified))
-}
-
-fn registry_integrity(entry: &Entry) -> Option<String> {
-    let version = entry.evidence.iter().find(|e| e.kind == "npm-version")?;
-    let object: Value = serde_json::from_slice(&version.data).ok()?;
-    object.get("dist")?.get("integrity")?.as_str().map(str::to_owned)
+/// The form the policy's name rules compare `name` in, as its ecosystem folds it.
+fn normalize(ecosystem: &str, name: &str) -> String {
+    ecosystem::by_name(ecosystem).map_or_else(|| name.to_lowercase(), |owner| owner.normalize_name(name))
 }
 
 /// The look-alike screen against the names a mirror already holds: a name
@@ -235,7 +136,7 @@ mod tests {
             key.public().to_text()
         );
         std::fs::write(&path, text).unwrap();
-        Policy::load(&path).unwrap()
+        Policy::load(&path, crate::ecosystem::POLICY_TABLES).unwrap()
     }
 
     #[test]

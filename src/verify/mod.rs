@@ -30,7 +30,7 @@ pub use evidence::screen_new_names;
 use crate::bundle::reader::{Envelope, Member, Tail, VolumeReader};
 use crate::bundle::split::MAX_STRIPE;
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeSeal, volume_label};
-use crate::ecosystem;
+use crate::ecosystem::{self, ManifestExt as _};
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
 use crate::manifest::canonical;
@@ -199,8 +199,8 @@ impl VerifyReport {
 
 /// Steps 2 and 3: trust, then decode, then the manifest's own rules.
 pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
-    let verified =
-        envelope::verify(&envelope_bytes, policy, envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
+    let verified = envelope::verify(&envelope_bytes, policy.keyring(), envelope::MANIFEST)
+        .map_err(|r| Error::rejected(subject, r))?;
     let manifest =
         Manifest::from_bytes(verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
     let digest = ContentId::of(verified.payload);
@@ -385,7 +385,7 @@ pub fn verify_volume<R: io::Read, S: BlobSink>(
 /// The seal must be signed like the manifest and name this manifest, this
 /// volume and exactly the compressed bytes that were read.
 fn check_seal(tail: &Tail, verified: &VerifiedManifest, volume: u32, policy: &Policy) -> Result<(), Rejection> {
-    let opened = envelope::verify(&tail.seal, policy, envelope::VOLUME_SEAL)?;
+    let opened = envelope::verify(&tail.seal, policy.keyring(), envelope::VOLUME_SEAL)?;
     let seal: VolumeSeal =
         canonical::from_slice(opened.payload).map_err(|e| Rejection::Malformed(format!("volume seal: {e}")))?;
     let expected = VolumeSeal {

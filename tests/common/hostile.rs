@@ -12,6 +12,7 @@ use std::path::Path;
 use airlock::bundle::VolumeSeal;
 use airlock::bundle::reader::{Member, VolumeReader};
 use airlock::bundle::writer::{write_manifest_frame, write_seal};
+use airlock::ecosystem::ManifestExt as _;
 use airlock::id::ContentId;
 use airlock::manifest::{Manifest, canonical};
 use airlock::sign::{SecretKey, envelope};

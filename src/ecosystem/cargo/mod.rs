@@ -14,6 +14,8 @@ use serde_json::Value;
 use self::lockfile::CratePin;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
+use crate::ecosystem::{Provenance, Trust};
+use crate::error::Rejection;
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::http;
@@ -21,6 +23,10 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::manifest::Entry;
 use crate::mirror::Layout;
+use crate::manifest::evidence::EvidenceKind;
+
+mod evidence;
+mod policy;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "cargo";
@@ -121,6 +127,18 @@ impl Ecosystem for Cargo {
 
     fn lockfile_flag(&self) -> Option<&'static str> {
         Some("--cargo-lock")
+    }
+
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &evidence::EVIDENCE
+    }
+
+    fn normalize_name(&self, name: &str) -> String {
+        policy::normalize_name(name)
+    }
+
+    fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
+        Ok(Provenance::text(evidence::PROVENANCE))
     }
 }
 

@@ -72,6 +72,7 @@ pub fn cargo_index() -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::ecosystem::ManifestExt as _;
     use crate::ecosystem::registry::carry_needed;
 
     #[test]

@@ -13,13 +13,23 @@ use serde_json::Value;
 use self::lockfile::NpmPin;
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
+use crate::ecosystem::{Provenance, Trust};
+use crate::error::Rejection;
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
+use crate::manifest::evidence::EvidenceKind;
 use crate::manifest::{Digest, Entry};
 use crate::mirror::Layout;
+
+mod evidence;
+mod policy;
+mod registry_keys;
+
+pub use evidence::{purl, verify_attestations};
+pub use registry_keys::{RegistryKeys, SignatureError};
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "npm";
@@ -121,6 +131,14 @@ impl Ecosystem for Npm {
 
     fn lockfile_flag(&self) -> Option<&'static str> {
         Some("--npm-lock")
+    }
+
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &evidence::EVIDENCE
+    }
+
+    fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
+        evidence::verify(entry, trust, id)
     }
 }
 

@@ -78,12 +78,13 @@ pub fn npm_registry(lockfile_dir: Option<&Path>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use crate::ecosystem::ManifestExt as _;
     use crate::ecosystem::registry::carry;
 
     #[test]
     fn optional_evidence_over_its_cap_is_recorded_as_missing() {
         let mut entry = crate::manifest::tests::sample().entries.remove(0);
-        let cap = crate::manifest::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
+        let cap = crate::ecosystem::evidence::kind("npm-signatures").unwrap().max_bytes as usize;
         carry(&mut entry, "npm-signatures", Some(vec![b' '; cap]), "http://r/a");
         carry(&mut entry, "npm-attestations", Some(vec![b' '; 2 << 20]), "http://r/b");
         assert_eq!(entry.evidence.len(), 1);

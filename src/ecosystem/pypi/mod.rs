@@ -16,6 +16,8 @@ use serde::Deserialize;
 use self::lockfile::{PypiPin, normalize};
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, digest_mismatch, entry, join_url};
 use crate::ecosystem::{Change, Ecosystem, Reserved};
+use crate::ecosystem::{Provenance, Trust};
+use crate::error::Rejection;
 use crate::error::{Error, Result};
 use crate::escape;
 use crate::fetch::{Digests, parallel};
@@ -24,6 +26,12 @@ use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::manifest::Entry;
 use crate::mirror::Layout;
+use crate::manifest::evidence::EvidenceKind;
+
+mod evidence;
+mod policy;
+
+pub use evidence::verify_pep740;
 
 /// Name in manifests and top-level mirror folder.
 pub const NAME: &str = "pypi";
@@ -144,6 +152,18 @@ impl Ecosystem for Pypi {
 
     fn lockfile_flag(&self) -> Option<&'static str> {
         Some("--pypi-lock")
+    }
+
+    fn evidence_kinds(&self) -> &'static [EvidenceKind] {
+        &evidence::EVIDENCE
+    }
+
+    fn normalize_name(&self, name: &str) -> String {
+        policy::normalize_name(name)
+    }
+
+    fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
+        evidence::verify(entry, trust, id)
     }
 }
 

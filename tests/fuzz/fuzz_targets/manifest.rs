@@ -2,6 +2,7 @@
 //! what it accepts is the one canonical encoding of what it returns.
 #![no_main]
 
+use airlock::ecosystem::ManifestExt as _;
 use airlock::manifest::Manifest;
 use libfuzzer_sys::fuzz_target;
 

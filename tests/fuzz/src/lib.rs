@@ -17,6 +17,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::LazyLock;
 
+use airlock::ecosystem::ManifestExt as _;
 use airlock::Error;
 use airlock::bundle::reader::{Member, VolumeReader};
 use airlock::import::import;

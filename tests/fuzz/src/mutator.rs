@@ -8,6 +8,7 @@
 //! signature checks into the code behind them. One time in ten, and for
 //! inputs that are no volume at all, it leaves the bytes to libFuzzer.
 
+use airlock::ecosystem::ManifestExt as _;
 use airlock::bundle::VolumeSeal;
 use airlock::id::ContentId;
 use airlock::manifest::{Manifest, canonical};

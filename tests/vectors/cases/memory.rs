@@ -4,8 +4,8 @@
 //! of the same attacks at full size.
 
 use airlock::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, VolumeSeal, member_header};
+use airlock::ecosystem::evidence::kind;
 use airlock::id::ContentId;
-use airlock::manifest::evidence::kind;
 use airlock::manifest::{Digest, Evidence, canonical};
 use airlock::sign::envelope;
 use sha2::Digest as _;

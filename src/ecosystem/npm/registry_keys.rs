@@ -14,6 +14,7 @@ use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::provenance::rfc3339_secs;
 
 /// The registry's public keys, as its keys endpoint serves them.
 #[derive(Debug, Clone)]
@@ -168,13 +169,6 @@ impl std::fmt::Display for SignatureError {
     }
 }
 
-/// Seconds since the epoch of an RFC 3339 UTC time (fractions allowed).
-#[must_use]
-pub fn rfc3339_secs(text: &str) -> Option<u64> {
-    let time = humantime::parse_rfc3339_weak(text.trim_end_matches('Z').split('.').next()?).ok()?;
-    time.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,11 +248,5 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(&err, SignatureError::Unpinned(why) if why.contains("does not pin")), "{err}");
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(rfc3339_secs("2025-01-29T00:00:00.000Z"), Some(1_738_108_800));
-        assert_eq!(rfc3339_secs("nonsense"), None);
     }
 }

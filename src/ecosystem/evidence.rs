@@ -1,0 +1,131 @@
+//! What the ecosystems share on the trust side: the evidence kinds of every
+//! ecosystem of this build (the manifest knows none itself), and the types
+//! an ecosystem's evidence verification takes and fills in. Verification
+//! (`verify`) calls each ecosystem through [`Ecosystem::verify_evidence`];
+//! nothing here depends on `verify`.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use super::ALL;
+use crate::manifest::Manifest;
+use crate::manifest::evidence::{self as kinds, EvidenceKind};
+use crate::policy::Rules;
+use crate::provenance::sigstore::{Attested, Findings, SigstoreRoot};
+
+/// Every evidence kind of this build's ecosystems, with its cap, in the
+/// ecosystems' order.
+pub static EVIDENCE: LazyLock<Vec<&'static EvidenceKind>> =
+    LazyLock::new(|| ALL.iter().flat_map(|e| e.evidence_kinds()).collect());
+
+/// The evidence kind called `name`, if an ecosystem of this build has it
+/// (a [`KindOf`](crate::manifest::evidence::KindOf)).
+#[must_use]
+pub fn kind(name: &str) -> Option<&'static EvidenceKind> {
+    EVIDENCE.iter().copied().find(|k| k.name == name)
+}
+
+/// `2000000 bytes, over the 1 MiB cap for npm-version` when a document of
+/// `len` bytes of kind `name` is over its cap.
+#[must_use]
+pub fn over_cap(name: &str, len: usize) -> Option<String> {
+    kinds::over_cap(kind, name, len)
+}
+
+/// Whether a document of `len` bytes of kind `name` fits its cap.
+pub fn check_size(name: &str, len: usize) -> Result<(), String> {
+    kinds::check_size(kind, name, len)
+}
+
+/// Decoding and checking a manifest with this build's evidence kinds: what
+/// every reader of a manifest calls (`Manifest::from_bytes`, `.check()`
+/// with this trait in scope).
+pub trait ManifestExt: Sized {
+    /// Decodes canonical bytes and checks the rules the schema cannot say.
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
+    /// The cross-field rules, the evidence kinds and their caps.
+    fn check(&self) -> Result<(), String>;
+}
+
+impl ManifestExt for Manifest {
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Manifest::from_bytes_with(bytes, kind)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.check_with(kind)
+    }
+}
+
+/// The trust roots an ecosystem's evidence is checked against: the
+/// Sigstore root the policy pins and the policy's rules for the ecosystem.
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    pub sigstore: Option<&'a SigstoreRoot>,
+    pub rules: Option<&'a Rules>,
+}
+
+impl Trust<'_> {
+    /// Whether the rules require evidence of `kind`.
+    #[must_use]
+    pub fn requires(&self, kind: &str) -> bool {
+        self.rules.is_some_and(|r| r.requires(kind))
+    }
+}
+
+/// What an ecosystem established of an entry's upstream provenance.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    /// What the report says.
+    pub text: Cow<'static, str>,
+    /// The attestations that verified, for the policy's publisher rules.
+    pub attested: Vec<Attested>,
+}
+
+impl Provenance {
+    /// Provenance with nothing verified.
+    pub fn text(text: impl Into<Cow<'static, str>>) -> Self {
+        Provenance { text: text.into(), attested: Vec::new() }
+    }
+}
+
+/// What the report says of evidence the entry does not carry: where the
+/// exporter looked, if it did.
+#[must_use]
+pub fn absent(entry: &crate::manifest::Entry, kind: &str, absent: &str) -> String {
+    match entry.missing.iter().find(|m| m.kind == kind) {
+        Some(m) => format!("{absent} (looked for at {})", m.looked),
+        None => absent.to_owned(),
+    }
+}
+
+/// The report's words for the attestations a document held.
+#[must_use]
+pub fn describe(findings: &Findings) -> String {
+    let mut parts: Vec<String> = findings.verified.iter().map(|a| format!("{a} verified")).collect();
+    parts.extend(findings.unchecked.iter().cloned());
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_one_cap_and_one_ecosystem() {
+        let names: Vec<&str> = EVIDENCE.iter().map(|k| k.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for kind in EVIDENCE.iter() {
+            assert!(check_size(kind.name, kind.max_bytes as usize).is_ok());
+            let err = check_size(kind.name, kind.max_bytes as usize + 1).unwrap_err();
+            assert!(err.contains(kind.name) && err.contains("over the"), "{err}");
+        }
+        assert_eq!(
+            check_size("npm-signatures", 70_000).unwrap_err(),
+            "its npm-signatures document is 70000 bytes, over the 64 KiB cap for npm-signatures"
+        );
+    }
+}
