@@ -14,7 +14,7 @@ use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;
 use crate::sign::envelope;
-use crate::verify::rfc3339;
+use crate::time::rfc3339;
 
 /// The manifest of a bundle, for people and scripts.
 #[derive(Debug, Clone, Serialize)]

@@ -1,8 +1,10 @@
 //! Time: the clock, the creation time of a new manifest, and the one way
-//! times are written for people. Names no other module but the manifest's
-//! time limit.
+//! times are written for people. Names no other module.
 
-use crate::manifest::MAX_TIME;
+/// The latest time airlock writes or accepts, 9999-12-31T23:59:59Z. RFC
+/// 3339, in which every report and record writes times, has four-digit
+/// years: a later time has no form there.
+pub const MAX_TIME: u64 = 253_402_300_799;
 
 /// Seconds since the Unix epoch, from the system clock. Verification always
 /// uses this: nothing in the environment can move an expiry check.

@@ -92,7 +92,7 @@ pub(super) fn record(
         sequence: manifest.sequence,
         manifest_digest: digest.to_hex(),
         bundle: bundle.display().to_string(),
-        created: crate::verify::rfc3339(manifest.created),
+        created: crate::time::rfc3339(manifest.created),
     };
     let json = serde_json::to_vec_pretty(&record).expect("state serializes");
     let mut all_sent = sent;

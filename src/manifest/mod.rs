@@ -23,10 +23,9 @@ pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// reader): a channel can never be pushed to where its next number overflows.
 pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
 
-/// The latest time a manifest may carry, 9999-12-31T23:59:59Z (`time` in
-/// the schema). RFC 3339, in which every report and record writes times,
-/// has four-digit years: a later time has no form there.
-pub const MAX_TIME: u64 = 253_402_300_799;
+/// The latest time a manifest may carry (`time` in the schema): the last
+/// one RFC 3339 can write ([`crate::time::MAX_TIME`]).
+pub use crate::time::MAX_TIME;
 
 /// `manifest` in schemas/manifest.cddl.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

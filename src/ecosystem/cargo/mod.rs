@@ -2,10 +2,10 @@
 //! registry index; the version's index line travels as evidence, exactly as
 //! the registry published it, because a local registry must serve it as is.
 
-mod serve;
 pub mod cli;
 pub mod config;
 pub mod lockfile;
+mod serve;
 pub mod source;
 
 use serde::Deserialize;
@@ -22,8 +22,8 @@ use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::manifest::Entry;
-use crate::mirror::Layout;
 use crate::manifest::evidence::EvidenceKind;
+use crate::mirror::Layout;
 
 mod evidence;
 mod policy;

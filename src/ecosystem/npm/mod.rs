@@ -1,10 +1,10 @@
 //! npm: package-lock.json on the connected side, tarballs with the
 //! registry's integrity, signatures and attestations carried as evidence.
 
-mod serve;
 pub mod cli;
 pub mod config;
 pub mod lockfile;
+mod serve;
 pub mod source;
 
 use base64::Engine as _;

@@ -3,10 +3,10 @@
 //! PEP 740 provenance travel as evidence, yanked flags and requires-python
 //! as attributes.
 
-mod serve;
 pub mod cli;
 pub mod config;
 pub mod lockfile;
+mod serve;
 pub mod source;
 
 use std::fmt::Write as _;
@@ -25,8 +25,8 @@ use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
 use crate::manifest::Entry;
-use crate::mirror::Layout;
 use crate::manifest::evidence::EvidenceKind;
+use crate::mirror::Layout;
 
 mod evidence;
 mod policy;
