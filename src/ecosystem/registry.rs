@@ -2,7 +2,7 @@
 //! they return, the fetch context, and building entries and evidence. It
 //! knows no ecosystem; each one's `source` module uses it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::ecosystem::evidence::over_cap;
 use crate::error::{Error, Result};
@@ -108,6 +108,16 @@ pub fn append<T>(all: &mut Vec<T>, mut more: Vec<T>) {
     } else {
         all.append(&mut more);
     }
+}
+
+/// Reads the lockfiles `locks` in order and hands each to `parse` (its path,
+/// text and name for errors), which parses and checks its pins; the first
+/// bad file is the error, before anything is fetched.
+pub fn read_lockfiles<'a, T>(
+    locks: &'a [PathBuf],
+    mut parse: impl FnMut(&'a Path, &str, &str) -> Result<T>,
+) -> Result<Vec<T>> {
+    locks.iter().map(|path| parse(path, &crate::lockfile::read(path)?, &path.display().to_string())).collect()
 }
 
 /// Joins a base URL and a path with exactly one slash.

@@ -54,25 +54,8 @@ fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{ContentId, RelPath};
 
-    /// An entry at `path`; a registry package is named by the path's first part.
-    fn entry(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
-        let files = ecosystem == "files";
-        Entry {
-            ecosystem: ecosystem.into(),
-            name: if files { path.into() } else { path.split('/').next().unwrap().into() },
-            version: if files { None } else { Some("1".into()) },
-            path: RelPath::new(path).unwrap(),
-            blob: ContentId::of(content),
-            size: content.len() as u64,
-            digests: std::collections::BTreeMap::new(),
-            source: None,
-            attributes: std::collections::BTreeMap::new(),
-            evidence: Vec::new(),
-            missing: Vec::new(),
-        }
-    }
+    use crate::manifest::tests::entry_at as entry;
 
     fn stored(channel: &str, e: Entry) -> Stored {
         Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }

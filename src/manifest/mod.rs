@@ -586,6 +586,25 @@ pub(crate) mod tests {
         }
     }
 
+    /// An entry at `path` holding `content`: a registry package is named by
+    /// the path's first part, as its layout has it, a plain file by its path.
+    pub(crate) fn entry_at(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
+        let files = ecosystem == "files";
+        Entry {
+            ecosystem: ecosystem.into(),
+            name: if files { path.into() } else { path.split('/').next().unwrap().into() },
+            version: if files { None } else { Some("1".into()) },
+            path: RelPath::new(path).unwrap(),
+            blob: ContentId::of(content),
+            size: content.len() as u64,
+            digests: BTreeMap::new(),
+            source: None,
+            attributes: BTreeMap::new(),
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        }
+    }
+
     pub(crate) fn sample() -> Manifest {
         let blob = ContentId::of(b"hello");
         Manifest {

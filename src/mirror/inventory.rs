@@ -228,26 +228,9 @@ pub(super) fn write_inventory(tree: &mut Tree, merged: &Merged<'_>, rules: &Entr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::{ContentId, RelPath};
+    use crate::id::ContentId;
 
-    /// An entry at `path`; a registry package is named by the path's first
-    /// part, as its layout has it.
-    fn entry(ecosystem: &str, path: &str, content: &[u8]) -> Entry {
-        let files = ecosystem == "files";
-        Entry {
-            ecosystem: ecosystem.into(),
-            name: if files { path.into() } else { path.split('/').next().unwrap().into() },
-            version: if files { None } else { Some("1".into()) },
-            path: RelPath::new(path).unwrap(),
-            blob: ContentId::of(content),
-            size: content.len() as u64,
-            digests: std::collections::BTreeMap::new(),
-            source: None,
-            attributes: std::collections::BTreeMap::new(),
-            evidence: Vec::new(),
-            missing: Vec::new(),
-        }
-    }
+    use crate::manifest::tests::entry_at as entry;
 
     /// Plain files may change, as the import says of the `files` ecosystem.
     fn rules() -> EntryRules<'static> {

@@ -357,19 +357,7 @@ mod tests {
 
     #[test]
     fn copies_are_counted_per_budget_of_entries_sharing_a_blob() {
-        let entry = |content: &[u8]| crate::manifest::Entry {
-            ecosystem: "files".into(),
-            name: "x".into(),
-            version: None,
-            path: path("x"),
-            blob: ContentId::of(content),
-            size: content.len() as u64,
-            digests: std::collections::BTreeMap::new(),
-            source: None,
-            attributes: std::collections::BTreeMap::new(),
-            evidence: Vec::new(),
-            missing: Vec::new(),
-        };
+        let entry = |content: &[u8]| crate::manifest::tests::entry_at("files", "x", content);
         let budget = usize::try_from(LINK_BUDGET).unwrap();
         let mut entries = vec![entry(b"1234"); 2 * budget + 1];
         entries.extend(vec![entry(b"12"); budget - 1]);

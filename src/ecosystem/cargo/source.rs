@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::lockfile::{self, CratePin};
 use super::{DEFAULT_INDEX, check_pins, resolve};
 use crate::ecosystem::endpoints::{env_nonempty, home};
-use crate::ecosystem::registry::append;
+use crate::ecosystem::registry::{append, read_lockfiles};
 use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
 use crate::error::Result;
 
@@ -27,13 +27,11 @@ impl Source for Lockfiles {
     }
 
     fn read(&self) -> Result<Box<dyn Pinned + '_>> {
-        let mut pins = Vec::new();
-        for path in &self.locks {
-            let origin = path.display().to_string();
-            let parsed = lockfile::parse_cargo_lock(&crate::lockfile::read(path)?, &origin)?;
-            check_pins(&parsed, &origin)?;
-            pins.push(parsed);
-        }
+        let pins = read_lockfiles(&self.locks, |_, text, origin| {
+            let parsed = lockfile::parse_cargo_lock(text, origin)?;
+            check_pins(&parsed, origin)?;
+            Ok(parsed)
+        })?;
         Ok(Box::new(Pins { source: self, pins }))
     }
 }

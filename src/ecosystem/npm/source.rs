@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::lockfile::{self, NpmPin};
 use super::{DEFAULT_REGISTRY, check_pins, resolve};
 use crate::ecosystem::endpoints::{env_nonempty, home, ini_value};
-use crate::ecosystem::registry::append;
+use crate::ecosystem::registry::{append, read_lockfiles};
 use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
 use crate::error::Result;
 
@@ -26,13 +26,11 @@ impl Source for Lockfiles {
     }
 
     fn read(&self) -> Result<Box<dyn Pinned + '_>> {
-        let mut pins = Vec::new();
-        for path in &self.locks {
-            let origin = path.display().to_string();
-            let parsed = lockfile::parse_package_lock(&crate::lockfile::read(path)?, &origin)?;
-            check_pins(&parsed, &origin)?;
-            pins.push((path.as_path(), parsed));
-        }
+        let pins = read_lockfiles(&self.locks, |path, text, origin| {
+            let parsed = lockfile::parse_package_lock(text, origin)?;
+            check_pins(&parsed, origin)?;
+            Ok((path, parsed))
+        })?;
         Ok(Box::new(Pins { source: self, pins }))
     }
 }

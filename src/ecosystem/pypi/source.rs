@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::lockfile::{self, PypiPin};
 use super::{DEFAULT_INDEX, Selection, check_pins, resolve};
 use crate::ecosystem::endpoints::{env_nonempty, home, ini_value};
-use crate::ecosystem::registry::append;
+use crate::ecosystem::registry::{append, read_lockfiles};
 use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
 use crate::error::Result;
 
@@ -29,19 +29,16 @@ impl Source for Lockfiles {
     }
 
     fn read(&self) -> Result<Box<dyn Pinned + '_>> {
-        let mut pins = Vec::new();
-        for path in &self.locks {
-            let text = crate::lockfile::read(path)?;
-            let origin = path.display().to_string();
+        let pins = read_lockfiles(&self.locks, |path, text, origin| {
             let is_pylock = path.extension().is_some_and(|e| e == "toml");
             let parsed = if is_pylock {
-                lockfile::parse_pylock(&text, &origin)?
+                lockfile::parse_pylock(text, origin)?
             } else {
-                lockfile::parse_requirements(&text, &origin)?
+                lockfile::parse_requirements(text, origin)?
             };
-            check_pins(&parsed, &origin)?;
-            pins.push(parsed);
-        }
+            check_pins(&parsed, origin)?;
+            Ok(parsed)
+        })?;
         Ok(Box::new(Pins { source: self, pins }))
     }
 }
