@@ -1,0 +1,232 @@
+//! Streaming a volume's blobs through BLAKE3 and the upstream digests
+//! into a sink, reading ahead of the hashing on a second thread.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
+use std::path::Path;
+
+use sha2::Digest as _;
+
+use super::BlobSink;
+use crate::bundle::reader::{Member, VolumeReader};
+use crate::bundle::{PARITY_MEMBER, VOLUME_MEMBER};
+use crate::error::{Error, Rejection, Result};
+use crate::id::ContentId;
+use crate::manifest::Manifest;
+use crate::progress::Progress;
+
+/// What the volume must hold: each blob's size and the upstream digests its entries declare.
+pub(super) struct BlobPlan {
+    expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>)>,
+}
+
+/// An algorithm name and the digest an entry declares for it.
+type UpstreamDigest = (String, Vec<u8>);
+
+impl BlobPlan {
+    pub(super) fn new(manifest: &Manifest, volume: u32) -> Self {
+        let mut expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>)> =
+            manifest.blobs_in_volume(volume).map(|b| (b.id, (b.size, Vec::new()))).collect();
+        for entry in &manifest.entries {
+            if let Some((_, digests)) = expected.get_mut(&entry.blob) {
+                for (algorithm, digest) in &entry.digests {
+                    let pair = (algorithm.clone(), digest.0.clone());
+                    if !digests.contains(&pair) {
+                        digests.push(pair);
+                    }
+                }
+            }
+        }
+        BlobPlan { expected }
+    }
+}
+
+/// Step 4 and 5 for one volume, as a two-stage pipeline: this thread
+/// decompresses and parses the volume while a second one hashes and writes,
+/// so an import costs about its slower stage rather than their sum. Chunks
+/// are recycled through a bounded channel, which caps memory at a few MiB.
+pub(super) fn stream_blobs<R: io::Read, S: BlobSink>(
+    volume: &mut VolumeReader<R>,
+    plan: BlobPlan,
+    sink: &mut S,
+    progress: &dyn Progress,
+    subject: &str,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(PIPELINE_DEPTH);
+        let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+        let writer = scope.spawn(move || hash_and_write(&queue, &recycle, sink, progress, subject));
+        let read = read_blobs(volume, plan, &jobs, &spare, subject);
+        drop(jobs);
+        let written = writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        // The writer's failure is the first one: reading stops when it can no longer hand over.
+        written.and(read)
+    })
+}
+
+/// Chunks in flight between the two stages, each of [`CHUNK`] bytes.
+const PIPELINE_DEPTH: usize = 4;
+const CHUNK: usize = 1 << 20;
+
+/// What the reading stage hands to the writing stage.
+enum Job {
+    Begin(ContentId, Vec<UpstreamDigest>),
+    Data(Vec<u8>),
+    End(ContentId, Vec<UpstreamDigest>),
+}
+
+/// The reading stage: every member must be a blob the plan expects, once, of its size.
+fn read_blobs<R: io::Read>(
+    volume: &mut VolumeReader<R>,
+    mut plan: BlobPlan,
+    jobs: &std::sync::mpsc::SyncSender<Job>,
+    spare: &std::sync::mpsc::Receiver<Vec<u8>>,
+    subject: &str,
+) -> Result<()> {
+    // A closed channel means the writing stage failed; its error is reported instead.
+    let writer_gone = || Error::Usage(String::new());
+    let mut seen = BTreeSet::new();
+    loop {
+        let (id, size) = match volume.next_member()? {
+            Member::End => break,
+            Member::Blob { id, size } => (id, size),
+            Member::Info { .. } | Member::Parity { .. } => {
+                return Err(Error::rejected(
+                    subject,
+                    Rejection::UnexpectedMember(format!("{VOLUME_MEMBER} or {PARITY_MEMBER} among the blobs")),
+                ));
+            }
+        };
+        let Some((expected_size, digests)) = plan.expected.remove(&id) else {
+            let why = if seen.contains(&id) {
+                "a second copy of blob"
+            } else {
+                "blob the manifest does not list for this volume:"
+            };
+            return Err(Error::rejected(subject, Rejection::UnexpectedMember(format!("{why} {}", id.short()))));
+        };
+        if size != expected_size {
+            return Err(Error::rejected(
+                subject,
+                Rejection::Oversize(format!("blob {} is {size} bytes, the manifest says {expected_size}", id.short())),
+            ));
+        }
+        jobs.send(Job::Begin(id, digests.clone())).map_err(|_| writer_gone())?;
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(CHUNK as u64) as usize;
+            let mut chunk = spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+            chunk.resize(n, 0);
+            volume.read_data(&mut chunk)?;
+            jobs.send(Job::Data(chunk)).map_err(|_| writer_gone())?;
+            left -= n as u64;
+        }
+        volume.end_member(size).map_err(|r| Error::rejected(subject, r))?;
+        jobs.send(Job::End(id, digests)).map_err(|_| writer_gone())?;
+        seen.insert(id);
+    }
+    if let Some(missing) = plan.expected.keys().next() {
+        return Err(Error::rejected(
+            subject,
+            Rejection::Truncated(format!("{} blob(s) missing, first {}", plan.expected.len(), missing.short())),
+        ));
+    }
+    Ok(())
+}
+
+/// The writing stage: hash each blob while writing it to the sink, and
+/// commit it only when every digest matched.
+fn hash_and_write<S: BlobSink>(
+    queue: &std::sync::mpsc::Receiver<Job>,
+    recycle: &std::sync::mpsc::Sender<Vec<u8>>,
+    sink: &mut S,
+    progress: &dyn Progress,
+    subject: &str,
+) -> Result<()> {
+    let mut current = None;
+    for job in queue {
+        match job {
+            Job::Begin(id, digests) => current = Some(HashingWriter::new(sink.begin(&id)?, &digests, progress)),
+            Job::Data(chunk) => {
+                let writer = current.as_mut().expect("Begin comes first");
+                writer.write_all(&chunk).map_err(|e| Error::io(Path::new(subject), e))?;
+                let _ = recycle.send(chunk);
+            }
+            Job::End(id, digests) => {
+                let writer = current.take().expect("Begin comes first");
+                let inner =
+                    writer.check(&id, &digests).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
+                sink.commit(&id, inner)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hashes with BLAKE3 and every upstream algorithm the entries need while writing through.
+struct HashingWriter<'p, W> {
+    inner: W,
+    blake3: blake3::Hasher,
+    sha1: Option<sha1::Sha1>,
+    sha256: Option<sha2::Sha256>,
+    sha512: Option<sha2::Sha512>,
+    progress: &'p dyn Progress,
+}
+
+impl<'p, W: Write> HashingWriter<'p, W> {
+    pub(super) fn new(inner: W, digests: &[UpstreamDigest], progress: &'p dyn Progress) -> Self {
+        let wants = |name: &str| digests.iter().any(|(a, _)| a == name);
+        HashingWriter {
+            inner,
+            blake3: blake3::Hasher::new(),
+            sha1: wants("sha1").then(sha1::Sha1::new),
+            sha256: wants("sha256").then(sha2::Sha256::new),
+            sha512: wants("sha512").then(sha2::Sha512::new),
+            progress,
+        }
+    }
+
+    fn check(self, id: &ContentId, digests: &[UpstreamDigest]) -> Result<W, String> {
+        let actual = ContentId(*self.blake3.finalize().as_bytes());
+        if actual != *id {
+            return Err(format!("blob {} hashes to {}", id.short(), actual.short()));
+        }
+        let sha1 = self.sha1.map(|h| h.finalize().to_vec());
+        let sha256 = self.sha256.map(|h| h.finalize().to_vec());
+        let sha512 = self.sha512.map(|h| h.finalize().to_vec());
+        for (algorithm, expected) in digests {
+            let actual = match algorithm.as_str() {
+                "sha1" => sha1.as_ref(),
+                "sha256" => sha256.as_ref(),
+                "sha512" => sha512.as_ref(),
+                _ => None,
+            };
+            if actual != Some(expected) {
+                return Err(format!("blob {}: upstream {algorithm} digest does not match", id.short()));
+            }
+        }
+        Ok(self.inner)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let done = &buf[..n];
+        self.blake3.update(done);
+        if let Some(h) = &mut self.sha1 {
+            h.update(done);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(done);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(done);
+        }
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,130 @@
+//! What `verify` and `import` report: the bundle, its signers, and each
+//! entry's five layers (the JSON of `--json` and the lines people read).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::{VerifiedManifest, set};
+use crate::manifest::Manifest;
+use crate::policy::Policy;
+use crate::time::rfc3339;
+
+/// What a successful verification established.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub bundle: String,
+    pub manifest_digest: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub created: String,
+    pub expires: String,
+    pub trusted_signers: Vec<String>,
+    /// Signatures by keys the policy revoked, which were not counted.
+    pub revoked_signers: Vec<String>,
+    pub entries: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+    /// Blobs of an incremental bundle that earlier bundles carried: checked by
+    /// `import` against the mirror, not by `verify`.
+    pub not_carried: usize,
+    /// Per package, each of the five layers and its result.
+    pub packages: PackageReports,
+    /// The volumes of a split bundle: which were read, rebuilt, missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<set::VolumesReport>,
+}
+
+/// What the digest, provenance and policy layers found for one entry. The
+/// transfer and content layers say the same of every entry of a verified
+/// bundle and the entry's names are in the manifest, so neither is repeated
+/// here: a bundle may have tens of thousands of entries.
+#[derive(Debug, Clone)]
+pub struct EntryFindings {
+    pub digest: Cow<'static, str>,
+    pub provenance: Cow<'static, str>,
+    pub policy: Cow<'static, str>,
+}
+
+/// Every entry's report, built from the manifest and the findings as it is read.
+#[derive(Debug, Clone)]
+pub struct PackageReports {
+    manifest: Arc<Manifest>,
+    findings: Arc<[EntryFindings]>,
+    transfer: String,
+}
+
+/// What was established for one entry, layer by layer (DESIGN.md's table).
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryReport<'a> {
+    pub ecosystem: &'a str,
+    pub name: &'a str,
+    pub version: Option<&'a str>,
+    pub path: &'a str,
+    pub transfer: &'a str,
+    pub content: &'a str,
+    pub digest: &'a str,
+    pub provenance: &'a str,
+    pub policy: &'a str,
+}
+
+impl PackageReports {
+    fn new(verified: &VerifiedManifest) -> Self {
+        PackageReports {
+            manifest: verified.manifest.clone(),
+            findings: verified.packages.clone(),
+            transfer: format!("ok ({} trusted signer(s))", verified.trusted_signers.len()),
+        }
+    }
+
+    /// The entries' reports, in manifest order.
+    pub fn iter(&self) -> impl Iterator<Item = EntryReport<'_>> {
+        self.manifest.entries.iter().zip(self.findings.iter()).map(|(entry, found)| EntryReport {
+            ecosystem: &entry.ecosystem,
+            name: &entry.name,
+            version: entry.version.as_deref(),
+            path: entry.path.as_str(),
+            transfer: &self.transfer,
+            content: "ok (BLAKE3 and size)",
+            digest: &found.digest,
+            provenance: &found.provenance,
+            policy: &found.policy,
+        })
+    }
+}
+
+impl Serialize for PackageReports {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl VerifyReport {
+    /// The report on `bundle` (as the operator named it).
+    #[must_use]
+    pub fn new(
+        bundle: &str,
+        verified: &VerifiedManifest,
+        policy: &Policy,
+        volumes: Option<set::VolumesReport>,
+    ) -> Self {
+        let m = &verified.manifest;
+        VerifyReport {
+            volumes,
+            bundle: bundle.to_owned(),
+            manifest_digest: verified.digest.to_hex(),
+            channel: m.channel.clone(),
+            sequence: m.sequence,
+            created: rfc3339(m.created),
+            expires: rfc3339(m.expires),
+            trusted_signers: verified.trusted_signers.iter().map(|id| policy.describe(id)).collect(),
+            revoked_signers: verified.revoked_signers.iter().map(|id| policy.describe(id)).collect(),
+            entries: m.entries.len(),
+            blobs: m.blobs.len(),
+            bytes: m.blob_bytes(),
+            not_carried: m.blobs_not_carried().count(),
+            packages: PackageReports::new(verified),
+        }
+    }
+}
