@@ -62,7 +62,13 @@ impl Config {
             Error::Usage(format!("{}: invalid config: {first}; see schemas/config.cddl", path.display()))
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for list in [&mut config.files, &mut config.pypi.locks, &mut config.npm.locks, &mut config.cargo.locks, &mut config.oci.images] {
+        for list in [
+            &mut config.files,
+            &mut config.pypi.locks,
+            &mut config.npm.locks,
+            &mut config.cargo.locks,
+            &mut config.oci.images,
+        ] {
             for p in list.iter_mut() {
                 *p = base.join(&*p);
             }

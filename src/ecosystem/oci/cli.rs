@@ -36,11 +36,8 @@ pub struct RegistryArgs {
 /// The export's OCI part: the config's lists then the flags'.
 #[must_use]
 pub fn images(lock: &LockArgs, registry: &RegistryArgs, config: &OciConfig) -> Images {
-    let platforms: Vec<String> = if registry.oci_platform.is_empty() {
-        config.platforms.clone()
-    } else {
-        registry.oci_platform.clone()
-    };
+    let platforms: Vec<String> =
+        if registry.oci_platform.is_empty() { config.platforms.clone() } else { registry.oci_platform.clone() };
     Images {
         lists: config.images.iter().chain(&lock.oci_images).cloned().collect(),
         platforms: if platforms.is_empty() { vec!["linux/amd64".to_owned()] } else { platforms },

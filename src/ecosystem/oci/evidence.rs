@@ -75,11 +75,10 @@ fn signed_payloads(entry: &Entry, sig: &[u8], digest: &str) -> Result<Vec<(Vec<u
     let mut out = Vec::new();
     for layer in manifest.layers() {
         let hex = layer.as_digest_sha256().unwrap_or_default();
-        let payload = entry
-            .evidence
-            .iter()
-            .find(|e| e.kind == "cosign-blob" && sha256_hex(&e.data) == hex)
-            .ok_or_else(|| format!("its cosign signature lists payload sha256:{hex}, which the bundle does not carry"))?;
+        let payload =
+            entry.evidence.iter().find(|e| e.kind == "cosign-blob" && sha256_hex(&e.data) == hex).ok_or_else(|| {
+                format!("its cosign signature lists payload sha256:{hex}, which the bundle does not carry")
+            })?;
         let value: Value = serde_json::from_slice(&payload.data)
             .map_err(|_| "its cosign signature's payload is not JSON".to_owned())?;
         let critical = &value["critical"];

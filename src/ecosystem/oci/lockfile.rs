@@ -73,7 +73,9 @@ pub fn parse_ref(text: &str) -> Result<ImageRef, String> {
         None => (name, None),
     };
     if tag.is_none() && digest.is_none() {
-        return Err(format!("{text:?} names no tag and no digest; write REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:<hex>"));
+        return Err(format!(
+            "{text:?} names no tag and no digest; write REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:<hex>"
+        ));
     }
     check_repository(repository).map_err(|m| format!("{text:?}: {m}"))?;
     if let Some(tag) = &tag {
@@ -93,7 +95,10 @@ mod tests {
             "# images\n127.0.0.1:5000/team/app:1.0\n\nregistry.example/x@sha256:{hex}  # pinned\nr.io/a/b:v2@sha256:{hex}\n"
         );
         let refs = parse_images(&text, "images.txt").unwrap();
-        assert_eq!(refs[0], ImageRef { repository: "127.0.0.1:5000/team/app".into(), tag: Some("1.0".into()), digest: None });
+        assert_eq!(
+            refs[0],
+            ImageRef { repository: "127.0.0.1:5000/team/app".into(), tag: Some("1.0".into()), digest: None }
+        );
         assert_eq!(refs[0].host(), "127.0.0.1:5000");
         assert_eq!(refs[0].path(), "team/app");
         assert_eq!(refs[1].tag, None);

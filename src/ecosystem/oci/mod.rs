@@ -122,7 +122,9 @@ impl Ecosystem for Oci {
 
     fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
         if entry.version.is_none() {
-            return Ok(Provenance::text("a blob of the images that list it; their digests and signatures vouch for it"));
+            return Ok(Provenance::text(
+                "a blob of the images that list it; their digests and signatures vouch for it",
+            ));
         }
         evidence::verify(entry, trust, id)
     }
@@ -266,9 +268,9 @@ fn check_blobs_listed(entries: &[&Entry]) -> Result<(), String> {
         for manifest in Chain::of(image).map_err(|m| format!("{id}: {m}"))?.manifests {
             for descriptor in blobs_of(&manifest) {
                 let hex = descriptor.as_digest_sha256().ok_or_else(|| format!("{id}: a blob has no sha256 digest"))?;
-                let (blob, listed) = blobs
-                    .get_mut(hex)
-                    .ok_or_else(|| format!("{id}: its manifest lists blob sha256:{hex}, which the bundle does not carry"))?;
+                let (blob, listed) = blobs.get_mut(hex).ok_or_else(|| {
+                    format!("{id}: its manifest lists blob sha256:{hex}, which the bundle does not carry")
+                })?;
                 if blob.size != descriptor.size() {
                     return Err(format!("{id}: blob sha256:{hex} is not the size its manifest lists"));
                 }
@@ -377,7 +379,9 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     if first_ok && tag.len() <= 128 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         Ok(())
     } else {
-        Err(format!("{tag:?} is not a valid tag (1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')"))
+        Err(format!(
+            "{tag:?} is not a valid tag (1 to 128 letters, digits, '_', '.' and '-', not starting with '.' or '-')"
+        ))
     }
 }
 

@@ -60,12 +60,14 @@ impl Table for Oci {
             }
             return Ok(None);
         };
-        let written: Vec<SignerRule> = serde_json::from_str(json)
-            .map_err(|e| Error::Usage(format!("{origin}: [[oci.signers]]: {e}")))?;
+        let written: Vec<SignerRule> =
+            serde_json::from_str(json).map_err(|e| Error::Usage(format!("{origin}: [[oci.signers]]: {e}")))?;
         let mut signers = Vec::new();
         for rule in written {
             if rule.images.is_empty() {
-                return Err(Error::Usage(format!("{origin}: [[oci.signers]] names no images; list the repository patterns it governs")));
+                return Err(Error::Usage(format!(
+                    "{origin}: [[oci.signers]] names no images; list the repository patterns it governs"
+                )));
             }
             let References::Beside(base) = references else {
                 return Err(Error::Usage(format!(
@@ -122,6 +124,7 @@ pub fn parse_pem(pem: &str) -> std::result::Result<VerifyingKey, String> {
     if body.is_empty() {
         return Err("not a PEM public key (-----BEGIN PUBLIC KEY-----)".into());
     }
-    let der = base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "its PEM body is not base64".to_owned())?;
+    let der =
+        base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "its PEM body is not base64".to_owned())?;
     VerifyingKey::from_public_key_der(&der).map_err(|_| "not an ECDSA P-256 public key".to_owned())
 }

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::lockfile::{self, ImageRef};
-use super::{INDEX_TYPES, MANIFEST_TYPES, NAME, blob_rel_path, blobs_of, media_type, parse_index, parse_manifest, sha256_hex};
+use super::{
+    INDEX_TYPES, MANIFEST_TYPES, NAME, blob_rel_path, blobs_of, media_type, parse_index, parse_manifest, sha256_hex,
+};
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry};
 use crate::ecosystem::{Pinned, Source};
 use crate::error::{Error, Result};
@@ -70,10 +72,17 @@ impl Pinned for Refs<'_> {
         let mut artifacts = parallel(&images, ctx.jobs, |image| registry.image(image))?;
         let mut blobs: BTreeMap<String, (&str, u64)> = BTreeMap::new();
         for (image, artifact) in images.iter().zip(&artifacts) {
-            for manifest in super::Chain::of(&artifact.entry).map_err(|m| Error::Usage(format!("{}: {m}", image.repository)))?.manifests {
+            for manifest in super::Chain::of(&artifact.entry)
+                .map_err(|m| Error::Usage(format!("{}: {m}", image.repository)))?
+                .manifests
+            {
                 for d in blobs_of(&manifest) {
                     let hex = d.as_digest_sha256().ok_or_else(|| {
-                        Error::Usage(format!("{}: a blob has no sha256 digest ({}); airlock carries sha256 images", image.repository, d.digest()))
+                        Error::Usage(format!(
+                            "{}: a blob has no sha256 digest ({}); airlock carries sha256 images",
+                            image.repository,
+                            d.digest()
+                        ))
                     })?;
                     blobs.entry(hex.to_owned()).or_insert((image.repository.as_str(), d.size()));
                 }
@@ -150,15 +159,21 @@ impl Registry<'_, '_> {
 
     /// The digest a reference names: its tag resolved once, checked against its pinned digest.
     fn resolve(&self, reference: &ImageRef) -> Result<Resolved> {
-        let by = reference.tag.clone().unwrap_or_else(|| format!("sha256:{}", reference.digest.as_deref().unwrap_or_default()));
-        let (url, body) = self
-            .manifest(&reference.repository, &by)?
-            .ok_or_else(|| Error::Usage(format!("{reference}: no such image ({}); check images.txt", self.base(&reference.repository))))?;
+        let by = reference
+            .tag
+            .clone()
+            .unwrap_or_else(|| format!("sha256:{}", reference.digest.as_deref().unwrap_or_default()));
+        let (url, body) = self.manifest(&reference.repository, &by)?.ok_or_else(|| {
+            Error::Usage(format!("{reference}: no such image ({}); check images.txt", self.base(&reference.repository)))
+        })?;
         let hex = sha256_hex(&body);
         if let Some(pinned) = &reference.digest
             && *pinned != hex
         {
-            return Err(digest_mismatch(&reference.to_string(), &format!("{url} is sha256:{hex}, not the pinned digest")));
+            return Err(digest_mismatch(
+                &reference.to_string(),
+                &format!("{url} is sha256:{hex}, not the pinned digest"),
+            ));
         }
         Ok(Resolved { reference: reference.clone(), hex })
     }
@@ -177,7 +192,8 @@ impl Registry<'_, '_> {
         let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &[("Accept", accept())], &check)?;
         let top = std::fs::read(&cached.path).map_err(|e| Error::io(&cached.path, e))?;
         let media = media_type(&top).map_err(|m| Error::Usage(format!("{id}: {m}")))?;
-        let mut e = entry(NAME, &image.repository, &format!("sha256:{}", image.hex), blob_rel_path(&image.hex), &cached);
+        let mut e =
+            entry(NAME, &image.repository, &format!("sha256:{}", image.hex), blob_rel_path(&image.hex), &cached);
         e.source = Some(url);
         e.attributes.insert("media-type".into(), media.clone());
         if !image.tags.is_empty() {
@@ -204,15 +220,20 @@ impl Registry<'_, '_> {
             if let Some(variant) = platform.variant() {
                 name = format!("{name}/{variant}");
             }
-            let wanted = self.images.platforms.iter().any(|p| *p == name || (p.matches('/').count() == 1 && name.starts_with(&format!("{p}/"))));
+            let wanted = self
+                .images
+                .platforms
+                .iter()
+                .any(|p| *p == name || (p.matches('/').count() == 1 && name.starts_with(&format!("{p}/"))));
             offered.push(name);
             if !wanted {
                 continue;
             }
-            let hex = d.as_digest_sha256().ok_or_else(|| Error::Usage(format!("{id}: a manifest has no sha256 digest")))?;
-            let (url, doc) = self
-                .manifest(repository, &format!("sha256:{hex}"))?
-                .ok_or_else(|| Error::Usage(format!("{id}: its index lists sha256:{hex}, which the registry does not have")))?;
+            let hex =
+                d.as_digest_sha256().ok_or_else(|| Error::Usage(format!("{id}: a manifest has no sha256 digest")))?;
+            let (url, doc) = self.manifest(repository, &format!("sha256:{hex}"))?.ok_or_else(|| {
+                Error::Usage(format!("{id}: its index lists sha256:{hex}, which the registry does not have"))
+            })?;
             if sha256_hex(&doc) != hex || doc.len() as u64 != d.size() {
                 return Err(digest_mismatch(id, &format!("{url} is not the manifest its index lists")));
             }
@@ -240,7 +261,9 @@ impl Registry<'_, '_> {
         let manifest = parse_manifest(&doc).map_err(|m| Error::Usage(format!("{id}: its signature {url}: {m}")))?;
         let mut blobs = Vec::new();
         for d in blobs_of(&manifest) {
-            let hex = d.as_digest_sha256().ok_or_else(|| Error::Usage(format!("{id}: its signature lists a blob without a sha256")))?;
+            let hex = d
+                .as_digest_sha256()
+                .ok_or_else(|| Error::Usage(format!("{id}: its signature lists a blob without a sha256")))?;
             let url = format!("{}/blobs/sha256:{hex}", self.base(repository));
             let body = self.ctx.client.get_document(&url, "*/*", 1 << 20)?;
             let body = body.ok_or_else(|| Error::Usage(format!("{id}: its signature's blob {url} is missing")))?;
