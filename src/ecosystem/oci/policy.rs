@@ -128,3 +128,31 @@ pub fn parse_pem(pem: &str) -> std::result::Result<VerifyingKey, String> {
         base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "its PEM body is not base64".to_owned())?;
     VerifyingKey::from_public_key_der(&der).map_err(|_| "not an ECDSA P-256 public key".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ecosystem::POLICY_TABLES;
+    use crate::policy::{Policy, References};
+    use crate::sign::SecretKey;
+
+    #[test]
+    fn signers_are_tables_naming_a_p256_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SecretKey::generate().unwrap();
+        let head =
+            format!("version = 1\nthreshold = 1\n[[keys]]\nname = \"a\"\npublic = \"{}\"\n", a.public().to_text());
+        let parse = |extra: &str, references| Policy::parse(&format!("{head}{extra}"), references, "p", POLICY_TABLES);
+        let err = |extra: &str| parse(extra, References::Beside(dir.path())).unwrap_err().to_string();
+        assert!(err("[oci]\nrequire = [\"cosign-signature\"]\n").contains("no [[oci.signers]]"));
+        assert!(err("[oci]\nsigners = \"cosign.pub\"\n").contains("invalid type"));
+        assert!(
+            err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"k.pub\"\nidentity = \"x\"\n")
+                .contains("unknown field `identity`")
+        );
+        assert!(err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"missing.pub\"\n").contains("missing.pub"));
+        std::fs::write(dir.path().join("bad.pub"), "not a key").unwrap();
+        assert!(err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"bad.pub\"\n").contains("not a PEM public key"));
+        let statement = parse("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"k.pub\"\n", References::Refused);
+        assert!(statement.unwrap_err().to_string().contains("cannot name files"));
+    }
+}
