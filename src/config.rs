@@ -20,6 +20,9 @@
 //! [cargo]
 //! locks = ["Cargo.lock"]
 //! index = "https://index.crates.io/"
+//! [oci]
+//! images = ["images.txt"]
+//! platforms = ["linux/amd64"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,6 +31,7 @@ use serde::Deserialize;
 
 use crate::ecosystem::cargo::config::CargoConfig;
 use crate::ecosystem::npm::config::NpmConfig;
+use crate::ecosystem::oci::config::OciConfig;
 use crate::ecosystem::pypi::config::PypiConfig;
 use crate::error::{Error, Result};
 
@@ -45,6 +49,8 @@ pub struct Config {
     pub npm: NpmConfig,
     #[serde(default)]
     pub cargo: CargoConfig,
+    #[serde(default)]
+    pub oci: OciConfig,
 }
 
 impl Config {
@@ -56,7 +62,13 @@ impl Config {
             Error::Usage(format!("{}: invalid config: {first}; see schemas/config.cddl", path.display()))
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for list in [&mut config.files, &mut config.pypi.locks, &mut config.npm.locks, &mut config.cargo.locks] {
+        for list in [
+            &mut config.files,
+            &mut config.pypi.locks,
+            &mut config.npm.locks,
+            &mut config.cargo.locks,
+            &mut config.oci.images,
+        ] {
             for p in list.iter_mut() {
                 *p = base.join(&*p);
             }

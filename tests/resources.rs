@@ -232,6 +232,14 @@ mod hostile_memory {
                 let prefix = format!("{{\"cksum\":\"{cksum}\",\"name\":\"big\",\"vers\":\"1.0.0\",\"pad\":[");
                 (entry("cargo", "big", "1.0.0", "big-1.0.0.crate"), amplifying(&prefix, "]}", len))
             }
+            "oci-manifest" | "cosign-signature" | "cosign-blob" => {
+                let hex = hex::encode(sha2::Sha256::digest(ARTIFACT));
+                let path = format!("blobs/sha256/{hex}");
+                (
+                    entry("oci", "registry.example/big", &format!("sha256:{hex}"), &path),
+                    amplifying("{\"manifests\":[", "]}", len),
+                )
+            }
             other => panic!("no case for evidence kind {other}"),
         };
         // The npm registry signature is checked against the version object's integrity.
@@ -366,6 +374,8 @@ fn evidence_of_the_worst_shape_at_its_cap_imports_in_bounded_memory_and_over_it_
                 "pypi big@1.0"
             } else if kind.starts_with("npm") {
                 "npm big@1.0.0"
+            } else if kind.starts_with("oci") || kind.starts_with("cosign") {
+                "oci registry.example/big@sha256:"
             } else {
                 "cargo big@1.0.0"
             };

@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod evidence;
 pub mod files;
 pub mod npm;
+pub mod oci;
 pub mod pypi;
 pub mod registry;
 pub mod reserved;
@@ -116,6 +117,23 @@ pub trait Ecosystem: Sync {
     fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
         Ok(Provenance::text("none (plain file)"))
     }
+
+    // --- entries checked together (OCI: an image and the blobs it lists) ---
+    /// Rules across the bundle's entries of this ecosystem, after each
+    /// passed [`Ecosystem::check_entry`]: what one entry's evidence lists
+    /// that another must carry. The error says what is wrong.
+    fn check_together(&self, entries: &[&Entry]) -> Result<(), String> {
+        let _ = entries;
+        Ok(())
+    }
+    /// Whether the policy's required evidence applies to `entry` itself;
+    /// `false` for an entry another entry vouches for (an image's layer, the
+    /// image's signature covering its digest, [`Ecosystem::check_together`]
+    /// making sure an image lists it).
+    fn judged_alone(&self, entry: &Entry) -> bool {
+        let _ = entry;
+        true
+    }
 }
 
 /// The ecosystems `airlock serve` names to its user, in the order it names
@@ -155,7 +173,7 @@ pub trait Pinned {
 
 /// The tables an import policy may have, one per ecosystem with rules of its
 /// own, in the order schemas/policy.cddl lists them (and errors name them).
-pub static POLICY_TABLES: &[&dyn crate::policy::Table] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo];
+pub static POLICY_TABLES: &[&dyn crate::policy::Table] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &oci::Oci];
 
 /// What an import changes in one ecosystem.
 pub struct Change<'a> {
@@ -182,7 +200,7 @@ impl<'a> Change<'a> {
 }
 
 /// Every ecosystem this build knows.
-pub static ALL: &[&dyn Ecosystem] = &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo];
+pub static ALL: &[&dyn Ecosystem] = &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo, &oci::Oci];
 
 /// The ecosystem with this manifest name.
 #[must_use]

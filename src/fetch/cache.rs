@@ -105,6 +105,19 @@ impl Cache {
     /// the registry's metadata); a cached copy that fails it is fetched
     /// again, a fresh download that fails it is discarded and reported.
     pub fn fetch(&self, client: &Client, url: &str, check: &dyn Fn(&Digests) -> Result<()>) -> Result<Cached> {
+        self.fetch_with(client, url, &[], check)
+    }
+
+    /// [`Cache::fetch`] sending `headers` too (an `Accept` a registry
+    /// chooses the document by, a token). The cache is keyed by URL alone,
+    /// so `check` must pin the content (a content-addressed URL).
+    pub fn fetch_with(
+        &self,
+        client: &Client,
+        url: &str,
+        headers: &[(&str, String)],
+        check: &dyn Fn(&Digests) -> Result<()>,
+    ) -> Result<Cached> {
         let key = hex::encode(sha2::Sha256::digest(url.as_bytes()));
         let record_path = self.root.join("urls").join(&key);
         if let Some(record) = fs::read(&record_path).ok().and_then(|b| serde_json::from_slice::<UrlRecord>(&b).ok()) {
@@ -116,7 +129,7 @@ impl Cache {
         }
         let partial = self.root.join("partial").join(&key);
         self.downloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let digests = download(client, url, &partial)?;
+        let digests = download(client, url, headers, &partial)?;
         if let Err(e) = check(&digests) {
             let _ = fs::remove_file(&partial);
             return Err(e);
@@ -139,7 +152,7 @@ impl Cache {
 }
 
 /// Downloads `url` into `partial`, resuming what an earlier run left there.
-fn download(client: &Client, url: &str, partial: &Path) -> Result<Digests> {
+fn download(client: &Client, url: &str, headers: &[(&str, String)], partial: &Path) -> Result<Digests> {
     let mut file = OpenOptions::new().create(true).read(true).append(true).open(partial).at(partial)?;
     let mut hashers = Hashers::default();
     let have = file.metadata().at(partial)?.len();
@@ -148,9 +161,11 @@ fn download(client: &Client, url: &str, partial: &Path) -> Result<Digests> {
         file.seek(io::SeekFrom::Start(0)).at(partial)?;
         io::copy(&mut (&file).take(have), &mut hashers).at(partial)?;
     }
-    let range = [("Range", format!("bytes={have}-"))];
-    let (status, mut body) =
-        client.get(url, if have > 0 { &range } else { &[] }).map_err(|e| unreachable_registry(url, &e))?;
+    let mut sent = headers.to_vec();
+    if have > 0 {
+        sent.push(("Range", format!("bytes={have}-")));
+    }
+    let (status, mut body) = client.get(url, &sent).map_err(|e| unreachable_registry(url, &e))?;
     match status {
         206 if have > 0 => {}
         200 => {
@@ -163,7 +178,7 @@ fn download(client: &Client, url: &str, partial: &Path) -> Result<Digests> {
             // Our partial file is longer than the artifact: start over.
             file.set_len(0).at(partial)?;
             drop(file);
-            return download(client, url, partial);
+            return download(client, url, headers, partial);
         }
         other => return Err(unreachable_registry(url, &HttpError::Status(other))),
     }

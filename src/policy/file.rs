@@ -95,6 +95,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
         let tables = self.tables.iter().map(|t| t.name());
         let fields: Vec<&'static str> = FIELDS_BEFORE.into_iter().chain(tables).chain(FIELDS_AFTER).collect();
         let settings = all_settings(self.tables);
+        let table_settings: Vec<&'static str> = self.tables.iter().flat_map(|t| t.table_settings()).copied().collect();
         let mut file = PolicyFile {
             version: 0,
             serial: FIRST_SERIAL,
@@ -119,7 +120,7 @@ impl<'de> Visitor<'de> for FileSeed<'_> {
                 "channels" => file.channels = map.next_value()?,
                 "sigstore" => file.sigstore = map.next_value()?,
                 table => {
-                    let rules = map.next_value_seed(RulesSeed { settings: &settings })?;
+                    let rules = map.next_value_seed(RulesSeed { settings: &settings, tables: &table_settings })?;
                     file.ecosystems.insert(table, rules);
                 }
             }
@@ -149,6 +150,8 @@ fn all_settings(tables: Tables<'_>) -> Vec<&'static str> {
 /// ecosystems' settings after `require`.
 struct RulesSeed<'s> {
     settings: &'s [&'static str],
+    /// Settings that are arrays of tables ([`Table::table_settings`]).
+    tables: &'s [&'static str],
 }
 
 impl<'de> DeserializeSeed<'de> for RulesSeed<'_> {
@@ -178,6 +181,10 @@ impl<'de> Visitor<'de> for RulesSeed<'_> {
                 "require" => rules.require = map.next_value()?,
                 "publishers" => rules.publishers = map.next_value()?,
                 "names" => rules.names = map.next_value()?,
+                setting if self.tables.contains(&setting) => {
+                    let tables: Vec<toml::Table> = map.next_value()?;
+                    rules.settings.insert(setting, serde_json::to_string(&tables).map_err(de::Error::custom)?);
+                }
                 setting => {
                     rules.settings.insert(setting, map.next_value()?);
                 }

@@ -46,6 +46,11 @@ pub trait Table: Sync {
     fn settings(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Those of [`Table::settings`] that are arrays of tables
+    /// (`[[oci.signers]]`): handed to [`Table::resolve`] as their JSON text.
+    fn table_settings(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Resolves this table's own settings (only those present are in
     /// `settings`) once `require` is known to name only its kinds: the
     /// trust roots they pin, if any.

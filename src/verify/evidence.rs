@@ -24,7 +24,8 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
         // Against the protected names here; `import` screens against the mirror's too.
         rules.names.screen(&entry.ecosystem, entry, &BTreeSet::new())?;
     }
-    let required: &[String] = rules.map_or(&[], |r| &r.require);
+    let judged = ecosystem::by_name(&entry.ecosystem).is_none_or(|owner| owner.judged_alone(entry));
+    let required: &[String] = if judged { rules.map_or(&[], |r| &r.require) } else { &[] };
     check_present(entry, required, &id)?;
     let trust = Trust { sigstore: policy.sigstore(), rules };
     let Provenance { text: provenance, attested } = match ecosystem::by_name(&entry.ecosystem) {

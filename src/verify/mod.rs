@@ -99,6 +99,12 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     // of one bundle must not claim one path of the mirror.
     ecosystem::reserved::check(manifest.entries.len(), |i| (&manifest.entries[i], ecosystem::reserved::Holder::Bundle))
         .map_err(|m| Error::rejected(subject, Rejection::Policy(m)))?;
+    for eco in ecosystem::ALL {
+        let mine: Vec<&Entry> = manifest.entries.iter().filter(|e| e.ecosystem == eco.name()).collect();
+        if !mine.is_empty() {
+            eco.check_together(&mine).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+        }
+    }
     Ok(VerifiedManifest {
         digest,
         manifest: manifest.into(),

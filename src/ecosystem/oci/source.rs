@@ -1,0 +1,299 @@
+//! Images on the export side: images.txt in; each image's manifests, its
+//! configs and layers and its cosign signature out, over the distribution
+//! API (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`). A tag is
+//! resolved once, and everything after is fetched by digest and checked
+//! against it while it streams.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::lockfile::{self, ImageRef};
+use super::{
+    INDEX_TYPES, MANIFEST_TYPES, NAME, blob_rel_path, blobs_of, media_type, parse_index, parse_manifest, sha256_hex,
+};
+use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry};
+use crate::ecosystem::{Pinned, Source};
+use crate::error::{Error, Result};
+use crate::fetch::{Digests, parallel};
+
+/// Largest manifest accepted (distribution's own limit is 4 MiB).
+const MAX_MANIFEST: u64 = 4 << 20;
+
+/// The manifest types asked for, in the `Accept` header.
+fn accept() -> String {
+    INDEX_TYPES.iter().chain(&MANIFEST_TYPES).copied().collect::<Vec<_>>().join(", ")
+}
+
+/// The OCI part of an export.
+#[derive(Debug, Clone, Default)]
+pub struct Images {
+    /// images.txt files.
+    pub lists: Vec<PathBuf>,
+    /// `OS/ARCH[/VARIANT]` carried from an index.
+    pub platforms: Vec<String>,
+    /// Registries spoken to over plain HTTP.
+    pub plain_http: Vec<String>,
+}
+
+impl Source for Images {
+    fn lockfiles(&self) -> &[PathBuf] {
+        &self.lists
+    }
+
+    fn read(&self) -> Result<Box<dyn Pinned + '_>> {
+        let mut refs = Vec::new();
+        for path in &self.lists {
+            let origin = path.display().to_string();
+            refs.extend(lockfile::parse_images(&crate::lockfile::read(path)?, &origin)?);
+        }
+        for platform in &self.platforms {
+            let parts = platform.split('/').count();
+            if !(2..=3).contains(&parts) || platform.split('/').any(str::is_empty) {
+                return Err(Error::Usage(format!("--oci-platform {platform:?}: write OS/ARCH or OS/ARCH/VARIANT")));
+            }
+        }
+        Ok(Box::new(Refs { source: self, refs }))
+    }
+}
+
+struct Refs<'a> {
+    source: &'a Images,
+    refs: Vec<ImageRef>,
+}
+
+impl Pinned for Refs<'_> {
+    fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
+        if self.refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let registry = Registry { ctx, images: self.source };
+        let resolved = parallel(&self.refs, ctx.jobs, |r| registry.resolve(r))?;
+        let images = merge(resolved)?;
+        let mut artifacts = parallel(&images, ctx.jobs, |image| registry.image(image))?;
+        let mut blobs: BTreeMap<String, (&str, u64)> = BTreeMap::new();
+        for (image, artifact) in images.iter().zip(&artifacts) {
+            for manifest in super::Chain::of(&artifact.entry)
+                .map_err(|m| Error::Usage(format!("{}: {m}", image.repository)))?
+                .manifests
+            {
+                for d in blobs_of(&manifest) {
+                    let hex = d.as_digest_sha256().ok_or_else(|| {
+                        Error::Usage(format!(
+                            "{}: a blob has no sha256 digest ({}); airlock carries sha256 images",
+                            image.repository,
+                            d.digest()
+                        ))
+                    })?;
+                    blobs.entry(hex.to_owned()).or_insert((image.repository.as_str(), d.size()));
+                }
+            }
+        }
+        let blobs: Vec<(String, (&str, u64))> = blobs.into_iter().collect();
+        artifacts.extend(parallel(&blobs, ctx.jobs, |(hex, (repo, size))| registry.blob(repo, hex, *size))?);
+        Ok(artifacts)
+    }
+}
+
+/// A reference resolved to its digest.
+struct Resolved {
+    reference: ImageRef,
+    hex: String,
+}
+
+/// One image to carry: a repository's digest and the tags that named it.
+struct Image {
+    repository: String,
+    hex: String,
+    tags: Vec<String>,
+}
+
+/// Tags naming one digest of a repository make one image; one digest in
+/// two repositories would be two entries on one path of the layout.
+fn merge(resolved: Vec<Resolved>) -> Result<Vec<Image>> {
+    let mut images: BTreeMap<String, Image> = BTreeMap::new();
+    for Resolved { reference, hex } in resolved {
+        let image = images.entry(hex.clone()).or_insert_with(|| Image {
+            repository: reference.repository.clone(),
+            hex: hex.clone(),
+            tags: Vec::new(),
+        });
+        if image.repository != reference.repository {
+            return Err(Error::Usage(format!(
+                "{} and {} are the same image (sha256:{hex}); carry it under one repository",
+                image.repository, reference.repository
+            )));
+        }
+        if let Some(tag) = reference.tag
+            && !image.tags.contains(&tag)
+        {
+            image.tags.push(tag);
+        }
+    }
+    let mut images: Vec<Image> = images.into_values().collect();
+    for image in &mut images {
+        image.tags.sort();
+    }
+    Ok(images)
+}
+
+struct Registry<'a, 'c> {
+    ctx: &'a FetchContext<'c>,
+    images: &'a Images,
+}
+
+impl Registry<'_, '_> {
+    /// `https://HOST/v2/PATH/`, or `http://` for a host named by --oci-plain-http.
+    fn base(&self, repository: &str) -> String {
+        let (host, path) = repository.split_once('/').unwrap_or((repository, ""));
+        let scheme = if self.images.plain_http.iter().any(|h| h == host) { "http" } else { "https" };
+        let host = if host == "docker.io" { "registry-1.docker.io" } else { host };
+        format!("{scheme}://{host}/v2/{path}")
+    }
+
+    /// A manifest by tag or digest; `None` on 404.
+    fn manifest(&self, repository: &str, reference: &str) -> Result<Option<(String, Vec<u8>)>> {
+        let url = format!("{}/manifests/{reference}", self.base(repository));
+        let body = self.ctx.client.get_document(&url, &accept(), MAX_MANIFEST)?;
+        Ok(body.map(|b| (url, b)))
+    }
+
+    /// The digest a reference names: its tag resolved once, checked against its pinned digest.
+    fn resolve(&self, reference: &ImageRef) -> Result<Resolved> {
+        let by = reference
+            .tag
+            .clone()
+            .unwrap_or_else(|| format!("sha256:{}", reference.digest.as_deref().unwrap_or_default()));
+        let (url, body) = self.manifest(&reference.repository, &by)?.ok_or_else(|| {
+            Error::Usage(format!("{reference}: no such image ({}); check images.txt", self.base(&reference.repository)))
+        })?;
+        let hex = sha256_hex(&body);
+        if let Some(pinned) = &reference.digest
+            && *pinned != hex
+        {
+            return Err(digest_mismatch(
+                &reference.to_string(),
+                &format!("{url} is sha256:{hex}, not the pinned digest"),
+            ));
+        }
+        Ok(Resolved { reference: reference.clone(), hex })
+    }
+
+    /// The image's entry: its top document by digest through the cache,
+    /// the platform manifests of an index, its signature.
+    fn image(&self, image: &Image) -> Result<Artifact> {
+        let id = format!("{}@sha256:{}", image.repository, image.hex);
+        let url = format!("{}/manifests/sha256:{}", self.base(&image.repository), image.hex);
+        let check = |d: &Digests| {
+            if hex::encode(&d.sha256) != image.hex {
+                return Err(digest_mismatch(&id, "the registry served another manifest for its digest"));
+            }
+            Ok(())
+        };
+        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &[("Accept", accept())], &check)?;
+        let top = std::fs::read(&cached.path).map_err(|e| Error::io(&cached.path, e))?;
+        let media = media_type(&top).map_err(|m| Error::Usage(format!("{id}: {m}")))?;
+        let mut e =
+            entry(NAME, &image.repository, &format!("sha256:{}", image.hex), blob_rel_path(&image.hex), &cached);
+        e.source = Some(url);
+        e.attributes.insert("media-type".into(), media.clone());
+        if !image.tags.is_empty() {
+            e.attributes.insert("tags".into(), image.tags.join(" "));
+        }
+        carry_needed(&mut e, "oci-manifest", top.clone(), &id)?;
+        if INDEX_TYPES.contains(&media.as_str()) {
+            for doc in self.platform_manifests(&image.repository, &top, &id)? {
+                carry_needed(&mut e, "oci-manifest", doc, &id)?;
+            }
+        }
+        self.signature(&mut e, &image.repository, &image.hex, &id)?;
+        Ok(Artifact { entry: e, source: cached.path })
+    }
+
+    /// The manifests of the chosen platforms an index lists, each checked against its descriptor.
+    fn platform_manifests(&self, repository: &str, index: &[u8], id: &str) -> Result<Vec<Vec<u8>>> {
+        let index = parse_index(index).map_err(|m| Error::Usage(format!("{id}: {m}")))?;
+        let mut docs = Vec::new();
+        let mut offered = Vec::new();
+        for d in index.manifests() {
+            let Some(platform) = d.platform() else { continue };
+            let mut name = format!("{}/{}", platform.os(), platform.architecture());
+            if let Some(variant) = platform.variant() {
+                name = format!("{name}/{variant}");
+            }
+            let wanted = self
+                .images
+                .platforms
+                .iter()
+                .any(|p| *p == name || (p.matches('/').count() == 1 && name.starts_with(&format!("{p}/"))));
+            offered.push(name);
+            if !wanted {
+                continue;
+            }
+            let hex =
+                d.as_digest_sha256().ok_or_else(|| Error::Usage(format!("{id}: a manifest has no sha256 digest")))?;
+            let (url, doc) = self.manifest(repository, &format!("sha256:{hex}"))?.ok_or_else(|| {
+                Error::Usage(format!("{id}: its index lists sha256:{hex}, which the registry does not have"))
+            })?;
+            if sha256_hex(&doc) != hex || doc.len() as u64 != d.size() {
+                return Err(digest_mismatch(id, &format!("{url} is not the manifest its index lists")));
+            }
+            docs.push(doc);
+        }
+        if docs.is_empty() {
+            return Err(Error::Usage(format!(
+                "{id}: the index has none of the platforms {} (it has {}); choose with --oci-platform",
+                self.images.platforms.join(", "),
+                offered.join(", ")
+            )));
+        }
+        Ok(docs)
+    }
+
+    /// cosign's signature by its tag, `sha256-<hex>.sig`, with its blobs;
+    /// where it was looked for when there is none.
+    fn signature(&self, e: &mut crate::manifest::Entry, repository: &str, hex: &str, id: &str) -> Result<()> {
+        let tag = format!("sha256-{hex}.sig");
+        let Some((url, doc)) = self.manifest(repository, &tag)? else {
+            let looked = format!("{}/manifests/{tag}", self.base(repository));
+            carry(e, "cosign-signature", None, &looked);
+            return Ok(());
+        };
+        let manifest = parse_manifest(&doc).map_err(|m| Error::Usage(format!("{id}: its signature {url}: {m}")))?;
+        let mut blobs = Vec::new();
+        for d in blobs_of(&manifest) {
+            let hex = d
+                .as_digest_sha256()
+                .ok_or_else(|| Error::Usage(format!("{id}: its signature lists a blob without a sha256")))?;
+            let url = format!("{}/blobs/sha256:{hex}", self.base(repository));
+            let body = self.ctx.client.get_document(&url, "*/*", 1 << 20)?;
+            let body = body.ok_or_else(|| Error::Usage(format!("{id}: its signature's blob {url} is missing")))?;
+            if sha256_hex(&body) != hex {
+                return Err(digest_mismatch(id, &format!("{url} is not the signature blob its manifest lists")));
+            }
+            blobs.push(body);
+        }
+        carry(e, "cosign-signature", Some(doc), &url);
+        for blob in blobs {
+            carry(e, "cosign-blob", Some(blob), &url);
+        }
+        Ok(())
+    }
+
+    /// A config or layer, streamed into the cache and checked against its digest and size.
+    fn blob(&self, repository: &str, hex: &str, size: u64) -> Result<Artifact> {
+        let id = format!("{repository} blob sha256:{hex}");
+        let url = format!("{}/blobs/sha256:{hex}", self.base(repository));
+        let check = |d: &Digests| {
+            if hex::encode(&d.sha256) != hex || d.size != size {
+                return Err(digest_mismatch(&id, "the registry served other bytes for the blob's digest"));
+            }
+            Ok(())
+        };
+        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &[], &check)?;
+        self.ctx.progress.advance(cached.digests.size);
+        let mut e = entry(NAME, repository, "", blob_rel_path(hex), &cached);
+        e.version = None;
+        e.source = Some(url);
+        Ok(Artifact { entry: e, source: cached.path })
+    }
+}

@@ -1,0 +1,376 @@
+//! Container images end to end: Debian's `docker-registry` (distribution
+//! 2.8) on loopback as the upstream, seeded with `skopeo` from OCI layouts
+//! this test builds (a two-platform index and a single-platform image
+//! sharing a layer, and a cosign `.sig` written from cosign's
+//! specification); `airlock export --oci-images`, `airlock import` under a
+//! policy pinning the cosign key, and `skopeo copy oci:MIRROR/oci:REF` as the
+//! real client, whose output is compared with the originals. Then hostile
+//! bundles: each refused with one line, the mirror unchanged.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use airlock::sign::SecretKey;
+use base64::Engine as _;
+use common::{airlock, hostile, keygen, one_line, skip, snapshot};
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::EncodePublicKey as _;
+use serde_json::json;
+use sha2::Digest as _;
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
+}
+
+/// A `docker-registry` on a free loopback port, killed on drop.
+struct Upstream {
+    child: Child,
+    host: String,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_registry(dir: &Path) -> Upstream {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let host = format!("127.0.0.1:{port}");
+    let config = dir.join("registry.yml");
+    let storage = dir.join("registry-data");
+    fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            storage.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let upstream = Upstream { child, host };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = format!("http://{}/v2/", upstream.host);
+    while ureq::get(&url).call().is_err() {
+        assert!(Instant::now() < deadline, "docker-registry did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    upstream
+}
+
+/// An OCI layout being built: blobs by digest, and its index.json.
+struct Layout {
+    dir: PathBuf,
+    refs: Vec<serde_json::Value>,
+}
+
+impl Layout {
+    fn new(dir: PathBuf) -> Self {
+        fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        Layout { dir, refs: Vec::new() }
+    }
+
+    /// Stores `data`, returning its descriptor.
+    fn blob(&self, media: &str, data: &[u8]) -> serde_json::Value {
+        fs::write(self.dir.join("blobs/sha256").join(sha(data)), data).unwrap();
+        json!({ "mediaType": media, "digest": format!("sha256:{}", sha(data)), "size": data.len() })
+    }
+
+    fn tag(&mut self, mut descriptor: serde_json::Value, name: &str) {
+        descriptor["annotations"] = json!({ "org.opencontainers.image.ref.name": name });
+        self.refs.push(descriptor);
+        let index = json!({ "schemaVersion": 2, "manifests": self.refs });
+        fs::write(self.dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+}
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, data).unwrap();
+    builder.into_inner().unwrap()
+}
+
+/// An image manifest for `arch` over `layers`.
+fn image(layout: &Layout, arch: &str, layers: &[&[u8]]) -> (serde_json::Value, Vec<u8>) {
+    let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", sha(l))).collect();
+    let config = json!({ "architecture": arch, "os": "linux", "rootfs": { "type": "layers", "diff_ids": diff_ids } });
+    let config = layout.blob(CONFIG, &serde_json::to_vec(&config).unwrap());
+    let layers: Vec<_> = layers.iter().map(|l| layout.blob(LAYER, l)).collect();
+    let manifest = json!({ "schemaVersion": 2, "mediaType": MANIFEST, "config": config, "layers": layers });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    (layout.blob(MANIFEST, &bytes), bytes)
+}
+
+/// cosign's `.sig` for `repository@sha256:digest`: the simple-signing
+/// payload, signed (ECDSA P-256, DER, base64) in the layer's annotation.
+/// Returns (manifest, config, payload).
+fn cosign_sig(layout: &Layout, key: &SigningKey, repository: &str, digest: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let payload = serde_json::to_vec(&json!({
+        "critical": {
+            "identity": { "docker-reference": repository },
+            "image": { "docker-manifest-digest": format!("sha256:{digest}") },
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    }))
+    .unwrap();
+    let signature: Signature = key.sign(&payload);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+    let config = serde_json::to_vec(&json!({
+        "architecture": "", "os": "", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha(&payload))] }
+    }))
+    .unwrap();
+    let config_d = layout.blob(CONFIG, &config);
+    let mut layer = layout.blob("application/vnd.dev.cosign.simplesigning.v1+json", &payload);
+    layer["annotations"] = json!({ "dev.cosignproject.cosign/signature": encoded });
+    let manifest = serde_json::to_vec(
+        &json!({ "schemaVersion": 2, "mediaType": MANIFEST, "config": config_d, "layers": [layer] }),
+    )
+    .unwrap();
+    layout.blob(MANIFEST, &manifest);
+    (manifest, config, payload)
+}
+
+fn pem(key: &SigningKey) -> String {
+    let der = key.verifying_key().to_public_key_der().unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+    let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"))
+}
+
+fn skopeo(args: &[&str]) {
+    let out = Command::new("skopeo").args(args).output().unwrap();
+    assert!(out.status.success(), "skopeo {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn push(layout: &Layout, name: &str, to: &str) {
+    let from = format!("oci:{}:{name}", layout.dir.display());
+    skopeo(&[
+        "copy",
+        "--all",
+        "--preserve-digests",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &from,
+        &format!("docker://{to}"),
+    ]);
+}
+
+fn import(bundle: &Path, policy: &Path, mirror: &Path) -> std::process::Output {
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(bundle)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--mirror")
+        .arg(mirror)
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
+    if !have("docker-registry") || !have("skopeo") {
+        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let upstream = start_registry(root);
+    let host = &upstream.host;
+
+    // Upstream: team/app:1.0, an index of linux/amd64 and linux/arm64; team/tool:1.0,
+    // one manifest; both share a layer. tool is signed by the pinned key.
+    let mut layout = Layout::new(root.join("layout"));
+    let shared = tar_of("shared.txt", b"shared by every image\n");
+    let amd = tar_of("amd64.txt", b"amd64 only\n");
+    let arm = tar_of("arm64.txt", b"arm64 only\n");
+    let (amd_d, amd_manifest) = image(&layout, "amd64", &[&shared, &amd]);
+    let (arm_d, _) = image(&layout, "arm64", &[&shared, &arm]);
+    let mut platforms = Vec::new();
+    for (mut d, arch) in [(amd_d, "amd64"), (arm_d, "arm64")] {
+        d["platform"] = json!({ "architecture": arch, "os": "linux" });
+        platforms.push(d);
+    }
+    let index = serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": platforms })).unwrap();
+    let index_d = layout.blob(INDEX, &index);
+    layout.tag(index_d, "app");
+    let (tool_d, tool_manifest) = image(&layout, "amd64", &[&shared]);
+    layout.tag(tool_d, "tool");
+    let signer = SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let tool_repo = format!("{host}/team/tool");
+    let tool_hex = sha(&tool_manifest);
+    let (sig_manifest, _, _) = cosign_sig(&layout, &signer, &tool_repo, &tool_hex);
+    layout.tag(json!({ "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&sig_manifest)), "size": sig_manifest.len() }), "sig");
+    push(&layout, "app", &format!("{host}/team/app:1.0"));
+    push(&layout, "tool", &format!("{tool_repo}:1.0"));
+    push(&layout, "sig", &format!("{tool_repo}:sha256-{tool_hex}.sig"));
+
+    // Export: tags resolved to digests, linux/amd64 chosen, the shared layer carried once.
+    let (key, public) = keygen(root, "op");
+    fs::write(root.join("images.txt"), format!("# images\n{host}/team/app:1.0\n{tool_repo}:1.0\n")).unwrap();
+    let bundle = root.join("images.airlock");
+    airlock()
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("images.txt"))
+        .args(["--oci-plain-http", host, "--cache"])
+        .arg(root.join("cache"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    let parts = hostile::open(&bundle);
+    let entries = &parts.manifest.entries;
+    let shared_path = format!("blobs/sha256/{}", sha(&shared));
+    assert_eq!(entries.iter().filter(|e| e.path.as_str() == shared_path).count(), 1);
+    assert!(!entries.iter().any(|e| e.path.as_str().ends_with(&sha(&arm))), "arm64 was not asked for");
+    let app = entries.iter().find(|e| e.name.ends_with("/team/app") && e.version.is_some()).unwrap();
+    assert_eq!(app.version.as_deref(), Some(format!("sha256:{}", sha(&index)).as_str()));
+    assert!(app.missing.iter().any(|m| m.kind == "cosign-signature" && m.looked.contains(".sig")), "{:?}", app.missing);
+
+    // Import under a policy pinning the cosign key for team/tool.
+    fs::write(root.join("cosign.pub"), pem(&signer)).unwrap();
+    let policy = root.join("policy.toml");
+    fs::write(
+        &policy,
+        format!(
+            "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"{}\"\n[oci]\n[[oci.signers]]\nimages = [\"{host}/team/tool\"]\nkey = \"cosign.pub\"\n",
+            public.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let verify = airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(report.contains("cosign signature by cosign.pub verified"), "{report}");
+
+    // The real client reads the layout: the amd64 image of app, tool, and tool's signature.
+    let layout_dir = mirror.join("oci");
+    for (name, manifest, blobs) in [
+        (format!("{host}/team/app:1.0"), &amd_manifest, vec![&shared, &amd]),
+        (format!("{tool_repo}:1.0"), &tool_manifest, vec![&shared]),
+        (format!("{tool_repo}:sha256-{tool_hex}.sig"), &sig_manifest, vec![]),
+    ] {
+        let out_dir = root.join(format!("out-{}", sha(name.as_bytes())));
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--override-arch",
+            "amd64",
+            "--override-os",
+            "linux",
+            &format!("oci:{}:{name}", layout_dir.display()),
+            &format!("dir:{}", out_dir.display()),
+        ]);
+        assert_eq!(sha(&fs::read(out_dir.join("manifest.json")).unwrap()), sha(manifest), "{name}");
+        for blob in blobs {
+            assert_eq!(fs::read(out_dir.join(sha(blob))).unwrap(), *blob, "{name}");
+        }
+    }
+
+    // Hostile bundles, each re-signed by the trusted exporter key: refused with one line, mirror unchanged.
+    let op = SecretKey::load(&key).unwrap();
+    let before = snapshot(&mirror);
+    let refuse = |what: &str,
+                  change: &dyn Fn(&mut airlock::manifest::Manifest, &mut std::collections::BTreeMap<_, _>),
+                  expect: &str| {
+        let mut manifest = parts.manifest.clone();
+        let mut blobs = parts.blobs.clone();
+        change(&mut manifest, &mut blobs);
+        let path = root.join("hostile.airlock");
+        fs::write(&path, hostile::rebuild(&manifest, &blobs, &[&op], &[&op])).unwrap();
+        let out = import(&path, &policy, &mirror);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect), "{what}: {line}");
+        assert_eq!(snapshot(&mirror), before, "{what}: the mirror changed");
+    };
+    let tool_index = entries.iter().position(|e| e.name == tool_repo && e.version.is_some()).unwrap();
+    // A layer swapped for other bytes, consistently re-addressed: no image lists it.
+    refuse(
+        "a layer swapped",
+        &|m, blobs| {
+            let other = tar_of("evil.txt", b"swapped\n");
+            let id = airlock::id::ContentId::of(&other);
+            let entry = m.entries.iter_mut().find(|e| e.path.as_str() == shared_path).unwrap();
+            entry.blob = id;
+            entry.size = other.len() as u64;
+            entry.digests.insert("sha256".into(), airlock::manifest::Digest(sha2::Sha256::digest(&other).to_vec()));
+            entry.path = airlock::id::RelPath::new(&format!("blobs/sha256/{}", sha(&other))).unwrap();
+            m.blobs.push(airlock::manifest::Blob { id, size: other.len() as u64, ..m.blobs[0].clone() });
+            blobs.insert(id, other);
+            hostile::prune_blobs(m);
+        },
+        "which the bundle does not carry",
+    );
+    // tool's manifest naming another config than the one carried.
+    refuse(
+        "a manifest whose config digest lies",
+        &|m, _| {
+            let e = &mut m.entries[tool_index];
+            let doc = e.evidence.iter_mut().find(|d| d.kind == "oci-manifest").unwrap();
+            let mut value: serde_json::Value = serde_json::from_slice(&doc.data).unwrap();
+            value["config"]["digest"] = json!(format!("sha256:{}", "0".repeat(64)));
+            doc.data = serde_json::to_vec(&value).unwrap();
+        },
+        "carries no oci-manifest with the image's digest",
+    );
+    let forged = |key: &SigningKey, digest: &str| {
+        let scratch = Layout::new(root.join("scratch"));
+        let (manifest, config, payload) = cosign_sig(&scratch, key, &tool_repo, digest);
+        move |m: &mut airlock::manifest::Manifest| {
+            let e = &mut m.entries[tool_index];
+            e.evidence.retain(|d| !d.kind.starts_with("cosign"));
+            for (kind, data) in [("cosign-signature", &manifest), ("cosign-blob", &config), ("cosign-blob", &payload)] {
+                e.evidence.push(airlock::manifest::Evidence { kind: kind.into(), data: data.clone() });
+            }
+        }
+    };
+    let over_other = forged(&signer, &sha(&amd_manifest));
+    refuse("a signature over another digest", &|m, _| over_other(m), "is over sha256:");
+    let stranger = SigningKey::from_slice(&[0x17; 32]).unwrap();
+    let unpinned = forged(&stranger, &tool_hex);
+    refuse("a signature by an unpinned key", &|m, _| unpinned(m), "no cosign signature it carries verifies");
+    refuse(
+        "a hostile repository name",
+        &|m, _| {
+            for e in m.entries.iter_mut().filter(|e| e.name == tool_repo) {
+                e.name = format!("{host}/team/../../etc");
+            }
+        },
+        "is not a repository",
+    );
+}
