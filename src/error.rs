@@ -92,23 +92,26 @@ impl Rejection {
 const RESEND: &str = "the bundle was damaged or tampered with: do not use it, ask the exporter for a fresh copy";
 
 impl fmt::Display for Rejection {
+    /// One line whatever the bundle holds: a message may quote the bundle's
+    /// own bytes (a field name, a path), so control characters are escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let line = |m: &str| crate::escape::one_line(m).into_owned();
         match self {
-            Rejection::Malformed(m) => write!(f, "malformed bundle: {m}; {RESEND}"),
-            Rejection::UnexpectedMember(m) => write!(f, "unexpected archive member {m}; {RESEND}"),
-            Rejection::Truncated(m) => write!(f, "bundle is truncated: {m}; copy it again from the medium"),
-            Rejection::Oversize(m) => write!(f, "{m}; {RESEND}"),
-            Rejection::BadSignature(m) => write!(f, "bad signature: {m}; {RESEND}"),
+            Rejection::Malformed(m) => write!(f, "malformed bundle: {}; {RESEND}", line(m)),
+            Rejection::UnexpectedMember(m) => write!(f, "unexpected archive member {}; {RESEND}", line(m)),
+            Rejection::Truncated(m) => write!(f, "bundle is truncated: {}; copy it again from the medium", line(m)),
+            Rejection::Oversize(m) => write!(f, "{}; {RESEND}", line(m)),
+            Rejection::BadSignature(m) => write!(f, "bad signature: {}; {RESEND}", line(m)),
             Rejection::BelowThreshold { valid, required, signers } => write!(
                 f,
                 "signed by {valid} trusted key(s), the policy requires {required} (signer key ids, {signers}); \
                  pin the exporter's key with --trust or in the policy, or have more trusted operators co-sign"
             ),
-            Rejection::Schema(m) => write!(f, "manifest fails its schema: {m}; {RESEND}"),
-            Rejection::DigestMismatch(m) => write!(f, "digest mismatch: {m}; {RESEND}"),
-            Rejection::Expired(m) => write!(f, "{m}; ask the exporter for a fresh bundle"),
-            Rejection::Policy(m) => write!(f, "refused by policy: {m}"),
-            Rejection::Statement { message, .. } => f.write_str(message),
+            Rejection::Schema(m) => write!(f, "manifest fails its schema: {}; {RESEND}", line(m)),
+            Rejection::DigestMismatch(m) => write!(f, "digest mismatch: {}; {RESEND}", line(m)),
+            Rejection::Expired(m) => write!(f, "{}; ask the exporter for a fresh bundle", line(m)),
+            Rejection::Policy(m) => write!(f, "refused by policy: {}", line(m)),
+            Rejection::Statement { message, .. } => f.write_str(&line(message)),
         }
     }
 }
@@ -118,7 +121,7 @@ impl fmt::Display for Rejection {
 #[non_exhaustive]
 pub enum Error {
     /// The bundle or one of its entries failed verification or policy (exit 1).
-    #[error("{subject}: {rejection}")]
+    #[error("{}: {rejection}", crate::escape::one_line(subject))]
     Rejected { subject: String, rejection: Rejection },
     /// A usage or configuration problem on the operator's side (exit 2).
     #[error("{0}")]

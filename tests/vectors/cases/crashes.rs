@@ -32,11 +32,38 @@ pub fn cases(base: &Base) -> Vec<Made> {
         (bundle.manifest.created, bundle.manifest.expires) = (created, expires);
         made.push((format!("{name}.airlock"), base.signed(&bundle)));
     }
+    made.push(("manifest-field-name-with-newline.airlock".into(), field_name_with_newline(base)));
     for (name, entry) in named_entries() {
         let content = entry_content(&entry);
         made.push((format!("{name}.airlock"), base.signed(&base.bundle("vectors", vec![entry], vec![content]))));
     }
     made
+}
+
+/// A manifest whose entry has the field `eco\n\0stem` for `ecosystem`,
+/// canonically encoded and signed: the schema error quoted the field name,
+/// newline and all (found by the fuzzer, `volume` target).
+fn field_name_with_newline(base: &Base) -> Vec<u8> {
+    let bundle = base.files("vectors", GOOD);
+    let mut value = hostile::manifest_value(&bundle.manifest);
+    let ciborium::Value::Map(fields) = &mut value else { panic!("a manifest is a map") };
+    let entries = fields.iter_mut().find(|(k, _)| k.as_text() == Some("entries")).map(|(_, v)| v).unwrap();
+    let ciborium::Value::Array(entries) = entries else { panic!("entries is an array") };
+    let ciborium::Value::Map(entry) = &mut entries[0] else { panic!("an entry is a map") };
+    for (key, _) in entry.iter_mut() {
+        if key.as_text() == Some("ecosystem") {
+            *key = ciborium::Value::Text("eco\n\0stem".into());
+        }
+    }
+    // Canonical order: keys sorted by their encoding (shorter first, then bytewise).
+    let encoded = |v: &ciborium::Value| {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).unwrap();
+        out
+    };
+    entry.sort_by_key(|(k, _)| encoded(k));
+    let payload = encoded(&value);
+    hostile::rebuild_payload(&payload, &bundle.manifest, &bundle.blobs, &[&base.trusted], &[&base.trusted])
 }
 
 /// 70 bytes, `blobs/` and 64 more like a blob's name, but with a `..` component.
