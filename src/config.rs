@@ -20,6 +20,9 @@
 //! [cargo]
 //! locks = ["Cargo.lock"]
 //! index = "https://index.crates.io/"
+//! [debian]
+//! packages = ["pkgs.txt"]
+//! suites = ["bookworm", "bookworm-updates"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -27,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ecosystem::cargo::config::CargoConfig;
+use crate::ecosystem::debian::config::DebianConfig;
 use crate::ecosystem::npm::config::NpmConfig;
 use crate::ecosystem::pypi::config::PypiConfig;
 use crate::error::{Error, Result};
@@ -45,6 +49,8 @@ pub struct Config {
     pub npm: NpmConfig,
     #[serde(default)]
     pub cargo: CargoConfig,
+    #[serde(default)]
+    pub debian: DebianConfig,
 }
 
 impl Config {
@@ -56,7 +62,13 @@ impl Config {
             Error::Usage(format!("{}: invalid config: {first}; see schemas/config.cddl", path.display()))
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for list in [&mut config.files, &mut config.pypi.locks, &mut config.npm.locks, &mut config.cargo.locks] {
+        for list in [
+            &mut config.files,
+            &mut config.pypi.locks,
+            &mut config.npm.locks,
+            &mut config.cargo.locks,
+            &mut config.debian.packages,
+        ] {
             for p in list.iter_mut() {
                 *p = base.join(&*p);
             }

@@ -116,9 +116,9 @@ mod tests {
             Policy::parse(&format!("{head}{extra}"), References::Refused, "p", POLICY_TABLES).unwrap_err().to_string()
         };
         assert!(
-            err("[debian]\n").contains("unknown field `debian`, expected one of `version`, `serial`, `threshold`, `keys`, `revoked`, `channels`, `npm`, `pypi`, `cargo`, `sigstore`"),
+            err("[alpine]\n").contains("unknown field `alpine`, expected one of `version`, `serial`, `threshold`, `keys`, `revoked`, `channels`, `npm`, `pypi`, `cargo`, `debian`, `sigstore`"),
             "{}",
-            err("[debian]\n")
+            err("[alpine]\n")
         );
         assert!(err("[npm]\ncolour = 1\n").contains(
             "unknown field `colour`, expected one of `require`, `registry-keys`, `registry-keys-json`, `publishers`, `names`"

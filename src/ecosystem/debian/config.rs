@@ -1,0 +1,22 @@
+//! The `[debian]` section of `airlock.toml` (schemas/config.cddl).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// `debian` in schemas/config.cddl.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebianConfig {
+    /// pkgs.txt files.
+    #[serde(default)]
+    pub packages: Vec<PathBuf>,
+    pub archive: Option<String>,
+    #[serde(default)]
+    pub suites: Vec<String>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub architecture: Option<String>,
+    pub keyring: Option<PathBuf>,
+    pub base: Option<PathBuf>,
+}
