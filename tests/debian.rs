@@ -1,7 +1,7 @@
 //! Debian end to end: export from a loopback archive serving real files of
 //! deb.debian.org (fixtures/debian/README.md), verification against
 //! Debian's keyring on import, the mirror apt reads, and apt itself
-//! installing from it and refusing an altered InRelease. Negative cases are
+//! installing from it and refusing an altered `InRelease`. Negative cases are
 //! bundles signed by the site's own key whose Debian chain is broken: each
 //! must be refused by the Debian checks (exit 1, one line, mirror unchanged).
 

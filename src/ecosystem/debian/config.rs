@@ -1,5 +1,8 @@
 //! The `[debian]` section of `airlock.toml` (schemas/config.cddl).
 
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
 use std::path::PathBuf;
 
 use serde::Deserialize;

@@ -3,6 +3,9 @@
 //! package relationships (`Depends`) and version comparison (dpkg's
 //! algorithm, Debian Policy 5.6.12).
 
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
 use std::cmp::Ordering;
 
 /// One paragraph: its fields in order, continuation lines joined with `\n`,
@@ -79,6 +82,8 @@ pub fn sha256_list(release: &Paragraph) -> Result<Vec<Listed>, String> {
     Ok(out)
 }
 
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
 /// A Release date (`Sat, 11 Jul 2026 10:16:37 UTC`, RFC 2822 in UTC as the
 /// archive writes it) in seconds since the epoch.
 pub fn parse_date(text: &str) -> Result<u64, String> {
@@ -89,8 +94,7 @@ pub fn parse_date(text: &str) -> Result<u64, String> {
     if !matches!(zone, "UTC" | "GMT" | "+0000" | "Z") {
         return Err(bad());
     }
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let month = MONTHS.iter().position(|m| *m == month).ok_or_else(bad)? as i64 + 1;
+    let month = MONTHS.iter().zip(1i64..).find(|(m, _)| **m == month).ok_or_else(bad)?.1;
     let day: i64 = day.parse().map_err(|_| bad())?;
     let year: i64 = year.parse().map_err(|_| bad())?;
     let hms: Vec<i64> = clock.split(':').map(str::parse).collect::<Result<_, _>>().map_err(|_| bad())?;

@@ -4,6 +4,9 @@
 //! when it signed, the Release's dates against the import time and the
 //! policy's grace, the index file's SHA256 and size as the Release lists them.
 
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
 use super::control::{self, Listed};
 use super::openpgp::verify_cleartext;
 use super::policy::Roots;
@@ -13,7 +16,7 @@ use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::manifest::evidence::{EvidenceKind, KIB, MIB};
 
-/// The suite's InRelease, byte for byte.
+/// The suite's `InRelease`, byte for byte.
 pub const INRELEASE: &str = "debian-inrelease";
 /// A `.deb`'s paragraph of its Packages index, byte for byte.
 pub const STANZA: &str = "debian-stanza";

@@ -3,6 +3,9 @@
 //! comment), and the `--debian-base` listing (`dpkg-query -W` output:
 //! `name[:arch]<TAB>version`) of what the target machines already have.
 
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
 use crate::lockfile::LockError;
 
 /// One requested package.
@@ -38,7 +41,7 @@ pub fn parse_packages(text: &str, origin: &str) -> Result<Vec<Wanted>, LockError
         if line.is_empty() {
             continue;
         }
-        let at = |m: String| LockError::new(&format!("{origin}:{}", n + 1), m);
+        let at = |m: String| LockError::new(format!("{origin}:{}", n + 1), m);
         let (spec, version) = match line.split_once('=') {
             Some((s, v)) => (s, Some(v.trim().to_owned())),
             None => (line, None),
@@ -65,10 +68,7 @@ pub fn parse_base(text: &str, origin: &str) -> Result<Vec<(String, String)>, Loc
             continue;
         }
         let (spec, version) = line.split_once('\t').ok_or_else(|| {
-            LockError::new(
-                &format!("{origin}:{}", n + 1),
-                "not NAME<TAB>VERSION; make it with `dpkg-query -W`".to_owned(),
-            )
+            LockError::new(format!("{origin}:{}", n + 1), "not NAME<TAB>VERSION; make it with `dpkg-query -W`")
         })?;
         let name = spec.split_once(':').map_or(spec, |(n, _)| n);
         if !version.trim().is_empty() {

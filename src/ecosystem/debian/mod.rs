@@ -9,15 +9,18 @@
 //! | path | name | evidence |
 //! | --- | --- | --- |
 //! | `ARCHIVE/dists/SUITE/InRelease` | `SUITE` | `debian-inrelease`: the same bytes |
-//! | `ARCHIVE/dists/SUITE/COMPONENT/...` | `SUITE/COMPONENT/...` | `debian-inrelease`: the suite's InRelease |
+//! | `ARCHIVE/dists/SUITE/COMPONENT/...` | `SUITE/COMPONENT/...` | `debian-inrelease`: the suite's `InRelease` |
 //! | `ARCHIVE/pool/...deb` | the package | `debian-stanza`: its Packages paragraph |
 //!
-//! The chain is checked as apt checks it: the InRelease signature against
+//! The chain is checked as apt checks it: the `InRelease` signature against
 //! the pinned keyring, each index file's SHA256 and size against the
-//! InRelease (both per entry, in `verify_evidence`), each `.deb` against its
+//! `InRelease` (both per entry, in `verify_evidence`), each `.deb` against its
 //! stanza (per entry, in `check_entry`), and each stanza against the signed
 //! `Packages.xz` of its archive (when publishing, where the index files are
 //! at hand: see [`Debian::publish`]).
+
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
 
 pub mod cli;
 pub mod config;
@@ -47,7 +50,7 @@ pub use policy::Roots;
 pub const NAME: &str = "debian";
 /// Debian's archive, used when neither flag nor config names one.
 pub const DEFAULT_ARCHIVE: &str = "http://deb.debian.org/debian";
-/// The keyring the exporter checks InRelease against by default.
+/// The keyring the exporter checks `InRelease` against by default.
 pub const DEFAULT_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 /// The Debian ecosystem.
@@ -58,7 +61,7 @@ pub struct Debian;
 pub enum Kind<'a> {
     /// `ARCHIVE/dists/SUITE/InRelease`.
     Release { archive: &'a str, suite: &'a str },
-    /// `ARCHIVE/dists/SUITE/REL`, REL as the InRelease lists it.
+    /// `ARCHIVE/dists/SUITE/REL`, REL as the `InRelease` lists it.
     Index { archive: &'a str, suite: &'a str, rel: &'a str },
     /// `ARCHIVE/POOL-PATH`, the stanza's `Filename`.
     Deb { archive: &'a str, filename: &'a str },
@@ -77,6 +80,8 @@ pub fn kind(path: &str) -> Result<Kind<'_>, String> {
         index_shape(rel)?;
         return Ok(Kind::Index { archive, suite, rel });
     }
+    // Debian's file names are exactly `.deb`, `.xz`: a case-insensitive match would accept what apt would not read.
+    #[allow(clippy::case_sensitive_file_extension_comparisons)]
     if rest.starts_with("pool/") && rest.ends_with(".deb") {
         return Ok(Kind::Deb { archive, filename: rest });
     }
@@ -93,6 +98,7 @@ fn check_segment(s: &str, what: &str) -> Result<(), String> {
 
 /// The index files airlock carries: `COMPONENT/binary-ARCH/Packages.xz`
 /// and `COMPONENT/i18n/Translation-LANG.xz`, what apt fetches by default.
+#[allow(clippy::case_sensitive_file_extension_comparisons)] // as in `kind`
 fn index_shape(rel: &str) -> Result<(), String> {
     let parts: Vec<&str> = rel.split('/').collect();
     let ok = match parts[..] {
@@ -165,7 +171,7 @@ impl Ecosystem for Debian {
     /// An apt repository: every carried file at its path, byte for byte,
     /// index files also under `by-hash/SHA256/`. Before anything of this
     /// import is published, each new `.deb`'s stanza must be a paragraph of
-    /// a `Packages.xz` of its archive (whose SHA256 the signed InRelease
+    /// a `Packages.xz` of its archive (whose SHA256 the signed `InRelease`
     /// lists, checked in verification): the last link of apt's chain.
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {

@@ -1,9 +1,12 @@
-//! Checking a Debian `InRelease` (an OpenPGP cleartext-signed message)
-//! against an OpenPGP keyring, with the `pgp` crate (rPGP): nothing here
-//! parses OpenPGP itself. What this module adds is the rule apt applies
+//! Checking a Debian `InRelease` (an `OpenPGP` cleartext-signed message)
+//! against an `OpenPGP` keyring, with the `pgp` crate (rPGP): nothing here
+//! parses `OpenPGP` itself. What this module adds is the rule apt applies
 //! through gpgv: at least one signature by a key (or signing subkey) of the
 //! keyring verifies, and that key was valid when it signed (created before,
 //! not expired, not revoked, its binding to the primary key verified).
+
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
 
 use std::fmt::Write as _;
 use std::io::Cursor;
@@ -92,7 +95,7 @@ pub fn verify_cleartext(message: &[u8], keyring: &Keyring) -> Result<Verified, S
     let mut tried = Vec::new();
     for sig in msg.signatures() {
         match check_one(sig, signed.as_bytes(), keyring) {
-            Ok(signer) => signers.push(signer),
+            Ok(who) => signers.push(who),
             Err(why) => tried.push(why),
         }
     }
@@ -139,7 +142,7 @@ fn check_one(sig: &Signature, data: &[u8], keyring: &Keyring) -> Result<Signer, 
                 .signatures
                 .iter()
                 .filter(|s| s.typ() == Some(pgp::packet::SignatureType::SubkeyBinding))
-                .max_by_key(|s| s.created().map(|t| t.as_secs()));
+                .max_by_key(|s| s.created().map(pgp::types::Timestamp::as_secs));
             let binding = binding.ok_or_else(|| format!("{label}: the subkey has no binding signature"))?;
             if !binding.key_flags().sign() {
                 return Err(format!("{label}: the subkey is not a signing key"));
@@ -182,7 +185,7 @@ fn primary_expiry(key: &SignedPublicKey) -> Option<u64> {
     let created = u64::from(key.primary_key.created_at().as_secs());
     self_certifications(key)
         .into_iter()
-        .max_by_key(|s| s.created().map(|t| t.as_secs()))
+        .max_by_key(|s| s.created().map(pgp::types::Timestamp::as_secs))
         .and_then(Signature::key_expiration_time)
         .filter(|d| d.as_secs() != 0)
         .map(|d| created + u64::from(d.as_secs()))

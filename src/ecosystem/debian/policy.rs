@@ -1,9 +1,12 @@
-//! Debian's table of the import policy (`[debian]`): the OpenPGP keyring
-//! InRelease files are checked against (`keyring`, a file beside the
+//! Debian's table of the import policy (`[debian]`): the `OpenPGP` keyring
+//! `InRelease` files are checked against (`keyring`, a file beside the
 //! policy: pinned on the disconnected side, never taken from a bundle) and
 //! how long after its `Valid-Until` a Release is still accepted
 //! (`valid-until-grace`, default 14 days: air-gapped transfers take longer
 //! than the week a security suite's Release is valid).
+
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

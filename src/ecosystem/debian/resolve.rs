@@ -14,6 +14,9 @@
 //!
 //! Recommends and Suggests are not followed.
 
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
 use std::collections::{BTreeMap, VecDeque};
 
 use super::control::{self, Paragraph, Wanted, compare_versions};

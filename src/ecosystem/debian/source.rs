@@ -1,8 +1,11 @@
-//! Debian on the export side: pkgs.txt in; each suite's InRelease checked
+//! Debian on the export side: pkgs.txt in; each suite's `InRelease` checked
 //! against the connected side's keyring (fail fast, before fetching
 //! packages), the index files apt reads fetched by hash and checked against
 //! it, the closure resolved, and each `.deb` fetched and checked against its
 //! stanza's SHA256 and size, all through the shared fetch layer.
+
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
 
 use std::path::PathBuf;
 
