@@ -73,6 +73,9 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
+        for p in [&mut config.debian.keyring, &mut config.debian.base].into_iter().flatten() {
+            *p = base.join(&*p);
+        }
         Ok(config)
     }
 }

@@ -420,3 +420,32 @@ fn apt_installs_from_the_mirror_checking_debians_signature_and_refuses_an_altere
         "{said}"
     );
 }
+
+#[test]
+fn the_config_file_names_the_same_inputs() {
+    let site = Site::new();
+    let base = start_archive(BTreeMap::new());
+    fs::write(site.path("pkgs.txt"), "libwbclient0\n").unwrap();
+    fs::write(site.path("base.txt"), BASE).unwrap();
+    let keyring = fixture("debian-archive-keyring.gpg");
+    let config = format!(
+        "[debian]\npackages = [\"pkgs.txt\"]\narchive = \"{base}\"\nsuites = [\"{SUITE}\"]\ncomponents = [\"main\"]\n\
+         architecture = \"amd64\"\nkeyring = \"{}\"\nbase = \"base.txt\"\n",
+        keyring.display()
+    );
+    fs::write(site.path("airlock.toml"), config).unwrap();
+    let out = site.path("config.airlock");
+    airlock()
+        .args(["export", "--quiet", "--config"])
+        .arg(site.path("airlock.toml"))
+        .arg("--cache")
+        .arg(site.path("cache"))
+        .arg("--key")
+        .arg(&site.key_file)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let names: Vec<String> = hostile::open(&out).manifest.entries.iter().map(|e| e.name.clone()).collect();
+    assert!(names.contains(&"libwbclient0".to_owned()) && !names.contains(&"libwbclient-dev".to_owned()), "{names:?}");
+}

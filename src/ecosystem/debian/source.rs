@@ -55,7 +55,11 @@ impl Source for Lockfiles {
             return Err(Error::Usage("--debian-packages needs at least one --debian-suite (e.g. bookworm)".into()));
         }
         let base = match &self.base {
-            Some(path) => lockfile::parse_base(&crate::lockfile::read(path)?, &path.display().to_string())?,
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| Error::input(path, "--debian-base listing", &e))?;
+                lockfile::parse_base(&text, &path.display().to_string())?
+            }
             None => Vec::new(),
         };
         Ok(Box::new(Plan { source: self, wanted, base }))
