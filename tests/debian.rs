@@ -339,7 +339,7 @@ fn import_refuses_a_release_past_valid_until_and_the_grace() {
 
 /// An APT configuration of its own under `dir`: nothing of the host's
 /// apt.conf.d, sources or state; Valid-Until checked (the host turns it off).
-fn apt_config(dir: &Path, mirror: &Path) -> PathBuf {
+fn apt_config(dir: &Path, uri: &str) -> PathBuf {
     for d in
         ["state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d"]
     {
@@ -350,11 +350,8 @@ fn apt_config(dir: &Path, mirror: &Path) -> PathBuf {
 Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
     fs::write(dir.join("status"), status).unwrap();
     let keyring = fixture("debian-archive-keyring.gpg");
-    fs::write(
-        dir.join("etc/sources.list"),
-        format!("deb [signed-by={}] copy:{}/debian/debian {SUITE} main\n", keyring.display(), mirror.display()),
-    )
-    .unwrap();
+    fs::write(dir.join("etc/sources.list"), format!("deb [signed-by={}] {uri} {SUITE} main\n", keyring.display()))
+        .unwrap();
     let d = dir.display();
     let conf = format!(
         "Dir::State \"{d}/state\";\nDir::State::status \"{d}/status\";\nDir::Cache \"{d}/cache\";\n\
@@ -362,7 +359,7 @@ Dir::Etc::SourceList \"{d}/etc/sources.list\";\nDir::Etc::SourceParts \"{d}/etc/
 Dir::Etc::Parts \"{d}/etc/apt.conf.d\";\nDir::Etc::PreferencesParts \"{d}/etc/preferences.d\";\n\
 Dir::Etc::Preferences \"{d}/etc/preferences\";\nAcquire::Check-Valid-Until \"true\";\n\
 APT::Sandbox::User \"root\";\nAPT::Architecture \"amd64\";\nAPT::Architectures {{ \"amd64\"; }};\n\
-Acquire::Languages {{ \"en\"; }};\nDebug::NoLocking \"true\";\n"
+Acquire::Languages {{ \"en\"; }};\nDebug::NoLocking \"true\";\nAcquire::http::Proxy \"DIRECT\";\n"
     );
     let path = dir.join("apt.conf");
     fs::write(&path, conf).unwrap();
@@ -382,12 +379,56 @@ fn apt_installs_from_the_mirror_checking_debians_signature_and_refuses_an_altere
     let site = Site::new();
     site.import(&site.exported()).success();
     let apt = site.path("apt");
-    let config = apt_config(&apt, &site.mirror);
+    let config = apt_config(&apt, &format!("copy:{}/debian/debian", site.mirror.display()));
+    apt_installs(&apt, &config);
+
+    // The same mirror with one byte of its InRelease changed: apt refuses it.
+    let inrelease = site.mirror.join("debian/debian/dists/bookworm-updates/InRelease");
+    let text = fs::read_to_string(&inrelease).unwrap().replacen("Label: Debian", "Label: Debiam", 1);
+    let _ = fs::remove_file(&inrelease);
+    fs::write(&inrelease, text).unwrap();
+    let altered = site.path("apt-altered");
+    let config = apt_config(&altered, &format!("copy:{}/debian/debian", site.mirror.display()));
     let update = apt_get(&config, &["update"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
+    assert!(!update.status.success() && said.contains("BADSIG") && said.contains("is not signed"), "{said}");
+    assert!(
+        !altered.join("state/lists").read_dir().unwrap().any(|f| f
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with("_Packages")),
+        "{said}"
+    );
+}
+
+#[test]
+fn apt_installs_through_airlock_serve_by_hash_included() {
+    if Process::new("apt-get").arg("--version").output().is_err() {
+        common::skip("apt-get is not installed");
+        return;
+    }
+    let site = Site::new();
+    site.import(&site.exported()).success();
+    let options = airlock::serve::ServeOptions { mirror: site.mirror.clone(), listen: "127.0.0.1:0".parse().unwrap() };
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = requests.clone();
+    let server = airlock::serve::bind(&options).unwrap().spawn(move |line| log.lock().unwrap().push(line.to_string()));
+    let apt = site.path("apt-http");
+    let config = apt_config(&apt, &format!("http://{}/debian/debian", server.local_addr()));
+    apt_installs(&apt, &config);
+    let requests = requests.lock().unwrap();
+    assert!(requests.iter().any(|l| l.contains("/main/binary-amd64/by-hash/SHA256/")), "{requests:?}");
+}
+
+/// `apt-get update` with no error or warning, then `install --download-only`
+/// of libwbclient-dev, whose two .deb files land in apt's cache as Debian made them.
+fn apt_installs(apt: &Path, config: &Path) {
+    let update = apt_get(config, &["update"]);
     let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
     assert!(update.status.success(), "{said}");
     assert!(!said.contains("W:") && !said.contains("E:") && !said.contains("Err:"), "{said}");
-    let install = apt_get(&config, &["install", "--download-only", "--yes", "libwbclient-dev"]);
+    let install = apt_get(config, &["install", "--download-only", "--yes", "libwbclient-dev"]);
     let said = format!("{}{}", String::from_utf8_lossy(&install.stdout), String::from_utf8_lossy(&install.stderr));
     assert!(install.status.success(), "{said}");
     let mut fetched: Vec<Vec<u8>> = fs::read_dir(apt.join("cache/archives"))
@@ -400,25 +441,6 @@ fn apt_installs_from_the_mirror_checking_debians_signature_and_refuses_an_altere
     let mut expected = vec![archive_file(DEV), archive_file(LIB)];
     expected.sort();
     assert!(fetched == expected, "apt fetched other files: {said}");
-
-    // The same mirror with one byte of its InRelease changed: apt refuses it.
-    let inrelease = site.mirror.join("debian/debian/dists/bookworm-updates/InRelease");
-    let text = fs::read_to_string(&inrelease).unwrap().replacen("Label: Debian", "Label: Debiam", 1);
-    let _ = fs::remove_file(&inrelease);
-    fs::write(&inrelease, text).unwrap();
-    let altered = site.path("apt-altered");
-    let config = apt_config(&altered, &site.mirror);
-    let update = apt_get(&config, &["update"]);
-    let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
-    assert!(!update.status.success() && said.contains("BADSIG") && said.contains("is not signed"), "{said}");
-    assert!(
-        !altered.join("state/lists").read_dir().unwrap().any(|f| f
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .ends_with("_Packages")),
-        "{said}"
-    );
 }
 
 #[test]

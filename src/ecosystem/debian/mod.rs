@@ -30,6 +30,7 @@ pub mod lockfile;
 pub mod openpgp;
 mod policy;
 pub mod resolve;
+mod serve;
 pub mod source;
 
 use std::collections::{BTreeMap, HashSet};
@@ -188,6 +189,10 @@ impl Ecosystem for Debian {
             }
         }
         check_listed(change, tree)
+    }
+
+    fn route(&self, route: &crate::http::Route<'_>, folder: &crate::http::Folder<'_>) -> crate::http::Response {
+        serve::route(route, folder)
     }
 
     fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
