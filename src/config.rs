@@ -20,6 +20,9 @@
 //! [cargo]
 //! locks = ["Cargo.lock"]
 //! index = "https://index.crates.io/"
+//! [debian]
+//! packages = ["pkgs.txt"]
+//! suites = ["bookworm", "bookworm-updates"]
 //! [oci]
 //! images = ["images.txt"]
 //! platforms = ["linux/amd64"]
@@ -30,6 +33,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::ecosystem::cargo::config::CargoConfig;
+use crate::ecosystem::debian::config::DebianConfig;
 use crate::ecosystem::npm::config::NpmConfig;
 use crate::ecosystem::oci::config::OciConfig;
 use crate::ecosystem::pypi::config::PypiConfig;
@@ -50,6 +54,7 @@ pub struct Config {
     #[serde(default)]
     pub cargo: CargoConfig,
     #[serde(default)]
+    pub debian: DebianConfig,
     pub oci: OciConfig,
 }
 
@@ -67,11 +72,15 @@ impl Config {
             &mut config.pypi.locks,
             &mut config.npm.locks,
             &mut config.cargo.locks,
+            &mut config.debian.packages,
             &mut config.oci.images,
         ] {
             for p in list.iter_mut() {
                 *p = base.join(&*p);
             }
+        }
+        for p in [&mut config.debian.keyring, &mut config.debian.base].into_iter().flatten() {
+            *p = base.join(&*p);
         }
         Ok(config)
     }

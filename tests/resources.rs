@@ -240,6 +240,34 @@ mod hostile_memory {
                     amplifying("{\"manifests\":[", "]}", len),
                 )
             }
+            "debian-inrelease" => {
+                let path = "debian/dists/big/main/binary-amd64/Packages.xz";
+                let mut e = entry("debian", "big/main/binary-amd64/Packages.xz", "1.0", path);
+                e.version = None;
+                let head = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nCodename: big\nSHA256:\n";
+                let mut data = head.as_bytes().to_vec();
+                while data.len() + 80 <= len {
+                    data.extend_from_slice(format!(" {} 1 main/x\n", "0".repeat(64)).as_bytes());
+                }
+                data.resize(len, b' ');
+                (e, data)
+            }
+            "debian-stanza" => {
+                let filename = "pool/main/b/big/big_1.0_amd64.deb";
+                let mut e = entry("debian", "big", "1.0", &format!("debian/{filename}"));
+                e.attributes.insert("architecture".into(), "amd64".into());
+                let sha256 = hex::encode(sha2::Sha256::digest(ARTIFACT));
+                let head = format!(
+                    "Package: big\nVersion: 1.0\nArchitecture: amd64\nFilename: {filename}\nSHA256: {sha256}\nSize: {}\nDescription: big\n",
+                    ARTIFACT.len()
+                );
+                let mut data = head.into_bytes();
+                while data.len() + 3 <= len {
+                    data.extend_from_slice(b" .\n");
+                }
+                data.resize(len, b'.');
+                (e, data)
+            }
             other => panic!("no case for evidence kind {other}"),
         };
         // The npm registry signature is checked against the version object's integrity.
@@ -376,6 +404,8 @@ fn evidence_of_the_worst_shape_at_its_cap_imports_in_bounded_memory_and_over_it_
                 "npm big@1.0.0"
             } else if kind.starts_with("oci") || kind.starts_with("cosign") {
                 "oci registry.example/big@sha256:"
+            } else if kind.starts_with("debian") {
+                "debian"
             } else {
                 "cargo big@1.0.0"
             };

@@ -111,6 +111,8 @@ fn policy_files_match_the_schema() {
     // Every rule the policy knows, as the README documents it; airlock loads it too.
     fs::copy(common::registry::fixture("upstream/trusted_root.json"), dir.path().join("trusted_root.json")).unwrap();
     fs::copy(common::registry::fixture("upstream/registry-keys.json"), dir.path().join("npm-keys.json")).unwrap();
+    let keyring = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/debian/debian-archive-keyring.gpg");
+    fs::copy(keyring, dir.path().join("debian-archive-keyring.gpg")).unwrap();
     let full = format!(
         "{policy}[sigstore]\ntrusted-root = \"trusted_root.json\"\n\
          [npm]\nrequire = [\"npm-signatures\", \"npm-attestations\"]\nregistry-keys = \"npm-keys.json\"\n\
@@ -118,6 +120,7 @@ fn policy_files_match_the_schema() {
          workflow = \".github/workflows/release.yml\"\nissuer = \"https://token.actions.githubusercontent.com\"\n\
          [npm.names]\ndeny = [\"event-stream\"]\nprivate = [\"@corp/*\"]\nprivate-sources = [\"https://npm.corp.example/\"]\n\
          protect = [\"react\"]\nreviewed = [\"preact\"]\n[pypi]\nrequire = [\"pypi-provenance\"]\n[pypi.names]\nallow = [\"*\"]\n\
+         [debian]\nkeyring = \"debian-archive-keyring.gpg\"\nvalid-until-grace = \"14d\"\n\
          [[channels]]\nname = \"pypi-weekly\"\nkeys = [\"op\"]\nthreshold = 1\n"
     );
     cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&full), None).unwrap();

@@ -8,7 +8,7 @@ use clap::Args;
 use super::keys::{KeyParser, UnlockArgs};
 use super::{Output, bytes};
 use crate::config::Config;
-use crate::ecosystem::{Source, cargo, npm, oci, pypi};
+use crate::ecosystem::{Source, cargo, debian, npm, oci, pypi};
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, Inputs, MAX_EXPIRES_IN, Network, Split, export};
 use crate::fetch::Cache;
@@ -30,6 +30,8 @@ pub struct ExportArgs {
     pub npm_lock: npm::cli::LockArgs,
     #[command(flatten)]
     pub cargo_lock: cargo::cli::LockArgs,
+    #[command(flatten)]
+    pub debian_packages: debian::cli::LockArgs,
     #[command(flatten)]
     pub oci_images: oci::cli::LockArgs,
     /// Read inputs, endpoints, platform choices and channel from an airlock.toml (schemas/config.cddl)
@@ -53,6 +55,8 @@ pub struct ExportArgs {
     pub npm_registry: npm::cli::RegistryArgs,
     #[command(flatten)]
     pub cargo_index: cargo::cli::IndexArgs,
+    #[command(flatten)]
+    pub debian_archive: debian::cli::ArchiveArgs,
     #[command(flatten)]
     pub oci_registry: oci::cli::RegistryArgs,
     #[command(flatten)]
@@ -185,6 +189,7 @@ impl ExportArgs {
             Box::new(pypi::cli::lockfiles(&self.pypi_lock, &self.pypi_index, &self.pypi_files, &config.pypi)),
             Box::new(npm::cli::lockfiles(&self.npm_lock, &self.npm_registry, &config.npm)),
             Box::new(cargo::cli::lockfiles(&self.cargo_lock, &self.cargo_index, &config.cargo)),
+            Box::new(debian::cli::lockfiles(&self.debian_packages, &self.debian_archive, &config.debian)),
             Box::new(oci::cli::images(&self.oci_images, &self.oci_registry, &config.oci)),
         ]
     }

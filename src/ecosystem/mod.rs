@@ -5,6 +5,7 @@
 //! ecosystem is adding a module here and a line to [`ALL`].
 
 pub mod cargo;
+pub mod debian;
 pub mod endpoints;
 pub mod evidence;
 pub mod files;
@@ -173,7 +174,8 @@ pub trait Pinned {
 
 /// The tables an import policy may have, one per ecosystem with rules of its
 /// own, in the order schemas/policy.cddl lists them (and errors name them).
-pub static POLICY_TABLES: &[&dyn crate::policy::Table] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &oci::Oci];
+pub static POLICY_TABLES: &[&dyn crate::policy::Table] =
+    &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &debian::Debian, &oci::Oci];
 
 /// What an import changes in one ecosystem.
 pub struct Change<'a> {
@@ -200,7 +202,7 @@ impl<'a> Change<'a> {
 }
 
 /// Every ecosystem this build knows.
-pub static ALL: &[&dyn Ecosystem] = &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo, &oci::Oci];
+pub static ALL: &[&dyn Ecosystem] = &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo, &debian::Debian, &oci::Oci];
 
 /// The ecosystem with this manifest name.
 #[must_use]

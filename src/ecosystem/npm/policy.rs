@@ -116,12 +116,12 @@ mod tests {
             Policy::parse(&format!("{head}{extra}"), References::Refused, "p", POLICY_TABLES).unwrap_err().to_string()
         };
         assert!(
-            err("[debian]\n").contains("unknown field `debian`, expected one of `version`, `serial`, `threshold`, `keys`, `revoked`, `channels`, `npm`, `pypi`, `cargo`, `oci`, `sigstore`"),
+            err("[alpine]\n").contains("unknown field `alpine`, expected one of `version`, `serial`, `threshold`, `keys`, `revoked`, `channels`, `npm`, `pypi`, `cargo`, `debian`, `oci`, `sigstore`"),
             "{}",
-            err("[debian]\n")
+            err("[alpine]\n")
         );
         assert!(err("[npm]\ncolour = 1\n").contains(
-            "unknown field `colour`, expected one of `require`, `registry-keys`, `registry-keys-json`, `signers`, `publishers`, `names`"
+            "unknown field `colour`, expected one of `require`, `registry-keys`, `registry-keys-json`, `keyring`, `valid-until-grace`, `signers`, `publishers`, `names`"
         ));
         assert_eq!(err("[cargo]\nregistry-keys = \"x.json\"\n"), "p: registry-keys is an npm setting, not cargo");
         assert_eq!(

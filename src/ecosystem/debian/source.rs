@@ -1,0 +1,253 @@
+//! Debian on the export side: pkgs.txt in; each suite's `InRelease` checked
+//! against the connected side's keyring (fail fast, before fetching
+//! packages), the index files apt reads fetched by hash and checked against
+//! it, the closure resolved, and each `.deb` fetched and checked against its
+//! stanza's SHA256 and size, all through the shared fetch layer.
+
+// Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
+#![allow(clippy::doc_markdown)]
+
+use std::path::PathBuf;
+
+use sha2::Digest as _;
+
+use super::control::{self, Listed};
+use super::openpgp::{Keyring, verify_cleartext};
+use super::resolve::{Universe, closure};
+use super::{DEFAULT_ARCHIVE, DEFAULT_KEYRING, INRELEASE, NAME, STANZA, lockfile, unxz};
+use crate::ecosystem::registry::{
+    Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url, read_lockfiles,
+};
+use crate::ecosystem::{Pinned, Source};
+use crate::error::{Error, Result};
+use crate::fetch::{Digests, parallel};
+use crate::id::RelPath;
+
+/// Debian's part of an export.
+#[derive(Debug, Clone, Default)]
+pub struct Lockfiles {
+    /// pkgs.txt files.
+    pub locks: Vec<PathBuf>,
+    /// The archive URL; `None`: [`DEFAULT_ARCHIVE`].
+    pub archive: Option<String>,
+    pub suites: Vec<String>,
+    /// Default `main`.
+    pub components: Vec<String>,
+    /// Default `amd64`; one architecture is resolved.
+    pub architecture: Option<String>,
+    /// The connected side's keyring; default [`DEFAULT_KEYRING`].
+    pub keyring: Option<PathBuf>,
+    /// A `dpkg-query -W` listing of what the targets have.
+    pub base: Option<PathBuf>,
+}
+
+impl Source for Lockfiles {
+    fn lockfiles(&self) -> &[PathBuf] {
+        &self.locks
+    }
+
+    fn read(&self) -> Result<Box<dyn Pinned + '_>> {
+        let wanted = read_lockfiles(&self.locks, |_, text, origin| Ok(lockfile::parse_packages(text, origin)?))?;
+        if self.locks.is_empty() {
+            return Ok(Box::new(Plan { source: self, wanted, base: Vec::new() }));
+        }
+        if self.suites.is_empty() {
+            return Err(Error::Usage("--debian-packages needs at least one --debian-suite (e.g. bookworm)".into()));
+        }
+        let base = match &self.base {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| Error::input(path, "--debian-base listing", &e))?;
+                lockfile::parse_base(&text, &path.display().to_string())?
+            }
+            None => Vec::new(),
+        };
+        Ok(Box::new(Plan { source: self, wanted, base }))
+    }
+}
+
+struct Plan<'a> {
+    source: &'a Lockfiles,
+    wanted: Vec<Vec<lockfile::Wanted>>,
+    base: Vec<(String, String)>,
+}
+
+impl Pinned for Plan<'_> {
+    fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
+        if self.source.locks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let s = self.source;
+        let archive = s.archive.clone().unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned());
+        let folder = archive_folder(&archive)?;
+        let arch = s.architecture.clone().unwrap_or_else(|| "amd64".to_owned());
+        let components = if s.components.is_empty() { vec!["main".to_owned()] } else { s.components.clone() };
+        let keyring_path = s.keyring.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
+        let keyring_bytes = std::fs::read(&keyring_path)
+            .map_err(|e| Error::input(&keyring_path, "Debian keyring (--debian-keyring)", &e))?;
+        let keyring = Keyring::from_bytes(&keyring_bytes).map_err(|w| {
+            Error::Usage(format!("{}: {w}; name Debian's keyring with --debian-keyring", keyring_path.display()))
+        })?;
+        let mut artifacts = Vec::new();
+        let mut universe = Universe::default();
+        for (n, suite) in s.suites.iter().enumerate() {
+            let fetched = fetch_suite(ctx, &archive, &folder, suite, &components, &arch, &keyring)?;
+            for (text, origin) in &fetched.packages {
+                universe.add_index(n, text, &arch, origin)?;
+            }
+            artifacts.extend(fetched.artifacts);
+        }
+        let wanted: Vec<lockfile::Wanted> = self.wanted.iter().flatten().cloned().collect();
+        let mut picked = closure(&universe, &wanted, &self.base, &arch)?;
+        // One .deb a pool path (a package listed by two suites is carried once).
+        let mut seen = std::collections::BTreeSet::new();
+        picked.retain(|c| seen.insert(c.stanza.get("Filename").unwrap_or_default().to_owned()));
+        let debs = parallel(&picked, ctx.jobs, |c| fetch_deb(ctx, &archive, &folder, &s.suites[c.suite], c))?;
+        artifacts.extend(debs);
+        Ok(artifacts)
+    }
+}
+
+/// The mirror folder of an archive: its URL's last path segment (`debian`, `debian-security`).
+pub fn archive_folder(archive: &str) -> Result<String> {
+    let last = archive.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    super::check_segment(last, "archive folder").map_err(|e| {
+        Error::Usage(format!("--debian-archive {archive}: {e}; the URL's last path segment names its mirror folder"))
+    })?;
+    Ok(last.to_owned())
+}
+
+struct Suite {
+    artifacts: Vec<Artifact>,
+    /// The Packages texts, with a name for errors.
+    packages: Vec<(String, String)>,
+}
+
+fn fetch_suite(
+    ctx: &FetchContext<'_>,
+    archive: &str,
+    folder: &str,
+    suite: &str,
+    components: &[String],
+    arch: &str,
+    keyring: &Keyring,
+) -> Result<Suite> {
+    let dists = format!("dists/{suite}");
+    let url = join_url(archive, &format!("{dists}/InRelease"));
+    let body = ctx
+        .document(&url, "text/plain")?
+        .ok_or_else(|| Error::Usage(format!("{url}: not found; check --debian-archive and --debian-suite {suite}")))?;
+    let verified = verify_cleartext(&body, keyring)
+        .map_err(|why| Error::Usage(format!("{url}: {why}; is --debian-keyring the archive's keyring?")))?;
+    let release =
+        control::paragraph(verified.text.trim_start_matches('\n')).map_err(|e| Error::Usage(format!("{url}: {e}")))?;
+    super::evidence::check_release(&release, suite, crate::time::now(), 0, &url)
+        .map_err(|r| Error::Usage(r.to_string()))?;
+    let listed = control::sha256_list(&release).map_err(|e| Error::Usage(format!("{url}: {e}")))?;
+    let by_hash = release.get("Acquire-By-Hash") == Some("yes");
+    // The same bytes through the cache, so the entry has a file: checked
+    // against what was verified (the archive may have moved on in between).
+    let sha = sha2::Sha256::digest(&body).to_vec();
+    let same = |d: &Digests| {
+        if d.sha256 == sha {
+            Ok(())
+        } else {
+            Err(Error::Usage(format!("{url}: changed while it was fetched; run the export again")))
+        }
+    };
+    let cached = ctx.artifact(&url, &same)?;
+    let path = rel_path(&format!("{folder}/{dists}/InRelease"))?;
+    let mut release_entry = entry(NAME, suite, "", path, &cached);
+    release_entry.version = None;
+    release_entry.source = Some(url.clone());
+    carry_needed(&mut release_entry, INRELEASE, body.clone(), &format!("debian {suite}"))?;
+    let mut out =
+        Suite { artifacts: vec![Artifact { entry: release_entry, source: cached.path }], packages: Vec::new() };
+    for component in components {
+        let wanted = [format!("{component}/binary-{arch}/Packages.xz"), format!("{component}/i18n/Translation-en.xz")];
+        for (n, rel) in wanted.iter().enumerate() {
+            let Some(line) = listed.iter().find(|l| &l.path == rel) else {
+                if n == 0 {
+                    return Err(Error::Usage(format!(
+                        "{url} lists no {rel}; check --debian-component and --debian-arch"
+                    )));
+                }
+                continue;
+            };
+            let (artifact, text) = fetch_index(ctx, archive, folder, suite, line, by_hash, &body)?;
+            if n == 0 {
+                out.packages.push((text, format!("{dists}/{rel}")));
+            }
+            out.artifacts.push(artifact);
+        }
+    }
+    Ok(out)
+}
+
+fn fetch_index(
+    ctx: &FetchContext<'_>,
+    archive: &str,
+    folder: &str,
+    suite: &str,
+    line: &Listed,
+    by_hash: bool,
+    inrelease: &[u8],
+) -> Result<(Artifact, String)> {
+    let dists = format!("dists/{suite}");
+    let path = format!("{dists}/{}", line.path);
+    let url = if by_hash { join_url(archive, &super::by_hash(&path, &line.sha256)) } else { join_url(archive, &path) };
+    let id = format!("debian {suite}/{}", line.path);
+    let check = |d: &Digests| {
+        if d.sha256[..] != line.sha256[..] || d.size != line.size {
+            return Err(digest_mismatch(&id, "the index file's SHA256 or size differs from the signed InRelease"));
+        }
+        Ok(())
+    };
+    let cached = ctx.artifact(&url, &check)?;
+    let text = if line.path.ends_with("/Packages.xz") {
+        let packed = std::fs::read(&cached.path).map_err(|e| Error::input(&cached.path, "cached index file", &e))?;
+        unxz(&packed, &url).map_err(Error::Usage)?
+    } else {
+        String::new()
+    };
+    let mut e = entry(NAME, &format!("{suite}/{}", line.path), "", rel_path(&format!("{folder}/{path}"))?, &cached);
+    e.version = None;
+    e.source = Some(url);
+    carry_needed(&mut e, INRELEASE, inrelease.to_vec(), &id)?;
+    Ok((Artifact { entry: e, source: cached.path }, text))
+}
+
+fn fetch_deb(
+    ctx: &FetchContext<'_>,
+    archive: &str,
+    folder: &str,
+    suite: &str,
+    c: &super::resolve::Candidate,
+) -> Result<Artifact> {
+    let id = format!("debian {} {}", c.name, c.version);
+    let field = |f: &str| c.stanza.get(f).ok_or_else(|| Error::Usage(format!("{id}: its stanza has no {f}")));
+    let filename = field("Filename")?;
+    let size: u64 =
+        field("Size")?.parse().map_err(|_| Error::Usage(format!("{id}: its stanza's Size is not a number")))?;
+    let sha = crate::lockfile::sha256_from_hex(field("SHA256")?)
+        .ok_or_else(|| Error::Usage(format!("{id}: its stanza's SHA256 is malformed")))?;
+    let check = |d: &Digests| {
+        if d.sha256[..] != sha[..] || d.size != size {
+            return Err(digest_mismatch(&id, "the .deb's SHA256 or size differs from its Packages stanza"));
+        }
+        Ok(())
+    };
+    let url = join_url(archive, filename);
+    let cached = ctx.artifact(&url, &check)?;
+    let mut e = entry(NAME, &c.name, &c.version, rel_path(&format!("{folder}/{filename}"))?, &cached);
+    e.source = Some(url);
+    e.attributes.insert("architecture".into(), c.arch.clone());
+    e.attributes.insert("suite".into(), suite.to_owned());
+    carry_needed(&mut e, STANZA, c.stanza.raw.clone().into_bytes(), &id)?;
+    Ok(Artifact { entry: e, source: cached.path })
+}
+
+fn rel_path(path: &str) -> Result<RelPath> {
+    super::kind(path).map_err(|e| Error::Usage(format!("the archive names {path}: {e}")))?;
+    RelPath::new(path).map_err(|e| Error::Usage(format!("the archive names {path}: {e}")))
+}
