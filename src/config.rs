@@ -55,6 +55,7 @@ pub struct Config {
     pub cargo: CargoConfig,
     #[serde(default)]
     pub debian: DebianConfig,
+    #[serde(default)]
     pub oci: OciConfig,
 }
 
