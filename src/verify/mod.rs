@@ -20,8 +20,6 @@ mod report;
 pub mod set;
 mod volume;
 
-/// Kept here for the modules that write times through verify.
-pub use crate::time::rfc3339;
 pub use evidence::screen_new_names;
 pub use report::{EntryFindings, EntryReport, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
@@ -33,6 +31,7 @@ use crate::manifest::{Entry, Manifest};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sign::envelope;
+use crate::time::rfc3339;
 
 /// A manifest whose signatures met the policy.
 #[derive(Debug, Clone)]
