@@ -185,13 +185,21 @@ pub struct Change<'a> {
     pub removed: Vec<&'a Entry>,
     /// Every entry of the ecosystem after the import.
     pub all: Vec<&'a Entry>,
+    /// The address clients reach the mirror at (`import --base-url`), for
+    /// documents that must name it in full; `None`: relative where they can
+    /// be, the rest filled in by `airlock serve`.
+    pub base_url: Option<&'a str>,
+    /// Every document is regenerated, not only those of the names changed
+    /// (the base URL changed).
+    pub rerender: bool,
 }
 
 impl<'a> Change<'a> {
     /// Package names whose indexes need regenerating.
     #[must_use]
     pub fn touched(&self) -> std::collections::BTreeSet<&'a str> {
-        self.new.iter().chain(&self.removed).map(|e| e.name.as_str()).collect()
+        let all = if self.rerender { &self.all[..] } else { &[] };
+        self.new.iter().chain(&self.removed).chain(all).map(|e| e.name.as_str()).collect()
     }
 
     /// The entries of `name` after the import.

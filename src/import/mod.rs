@@ -22,6 +22,7 @@ use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::verify::set::{CheckOnly, VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
 use crate::verify::{VerifiedManifest, VerifyReport};
+use layouts::Rendering;
 use sequence::{Sequence, check_sequence};
 
 /// What an import did.
@@ -33,6 +34,16 @@ pub struct ImportReport {
     pub mirror: PublishReport,
 }
 
+/// What an import may be told besides the bundle and the policy.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Accept an incremental bundle that skips sequence numbers of its channel.
+    pub allow_gap: bool,
+    /// Render the documents clients read for this address (recorded in the
+    /// mirror; later imports keep it until another is given).
+    pub base_url: Option<String>,
+}
+
 /// Verifies the single-file bundle `bundle` and publishes it; see [`import_volumes`].
 pub fn import(
     bundle: &Path,
@@ -42,7 +53,8 @@ pub fn import(
     allow_gap: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    import_volumes(&[bundle.to_path_buf()], policy, mirror, now, allow_gap, progress)
+    let options = ImportOptions { allow_gap, base_url: None };
+    import_volumes(&[bundle.to_path_buf()], policy, mirror, now, &options, progress)
 }
 
 /// Verifies the volumes at `paths` (a bundle file, a split bundle's folder,
@@ -51,19 +63,48 @@ pub fn import(
 /// data volume has been verified, in this run or earlier ones. On any error,
 /// and while volumes are missing ([`Error::Incomplete`]), the published
 /// mirror is unchanged; volumes verified are kept for the next run.
-/// `allow_gap` accepts an incremental bundle that skips sequence numbers.
 pub fn import_volumes(
     paths: &[PathBuf],
     policy: &Policy,
     mirror: &Path,
     now: u64,
-    allow_gap: bool,
+    options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let set = identify(paths, policy, now)?;
     let subject = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     let mut mirror = Mirror::open(mirror)?;
-    import_set(set, &subject, policy, &mut mirror, now, allow_gap, progress)
+    import_set(set, &subject, policy, &mut mirror, now, options, progress)
+}
+
+/// Renders the documents of the mirror at `root` again for `base_url`, as
+/// a new generation holding the same entries (nothing is imported): how a
+/// mirror moves to another address without re-importing its bundles.
+pub fn render(root: &Path, base_url: &str) -> Result<PublishReport> {
+    if crate::mirror::View::open(root)?.current()?.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: holds no import yet; give --base-url with the first bundle instead",
+            root.display()
+        )));
+    }
+    let mut mirror = Mirror::open(root)?;
+    // Merged under a channel no bundle can name, nothing comes or goes.
+    let nothing = crate::manifest::Manifest::empty(String::new());
+    let record = StagedBundle { channel: String::new(), sequence: 0, expires: 0, volumes: 0 };
+    let staging = mirror.bundle_staging(&crate::id::ContentId::of(b"airlock render"), &record)?;
+    let rendering = Rendering { base_url: Some(base_url), rerender: true };
+    let mut layouts = layouts::writer(None, rendering);
+    let rules = listing::Rules::new();
+    let publication = Publication {
+        manifest: &nothing,
+        record: None,
+        base_url: Some(base_url.to_owned()),
+        rules: &rules.entry_rules(),
+        layouts: &mut layouts,
+    };
+    let published = mirror.publish(&staging, publication);
+    staging.discard()?;
+    published
 }
 
 /// [`import_volumes`] of the identified `set` into the opened `mirror`.
@@ -73,12 +114,14 @@ fn import_set(
     policy: &Policy,
     mirror: &mut dyn Store,
     now: u64,
-    allow_gap: bool,
+    options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let verified = &set.verified;
     let state = mirror.state()?;
-    let sequence = check_sequence(&state, verified, allow_gap)?;
+    let sequence = check_sequence(&state, verified, options.allow_gap)?;
+    let base_url = options.base_url.clone().or_else(|| state.base_url.clone());
+    let rendering = Rendering { base_url: base_url.as_deref(), rerender: base_url != state.base_url };
     check_earlier_blobs(mirror, verified, subject)?;
     // The look-alike screen and the merge need the mirror's entries, so they
     // run here rather than in verify; the inventory is the largest thing an
@@ -140,8 +183,14 @@ fn import_set(
         signers: verified.trusted_signers.iter().map(crate::id::KeyId::to_hex).collect(),
     };
     let rules = listing::Rules::new();
-    let mut layouts = layouts::writer(policy);
-    let publication = Publication { manifest: m, record, rules: &rules.entry_rules(), layouts: &mut layouts };
+    let mut layouts = layouts::writer(Some(policy), rendering);
+    let publication = Publication {
+        manifest: m,
+        record: Some(record),
+        base_url: base_url.clone(),
+        rules: &rules.entry_rules(),
+        layouts: &mut layouts,
+    };
     let published = match mirror.publish(&staging, publication) {
         Ok(published) => published,
         // Refused by the mirror's contents: no later run would publish it,

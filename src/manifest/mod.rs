@@ -259,6 +259,26 @@ pub fn valid_channel(channel: &str) -> bool {
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
 
 impl Manifest {
+    /// A manifest of `channel` that lists nothing (never signed or written:
+    /// what a mirror merges to publish its own entries again).
+    #[must_use]
+    pub fn empty(channel: String) -> Self {
+        Manifest {
+            format: FORMAT_VERSION,
+            tool: String::new(),
+            channel,
+            sequence: 0,
+            previous: None,
+            created: 0,
+            expires: 0,
+            signers: Vec::new(),
+            volumes: 0,
+            parity: 0,
+            blobs: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
     /// The canonical CBOR bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         canonical::to_vec(self)

@@ -129,7 +129,7 @@ impl Ecosystem for Pypi {
                 continue;
             }
             let listed: Vec<Listed<'_>> = files.iter().map(|entry| Listed::new(entry, tree)).collect();
-            let (html, json) = project_pages(project, &listed);
+            let (html, json) = project_pages(project, &listed, change.base_url);
             tree.write(NAME, &html_path, html.as_bytes())?;
             tree.write(NAME, &json_path, json.as_bytes())?;
         }
@@ -375,8 +375,11 @@ impl<'a> Listed<'a> {
 
 /// The PEP 503 HTML page and the PEP 691 JSON page of one project. Every
 /// text from the entries goes through [`escape::html`], every URL through
-/// [`escape::url_segment`] first; the JSON is built by `serde_json`.
-fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
+/// [`escape::url_segment`] first; the JSON is built by `serde_json`. File
+/// URLs are relative; provenance URLs are absolute under `base_url` when
+/// there is one (PEP 740 asks for absolute ones; relative is all a mirror
+/// that does not know its address can give).
+fn project_pages(project: &str, files: &[Listed<'_>], base_url: Option<&str>) -> (String, String) {
     let title = escape::html(project);
     let version = api_version(files.iter().any(|f| f.provenance));
     let mut html = format!(
@@ -407,7 +410,10 @@ fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
             json["core-metadata"] = serde_json::json!({"sha256": digest});
         }
         if listed.provenance {
-            let url = escape::url_path(&format!("../../{}", provenance_path(entry)));
+            let url = match base_url {
+                Some(base) => format!("{base}/{NAME}/{}", escape::url_path(&provenance_path(entry))),
+                None => escape::url_path(&format!("../../{}", provenance_path(entry))),
+            };
             let _ = write!(attrs, " data-provenance=\"{}\"", escape::html(&url));
             json["provenance"] = url.into();
         }
@@ -828,7 +834,7 @@ mod tests {
         let entry = listed_entry("six", "six-1.0.tar.gz", "1.0", ">=3.8");
         let page = |provenance| {
             let listed = [Listed { entry: &entry, metadata_sha256: None, provenance }];
-            let (html, json) = project_pages("six", &listed);
+            let (html, json) = project_pages("six", &listed, None);
             (html, serde_json::from_str::<serde_json::Value>(&json).unwrap())
         };
         let (html, json) = page(false);
@@ -854,7 +860,7 @@ mod tests {
         let render = |project: &str, file: &str, version: &str, attribute: &str| {
             let entry = listed_entry(project, file, version, attribute);
             let listed = [Listed { entry: &entry, metadata_sha256: Some("ab".repeat(32)), provenance: true }];
-            let (html, json) = project_pages(project, &listed);
+            let (html, json) = project_pages(project, &listed, None);
             (html, json, root_page(&[project, "six"]))
         };
         let (benign_page, _, benign_root) = render("six", "six-1.0.tar.gz", "1.0", ">=3.8");
