@@ -1,8 +1,8 @@
 //! The mirror served as it stands by a stock web server: `import
 //! --base-url` makes every document final, and pip, npm (a scoped package
-//! included) and cargo (sparse) install through a real nginx running the
-//! configuration shipped in contrib/nginx/airlock.conf, unchanged but for
-//! its `listen` and `root` lines.
+//! included) and cargo (sparse) install through a real nginx and a real
+//! Caddy running the configurations shipped in contrib/, unchanged but for
+//! their address and `root` lines.
 
 mod common;
 
@@ -16,27 +16,43 @@ use std::time::{Duration, Instant};
 use common::{airlock, imported_mirror, skip};
 
 const CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/nginx/airlock.conf");
+const CADDYFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/caddy/Caddyfile");
 
 /// A loopback port free a moment ago (nginx binds it by itself).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// nginx in the foreground with the shipped server block, stopped on drop.
-struct Nginx(Child);
+/// A web server in the foreground, stopped on drop.
+struct Server(Child);
 
-impl Drop for Nginx {
+impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn nginx_binary() -> Option<PathBuf> {
-    ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"].iter().map(PathBuf::from).find(|p| p.is_file())
+/// The installed `name`, from the folders Debian and a local install put it in.
+fn binary(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
 }
 
-fn start_nginx(nginx: &Path, dir: &Path, mirror: &Path, port: u16) -> Nginx {
+/// Waits until something listens on `port`; `log` says why not.
+fn wait_listening(port: u16, log: &Path) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let log = fs::read_to_string(log).unwrap_or_default();
+        assert!(started.elapsed() < Duration::from_secs(15), "the server did not start listening: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// nginx with the shipped server block.
+fn start_nginx(nginx: &Path, dir: &Path, mirror: &Path, port: u16) -> Server {
     let shipped = fs::read_to_string(CONF).unwrap();
     assert!(
         shipped.contains("    listen 8080;\n") && shipped.contains("    root /srv/mirror;\n"),
@@ -66,13 +82,38 @@ fn start_nginx(nginx: &Path, dir: &Path, mirror: &Path, port: u16) -> Nginx {
         .stdout(Stdio::null())
         .spawn()
         .expect("nginx starts");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        let log = fs::read_to_string(prefix.join("error.log")).unwrap_or_default();
-        assert!(started.elapsed() < Duration::from_secs(10), "nginx did not start listening: {log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Nginx(child)
+    let server = Server(child);
+    wait_listening(port, &prefix.join("error.log"));
+    server
+}
+
+/// Caddy with the shipped Caddyfile (its admin endpoint off, so tests can run side by side).
+fn start_caddy(caddy: &Path, dir: &Path, mirror: &Path, port: u16) -> Server {
+    let shipped = fs::read_to_string(CADDYFILE).unwrap();
+    assert!(
+        shipped.contains("http://:8080 {\n") && shipped.contains("\troot * /srv/mirror\n"),
+        "{CADDYFILE} changed shape"
+    );
+    let site = shipped
+        .replace("http://:8080 {\n", &format!("http://127.0.0.1:{port} {{\n"))
+        .replace("\troot * /srv/mirror\n", &format!("\troot * {}\n", mirror.display()));
+    let home = dir.join("caddy");
+    fs::create_dir_all(&home).unwrap();
+    fs::write(home.join("Caddyfile"), format!("{{\n\tadmin off\n}}\n\n{site}")).unwrap();
+    let log = fs::File::create(home.join("caddy.log")).unwrap();
+    let child = Command::new(caddy)
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(home.join("Caddyfile"))
+        .env("HOME", &home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("caddy starts");
+    let server = Server(child);
+    wait_listening(port, &home.join("caddy.log"));
+    server
 }
 
 fn assert_ok(what: &str, out: &Output) {
@@ -97,14 +138,29 @@ fn mirror_for(base: &str) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn pip_npm_and_cargo_install_through_nginx_with_the_shipped_configuration() {
-    let Some(nginx) = nginx_binary() else {
+    let Some(nginx) = binary("nginx") else {
         skip("nginx is not installed (Debian: apt-get install nginx), so the shipped configuration is not tried");
         return;
     };
+    clients_install_through(|dir, mirror, port| start_nginx(&nginx, dir, mirror, port));
+}
+
+#[test]
+fn pip_npm_and_cargo_install_through_caddy_with_the_shipped_caddyfile() {
+    let Some(caddy) = binary("caddy") else {
+        skip("caddy is not installed (Debian: apt-get install caddy), so the shipped Caddyfile is not tried");
+        return;
+    };
+    clients_install_through(|dir, mirror, port| start_caddy(&caddy, dir, mirror, port));
+}
+
+/// The fixture mirror, rendered for a loopback port, served by `start`;
+/// then pip, npm and cargo install from it.
+fn clients_install_through(start: impl FnOnce(&Path, &Path, u16) -> Server) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let (dir, mirror) = mirror_for(&base);
-    let _nginx = start_nginx(&nginx, dir.path(), &mirror, port);
+    let _server = start(dir.path(), &mirror, port);
 
     let venv = dir.path().join("venv");
     assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
