@@ -34,7 +34,9 @@ pub(super) fn route(route: &Route<'_>, folder: &Folder<'_>) -> Response {
         [INDEX, _, ..] => folder.file(route.segments, TEXT),
         [CRATES, name, version, DOWNLOAD] => folder.file(&[&crate_file(name, version)], BINARY),
         // Where a --base-url config's `dl` points.
-        [file] if file.ends_with(".crate") => folder.file(route.segments, BINARY),
+        [file] if std::path::Path::new(file).extension().is_some_and(|e| e == "crate") => {
+            folder.file(route.segments, BINARY)
+        }
         _ => Response::status(404),
     }
 }
