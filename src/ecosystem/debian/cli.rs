@@ -44,6 +44,9 @@ pub struct ArchiveArgs {
     /// What the target machines already have (the output of dpkg-query -W there): left out of the closure
     #[arg(long, value_name = "FILE")]
     pub debian_base: Option<PathBuf>,
+    /// Follow Recommends too, as apt installs them by default (one nothing satisfies is left out, as apt does)
+    #[arg(long)]
+    pub debian_recommends: bool,
 }
 
 /// The export's Debian part: the config's package lists then the flag's;
@@ -59,5 +62,6 @@ pub fn lockfiles(lock: &LockArgs, archive: &ArchiveArgs, config: &DebianConfig) 
         architecture: archive.debian_arch.clone().or(config.architecture.clone()),
         keyring: archive.debian_keyring.clone().or(config.keyring.clone()),
         base: archive.debian_base.clone().or(config.base.clone()),
+        recommends: archive.debian_recommends || config.recommends,
     }
 }

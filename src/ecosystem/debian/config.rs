@@ -22,4 +22,7 @@ pub struct DebianConfig {
     pub architecture: Option<String>,
     pub keyring: Option<PathBuf>,
     pub base: Option<PathBuf>,
+    /// Follow `Recommends` (`--debian-recommends`).
+    #[serde(default)]
+    pub recommends: bool,
 }

@@ -13,7 +13,7 @@ use sha2::Digest as _;
 
 use super::control::{self, Listed};
 use super::openpgp::{Keyring, verify_cleartext};
-use super::resolve::{Universe, closure};
+use super::resolve::{Follow, Universe, closure};
 use super::{DEFAULT_ARCHIVE, DEFAULT_KEYRING, INRELEASE, NAME, STANZA, lockfile, unxz};
 use crate::ecosystem::registry::{
     Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url, read_lockfiles,
@@ -39,6 +39,8 @@ pub struct Lockfiles {
     pub keyring: Option<PathBuf>,
     /// A `dpkg-query -W` listing of what the targets have.
     pub base: Option<PathBuf>,
+    /// Follow `Recommends` (as apt installs them by default).
+    pub recommends: bool,
 }
 
 impl Source for Lockfiles {
@@ -98,7 +100,8 @@ impl Pinned for Plan<'_> {
             artifacts.extend(fetched.artifacts);
         }
         let wanted: Vec<lockfile::Wanted> = self.wanted.iter().flatten().cloned().collect();
-        let mut picked = closure(&universe, &wanted, &self.base, &arch)?;
+        let follow = Follow { recommends: s.recommends };
+        let mut picked = closure(&universe, &wanted, &self.base, &arch, follow)?;
         // One .deb a pool path (a package listed by two suites is carried once).
         let mut seen = std::collections::BTreeSet::new();
         picked.retain(|c| seen.insert(c.stanza.get("Filename").unwrap_or_default().to_owned()));
