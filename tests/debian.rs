@@ -337,6 +337,70 @@ fn import_refuses_a_release_past_valid_until_and_the_grace() {
     site.refused("expired.airlock", &bundle, &["valid until 2026-01-01T00:00:00Z", "valid-until-grace (14days)"]);
 }
 
+/// The site's first bundle as the channel's next one, with `inrelease`
+/// in place of the suite's InRelease (and as every entry's evidence).
+fn next_bundle(
+    site: &Site,
+    inrelease: &[u8],
+    edit: impl FnOnce(&mut Manifest, &mut BTreeMap<ContentId, Vec<u8>>),
+) -> Vec<u8> {
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(site.mirror.join(".airlock/current/state.json")).unwrap()).unwrap();
+    let last = state["imports"].as_array().unwrap().last().unwrap().clone();
+    tampered(site, |m, b| {
+        m.sequence = last["sequence"].as_u64().unwrap() + 1;
+        m.previous = Some(ContentId::from_hex(last["manifest_digest"].as_str().unwrap()).unwrap());
+        replace_blob(m, b, "dists/bookworm-updates/InRelease", inrelease.to_vec());
+        for e in &mut m.entries {
+            for ev in e.evidence.iter_mut().filter(|ev| ev.kind == "debian-inrelease") {
+                ev.data = inrelease.to_vec();
+            }
+        }
+        edit(m, b);
+    })
+}
+
+#[test]
+fn a_newer_inrelease_replaces_the_suite_with_its_index_files_and_an_older_one_is_refused() {
+    // Debian's keyring and the test key that signed the fixture's newer and older Releases.
+    let site = Site::with_policy("[debian]\nkeyring = \"both.gpg\"\n");
+    let mut both = fs::read(fixture("debian-archive-keyring.gpg")).unwrap();
+    both.extend(fs::read(fixture("test/rolling-keyring.gpg")).unwrap());
+    fs::write(site.path("both.gpg"), both).unwrap();
+    site.import(&site.exported()).success();
+    let root = site.mirror.join("debian/debian");
+    let hashed = |bytes: &[u8]| {
+        root.join(format!(
+            "dists/bookworm-updates/main/binary-amd64/by-hash/SHA256/{}",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ))
+    };
+    let old_packages = archive_file(PACKAGES);
+    assert!(hashed(&old_packages).is_file());
+
+    // The next Release of the suite, with Packages.xz recompressed (same
+    // paragraphs, other bytes): both are replaced, the old by-hash name goes.
+    let newer = fs::read(fixture("test/InRelease-newer")).unwrap();
+    let packages = fs::read(fixture("test/Packages-newer.xz")).unwrap();
+    let bundle = next_bundle(&site, &newer, |m, b| replace_blob(m, b, PACKAGES, packages.clone()));
+    fs::write(site.path("newer.airlock"), &bundle).unwrap();
+    site.import(&site.path("newer.airlock")).success();
+    assert_eq!(fs::read(root.join("dists/bookworm-updates/InRelease")).unwrap(), newer);
+    assert_eq!(fs::read(root.join(PACKAGES)).unwrap(), packages);
+    assert_eq!(fs::read(hashed(&packages)).unwrap(), packages);
+    assert!(!hashed(&old_packages).exists(), "the replaced index's by-hash file stayed");
+    assert!(root.join(LIB).is_file() && root.join(DEV).is_file());
+
+    // A validly signed but older Release: a rollback of the suite.
+    let older = fs::read(fixture("test/InRelease-older")).unwrap();
+    let rollback = next_bundle(&site, &older, |_, _| {});
+    site.refused(
+        "older.airlock",
+        &rollback,
+        &["bookworm-updates InRelease", "before the one the mirror holds", "never goes back to an older Release"],
+    );
+}
+
 /// An APT configuration of its own under `dir`: nothing of the host's
 /// apt.conf.d, sources or state; Valid-Until checked (the host turns it off).
 fn apt_config(dir: &Path, uri: &str) -> PathBuf {

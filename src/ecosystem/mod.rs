@@ -51,10 +51,10 @@ pub trait Ecosystem: Sync {
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()>;
 
     // --- storage: what the mirror is told of this ecosystem's entries ---
-    /// Whether a channel may give one of its entries' paths new content from
-    /// one bundle to the next (plain files); a registry artifact never
-    /// changes once published.
-    fn entries_replaceable(&self) -> bool {
+    /// Whether a channel may give the path of `entry` new content from one
+    /// bundle to the next (plain files, a Debian suite's InRelease and index
+    /// files); a registry artifact never changes once published.
+    fn entry_replaceable(&self, _entry: &Entry) -> bool {
         false
     }
     /// Evidence kinds the mirror's inventory keeps whole because `publish`
@@ -183,6 +183,8 @@ pub struct Change<'a> {
     pub new: Vec<&'a Entry>,
     /// Entries the channel dropped: withdrawn from the client-facing tree (their blobs stay in the object store).
     pub removed: Vec<&'a Entry>,
+    /// What entries of `new` replace at their paths (their earlier content).
+    pub replaced: Vec<&'a Entry>,
     /// Every entry of the ecosystem after the import.
     pub all: Vec<&'a Entry>,
     /// The address clients reach the mirror at (`import --base-url`), for

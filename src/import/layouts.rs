@@ -30,6 +30,7 @@ pub(super) fn writer<'a>(
             let change = Change {
                 new: merged.fresh.iter().copied().filter(of_eco).collect(),
                 removed: merged.removed.iter().copied().filter(of_eco).collect(),
+                replaced: merged.replaced.iter().copied().filter(of_eco).collect(),
                 all: merged.all.iter().map(|(_, e)| *e).filter(of_eco).collect(),
                 base_url: rendering.base_url,
                 rerender: rendering.rerender,

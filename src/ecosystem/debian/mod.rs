@@ -175,8 +175,12 @@ impl Ecosystem for Debian {
     /// a `Packages.xz` of its archive (whose SHA256 the signed `InRelease`
     /// lists, checked in verification): the last link of apt's chain.
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
+        check_no_rollback(change, tree)?;
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
+        }
+        // A withdrawn or replaced index's old content leaves its by-hash name with it.
+        for entry in change.removed.iter().chain(&change.replaced) {
             if let (Ok(Kind::Index { .. }), Some(sha)) = (kind(entry.path.as_str()), entry.digests.get("sha256")) {
                 tree.remove(NAME, &by_hash(entry.path.as_str(), &sha.0))?;
             }
@@ -195,6 +199,13 @@ impl Ecosystem for Debian {
         serve::route(route, folder)
     }
 
+    /// A suite moves on: its channel's next bundle brings a newer InRelease
+    /// and the index files it lists (never an older one: see
+    /// [`check_no_rollback`]). A `.deb` never changes once published.
+    fn entry_replaceable(&self, entry: &Entry) -> bool {
+        matches!(kind(entry.path.as_str()), Ok(Kind::Release { .. } | Kind::Index { .. }))
+    }
+
     fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
         matches!(kind(path), Ok(Kind::Deb { .. })).then(|| super::purl("deb/debian", name, version))
     }
@@ -210,6 +221,40 @@ impl Ecosystem for Debian {
     fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
         evidence::verify(entry, trust, id)
     }
+}
+
+/// A replaced InRelease may only be followed by one dated later: a bundle
+/// signed by a trusted key must not roll a suite back to an older, validly
+/// signed Release (with the security updates since then missing). The one
+/// published is read from `tree` before anything of this import is placed
+/// (the inventory keeps only the kind of a Debian entry's evidence).
+fn check_no_rollback(change: &Change<'_>, tree: &dyn Layout) -> Result<()> {
+    let date = |inrelease: &[u8]| -> Result<u64, String> {
+        let text = openpgp::signed_text(inrelease)?;
+        let release = control::paragraph(text.trim_start_matches('\n')).map_err(|e| format!("its Release: {e}"))?;
+        control::parse_date(release.get("Date").ok_or("its Release has no Date")?)
+    };
+    for old in &change.replaced {
+        if !matches!(kind(old.path.as_str()), Ok(Kind::Release { .. })) {
+            continue;
+        }
+        let Some(new) = change.new.iter().find(|e| e.path == old.path) else { continue };
+        let published = tree.read(NAME, old.path.as_str()).unwrap_or_default();
+        let was = date(&published).map_err(|m| refused(&format!("{} InRelease in the mirror", old.name), m))?;
+        let now = date(evidence_of(new, INRELEASE).unwrap_or_default())
+            .map_err(|m| refused(&format!("{} InRelease", new.name), m))?;
+        if now < was {
+            return Err(refused(
+                &format!("{} InRelease", new.name),
+                format!(
+                    "it is dated {}, before the one the mirror holds ({}); a suite never goes back to an older Release: export the suite again",
+                    crate::time::rfc3339(now),
+                    crate::time::rfc3339(was)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The carried evidence of `kind`.
