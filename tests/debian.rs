@@ -404,18 +404,22 @@ fn a_newer_inrelease_replaces_the_suite_with_its_index_files_and_an_older_one_is
 /// An APT configuration of its own under `dir`: nothing of the host's
 /// apt.conf.d, sources or state; Valid-Until checked (the host turns it off).
 fn apt_config(dir: &Path, uri: &str) -> PathBuf {
+    // What the targets have (the --debian-base listing), as dpkg's status.
+    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
+Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
+    let keyring = fixture("debian-archive-keyring.gpg");
+    apt_config_with(dir, &format!("deb [signed-by={}] {uri} {SUITE} main\n", keyring.display()), status)
+}
+
+/// [`apt_config`] with its sources.list and dpkg status given.
+fn apt_config_with(dir: &Path, sources: &str, status: &str) -> PathBuf {
     for d in
         ["state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d"]
     {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
-    // What the targets have (the --debian-base listing), as dpkg's status.
-    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
-Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
     fs::write(dir.join("status"), status).unwrap();
-    let keyring = fixture("debian-archive-keyring.gpg");
-    fs::write(dir.join("etc/sources.list"), format!("deb [signed-by={}] {uri} {SUITE} main\n", keyring.display()))
-        .unwrap();
+    fs::write(dir.join("etc/sources.list"), sources).unwrap();
     let d = dir.display();
     let conf = format!(
         "Dir::State \"{d}/state\";\nDir::State::status \"{d}/status\";\nDir::Cache \"{d}/cache\";\n\
@@ -534,4 +538,54 @@ fn the_config_file_names_the_same_inputs() {
         .success();
     let names: Vec<String> = hostile::open(&out).manifest.entries.iter().map(|e| e.name.clone()).collect();
     assert!(names.contains(&"libwbclient0".to_owned()) && !names.contains(&"libwbclient-dev".to_owned()), "{names:?}");
+}
+
+/// Opt-in (`AIRLOCK_LIVE=1 cargo test --test debian -- --ignored`): hello,
+/// tree and htop from bookworm through the archive this host's apt uses,
+/// checked against the installed debian-archive-keyring, imported, and
+/// fetched by apt from the mirror.
+#[test]
+#[ignore = "reaches Debian's archive: AIRLOCK_LIVE=1 cargo test --test debian -- --ignored"]
+fn live_bookworm_export_verify_import_and_apt() {
+    assert_eq!(std::env::var("AIRLOCK_LIVE").as_deref(), Ok("1"), "set AIRLOCK_LIVE=1 to let this test reach Debian");
+    let keyring = Path::new("/usr/share/keyrings/debian-archive-keyring.gpg");
+    assert!(keyring.is_file(), "install debian-archive-keyring");
+    let site = Site::with_policy("[debian]\nkeyring = \"host-keyring.gpg\"\n");
+    fs::copy(keyring, site.path("host-keyring.gpg")).unwrap();
+    fs::write(site.path("pkgs.txt"), "hello\ntree\nhtop\n").unwrap();
+    let bundle = site.path("live.airlock");
+    let out = airlock()
+        .args(["export", "--json", "--debian-packages"])
+        .arg(site.path("pkgs.txt"))
+        .args(["--debian-suite", "bookworm", "--cache"])
+        .arg(site.path("cache"))
+        .arg("--key")
+        .arg(&site.key_file)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(report["report"]["entries"].as_u64().unwrap() > 5, "{report:#}");
+    airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&site.policy).assert().success();
+    site.import(&bundle).success();
+    let apt = site.path("apt");
+    let sources =
+        format!("deb [signed-by={}] copy:{}/debian/debian bookworm main\n", keyring.display(), site.mirror.display());
+    let config = apt_config_with(&apt, &sources, "");
+    let update = apt_get(&config, &["update"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
+    assert!(update.status.success() && !said.contains("W:") && !said.contains("E:"), "{said}");
+    let get =
+        apt_get(&config, &["install", "--download-only", "--no-install-recommends", "-y", "hello", "tree", "htop"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&get.stdout), String::from_utf8_lossy(&get.stderr));
+    assert!(get.status.success(), "{said}");
+    for name in ["hello", "tree", "htop"] {
+        let fetched = apt
+            .join("cache/archives")
+            .read_dir()
+            .unwrap()
+            .any(|f| f.unwrap().file_name().to_string_lossy().starts_with(&format!("{name}_")));
+        assert!(fetched, "apt did not fetch {name}: {said}");
+    }
 }

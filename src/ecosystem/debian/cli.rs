@@ -26,7 +26,7 @@ pub struct LockArgs {
 #[derive(Debug, Args)]
 #[group(skip)]
 pub struct ArchiveArgs {
-    /// Debian archive to fetch from [default: http://deb.debian.org/debian]
+    /// Debian archive to fetch from [default: the one the host's apt sources name for the first suite, else http://deb.debian.org/debian]
     #[arg(long, value_name = "URL")]
     pub debian_archive: Option<String>,
     /// Suite (codename) whose InRelease, index files and packages to carry, e.g. bookworm, bookworm-updates; repeatable, earlier suites win ties

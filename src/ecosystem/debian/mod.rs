@@ -32,6 +32,7 @@ mod policy;
 pub mod resolve;
 mod serve;
 pub mod source;
+pub mod sources;
 
 use std::collections::{BTreeMap, HashSet};
 

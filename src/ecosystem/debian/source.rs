@@ -7,7 +7,7 @@
 // Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
 #![allow(clippy::doc_markdown)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
@@ -28,7 +28,8 @@ use crate::id::RelPath;
 pub struct Lockfiles {
     /// pkgs.txt files.
     pub locks: Vec<PathBuf>,
-    /// The archive URL; `None`: [`DEFAULT_ARCHIVE`].
+    /// The archive URL; `None`: the one the host's apt uses for the first
+    /// suite, else [`DEFAULT_ARCHIVE`].
     pub archive: Option<String>,
     pub suites: Vec<String>,
     /// Default `main`.
@@ -80,7 +81,9 @@ impl Pinned for Plan<'_> {
             return Ok(Vec::new());
         }
         let s = self.source;
-        let archive = s.archive.clone().unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned());
+        // As apt on this host would fetch the first suite, else Debian's archive.
+        let host = || super::sources::archive_for(&super::sources::read_sources(Path::new("/etc/apt")), &s.suites[0]);
+        let archive = s.archive.clone().or_else(host).unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned());
         let folder = archive_folder(&archive)?;
         let arch = s.architecture.clone().unwrap_or_else(|| "amd64".to_owned());
         let components = if s.components.is_empty() { vec!["main".to_owned()] } else { s.components.clone() };
