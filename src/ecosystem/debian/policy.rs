@@ -33,6 +33,13 @@ impl Table for Debian {
         super::NAME
     }
 
+    /// Every Debian name is one the pinned archive's signed index lists
+    /// (checked before publishing): `libfoo2` beside `libfoo1` is the
+    /// archive's doing, not a typosquatter's.
+    fn screens_held_names(&self) -> bool {
+        false
+    }
+
     fn evidence(&self) -> &'static [EvidenceKind] {
         &super::evidence::EVIDENCE
     }
