@@ -470,6 +470,56 @@ fn apt_installs_from_the_mirror_checking_debians_signature_and_refuses_an_altere
     );
 }
 
+/// `[debian] publish = "site-signed"`: the mirror's Packages list only what
+/// it holds, its Release is the site's, signed by the site's key, which
+/// apt trusts instead of Debian's; Debian's InRelease is kept beside it.
+#[test]
+fn site_signed_mode_lists_only_what_the_mirror_holds_and_apt_trusts_the_site_key() {
+    if Process::new("apt-get").arg("--version").output().is_err() {
+        common::skip("apt-get is not installed");
+        return;
+    }
+    let site = Site::with_policy(
+        "[debian]\nkeyring = \"debian-archive-keyring.gpg\"\npublish = \"site-signed\"\nsite-key = \"site.asc\"\nsite-valid-for = \"10d\"\n",
+    );
+    let (secret, public) = airlock::ecosystem::debian::site::generate("site archive key (test)").unwrap();
+    fs::write(site.path("site.asc"), &secret).unwrap();
+    fs::write(site.path("site.pub.asc"), &public).unwrap();
+    // Readable by others: refused before anything is read from the bundle.
+    let bundle = site.exported();
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(site.path("site.asc"), fs::Permissions::from_mode(0o644)).unwrap();
+    let err = one_line(&site.import(&bundle).code(2).get_output().stderr);
+    assert!(err.contains("readable by others") && err.contains("chmod 600"), "{err}");
+    fs::set_permissions(site.path("site.asc"), fs::Permissions::from_mode(0o600)).unwrap();
+    site.import(&bundle).success();
+
+    let dists = site.mirror.join("debian/debian/dists/bookworm-updates");
+    assert_eq!(fs::read(dists.join("InRelease.upstream")).unwrap(), archive_file("dists/bookworm-updates/InRelease"));
+    let packages = fs::read_to_string(dists.join("main/binary-amd64/Packages")).unwrap();
+    let listed: Vec<&str> = packages.lines().filter_map(|l| l.strip_prefix("Package: ")).collect();
+    assert_eq!(listed, ["libwbclient-dev", "libwbclient0"], "{packages}");
+    let release = fs::read_to_string(dists.join("Release")).unwrap();
+    assert!(release.contains("Codename: bookworm-updates\n") && release.contains("Valid-Until: "), "{release}");
+    assert!(release.contains(" main/binary-amd64/Packages\n") && !release.contains("Packages.xz"), "{release}");
+
+    // apt with the site's key: the mirror installs; with Debian's keyring it is refused.
+    let apt = site.path("apt-site");
+    let line = |key: &Path| {
+        format!("deb [signed-by={}] copy:{}/debian/debian {SUITE} main\n", key.display(), site.mirror.display())
+    };
+    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
+Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
+    let config = apt_config_with(&apt, &line(&site.path("site.pub.asc")), status);
+    apt_installs(&apt, &config);
+    let debian = site.path("apt-debian-key");
+    let config = apt_config_with(&debian, &line(&fixture("debian-archive-keyring.gpg")), status);
+    let update = apt_get(&config, &["update"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
+    assert!(!update.status.success() || said.contains("NO_PUBKEY") || said.contains("not signed"), "{said}");
+    assert!(said.contains("NO_PUBKEY") || said.contains("is not signed"), "{said}");
+}
+
 #[test]
 fn apt_installs_through_airlock_serve_by_hash_included() {
     if Process::new("apt-get").arg("--version").output().is_err() {

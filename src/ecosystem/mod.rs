@@ -194,6 +194,9 @@ pub struct Change<'a> {
     /// Every document is regenerated, not only those of the names changed
     /// (the base URL changed).
     pub rerender: bool,
+    /// What the import policy's table of this ecosystem pins, if anything
+    /// (`None` in a re-render, which has no policy).
+    pub pinned: Option<&'a crate::policy::Pinned>,
 }
 
 impl<'a> Change<'a> {

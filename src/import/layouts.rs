@@ -34,6 +34,7 @@ pub(super) fn writer<'a>(
                 all: merged.all.iter().map(|(_, e)| *e).filter(of_eco).collect(),
                 base_url: rendering.base_url,
                 rerender: rendering.rerender,
+                pinned: policy.and_then(|p| p.rules(eco.name())).and_then(|r| r.pinned.as_ref()),
             };
             if !change.new.is_empty() || !change.removed.is_empty() || (change.rerender && !change.all.is_empty()) {
                 eco.publish(&change, tree)?;

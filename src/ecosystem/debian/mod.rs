@@ -31,6 +31,7 @@ pub mod openpgp;
 mod policy;
 pub mod resolve;
 mod serve;
+pub mod site;
 pub mod source;
 pub mod sources;
 
@@ -155,7 +156,9 @@ impl Ecosystem for Debian {
         }
     }
 
-    /// Each entry's own file; an index file also at its by-hash name.
+    /// Each entry's own file; an index file also at its by-hash name; and
+    /// what site-signed publication writes beside them (no entry's path can
+    /// be one of those, but the paths are the entry's all the same).
     fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
         let path = entry.path.as_str();
         match kind(path) {
@@ -168,6 +171,9 @@ impl Ecosystem for Debian {
             }
             _ => add(Reserved::own(path, ".deb file")),
         }
+        for generated in site_files(entry) {
+            add(Reserved::own(generated, "site-signed index file"));
+        }
     }
 
     /// An apt repository: every carried file at its path, byte for byte,
@@ -176,9 +182,13 @@ impl Ecosystem for Debian {
     /// a `Packages.xz` of its archive (whose SHA256 the signed `InRelease`
     /// lists, checked in verification): the last link of apt's chain.
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
+        let site = change.pinned.and_then(|p| p.roots.downcast_ref::<Roots>()).and_then(|r| r.site.as_ref());
         check_no_rollback(change, tree)?;
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
+            for generated in site_files(entry) {
+                tree.remove(NAME, &generated)?;
+            }
         }
         // A withdrawn or replaced index's old content leaves its by-hash name with it.
         for entry in change.removed.iter().chain(&change.replaced) {
@@ -187,13 +197,24 @@ impl Ecosystem for Debian {
             }
         }
         for entry in &change.new {
-            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+            match kind(entry.path.as_str()) {
+                // Site-signed, the site's InRelease takes the path; Debian's is kept beside it.
+                Ok(Kind::Release { .. }) if site.is_some() => {
+                    let upstream = RelPath::new(&upstream_path(entry.path.as_str())).map_err(Error::Usage)?;
+                    tree.link_blob(NAME, &upstream, &entry.blob)?;
+                }
+                _ => tree.link_blob(NAME, &entry.path, &entry.blob)?,
+            }
             if let (Ok(Kind::Index { .. }), Some(sha)) = (kind(entry.path.as_str()), entry.digests.get("sha256")) {
                 let hashed = RelPath::new(&by_hash(entry.path.as_str(), &sha.0)).map_err(Error::Usage)?;
                 tree.link_blob(NAME, &hashed, &entry.blob)?;
             }
         }
-        check_listed(change, tree)
+        check_listed(change, tree)?;
+        match site {
+            Some(site) => site::publish_site(&change.all, tree, site, crate::time::now()),
+            None => Ok(()),
+        }
     }
 
     fn route(&self, route: &crate::http::Route<'_>, folder: &crate::http::Folder<'_>) -> crate::http::Response {
@@ -224,6 +245,28 @@ impl Ecosystem for Debian {
     }
 }
 
+/// Where site-signed publication keeps Debian's InRelease.
+fn upstream_path(inrelease: &str) -> String {
+    format!("{inrelease}{}", site::UPSTREAM_SUFFIX)
+}
+
+/// What site-signed publication writes for `entry`: beside an InRelease,
+/// Debian's copy and the site's Release and Release.gpg; beside a
+/// Packages.xz, the site's Packages.
+fn site_files(entry: &Entry) -> Vec<String> {
+    let path = entry.path.as_str();
+    match kind(path) {
+        Ok(Kind::Release { .. }) => {
+            let dists = path.trim_end_matches("InRelease");
+            vec![upstream_path(path), format!("{dists}Release"), format!("{dists}Release.gpg")]
+        }
+        Ok(Kind::Index { rel, .. }) if rel.ends_with("/Packages.xz") => {
+            vec![path.trim_end_matches(".xz").to_owned()]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// A replaced InRelease may only be followed by one dated later: a bundle
 /// signed by a trusted key must not roll a suite back to an older, validly
 /// signed Release (with the security updates since then missing). The one
@@ -240,7 +283,11 @@ fn check_no_rollback(change: &Change<'_>, tree: &dyn Layout) -> Result<()> {
             continue;
         }
         let Some(new) = change.new.iter().find(|e| e.path == old.path) else { continue };
-        let published = tree.read(NAME, old.path.as_str()).unwrap_or_default();
+        // Site-signed, the mirror's InRelease is the site's: Debian's is beside it.
+        let published = tree
+            .read(NAME, &upstream_path(old.path.as_str()))
+            .or_else(|| tree.read(NAME, old.path.as_str()))
+            .unwrap_or_default();
         let was = date(&published).map_err(|m| refused(&format!("{} InRelease in the mirror", old.name), m))?;
         let now = date(evidence_of(new, INRELEASE).unwrap_or_default())
             .map_err(|m| refused(&format!("{} InRelease", new.name), m))?;
