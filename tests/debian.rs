@@ -338,7 +338,7 @@ fn import_refuses_a_release_past_valid_until_and_the_grace() {
 }
 
 /// The site's first bundle as the channel's next one, with `inrelease`
-/// in place of the suite's InRelease (and as every entry's evidence).
+/// in place of the suite's `InRelease` (and as every entry's evidence).
 fn next_bundle(
     site: &Site,
     inrelease: &[u8],
@@ -472,9 +472,10 @@ fn apt_installs_from_the_mirror_checking_debians_signature_and_refuses_an_altere
 
 /// `[debian] publish = "site-signed"`: the mirror's Packages list only what
 /// it holds, its Release is the site's, signed by the site's key, which
-/// apt trusts instead of Debian's; Debian's InRelease is kept beside it.
+/// apt trusts instead of Debian's; Debian's `InRelease` is kept beside it.
 #[test]
 fn site_signed_mode_lists_only_what_the_mirror_holds_and_apt_trusts_the_site_key() {
+    use std::os::unix::fs::PermissionsExt as _;
     if Process::new("apt-get").arg("--version").output().is_err() {
         common::skip("apt-get is not installed");
         return;
@@ -487,7 +488,6 @@ fn site_signed_mode_lists_only_what_the_mirror_holds_and_apt_trusts_the_site_key
     fs::write(site.path("site.pub.asc"), &public).unwrap();
     // Readable by others: refused before anything is read from the bundle.
     let bundle = site.exported();
-    use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(site.path("site.asc"), fs::Permissions::from_mode(0o644)).unwrap();
     let err = one_line(&site.import(&bundle).code(2).get_output().stderr);
     assert!(err.contains("readable by others") && err.contains("chmod 600"), "{err}");

@@ -52,7 +52,7 @@ pub trait Ecosystem: Sync {
 
     // --- storage: what the mirror is told of this ecosystem's entries ---
     /// Whether a channel may give the path of `entry` new content from one
-    /// bundle to the next (plain files, a Debian suite's InRelease and index
+    /// bundle to the next (plain files, a Debian suite's release file and index
     /// files); a registry artifact never changes once published.
     fn entry_replaceable(&self, _entry: &Entry) -> bool {
         false

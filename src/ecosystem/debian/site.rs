@@ -155,7 +155,7 @@ fn write_suite(
     of: &Suite<'_>,
     held: &BTreeSet<&str>,
     tree: &mut dyn Layout,
-    site: &SiteSigning,
+    signing: &SiteSigning,
     now: u64,
 ) -> Result<()> {
     let dists = format!("{archive}/dists/{suite}");
@@ -185,10 +185,10 @@ fn write_suite(
         listed.push(((*rel).to_owned(), sha, entry.size));
     }
     listed.sort();
-    let release = release_text(suite, archive, of, &listed, now, site.valid_for);
+    let release = release_text(suite, archive, of, &listed, now, signing.valid_for);
     tree.write(NAME, &format!("{dists}/Release"), release.as_bytes())?;
-    tree.write(NAME, &format!("{dists}/InRelease"), site.clearsign(&release)?.as_bytes())?;
-    tree.write(NAME, &format!("{dists}/Release.gpg"), site.detached(release.as_bytes())?.as_bytes())
+    tree.write(NAME, &format!("{dists}/InRelease"), signing.clearsign(&release)?.as_bytes())?;
+    tree.write(NAME, &format!("{dists}/Release.gpg"), signing.detached(release.as_bytes())?.as_bytes())
 }
 
 fn release_text(
