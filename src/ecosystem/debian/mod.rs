@@ -228,8 +228,18 @@ impl Ecosystem for Debian {
         matches!(kind(entry.path.as_str()), Ok(Kind::Release { .. } | Kind::Index { .. }))
     }
 
+    /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, the architecture from the
+    /// pool file name (`NAME_VERSION_ARCH.deb`), as the purl spec's deb type asks.
     fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
-        matches!(kind(path), Ok(Kind::Deb { .. })).then(|| super::purl("deb/debian", name, version))
+        let Ok(Kind::Deb { filename, .. }) = kind(path) else { return None };
+        let purl = super::purl("deb/debian", name, version);
+        let arch = filename.strip_suffix(".deb").and_then(|f| f.rsplit_once('_')).map(|(_, arch)| arch);
+        Some(match arch {
+            Some(arch) if check_segment(arch, "architecture").is_ok() => {
+                format!("{purl}?arch={}", crate::escape::url_segment(arch))
+            }
+            _ => purl,
+        })
     }
 
     fn lockfile_flag(&self) -> Option<&'static str> {
@@ -414,6 +424,16 @@ impl std::io::Write for Capped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purls_name_the_architecture() {
+        let purl = |path: &str| Debian.purl("libwbclient0", "2:4.17.12+dfsg-0+deb12u2", path);
+        assert_eq!(
+            purl("debian/pool/main/s/samba/libwbclient0_4.17.12+dfsg-0+deb12u2_amd64.deb").as_deref(),
+            Some("pkg:deb/debian/libwbclient0@2%3A4.17.12%2Bdfsg-0%2Bdeb12u2?arch=amd64")
+        );
+        assert_eq!(purl("debian/dists/bookworm/InRelease"), None);
+    }
 
     #[test]
     fn paths_and_their_kinds() {
