@@ -25,6 +25,10 @@ const DEV: &str = "pool/main/s/samba/libwbclient-dev_4.17.12+dfsg-0+deb12u2_amd6
 const LIB: &str = "pool/main/s/samba/libwbclient0_4.17.12+dfsg-0+deb12u2_amd64.deb";
 const PACKAGES: &str = "dists/bookworm-updates/main/binary-amd64/Packages.xz";
 const TRANSLATION: &str = "dists/bookworm-updates/main/i18n/Translation-en.xz";
+/// The same suite's i386 index and packages, for the multi-architecture export.
+const PACKAGES_I386: &str = "dists/bookworm-updates/main/binary-i386/Packages.xz";
+const DEV_I386: &str = "pool/main/s/samba/libwbclient-dev_4.17.12+dfsg-0+deb12u2_i386.deb";
+const LIB_I386: &str = "pool/main/s/samba/libwbclient0_4.17.12+dfsg-0+deb12u2_i386.deb";
 /// What the targets have already (libwbclient0 needs libbsd0 and libc6, in bookworm, not -updates).
 const BASE: &str = "libc6:amd64\t2.36-9+deb12u10\nlibbsd0:amd64\t0.11.7-2\n";
 
@@ -40,7 +44,8 @@ fn archive_file(path: &str) -> Vec<u8> {
 /// file under dists/ also at its by-hash name, `replace` bodies swapped in.
 fn start_archive(replace: BTreeMap<String, Vec<u8>>) -> String {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for rel in ["dists/bookworm-updates/InRelease", PACKAGES, TRANSLATION, DEV, LIB] {
+    for rel in ["dists/bookworm-updates/InRelease", PACKAGES, TRANSLATION, DEV, LIB, PACKAGES_I386, DEV_I386, LIB_I386]
+    {
         let body = archive_file(rel);
         if rel.contains("/main/") {
             let dir = rel.rsplit_once('/').unwrap().0;
@@ -215,6 +220,37 @@ fn export_verify_import_publishes_debians_files_byte_for_byte() {
         hex::encode(sha2::Sha256::digest(&packages))
     );
     assert_eq!(fs::read(root.join(hashed)).unwrap(), packages);
+}
+
+#[test]
+fn two_architectures_each_get_their_closure_and_index() {
+    let site = Site::new();
+    let base = start_archive(BTreeMap::new());
+    let out = site.path("two.airlock");
+    site.export(&base, &out).args(["--debian-arch", "amd64", "--debian-arch", "i386"]).assert().success();
+    let manifest = hostile::open(&out).manifest;
+    let mut paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str().trim_start_matches("debian/")).collect();
+    paths.sort_unstable();
+    let mut expected =
+        vec!["dists/bookworm-updates/InRelease", PACKAGES, PACKAGES_I386, TRANSLATION, DEV, DEV_I386, LIB, LIB_I386];
+    expected.sort_unstable();
+    assert_eq!(paths, expected);
+    site.import(&out).success();
+    for rel in [DEV_I386, LIB_I386, PACKAGES_I386] {
+        assert_eq!(fs::read(site.mirror.join("debian/debian").join(rel)).unwrap(), archive_file(rel), "{rel}");
+    }
+    // A qualifier naming an architecture the export does not carry.
+    fs::write(site.path("pkgs.txt"), "libwbclient0:arm64\n").unwrap();
+    let mut cmd = airlock();
+    cmd.args(["export", "--quiet", "--debian-packages"]).arg(site.path("pkgs.txt"));
+    cmd.args(["--debian-suite", SUITE, "--debian-archive", &base, "--debian-keyring"]);
+    cmd.arg(fixture("debian-archive-keyring.gpg"))
+        .arg("--key")
+        .arg(&site.key_file)
+        .arg("--out")
+        .arg(site.path("arm.airlock"));
+    let err = one_line(&cmd.assert().code(2).get_output().stderr);
+    assert!(err.contains("libwbclient0:arm64: only --debian-arch amd64 is exported; add --debian-arch arm64"), "{err}");
 }
 
 #[test]

@@ -35,9 +35,9 @@ pub struct ArchiveArgs {
     /// Archive component to carry; repeatable [default: main]
     #[arg(long, value_name = "NAME")]
     pub debian_component: Vec<String>,
-    /// Architecture to resolve and carry [default: amd64]
+    /// Architecture to resolve and carry, each closure on its own (with the "all" packages); repeatable [default: amd64]
     #[arg(long, value_name = "ARCH")]
-    pub debian_arch: Option<String>,
+    pub debian_arch: Vec<String>,
     /// OpenPGP keyring the exporter checks each InRelease against before fetching anything else [default: /usr/share/keyrings/debian-archive-keyring.gpg]
     #[arg(long, value_name = "FILE")]
     pub debian_keyring: Option<PathBuf>,
@@ -59,7 +59,7 @@ pub fn lockfiles(lock: &LockArgs, archive: &ArchiveArgs, config: &DebianConfig) 
         archive: archive.debian_archive.clone().or(config.archive.clone()),
         suites: or(&archive.debian_suite, &config.suites),
         components: or(&archive.debian_component, &config.components),
-        architecture: archive.debian_arch.clone().or(config.architecture.clone()),
+        architectures: or(&archive.debian_arch, &config.architectures()),
         keyring: archive.debian_keyring.clone().or(config.keyring.clone()),
         base: archive.debian_base.clone().or(config.base.clone()),
         recommends: archive.debian_recommends || config.recommends,
