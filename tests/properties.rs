@@ -74,7 +74,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
             any::<u32>(),
             prop::collection::vec(
                 (content_id(), any::<u64>(), any::<u32>(), any::<bool>())
-                    .prop_map(|(id, size, volume, carried)| Blob { id, size, volume, carried }),
+                    .prop_map(|(id, size, volume, carried)| Blob { id, size, volume, carried, pieces: Vec::new() }),
                 0..4,
             ),
             prop::collection::vec(entry(), 0..4),
@@ -124,7 +124,7 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
             let mut blobs: Vec<Blob> = Vec::new();
             for e in &entries {
                 if !blobs.iter().any(|b| b.id == e.blob) {
-                    blobs.push(Blob { id: e.blob, size: e.size, volume: 0, carried: true });
+                    blobs.push(Blob { id: e.blob, size: e.size, volume: 0, carried: true, pieces: Vec::new() });
                 }
             }
             Manifest {
