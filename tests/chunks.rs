@@ -66,13 +66,14 @@ fn import(paths: &[&Path], public: &Path, mirror: &Path) -> assert_cmd::assert::
     airlock().args(["import", "--quiet"]).args(paths).arg("--trust").arg(public).arg("--mirror").arg(mirror).assert()
 }
 
-/// Bytes of the files under `dir`.
+/// Bytes of disk the files under `dir` take (a chunk file is sparse until every piece is in).
 fn disk_use(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
     let Ok(entries) = fs::read_dir(dir) else { return 0 };
     entries
         .map(|e| {
             let path = e.unwrap().path();
-            if path.is_dir() { disk_use(&path) } else { fs::metadata(&path).unwrap().len() }
+            if path.is_dir() { disk_use(&path) } else { fs::metadata(&path).unwrap().blocks() * 512 }
         })
         .sum()
 }
@@ -126,6 +127,10 @@ fn a_64_mib_blob_crosses_16_mib_volumes_in_reverse_over_two_runs_one_rebuilt_fro
     assert!(!ok, "an incomplete set is not published");
     let staged = staging(&mirror).expect("the verified volumes are kept");
     let staged_bytes = disk_use(&staged);
+    let given_bytes: u64 = data[2..].iter().map(|p| fs::metadata(p).unwrap().len()).sum();
+    assert!(staged.join("copies").is_dir(), "a set with parity keeps copies of the volumes verified");
+    // The pieces and the copies of their volumes: about twice the volumes' bytes, not more.
+    assert!(staged_bytes < 2 * given_bytes + (4 << 20), "{staged_bytes} bytes staged for {given_bytes}");
     assert!(!mirror.join("files").exists());
 
     // Run 2: volume 2 and the parity volume; volume 1 never arrives and is
@@ -138,8 +143,7 @@ fn a_64_mib_blob_crosses_16_mib_volumes_in_reverse_over_two_runs_one_rebuilt_fro
     eprintln!(
         "measured: peak RSS of run 1 {} KiB; staging after run 1 {} bytes for {} bytes of volumes",
         rss.map_or("(no /usr/bin/time)".into(), |k| k.to_string()),
-        staged_bytes,
-        data[2..].iter().map(|p| fs::metadata(p).unwrap().len()).sum::<u64>()
+        staged_bytes, given_bytes
     );
     if let Some(kib) = rss {
         assert!(kib < 96 * 1024, "peak RSS {kib} KiB: a 64 MiB blob must not be held whole");

@@ -110,7 +110,7 @@ fn import_set(
     let record =
         StagedBundle { channel: m.channel.clone(), sequence: m.sequence, expires: m.expires, volumes: m.volumes };
     let mut staging = mirror.bundle_staging(&verified.digest, &record)?;
-    let keep_copies = m.parity > 0;
+    let keep_copies = keeps_copies(&set, staging.done());
     let outcome = check_space(mirror, &set, staging.done()).and_then(|()| {
         verify_set(&set, policy, now, &mut sinks::Staged { staging: &mut staging, keep_copies }, progress)
     });
@@ -195,6 +195,16 @@ fn assemble_chunked(
     Ok(())
 }
 
+/// Whether this run keeps a copy of each data volume file it verifies: in
+/// a set with parity, so that a volume missing in a later run can be
+/// rebuilt from the volumes verified in this one without them being given
+/// again; not when the run is given every data volume still to verify (the
+/// set completes now, or a rebuild runs now, from the files given).
+fn keeps_copies(set: &VolumeSet, done: &BTreeSet<u32>) -> bool {
+    let m = &set.verified.manifest;
+    m.parity > 0 && (0..m.volumes).any(|i| !done.contains(&i) && !set.files.contains_key(&i))
+}
+
 /// An incremental bundle relies on blobs from earlier bundles: the mirror must hold them.
 fn check_earlier_blobs(mirror: &dyn Store, verified: &VerifiedManifest, subject: &str) -> Result<()> {
     let missing = mirror.missing_objects(&verified.manifest);
@@ -225,7 +235,7 @@ fn check_space(mirror: &dyn Store, set: &VolumeSet, done: &BTreeSet<u32>) -> Res
     // With parity, a copy of each data volume file is kept until the set is
     // complete (about its blobs' bytes again, compression aside): a later run
     // may need it to rebuild a missing volume.
-    let copies = if m.parity > 0 { blobs + blobs / 64 + (64 << 10) * to_stage.len() as u64 } else { 0 };
+    let copies = if keeps_copies(set, done) { blobs + blobs / 64 + (64 << 10) * to_stage.len() as u64 } else { 0 };
     let blobs = blobs + copies;
     let generation = (1 << 20) + 4096 * m.entries.len() as u64 + crate::mirror::copies_bytes(&m.entries);
     let what = if m.is_single_volume() {
