@@ -185,8 +185,9 @@ pub struct NoRoom {
 }
 
 /// The smallest piece a cut starts with in a volume that holds blobs
-/// already: below this the rest of the volume is left empty and the blob
-/// starts a volume of its own (fewer, larger pieces).
+/// already (or an eighth of a volume, if less): below this the rest of the
+/// volume is left empty and the blob starts a volume of its own (fewer,
+/// larger pieces).
 pub const MIN_PIECE: u64 = 64 << 10;
 
 /// Assigns the blobs of `sizes` (archive order) to data volumes; returns
@@ -194,7 +195,7 @@ pub const MIN_PIECE: u64 = 64 << 10;
 /// that fits in a volume is never cut, and blobs are packed as before
 /// chunking existed (so such bundles keep their bytes); one larger than a
 /// volume is cut: its first piece takes what the current volume has left
-/// (unless that is under [`MIN_PIECE`]), the next ones a volume each, and
+/// (unless that is little, see [`MIN_PIECE`]), the next ones a volume each, and
 /// the blobs after it follow its last piece.
 pub fn pack(sizes: &[u64], budget: &Budget) -> Result<(Vec<Placement>, u32), NoRoom> {
     let limit = budget.data_limit();
@@ -217,7 +218,7 @@ pub fn pack(sizes: &[u64], budget: &Budget) -> Result<(Vec<Placement>, u32), NoR
         }
         let mut pieces = Vec::new();
         let mut left = *size;
-        if used > 0 && room(used, budget) < MIN_PIECE {
+        if used > 0 && room(used, budget) < MIN_PIECE.min(empty_room / 8) {
             current += 1;
             used = 0;
         }

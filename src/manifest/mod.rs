@@ -908,6 +908,64 @@ pub(crate) mod tests {
         assert!(Manifest::from_bytes(&bytes).is_ok());
     }
 
+    /// `sample` with its blob cut into pieces of `sizes` bytes in `volumes`, in a set of `count` volumes.
+    fn chunked(sizes: &[u64], volumes: &[u32], count: u32) -> Manifest {
+        let mut m = sample();
+        m.volumes = count;
+        m.blobs[0].pieces = sizes
+            .iter()
+            .zip(volumes)
+            .map(|(size, volume)| Piece { id: ContentId::of(&size.to_le_bytes()), size: *size, volume: *volume })
+            .collect();
+        m.blobs[0].volume = volumes.first().copied().unwrap_or(0);
+        m
+    }
+
+    #[test]
+    fn chunked_blobs_round_trip_and_their_pieces_must_describe_the_blob() {
+        let m = chunked(&[2, 3], &[0, 1], 2);
+        let bytes = m.to_bytes().unwrap();
+        assert_eq!(Manifest::from_bytes(&bytes).unwrap(), m);
+        let offsets: Vec<u64> = m.blobs[0].pieces_at().map(|(at, _)| at).collect();
+        assert_eq!(offsets, [0, 2]);
+        assert_eq!(m.volume_bytes(0), 2);
+        assert_eq!(m.volume_bytes(1), 3);
+        assert_eq!(m.blobs_in_volume(0).count(), 0, "a chunked blob is in no volume whole");
+        // The blob of `sample` is 5 bytes.
+        for (sizes, volumes, count, error) in [
+            (&[2u64, 2][..], &[0u32, 1][..], 2, "add up to 4 bytes"),
+            (&[3, 3], &[0, 1], 2, "add up to more than"),
+            (&[u64::MAX, 6], &[0, 1], 2, "add up to more than"),
+            (&[2, 3], &[0, 0], 2, "one piece per volume"),
+            (&[2, 3], &[1, 0], 2, "one piece per volume"),
+            (&[5, 0], &[0, 1], 2, "piece 2 is empty"),
+            (&[1, 1, 3], &[0, 1, 2], 2, "more than the 2 data volumes"),
+            (&[2, 3], &[0, 2], 2, "in volume 2 of 2"),
+            (&[5], &[0], 1, "one piece"),
+        ] {
+            let err = chunked(sizes, volumes, count).check().unwrap_err();
+            assert!(err.contains(error), "{sizes:?} {volumes:?}: {err}");
+        }
+        let mut m = chunked(&[2, 3], &[0, 1], 2);
+        m.blobs[0].volume = 1;
+        assert!(m.check().unwrap_err().contains("its first piece"));
+        let mut m = chunked(&[2, 3], &[0, 1], 2);
+        m.blobs[0].carried = false;
+        assert!(m.check().unwrap_err().contains("not carried"));
+    }
+
+    #[test]
+    fn an_empty_list_of_pieces_spelled_out_is_a_second_encoding_and_refused() {
+        let mut value = ciborium::Value::serialized(&sample()).unwrap();
+        let ciborium::Value::Map(fields) = &mut value else { panic!("a map") };
+        let (_, blobs) = fields.iter_mut().find(|(k, _)| k.as_text() == Some("blobs")).unwrap();
+        let ciborium::Value::Array(blobs) = blobs else { panic!("an array") };
+        let ciborium::Value::Map(blob) = &mut blobs[0] else { panic!("a map") };
+        blob.push(("pieces".into(), ciborium::Value::Array(vec![])));
+        let bytes = canonical::to_vec(&value).unwrap();
+        assert!(Manifest::from_bytes(&bytes).unwrap_err().contains("deterministic"));
+    }
+
     #[test]
     fn unknown_fields_are_refused() {
         let mut value = ciborium::Value::serialized(&sample()).unwrap();
