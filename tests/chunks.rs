@@ -251,3 +251,18 @@ fn an_import_killed_while_assembling_resumes_from_staging_without_the_volumes_al
     }
     assert!(killed_in_assembly > 0, "no kill landed while the blob was assembled");
 }
+
+#[test]
+fn in_one_run_the_pieces_come_in_order_and_verify_and_import_check_the_whole_on_the_way() {
+    let f = fixture(&["--parity", "1"]);
+    let policy_free = airlock().arg("verify").arg(&f.bundle).arg("--trust").arg(&f.public).assert().success();
+    let _ = policy_free;
+    let mirror = f.root.join("mirror");
+    let (ok, rss) = peak_rss(import_cmd(&[&f.bundle], &f.public, &mirror));
+    assert!(ok);
+    assert_eq!(snapshot(&mirror.join("files")), snapshot(&f.input));
+    if let Some(kib) = rss {
+        eprintln!("measured: peak RSS of a one-run import of the 64 MiB blob over 16 MiB volumes {kib} KiB");
+        assert!(kib < 96 * 1024, "peak RSS {kib} KiB");
+    }
+}

@@ -111,14 +111,18 @@ fn import_set(
         StagedBundle { channel: m.channel.clone(), sequence: m.sequence, expires: m.expires, volumes: m.volumes };
     let mut staging = mirror.bundle_staging(&verified.digest, &record)?;
     let keep_copies = keeps_copies(&set, staging.done());
+    let mut refused = false;
     let outcome = check_space(mirror, &set, staging.done()).and_then(|()| {
-        verify_set(&set, policy, now, &mut sinks::Staged { staging: &mut staging, keep_copies }, progress)
+        let mut sink = sinks::Staged { staging: &mut staging, keep_copies, refused: false };
+        let outcome = verify_set(&set, policy, now, &mut sink, progress);
+        refused = sink.refused;
+        outcome
     });
     let outcome = match outcome {
         Ok(outcome) if outcome.complete() => outcome,
         failed => {
-            // A run that kept no volume leaves no staging behind.
-            if staging.done().is_empty() {
+            // A run that kept no volume leaves no staging behind, nor one refused as a whole.
+            if staging.done().is_empty() || refused {
                 staging.discard()?;
             }
             return Err(match failed {
@@ -171,8 +175,9 @@ fn import_set(
 
 /// Every data volume is staged: each chunked blob's pieces are in its chunk
 /// file, each checked on its own as it was read. The whole is read back in
-/// order through its BLAKE3 and upstream digests, then staged like a blob
-/// carried whole. One assembled by a run killed before publishing is not
+/// order through its BLAKE3 and upstream digests (unless this run read its
+/// pieces in order and checked the whole on the way), then staged like a
+/// blob carried whole. One assembled by a run killed before publishing is not
 /// read again; one whose check a kill interrupted is checked again from
 /// the start, from staging (no volume is read again).
 fn assemble_chunked(
@@ -183,6 +188,11 @@ fn assemble_chunked(
 ) -> Result<()> {
     for blob in manifest.blobs.iter().filter(|b| b.carried && b.is_chunked()) {
         if staging.has_blob(&blob.id) {
+            continue;
+        }
+        // Every volume's marker is durable now, so the pieces are; checked whole as they came in order.
+        if staging.is_checked_whole(&blob.id) {
+            staging.chunks_assembled(&blob.id)?;
             continue;
         }
         let file = staging.open_chunks(&blob.id)?;

@@ -17,6 +17,8 @@ use crate::verify::set::SetSink;
 pub(super) struct Staged<'a> {
     pub staging: &'a mut Staging,
     pub keep_copies: bool,
+    /// Set when verification refuses the bundle itself: its staging is removed.
+    pub refused: bool,
 }
 
 impl SetSink for Staged<'_> {
@@ -35,6 +37,10 @@ impl SetSink for Staged<'_> {
 
     fn kept_volume(&self, index: u32) -> Option<PathBuf> {
         self.staging.kept_copy(index)
+    }
+
+    fn refused(&mut self) {
+        self.refused = true;
     }
 
     fn blobs(&mut self) -> &mut Self {
@@ -63,5 +69,10 @@ impl BlobSink for Staged<'_> {
 
     fn commit_piece(&mut self, _blob: &ContentId, _piece: usize, writer: StagedBlob) -> Result<()> {
         self.staging.commit_piece(writer)
+    }
+
+    fn commit_whole(&mut self, blob: &ContentId) -> Result<()> {
+        self.staging.checked_whole(blob);
+        Ok(())
     }
 }

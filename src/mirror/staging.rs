@@ -41,6 +41,9 @@ pub struct Staging {
     done: BTreeSet<u32>,
     /// The copy of the volume being verified, until it is done.
     pending_copy: Option<(u32, tempfile::NamedTempFile)>,
+    /// Chunked blobs whose pieces this run wrote in order and checked whole
+    /// on the way: assembling them is a rename. Not kept across runs.
+    whole: BTreeSet<ContentId>,
 }
 
 impl Staging {
@@ -55,6 +58,7 @@ impl Staging {
             dir,
             done: BTreeSet::new(),
             pending_copy: None,
+            whole: BTreeSet::new(),
         };
         // `chunks` and `copies` only when a bundle needs them.
         for sub in [&staging.dir, &staging.blobs, &staging.volumes] {
@@ -205,6 +209,18 @@ impl Staging {
     #[must_use]
     pub fn has_blob(&self, id: &ContentId) -> bool {
         self.blob_path(id).is_file()
+    }
+
+    /// Every piece of chunked blob `blob` was written by this run, in order,
+    /// and the whole checked on the way.
+    pub fn checked_whole(&mut self, blob: &ContentId) {
+        self.whole.insert(*blob);
+    }
+
+    /// Whether [`Staging::checked_whole`] was said of `blob` in this run.
+    #[must_use]
+    pub fn is_checked_whole(&self, blob: &ContentId) -> bool {
+        self.whole.contains(blob)
     }
 
     /// The chunk file of blob `blob`, to read it whole once every piece is in.

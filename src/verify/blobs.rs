@@ -32,7 +32,21 @@ pub(super) struct PieceOf {
 }
 
 /// An algorithm name and the digest an entry declares for it.
-type UpstreamDigest = (String, Vec<u8>);
+pub(super) type UpstreamDigest = (String, Vec<u8>);
+
+/// The upstream digests the entries of blob `id` declare, each once.
+pub(super) fn upstream_digests(manifest: &Manifest, id: &ContentId) -> Vec<UpstreamDigest> {
+    let mut digests: Vec<UpstreamDigest> = Vec::new();
+    for entry in manifest.entries.iter().filter(|e| e.blob == *id) {
+        for (algorithm, digest) in &entry.digests {
+            let pair = (algorithm.clone(), digest.0.clone());
+            if !digests.contains(&pair) {
+                digests.push(pair);
+            }
+        }
+    }
+    digests
+}
 
 impl BlobPlan {
     pub(super) fn new(manifest: &Manifest, volume: u32) -> Self {
@@ -190,7 +204,7 @@ fn hash_and_write<S: BlobSink>(
 }
 
 /// Hashes with BLAKE3 and every upstream algorithm the entries need while writing through.
-struct HashingWriter<'p, W> {
+pub(super) struct HashingWriter<'p, W> {
     inner: W,
     blake3: blake3::Hasher,
     sha1: Option<sha1::Sha1>,
@@ -222,7 +236,7 @@ impl<'p, W: Write> HashingWriter<'p, W> {
         Ok(self.inner)
     }
 
-    fn check(self, id: &ContentId, digests: &[UpstreamDigest]) -> Result<W, String> {
+    pub(super) fn check(self, id: &ContentId, digests: &[UpstreamDigest]) -> Result<W, String> {
         let actual = ContentId(*self.blake3.finalize().as_bytes());
         if actual != *id {
             return Err(format!("blob {} hashes to {}", id.short(), actual.short()));
@@ -277,15 +291,7 @@ pub fn check_assembled(
     progress: &dyn Progress,
     subject: &str,
 ) -> Result<()> {
-    let mut digests: Vec<UpstreamDigest> = Vec::new();
-    for entry in manifest.entries.iter().filter(|e| e.blob == blob.id) {
-        for (algorithm, digest) in &entry.digests {
-            let pair = (algorithm.clone(), digest.0.clone());
-            if !digests.contains(&pair) {
-                digests.push(pair);
-            }
-        }
-    }
+    let digests = upstream_digests(manifest, &blob.id);
     let mut writer = HashingWriter::new(io::sink(), &digests, progress);
     let copied = io::copy(&mut io::Read::take(&mut data, blob.size), &mut writer).map_err(|e| Error::io(Path::new(subject), e))?;
     if copied != blob.size {

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod blobs;
+mod chunks;
 mod evidence;
 mod report;
 pub mod set;
@@ -64,6 +65,12 @@ pub trait BlobSink: Send {
     fn begin_piece(&mut self, blob: &ContentId, piece: usize, offset: u64) -> Result<Self::Writer>;
     /// That piece was written and hashed to its own BLAKE3.
     fn commit_piece(&mut self, blob: &ContentId, piece: usize, writer: Self::Writer) -> Result<()>;
+    /// Every piece of chunked blob `blob` was written to this sink in this
+    /// run, in order, and the whole matched its BLAKE3 and upstream digests
+    /// on the way (so it need not be read back to be checked).
+    fn commit_whole(&mut self, _blob: &ContentId) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Discards blobs after checking them.

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::policy::Policy;
 use crate::progress::Progress;
+use crate::verify::chunks::{InOrder, Wholes};
 use crate::verify::{BlobSink, Discard, VerifiedManifest, open_volume, verify_volume};
 
 /// Where a set's verified volumes go.
@@ -44,6 +45,10 @@ pub trait SetSink {
     fn kept_volume(&self, _index: u32) -> Option<PathBuf> {
         None
     }
+    /// The bundle itself is refused (the pieces of a chunked blob, each
+    /// right, are not the blob its manifest names): nothing kept for it
+    /// will ever be published.
+    fn refused(&mut self) {}
 }
 
 /// Checks and forgets (`airlock verify`).
@@ -292,6 +297,7 @@ pub fn verify_set<S: SetSink>(
     let manifest = &set.verified.manifest;
     let mut outcome = SetOutcome::default();
     let mut good: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let mut wholes = Wholes::new(manifest);
     let reading = (0..manifest.volumes)
         .filter(|i| !sink.is_done(*i))
         .map(|i| volume_bytes(manifest, i) * copies(set, i).len() as u64)
@@ -314,7 +320,14 @@ pub fn verify_set<S: SetSink>(
                 verify_file(set, index, path, policy, now, &mut Discard, None, progress)
             } else {
                 let copy = sink.volume_copy(index)?;
-                verify_file(set, index, path, policy, now, sink.blobs(), copy, progress)
+                let subject = path.display().to_string();
+                let mut blobs = InOrder { inner: sink.blobs(), wholes: &mut wholes, subject: &subject };
+                let checked = verify_file(set, index, path, policy, now, &mut blobs, copy, progress);
+                if let Some(e) = wholes.refused.take() {
+                    sink.refused();
+                    return Err(e);
+                }
+                checked
             };
             match checked {
                 Ok(()) => {
@@ -338,7 +351,7 @@ pub fn verify_set<S: SetSink>(
     let parity = verify_parity(set, policy, now, progress, &mut outcome)?;
     outcome.missing = (0..manifest.volumes).filter(|i| !good.contains_key(i) && !sink.is_done(*i)).collect();
     if !outcome.missing.is_empty() && manifest.parity > 0 {
-        rebuild_missing(set, policy, now, sink, progress, &good, &parity, &mut outcome)?;
+        rebuild_missing(set, policy, now, sink, progress, &good, &parity, &mut wholes, &mut outcome)?;
     }
     refuse_unaccounted(set, &mut outcome)?;
     Ok(outcome)
@@ -455,6 +468,7 @@ fn rebuild_missing<S: SetSink>(
     progress: &dyn Progress,
     good: &BTreeMap<u32, PathBuf>,
     parity: &BTreeMap<u32, PathBuf>,
+    wholes: &mut Wholes,
     outcome: &mut SetOutcome,
 ) -> Result<()> {
     let manifest = &set.verified.manifest;
@@ -492,7 +506,12 @@ fn rebuild_missing<S: SetSink>(
                 crate::error::Rejection::Malformed(format!("it says it is volume {}", volume.index + 1)),
             ));
         }
-        verify_volume(volume, &set.verified, policy, sink.blobs(), progress)?;
+        let mut blobs = InOrder { inner: sink.blobs(), wholes: &mut *wholes, subject: &label };
+        let checked = verify_volume(volume, &set.verified, policy, &mut blobs, progress);
+        if wholes.refused.take().is_some() {
+            sink.refused();
+        }
+        checked?;
         progress.finish();
         sink.volume_done(target)?;
         outcome.rebuilt.push(target);

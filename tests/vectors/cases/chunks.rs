@@ -57,6 +57,20 @@ pub fn cases(base: &Base) -> Vec<Made> {
     let mut forged = a.to_vec();
     forged[500] ^= 1;
     made.push(("chunk-piece-forged/volume-1-of-2.airlock".into(), volume(base, &bundle, 0, &forged)));
+    // Both volumes, every piece the bytes its BLAKE3 names, but the pieces
+    // are not the blob: its BLAKE3 (and the entry's) is that of other bytes.
+    let mut other = data.clone();
+    other[2999] ^= 1;
+    let mut bundle = chunked(base, vec![piece(a, 0), piece(b, 1)]);
+    let wrong = ContentId::of(&other);
+    bundle.manifest.blobs[0].id = wrong;
+    bundle.manifest.entries[0].blob = wrong;
+    for (index, bytes) in [(0, a), (1, b)] {
+        made.push((
+            format!("chunk-pieces-not-the-blob/volume-{}-of-2.airlock", index + 1),
+            volume(base, &bundle, index, bytes),
+        ));
+    }
     made
 }
 
