@@ -56,7 +56,8 @@ pub fn is_volume_file_name(name: &str) -> bool {
     made == name
 }
 
-/// Parses `4GiB`, `700MiB`, `100KiB`, `4GB`, `123456` (bytes) or a medium's name.
+/// Parses `4GiB`, `700MiB`, `100KiB`, `4GB`, `123456` (bytes) or a medium's
+/// name; `4000M`, `64K`, `4G` are binary units, as GNU `split -b` reads them.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let lower = text.trim().to_ascii_lowercase();
     if let Some((_, bytes, _)) = MEDIA.iter().find(|(name, _, _)| *name == lower) {
@@ -66,10 +67,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = lower.split_at(digits);
     let unit_bytes: u64 = match unit.trim() {
         "" | "b" => 1,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "tib" | "t" => 1 << 40,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
@@ -313,6 +314,10 @@ mod tests {
         assert_eq!(parse_size("700MiB").unwrap(), 700 << 20);
         assert_eq!(parse_size("100KiB").unwrap(), 100 << 10);
         assert_eq!(parse_size("4GB").unwrap(), 4_000_000_000);
+        // GNU split's units: binary.
+        assert_eq!(parse_size("4000M").unwrap(), 4000 << 20);
+        assert!(parse_size("4000M").unwrap() <= parse_size("fat32").unwrap());
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
         assert_eq!(parse_size("fat32").unwrap(), u64::from(u32::MAX));
         assert_eq!(parse_size("DVD").unwrap(), 4_691_984_384);
         assert!(parse_size("12 parsecs").unwrap_err().contains("not a size"));
