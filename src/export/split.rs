@@ -43,7 +43,8 @@ pub(super) fn plan_volumes(
     let mut reserve = 0u64;
     let (budget, placements, count) = loop {
         let pieces_bound = sizes.iter().map(|s| s / (split.size / 2).max(1) + 2).sum::<u64>();
-        let most_volumes = (manifest.blobs.len() as u64 + 1 + pieces_bound).min(u64::from(crate::manifest::MAX_VOLUMES));
+        let most_volumes =
+            (manifest.blobs.len() as u64 + 1 + pieces_bound).min(u64::from(crate::manifest::MAX_VOLUMES));
         let budget = Budget {
             split: split.size,
             manifest_frame: split::manifest_frame_len(envelope + reserve),

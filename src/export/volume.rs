@@ -44,8 +44,12 @@ pub(super) fn write_volume(
     // The one volume holds the envelope now: free it before the compressor's buffers are taken.
     drop(sealed);
     progress.start("writing", manifest.carried_bytes());
-    let contents =
-        VolumeContents { index: 0, info: None, blobs: with_sources(manifest, sources, |b| b.carried), pieces: Vec::new() };
+    let contents = VolumeContents {
+        index: 0,
+        info: None,
+        blobs: with_sources(manifest, sources, |b| b.carried),
+        pieces: Vec::new(),
+    };
     fill_volume(writer, tmp.as_file(), out, options, manifest_digest, &contents, progress)?;
     progress.finish();
     let size = tmp.as_file().metadata().at(out)?.len();

@@ -158,7 +158,10 @@ impl Blob {
             return Err(format!("blob {short}: its pieces add up to {total} bytes, the blob has {}", self.size));
         }
         if self.volume != self.pieces[0].volume {
-            return Err(format!("blob {short} is assigned to volume {}, its first piece to {}", self.volume, self.pieces[0].volume));
+            return Err(format!(
+                "blob {short} is assigned to volume {}, its first piece to {}",
+                self.volume, self.pieces[0].volume
+            ));
         }
         Ok(())
     }
@@ -537,7 +540,10 @@ impl Manifest {
     /// order: the blob, the piece's number and its offset in the blob.
     pub fn pieces_in_volume(&self, index: u32) -> impl Iterator<Item = (&Blob, usize, u64, &Piece)> {
         self.blobs.iter().filter(|b| b.carried).flat_map(move |b| {
-            b.pieces_at().enumerate().filter(move |(_, (_, p))| p.volume == index).map(move |(k, (at, p))| (b, k, at, p))
+            b.pieces_at()
+                .enumerate()
+                .filter(move |(_, (_, p))| p.volume == index)
+                .map(move |(k, (at, p))| (b, k, at, p))
         })
     }
 

@@ -150,12 +150,12 @@ impl Staging {
     /// A copy of the volume's file taken while it was read is named first,
     /// so the marker also promises the copy.
     pub fn volume_done(&mut self, index: u32) -> Result<()> {
-        if let Some((copied, file)) = self.pending_copy.take() {
-            if copied == index {
-                let path = self.copy_path(index);
-                crate::durable::set_mode(file.path(), 0o644).at(&path)?;
-                file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-            }
+        if let Some((copied, file)) = self.pending_copy.take()
+            && copied == index
+        {
+            let path = self.copy_path(index);
+            crate::durable::set_mode(file.path(), 0o644).at(&path)?;
+            file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
         }
         self.make_durable()?;
         crate::durable::write_atomically(&self.volumes.join(index.to_string()), b"", 0o644)?;
@@ -176,7 +176,10 @@ impl Staging {
         // Durability comes later, for all of a volume's blobs at once (volume_done).
         // Published files are world-readable (tempfile creates them 0600).
         let Part::Whole(file) = writer.file else {
-            return Err(Error::Usage(format!("{}: a piece committed as a whole blob; this is a bug in airlock", path.display())));
+            return Err(Error::Usage(format!(
+                "{}: a piece committed as a whole blob; this is a bug in airlock",
+                path.display()
+            )));
         };
         let file = file.into_inner();
         crate::durable::set_mode(file.path(), 0o644).at(&path)?;

@@ -195,7 +195,9 @@ fn hash_and_write<S: BlobSink>(
             }
             Job::End(id, _, Some(piece)) => {
                 let writer = current.take().expect("Begin comes first");
-                let inner = writer.check_piece(&id, &piece).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
+                let inner = writer
+                    .check_piece(&id, &piece)
+                    .map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
                 sink.commit_piece(&id, piece.index, inner)?;
             }
         }
@@ -293,7 +295,8 @@ pub fn check_assembled(
 ) -> Result<()> {
     let digests = upstream_digests(manifest, &blob.id);
     let mut writer = HashingWriter::new(io::sink(), &digests, progress);
-    let copied = io::copy(&mut io::Read::take(&mut data, blob.size), &mut writer).map_err(|e| Error::io(Path::new(subject), e))?;
+    let copied = io::copy(&mut io::Read::take(&mut data, blob.size), &mut writer)
+        .map_err(|e| Error::io(Path::new(subject), e))?;
     if copied != blob.size {
         return Err(Error::rejected(
             subject,

@@ -106,7 +106,8 @@ impl<B: BlobSink> BlobSink for InOrder<'_, B> {
             return Ok(());
         }
         if let Err(m) = whole.hashes.check(&id, &whole.digests) {
-            let error = || Error::rejected(self.subject, Rejection::DigestMismatch(format!("assembled from its pieces, {m}")));
+            let error =
+                || Error::rejected(self.subject, Rejection::DigestMismatch(format!("assembled from its pieces, {m}")));
             self.wholes.refused = Some(error());
             return Err(error());
         }

@@ -21,9 +21,9 @@ mod report;
 pub mod set;
 mod volume;
 
+pub use blobs::check_assembled;
 pub use evidence::screen_new_names;
 pub use report::{EntryFindings, EntryReport, PackageReports, VerifyReport};
-pub use blobs::check_assembled;
 pub use volume::{OpenVolume, open_volume, verify_volume};
 
 use crate::ecosystem::{self, ManifestExt as _};
