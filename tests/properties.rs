@@ -65,20 +65,28 @@ fn entry() -> impl Strategy<Value = Entry> {
     )
 }
 
+/// Any piece of a chunked blob, valid or not.
+fn piece() -> impl Strategy<Value = airlock::manifest::Piece> {
+    (content_id(), any::<u64>(), any::<u32>()).prop_map(|(id, size, volume)| airlock::manifest::Piece {
+        id,
+        size,
+        volume,
+    })
+}
+
 /// Any manifest the types can hold, valid or not.
 fn manifest() -> impl Strategy<Value = Manifest> {
     let head = (any::<u32>(), text(), text(), any::<u64>(), prop::option::of(content_id()), any::<u64>(), any::<u64>());
-    let body =
-        (
-            prop::collection::vec(any::<[u8; 16]>().prop_map(KeyId), 0..3),
-            any::<u32>(),
-            prop::collection::vec(
-                (content_id(), any::<u64>(), any::<u32>(), any::<bool>())
-                    .prop_map(|(id, size, volume, carried)| Blob { id, size, volume, carried, pieces: Vec::new() }),
-                0..4,
-            ),
-            prop::collection::vec(entry(), 0..4),
-        );
+    let body = (
+        prop::collection::vec(any::<[u8; 16]>().prop_map(KeyId), 0..3),
+        any::<u32>(),
+        prop::collection::vec(
+            (content_id(), any::<u64>(), any::<u32>(), any::<bool>(), prop::collection::vec(piece(), 0..3))
+                .prop_map(|(id, size, volume, carried, pieces)| Blob { id, size, volume, carried, pieces }),
+            0..4,
+        ),
+        prop::collection::vec(entry(), 0..4),
+    );
     (head, body).prop_map(
         |((format, tool, channel, sequence, previous, created, expires), (signers, volumes, blobs, entries))| {
             Manifest {
