@@ -28,11 +28,11 @@ impl SetSink for Staged<'_> {
         self.staging.is_done(index)
     }
 
-    fn volume_copy(&mut self, index: u32) -> Result<Option<std::fs::File>> {
+    fn volume_copy(&mut self, index: u32) -> Result<Option<Box<dyn std::io::Write + Send>>> {
         if !self.keep_copies {
             return Ok(None);
         }
-        self.staging.begin_copy(index).map(Some)
+        Ok(Some(Box::new(self.staging.begin_copy(index)?)))
     }
 
     fn kept_volume(&self, index: u32) -> Option<PathBuf> {

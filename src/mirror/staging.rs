@@ -194,7 +194,7 @@ impl Staging {
         let path = self.chunk_path(blob);
         let mut file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
         io::Seek::seek(&mut file, io::SeekFrom::Start(offset)).at(&path)?;
-        Ok(StagedBlob { file: Part::Piece(file) })
+        Ok(StagedBlob { file: Part::Piece(DropBehind::at(file, offset)) })
     }
 
     /// The piece was written and matched its digest. Durability comes with
@@ -242,12 +242,12 @@ impl Staging {
 
     /// A file to copy data volume `index` into as it is read; it is kept
     /// when the volume is done ([`Staging::volume_done`]), dropped otherwise.
-    pub fn begin_copy(&mut self, index: u32) -> Result<File> {
+    pub fn begin_copy(&mut self, index: u32) -> Result<DropBehind<File>> {
         fs::create_dir_all(&self.copies).at(&self.copies)?;
         let file = tempfile::Builder::new().prefix(".part-").tempfile_in(&self.copies).at(&self.copies)?;
         let writer = file.as_file().try_clone().at(&self.copies)?;
         self.pending_copy = Some((index, file));
-        Ok(writer)
+        Ok(DropBehind::new(writer))
     }
 
     fn copy_path(&self, index: u32) -> PathBuf {
@@ -275,7 +275,7 @@ pub struct StagedBlob {
 enum Part {
     Whole(DropBehind<tempfile::NamedTempFile>),
     /// The chunk file, positioned at the piece's offset.
-    Piece(File),
+    Piece(DropBehind<File>),
 }
 
 impl Write for StagedBlob {

@@ -37,7 +37,7 @@ pub trait SetSink {
     fn volume_done(&mut self, index: u32) -> Result<()>;
     /// Where to copy data volume `index`'s file while it is read for this
     /// sink, to be kept with its blobs when it is done; `None`: no copy.
-    fn volume_copy(&mut self, _index: u32) -> Result<Option<File>> {
+    fn volume_copy(&mut self, _index: u32) -> Result<Option<Box<dyn std::io::Write + Send>>> {
         Ok(None)
     }
     /// The copy of data volume `index` kept by an earlier run: a rebuild
@@ -423,7 +423,7 @@ fn verify_file<B: BlobSink>(
     policy: &Policy,
     now: u64,
     sink: &mut B,
-    copy: Option<File>,
+    copy: Option<Box<dyn std::io::Write + Send>>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let subject = path.display().to_string();
@@ -440,7 +440,7 @@ fn verify_file<B: BlobSink>(
 /// A volume file read while its bytes are copied to a second file.
 struct Tee {
     inner: File,
-    copy: Option<std::io::BufWriter<File>>,
+    copy: Option<std::io::BufWriter<Box<dyn std::io::Write + Send>>>,
 }
 
 impl std::io::Read for Tee {
