@@ -57,6 +57,10 @@ pub fn cases(base: &Base) -> Vec<Made> {
     let mut forged = a.to_vec();
     forged[500] ^= 1;
     made.push(("chunk-piece-forged/volume-1-of-2.airlock".into(), volume(base, &bundle, 0, &forged)));
+    // Volume 2 carrying its own piece and piece 1 again: a piece in two
+    // volumes (alone, so that no good volume is kept in staging).
+    let bundle = chunked(base, vec![piece(a, 0), piece(b, 1)]);
+    made.push(("chunk-piece-in-two-volumes/volume-2-of-2.airlock".into(), volume_of(base, &bundle, 1, &[b, a])));
     // Both volumes, every piece the bytes its BLAKE3 names, but the pieces
     // are not the blob: its BLAKE3 (and the entry's) is that of other bytes.
     let mut other = data.clone();
@@ -77,14 +81,18 @@ pub fn cases(base: &Base) -> Vec<Made> {
 /// Data volume `index` of `bundle` carrying `bytes` as its piece of the
 /// chunked blob, manifest and seal signed by the trusted key.
 fn volume(base: &Base, bundle: &Bundle, index: u32, bytes: &[u8]) -> Vec<u8> {
+    volume_of(base, bundle, index, &[bytes])
+}
+
+/// Data volume `index` of `bundle` carrying each of `members` as a member `blobs/<the chunked blob>`.
+fn volume_of(base: &Base, bundle: &Bundle, index: u32, members: &[&[u8]]) -> Vec<u8> {
     let payload = bundle.manifest.to_bytes().unwrap();
     let envelope = hostile::sign_manifest(&payload, &[&base.trusted]);
     let info = canonical::to_vec(&VolumeInfo { volume: index, parity: None }).unwrap();
     let blob = bundle.manifest.blobs[0].id;
-    let frame = hostile::compress(&hostile::tar_stream(&[
-        (member_header(VOLUME_MEMBER, info.len() as u64).unwrap(), &info),
-        (hostile::blob_header(&blob, bytes.len() as u64), bytes),
-    ]));
+    let mut stream = vec![(member_header(VOLUME_MEMBER, info.len() as u64).unwrap(), info.as_slice())];
+    stream.extend(members.iter().map(|bytes| (hostile::blob_header(&blob, bytes.len() as u64), *bytes)));
+    let frame = hostile::compress(&hostile::tar_stream(&stream));
     let seal = VolumeSeal {
         format: 1,
         manifest: ContentId::of(&payload),
