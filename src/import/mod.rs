@@ -153,13 +153,19 @@ fn import_set(
     let record =
         StagedBundle { channel: m.channel.clone(), sequence: m.sequence, expires: m.expires, volumes: m.volumes };
     let mut staging = mirror.bundle_staging(&verified.digest, &record)?;
-    let outcome = check_space(mirror, &set, staging.done())
-        .and_then(|()| verify_set(&set, policy, now, &mut sinks::Staged(&mut staging), progress));
+    let keep_copies = keeps_copies(&set, staging.done());
+    let mut refused = false;
+    let outcome = check_space(mirror, &set, staging.done()).and_then(|()| {
+        let mut sink = sinks::Staged { staging: &mut staging, keep_copies, refused: false };
+        let outcome = verify_set(&set, policy, now, &mut sink, progress);
+        refused = sink.refused;
+        outcome
+    });
     let outcome = match outcome {
         Ok(outcome) if outcome.complete() => outcome,
         failed => {
-            // A run that kept no volume leaves no staging behind.
-            if staging.done().is_empty() {
+            // A run that kept no volume leaves no staging behind, nor one refused as a whole.
+            if staging.done().is_empty() || refused {
                 staging.discard()?;
             }
             return Err(match failed {
@@ -172,6 +178,16 @@ fn import_set(
             });
         }
     };
+    match assemble_chunked(&mut staging, m, subject, progress) {
+        Ok(()) => {}
+        // The pieces each matched the signed manifest and the whole does not:
+        // no later run would do better.
+        Err(e @ Error::Rejected { .. }) => {
+            staging.discard()?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
     let volumes = VolumesReport::new(m, &outcome, &set.unreadable);
     let report = VerifyReport::new(subject, verified, policy, volumes);
     let record = ImportRecord {
@@ -206,6 +222,48 @@ fn import_set(
     Ok(ImportReport { verified: report, outcome: "published", mirror: published })
 }
 
+/// Every data volume is staged: each chunked blob's pieces are in its chunk
+/// file, each checked on its own as it was read. The whole is read back in
+/// order through its BLAKE3 and upstream digests (unless this run read its
+/// pieces in order and checked the whole on the way), then staged like a
+/// blob carried whole. One assembled by a run killed before publishing is not
+/// read again; one whose check a kill interrupted is checked again from
+/// the start, from staging (no volume is read again).
+fn assemble_chunked(
+    staging: &mut crate::mirror::Staging,
+    manifest: &crate::manifest::Manifest,
+    subject: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for blob in manifest.blobs.iter().filter(|b| b.carried && b.is_chunked()) {
+        if staging.has_blob(&blob.id) {
+            continue;
+        }
+        // Every volume's marker is durable now, so the pieces are; checked whole as they came in order.
+        if staging.is_checked_whole(&blob.id) {
+            staging.chunks_assembled(&blob.id)?;
+            continue;
+        }
+        let file = staging.open_chunks(&blob.id)?;
+        progress.start("assembling", blob.size);
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        crate::verify::check_assembled(manifest, blob, reader, progress, subject)?;
+        progress.finish();
+        staging.chunks_assembled(&blob.id)?;
+    }
+    Ok(())
+}
+
+/// Whether this run keeps a copy of each data volume file it verifies: in
+/// a set with parity, so that a volume missing in a later run can be
+/// rebuilt from the volumes verified in this one without them being given
+/// again; not when the run is given every data volume still to verify (the
+/// set completes now, or a rebuild runs now, from the files given).
+fn keeps_copies(set: &VolumeSet, done: &BTreeSet<u32>) -> bool {
+    let m = &set.verified.manifest;
+    m.parity > 0 && (0..m.volumes).any(|i| !done.contains(&i) && !set.files.contains_key(&i))
+}
+
 /// An incremental bundle relies on blobs from earlier bundles: the mirror must hold them.
 fn check_earlier_blobs(mirror: &dyn Store, verified: &VerifiedManifest, subject: &str) -> Result<()> {
     let missing = mirror.missing_objects(&verified.manifest);
@@ -233,6 +291,11 @@ fn check_space(mirror: &dyn Store, set: &VolumeSet, done: &BTreeSet<u32>) -> Res
     let to_stage: Vec<u32> =
         (0..m.volumes).filter(|i| !done.contains(i) && (set.files.contains_key(i) || parity_given)).collect();
     let blobs: u64 = to_stage.iter().map(|i| volume_bytes(m, *i)).sum();
+    // With parity, a copy of each data volume file is kept until the set is
+    // complete (about its blobs' bytes again, compression aside): a later run
+    // may need it to rebuild a missing volume.
+    let copies = if keeps_copies(set, done) { blobs + blobs / 64 + (64 << 10) * to_stage.len() as u64 } else { 0 };
+    let blobs = blobs + copies;
     let generation = (1 << 20) + 4096 * m.entries.len() as u64 + crate::mirror::copies_bytes(&m.entries);
     let what = if m.is_single_volume() {
         "importing the bundle".to_owned()
