@@ -346,8 +346,9 @@ fn cargo_routes() {
     assert_eq!(f.get("/cargo/crates/serde/9.9.9/download").status, 404);
     assert_eq!(f.get("/cargo/crates/serde/1.0.0").status, 404);
     assert_eq!(f.get("/cargo/index/se/").status, 404);
-    // The crate files themselves are not a route.
-    assert_eq!(f.get("/cargo/serde-1.0.0.crate").status, 404);
+    // The crate files themselves, where a --base-url config's `dl` points.
+    f.get("/cargo/serde-1.0.0.crate").assert(200, "application/octet-stream", b"crate bytes");
+    assert_eq!(f.get("/cargo/serde-9.9.9.crate").status, 404);
 }
 
 #[test]
