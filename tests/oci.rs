@@ -374,3 +374,275 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
         "is not a repository",
     );
 }
+
+/// What [`carried`] put in the mirror, for the registry tests.
+struct Carried {
+    _upstream: Upstream,
+    /// The upstream registry, `127.0.0.1:PORT`.
+    host: String,
+    mirror: PathBuf,
+    /// team/app:1.0's index (linux/amd64 and linux/arm64, amd64 carried) and its amd64 manifest.
+    index: Vec<u8>,
+    amd_manifest: Vec<u8>,
+    /// team/tool:1.0 (one manifest) and its cosign `.sig` manifest.
+    tool_manifest: Vec<u8>,
+    sig_manifest: Vec<u8>,
+    /// Every config and layer carried, and the arm64 layer that was not.
+    blobs: Vec<Vec<u8>>,
+    arm_layer: Vec<u8>,
+}
+
+/// An upstream registry with team/app:1.0 (a two-platform index) and
+/// team/tool:1.0 signed by cosign's tag scheme, exported for linux/amd64
+/// and imported into a mirror; `None` (skipped) without docker-registry and skopeo.
+fn carried(root: &Path) -> Option<Carried> {
+    if !have("docker-registry") || !have("skopeo") {
+        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+        return None;
+    }
+    let upstream = start_registry(root);
+    let host = upstream.host.clone();
+    let mut layout = Layout::new(root.join("layout"));
+    let shared = tar_of("shared.txt", b"shared by every image\n");
+    let amd = tar_of("amd64.txt", &b"amd64 only\n".repeat(500));
+    let arm = tar_of("arm64.txt", b"arm64 only\n");
+    let (amd_d, amd_manifest) = image(&layout, "amd64", &[&shared, &amd]);
+    let (arm_d, _) = image(&layout, "arm64", &[&shared, &arm]);
+    let mut platforms = Vec::new();
+    for (mut d, arch) in [(amd_d, "amd64"), (arm_d, "arm64")] {
+        d["platform"] = json!({ "architecture": arch, "os": "linux" });
+        platforms.push(d);
+    }
+    let index = serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": platforms })).unwrap();
+    layout.tag(layout.blob(INDEX, &index), "app");
+    let (tool_d, tool_manifest) = image(&layout, "amd64", &[&shared]);
+    layout.tag(tool_d, "tool");
+    let signer = SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let tool_repo = format!("{host}/team/tool");
+    let (sig_manifest, sig_config, payload) = cosign_sig(&layout, &signer, &tool_repo, &sha(&tool_manifest));
+    layout.tag(
+        json!({ "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&sig_manifest)), "size": sig_manifest.len() }),
+        "sig",
+    );
+    push(&layout, "app", &format!("{host}/team/app:1.0"));
+    push(&layout, "tool", &format!("{tool_repo}:1.0"));
+    push(&layout, "sig", &format!("{tool_repo}:sha256-{}.sig", sha(&tool_manifest)));
+
+    let (key, public) = keygen(root, "op");
+    fs::write(root.join("images.txt"), format!("{host}/team/app:1.0\n{tool_repo}:1.0\n")).unwrap();
+    let bundle = root.join("images.airlock");
+    airlock()
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("images.txt"))
+        .args(["--oci-plain-http", &host, "--cache"])
+        .arg(root.join("cache"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    fs::write(root.join("cosign.pub"), pem(&signer)).unwrap();
+    let policy = root.join("policy.toml");
+    fs::write(
+        &policy,
+        format!(
+            "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"{}\"\n[oci]\n[[oci.signers]]\nimages = [\"{tool_repo}\"]\nkey = \"cosign.pub\"\n",
+            public.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config_of = |manifest: &[u8]| {
+        let value: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+        let hex = value["config"]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+        fs::read(layout.dir.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let blobs = vec![shared, amd, config_of(&amd_manifest), config_of(&tool_manifest), sig_config, payload];
+    Some(Carried {
+        _upstream: upstream,
+        host,
+        mirror,
+        index,
+        amd_manifest,
+        tool_manifest,
+        sig_manifest,
+        blobs,
+        arm_layer: arm,
+    })
+}
+
+/// A plain HTTP client that reports every status as a response.
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// `(status, content type, Docker-Content-Digest, body)` of `GET|HEAD url`.
+fn call(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, String, String, Vec<u8>, Option<String>) {
+    let agent = http();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = agent.run(request.body(()).unwrap()).unwrap();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (content_type, digest, length) = (
+        header("content-type").unwrap_or_default(),
+        header("docker-content-digest").unwrap_or_default(),
+        header("content-length"),
+    );
+    let status = response.status().as_u16();
+    let body = if method == "HEAD" { Vec::new() } else { response.body_mut().read_to_vec().unwrap() };
+    (status, content_type, digest, body, length)
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn airlock_serve_is_a_registry_skopeo_pulls_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(c) = carried(root) else { return };
+    let options = airlock::serve::ServeOptions { mirror: c.mirror.clone(), listen: "127.0.0.1:0".parse().unwrap() };
+    let server = airlock::serve::bind(&options).unwrap().spawn(|_| {});
+    let addr = server.local_addr().to_string();
+    let v2 = format!("http://{addr}/v2");
+    let (tool_hex, amd_hex, index_hex) = (sha(&c.tool_manifest), sha(&c.amd_manifest), sha(&c.index));
+
+    // The API's base, manifests by tag and by digest (GET and HEAD), typed by their own media type.
+    let agent = http();
+    let base = agent.get(&format!("{v2}/")).call().unwrap();
+    assert_eq!(base.status(), 200);
+    assert_eq!(base.headers().get("docker-distribution-api-version").unwrap(), "registry/2.0");
+    let (status, media, digest, body, _) = call("GET", &format!("{v2}/team/app/manifests/1.0"), &[]);
+    assert_eq!((status, media.as_str(), digest.clone()), (200, INDEX, format!("sha256:{index_hex}")));
+    assert_eq!(body, c.index);
+    let (status, media, digest, body, length) =
+        call("HEAD", &format!("{v2}/team/tool/manifests/sha256:{tool_hex}"), &[]);
+    assert_eq!((status, media.as_str(), digest), (200, MANIFEST, format!("sha256:{tool_hex}")));
+    assert!(body.is_empty());
+    assert_eq!(length, Some(c.tool_manifest.len().to_string()));
+    // The full carried repository (the registry as the first path component) names it too.
+    let full = format!("{v2}/{}/team/tool/manifests/1.0", c.host);
+    assert_eq!(call("GET", &full, &[]).3, c.tool_manifest);
+    // A repository serves only what its own names lead to; unknown names are the spec's errors.
+    let (status, _, _, body, _) = call("GET", &format!("{v2}/team/tool/manifests/sha256:{amd_hex}"), &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+    let (status, _, _, body, _) = call("GET", &format!("{v2}/team/nothing/tags/list"), &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("NAME_UNKNOWN"));
+    assert_eq!(call("GET", &format!("{v2}/team/app/blobs/sha256:{}", sha(&c.arm_layer)), &[]).0, 404);
+    assert_eq!(call("GET", &format!("{v2}/team/app/manifests/sha256:nothex"), &[]).0, 400);
+
+    // Blobs streamed, whole or one range of them.
+    let layer = &c.blobs[1];
+    let url = format!("{v2}/team/app/blobs/sha256:{}", sha(layer));
+    let (status, media, digest, body, _) = call("GET", &url, &[]);
+    assert_eq!((status, media.as_str(), digest), (200, "application/octet-stream", format!("sha256:{}", sha(layer))));
+    assert_eq!(&body, layer);
+    let (status, _, _, body, length) = call("GET", &url, &[("Range", "bytes=100-199")]);
+    assert_eq!((status, body.as_slice(), length.as_deref()), (206, &layer[100..200], Some("100")));
+    let (status, _, _, body, _) = call("GET", &url, &[("Range", "bytes=-10")]);
+    assert_eq!((status, body.as_slice()), (206, &layer[layer.len() - 10..]));
+    let past = format!("bytes={}-", layer.len());
+    assert_eq!(call("GET", &url, &[("Range", &past)]).0, 416);
+    let (status, _, _, body, length) = call("HEAD", &url, &[]);
+    assert_eq!((status, body.len(), length), (200, 0, Some(layer.len().to_string())));
+
+    // Tags, and the referrers API: tool's cosign signature, nothing for app.
+    let (_, _, _, body, _) = call("GET", &format!("{v2}/team/tool/tags/list"), &[]);
+    let tags: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(tags, json!({ "name": "team/tool", "tags": ["1.0", format!("sha256-{tool_hex}.sig")] }));
+    let (status, media, _, body, _) = call("GET", &format!("{v2}/team/tool/referrers/sha256:{tool_hex}"), &[]);
+    assert_eq!((status, media.as_str()), (200, INDEX));
+    let referrers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(referrers["manifests"][0]["digest"], format!("sha256:{}", sha(&c.sig_manifest)), "{referrers}");
+    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 1, "{referrers}");
+    let (_, _, _, body, _) = call("GET", &format!("{v2}/team/app/referrers/sha256:{index_hex}"), &[]);
+    let referrers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(referrers["manifests"], json!([]));
+
+    // The real client: skopeo inspects and copies from airlock serve; what it wrote is what was carried.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{addr}/team/tool:1.0")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, c.tool_manifest);
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--override-arch", "amd64", "--override-os", "linux"])
+        .arg(format!("docker://{addr}/team/app:1.0"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["Digest"], format!("sha256:{index_hex}"), "{inspected}");
+    let pulled = root.join("pulled");
+    for (name, manifest) in [
+        ("team/app:1.0".to_owned(), &c.amd_manifest),
+        ("team/tool:1.0".to_owned(), &c.tool_manifest),
+        (format!("team/tool:sha256-{tool_hex}.sig"), &c.sig_manifest),
+    ] {
+        let from = format!("docker://{addr}/{name}");
+        let to = format!("oci:{}:{}", pulled.display(), sha(name.as_bytes()));
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--override-arch",
+            "amd64",
+            "--override-os",
+            "linux",
+            &from,
+            &to,
+        ]);
+        let index: serde_json::Value = serde_json::from_slice(&fs::read(pulled.join("index.json")).unwrap()).unwrap();
+        let got = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == sha(name.as_bytes()));
+        let got_hex = got.unwrap()["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+        let doc = fs::read(pulled.join("blobs/sha256").join(&got_hex)).unwrap();
+        assert_eq!(
+            got_hex,
+            sha(manifest),
+            "{name}: {} vs {}",
+            String::from_utf8_lossy(&doc),
+            String::from_utf8_lossy(manifest)
+        );
+    }
+    for blob in &c.blobs {
+        assert_eq!(fs::read(pulled.join("blobs/sha256").join(sha(blob))).unwrap(), *blob);
+    }
+    podman_pulls(root, &addr, &c.index);
+    server.stop().unwrap();
+}
+
+/// `podman pull` from airlock serve, where podman runs here: the image it
+/// names by `manifest`'s digest (the index it pulled through).
+/// Its storage is a folder of the test's own, so nothing is left behind.
+fn podman_pulls(root: &Path, addr: &str, manifest: &[u8]) {
+    let podman = || {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root").arg(root.join("podman-root")).arg("--runroot").arg(root.join("podman-run"));
+        cmd.args(["--storage-driver", "vfs"]);
+        cmd
+    };
+    let runs = podman().args(["info"]).output().is_ok_and(|o| o.status.success());
+    if !runs {
+        skip("podman does not run here (apt-get install podman; it needs user namespaces or root)");
+        return;
+    }
+    let reference = format!("{addr}/team/app:1.0");
+    let out = podman()
+        .args(["pull", "--quiet", "--tls-verify=false", "--arch", "amd64", "--os", "linux", &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podman pull: {}", String::from_utf8_lossy(&out.stderr));
+    let out = podman().args(["image", "inspect", "--format", "{{.Digest}}", &reference]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("sha256:{}", sha(manifest)), "{out:?}");
+}

@@ -20,8 +20,10 @@
 pub mod cli;
 pub mod config;
 mod evidence;
+pub mod layout;
 pub mod lockfile;
 mod policy;
+mod serve;
 pub mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,6 +129,14 @@ impl Ecosystem for Oci {
             ));
         }
         evidence::verify(entry, trust, id)
+    }
+
+    fn route(&self, route: &crate::http::Route<'_>, folder: &crate::http::Folder<'_>) -> crate::http::Response {
+        serve::route(route, folder)
+    }
+
+    fn api_root(&self) -> Option<&'static str> {
+        Some("v2")
     }
 
     fn check_together(&self, entries: &[&Entry]) -> Result<(), String> {
