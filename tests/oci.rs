@@ -394,8 +394,9 @@ struct Carried {
 
 /// An upstream registry with team/app:1.0 (a two-platform index) and
 /// team/tool:1.0 signed by cosign's tag scheme, exported for linux/amd64
-/// and imported into a mirror; `None` (skipped) without docker-registry and skopeo.
-fn carried(root: &Path) -> Option<Carried> {
+/// (or with `--oci-all-platforms`) and imported into a mirror; `None`
+/// (skipped) without docker-registry and skopeo.
+fn carried(root: &Path, all_platforms: bool) -> Option<Carried> {
     if !have("docker-registry") || !have("skopeo") {
         skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
         return None;
@@ -436,6 +437,7 @@ fn carried(root: &Path) -> Option<Carried> {
         .arg(root.join("images.txt"))
         .args(["--oci-plain-http", &host, "--cache"])
         .arg(root.join("cache"))
+        .args(if all_platforms { &["--oci-all-platforms"][..] } else { &[] })
         .arg("--key")
         .arg(&key)
         .arg("--out")
@@ -460,7 +462,14 @@ fn carried(root: &Path) -> Option<Carried> {
         let hex = value["config"]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
         fs::read(layout.dir.join("blobs/sha256").join(hex)).unwrap()
     };
-    let blobs = vec![shared, amd, config_of(&amd_manifest), config_of(&tool_manifest), sig_config, payload];
+    let mut blobs = vec![shared, amd, config_of(&amd_manifest), config_of(&tool_manifest), sig_config, payload];
+    if all_platforms {
+        blobs.push(arm.clone());
+        let index_value: serde_json::Value = serde_json::from_slice(&index).unwrap();
+        let arm_hex =
+            index_value["manifests"][1]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+        blobs.push(config_of(&fs::read(layout.dir.join("blobs/sha256").join(arm_hex)).unwrap()));
+    }
     Some(Carried {
         _upstream: upstream,
         host,
@@ -503,7 +512,7 @@ fn call(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, String, Stri
 fn airlock_serve_is_a_registry_skopeo_pulls_from() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let Some(c) = carried(root) else { return };
+    let Some(c) = carried(root, false) else { return };
     let options = airlock::serve::ServeOptions { mirror: c.mirror.clone(), listen: "127.0.0.1:0".parse().unwrap() };
     let server = airlock::serve::bind(&options).unwrap().spawn(|_| {});
     let addr = server.local_addr().to_string();
@@ -620,6 +629,17 @@ fn airlock_serve_is_a_registry_skopeo_pulls_from() {
     }
     podman_pulls(root, &addr, &c.index);
     server.stop().unwrap();
+
+    // A site registry that checks indexes (distribution does) refuses one whose other platforms were not carried.
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry(&root.join("site"));
+    let out = airlock_push(&c.mirror, &format!("http://{}", site.host), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = one_line(&out.stderr);
+    assert!(
+        line.contains("platforms that were not carried (linux/arm64)") && line.contains("--oci-all-platforms"),
+        "{line}"
+    );
 }
 
 /// `podman pull` from airlock serve, where podman runs here: the image it
@@ -645,4 +665,115 @@ fn podman_pulls(root: &Path, addr: &str, manifest: &[u8]) {
     assert!(out.status.success(), "podman pull: {}", String::from_utf8_lossy(&out.stderr));
     let out = podman().args(["image", "inspect", "--format", "{{.Digest}}", &reference]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("sha256:{}", sha(manifest)), "{out:?}");
+}
+
+fn airlock_push(mirror: &Path, registry: &str, extra: &[&str]) -> std::process::Output {
+    airlock()
+        .args(["push", "--mirror"])
+        .arg(mirror)
+        .args(["--registry", registry, "--retries", "0"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn inspect_raw(reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", reference]).output().unwrap();
+    assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn airlock_push_fills_a_site_registry_with_images_and_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(c) = carried(root, true) else { return };
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry(&root.join("site"));
+    let tool_hex = sha(&c.tool_manifest);
+
+    let out = airlock_push(&c.mirror, &site.host, &["--plain-http"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{}/team/app -> {}/team/app", c.host, site.host)), "{stdout}");
+    // The layer app and tool share is uploaded once and mounted into the other repository.
+    assert!(
+        stdout.contains(&format!("{} blobs uploaded", c.blobs.len())) && stdout.contains(", 1 mounted"),
+        "{stdout}"
+    );
+    // app's index and its two platforms' manifests, tool's manifest and its signature.
+    assert!(stdout.contains("5 manifests uploaded, 0 already there; 3 tags set"), "{stdout}");
+
+    // The site registry serves what was carried, byte for byte, signature included.
+    let s = &site.host;
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/app:1.0")), c.index);
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:1.0")), c.tool_manifest);
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:sha256-{tool_hex}.sig")), c.sig_manifest);
+    let pulled = root.join("from-site");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--override-arch",
+        "amd64",
+        "--override-os",
+        "linux",
+        &format!("docker://{s}/team/app:1.0"),
+        &format!("oci:{}:app", pulled.display()),
+    ]);
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(pulled.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], format!("sha256:{}", sha(&c.amd_manifest)));
+    for blob in [&c.blobs[0], &c.blobs[1], &c.blobs[2]] {
+        assert_eq!(fs::read(pulled.join("blobs/sha256").join(sha(blob))).unwrap(), *blob);
+    }
+
+    // A second push uploads nothing.
+    let out = airlock_push(&c.mirror, &format!("http://{s}"), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 blobs uploaded (0 bytes)") && stdout.contains("0 manifests uploaded"), "{stdout}");
+    assert!(stdout.contains("0 tags set"), "{stdout}");
+
+    // Only what --images names, under a prefix of the site's.
+    let out = airlock_push(&c.mirror, &format!("http://{s}/mirror"), &["--images", &format!("{}/team/tool", c.host)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(inspect_raw(&format!("docker://{s}/mirror/team/tool:1.0")), c.tool_manifest);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pushed 1 repositories (2 tags)") && stdout.contains("4 blobs uploaded"), "{stdout}");
+
+    // Each failure is one line with its exit code.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for (what, registry, extra, code, expect) in [
+        ("unreachable", format!("http://{closed}"), vec![], 2, "check the registry address".to_owned()),
+        (
+            "not in the mirror",
+            format!("http://{s}"),
+            vec!["--images", "elsewhere.example/*"],
+            2,
+            "matches no image".into(),
+        ),
+        ("a bad address", "Site:x".into(), vec![], 2, "write HOST[:PORT]".into()),
+    ] {
+        let extra: Vec<&str> = extra.iter().map(|s| &**s).collect();
+        let out = airlock_push(&c.mirror, &registry, &extra);
+        assert_eq!(out.status.code(), Some(code), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(&expect), "{what}: {line}");
+    }
+    let out = airlock_push(&root.join("nowhere"), &s.clone(), &["--plain-http"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out.stderr).contains("not an airlock mirror"), "{}", one_line(&out.stderr));
+    // A layer changed on disk in the mirror is refused, not pushed.
+    let layer = c.mirror.join("oci/blobs/sha256").join(sha(&c.blobs[1]));
+    let mut bytes = fs::read(&layer).unwrap();
+    bytes[0] ^= 1;
+    fs::remove_file(&layer).unwrap();
+    fs::write(&layer, bytes).unwrap();
+    let out = airlock_push(&c.mirror, &format!("http://{s}/fresh"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("does not match its digest"), "{}", one_line(&out.stderr));
+    let listed = http().get(&format!("http://{s}/v2/fresh/team/app/tags/list")).call().unwrap();
+    assert_ne!(listed.status(), 200, "nothing tagged after the refusal");
 }

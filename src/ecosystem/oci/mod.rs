@@ -17,12 +17,15 @@
 //! An entry's path is its own sha256, so two claims of one path are claims
 //! of the same bytes: every path here is shared.
 
+mod auth;
 pub mod cli;
+mod client;
 pub mod config;
 mod evidence;
 pub mod layout;
 pub mod lockfile;
 mod policy;
+pub mod push;
 mod serve;
 pub mod source;
 
