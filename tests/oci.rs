@@ -46,6 +46,11 @@ impl Drop for Upstream {
 }
 
 fn start_registry(dir: &Path) -> Upstream {
+    start_registry_with(dir, "")
+}
+
+/// A `docker-registry` with `extra` added to its configuration (an `auth:` section).
+fn start_registry_with(dir: &Path, extra: &str) -> Upstream {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let host = format!("127.0.0.1:{port}");
     let config = dir.join("registry.yml");
@@ -53,7 +58,7 @@ fn start_registry(dir: &Path) -> Upstream {
     fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n{extra}",
             storage.display()
         ),
     )
@@ -68,7 +73,7 @@ fn start_registry(dir: &Path) -> Upstream {
     let upstream = Upstream { child, host };
     let deadline = Instant::now() + Duration::from_secs(20);
     let url = format!("http://{}/v2/", upstream.host);
-    while ureq::get(&url).call().is_err() {
+    while http().get(&url).call().is_err() {
         assert!(Instant::now() < deadline, "docker-registry did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -776,4 +781,239 @@ fn airlock_push_fills_a_site_registry_with_images_and_signatures() {
     assert!(one_line(&out.stderr).contains("does not match its digest"), "{}", one_line(&out.stderr));
     let listed = http().get(&format!("http://{s}/v2/fresh/team/app/tags/list")).call().unwrap();
     assert_ne!(listed.status(), 200, "nothing tagged after the refusal");
+}
+
+/// bcrypt (cost 4, so each request's check is quick) of [`PASSWORD`], for docker-registry's htpasswd.
+const HTPASSWD: &str = "alice:$2b$04$AWndB1M5RxzxNVmx0mrYQeTjNp4EiAS53j63.tOsJQ2LdXvPV616G\n";
+const PASSWORD: &str = "s3cret-pw";
+
+fn b64url(data: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A token service as distribution's `auth: token:` expects one: a JWT
+/// (ES256, the signing certificate in `x5c`) granting what each `scope`
+/// asks, for `alice` with [`PASSWORD`] only. Returns its realm URL; it
+/// runs until the test process ends. `issued` counts the tokens.
+fn token_service(dir: &Path, issued: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> (String, PathBuf) {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let key = SigningKey::from_slice(&[0x23; 32]).unwrap();
+    let der = key.to_pkcs8_der().unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+    fs::write(dir.join("token.key"), format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"))
+        .unwrap();
+    let cert = dir.join("token.crt");
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-new", "-days", "2", "-subj", "/CN=airlock-test-token", "-key"])
+        .arg(dir.join("token.key"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let x5c: String = fs::read_to_string(&cert).unwrap().lines().filter(|l| !l.starts_with("-----")).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let realm = format!("http://{}/token", listener.local_addr().unwrap());
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}")));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            let authorized = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == expected);
+            let reply = if authorized {
+                let query = target.split_once('?').map_or("", |(_, q)| q);
+                let mut access = Vec::new();
+                for pair in query.split('&') {
+                    if let Some(scope) = pair.strip_prefix("scope=") {
+                        let scope = percent_decoded(scope);
+                        let mut parts = scope.rsplitn(2, ':');
+                        let actions: Vec<&str> = parts.next().unwrap().split(',').collect();
+                        let name = parts.next().unwrap().strip_prefix("repository:").unwrap_or_default().to_owned();
+                        access.push(json!({ "type": "repository", "name": name, "actions": actions }));
+                    }
+                }
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                let header = json!({ "typ": "JWT", "alg": "ES256", "x5c": [x5c] });
+                let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let claims = json!({
+                    "iss": "airlock-test-issuer", "sub": "alice", "aud": "airlock-test",
+                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("token-{n}"), "access": access,
+                });
+                let input =
+                    format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+                let signature: Signature = key.sign(input.as_bytes());
+                let token = format!("{input}.{}", b64url(&signature.to_bytes()));
+                let body = json!({ "token": token, "expires_in": 300 }).to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+        }
+    });
+    (realm, cert)
+}
+
+/// The airlock command with only `auth_file` to find credentials in.
+fn with_auth(auth_file: Option<&Path>, home: &Path) -> assert_cmd::Command {
+    let mut cmd = airlock();
+    cmd.env("HOME", home).env_remove("XDG_RUNTIME_DIR").env_remove("DOCKER_CONFIG");
+    match auth_file {
+        Some(file) => cmd.env("REGISTRY_AUTH_FILE", file),
+        None => cmd.env_remove("REGISTRY_AUTH_FILE"),
+    };
+    cmd
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn registries_that_ask_for_a_login_basic_or_bearer_token() {
+    if !have("docker-registry") || !have("skopeo") || !have("openssl") {
+        skip("docker-registry, skopeo and openssl are not installed (apt-get install docker-registry skopeo openssl)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let home = root.join("home");
+    fs::create_dir_all(&home).unwrap();
+    // Upstream: htpasswd (Basic). Site: bearer tokens from the loopback token service.
+    fs::create_dir_all(root.join("up")).unwrap();
+    fs::write(root.join("htpasswd"), HTPASSWD).unwrap();
+    let upstream = start_registry_with(
+        &root.join("up"),
+        &format!("auth:\n  htpasswd:\n    realm: airlock-test\n    path: {}\n", root.join("htpasswd").display()),
+    );
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (realm, cert) = token_service(root, std::sync::Arc::clone(&issued));
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry_with(
+        &root.join("site"),
+        &format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: airlock-test\n    issuer: airlock-test-issuer\n    rootcertbundle: {}\n",
+            cert.display()
+        ),
+    );
+    let (up, s) = (&upstream.host, &site.host);
+    let creds = format!("alice:{PASSWORD}");
+
+    // One image upstream, pushed with skopeo's own login.
+    let mut layout = Layout::new(root.join("layout"));
+    let (d, manifest) = image(&layout, "amd64", &[&tar_of("a.txt", b"behind a login\n")]);
+    layout.tag(d, "app");
+    let from = format!("oci:{}:app", layout.dir.display());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &from,
+        &format!("docker://{up}/team/app:1.0"),
+    ]);
+
+    // The auth files as podman and docker write them.
+    let pair = base64::engine::general_purpose::STANDARD.encode(&creds);
+    let auth = root.join("auth.json");
+    fs::write(&auth, json!({ "auths": { up: { "auth": pair }, s: { "auth": pair } } }).to_string()).unwrap();
+    let wrong = root.join("wrong.json");
+    let bad = base64::engine::general_purpose::STANDARD.encode("alice:not-it");
+    fs::write(&wrong, json!({ "auths": { up: { "auth": bad }, s: { "auth": bad } } }).to_string()).unwrap();
+
+    // Export through Basic: without credentials, with wrong ones, then with the auth file.
+    fs::write(root.join("images.txt"), format!("{up}/team/app:1.0\n")).unwrap();
+    let (key, public) = keygen(root, "op");
+    let bundle = root.join("images.airlock");
+    let export = |auth_file: Option<&Path>| {
+        with_auth(auth_file, &home)
+            .args(["export", "--quiet", "--oci-images"])
+            .arg(root.join("images.txt"))
+            .args(["--oci-plain-http", up, "--retries", "0", "--cache"])
+            .arg(root.join("cache"))
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(&bundle)
+            .output()
+            .unwrap()
+    };
+    for (file, expect) in
+        [(None, "asks for credentials and none are filed"), (Some(wrong.as_path()), "refused the credentials")]
+    {
+        let out = export(file);
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect) && !line.contains(PASSWORD), "{line}");
+        assert!(!bundle.exists());
+    }
+    let out = export(Some(&auth));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mirror = root.join("mirror");
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+
+    // Push through bearer tokens: refused without or with wrong credentials, then accepted.
+    let push = |auth_file: Option<&Path>| {
+        with_auth(auth_file, &home)
+            .args(["push", "--plain-http", "--retries", "0", "--mirror"])
+            .arg(&mirror)
+            .args(["--registry", s])
+            .output()
+            .unwrap()
+    };
+    let out = push(None);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("asks for credentials"), "{}", one_line(&out.stderr));
+    let out = push(Some(&wrong));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("refused the credentials"), "{}", one_line(&out.stderr));
+    let before = issued.load(std::sync::atomic::Ordering::SeqCst);
+    let out = push(Some(&auth));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 blobs uploaded"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(issued.load(std::sync::atomic::Ordering::SeqCst) > before, "the push used a token");
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", "--creds", &creds, &format!("docker://{s}/team/app:1.0")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, manifest);
 }

@@ -9,6 +9,7 @@ use std::io::Read as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use super::client::{Access, Session};
 use super::lockfile::{self, ImageRef};
 use super::{
     INDEX_TYPES, MANIFEST_TYPES, NAME, blob_rel_path, blobs_of, media_type, parse_index, parse_manifest, sha256_hex,
@@ -16,7 +17,6 @@ use super::{
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry};
 use crate::ecosystem::{Pinned, Source};
 use crate::error::{Error, Result};
-use super::client::{Access, Session};
 use crate::fetch::{Digests, HttpError, Payload, parallel};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
