@@ -1016,4 +1016,22 @@ fn registries_that_ask_for_a_login_basic_or_bearer_token() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout, manifest);
+
+    // Export through bearer tokens too: the site registry as an upstream, blobs fetched through the cache with the token.
+    fs::write(root.join("site-images.txt"), format!("{s}/team/app:1.0\n")).unwrap();
+    let again = root.join("again.airlock");
+    let out = with_auth(Some(&auth), &home)
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("site-images.txt"))
+        .args(["--oci-plain-http", s, "--retries", "0", "--cache"])
+        .arg(root.join("cache2"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries = hostile::open(&again).manifest.entries;
+    assert_eq!(entries.len(), 3, "the manifest, its config and its layer");
 }

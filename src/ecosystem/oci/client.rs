@@ -196,9 +196,20 @@ impl<'c> Session<'c> {
         let wanted = format!("repository:{repository}:{}", access.actions());
         // The challenge's scopes, and ours when it does not name this repository.
         let mut scopes: Vec<&str> = scope.unwrap_or_default().split(' ').filter(|s| !s.is_empty()).collect();
-        if !scopes.iter().any(|s| s.starts_with(&format!("repository:{repository}:"))) {
+        if !scopes.iter().any(|s| s.starts_with(&format!("repository:{repository}:")))
+            || access == Access::Push && !scopes.iter().any(|s| s.contains("push"))
+        {
             scopes.push(&wanted);
         }
+        let ours = format!("repository:{repository}:");
+        let held = if scopes
+            .iter()
+            .any(|s| s.strip_prefix(&ours).is_some_and(|a| a.split(',').any(|a| a == "push" || a == "*")))
+        {
+            Access::Push
+        } else {
+            Access::Pull
+        };
         let url = auth::token_url(realm, service, &scopes);
         let headers: Vec<(&str, String)> = self.credentials.iter().map(|c| ("Authorization", c.basic())).collect();
         let reply =
@@ -214,7 +225,7 @@ impl<'c> Session<'c> {
         self.tokens
             .lock()
             .expect("no thread panics holding the tokens")
-            .insert(repository.to_owned(), (token, until, access));
+            .insert(repository.to_owned(), (token, until, held));
         Ok(())
     }
 

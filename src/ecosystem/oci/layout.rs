@@ -271,6 +271,30 @@ mod tests {
     }
 
     #[test]
+    fn referrers_are_described_by_their_subject_and_artifact_type() {
+        let hex = "e".repeat(64);
+        let doc = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2, "mediaType": MANIFEST_TYPES[0], "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "config": { "mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44", "size": 2 },
+            "layers": [], "subject": { "mediaType": MANIFEST_TYPES[0], "digest": format!("sha256:{hex}"), "size": 1 },
+            "annotations": { "a": "b" },
+        }))
+        .unwrap();
+        assert_eq!(subject_hex(&doc), Some(hex));
+        let d = referrer_descriptor(&"f".repeat(64), MANIFEST_TYPES[0], &doc);
+        assert_eq!(d["artifactType"], "application/vnd.dev.sigstore.bundle.v0.3+json");
+        assert_eq!(d["annotations"]["a"], "b");
+        assert_eq!(d["size"], doc.len());
+        let plain =
+            br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json"},"layers":[]}"#;
+        assert_eq!(subject_hex(plain), None);
+        assert_eq!(
+            referrer_descriptor("0", MANIFEST_TYPES[0], plain)["artifactType"],
+            "application/vnd.oci.image.config.v1+json"
+        );
+    }
+
+    #[test]
     fn documents_are_told_apart() {
         assert_eq!(
             manifest_media_type(br#"{"mediaType":"application/vnd.oci.image.index.v1+json"}"#).as_deref(),
