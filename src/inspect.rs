@@ -47,6 +47,19 @@ pub struct InspectEntry {
     pub source: Option<String>,
     pub evidence: Vec<String>,
     pub missing: Vec<String>,
+    /// A blob larger than a volume: its pieces in order (absent for a blob carried whole).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pieces: Vec<InspectPiece>,
+}
+
+/// One piece of a chunked blob.
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectPiece {
+    /// The data volume carrying it, from 1 as its file is named.
+    pub volume: u32,
+    pub offset: u64,
+    pub size: u64,
+    pub blake3: String,
 }
 
 /// Reads the manifest of the bundle at `path`.
@@ -92,6 +105,21 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
                 source: e.source.clone(),
                 evidence: e.evidence.iter().map(|ev| ev.kind.clone()).collect(),
                 missing: e.missing.iter().map(|m| format!("{} ({})", m.kind, m.looked)).collect(),
+                pieces: m
+                    .blobs
+                    .iter()
+                    .find(|b| b.id == e.blob)
+                    .map(|b| {
+                        b.pieces_at()
+                            .map(|(offset, p)| InspectPiece {
+                                volume: p.volume + 1,
+                                offset,
+                                size: p.size,
+                                blake3: p.id.to_hex(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect(),
     })

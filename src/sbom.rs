@@ -120,6 +120,7 @@ mod tests {
             source: Some(name.into()),
             evidence: vec![name.into()],
             missing: vec![],
+            pieces: vec![],
         }
     }
 

@@ -617,7 +617,13 @@ fn extraneous_dependencies_a_blob_no_entry_needs_is_refused() {
 
     // Listed in a signed manifest, but no entry points at it.
     let mut m = p.manifest.clone();
-    m.blobs.push(airlock::manifest::Blob { id: extra_id, size: extra.len() as u64, volume: 0, carried: true });
+    m.blobs.push(airlock::manifest::Blob {
+        id: extra_id,
+        size: extra.len() as u64,
+        volume: 0,
+        carried: true,
+        pieces: Vec::new(),
+    });
     let mut blobs = p.blobs.clone();
     blobs.insert(extra_id, extra.to_vec());
     site.refused(
@@ -876,7 +882,13 @@ fn key_compromise_below_threshold_one_stolen_key_of_two_is_not_enough() {
     let tool = m.entries.iter().position(|e| e.path.as_str() == "tool.bin").unwrap();
     m.entries[tool].blob = evil_id;
     m.entries[tool].size = evil.len() as u64;
-    m.blobs.push(airlock::manifest::Blob { id: evil_id, size: evil.len() as u64, volume: 0, carried: true });
+    m.blobs.push(airlock::manifest::Blob {
+        id: evil_id,
+        size: evil.len() as u64,
+        volume: 0,
+        carried: true,
+        pieces: Vec::new(),
+    });
     hostile::prune_blobs(&mut m);
     let mut blobs = p.blobs.clone();
     blobs.insert(evil_id, evil.to_vec());

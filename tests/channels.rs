@@ -115,7 +115,7 @@ impl Bundle {
             parity: 0,
             blobs: blobs
                 .iter()
-                .map(|(id, d)| Blob { id: *id, size: d.len() as u64, volume: 0, carried: true })
+                .map(|(id, d)| Blob { id: *id, size: d.len() as u64, volume: 0, carried: true, pieces: Vec::new() })
                 .collect(),
             entries: list,
         };

@@ -25,6 +25,10 @@ const DEV: &str = "pool/main/s/samba/libwbclient-dev_4.17.12+dfsg-0+deb12u2_amd6
 const LIB: &str = "pool/main/s/samba/libwbclient0_4.17.12+dfsg-0+deb12u2_amd64.deb";
 const PACKAGES: &str = "dists/bookworm-updates/main/binary-amd64/Packages.xz";
 const TRANSLATION: &str = "dists/bookworm-updates/main/i18n/Translation-en.xz";
+/// The same suite's i386 index and packages, for the multi-architecture export.
+const PACKAGES_I386: &str = "dists/bookworm-updates/main/binary-i386/Packages.xz";
+const DEV_I386: &str = "pool/main/s/samba/libwbclient-dev_4.17.12+dfsg-0+deb12u2_i386.deb";
+const LIB_I386: &str = "pool/main/s/samba/libwbclient0_4.17.12+dfsg-0+deb12u2_i386.deb";
 /// What the targets have already (libwbclient0 needs libbsd0 and libc6, in bookworm, not -updates).
 const BASE: &str = "libc6:amd64\t2.36-9+deb12u10\nlibbsd0:amd64\t0.11.7-2\n";
 
@@ -40,7 +44,8 @@ fn archive_file(path: &str) -> Vec<u8> {
 /// file under dists/ also at its by-hash name, `replace` bodies swapped in.
 fn start_archive(replace: BTreeMap<String, Vec<u8>>) -> String {
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for rel in ["dists/bookworm-updates/InRelease", PACKAGES, TRANSLATION, DEV, LIB] {
+    for rel in ["dists/bookworm-updates/InRelease", PACKAGES, TRANSLATION, DEV, LIB, PACKAGES_I386, DEV_I386, LIB_I386]
+    {
         let body = archive_file(rel);
         if rel.contains("/main/") {
             let dir = rel.rsplit_once('/').unwrap().0;
@@ -218,6 +223,37 @@ fn export_verify_import_publishes_debians_files_byte_for_byte() {
 }
 
 #[test]
+fn two_architectures_each_get_their_closure_and_index() {
+    let site = Site::new();
+    let base = start_archive(BTreeMap::new());
+    let out = site.path("two.airlock");
+    site.export(&base, &out).args(["--debian-arch", "amd64", "--debian-arch", "i386"]).assert().success();
+    let manifest = hostile::open(&out).manifest;
+    let mut paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str().trim_start_matches("debian/")).collect();
+    paths.sort_unstable();
+    let mut expected =
+        vec!["dists/bookworm-updates/InRelease", PACKAGES, PACKAGES_I386, TRANSLATION, DEV, DEV_I386, LIB, LIB_I386];
+    expected.sort_unstable();
+    assert_eq!(paths, expected);
+    site.import(&out).success();
+    for rel in [DEV_I386, LIB_I386, PACKAGES_I386] {
+        assert_eq!(fs::read(site.mirror.join("debian/debian").join(rel)).unwrap(), archive_file(rel), "{rel}");
+    }
+    // A qualifier naming an architecture the export does not carry.
+    fs::write(site.path("pkgs.txt"), "libwbclient0:arm64\n").unwrap();
+    let mut cmd = airlock();
+    cmd.args(["export", "--quiet", "--debian-packages"]).arg(site.path("pkgs.txt"));
+    cmd.args(["--debian-suite", SUITE, "--debian-archive", &base, "--debian-keyring"]);
+    cmd.arg(fixture("debian-archive-keyring.gpg"))
+        .arg("--key")
+        .arg(&site.key_file)
+        .arg("--out")
+        .arg(site.path("arm.airlock"));
+    let err = one_line(&cmd.assert().code(2).get_output().stderr);
+    assert!(err.contains("libwbclient0:arm64: only --debian-arch amd64 is exported; add --debian-arch arm64"), "{err}");
+}
+
+#[test]
 fn the_report_names_debians_signers() {
     let site = Site::new();
     let bundle = site.exported();
@@ -337,21 +373,89 @@ fn import_refuses_a_release_past_valid_until_and_the_grace() {
     site.refused("expired.airlock", &bundle, &["valid until 2026-01-01T00:00:00Z", "valid-until-grace (14days)"]);
 }
 
+/// The site's first bundle as the channel's next one, with `inrelease`
+/// in place of the suite's `InRelease` (and as every entry's evidence).
+fn next_bundle(
+    site: &Site,
+    inrelease: &[u8],
+    edit: impl FnOnce(&mut Manifest, &mut BTreeMap<ContentId, Vec<u8>>),
+) -> Vec<u8> {
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(site.mirror.join(".airlock/current/state.json")).unwrap()).unwrap();
+    let last = state["imports"].as_array().unwrap().last().unwrap().clone();
+    tampered(site, |m, b| {
+        m.sequence = last["sequence"].as_u64().unwrap() + 1;
+        m.previous = Some(ContentId::from_hex(last["manifest_digest"].as_str().unwrap()).unwrap());
+        replace_blob(m, b, "dists/bookworm-updates/InRelease", inrelease.to_vec());
+        for e in &mut m.entries {
+            for ev in e.evidence.iter_mut().filter(|ev| ev.kind == "debian-inrelease") {
+                ev.data = inrelease.to_vec();
+            }
+        }
+        edit(m, b);
+    })
+}
+
+#[test]
+fn a_newer_inrelease_replaces_the_suite_with_its_index_files_and_an_older_one_is_refused() {
+    // Debian's keyring and the test key that signed the fixture's newer and older Releases.
+    let site = Site::with_policy("[debian]\nkeyring = \"both.gpg\"\n");
+    let mut both = fs::read(fixture("debian-archive-keyring.gpg")).unwrap();
+    both.extend(fs::read(fixture("test/rolling-keyring.gpg")).unwrap());
+    fs::write(site.path("both.gpg"), both).unwrap();
+    site.import(&site.exported()).success();
+    let root = site.mirror.join("debian/debian");
+    let hashed = |bytes: &[u8]| {
+        root.join(format!(
+            "dists/bookworm-updates/main/binary-amd64/by-hash/SHA256/{}",
+            hex::encode(sha2::Sha256::digest(bytes))
+        ))
+    };
+    let old_packages = archive_file(PACKAGES);
+    assert!(hashed(&old_packages).is_file());
+
+    // The next Release of the suite, with Packages.xz recompressed (same
+    // paragraphs, other bytes): both are replaced, the old by-hash name goes.
+    let newer = fs::read(fixture("test/InRelease-newer")).unwrap();
+    let packages = fs::read(fixture("test/Packages-newer.xz")).unwrap();
+    let bundle = next_bundle(&site, &newer, |m, b| replace_blob(m, b, PACKAGES, packages.clone()));
+    fs::write(site.path("newer.airlock"), &bundle).unwrap();
+    site.import(&site.path("newer.airlock")).success();
+    assert_eq!(fs::read(root.join("dists/bookworm-updates/InRelease")).unwrap(), newer);
+    assert_eq!(fs::read(root.join(PACKAGES)).unwrap(), packages);
+    assert_eq!(fs::read(hashed(&packages)).unwrap(), packages);
+    assert!(!hashed(&old_packages).exists(), "the replaced index's by-hash file stayed");
+    assert!(root.join(LIB).is_file() && root.join(DEV).is_file());
+
+    // A validly signed but older Release: a rollback of the suite.
+    let older = fs::read(fixture("test/InRelease-older")).unwrap();
+    let rollback = next_bundle(&site, &older, |_, _| {});
+    site.refused(
+        "older.airlock",
+        &rollback,
+        &["bookworm-updates InRelease", "before the one the mirror holds", "never goes back to an older Release"],
+    );
+}
+
 /// An APT configuration of its own under `dir`: nothing of the host's
 /// apt.conf.d, sources or state; Valid-Until checked (the host turns it off).
 fn apt_config(dir: &Path, uri: &str) -> PathBuf {
+    // What the targets have (the --debian-base listing), as dpkg's status.
+    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
+Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
+    let keyring = fixture("debian-archive-keyring.gpg");
+    apt_config_with(dir, &format!("deb [signed-by={}] {uri} {SUITE} main\n", keyring.display()), status)
+}
+
+/// [`apt_config`] with its sources.list and dpkg status given.
+fn apt_config_with(dir: &Path, sources: &str, status: &str) -> PathBuf {
     for d in
         ["state/lists/partial", "cache/archives/partial", "etc/apt.conf.d", "etc/preferences.d", "etc/sources.list.d"]
     {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
-    // What the targets have (the --debian-base listing), as dpkg's status.
-    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
-Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
     fs::write(dir.join("status"), status).unwrap();
-    let keyring = fixture("debian-archive-keyring.gpg");
-    fs::write(dir.join("etc/sources.list"), format!("deb [signed-by={}] {uri} {SUITE} main\n", keyring.display()))
-        .unwrap();
+    fs::write(dir.join("etc/sources.list"), sources).unwrap();
     let d = dir.display();
     let conf = format!(
         "Dir::State \"{d}/state\";\nDir::State::status \"{d}/status\";\nDir::Cache \"{d}/cache\";\n\
@@ -400,6 +504,56 @@ fn apt_installs_from_the_mirror_checking_debians_signature_and_refuses_an_altere
             .ends_with("_Packages")),
         "{said}"
     );
+}
+
+/// `[debian] publish = "site-signed"`: the mirror's Packages list only what
+/// it holds, its Release is the site's, signed by the site's key, which
+/// apt trusts instead of Debian's; Debian's `InRelease` is kept beside it.
+#[test]
+fn site_signed_mode_lists_only_what_the_mirror_holds_and_apt_trusts_the_site_key() {
+    use std::os::unix::fs::PermissionsExt as _;
+    if Process::new("apt-get").arg("--version").output().is_err() {
+        common::skip("apt-get is not installed");
+        return;
+    }
+    let site = Site::with_policy(
+        "[debian]\nkeyring = \"debian-archive-keyring.gpg\"\npublish = \"site-signed\"\nsite-key = \"site.asc\"\nsite-valid-for = \"10d\"\n",
+    );
+    let (secret, public) = airlock::ecosystem::debian::site::generate("site archive key (test)").unwrap();
+    fs::write(site.path("site.asc"), &secret).unwrap();
+    fs::write(site.path("site.pub.asc"), &public).unwrap();
+    // Readable by others: refused before anything is read from the bundle.
+    let bundle = site.exported();
+    fs::set_permissions(site.path("site.asc"), fs::Permissions::from_mode(0o644)).unwrap();
+    let err = one_line(&site.import(&bundle).code(2).get_output().stderr);
+    assert!(err.contains("readable by others") && err.contains("chmod 600"), "{err}");
+    fs::set_permissions(site.path("site.asc"), fs::Permissions::from_mode(0o600)).unwrap();
+    site.import(&bundle).success();
+
+    let dists = site.mirror.join("debian/debian/dists/bookworm-updates");
+    assert_eq!(fs::read(dists.join("InRelease.upstream")).unwrap(), archive_file("dists/bookworm-updates/InRelease"));
+    let packages = fs::read_to_string(dists.join("main/binary-amd64/Packages")).unwrap();
+    let listed: Vec<&str> = packages.lines().filter_map(|l| l.strip_prefix("Package: ")).collect();
+    assert_eq!(listed, ["libwbclient-dev", "libwbclient0"], "{packages}");
+    let release = fs::read_to_string(dists.join("Release")).unwrap();
+    assert!(release.contains("Codename: bookworm-updates\n") && release.contains("Valid-Until: "), "{release}");
+    assert!(release.contains(" main/binary-amd64/Packages\n") && !release.contains("Packages.xz"), "{release}");
+
+    // apt with the site's key: the mirror installs; with Debian's keyring it is refused.
+    let apt = site.path("apt-site");
+    let line = |key: &Path| {
+        format!("deb [signed-by={}] copy:{}/debian/debian {SUITE} main\n", key.display(), site.mirror.display())
+    };
+    let status = "Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9+deb12u10\n\n\
+Package: libbsd0\nStatus: install ok installed\nArchitecture: amd64\nVersion: 0.11.7-2\n\n";
+    let config = apt_config_with(&apt, &line(&site.path("site.pub.asc")), status);
+    apt_installs(&apt, &config);
+    let debian = site.path("apt-debian-key");
+    let config = apt_config_with(&debian, &line(&fixture("debian-archive-keyring.gpg")), status);
+    let update = apt_get(&config, &["update"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
+    assert!(!update.status.success() || said.contains("NO_PUBKEY") || said.contains("not signed"), "{said}");
+    assert!(said.contains("NO_PUBKEY") || said.contains("is not signed"), "{said}");
 }
 
 #[test]
@@ -470,4 +624,54 @@ fn the_config_file_names_the_same_inputs() {
         .success();
     let names: Vec<String> = hostile::open(&out).manifest.entries.iter().map(|e| e.name.clone()).collect();
     assert!(names.contains(&"libwbclient0".to_owned()) && !names.contains(&"libwbclient-dev".to_owned()), "{names:?}");
+}
+
+/// Opt-in (`AIRLOCK_LIVE=1 cargo test --test debian -- --ignored`): hello,
+/// tree and htop from bookworm through the archive this host's apt uses,
+/// checked against the installed debian-archive-keyring, imported, and
+/// fetched by apt from the mirror.
+#[test]
+#[ignore = "reaches Debian's archive: AIRLOCK_LIVE=1 cargo test --test debian -- --ignored"]
+fn live_bookworm_export_verify_import_and_apt() {
+    assert_eq!(std::env::var("AIRLOCK_LIVE").as_deref(), Ok("1"), "set AIRLOCK_LIVE=1 to let this test reach Debian");
+    let keyring = Path::new("/usr/share/keyrings/debian-archive-keyring.gpg");
+    assert!(keyring.is_file(), "install debian-archive-keyring");
+    let site = Site::with_policy("[debian]\nkeyring = \"host-keyring.gpg\"\n");
+    fs::copy(keyring, site.path("host-keyring.gpg")).unwrap();
+    fs::write(site.path("pkgs.txt"), "hello\ntree\nhtop\n").unwrap();
+    let bundle = site.path("live.airlock");
+    let out = airlock()
+        .args(["export", "--json", "--debian-packages"])
+        .arg(site.path("pkgs.txt"))
+        .args(["--debian-suite", "bookworm", "--cache"])
+        .arg(site.path("cache"))
+        .arg("--key")
+        .arg(&site.key_file)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(report["report"]["entries"].as_u64().unwrap() > 5, "{report:#}");
+    airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&site.policy).assert().success();
+    site.import(&bundle).success();
+    let apt = site.path("apt");
+    let sources =
+        format!("deb [signed-by={}] copy:{}/debian/debian bookworm main\n", keyring.display(), site.mirror.display());
+    let config = apt_config_with(&apt, &sources, "");
+    let update = apt_get(&config, &["update"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&update.stdout), String::from_utf8_lossy(&update.stderr));
+    assert!(update.status.success() && !said.contains("W:") && !said.contains("E:"), "{said}");
+    let get =
+        apt_get(&config, &["install", "--download-only", "--no-install-recommends", "-y", "hello", "tree", "htop"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&get.stdout), String::from_utf8_lossy(&get.stderr));
+    assert!(get.status.success(), "{said}");
+    for name in ["hello", "tree", "htop"] {
+        let fetched = apt
+            .join("cache/archives")
+            .read_dir()
+            .unwrap()
+            .any(|f| f.unwrap().file_name().to_string_lossy().starts_with(&format!("{name}_")));
+        assert!(fetched, "apt did not fetch {name}: {said}");
+    }
 }

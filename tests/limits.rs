@@ -58,7 +58,13 @@ impl Channel {
             parity: 0,
             blobs: blobs
                 .iter()
-                .map(|(id, data)| Blob { id: *id, size: data.len() as u64, volume: 0, carried: true })
+                .map(|(id, data)| Blob {
+                    id: *id,
+                    size: data.len() as u64,
+                    volume: 0,
+                    carried: true,
+                    pieces: Vec::new(),
+                })
                 .collect(),
             entries,
         };

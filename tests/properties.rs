@@ -65,20 +65,28 @@ fn entry() -> impl Strategy<Value = Entry> {
     )
 }
 
+/// Any piece of a chunked blob, valid or not.
+fn piece() -> impl Strategy<Value = airlock::manifest::Piece> {
+    (content_id(), any::<u64>(), any::<u32>()).prop_map(|(id, size, volume)| airlock::manifest::Piece {
+        id,
+        size,
+        volume,
+    })
+}
+
 /// Any manifest the types can hold, valid or not.
 fn manifest() -> impl Strategy<Value = Manifest> {
     let head = (any::<u32>(), text(), text(), any::<u64>(), prop::option::of(content_id()), any::<u64>(), any::<u64>());
-    let body =
-        (
-            prop::collection::vec(any::<[u8; 16]>().prop_map(KeyId), 0..3),
-            any::<u32>(),
-            prop::collection::vec(
-                (content_id(), any::<u64>(), any::<u32>(), any::<bool>())
-                    .prop_map(|(id, size, volume, carried)| Blob { id, size, volume, carried }),
-                0..4,
-            ),
-            prop::collection::vec(entry(), 0..4),
-        );
+    let body = (
+        prop::collection::vec(any::<[u8; 16]>().prop_map(KeyId), 0..3),
+        any::<u32>(),
+        prop::collection::vec(
+            (content_id(), any::<u64>(), any::<u32>(), any::<bool>(), prop::collection::vec(piece(), 0..3))
+                .prop_map(|(id, size, volume, carried, pieces)| Blob { id, size, volume, carried, pieces }),
+            0..4,
+        ),
+        prop::collection::vec(entry(), 0..4),
+    );
     (head, body).prop_map(
         |((format, tool, channel, sequence, previous, created, expires), (signers, volumes, blobs, entries))| {
             Manifest {
@@ -124,7 +132,7 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
             let mut blobs: Vec<Blob> = Vec::new();
             for e in &entries {
                 if !blobs.iter().any(|b| b.id == e.blob) {
-                    blobs.push(Blob { id: e.blob, size: e.size, volume: 0, carried: true });
+                    blobs.push(Blob { id: e.blob, size: e.size, volume: 0, carried: true, pieces: Vec::new() });
                 }
             }
             Manifest {

@@ -139,7 +139,7 @@ mod hostile_memory {
                 parity: 0,
                 blobs: blobs
                     .iter()
-                    .map(|(id, d)| Blob { id: *id, size: d.len() as u64, volume: 0, carried: true })
+                    .map(|(id, d)| Blob { id: *id, size: d.len() as u64, volume: 0, carried: true, pieces: Vec::new() })
                     .collect(),
                 entries,
             };

@@ -222,3 +222,43 @@ fn serials_revocations_and_statements_match_the_schema() {
     cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&by_file), None).unwrap();
     assert!(cddl::validate_json_from_str(&statement_schema, &as_json(&by_file), None).is_err());
 }
+
+#[test]
+fn chunked_blobs_match_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = common::keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    let noise: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    common::write_tree(&input, &[("big.bin", &noise), ("small.txt", b"small")]);
+    let bundle = dir.path().join("b.airlock");
+    common::export_files(&input, &key, &bundle).args(["--quiet", "--split", "64KiB"]).assert().success();
+    let volume = fs::read_dir(&bundle).unwrap().next().unwrap().unwrap().path();
+    let payload = manifest_payload(&volume);
+    validate_manifest(&payload).unwrap();
+    // The pieces as the schema sees them, read without airlock's types.
+    let Value::Map(fields) = ciborium::from_reader::<Value, _>(&payload[..]).unwrap() else { panic!() };
+    let (_, Value::Array(blobs)) = fields.iter().find(|(k, _)| k.as_text() == Some("blobs")).unwrap() else { panic!() };
+    let pieces = |blob: &Value| {
+        let Value::Map(fields) = blob else { panic!() };
+        fields.iter().find(|(k, _)| k.as_text() == Some("pieces")).map(|(_, v)| v.clone())
+    };
+    let chunked: Vec<Value> = blobs.iter().filter_map(pieces).collect();
+    assert_eq!(chunked.len(), 1, "only the large blob is cut");
+    let Value::Array(list) = &chunked[0] else { panic!() };
+    assert!(list.len() >= 4, "{} pieces", list.len());
+    // An empty piece is not a piece.
+    let mut broken_fields = fields.clone();
+    let (_, Value::Array(blobs)) = broken_fields.iter_mut().find(|(k, _)| k.as_text() == Some("blobs")).unwrap() else {
+        panic!()
+    };
+    for blob in blobs.iter_mut() {
+        let Value::Map(blob) = blob else { panic!() };
+        if let Some((_, Value::Array(list))) = blob.iter_mut().find(|(k, _)| k.as_text() == Some("pieces")) {
+            let Value::Map(first) = &mut list[0] else { panic!() };
+            first.iter_mut().find(|(k, _)| k.as_text() == Some("size")).unwrap().1 = Value::from(0);
+        }
+    }
+    let mut broken = Vec::new();
+    ciborium::into_writer(&Value::Map(broken_fields), &mut broken).unwrap();
+    assert!(validate_manifest(&broken).is_err());
+}

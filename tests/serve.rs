@@ -246,6 +246,12 @@ fn pypi_routes() {
         "application/vnd.pypi.simple.v1+json",
         br#"{"meta":{"api-version":"1.1"},"projects":[]}"#,
     );
+    // PEP 691's "latest" alias is answered with the version served.
+    f.request("GET", "/pypi/simple/demo/", &[("Accept", "application/vnd.pypi.simple.latest+json")]).assert(
+        200,
+        "application/vnd.pypi.simple.v1+json",
+        br#"{"name":"demo","files":[]}"#,
+    );
     f.request("GET", "/pypi/simple/htmlonly/", &[("Accept", pip_accept)]).assert(
         200,
         "text/html",

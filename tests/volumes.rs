@@ -306,16 +306,39 @@ fn with_one_parity_volume_any_one_data_volume_may_be_lost_or_damaged() {
 }
 
 #[test]
-fn a_blob_larger_than_a_volume_is_a_usage_error_naming_a_size_that_works() {
+fn a_blob_larger_than_a_volume_is_cut_across_volumes_within_the_size() {
+    // Issue 18: a blob larger than a volume was a usage error; it is now cut.
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keygen(dir.path(), "op");
     let input = dir.path().join("in");
     write_tree(&input, &[("big.iso", &noise(200_000, 9)), ("small.txt", b"small")]);
     let bundle = dir.path().join("b.airlock");
-    let out = common::export_files(&input, &key, &bundle).args(["--split", "64KiB"]).assert().code(2);
+    common::export_files(&input, &key, &bundle).args(["--quiet", "--split", "64KiB"]).assert().success();
+    let files = volumes(&bundle);
+    assert!(files.len() >= 4, "{} volumes", files.len());
+    for file in &files {
+        assert!(fs::metadata(file).unwrap().len() <= SPLIT, "{}", file.display());
+    }
+    let mirror = dir.path().join("mirror");
+    let paths: Vec<&Path> = files.iter().rev().map(PathBuf::as_path).collect();
+    import(&paths, &public, &mirror).success();
+    assert_eq!(published(&mirror), inputs(&input));
+}
+
+#[test]
+fn volumes_with_no_room_beside_the_manifest_are_a_usage_error_naming_a_size_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    // Enough entries that the manifest every volume repeats fills 16 KiB.
+    let names: Vec<String> = (0..300).map(|i| format!("docs/a-rather-long-file-name-{i:04}.txt")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), n.as_bytes())).collect();
+    write_tree(&input, &files);
+    let bundle = dir.path().join("b.airlock");
+    let out = common::export_files(&input, &key, &bundle).args(["--split", "16KiB"]).assert().code(2);
     let message = one_line(&out.get_output().stderr);
-    assert!(message.contains("files/big.iso"), "{message}");
-    let size = message.split("smallest --split that holds it is ").nth(1).unwrap().split(' ').next().unwrap();
+    assert!(message.contains("no room for blobs beside the manifest"), "{message}");
+    let size = message.split("the smallest --split that does is ").nth(1).unwrap().split(' ').next().unwrap();
     assert!(!bundle.exists());
     common::export_files(&input, &key, &bundle).args(["--quiet", "--split", size]).assert().success();
     let mirror = dir.path().join("mirror");

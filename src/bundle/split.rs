@@ -6,8 +6,9 @@
 //! the manifest and seal frames and uses zstd's worst case for frame 2
 //! (incompressible data grows by at most 1/256 plus a few block headers),
 //! so no volume can come out larger than SIZE, whatever compresses.
-//! A blob is never cut across volumes: one that cannot fit in a volume on
-//! its own is a usage error that names the smallest SIZE that works.
+//! A blob that fits in a volume is never cut; one larger than a volume is
+//! cut into pieces, one per volume, each authenticated on its own by the
+//! manifest (`Blob::pieces`).
 
 use crate::bundle::{BLOCK, padding};
 
@@ -55,7 +56,8 @@ pub fn is_volume_file_name(name: &str) -> bool {
     made == name
 }
 
-/// Parses `4GiB`, `700MiB`, `100KiB`, `4GB`, `123456` (bytes) or a medium's name.
+/// Parses `4GiB`, `700MiB`, `100KiB`, `4GB`, `123456` (bytes) or a medium's
+/// name; `4000M`, `64K`, `4G` are binary units, as GNU `split -b` reads them.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let lower = text.trim().to_ascii_lowercase();
     if let Some((_, bytes, _)) = MEDIA.iter().find(|(name, _, _)| *name == lower) {
@@ -65,10 +67,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     let (number, unit) = lower.split_at(digits);
     let unit_bytes: u64 = match unit.trim() {
         "" | "b" => 1,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        "tib" | "t" => 1 << 40,
         "kb" => 1_000,
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
@@ -165,34 +167,93 @@ impl Budget {
     }
 }
 
-/// A blob that cannot fit in any volume of the requested size.
+/// Where [`pack`] puts a blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Whole, in this data volume.
+    Whole(u32),
+    /// Cut into pieces, one per volume in increasing order: (volume, bytes).
+    Pieces(Vec<(u32, u64)>),
+}
+
+/// The volumes of the requested size have no room for a blob beside the
+/// manifest (whose frame every volume repeats).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TooLarge {
-    /// Its position in the list given to [`pack`].
-    pub index: usize,
-    /// The smallest `--split` that holds it.
+pub struct NoRoom {
+    /// The smallest `--split` (in whole KiB) with room for a blob of
+    /// [`MIN_PIECE`] bytes beside the manifest.
     pub smallest_split: u64,
 }
 
+/// The smallest piece a cut starts with in a volume that holds blobs
+/// already (or an eighth of a volume, if less): below this the rest of the
+/// volume is left empty and the blob starts a volume of its own (fewer,
+/// larger pieces).
+pub const MIN_PIECE: u64 = 64 << 10;
+
 /// Assigns the blobs of `sizes` (archive order) to data volumes; returns
-/// each blob's volume and the number of volumes (at least one).
-pub fn pack(sizes: &[u64], budget: &Budget) -> Result<(Vec<u32>, u32), TooLarge> {
+/// where each blob goes and the number of volumes (at least one). A blob
+/// that fits in a volume is never cut, and blobs are packed as before
+/// chunking existed (so such bundles keep their bytes); one larger than a
+/// volume is cut: its first piece takes what the current volume has left
+/// (unless that is little, see [`MIN_PIECE`]), the next ones a volume each, and
+/// the blobs after it follow its last piece.
+pub fn pack(sizes: &[u64], budget: &Budget) -> Result<(Vec<Placement>, u32), NoRoom> {
     let limit = budget.data_limit();
-    let mut volumes = Vec::with_capacity(sizes.len());
+    let mut placements = Vec::with_capacity(sizes.len());
     let (mut current, mut used) = (0u32, 0u64);
-    for (index, size) in sizes.iter().enumerate() {
+    let empty_room = room(0, budget);
+    for size in sizes {
         let member = member_len(*size);
-        if budget.data_volume_bound(member) > limit {
-            return Err(TooLarge { index, smallest_split: smallest_split(member, budget) });
+        if budget.data_volume_bound(member) <= limit {
+            if used > 0 && budget.data_volume_bound(used + member) > limit {
+                current += 1;
+                used = 0;
+            }
+            used += member;
+            placements.push(Placement::Whole(current));
+            continue;
         }
-        if used > 0 && budget.data_volume_bound(used + member) > limit {
+        if empty_room == 0 {
+            return Err(NoRoom { smallest_split: smallest_split(member_len(MIN_PIECE), budget) });
+        }
+        let mut pieces = Vec::new();
+        let mut left = *size;
+        if used > 0 && room(used, budget) < MIN_PIECE.min(empty_room / 8) {
             current += 1;
             used = 0;
         }
-        used += member;
-        volumes.push(current);
+        loop {
+            let take = room(used, budget).min(left);
+            pieces.push((current, take));
+            used += member_len(take);
+            left -= take;
+            if left == 0 {
+                break;
+            }
+            current += 1;
+            used = 0;
+        }
+        placements.push(Placement::Pieces(pieces));
     }
-    Ok((volumes, current + 1))
+    Ok((placements, current + 1))
+}
+
+/// The most bytes a piece may have in a data volume whose members take
+/// `used` bytes already (0 when not even one byte fits).
+#[must_use]
+pub fn room(used: u64, budget: &Budget) -> u64 {
+    let limit = budget.data_limit();
+    let fits = |size: u64| budget.data_volume_bound(used.saturating_add(member_len(size))) <= limit;
+    if !fits(1) {
+        return 0;
+    }
+    let (mut low, mut high) = (1u64, limit);
+    while low < high {
+        let mid = low + (high - low).div_ceil(2);
+        if fits(mid) { low = mid } else { high = mid - 1 }
+    }
+    low
 }
 
 /// The smallest `--split` (rounded up to a KiB) whose volumes hold a blob member of `member` bytes.
@@ -253,6 +314,10 @@ mod tests {
         assert_eq!(parse_size("700MiB").unwrap(), 700 << 20);
         assert_eq!(parse_size("100KiB").unwrap(), 100 << 10);
         assert_eq!(parse_size("4GB").unwrap(), 4_000_000_000);
+        // GNU split's units: binary.
+        assert_eq!(parse_size("4000M").unwrap(), 4000 << 20);
+        assert!(parse_size("4000M").unwrap() <= parse_size("fat32").unwrap());
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
         assert_eq!(parse_size("fat32").unwrap(), u64::from(u32::MAX));
         assert_eq!(parse_size("DVD").unwrap(), 4_691_984_384);
         assert!(parse_size("12 parsecs").unwrap_err().contains("not a size"));
@@ -260,16 +325,42 @@ mod tests {
         assert!(parse_size("99999999999999999999GiB").is_err());
     }
 
+    /// Member bytes per volume of a packing.
+    fn members_per_volume(sizes: &[u64], placements: &[Placement], count: u32) -> Vec<u64> {
+        let mut members = vec![0u64; count as usize];
+        for (size, placement) in sizes.iter().zip(placements) {
+            match placement {
+                Placement::Whole(v) => members[*v as usize] += member_len(*size),
+                Placement::Pieces(pieces) => {
+                    assert!(pieces.len() >= 2);
+                    assert_eq!(pieces.iter().map(|(_, s)| s).sum::<u64>(), *size);
+                    assert!(pieces.windows(2).all(|w| w[0].0 < w[1].0), "one piece per volume, in order");
+                    for (v, s) in pieces {
+                        assert!(*s > 0);
+                        members[*v as usize] += member_len(*s);
+                    }
+                }
+            }
+        }
+        members
+    }
+
+    fn first_volume(placement: &Placement) -> u32 {
+        match placement {
+            Placement::Whole(v) => *v,
+            Placement::Pieces(pieces) => pieces[0].0,
+        }
+    }
+
     #[test]
     fn packing_keeps_every_volume_within_the_limit() {
         let sizes: Vec<u64> = (0..200).map(|i| (i * 7919) % 30_000).collect();
         for parity in [0, 2] {
             let b = budget(100 << 10, parity);
-            let (volumes, count) = pack(&sizes, &b).unwrap();
+            let (placements, count) = pack(&sizes, &b).unwrap();
             assert!(count > 1);
-            for v in 0..count {
-                let members: u64 =
-                    sizes.iter().zip(&volumes).filter(|(_, x)| **x == v).map(|(s, _)| member_len(*s)).sum();
+            assert!(placements.iter().all(|p| matches!(p, Placement::Whole(_))), "nothing is cut that fits");
+            for (v, members) in members_per_volume(&sizes, &placements, count).into_iter().enumerate() {
                 assert!(members > 0, "volume {v} is empty");
                 assert!(b.data_volume_bound(members) <= b.data_limit());
             }
@@ -277,28 +368,41 @@ mod tests {
                 assert!(b.parity_volume_bound(b.data_limit()) <= b.split);
             }
             // Archive order is kept: volume numbers never go down.
-            assert!(volumes.windows(2).all(|w| w[0] <= w[1]));
+            assert!(placements.windows(2).all(|w| first_volume(&w[0]) <= first_volume(&w[1])));
         }
     }
 
     #[test]
-    fn a_blob_too_large_names_the_smallest_size_that_works() {
+    fn a_blob_larger_than_a_volume_is_cut_across_volumes_that_stay_within_the_limit() {
         for parity in [0, 1] {
             let b = budget(64 << 10, parity);
-            let err = pack(&[10, 200_000, 10], &b).unwrap_err();
-            assert_eq!(err.index, 1);
-            let named = Budget { split: err.smallest_split, ..b };
-            assert!(pack(&[200_000], &named).is_ok());
-            // The size named is the smallest in whole KiB (with parity the
-            // stripe, and so the reserve, moves with the size: within a stripe).
-            let slack = if parity == 0 { 1024 } else { 1024 + named.stripe() };
-            let smaller = Budget { split: err.smallest_split - slack, ..b };
-            assert!(pack(&[200_000], &smaller).is_err(), "parity {parity}");
+            let sizes = [10, 200_000, 10, 1_000_000, 30_000];
+            let (placements, count) = pack(&sizes, &b).unwrap();
+            assert_eq!(placements[0], Placement::Whole(0));
+            assert!(matches!(placements[1], Placement::Pieces(_)));
+            assert!(matches!(placements[3], Placement::Pieces(_)));
+            for members in members_per_volume(&sizes, &placements, count) {
+                assert!(members > 0 && b.data_volume_bound(members) <= b.data_limit());
+            }
+            // The first piece shares volume 0 with the small blob before it.
+            let Placement::Pieces(pieces) = &placements[1] else { unreachable!() };
+            assert_eq!(pieces[0].0, 0);
+            assert!(placements.windows(2).all(|w| first_volume(&w[0]) <= first_volume(&w[1])));
         }
+    }
+
+    #[test]
+    fn a_volume_with_no_room_beside_the_manifest_names_a_size_that_works() {
+        let mut b = budget(MIN_SPLIT, 0);
+        b.manifest_frame = MIN_SPLIT;
+        let err = pack(&[100_000], &b).unwrap_err();
+        let named = Budget { split: err.smallest_split, ..b };
+        assert!(room(0, &named) >= MIN_PIECE);
+        assert!(pack(&[100_000], &named).is_ok());
     }
 
     #[test]
     fn no_blobs_make_one_volume() {
-        assert_eq!(pack(&[], &budget(1 << 20, 0)).unwrap(), (vec![], 1));
+        assert_eq!(pack(&[], &budget(1 << 20, 0)).unwrap(), (Vec::new(), 1));
     }
 }

@@ -58,7 +58,33 @@ impl<W: Write> VolumeWriter<W> {
     /// Copies exactly `size` bytes from `data` as blob `id`, hashing them on
     /// the way; fails if the bytes are not the ones the manifest names.
     pub fn write_blob(&mut self, id: &ContentId, size: u64, data: impl Read) -> Result<(), BlobWriteError> {
-        self.begin_member(&blob_member(id), size)?;
+        self.write_checked(id, id, size, data, true)
+    }
+
+    /// Copies the next `size` bytes of `data` as a piece of the chunked
+    /// blob `blob` (the member `blobs/<blob>`), hashing them on the way;
+    /// fails unless they hash to `piece`.
+    pub fn write_piece(
+        &mut self,
+        blob: &ContentId,
+        piece: &ContentId,
+        size: u64,
+        data: impl Read,
+    ) -> Result<(), BlobWriteError> {
+        self.write_checked(blob, piece, size, data, false)
+    }
+
+    /// A member `blobs/<name>` of `size` bytes from `data` that must hash to
+    /// `id`, and (`whole`) be all of `data`.
+    fn write_checked(
+        &mut self,
+        name: &ContentId,
+        id: &ContentId,
+        size: u64,
+        data: impl Read,
+        whole: bool,
+    ) -> Result<(), BlobWriteError> {
+        self.begin_member(&blob_member(name), size)?;
         let mut limited = data.take(size);
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 16];
@@ -74,7 +100,7 @@ impl<W: Write> VolumeWriter<W> {
             self.out.write_all(&buf[..n])?;
             copied += n as u64;
         }
-        let grew = limited.into_inner().read(&mut [0u8; 1])? != 0;
+        let grew = whole && limited.into_inner().read(&mut [0u8; 1])? != 0;
         if copied != size || grew || ContentId(*hasher.finalize().as_bytes()) != *id {
             return Err(BlobWriteError::Changed { expected: *id, size });
         }

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::{Output, TrustArgs};
 use crate::error::Result;
-use crate::import::import_volumes;
+use crate::import::{ImportOptions, import_volumes, render};
 
 /// Verify a bundle and publish it into a local mirror, all or nothing
 ///
@@ -15,9 +15,12 @@ use crate::import::import_volumes;
 /// published once every data volume is there (parity volumes rebuild missing or damaged ones).
 /// Until then the import exits with status 4, naming the missing volumes, and the mirror is unchanged.
 #[derive(Debug, Args)]
+// A re-render (--base-url and no bundle) verifies nothing, so needs no trust.
+#[command(mut_arg("trust", |a| a.required_unless_present_any(["policy", "base_url"])))]
 pub struct ImportArgs {
     /// The bundle file; or a split bundle's folder, or one or more of its volume files
-    #[arg(required = true, value_name = "BUNDLE")]
+    /// (none with --base-url: re-render the mirror's documents for that address)
+    #[arg(required_unless_present = "base_url", value_name = "BUNDLE")]
     pub bundle: Vec<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -27,13 +30,42 @@ pub struct ImportArgs {
     /// Accept an incremental bundle that skips sequence numbers of its channel
     #[arg(long)]
     pub allow_gap: bool,
+    /// The address clients reach the mirror at (http[s]://HOST[:PORT][/PATH]): npm packuments,
+    /// cargo's config.json and PyPI's provenance links name it in full, so any static web server or
+    /// bucket serves the mirror as it is. Recorded; later imports keep it until another is given
+    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
+    pub base_url: Option<String>,
+}
+
+/// An absolute http(s) URL with a host and no query or fragment, without
+/// its trailing slash (the documents append `/npm/...`).
+fn parse_base_url(text: &str) -> std::result::Result<String, String> {
+    let refuse = |why: &str| Err(format!("{why}; give the mirror's address as http[s]://HOST[:PORT][/PATH]"));
+    if text.chars().any(|c| c.is_whitespace() || c.is_control() || "\"'<>\\`{}|^".contains(c)) {
+        return refuse("it holds a space, a quote or a character URLs may not");
+    }
+    let Ok(uri) = text.parse::<ureq::http::Uri>() else { return refuse("it is not a URL") };
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return refuse("it is not an http:// or https:// URL");
+    }
+    if uri.host().is_none_or(str::is_empty) || uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return refuse("it names no host (or carries a user name)");
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return refuse("it has a query or a fragment");
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 impl ImportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
+        if self.bundle.is_empty() {
+            return self.render(out);
+        }
         let policy = self.trust.load()?;
         let progress = out.progress();
-        let report = import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), self.allow_gap, &progress)?;
+        let options = ImportOptions { allow_gap: self.allow_gap, base_url: self.base_url.clone() };
+        let report = import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), &options, &progress)?;
         super::verify::print_verified(out, &report.verified);
         out.line(format!(
             "published {} files into {} (generation {})",
@@ -41,6 +73,15 @@ impl ImportArgs {
             report.mirror.mirror,
             report.mirror.generation
         ));
+        out.report(&report);
+        Ok(())
+    }
+
+    /// `import --mirror M --base-url URL` with no bundle.
+    fn render(&self, out: &Output) -> Result<()> {
+        let url = self.base_url.as_deref().expect("clap requires a bundle without --base-url");
+        let report = render(&self.mirror, url)?;
+        out.line(format!("rendered the documents of {} for {url} (generation {})", report.mirror, report.generation));
         out.report(&report);
         Ok(())
     }

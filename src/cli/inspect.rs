@@ -51,6 +51,19 @@ impl InspectArgs {
                 .chain(e.digests.iter().map(|(k, v)| format!("{k}:{}", &v[..16.min(v.len())])))
                 .collect();
             out.line(format!("         digests  {}", digests.join(" ")));
+            if let Some(last) = e.pieces.last() {
+                let (first, end) = (e.pieces[0].volume, last.volume);
+                out.line(format!("         cut into {} pieces across volumes {first}-{end}:", e.pieces.len()));
+                for p in &e.pieces {
+                    out.line(format!(
+                        "           volume {:<4} at {:>14}  {:>10}  blake3:{}",
+                        p.volume,
+                        p.offset,
+                        bytes(p.size),
+                        &p.blake3[..16]
+                    ));
+                }
+            }
             if !e.evidence.is_empty() || !e.missing.is_empty() {
                 let missing: Vec<&str> = e.missing.iter().map(|m| m.split(' ').next().unwrap_or(m)).collect();
                 let present = if e.evidence.is_empty() { "-".to_owned() } else { e.evidence.join(", ") };

@@ -30,7 +30,13 @@ pub struct DropBehind<W> {
 
 impl<W: Write + AsFile> DropBehind<W> {
     pub fn new(inner: W) -> Self {
-        DropBehind { inner, written: 0, started: 0, dropped: 0 }
+        Self::at(inner, 0)
+    }
+
+    /// A writer that starts at `offset` of the file (the file is positioned
+    /// there already): a piece written into the middle of a larger file.
+    pub fn at(inner: W, offset: u64) -> Self {
+        DropBehind { inner, written: offset, started: offset, dropped: offset }
     }
 
     /// The writer inside.
@@ -72,6 +78,12 @@ pub trait AsFile {
 }
 
 impl AsFile for &File {
+    fn as_file(&self) -> &File {
+        self
+    }
+}
+
+impl AsFile for File {
     fn as_file(&self) -> &File {
         self
     }

@@ -51,10 +51,10 @@ pub trait Ecosystem: Sync {
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()>;
 
     // --- storage: what the mirror is told of this ecosystem's entries ---
-    /// Whether a channel may give one of its entries' paths new content from
-    /// one bundle to the next (plain files); a registry artifact never
-    /// changes once published.
-    fn entries_replaceable(&self) -> bool {
+    /// Whether a channel may give the path of `entry` new content from one
+    /// bundle to the next (plain files, a Debian suite's release file and index
+    /// files); a registry artifact never changes once published.
+    fn entry_replaceable(&self, _entry: &Entry) -> bool {
         false
     }
     /// Evidence kinds the mirror's inventory keeps whole because `publish`
@@ -190,15 +190,28 @@ pub struct Change<'a> {
     pub new: Vec<&'a Entry>,
     /// Entries the channel dropped: withdrawn from the client-facing tree (their blobs stay in the object store).
     pub removed: Vec<&'a Entry>,
+    /// What entries of `new` replace at their paths (their earlier content).
+    pub replaced: Vec<&'a Entry>,
     /// Every entry of the ecosystem after the import.
     pub all: Vec<&'a Entry>,
+    /// The address clients reach the mirror at (`import --base-url`), for
+    /// documents that must name it in full; `None`: relative where they can
+    /// be, the rest filled in by `airlock serve`.
+    pub base_url: Option<&'a str>,
+    /// Every document is regenerated, not only those of the names changed
+    /// (the base URL changed).
+    pub rerender: bool,
+    /// What the import policy's table of this ecosystem pins, if anything
+    /// (`None` in a re-render, which has no policy).
+    pub pinned: Option<&'a crate::policy::Pinned>,
 }
 
 impl<'a> Change<'a> {
     /// Package names whose indexes need regenerating.
     #[must_use]
     pub fn touched(&self) -> std::collections::BTreeSet<&'a str> {
-        self.new.iter().chain(&self.removed).map(|e| e.name.as_str()).collect()
+        let all = if self.rerender { &self.all[..] } else { &[] };
+        self.new.iter().chain(&self.removed).chain(all).map(|e| e.name.as_str()).collect()
     }
 
     /// The entries of `name` after the import.

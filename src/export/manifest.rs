@@ -86,7 +86,13 @@ fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<Path
         .into_iter()
         .map(|artifact| {
             if seen.insert(artifact.entry.blob) {
-                blobs.push(Blob { id: artifact.entry.blob, size: artifact.entry.size, volume: 0, carried: true });
+                blobs.push(Blob {
+                    id: artifact.entry.blob,
+                    size: artifact.entry.size,
+                    volume: 0,
+                    carried: true,
+                    pieces: Vec::new(),
+                });
                 sources.push(artifact.source);
             }
             artifact.entry

@@ -167,7 +167,7 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         state::chain_to(&mut manifest, last, &options.channel)?;
     }
     let budget = match &options.split {
-        Some(split) => Some(split::plan_volumes(&mut manifest, split, &options.keys)?),
+        Some(split) => Some(split::plan_volumes(&mut manifest, split, &options.keys, &sources, progress)?),
         None => None,
     };
     let entries = manifest.entries.len();

@@ -2,68 +2,125 @@
 //! volumes, and the parity volumes over them.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufReader, BufWriter, Read as _};
 use std::path::{Path, PathBuf};
 
 use super::checks::check_replaceable_bundle;
 use super::manifest::{encode_volume_seal, envelope_len, seal_volume};
-use super::volume::{VolumeContents, fill_volume, out_dir, start_volume, with_sources};
+use super::volume::{VolumeContents, fill_volume, out_dir, pieces_with_sources, start_volume, with_sources};
 use super::{ExportOptions, Split};
-use crate::bundle::split::{self, Budget};
+use crate::bundle::split::{self, Budget, Placement};
 use crate::bundle::writer::{BlobFrame, VolumeWriter, write_seal};
 use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, parity, volume_file_name};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
-use crate::manifest::{Manifest, canonical};
-use crate::progress::Progress;
+use crate::manifest::{Manifest, Piece, canonical};
+use crate::progress::{Progress, ProgressReader};
 use crate::sign::{OperatorKey, envelope};
 
 /// Decides which data volume carries each blob so that no volume exceeds
-/// `split.size`, and records it in the manifest (with the parity count).
-pub(super) fn plan_volumes(manifest: &mut Manifest, split: &Split, keys: &[OperatorKey]) -> Result<Budget> {
+/// `split.size`, cutting a blob larger than a volume into pieces (each
+/// hashed here, from `sources`, so that the manifest authenticates every
+/// piece on its own), and records it in the manifest (with the parity count).
+pub(super) fn plan_volumes(
+    manifest: &mut Manifest,
+    split: &Split,
+    keys: &[OperatorKey],
+    sources: &[PathBuf],
+    progress: &dyn Progress,
+) -> Result<Budget> {
     // The envelope as it is now, with every blob in volume 0; the final one
     // is larger by at most 2 bytes per blob (volume numbers below 65536) and
-    // the `volumes` and `parity` fields.
+    // the `volumes` and `parity` fields, and by the pieces of chunked blobs
+    // (`reserve`, worked out from a first packing: none without them, so
+    // a bundle without chunked blobs is planned exactly as before).
     let envelope = envelope_len(manifest, keys)? + 2 * manifest.blobs.len() as u64 + 32;
     // Worked out, not signed: a token key should sign only what is written.
     let largest_seal =
         encode_volume_seal(ContentId([0; 32]), u32::MAX, BlobFrame { digest: ContentId([0; 32]), size: u64::MAX })?;
     let largest_seal_len = envelope::sealed_len(largest_seal.len() as u64, keys, envelope::VOLUME_SEAL)?;
-    let most_volumes = (manifest.blobs.len() as u64 + 1).min(u64::from(crate::manifest::MAX_VOLUMES));
-    let budget = Budget {
-        split: split.size,
-        manifest_frame: split::manifest_frame_len(envelope),
-        seal_frame: 8 + largest_seal_len,
-        info_member: split::member_len(MAX_DATA_INFO),
-        parity: split.parity,
-        parity_info_member: split::member_len(MAX_DATA_INFO + 16 + 9 * most_volumes),
-    };
     let sizes: Vec<u64> = manifest.blobs.iter().filter(|b| b.carried).map(|b| b.size).collect();
-    let (volumes, count) = split::pack(&sizes, &budget).map_err(|too_large| {
-        let blob = manifest.blobs.iter().filter(|b| b.carried).nth(too_large.index).expect("pack names a blob it was given");
-        let entry = manifest.entries.iter().find(|e| e.blob == blob.id).expect("every blob has an entry");
-        Error::Usage(format!(
-            "{}/{} ({} bytes) does not fit in a volume of {} bytes; the smallest --split that holds it is {} ({} bytes)",
-            entry.ecosystem,
-            entry.path,
-            blob.size,
-            split.size,
-            human_size(too_large.smallest_split),
-            too_large.smallest_split
-        ))
-    })?;
-    for (blob, volume) in manifest.blobs.iter_mut().filter(|b| b.carried).zip(volumes) {
-        blob.volume = volume;
-    }
+    let mut reserve = 0u64;
+    let (budget, placements, count) = loop {
+        let pieces_bound = sizes.iter().map(|s| s / (split.size / 2).max(1) + 2).sum::<u64>();
+        let most_volumes =
+            (manifest.blobs.len() as u64 + 1 + pieces_bound).min(u64::from(crate::manifest::MAX_VOLUMES));
+        let budget = Budget {
+            split: split.size,
+            manifest_frame: split::manifest_frame_len(envelope + reserve),
+            seal_frame: 8 + largest_seal_len,
+            info_member: split::member_len(MAX_DATA_INFO),
+            parity: split.parity,
+            parity_info_member: split::member_len(MAX_DATA_INFO + 16 + 9 * most_volumes),
+        };
+        let (placements, count) = split::pack(&sizes, &budget).map_err(|no_room| {
+            Error::Usage(format!(
+                "--split {} leaves no room for blobs beside the manifest every volume repeats; the smallest --split that does is {} ({} bytes)",
+                split.size,
+                human_size(no_room.smallest_split),
+                no_room.smallest_split
+            ))
+        })?;
+        let needed: u64 = placements
+            .iter()
+            .map(|p| match p {
+                Placement::Whole(_) => 0,
+                Placement::Pieces(pieces) => PIECES_FIELD + PIECE_BYTES * pieces.len() as u64,
+            })
+            .sum();
+        if needed <= reserve {
+            break (budget, placements, count);
+        }
+        reserve = needed + needed / 8;
+    };
     if count + split.parity > crate::manifest::MAX_VOLUMES || !parity::supported(count, split.parity.max(1)) {
         return Err(Error::Usage(format!(
             "--split {} makes {count} data volumes and --parity {} more: too many; choose a larger --split",
             split.size, split.parity
         )));
     }
+    let carried = manifest.blobs.iter_mut().zip(sources).filter(|(b, _)| b.carried);
+    for ((blob, source), placement) in carried.zip(placements) {
+        match placement {
+            Placement::Whole(volume) => blob.volume = volume,
+            Placement::Pieces(pieces) => {
+                blob.volume = pieces[0].0;
+                blob.pieces = hash_pieces(source, blob.size, &pieces, progress)?;
+            }
+        }
+    }
     manifest.volumes = count;
     manifest.parity = split.parity;
     Ok(budget)
+}
+
+/// Most bytes one piece adds to the manifest: a map of `id` (32-byte
+/// string), `size` (up to a 9-byte integer) and `volume` (up to 5).
+const PIECE_BYTES: u64 = 1 + 3 + 34 + 5 + 9 + 7 + 5;
+/// The `pieces` key and the array's head.
+const PIECES_FIELD: u64 = 7 + 9;
+
+/// The BLAKE3 of each piece of the file `source`, read once in order.
+fn hash_pieces(source: &Path, size: u64, pieces: &[(u32, u64)], progress: &dyn Progress) -> Result<Vec<Piece>> {
+    let file = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
+    let changed =
+        || Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()));
+    if file.metadata().at(source)?.len() != size {
+        return Err(changed());
+    }
+    progress.start("hashing pieces", size);
+    let mut reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, file), progress };
+    let mut out = Vec::with_capacity(pieces.len());
+    for (volume, len) in pieces {
+        let mut hasher = blake3::Hasher::new();
+        let copied = std::io::copy(&mut (&mut reader).take(*len), &mut hasher).at(source)?;
+        if copied != *len {
+            return Err(changed());
+        }
+        out.push(Piece { id: ContentId(*hasher.finalize().as_bytes()), size: *len, volume: *volume });
+    }
+    progress.finish();
+    Ok(out)
 }
 
 /// Largest `volume.cbor` of a data volume: `{"volume": u32}`.
@@ -101,8 +158,9 @@ pub(super) fn write_split(
         let file = File::create(&path).at(&path)?;
         let info = VolumeInfo { volume: index, parity: None };
         let info = canonical::to_vec(&info).map_err(|e| Error::Usage(format!("cannot encode {VOLUME_MEMBER}: {e}")))?;
-        let blobs = with_sources(manifest, sources, |b| b.carried && b.volume == index);
-        let contents = VolumeContents { index, info: Some(info), blobs };
+        let blobs = with_sources(manifest, sources, |b| b.carried && !b.is_chunked() && b.volume == index);
+        let pieces = pieces_with_sources(manifest, sources, index);
+        let contents = VolumeContents { index, info: Some(info), blobs, pieces };
         let writer = start_volume(&file, &path, sealed, options.threads)?;
         fill_volume(writer, &file, &path, options, manifest_digest, &contents, progress)?;
         check_volume_size(&path, budget.data_limit())?;

@@ -2,7 +2,7 @@
 //! seal; and the one-file bundle written that way.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::ExportOptions;
@@ -12,7 +12,7 @@ use crate::durable::Existing;
 use crate::durable::writeback::DropBehind;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
-use crate::manifest::{Blob, Manifest};
+use crate::manifest::{Blob, Manifest, Piece};
 use crate::progress::{Progress, ProgressReader};
 
 /// The folder `out` will be written in; it must exist.
@@ -44,7 +44,12 @@ pub(super) fn write_volume(
     // The one volume holds the envelope now: free it before the compressor's buffers are taken.
     drop(sealed);
     progress.start("writing", manifest.carried_bytes());
-    let contents = VolumeContents { index: 0, info: None, blobs: with_sources(manifest, sources, |b| b.carried) };
+    let contents = VolumeContents {
+        index: 0,
+        info: None,
+        blobs: with_sources(manifest, sources, |b| b.carried),
+        pieces: Vec::new(),
+    };
     fill_volume(writer, tmp.as_file(), out, options, manifest_digest, &contents, progress)?;
     progress.finish();
     let size = tmp.as_file().metadata().at(out)?.len();
@@ -63,6 +68,26 @@ pub(super) struct VolumeContents<'m> {
     pub(super) info: Option<Vec<u8>>,
     /// The blobs, with where the bytes of each are.
     pub(super) blobs: Vec<(&'m Blob, &'m Path)>,
+    /// The pieces of chunked blobs: the blob, where its bytes are, the
+    /// piece's offset in it and the piece.
+    pub(super) pieces: Vec<(&'m Blob, &'m Path, u64, &'m Piece)>,
+}
+
+/// The pieces data volume `index` carries, each with its blob's source.
+pub(super) fn pieces_with_sources<'m>(
+    manifest: &'m Manifest,
+    sources: &'m [PathBuf],
+    index: u32,
+) -> Vec<(&'m Blob, &'m Path, u64, &'m Piece)> {
+    manifest
+        .blobs
+        .iter()
+        .zip(sources)
+        .filter(|(blob, _)| blob.carried)
+        .flat_map(|(blob, path)| {
+            blob.pieces_at().filter(move |(_, p)| p.volume == index).map(move |(at, p)| (blob, path.as_path(), at, p))
+        })
+        .collect()
 }
 
 /// The manifest's blobs that `keep` selects, each with its source (`sources`
@@ -110,6 +135,17 @@ pub(super) fn fill_volume(
         let data = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
         let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, data), progress };
         writer.write_blob(&blob.id, blob.size, reader).map_err(|e| match e {
+            BlobWriteError::Io(e) => Error::io(name, e),
+            BlobWriteError::Changed { .. } => {
+                Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
+            }
+        })?;
+    }
+    for (blob, source, offset, piece) in &contents.pieces {
+        let mut data = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
+        data.seek(SeekFrom::Start(*offset)).map_err(|e| Error::input(source, "file", &e))?;
+        let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, data), progress };
+        writer.write_piece(&blob.id, &piece.id, piece.size, reader).map_err(|e| match e {
             BlobWriteError::Io(e) => Error::io(name, e),
             BlobWriteError::Changed { .. } => {
                 Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))

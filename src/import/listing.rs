@@ -25,7 +25,7 @@ impl Rules {
 
 /// Whether the ecosystem of `entry` lets a channel give its path new content.
 fn replaceable(entry: &Entry) -> bool {
-    ecosystem::by_name(&entry.ecosystem).is_some_and(ecosystem::Ecosystem::entries_replaceable)
+    ecosystem::by_name(&entry.ecosystem).is_some_and(|eco| eco.entry_replaceable(entry))
 }
 
 /// Whether a bundle with `manifest` could be published over the mirror's

@@ -22,6 +22,7 @@ use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::verify::set::{CheckOnly, VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
 use crate::verify::{VerifiedManifest, VerifyReport};
+use layouts::Rendering;
 use sequence::{Sequence, check_sequence};
 
 /// What an import did.
@@ -33,6 +34,16 @@ pub struct ImportReport {
     pub mirror: PublishReport,
 }
 
+/// What an import may be told besides the bundle and the policy.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Accept an incremental bundle that skips sequence numbers of its channel.
+    pub allow_gap: bool,
+    /// Render the documents clients read for this address (recorded in the
+    /// mirror; later imports keep it until another is given).
+    pub base_url: Option<String>,
+}
+
 /// Verifies the single-file bundle `bundle` and publishes it; see [`import_volumes`].
 pub fn import(
     bundle: &Path,
@@ -42,7 +53,8 @@ pub fn import(
     allow_gap: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    import_volumes(&[bundle.to_path_buf()], policy, mirror, now, allow_gap, progress)
+    let options = ImportOptions { allow_gap, base_url: None };
+    import_volumes(&[bundle.to_path_buf()], policy, mirror, now, &options, progress)
 }
 
 /// Verifies the volumes at `paths` (a bundle file, a split bundle's folder,
@@ -51,19 +63,48 @@ pub fn import(
 /// data volume has been verified, in this run or earlier ones. On any error,
 /// and while volumes are missing ([`Error::Incomplete`]), the published
 /// mirror is unchanged; volumes verified are kept for the next run.
-/// `allow_gap` accepts an incremental bundle that skips sequence numbers.
 pub fn import_volumes(
     paths: &[PathBuf],
     policy: &Policy,
     mirror: &Path,
     now: u64,
-    allow_gap: bool,
+    options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let set = identify(paths, policy, now)?;
     let subject = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     let mut mirror = Mirror::open(mirror)?;
-    import_set(set, &subject, policy, &mut mirror, now, allow_gap, progress)
+    import_set(set, &subject, policy, &mut mirror, now, options, progress)
+}
+
+/// Renders the documents of the mirror at `root` again for `base_url`, as
+/// a new generation holding the same entries (nothing is imported): how a
+/// mirror moves to another address without re-importing its bundles.
+pub fn render(root: &Path, base_url: &str) -> Result<PublishReport> {
+    if crate::mirror::View::open(root)?.current()?.is_none() {
+        return Err(Error::Usage(format!(
+            "{}: holds no import yet; give --base-url with the first bundle instead",
+            root.display()
+        )));
+    }
+    let mut mirror = Mirror::open(root)?;
+    // Merged under a channel no bundle can name, nothing comes or goes.
+    let nothing = crate::manifest::Manifest::empty(String::new());
+    let record = StagedBundle { channel: String::new(), sequence: 0, expires: 0, volumes: 0 };
+    let staging = mirror.bundle_staging(&crate::id::ContentId::of(b"airlock render"), &record)?;
+    let rendering = Rendering { base_url: Some(base_url), rerender: true };
+    let mut layouts = layouts::writer(None, rendering);
+    let rules = listing::Rules::new();
+    let publication = Publication {
+        manifest: &nothing,
+        record: None,
+        base_url: Some(base_url.to_owned()),
+        rules: &rules.entry_rules(),
+        layouts: &mut layouts,
+    };
+    let published = mirror.publish(&staging, publication);
+    staging.discard()?;
+    published
 }
 
 /// [`import_volumes`] of the identified `set` into the opened `mirror`.
@@ -73,12 +114,14 @@ fn import_set(
     policy: &Policy,
     mirror: &mut dyn Store,
     now: u64,
-    allow_gap: bool,
+    options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
     let verified = &set.verified;
     let state = mirror.state()?;
-    let sequence = check_sequence(&state, verified, allow_gap)?;
+    let sequence = check_sequence(&state, verified, options.allow_gap)?;
+    let base_url = options.base_url.clone().or_else(|| state.base_url.clone());
+    let rendering = Rendering { base_url: base_url.as_deref(), rerender: base_url != state.base_url };
     check_earlier_blobs(mirror, verified, subject)?;
     // The look-alike screen and the merge need the mirror's entries, so they
     // run here rather than in verify; the inventory is the largest thing an
@@ -110,13 +153,19 @@ fn import_set(
     let record =
         StagedBundle { channel: m.channel.clone(), sequence: m.sequence, expires: m.expires, volumes: m.volumes };
     let mut staging = mirror.bundle_staging(&verified.digest, &record)?;
-    let outcome = check_space(mirror, &set, staging.done())
-        .and_then(|()| verify_set(&set, policy, now, &mut sinks::Staged(&mut staging), progress));
+    let keep_copies = keeps_copies(&set, staging.done());
+    let mut refused = false;
+    let outcome = check_space(mirror, &set, staging.done()).and_then(|()| {
+        let mut sink = sinks::Staged { staging: &mut staging, keep_copies, refused: false };
+        let outcome = verify_set(&set, policy, now, &mut sink, progress);
+        refused = sink.refused;
+        outcome
+    });
     let outcome = match outcome {
         Ok(outcome) if outcome.complete() => outcome,
         failed => {
-            // A run that kept no volume leaves no staging behind.
-            if staging.done().is_empty() {
+            // A run that kept no volume leaves no staging behind, nor one refused as a whole.
+            if staging.done().is_empty() || refused {
                 staging.discard()?;
             }
             return Err(match failed {
@@ -129,6 +178,16 @@ fn import_set(
             });
         }
     };
+    match assemble_chunked(&mut staging, m, subject, progress) {
+        Ok(()) => {}
+        // The pieces each matched the signed manifest and the whole does not:
+        // no later run would do better.
+        Err(e @ Error::Rejected { .. }) => {
+            staging.discard()?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    }
     let volumes = VolumesReport::new(m, &outcome, &set.unreadable);
     let report = VerifyReport::new(subject, verified, policy, volumes);
     let record = ImportRecord {
@@ -140,8 +199,14 @@ fn import_set(
         signers: verified.trusted_signers.iter().map(crate::id::KeyId::to_hex).collect(),
     };
     let rules = listing::Rules::new();
-    let mut layouts = layouts::writer(policy);
-    let publication = Publication { manifest: m, record, rules: &rules.entry_rules(), layouts: &mut layouts };
+    let mut layouts = layouts::writer(Some(policy), rendering);
+    let publication = Publication {
+        manifest: m,
+        record: Some(record),
+        base_url: base_url.clone(),
+        rules: &rules.entry_rules(),
+        layouts: &mut layouts,
+    };
     let published = match mirror.publish(&staging, publication) {
         Ok(published) => published,
         // Refused by the mirror's contents: no later run would publish it,
@@ -155,6 +220,48 @@ fn import_set(
     };
     staging.discard()?;
     Ok(ImportReport { verified: report, outcome: "published", mirror: published })
+}
+
+/// Every data volume is staged: each chunked blob's pieces are in its chunk
+/// file, each checked on its own as it was read. The whole is read back in
+/// order through its BLAKE3 and upstream digests (unless this run read its
+/// pieces in order and checked the whole on the way), then staged like a
+/// blob carried whole. One assembled by a run killed before publishing is not
+/// read again; one whose check a kill interrupted is checked again from
+/// the start, from staging (no volume is read again).
+fn assemble_chunked(
+    staging: &mut crate::mirror::Staging,
+    manifest: &crate::manifest::Manifest,
+    subject: &str,
+    progress: &dyn Progress,
+) -> Result<()> {
+    for blob in manifest.blobs.iter().filter(|b| b.carried && b.is_chunked()) {
+        if staging.has_blob(&blob.id) {
+            continue;
+        }
+        // Every volume's marker is durable now, so the pieces are; checked whole as they came in order.
+        if staging.is_checked_whole(&blob.id) {
+            staging.chunks_assembled(&blob.id)?;
+            continue;
+        }
+        let file = staging.open_chunks(&blob.id)?;
+        progress.start("assembling", blob.size);
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        crate::verify::check_assembled(manifest, blob, reader, progress, subject)?;
+        progress.finish();
+        staging.chunks_assembled(&blob.id)?;
+    }
+    Ok(())
+}
+
+/// Whether this run keeps a copy of each data volume file it verifies: in
+/// a set with parity, so that a volume missing in a later run can be
+/// rebuilt from the volumes verified in this one without them being given
+/// again; not when the run is given every data volume still to verify (the
+/// set completes now, or a rebuild runs now, from the files given).
+fn keeps_copies(set: &VolumeSet, done: &BTreeSet<u32>) -> bool {
+    let m = &set.verified.manifest;
+    m.parity > 0 && (0..m.volumes).any(|i| !done.contains(&i) && !set.files.contains_key(&i))
 }
 
 /// An incremental bundle relies on blobs from earlier bundles: the mirror must hold them.
@@ -184,6 +291,11 @@ fn check_space(mirror: &dyn Store, set: &VolumeSet, done: &BTreeSet<u32>) -> Res
     let to_stage: Vec<u32> =
         (0..m.volumes).filter(|i| !done.contains(i) && (set.files.contains_key(i) || parity_given)).collect();
     let blobs: u64 = to_stage.iter().map(|i| volume_bytes(m, *i)).sum();
+    // With parity, a copy of each data volume file is kept until the set is
+    // complete (about its blobs' bytes again, compression aside): a later run
+    // may need it to rebuild a missing volume.
+    let copies = if keeps_copies(set, done) { blobs + blobs / 64 + (64 << 10) * to_stage.len() as u64 } else { 0 };
+    let blobs = blobs + copies;
     let generation = (1 << 20) + 4096 * m.entries.len() as u64 + crate::mirror::copies_bytes(&m.entries);
     let what = if m.is_single_volume() {
         "importing the bundle".to_owned()

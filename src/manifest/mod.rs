@@ -74,6 +74,97 @@ pub struct Blob {
     /// channel carried: the importer takes it from the mirror.
     #[serde(default = "carried_default", skip_serializing_if = "is_carried")]
     pub carried: bool,
+    /// A blob larger than a volume (`export --split`) is cut into pieces,
+    /// one per volume, in order: each piece's BLAKE3, size and volume.
+    /// Empty, and absent from the encoding, for a blob carried whole (so
+    /// bundles without chunked blobs keep their bytes); never one piece.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "lean_vec::deserialize")]
+    pub pieces: Vec<Piece>,
+}
+
+/// `piece` in schemas/manifest.cddl: one volume's share of a chunked blob.
+/// A piece starts where the one before it ends (the first at 0), so pieces
+/// can neither overlap nor leave a gap; in the volume it is the member
+/// `blobs/<hex id of the whole blob>` of the piece's size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Piece {
+    /// BLAKE3 of the piece's bytes: each piece is checked on its own, as it is read.
+    pub id: ContentId,
+    /// Bytes, at least 1.
+    pub size: u64,
+    /// Index of the data volume that carries it; strictly increasing along the pieces.
+    pub volume: u32,
+}
+
+impl Blob {
+    /// Whether the blob is cut into pieces across volumes.
+    #[must_use]
+    pub fn is_chunked(&self) -> bool {
+        !self.pieces.is_empty()
+    }
+
+    /// Each piece with the offset in the blob where it starts.
+    pub fn pieces_at(&self) -> impl Iterator<Item = (u64, &Piece)> {
+        self.pieces.iter().scan(0u64, |at, piece| {
+            let start = *at;
+            *at = at.saturating_add(piece.size);
+            Some((start, piece))
+        })
+    }
+
+    /// The rules for a chunked blob (nothing for a blob carried whole):
+    /// at least two pieces, none empty, their sizes adding up to the
+    /// blob's, in data volumes below `volumes` that strictly increase (no
+    /// volume holds two pieces of one blob, so no more pieces than volumes),
+    /// the blob's `volume` that of its first piece, and carried.
+    pub fn check_pieces(&self, volumes: u32) -> Result<(), String> {
+        if self.pieces.is_empty() {
+            return Ok(());
+        }
+        let short = self.id.short();
+        if self.pieces.len() > volumes as usize {
+            return Err(format!("blob {short} has {} pieces, more than the {volumes} data volumes", self.pieces.len()));
+        }
+        if self.pieces.len() < 2 {
+            return Err(format!("blob {short} is cut into one piece (a blob carried whole lists none)"));
+        }
+        if !self.carried {
+            return Err(format!("blob {short} is not carried but lists pieces"));
+        }
+        let mut total = 0u64;
+        for (k, piece) in self.pieces.iter().enumerate() {
+            if piece.size == 0 {
+                return Err(format!("blob {short}: piece {} is empty", k + 1));
+            }
+            if piece.volume >= volumes {
+                return Err(format!("blob {short}: piece {} is in volume {} of {volumes}", k + 1, piece.volume));
+            }
+            if k > 0 && piece.volume <= self.pieces[k - 1].volume {
+                return Err(format!(
+                    "blob {short}: piece {} is in volume {}, not after piece {}'s volume {} (one piece per volume, in order)",
+                    k + 1,
+                    piece.volume,
+                    k,
+                    self.pieces[k - 1].volume
+                ));
+            }
+            total = total
+                .checked_add(piece.size)
+                .filter(|t| *t <= self.size)
+                .ok_or_else(|| format!("blob {short}: its pieces add up to more than its {} bytes", self.size))?;
+        }
+        if total != self.size {
+            return Err(format!("blob {short}: its pieces add up to {total} bytes, the blob has {}", self.size));
+        }
+        if self.volume != self.pieces[0].volume {
+            return Err(format!(
+                "blob {short} is assigned to volume {}, its first piece to {}",
+                self.volume, self.pieces[0].volume
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
@@ -259,6 +350,26 @@ pub fn valid_channel(channel: &str) -> bool {
 pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
 
 impl Manifest {
+    /// A manifest of `channel` that lists nothing (never signed or written:
+    /// what a mirror merges to publish its own entries again).
+    #[must_use]
+    pub fn empty(channel: String) -> Self {
+        Manifest {
+            format: FORMAT_VERSION,
+            tool: String::new(),
+            channel,
+            sequence: 0,
+            previous: None,
+            created: 0,
+            expires: 0,
+            signers: Vec::new(),
+            volumes: 0,
+            parity: 0,
+            blobs: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
     /// The canonical CBOR bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
         canonical::to_vec(self)
@@ -379,6 +490,7 @@ impl Manifest {
             if sizes.insert(blob.id, blob.size).is_some() {
                 return Err(format!("blob {} is listed twice", blob.id.short()));
             }
+            blob.check_pieces(self.volumes)?;
         }
         let mut used = BTreeSet::new();
         // An exporter lists the entries sorted by place, one per place: then
@@ -439,9 +551,27 @@ impl Manifest {
         Ok(())
     }
 
-    /// The blobs carried by volume `index`, in archive order.
+    /// The blobs carried whole by volume `index`, in archive order.
     pub fn blobs_in_volume(&self, index: u32) -> impl Iterator<Item = &Blob> {
-        self.blobs.iter().filter(move |b| b.carried && b.volume == index)
+        self.blobs.iter().filter(move |b| b.carried && !b.is_chunked() && b.volume == index)
+    }
+
+    /// The pieces of chunked blobs that volume `index` carries, in archive
+    /// order: the blob, the piece's number and its offset in the blob.
+    pub fn pieces_in_volume(&self, index: u32) -> impl Iterator<Item = (&Blob, usize, u64, &Piece)> {
+        self.blobs.iter().filter(|b| b.carried).flat_map(move |b| {
+            b.pieces_at()
+                .enumerate()
+                .filter(move |(_, (_, p))| p.volume == index)
+                .map(move |(k, (at, p))| (b, k, at, p))
+        })
+    }
+
+    /// Bytes of blobs and pieces volume `index` carries.
+    #[must_use]
+    pub fn volume_bytes(&self, index: u32) -> u64 {
+        self.blobs_in_volume(index).map(|b| b.size).sum::<u64>()
+            + self.pieces_in_volume(index).map(|(_, _, _, p)| p.size).sum::<u64>()
     }
 
     /// Blobs an earlier bundle of the channel carried, which the importer takes from the mirror.
@@ -618,7 +748,7 @@ pub(crate) mod tests {
             signers: vec![KeyId([7; 16])],
             volumes: 1,
             parity: 0,
-            blobs: vec![Blob { id: blob, size: 5, volume: 0, carried: true }],
+            blobs: vec![Blob { id: blob, size: 5, volume: 0, carried: true, pieces: Vec::new() }],
             entries: vec![Entry {
                 ecosystem: "files".into(),
                 name: "greeting.txt".into(),
@@ -660,7 +790,7 @@ pub(crate) mod tests {
         assert!(m.check().unwrap_err().contains("declares"));
 
         let mut m = sample();
-        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 5, volume: 0, carried: true });
+        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 5, volume: 0, carried: true, pieces: Vec::new() });
         assert!(m.check().unwrap_err().contains("not needed"));
 
         let mut m = sample();
@@ -694,7 +824,7 @@ pub(crate) mod tests {
 
         let mut m = sample();
         m.blobs[0].size = u64::MAX;
-        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 2, volume: 0, carried: true });
+        m.blobs.push(Blob { id: ContentId::of(b"other"), size: 2, volume: 0, carried: true, pieces: Vec::new() });
         assert!(m.check().unwrap_err().contains("add up"));
     }
 
@@ -802,6 +932,64 @@ pub(crate) mod tests {
         b.push(0);
         assert!(Manifest::from_bytes(&b).is_err());
         assert!(Manifest::from_bytes(&bytes).is_ok());
+    }
+
+    /// `sample` with its blob cut into pieces of `sizes` bytes in `volumes`, in a set of `count` volumes.
+    fn chunked(sizes: &[u64], volumes: &[u32], count: u32) -> Manifest {
+        let mut m = sample();
+        m.volumes = count;
+        m.blobs[0].pieces = sizes
+            .iter()
+            .zip(volumes)
+            .map(|(size, volume)| Piece { id: ContentId::of(&size.to_le_bytes()), size: *size, volume: *volume })
+            .collect();
+        m.blobs[0].volume = volumes.first().copied().unwrap_or(0);
+        m
+    }
+
+    #[test]
+    fn chunked_blobs_round_trip_and_their_pieces_must_describe_the_blob() {
+        let m = chunked(&[2, 3], &[0, 1], 2);
+        let bytes = m.to_bytes().unwrap();
+        assert_eq!(Manifest::from_bytes(&bytes).unwrap(), m);
+        let offsets: Vec<u64> = m.blobs[0].pieces_at().map(|(at, _)| at).collect();
+        assert_eq!(offsets, [0, 2]);
+        assert_eq!(m.volume_bytes(0), 2);
+        assert_eq!(m.volume_bytes(1), 3);
+        assert_eq!(m.blobs_in_volume(0).count(), 0, "a chunked blob is in no volume whole");
+        // The blob of `sample` is 5 bytes.
+        for (sizes, volumes, count, error) in [
+            (&[2u64, 2][..], &[0u32, 1][..], 2, "add up to 4 bytes"),
+            (&[3, 3], &[0, 1], 2, "add up to more than"),
+            (&[u64::MAX, 6], &[0, 1], 2, "add up to more than"),
+            (&[2, 3], &[0, 0], 2, "one piece per volume"),
+            (&[2, 3], &[1, 0], 2, "one piece per volume"),
+            (&[5, 0], &[0, 1], 2, "piece 2 is empty"),
+            (&[1, 1, 3], &[0, 1, 2], 2, "more than the 2 data volumes"),
+            (&[2, 3], &[0, 2], 2, "in volume 2 of 2"),
+            (&[5], &[0], 1, "one piece"),
+        ] {
+            let err = chunked(sizes, volumes, count).check().unwrap_err();
+            assert!(err.contains(error), "{sizes:?} {volumes:?}: {err}");
+        }
+        let mut m = chunked(&[2, 3], &[0, 1], 2);
+        m.blobs[0].volume = 1;
+        assert!(m.check().unwrap_err().contains("its first piece"));
+        let mut m = chunked(&[2, 3], &[0, 1], 2);
+        m.blobs[0].carried = false;
+        assert!(m.check().unwrap_err().contains("not carried"));
+    }
+
+    #[test]
+    fn an_empty_list_of_pieces_spelled_out_is_a_second_encoding_and_refused() {
+        let mut value = ciborium::Value::serialized(&sample()).unwrap();
+        let ciborium::Value::Map(fields) = &mut value else { panic!("a map") };
+        let (_, blobs) = fields.iter_mut().find(|(k, _)| k.as_text() == Some("blobs")).unwrap();
+        let ciborium::Value::Array(blobs) = blobs else { panic!("an array") };
+        let ciborium::Value::Map(blob) = &mut blobs[0] else { panic!("a map") };
+        blob.push(("pieces".into(), ciborium::Value::Array(vec![])));
+        let bytes = canonical::to_vec(&value).unwrap();
+        assert!(Manifest::from_bytes(&bytes).unwrap_err().contains("deterministic"));
     }
 
     #[test]

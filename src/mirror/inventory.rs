@@ -84,6 +84,9 @@ pub struct Merged<'a> {
     /// Entries the bundle's channel published before, no longer lists, and
     /// no other channel lists.
     pub removed: Vec<&'a Entry>,
+    /// Published entries whose path the bundle's channel gives new content
+    /// (what they were: the new ones are in `fresh`).
+    pub replaced: Vec<&'a Entry>,
 }
 
 /// An entry's ecosystem and path.
@@ -115,12 +118,16 @@ pub fn merge<'a>(
     let mut all = Vec::with_capacity(current.len() + incoming.len());
     let mut also = Vec::new();
     let mut removed = Vec::new();
+    let mut replaced = Vec::new();
     for stored in current {
         let place = stored.entry.place();
         let others = stored.also_listed_by.iter().map(String::as_str);
         match find(&stored.entry) {
             Some(i) => {
                 check_relisting(stored, listed[i], channel, rules)?;
+                if stored.entry.blob != listed[i].blob {
+                    replaced.push(&stored.entry);
+                }
                 held[i] = Some(stored);
                 if stored.channel == channel {
                     // Its own channel's listing replaces it (below); the others still list it.
@@ -154,7 +161,7 @@ pub fn merge<'a>(
     also.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let fresh =
         incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|s| s.entry.blob != e.blob))).collect();
-    Ok(Merged { all, also, fresh, removed })
+    Ok(Merged { all, also, fresh, removed, replaced })
 }
 
 /// Records the channels listing the entry at `place` besides its own, if any.

@@ -33,8 +33,11 @@ pub struct PublishReport {
 pub struct Publication<'a> {
     /// The bundle's manifest; the blobs it carries are in the staging.
     pub manifest: &'a Manifest,
-    /// What the mirror's state records of the bundle.
-    pub record: ImportRecord,
+    /// What the mirror's state records of the bundle; `None` for a
+    /// re-render, which imports nothing.
+    pub record: Option<ImportRecord>,
+    /// The base URL the generation's documents are rendered for, recorded in its state.
+    pub base_url: Option<String>,
     pub rules: &'a EntryRules<'a>,
     /// Writes the ecosystems' layouts for the merged entries into the
     /// generation being built (the import knows the ecosystems).
@@ -92,7 +95,7 @@ impl Mirror {
         (generation, previous): (u64, Option<&Path>),
         added: &mut Vec<ContentId>,
     ) -> Result<PublishReport> {
-        let Publication { manifest, record, rules, layouts } = publication;
+        let Publication { manifest, record, base_url, rules, layouts } = publication;
         let inventory = self.inventory()?;
         let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
         let build = staging.dir.join(BUILD);
@@ -115,7 +118,8 @@ impl Mirror {
         drop(inventory);
         let mut state = self.state()?;
         state.generation = generation;
-        state.imports.push(record);
+        state.imports.extend(record);
+        state.base_url = base_url;
         tree.write_file(Path::new(STATE), &serde_json::to_vec_pretty(&state).expect("state serializes"))?;
         tree::sync_tree(&build)?;
 

@@ -16,6 +16,9 @@ use crate::error::{Error, IoContext, Result};
 pub struct State {
     pub generation: u64,
     pub imports: Vec<ImportRecord>,
+    /// The address the documents were rendered for (`import --base-url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
 }
 
 /// One accepted bundle.

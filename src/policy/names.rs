@@ -32,6 +32,14 @@ pub struct NameRules {
     /// Names an operator reviewed and accepts although they look like another.
     #[serde(default)]
     pub reviewed: Vec<String>,
+    /// Whether a new name is also screened against the names the mirror
+    /// holds (`protect` always is); absent: the ecosystem's default.
+    #[serde(default)]
+    pub look_alikes: Option<bool>,
+    /// [`NameRules::look_alikes`] resolved against the ecosystem's default:
+    /// `true` when held names are not screened against (unset, they are).
+    #[serde(skip)]
+    pub ignore_held: bool,
     /// How the ecosystem compares names (set when the rules are resolved).
     #[serde(skip)]
     pub fold: NameFold,
@@ -102,7 +110,8 @@ impl NameRules {
             return Ok(());
         }
         let protected = self.protect.iter().map(|p| normalize(p));
-        let mut candidates = protected.chain(known.iter().cloned());
+        let held = known.iter().filter(|_| !self.ignore_held).cloned();
+        let mut candidates = protected.chain(held);
         if let Some(similar) = candidates.find(|other| *other != name && looks_alike(&name, other)) {
             return Err(Rejection::Policy(format!(
                 "{ecosystem} {}: is new here and looks like {similar}; held back for review: if it is genuine, add it to [{ecosystem}] reviewed in the policy",

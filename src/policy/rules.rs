@@ -41,6 +41,13 @@ pub trait Table: Sync {
     fn name_fold(&self) -> NameFold {
         NameFold::LOWER
     }
+    /// Whether new names are screened against the names the mirror holds
+    /// unless `[NAME.names] look-alikes` says otherwise (they are, where
+    /// anyone may publish a name; not where a signed archive index vouches
+    /// for every name, as Debian's does).
+    fn screens_held_names(&self) -> bool {
+        true
+    }
     /// Settings of this table beyond the common ones, each a string (a file
     /// name or a document inline), in the order errors list them.
     fn settings(&self) -> &'static [&'static str] {
@@ -220,6 +227,7 @@ impl EcosystemRules {
         }
         let mut names = self.names.clone();
         names.fold = table.name_fold();
+        names.ignore_held = !names.look_alikes.unwrap_or_else(|| table.screens_held_names());
         Ok(Rules { require: self.require.clone(), pinned, publishers: self.publishers.clone(), names })
     }
 

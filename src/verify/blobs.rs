@@ -15,20 +15,49 @@ use crate::id::ContentId;
 use crate::manifest::Manifest;
 use crate::progress::Progress;
 
-/// What the volume must hold: each blob's size and the upstream digests its entries declare.
+/// What the volume must hold: each blob's size and the upstream digests
+/// its entries declare, or for a piece of a chunked blob (the member
+/// `blobs/<blob>` too), its size and what it is.
 pub(super) struct BlobPlan {
-    expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>)>,
+    expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>, Option<PieceOf>)>,
+}
+
+/// A member that is a piece of a chunked blob: the piece's number, its
+/// offset in the blob and its own BLAKE3, which it must hash to.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct PieceOf {
+    index: usize,
+    offset: u64,
+    id: ContentId,
 }
 
 /// An algorithm name and the digest an entry declares for it.
-type UpstreamDigest = (String, Vec<u8>);
+pub(super) type UpstreamDigest = (String, Vec<u8>);
+
+/// The upstream digests the entries of blob `id` declare, each once.
+pub(super) fn upstream_digests(manifest: &Manifest, id: &ContentId) -> Vec<UpstreamDigest> {
+    let mut digests: Vec<UpstreamDigest> = Vec::new();
+    for entry in manifest.entries.iter().filter(|e| e.blob == *id) {
+        for (algorithm, digest) in &entry.digests {
+            let pair = (algorithm.clone(), digest.0.clone());
+            if !digests.contains(&pair) {
+                digests.push(pair);
+            }
+        }
+    }
+    digests
+}
 
 impl BlobPlan {
     pub(super) fn new(manifest: &Manifest, volume: u32) -> Self {
-        let mut expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>)> =
-            manifest.blobs_in_volume(volume).map(|b| (b.id, (b.size, Vec::new()))).collect();
+        let mut expected: BTreeMap<ContentId, (u64, Vec<UpstreamDigest>, Option<PieceOf>)> =
+            manifest.blobs_in_volume(volume).map(|b| (b.id, (b.size, Vec::new(), None))).collect();
+        // A volume holds at most one piece of a blob, and never a piece of a blob it also holds whole (the manifest's rules).
+        for (blob, index, offset, piece) in manifest.pieces_in_volume(volume) {
+            expected.insert(blob.id, (piece.size, Vec::new(), Some(PieceOf { index, offset, id: piece.id })));
+        }
         for entry in &manifest.entries {
-            if let Some((_, digests)) = expected.get_mut(&entry.blob) {
+            if let Some((_, digests, None)) = expected.get_mut(&entry.blob) {
                 for (algorithm, digest) in &entry.digests {
                     let pair = (algorithm.clone(), digest.0.clone());
                     if !digests.contains(&pair) {
@@ -70,9 +99,9 @@ const CHUNK: usize = 1 << 20;
 
 /// What the reading stage hands to the writing stage.
 enum Job {
-    Begin(ContentId, Vec<UpstreamDigest>),
+    Begin(ContentId, Vec<UpstreamDigest>, Option<PieceOf>),
     Data(Vec<u8>),
-    End(ContentId, Vec<UpstreamDigest>),
+    End(ContentId, Vec<UpstreamDigest>, Option<PieceOf>),
 }
 
 /// The reading stage: every member must be a blob the plan expects, once, of its size.
@@ -97,7 +126,7 @@ fn read_blobs<R: io::Read>(
                 ));
             }
         };
-        let Some((expected_size, digests)) = plan.expected.remove(&id) else {
+        let Some((expected_size, digests, piece)) = plan.expected.remove(&id) else {
             let why = if seen.contains(&id) {
                 "a second copy of blob"
             } else {
@@ -111,7 +140,7 @@ fn read_blobs<R: io::Read>(
                 Rejection::Oversize(format!("blob {} is {size} bytes, the manifest says {expected_size}", id.short())),
             ));
         }
-        jobs.send(Job::Begin(id, digests.clone())).map_err(|_| writer_gone())?;
+        jobs.send(Job::Begin(id, digests.clone(), piece)).map_err(|_| writer_gone())?;
         let mut left = size;
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
@@ -122,7 +151,7 @@ fn read_blobs<R: io::Read>(
             left -= n as u64;
         }
         volume.end_member(size).map_err(|r| Error::rejected(subject, r))?;
-        jobs.send(Job::End(id, digests)).map_err(|_| writer_gone())?;
+        jobs.send(Job::End(id, digests, piece)).map_err(|_| writer_gone())?;
         seen.insert(id);
     }
     if let Some(missing) = plan.expected.keys().next() {
@@ -146,17 +175,30 @@ fn hash_and_write<S: BlobSink>(
     let mut current = None;
     for job in queue {
         match job {
-            Job::Begin(id, digests) => current = Some(HashingWriter::new(sink.begin(&id)?, &digests, progress)),
+            Job::Begin(id, digests, piece) => {
+                let inner = match piece {
+                    None => sink.begin(&id)?,
+                    Some(piece) => sink.begin_piece(&id, piece.index, piece.offset)?,
+                };
+                current = Some(HashingWriter::new(inner, &digests, progress));
+            }
             Job::Data(chunk) => {
                 let writer = current.as_mut().expect("Begin comes first");
                 writer.write_all(&chunk).map_err(|e| Error::io(Path::new(subject), e))?;
                 let _ = recycle.send(chunk);
             }
-            Job::End(id, digests) => {
+            Job::End(id, digests, None) => {
                 let writer = current.take().expect("Begin comes first");
                 let inner =
                     writer.check(&id, &digests).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
                 sink.commit(&id, inner)?;
+            }
+            Job::End(id, _, Some(piece)) => {
+                let writer = current.take().expect("Begin comes first");
+                let inner = writer
+                    .check_piece(&id, &piece)
+                    .map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))?;
+                sink.commit_piece(&id, piece.index, inner)?;
             }
         }
     }
@@ -164,7 +206,7 @@ fn hash_and_write<S: BlobSink>(
 }
 
 /// Hashes with BLAKE3 and every upstream algorithm the entries need while writing through.
-struct HashingWriter<'p, W> {
+pub(super) struct HashingWriter<'p, W> {
     inner: W,
     blake3: blake3::Hasher,
     sha1: Option<sha1::Sha1>,
@@ -186,7 +228,17 @@ impl<'p, W: Write> HashingWriter<'p, W> {
         }
     }
 
-    fn check(self, id: &ContentId, digests: &[UpstreamDigest]) -> Result<W, String> {
+    /// A piece must hash to its own BLAKE3 (the whole blob's digests are
+    /// checked once every piece is in place).
+    fn check_piece(self, blob: &ContentId, piece: &PieceOf) -> Result<W, String> {
+        let actual = ContentId(*self.blake3.finalize().as_bytes());
+        if actual != piece.id {
+            return Err(format!("piece {} of blob {} hashes to {}", piece.index + 1, blob.short(), actual.short()));
+        }
+        Ok(self.inner)
+    }
+
+    pub(super) fn check(self, id: &ContentId, digests: &[UpstreamDigest]) -> Result<W, String> {
         let actual = ContentId(*self.blake3.finalize().as_bytes());
         if actual != *id {
             return Err(format!("blob {} hashes to {}", id.short(), actual.short()));
@@ -229,4 +281,27 @@ impl<W: Write> Write for HashingWriter<'_, W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// The whole of a chunked blob, its pieces each verified already, read
+/// back in order: it must hash to its BLAKE3 and to every upstream digest
+/// its entries declare. Streams; `blob` names it in errors.
+pub fn check_assembled(
+    manifest: &Manifest,
+    blob: &crate::manifest::Blob,
+    mut data: impl io::Read,
+    progress: &dyn Progress,
+    subject: &str,
+) -> Result<()> {
+    let digests = upstream_digests(manifest, &blob.id);
+    let mut writer = HashingWriter::new(io::sink(), &digests, progress);
+    let copied = io::copy(&mut io::Read::take(&mut data, blob.size), &mut writer)
+        .map_err(|e| Error::io(Path::new(subject), e))?;
+    if copied != blob.size {
+        return Err(Error::rejected(
+            subject,
+            Rejection::Truncated(format!("blob {} assembled to {copied} of {} bytes", blob.id.short(), blob.size)),
+        ));
+    }
+    writer.check(&blob.id, &digests).map(|_| ()).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))
 }

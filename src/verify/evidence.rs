@@ -154,4 +154,20 @@ mod tests {
         // Without rules for the ecosystem, nothing is screened.
         screen_new_names(&[entry("pypi", "reqeusts")], &held, &policy("")).unwrap();
     }
+
+    #[test]
+    fn debian_names_are_screened_against_protect_only_unless_asked() {
+        let held = vec![entry("debian", "libfoo1")];
+        let new = [entry("debian", "libfoo2")];
+        screen_new_names(&new, &held, &policy("[debian.names]\n")).unwrap();
+        let protected = policy("[debian.names]\nprotect = [\"libfoo3\"]\n");
+        let err = screen_new_names(&new, &held, &protected).unwrap_err();
+        assert!(err.to_string().contains("looks like libfoo3"), "{err}");
+        let asked = policy("[debian.names]\nlook-alikes = true\n");
+        let err = screen_new_names(&new, &held, &asked).unwrap_err();
+        assert!(err.to_string().contains("looks like libfoo1"), "{err}");
+        // And PyPI can turn it off.
+        let off = policy("[pypi.names]\nlook-alikes = false\n");
+        screen_new_names(&[entry("pypi", "reqeusts")], &[entry("pypi", "requests")], &off).unwrap();
+    }
 }

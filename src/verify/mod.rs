@@ -15,11 +15,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod blobs;
+mod chunks;
 mod evidence;
 mod report;
 pub mod set;
 mod volume;
 
+pub use blobs::check_assembled;
 pub use evidence::screen_new_names;
 pub use report::{EntryFindings, EntryReport, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
@@ -58,6 +60,17 @@ pub trait BlobSink: Send {
     fn begin(&mut self, id: &ContentId) -> Result<Self::Writer>;
     /// Blob `id` was written and every digest matched.
     fn commit(&mut self, id: &ContentId, writer: Self::Writer) -> Result<()>;
+    /// A writer for piece `piece` (from 0) of the chunked blob `blob`,
+    /// which starts at `offset` of the blob.
+    fn begin_piece(&mut self, blob: &ContentId, piece: usize, offset: u64) -> Result<Self::Writer>;
+    /// That piece was written and hashed to its own BLAKE3.
+    fn commit_piece(&mut self, blob: &ContentId, piece: usize, writer: Self::Writer) -> Result<()>;
+    /// Every piece of chunked blob `blob` was written to this sink in this
+    /// run, in order, and the whole matched its BLAKE3 and upstream digests
+    /// on the way (so it need not be read back to be checked).
+    fn commit_whole(&mut self, _blob: &ContentId) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Discards blobs after checking them.
@@ -69,6 +82,12 @@ impl BlobSink for Discard {
         Ok(io::sink())
     }
     fn commit(&mut self, _id: &ContentId, _writer: io::Sink) -> Result<()> {
+        Ok(())
+    }
+    fn begin_piece(&mut self, _blob: &ContentId, _piece: usize, _offset: u64) -> Result<io::Sink> {
+        Ok(io::sink())
+    }
+    fn commit_piece(&mut self, _blob: &ContentId, _piece: usize, _writer: io::Sink) -> Result<()> {
         Ok(())
     }
 }

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::policy::Policy;
 use crate::progress::Progress;
+use crate::verify::chunks::{InOrder, Wholes};
 use crate::verify::{BlobSink, Discard, VerifiedManifest, open_volume, verify_volume};
 
 /// Where a set's verified volumes go.
@@ -34,6 +35,20 @@ pub trait SetSink {
     fn blobs(&mut self) -> &mut Self::Blobs;
     /// Volume `index` verified completely; its blobs are to be kept.
     fn volume_done(&mut self, index: u32) -> Result<()>;
+    /// Where to copy data volume `index`'s file while it is read for this
+    /// sink, to be kept with its blobs when it is done; `None`: no copy.
+    fn volume_copy(&mut self, _index: u32) -> Result<Option<Box<dyn std::io::Write + Send>>> {
+        Ok(None)
+    }
+    /// The copy of data volume `index` kept by an earlier run: a rebuild
+    /// from parity reads it in place of a volume not given again.
+    fn kept_volume(&self, _index: u32) -> Option<PathBuf> {
+        None
+    }
+    /// The bundle itself is refused (the pieces of a chunked blob, each
+    /// right, are not the blob its manifest names): nothing kept for it
+    /// will ever be published.
+    fn refused(&mut self) {}
 }
 
 /// Checks and forgets (`airlock verify`).
@@ -282,6 +297,7 @@ pub fn verify_set<S: SetSink>(
     let manifest = &set.verified.manifest;
     let mut outcome = SetOutcome::default();
     let mut good: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let mut wholes = Wholes::new(manifest);
     let reading = (0..manifest.volumes)
         .filter(|i| !sink.is_done(*i))
         .map(|i| volume_bytes(manifest, i) * copies(set, i).len() as u64)
@@ -292,17 +308,26 @@ pub fn verify_set<S: SetSink>(
         if sink.is_done(index) {
             outcome.earlier.push(index);
             outcome.not_read.extend(copies.iter().map(|path| (index, path.clone())));
-            if let Some(first) = copies.first() {
-                good.insert(index, first.clone());
+            // A rebuild reads what was verified: the copy kept, else a file given again.
+            if let Some(kept) = sink.kept_volume(index).or_else(|| copies.first().cloned()) {
+                good.insert(index, kept);
             }
             continue;
         }
         for path in copies {
             // The first good copy goes to the sink; the others are checked all the same.
             let checked = if good.contains_key(&index) {
-                verify_file(set, index, path, policy, now, &mut Discard, progress)
+                verify_file(set, index, path, policy, now, &mut Discard, None, progress)
             } else {
-                verify_file(set, index, path, policy, now, sink.blobs(), progress)
+                let copy = sink.volume_copy(index)?;
+                let subject = path.display().to_string();
+                let mut blobs = InOrder { inner: sink.blobs(), wholes: &mut wholes, subject: &subject };
+                let checked = verify_file(set, index, path, policy, now, &mut blobs, copy, progress);
+                if let Some(e) = wholes.refused.take() {
+                    sink.refused();
+                    return Err(e);
+                }
+                checked
             };
             match checked {
                 Ok(()) => {
@@ -326,7 +351,7 @@ pub fn verify_set<S: SetSink>(
     let parity = verify_parity(set, policy, now, progress, &mut outcome)?;
     outcome.missing = (0..manifest.volumes).filter(|i| !good.contains_key(i) && !sink.is_done(*i)).collect();
     if !outcome.missing.is_empty() && manifest.parity > 0 {
-        rebuild_missing(set, policy, now, sink, progress, &good, &parity, &mut outcome)?;
+        rebuild_missing(set, policy, now, sink, progress, &good, &parity, &mut wholes, &mut outcome)?;
     }
     refuse_unaccounted(set, &mut outcome)?;
     Ok(outcome)
@@ -351,7 +376,7 @@ fn verify_parity(
     for index in manifest.volumes..manifest.total_volumes() {
         for path in copies(set, index) {
             progress.start("parity", 0);
-            let checked = verify_file(set, index, path, policy, now, &mut Discard, progress);
+            let checked = verify_file(set, index, path, policy, now, &mut Discard, None, progress);
             progress.finish();
             match checked {
                 Ok(()) => {
@@ -388,7 +413,9 @@ fn refuse_unaccounted(set: &VolumeSet, outcome: &mut SetOutcome) -> Result<()> {
     }
 }
 
-/// Verifies one file as the volume it claims to be.
+/// Verifies one file as the volume it claims to be, copying its bytes into
+/// `copy` as they are read.
+#[allow(clippy::too_many_arguments)] // one run's state, passed down once
 fn verify_file<B: BlobSink>(
     set: &VolumeSet,
     index: u32,
@@ -396,16 +423,38 @@ fn verify_file<B: BlobSink>(
     policy: &Policy,
     now: u64,
     sink: &mut B,
+    copy: Option<Box<dyn std::io::Write + Send>>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let subject = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::input(path, "volume", &e))?;
     let mut manifests = vec![set.verified.clone()];
+    let file = Tee { inner: file, copy: copy.map(|c| std::io::BufWriter::with_capacity(1 << 20, c)) };
     let volume = open_volume(file, &subject, policy, now, &mut manifests)?;
     if volume.digest != set.verified.digest || volume.index != index {
         return Err(Error::Usage(format!("{subject}: changed while airlock was reading it; run the command again")));
     }
     verify_volume(volume, &set.verified, policy, sink, progress)
+}
+
+/// A volume file read while its bytes are copied to a second file.
+struct Tee {
+    inner: File,
+    copy: Option<std::io::BufWriter<Box<dyn std::io::Write + Send>>>,
+}
+
+impl std::io::Read for Tee {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(copy) = &mut self.copy {
+            use std::io::Write as _;
+            copy.write_all(&buf[..n])?;
+            if n == 0 {
+                copy.flush()?;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Rebuilds each missing data volume from the verified parity volumes
@@ -419,6 +468,7 @@ fn rebuild_missing<S: SetSink>(
     progress: &dyn Progress,
     good: &BTreeMap<u32, PathBuf>,
     parity: &BTreeMap<u32, PathBuf>,
+    wholes: &mut Wholes,
     outcome: &mut SetOutcome,
 ) -> Result<()> {
     let manifest = &set.verified.manifest;
@@ -456,7 +506,12 @@ fn rebuild_missing<S: SetSink>(
                 crate::error::Rejection::Malformed(format!("it says it is volume {}", volume.index + 1)),
             ));
         }
-        verify_volume(volume, &set.verified, policy, sink.blobs(), progress)?;
+        let mut blobs = InOrder { inner: sink.blobs(), wholes: &mut *wholes, subject: &label };
+        let checked = verify_volume(volume, &set.verified, policy, &mut blobs, progress);
+        if wholes.refused.take().is_some() {
+            sink.refused();
+        }
+        checked?;
         progress.finish();
         sink.volume_done(target)?;
         outcome.rebuilt.push(target);
@@ -476,7 +531,7 @@ fn parity_info(path: &Path, policy: &Policy, now: u64, set: &VolumeSet) -> Resul
 /// Bytes of the blobs data volume `index` carries.
 #[must_use]
 pub fn volume_bytes(manifest: &Manifest, index: u32) -> u64 {
-    manifest.blobs_in_volume(index).map(|b| b.size).sum()
+    manifest.volume_bytes(index)
 }
 
 /// "volume 2 of 5 (volume-2-of-5.airlock), volume 4 of 5 (...)".

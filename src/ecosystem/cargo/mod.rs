@@ -106,6 +106,14 @@ impl Ecosystem for Cargo {
             }
             tree.write(NAME, &index_file(name), &lines)?;
         }
+        // With a base URL the sparse registry's config is a file like the
+        // rest, and its `dl` names the crate files where they lie, so a
+        // static web server needs no mapping; without one `airlock serve`
+        // answers it from the request's Host.
+        if let Some(base) = change.base_url {
+            let dl = format!("{base}/{NAME}/{{crate}}-{{version}}.crate");
+            tree.write(NAME, CONFIG_PATH, serde_json::json!({ "dl": dl }).to_string().as_bytes())?;
+        }
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub struct LockArgs {
 #[derive(Debug, Args)]
 #[group(skip)]
 pub struct ArchiveArgs {
-    /// Debian archive to fetch from [default: http://deb.debian.org/debian]
+    /// Debian archive to fetch from [default: the one the host's apt sources name for the first suite, else http://deb.debian.org/debian]
     #[arg(long, value_name = "URL")]
     pub debian_archive: Option<String>,
     /// Suite (codename) whose InRelease, index files and packages to carry, e.g. bookworm, bookworm-updates; repeatable, earlier suites win ties
@@ -35,15 +35,18 @@ pub struct ArchiveArgs {
     /// Archive component to carry; repeatable [default: main]
     #[arg(long, value_name = "NAME")]
     pub debian_component: Vec<String>,
-    /// Architecture to resolve and carry [default: amd64]
+    /// Architecture to resolve and carry, each closure on its own (with the "all" packages); repeatable [default: amd64]
     #[arg(long, value_name = "ARCH")]
-    pub debian_arch: Option<String>,
+    pub debian_arch: Vec<String>,
     /// OpenPGP keyring the exporter checks each InRelease against before fetching anything else [default: /usr/share/keyrings/debian-archive-keyring.gpg]
     #[arg(long, value_name = "FILE")]
     pub debian_keyring: Option<PathBuf>,
     /// What the target machines already have (the output of dpkg-query -W there): left out of the closure
     #[arg(long, value_name = "FILE")]
     pub debian_base: Option<PathBuf>,
+    /// Follow Recommends too, as apt installs them by default (one nothing satisfies is left out, as apt does)
+    #[arg(long)]
+    pub debian_recommends: bool,
 }
 
 /// The export's Debian part: the config's package lists then the flag's;
@@ -56,8 +59,9 @@ pub fn lockfiles(lock: &LockArgs, archive: &ArchiveArgs, config: &DebianConfig) 
         archive: archive.debian_archive.clone().or(config.archive.clone()),
         suites: or(&archive.debian_suite, &config.suites),
         components: or(&archive.debian_component, &config.components),
-        architecture: archive.debian_arch.clone().or(config.architecture.clone()),
+        architectures: or(&archive.debian_arch, &config.architectures()),
         keyring: archive.debian_keyring.clone().or(config.keyring.clone()),
         base: archive.debian_base.clone().or(config.base.clone()),
+        recommends: archive.debian_recommends || config.recommends,
     }
 }

@@ -19,7 +19,22 @@ pub struct DebianConfig {
     pub suites: Vec<String>,
     #[serde(default)]
     pub components: Vec<String>,
+    /// Each resolved on its own (`--debian-arch`, repeatable).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// One architecture: the same as `architectures = [it]`.
     pub architecture: Option<String>,
     pub keyring: Option<PathBuf>,
     pub base: Option<PathBuf>,
+    /// Follow `Recommends` (`--debian-recommends`).
+    #[serde(default)]
+    pub recommends: bool,
+}
+
+impl DebianConfig {
+    /// `architectures`, then `architecture`.
+    #[must_use]
+    pub fn architectures(&self) -> Vec<String> {
+        self.architectures.iter().chain(&self.architecture).cloned().collect()
+    }
 }

@@ -31,7 +31,9 @@ pub mod openpgp;
 mod policy;
 pub mod resolve;
 mod serve;
+pub mod site;
 pub mod source;
+pub mod sources;
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -154,7 +156,9 @@ impl Ecosystem for Debian {
         }
     }
 
-    /// Each entry's own file; an index file also at its by-hash name.
+    /// Each entry's own file; an index file also at its by-hash name; and
+    /// what site-signed publication writes beside them (no entry's path can
+    /// be one of those, but the paths are the entry's all the same).
     fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
         let path = entry.path.as_str();
         match kind(path) {
@@ -167,6 +171,9 @@ impl Ecosystem for Debian {
             }
             _ => add(Reserved::own(path, ".deb file")),
         }
+        for generated in site_files(entry) {
+            add(Reserved::own(generated, "site-signed index file"));
+        }
     }
 
     /// An apt repository: every carried file at its path, byte for byte,
@@ -175,28 +182,64 @@ impl Ecosystem for Debian {
     /// a `Packages.xz` of its archive (whose SHA256 the signed `InRelease`
     /// lists, checked in verification): the last link of apt's chain.
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
+        let site = change.pinned.and_then(|p| p.roots.downcast_ref::<Roots>()).and_then(|r| r.site.as_ref());
+        check_no_rollback(change, tree)?;
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;
+            for generated in site_files(entry) {
+                tree.remove(NAME, &generated)?;
+            }
+        }
+        // A withdrawn or replaced index's old content leaves its by-hash name with it.
+        for entry in change.removed.iter().chain(&change.replaced) {
             if let (Ok(Kind::Index { .. }), Some(sha)) = (kind(entry.path.as_str()), entry.digests.get("sha256")) {
                 tree.remove(NAME, &by_hash(entry.path.as_str(), &sha.0))?;
             }
         }
         for entry in &change.new {
-            tree.link_blob(NAME, &entry.path, &entry.blob)?;
+            match kind(entry.path.as_str()) {
+                // Site-signed, the site's InRelease takes the path; Debian's is kept beside it.
+                Ok(Kind::Release { .. }) if site.is_some() => {
+                    let upstream = RelPath::new(&upstream_path(entry.path.as_str())).map_err(Error::Usage)?;
+                    tree.link_blob(NAME, &upstream, &entry.blob)?;
+                }
+                _ => tree.link_blob(NAME, &entry.path, &entry.blob)?,
+            }
             if let (Ok(Kind::Index { .. }), Some(sha)) = (kind(entry.path.as_str()), entry.digests.get("sha256")) {
                 let hashed = RelPath::new(&by_hash(entry.path.as_str(), &sha.0)).map_err(Error::Usage)?;
                 tree.link_blob(NAME, &hashed, &entry.blob)?;
             }
         }
-        check_listed(change, tree)
+        check_listed(change, tree)?;
+        match site {
+            Some(site) => site::publish_site(&change.all, tree, site, crate::time::now()),
+            None => Ok(()),
+        }
     }
 
     fn route(&self, route: &crate::http::Route<'_>, folder: &crate::http::Folder<'_>) -> crate::http::Response {
         serve::route(route, folder)
     }
 
+    /// A suite moves on: its channel's next bundle brings a newer InRelease
+    /// and the index files it lists (never an older one: see
+    /// [`check_no_rollback`]). A `.deb` never changes once published.
+    fn entry_replaceable(&self, entry: &Entry) -> bool {
+        matches!(kind(entry.path.as_str()), Ok(Kind::Release { .. } | Kind::Index { .. }))
+    }
+
+    /// `pkg:deb/debian/NAME@VERSION?arch=ARCH`, the architecture from the
+    /// pool file name (`NAME_VERSION_ARCH.deb`), as the purl spec's deb type asks.
     fn purl(&self, name: &str, version: &str, path: &str) -> Option<String> {
-        matches!(kind(path), Ok(Kind::Deb { .. })).then(|| super::purl("deb/debian", name, version))
+        let Ok(Kind::Deb { filename, .. }) = kind(path) else { return None };
+        let purl = super::purl("deb/debian", name, version);
+        let arch = filename.strip_suffix(".deb").and_then(|f| f.rsplit_once('_')).map(|(_, arch)| arch);
+        Some(match arch {
+            Some(arch) if check_segment(arch, "architecture").is_ok() => {
+                format!("{purl}?arch={}", crate::escape::url_segment(arch))
+            }
+            _ => purl,
+        })
     }
 
     fn lockfile_flag(&self) -> Option<&'static str> {
@@ -210,6 +253,66 @@ impl Ecosystem for Debian {
     fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
         evidence::verify(entry, trust, id)
     }
+}
+
+/// Where site-signed publication keeps Debian's InRelease.
+fn upstream_path(inrelease: &str) -> String {
+    format!("{inrelease}{}", site::UPSTREAM_SUFFIX)
+}
+
+/// What site-signed publication writes for `entry`: beside an InRelease,
+/// Debian's copy and the site's Release and Release.gpg; beside a
+/// Packages.xz, the site's Packages.
+fn site_files(entry: &Entry) -> Vec<String> {
+    let path = entry.path.as_str();
+    match kind(path) {
+        Ok(Kind::Release { .. }) => {
+            let dists = path.trim_end_matches("InRelease");
+            vec![upstream_path(path), format!("{dists}Release"), format!("{dists}Release.gpg")]
+        }
+        Ok(Kind::Index { rel, .. }) if rel.ends_with("/Packages.xz") => {
+            vec![path.trim_end_matches(".xz").to_owned()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A replaced InRelease may only be followed by one dated later: a bundle
+/// signed by a trusted key must not roll a suite back to an older, validly
+/// signed Release (with the security updates since then missing). The one
+/// published is read from `tree` before anything of this import is placed
+/// (the inventory keeps only the kind of a Debian entry's evidence).
+fn check_no_rollback(change: &Change<'_>, tree: &dyn Layout) -> Result<()> {
+    let date = |inrelease: &[u8]| -> Result<u64, String> {
+        let text = openpgp::signed_text(inrelease)?;
+        let release = control::paragraph(text.trim_start_matches('\n')).map_err(|e| format!("its Release: {e}"))?;
+        control::parse_date(release.get("Date").ok_or("its Release has no Date")?)
+    };
+    for old in &change.replaced {
+        if !matches!(kind(old.path.as_str()), Ok(Kind::Release { .. })) {
+            continue;
+        }
+        let Some(new) = change.new.iter().find(|e| e.path == old.path) else { continue };
+        // Site-signed, the mirror's InRelease is the site's: Debian's is beside it.
+        let published = tree
+            .read(NAME, &upstream_path(old.path.as_str()))
+            .or_else(|| tree.read(NAME, old.path.as_str()))
+            .unwrap_or_default();
+        let was = date(&published).map_err(|m| refused(&format!("{} InRelease in the mirror", old.name), m))?;
+        let now = date(evidence_of(new, INRELEASE).unwrap_or_default())
+            .map_err(|m| refused(&format!("{} InRelease", new.name), m))?;
+        if now < was {
+            return Err(refused(
+                &format!("{} InRelease", new.name),
+                format!(
+                    "it is dated {}, before the one the mirror holds ({}); a suite never goes back to an older Release: export the suite again",
+                    crate::time::rfc3339(now),
+                    crate::time::rfc3339(was)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The carried evidence of `kind`.
@@ -321,6 +424,16 @@ impl std::io::Write for Capped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purls_name_the_architecture() {
+        let purl = |path: &str| Debian.purl("libwbclient0", "2:4.17.12+dfsg-0+deb12u2", path);
+        assert_eq!(
+            purl("debian/pool/main/s/samba/libwbclient0_4.17.12+dfsg-0+deb12u2_amd64.deb").as_deref(),
+            Some("pkg:deb/debian/libwbclient0@2%3A4.17.12%2Bdfsg-0%2Bdeb12u2?arch=amd64")
+        );
+        assert_eq!(purl("debian/dists/bookworm/InRelease"), None);
+    }
 
     #[test]
     fn paths_and_their_kinds() {

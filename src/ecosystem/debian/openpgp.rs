@@ -77,6 +77,15 @@ pub struct Verified {
     pub signers: Vec<Signer>,
 }
 
+/// The text a cleartext-signed `message` signs, unchecked: for comparing
+/// two documents whose signatures were checked when they were imported.
+pub fn signed_text(message: &[u8]) -> Result<String, String> {
+    let text = std::str::from_utf8(message).map_err(|_| "is not UTF-8 text".to_owned())?;
+    let (msg, _) =
+        CleartextSignedMessage::from_string(text).map_err(|e| format!("is not a signed message that parses ({e})"))?;
+    Ok(msg.signed_text().replace("\r\n", "\n"))
+}
+
 /// Checks the cleartext-signed `message` against `keyring`. The whole
 /// document must be the one message (nothing before or after it), and at
 /// least one of its signatures must be by a key of the keyring valid when

@@ -12,7 +12,9 @@
 //!   provider being the one whose name sorts first;
 //! - a dependency nothing satisfies is an error naming the chain.
 //!
-//! Recommends and Suggests are not followed.
+//! With `--debian-recommends`, `Recommends` are followed the same way,
+//! except that one nothing satisfies is left out, as apt leaves it out
+//! (apt installs them by default). Suggests are never followed.
 
 // Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
 #![allow(clippy::doc_markdown)]
@@ -86,6 +88,13 @@ impl Universe {
     }
 }
 
+/// Which relations the closure follows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Follow {
+    /// `Recommends` too (soft: an unsatisfiable one is left out).
+    pub recommends: bool,
+}
+
 /// The closure of `wanted` in `universe`, in the order packages were
 /// taken; `base` lists what the targets already have.
 pub fn closure<'u>(
@@ -93,6 +102,7 @@ pub fn closure<'u>(
     wanted: &[lockfile::Wanted],
     base: &[(String, String)],
     arch: &str,
+    follow: Follow,
 ) -> Result<Vec<&'u Candidate>> {
     let mut state = State { universe, taken: BTreeMap::new(), order: Vec::new(), base, queue: VecDeque::new() };
     for w in wanted {
@@ -110,11 +120,17 @@ pub fn closure<'u>(
     }
     while let Some(i) = state.queue.pop_front() {
         let c = &universe.candidates[i];
-        for field in ["Pre-Depends", "Depends"] {
+        let fields: &[&str] =
+            if follow.recommends { &["Pre-Depends", "Depends", "Recommends"] } else { &["Pre-Depends", "Depends"] };
+        for &field in fields {
             let deps = control::relations(c.stanza.get(field).unwrap_or_default(), arch)
                 .map_err(|e| Error::Usage(format!("{} {}: {field}: {e}", c.name, c.version)))?;
             for dep in deps {
-                state.satisfy(&dep, c)?;
+                match state.satisfy(&dep, c) {
+                    // apt leaves out a recommendation it cannot meet; so does the closure.
+                    Err(Error::Usage(_)) if field == "Recommends" => {}
+                    other => other?,
+                }
             }
         }
     }
@@ -234,21 +250,39 @@ Package: other\nVersion: 1\nArchitecture: arm64\n";
         let u = universe();
         let base = [("libc6".to_owned(), "2.36-9".to_owned())];
         let want = lockfile::parse_packages("app=1.0\n", "p").unwrap();
-        let got = closure(&u, &want, &base, "amd64").unwrap();
+        let got = closure(&u, &want, &base, "amd64", Follow::default()).unwrap();
         // mta is unknown, so the virtual mail-transport-agent: exim4 sorts first; gone is unknown: lib2.
         assert_eq!(names(&got), ["app=1.0", "exim4=4", "lib2=1"]);
-        let latest = closure(&u, &lockfile::parse_packages("app\n", "p").unwrap(), &base, "amd64").unwrap();
+        let latest =
+            closure(&u, &lockfile::parse_packages("app\n", "p").unwrap(), &base, "amd64", Follow::default()).unwrap();
         assert_eq!(names(&latest), ["app=2.0"]);
+    }
+
+    #[test]
+    fn recommends_are_followed_only_when_asked_and_left_out_when_unmet() {
+        let mut u = Universe::default();
+        let index = "Package: tool\nVersion: 1\nArchitecture: amd64\nRecommends: docs, missing-thing\n\n\
+Package: docs\nVersion: 2\nArchitecture: all\nDepends: fonts\n\n\
+Package: fonts\nVersion: 3\nArchitecture: all\n";
+        u.add_index(0, index, "amd64", "Packages").unwrap();
+        let want = lockfile::parse_packages("tool\n", "p").unwrap();
+        assert_eq!(names(&closure(&u, &want, &[], "amd64", Follow::default()).unwrap()), ["tool=1"]);
+        let follow = Follow { recommends: true };
+        assert_eq!(names(&closure(&u, &want, &[], "amd64", follow).unwrap()), ["tool=1", "docs=2", "fonts=3"]);
     }
 
     #[test]
     fn unsatisfiable_and_unknown_are_errors() {
         let u = universe();
-        let e = closure(&u, &lockfile::parse_packages("app\n", "p").unwrap(), &[], "amd64").unwrap_err();
+        let e =
+            closure(&u, &lockfile::parse_packages("app\n", "p").unwrap(), &[], "amd64", Follow::default()).unwrap_err();
         assert!(e.to_string().starts_with("app 2.0 depends on libc6 (>= 2.34), which no suite"), "{e}");
-        let e = closure(&u, &lockfile::parse_packages("other\n", "p").unwrap(), &[], "amd64").unwrap_err();
+        let e = closure(&u, &lockfile::parse_packages("other\n", "p").unwrap(), &[], "amd64", Follow::default())
+            .unwrap_err();
         assert!(e.to_string().starts_with("package other is in none"), "{e}");
         let old = [("libc6".to_owned(), "2.31".to_owned())];
-        assert!(closure(&u, &lockfile::parse_packages("app\n", "p").unwrap(), &old, "amd64").is_err());
+        assert!(
+            closure(&u, &lockfile::parse_packages("app\n", "p").unwrap(), &old, "amd64", Follow::default()).is_err()
+        );
     }
 }

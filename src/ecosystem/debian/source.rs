@@ -7,13 +7,13 @@
 // Debian's and OpenPGP's names (InRelease, Packages.xz, OpenPGP) are words in these docs, not code.
 #![allow(clippy::doc_markdown)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
 use super::control::{self, Listed};
 use super::openpgp::{Keyring, verify_cleartext};
-use super::resolve::{Universe, closure};
+use super::resolve::{Follow, Universe, closure};
 use super::{DEFAULT_ARCHIVE, DEFAULT_KEYRING, INRELEASE, NAME, STANZA, lockfile, unxz};
 use crate::ecosystem::registry::{
     Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url, read_lockfiles,
@@ -28,17 +28,20 @@ use crate::id::RelPath;
 pub struct Lockfiles {
     /// pkgs.txt files.
     pub locks: Vec<PathBuf>,
-    /// The archive URL; `None`: [`DEFAULT_ARCHIVE`].
+    /// The archive URL; `None`: the one the host's apt uses for the first
+    /// suite, else [`DEFAULT_ARCHIVE`].
     pub archive: Option<String>,
     pub suites: Vec<String>,
     /// Default `main`.
     pub components: Vec<String>,
-    /// Default `amd64`; one architecture is resolved.
-    pub architecture: Option<String>,
+    /// Default `amd64`; each is resolved on its own (with `all`).
+    pub architectures: Vec<String>,
     /// The connected side's keyring; default [`DEFAULT_KEYRING`].
     pub keyring: Option<PathBuf>,
     /// A `dpkg-query -W` listing of what the targets have.
     pub base: Option<PathBuf>,
+    /// Follow `Recommends` (as apt installs them by default).
+    pub recommends: bool,
 }
 
 impl Source for Lockfiles {
@@ -78,9 +81,11 @@ impl Pinned for Plan<'_> {
             return Ok(Vec::new());
         }
         let s = self.source;
-        let archive = s.archive.clone().unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned());
+        // As apt on this host would fetch the first suite, else Debian's archive.
+        let host = || super::sources::archive_for(&super::sources::read_sources(Path::new("/etc/apt")), &s.suites[0]);
+        let archive = s.archive.clone().or_else(host).unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned());
         let folder = archive_folder(&archive)?;
-        let arch = s.architecture.clone().unwrap_or_else(|| "amd64".to_owned());
+        let arches = if s.architectures.is_empty() { vec!["amd64".to_owned()] } else { s.architectures.clone() };
         let components = if s.components.is_empty() { vec!["main".to_owned()] } else { s.components.clone() };
         let keyring_path = s.keyring.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_KEYRING));
         let keyring_bytes = std::fs::read(&keyring_path)
@@ -88,24 +93,51 @@ impl Pinned for Plan<'_> {
         let keyring = Keyring::from_bytes(&keyring_bytes).map_err(|w| {
             Error::Usage(format!("{}: {w}; name Debian's keyring with --debian-keyring", keyring_path.display()))
         })?;
+        let wanted: Vec<lockfile::Wanted> = self.wanted.iter().flatten().cloned().collect();
+        check_qualifiers(&wanted, &arches)?;
         let mut artifacts = Vec::new();
-        let mut universe = Universe::default();
+        let mut universes: Vec<Universe> = arches.iter().map(|_| Universe::default()).collect();
         for (n, suite) in s.suites.iter().enumerate() {
-            let fetched = fetch_suite(ctx, &archive, &folder, suite, &components, &arch, &keyring)?;
-            for (text, origin) in &fetched.packages {
-                universe.add_index(n, text, &arch, origin)?;
+            let fetched = fetch_suite(ctx, &archive, &folder, suite, &components, &arches, &keyring)?;
+            for (i, text, origin) in &fetched.packages {
+                universes[*i].add_index(n, text, &arches[*i], origin)?;
             }
             artifacts.extend(fetched.artifacts);
         }
-        let wanted: Vec<lockfile::Wanted> = self.wanted.iter().flatten().cloned().collect();
-        let mut picked = closure(&universe, &wanted, &self.base, &arch)?;
-        // One .deb a pool path (a package listed by two suites is carried once).
+        let follow = Follow { recommends: s.recommends };
+        // Each architecture's closure on its own; a `name:arch` line only in its own.
+        let mut picked = Vec::new();
+        for (arch, universe) in arches.iter().zip(&universes) {
+            let of_arch: Vec<lockfile::Wanted> =
+                wanted.iter().filter(|w| w.arch.as_deref().is_none_or(|a| a == arch || a == "all")).cloned().collect();
+            if !of_arch.is_empty() {
+                picked.extend(closure(universe, &of_arch, &self.base, arch, follow)?);
+            }
+        }
+        // One .deb a pool path (a package listed by two suites, or `all` in two closures, is carried once).
         let mut seen = std::collections::BTreeSet::new();
         picked.retain(|c| seen.insert(c.stanza.get("Filename").unwrap_or_default().to_owned()));
         let debs = parallel(&picked, ctx.jobs, |c| fetch_deb(ctx, &archive, &folder, &s.suites[c.suite], c))?;
         artifacts.extend(debs);
         Ok(artifacts)
     }
+}
+
+/// A `name:arch` line must name an architecture the export carries.
+fn check_qualifiers(wanted: &[lockfile::Wanted], arches: &[String]) -> Result<()> {
+    for w in wanted {
+        if let Some(arch) = w.arch.as_deref()
+            && arch != "all"
+            && !arches.iter().any(|a| a == arch)
+        {
+            return Err(Error::Usage(format!(
+                "{}:{arch}: only --debian-arch {} is exported; add --debian-arch {arch} or drop the qualifier",
+                w.name,
+                arches.join(" --debian-arch ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The mirror folder of an archive: its URL's last path segment (`debian`, `debian-security`).
@@ -119,8 +151,8 @@ pub fn archive_folder(archive: &str) -> Result<String> {
 
 struct Suite {
     artifacts: Vec<Artifact>,
-    /// The Packages texts, with a name for errors.
-    packages: Vec<(String, String)>,
+    /// The Packages texts, by the index of their architecture, with a name for errors.
+    packages: Vec<(usize, String, String)>,
 }
 
 fn fetch_suite(
@@ -129,7 +161,7 @@ fn fetch_suite(
     folder: &str,
     suite: &str,
     components: &[String],
-    arch: &str,
+    arches: &[String],
     keyring: &Keyring,
 ) -> Result<Suite> {
     let dists = format!("dists/{suite}");
@@ -164,21 +196,18 @@ fn fetch_suite(
     let mut out =
         Suite { artifacts: vec![Artifact { entry: release_entry, source: cached.path }], packages: Vec::new() };
     for component in components {
-        let wanted = [format!("{component}/binary-{arch}/Packages.xz"), format!("{component}/i18n/Translation-en.xz")];
-        for (n, rel) in wanted.iter().enumerate() {
-            let Some(line) = listed.iter().find(|l| &l.path == rel) else {
-                if n == 0 {
-                    return Err(Error::Usage(format!(
-                        "{url} lists no {rel}; check --debian-component and --debian-arch"
-                    )));
-                }
-                continue;
+        for (i, arch) in arches.iter().enumerate() {
+            let rel = format!("{component}/binary-{arch}/Packages.xz");
+            let Some(line) = listed.iter().find(|l| l.path == rel) else {
+                return Err(Error::Usage(format!("{url} lists no {rel}; check --debian-component and --debian-arch")));
             };
             let (artifact, text) = fetch_index(ctx, archive, folder, suite, line, by_hash, &body)?;
-            if n == 0 {
-                out.packages.push((text, format!("{dists}/{rel}")));
-            }
+            out.packages.push((i, text, format!("{dists}/{rel}")));
             out.artifacts.push(artifact);
+        }
+        let rel = format!("{component}/i18n/Translation-en.xz");
+        if let Some(line) = listed.iter().find(|l| l.path == rel) {
+            out.artifacts.push(fetch_index(ctx, archive, folder, suite, line, by_hash, &body)?.0);
         }
     }
     Ok(out)

@@ -55,7 +55,7 @@ impl Ecosystem for Files {
         serve::route(route, folder)
     }
 
-    fn entries_replaceable(&self) -> bool {
+    fn entry_replaceable(&self, _entry: &Entry) -> bool {
         true
     }
 }

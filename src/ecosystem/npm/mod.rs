@@ -104,7 +104,8 @@ impl Ecosystem for Npm {
                 tree.remove(NAME, &packument_path(name))?;
                 continue;
             }
-            tree.write_with(NAME, &packument_path(name), &mut |out| write_packument(name, &versions, out))?;
+            let base = change.base_url.unwrap_or(BASE_PLACEHOLDER);
+            tree.write_with(NAME, &packument_path(name), &mut |out| write_packument(name, &versions, base, out))?;
         }
         Ok(())
     }
@@ -170,7 +171,9 @@ fn attestations_path(entry: &Entry) -> String {
 /// and written out before the next: a package's version objects together
 /// may be most of a manifest, and parsed all at once they would take many
 /// times its size.
-fn write_packument(name: &str, versions: &[&Entry], out: &mut dyn std::io::Write) -> std::io::Result<()> {
+/// The URLs in it start with `base`: the mirror's `--base-url`, or
+/// [`BASE_PLACEHOLDER`] for `airlock serve` to fill in.
+fn write_packument(name: &str, versions: &[&Entry], base: &str, out: &mut dyn std::io::Write) -> std::io::Result<()> {
     // By version, as a map would order them; of two with the same version the later counts.
     let mut sorted: Vec<(&str, &Entry)> =
         versions.iter().map(|e| (e.version.as_deref().unwrap_or_default(), *e)).collect();
@@ -201,14 +204,14 @@ fn write_packument(name: &str, versions: &[&Entry], out: &mut dyn std::io::Write
         }
         serde_json::to_writer(&mut *out, version)?;
         out.write_all(b":")?;
-        serde_json::to_writer(&mut *out, &version_object(name, version, entry))?;
+        serde_json::to_writer(&mut *out, &version_object(name, version, entry, base))?;
     }
     out.write_all(b"}}")
 }
 
 /// A version's part of the packument: its carried object, with the tarball
 /// and attestation URLs pointing at the mirror.
-fn version_object(name: &str, version: &str, entry: &Entry) -> Value {
+fn version_object(name: &str, version: &str, entry: &Entry, base: &str) -> Value {
     let mut object = entry
         .evidence
         .iter()
@@ -218,13 +221,13 @@ fn version_object(name: &str, version: &str, entry: &Entry) -> Value {
         .unwrap_or_else(|| serde_json::json!({"name": name, "version": version}));
     let dist = object.as_object_mut().expect("an object").entry("dist").or_insert_with(|| serde_json::json!({}));
     if let Some(dist) = dist.as_object_mut() {
-        dist.insert("tarball".into(), format!("{BASE_PLACEHOLDER}/npm/{}", entry.path).into());
+        dist.insert("tarball".into(), format!("{base}/npm/{}", entry.path).into());
         let sha512 = entry.digests.get("sha512").map(|d| base64::engine::general_purpose::STANDARD.encode(&d.0));
         if let Some(sha512) = sha512 {
             dist.entry("integrity").or_insert_with(|| format!("sha512-{sha512}").into());
         }
         if entry.evidence.iter().any(|e| e.kind == "npm-attestations") {
-            let url = format!("{BASE_PLACEHOLDER}/npm/{}", attestations_path(entry));
+            let url = format!("{base}/npm/{}", attestations_path(entry));
             let attestations = dist.entry("attestations").or_insert_with(|| serde_json::json!({}));
             if let Some(a) = attestations.as_object_mut() {
                 a.insert("url".into(), url.into());
@@ -492,7 +495,7 @@ mod tests {
                 missing: vec![],
             };
             let mut bytes = Vec::new();
-            write_packument(hostile, &[&entry], &mut bytes).unwrap();
+            write_packument(hostile, &[&entry], BASE_PLACEHOLDER, &mut bytes).unwrap();
             let text = String::from_utf8(bytes).unwrap();
             let doc: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(doc["name"], *hostile);

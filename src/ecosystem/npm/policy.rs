@@ -121,7 +121,7 @@ mod tests {
             err("[alpine]\n")
         );
         assert!(err("[npm]\ncolour = 1\n").contains(
-            "unknown field `colour`, expected one of `require`, `registry-keys`, `registry-keys-json`, `keyring`, `valid-until-grace`, `signers`, `publishers`, `names`"
+            "unknown field `colour`, expected one of `require`, `registry-keys`, `registry-keys-json`, `keyring`, `valid-until-grace`, `publish`, `site-key`, `site-valid-for`, `signers`, `publishers`, `names`"
         ));
         assert_eq!(err("[cargo]\nregistry-keys = \"x.json\"\n"), "p: registry-keys is an npm setting, not cargo");
         assert_eq!(

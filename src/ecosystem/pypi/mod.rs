@@ -92,7 +92,7 @@ impl Ecosystem for Pypi {
     }
 
     fn reserved_globally(&self) -> &'static [(&'static str, &'static str)] {
-        &[(ROOT_PAGE, "root index page")]
+        &[(ROOT_PAGE, "root index page"), (ROOT_PAGE_JSON, "root index page")]
     }
 
     /// Files, their PEP 658 metadata and PEP 740 provenance go under
@@ -129,11 +129,12 @@ impl Ecosystem for Pypi {
                 continue;
             }
             let listed: Vec<Listed<'_>> = files.iter().map(|entry| Listed::new(entry, tree)).collect();
-            let (html, json) = project_pages(project, &listed);
+            let (html, json) = project_pages(project, &listed, change.base_url);
             tree.write(NAME, &html_path, html.as_bytes())?;
             tree.write(NAME, &json_path, json.as_bytes())?;
         }
-        tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())
+        tree.write(NAME, ROOT_PAGE, root_page(&projects).as_bytes())?;
+        tree.write(NAME, ROOT_PAGE_JSON, root_page_json(&projects).as_bytes())
     }
 
     fn route(&self, route: &http::Route<'_>, folder: &http::Folder<'_>) -> http::Response {
@@ -327,6 +328,16 @@ fn project_page_paths(project: &str) -> [String; 2] {
 
 /// The PEP 503 root page, listing every project: [`PAGE_HTML`] in [`SIMPLE`].
 const ROOT_PAGE: &str = "simple/index.html";
+/// The PEP 691 JSON form of [`ROOT_PAGE`].
+const ROOT_PAGE_JSON: &str = "simple/index.json";
+
+/// The simple API version a page declares: PEP 700's 1.1 (with `size`,
+/// `versions`), or 1.3 once a file carries PEP 740 `provenance`, which
+/// that version introduced (clients ignore keys of a later version than the
+/// page declares).
+fn api_version(with_provenance: bool) -> &'static str {
+    if with_provenance { "1.3" } else { "1.1" }
+}
 
 fn file_name(entry: &Entry) -> &str {
     entry.path.as_str().rsplit('/').next().unwrap_or_default()
@@ -364,11 +375,15 @@ impl<'a> Listed<'a> {
 
 /// The PEP 503 HTML page and the PEP 691 JSON page of one project. Every
 /// text from the entries goes through [`escape::html`], every URL through
-/// [`escape::url_segment`] first; the JSON is built by `serde_json`.
-fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
+/// [`escape::url_segment`] first; the JSON is built by `serde_json`. File
+/// URLs are relative; provenance URLs are absolute under `base_url` when
+/// there is one (PEP 740 asks for absolute ones; relative is all a mirror
+/// that does not know its address can give).
+fn project_pages(project: &str, files: &[Listed<'_>], base_url: Option<&str>) -> (String, String) {
     let title = escape::html(project);
+    let version = api_version(files.iter().any(|f| f.provenance));
     let mut html = format!(
-        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {title}</title></head>\n<body>\n<h1>Links for {title}</h1>\n"
+        "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"{version}\"><title>Links for {title}</title></head>\n<body>\n<h1>Links for {title}</h1>\n"
     );
     let mut json_files = Vec::new();
     for listed in files {
@@ -377,7 +392,8 @@ fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
         let url = escape::url_segment(name);
         let sha256 = entry.digests.get("sha256").map(|d| hex::encode(&d.0)).unwrap_or_default();
         let mut attrs = String::new();
-        let mut json = serde_json::json!({"filename": name, "url": url, "hashes": {"sha256": sha256}});
+        let mut json =
+            serde_json::json!({"filename": name, "url": url, "hashes": {"sha256": sha256}, "size": entry.size});
         if let Some(rp) = entry.attributes.get("requires-python") {
             let _ = write!(attrs, " data-requires-python=\"{}\"", escape::html(rp));
             json["requires-python"] = rp.clone().into();
@@ -394,7 +410,10 @@ fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
             json["core-metadata"] = serde_json::json!({"sha256": digest});
         }
         if listed.provenance {
-            let url = escape::url_path(&format!("../../{}", provenance_path(entry)));
+            let url = match base_url {
+                Some(base) => format!("{base}/{NAME}/{}", escape::url_path(&provenance_path(entry))),
+                None => escape::url_path(&format!("../../{}", provenance_path(entry))),
+            };
             let _ = write!(attrs, " data-provenance=\"{}\"", escape::html(&url));
             json["provenance"] = url.into();
         }
@@ -411,8 +430,7 @@ fn project_pages(project: &str, files: &[Listed<'_>]) -> (String, String) {
     let mut versions: Vec<&str> = files.iter().filter_map(|f| f.entry.version.as_deref()).collect();
     versions.sort_unstable();
     versions.dedup();
-    let json =
-        serde_json::json!({"meta": {"api-version": "1.1"}, "name": project, "files": json_files, "versions": versions});
+    let json = serde_json::json!({"meta": {"api-version": version}, "name": project, "files": json_files, "versions": versions});
     (html, serde_json::to_string(&json).expect("JSON"))
 }
 
@@ -427,6 +445,13 @@ fn root_page(projects: &[&str]) -> String {
     }
     html.push_str("</body>\n</html>\n");
     html
+}
+
+/// The PEP 691 JSON root page: every project by name.
+fn root_page_json(projects: &[&str]) -> String {
+    let projects: Vec<_> = projects.iter().map(|name| serde_json::json!({"name": name})).collect();
+    let json = serde_json::json!({"meta": {"api-version": api_version(false)}, "projects": projects});
+    serde_json::to_string(&json).expect("JSON")
 }
 
 /// Which files of a release to take.
@@ -802,6 +827,31 @@ mod tests {
         }
     }
 
+    /// PEP 700: `size` in every file; PEP 740: a page with provenance
+    /// declares the version that introduced it; PEP 691: the root in JSON.
+    #[test]
+    fn pages_declare_what_they_carry() {
+        let entry = listed_entry("six", "six-1.0.tar.gz", "1.0", ">=3.8");
+        let page = |provenance| {
+            let listed = [Listed { entry: &entry, metadata_sha256: None, provenance }];
+            let (html, json) = project_pages("six", &listed, None);
+            (html, serde_json::from_str::<serde_json::Value>(&json).unwrap())
+        };
+        let (html, json) = page(false);
+        assert_eq!(json["meta"]["api-version"], "1.1");
+        assert_eq!(json["files"][0]["size"], 1);
+        assert!(html.contains(r#"content="1.1""#), "{html}");
+        let (html, json) = page(true);
+        assert_eq!(json["meta"]["api-version"], "1.3");
+        assert!(json["files"][0]["provenance"].is_string());
+        assert!(html.contains(r#"content="1.3""#), "{html}");
+        let root: serde_json::Value = serde_json::from_str(&root_page_json(&["idna", "six"])).unwrap();
+        assert_eq!(
+            root,
+            serde_json::json!({"meta": {"api-version": "1.1"}, "projects": [{"name": "idna"}, {"name": "six"}]})
+        );
+    }
+
     /// Item 12 of issue 14: the pages escape what they interpolate, tested
     /// without the name grammar (which refuses all of these first).
     #[test]
@@ -810,7 +860,7 @@ mod tests {
         let render = |project: &str, file: &str, version: &str, attribute: &str| {
             let entry = listed_entry(project, file, version, attribute);
             let listed = [Listed { entry: &entry, metadata_sha256: Some("ab".repeat(32)), provenance: true }];
-            let (html, json) = project_pages(project, &listed);
+            let (html, json) = project_pages(project, &listed, None);
             (html, json, root_page(&[project, "six"]))
         };
         let (benign_page, _, benign_root) = render("six", "six-1.0.tar.gz", "1.0", ">=3.8");

@@ -7,6 +7,8 @@
 //! ```
 
 use super::{INTEGRITY, NAME, PAGE_HTML, PAGE_JSON, PROVENANCE, SIMPLE, SIMPLE_JSON};
+
+const SIMPLE_LATEST_JSON: &str = "application/vnd.pypi.simple.latest+json";
 use crate::http::{Folder, Found, HTML, JSON, Response, Route, content_type, open};
 
 pub(super) fn route(route: &Route<'_>, folder: &Folder<'_>) -> Response {
@@ -38,7 +40,8 @@ fn simple(route: &Route<'_>, folder: &Folder<'_>) -> Response {
             }
         }
         Found::Dir => {
-            if route.request.accepts(SIMPLE_JSON)
+            // PEP 691: the client may name the version or ask for the latest.
+            if (route.request.accepts(SIMPLE_JSON) || route.request.accepts(SIMPLE_LATEST_JSON))
                 && let Found::File(json) = folder.find(&with(path, PAGE_JSON))
             {
                 return open(&json, SIMPLE_JSON).header("Vary", "Accept".into());

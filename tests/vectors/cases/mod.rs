@@ -4,6 +4,7 @@
 //! use them are written by hand.
 
 mod basics;
+mod chunks;
 mod crashes;
 mod memory;
 mod mirror;
@@ -16,7 +17,7 @@ use crate::base::Base;
 pub type Made = (String, Vec<u8>);
 
 pub fn all(base: &Base) -> Vec<Made> {
-    let areas: [fn(&Base) -> Vec<Made>; 6] =
-        [basics::cases, crashes::cases, report::cases, mirror::cases, memory::cases, staging::cases];
+    let areas: [fn(&Base) -> Vec<Made>; 7] =
+        [basics::cases, crashes::cases, report::cases, mirror::cases, memory::cases, staging::cases, chunks::cases];
     areas.iter().flat_map(|area| area(base)).collect()
 }
