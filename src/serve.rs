@@ -6,7 +6,9 @@
 //! their URLs) from its folder of the mirror; anything else is 404. This
 //! module is the layer between the ecosystems and the HTTP core
 //! ([`crate::http`]: connections, limits, safety rules, file responses): it
-//! checks the mirror, binds, and dispatches by the first path segment.
+//! checks the mirror, binds, and dispatches by the first path segment (an
+//! ecosystem's name, or the root its protocol fixes, as the distribution
+//! API's `/v2/`).
 
 use std::fs;
 use std::io;
@@ -101,12 +103,14 @@ struct Site {
 }
 
 impl http::Handler for Site {
-    /// `/<name>/...` goes to the ecosystem `name`, with its mirror folder.
+    /// `/<name>/...` goes to the ecosystem `name`, with its mirror folder;
+    /// so does `/<root>/...` for an ecosystem whose protocol fixes its root
+    /// ([`ecosystem::Ecosystem::api_root`]).
     fn respond(&self, route: &Route<'_>) -> Response {
         let Some((first, rest)) = route.split_first() else {
             return Response::status(404);
         };
-        match ecosystem::ALL.iter().find(|e| e.name() == first) {
+        match ecosystem::ALL.iter().find(|e| e.name() == first || e.api_root() == Some(first)) {
             Some(ecosystem) => ecosystem.route(&rest, &Folder::new(&self.root, ecosystem.name())),
             None => Response::status(404),
         }

@@ -46,6 +46,11 @@ impl Drop for Upstream {
 }
 
 fn start_registry(dir: &Path) -> Upstream {
+    start_registry_with(dir, "")
+}
+
+/// A `docker-registry` with `extra` added to its configuration (an `auth:` section).
+fn start_registry_with(dir: &Path, extra: &str) -> Upstream {
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let host = format!("127.0.0.1:{port}");
     let config = dir.join("registry.yml");
@@ -53,7 +58,7 @@ fn start_registry(dir: &Path) -> Upstream {
     fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n{extra}",
             storage.display()
         ),
     )
@@ -68,7 +73,7 @@ fn start_registry(dir: &Path) -> Upstream {
     let upstream = Upstream { child, host };
     let deadline = Instant::now() + Duration::from_secs(20);
     let url = format!("http://{}/v2/", upstream.host);
-    while ureq::get(&url).call().is_err() {
+    while http().get(&url).call().is_err() {
         assert!(Instant::now() < deadline, "docker-registry did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -373,4 +378,660 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
         },
         "is not a repository",
     );
+}
+
+/// What [`carried`] put in the mirror, for the registry tests.
+struct Carried {
+    _upstream: Upstream,
+    /// The upstream registry, `127.0.0.1:PORT`.
+    host: String,
+    mirror: PathBuf,
+    /// team/app:1.0's index (linux/amd64 and linux/arm64, amd64 carried) and its amd64 manifest.
+    index: Vec<u8>,
+    amd_manifest: Vec<u8>,
+    /// team/tool:1.0 (one manifest) and its cosign `.sig` manifest.
+    tool_manifest: Vec<u8>,
+    sig_manifest: Vec<u8>,
+    /// Every config and layer carried, and the arm64 layer that was not.
+    blobs: Vec<Vec<u8>>,
+    arm_layer: Vec<u8>,
+}
+
+/// An upstream registry with team/app:1.0 (a two-platform index) and
+/// team/tool:1.0 signed by cosign's tag scheme, exported for linux/amd64
+/// (or with `--oci-all-platforms`) and imported into a mirror; `None`
+/// (skipped) without docker-registry and skopeo.
+fn carried(root: &Path, all_platforms: bool) -> Option<Carried> {
+    if !have("docker-registry") || !have("skopeo") {
+        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+        return None;
+    }
+    let upstream = start_registry(root);
+    let host = upstream.host.clone();
+    let mut layout = Layout::new(root.join("layout"));
+    let shared = tar_of("shared.txt", b"shared by every image\n");
+    let amd = tar_of("amd64.txt", &b"amd64 only\n".repeat(500));
+    let arm = tar_of("arm64.txt", b"arm64 only\n");
+    let (amd_d, amd_manifest) = image(&layout, "amd64", &[&shared, &amd]);
+    let (arm_d, _) = image(&layout, "arm64", &[&shared, &arm]);
+    let mut platforms = Vec::new();
+    for (mut d, arch) in [(amd_d, "amd64"), (arm_d, "arm64")] {
+        d["platform"] = json!({ "architecture": arch, "os": "linux" });
+        platforms.push(d);
+    }
+    let index = serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": platforms })).unwrap();
+    layout.tag(layout.blob(INDEX, &index), "app");
+    let (tool_d, tool_manifest) = image(&layout, "amd64", &[&shared]);
+    layout.tag(tool_d, "tool");
+    let signer = SigningKey::from_slice(&[0x42; 32]).unwrap();
+    let tool_repo = format!("{host}/team/tool");
+    let (sig_manifest, sig_config, payload) = cosign_sig(&layout, &signer, &tool_repo, &sha(&tool_manifest));
+    layout.tag(
+        json!({ "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&sig_manifest)), "size": sig_manifest.len() }),
+        "sig",
+    );
+    push(&layout, "app", &format!("{host}/team/app:1.0"));
+    push(&layout, "tool", &format!("{tool_repo}:1.0"));
+    push(&layout, "sig", &format!("{tool_repo}:sha256-{}.sig", sha(&tool_manifest)));
+
+    let (key, public) = keygen(root, "op");
+    fs::write(root.join("images.txt"), format!("{host}/team/app:1.0\n{tool_repo}:1.0\n")).unwrap();
+    let bundle = root.join("images.airlock");
+    airlock()
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("images.txt"))
+        .args(["--oci-plain-http", &host, "--cache"])
+        .arg(root.join("cache"))
+        .args(if all_platforms { &["--oci-all-platforms"][..] } else { &[] })
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert()
+        .success();
+    fs::write(root.join("cosign.pub"), pem(&signer)).unwrap();
+    let policy = root.join("policy.toml");
+    fs::write(
+        &policy,
+        format!(
+            "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"{}\"\n[oci]\n[[oci.signers]]\nimages = [\"{tool_repo}\"]\nkey = \"cosign.pub\"\n",
+            public.file_name().unwrap().to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config_of = |manifest: &[u8]| {
+        let value: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+        let hex = value["config"]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+        fs::read(layout.dir.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let mut blobs = vec![shared, amd, config_of(&amd_manifest), config_of(&tool_manifest), sig_config, payload];
+    if all_platforms {
+        blobs.push(arm.clone());
+        let index_value: serde_json::Value = serde_json::from_slice(&index).unwrap();
+        let arm_hex =
+            index_value["manifests"][1]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+        blobs.push(config_of(&fs::read(layout.dir.join("blobs/sha256").join(arm_hex)).unwrap()));
+    }
+    Some(Carried {
+        _upstream: upstream,
+        host,
+        mirror,
+        index,
+        amd_manifest,
+        tool_manifest,
+        sig_manifest,
+        blobs,
+        arm_layer: arm,
+    })
+}
+
+/// A plain HTTP client that reports every status as a response.
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+/// `(status, content type, Docker-Content-Digest, body)` of `GET|HEAD url`.
+fn call(method: &str, url: &str, headers: &[(&str, &str)]) -> (u16, String, String, Vec<u8>, Option<String>) {
+    let agent = http();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut response = agent.run(request.body(()).unwrap()).unwrap();
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (content_type, digest, length) = (
+        header("content-type").unwrap_or_default(),
+        header("docker-content-digest").unwrap_or_default(),
+        header("content-length"),
+    );
+    let status = response.status().as_u16();
+    let body = if method == "HEAD" { Vec::new() } else { response.body_mut().read_to_vec().unwrap() };
+    (status, content_type, digest, body, length)
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn airlock_serve_is_a_registry_skopeo_pulls_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(c) = carried(root, false) else { return };
+    let options = airlock::serve::ServeOptions { mirror: c.mirror.clone(), listen: "127.0.0.1:0".parse().unwrap() };
+    let server = airlock::serve::bind(&options).unwrap().spawn(|_| {});
+    let addr = server.local_addr().to_string();
+    let v2 = format!("http://{addr}/v2");
+    let (tool_hex, amd_hex, index_hex) = (sha(&c.tool_manifest), sha(&c.amd_manifest), sha(&c.index));
+
+    // The API's base, manifests by tag and by digest (GET and HEAD), typed by their own media type.
+    let agent = http();
+    let base = agent.get(&format!("{v2}/")).call().unwrap();
+    assert_eq!(base.status(), 200);
+    assert_eq!(base.headers().get("docker-distribution-api-version").unwrap(), "registry/2.0");
+    let (status, media, digest, body, _) = call("GET", &format!("{v2}/team/app/manifests/1.0"), &[]);
+    assert_eq!((status, media.as_str(), digest.clone()), (200, INDEX, format!("sha256:{index_hex}")));
+    assert_eq!(body, c.index);
+    let (status, media, digest, body, length) =
+        call("HEAD", &format!("{v2}/team/tool/manifests/sha256:{tool_hex}"), &[]);
+    assert_eq!((status, media.as_str(), digest), (200, MANIFEST, format!("sha256:{tool_hex}")));
+    assert!(body.is_empty());
+    assert_eq!(length, Some(c.tool_manifest.len().to_string()));
+    // The full carried repository (the registry as the first path component) names it too.
+    let full = format!("{v2}/{}/team/tool/manifests/1.0", c.host);
+    assert_eq!(call("GET", &full, &[]).3, c.tool_manifest);
+    // A repository serves only what its own names lead to; unknown names are the spec's errors.
+    let (status, _, _, body, _) = call("GET", &format!("{v2}/team/tool/manifests/sha256:{amd_hex}"), &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("MANIFEST_UNKNOWN"));
+    let (status, _, _, body, _) = call("GET", &format!("{v2}/team/nothing/tags/list"), &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("NAME_UNKNOWN"));
+    assert_eq!(call("GET", &format!("{v2}/team/app/blobs/sha256:{}", sha(&c.arm_layer)), &[]).0, 404);
+    assert_eq!(call("GET", &format!("{v2}/team/app/manifests/sha256:nothex"), &[]).0, 400);
+
+    // Blobs streamed, whole or one range of them.
+    let layer = &c.blobs[1];
+    let url = format!("{v2}/team/app/blobs/sha256:{}", sha(layer));
+    let (status, media, digest, body, _) = call("GET", &url, &[]);
+    assert_eq!((status, media.as_str(), digest), (200, "application/octet-stream", format!("sha256:{}", sha(layer))));
+    assert_eq!(&body, layer);
+    let (status, _, _, body, length) = call("GET", &url, &[("Range", "bytes=100-199")]);
+    assert_eq!((status, body.as_slice(), length.as_deref()), (206, &layer[100..200], Some("100")));
+    let (status, _, _, body, _) = call("GET", &url, &[("Range", "bytes=-10")]);
+    assert_eq!((status, body.as_slice()), (206, &layer[layer.len() - 10..]));
+    let past = format!("bytes={}-", layer.len());
+    assert_eq!(call("GET", &url, &[("Range", &past)]).0, 416);
+    let (status, _, _, body, length) = call("HEAD", &url, &[]);
+    assert_eq!((status, body.len(), length), (200, 0, Some(layer.len().to_string())));
+
+    // Tags, and the referrers API: tool's cosign signature, nothing for app.
+    let (_, _, _, body, _) = call("GET", &format!("{v2}/team/tool/tags/list"), &[]);
+    let tags: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(tags, json!({ "name": "team/tool", "tags": ["1.0", format!("sha256-{tool_hex}.sig")] }));
+    let (status, media, _, body, _) = call("GET", &format!("{v2}/team/tool/referrers/sha256:{tool_hex}"), &[]);
+    assert_eq!((status, media.as_str()), (200, INDEX));
+    let referrers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(referrers["manifests"][0]["digest"], format!("sha256:{}", sha(&c.sig_manifest)), "{referrers}");
+    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 1, "{referrers}");
+    let (_, _, _, body, _) = call("GET", &format!("{v2}/team/app/referrers/sha256:{index_hex}"), &[]);
+    let referrers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(referrers["manifests"], json!([]));
+
+    // The real client: skopeo inspects and copies from airlock serve; what it wrote is what was carried.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", &format!("docker://{addr}/team/tool:1.0")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, c.tool_manifest);
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--override-arch", "amd64", "--override-os", "linux"])
+        .arg(format!("docker://{addr}/team/app:1.0"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["Digest"], format!("sha256:{index_hex}"), "{inspected}");
+    let pulled = root.join("pulled");
+    for (name, manifest) in [
+        ("team/app:1.0".to_owned(), &c.amd_manifest),
+        ("team/tool:1.0".to_owned(), &c.tool_manifest),
+        (format!("team/tool:sha256-{tool_hex}.sig"), &c.sig_manifest),
+    ] {
+        let from = format!("docker://{addr}/{name}");
+        let to = format!("oci:{}:{}", pulled.display(), sha(name.as_bytes()));
+        skopeo(&[
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            "--override-arch",
+            "amd64",
+            "--override-os",
+            "linux",
+            &from,
+            &to,
+        ]);
+        let index: serde_json::Value = serde_json::from_slice(&fs::read(pulled.join("index.json")).unwrap()).unwrap();
+        let got = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == sha(name.as_bytes()));
+        let got_hex = got.unwrap()["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
+        let doc = fs::read(pulled.join("blobs/sha256").join(&got_hex)).unwrap();
+        assert_eq!(
+            got_hex,
+            sha(manifest),
+            "{name}: {} vs {}",
+            String::from_utf8_lossy(&doc),
+            String::from_utf8_lossy(manifest)
+        );
+    }
+    for blob in &c.blobs {
+        assert_eq!(fs::read(pulled.join("blobs/sha256").join(sha(blob))).unwrap(), *blob);
+    }
+    podman_pulls(root, &addr, &c.index);
+    server.stop().unwrap();
+
+    // A site registry that checks indexes (distribution does) refuses one whose other platforms were not carried.
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry(&root.join("site"));
+    let out = airlock_push(&c.mirror, &format!("http://{}", site.host), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = one_line(&out.stderr);
+    assert!(
+        line.contains("platforms that were not carried (linux/arm64)") && line.contains("--oci-all-platforms"),
+        "{line}"
+    );
+}
+
+/// `podman pull` from airlock serve, where podman runs here: the image it
+/// names by `manifest`'s digest (the index it pulled through).
+/// Its storage is a folder of the test's own, so nothing is left behind.
+fn podman_pulls(root: &Path, addr: &str, manifest: &[u8]) {
+    let podman = || {
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root").arg(root.join("podman-root")).arg("--runroot").arg(root.join("podman-run"));
+        cmd.args(["--storage-driver", "vfs"]);
+        cmd
+    };
+    let runs = podman().args(["info"]).output().is_ok_and(|o| o.status.success());
+    if !runs {
+        skip("podman does not run here (apt-get install podman; it needs user namespaces or root)");
+        return;
+    }
+    let reference = format!("{addr}/team/app:1.0");
+    let out = podman()
+        .args(["pull", "--quiet", "--tls-verify=false", "--arch", "amd64", "--os", "linux", &reference])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podman pull: {}", String::from_utf8_lossy(&out.stderr));
+    let out = podman().args(["image", "inspect", "--format", "{{.Digest}}", &reference]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("sha256:{}", sha(manifest)), "{out:?}");
+}
+
+fn airlock_push(mirror: &Path, registry: &str, extra: &[&str]) -> std::process::Output {
+    airlock()
+        .args(["push", "--mirror"])
+        .arg(mirror)
+        .args(["--registry", registry, "--retries", "0"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn inspect_raw(reference: &str) -> Vec<u8> {
+    let out = Command::new("skopeo").args(["inspect", "--tls-verify=false", "--raw", reference]).output().unwrap();
+    assert!(out.status.success(), "skopeo inspect {reference}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn airlock_push_fills_a_site_registry_with_images_and_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(c) = carried(root, true) else { return };
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry(&root.join("site"));
+    let tool_hex = sha(&c.tool_manifest);
+
+    let out = airlock_push(&c.mirror, &site.host, &["--plain-http"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("{}/team/app -> {}/team/app", c.host, site.host)), "{stdout}");
+    // The layer app and tool share is uploaded once and mounted into the other repository.
+    assert!(
+        stdout.contains(&format!("{} blobs uploaded", c.blobs.len())) && stdout.contains(", 1 mounted"),
+        "{stdout}"
+    );
+    // app's index and its two platforms' manifests, tool's manifest and its signature.
+    assert!(stdout.contains("5 manifests uploaded, 0 already there; 3 tags set"), "{stdout}");
+
+    // The site registry serves what was carried, byte for byte, signature included.
+    let s = &site.host;
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/app:1.0")), c.index);
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:1.0")), c.tool_manifest);
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:sha256-{tool_hex}.sig")), c.sig_manifest);
+    let pulled = root.join("from-site");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--src-tls-verify=false",
+        "--override-arch",
+        "amd64",
+        "--override-os",
+        "linux",
+        &format!("docker://{s}/team/app:1.0"),
+        &format!("oci:{}:app", pulled.display()),
+    ]);
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(pulled.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"][0]["digest"], format!("sha256:{}", sha(&c.amd_manifest)));
+    for blob in [&c.blobs[0], &c.blobs[1], &c.blobs[2]] {
+        assert_eq!(fs::read(pulled.join("blobs/sha256").join(sha(blob))).unwrap(), *blob);
+    }
+
+    // A second push uploads nothing.
+    let out = airlock_push(&c.mirror, &format!("http://{s}"), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 blobs uploaded (0 bytes)") && stdout.contains("0 manifests uploaded"), "{stdout}");
+    assert!(stdout.contains("0 tags set"), "{stdout}");
+
+    // Only what --images names, under a prefix of the site's.
+    let out = airlock_push(&c.mirror, &format!("http://{s}/mirror"), &["--images", &format!("{}/team/tool", c.host)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(inspect_raw(&format!("docker://{s}/mirror/team/tool:1.0")), c.tool_manifest);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pushed 1 repositories (2 tags)") && stdout.contains("4 blobs uploaded"), "{stdout}");
+
+    // Each failure is one line with its exit code.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    for (what, registry, extra, code, expect) in [
+        ("unreachable", format!("http://{closed}"), vec![], 2, "check the registry address".to_owned()),
+        (
+            "not in the mirror",
+            format!("http://{s}"),
+            vec!["--images", "elsewhere.example/*"],
+            2,
+            "matches no image".into(),
+        ),
+        ("a bad address", "Site:x".into(), vec![], 2, "write HOST[:PORT]".into()),
+    ] {
+        let extra: Vec<&str> = extra.iter().map(|s| &**s).collect();
+        let out = airlock_push(&c.mirror, &registry, &extra);
+        assert_eq!(out.status.code(), Some(code), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(&expect), "{what}: {line}");
+    }
+    let out = airlock_push(&root.join("nowhere"), &s.clone(), &["--plain-http"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out.stderr).contains("not an airlock mirror"), "{}", one_line(&out.stderr));
+    // A layer changed on disk in the mirror is refused, not pushed.
+    let layer = c.mirror.join("oci/blobs/sha256").join(sha(&c.blobs[1]));
+    let mut bytes = fs::read(&layer).unwrap();
+    bytes[0] ^= 1;
+    fs::remove_file(&layer).unwrap();
+    fs::write(&layer, bytes).unwrap();
+    let out = airlock_push(&c.mirror, &format!("http://{s}/fresh"), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("does not match its digest"), "{}", one_line(&out.stderr));
+    let listed = http().get(&format!("http://{s}/v2/fresh/team/app/tags/list")).call().unwrap();
+    assert_ne!(listed.status(), 200, "nothing tagged after the refusal");
+}
+
+/// bcrypt (cost 4, so each request's check is quick) of [`PASSWORD`], for docker-registry's htpasswd.
+const HTPASSWD: &str = "alice:$2b$04$AWndB1M5RxzxNVmx0mrYQeTjNp4EiAS53j63.tOsJQ2LdXvPV616G\n";
+const PASSWORD: &str = "s3cret-pw";
+
+fn b64url(data: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+}
+
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// A token service as distribution's `auth: token:` expects one: a JWT
+/// (ES256, the signing certificate in `x5c`) granting what each `scope`
+/// asks, for `alice` with [`PASSWORD`] only. Returns its realm URL; it
+/// runs until the test process ends. `issued` counts the tokens.
+fn token_service(dir: &Path, issued: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> (String, PathBuf) {
+    use p256::pkcs8::EncodePrivateKey as _;
+    let key = SigningKey::from_slice(&[0x23; 32]).unwrap();
+    let der = key.to_pkcs8_der().unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
+    fs::write(dir.join("token.key"), format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"))
+        .unwrap();
+    let cert = dir.join("token.crt");
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-new", "-days", "2", "-subj", "/CN=airlock-test-token", "-key"])
+        .arg(dir.join("token.key"))
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    let x5c: String = fs::read_to_string(&cert).unwrap().lines().filter(|l| !l.starts_with("-----")).collect();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let realm = format!("http://{}/token", listener.local_addr().unwrap());
+    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("alice:{PASSWORD}")));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && std::io::Read::read(&mut stream, &mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
+            let authorized = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == expected);
+            let reply = if authorized {
+                let query = target.split_once('?').map_or("", |(_, q)| q);
+                let mut access = Vec::new();
+                for pair in query.split('&') {
+                    if let Some(scope) = pair.strip_prefix("scope=") {
+                        let scope = percent_decoded(scope);
+                        let mut parts = scope.rsplitn(2, ':');
+                        let actions: Vec<&str> = parts.next().unwrap().split(',').collect();
+                        let name = parts.next().unwrap().strip_prefix("repository:").unwrap_or_default().to_owned();
+                        access.push(json!({ "type": "repository", "name": name, "actions": actions }));
+                    }
+                }
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                let header = json!({ "typ": "JWT", "alg": "ES256", "x5c": [x5c] });
+                let n = issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let claims = json!({
+                    "iss": "airlock-test-issuer", "sub": "alice", "aud": "airlock-test",
+                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("token-{n}"), "access": access,
+                });
+                let input =
+                    format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
+                let signature: Signature = key.sign(input.as_bytes());
+                let token = format!("{input}.{}", b64url(&signature.to_bytes()));
+                let body = json!({ "token": token, "expires_in": 300 }).to_string();
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+            };
+            let _ = std::io::Write::write_all(&mut stream, reply.as_bytes());
+        }
+    });
+    (realm, cert)
+}
+
+/// The airlock command with only `auth_file` to find credentials in.
+fn with_auth(auth_file: Option<&Path>, home: &Path) -> assert_cmd::Command {
+    let mut cmd = airlock();
+    cmd.env("HOME", home).env_remove("XDG_RUNTIME_DIR").env_remove("DOCKER_CONFIG");
+    match auth_file {
+        Some(file) => cmd.env("REGISTRY_AUTH_FILE", file),
+        None => cmd.env_remove("REGISTRY_AUTH_FILE"),
+    };
+    cmd
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn registries_that_ask_for_a_login_basic_or_bearer_token() {
+    if !have("docker-registry") || !have("skopeo") || !have("openssl") {
+        skip("docker-registry, skopeo and openssl are not installed (apt-get install docker-registry skopeo openssl)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let home = root.join("home");
+    fs::create_dir_all(&home).unwrap();
+    // Upstream: htpasswd (Basic). Site: bearer tokens from the loopback token service.
+    fs::create_dir_all(root.join("up")).unwrap();
+    fs::write(root.join("htpasswd"), HTPASSWD).unwrap();
+    let upstream = start_registry_with(
+        &root.join("up"),
+        &format!("auth:\n  htpasswd:\n    realm: airlock-test\n    path: {}\n", root.join("htpasswd").display()),
+    );
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (realm, cert) = token_service(root, std::sync::Arc::clone(&issued));
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry_with(
+        &root.join("site"),
+        &format!(
+            "auth:\n  token:\n    realm: {realm}\n    service: airlock-test\n    issuer: airlock-test-issuer\n    rootcertbundle: {}\n",
+            cert.display()
+        ),
+    );
+    let (up, s) = (&upstream.host, &site.host);
+    let creds = format!("alice:{PASSWORD}");
+
+    // One image upstream, pushed with skopeo's own login.
+    let mut layout = Layout::new(root.join("layout"));
+    let (d, manifest) = image(&layout, "amd64", &[&tar_of("a.txt", b"behind a login\n")]);
+    layout.tag(d, "app");
+    let from = format!("oci:{}:app", layout.dir.display());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &from,
+        &format!("docker://{up}/team/app:1.0"),
+    ]);
+
+    // The auth files as podman and docker write them.
+    let pair = base64::engine::general_purpose::STANDARD.encode(&creds);
+    let auth = root.join("auth.json");
+    fs::write(&auth, json!({ "auths": { up: { "auth": pair }, s: { "auth": pair } } }).to_string()).unwrap();
+    let wrong = root.join("wrong.json");
+    let bad = base64::engine::general_purpose::STANDARD.encode("alice:not-it");
+    fs::write(&wrong, json!({ "auths": { up: { "auth": bad }, s: { "auth": bad } } }).to_string()).unwrap();
+
+    // Export through Basic: without credentials, with wrong ones, then with the auth file.
+    fs::write(root.join("images.txt"), format!("{up}/team/app:1.0\n")).unwrap();
+    let (key, public) = keygen(root, "op");
+    let bundle = root.join("images.airlock");
+    let export = |auth_file: Option<&Path>| {
+        with_auth(auth_file, &home)
+            .args(["export", "--quiet", "--oci-images"])
+            .arg(root.join("images.txt"))
+            .args(["--oci-plain-http", up, "--retries", "0", "--cache"])
+            .arg(root.join("cache"))
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(&bundle)
+            .output()
+            .unwrap()
+    };
+    for (file, expect) in
+        [(None, "asks for credentials and none are filed"), (Some(wrong.as_path()), "refused the credentials")]
+    {
+        let out = export(file);
+        assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect) && !line.contains(PASSWORD), "{line}");
+        assert!(!bundle.exists());
+    }
+    let out = export(Some(&auth));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mirror = root.join("mirror");
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+
+    // Push through bearer tokens: refused without or with wrong credentials, then accepted.
+    let push = |auth_file: Option<&Path>| {
+        with_auth(auth_file, &home)
+            .args(["push", "--plain-http", "--retries", "0", "--mirror"])
+            .arg(&mirror)
+            .args(["--registry", s])
+            .output()
+            .unwrap()
+    };
+    let out = push(None);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("asks for credentials"), "{}", one_line(&out.stderr));
+    let out = push(Some(&wrong));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("refused the credentials"), "{}", one_line(&out.stderr));
+    let before = issued.load(std::sync::atomic::Ordering::SeqCst);
+    let out = push(Some(&auth));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("2 blobs uploaded"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(issued.load(std::sync::atomic::Ordering::SeqCst) > before, "the push used a token");
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw", "--creds", &creds, &format!("docker://{s}/team/app:1.0")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, manifest);
+
+    // Export through bearer tokens too: the site registry as an upstream, blobs fetched through the cache with the token.
+    fs::write(root.join("site-images.txt"), format!("{s}/team/app:1.0\n")).unwrap();
+    let again = root.join("again.airlock");
+    let out = with_auth(Some(&auth), &home)
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("site-images.txt"))
+        .args(["--oci-plain-http", s, "--retries", "0", "--cache"])
+        .arg(root.join("cache2"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let entries = hostile::open(&again).manifest.entries;
+    assert_eq!(entries.len(), 3, "the manifest, its config and its layer");
 }

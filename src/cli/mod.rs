@@ -18,6 +18,7 @@ mod inspect;
 mod keygen;
 mod keys;
 mod policy;
+mod push;
 mod serve;
 mod sign;
 mod status;
@@ -86,6 +87,7 @@ pub enum Command {
     Gc(gc::GcArgs),
     Policy(policy::PolicyArgs),
     Serve(serve::ServeArgs),
+    Push(push::PushArgs),
 }
 
 /// The clap definition, for man pages and completion.
@@ -148,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => args.run(&out),
         Command::Policy(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
+        Command::Push(args) => args.run(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

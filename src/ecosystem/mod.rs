@@ -77,6 +77,13 @@ pub trait Ecosystem: Sync {
         let _ = (route, folder);
         http::Response::status(404)
     }
+    /// A top-level path segment the ecosystem's clients ask for besides
+    /// `/NAME/` because their protocol fixes it (the distribution API's
+    /// `v2`): `airlock serve` hands `GET /SEGMENT/...` to [`Ecosystem::route`]
+    /// as it does `/NAME/...`.
+    fn api_root(&self) -> Option<&'static str> {
+        None
+    }
     /// The URL its clients are pointed at when `airlock serve` listens on
     /// `base` (`http://HOST:PORT`), for the banner and the `--json` report;
     /// `None` when its clients need no URL of their own.

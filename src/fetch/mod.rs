@@ -150,6 +150,66 @@ impl Client {
         }
     }
 
+    /// Sends `method` to `url` with `headers` and `payload`, retrying
+    /// transient failures as [`Client::get`] does (a streamed payload is
+    /// opened afresh for each attempt). Returns the status, the response
+    /// headers and a body reader: for protocols that read headers or
+    /// write (the distribution API's uploads).
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
+    ) -> Result<Reply, HttpError> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(method, url, headers, payload);
+            let transient = match &outcome {
+                Ok(reply) => reply.status == 429 || (500..600).contains(&reply.status),
+                Err(_) => true,
+            };
+            if !transient || attempt >= self.retries {
+                return outcome;
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(250 * 2u64.pow(attempt)));
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
+    ) -> Result<Reply, HttpError> {
+        let transport = |e: &dyn std::fmt::Display| HttpError::Transport(e.to_string());
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let outcome = match payload {
+            Payload::Empty => self.agent.run(request.body(()).map_err(|e| transport(&e))?),
+            Payload::Bytes(bytes) => self.agent.run(request.body(*bytes).map_err(|e| transport(&e))?),
+            Payload::Stream(open, length) => {
+                let reader = open().map_err(|e| transport(&e))?;
+                let body = ureq::SendBody::from_owned_reader(reader);
+                let request = request.header("Content-Length", length.to_string());
+                self.agent.run(request.body(body).map_err(|e| transport(&e))?)
+            }
+        };
+        let response = outcome.map_err(|e| transport(&e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .collect();
+        let body = SlowGuard::new(response.into_body().into_reader(), self.grace);
+        Ok(Reply { status, headers, body: Box::new(body) })
+    }
+
     /// GETs a metadata document of at most `cap` bytes. 404 is `Ok(None)`.
     pub fn get_document(&self, url: &str, accept: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         let (status, body) =
@@ -169,6 +229,37 @@ impl Client {
             )));
         }
         Ok(Some(out))
+    }
+}
+
+/// A request body for [`Client::send`].
+pub enum Payload<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    /// A body of a known length, streamed; `open` gives a fresh reader for each attempt.
+    Stream(&'a (dyn Fn() -> std::io::Result<Box<dyn Read + Send + 'static>> + Sync), u64),
+}
+
+/// A response of [`Client::send`]: status, headers, body.
+pub struct Reply {
+    pub status: u16,
+    headers: Vec<(String, String)>,
+    pub body: Box<dyn Read + Send>,
+}
+
+impl Reply {
+    /// The first header `name` (case-insensitive).
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body, read to its end, of at most `cap` bytes (more is cut off).
+    #[must_use]
+    pub fn text(self, cap: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.body.take(cap).read_to_end(&mut out);
+        out
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Request {
     pub(super) target: String,
     host: Option<String>,
     accept: String,
+    /// `Range`, for a route that serves byte ranges.
+    range: Option<String>,
     /// The connection's local address, the fallback for a missing Host.
     local: SocketAddr,
 }
@@ -32,6 +34,12 @@ impl Request {
     pub fn accepts(&self, content_type: &str) -> bool {
         self.accept.contains(content_type)
     }
+
+    /// The `Range` header, if one was sent.
+    #[must_use]
+    pub fn range(&self) -> Option<&str> {
+        self.range.as_deref()
+    }
 }
 
 /// Only what can be a host name, IP literal and port, so nothing else reaches the JSON we write.
@@ -40,6 +48,9 @@ fn valid_host(host: &str) -> bool {
         && host.len() <= 255
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
 }
+
+/// The first byte of a TLS record carrying a handshake; no HTTP method starts with it.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 pub(super) enum HeadRead {
     Complete(Vec<u8>),
@@ -63,6 +74,10 @@ pub(super) fn read_head(stream: &mut TcpStream, deadline: Instant) -> HeadRead {
         }
         match stream.read(&mut chunk) {
             Ok(0) => return if head.is_empty() { HeadRead::Nothing } else { HeadRead::Partial },
+            // A TLS handshake (a client trying HTTPS first, as skopeo and
+            // podman do for a registry they may not verify) is closed at once,
+            // so the client falls back to plain HTTP without waiting out the timeout.
+            Ok(_) if head.is_empty() && chunk[0] == TLS_HANDSHAKE => return HeadRead::Nothing,
             Ok(n) => head.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
@@ -104,6 +119,7 @@ pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
         target: parts.get(1).filter(|t| !t.is_empty()).unwrap_or(&"-").to_string(),
         host: None,
         accept: String::new(),
+        range: None,
         local,
     };
     let well_formed = parts.len() == 3
@@ -133,6 +149,8 @@ pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
                 request.accept.push_str(", ");
             }
             request.accept.push_str(value);
+        } else if name.eq_ignore_ascii_case("range") && request.range.is_none() {
+            request.range = Some(value.to_owned());
         }
     }
     (request, true)

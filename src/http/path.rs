@@ -47,6 +47,12 @@ impl<'a> Route<'a> {
         !self.dir && self.below(path).is_some_and(<[&str]>::is_empty)
     }
 
+    /// The query string (after `?`, still encoded), if there is one.
+    #[must_use]
+    pub fn query(&self) -> Option<&'a str> {
+        self.query
+    }
+
     /// `http://HOST` for URLs that point back at this server.
     #[must_use]
     pub fn base(&self) -> String {

@@ -26,7 +26,7 @@ pub fn content_type(name: &str) -> &'static str {
 
 pub struct Response {
     status: u16,
-    content_type: &'static str,
+    content_type: std::borrow::Cow<'static, str>,
     headers: Vec<(&'static str, String)>,
     body: Body,
 }
@@ -35,11 +35,14 @@ pub(super) enum Body {
     Bytes(Vec<u8>),
     /// A regular file and its length when opened.
     File(File, u64),
+    /// Part of a regular file: the file (positioned at the part's start),
+    /// that start, and the part's length.
+    Part(File, u64, u64),
 }
 
 impl Response {
     pub(super) fn with_body(status: u16, content_type: &'static str, body: Body) -> Self {
-        Response { status, content_type, headers: Vec::new(), body }
+        Response { status, content_type: content_type.into(), headers: Vec::new(), body }
     }
 
     #[must_use]
@@ -63,6 +66,14 @@ impl Response {
         }
     }
 
+    /// The same response with a content type only known at run time (a
+    /// document's own media type).
+    #[must_use]
+    pub fn typed(mut self, content_type: String) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+
     #[must_use]
     pub fn header(mut self, name: &'static str, value: String) -> Self {
         self.headers.push((name, value));
@@ -79,7 +90,7 @@ impl Response {
     pub(super) fn send(self, stream: &mut TcpStream, head_only: bool) -> u64 {
         let length = match &self.body {
             Body::Bytes(bytes) => bytes.len() as u64,
-            Body::File(_, length) => *length,
+            Body::File(_, length) | Body::Part(_, _, length) => *length,
         };
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {length}\r\nConnection: close\r\n\
@@ -113,6 +124,15 @@ impl Response {
                     Err(_) => (&file).stream_position().unwrap_or(0),
                 }
             }
+            Body::Part(file, start, length) => {
+                if stream.write_all(&head).is_err() {
+                    return 0;
+                }
+                match io::copy(&mut (&file).take(length), stream) {
+                    Ok(sent) => sent,
+                    Err(_) => (&file).stream_position().unwrap_or(start).saturating_sub(start),
+                }
+            }
         }
     }
 }
@@ -120,12 +140,14 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Internal Server Error",

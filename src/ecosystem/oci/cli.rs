@@ -28,6 +28,9 @@ pub struct RegistryArgs {
     /// Platform an image index is carried for, OS/ARCH[/VARIANT]; repeatable [default: linux/amd64]
     #[arg(long, value_name = "PLATFORM")]
     pub oci_platform: Vec<String>,
+    /// Carry every platform an image index lists (instead of the --oci-platform ones)
+    #[arg(long)]
+    pub oci_all_platforms: bool,
     /// Speak plain HTTP to this registry (HOST:PORT), for a loopback test registry; repeatable
     #[arg(long, value_name = "HOST:PORT")]
     pub oci_plain_http: Vec<String>,
@@ -41,6 +44,7 @@ pub fn images(lock: &LockArgs, registry: &RegistryArgs, config: &OciConfig) -> I
     Images {
         lists: config.images.iter().chain(&lock.oci_images).cloned().collect(),
         platforms: if platforms.is_empty() { vec!["linux/amd64".to_owned()] } else { platforms },
+        all_platforms: registry.oci_all_platforms || config.all_platforms,
         plain_http: config.plain_http.iter().chain(&registry.oci_plain_http).cloned().collect(),
     }
 }

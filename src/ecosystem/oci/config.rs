@@ -14,6 +14,9 @@ pub struct OciConfig {
     /// `OS/ARCH[/VARIANT]` carried from an image index.
     #[serde(default)]
     pub platforms: Vec<String>,
+    /// Carry every platform of an image index.
+    #[serde(default)]
+    pub all_platforms: bool,
     /// Registries (`HOST:PORT`) spoken to over plain HTTP.
     #[serde(default)]
     pub plain_http: Vec<String>,

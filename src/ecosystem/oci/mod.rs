@@ -17,11 +17,16 @@
 //! An entry's path is its own sha256, so two claims of one path are claims
 //! of the same bytes: every path here is shared.
 
+mod auth;
 pub mod cli;
+mod client;
 pub mod config;
 mod evidence;
+pub mod layout;
 pub mod lockfile;
 mod policy;
+pub mod push;
+mod serve;
 pub mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -127,6 +132,14 @@ impl Ecosystem for Oci {
             ));
         }
         evidence::verify(entry, trust, id)
+    }
+
+    fn route(&self, route: &crate::http::Route<'_>, folder: &crate::http::Folder<'_>) -> crate::http::Response {
+        serve::route(route, folder)
+    }
+
+    fn api_root(&self) -> Option<&'static str> {
+        Some("v2")
     }
 
     fn check_together(&self, entries: &[&Entry]) -> Result<(), String> {

@@ -5,8 +5,11 @@
 //! against it while it streams.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
+use super::client::{Access, Session};
 use super::lockfile::{self, ImageRef};
 use super::{
     INDEX_TYPES, MANIFEST_TYPES, NAME, blob_rel_path, blobs_of, media_type, parse_index, parse_manifest, sha256_hex,
@@ -14,7 +17,7 @@ use super::{
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry};
 use crate::ecosystem::{Pinned, Source};
 use crate::error::{Error, Result};
-use crate::fetch::{Digests, parallel};
+use crate::fetch::{Digests, HttpError, Payload, parallel};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
@@ -31,6 +34,8 @@ pub struct Images {
     pub lists: Vec<PathBuf>,
     /// `OS/ARCH[/VARIANT]` carried from an index.
     pub platforms: Vec<String>,
+    /// Carry every platform of an index (`--oci-all-platforms`).
+    pub all_platforms: bool,
     /// Registries spoken to over plain HTTP.
     pub plain_http: Vec<String>,
 }
@@ -66,7 +71,7 @@ impl Pinned for Refs<'_> {
         if self.refs.is_empty() {
             return Ok(Vec::new());
         }
-        let registry = Registry { ctx, images: self.source };
+        let registry = Registry { ctx, images: self.source, sessions: Mutex::new(BTreeMap::new()) };
         let resolved = parallel(&self.refs, ctx.jobs, |r| registry.resolve(r))?;
         let images = merge(resolved)?;
         let mut artifacts = parallel(&images, ctx.jobs, |image| registry.image(image))?;
@@ -139,9 +144,60 @@ fn merge(resolved: Vec<Resolved>) -> Result<Vec<Image>> {
 struct Registry<'a, 'c> {
     ctx: &'a FetchContext<'c>,
     images: &'a Images,
+    /// One session (credentials, tokens) per registry host.
+    sessions: Mutex<BTreeMap<String, Arc<Session<'c>>>>,
 }
 
-impl Registry<'_, '_> {
+/// A repository's registry host and its path there.
+fn split(repository: &str) -> (&str, &str) {
+    repository.split_once('/').unwrap_or((repository, ""))
+}
+
+impl<'c> Registry<'_, 'c> {
+    /// The session with `repository`'s registry, and the repository's path there.
+    fn session<'r>(&self, repository: &'r str) -> Result<(Arc<Session<'c>>, &'r str)> {
+        let (host, path) = split(repository);
+        let mut sessions = self.sessions.lock().expect("no thread panics holding the sessions");
+        if let Some(session) = sessions.get(host) {
+            return Ok((Arc::clone(session), path));
+        }
+        let plain = self.images.plain_http.iter().any(|h| h == host);
+        let session = Arc::new(Session::new(self.ctx.client, host, plain)?);
+        sessions.insert(host.to_owned(), Arc::clone(&session));
+        Ok((session, path))
+    }
+
+    /// A small document of `repository` (a manifest, a signature's blob),
+    /// authenticated as the registry asks; `None` on 404.
+    fn document(&self, repository: &str, url: &str, accept: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        let (session, path) = self.session(repository)?;
+        let reply = session.send(path, Access::Pull, "GET", url, &[("Accept", accept.to_owned())], &Payload::Empty)?;
+        match reply.status {
+            200 => {}
+            404 | 410 => return Ok(None),
+            other => return Err(session.unreachable(url, &HttpError::Status(other))),
+        }
+        let mut out = Vec::new();
+        reply
+            .body
+            .take(cap + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| session.unreachable(url, &HttpError::Transport(e.to_string())))?;
+        if out.len() as u64 > cap {
+            return Err(Error::Usage(format!(
+                "{url}: the registry sent more than {cap} bytes for a manifest; check the registry URL"
+            )));
+        }
+        Ok(Some(out))
+    }
+
+    /// The headers a cached GET of `repository` needs: its token, fetched first if the registry wants one.
+    fn auth_headers(&self, repository: &str) -> Result<Vec<(&'static str, String)>> {
+        let (session, path) = self.session(repository)?;
+        session.authorize(path, Access::Pull)?;
+        Ok(session.auth_headers(path))
+    }
+
     /// `https://HOST/v2/PATH/`, or `http://` for a host named by --oci-plain-http.
     fn base(&self, repository: &str) -> String {
         let (host, path) = repository.split_once('/').unwrap_or((repository, ""));
@@ -153,7 +209,7 @@ impl Registry<'_, '_> {
     /// A manifest by tag or digest; `None` on 404.
     fn manifest(&self, repository: &str, reference: &str) -> Result<Option<(String, Vec<u8>)>> {
         let url = format!("{}/manifests/{reference}", self.base(repository));
-        let body = self.ctx.client.get_document(&url, &accept(), MAX_MANIFEST)?;
+        let body = self.document(repository, &url, &accept(), MAX_MANIFEST)?;
         Ok(body.map(|b| (url, b)))
     }
 
@@ -189,7 +245,9 @@ impl Registry<'_, '_> {
             }
             Ok(())
         };
-        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &[("Accept", accept())], &check)?;
+        let mut headers = vec![("Accept", accept())];
+        headers.extend(self.auth_headers(&image.repository)?);
+        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &headers, &check)?;
         let top = std::fs::read(&cached.path).map_err(|e| Error::io(&cached.path, e))?;
         let media = media_type(&top).map_err(|m| Error::Usage(format!("{id}: {m}")))?;
         let mut e =
@@ -215,17 +273,18 @@ impl Registry<'_, '_> {
         let mut docs = Vec::new();
         let mut offered = Vec::new();
         for d in index.manifests() {
-            let Some(platform) = d.platform() else { continue };
-            let mut name = format!("{}/{}", platform.os(), platform.architecture());
-            if let Some(variant) = platform.variant() {
-                name = format!("{name}/{variant}");
-            }
-            let wanted = self
-                .images
-                .platforms
-                .iter()
-                .any(|p| *p == name || (p.matches('/').count() == 1 && name.starts_with(&format!("{p}/"))));
-            offered.push(name);
+            let name = d.platform().as_ref().map(|platform| match platform.variant() {
+                Some(variant) => format!("{}/{}/{variant}", platform.os(), platform.architecture()),
+                None => format!("{}/{}", platform.os(), platform.architecture()),
+            });
+            let wanted = self.images.all_platforms
+                || name.as_ref().is_some_and(|name| {
+                    self.images
+                        .platforms
+                        .iter()
+                        .any(|p| *p == *name || (p.matches('/').count() == 1 && name.starts_with(&format!("{p}/"))))
+                });
+            offered.extend(name);
             if !wanted {
                 continue;
             }
@@ -265,7 +324,7 @@ impl Registry<'_, '_> {
                 .as_digest_sha256()
                 .ok_or_else(|| Error::Usage(format!("{id}: its signature lists a blob without a sha256")))?;
             let url = format!("{}/blobs/sha256:{hex}", self.base(repository));
-            let body = self.ctx.client.get_document(&url, "*/*", 1 << 20)?;
+            let body = self.document(repository, &url, "*/*", 1 << 20)?;
             let body = body.ok_or_else(|| Error::Usage(format!("{id}: its signature's blob {url} is missing")))?;
             if sha256_hex(&body) != hex {
                 return Err(digest_mismatch(id, &format!("{url} is not the signature blob its manifest lists")));
@@ -289,7 +348,7 @@ impl Registry<'_, '_> {
             }
             Ok(())
         };
-        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &[], &check)?;
+        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &self.auth_headers(repository)?, &check)?;
         self.ctx.progress.advance(cached.digests.size);
         let mut e = entry(NAME, repository, "", blob_rel_path(hex), &cached);
         e.version = None;

@@ -1,0 +1,72 @@
+//! `airlock push`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Output;
+use crate::ecosystem::oci::push::{PushOptions, push};
+use crate::error::Result;
+use crate::fetch::Client;
+
+/// Push the mirror's container images, with their cosign signatures, into a registry of this site
+///
+/// Repositories keep their path without the registry they came from: registry.example/team/app:1 is
+/// REGISTRY[/PREFIX]/team/app:1. Blobs the registry already has are not uploaded again. Credentials
+/// come from $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json or ~/.docker/config.json
+/// (podman login / docker login write them). A registry that cannot be reached, refuses the login
+/// or the upload, or an --images pattern that matches nothing, is exit 2; a mirror file whose
+/// digest is wrong is exit 1.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The mirror folder (the one given to airlock import)
+    #[arg(long, value_name = "DIR")]
+    pub mirror: PathBuf,
+    /// The registry to push to: HOST[:PORT] or HOST[:PORT]/PREFIX (https:// by default, http:// for plain HTTP)
+    #[arg(long, value_name = "URL")]
+    pub registry: String,
+    /// Push only the carried repositories matching this pattern (registry.example/team/*); repeatable
+    #[arg(long, value_name = "PATTERN")]
+    pub images: Vec<String>,
+    /// Speak plain HTTP to the registry, for a loopback or test registry
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Seconds to wait for the registry before giving up on a request
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Times a failed request (connection error, 429, 5xx) is retried
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+}
+
+impl PushArgs {
+    pub fn run(&self, out: &Output) -> Result<()> {
+        let options = PushOptions {
+            mirror: self.mirror.clone(),
+            registry: self.registry.clone(),
+            images: self.images.clone(),
+            plain_http: self.plain_http,
+        };
+        let client = Client::new(Duration::from_secs(self.timeout), self.retries)?;
+        let report = push(&options, &client)?;
+        for (carried, target) in &report.repositories {
+            out.line(format!("{carried} -> {}/{target}", report.registry.split('/').next().unwrap_or_default()));
+        }
+        out.line(format!(
+            "pushed {} repositories ({} tags) to {}: {} blobs uploaded ({} bytes), {} mounted, {} already there; {} manifests uploaded, {} already there; {} tags set",
+            report.repositories.len(),
+            report.tags,
+            report.registry,
+            report.blobs_uploaded,
+            report.bytes_uploaded,
+            report.blobs_mounted,
+            report.blobs_present,
+            report.manifests_uploaded,
+            report.manifests_present,
+            report.tags_set
+        ));
+        out.report(&report);
+        Ok(())
+    }
+}
