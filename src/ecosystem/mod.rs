@@ -147,7 +147,7 @@ pub trait Ecosystem: Sync {
 /// The ecosystems `airlock serve` names to its user, in the order it names
 /// them (its banner and `--json` report). Every ecosystem with a
 /// [`Ecosystem::client_url`] belongs here.
-pub static SERVED: &[&dyn Ecosystem] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo];
+pub static SERVED: &[&dyn Ecosystem] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &debian::Debian, &oci::Oci];
 
 /// `pkg:KIND/NAME@VERSION`, each segment of `name` and the version
 /// percent-encoded ([`escape::url_segment`]), an npm scope's `@` too.

@@ -221,6 +221,11 @@ impl Ecosystem for Debian {
         serve::route(route, folder)
     }
 
+    /// What an apt source line names before `ARCHIVE SUITE COMPONENT`.
+    fn client_url(&self, base: &str) -> Option<String> {
+        Some(format!("{base}/{NAME}/"))
+    }
+
     /// A suite moves on: its channel's next bundle brings a newer InRelease
     /// and the index files it lists (never an older one: see
     /// [`check_no_rollback`]). A `.deb` never changes once published.

@@ -66,6 +66,25 @@ impl Ecosystem for Oci {
         NAME
     }
 
+    /// skopeo's and podman's form of the registry `airlock serve` is
+    /// (`docker://HOST:PORT/REPO:TAG`, the carried repository without its registry).
+    fn client_url(&self, base: &str) -> Option<String> {
+        let host = base.strip_prefix("http://").or_else(|| base.strip_prefix("https://")).unwrap_or(base);
+        Some(format!("docker://{host}/"))
+    }
+
+    /// `pkg:oci/NAME@sha256%3AHEX?repository_url=REGISTRY/PATH` for an
+    /// image (the purl spec's oci type: the last path segment as the name,
+    /// the digest as the version); configs and layers have none.
+    fn purl(&self, name: &str, version: &str, _path: &str) -> Option<String> {
+        if !version.starts_with("sha256:") {
+            return None;
+        }
+        let last = name.rsplit('/').next().unwrap_or(name);
+        let purl = super::purl(NAME, last, version);
+        Some(format!("{purl}?repository_url={}", crate::escape::url_path(name)))
+    }
+
     fn check_entry(&self, entry: &Entry) -> Result<(), String> {
         check_repository(&entry.name)?;
         let hex = entry.digests.get("sha256").map(|d| hex::encode(&d.0)).ok_or("an OCI entry carries its sha256")?;
@@ -407,6 +426,17 @@ pub fn blob_rel_path(hex: &str) -> RelPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn purls_and_the_client_address() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            Oci.purl("registry.example:5000/team/app", &digest, "blobs/sha256/x").unwrap(),
+            format!("pkg:oci/app@sha256%3A{}?repository_url=registry.example%3A5000/team/app", "ab".repeat(32))
+        );
+        assert_eq!(Oci.purl("registry.example/team/app", "", "blobs/sha256/x"), None);
+        assert_eq!(Oci.client_url("http://127.0.0.1:8080").unwrap(), "docker://127.0.0.1:8080/");
+    }
 
     #[test]
     fn repository_grammar() {
