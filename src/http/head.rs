@@ -13,6 +13,8 @@ pub struct Request {
     pub(super) target: String,
     host: Option<String>,
     accept: String,
+    /// The `Range` header, if any.
+    range: Option<String>,
     /// The connection's local address, the fallback for a missing Host.
     local: SocketAddr,
 }
@@ -31,6 +33,12 @@ impl Request {
     #[must_use]
     pub fn accepts(&self, content_type: &str) -> bool {
         self.accept.contains(content_type)
+    }
+
+    /// The `Range` header, for a route that answers ranges ([`super::Response::ranged`]).
+    #[must_use]
+    pub fn range(&self) -> Option<&str> {
+        self.range.as_deref()
     }
 }
 
@@ -104,6 +112,7 @@ pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
         target: parts.get(1).filter(|t| !t.is_empty()).unwrap_or(&"-").to_string(),
         host: None,
         accept: String::new(),
+        range: None,
         local,
     };
     let well_formed = parts.len() == 3
@@ -128,6 +137,8 @@ pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
         let value = value.trim();
         if name.eq_ignore_ascii_case("host") && request.host.is_none() {
             request.host = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("range") && request.range.is_none() {
+            request.range = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("accept") {
             if !request.accept.is_empty() {
                 request.accept.push_str(", ");

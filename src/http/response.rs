@@ -69,6 +69,41 @@ impl Response {
         self
     }
 
+    /// A 200 file response cut to a single `bytes=START-[END]` or
+    /// `bytes=-SUFFIX` range (206, or 416 when it is past the end);
+    /// anything else is answered whole, as RFC 9110 allows.
+    #[must_use]
+    pub fn ranged(mut self, range: Option<&str>) -> Self {
+        let (200, Some(spec), Body::File(file, length)) = (self.status, range, &mut self.body) else { return self };
+        let total = *length;
+        let Some((first, last)) = spec.trim().strip_prefix("bytes=").and_then(|r| r.split_once('-')) else {
+            return self;
+        };
+        let (start, end) = match (first.trim(), last.trim()) {
+            ("", suffix) => match suffix.parse::<u64>() {
+                Ok(n) if n > 0 => (total.saturating_sub(n), total.saturating_sub(1)),
+                _ => return self,
+            },
+            (start, "") => match start.parse::<u64>() {
+                Ok(s) => (s, total.saturating_sub(1)),
+                Err(_) => return self,
+            },
+            (start, end) => match (start.parse::<u64>(), end.parse::<u64>()) {
+                (Ok(s), Ok(e)) if s <= e => (s, e.min(total.saturating_sub(1))),
+                _ => return self,
+            },
+        };
+        if start >= total {
+            return Response::status(416).header("Content-Range", format!("bytes */{total}"));
+        }
+        if file.seek(io::SeekFrom::Start(start)).is_err() {
+            return Response::status(500);
+        }
+        *length = end - start + 1;
+        self.status = 206;
+        self.header("Content-Range", format!("bytes {start}-{end}/{total}"))
+    }
+
     /// The status code.
     #[must_use]
     pub fn code(&self) -> u16 {
@@ -120,11 +155,13 @@ impl Response {
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
+        206 => "Partial Content",
         301 => "Moved Permanently",
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
