@@ -255,8 +255,12 @@ fn model_sign(tools: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>, key: 
 }
 
 fn export(hub: &Hub, dir: &Path, key: &Path, out: &Path, model: &str) -> std::process::Output {
-    airlock()
-        .args(["export", "--quiet", "--hf-model", model, "--cache"])
+    export_in(hub, dir, key, out, model, None)
+}
+
+fn export_in(hub: &Hub, dir: &Path, key: &Path, out: &Path, model: &str, state: Option<&Path>) -> std::process::Output {
+    let mut cmd = airlock();
+    cmd.args(["export", "--quiet", "--hf-model", model, "--cache"])
         .arg(dir.join("cache"))
         .arg("--key")
         .arg(key)
@@ -264,9 +268,11 @@ fn export(hub: &Hub, dir: &Path, key: &Path, out: &Path, model: &str) -> std::pr
         .arg(out)
         .env("HF_ENDPOINT", &hub.base)
         .env("HF_TOKEN", "hf_secret")
-        .env("HF_HOME", dir.join("no-hf-home"))
-        .output()
-        .unwrap()
+        .env("HF_HOME", dir.join("no-hf-home"));
+    if let Some(state) = state {
+        cmd.arg("--state").arg(state);
+    }
+    cmd.output().unwrap()
 }
 
 fn policy(dir: &Path, public: &Path, extra: &str) -> PathBuf {
@@ -295,7 +301,8 @@ fn a_model_crosses_into_the_hub_cache_layout() {
     let files = model_files();
     let hub = Hub::start(files.clone());
     let bundle = root.join("model.airlock");
-    let out = export(&hub, root, &key, &bundle, REPO);
+    let state = root.join("state");
+    let out = export_in(&hub, root, &key, &bundle, REPO, Some(&state));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The token went to the hub's API and resolve routes, not to the CDN an LFS file redirected to.
     assert!(hub.auth_of("/api/").iter().all(|a| a.as_deref() == Some("Bearer hf_secret")));
@@ -323,6 +330,32 @@ fn a_model_crosses_into_the_hub_cache_layout() {
     }
     let tree: serde_json::Value = serde_json::from_slice(&fs::read(repo.join(format!("trees/{COMMIT}.json"))).unwrap()).unwrap();
     assert_eq!(tree["files"]["model.safetensors"]["lfs_sha256"], sha256(&files["model.safetensors"]));
+
+    // The next week's bundle of the channel: main moved to a new commit.
+    let newer = "9".repeat(40);
+    let mut moved = files.clone();
+    moved.insert("config.json".into(), br#"{"model_type":"tiny","hidden_size":128}"#.to_vec());
+    {
+        let mut state = hub.state.lock().unwrap();
+        state.files = moved.clone();
+        state.commit = newer.clone();
+    }
+    let next = root.join("next.airlock");
+    let out = export_in(&hub, root, &key, &next, REPO, Some(&state));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = import(&next, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(repo.join("refs/main")).unwrap(), newer.as_bytes());
+    assert_eq!(fs::read(repo.join("snapshots").join(&newer).join("config.json")).unwrap(), moved["config.json"]);
+    assert!(!repo.join("snapshots").join(COMMIT).exists(), "the channel dropped the old commit");
+    assert!(!repo.join(format!("trees/{COMMIT}.json")).exists());
+    assert!(repo.join("blobs").join(sha256(&files["model.safetensors"])).exists(), "the shared blob stays");
+    assert!(!repo.join("blobs").join(git_blob(&files["config.json"])).exists(), "the old config's blob went");
+    {
+        let mut state = hub.state.lock().unwrap();
+        state.files = files.clone();
+        state.commit = COMMIT.to_owned();
+    }
 
     // A hub whose bytes disagree with its own tree: the export refuses, one line, no bundle.
     hub.state.lock().unwrap().tamper = Some(("config.json".into(), br#"{"model_type":"evil","hidden_size":64}"#.to_vec()));
