@@ -45,13 +45,14 @@ fn git_blob(data: &[u8]) -> String {
 fn model_files() -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     files.insert("config.json".into(), br#"{"model_type":"tiny","hidden_size":64}"#.to_vec());
-    files.insert("tokenizer.json".into(), br#"{"version":"1.0","model":{"type":"WordLevel","vocab":{"a":0}}}"#.to_vec());
+    files
+        .insert("tokenizer.json".into(), br#"{"version":"1.0","model":{"type":"WordLevel","vocab":{"a":0}}}"#.to_vec());
     files.insert(".gitattributes".into(), b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n".to_vec());
-    let n = 3 << 20;
+    let n: u32 = 3 << 20;
     let header = format!(r#"{{"w":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#);
     let mut st = (header.len() as u64).to_le_bytes().to_vec();
     st.extend_from_slice(header.as_bytes());
-    st.extend((0..n).map(|i| (i * 7 % 251) as u8));
+    st.extend((0..n).map(|i: u32| (i * 7 % 251) as u8));
     files.insert("model.safetensors".into(), st);
     files
 }
@@ -137,50 +138,47 @@ fn serve(stream: TcpStream, state: &Mutex<HubState>, base: &str) -> std::io::Res
     let commit = state.answer_commit.clone().unwrap_or_else(|| real.clone());
     let api = format!("/api/models/{REPO}/");
     let resolve = format!("/{REPO}/resolve/{real}/");
-    let (status, extra, body): (u16, String, Vec<u8>) = if let Some(rev) =
-        target.strip_prefix(&format!("{api}revision/"))
-    {
-        let _ = rev;
-        let siblings: Vec<_> = state.files.keys().map(|p| json!({"rfilename": p})).collect();
-        (200, String::new(), serde_json::to_vec(&json!({"id": REPO, "sha": commit, "siblings": siblings})).unwrap())
-    } else if let Some(rest) = target.strip_prefix(&format!("{api}tree/{real}?recursive=true")) {
-        // Two pages: the folder-less files first, then the rest, with a directory item.
-        let items: Vec<_> = state.files.iter().map(|(p, d)| tree_item(p, d)).collect();
-        let half = items.len() / 2;
-        if rest.is_empty() {
-            let next = format!("{base}{api}tree/{real}?recursive=true&cursor=2");
-            (200, format!("Link: <{next}>; rel=\"next\"\r\n"), serde_json::to_vec(&items[..half]).unwrap())
+    let (status, extra, body): (u16, String, Vec<u8>) =
+        if let Some(rev) = target.strip_prefix(&format!("{api}revision/")) {
+            let _ = rev;
+            let siblings: Vec<_> = state.files.keys().map(|p| json!({"rfilename": p})).collect();
+            (200, String::new(), serde_json::to_vec(&json!({"id": REPO, "sha": commit, "siblings": siblings})).unwrap())
+        } else if let Some(rest) = target.strip_prefix(&format!("{api}tree/{real}?recursive=true")) {
+            // Two pages: the folder-less files first, then the rest, with a directory item.
+            let items: Vec<_> = state.files.iter().map(|(p, d)| tree_item(p, d)).collect();
+            let half = items.len() / 2;
+            if rest.is_empty() {
+                let next = format!("{base}{api}tree/{real}?recursive=true&cursor=2");
+                (200, format!("Link: <{next}>; rel=\"next\"\r\n"), serde_json::to_vec(&items[..half]).unwrap())
+            } else {
+                let mut page = items[half..].to_vec();
+                page.push(json!({"type": "directory", "oid": "f".repeat(40), "size": 0, "path": "sub"}));
+                (200, String::new(), serde_json::to_vec(&page).unwrap())
+            }
+        } else if let Some(path) = target.strip_prefix(&resolve) {
+            match state.files.get(path) {
+                Some(data) if is_lfs(path) => (302, format!("Location: {base}/cdn/{}\r\n", sha256(data)), Vec::new()),
+                Some(data) => {
+                    let served = match &state.tamper {
+                        Some((p, bytes)) if p == path => bytes.clone(),
+                        _ => data.clone(),
+                    };
+                    (200, String::new(), served)
+                }
+                None => (404, String::new(), b"{\"error\":\"Entry not found\"}".to_vec()),
+            }
+        } else if let Some(sha) = target.strip_prefix("/cdn/") {
+            let found = state.files.iter().find(|(_, d)| sha256(d) == sha).map(|(p, d)| (p.clone(), d.clone()));
+            match found {
+                Some((p, d)) => match &state.tamper {
+                    Some((tp, bytes)) if *tp == p => (200, String::new(), bytes.clone()),
+                    _ => (200, String::new(), d),
+                },
+                None => (404, String::new(), Vec::new()),
+            }
         } else {
-            let mut page = items[half..].to_vec();
-            page.push(json!({"type": "directory", "oid": "f".repeat(40), "size": 0, "path": "sub"}));
-            (200, String::new(), serde_json::to_vec(&page).unwrap())
-        }
-    } else if let Some(path) = target.strip_prefix(&resolve) {
-        match state.files.get(path) {
-            Some(data) if is_lfs(path) => {
-                (302, format!("Location: {base}/cdn/{}\r\n", sha256(data)), Vec::new())
-            }
-            Some(data) => {
-                let served = match &state.tamper {
-                    Some((p, bytes)) if p == path => bytes.clone(),
-                    _ => data.clone(),
-                };
-                (200, String::new(), served)
-            }
-            None => (404, String::new(), b"{\"error\":\"Entry not found\"}".to_vec()),
-        }
-    } else if let Some(sha) = target.strip_prefix("/cdn/") {
-        let found = state.files.iter().find(|(_, d)| sha256(d) == sha).map(|(p, d)| (p.clone(), d.clone()));
-        match found {
-            Some((p, d)) => match &state.tamper {
-                Some((tp, bytes)) if *tp == p => (200, String::new(), bytes.clone()),
-                _ => (200, String::new(), d),
-            },
-            None => (404, String::new(), Vec::new()),
-        }
-    } else {
-        (404, String::new(), b"{\"error\":\"Repository not found\"}".to_vec())
-    };
+            (404, String::new(), b"{\"error\":\"Repository not found\"}".to_vec())
+        };
     drop(state);
     let mut out = stream;
     write!(
@@ -192,11 +190,10 @@ fn serve(stream: TcpStream, state: &Mutex<HubState>, base: &str) -> std::io::Res
     out.flush()
 }
 
-/// The Python venv with huggingface_hub and model-signing, if there is one.
+/// The Python venv with `huggingface_hub` and `model-signing`, if there is one.
 fn pytools() -> Option<PathBuf> {
     let dir = std::env::var_os("AIRLOCK_PYTOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools"));
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools"), PathBuf::from);
     let python = dir.join("bin/python");
     let ok = Command::new(&python)
         .args(["-c", "import huggingface_hub, model_signing, OpenSSL"])
@@ -212,7 +209,12 @@ fn python(tools: &Path, script: &str, envs: &[(&str, &Path)]) -> String {
         cmd.env(k, v);
     }
     let out = cmd.output().unwrap();
-    assert!(out.status.success(), "python failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -286,7 +288,15 @@ fn policy(dir: &Path, public: &Path, extra: &str) -> PathBuf {
 }
 
 fn import(bundle: &Path, policy: &Path, mirror: &Path) -> std::process::Output {
-    airlock().args(["import", "--quiet"]).arg(bundle).arg("--policy").arg(policy).arg("--mirror").arg(mirror).output().unwrap()
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(bundle)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--mirror")
+        .arg(mirror)
+        .output()
+        .unwrap()
 }
 
 fn folder(mirror: &Path) -> PathBuf {
@@ -315,7 +325,11 @@ fn a_model_crosses_into_the_hub_cache_layout() {
     let entries: Vec<_> = parts.manifest.entries.iter().filter(|e| e.ecosystem == "huggingface").collect();
     assert_eq!(entries.len(), files.len());
     let head = entries.iter().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
-    assert!(head.missing.iter().any(|m| m.kind == "model-signature" && m.looked.ends_with("/model.sig")), "{:?}", head.missing);
+    assert!(
+        head.missing.iter().any(|m| m.kind == "model-signature" && m.looked.ends_with("/model.sig")),
+        "{:?}",
+        head.missing
+    );
 
     let mirror = root.join("mirror");
     let policy = policy(root, &public, "");
@@ -328,7 +342,8 @@ fn a_model_crosses_into_the_hub_cache_layout() {
         let etag = if is_lfs(path) { sha256(data) } else { git_blob(data) };
         assert_eq!(&fs::read(repo.join("blobs").join(etag)).unwrap(), data, "{path}");
     }
-    let tree: serde_json::Value = serde_json::from_slice(&fs::read(repo.join(format!("trees/{COMMIT}.json"))).unwrap()).unwrap();
+    let tree: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join(format!("trees/{COMMIT}.json"))).unwrap()).unwrap();
     assert_eq!(tree["files"]["model.safetensors"]["lfs_sha256"], sha256(&files["model.safetensors"]));
 
     // The next week's bundle of the channel: main moved to a new commit.
@@ -358,15 +373,15 @@ fn a_model_crosses_into_the_hub_cache_layout() {
     }
 
     // A hub whose bytes disagree with its own tree: the export refuses, one line, no bundle.
-    hub.state.lock().unwrap().tamper = Some(("config.json".into(), br#"{"model_type":"evil","hidden_size":64}"#.to_vec()));
+    hub.state.lock().unwrap().tamper =
+        Some(("config.json".into(), br#"{"model_type":"evil","hidden_size":64}"#.to_vec()));
     let bad = root.join("tampered.airlock");
     let out = export(&hub, &root.join("fresh"), &key, &bad, REPO);
     assert_eq!(out.status.code(), Some(2));
     let line = one_line(&out.stderr);
     assert!(line.contains("config.json") && line.contains("git blob id"), "{line}");
     assert!(!bad.exists());
-    hub.state.lock().unwrap().tamper =
-        Some(("model.safetensors".into(), vec![0u8; files["model.safetensors"].len()]));
+    hub.state.lock().unwrap().tamper = Some(("model.safetensors".into(), vec![0u8; files["model.safetensors"].len()]));
     let out = export(&hub, &root.join("fresh2"), &key, &bad, REPO);
     assert!(one_line(&out.stderr).contains("LFS oid"), "{}", String::from_utf8_lossy(&out.stderr));
     hub.state.lock().unwrap().tamper = None;
@@ -438,7 +453,12 @@ fn signed_model_verifies_and_the_real_clients_load_it() {
         .arg(&signer_pub)
         .output()
         .unwrap();
-    assert!(out.status.success(), "model-signing: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "model-signing: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // huggingface_hub against airlock serve, into a fresh cache.
     let server = airlock::serve::bind(&airlock::serve::ServeOptions {
@@ -465,7 +485,11 @@ fn signed_model_verifies_and_the_real_clients_load_it() {
     // A range, as the client asks when it resumes.
     let addr = server.local_addr();
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET /huggingface/{REPO}/resolve/main/model.safetensors HTTP/1.1\r\nHost: {addr}\r\nRange: bytes=8-15\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /huggingface/{REPO}/resolve/main/model.safetensors HTTP/1.1\r\nHost: {addr}\r\nRange: bytes=8-15\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
     let text = String::from_utf8_lossy(&answer);

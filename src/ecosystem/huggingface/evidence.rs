@@ -1,4 +1,4 @@
-//! A snapshot's evidence: the hub's listing (`hf-files`) and the OpenSSF
+//! A snapshot's evidence: the hub's listing (`hf-files`) and the `OpenSSF`
 //! model-signing signature (`model-signature`, the repository's
 //! `model.sig`), checked against the keys `[[huggingface.signers]]` pins.
 //!
@@ -77,7 +77,7 @@ pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> 
             "model signature carried, not checked: no [[huggingface.signers]] names this repository",
         ));
     }
-    let Some(signer) = governing.iter().find(|s| signed.verifies_with(&s.key)) else {
+    let Some(verified_by) = governing.iter().find(|s| signed.verifies_with(&s.key)) else {
         let keys = governing.iter().map(|s| s.label.as_str()).collect::<Vec<_>>().join(", ");
         return Err(refuse(format!(
             "its model signature does not verify with a key [[huggingface.signers]] pins for it ({keys})"
@@ -85,7 +85,7 @@ pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> 
     };
     let resources = signed.resources().map_err(refuse)?;
     covers(&resources, listing).map_err(refuse)?;
-    Ok(Provenance::text(format!("model signature by {} verified over {} files", signer.label, resources.len())))
+    Ok(Provenance::text(format!("model signature by {} verified over {} files", verified_by.label, resources.len())))
 }
 
 /// The statement's resources must be exactly the carried files less what the format ignores.
@@ -178,7 +178,8 @@ impl Signed {
             else {
                 return Err("its model signature lists a resource without a sha256 digest".into());
             };
-            let bytes = hex::decode(digest).map_err(|_| format!("its model signature's digest of {name} is not hex"))?;
+            let bytes =
+                hex::decode(digest).map_err(|_| format!("its model signature's digest of {name} is not hex"))?;
             root.update(&bytes);
             if resources.insert(name.to_owned(), digest.to_lowercase()).is_some() {
                 return Err(format!("its model signature lists {name} twice"));
@@ -189,7 +190,9 @@ impl Signed {
             return Err("its model signature's statement does not have one subject".into());
         };
         if subject["digest"]["sha256"].as_str() != Some(hex::encode(root.finalize()).as_str()) {
-            return Err("its model signature's statement is inconsistent (its subject is not its resources' digest)".into());
+            return Err(
+                "its model signature's statement is inconsistent (its subject is not its resources' digest)".into()
+            );
         }
         Ok(resources)
     }

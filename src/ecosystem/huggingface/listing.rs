@@ -74,7 +74,7 @@ impl Listing {
         serde_json::to_vec(&sorted).expect("a listing serializes")
     }
 
-    /// `trees/<commit>.json` as huggingface_hub's tree cache has it
+    /// `trees/<commit>.json` as `huggingface_hub`'s tree cache has it
     /// (`format_version` 1): the client then knows the snapshot is whole.
     #[must_use]
     pub fn tree_cache(&self) -> Vec<u8> {
@@ -146,6 +146,11 @@ mod tests {
         assert_eq!(tree["files"]["w.safetensors"]["lfs_sha256"], "c".repeat(64));
         assert_eq!(tree["files"]["config.json"]["blob_id"], "d".repeat(40));
         assert!(tree["files"]["config.json"].get("lfs_sha256").is_none());
-        assert!(Listing::parse(br#"{"repo":"a","commit":"b","files":[{"path":"x","size":1,"oid":"zz","sha256":"","lfs":false}]}"#).is_err());
+        assert!(
+            Listing::parse(
+                br#"{"repo":"a","commit":"b","files":[{"path":"x","size":1,"oid":"zz","sha256":"","lfs":false}]}"#
+            )
+            .is_err()
+        );
     }
 }

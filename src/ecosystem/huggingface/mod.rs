@@ -107,7 +107,7 @@ impl Repo {
         format!("{}--{}", self.kind.plural(), self.id.replace('/', "--"))
     }
 
-    /// The hub's URL prefix for downloads: `` (models) or `datasets/`.
+    /// The hub's URL prefix for downloads: empty (models) or `datasets/`.
     #[must_use]
     pub fn url_prefix(&self) -> &'static str {
         match self.kind {

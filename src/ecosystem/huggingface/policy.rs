@@ -77,7 +77,8 @@ impl Table for Huggingface {
                 )));
             };
             let path = base.join(&rule.key);
-            let pem = std::fs::read_to_string(&path).map_err(|e| Error::input(&path, "model-signing public key", &e))?;
+            let pem =
+                std::fs::read_to_string(&path).map_err(|e| Error::input(&path, "model-signing public key", &e))?;
             let key = parse_pem(&pem).map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
             signers.push(Signer { models: rule.models, key, label: rule.key });
         }
@@ -149,14 +150,26 @@ mod tests {
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         };
-        assert!(parse("[huggingface]\nrequire = [\"model-signature\"]\n").unwrap_err().contains("no [[huggingface.signers]]"));
         assert!(
-            parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\nkey = \"k.pub\"\nx = 1\n").unwrap_err().contains("unknown field")
+            parse("[huggingface]\nrequire = [\"model-signature\"]\n")
+                .unwrap_err()
+                .contains("no [[huggingface.signers]]")
         );
-        assert!(parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\nkey = \"missing.pub\"\n").unwrap_err().contains("missing.pub"));
+        assert!(
+            parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\nkey = \"k.pub\"\nx = 1\n")
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        assert!(
+            parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\nkey = \"missing.pub\"\n")
+                .unwrap_err()
+                .contains("missing.pub")
+        );
         std::fs::write(dir.path().join("bad.pub"), "nope").unwrap();
         assert!(
-            parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\nkey = \"bad.pub\"\n").unwrap_err().contains("not a PEM")
+            parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\nkey = \"bad.pub\"\n")
+                .unwrap_err()
+                .contains("not a PEM")
         );
         assert!(parse("[huggingface]\nrequire = [\"hf-files\"]\n").is_ok());
     }

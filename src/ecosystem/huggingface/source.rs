@@ -106,9 +106,7 @@ fn token() -> Option<String> {
     let file = env_nonempty("HF_TOKEN_PATH").map(PathBuf::from).or_else(|| {
         env_nonempty("HF_HOME")
             .map(PathBuf::from)
-            .or_else(|| {
-                env_nonempty("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("huggingface"))
-            })
+            .or_else(|| env_nonempty("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("huggingface")))
             .or_else(|| home().map(|h| h.join(".cache/huggingface")))
             .map(|h| h.join("token"))
     })?;
@@ -140,9 +138,7 @@ impl Pinned for Plan<'_> {
             let tree = self.tree(ctx, &wanted.repo, &commit, &id)?;
             let carried: Vec<&TreeFile> = tree.iter().filter(|f| self.selected(&f.path)).collect();
             if carried.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{id}: no file of the repository matches --hf-include/--hf-exclude"
-                )));
+                return Err(Error::Usage(format!("{id}: no file of the repository matches --hf-include/--hf-exclude")));
             }
             let mut files = parallel(&carried, ctx.jobs, |f| self.file(ctx, wanted, &commit, f, &id))?;
             files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
@@ -266,12 +262,18 @@ impl Plan<'_> {
         let label = format!("{id} {}", f.path);
         let check = |d: &Digests| {
             if d.size != f.size {
-                return Err(digest_mismatch(&label, &format!("the hub served {} bytes, its tree lists {}", d.size, f.size)));
+                return Err(digest_mismatch(
+                    &label,
+                    &format!("the hub served {} bytes, its tree lists {}", d.size, f.size),
+                ));
             }
             if let Some(lfs) = &f.lfs
                 && hex::encode(&d.sha256) != *lfs
             {
-                return Err(digest_mismatch(&label, "the hub served bytes whose sha256 is not the LFS oid its tree lists"));
+                return Err(digest_mismatch(
+                    &label,
+                    "the hub served bytes whose sha256 is not the LFS oid its tree lists",
+                ));
             }
             Ok(())
         };
@@ -279,18 +281,23 @@ impl Plan<'_> {
         ctx.progress.advance(cached.digests.size);
         let sha256 = hex::encode(&cached.digests.sha256);
         if f.lfs.is_none() {
-            let oid = listing::git_blob_id_of(&cached.path, cached.digests.size).map_err(|e| Error::io(&cached.path, e))?;
+            let oid =
+                listing::git_blob_id_of(&cached.path, cached.digests.size).map_err(|e| Error::io(&cached.path, e))?;
             if oid != f.oid {
                 // Out of the cache, so the next export fetches it again.
                 let _ = std::fs::remove_file(&cached.path);
-                return Err(digest_mismatch(&label, &format!("the hub served bytes whose git blob id is {oid}, its tree lists {}", f.oid)));
+                return Err(digest_mismatch(
+                    &label,
+                    &format!("the hub served bytes whose git blob id is {oid}, its tree lists {}", f.oid),
+                ));
             }
         }
         let path = format!("{}{}", snapshot_prefix(&wanted.repo, commit), f.path);
         let path = RelPath::new(&path).map_err(|m| Error::Usage(format!("{label}: {m}")))?;
         let mut e = entry(NAME, &wanted.repo.entry_name(), commit, path, &cached);
         e.source = Some(url);
-        let file = listing::File { path: f.path.clone(), size: f.size, oid: f.oid.clone(), sha256, lfs: f.lfs.is_some() };
+        let file =
+            listing::File { path: f.path.clone(), size: f.size, oid: f.oid.clone(), sha256, lfs: f.lfs.is_some() };
         Ok((file, Artifact { entry: e, source: cached.path }))
     }
 
@@ -309,7 +316,8 @@ impl Plan<'_> {
             carry(e, "model-signature", None, &url);
             return Ok(());
         }
-        let page = self.page(ctx, &url, MAX_SIGNATURE + 1)?
+        let page = self
+            .page(ctx, &url, MAX_SIGNATURE + 1)?
             .ok_or_else(|| Error::Usage(format!("{id}: its tree lists {SIGNATURE_FILE}, but {url} is missing")))?;
         if page.body.len() as u64 > MAX_SIGNATURE {
             carry(e, "model-signature", None, &format!("{url}, which is over {MAX_SIGNATURE} bytes"));
@@ -347,7 +355,7 @@ fn tree_file(item: &Value) -> Result<TreeFile, String> {
     Ok(TreeFile { path: path.to_owned(), size, oid: oid.to_owned(), lfs })
 }
 
-/// fnmatch as huggingface_hub's allow/ignore patterns use it: `*` matches
+/// `fnmatch` as `huggingface_hub`'s allow/ignore patterns use it: `*` matches
 /// any run (`/` too), `?` one character; a pattern ending in `/` matches
 /// everything below that folder.
 #[must_use]
