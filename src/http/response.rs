@@ -168,3 +168,37 @@ fn reason(status: u16) -> &'static str {
         _ => "Internal Server Error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_response(data: &[u8]) -> Response {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(data).unwrap();
+        file.seek(io::SeekFrom::Start(0)).unwrap();
+        Response::with_body(200, BINARY, Body::File(file, data.len() as u64))
+    }
+
+    fn range_of(response: &Response) -> (u16, Option<&str>, u64) {
+        let header = response.headers.iter().find(|(n, _)| *n == "Content-Range").map(|(_, v)| v.as_str());
+        let length = match &response.body {
+            Body::File(_, length) => *length,
+            Body::Bytes(bytes) => bytes.len() as u64,
+        };
+        (response.status, header, length)
+    }
+
+    #[test]
+    fn single_ranges_are_answered_with_206() {
+        let data = b"0123456789";
+        assert_eq!(range_of(&file_response(data).ranged(Some("bytes=2-4"))), (206, Some("bytes 2-4/10"), 3));
+        assert_eq!(range_of(&file_response(data).ranged(Some("bytes=7-"))), (206, Some("bytes 7-9/10"), 3));
+        assert_eq!(range_of(&file_response(data).ranged(Some("bytes=-2"))), (206, Some("bytes 8-9/10"), 2));
+        assert_eq!(range_of(&file_response(data).ranged(Some("bytes=5-100"))), (206, Some("bytes 5-9/10"), 5));
+        assert_eq!(range_of(&file_response(data).ranged(Some("bytes=10-"))).0, 416);
+        for whole in [None, Some("bytes=4-2"), Some("items=1-2"), Some("bytes=a-b"), Some("bytes=1-2,4-5")] {
+            assert_eq!(range_of(&file_response(data).ranged(whole)), (200, None, 10), "{whole:?}");
+        }
+    }
+}

@@ -430,6 +430,102 @@ impl<'a> Snapshots<'a> {
 mod tests {
     use super::*;
 
+    fn file(path: &str, data: &[u8], lfs: bool) -> (Entry, listing::File) {
+        use sha2::Digest as _;
+        let commit = "a".repeat(40);
+        let sha = hex::encode(sha2::Sha256::digest(data));
+        let oid = listing::git_blob_id(data);
+        let etag = if lfs { sha.clone() } else { oid.clone() };
+        let mut digests = BTreeMap::new();
+        digests.insert("sha256".to_owned(), crate::manifest::Digest(hex::decode(&sha).unwrap()));
+        let mut attributes = BTreeMap::new();
+        attributes.insert("etag".to_owned(), etag);
+        attributes.insert("revision".to_owned(), "main".to_owned());
+        let entry = Entry {
+            ecosystem: NAME.into(),
+            name: "org/m".into(),
+            version: Some(commit.clone()),
+            path: crate::id::RelPath::new(&format!("hub/models--org--m/snapshots/{commit}/{path}")).unwrap(),
+            blob: crate::id::ContentId(*blake3::hash(data).as_bytes()),
+            size: data.len() as u64,
+            digests,
+            source: None,
+            attributes,
+            evidence: Vec::new(),
+            missing: Vec::new(),
+        };
+        (entry, listing::File { path: path.into(), size: data.len() as u64, oid, sha256: sha, lfs })
+    }
+
+    fn snapshot_of(files: &[(&str, &[u8], bool)]) -> Vec<Entry> {
+        let made: Vec<_> = files.iter().map(|(p, d, l)| file(p, d, *l)).collect();
+        let listing = Listing {
+            repo: "org/m".into(),
+            commit: "a".repeat(40),
+            revision: Some("main".into()),
+            files: made.iter().map(|(_, f)| f.clone()).collect(),
+        };
+        let mut entries: Vec<Entry> = made.into_iter().map(|(e, _)| e).collect();
+        entries[0].evidence.push(crate::manifest::Evidence { kind: "hf-files".into(), data: listing.to_bytes() });
+        entries
+    }
+
+    #[test]
+    fn entries_and_snapshots_are_checked() {
+        let hf = Huggingface;
+        let entries = snapshot_of(&[("config.json", b"{}", false), ("w.safetensors", b"weights", true)]);
+        for e in &entries {
+            hf.check_entry(e).unwrap();
+        }
+        let refs: Vec<&Entry> = entries.iter().collect();
+        hf.check_together(&refs).unwrap();
+        assert!(hf.judged_alone(&entries[0]) && !hf.judged_alone(&entries[1]));
+
+        let bad = |f: &dyn Fn(&mut Entry)| {
+            let mut e = entries[1].clone();
+            f(&mut e);
+            hf.check_entry(&e).unwrap_err()
+        };
+        assert!(bad(&|e| e.name = "org/a--b".into()).contains("not a Hugging Face repository"));
+        assert!(bad(&|e| e.version = Some("main".into())).contains("not a commit"));
+        assert!(
+            bad(&|e| e.path = crate::id::RelPath::new("hub/models--org--x/snapshots/a/w").unwrap())
+                .contains("not under")
+        );
+        assert!(
+            bad(&|e| {
+                e.attributes.insert("etag".into(), "b".repeat(64));
+            })
+            .contains("etag")
+        );
+        assert!(
+            bad(&|e| {
+                e.attributes.insert("revision".into(), "../x".into());
+            })
+            .contains("branch")
+        );
+        assert!(
+            bad(&|e| e.evidence.push(crate::manifest::Evidence { kind: "model-signature".into(), data: vec![] }))
+                .contains("only the head")
+        );
+
+        // A file the listing does not name; one it names that is not carried; two heads; a changed file.
+        let extra = file("extra.py", b"x", false).0;
+        let mut with_extra: Vec<&Entry> = refs.clone();
+        with_extra.push(&extra);
+        assert!(hf.check_together(&with_extra).unwrap_err().contains("does not name"));
+        assert!(hf.check_together(&refs[..1]).unwrap_err().contains("does not carry"));
+        let mut second_head = entries[1].clone();
+        second_head.evidence = entries[0].evidence.clone();
+        assert!(hf.check_together(&[&entries[0], &second_head]).unwrap_err().contains("2 of its files"));
+        let mut changed = entries[1].clone();
+        changed.size += 1;
+        assert!(hf.check_together(&[&entries[0], &changed]).unwrap_err().contains("size and sha256"));
+        let mut other_ref = entries[1].clone();
+        other_ref.attributes.insert("revision".into(), "v2".into());
+        assert!(hf.check_together(&[&entries[0], &other_ref]).unwrap_err().contains("another revision"));
+    }
+
     #[test]
     fn repository_names() {
         for good in ["gpt2", "org/model", "Org-1/model.v2_x", "a/b"] {
