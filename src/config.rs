@@ -26,6 +26,9 @@
 //! [oci]
 //! images = ["images.txt"]
 //! platforms = ["linux/amd64"]
+//! [huggingface]
+//! models = ["org/model@main"]
+//! include = ["*.json", "*.safetensors"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ use serde::Deserialize;
 
 use crate::ecosystem::cargo::config::CargoConfig;
 use crate::ecosystem::debian::config::DebianConfig;
+use crate::ecosystem::huggingface::config::HuggingfaceConfig;
 use crate::ecosystem::npm::config::NpmConfig;
 use crate::ecosystem::oci::config::OciConfig;
 use crate::ecosystem::pypi::config::PypiConfig;
@@ -57,6 +61,8 @@ pub struct Config {
     pub debian: DebianConfig,
     #[serde(default)]
     pub oci: OciConfig,
+    #[serde(default)]
+    pub huggingface: HuggingfaceConfig,
 }
 
 impl Config {

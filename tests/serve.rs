@@ -665,7 +665,8 @@ fn cli_serves_and_logs_requests() {
         first.trim_end(),
         format!(
             "serving {} on http://{addr} (npm: http://{addr}/npm/, pypi: http://{addr}/pypi/simple/, \
-             cargo: sparse+http://{addr}/cargo/index/, debian: http://{addr}/debian/, oci: docker://{addr}/)",
+             cargo: sparse+http://{addr}/cargo/index/, debian: http://{addr}/debian/, oci: docker://{addr}/, \
+             huggingface: http://{addr}/huggingface)",
             f.mirror().display()
         )
     );

@@ -8,7 +8,7 @@ use clap::Args;
 use super::keys::{KeyParser, UnlockArgs};
 use super::{Output, bytes};
 use crate::config::Config;
-use crate::ecosystem::{Source, cargo, debian, npm, oci, pypi};
+use crate::ecosystem::{Source, cargo, debian, huggingface, npm, oci, pypi};
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, Inputs, MAX_EXPIRES_IN, Network, Split, export};
 use crate::fetch::Cache;
@@ -34,6 +34,8 @@ pub struct ExportArgs {
     pub debian_packages: debian::cli::LockArgs,
     #[command(flatten)]
     pub oci_images: oci::cli::LockArgs,
+    #[command(flatten)]
+    pub hf_repos: huggingface::cli::RepoArgs,
     /// Read inputs, endpoints, platform choices and channel from an airlock.toml (schemas/config.cddl)
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -191,6 +193,7 @@ impl ExportArgs {
             Box::new(cargo::cli::lockfiles(&self.cargo_lock, &self.cargo_index, &config.cargo)),
             Box::new(debian::cli::lockfiles(&self.debian_packages, &self.debian_archive, &config.debian)),
             Box::new(oci::cli::images(&self.oci_images, &self.oci_registry, &config.oci)),
+            Box::new(huggingface::cli::repos(&self.hf_repos, &config.huggingface)),
         ]
     }
 

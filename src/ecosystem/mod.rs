@@ -9,6 +9,7 @@ pub mod debian;
 pub mod endpoints;
 pub mod evidence;
 pub mod files;
+pub mod huggingface;
 pub mod npm;
 pub mod oci;
 pub mod pypi;
@@ -147,7 +148,8 @@ pub trait Ecosystem: Sync {
 /// The ecosystems `airlock serve` names to its user, in the order it names
 /// them (its banner and `--json` report). Every ecosystem with a
 /// [`Ecosystem::client_url`] belongs here.
-pub static SERVED: &[&dyn Ecosystem] = &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &debian::Debian, &oci::Oci];
+pub static SERVED: &[&dyn Ecosystem] =
+    &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &debian::Debian, &oci::Oci, &huggingface::Huggingface];
 
 /// `pkg:KIND/NAME@VERSION`, each segment of `name` and the version
 /// percent-encoded ([`escape::url_segment`]), an npm scope's `@` too.
@@ -166,6 +168,11 @@ pub fn purl(kind: &str, name: &str, version: &str) -> String {
 pub trait Source: std::fmt::Debug + Send + Sync {
     /// The lockfiles (inputs the bundle must not overwrite).
     fn lockfiles(&self) -> &[PathBuf];
+    /// Whether the source names anything to fetch: a lockfile, or (Hugging
+    /// Face) a repository named on the command line.
+    fn names_inputs(&self) -> bool {
+        !self.lockfiles().is_empty()
+    }
     /// Reads every lockfile and checks every pin against the ecosystem's name
     /// and version grammar, without touching the network or the download
     /// cache: a bad lockfile is one error naming it.
@@ -182,7 +189,7 @@ pub trait Pinned {
 /// The tables an import policy may have, one per ecosystem with rules of its
 /// own, in the order schemas/policy.cddl lists them (and errors name them).
 pub static POLICY_TABLES: &[&dyn crate::policy::Table] =
-    &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &debian::Debian, &oci::Oci];
+    &[&npm::Npm, &pypi::Pypi, &cargo::Cargo, &debian::Debian, &oci::Oci, &huggingface::Huggingface];
 
 /// What an import changes in one ecosystem.
 pub struct Change<'a> {
@@ -222,7 +229,8 @@ impl<'a> Change<'a> {
 }
 
 /// Every ecosystem this build knows.
-pub static ALL: &[&dyn Ecosystem] = &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo, &debian::Debian, &oci::Oci];
+pub static ALL: &[&dyn Ecosystem] =
+    &[&files::Files, &pypi::Pypi, &npm::Npm, &cargo::Cargo, &debian::Debian, &oci::Oci, &huggingface::Huggingface];
 
 /// The ecosystem with this manifest name.
 #[must_use]

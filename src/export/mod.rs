@@ -82,7 +82,7 @@ impl Inputs {
     /// Whether any source names a lockfile (so that something is fetched).
     #[must_use]
     pub fn any_lockfile(&self) -> bool {
-        self.sources.iter().any(|s| !s.lockfiles().is_empty())
+        self.sources.iter().any(|s| s.names_inputs())
     }
 
     fn is_empty(&self) -> bool {

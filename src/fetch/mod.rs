@@ -263,6 +263,60 @@ impl Reply {
     }
 }
 
+/// One page of a paginated JSON API: its body and the `Link: <URL>; rel="next"` it names.
+pub struct Page {
+    pub body: Vec<u8>,
+    pub next: Option<String>,
+}
+
+impl Client {
+    /// GETs a document of at most `cap` bytes sending `headers` (a token),
+    /// with the next page its `Link` header names. 404 is `Ok(None)`.
+    pub fn get_page(&self, url: &str, headers: &[(&str, String)], cap: u64) -> Result<Option<Page>> {
+        let mut attempt = 0;
+        let response = loop {
+            let mut request = self.agent.get(url);
+            for (name, value) in headers {
+                request = request.header(*name, value);
+            }
+            let outcome = request.call();
+            let transient = match &outcome {
+                Ok(r) => r.status().as_u16() == 429 || r.status().is_server_error(),
+                Err(_) => true,
+            };
+            if !transient || attempt >= self.retries {
+                break outcome.map_err(|e| unreachable_registry(url, &HttpError::Transport(e.to_string())))?;
+            }
+            attempt += 1;
+            std::thread::sleep(Duration::from_millis(250 * 2u64.pow(attempt)));
+        };
+        match response.status().as_u16() {
+            200 => {}
+            404 | 410 => return Ok(None),
+            other => return Err(unreachable_registry(url, &HttpError::Status(other))),
+        }
+        let next = response
+            .headers()
+            .get_all("link")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
+            .and_then(|part| Some(part.split_once('<')?.1.split_once('>')?.0.to_owned()));
+        let mut body = Vec::new();
+        SlowGuard::new(response.into_body().into_reader(), self.grace)
+            .take(cap + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| unreachable_registry(url, &HttpError::Transport(e.to_string())))?;
+        if body.len() as u64 > cap {
+            return Err(Error::Usage(format!(
+                "{url}: the registry sent more than {cap} bytes of metadata; check the registry URL"
+            )));
+        }
+        Ok(Some(Page { body, next }))
+    }
+}
+
 /// The error for a registry that failed us.
 pub(crate) fn unreachable_registry(url: &str, e: &HttpError) -> Error {
     Error::Usage(format!(

@@ -144,6 +144,8 @@ pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
         let value = value.trim();
         if name.eq_ignore_ascii_case("host") && request.host.is_none() {
             request.host = Some(value.to_owned());
+        } else if name.eq_ignore_ascii_case("range") && request.range.is_none() {
+            request.range = Some(value.to_owned());
         } else if name.eq_ignore_ascii_case("accept") {
             if !request.accept.is_empty() {
                 request.accept.push_str(", ");

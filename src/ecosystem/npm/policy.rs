@@ -116,7 +116,7 @@ mod tests {
             Policy::parse(&format!("{head}{extra}"), References::Refused, "p", POLICY_TABLES).unwrap_err().to_string()
         };
         assert!(
-            err("[alpine]\n").contains("unknown field `alpine`, expected one of `version`, `serial`, `threshold`, `keys`, `revoked`, `channels`, `npm`, `pypi`, `cargo`, `debian`, `oci`, `sigstore`"),
+            err("[alpine]\n").contains("unknown field `alpine`, expected one of `version`, `serial`, `threshold`, `keys`, `revoked`, `channels`, `npm`, `pypi`, `cargo`, `debian`, `oci`, `huggingface`, `sigstore`"),
             "{}",
             err("[alpine]\n")
         );

@@ -1,0 +1,532 @@
+//! Hugging Face models end to end: a fake hub on loopback in the hub's wire
+//! format (the revision and tree APIs, the tree paginated by `Link`, resolve
+//! downloads with LFS files redirected to a CDN path) serving a small model
+//! this test generates (config.json, tokenizer.json, a 3 MiB safetensors
+//! file as LFS, .gitattributes); `airlock export --hf-model`, `airlock
+//! import`, and the real clients: `huggingface_hub` loads the model from the
+//! imported cache with `HF_HUB_OFFLINE=1` and downloads it from `airlock
+//! serve` with `HF_ENDPOINT`; `model-signing` signs the model on the hub
+//! side and verifies the imported snapshot, and airlock verifies the same
+//! signature under a policy pinning the key. Then the hostile cases, each
+//! refused with one line and the mirror unchanged.
+//!
+//! The Python tools come from the venv `.ci/run` makes (`target/pytools`,
+//! or `AIRLOCK_PYTOOLS`); without it the tests that need them skip.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use common::{airlock, keygen, one_line, skip, snapshot};
+use serde_json::json;
+use sha1::Digest as _;
+
+const REPO: &str = "org/tiny";
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+fn sha256(data: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(data))
+}
+
+fn git_blob(data: &[u8]) -> String {
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {}\0", data.len()).as_bytes());
+    h.update(data);
+    hex::encode(h.finalize())
+}
+
+/// The model's files: small JSON files in git, a safetensors file in LFS.
+fn model_files() -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    files.insert("config.json".into(), br#"{"model_type":"tiny","hidden_size":64}"#.to_vec());
+    files
+        .insert("tokenizer.json".into(), br#"{"version":"1.0","model":{"type":"WordLevel","vocab":{"a":0}}}"#.to_vec());
+    files.insert(".gitattributes".into(), b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n".to_vec());
+    let n: u32 = 3 << 20;
+    let header = format!(r#"{{"w":{{"dtype":"U8","shape":[{n}],"data_offsets":[0,{n}]}}}}"#);
+    let mut st = (header.len() as u64).to_le_bytes().to_vec();
+    st.extend_from_slice(header.as_bytes());
+    st.extend((0..n).map(|i: u32| (i * 7 % 251) as u8));
+    files.insert("model.safetensors".into(), st);
+    files
+}
+
+fn is_lfs(path: &str) -> bool {
+    path.ends_with(".safetensors")
+}
+
+/// What the fake hub serves, and what it saw.
+#[derive(Default)]
+struct HubState {
+    files: BTreeMap<String, Vec<u8>>,
+    /// The commit the repository is at.
+    commit: String,
+    /// The commit the revision API answers (normally [`COMMIT`]).
+    answer_commit: Option<String>,
+    /// Bytes served instead of a file's, the tree still listing the original.
+    tamper: Option<(String, Vec<u8>)>,
+    /// (path, Authorization header) of every request.
+    seen: Vec<(String, Option<String>)>,
+}
+
+struct Hub {
+    base: String,
+    state: Arc<Mutex<HubState>>,
+}
+
+impl Hub {
+    fn start(files: BTreeMap<String, Vec<u8>>) -> Hub {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(HubState { files, commit: COMMIT.to_owned(), ..HubState::default() }));
+        let (thread_state, thread_base) = (state.clone(), base.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (state, base) = (thread_state.clone(), thread_base.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &state, &base);
+                });
+            }
+        });
+        Hub { base, state }
+    }
+
+    fn auth_of(&self, prefix: &str) -> Vec<Option<String>> {
+        let state = self.state.lock().unwrap();
+        state.seen.iter().filter(|(p, _)| p.starts_with(prefix)).map(|(_, a)| a.clone()).collect()
+    }
+}
+
+fn tree_item(path: &str, data: &[u8]) -> serde_json::Value {
+    if is_lfs(path) {
+        let pointer =
+            format!("version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {}\n", sha256(data), data.len());
+        json!({"type": "file", "oid": git_blob(pointer.as_bytes()), "size": data.len(), "path": path,
+               "lfs": {"oid": sha256(data), "size": data.len(), "pointerSize": pointer.len()}})
+    } else {
+        json!({"type": "file", "oid": git_blob(data), "size": data.len(), "path": path})
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<HubState>, base: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let target = line.split(' ').nth(1).unwrap_or("/").to_owned();
+    let mut auth = None;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header)?;
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.eq_ignore_ascii_case("authorization")
+        {
+            auth = Some(value.trim().to_owned());
+        }
+    }
+    let mut state = state.lock().unwrap();
+    state.seen.push((target.clone(), auth));
+    let real = state.commit.clone();
+    let commit = state.answer_commit.clone().unwrap_or_else(|| real.clone());
+    let api = format!("/api/models/{REPO}/");
+    let resolve = format!("/{REPO}/resolve/{real}/");
+    let (status, extra, body): (u16, String, Vec<u8>) =
+        if let Some(rev) = target.strip_prefix(&format!("{api}revision/")) {
+            let _ = rev;
+            let siblings: Vec<_> = state.files.keys().map(|p| json!({"rfilename": p})).collect();
+            (200, String::new(), serde_json::to_vec(&json!({"id": REPO, "sha": commit, "siblings": siblings})).unwrap())
+        } else if let Some(rest) = target.strip_prefix(&format!("{api}tree/{real}?recursive=true")) {
+            // Two pages: the folder-less files first, then the rest, with a directory item.
+            let items: Vec<_> = state.files.iter().map(|(p, d)| tree_item(p, d)).collect();
+            let half = items.len() / 2;
+            if rest.is_empty() {
+                let next = format!("{base}{api}tree/{real}?recursive=true&cursor=2");
+                (200, format!("Link: <{next}>; rel=\"next\"\r\n"), serde_json::to_vec(&items[..half]).unwrap())
+            } else {
+                let mut page = items[half..].to_vec();
+                page.push(json!({"type": "directory", "oid": "f".repeat(40), "size": 0, "path": "sub"}));
+                (200, String::new(), serde_json::to_vec(&page).unwrap())
+            }
+        } else if let Some(path) = target.strip_prefix(&resolve) {
+            match state.files.get(path) {
+                Some(data) if is_lfs(path) => (302, format!("Location: {base}/cdn/{}\r\n", sha256(data)), Vec::new()),
+                Some(data) => {
+                    let served = match &state.tamper {
+                        Some((p, bytes)) if p == path => bytes.clone(),
+                        _ => data.clone(),
+                    };
+                    (200, String::new(), served)
+                }
+                None => (404, String::new(), b"{\"error\":\"Entry not found\"}".to_vec()),
+            }
+        } else if let Some(sha) = target.strip_prefix("/cdn/") {
+            let found = state.files.iter().find(|(_, d)| sha256(d) == sha).map(|(p, d)| (p.clone(), d.clone()));
+            match found {
+                Some((p, d)) => match &state.tamper {
+                    Some((tp, bytes)) if *tp == p => (200, String::new(), bytes.clone()),
+                    _ => (200, String::new(), d),
+                },
+                None => (404, String::new(), Vec::new()),
+            }
+        } else {
+            (404, String::new(), b"{\"error\":\"Repository not found\"}".to_vec())
+        };
+    drop(state);
+    let mut out = stream;
+    write!(
+        out,
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+        body.len()
+    )?;
+    out.write_all(&body)?;
+    out.flush()
+}
+
+/// The Python venv with `huggingface_hub` and `model-signing`, if there is one.
+fn pytools() -> Option<PathBuf> {
+    let dir = std::env::var_os("AIRLOCK_PYTOOLS")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools"), PathBuf::from);
+    let python = dir.join("bin/python");
+    let ok = Command::new(&python)
+        .args(["-c", "import huggingface_hub, model_signing, OpenSSL"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then_some(dir)
+}
+
+fn python(tools: &Path, script: &str, envs: &[(&str, &Path)]) -> String {
+    let mut cmd = Command::new(tools.join("bin/python"));
+    cmd.args(["-c", script]).env_remove("HF_TOKEN").env("HF_HUB_DISABLE_TELEMETRY", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An ECDSA P-256 key pair for model-signing, in PEM.
+fn signing_key(tools: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (private, public) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
+    let script = format!(
+        "from cryptography.hazmat.primitives.asymmetric import ec\n\
+         from cryptography.hazmat.primitives import serialization as s\n\
+         k = ec.generate_private_key(ec.SECP256R1())\n\
+         open({:?}, 'wb').write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))\n\
+         open({:?}, 'wb').write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))\n",
+        private.display().to_string(),
+        public.display().to_string()
+    );
+    python(tools, &script, &[]);
+    (private, public)
+}
+
+/// `model_signing sign key` over the files, returning model.sig's bytes.
+fn model_sign(tools: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>, key: &Path) -> Vec<u8> {
+    let model = dir.join("to-sign");
+    let _ = fs::remove_dir_all(&model);
+    for (p, d) in files {
+        let path = model.join(p);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, d).unwrap();
+    }
+    let out = Command::new(tools.join("bin/model_signing"))
+        .args(["sign", "key"])
+        .arg(&model)
+        .arg("--private_key")
+        .arg(key)
+        .arg("--signature")
+        .arg(model.join("model.sig"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    fs::read(model.join("model.sig")).unwrap()
+}
+
+fn export(hub: &Hub, dir: &Path, key: &Path, out: &Path, model: &str) -> std::process::Output {
+    export_in(hub, dir, key, out, model, None)
+}
+
+fn export_in(hub: &Hub, dir: &Path, key: &Path, out: &Path, model: &str, state: Option<&Path>) -> std::process::Output {
+    let mut cmd = airlock();
+    cmd.args(["export", "--quiet", "--hf-model", model, "--cache"])
+        .arg(dir.join("cache"))
+        .arg("--key")
+        .arg(key)
+        .arg("--out")
+        .arg(out)
+        .env("HF_ENDPOINT", &hub.base)
+        .env("HF_TOKEN", "hf_secret")
+        .env("HF_HOME", dir.join("no-hf-home"));
+    if let Some(state) = state {
+        cmd.arg("--state").arg(state);
+    }
+    cmd.output().unwrap()
+}
+
+fn policy(dir: &Path, public: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("policy.toml");
+    let text = format!(
+        "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"{}\"\n{extra}",
+        public.file_name().unwrap().to_str().unwrap()
+    );
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn import(bundle: &Path, policy: &Path, mirror: &Path) -> std::process::Output {
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(bundle)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--mirror")
+        .arg(mirror)
+        .output()
+        .unwrap()
+}
+
+fn folder(mirror: &Path) -> PathBuf {
+    mirror.join("huggingface/hub/models--org--tiny")
+}
+
+#[test]
+fn a_model_crosses_into_the_hub_cache_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let files = model_files();
+    let hub = Hub::start(files.clone());
+    let bundle = root.join("model.airlock");
+    let state = root.join("state");
+    let out = export_in(&hub, root, &key, &bundle, REPO, Some(&state));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The token went to the hub's API and resolve routes, not to the CDN an LFS file redirected to.
+    assert!(hub.auth_of("/api/").iter().all(|a| a.as_deref() == Some("Bearer hf_secret")));
+    assert!(!hub.auth_of("/cdn/").is_empty());
+    assert!(hub.auth_of("/cdn/").iter().all(Option::is_none), "the token followed a redirect");
+    // Both tree pages were read.
+    assert_eq!(hub.auth_of(&format!("/api/models/{REPO}/tree/")).len(), 2);
+
+    let parts = common::hostile::open(&bundle);
+    let entries: Vec<_> = parts.manifest.entries.iter().filter(|e| e.ecosystem == "huggingface").collect();
+    assert_eq!(entries.len(), files.len());
+    let head = entries.iter().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
+    assert!(
+        head.missing.iter().any(|m| m.kind == "model-signature" && m.looked.ends_with("/model.sig")),
+        "{:?}",
+        head.missing
+    );
+
+    let mirror = root.join("mirror");
+    let policy = policy(root, &public, "");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let repo = folder(&mirror);
+    assert_eq!(fs::read(repo.join("refs/main")).unwrap(), COMMIT.as_bytes(), "refs/main holds the commit, no newline");
+    for (path, data) in &files {
+        assert_eq!(&fs::read(repo.join("snapshots").join(COMMIT).join(path)).unwrap(), data, "{path}");
+        let etag = if is_lfs(path) { sha256(data) } else { git_blob(data) };
+        assert_eq!(&fs::read(repo.join("blobs").join(etag)).unwrap(), data, "{path}");
+    }
+    let tree: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join(format!("trees/{COMMIT}.json"))).unwrap()).unwrap();
+    assert_eq!(tree["files"]["model.safetensors"]["lfs_sha256"], sha256(&files["model.safetensors"]));
+
+    // The next week's bundle of the channel: main moved to a new commit.
+    let newer = "9".repeat(40);
+    let mut moved = files.clone();
+    moved.insert("config.json".into(), br#"{"model_type":"tiny","hidden_size":128}"#.to_vec());
+    {
+        let mut state = hub.state.lock().unwrap();
+        state.files = moved.clone();
+        state.commit = newer.clone();
+    }
+    let next = root.join("next.airlock");
+    let out = export_in(&hub, root, &key, &next, REPO, Some(&state));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = import(&next, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(repo.join("refs/main")).unwrap(), newer.as_bytes());
+    assert_eq!(fs::read(repo.join("snapshots").join(&newer).join("config.json")).unwrap(), moved["config.json"]);
+    assert!(!repo.join("snapshots").join(COMMIT).exists(), "the channel dropped the old commit");
+    assert!(!repo.join(format!("trees/{COMMIT}.json")).exists());
+    assert!(repo.join("blobs").join(sha256(&files["model.safetensors"])).exists(), "the shared blob stays");
+    assert!(!repo.join("blobs").join(git_blob(&files["config.json"])).exists(), "the old config's blob went");
+    {
+        let mut state = hub.state.lock().unwrap();
+        state.files = files.clone();
+        state.commit = COMMIT.to_owned();
+    }
+
+    // A hub whose bytes disagree with its own tree: the export refuses, one line, no bundle.
+    hub.state.lock().unwrap().tamper =
+        Some(("config.json".into(), br#"{"model_type":"evil","hidden_size":64}"#.to_vec()));
+    let bad = root.join("tampered.airlock");
+    let out = export(&hub, &root.join("fresh"), &key, &bad, REPO);
+    assert_eq!(out.status.code(), Some(2));
+    let line = one_line(&out.stderr);
+    assert!(line.contains("config.json") && line.contains("git blob id"), "{line}");
+    assert!(!bad.exists());
+    hub.state.lock().unwrap().tamper = Some(("model.safetensors".into(), vec![0u8; files["model.safetensors"].len()]));
+    let out = export(&hub, &root.join("fresh2"), &key, &bad, REPO);
+    assert!(one_line(&out.stderr).contains("LFS oid"), "{}", String::from_utf8_lossy(&out.stderr));
+    hub.state.lock().unwrap().tamper = None;
+
+    // A pinned commit the hub resolves to another: refused.
+    hub.state.lock().unwrap().answer_commit = Some("f".repeat(40));
+    let out = export(&hub, &root.join("fresh3"), &key, &bad, &format!("{REPO}@{COMMIT}"));
+    assert!(one_line(&out.stderr).contains("another commit"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!bad.exists());
+}
+
+/// Exports the (possibly changed) hub's model; imports under `policy`.
+fn cross(hub: &Hub, root: &Path, key: &Path, name: &str) -> PathBuf {
+    let bundle = root.join(format!("{name}.airlock"));
+    let out = export(hub, &root.join(format!("cache-{name}")), key, &bundle, REPO);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    bundle
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn signed_model_verifies_and_the_real_clients_load_it() {
+    let Some(tools) = pytools() else {
+        skip("no Python venv with huggingface_hub and model-signing (.ci/run makes target/pytools)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let (signer, signer_pub) = signing_key(&tools, root, "signer");
+    let (other, _) = signing_key(&tools, root, "other");
+    let mut files = model_files();
+    let signature = model_sign(&tools, root, &files, &signer);
+    files.insert("model.sig".into(), signature);
+    let hub = Hub::start(files.clone());
+    let bundle = cross(&hub, root, &key, "signed");
+
+    fs::copy(&signer_pub, root.join("signer-key.pub")).unwrap();
+    let rules = "[huggingface]\nrequire = [\"model-signature\"]\n[[huggingface.signers]]\nmodels = [\"org/*\"]\nkey = \"signer-key.pub\"\n";
+    let policy = policy(root, &public, rules);
+    let verify = airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(report.contains("model signature by signer-key.pub verified over 3 files"), "{report}");
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // huggingface_hub, offline, from the imported cache: the original bytes.
+    let cache = mirror.join("huggingface/hub");
+    let loaded = python(
+        &tools,
+        "import hashlib, os\nfrom huggingface_hub import snapshot_download\n\
+         p = snapshot_download('org/tiny')\n\
+         for n in sorted(os.listdir(p)):\n    print(n, hashlib.sha256(open(os.path.join(p, n), 'rb').read()).hexdigest())\n",
+        &[("HF_HUB_CACHE", &cache), ("HF_HUB_OFFLINE", Path::new("1"))],
+    );
+    for (path, data) in &files {
+        assert!(loaded.contains(&format!("{path} {}", sha256(data))), "{path} not loaded as exported: {loaded}");
+    }
+    // model-signing agrees, on the imported snapshot.
+    let snapshot_dir = folder(&mirror).join("snapshots").join(COMMIT);
+    let out = Command::new(tools.join("bin/model_signing"))
+        .args(["verify", "key"])
+        .arg(&snapshot_dir)
+        .arg("--signature")
+        .arg(snapshot_dir.join("model.sig"))
+        .arg("--public_key")
+        .arg(&signer_pub)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "model-signing: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // huggingface_hub against airlock serve, into a fresh cache.
+    let server = airlock::serve::bind(&airlock::serve::ServeOptions {
+        mirror: mirror.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+    })
+    .unwrap()
+    .spawn(|_| {});
+    let endpoint = format!("http://{}/huggingface", server.local_addr());
+    let fresh = root.join("client-cache");
+    let got = python(
+        &tools,
+        "import hashlib, os\nfrom huggingface_hub import snapshot_download, hf_hub_download\n\
+         p = snapshot_download('org/tiny')\n\
+         for n in sorted(os.listdir(p)):\n    print(n, hashlib.sha256(open(os.path.join(p, n), 'rb').read()).hexdigest())\n\
+         f = hf_hub_download('org/tiny', 'config.json', revision='main', cache_dir=os.environ['OTHER'])\n\
+         print('single', hashlib.sha256(open(f, 'rb').read()).hexdigest())\n",
+        &[("HF_HUB_CACHE", &fresh), ("HF_ENDPOINT", Path::new(&endpoint)), ("OTHER", &root.join("other-cache"))],
+    );
+    for (path, data) in &files {
+        assert!(got.contains(&format!("{path} {}", sha256(data))), "{path} not served as exported: {got}");
+    }
+    assert!(got.contains(&format!("single {}", sha256(&files["config.json"]))), "{got}");
+    // A range, as the client asks when it resumes.
+    let addr = server.local_addr();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET /huggingface/{REPO}/resolve/main/model.safetensors HTTP/1.1\r\nHost: {addr}\r\nRange: bytes=8-15\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 206"), "{text}");
+    assert!(text.contains(&format!("X-Repo-Commit: {COMMIT}")), "{text}");
+    assert!(text.contains(&format!("X-Linked-Etag: \"{}\"", sha256(&files["model.safetensors"]))), "{text}");
+    assert!(answer.ends_with(&files["model.safetensors"][8..16]));
+    server.stop().unwrap();
+
+    // Hostile: each refused with one line, exit 1, the mirror unchanged.
+    let before = snapshot(&mirror);
+    let refuse = |bundle: &Path, policy: &Path, expect: &str| {
+        let out = import(bundle, policy, &mirror);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect), "{line}");
+        assert_eq!(snapshot(&mirror), before, "the mirror changed");
+    };
+    // A file changed after signing (the hub's tree agrees with the new bytes).
+    let mut changed = files.clone();
+    changed.insert("config.json".into(), br#"{"model_type":"tiny","hidden_size":65}"#.to_vec());
+    hub.state.lock().unwrap().files = changed;
+    hub.state.lock().unwrap().commit = "1".repeat(40);
+    let b = cross(&hub, root, &key, "changed");
+    refuse(&b, &policy, "config.json is not the file its model signature lists");
+    // A file added that the signature does not list.
+    let mut added = files.clone();
+    added.insert("extra.py".into(), b"import os\n".to_vec());
+    hub.state.lock().unwrap().files = added;
+    hub.state.lock().unwrap().commit = "2".repeat(40);
+    let b = cross(&hub, root, &key, "added");
+    refuse(&b, &policy, "does not list extra.py");
+    // A signature by another key.
+    let mut resigned = model_files();
+    resigned.insert("model.sig".into(), model_sign(&tools, root, &resigned, &other));
+    hub.state.lock().unwrap().files = resigned;
+    hub.state.lock().unwrap().commit = "3".repeat(40);
+    let b = cross(&hub, root, &key, "other");
+    refuse(&b, &policy, "does not verify with a key");
+}
