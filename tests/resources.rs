@@ -268,6 +268,26 @@ mod hostile_memory {
                 data.resize(len, b'.');
                 (e, data)
             }
+            "hf-files" | "model-signature" => {
+                // A snapshot of one file: its listing (the hostile document
+                // itself, or a true one beside a hostile signature).
+                let commit = "c".repeat(40);
+                let sha256 = hex::encode(sha2::Sha256::digest(ARTIFACT));
+                let path = format!("hub/models--org--big/snapshots/{commit}/big.bin");
+                let mut e = entry("huggingface", "org/big", &commit, &path);
+                e.attributes.insert("etag".into(), sha256.clone());
+                let listing = format!(
+                    "{{\"repo\":\"org/big\",\"commit\":\"{commit}\",\"files\":[{{\"path\":\"big.bin\",\"size\":{},\"oid\":\"{}\",\"sha256\":\"{sha256}\",\"lfs\":true}}]",
+                    ARTIFACT.len(),
+                    "0".repeat(40)
+                );
+                if kind == "hf-files" {
+                    (e, amplifying(&format!("{listing},\"pad\":["), "]}", len))
+                } else {
+                    e.evidence.push(Evidence { kind: "hf-files".into(), data: format!("{listing}}}").into_bytes() });
+                    (e, amplifying("{\"dsseEnvelope\":{\"signatures\":[", "]}}", len))
+                }
+            }
             other => panic!("no case for evidence kind {other}"),
         };
         // The npm registry signature is checked against the version object's integrity.
@@ -406,6 +426,8 @@ fn evidence_of_the_worst_shape_at_its_cap_imports_in_bounded_memory_and_over_it_
                 "oci registry.example/big@sha256:"
             } else if kind.starts_with("debian") {
                 "debian"
+            } else if kind.starts_with("hf") || kind.starts_with("model") {
+                "huggingface org/big@"
             } else {
                 "cargo big@1.0.0"
             };

@@ -151,8 +151,6 @@ pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
                 request.accept.push_str(", ");
             }
             request.accept.push_str(value);
-        } else if name.eq_ignore_ascii_case("range") && request.range.is_none() {
-            request.range = Some(value.to_owned());
         }
     }
     (request, true)

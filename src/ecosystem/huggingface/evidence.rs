@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use p256::ecdsa::Signature;
 use p256::ecdsa::signature::Verifier as _;
-use serde_json::Value;
+use serde::Deserialize;
 use sha2::Digest as _;
 
 use super::SIGNATURE_FILE;
@@ -34,8 +34,8 @@ use crate::manifest::evidence::{EvidenceKind, MIB};
 pub const EVIDENCE: [EvidenceKind; 2] = [
     // The listing of the carried files: about 200 bytes a file.
     EvidenceKind { name: "hf-files", max_bytes: 16 * MIB, needed: true },
-    // model.sig: a statement of about 150 bytes a file, and its envelope.
-    EvidenceKind { name: "model-signature", max_bytes: 16 * MIB, needed: false },
+    // model.sig: a statement of about 150 bytes a file (base64: 200), and its envelope.
+    EvidenceKind { name: "model-signature", max_bytes: 8 * MIB, needed: false },
 ];
 
 const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -117,25 +117,71 @@ struct Signed {
     signatures: Vec<Vec<u8>>,
 }
 
+/// What is read of the bundle: typed, so a hostile document is refused at
+/// its first wrong value instead of being built into a tree of JSON values.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Bundle {
+    dsse_envelope: Envelope,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    payload: String,
+    payload_type: String,
+    signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Deserialize)]
+struct EnvelopeSignature {
+    sig: String,
+}
+
+#[derive(Deserialize)]
+struct Statement {
+    #[serde(rename = "_type")]
+    kind: String,
+    #[serde(rename = "predicateType")]
+    predicate_type: String,
+    subject: Vec<Subject>,
+    predicate: Predicate,
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    digest: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Predicate {
+    serialization: Serialization,
+    resources: Vec<Resource>,
+}
+
+#[derive(Deserialize)]
+struct Serialization {
+    method: String,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    name: String,
+    algorithm: String,
+    digest: String,
+}
+
 impl Signed {
     fn parse(data: &[u8]) -> Result<Signed, String> {
-        let bundle: Value =
-            serde_json::from_slice(data).map_err(|_| "its model signature is not a JSON Sigstore bundle".to_owned())?;
-        let envelope = bundle.get("dsseEnvelope").ok_or("its model signature holds no DSSE envelope")?;
-        if envelope.get("payloadType").and_then(Value::as_str) != Some(PAYLOAD_TYPE) {
+        let bundle: Bundle = serde_json::from_slice(data)
+            .map_err(|_| "its model signature is not a Sigstore bundle with a DSSE envelope".to_owned())?;
+        let envelope = bundle.dsse_envelope;
+        if envelope.payload_type != PAYLOAD_TYPE {
             return Err("its model signature's envelope is not an in-toto statement".into());
         }
         let b64 = base64::engine::general_purpose::STANDARD;
-        let payload = envelope
-            .get("payload")
-            .and_then(Value::as_str)
-            .and_then(|p| b64.decode(p).ok())
-            .ok_or("its model signature's payload is not base64")?;
-        let signatures: Vec<Vec<u8>> = envelope
-            .get("signatures")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.get("sig")?.as_str().and_then(|s| b64.decode(s).ok())).collect())
-            .unwrap_or_default();
+        let payload = b64.decode(&envelope.payload).map_err(|_| "its model signature's payload is not base64")?;
+        let signatures: Vec<Vec<u8>> = envelope.signatures.iter().filter_map(|s| b64.decode(&s.sig).ok()).collect();
         if signatures.is_empty() {
             return Err("its model signature's envelope has no signature".into());
         }
@@ -158,38 +204,31 @@ impl Signed {
 
     /// The statement's resources, path to SHA-256 hex, after its own consistency checks.
     fn resources(&self) -> Result<BTreeMap<String, String>, String> {
-        let statement: Value = serde_json::from_slice(&self.payload)
-            .map_err(|_| "its model signature's statement is not JSON".to_owned())?;
-        if statement["_type"].as_str() != Some(STATEMENT_TYPE)
-            || statement["predicateType"].as_str() != Some(PREDICATE_TYPE)
-        {
+        let statement: Statement = serde_json::from_slice(&self.payload)
+            .map_err(|_| format!("its model signature's statement is not a {PREDICATE_TYPE} in-toto statement"))?;
+        if statement.kind != STATEMENT_TYPE || statement.predicate_type != PREDICATE_TYPE {
             return Err(format!("its model signature is not a {PREDICATE_TYPE} in-toto statement"));
         }
-        let predicate = &statement["predicate"];
-        if predicate["serialization"]["method"].as_str() != Some("files") {
+        if statement.predicate.serialization.method != "files" {
             return Err("its model signature hashes the model by shards; airlock checks the files method".into());
         }
-        let list = predicate["resources"].as_array().ok_or("its model signature lists no resources")?;
         let mut root = sha2::Sha256::new();
         let mut resources = BTreeMap::new();
-        for r in list {
-            let (Some(name), Some("sha256"), Some(digest)) =
-                (r["name"].as_str(), r["algorithm"].as_str(), r["digest"].as_str())
-            else {
-                return Err("its model signature lists a resource without a sha256 digest".into());
-            };
+        for r in &statement.predicate.resources {
+            if r.algorithm != "sha256" {
+                return Err(format!("its model signature hashes {} with {}, not sha256", r.name, r.algorithm));
+            }
             let bytes =
-                hex::decode(digest).map_err(|_| format!("its model signature's digest of {name} is not hex"))?;
+                hex::decode(&r.digest).map_err(|_| format!("its model signature's digest of {} is not hex", r.name))?;
             root.update(&bytes);
-            if resources.insert(name.to_owned(), digest.to_lowercase()).is_some() {
-                return Err(format!("its model signature lists {name} twice"));
+            if resources.insert(r.name.clone(), r.digest.to_lowercase()).is_some() {
+                return Err(format!("its model signature lists {} twice", r.name));
             }
         }
-        let subjects = statement["subject"].as_array().map(Vec::as_slice).unwrap_or_default();
-        let [subject] = subjects else {
+        let [subject] = statement.subject.as_slice() else {
             return Err("its model signature's statement does not have one subject".into());
         };
-        if subject["digest"]["sha256"].as_str() != Some(hex::encode(root.finalize()).as_str()) {
+        if subject.digest.get("sha256").map(String::as_str) != Some(hex::encode(root.finalize()).as_str()) {
             return Err(
                 "its model signature's statement is inconsistent (its subject is not its resources' digest)".into()
             );

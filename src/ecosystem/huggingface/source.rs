@@ -30,7 +30,7 @@ pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
 /// Largest API answer accepted (one page of a tree listing, a repository's info).
 const MAX_API: u64 = 64 << 20;
 /// Largest signature file fetched as evidence.
-const MAX_SIGNATURE: u64 = 16 << 20;
+const MAX_SIGNATURE: u64 = 8 << 20;
 
 /// The Hugging Face part of an export.
 #[derive(Debug, Clone, Default)]
