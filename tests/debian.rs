@@ -519,9 +519,14 @@ fn site_signed_mode_lists_only_what_the_mirror_holds_and_apt_trusts_the_site_key
     let site = Site::with_policy(
         "[debian]\nkeyring = \"debian-archive-keyring.gpg\"\npublish = \"site-signed\"\nsite-key = \"site.asc\"\nsite-valid-for = \"10d\"\n",
     );
-    let (secret, public) = airlock::ecosystem::debian::site::generate("site archive key (test)").unwrap();
-    fs::write(site.path("site.asc"), &secret).unwrap();
-    fs::write(site.path("site.pub.asc"), &public).unwrap();
+    let made = airlock().args(["keygen", "--openpgp", "--out"]).arg(site.path("site")).assert().success();
+    let said = String::from_utf8_lossy(&made.get_output().stdout).into_owned();
+    assert!(said.contains("site.asc (OpenPGP, not encrypted") && said.contains("site.pub.asc"), "{said}");
+    let secret_mode = fs::metadata(site.path("site.asc")).unwrap().permissions().mode() & 0o777;
+    assert_eq!(secret_mode, 0o600);
+    // An existing key is not overwritten.
+    let again = airlock().args(["keygen", "--openpgp", "--out"]).arg(site.path("site")).assert().code(2);
+    assert!(one_line(&again.get_output().stderr).contains("already exists"));
     // Readable by others: refused before anything is read from the bundle.
     let bundle = site.exported();
     fs::set_permissions(site.path("site.asc"), fs::Permissions::from_mode(0o644)).unwrap();

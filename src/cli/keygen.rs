@@ -34,6 +34,9 @@ pub struct KeygenArgs {
     /// With --pkcs11: the key is already on the token (made by its own tools); write its PREFIX.pub
     #[arg(long, requires = "pkcs11")]
     pub existing: bool,
+    /// Make an OpenPGP key instead, for the import policy's [debian] site-key (site-signed mirrors): PREFIX.asc (secret, unencrypted so imports can sign unattended, mode 0600) and PREFIX.pub.asc (for apt's signed-by)
+    #[arg(long, requires = "out", conflicts_with_all = ["pkcs11", "encrypt", "unencrypted", "existing"])]
+    pub openpgp: bool,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }
@@ -50,6 +53,9 @@ struct KeygenReport {
 
 impl KeygenArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
+        if let (true, Some(prefix)) = (self.openpgp, &self.out) {
+            return self.openpgp_key(prefix, out);
+        }
         let report = match (&self.encrypt, &self.pkcs11, &self.out) {
             (Some(key), _, _) => self.encrypt_existing(key)?,
             (None, Some(uri), Some(prefix)) => self.on_token(uri, prefix)?,
@@ -67,6 +73,37 @@ impl KeygenArgs {
             out.line(format!("public key  {public} (pin it on the disconnected side with --trust)"));
         }
         out.report(&report);
+        Ok(())
+    }
+
+    /// `--openpgp`: an Ed25519 OpenPGP key whose primary key signs, named
+    /// after the file it is written to.
+    fn openpgp_key(&self, prefix: &std::path::Path, out: &Output) -> Result<()> {
+        let with = |suffix: &str| {
+            let mut name = prefix.as_os_str().to_owned();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        let (secret_path, public_path) = (with(".asc"), with(".pub.asc"));
+        check_key_outputs(&[&secret_path, &public_path], self.force)?;
+        let user = format!(
+            "airlock site archive key ({})",
+            prefix.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        );
+        let (secret, public) = crate::ecosystem::debian::site::generate(&user)
+            .map_err(|e| Error::Usage(format!("the OpenPGP key could not be made: {e}")))?;
+        crate::durable::write_atomically(&secret_path, secret.as_bytes(), 0o600)?;
+        crate::durable::write_atomically(&public_path, public.as_bytes(), 0o644)?;
+        out.line(format!(
+            "secret key  {} (OpenPGP, not encrypted: name it in the policy as [debian] site-key, mode 0600)",
+            secret_path.display()
+        ));
+        out.line(format!("public key  {} (give it to apt: deb [signed-by=...])", public_path.display()));
+        out.report(&serde_json::json!({
+            "secret_key": secret_path.display().to_string(),
+            "public_key": public_path.display().to_string(),
+            "storage": "openpgp",
+        }));
         Ok(())
     }
 
