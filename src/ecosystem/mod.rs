@@ -15,6 +15,7 @@ pub mod oci;
 pub mod pypi;
 pub mod registry;
 pub mod reserved;
+pub mod signer_keys;
 
 pub use evidence::{ManifestExt, Provenance, Trust};
 pub use registry::{Artifact, FetchContext};

@@ -23,8 +23,8 @@ use sha2::Digest as _;
 
 use super::SIGNATURE_FILE;
 use super::listing::Listing;
-use super::policy::Signers;
 use crate::ecosystem::evidence::absent;
+use crate::ecosystem::signer_keys::KeySigners;
 use crate::ecosystem::{Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
@@ -54,8 +54,11 @@ pub fn format_ignores(path: &str) -> bool {
 /// What the report says of a snapshot's signature, or why it is refused.
 pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
     let refuse = |m: String| Rejection::Policy(format!("{id}: {m}"));
-    let governing: Vec<_> =
-        trust.rules.and_then(|r| r.roots::<Signers>()).map(|s| s.governing(&entry.name).collect()).unwrap_or_default();
+    let governing: Vec<_> = trust
+        .rules
+        .and_then(|r| r.roots::<KeySigners>())
+        .map(|s| s.governing(&entry.name).collect())
+        .unwrap_or_default();
     let Some(sig) = entry.evidence.iter().find(|e| e.kind == "model-signature") else {
         if !governing.is_empty() {
             return Err(refuse(format!(

@@ -10,9 +10,9 @@ use p256::ecdsa::Signature;
 use p256::ecdsa::signature::Verifier as _;
 use serde_json::Value;
 
-use super::policy::Signers;
 use super::{parse_manifest, sha256_hex};
 use crate::ecosystem::evidence::absent;
+use crate::ecosystem::signer_keys::KeySigners;
 use crate::ecosystem::{Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
@@ -37,8 +37,11 @@ const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// What the report says of an image's signature, or why it is refused.
 pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
     let digest = entry.version.as_deref().unwrap_or_default();
-    let governing: Vec<_> =
-        trust.rules.and_then(|r| r.roots::<Signers>()).map(|s| s.governing(&entry.name).collect()).unwrap_or_default();
+    let governing: Vec<_> = trust
+        .rules
+        .and_then(|r| r.roots::<KeySigners>())
+        .map(|s| s.governing(&entry.name).collect())
+        .unwrap_or_default();
     let Some(sig) = entry.evidence.iter().find(|e| e.kind == "cosign-signature") else {
         if !governing.is_empty() {
             return Err(Rejection::Policy(format!(

@@ -13,15 +13,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use p256::ecdsa::VerifyingKey;
-use p256::pkcs8::DecodePublicKey as _;
 use serde::Deserialize;
 
 use super::Oci;
+use crate::ecosystem::signer_keys::SignerTable;
 use crate::error::{Error, Result};
 use crate::manifest::evidence::EvidenceKind;
-use crate::policy::names::matches;
 use crate::policy::{Pinned, References, Table};
 
 impl Table for Oci {
@@ -60,27 +57,8 @@ impl Table for Oci {
             }
             return Ok(None);
         };
-        let written: Vec<SignerRule> =
-            serde_json::from_str(json).map_err(|e| Error::Usage(format!("{origin}: [[oci.signers]]: {e}")))?;
-        let mut signers = Vec::new();
-        for rule in written {
-            if rule.images.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{origin}: [[oci.signers]] names no images; list the repository patterns it governs"
-                )));
-            }
-            let References::Beside(base) = references else {
-                return Err(Error::Usage(format!(
-                    "{origin}: [[oci.signers]] key names the file {:?}; a policy statement cannot name files",
-                    rule.key
-                )));
-            };
-            let path = base.join(&rule.key);
-            let pem = std::fs::read_to_string(&path).map_err(|e| Error::input(&path, "cosign public key", &e))?;
-            let key = parse_pem(&pem).map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
-            signers.push(Signer { images: rule.images, key, label: rule.key });
-        }
-        Ok(Some(Pinned { roots: Arc::new(Signers(signers)), document: json.as_bytes().to_vec() }))
+        let signers = SIGNERS.resolve(json, references, origin, |rule: SignerRule| (rule.images, rule.key))?;
+        Ok(Some(Pinned { roots: Arc::new(signers), document: json.as_bytes().to_vec() }))
     }
 }
 
@@ -92,42 +70,13 @@ struct SignerRule {
     key: String,
 }
 
-/// The pinned cosign keys.
-#[derive(Debug)]
-pub struct Signers(Vec<Signer>);
-
-#[derive(Debug)]
-pub struct Signer {
-    /// Repository patterns (`*` wildcard).
-    pub images: Vec<String>,
-    pub key: VerifyingKey,
-    /// The key file as the policy names it.
-    pub label: String,
-}
-
-impl Signers {
-    /// The signers whose patterns match `repository`.
-    pub fn governing<'a>(&'a self, repository: &'a str) -> impl Iterator<Item = &'a Signer> {
-        self.0.iter().filter(move |s| s.images.iter().any(|p| matches(p, repository)))
-    }
-}
-
-/// A PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`) of an ECDSA P-256 key, as `cosign generate-key-pair` writes it.
-pub fn parse_pem(pem: &str) -> std::result::Result<VerifyingKey, String> {
-    let body: String = pem
-        .lines()
-        .map(str::trim)
-        .skip_while(|l| *l != "-----BEGIN PUBLIC KEY-----")
-        .skip(1)
-        .take_while(|l| *l != "-----END PUBLIC KEY-----")
-        .collect();
-    if body.is_empty() {
-        return Err("not a PEM public key (-----BEGIN PUBLIC KEY-----)".into());
-    }
-    let der =
-        base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "its PEM body is not base64".to_owned())?;
-    VerifyingKey::from_public_key_der(&der).map_err(|_| "not an ECDSA P-256 public key".to_owned())
-}
+/// How `[[oci.signers]]` reads.
+const SIGNERS: SignerTable = SignerTable {
+    table: "oci.signers",
+    governs: "images",
+    key_what: "cosign public key",
+    not_p256: "not an ECDSA P-256 public key",
+};
 
 #[cfg(test)]
 mod tests {

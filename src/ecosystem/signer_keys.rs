@@ -1,0 +1,102 @@
+//! Signer tables of the import policy that pin an ECDSA P-256 public key
+//! file (PEM) for the entries whose names match patterns: container image
+//! signers (cosign keys) and model signers (model-signing's `key` method)
+//! are both written this way. Each ecosystem keeps its own rule struct (its
+//! pattern field's name, `deny_unknown_fields`) and states its table here.
+
+use base64::Engine as _;
+use p256::ecdsa::VerifyingKey;
+use p256::pkcs8::DecodePublicKey as _;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::policy::References;
+use crate::policy::names::matches;
+
+/// How one ecosystem's signer table reads.
+pub struct SignerTable {
+    /// The table as written in the policy, e.g. `oci.signers`.
+    pub table: &'static str,
+    /// What its patterns name, e.g. `images`.
+    pub governs: &'static str,
+    /// What its key files are, for errors, e.g. `cosign public key`.
+    pub key_what: &'static str,
+    /// The error for a PEM key that is not ECDSA P-256.
+    pub not_p256: &'static str,
+}
+
+/// The pinned keys, each with the patterns it governs.
+#[derive(Debug)]
+pub struct KeySigners(Vec<KeySigner>);
+
+#[derive(Debug)]
+pub struct KeySigner {
+    /// Name patterns (`*` wildcard).
+    pub patterns: Vec<String>,
+    pub key: VerifyingKey,
+    /// The key file as the policy names it.
+    pub label: String,
+}
+
+impl KeySigners {
+    /// The signers whose patterns match `name`.
+    pub fn governing<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a KeySigner> {
+        self.0.iter().filter(move |s| s.patterns.iter().any(|p| matches(p, name)))
+    }
+}
+
+impl SignerTable {
+    /// The table's rules from `json` (its array of tables, as the policy
+    /// hands it over), each turned by `parts` into its patterns and key
+    /// file, every key file read beside the policy and parsed.
+    pub fn resolve<R: DeserializeOwned>(
+        &self,
+        json: &str,
+        references: References<'_>,
+        origin: &str,
+        parts: impl Fn(R) -> (Vec<String>, String),
+    ) -> Result<KeySigners> {
+        let table = self.table;
+        let written: Vec<R> =
+            serde_json::from_str(json).map_err(|e| Error::Usage(format!("{origin}: [[{table}]]: {e}")))?;
+        let mut signers = Vec::new();
+        for rule in written {
+            let (patterns, file) = parts(rule);
+            if patterns.is_empty() {
+                return Err(Error::Usage(format!(
+                    "{origin}: [[{table}]] names no {}; list the repository patterns it governs",
+                    self.governs
+                )));
+            }
+            let References::Beside(base) = references else {
+                return Err(Error::Usage(format!(
+                    "{origin}: [[{table}]] key names the file {file:?}; a policy statement cannot name files"
+                )));
+            };
+            let path = base.join(&file);
+            let pem = std::fs::read_to_string(&path).map_err(|e| Error::input(&path, self.key_what, &e))?;
+            let key = parse_pem(&pem, self.not_p256).map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
+            signers.push(KeySigner { patterns, key, label: file });
+        }
+        Ok(KeySigners(signers))
+    }
+}
+
+/// A PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`) of an ECDSA P-256 key, as
+/// `cosign generate-key-pair` and `openssl ec -pubout` write it;
+/// `not_p256` is the error for another kind of key.
+pub fn parse_pem(pem: &str, not_p256: &str) -> std::result::Result<VerifyingKey, String> {
+    let body: String = pem
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != "-----BEGIN PUBLIC KEY-----")
+        .skip(1)
+        .take_while(|l| *l != "-----END PUBLIC KEY-----")
+        .collect();
+    if body.is_empty() {
+        return Err("not a PEM public key (-----BEGIN PUBLIC KEY-----)".into());
+    }
+    let der =
+        base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "its PEM body is not base64".to_owned())?;
+    VerifyingKey::from_public_key_der(&der).map_err(|_| not_p256.to_owned())
+}
