@@ -95,27 +95,11 @@ fn pip_and_cargo_also_install_over_http_from_airlock_serve() {
     let server = serve(&mirror);
     let base = format!("http://{}", server.local_addr());
 
-    let venv = dir.path().join("venv");
-    assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
-    let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "--index-url", &format!("{base}/pypi/simple/"), "tinyapp==1.0.0"])
-        .env("PIP_CONFIG_FILE", "/dev/null")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PIP_NO_CACHE_DIR", "1")
-        .env_remove("PIP_FIND_LINKS")
-        .env_remove("PIP_INDEX_URL")
-        .output()
-        .unwrap();
+    let out = common::pip_install(dir.path(), &format!("{base}/pypi/simple/")).arg("tinyapp==1.0.0").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let app = common::cargo_app(dir.path(), &format!("registry = \"sparse+{base}/cargo/index/\""));
-    let out = Command::new("cargo")
-        .args(["run", "--quiet"])
-        .current_dir(&app)
-        .env("CARGO_HOME", dir.path().join("cargo-home"))
-        .env("CARGO_TARGET_DIR", dir.path().join("target"))
-        .output()
-        .unwrap();
+    let out = common::cargo_run(dir.path(), &app);
     assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 

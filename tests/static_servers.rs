@@ -162,15 +162,8 @@ fn clients_install_through(start: impl FnOnce(&Path, &Path, u16) -> Server) {
     let (dir, mirror) = mirror_for(&base);
     let _server = start(dir.path(), &mirror, port);
 
-    let venv = dir.path().join("venv");
-    assert!(Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success());
-    let out = Command::new(venv.join("bin/pip"))
-        .args(["install", "--index-url", &format!("{base}/pypi/simple/"), "tinyapp==1.0.0", "sdistonly==0.1.0"])
-        .env("PIP_CONFIG_FILE", "/dev/null")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PIP_NO_CACHE_DIR", "1")
-        .env_remove("PIP_FIND_LINKS")
-        .env_remove("PIP_INDEX_URL")
+    let out = common::pip_install(dir.path(), &format!("{base}/pypi/simple/"))
+        .args(["tinyapp==1.0.0", "sdistonly==0.1.0"])
         .output()
         .unwrap();
     assert_ok("pip install through nginx", &out);
@@ -196,13 +189,7 @@ fn clients_install_through(start: impl FnOnce(&Path, &Path, u16) -> Server) {
     assert!(web.join("node_modules/@airlock-test/scoped/package.json").is_file());
 
     let app = common::cargo_app(dir.path(), &format!("registry = \"sparse+{base}/cargo/index/\""));
-    let out = Command::new("cargo")
-        .args(["run", "--quiet"])
-        .current_dir(&app)
-        .env("CARGO_HOME", dir.path().join("cargo-home"))
-        .env("CARGO_TARGET_DIR", dir.path().join("target"))
-        .output()
-        .unwrap();
+    let out = common::cargo_run(dir.path(), &app);
     assert_ok("cargo run through nginx", &out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
 }

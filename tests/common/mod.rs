@@ -191,6 +191,34 @@ pub fn cargo_app(dir: &Path, source: &str) -> PathBuf {
     app
 }
 
+/// `pip install --index-url INDEX` from a fresh venv under `dir`, with
+/// none of the user's pip configuration, cache or index variables; callers
+/// add the requirements.
+pub fn pip_install(dir: &Path, index: &str) -> std::process::Command {
+    let venv = dir.join("venv");
+    let made = std::process::Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap();
+    assert!(made.success(), "python3 -m venv failed");
+    let mut cmd = std::process::Command::new(venv.join("bin/pip"));
+    cmd.args(["install", "--index-url", index])
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        .env("PIP_NO_CACHE_DIR", "1")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_INDEX_URL");
+    cmd
+}
+
+/// `cargo run --quiet` of [`cargo_app`] under `dir`, with its own cargo home and target.
+pub fn cargo_run(dir: &Path, app: &Path) -> std::process::Output {
+    std::process::Command::new("cargo")
+        .args(["run", "--quiet"])
+        .current_dir(app)
+        .env("CARGO_HOME", dir.join("cargo-home"))
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .output()
+        .unwrap()
+}
+
 /// Where skipped checks are recorded (`target/tmp/skipped-tests.txt`);
 /// `.ci/run` prints and counts them at the end.
 pub const SKIPPED_FILE: &str = concat!(env!("CARGO_TARGET_TMPDIR"), "/skipped-tests.txt");
