@@ -68,7 +68,7 @@ pub fn cosign(
     crate::durable::sync_dir(dir)?;
     let mut signers: Vec<String> = opened.claimed_signers.iter().map(crate::id::KeyId::short).collect();
     signers.push(id.short());
-    Ok(SignReport { bundle: subject, manifest_digest: verified.digest.to_hex(), added_signer: id.to_hex(), signers })
+    Ok(SignReport { bundle: subject, manifest_digest: verified.digest.to_hex(), added_signer: id.short(), signers })
 }
 
 /// Where frame 2 starts, how long it is, and the seal envelope.

@@ -69,6 +69,18 @@ impl fmt::Display for Signers {
     }
 }
 
+impl Signers {
+    /// What to do about too few trusted signatures, given who did sign: a
+    /// revoked key is not to be pinned again.
+    fn advice(&self) -> &'static str {
+        if !self.revoked.is_empty() && self.untrusted.is_empty() {
+            "a revoked key's signature never counts: ask for a bundle signed by a key the policy trusts, or have more trusted operators co-sign"
+        } else {
+            "pin the exporter's key with --trust or in the policy, or have more trusted operators co-sign"
+        }
+    }
+}
+
 impl Rejection {
     /// A stable short code for `--json` reports and tests.
     #[must_use]
@@ -104,8 +116,8 @@ impl fmt::Display for Rejection {
             Rejection::BadSignature(m) => write!(f, "bad signature: {}; {RESEND}", line(m)),
             Rejection::BelowThreshold { valid, required, signers } => write!(
                 f,
-                "signed by {valid} trusted key(s), the policy requires {required} (signer key ids, {signers}); \
-                 pin the exporter's key with --trust or in the policy, or have more trusted operators co-sign"
+                "signed by {valid} trusted key(s), the policy requires {required} (signer key ids, {signers}); {}",
+                signers.advice()
             ),
             Rejection::Schema(m) => write!(f, "manifest fails its schema: {}; {RESEND}", line(m)),
             Rejection::DigestMismatch(m) => write!(f, "digest mismatch: {}; {RESEND}", line(m)),

@@ -88,7 +88,7 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
         previous: m.previous.map(|p| p.to_hex()),
         created: rfc3339(m.created),
         expires: rfc3339(m.expires),
-        claimed_signers: opened.claimed_signers.iter().map(super::id::KeyId::to_hex).collect(),
+        claimed_signers: opened.claimed_signers.iter().map(super::id::KeyId::short).collect(),
         volumes: m.volumes,
         bytes: m.blob_bytes(),
         entries: m

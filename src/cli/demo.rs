@@ -116,16 +116,19 @@ impl DemoArgs {
         for path in &imported.mirror.published {
             step(&format!("             mirror/{path}"));
         }
-        out.report(&DemoReport {
-            dir: dir.display().to_string(),
-            exported_entries: exported.entries,
-            bundle: exported.bundle,
-            manifest_digest: exported.manifest_digest,
-            tampered_rejected,
-            untrusted_rejected,
-            mirror: imported.mirror.mirror,
-            published: imported.mirror.published,
-        });
+        out.report(
+            "demo",
+            &DemoReport {
+                dir: dir.display().to_string(),
+                exported_entries: exported.entries,
+                bundle: exported.bundle,
+                manifest_digest: exported.manifest_digest,
+                tampered_rejected,
+                untrusted_rejected,
+                mirror: imported.mirror.mirror,
+                published: imported.mirror.published,
+            },
+        );
         Ok(())
     }
 

@@ -77,13 +77,16 @@ impl DiffArgs {
         if changes.is_empty() {
             out.line("no changes");
         }
-        out.report(&DiffReport {
-            old: old.bundle.clone(),
-            new: new.bundle.clone(),
-            old_sequence: old.sequence,
-            new_sequence: new.sequence,
-            changes,
-        });
+        out.report(
+            "diff",
+            &DiffReport {
+                old: old.bundle.clone(),
+                new: new.bundle.clone(),
+                old_sequence: old.sequence,
+                new_sequence: new.sequence,
+                changes,
+            },
+        );
         Ok(())
     }
 }

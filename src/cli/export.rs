@@ -176,7 +176,7 @@ impl ExportArgs {
         ));
         out.line(format!("signed by {}", report.signers.join(", ")));
         out.line(format!("expires   {}", report.expires));
-        out.report(&report);
+        out.report("export", &report);
         clear.warn(out);
         Ok(())
     }

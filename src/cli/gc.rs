@@ -48,12 +48,10 @@ impl GcArgs {
             self.mirror.display()
         ));
         out.line("note      an incremental bundle that relies on a removed blob needs a --full bundle");
-        out.report(&GcReport {
-            mirror: self.mirror.display().to_string(),
-            objects_removed,
-            bytes_freed,
-            staging_removed,
-        });
+        out.report(
+            "gc",
+            &GcReport { mirror: self.mirror.display().to_string(), objects_removed, bytes_freed, staging_removed },
+        );
         Ok(())
     }
 }

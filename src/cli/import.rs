@@ -73,7 +73,7 @@ impl ImportArgs {
             report.mirror.mirror,
             report.mirror.generation
         ));
-        out.report(&report);
+        out.report("import", &report);
         Ok(())
     }
 
@@ -82,7 +82,7 @@ impl ImportArgs {
         let url = self.base_url.as_deref().expect("clap requires a bundle without --base-url");
         let report = render(&self.mirror, url)?;
         out.line(format!("rendered the documents of {} for {url} (generation {})", report.mirror, report.generation));
-        out.report(&report);
+        out.report("render", &report);
         Ok(())
     }
 }

@@ -71,7 +71,7 @@ impl InspectArgs {
                 out.line(format!("         evidence {present}; missing {absent}"));
             }
         }
-        out.report(&r);
+        out.report("inspect", &r);
         Ok(())
     }
 }

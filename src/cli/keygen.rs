@@ -72,7 +72,7 @@ impl KeygenArgs {
         if let Some(public) = &report.public_key {
             out.line(format!("public key  {public} (pin it on the disconnected side with --trust)"));
         }
-        out.report(&report);
+        out.report("keygen", &report);
         Ok(())
     }
 
@@ -99,11 +99,14 @@ impl KeygenArgs {
             secret_path.display()
         ));
         out.line(format!("public key  {} (give it to apt: deb [signed-by=...])", public_path.display()));
-        out.report(&serde_json::json!({
-            "secret_key": secret_path.display().to_string(),
-            "public_key": public_path.display().to_string(),
-            "storage": "openpgp",
-        }));
+        out.report(
+            "keygen",
+            &serde_json::json!({
+                "secret_key": secret_path.display().to_string(),
+                "public_key": public_path.display().to_string(),
+                "storage": "openpgp",
+            }),
+        );
         Ok(())
     }
 
@@ -157,7 +160,7 @@ fn report(
     public_path: Option<&std::path::Path>,
 ) -> KeygenReport {
     KeygenReport {
-        key_id: public.id().to_hex(),
+        key_id: public.id().short(),
         secret_key,
         storage,
         public_key: public_path.map(|p| p.display().to_string()),

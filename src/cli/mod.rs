@@ -187,7 +187,11 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let message = message.strip_prefix("error: ").unwrap_or(&message);
     let subcommand = std::env::args().skip(1).find(|a| command().get_subcommands().any(|s| s.get_name() == a));
     let help = subcommand.map_or_else(|| "airlock --help".to_owned(), |s| format!("airlock {s} --help"));
-    eprintln!("error: {message}; see `{help}`");
+    let message = format!("{message}; see `{help}`");
+    if json_requested() {
+        print_json_error(2, "usage", &message);
+    }
+    eprintln!("error: {message}");
     ExitCode::from(2)
 }
 
@@ -217,11 +221,16 @@ impl Output {
         }
     }
 
-    /// The JSON report (in `--json` mode only).
-    pub fn report<T: Serialize>(&self, report: &T) {
+    /// The JSON report (in `--json` mode only), in the envelope
+    /// `schemas/json/airlock.<schema>.v1.json` describes.
+    pub fn report<T: Serialize>(&self, schema: &str, report: &T) {
         if self.json {
-            let mut text = serde_json::to_string_pretty(&serde_json::json!({ "ok": true, "report": report }))
-                .expect("reports serialize");
+            let mut text = serde_json::to_string_pretty(&serde_json::json!({
+                "schema": schema_id(schema),
+                "ok": true,
+                "report": report
+            }))
+            .expect("reports serialize");
             text.push('\n');
             print_stdout(&text);
         }
@@ -229,8 +238,7 @@ impl Output {
 
     fn error(&self, e: &Error) {
         if self.json {
-            let value = serde_json::json!({ "ok": false, "exit_code": e.exit_code(), "kind": e.kind(), "error": e.to_string() });
-            print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
+            print_json_error(e.exit_code(), e.kind(), &e.to_string());
         }
         // One line whatever the error quotes from a bundle or a file, and nothing that drives the terminal.
         eprintln!("error: {}", crate::escape::one_line(&e.to_string()));
@@ -242,6 +250,30 @@ impl Output {
         let visible = !self.quiet && !self.json && std::io::stderr().is_terminal();
         Bars { visible, bar: Mutex::new(None) }
     }
+}
+
+/// The versioned name of a JSON document: `airlock.verify.v1`. A field may
+/// be added within a version; one renamed, removed or retyped makes a new one.
+fn schema_id(schema: &str) -> String {
+    format!("airlock.{schema}.v1")
+}
+
+/// The failure envelope (`schemas/json/airlock.error.v1.json`) on standard output.
+fn print_json_error(exit_code: i32, kind: &str, message: &str) {
+    let value = serde_json::json!({
+        "schema": schema_id("error"),
+        "ok": false,
+        "exit_code": exit_code,
+        "kind": kind,
+        "error": message,
+    });
+    print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
+}
+
+/// Whether `--json` was on the command line, for errors clap found before
+/// the flags could be parsed (everything after `--` is an operand).
+fn json_requested() -> bool {
+    std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
 }
 
 /// A closed pipe (`airlock inspect | head`) is not an error worth a panic.

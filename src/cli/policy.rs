@@ -76,10 +76,10 @@ impl PolicySignArgs {
         if report.listed_as.is_none() {
             out.line(format!(
                 "note      the new policy does not trust key {}: this signature counts only toward the current policy's threshold",
-                &report.added_signer[..16]
+                report.added_signer
             ));
         }
-        out.report(&report);
+        out.report("policy-sign", &report);
         clear.warn(out);
         Ok(())
     }
@@ -89,7 +89,7 @@ impl PolicyApplyArgs {
     fn run(&self, out: &Output) -> Result<()> {
         let report = apply(&self.statement, &self.policy, self.dry_run, crate::ecosystem::POLICY_TABLES)?;
         print_applied(out, &report);
-        out.report(&report);
+        out.report("policy-apply", &report);
         Ok(())
     }
 }

@@ -66,7 +66,7 @@ impl PushArgs {
             report.manifests_present,
             report.tags_set
         ));
-        out.report(&report);
+        out.report("push", &report);
         Ok(())
     }
 }

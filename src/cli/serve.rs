@@ -55,7 +55,7 @@ impl ServeArgs {
         let report = ServeReport { mirror: self.mirror.display().to_string(), url, clients };
         let listed: Vec<String> = report.clients.iter().map(|(name, url)| format!("{name}: {url}")).collect();
         out.line(format!("serving {} on {} ({})", report.mirror, report.url, listed.join(", ")));
-        out.report(&report);
+        out.report("serve", &report);
         let quiet = out.quiet;
         server.run(&move |line: &str| {
             if !quiet {

@@ -33,7 +33,7 @@ impl SignArgs {
         let report = cosign(&self.bundle, key, &policy, crate::now(), &progress)?;
         out.line(format!("signed    {} (manifest {})", report.bundle, &report.manifest_digest[..16]));
         out.line(format!("signers   {}", report.signers.join(", ")));
-        out.report(&report);
+        out.report("sign", &report);
         clear.warn(out);
         Ok(())
     }

@@ -89,7 +89,7 @@ impl StatusArgs {
         for (ecosystem, (count, size)) in &report.contents {
             out.line(format!("contents  {ecosystem}: {count} files, {}", bytes(*size)));
         }
-        out.report(&report);
+        out.report("status", &report);
         Ok(())
     }
 }

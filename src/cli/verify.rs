@@ -48,7 +48,7 @@ impl VerifyArgs {
         } else {
             out.line("note      the packages of the missing volumes are checked when those volumes are verified");
         }
-        out.report(&report);
+        out.report("verify", &report);
         Ok(())
     }
 }

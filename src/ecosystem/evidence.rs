@@ -73,19 +73,69 @@ impl Trust<'_> {
     }
 }
 
+/// One layer's result, for scripts (the report's prose stands beside it).
+/// `failed` appears only in the report of a rejected bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Checked and it holds.
+    Ok,
+    /// Checked and it does not hold: the entry was refused.
+    Failed,
+    /// The evidence is not in the bundle (the report says where the exporter looked).
+    Absent,
+    /// Nothing to check: the policy requires nothing of this layer.
+    NotRequired,
+    /// Carried but not checked here (no pinned root for it, or another entry vouches for it).
+    NotChecked,
+}
+
+impl Outcome {
+    /// The result of two independent pieces of evidence for one layer: the
+    /// better of the two (one verified signature is a verified layer).
+    #[must_use]
+    pub fn either(self, other: Outcome) -> Outcome {
+        let rank = |o: Outcome| match o {
+            Outcome::Failed => 4,
+            Outcome::Ok => 3,
+            Outcome::NotChecked => 2,
+            Outcome::NotRequired => 1,
+            Outcome::Absent => 0,
+        };
+        if rank(other) > rank(self) { other } else { self }
+    }
+}
+
 /// What an ecosystem established of an entry's upstream provenance.
 #[derive(Debug, Clone)]
 pub struct Provenance {
     /// What the report says.
     pub text: Cow<'static, str>,
+    /// The layer's result.
+    pub outcome: Outcome,
     /// The attestations that verified, for the policy's publisher rules.
     pub attested: Vec<Attested>,
 }
 
 impl Provenance {
-    /// Provenance with nothing verified.
-    pub fn text(text: impl Into<Cow<'static, str>>) -> Self {
-        Provenance { text: text.into(), attested: Vec::new() }
+    /// Provenance that verified against a pinned root.
+    pub fn verified(text: impl Into<Cow<'static, str>>, attested: Vec<Attested>) -> Self {
+        Provenance { text: text.into(), outcome: Outcome::Ok, attested }
+    }
+
+    /// No provenance in the bundle.
+    pub fn absent(text: impl Into<Cow<'static, str>>) -> Self {
+        Provenance { text: text.into(), outcome: Outcome::Absent, attested: Vec::new() }
+    }
+
+    /// Provenance carried but not checked here, or vouched for by another entry.
+    pub fn not_checked(text: impl Into<Cow<'static, str>>) -> Self {
+        Provenance { text: text.into(), outcome: Outcome::NotChecked, attested: Vec::new() }
+    }
+
+    /// Provenance with an outcome worked out by the ecosystem.
+    pub fn with(outcome: Outcome, text: impl Into<Cow<'static, str>>, attested: Vec<Attested>) -> Self {
+        Provenance { text: text.into(), outcome, attested }
     }
 }
 

@@ -17,7 +17,7 @@ pub mod registry;
 pub mod reserved;
 pub mod signer_keys;
 
-pub use evidence::{ManifestExt, Provenance, Trust};
+pub use evidence::{ManifestExt, Outcome, Provenance, Trust};
 pub use registry::{Artifact, FetchContext};
 pub use reserved::Reserved;
 
@@ -125,7 +125,7 @@ pub trait Ecosystem: Sync {
     /// its provenance, and the attestations that verified. Evidence the
     /// policy does not pin a root for is reported, not refused.
     fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
-        Ok(Provenance::text("none (plain file)"))
+        Ok(Provenance::absent("none (plain file)"))
     }
 
     // --- entries checked together (OCI: an image and the blobs it lists) ---

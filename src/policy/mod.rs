@@ -110,7 +110,8 @@ impl Policy {
             return Err(Error::Usage(format!("{origin}: serial {} is not allowed; serials start at 1", file.serial)));
         }
         let keys = file.keys.iter().map(|k| k.resolve(references, origin)).collect::<Result<Vec<_>>>()?;
-        let mut policy = Policy::new(keys, file.threshold, parse_revoked(&file.revoked, origin)?, origin)?;
+        let revoked = parse_revoked(&file.revoked, &keys, origin)?;
+        let mut policy = Policy::new(keys, file.threshold, revoked, origin)?;
         policy.serial = file.serial;
         policy.channels = file
             .channels
@@ -203,16 +204,26 @@ impl Policy {
     }
 }
 
-/// `revoked` holds full key ids, as `airlock keygen` prints them and the
-/// `.pub` file's comment line shows them.
-fn parse_revoked(ids: &[String], origin: &str) -> Result<BTreeSet<KeyId>> {
+/// `revoked` holds key ids in either form: the 16 hex digits airlock prints
+/// (which name a key this policy lists) or the 32 of the `.pub` file's
+/// comment line (which name any key, listed or not).
+fn parse_revoked(ids: &[String], listed: &[TrustedKey], origin: &str) -> Result<BTreeSet<KeyId>> {
     ids.iter()
         .map(|text| {
-            KeyId::from_hex(text).ok_or_else(|| {
-                Error::Usage(format!(
-                    "{origin}: revoked entry {text:?} is not a key id; give the 32 hex digits `airlock keygen` printed (also on the first line of the .pub file)"
-                ))
-            })
+            if let Some(full) = KeyId::from_hex(text) {
+                return Ok(full);
+            }
+            let short = text.to_ascii_lowercase();
+            if short.len() == 16 && short.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return listed.iter().map(|k| k.key.id()).find(|id| id.short() == short).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{origin}: revoked entry {text:?} names no key this policy lists; to revoke a key not listed, give the 32 hex digits on the first line of its .pub file"
+                    ))
+                });
+            }
+            Err(Error::Usage(format!(
+                "{origin}: revoked entry {text:?} is not a key id; give the 16 hex digits airlock prints for a listed key, or the 32 on the first line of the .pub file"
+            )))
         })
         .collect()
 }
@@ -282,6 +293,23 @@ mod tests {
         assert_eq!(policy.name_of(&c.public().id()), Some("c"));
         assert!(policy.key(&c.public().id()).is_none());
         assert!(Policy::parse(&text, References::Refused, "p", &[]).unwrap().key(&c.public().id()).is_some());
+    }
+
+    #[test]
+    fn a_revoked_key_may_be_named_by_the_short_id_airlock_prints() {
+        let (text, [_, _, c]) = three_keys("threshold = 2");
+        let short = c.public().id().short();
+        let revoking =
+            text.replace("threshold = 2", &format!("threshold = 2\nrevoked = [\"{}\"]", short.to_uppercase()));
+        let policy = Policy::parse(&revoking, References::Refused, "p", &[]).unwrap();
+        assert!(policy.is_revoked(&c.public().id()));
+        // A short id of no listed key cannot be resolved: the full one is asked for.
+        let unknown = text.replace("threshold = 2", "threshold = 2\nrevoked = [\"0123456789abcdef\"]");
+        let err = Policy::parse(&unknown, References::Refused, "p", &[]).unwrap_err().to_string();
+        assert!(err.contains("names no key this policy lists") && err.contains("32 hex digits"), "{err}");
+        let odd = text.replace("threshold = 2", "threshold = 2\nrevoked = [\"0123\"]");
+        let err = Policy::parse(&odd, References::Refused, "p", &[]).unwrap_err().to_string();
+        assert!(err.contains("is not a key id") && err.contains("16 hex digits"), "{err}");
     }
 
     #[test]

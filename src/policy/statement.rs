@@ -95,7 +95,7 @@ pub fn sign(new_policy: &Path, key: &dyn Signer, statement: &Path, tables: Table
     Ok(SignReport {
         statement: statement.display().to_string(),
         serial: policy.serial(),
-        added_signer: id.to_hex(),
+        added_signer: id.short(),
         signers: opened.claimed_signers.iter().map(KeyId::short).collect(),
         listed_as: policy.name_of(&id).filter(|_| !policy.is_revoked(&id)).map(str::to_owned),
     })

@@ -572,11 +572,17 @@ mod tests {
         let keys: Vec<SecretKey> = (0..3).map(|_| SecretKey::generate().unwrap()).collect();
         let policy = keyring_of(&keys.iter().collect::<Vec<_>>(), 2, &[&keys[2]]);
         let by_0_and_2 = seal(b"statement", &[keys[0].clone(), keys[2].clone()], POLICY_STATEMENT).unwrap();
-        let Err(Rejection::BelowThreshold { valid: 1, signers, .. }) = verify(&by_0_and_2, &policy, POLICY_STATEMENT)
-        else {
+        let refused = verify(&by_0_and_2, &policy, POLICY_STATEMENT);
+        let message = refused.as_ref().map_or_else(ToString::to_string, |_| String::new());
+        let Err(Rejection::BelowThreshold { valid: 1, signers, .. }) = refused else {
             panic!("a revoked key's signature was counted")
         };
         assert_eq!(signers.revoked, [keys[2].public().id().short()]);
+        // Re-pinning a revoked key is not the advice.
+        assert!(
+            message.contains("a revoked key's signature never counts") && !message.contains("pin the"),
+            "{message}"
+        );
         let all = add_signature(&by_0_and_2, &keys[1], POLICY_STATEMENT).unwrap();
         let ok = verify(&all, &policy, POLICY_STATEMENT).unwrap();
         assert_eq!(ok.trusted_signers.len(), 2);

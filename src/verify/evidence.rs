@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EntryFindings;
-use crate::ecosystem::{self, Provenance, Trust};
+use crate::ecosystem::{self, Outcome, Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::policy::{Policy, Publisher, Rules};
@@ -28,27 +28,28 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
     let required: &[String] = if judged { rules.map_or(&[], |r| &r.require) } else { &[] };
     check_present(entry, required, &id)?;
     let trust = Trust { sigstore: policy.sigstore(), rules };
-    let Provenance { text: provenance, attested } = match ecosystem::by_name(&entry.ecosystem) {
-        Some(owner) => owner.verify_evidence(entry, &trust, &id)?,
-        None => Provenance::text("none (plain file)"),
-    };
+    let Provenance { text: provenance, outcome: provenance_outcome, attested } =
+        match ecosystem::by_name(&entry.ecosystem) {
+            Some(owner) => owner.verify_evidence(entry, &trust, &id)?,
+            None => Provenance::absent("none (plain file)"),
+        };
     let publisher = match rules {
         Some(rules) => check_publishers(entry, rules, &attested, &id)?,
         None => None,
     };
-    let digest = if entry.digests.is_empty() {
-        "none upstream (plain file: the BLAKE3 content address is its digest)".into()
+    let (digest, digest_outcome) = if entry.digests.is_empty() {
+        ("none upstream (plain file: the BLAKE3 content address is its digest)".into(), Outcome::Absent)
     } else {
-        format!("{} match", entry.digests.keys().cloned().collect::<Vec<_>>().join(", ")).into()
+        (format!("{} match", entry.digests.keys().cloned().collect::<Vec<_>>().join(", ")).into(), Outcome::Ok)
     };
     let mut checked = required.iter().map(|k| format!("requires {k}")).collect::<Vec<_>>();
     checked.extend(publisher);
-    let policy = if checked.is_empty() {
-        "ok (no evidence required)".into()
+    let (policy, policy_outcome) = if checked.is_empty() {
+        ("ok (no evidence required)".into(), Outcome::NotRequired)
     } else {
-        format!("ok ({})", checked.join("; ")).into()
+        (format!("ok ({})", checked.join("; ")).into(), Outcome::Ok)
     };
-    Ok(EntryFindings { digest, provenance, policy })
+    Ok(EntryFindings { digest, provenance, policy, outcomes: [digest_outcome, provenance_outcome, policy_outcome] })
 }
 
 /// Every evidence kind the policy requires must be carried; a proxy that

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::{VerifiedManifest, set};
+use crate::ecosystem::Outcome;
 use crate::manifest::Manifest;
 use crate::policy::Policy;
 use crate::time::rfc3339;
@@ -45,6 +46,8 @@ pub struct EntryFindings {
     pub digest: Cow<'static, str>,
     pub provenance: Cow<'static, str>,
     pub policy: Cow<'static, str>,
+    /// The digest, provenance and policy layers' results, in that order.
+    pub outcomes: [Outcome; 3],
 }
 
 /// Every entry's report, built from the manifest and the findings as it is read.
@@ -67,6 +70,18 @@ pub struct EntryReport<'a> {
     pub digest: &'a str,
     pub provenance: &'a str,
     pub policy: &'a str,
+    /// Each layer's result as a word scripts can match on.
+    pub layers: Layers,
+}
+
+/// The five layers' results of one entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Layers {
+    pub transfer: Outcome,
+    pub content: Outcome,
+    pub digest: Outcome,
+    pub provenance: Outcome,
+    pub policy: Outcome,
 }
 
 impl PackageReports {
@@ -90,6 +105,14 @@ impl PackageReports {
             digest: &found.digest,
             provenance: &found.provenance,
             policy: &found.policy,
+            layers: Layers {
+                // A report exists only for a bundle whose envelope and content verified.
+                transfer: Outcome::Ok,
+                content: Outcome::Ok,
+                digest: found.outcomes[0],
+                provenance: found.outcomes[1],
+                policy: found.outcomes[2],
+            },
         })
     }
 }

@@ -146,7 +146,7 @@ impl Ecosystem for Cargo {
     }
 
     fn verify_evidence(&self, _entry: &Entry, _trust: &Trust<'_>, _id: &str) -> Result<Provenance, Rejection> {
-        Ok(Provenance::text(evidence::PROVENANCE))
+        Ok(Provenance::absent(evidence::PROVENANCE))
     }
 }
 

@@ -42,13 +42,14 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
         Kind::Release { suite, .. } => (suite, None),
         Kind::Index { suite, rel, .. } => (suite, Some(rel)),
         Kind::Deb { .. } => {
-            return Ok(Provenance::text(
+            return Ok(Provenance::verified(
                 "stanza matches the .deb (name, version, architecture, SHA256, size); listed in a signed Packages.xz (checked on import)",
+                Vec::new(),
             ));
         }
     };
     let Some(roots) = trust.rules.and_then(|r| r.roots::<Roots>()) else {
-        return Ok(Provenance::text("Debian signature not checked: the policy pins no [debian] keyring"));
+        return Ok(Provenance::not_checked("Debian signature not checked: the policy pins no [debian] keyring"));
     };
     let inrelease = evidence_of(entry, INRELEASE).unwrap_or_default();
     let verified = verify_cleartext(inrelease, &roots.keyring)
@@ -62,7 +63,7 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
         check_listed(&listed, rel, entry, id)?;
     }
     let by: Vec<String> = verified.signers.iter().map(|s| format!("{} ({})", s.user, s.fingerprint)).collect();
-    Ok(Provenance::text(format!("InRelease of {suite} signed by {}", by.join(", "))))
+    Ok(Provenance::verified(format!("InRelease of {suite} signed by {}", by.join(", ")), Vec::new()))
 }
 
 /// The signed Release names `suite` (as its Codename or Suite), is dated

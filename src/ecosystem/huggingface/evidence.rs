@@ -66,7 +66,7 @@ pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> 
                 absent(entry, "model-signature", "none")
             )));
         }
-        return Ok(Provenance::text(absent(entry, "model-signature", "no model signature")));
+        return Ok(Provenance::absent(absent(entry, "model-signature", "no model signature")));
     };
     let signed = Signed::parse(&sig.data).map_err(refuse)?;
     if governing.is_empty() {
@@ -76,7 +76,7 @@ pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> 
                     .into(),
             ));
         }
-        return Ok(Provenance::text(
+        return Ok(Provenance::not_checked(
             "model signature carried, not checked: no [[huggingface.signers]] names this repository",
         ));
     }
@@ -88,7 +88,10 @@ pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> 
     };
     let resources = signed.resources().map_err(refuse)?;
     covers(&resources, listing).map_err(refuse)?;
-    Ok(Provenance::text(format!("model signature by {} verified over {} files", verified_by.label, resources.len())))
+    Ok(Provenance::verified(
+        format!("model signature by {} verified over {} files", verified_by.label, resources.len()),
+        Vec::new(),
+    ))
 }
 
 /// The statement's resources must be exactly the carried files less what the format ignores.

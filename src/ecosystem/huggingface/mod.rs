@@ -310,7 +310,9 @@ impl Ecosystem for Huggingface {
                 let listing = listing.map_err(|m| Rejection::Policy(format!("{id}: {m}")))?;
                 evidence::verify(entry, &listing, trust, id)
             }
-            None => Ok(Provenance::text("a file of its snapshot; the snapshot's listing and signature vouch for it")),
+            None => {
+                Ok(Provenance::not_checked("a file of its snapshot; the snapshot's listing and signature vouch for it"))
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sigstore_verify::types::{Bundle, HashAlgorithm, VerificationMaterialContent};
 
 use super::registry_keys::{RegistryKeys, SignatureError};
-use crate::ecosystem::evidence::{Provenance, Trust, absent, describe};
+use crate::ecosystem::evidence::{Outcome, Provenance, Trust, absent, describe};
 use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::manifest::evidence::{EvidenceKind, KIB, MIB};
@@ -33,21 +33,24 @@ const NPM_PUBLISH: &str = "https://github.com/npm/attestation/tree/main/specs/pu
 /// The registry signature, verified when the policy pins the registry's
 /// keys, and the attestations, verified when it pins a Sigstore root.
 pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
-    let (attestations, attested) = npm_attestations(entry, trust, id)?;
-    let signature = npm_signature(entry, trust, id)?;
-    Ok(Provenance { text: format!("{signature}; {attestations}").into(), attested })
+    let (attestations, attested_outcome, attested) = npm_attestations(entry, trust, id)?;
+    let (signature, signed) = npm_signature(entry, trust, id)?;
+    Ok(Provenance::with(signed.either(attested_outcome), format!("{signature}; {attestations}"), attested))
 }
 
 fn registry_keys<'a>(trust: &Trust<'a>) -> Option<&'a RegistryKeys> {
     trust.rules.and_then(|r| r.roots::<RegistryKeys>())
 }
 
-fn npm_signature(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<String, Rejection> {
+fn npm_signature(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<(String, Outcome), Rejection> {
     let Some(signatures) = entry.evidence.iter().find(|e| e.kind == "npm-signatures") else {
-        return Ok(absent(entry, "npm-signatures", "no registry signature"));
+        return Ok((absent(entry, "npm-signatures", "no registry signature"), Outcome::Absent));
     };
     let Some(keys) = registry_keys(trust) else {
-        return Ok("registry signature carried, not checked (the policy pins no npm registry-keys)".into());
+        return Ok((
+            "registry signature carried, not checked (the policy pins no npm registry-keys)".into(),
+            Outcome::NotChecked,
+        ));
     };
     let integrity = registry_integrity(entry)
         .ok_or_else(|| Rejection::Schema(format!("{id}: the carried npm metadata has no dist.integrity")))?;
@@ -60,19 +63,25 @@ fn npm_signature(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<String, R
     let published = entry.attributes.get("published").and_then(|t| rfc3339_secs(t));
     let required = trust.requires("npm-signatures");
     match keys.verify(&entry.name, version, &integrity, &signatures.data, published) {
-        Ok(keyid) => Ok(format!("registry signature by {keyid} verified")),
-        Err(SignatureError::Unpinned(why)) if !required => Ok(format!("registry signature not verified ({why})")),
+        Ok(keyid) => Ok((format!("registry signature by {keyid} verified"), Outcome::Ok)),
+        Err(SignatureError::Unpinned(why)) if !required => {
+            Ok((format!("registry signature not verified ({why})"), Outcome::NotChecked))
+        }
         Err(why) => Err(Rejection::BadSignature(format!("{id}: the npm registry signature does not verify: {why}"))),
     }
 }
 
-fn npm_attestations(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<(String, Vec<Attested>), Rejection> {
+/// The attestations' words, outcome and what verified.
+type Attestations = (String, Outcome, Vec<Attested>);
+
+fn npm_attestations(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Attestations, Rejection> {
     let Some(evidence) = entry.evidence.iter().find(|e| e.kind == "npm-attestations") else {
-        return Ok((absent(entry, "npm-attestations", "no attestations"), Vec::new()));
+        return Ok((absent(entry, "npm-attestations", "no attestations"), Outcome::Absent, Vec::new()));
     };
     let Some(root) = trust.sigstore else {
         return Ok((
             "attestations carried, not verified (the policy pins no Sigstore trusted root)".into(),
+            Outcome::NotChecked,
             Vec::new(),
         ));
     };
@@ -87,7 +96,8 @@ fn npm_attestations(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<(Strin
             findings.unchecked.join("; ")
         )));
     }
-    Ok((describe(&findings), findings.verified))
+    let outcome = if findings.verified.is_empty() { Outcome::NotChecked } else { Outcome::Ok };
+    Ok((describe(&findings), outcome, findings.verified))
 }
 
 fn registry_integrity(entry: &Entry) -> Option<String> {

@@ -49,7 +49,7 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
                 absent(entry, "cosign-signature", "none")
             )));
         }
-        return Ok(Provenance::text(absent(entry, "cosign-signature", "no cosign signature")));
+        return Ok(Provenance::absent(absent(entry, "cosign-signature", "no cosign signature")));
     };
     let signed = signed_payloads(entry, &sig.data, digest).map_err(|m| Rejection::Policy(format!("{id}: {m}")))?;
     if governing.is_empty() {
@@ -58,11 +58,13 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
                 "{id}: the policy requires cosign-signature but no [[oci.signers]] names this image; add one with its key"
             )));
         }
-        return Ok(Provenance::text("cosign signature carried, not checked: no [[oci.signers]] names this image"));
+        return Ok(Provenance::not_checked(
+            "cosign signature carried, not checked: no [[oci.signers]] names this image",
+        ));
     }
     for signer in &governing {
         if signed.iter().any(|(payload, signature)| signer.key.verify(payload, signature).is_ok()) {
-            return Ok(Provenance::text(format!("cosign signature by {} verified", signer.label)));
+            return Ok(Provenance::verified(format!("cosign signature by {} verified", signer.label), Vec::new()));
         }
     }
     let keys = governing.iter().map(|s| s.label.as_str()).collect::<Vec<_>>().join(", ");

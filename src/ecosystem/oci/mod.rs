@@ -146,7 +146,7 @@ impl Ecosystem for Oci {
 
     fn verify_evidence(&self, entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
         if entry.version.is_none() {
-            return Ok(Provenance::text(
+            return Ok(Provenance::not_checked(
                 "a blob of the images that list it; their digests and signatures vouch for it",
             ));
         }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sigstore_verify::types::HashAlgorithm;
 
-use crate::ecosystem::evidence::{Provenance, Trust, absent, describe};
+use crate::ecosystem::evidence::{Outcome, Provenance, Trust, absent, describe};
 use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::manifest::evidence::{EvidenceKind, MIB};
@@ -22,10 +22,10 @@ pub const EVIDENCE: [EvidenceKind; 2] = [
 /// PEP 740 attestations, verified when the policy pins a Sigstore root.
 pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
     let Some(evidence) = entry.evidence.iter().find(|e| e.kind == "pypi-provenance") else {
-        return Ok(Provenance::text(absent(entry, "pypi-provenance", "no PEP 740 provenance")));
+        return Ok(Provenance::absent(absent(entry, "pypi-provenance", "no PEP 740 provenance")));
     };
     let Some(root) = trust.sigstore else {
-        return Ok(Provenance::text(
+        return Ok(Provenance::not_checked(
             "PEP 740 provenance carried, not verified (the policy pins no Sigstore trusted root)",
         ));
     };
@@ -34,7 +34,8 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
     let subject = Subject { name: file_name.to_owned(), algorithm: HashAlgorithm::Sha2256, digest: sha256 };
     let findings = verify_pep740(&evidence.data, &subject, root)
         .map_err(|why| Rejection::BadSignature(format!("{id}: the PEP 740 provenance does not verify: {why}")))?;
-    Ok(Provenance { text: describe(&findings).into(), attested: findings.verified })
+    let outcome = if findings.verified.is_empty() { Outcome::NotChecked } else { Outcome::Ok };
+    Ok(Provenance::with(outcome, describe(&findings), findings.verified))
 }
 
 /// A PEP 740 provenance object (`{"attestation_bundles": [{publisher,
