@@ -140,8 +140,12 @@ pub enum Error {
     Usage(String),
     /// A split bundle's set is not complete yet: what was given is verified
     /// and kept, more volumes are needed before anything is published (exit 4).
-    #[error("{0}")]
-    Incomplete(String),
+    #[error("{message}")]
+    Incomplete {
+        message: String,
+        /// The file names of the data volumes still needed, for scripts.
+        missing: Vec<String>,
+    },
     /// The machine failed a legitimate operation (exit 3).
     #[error("{}: {}; {hint}", path.display(), io_reason(source))]
     Io { path: PathBuf, source: io::Error, hint: &'static str },
@@ -155,7 +159,7 @@ impl Error {
             Error::Rejected { .. } => 1,
             Error::Usage(_) => 2,
             Error::Io { .. } => 3,
-            Error::Incomplete(_) => 4,
+            Error::Incomplete { .. } => 4,
         }
     }
 
@@ -166,7 +170,7 @@ impl Error {
             Error::Rejected { rejection, .. } => rejection.kind(),
             Error::Usage(_) => "usage",
             Error::Io { .. } => "io",
-            Error::Incomplete(_) => "incomplete",
+            Error::Incomplete { .. } => "incomplete",
         }
     }
 

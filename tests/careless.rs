@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use common::{airlock, keygen, one_line, snapshot, write_tree};
+use serde_json::json;
 
 fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vectors")
@@ -232,7 +233,8 @@ fn with_parity_a_damaged_volume_of_an_already_imported_bundle_is_rebuilt_and_rep
     let report = json(&split.command("import", &[&split.bundle]).assert().success().get_output().clone());
     assert_eq!(report["report"]["outcome"], "already-imported", "{report}");
     let volumes = &report["report"]["verified"]["volumes"];
-    assert!(volumes["damaged"][0].as_str().unwrap().contains(victim.to_str().unwrap()), "{report}");
+    assert!(volumes["damaged"][0]["error"].as_str().unwrap().contains(victim.to_str().unwrap()), "{report}");
+    assert_eq!(volumes["damaged"][0]["file"], json!(victim.file_name().unwrap().to_str().unwrap()), "{report}");
     assert_eq!(volumes["rebuilt"].as_array().unwrap().len(), 1, "{report}");
 }
 
@@ -241,10 +243,10 @@ fn a_parity_volume_named_alone_is_read() {
     let split = Split::new(1);
     let parity = split.volumes().pop().unwrap();
     let report = json(&split.command("verify", &[&parity]).assert().success().get_output().clone());
-    assert_eq!(
-        report["report"]["volumes"]["verified"][0].as_str().unwrap().split(" (").next(),
-        Some("parity volume 1 of 1")
-    );
+    let verified = &report["report"]["volumes"]["verified"][0];
+    assert_eq!(verified["text"].as_str().unwrap().split(" (").next(), Some("parity volume 1 of 1"));
+    assert_eq!((&verified["kind"], &verified["number"]), (&json!("parity"), &json!(1)), "{report}");
+    assert_eq!(verified["file"], json!("parity-1-of-1.airlock"), "{report}");
     damage(&parity);
     let output = split.command("verify", &[&parity]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -262,18 +264,32 @@ fn every_copy_of_a_volume_is_read_and_a_damaged_one_stood_in_for_is_reported() {
     files.push(&copy);
     let report = json(&split.command("verify", &files).assert().success().get_output().clone());
     let damaged = &report["report"]["volumes"]["damaged"];
-    assert!(damaged[0].as_str().unwrap().contains(copy.to_str().unwrap()), "{report}");
+    assert!(damaged[0]["error"].as_str().unwrap().contains(copy.to_str().unwrap()), "{report}");
+    assert_eq!(damaged[0]["given"], json!(copy.to_str().unwrap()), "{report}");
 }
 
 #[test]
 fn volumes_verified_by_an_earlier_run_are_reported_as_not_read() {
     let split = Split::new(0);
     let volumes = split.volumes();
-    split.command("import", &[&volumes[0]]).assert().code(4);
+    let waiting = json(split.command("import", &[&volumes[0]]).assert().code(4).get_output());
+    // Exit 4 names, for scripts, the volumes still needed.
+    assert_eq!(waiting["kind"], json!("incomplete"), "{waiting}");
+    let still_needed: Vec<String> =
+        volumes[1..].iter().map(|v| v.file_name().unwrap().to_str().unwrap().to_owned()).collect();
+    assert_eq!(waiting["missing_volumes"], json!(still_needed), "{waiting}");
+    // status shows the import waiting; gc keeps it and says so.
+    let status = airlock().args(["status", "--mirror"]).arg(split.mirror()).output().unwrap();
+    let text = String::from_utf8(status.stdout).unwrap();
+    assert!(text.contains("waiting   bundle") && text.contains(&format!("1 of {} volumes", volumes.len())), "{text}");
+    let gc = json(&airlock().args(["gc", "--json", "--mirror"]).arg(split.mirror()).output().unwrap());
+    assert_eq!(gc["report"]["staging_kept"][0]["volumes_done"], json!(1), "{gc}");
+    assert_eq!(gc["report"]["staging_removed"], json!([]), "{gc}");
     let report = json(&split.command("import", &[&split.bundle]).assert().success().get_output().clone());
     let not_read = &report["report"]["verified"]["volumes"]["not_read"];
     assert_eq!(not_read.as_array().unwrap().len(), 1, "{report}");
-    assert!(not_read[0].as_str().unwrap().starts_with(volumes[0].to_str().unwrap()), "{report}");
+    assert!(not_read[0]["text"].as_str().unwrap().starts_with(volumes[0].to_str().unwrap()), "{report}");
+    assert_eq!(not_read[0]["given"], json!(volumes[0].to_str().unwrap()), "{report}");
 }
 
 // Careless flags must not destroy data.

@@ -292,7 +292,8 @@ fn with_one_parity_volume_any_one_data_volume_may_be_lost_or_damaged() {
         let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
         let rebuilt = &report["report"]["verified"]["volumes"]["rebuilt"];
         assert_eq!(rebuilt.as_array().unwrap().len(), 1, "{report}");
-        assert!(rebuilt[0].as_str().unwrap().starts_with(&format!("volume {} of", lost + 1)), "{report}");
+        assert!(rebuilt[0]["text"].as_str().unwrap().starts_with(&format!("volume {} of", lost + 1)), "{report}");
+        assert_eq!(rebuilt[0]["number"], serde_json::json!(lost + 1), "{report}");
         assert_eq!(published(&mirror), inputs(&input), "volume {lost} lost");
     }
     // Two lost volumes are more than one parity volume can rebuild.

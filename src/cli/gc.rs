@@ -30,6 +30,8 @@ struct GcReport {
     objects_removed: usize,
     bytes_freed: u64,
     staging_removed: Vec<String>,
+    /// Staged imports kept: split bundles still waiting for volumes.
+    staging_kept: Vec<crate::mirror::WaitingImport>,
 }
 
 impl GcArgs {
@@ -42,15 +44,29 @@ impl GcArgs {
         for staged in &staging_removed {
             out.line(format!("gc        removed the staged volumes of bundle {staged}"));
         }
+        let staging_kept = mirror.waiting_imports(crate::now())?;
+        for w in &staging_kept {
+            out.line(format!(
+                "gc        kept the staged volumes of bundle {} (channel {}, sequence {}: {} of {} volumes; until {}, or --all-staging)",
+                w.bundle, w.channel, w.sequence, w.volumes_done, w.volumes, w.expires
+            ));
+        }
+        let blobs = if objects_removed == 1 { "blob" } else { "blobs" };
         out.line(format!(
-            "gc        removed {objects_removed} unused blobs ({}) from {}",
+            "gc        removed {objects_removed} unused {blobs} ({}) from {}",
             bytes(bytes_freed),
             self.mirror.display()
         ));
         out.line("note      an incremental bundle that relies on a removed blob needs a --full bundle");
         out.report(
             "gc",
-            &GcReport { mirror: self.mirror.display().to_string(), objects_removed, bytes_freed, staging_removed },
+            &GcReport {
+                mirror: self.mirror.display().to_string(),
+                objects_removed,
+                bytes_freed,
+                staging_removed,
+                staging_kept,
+            },
         );
         Ok(())
     }

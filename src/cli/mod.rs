@@ -189,7 +189,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let help = subcommand.map_or_else(|| "airlock --help".to_owned(), |s| format!("airlock {s} --help"));
     let message = format!("{message}; see `{help}`");
     if json_requested() {
-        print_json_error(2, "usage", &message);
+        print_json_error(2, "usage", &message, None);
     }
     eprintln!("error: {message}");
     ExitCode::from(2)
@@ -238,7 +238,11 @@ impl Output {
 
     fn error(&self, e: &Error) {
         if self.json {
-            print_json_error(e.exit_code(), e.kind(), &e.to_string());
+            let missing = match e {
+                Error::Incomplete { missing, .. } => Some(missing.as_slice()),
+                _ => None,
+            };
+            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing);
         }
         // One line whatever the error quotes from a bundle or a file, and nothing that drives the terminal.
         eprintln!("error: {}", crate::escape::one_line(&e.to_string()));
@@ -258,15 +262,19 @@ fn schema_id(schema: &str) -> String {
     format!("airlock.{schema}.v1")
 }
 
-/// The failure envelope (`schemas/json/airlock.error.v1.json`) on standard output.
-fn print_json_error(exit_code: i32, kind: &str, message: &str) {
-    let value = serde_json::json!({
+/// The failure envelope (`schemas/json/airlock.error.v1.json`) on standard
+/// output; `missing` names the volumes an incomplete split bundle still needs.
+fn print_json_error(exit_code: i32, kind: &str, message: &str, missing: Option<&[String]>) {
+    let mut value = serde_json::json!({
         "schema": schema_id("error"),
         "ok": false,
         "exit_code": exit_code,
         "kind": kind,
         "error": message,
     });
+    if let Some(missing) = missing {
+        value["missing_volumes"] = serde_json::json!(missing);
+    }
     print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{Output, bytes};
 use crate::error::Result;
-use crate::mirror::View;
+use crate::mirror::{View, WaitingImport};
 
 /// Show a mirror's channels, last imports, contents, and what the next bundle of each channel must be
 #[derive(Debug, Args)]
@@ -34,7 +34,15 @@ struct StatusReport {
     imports: usize,
     channels: Vec<ChannelStatus>,
     /// Per ecosystem: entries and bytes published.
-    contents: BTreeMap<String, (usize, u64)>,
+    contents: BTreeMap<String, Contents>,
+    /// Split bundles whose import waits for more volumes.
+    waiting: Vec<WaitingImport>,
+}
+
+#[derive(Serialize, Default)]
+struct Contents {
+    entries: usize,
+    bytes: u64,
 }
 
 impl StatusArgs {
@@ -48,11 +56,11 @@ impl StatusArgs {
                 *slot = record;
             }
         }
-        let mut contents: BTreeMap<String, (usize, u64)> = BTreeMap::new();
+        let mut contents: BTreeMap<String, Contents> = BTreeMap::new();
         for crate::mirror::Stored { entry, .. } in view.inventory()? {
             let slot = contents.entry(entry.ecosystem.clone()).or_default();
-            slot.0 += 1;
-            slot.1 += entry.size;
+            slot.entries += 1;
+            slot.bytes += entry.size;
         }
         let report = StatusReport {
             mirror: self.mirror.display().to_string(),
@@ -69,6 +77,7 @@ impl StatusArgs {
                 })
                 .collect(),
             contents,
+            waiting: view.waiting_imports(crate::now())?,
         };
         out.line(format!(
             "mirror    {} (generation {}, {} imports)",
@@ -86,8 +95,15 @@ impl StatusArgs {
                 c.next_sequence
             ));
         }
-        for (ecosystem, (count, size)) in &report.contents {
-            out.line(format!("contents  {ecosystem}: {count} files, {}", bytes(*size)));
+        for (ecosystem, c) in &report.contents {
+            let files = if c.entries == 1 { "file" } else { "files" };
+            out.line(format!("contents  {ecosystem}: {} {files}, {}", c.entries, bytes(c.bytes)));
+        }
+        for w in &report.waiting {
+            out.line(format!(
+                "waiting   bundle {} (channel {}, sequence {}): {} of {} volumes verified and kept; give the rest to `airlock import` before {}",
+                w.bundle, w.channel, w.sequence, w.volumes_done, w.volumes, w.expires
+            ));
         }
         out.report("status", &report);
         Ok(())

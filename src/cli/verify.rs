@@ -87,7 +87,8 @@ pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
             ("damaged", &v.damaged),
         ] {
             if !list.is_empty() {
-                out.line(format!("  {what:<9}{}", list.join("; ")));
+                let texts: Vec<&str> = list.iter().map(|v| v.text.as_str()).collect();
+                out.line(format!("  {what:<9}{}", texts.join("; ")));
             }
         }
     }

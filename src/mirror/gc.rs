@@ -4,7 +4,9 @@
 use std::fs;
 
 use super::inventory::read_inventory;
-use super::{BUNDLE_RECORD, GENERATIONS, INVENTORY, Mirror, OBJECTS, STAGING, StagedBundle, State};
+use serde::Serialize;
+
+use super::{BUNDLE_RECORD, GENERATIONS, INVENTORY, Mirror, OBJECTS, STAGING, StagedBundle, State, View};
 use crate::durable::{remove_path, sync_dir};
 use crate::error::{IoContext, Result};
 use crate::time::rfc3339;
@@ -77,6 +79,53 @@ impl Mirror {
                 let _ = fs::remove_dir_all(entry.path());
             }
         }
+    }
+}
+
+/// A split bundle whose import waits for more volumes: what `status` shows
+/// and `gc` keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitingImport {
+    /// The bundle's manifest digest, in its 16-hex short form.
+    pub bundle: String,
+    pub channel: String,
+    pub sequence: u64,
+    pub volumes: u32,
+    /// Data volumes verified and kept so far.
+    pub volumes_done: usize,
+    pub expires: String,
+}
+
+impl View {
+    /// The imports staged and still able to be published (a `gc` keeps these).
+    pub fn waiting_imports(&self, now: u64) -> Result<Vec<WaitingImport>> {
+        let state = self.state()?;
+        let staging = self.meta.join(STAGING);
+        let Ok(entries) = fs::read_dir(&staging) else { return Ok(Vec::new()) };
+        let mut waiting = Vec::new();
+        for entry in entries {
+            let dir = entry.at(&staging)?.path();
+            let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            let Some(record) =
+                fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice::<StagedBundle>(&b).ok())
+            else {
+                continue;
+            };
+            if abandoned(&record, &digest, &state, now).is_some() {
+                continue;
+            }
+            let volumes_done = fs::read_dir(dir.join("volumes")).map(Iterator::count).unwrap_or(0);
+            waiting.push(WaitingImport {
+                bundle: digest[..digest.len().min(16)].to_owned(),
+                channel: record.channel,
+                sequence: record.sequence,
+                volumes: record.volumes,
+                volumes_done,
+                expires: rfc3339(record.expires),
+            });
+        }
+        waiting.sort_by(|a, b| (&a.channel, a.sequence).cmp(&(&b.channel, b.sequence)));
+        Ok(waiting)
     }
 }
 

@@ -52,6 +52,7 @@ mod store;
 mod tree;
 mod view;
 
+pub use gc::WaitingImport;
 pub use inventory::{EntryRules, Merged, Stored, merge};
 pub use layout::Layout;
 pub use local::Mirror;

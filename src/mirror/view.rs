@@ -41,6 +41,12 @@ impl View {
     /// Opens the mirror at `root` for reading; it must exist.
     pub fn open(root: &Path) -> Result<Self> {
         let meta = root.join(META);
+        if !root.exists() {
+            return Err(Error::Usage(format!(
+                "{}: no such folder; pass the folder given to `airlock import --mirror`",
+                root.display()
+            )));
+        }
         if !meta.is_dir() {
             return Err(Error::Usage(format!(
                 "{}: is not an airlock mirror (no .airlock inside); pass the folder given to `airlock import --mirror`",

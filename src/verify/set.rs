@@ -209,15 +209,52 @@ pub struct VolumesReport {
     pub data: u32,
     pub parity: u32,
     /// Volumes verified in this run.
-    pub verified: Vec<String>,
+    pub verified: Vec<VolumeItem>,
     /// Data volumes verified by earlier runs (not read again).
-    pub earlier: Vec<String>,
+    pub earlier: Vec<VolumeItem>,
     /// Files given for volumes verified by earlier runs: not read in this run, so nothing is said of them.
-    pub not_read: Vec<String>,
-    pub rebuilt: Vec<String>,
+    pub not_read: Vec<VolumeItem>,
+    pub rebuilt: Vec<VolumeItem>,
     /// Files rejected that another copy, parity or an earlier run stood in for.
-    pub damaged: Vec<String>,
-    pub missing: Vec<String>,
+    pub damaged: Vec<VolumeItem>,
+    pub missing: Vec<VolumeItem>,
+}
+
+/// One volume (or a file given as one) in a [`VolumesReport`]: its place in
+/// the set for scripts, and the words people read.
+#[derive(Debug, Clone, Serialize)]
+pub struct VolumeItem {
+    /// `data` or `parity`; absent for a file that could not be read as any volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Its number within its kind, from 1, as in its file name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number: Option<u32>,
+    /// The file name the exporter gave it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The path given on the command line, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given: Option<String>,
+    /// Why the file was rejected (`damaged` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub text: String,
+}
+
+impl VolumeItem {
+    fn of(manifest: &Manifest, index: u32) -> Self {
+        let (data, parity) = (manifest.volumes, manifest.parity);
+        let (kind, number) = if index < data { ("data", index + 1) } else { ("parity", index - data + 1) };
+        VolumeItem {
+            kind: Some(kind),
+            number: Some(number),
+            file: Some(volume_file_name(index, data, parity)),
+            given: None,
+            error: None,
+            text: labels(manifest, &[index]),
+        }
+    }
 }
 
 impl VolumesReport {
@@ -227,7 +264,7 @@ impl VolumesReport {
         if manifest.is_single_volume() {
             return None;
         }
-        let names = |indices: &[u32]| indices.iter().map(|i| labels(manifest, &[*i])).collect();
+        let names = |indices: &[u32]| indices.iter().map(|i| VolumeItem::of(manifest, *i)).collect();
         let label = |i: u32| volume_label(i, manifest.volumes, manifest.parity);
         Some(VolumesReport {
             data: manifest.volumes,
@@ -237,15 +274,30 @@ impl VolumesReport {
             not_read: outcome
                 .not_read
                 .iter()
-                .map(|(i, path)| format!("{} ({}, verified by an earlier run)", path.display(), label(*i)))
+                .map(|(i, path)| VolumeItem {
+                    given: Some(path.display().to_string()),
+                    text: format!("{} ({}, verified by an earlier run)", path.display(), label(*i)),
+                    ..VolumeItem::of(manifest, *i)
+                })
                 .collect(),
             rebuilt: names(&outcome.rebuilt),
             damaged: outcome
                 .damaged
                 .iter()
-                .map(|(_, _, e)| e)
-                .chain(unreadable.iter().map(|(_, e)| e))
-                .map(ToString::to_string)
+                .map(|(i, path, e)| VolumeItem {
+                    given: Some(path.display().to_string()),
+                    error: Some(e.to_string()),
+                    text: e.to_string(),
+                    ..VolumeItem::of(manifest, *i)
+                })
+                .chain(unreadable.iter().map(|(path, e)| VolumeItem {
+                    kind: None,
+                    number: None,
+                    file: None,
+                    given: Some(path.display().to_string()),
+                    error: Some(e.to_string()),
+                    text: e.to_string(),
+                }))
                 .collect(),
             missing: names(&outcome.missing),
         })
@@ -562,11 +614,14 @@ pub fn incomplete(set: VolumeSet, mut outcome: SetOutcome, kept: &str) -> Error 
     }
     let m = &set.verified.manifest;
     let why = outcome.no_rebuild.map(|w| format!(" ({w})")).unwrap_or_default();
-    Error::Incomplete(format!(
-        "bundle {} (channel {}, sequence {}) is missing {}{why}; {kept}",
-        &set.verified.digest.to_hex()[..16],
-        m.channel,
-        m.sequence,
-        labels(m, &outcome.missing)
-    ))
+    Error::Incomplete {
+        message: format!(
+            "bundle {} (channel {}, sequence {}) is missing {}{why}; {kept}",
+            &set.verified.digest.to_hex()[..16],
+            m.channel,
+            m.sequence,
+            labels(m, &outcome.missing)
+        ),
+        missing: outcome.missing.iter().map(|i| volume_file_name(*i, m.volumes, m.parity)).collect(),
+    }
 }
