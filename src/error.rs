@@ -81,6 +81,31 @@ impl Signers {
     }
 }
 
+/// Every `kind` an error can have under `--json` (the README's table and
+/// `schemas/reports.schema.json` list the same set; `tests/json_contract.rs`
+/// checks both).
+pub const ERROR_KINDS: [&str; 18] = [
+    "malformed",
+    "unexpected-member",
+    "truncated",
+    "oversize",
+    "bad-signature",
+    "below-threshold",
+    "schema",
+    "digest-mismatch",
+    "expired",
+    "policy",
+    // Policy statements' own refusals (src/policy/statement.rs).
+    "conflict",
+    "invalid-policy",
+    "rollback",
+    "skip",
+    "unrevoke",
+    "usage",
+    "io",
+    "incomplete",
+];
+
 impl Rejection {
     /// A stable short code for `--json` reports and tests.
     #[must_use]

@@ -682,7 +682,7 @@ fn malicious_mirror_stripped_or_swapped_evidence_is_decided_by_the_policy_never_
         .arg(&site.mirror)
         .assert()
         .success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     let packages = report["report"]["verified"]["packages"].as_array().unwrap();
     let tinylib = packages.iter().find(|p| p["name"] == "tinylib").unwrap();
     let provenance = tinylib["provenance"].as_str().unwrap();

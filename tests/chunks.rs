@@ -114,7 +114,7 @@ fn a_64_mib_blob_crosses_16_mib_volumes_in_reverse_over_two_runs_one_rebuilt_fro
     let text = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
     assert!(text.contains(&format!("cut into {} pieces across volumes 1-{}", data.len(), data.len())), "{text}");
     let json = airlock().args(["inspect", "--json"]).arg(&f.bundle).assert().success();
-    let report: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    let report: serde_json::Value = common::json_report(&json.get_output().stdout);
     // The report, inside the `--json` envelope.
     let report = report.get("report").unwrap_or(&report);
     let entries = report["entries"].as_array().unwrap();

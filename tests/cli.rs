@@ -74,18 +74,18 @@ fn json_reports_are_machine_readable() {
     export(&input, &[&key], &bundle);
 
     let out = airlock().args(["inspect", "--json"]).arg(&bundle).assert().success();
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: serde_json::Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["ok"], true);
     assert_eq!(report["report"]["entries"].as_array().unwrap().len(), 4);
     assert_eq!(report["report"]["channel"], "default");
 
     let out = airlock().args(["verify", "--json"]).arg(&bundle).arg("--trust").arg(&public).assert().success();
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: serde_json::Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["report"]["entries"], 4);
 
     let stranger = keygen(dir.path(), "stranger").1;
     let out = airlock().args(["verify", "--json"]).arg(&bundle).arg("--trust").arg(&stranger).assert().code(1);
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: serde_json::Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["ok"], false);
     assert_eq!(report["kind"], "below-threshold");
     assert_eq!(report["exit_code"], 1);
@@ -218,7 +218,7 @@ fn same_input_gives_the_same_manifest() {
             .assert()
             .success();
         let out = airlock().args(["inspect", "--json"]).arg(&bundle).assert().success();
-        let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let v: serde_json::Value = common::json_report(&out.get_output().stdout);
         (v["report"]["manifest_digest"].as_str().unwrap().to_owned(), fs::read(&bundle).unwrap())
     };
     let (a, bytes_a) = digest("a.airlock");

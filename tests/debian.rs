@@ -656,7 +656,7 @@ fn live_bookworm_export_verify_import_and_apt() {
         .arg(&bundle)
         .assert()
         .success();
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: serde_json::Value = common::json_report(&out.get_output().stdout);
     assert!(report["report"]["entries"].as_u64().unwrap() > 5, "{report:#}");
     airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&site.policy).assert().success();
     site.import(&bundle).success();

@@ -124,11 +124,11 @@ fn one_export_carries_all_three_lockfiles_with_their_evidence() {
 fn exporting_again_fetches_nothing() {
     let s = setup(Faults::default());
     let first = s.export("a.airlock", &[]).success();
-    let report: Value = serde_json::from_slice(&first.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&first.get_output().stdout);
     assert_eq!(report["report"]["downloads"], 7);
     let artifact_hits = s.registry.artifact_hits();
     let second = s.export("b.airlock", &[]).success();
-    let report: Value = serde_json::from_slice(&second.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&second.get_output().stdout);
     assert_eq!(report["report"]["downloads"], 0);
     assert_eq!(s.registry.artifact_hits(), artifact_hits, "the second export downloaded artifacts again");
 }

@@ -63,7 +63,7 @@ fn pinned_registry_keys_verify_npm_signatures_and_the_report_shows_every_layer()
     let b = export(Faults::default());
     let policy = b.policy("[npm]\nregistry-keys = \"npm-keys.json\"\n", None);
     let out = b.verify(&policy).success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     let tinylib = package(&report, "tinylib");
     assert!(
         tinylib["provenance"]
@@ -211,7 +211,7 @@ fn real_attestations_verify_offline_against_the_pinned_root_and_publisher_policy
     let b = export_real(Faults::default());
     let policy = strict(&b);
     let out = verify_offline(&b, &policy).success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     let npm = package(&report, "sigstore");
     let provenance = npm["provenance"].as_str().unwrap();
     for expected in [
@@ -440,7 +440,7 @@ fn without_a_pinned_root_attestations_are_reported_unverified() {
     let b = export_real(Faults::default());
     let policy = real_policy(&b, "");
     let out = verify_offline(&b, &policy).success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     assert!(
         package(&report, "sigstore")["provenance"]
             .as_str()

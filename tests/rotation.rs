@@ -115,7 +115,7 @@ fn copy_state(from: &Path, to: &Path) {
 }
 
 fn json(out: &Assert) -> Value {
-    serde_json::from_slice(&out.get_output().stdout).unwrap()
+    common::json_report(&out.get_output().stdout)
 }
 
 #[test]

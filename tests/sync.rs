@@ -40,7 +40,7 @@ fn three_weeks_in_order_then_replays_rollbacks_and_forks_are_refused() {
 
     // The exact last bundle again: a no-op that succeeds, for retrying sync scripts.
     let out = import(&bundles[2], &public, &mirror).success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["report"]["outcome"], "already-imported");
     assert_eq!(snapshot(&mirror), after_three);
 
@@ -165,7 +165,7 @@ fn status_and_diff_describe_the_channel() {
     export_in_channel(&input, &[&key], &second, Some(&state));
 
     let out = airlock().args(["diff", "--json"]).arg(&first).arg(&second).assert().success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     let changes: Vec<(String, String)> = report["report"]["changes"]
         .as_array()
         .unwrap()
@@ -185,7 +185,7 @@ fn status_and_diff_describe_the_channel() {
     import(&first, &public, &mirror).success();
     import(&second, &public, &mirror).success();
     let out = airlock().args(["status", "--json", "--mirror"]).arg(&mirror).assert().success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["report"]["channels"][0]["last_sequence"], 2);
     assert_eq!(report["report"]["channels"][0]["next_sequence"], 3);
     let out = airlock().args(["status", "--mirror"]).arg(dir.path().join("nowhere")).assert().code(2);
@@ -289,7 +289,7 @@ fn a_package_dropped_from_the_channel_is_withdrawn_from_the_index() {
     let objects = || fs::read_dir(mirror.join(".airlock/objects")).unwrap().count();
     let before = objects();
     let out = airlock().args(["gc", "--json", "--mirror"]).arg(&mirror).assert().success();
-    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["report"]["objects_removed"], 1);
     assert_eq!(objects(), before - 1);
     assert!(mirror.join("pypi/simple/tinyapp/index.html").is_file());

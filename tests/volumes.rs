@@ -99,7 +99,7 @@ fn volumes_fit_the_size_and_each_verifies_alone() {
     }
     airlock().arg("verify").arg(&bundle).arg("--trust").arg(&public).assert().success();
     let out = airlock().args(["inspect", "--json"]).arg(&bundle).assert().success();
-    let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let report: serde_json::Value = common::json_report(&out.get_output().stdout);
     assert_eq!(report["report"]["volumes"], count);
 }
 
@@ -289,7 +289,7 @@ fn with_one_parity_volume_any_one_data_volume_may_be_lost_or_damaged() {
             .arg(&mirror)
             .assert()
             .success();
-        let report: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let report: serde_json::Value = common::json_report(&out.get_output().stdout);
         let rebuilt = &report["report"]["verified"]["volumes"]["rebuilt"];
         assert_eq!(rebuilt.as_array().unwrap().len(), 1, "{report}");
         assert!(rebuilt[0]["text"].as_str().unwrap().starts_with(&format!("volume {} of", lost + 1)), "{report}");

@@ -114,7 +114,7 @@ impl View {
             if abandoned(&record, &digest, &state, now).is_some() {
                 continue;
             }
-            let volumes_done = fs::read_dir(dir.join("volumes")).map(Iterator::count).unwrap_or(0);
+            let volumes_done = fs::read_dir(dir.join("volumes")).map_or(0, Iterator::count);
             waiting.push(WaitingImport {
                 bundle: digest[..digest.len().min(16)].to_owned(),
                 channel: record.channel,

@@ -320,6 +320,7 @@ impl Checked<'_> {
 }
 
 fn rejection(kind: &'static str, message: String) -> Rejection {
+    debug_assert!(crate::error::ERROR_KINDS.contains(&kind), "{kind} is not in ERROR_KINDS");
     Rejection::Statement { kind, message }
 }
 

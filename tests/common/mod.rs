@@ -267,3 +267,21 @@ pub fn airlock_offline() -> Command {
     cmd.env_remove("SOURCE_DATE_EPOCH");
     cmd
 }
+
+/// The `--json` document on `stdout`, checked against
+/// schemas/reports.schema.json before a test looks inside: every report a
+/// test reads is a report the schema describes.
+pub fn json_report(stdout: &[u8]) -> serde_json::Value {
+    static VALIDATOR: std::sync::LazyLock<jsonschema::Validator> = std::sync::LazyLock::new(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/reports.schema.json");
+        let schema: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).expect("schemas/reports.schema.json is a valid JSON Schema")
+    });
+    let text = String::from_utf8_lossy(stdout);
+    let value: serde_json::Value =
+        serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("--json printed no JSON document ({e}): {text}"));
+    let problems: Vec<String> =
+        VALIDATOR.iter_errors(&value).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(problems.is_empty(), "the report does not match schemas/reports.schema.json: {problems:#?}\n{value:#}");
+    value
+}
