@@ -349,7 +349,9 @@ impl Ecosystem for Huggingface {
                 // LFS is the one its bytes were checked against.
                 let git_sha1 = entry.digests.get("git-sha1").map(|d| hex::encode(&d.0));
                 if !f.lfs && git_sha1.as_ref() != Some(&f.oid) {
-                    return Err(format!("{id}: {file} does not carry as its git-sha1 digest the git blob id its listing states"));
+                    return Err(format!(
+                        "{id}: {file} has no git-sha1 digest, or not the git blob id its listing states"
+                    ));
                 }
                 if etag(entry) != Some(f.etag().as_str()) {
                     return Err(format!("{id}: {file}'s etag is not the one its listing states"));

@@ -298,7 +298,8 @@ impl Plan<'_> {
         let mut e = entry(NAME, &wanted.repo.entry_name(), commit, path, &cached);
         if f.lfs.is_none() {
             // Checked against the bytes above; verify and import recompute it.
-            let oid = hex::decode(&f.oid).map_err(|_| Error::Usage(format!("{label}: the tree gives no git blob id")))?;
+            let oid =
+                hex::decode(&f.oid).map_err(|_| Error::Usage(format!("{label}: the tree gives no git blob id")))?;
             e.digests.insert("git-sha1".to_owned(), crate::manifest::Digest(oid));
         }
         e.source = Some(url);
