@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use crate::ecosystem;
 use crate::inspect::{InspectEntry, InspectReport};
 
-/// CycloneDX's names for the digests a manifest carries.
+/// CycloneDX's names for the digests a manifest carries. Not `git-sha1`:
+/// a git blob id is SHA-1 over a header and the bytes, not the file's SHA-1,
+/// and CycloneDX has no name for it.
 const HASH_NAMES: [(&str, &str); 3] = [("sha1", "SHA-1"), ("sha256", "SHA-256"), ("sha512", "SHA-512")];
 
 /// The SBOM of an inspected bundle. The evidence is what the bundle carries,
@@ -122,6 +124,22 @@ mod tests {
             missing: vec![],
             pieces: vec![],
         }
+    }
+
+    #[test]
+    fn a_git_blob_id_is_not_given_as_the_files_sha1() {
+        let mut with_both = entry("huggingface", "org/m", &"a".repeat(40), "hub/x/config.json");
+        with_both.digests.insert("sha1".into(), "11".repeat(20));
+        with_both.digests.insert("git-sha1".into(), "22".repeat(20));
+        let mut git_only = with_both.clone();
+        git_only.digests.remove("sha1");
+        let sha1s = |e: &InspectEntry| -> Vec<Value> {
+            let hashes = component(e)["hashes"].as_array().unwrap().clone();
+            assert!(!hashes.iter().any(|h| h["content"] == "22".repeat(20)), "{hashes:?}");
+            hashes.into_iter().filter(|h| h["alg"] == "SHA-1").map(|h| h["content"].clone()).collect()
+        };
+        assert_eq!(sha1s(&with_both), vec![json!("11".repeat(20))]);
+        assert!(sha1s(&git_only).is_empty());
     }
 
     /// Item 12 of issue 14: hostile names (not refused here: inspect

@@ -393,6 +393,83 @@ fn a_model_crosses_into_the_hub_cache_layout() {
     assert!(!bad.exists());
 }
 
+/// A signed bundle whose config.json is other bytes of the same size, its
+/// BLAKE3 and SHA-256 (in the entry and in the hf-files listing) made to
+/// match them, its git blob id (digest, etag, listing oid) left as the hub's:
+/// what an exporter holding a trusted key could carry. `keep_git_sha1`
+/// false drops the git-sha1 digest too.
+fn forged_config(bundle: &Path, key: &Path, bytes: &[u8], keep_git_sha1: bool) -> Vec<u8> {
+    use airlock::ecosystem::huggingface::listing::Listing;
+    let parts = common::hostile::open(bundle);
+    let mut manifest = parts.manifest;
+    let mut blobs = parts.blobs;
+    let blob = airlock::id::ContentId::of(bytes);
+    let config = manifest.entries.iter_mut().find(|e| e.path.as_str().ends_with("/config.json")).unwrap();
+    let old = config.blob;
+    assert_eq!(config.size, bytes.len() as u64, "the forged bytes keep the size");
+    config.blob = blob;
+    config.digests.insert("sha256".into(), airlock::manifest::Digest(hex::decode(sha256(bytes)).unwrap()));
+    if !keep_git_sha1 {
+        config.digests.remove("git-sha1");
+    }
+    let head = manifest.entries.iter_mut().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
+    let evidence = head.evidence.iter_mut().find(|v| v.kind == "hf-files").unwrap();
+    let mut listing = Listing::parse(&evidence.data).unwrap();
+    listing.files.iter_mut().find(|f| f.path == "config.json").unwrap().sha256 = sha256(bytes);
+    evidence.data = listing.to_bytes();
+    manifest.blobs.iter_mut().find(|b| b.id == old).unwrap().id = blob;
+    blobs.insert(blob, bytes.to_vec());
+    let key = airlock::sign::SecretKey::load(key).unwrap();
+    common::hostile::rebuild(&manifest, &blobs, &[&key], &[&key])
+}
+
+#[test]
+fn a_file_that_is_not_its_git_blob_id_is_refused_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let files = model_files();
+    let hub = Hub::start(files.clone());
+    let bundle = root.join("model.airlock");
+    let out = export(&hub, root, &key, &bundle, REPO);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Files outside LFS carry their git blob id as a git-sha1 digest; LFS files only their sha256.
+    let parts = common::hostile::open(&bundle);
+    for e in parts.manifest.entries.iter().filter(|e| e.ecosystem == "huggingface") {
+        let path = e.path.as_str().rsplit_once(&format!("{COMMIT}/")).unwrap().1;
+        let git_sha1 = e.digests.get("git-sha1").map(|d| hex::encode(&d.0));
+        let expected = (!is_lfs(path)).then(|| git_blob(&files[path]));
+        assert_eq!(git_sha1, expected, "{path}");
+        assert_eq!(e.digests["sha256"].0, hex::decode(sha256(&files[path])).unwrap(), "{path}");
+    }
+
+    let policy = policy(root, &public, "");
+    let mirror = root.join("mirror");
+    let evil = br#"{"model_type":"tiny","hidden_size":65}"#;
+    for (name, keep, expect) in [
+        ("forged", true, "upstream git-sha1 digest does not match"),
+        ("forged-without-git-sha1", false, "its etag attribute is neither its sha256 nor its git-sha1 digest"),
+    ] {
+        let forged = root.join(format!("{name}.airlock"));
+        fs::write(&forged, forged_config(&bundle, &key, evil, keep)).unwrap();
+        let verify = airlock().arg("verify").arg(&forged).arg("--policy").arg(&policy).output().unwrap();
+        assert_eq!(verify.status.code(), Some(1), "{name}: {}", String::from_utf8_lossy(&verify.stderr));
+        assert!(one_line(&verify.stderr).contains(expect), "{name}: {}", String::from_utf8_lossy(&verify.stderr));
+        let out = import(&forged, &policy, &mirror);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect) && line.contains(&format!("{name}.airlock")), "{name}: {line}");
+        assert!(!mirror.exists(), "{name}: a refused import left a mirror");
+    }
+
+    // The bundle as exported imports, its cache blob named by the verified git blob id.
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = folder(&mirror).join("blobs").join(git_blob(&files["config.json"]));
+    assert_eq!(fs::read(config).unwrap(), files["config.json"]);
+}
+
 /// Exports the (possibly changed) hub's model; imports under `policy`.
 fn cross(hub: &Hub, root: &Path, key: &Path, name: &str) -> PathBuf {
     let bundle = root.join(format!("{name}.airlock"));

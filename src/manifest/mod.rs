@@ -198,7 +198,8 @@ pub struct Entry {
     pub path: RelPath,
     pub blob: ContentId,
     pub size: u64,
-    /// Upstream digests by algorithm name (`sha256`, `sha512`), checked on import.
+    /// Upstream digests by algorithm name (`sha256`, `sha512`, `git-sha1`:
+    /// [`DIGEST_ALGORITHMS`]), checked on import.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub digests: BTreeMap<String, Digest>,
     /// Where the exporter fetched the artifact.
@@ -346,8 +347,10 @@ pub fn valid_channel(channel: &str) -> bool {
     (1..=64).contains(&channel.len()) && channel.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// Known upstream digest algorithms and their output sizes.
-pub const DIGEST_ALGORITHMS: [(&str, usize); 3] = [("sha1", 20), ("sha256", 32), ("sha512", 64)];
+/// Known upstream digest algorithms and their output sizes. `git-sha1` is
+/// a git blob id, SHA-1 over `"blob <size>\0"` (the size in decimal) and
+/// then the bytes, as `git hash-object` computes it: not the file's SHA-1.
+pub const DIGEST_ALGORITHMS: [(&str, usize); 4] = [("sha1", 20), ("sha256", 32), ("sha512", 64), ("git-sha1", 20)];
 
 impl Manifest {
     /// A manifest of `channel` that lists nothing (never signed or written:

@@ -1,5 +1,7 @@
 //! Streaming a volume's blobs through BLAKE3 and the upstream digests
-//! into a sink, reading ahead of the hashing on a second thread.
+//! into a sink, reading ahead of the hashing on a second thread. A
+//! `git-sha1` digest (a git blob id) is SHA-1 seeded with `"blob <size>\0"`,
+//! the size the manifest gives the blob, then fed the bytes as they stream.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
@@ -99,7 +101,8 @@ const CHUNK: usize = 1 << 20;
 
 /// What the reading stage hands to the writing stage.
 enum Job {
-    Begin(ContentId, Vec<UpstreamDigest>, Option<PieceOf>),
+    /// A member starts: its id, its size, the digests it must match and, for a piece, what it is.
+    Begin(ContentId, u64, Vec<UpstreamDigest>, Option<PieceOf>),
     Data(Vec<u8>),
     End(ContentId, Vec<UpstreamDigest>, Option<PieceOf>),
 }
@@ -140,7 +143,7 @@ fn read_blobs<R: io::Read>(
                 Rejection::Oversize(format!("blob {} is {size} bytes, the manifest says {expected_size}", id.short())),
             ));
         }
-        jobs.send(Job::Begin(id, digests.clone(), piece)).map_err(|_| writer_gone())?;
+        jobs.send(Job::Begin(id, size, digests.clone(), piece)).map_err(|_| writer_gone())?;
         let mut left = size;
         while left > 0 {
             let n = left.min(CHUNK as u64) as usize;
@@ -175,12 +178,12 @@ fn hash_and_write<S: BlobSink>(
     let mut current = None;
     for job in queue {
         match job {
-            Job::Begin(id, digests, piece) => {
+            Job::Begin(id, size, digests, piece) => {
                 let inner = match piece {
                     None => sink.begin(&id)?,
                     Some(piece) => sink.begin_piece(&id, piece.index, piece.offset)?,
                 };
-                current = Some(HashingWriter::new(inner, &digests, progress));
+                current = Some(HashingWriter::new(inner, size, &digests, progress));
             }
             Job::Data(chunk) => {
                 let writer = current.as_mut().expect("Begin comes first");
@@ -212,11 +215,15 @@ pub(super) struct HashingWriter<'p, W> {
     sha1: Option<sha1::Sha1>,
     sha256: Option<sha2::Sha256>,
     sha512: Option<sha2::Sha512>,
+    /// Seeded with git's blob header: a git blob id over the bytes that follow.
+    git_sha1: Option<sha1::Sha1>,
     progress: &'p dyn Progress,
 }
 
 impl<'p, W: Write> HashingWriter<'p, W> {
-    pub(super) fn new(inner: W, digests: &[UpstreamDigest], progress: &'p dyn Progress) -> Self {
+    /// Hashes for `digests` over a blob of `size` bytes (the size seeds
+    /// `git-sha1`; a piece, checked only against its BLAKE3, has no digests).
+    pub(super) fn new(inner: W, size: u64, digests: &[UpstreamDigest], progress: &'p dyn Progress) -> Self {
         let wants = |name: &str| digests.iter().any(|(a, _)| a == name);
         HashingWriter {
             inner,
@@ -224,6 +231,7 @@ impl<'p, W: Write> HashingWriter<'p, W> {
             sha1: wants("sha1").then(sha1::Sha1::new),
             sha256: wants("sha256").then(sha2::Sha256::new),
             sha512: wants("sha512").then(sha2::Sha512::new),
+            git_sha1: wants("git-sha1").then(|| git_blob_hasher(size)),
             progress,
         }
     }
@@ -246,11 +254,13 @@ impl<'p, W: Write> HashingWriter<'p, W> {
         let sha1 = self.sha1.map(|h| h.finalize().to_vec());
         let sha256 = self.sha256.map(|h| h.finalize().to_vec());
         let sha512 = self.sha512.map(|h| h.finalize().to_vec());
+        let git_sha1 = self.git_sha1.map(|h| h.finalize().to_vec());
         for (algorithm, expected) in digests {
             let actual = match algorithm.as_str() {
                 "sha1" => sha1.as_ref(),
                 "sha256" => sha256.as_ref(),
                 "sha512" => sha512.as_ref(),
+                "git-sha1" => git_sha1.as_ref(),
                 _ => None,
             };
             if actual != Some(expected) {
@@ -275,12 +285,23 @@ impl<W: Write> Write for HashingWriter<'_, W> {
         if let Some(h) = &mut self.sha512 {
             h.update(done);
         }
+        if let Some(h) = &mut self.git_sha1 {
+            h.update(done);
+        }
         self.progress.advance(n as u64);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// SHA-1 fed git's header for a blob of `size` bytes: what follows is the
+/// blob, and the result its git blob id (`git hash-object`).
+fn git_blob_hasher(size: u64) -> sha1::Sha1 {
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(format!("blob {size}\0").as_bytes());
+    hasher
 }
 
 /// The whole of a chunked blob, its pieces each verified already, read
@@ -294,7 +315,7 @@ pub fn check_assembled(
     subject: &str,
 ) -> Result<()> {
     let digests = upstream_digests(manifest, &blob.id);
-    let mut writer = HashingWriter::new(io::sink(), &digests, progress);
+    let mut writer = HashingWriter::new(io::sink(), blob.size, &digests, progress);
     let copied = io::copy(&mut io::Read::take(&mut data, blob.size), &mut writer)
         .map_err(|e| Error::io(Path::new(subject), e))?;
     if copied != blob.size {
@@ -304,4 +325,70 @@ pub fn check_assembled(
         ));
     }
     writer.check(&blob.id, &digests).map(|_| ()).map_err(|m| Error::rejected(subject, Rejection::DigestMismatch(m)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::progress::Silent;
+
+    /// `git hash-object` of `data`, from git itself (the vectors below were
+    /// taken from it); `None` where git is not installed.
+    fn git_hash_object(data: &[u8]) -> Option<String> {
+        let mut child = std::process::Command::new("git")
+            .args(["hash-object", "--stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        child.stdin.take()?.write_all(data).ok()?;
+        let out = child.wait_with_output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// Streams `data` in `pieces` writes through a writer checking `git-sha1` against `hex`.
+    fn check_git_sha1(data: &[u8], hex: &str, pieces: usize) -> Result<(), String> {
+        let digests = vec![("git-sha1".to_owned(), hex::decode(hex).unwrap())];
+        let mut writer = HashingWriter::new(io::sink(), data.len() as u64, &digests, &Silent);
+        for piece in data.chunks(data.len().div_ceil(pieces).max(1)) {
+            writer.write_all(piece).unwrap();
+        }
+        writer.check(&ContentId::of(data), &digests).map(drop)
+    }
+
+    #[test]
+    fn git_sha1_is_the_git_blob_id() {
+        let vectors: [(&[u8], &str); 3] = [
+            (b"hello\n", "ce013625030ba8dba906f756967f9e9ca394464a"),
+            (b"", "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"),
+            (b"{\"a\": 1}\n", "cb5b2f69babc53f9145b45ad20b9a075d48717ef"),
+        ];
+        for (data, id) in vectors {
+            if let Some(git) = git_hash_object(data) {
+                assert_eq!(git, id, "git disagrees with the vector for {data:?}");
+            }
+            check_git_sha1(data, id, 1).unwrap();
+            check_git_sha1(data, id, 3).unwrap();
+        }
+        // The plain SHA-1 of the bytes is not their git blob id, nor is a blob id of other bytes.
+        let plain = hex::encode(<sha1::Sha1 as sha2::Digest>::digest(b"hello\n"));
+        let err = check_git_sha1(b"hello\n", &plain, 1).unwrap_err();
+        assert!(err.contains("upstream git-sha1 digest does not match"), "{err}");
+        assert!(check_git_sha1(b"hello!", "ce013625030ba8dba906f756967f9e9ca394464a", 2).is_err());
+    }
+
+    #[test]
+    fn an_assembled_blob_is_checked_against_its_git_sha1() {
+        let data = b"hello\n";
+        let mut manifest = crate::manifest::tests::sample();
+        let blob = crate::manifest::Blob { id: ContentId::of(data), size: 6, volume: 0, carried: true, pieces: vec![] };
+        let mut entry = crate::manifest::tests::entry_at("files", "hello.txt", data);
+        let id = |hex: &str| crate::manifest::Digest(hex::decode(hex).unwrap());
+        entry.digests.insert("git-sha1".into(), id("ce013625030ba8dba906f756967f9e9ca394464a"));
+        manifest.entries = vec![entry];
+        check_assembled(&manifest, &blob, &data[..], &Silent, "bundle").unwrap();
+        manifest.entries[0].digests.insert("git-sha1".into(), id("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"));
+        let err = check_assembled(&manifest, &blob, &data[..], &Silent, "bundle").unwrap_err().to_string();
+        assert!(err.contains("git-sha1 digest does not match"), "{err}");
+    }
 }

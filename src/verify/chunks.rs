@@ -1,7 +1,8 @@
 //! Chunked blobs checked whole while their pieces stream by: when a run
 //! reads the pieces of a blob in order (the volumes of a set are read in
 //! index order), the whole blob's BLAKE3 and upstream digests are computed
-//! on the way, as for a blob carried whole, and the sink is told
+//! on the way (a `git-sha1` seeded with the whole blob's size, then fed
+//! every piece in order), as for a blob carried whole, and the sink is told
 //! ([`BlobSink::commit_whole`]). A blob whose pieces come out of order (over
 //! several runs, or with a volume rebuilt from parity after the others) is
 //! checked whole by the importer once every piece is staged
@@ -41,7 +42,7 @@ impl Wholes {
             .filter(|b| b.carried && b.is_chunked())
             .map(|b| {
                 let digests = upstream_digests(manifest, &b.id);
-                let hashes = HashingWriter::new(io::sink(), &digests, &Silent);
+                let hashes = HashingWriter::new(io::sink(), b.size, &digests, &Silent);
                 (b.id, WholeHash { next: 0, count: b.pieces.len(), digests, hashes })
             })
             .collect();
@@ -116,5 +117,56 @@ impl<B: BlobSink> BlobSink for InOrder<'_, B> {
 
     fn commit_whole(&mut self, blob: &ContentId) -> Result<()> {
         self.inner.commit_whole(blob)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Blob, Digest, Piece};
+    use crate::verify::Discard;
+
+    /// A manifest of one blob of `data` cut into `cuts` pieces, its entry declaring `git_sha1`.
+    fn chunked(data: &[u8], cuts: &[usize], git_sha1: &str) -> Manifest {
+        let mut manifest = crate::manifest::tests::sample();
+        let mut entry = crate::manifest::tests::entry_at("files", "big.bin", data);
+        entry.digests.insert("git-sha1".into(), Digest(hex::decode(git_sha1).unwrap()));
+        let mut pieces = Vec::new();
+        let mut start = 0;
+        for (volume, end) in cuts.iter().copied().chain([data.len()]).enumerate() {
+            let bytes = &data[start..end];
+            pieces.push(Piece { id: ContentId::of(bytes), size: bytes.len() as u64, volume: volume as u32 });
+            start = end;
+        }
+        manifest.volumes = pieces.len() as u32;
+        manifest.blobs = vec![Blob { id: entry.blob, size: data.len() as u64, volume: 0, carried: true, pieces }];
+        manifest.entries = vec![entry];
+        manifest
+    }
+
+    /// Streams every piece in order through the in-order sink.
+    fn stream(manifest: &Manifest, data: &[u8]) -> Result<()> {
+        let mut wholes = Wholes::new(manifest);
+        let mut sink = InOrder { inner: &mut Discard, wholes: &mut wholes, subject: "volume" };
+        let blob = &manifest.blobs[0];
+        let mut offset = 0u64;
+        for (index, piece) in blob.pieces.iter().enumerate() {
+            let mut writer = sink.begin_piece(&blob.id, index, offset)?;
+            let start = usize::try_from(offset).unwrap();
+            writer.write_all(&data[start..start + usize::try_from(piece.size).unwrap()]).unwrap();
+            sink.commit_piece(&blob.id, index, writer)?;
+            offset += piece.size;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_chunked_blob_hashes_to_its_git_blob_id_over_its_pieces_in_order() {
+        // `printf 'hello\n' | git hash-object --stdin`, the header holding the whole blob's size, not a piece's.
+        let data = b"hello\n";
+        stream(&chunked(data, &[2, 4], "ce013625030ba8dba906f756967f9e9ca394464a"), data).unwrap();
+        let wrong = chunked(data, &[2, 4], "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
+        let err = stream(&wrong, data).unwrap_err().to_string();
+        assert!(err.contains("assembled from its pieces") && err.contains("git-sha1 digest does not match"), "{err}");
     }
 }

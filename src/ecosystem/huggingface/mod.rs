@@ -14,7 +14,10 @@
 //!   the git blob id), writes `refs/<revision>` (the commit, no newline) and
 //!   `trees/<commit>.json` (the client's own tree cache, which tells it the
 //!   snapshot is complete, and tells `airlock serve` the etags and sizes).
-//! - digests: `sha256` of every file, checked on import.
+//! - digests: `sha256` of every file, and `git-sha1` (its git blob id) of
+//!   every file not in LFS, both recomputed on verify and import. An LFS
+//!   file has no `git-sha1`: its tree `oid` is its pointer's blob id, not
+//!   the content's.
 //! - the first file in path order (the head) carries the repository's
 //!   evidence: `hf-files`, the hub's listing of the carried files (path,
 //!   size, git blob id, LFS SHA-256), and the model-signing signature
@@ -184,7 +187,8 @@ fn listing_of(entry: &Entry) -> Option<Result<Listing, String>> {
 }
 
 /// A file's etag in the cache (its LFS SHA-256, or its git blob id): the
-/// `etag` attribute, which [`Ecosystem::check_together`] checks against the listing.
+/// `etag` attribute, which [`Ecosystem::check_together`] checks against the
+/// listing, and the listing against the file's verified `sha256` or `git-sha1`.
 fn etag(entry: &Entry) -> Option<&str> {
     entry.attributes.get("etag").map(String::as_str)
 }
@@ -212,10 +216,11 @@ impl Ecosystem for Huggingface {
             check_revision(revision)?;
         }
         let sha = entry.digests.get("sha256").map(|d| hex::encode(&d.0)).unwrap_or_default();
+        let git_sha1 = entry.digests.get("git-sha1").map(|d| hex::encode(&d.0));
         match etag(entry) {
-            Some(e) if e.len() == 40 && is_commit(e) => {}
+            Some(e) if Some(e) == git_sha1.as_deref() => {}
             Some(e) if e == sha => {}
-            _ => return Err("its etag attribute is neither its sha256 nor a git blob id".into()),
+            _ => return Err("its etag attribute is neither its sha256 nor its git-sha1 digest".into()),
         }
         for e in &entry.evidence {
             if e.kind != "hf-files" && e.kind != "model-signature" {
@@ -342,6 +347,14 @@ impl Ecosystem for Huggingface {
                 if f.size != entry.size || f.sha256 != sha {
                     return Err(format!("{id}: {file} is not the size and sha256 its listing states"));
                 }
+                // The git blob id the listing (and so the cache's etag and tree) gives a file outside
+                // LFS is the one its bytes were checked against.
+                let git_sha1 = entry.digests.get("git-sha1").map(|d| hex::encode(&d.0));
+                if !f.lfs && git_sha1.as_ref() != Some(&f.oid) {
+                    return Err(format!(
+                        "{id}: {file} has no git-sha1 digest, or not the git blob id its listing states"
+                    ));
+                }
                 if etag(entry) != Some(f.etag().as_str()) {
                     return Err(format!("{id}: {file}'s etag is not the one its listing states"));
                 }
@@ -440,6 +453,9 @@ mod tests {
         let etag = if lfs { sha.clone() } else { oid.clone() };
         let mut digests = BTreeMap::new();
         digests.insert("sha256".to_owned(), crate::manifest::Digest(hex::decode(&sha).unwrap()));
+        if !lfs {
+            digests.insert("git-sha1".to_owned(), crate::manifest::Digest(hex::decode(&oid).unwrap()));
+        }
         let mut attributes = BTreeMap::new();
         attributes.insert("etag".to_owned(), etag);
         attributes.insert("revision".to_owned(), "main".to_owned());
@@ -500,6 +516,13 @@ mod tests {
             })
             .contains("etag")
         );
+        // A git blob id as the etag must be the file's git-sha1 digest, which import recomputes.
+        let mut config = entries[0].clone();
+        config.attributes.insert("etag".into(), "c".repeat(40));
+        assert!(hf.check_entry(&config).unwrap_err().contains("etag"));
+        config.digests.remove("git-sha1");
+        config.attributes.insert("etag".into(), listing::git_blob_id(b"{}"));
+        assert!(hf.check_entry(&config).unwrap_err().contains("etag"));
         assert!(
             bad(&|e| {
                 e.attributes.insert("revision".into(), "../x".into());
@@ -523,6 +546,13 @@ mod tests {
         let mut changed = entries[1].clone();
         changed.size += 1;
         assert!(hf.check_together(&[&entries[0], &changed]).unwrap_err().contains("size and sha256"));
+        // A file outside LFS without its git blob id as a digest, or with another one.
+        let mut unhashed = entries[0].clone();
+        unhashed.digests.remove("git-sha1");
+        assert!(hf.check_together(&[&unhashed, &entries[1]]).unwrap_err().contains("git-sha1"));
+        let mut other_id = entries[0].clone();
+        other_id.digests.insert("git-sha1".into(), crate::manifest::Digest(vec![0; 20]));
+        assert!(hf.check_together(&[&other_id, &entries[1]]).unwrap_err().contains("git blob id its listing states"));
         let mut other_ref = entries[1].clone();
         other_ref.attributes.insert("revision".into(), "v2".into());
         assert!(hf.check_together(&[&entries[0], &other_ref]).unwrap_err().contains("another revision"));

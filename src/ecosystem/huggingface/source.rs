@@ -3,7 +3,8 @@
 //! with its digests from the tree API (`/api/models/REPO/tree/COMMIT?recursive=true`,
 //! paginated by `Link`), every file from `/REPO/resolve/COMMIT/PATH` checked
 //! against its digest: an LFS file's SHA-256 while it streams, another
-//! file's git blob id as soon as it is in the cache (before it is used).
+//! file's git blob id as soon as it is in the cache (before it is used),
+//! which its entry then records as its `git-sha1` digest.
 //!
 //! The hub is `[huggingface] endpoint`, else `HF_ENDPOINT` (what the hub's
 //! own clients honour), else <https://huggingface.co>; the token is
@@ -295,6 +296,12 @@ impl Plan<'_> {
         let path = format!("{}{}", snapshot_prefix(&wanted.repo, commit), f.path);
         let path = RelPath::new(&path).map_err(|m| Error::Usage(format!("{label}: {m}")))?;
         let mut e = entry(NAME, &wanted.repo.entry_name(), commit, path, &cached);
+        if f.lfs.is_none() {
+            // Checked against the bytes above; verify and import recompute it.
+            let oid =
+                hex::decode(&f.oid).map_err(|_| Error::Usage(format!("{label}: the tree gives no git blob id")))?;
+            e.digests.insert("git-sha1".to_owned(), crate::manifest::Digest(oid));
+        }
         e.source = Some(url);
         let file =
             listing::File { path: f.path.clone(), size: f.size, oid: f.oid.clone(), sha256, lfs: f.lfs.is_some() };

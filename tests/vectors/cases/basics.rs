@@ -21,8 +21,16 @@ pub fn cases(base: &Base) -> Vec<Made> {
     // The same channel and sequence with other content: a fork once the good one is imported.
     let fork = base.files("vectors", &[("notes.txt", b"other notes\n")]);
 
+    // A git-sha1 digest that is the file's plain SHA-1, not its git blob id
+    // (git's header `blob <size>\0` left out), signed by the trusted key.
+    let mut plain_sha1 = good.clone();
+    let notes = plain_sha1.manifest.entries.iter_mut().find(|e| e.path.as_str() == "notes.txt").unwrap();
+    let digest = <sha1::Sha1 as sha2::Digest>::digest(GOOD[0].1).to_vec();
+    notes.digests.insert("git-sha1".into(), airlock::manifest::Digest(digest));
+
     vec![
         ("good.airlock".into(), volume),
+        ("git-sha1-not-the-git-blob-id.airlock".into(), base.signed(&plain_sha1)),
         ("blob-changed-not-resigned.airlock".into(), changed),
         ("untrusted-signer.airlock".into(), good.signed_by(&[&base.other])),
         ("fork-of-good.airlock".into(), base.signed(&fork)),
