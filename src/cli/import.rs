@@ -68,11 +68,12 @@ impl ImportArgs {
         let report = import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), &options, &progress)?;
         super::verify::print_verified(out, &report.verified);
         out.line(format!(
-            "published {} files into {} (generation {})",
-            report.mirror.published.len(),
+            "published {} into {} (generation {})",
+            super::counted(report.mirror.published.len(), "file", "files"),
             report.mirror.mirror,
             report.mirror.generation
         ));
+        out.line(super::verify::summary("imported", &report.verified));
         out.report("import", &report);
         Ok(())
     }

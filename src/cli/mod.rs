@@ -69,6 +69,9 @@ pub struct GlobalArgs {
     /// Print a machine-readable JSON report on standard output (errors too)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print more: verify and import list every entry with its five layers
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,11 +202,12 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 pub struct Output {
     quiet: bool,
     json: bool,
+    verbose: bool,
 }
 
 impl Output {
     fn new(global: &GlobalArgs) -> Self {
-        Output { quiet: global.quiet, json: global.json }
+        Output { quiet: global.quiet, json: global.json, verbose: global.verbose }
     }
 
     /// A line of the human report (not in `--json` or `--quiet` mode).
@@ -211,6 +215,13 @@ impl Output {
         if !self.quiet && !self.json {
             // Names from a bundle are in these lines: no control character reaches the terminal.
             print_stdout(&format!("{}\n", crate::escape::one_line(text.as_ref())));
+        }
+    }
+
+    /// A line of the human report shown only with `--verbose`.
+    pub fn detail(&self, text: impl AsRef<str>) {
+        if self.verbose {
+            self.line(text);
         }
     }
 
@@ -349,6 +360,24 @@ impl TrustArgs {
         let keys = self.trust.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
         Policy::from_keys(keys, self.threshold)
     }
+}
+
+/// A count with its thousands apart, as people read them: `3 303`.
+fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(' ');
+        }
+        grouped.push(c);
+    }
+    grouped
+}
+
+/// `1 entry`, `2 entries`: `noun` and `plural` as the count asks.
+fn counted(n: usize, noun: &str, plural: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { noun } else { plural })
 }
 
 /// Human-readable byte counts.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Output, TrustArgs, bytes};
+use super::{Output, TrustArgs, bytes, counted};
 use crate::error::Result;
 use crate::verify::VerifyReport;
 use crate::verify::set::{CheckOnly, VolumesReport, identify, incomplete, verify_set};
@@ -36,20 +36,38 @@ impl VerifyArgs {
         let volumes = VolumesReport::new(&set.verified.manifest, &outcome, &set.unreadable);
         let report = VerifyReport::new(&subject, &set.verified, &policy, volumes);
         print_verified(out, &report);
-        if outcome.complete() {
-            for p in report.packages.iter() {
-                let version = p.version.map(|v| format!(" {v}")).unwrap_or_default();
-                out.line(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
-                out.line(format!(
-                    "      transfer {} | content {} | digest {} | provenance {} | policy {}",
-                    p.transfer, p.content, p.digest, p.provenance, p.policy
-                ));
-            }
-        } else {
+        if !outcome.complete() {
             out.line("note      the packages of the missing volumes are checked when those volumes are verified");
         }
+        out.line(summary("verified", &report));
         out.report("verify", &report);
         Ok(())
+    }
+}
+
+/// The last line of `verify` and `import`:
+/// `verified 3 303 entries, 0 problems, signed by alice + bob`.
+pub(super) fn summary(verb: &str, report: &VerifyReport) -> String {
+    let problems = report.volumes.as_ref().map_or(0, |v| v.damaged.len());
+    let stood_in =
+        if problems > 0 { " (damaged copies another copy, parity or an earlier run stood in for)" } else { "" };
+    format!(
+        "{verb} {}, {}{stood_in}, signed by {}",
+        counted(report.entries, "entry", "entries"),
+        counted(problems, "problem", "problems"),
+        report.trusted_signers.join(" + ")
+    )
+}
+
+/// Each entry's five layers, two lines each (with `--verbose`).
+fn print_entries(out: &Output, report: &VerifyReport) {
+    for p in report.packages.iter() {
+        let version = p.version.map(|v| format!(" {v}")).unwrap_or_default();
+        out.detail(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
+        out.detail(format!(
+            "      transfer {} | content {} | digest {} | provenance {} | policy {}",
+            p.transfer, p.content, p.digest, p.provenance, p.policy
+        ));
     }
 }
 
@@ -91,5 +109,9 @@ pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
                 out.line(format!("  {what:<9}{}", texts.join("; ")));
             }
         }
+    }
+    // The entries of missing volumes are not checked yet: listing them would claim they were.
+    if report.volumes.as_ref().is_none_or(|v| v.missing.is_empty()) {
+        print_entries(out, report);
     }
 }
