@@ -159,7 +159,14 @@ impl fmt::Display for Rejection {
 pub enum Error {
     /// The bundle or one of its entries failed verification or policy (exit 1).
     #[error("{}: {rejection}", crate::escape::one_line(subject))]
-    Rejected { subject: String, rejection: Rejection },
+    Rejected {
+        subject: String,
+        rejection: Rejection,
+        /// When entries were refused by their evidence or the policy: every
+        /// entry's report (the `packages` of a verify report), so that a
+        /// refusal still shows what each entry established.
+        packages: Option<Box<serde_json::Value>>,
+    },
     /// A usage or configuration problem on the operator's side (exit 2).
     #[error("{0}")]
     Usage(String),
@@ -200,7 +207,26 @@ impl Error {
     }
 
     pub(crate) fn rejected(subject: impl fmt::Display, rejection: Rejection) -> Self {
-        Error::Rejected { subject: subject.to_string(), rejection }
+        Error::Rejected { subject: subject.to_string(), rejection, packages: None }
+    }
+
+    /// The rejection of a bundle whose entries were judged one by one:
+    /// `packages` is every entry's report.
+    pub(crate) fn refused_entries(
+        subject: impl fmt::Display,
+        rejection: Rejection,
+        packages: serde_json::Value,
+    ) -> Self {
+        Error::Rejected { subject: subject.to_string(), rejection, packages: Some(Box::new(packages)) }
+    }
+
+    /// Every entry's report, when the bundle was refused because of entries.
+    #[must_use]
+    pub fn packages(&self) -> Option<&serde_json::Value> {
+        match self {
+            Error::Rejected { packages: Some(p), .. } => Some(p),
+            _ => None,
+        }
     }
 
     /// An input file the operator named could not be read (exit 2).

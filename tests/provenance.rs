@@ -81,9 +81,11 @@ fn pinned_registry_keys_verify_npm_signatures_and_the_report_shows_every_layer()
     // Signed by a key this site does not pin: reported, not counted.
     let scoped = package(&report, "@airlock-test/scoped");
     assert!(scoped["provenance"].as_str().unwrap().contains("not verified"), "{scoped:#}");
-    // The human report has a line per package.
-    let human = airlock().arg("verify").arg(&b.bundle).arg("--policy").arg(&policy).assert().success();
+    // The human report has a line per package with --verbose, and layer words for scripts in JSON.
+    let human = airlock().args(["verify", "-v"]).arg(&b.bundle).arg("--policy").arg(&policy).assert().success();
     assert!(String::from_utf8_lossy(&human.get_output().stdout).contains("npm tinylib 1.0.0"));
+    assert_eq!(tinylib["layers"]["provenance"], "ok", "{tinylib:#}");
+    assert_eq!(scoped["layers"]["provenance"], "not-checked", "{scoped:#}");
 }
 
 #[test]
@@ -138,6 +140,26 @@ fn stripped_evidence_is_decided_by_policy_and_a_rejected_import_changes_nothing(
     let err = one_line(&out.get_output().stderr);
     assert!(err.contains("requires") && err.contains("stripped"), "{err}");
     assert_eq!(snapshot(&mirror), before);
+    // The refusal reports every package, not only the first refused: each
+    // refused one on standard output, and all of them in the JSON.
+    let npm_only = stripped.policy("[npm]\nrequire = [\"npm-signatures\"]\nregistry-keys = \"npm-keys.json\"\n", None);
+    let verify = |json: bool| {
+        let mut cmd = airlock();
+        cmd.arg("verify").arg(&stripped.bundle).arg("--policy").arg(&npm_only);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.assert().code(1).get_output().stdout.clone()
+    };
+    let text = String::from_utf8(verify(false)).unwrap();
+    let json = common::json_report(&verify(true));
+    let packages = json["packages"].as_array().expect("a refusal carries every entry's report");
+    let layer = |p: &Value| p["layers"]["policy"].as_str().unwrap().to_owned();
+    let refused: Vec<&Value> = packages.iter().filter(|p| layer(p) == "failed").collect();
+    assert!(refused.len() >= 2 && refused.iter().all(|p| p["ecosystem"] == "npm"), "every npm package: {json:#}");
+    assert!(packages.iter().any(|p| p["ecosystem"] == "pypi" && layer(p) == "not-required"), "PyPI passes: {json:#}");
+    let refused_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("refused   npm ")).collect();
+    assert_eq!(refused_lines.len(), refused.len(), "{text}");
 
     // The unstripped bundle carries what the strict policy requires, except the scoped
     // package's signature is by a key the test policy does not pin.

@@ -192,7 +192,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let help = subcommand.map_or_else(|| "airlock --help".to_owned(), |s| format!("airlock {s} --help"));
     let message = format!("{message}; see `{help}`");
     if json_requested() {
-        print_json_error(2, "usage", &message, None);
+        print_json_error(2, "usage", &message, None, None);
     }
     eprintln!("error: {message}");
     ExitCode::from(2)
@@ -253,10 +253,30 @@ impl Output {
                 Error::Incomplete { missing, .. } => Some(missing.as_slice()),
                 _ => None,
             };
-            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing);
+            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing, e.packages());
+        } else if let Some(packages) = e.packages() {
+            self.refused_entries(packages);
         }
         // One line whatever the error quotes from a bundle or a file, and nothing that drives the terminal.
         eprintln!("error: {}", crate::escape::one_line(&e.to_string()));
+    }
+
+    /// The entries of a refused bundle: each refused one (every one with
+    /// `--verbose`), with the layer that refused it.
+    fn refused_entries(&self, packages: &serde_json::Value) {
+        for p in packages.as_array().into_iter().flatten() {
+            let text = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
+            let failed: Vec<&str> = ["digest", "provenance", "policy"]
+                .into_iter()
+                .filter(|layer| p["layers"][*layer] == "failed")
+                .collect();
+            let version = p["version"].as_str().map(|v| format!(" {v}")).unwrap_or_default();
+            let what = format!("{} {}{version}", text("ecosystem"), text("name"));
+            match failed.first() {
+                Some(layer) => self.line(format!("refused   {what}: {layer}: {}", text(layer))),
+                None => self.detail(format!("passed    {what}")),
+            }
+        }
     }
 
     /// Progress bars on a terminal, nothing otherwise.
@@ -275,7 +295,13 @@ fn schema_id(schema: &str) -> String {
 
 /// The failure envelope (`schemas/json/airlock.error.v1.json`) on standard
 /// output; `missing` names the volumes an incomplete split bundle still needs.
-fn print_json_error(exit_code: i32, kind: &str, message: &str, missing: Option<&[String]>) {
+fn print_json_error(
+    exit_code: i32,
+    kind: &str,
+    message: &str,
+    missing: Option<&[String]>,
+    packages: Option<&serde_json::Value>,
+) {
     let mut value = serde_json::json!({
         "schema": schema_id("error"),
         "ok": false,
@@ -285,6 +311,9 @@ fn print_json_error(exit_code: i32, kind: &str, message: &str, missing: Option<&
     });
     if let Some(missing) = missing {
         value["missing_volumes"] = serde_json::json!(missing);
+    }
+    if let Some(packages) = packages {
+        value["packages"] = packages.clone();
     }
     print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
 }

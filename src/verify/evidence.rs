@@ -3,6 +3,7 @@
 //! policy requires. A proxy that stripped evidence is not an error by itself;
 //! the policy decides, and the report always says what was there.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::EntryFindings;
@@ -37,11 +38,7 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
         Some(rules) => check_publishers(entry, rules, &attested, &id)?,
         None => None,
     };
-    let (digest, digest_outcome) = if entry.digests.is_empty() {
-        ("none upstream (plain file: the BLAKE3 content address is its digest)".into(), Outcome::Absent)
-    } else {
-        (format!("{} match", entry.digests.keys().cloned().collect::<Vec<_>>().join(", ")).into(), Outcome::Ok)
-    };
+    let (digest, digest_outcome) = digest_layer(entry);
     let mut checked = required.iter().map(|k| format!("requires {k}")).collect::<Vec<_>>();
     checked.extend(publisher);
     let (policy, policy_outcome) = if checked.is_empty() {
@@ -50,6 +47,40 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
         (format!("ok ({})", checked.join("; ")).into(), Outcome::Ok)
     };
     Ok(EntryFindings { digest, provenance, policy, outcomes: [digest_outcome, provenance_outcome, policy_outcome] })
+}
+
+/// The digest layer: the upstream digests, each recomputed as the blob streamed.
+fn digest_layer(entry: &Entry) -> (Cow<'static, str>, Outcome) {
+    if entry.digests.is_empty() {
+        ("none upstream (plain file: the BLAKE3 content address is its digest)".into(), Outcome::Absent)
+    } else {
+        (format!("{} match", entry.digests.keys().cloned().collect::<Vec<_>>().join(", ")).into(), Outcome::Ok)
+    }
+}
+
+impl EntryFindings {
+    /// The findings of an entry refused by its evidence or by the policy:
+    /// the layer that refused it says why; the one after it was not judged.
+    #[must_use]
+    pub fn refused(entry: &Entry, why: &Rejection) -> Self {
+        let (digest, digest_outcome) = digest_layer(entry);
+        let by_policy = matches!(why, Rejection::Policy(_));
+        let why: Cow<'static, str> = why.to_string().into();
+        let (provenance, policy) = if by_policy {
+            (
+                (Cow::Borrowed("not reported (the policy refused the entry)"), Outcome::NotChecked),
+                (why, Outcome::Failed),
+            )
+        } else {
+            ((why, Outcome::Failed), (Cow::Borrowed("not judged (its provenance failed)"), Outcome::NotChecked))
+        };
+        EntryFindings {
+            digest,
+            provenance: provenance.0,
+            policy: policy.0,
+            outcomes: [digest_outcome, provenance.1, policy.1],
+        }
+    }
 }
 
 /// Every evidence kind the policy requires must be carried; a proxy that

@@ -109,9 +109,22 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
         ));
     }
     let mut packages = Vec::with_capacity(manifest.entries.len());
+    // Every entry is judged, so that a refusal reports each one; the first
+    // refusal is the error.
+    let mut refusal = None;
     for entry in &manifest.entries {
         check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
-        packages.push(evidence::check(entry, policy).map_err(|r| Error::rejected(subject, r))?);
+        packages.push(evidence::check(entry, policy).unwrap_or_else(|r| {
+            let findings = EntryFindings::refused(entry, &r);
+            refusal.get_or_insert(r);
+            findings
+        }));
+    }
+    let manifest = Arc::new(manifest);
+    if let Some(rejection) = refusal {
+        let reports = PackageReports::of(manifest, packages.into(), trusted_signers.len());
+        let reports = serde_json::to_value(&reports).expect("reports serialize");
+        return Err(Error::refused_entries(subject, rejection, reports));
     }
     // Generated files too (index pages, metadata beside a file): two entries
     // of one bundle must not claim one path of the mirror.
@@ -125,7 +138,7 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     }
     Ok(VerifiedManifest {
         digest,
-        manifest: manifest.into(),
+        manifest,
         envelope: Arc::new(envelope_bytes),
         trusted_signers,
         revoked_signers,

@@ -86,11 +86,12 @@ pub struct Layers {
 
 impl PackageReports {
     fn new(verified: &VerifiedManifest) -> Self {
-        PackageReports {
-            manifest: verified.manifest.clone(),
-            findings: verified.packages.clone(),
-            transfer: format!("ok ({} trusted signer(s))", verified.trusted_signers.len()),
-        }
+        Self::of(verified.manifest.clone(), verified.packages.clone(), verified.trusted_signers.len())
+    }
+
+    /// The reports of `manifest`'s entries from their findings, in order.
+    pub(super) fn of(manifest: Arc<Manifest>, findings: Arc<[EntryFindings]>, signers: usize) -> Self {
+        PackageReports { manifest, findings, transfer: format!("ok ({signers} trusted signer(s))") }
     }
 
     /// The entries' reports, in manifest order.

@@ -458,7 +458,7 @@ fn refuse_unaccounted(set: &VolumeSet, outcome: &mut SetOutcome) -> Result<()> {
         return Err(outcome.damaged.swap_remove(at).2);
     }
     match set.unreadable.first() {
-        Some((_, Error::Rejected { subject, rejection })) if !outcome.complete() => {
+        Some((_, Error::Rejected { subject, rejection, .. })) if !outcome.complete() => {
             Err(Error::rejected(subject, rejection.clone()))
         }
         _ => Ok(()),
