@@ -32,7 +32,7 @@ pub enum Rejection {
     /// The signature envelope could not be decoded or a signature is invalid.
     BadSignature(String),
     /// Fewer distinct trusted keys signed than the policy requires.
-    BelowThreshold { valid: usize, required: usize, signers: Signers },
+    BelowThreshold { valid: usize, required: usize, signers: Box<Signers> },
     /// The manifest is not canonical CBOR or does not match the schema.
     Schema(String),
     /// A blob's BLAKE3, size or upstream digest differs from the manifest.

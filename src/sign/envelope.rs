@@ -235,7 +235,11 @@ pub fn verify<'a>(envelope: &'a [u8], keyring: &Keyring, purpose: Purpose) -> Re
         return Err(Rejection::BelowThreshold {
             valid: trusted.len(),
             required: keyring.threshold(),
-            signers: Signers { counted: short(&trusted), untrusted: short(&unknown), revoked: short(&revoked) },
+            signers: Box::new(Signers {
+                counted: short(&trusted),
+                untrusted: short(&unknown),
+                revoked: short(&revoked),
+            }),
         });
     }
     Ok(Verified {
