@@ -226,6 +226,6 @@ fn base_url_renders_final_documents_and_refuses_what_is_not_an_address() {
     let out =
         airlock().args(["import", "--mirror"]).arg(&missing).args(["--base-url", "http://m.example"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(common::one_line(&out.stderr).contains("is not an airlock mirror"), "{out:?}");
+    assert!(common::one_line(&out.stderr).contains("no such folder"), "{out:?}");
     assert!(!missing.exists());
 }

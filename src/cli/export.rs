@@ -151,10 +151,11 @@ impl ExportArgs {
             bytes(report.bundle_bytes)
         ));
         if options.inputs.any_lockfile() {
-            out.line(format!(
-                "fetched   {} artifacts from registries (the rest came from the cache)",
-                report.downloads
-            ));
+            out.line(match report.downloads {
+                0 => "fetched   nothing from registries: every artifact came from the cache".to_owned(),
+                1 => "fetched   1 artifact from registries (any others came from the cache)".to_owned(),
+                n => format!("fetched   {n} artifacts from registries (any others came from the cache)"),
+            });
         }
         if report.carried_blobs < report.blobs {
             out.line(format!(
@@ -177,6 +178,17 @@ impl ExportArgs {
         out.line(format!("signed by {}", report.signers.join(", ")));
         out.line(format!("expires   {}", report.expires));
         out.report("export", &report);
+        // Build environments set SOURCE_DATE_EPOCH to a commit's time; a
+        // bundle dated from it can be born expired (reproducible on purpose,
+        // but no import will take it).
+        if options.now.saturating_add(options.expires_in.as_secs()) <= crate::now() {
+            out.warn(format!(
+                "{}: expired already ({}): it is dated {} from SOURCE_DATE_EPOCH; no import will accept it: unset SOURCE_DATE_EPOCH or give a longer --expires",
+                report.bundle,
+                report.expires,
+                report.created
+            ));
+        }
         clear.warn(out);
         Ok(())
     }

@@ -13,9 +13,9 @@ use zeroize::Zeroizing;
 
 use super::Output;
 use crate::error::{Error, Result};
-use crate::sign::OperatorKey;
 use crate::sign::pkcs11::{self, Pkcs11Uri};
 use crate::sign::signer::{Ask, KeySource, Question, Secret, Storage, Unlock};
+use crate::sign::{OperatorKey, Signer as _};
 
 /// Where passphrases, PINs and the PKCS#11 module come from.
 #[derive(Debug, Clone, Args)]
@@ -45,6 +45,7 @@ impl UnlockArgs {
     /// says which of them are key files stored in clear.
     pub fn open(&self, sources: &[KeySource]) -> Result<(Vec<OperatorKey>, ClearKeys)> {
         let opened = self.unlock().open_all(sources)?;
+        refuse_repeated(sources, &opened)?;
         let clear = sources
             .iter()
             .zip(&opened)
@@ -53,6 +54,22 @@ impl UnlockArgs {
             .collect();
         Ok((opened.into_iter().map(|(key, _)| key).collect(), ClearKeys(clear)))
     }
+}
+
+/// One key given twice (the same file, or a copy of it) would sign twice and
+/// be listed twice; a threshold counts it once anyway.
+fn refuse_repeated<T>(sources: &[KeySource], opened: &[(OperatorKey, T)]) -> Result<()> {
+    for (i, (key, _)) in opened.iter().enumerate() {
+        if let Some(first) = opened[..i].iter().position(|(earlier, _)| earlier.public() == key.public()) {
+            return Err(Error::Usage(format!(
+                "--key {} is the same key ({}) as --key {}; give each key once",
+                sources[i],
+                key.public().id().short(),
+                sources[first]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The key files a command signed with that are stored in clear.

@@ -35,6 +35,16 @@ impl Mirror {
                 root.display()
             )));
         }
+        // A new mirror is one folder in an existing one: a typo in the path
+        // must not grow a tree of folders somewhere unexpected.
+        let parent = root.parent().filter(|p| !p.as_os_str().is_empty());
+        if !root_existed && parent.is_some_and(|p| !p.is_dir()) {
+            return Err(Error::Usage(format!(
+                "{}: its parent folder {} does not exist; create it first (airlock creates only the mirror's own folder)",
+                root.display(),
+                parent.map(Path::display).expect("checked above")
+            )));
+        }
         let meta = root.join(META);
         let fresh = !meta.exists();
         if fresh && root_existed && fs::read_dir(root).at(root)?.next().is_some() {

@@ -112,10 +112,18 @@ pub enum KeyFile {
 impl KeyFile {
     /// Reads a secret key file, refusing one that others can read.
     pub fn read(path: &Path) -> Result<Self> {
-        check_private(path)?;
-        let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| Error::input(path, "secret key", &e))?);
         let origin = path.display().to_string();
+        if path.is_dir() {
+            return Err(Error::Usage(format!(
+                "{origin}: is a folder, not a secret key; pass the .key file written by `airlock keygen`"
+            )));
+        }
+        let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| Error::input(path, "secret key", &e))?);
         let line = only_line(&text).unwrap_or_default();
+        // What the file is comes first: a .pub given by mistake is not to be chmod-ed.
+        if !line.starts_with(PUBLIC_TAG) {
+            check_private(path)?;
+        }
         if line.starts_with(encrypted::TAG) {
             return EncryptedKey::from_line(line, &origin).map(KeyFile::Encrypted);
         }
@@ -269,6 +277,8 @@ fn key_line<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
 
 /// The one line of a key file that is neither blank nor a comment.
 fn only_line(text: &str) -> Option<&str> {
+    // Editors on some systems save a byte-order mark first; it is not part of the key.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#'));
     let line = lines.next()?;
     if lines.next().is_some() {
@@ -335,5 +345,23 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         assert!(PublicKey::from_text(&key.public().to_text(), "x").is_ok());
         assert!(PublicKey::from_text(&format!("{}\n{}", key.public().to_text(), key.public().to_text()), "x").is_err());
+    }
+
+    #[test]
+    fn a_public_key_or_a_folder_given_as_the_secret_key_is_named_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::generate().unwrap();
+        let (_, public) = key.write_pair(&dir.path().join("op"), false).unwrap();
+        let err = SecretKey::load(&public).unwrap_err().to_string();
+        assert!(err.contains("is a public key, not a secret one") && !err.contains("chmod"), "{err}");
+        let err = SecretKey::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("is a folder, not a secret key") && !err.contains("chmod"), "{err}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_a_key_is_ignored() {
+        let key = SecretKey::generate().unwrap();
+        let text = format!("\u{feff}# airlock public key\n{}\n", key.public().to_text());
+        assert_eq!(&PublicKey::from_text(&text, "bom.pub").unwrap(), key.public());
     }
 }

@@ -40,7 +40,7 @@ pub struct IndexArgs {
 #[group(skip)]
 pub struct FileArgs {
     /// CPython version whose wheels to take, e.g. 3.12; repeatable [default: 3.12]
-    #[arg(long, value_name = "X.Y")]
+    #[arg(long, value_name = "X.Y", value_parser = parse_python_version)]
     pub python_version: Vec<String>,
     /// Wheel platform family, e.g. manylinux_x86_64, musllinux_aarch64, win_amd64; repeatable [default: manylinux_x86_64]
     #[arg(long, value_name = "PLATFORM")]
@@ -51,6 +51,17 @@ pub struct FileArgs {
     /// Leave out PyPI source distributions
     #[arg(long)]
     pub no_sdist: bool,
+}
+
+/// `3.12`: a CPython version as wheel tags name it (`cp312`), major and minor.
+fn parse_python_version(text: &str) -> Result<String, String> {
+    let numbers: Vec<&str> = text.split('.').collect();
+    let is_number = |n: &&str| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit());
+    if numbers.len() == 2 && numbers.iter().all(is_number) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a Python version; give major and minor, e.g. 3.12"))
+    }
 }
 
 /// The export's PyPI part: the config's lockfiles then the flag's, and each

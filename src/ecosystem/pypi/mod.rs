@@ -577,7 +577,7 @@ fn choose<'p>(pin: &PypiPin, project: &'p Project, url: &str, selection: &Select
     };
     if chosen.is_empty() {
         return Err(Error::Usage(format!(
-            "PyPI {id}: no file of the release matches the lockfile's hashes and the platform selection; use --python-version/--python-platform or --pypi-files all"
+            "PyPI {id}: no file of the release matches the lockfile's hashes and the platform selection; use --python-version/--python-platform or --pypi-all-files"
         )));
     }
     Ok(chosen)
