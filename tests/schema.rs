@@ -265,3 +265,14 @@ fn chunked_blobs_match_the_schema() {
     ciborium::into_writer(&Value::Map(broken_fields), &mut broken).unwrap();
     assert!(validate_manifest(&broken).is_err());
 }
+
+#[test]
+fn the_example_config_is_read_and_matches_the_schema() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/airlock.toml");
+    let config = airlock::config::Config::load(&path).unwrap();
+    assert_eq!(config.channel.as_deref(), Some("weekly"));
+    assert_eq!(config.pypi.locks.len(), 1, "{config:?}");
+    let text = fs::read_to_string(&path).unwrap();
+    let as_json = serde_json::to_string(&toml::from_str::<serde_json::Value>(&text).unwrap()).unwrap();
+    cddl::validate_json_from_str(&schema("config.cddl"), &as_json, None).unwrap();
+}
