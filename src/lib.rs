@@ -3,6 +3,7 @@
 //!
 //! The library never prints; the CLI (`cli`) renders reports and progress.
 
+pub mod audit;
 pub mod bundle;
 pub mod cli;
 pub mod config;

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use crate::ecosystem;
 use crate::error::{Error, Result, io_reason};
 use crate::http::{self, Folder, Response, Route};
+use crate::mirror::{REPORTS, View};
 
 pub use crate::http::{MAX_CONNECTIONS, MAX_HEAD, ServerHandle, TIMEOUT};
 
@@ -108,11 +109,55 @@ impl http::Handler for Site {
     /// ([`ecosystem::Ecosystem::api_root`]).
     fn respond(&self, route: &Route<'_>) -> Response {
         let Some((first, rest)) = route.split_first() else {
-            return Response::status(404);
+            return self.catalog();
         };
+        if first == "-" {
+            return self.report(&rest);
+        }
         match ecosystem::ALL.iter().find(|e| e.name() == first || e.api_root() == Some(first)) {
             Some(ecosystem) => ecosystem.route(&rest, &Folder::new(&self.root, ecosystem.name())),
             None => Response::status(404),
         }
     }
+}
+
+impl Site {
+    /// `/`: what the mirror holds and where each entry came from, linking
+    /// each import's audit page.
+    fn catalog(&self) -> Response {
+        let Ok(view) = View::open(&self.root) else { return Response::status(503) };
+        let (Ok(inventory), Ok(state)) = (view.inventory(), view.state()) else {
+            return Response::status(503);
+        };
+        let reports = Folder::new(&self.root, REPORTS);
+        let href = |digest: &str| {
+            let page = format!("{digest}.html");
+            reports.is_file(&[page.as_str()]).then(|| format!("/-/reports/{page}"))
+        };
+        let page = crate::audit::catalog_page(&inventory, &state.imports, &href);
+        with_page_policy(Response::bytes(200, "text/html; charset=utf-8", page))
+    }
+
+    /// `/-/reports/<manifest digest>.html` (or `.json`): an import's audit page.
+    fn report(&self, rest: &Route<'_>) -> Response {
+        let ["reports", name] = rest.segments else { return Response::status(404) };
+        let Some((digest, kind)) = name.rsplit_once('.') else { return Response::status(404) };
+        let is_digest = digest.len() == 64 && digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        let content_type = match kind {
+            "html" => "text/html; charset=utf-8",
+            "json" => "application/json",
+            _ => return Response::status(404),
+        };
+        if !is_digest {
+            return Response::status(404);
+        }
+        with_page_policy(Folder::new(&self.root, REPORTS).file(&[name], content_type))
+    }
+}
+
+/// The pages load nothing and run nothing, whatever a bundle named.
+fn with_page_policy(response: Response) -> Response {
+    response
+        .header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'".into())
+        .header("X-Content-Type-Options", "nosniff".into())
 }

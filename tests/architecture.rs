@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["mirror"],
     &["policy"],
     &["ecosystem"],
-    &["verify", "import", "export", "inspect", "serve", "sbom", "cosign", "trust", "config"],
+    &["verify", "import", "export", "inspect", "serve", "sbom", "cosign", "trust", "config", "audit"],
     &["cli"],
 ];
 
@@ -37,7 +37,8 @@ const ECOSYSTEM_LAYER: usize = 4;
 
 /// The operations that drive every ecosystem through the registry
 /// (`ecosystem::ALL`, `by_name`) and name none of them.
-const THROUGH_THE_REGISTRY: &[&str] = &["export", "import", "inspect", "sbom", "serve", "verify", "cosign", "trust"];
+const THROUGH_THE_REGISTRY: &[&str] =
+    &["export", "import", "inspect", "sbom", "serve", "verify", "cosign", "trust", "audit"];
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS.iter().position(|layer| layer.contains(&module))

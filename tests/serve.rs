@@ -378,8 +378,10 @@ fn files_and_head() {
 #[test]
 fn folders_are_never_listed() {
     let f = Fixture::new();
+    // `/` is the catalog of the mirror's inventory, never a listing of its folders.
+    let root = f.get("/");
+    assert!(!root.text().contains("noindex-1.0") && !root.text().contains("b.bin"), "/: {}", root.text());
     for path in [
-        "/",
         "/files/",
         "/files",
         "/files/nested/",

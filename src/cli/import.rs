@@ -73,6 +73,12 @@ impl ImportArgs {
             report.mirror.mirror,
             report.mirror.generation
         ));
+        if let Some(page) = &report.audit_page {
+            out.line(format!("audit     {page}"));
+        }
+        if let Some(why) = &report.audit_error {
+            out.warn(format!("the import is published, but its audit page was not written: {why}"));
+        }
         out.line(super::verify::summary("imported", &report.verified));
         out.report("import", &report);
         Ok(())

@@ -32,6 +32,13 @@ pub struct ImportReport {
     /// `published`, or `already-imported` when this exact bundle was imported before (nothing changed).
     pub outcome: &'static str,
     pub mirror: PublishReport,
+    /// The audit page this import left in the mirror (`.airlock/reports/<manifest digest>.html`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_page: Option<String>,
+    /// Why the audit page could not be written. The import itself is
+    /// published by then: this is a warning, not a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_error: Option<String>,
 }
 
 /// What an import may be told besides the bundle and the policy.
@@ -147,7 +154,13 @@ fn import_set(
             PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
         let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);
         let report = VerifyReport::new(subject, verified, policy, volumes);
-        return Ok(ImportReport { verified: report, outcome: "already-imported", mirror: unchanged });
+        return Ok(ImportReport {
+            verified: report,
+            outcome: "already-imported",
+            mirror: unchanged,
+            audit_page: None,
+            audit_error: None,
+        });
     }
     let m = &verified.manifest;
     let record =
@@ -219,7 +232,21 @@ fn import_set(
         Err(e) => return Err(e),
     };
     staging.discard()?;
-    Ok(ImportReport { verified: report, outcome: "published", mirror: published })
+    let import =
+        ImportReport { verified: report, outcome: "published", mirror: published, audit_page: None, audit_error: None };
+    Ok(with_audit_page(mirror, import, &crate::time::rfc3339(now)))
+}
+
+/// The import's page and JSON report, kept in the mirror for auditors. The
+/// import is published by now: a failure to write them is reported, not fatal.
+fn with_audit_page(mirror: &dyn Store, mut import: ImportReport, imported: &str) -> ImportReport {
+    let page = crate::audit::import_page(&import.verified, &import.mirror, imported);
+    let json = serde_json::to_vec_pretty(&import).expect("reports serialize");
+    match mirror.keep_report(&import.verified.manifest_digest, page.as_bytes(), &json) {
+        Ok(page) => import.audit_page = Some(page),
+        Err(e) => import.audit_error = Some(e.to_string()),
+    }
+    import
 }
 
 /// Every data volume is staged: each chunked blob's pieces are in its chunk

@@ -82,6 +82,17 @@ impl Mirror {
         Ok(mirror)
     }
 
+    /// Writes `REPORTS/<digest>.html` and `.json` (each atomically; the
+    /// page last, so a page never exists without its JSON).
+    pub fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
+        let dir = self.root.join(super::REPORTS);
+        fs::create_dir_all(&dir).at(&dir)?;
+        crate::durable::write_atomically(&dir.join(format!("{digest}.json")), json, 0o644)?;
+        let page_path = dir.join(format!("{digest}.html"));
+        crate::durable::write_atomically(&page_path, page, 0o644)?;
+        Ok(page_path.display().to_string())
+    }
+
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root

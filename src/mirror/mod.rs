@@ -70,5 +70,8 @@ const STAGING: &str = "staging";
 const STATE: &str = "state.json";
 const INVENTORY: &str = "inventory.cbor";
 const BUNDLE_RECORD: &str = "bundle.json";
+/// The audit pages and JSON reports of imports, by manifest digest, in the
+/// mirror folder (what `airlock serve` shows under `/-/reports/`).
+pub const REPORTS: &str = ".airlock/reports";
 /// The next generation while it is built, in a bundle's staging.
 const BUILD: &str = "generation";

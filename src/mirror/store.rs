@@ -36,6 +36,9 @@ pub trait Store {
     /// Publishes the staged bundle as the next generation in one atomic
     /// step, or leaves the published mirror as it was.
     fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport>;
+    /// Keeps the audit page and JSON report of the import of bundle
+    /// `digest` (hex) beside the mirror's state; says where.
+    fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String>;
     /// Removes objects and generations nothing published uses: (objects removed, bytes freed).
     fn gc(&self) -> Result<(usize, u64)>;
     /// Removes the staging of bundles that can no longer be imported (all with `all`).
@@ -69,6 +72,9 @@ impl Store for Mirror {
     }
     fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
         self.publish_staged(staging, publication)
+    }
+    fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
+        Mirror::keep_report(self, digest, page, json)
     }
     fn gc(&self) -> Result<(usize, u64)> {
         Mirror::gc(self)

@@ -1,0 +1,170 @@
+//! The pages auditors open: one per import (which bundle, channel and
+//! sequence, who signed, every entry with its five layers and the evidence
+//! behind them), kept in the mirror as `.airlock/reports/<manifest digest>.html`
+//! beside its JSON, and the catalog `airlock serve` shows at `/` (what the
+//! mirror holds, where each entry came from, links to those pages).
+//!
+//! Every page is self-contained: no script at all, styles inline, and a
+//! Content-Security-Policy that forbids loading anything. Everything a
+//! bundle names (entry names, paths, prose quoting them) is escaped; the
+//! names of a bundle signed by a trusted key are still hostile input.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::escape::html;
+use crate::mirror::{ImportRecord, PublishReport, Stored};
+use crate::verify::VerifyReport;
+
+/// What the pages' `<head>` says: no resource of any kind may load.
+const HEAD: &str = "<meta charset=\"utf-8\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+<meta name=\"referrer\" content=\"no-referrer\">\
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}\
+.ok{color:#060}.failed{color:#b00;font-weight:bold}.absent,.not-checked{color:#a60}.not-required{color:#666}\
+code{font-size:12px}</style>";
+
+/// The page of one import: `report` as verified and `published` as the mirror published it.
+#[must_use]
+pub fn import_page(report: &VerifyReport, published: &PublishReport, imported: &str) -> String {
+    let mut page = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head>{HEAD}<title>airlock import {}</title></head><body>",
+        html(&report.manifest_digest[..16])
+    );
+    page.push_str("<h1>airlock import</h1><table>");
+    let rows = [
+        ("bundle", report.bundle.clone()),
+        ("manifest", report.manifest_digest.clone()),
+        ("channel", report.channel.clone()),
+        ("sequence", report.sequence.to_string()),
+        ("created", report.created.clone()),
+        ("expires", report.expires.clone()),
+        ("imported", imported.to_owned()),
+        ("signed by", report.trusted_signers.join(", ")),
+        ("revoked, not counted", report.revoked_signers.join(", ")),
+        ("generation", published.generation.to_string()),
+        ("files published", published.published.len().to_string()),
+    ];
+    for (label, value) in rows {
+        let _ = write!(page, "<tr><th>{label}</th><td id=\"{}\">{}</td></tr>", id(label), html(&value));
+    }
+    page.push_str(
+        "</table><h2>Entries</h2><table id=\"entries\"><tr><th>ecosystem</th><th>name</th><th>version</th>\
+        <th>path</th><th>transfer</th><th>content</th><th>digest</th><th>provenance</th><th>policy</th></tr>",
+    );
+    for entry in report.packages.iter() {
+        let layers = [
+            (entry.layers.transfer, entry.transfer),
+            (entry.layers.content, entry.content),
+            (entry.layers.digest, entry.digest),
+            (entry.layers.provenance, entry.provenance),
+            (entry.layers.policy, entry.policy),
+        ];
+        let _ = write!(
+            page,
+            "<tr class=\"entry\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td>",
+            html(entry.ecosystem),
+            html(entry.name),
+            html(entry.version.unwrap_or("")),
+            html(entry.path)
+        );
+        for (outcome, prose) in layers {
+            let word = outcome_word(outcome);
+            let _ = write!(page, "<td><span class=\"{word}\">{word}</span><br>{}</td>", html(prose));
+        }
+        page.push_str("</tr>");
+    }
+    page.push_str("</table></body></html>\n");
+    page
+}
+
+/// The catalog: every entry the mirror publishes and the channel it came
+/// from, then every import with a link to its page (`report_href` of its
+/// manifest digest, or none when the import predates the pages).
+#[must_use]
+pub fn catalog_page(
+    inventory: &[Stored],
+    imports: &[ImportRecord],
+    report_href: &dyn Fn(&str) -> Option<String>,
+) -> String {
+    let mut page = format!("<!DOCTYPE html><html lang=\"en\"><head>{HEAD}<title>airlock mirror</title></head><body>");
+    let _ = write!(
+        page,
+        "<h1>airlock mirror</h1><p id=\"summary\">{} entries from {} imports</p>",
+        inventory.len(),
+        imports.len()
+    );
+    page.push_str(
+        "<h2>Imports</h2><table id=\"imports\"><tr><th>channel</th><th>sequence</th><th>imported</th>\
+        <th>entries</th><th>manifest</th></tr>",
+    );
+    let mut latest: BTreeMap<&str, &ImportRecord> = BTreeMap::new();
+    for record in imports {
+        latest.insert(record.channel.as_str(), record);
+        let digest = html(&record.manifest_digest);
+        let manifest = match report_href(&record.manifest_digest) {
+            Some(href) => format!("<a href=\"{}\">{digest}</a>", html(&href)),
+            None => format!("<code>{digest}</code>"),
+        };
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{manifest}</td></tr>",
+            html(&record.channel),
+            record.sequence,
+            html(&record.imported),
+            record.entries
+        );
+    }
+    page.push_str(
+        "</table><h2>Entries</h2><table id=\"entries\"><tr><th>ecosystem</th><th>name</th><th>version</th>\
+        <th>path</th><th>channel</th><th>last import of the channel</th></tr>",
+    );
+    for stored in inventory {
+        let entry = &stored.entry;
+        let last = latest.get(stored.channel.as_str()).map_or(String::new(), |r| format!("sequence {}", r.sequence));
+        let _ = write!(
+            page,
+            "<tr class=\"entry\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            html(&entry.ecosystem),
+            html(&entry.name),
+            html(entry.version.as_deref().unwrap_or("")),
+            html(entry.path.as_str()),
+            html(&stored.channel),
+            html(&last)
+        );
+    }
+    page.push_str("</table></body></html>\n");
+    page
+}
+
+fn outcome_word(outcome: crate::ecosystem::Outcome) -> &'static str {
+    use crate::ecosystem::Outcome;
+    match outcome {
+        Outcome::Ok => "ok",
+        Outcome::Failed => "failed",
+        Outcome::Absent => "absent",
+        Outcome::NotRequired => "not-required",
+        Outcome::NotChecked => "not-checked",
+    }
+}
+
+/// An element id for a row label: `signed by` -> `signed-by`.
+fn id(label: &str) -> String {
+    label.replace([' ', ','], "-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_names_are_text_on_the_catalog() {
+        let mut entry = crate::manifest::tests::sample().entries.remove(0);
+        entry.name = "<script>alert(1)</script>".into();
+        let stored = Stored { channel: "c\"><img src=x>".into(), also_listed_by: Vec::new(), entry };
+        let page = catalog_page(&[stored], &[], &|_| None);
+        assert!(!page.contains("<script>alert") && !page.contains("<img src=x>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
+    }
+}
