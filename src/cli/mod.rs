@@ -9,6 +9,7 @@
 // operators, not rustdoc: no Markdown backticks there.
 #![allow(clippy::doc_markdown)]
 
+mod completions;
 mod demo;
 mod diff;
 mod export;
@@ -39,11 +40,24 @@ use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sign::PublicKey;
 
+/// The bundle format as a literal for `concat!`; a unit test checks it equals
+/// [`crate::manifest::FORMAT_VERSION`].
+macro_rules! bundle_format {
+    () => {
+        "1"
+    };
+}
+
+/// What `--version` prints after the name: the release and the bundle
+/// format it writes and reads, so two sites can tell whether their bundles
+/// are compatible without reading a changelog.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (bundle format ", bundle_format!(), ")");
+
 /// Carry software across an air gap without losing the reasons to trust it.
 #[derive(Debug, Parser)]
 #[command(
     name = "airlock",
-    version,
+    version = VERSION,
     about,
     long_about = None,
     propagate_version = true,
@@ -88,6 +102,7 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     Serve(serve::ServeArgs),
     Push(push::PushArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// The clap definition, for man pages and completion.
@@ -114,7 +129,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
 fn add_subcommand_pages(parent: &clap::Command, prefix: &str, pages: &mut Vec<(String, Vec<u8>)>) {
     for sub in parent.get_subcommands() {
         let name = format!("{prefix}-{}", sub.get_name());
-        let page = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
+        let page = sub.clone().name(name.clone()).version(VERSION);
         pages.push((format!("{name}.1"), render_man(page)));
         // `help` mirrors the whole tree (`airlock help policy sign`); its page is enough.
         if sub.get_name() != "help" {
@@ -151,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Policy(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
         Command::Push(args) => args.run(&out),
+        Command::Completions(args) => args.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -354,4 +370,13 @@ impl TrustArgs {
 /// Human-readable byte counts.
 fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_names_the_bundle_format_the_code_uses() {
+        let format = crate::manifest::FORMAT_VERSION.to_string();
+        assert_eq!(super::VERSION, format!("{} (bundle format {format})", env!("CARGO_PKG_VERSION")));
+    }
 }
