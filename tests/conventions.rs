@@ -47,3 +47,79 @@ fn version_names_the_bundle_format() {
     let expected = format!("airlock {} (bundle format 1)\n", env!("CARGO_PKG_VERSION"));
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
 }
+
+/// A folder with a signed bundle of a small tree and the exporter's keys.
+fn exported() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    common::sample_tree(&input);
+    let (secret, public) = common::keygen(dir.path(), "ops");
+    let bundle = dir.path().join("b.airlock");
+    airlock()
+        .args(["export", "--quiet", "--files"])
+        .arg(&input)
+        .arg("--out")
+        .arg(&bundle)
+        .env("AIRLOCK_KEY", &secret)
+        .assert()
+        .success();
+    (dir, bundle, secret, public)
+}
+
+#[test]
+fn environment_names_the_key_the_mirror_and_the_policy() {
+    let (dir, bundle, _, public) = exported();
+    let policy = dir.path().join("policy.toml");
+    fs::write(
+        &policy,
+        format!("version = 1\nthreshold = 1\n[[keys]]\nname = \"ops\"\nfile = {:?}\n", public.display().to_string()),
+    )
+    .unwrap();
+    let mirror = dir.path().join("mirror");
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .env("AIRLOCK_POLICY", &policy)
+        .env("AIRLOCK_MIRROR", &mirror)
+        .assert()
+        .success();
+    assert!(mirror.join("files/a.txt").exists());
+    airlock().args(["status", "--quiet"]).env("AIRLOCK_MIRROR", &mirror).assert().success();
+}
+
+#[test]
+fn trust_keys_override_the_policy_the_environment_names() {
+    let (dir, bundle, _, public) = exported();
+    let missing = dir.path().join("no-such-policy.toml");
+    airlock()
+        .args(["verify", "--quiet"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .env("AIRLOCK_POLICY", &missing)
+        .assert()
+        .success();
+}
+
+#[test]
+fn without_trust_the_error_names_every_way_to_give_it() {
+    if std::path::Path::new("/etc/airlock/policy.toml").exists() {
+        return common::skip("/etc/airlock/policy.toml exists on this machine, so it is the default");
+    }
+    let (_dir, bundle, _, _) = exported();
+    let output = airlock().arg("verify").arg(&bundle).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = common::one_line(&output.stderr);
+    for way in ["--trust", "--policy", "AIRLOCK_POLICY", "/etc/airlock/policy.toml"] {
+        assert!(stderr.contains(way), "{way} in {stderr}");
+    }
+}
+
+#[test]
+fn help_names_the_variables_the_flags_read() {
+    let output = airlock().args(["import", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("env: AIRLOCK_MIRROR") && help.contains("env: AIRLOCK_POLICY"), "{help}");
+    let output = airlock().args(["export", "--help"]).output().unwrap();
+    assert!(String::from_utf8(output.stdout).unwrap().contains("env: AIRLOCK_KEY"));
+}

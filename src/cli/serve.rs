@@ -19,7 +19,7 @@ use crate::serve::{ServeOptions, bind};
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The mirror folder (the one given to airlock import)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
     /// The address and port to listen on; 0.0.0.0:PORT listens on every interface
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
