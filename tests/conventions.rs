@@ -123,3 +123,101 @@ fn help_names_the_variables_the_flags_read() {
     let output = airlock().args(["export", "--help"]).output().unwrap();
     assert!(String::from_utf8(output.stdout).unwrap().contains("env: AIRLOCK_KEY"));
 }
+
+/// The one line of a key file that is not a comment.
+fn key_line(path: &std::path::Path) -> String {
+    fs::read_to_string(path).unwrap().lines().find(|l| !l.starts_with('#')).unwrap().to_owned()
+}
+
+#[test]
+fn public_from_writes_the_public_key_of_a_clear_key_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret, public) = common::keygen(dir.path(), "alice");
+    let again = dir.path().join("again");
+    let output =
+        airlock().args(["keygen", "--json", "--public-from"]).arg(&secret).arg("--out").arg(&again).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report = common::json_report(&output.stdout);
+    assert_eq!(report["report"]["storage"], "clear");
+    assert_eq!(report["report"]["public_key"], again.with_extension("pub").display().to_string());
+    assert_eq!(key_line(&again.with_extension("pub")), key_line(&public));
+    assert!(!again.with_extension("key").exists(), "only PREFIX.pub is written");
+    // Like keygen, it does not replace a key file unless told to.
+    let output = airlock().args(["keygen", "--public-from"]).arg(&secret).arg("--out").arg(&again).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(common::one_line(&output.stderr).contains("--force"));
+    airlock()
+        .args(["keygen", "--quiet", "--force", "--public-from"])
+        .arg(&secret)
+        .arg("--out")
+        .arg(&again)
+        .assert()
+        .success();
+}
+
+#[test]
+fn public_from_opens_an_encrypted_key_with_its_passphrase() {
+    let dir = tempfile::tempdir().unwrap();
+    let passphrase = dir.path().join("passphrase");
+    fs::write(&passphrase, "correct horse\n").unwrap();
+    let prefix = dir.path().join("bob");
+    airlock()
+        .args(["keygen", "--quiet", "--out"])
+        .arg(&prefix)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .assert()
+        .success();
+    let again = dir.path().join("bob-again");
+    let wrong = dir.path().join("wrong");
+    fs::write(&wrong, "wrong\n").unwrap();
+    let refused = airlock()
+        .args(["keygen", "--public-from"])
+        .arg(prefix.with_extension("key"))
+        .arg("--out")
+        .arg(&again)
+        .arg("--passphrase-file")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(!again.with_extension("pub").exists(), "nothing written with a wrong passphrase");
+    airlock()
+        .args(["keygen", "--quiet", "--public-from"])
+        .arg(prefix.with_extension("key"))
+        .arg("--out")
+        .arg(&again)
+        .arg("--passphrase-file")
+        .arg(&passphrase)
+        .assert()
+        .success();
+    assert_eq!(key_line(&again.with_extension("pub")), key_line(&prefix.with_extension("pub")));
+}
+
+#[test]
+fn keygen_refuses_a_folder_as_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let keydir = dir.path().join("keydir");
+    fs::create_dir(&keydir).unwrap();
+    let slash = format!("{}/", dir.path().join("new").display());
+    for out in [keydir.display().to_string(), slash] {
+        let output = airlock().args(["keygen", "--unencrypted", "--out", &out]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{out}");
+        let line = common::one_line(&output.stderr);
+        assert!(line.contains("--out is a file prefix, e.g.") && line.contains("/alice"), "{line}");
+    }
+    assert_eq!(fs::read_dir(&keydir).unwrap().count(), 0, "no hidden .key or .pub");
+    assert!(!dir.path().join("new").exists());
+}
+
+#[test]
+fn keygen_drops_a_key_suffix_from_out_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        airlock().args(["keygen", "--unencrypted", "--out"]).arg(dir.path().join("carl.key")).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("warning: --out ") && stderr.contains("file prefix"), "{stderr}");
+    assert!(dir.path().join("carl.key").exists() && dir.path().join("carl.pub").exists());
+    assert!(!dir.path().join("carl.key.key").exists());
+}
