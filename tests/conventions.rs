@@ -221,3 +221,41 @@ fn keygen_drops_a_key_suffix_from_out_and_says_so() {
     assert!(dir.path().join("carl.key").exists() && dir.path().join("carl.pub").exists());
     assert!(!dir.path().join("carl.key.key").exists());
 }
+
+/// The address `airlock serve --listen LISTEN` says it listens on; the server is stopped again.
+fn served_on(mirror: &std::path::Path, listen: &str) -> String {
+    use std::io::BufRead;
+    let mut child = Process::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["serve", "--listen", listen, "--mirror"])
+        .arg(mirror)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    first.split(" on http://").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn serve_listens_on_a_host_name_or_a_bare_port() {
+    let (dir, bundle, _, public) = exported();
+    let mirror = dir.path().join("mirror");
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+    let on_name = served_on(&mirror, "localhost:0");
+    assert!(on_name.starts_with("127.0.0.1:") || on_name.starts_with("[::1]:"), "{on_name}");
+    assert!(served_on(&mirror, "0").starts_with("127.0.0.1:"));
+    let output = airlock().args(["serve", "--listen", "localhost", "--mirror"]).arg(&mirror).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(common::one_line(&output.stderr).contains("HOST:PORT"));
+}
