@@ -4,7 +4,6 @@ use clap::Args;
 use clap_complete::Shell;
 
 use super::{command, print_stdout};
-use crate::error::Result;
 
 /// Print the shell completion script for bash, zsh, fish, elvish or powershell on standard output
 ///
@@ -19,11 +18,10 @@ pub struct CompletionsArgs {
 }
 
 impl CompletionsArgs {
-    /// The script goes to standard output whatever --quiet or --json say: it is the command's product.
-    pub fn run(&self) -> Result<()> {
+    /// It cannot fail. The script goes to standard output whatever --quiet or --json say: it is the command's product.
+    pub fn run(&self) {
         let mut script = Vec::new();
         clap_complete::generate(self.shell, &mut command(), "airlock", &mut script);
         print_stdout(&String::from_utf8_lossy(&script));
-        Ok(())
     }
 }

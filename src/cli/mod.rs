@@ -166,7 +166,10 @@ pub fn main() -> ExitCode {
         Command::Policy(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
         Command::Push(args) => args.run(&out),
-        Command::Completions(args) => args.run(),
+        Command::Completions(args) => {
+            args.run();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
