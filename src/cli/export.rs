@@ -40,7 +40,7 @@ pub struct ExportArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Secret key to sign with: a key file (encrypted or in clear), or a PKCS#11 URI (pkcs11:token=...;object=...); repeat to co-sign with several keys
-    #[arg(long, value_name = "KEY", required = true, value_parser = KeyParser)]
+    #[arg(long, value_name = "KEY", required = true, value_parser = KeyParser, env = "AIRLOCK_KEY", hide_env_values = true)]
     pub key: Vec<KeySource>,
     /// The bundle file to write
     #[arg(long, value_name = "BUNDLE")]

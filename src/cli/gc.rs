@@ -17,7 +17,7 @@ use crate::mirror::{Mirror, View};
 #[derive(Debug, Args)]
 pub struct GcArgs {
     /// The mirror folder
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
     /// Also remove the staged volumes of imports still waiting for volumes
     #[arg(long)]

@@ -15,8 +15,6 @@ use crate::import::{ImportOptions, import_volumes, render};
 /// published once every data volume is there (parity volumes rebuild missing or damaged ones).
 /// Until then the import exits with status 4, naming the missing volumes, and the mirror is unchanged.
 #[derive(Debug, Args)]
-// A re-render (--base-url and no bundle) verifies nothing, so needs no trust.
-#[command(mut_arg("trust", |a| a.required_unless_present_any(["policy", "base_url"])))]
 pub struct ImportArgs {
     /// The bundle file; or a split bundle's folder, or one or more of its volume files
     /// (none with --base-url: re-render the mirror's documents for that address)
@@ -25,7 +23,7 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub trust: TrustArgs,
     /// The mirror folder (created if missing); files land in MIRROR/files/
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
     /// Accept an incremental bundle that skips sequence numbers of its channel
     #[arg(long)]
@@ -62,7 +60,7 @@ impl ImportArgs {
         if self.bundle.is_empty() {
             return self.render(out);
         }
-        let policy = self.trust.load()?;
+        let policy = self.trust.load("import")?;
         let progress = out.progress();
         let options = ImportOptions { allow_gap: self.allow_gap, base_url: self.base_url.clone() };
         let report = import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), &options, &progress)?;

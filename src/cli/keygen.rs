@@ -1,6 +1,6 @@
 //! `airlock keygen`
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Serialize;
@@ -37,6 +37,9 @@ pub struct KeygenArgs {
     /// Make an OpenPGP key instead, for the import policy's [debian] site-key (site-signed mirrors): PREFIX.asc (secret, unencrypted so imports can sign unattended, mode 0600) and PREFIX.pub.asc (for apt's signed-by)
     #[arg(long, requires = "out", conflicts_with_all = ["pkcs11", "encrypt", "unencrypted", "existing"])]
     pub openpgp: bool,
+    /// Write PREFIX.pub again from this secret key file (encrypted or in clear; an encrypted one is opened, to prove the public key is its own)
+    #[arg(long, value_name = "KEY", requires = "out", conflicts_with_all = ["pkcs11", "encrypt", "unencrypted", "existing", "openpgp"])]
+    pub public_from: Option<PathBuf>,
     #[command(flatten)]
     pub unlock: UnlockArgs,
 }
@@ -53,14 +56,19 @@ struct KeygenReport {
 
 impl KeygenArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        if let (true, Some(prefix)) = (self.openpgp, &self.out) {
+        let prefix = match &self.out {
+            Some(given) => Some(self.prefix(given, out)?),
+            None => None,
+        };
+        if let (true, Some(prefix)) = (self.openpgp, &prefix) {
             return self.openpgp_key(prefix, out);
         }
-        let report = match (&self.encrypt, &self.pkcs11, &self.out) {
-            (Some(key), _, _) => self.encrypt_existing(key)?,
-            (None, Some(uri), Some(prefix)) => self.on_token(uri, prefix)?,
-            (None, None, Some(prefix)) => self.in_files(prefix)?,
-            (None, _, None) => return Err(Error::Usage("pass --out PREFIX (or --encrypt KEY)".into())),
+        let report = match (&self.encrypt, &self.pkcs11, &self.public_from, &prefix) {
+            (Some(key), _, _, _) => self.encrypt_existing(key)?,
+            (None, _, Some(key), Some(prefix)) => self.public_again(key, prefix)?,
+            (None, Some(uri), None, Some(prefix)) => self.on_token(uri, prefix)?,
+            (None, None, None, Some(prefix)) => self.in_files(prefix)?,
+            (None, _, _, None) => return Err(Error::Usage("pass --out PREFIX (or --encrypt KEY)".into())),
         };
         out.line(format!("key id      {}", report.key_id));
         let secret = match report.storage {
@@ -76,15 +84,37 @@ impl KeygenArgs {
         Ok(())
     }
 
+    /// `--out` as the prefix the suffixes are added to. A folder is refused
+    /// (the keys would be the hidden `.key` and `.pub` in it); a name that
+    /// already ends in a suffix this mode adds (`carl.key`) loses it, with a
+    /// warning, since `carl.key.key` is never what was meant.
+    fn prefix(&self, given: &Path, out: &Output) -> Result<PathBuf> {
+        if given.as_os_str().as_encoded_bytes().ends_with(b"/") || given.is_dir() || given.file_name().is_none() {
+            let text = given.display().to_string();
+            let folder = match text.trim_end_matches('/') {
+                "" => ".",
+                folder => folder,
+            };
+            return Err(Error::Usage(format!(
+                "{text}: is a folder; --out is a file prefix, e.g. {folder}/alice (for {folder}/alice.key and {folder}/alice.pub)"
+            )));
+        }
+        let suffixes: &[&str] = if self.openpgp { &[".pub.asc", ".asc"] } else { &[".key", ".pub"] };
+        let stem = given.to_str().and_then(|text| suffixes.iter().find_map(|suffix| text.strip_suffix(suffix)));
+        let Some(stem) = stem.filter(|stem| !stem.is_empty() && !stem.ends_with('/')) else {
+            return Ok(given.to_path_buf());
+        };
+        out.warn(format!(
+            "--out {}: is a file prefix and keygen adds the suffixes itself; using the prefix {stem}",
+            given.display()
+        ));
+        Ok(PathBuf::from(stem))
+    }
+
     /// `--openpgp`: an Ed25519 OpenPGP key whose primary key signs, named
     /// after the file it is written to.
-    fn openpgp_key(&self, prefix: &std::path::Path, out: &Output) -> Result<()> {
-        let with = |suffix: &str| {
-            let mut name = prefix.as_os_str().to_owned();
-            name.push(suffix);
-            PathBuf::from(name)
-        };
-        let (secret_path, public_path) = (with(".asc"), with(".pub.asc"));
+    fn openpgp_key(&self, prefix: &Path, out: &Output) -> Result<()> {
+        let (secret_path, public_path) = (with_suffix(prefix, ".asc"), with_suffix(prefix, ".pub.asc"));
         check_key_outputs(&[&secret_path, &public_path], self.force)?;
         let user = format!(
             "airlock site archive key ({})",
@@ -110,7 +140,7 @@ impl KeygenArgs {
         Ok(())
     }
 
-    fn in_files(&self, prefix: &std::path::Path) -> Result<KeygenReport> {
+    fn in_files(&self, prefix: &Path) -> Result<KeygenReport> {
         // The paths are checked before a passphrase is asked for.
         let (secret_path, public_path) = pair_paths(prefix, self.force)?;
         let key = SecretKey::generate()?;
@@ -127,7 +157,7 @@ impl KeygenArgs {
         Ok(report(key.public(), secret_path.display().to_string(), storage, Some(&public_path)))
     }
 
-    fn encrypt_existing(&self, path: &std::path::Path) -> Result<KeygenReport> {
+    fn encrypt_existing(&self, path: &Path) -> Result<KeygenReport> {
         let key = match KeyFile::read(path)? {
             KeyFile::Clear(key) => key,
             KeyFile::Encrypted(_) => {
@@ -140,10 +170,25 @@ impl KeygenArgs {
         Ok(report(key.public(), path.display().to_string(), "encrypted", None))
     }
 
-    fn on_token(&self, uri: &Pkcs11Uri, prefix: &std::path::Path) -> Result<KeygenReport> {
-        let mut public_path = prefix.as_os_str().to_owned();
-        public_path.push(".pub");
-        let public_path = PathBuf::from(public_path);
+    /// `--public-from`: PREFIX.pub again. An encrypted file carries its public
+    /// key in clear, bound to the seed only through the cipher's associated
+    /// data, so it is opened: a .pub is a trust anchor and must be the key's own.
+    fn public_again(&self, key_path: &Path, prefix: &Path) -> Result<KeygenReport> {
+        let public_path = with_suffix(prefix, ".pub");
+        check_key_outputs(&[&public_path], self.force)?;
+        let (key, storage) = match KeyFile::read(key_path)? {
+            KeyFile::Clear(key) => (key, "clear"),
+            KeyFile::Encrypted(sealed) => {
+                let passphrase = self.unlock.unlock().passphrase(key_path)?;
+                (sealed.open(&passphrase, &key_path.display().to_string())?, "encrypted")
+            }
+        };
+        write_public(key.public(), &public_path, None)?;
+        Ok(report(key.public(), key_path.display().to_string(), storage, Some(&public_path)))
+    }
+
+    fn on_token(&self, uri: &Pkcs11Uri, prefix: &Path) -> Result<KeygenReport> {
+        let public_path = with_suffix(prefix, ".pub");
         check_key_outputs(&[&public_path], self.force)?;
         let unlock = self.unlock.unlock();
         let public =
@@ -153,12 +198,14 @@ impl KeygenArgs {
     }
 }
 
-fn report(
-    public: &PublicKey,
-    secret_key: String,
-    storage: &'static str,
-    public_path: Option<&std::path::Path>,
-) -> KeygenReport {
+/// PREFIX with `suffix` appended to its last component (not an extension: `a.b` gives `a.b.pub`).
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut name = prefix.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn report(public: &PublicKey, secret_key: String, storage: &'static str, public_path: Option<&Path>) -> KeygenReport {
     KeygenReport {
         key_id: public.id().short(),
         secret_key,

@@ -9,6 +9,7 @@
 // operators, not rustdoc: no Markdown backticks there.
 #![allow(clippy::doc_markdown)]
 
+mod completions;
 mod demo;
 mod diff;
 mod export;
@@ -25,7 +26,7 @@ mod status;
 mod verify;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,11 +40,24 @@ use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sign::PublicKey;
 
+/// The bundle format as a literal for `concat!`; a unit test checks it equals
+/// [`crate::manifest::FORMAT_VERSION`].
+macro_rules! bundle_format {
+    () => {
+        "1"
+    };
+}
+
+/// What `--version` prints after the name: the release and the bundle
+/// format it writes and reads, so two sites can tell whether their bundles
+/// are compatible without reading a changelog.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (bundle format ", bundle_format!(), ")");
+
 /// Carry software across an air gap without losing the reasons to trust it.
 #[derive(Debug, Parser)]
 #[command(
     name = "airlock",
-    version,
+    version = VERSION,
     about,
     long_about = None,
     propagate_version = true,
@@ -91,6 +105,7 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     Serve(serve::ServeArgs),
     Push(push::PushArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// The clap definition, for man pages and completion.
@@ -117,7 +132,7 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
 fn add_subcommand_pages(parent: &clap::Command, prefix: &str, pages: &mut Vec<(String, Vec<u8>)>) {
     for sub in parent.get_subcommands() {
         let name = format!("{prefix}-{}", sub.get_name());
-        let page = sub.clone().name(name.clone()).version(env!("CARGO_PKG_VERSION"));
+        let page = sub.clone().name(name.clone()).version(VERSION);
         pages.push((format!("{name}.1"), render_man(page)));
         // `help` mirrors the whole tree (`airlock help policy sign`); its page is enough.
         if sub.get_name() != "help" {
@@ -154,6 +169,10 @@ pub fn main() -> ExitCode {
         Command::Policy(args) => args.run(&out),
         Command::Serve(args) => args.run(&out),
         Command::Push(args) => args.run(&out),
+        Command::Completions(args) => {
+            args.run();
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -368,26 +387,71 @@ impl Progress for Bars {
 }
 
 /// How the importing side says whom it trusts: `--trust` keys or a `--policy` file.
+///
+/// In that order: `--trust`, then `--policy` (or `AIRLOCK_POLICY`), then
+/// [`DEFAULT_POLICY`] if it exists. clap's `conflicts_with` is not used
+/// between them: it counts a value from the environment as given, so a site
+/// that sets `AIRLOCK_POLICY` could never pass `--trust` for a one-off check.
 #[derive(Debug, Clone, Args)]
 pub struct TrustArgs {
-    /// A trusted exporter's public key (PREFIX.pub); repeat for several
-    #[arg(long, value_name = "PUB", required_unless_present = "policy", conflicts_with = "policy")]
+    /// A trusted exporter's public key (PREFIX.pub); repeat for several. Without it: --policy, AIRLOCK_POLICY, or /etc/airlock/policy.toml if it exists
+    #[arg(long, value_name = "PUB")]
     pub trust: Vec<PathBuf>,
     /// How many distinct --trust keys must have signed
-    #[arg(long, value_name = "N", default_value_t = 1, conflicts_with = "policy")]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub threshold: usize,
-    /// A TOML policy naming trusted keys and a threshold (schemas/policy.cddl)
-    #[arg(long, value_name = "FILE")]
+    /// A TOML policy naming trusted keys and a threshold (schemas/policy.cddl); default /etc/airlock/policy.toml if it exists
+    #[arg(long, value_name = "FILE", env = POLICY_ENV, hide_env_values = true)]
     pub policy: Option<PathBuf>,
 }
 
+/// The environment variable `--policy` reads.
+const POLICY_ENV: &str = "AIRLOCK_POLICY";
+
+/// The policy used when no flag or variable names one and the file exists.
+pub const DEFAULT_POLICY: &str = "/etc/airlock/policy.toml";
+
+/// Whom a command trusts, once the flags, the environment and the default are weighed.
+#[derive(Debug, PartialEq, Eq)]
+enum TrustSource<'a> {
+    Keys(&'a [PathBuf]),
+    PolicyFile(PathBuf),
+}
+
 impl TrustArgs {
-    fn load(&self) -> Result<Policy> {
-        if let Some(path) = &self.policy {
-            return crate::trust::load_policy(path);
+    /// `command` names the subcommand whose --help the usage errors point to.
+    fn load(&self, command: &str) -> Result<Policy> {
+        let from_env = std::env::var_os(POLICY_ENV).map(PathBuf::from);
+        let source = self.source(from_env.as_deref(), Path::new(DEFAULT_POLICY)).map_err(|e| match e {
+            Error::Usage(message) => Error::Usage(format!("{message}; see `airlock {command} --help`")),
+            other => other,
+        })?;
+        match source {
+            TrustSource::PolicyFile(path) => crate::trust::load_policy(&path),
+            TrustSource::Keys(paths) => {
+                let keys = paths.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
+                Policy::from_keys(keys, self.threshold)
+            }
         }
-        let keys = self.trust.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>>>()?;
-        Policy::from_keys(keys, self.threshold)
+    }
+
+    /// `from_env` is the value of `AIRLOCK_POLICY`: a `--policy` equal to it
+    /// came from the environment (or says the same), and `--trust` overrides it.
+    fn source(&self, from_env: Option<&Path>, default: &Path) -> Result<TrustSource<'_>> {
+        let policy_flag = self.policy.as_deref().filter(|p| Some(*p) != from_env);
+        match (self.trust.is_empty(), policy_flag, &self.policy) {
+            (false, Some(_), _) => Err(Error::Usage("pass either --trust or --policy, not both".into())),
+            (false, None, _) => Ok(TrustSource::Keys(&self.trust)),
+            (true, _, _) if self.threshold != 1 => {
+                Err(Error::Usage("--threshold counts --trust keys; a policy file sets its own threshold".into()))
+            }
+            (true, _, Some(path)) => Ok(TrustSource::PolicyFile(path.clone())),
+            (true, _, None) if default.exists() => Ok(TrustSource::PolicyFile(default.to_path_buf())),
+            (true, _, None) => Err(Error::Usage(format!(
+                "say whom to trust: pass --trust PUB or --policy FILE, set {POLICY_ENV}, or install {}",
+                default.display()
+            ))),
+        }
     }
 }
 
@@ -412,4 +476,54 @@ fn counted(n: usize, noun: &str, plural: &str) -> String {
 /// Human-readable byte counts.
 fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::{TrustArgs, TrustSource};
+
+    fn trust(keys: &[&str], policy: Option<&str>) -> TrustArgs {
+        TrustArgs { trust: keys.iter().map(PathBuf::from).collect(), threshold: 1, policy: policy.map(PathBuf::from) }
+    }
+
+    const NO_DEFAULT: &str = "/nonexistent/airlock/policy.toml";
+
+    #[test]
+    fn trust_keys_override_the_policy_the_environment_names() {
+        let args = trust(&["a.pub"], Some("/env/policy.toml"));
+        let source = args.source(Some(Path::new("/env/policy.toml")), Path::new(NO_DEFAULT)).unwrap();
+        assert_eq!(source, TrustSource::Keys(&args.trust));
+    }
+
+    #[test]
+    fn trust_keys_and_a_policy_flag_conflict() {
+        let args = trust(&["a.pub"], Some("p.toml"));
+        let error = args.source(None, Path::new(NO_DEFAULT)).unwrap_err().to_string();
+        assert!(error.contains("--trust or --policy"), "{error}");
+    }
+
+    #[test]
+    fn the_default_policy_is_used_only_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("policy.toml");
+        let error = trust(&[], None).source(None, &default).unwrap_err().to_string();
+        assert!(error.contains("--trust") && error.contains("--policy") && error.contains("AIRLOCK_POLICY"), "{error}");
+        std::fs::write(&default, "").unwrap();
+        assert_eq!(trust(&[], None).source(None, &default).unwrap(), TrustSource::PolicyFile(default.clone()));
+    }
+
+    #[test]
+    fn a_threshold_without_trust_keys_is_refused() {
+        let mut args = trust(&[], Some("p.toml"));
+        args.threshold = 2;
+        assert!(args.source(None, Path::new(NO_DEFAULT)).is_err());
+    }
+
+    #[test]
+    fn version_names_the_bundle_format_the_code_uses() {
+        let format = crate::manifest::FORMAT_VERSION.to_string();
+        assert_eq!(super::VERSION, format!("{} (bundle format {format})", env!("CARGO_PKG_VERSION")));
+    }
 }

@@ -21,7 +21,7 @@ use crate::fetch::Client;
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// The mirror folder (the one given to airlock import)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
     /// The registry to push to: HOST[:PORT] or HOST[:PORT]/PREFIX (https:// by default, http:// for plain HTTP)
     #[arg(long, value_name = "URL")]

@@ -16,7 +16,7 @@ pub struct SignArgs {
     /// The bundle file (rewritten in place, atomically)
     pub bundle: PathBuf,
     /// Your secret key: a key file (encrypted or in clear), or a PKCS#11 URI (pkcs11:token=...;object=...)
-    #[arg(long, value_name = "KEY", value_parser = KeyParser)]
+    #[arg(long, value_name = "KEY", value_parser = KeyParser, env = "AIRLOCK_KEY", hide_env_values = true)]
     pub key: KeySource,
     #[command(flatten)]
     pub trust: TrustArgs,
@@ -26,7 +26,7 @@ pub struct SignArgs {
 
 impl SignArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let policy = self.trust.load()?;
+        let policy = self.trust.load("sign")?;
         let (keys, clear) = self.unlock.open(std::slice::from_ref(&self.key))?;
         let key = &keys[0];
         let progress = out.progress();

@@ -14,7 +14,7 @@ use crate::mirror::{View, WaitingImport};
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The mirror folder
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
 }
 

@@ -21,7 +21,7 @@ pub struct VerifyArgs {
 
 impl VerifyArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let policy = self.trust.load()?;
+        let policy = self.trust.load("verify")?;
         let progress = out.progress();
         let now = crate::now();
         let set = identify(&self.bundle, &policy, now)?;

@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
-/// The binary under test, with a clean environment for reproducibility.
+/// The binary under test, with a clean environment for reproducibility
+/// (no default mirror, policy or key from the shell that runs the tests).
 pub fn airlock() -> Command {
     let mut cmd = Command::cargo_bin("airlock").expect("binary built");
-    cmd.env_remove("SOURCE_DATE_EPOCH");
+    for variable in ["SOURCE_DATE_EPOCH", "AIRLOCK_POLICY", "AIRLOCK_MIRROR", "AIRLOCK_KEY"] {
+        cmd.env_remove(variable);
+    }
     cmd
 }
 
