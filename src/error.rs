@@ -9,7 +9,9 @@
 //!   on the operator's side; [`Error::Io`] (3) is the machine failing us
 //!   (disk full, permissions on the mirror) while doing legitimate work;
 //!   [`Error::Incomplete`] (4) says a split bundle needs more volumes: not a
-//!   failure of what was given, which is verified and kept.
+//!   failure of what was given, which is verified and kept;
+//!   [`Error::Busy`] (5) says another airlock holds the mirror: nothing was
+//!   done, a retry (or `--wait`) will do.
 //! - The library never prints; the binary prints the error once.
 
 use std::fmt;
@@ -84,7 +86,7 @@ impl Signers {
 /// Every `kind` an error can have under `--json` (the README's table and
 /// `schemas/reports.schema.json` list the same set; `tests/json_contract.rs`
 /// checks both).
-pub const ERROR_KINDS: [&str; 18] = [
+pub const ERROR_KINDS: [&str; 19] = [
     "malformed",
     "unexpected-member",
     "truncated",
@@ -104,6 +106,7 @@ pub const ERROR_KINDS: [&str; 18] = [
     "usage",
     "io",
     "incomplete",
+    "busy",
 ];
 
 impl Rejection {
@@ -178,6 +181,10 @@ pub enum Error {
         /// The file names of the data volumes still needed, for scripts.
         missing: Vec<String>,
     },
+    /// Another airlock holds the mirror's lock (exit 5): nothing was done;
+    /// try again, or pass `--wait`.
+    #[error("{0}")]
+    Busy(String),
     /// The machine failed a legitimate operation (exit 3).
     #[error("{}: {}; {hint}", path.display(), io_reason(source))]
     Io { path: PathBuf, source: io::Error, hint: &'static str },
@@ -192,6 +199,7 @@ impl Error {
             Error::Usage(_) => 2,
             Error::Io { .. } => 3,
             Error::Incomplete { .. } => 4,
+            Error::Busy(_) => 5,
         }
     }
 
@@ -203,6 +211,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::Io { .. } => "io",
             Error::Incomplete { .. } => "incomplete",
+            Error::Busy(_) => "busy",
         }
     }
 

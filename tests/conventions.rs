@@ -259,3 +259,36 @@ fn serve_listens_on_a_host_name_or_a_bare_port() {
     assert_eq!(output.status.code(), Some(2));
     assert!(common::one_line(&output.stderr).contains("HOST:PORT"));
 }
+
+#[test]
+fn a_busy_mirror_is_exit_5_and_wait_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = common::keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    common::write_tree(&input, &[("a.txt", b"a")]);
+    let bundle = dir.path().join("b.airlock");
+    common::export(&input, &[&key], &bundle);
+    let mirror = dir.path().join("mirror");
+    airlock().arg("import").arg(&bundle).arg("--trust").arg(&public).arg("--mirror").arg(&mirror).assert().success();
+    // Another holder of the lock: util-linux flock(1) takes the same flock(2) lock airlock does.
+    let mut holder = std::process::Command::new("flock")
+        .arg(mirror.join(".airlock/lock"))
+        .args(["sleep", "2"])
+        .spawn()
+        .expect("flock(1) from util-linux");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let busy = airlock().args(["gc", "--json", "--mirror"]).arg(&mirror).assert().code(5);
+    let report = common::json_report(&busy.get_output().stdout);
+    assert_eq!((&report["kind"], &report["exit_code"]), (&serde_json::json!("busy"), &serde_json::json!(5)));
+    assert!(report["error"].as_str().unwrap().contains("--wait"), "{report}");
+    let waited = airlock().args(["gc", "--wait=30", "--mirror"]).arg(&mirror).assert().success();
+    let stderr = String::from_utf8_lossy(&waited.get_output().stderr).into_owned();
+    assert!(stderr.contains("waiting for the mirror lock"), "{stderr}");
+    holder.wait().unwrap();
+    // A bounded wait ends with the same exit 5 when the lock stays held.
+    let mut holder =
+        std::process::Command::new("flock").arg(mirror.join(".airlock/lock")).args(["sleep", "3"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    airlock().args(["gc", "--wait=1", "--mirror"]).arg(&mirror).assert().code(5);
+    holder.wait().unwrap();
+}

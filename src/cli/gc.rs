@@ -22,6 +22,8 @@ pub struct GcArgs {
     /// Also remove the staged volumes of imports still waiting for volumes
     #[arg(long)]
     pub all_staging: bool,
+    #[command(flatten)]
+    pub wait: super::WaitArgs,
 }
 
 #[derive(Serialize)]
@@ -38,7 +40,7 @@ impl GcArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         // Refuse to create a mirror just to collect nothing.
         View::open(&self.mirror)?;
-        let mirror = Mirror::open(&self.mirror)?;
+        let mirror = self.wait.retrying(out, || Mirror::open(&self.mirror))?;
         let staging_removed = mirror.gc_staging(crate::now(), self.all_staging)?;
         let (objects_removed, bytes_freed) = mirror.gc()?;
         for staged in &staging_removed {

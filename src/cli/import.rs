@@ -33,6 +33,8 @@ pub struct ImportArgs {
     /// bucket serves the mirror as it is. Recorded; later imports keep it until another is given
     #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
+    #[command(flatten)]
+    pub wait: super::WaitArgs,
 }
 
 /// An absolute http(s) URL with a host and no query or fragment, without
@@ -63,7 +65,9 @@ impl ImportArgs {
         let policy = self.trust.load("import")?;
         let progress = out.progress();
         let options = ImportOptions { allow_gap: self.allow_gap, base_url: self.base_url.clone() };
-        let report = import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), &options, &progress)?;
+        let report = self
+            .wait
+            .retrying(out, || import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), &options, &progress))?;
         super::verify::print_verified(out, &report.verified);
         out.line(format!(
             "published {} into {} (generation {})",
@@ -85,7 +89,7 @@ impl ImportArgs {
     /// `import --mirror M --base-url URL` with no bundle.
     fn render(&self, out: &Output) -> Result<()> {
         let url = self.base_url.as_deref().expect("clap requires a bundle without --base-url");
-        let report = render(&self.mirror, url)?;
+        let report = self.wait.retrying(out, || render(&self.mirror, url))?;
         out.line(format!("rendered the documents of {} for {url} (generation {})", report.mirror, report.generation));
         out.report("render", &report);
         Ok(())

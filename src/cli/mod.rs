@@ -3,7 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 rejected by verification or policy, 2 usage or
 //! configuration error, 3 the machine failed (disk full, permissions), 4 a
-//! split bundle needs more volumes.
+//! split bundle needs more volumes, 5 the mirror is busy.
 
 // Doc comments on the argument structs are the --help and man page text, written for
 // operators, not rustdoc: no Markdown backticks there.
@@ -65,7 +65,8 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (bundle format ",
     after_help = "Exit status: 0 success; 1 the bundle or an entry was rejected (signature, digest, schema, policy, expiry); \
                   2 usage or configuration error (bad flag, missing file, unreadable key or policy); \
                   3 the machine failed (disk full, permissions); \
-                  4 a split bundle is incomplete (the volumes given were verified and kept; give the missing ones)."
+                  4 a split bundle is incomplete (the volumes given were verified and kept; give the missing ones); \
+                  5 the mirror is busy (another import or gc holds it; retry, or pass --wait)."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -471,6 +472,37 @@ fn count(n: usize) -> String {
 /// `1 entry`, `2 entries`: `noun` and `plural` as the count asks.
 fn counted(n: usize, noun: &str, plural: &str) -> String {
     format!("{} {}", count(n), if n == 1 { noun } else { plural })
+}
+
+/// `--wait[=SECONDS]`: how long a command waits for a mirror another
+/// airlock holds. Without a value, as long as it takes.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Wait for the mirror lock another import or gc holds (--wait=SECONDS at most; --wait, or 0, as long as it takes) instead of exiting 5
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "0", require_equals = true)]
+    pub wait: Option<u64>,
+}
+
+impl WaitArgs {
+    /// Runs `operation`, again every half second while the mirror is busy
+    /// and the wait allows, saying once that it waits.
+    fn retrying<T>(&self, out: &Output, mut operation: impl FnMut() -> Result<T>) -> Result<T> {
+        let Some(seconds) = self.wait else { return operation() };
+        let deadline = (seconds > 0).then(|| std::time::Instant::now() + Duration::from_secs(seconds));
+        let mut said = false;
+        loop {
+            match operation() {
+                Err(Error::Busy(why)) if deadline.is_none_or(|d| std::time::Instant::now() < d) => {
+                    if !said {
+                        out.warn(format!("waiting for the mirror lock: {why}"));
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
 }
 
 /// Human-readable byte counts.

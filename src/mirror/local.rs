@@ -60,8 +60,8 @@ impl Mirror {
         let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
         if let Err(e) = lock.try_lock() {
             return Err(match e {
-                fs::TryLockError::WouldBlock => Error::Usage(format!(
-                    "{}: another airlock import is using this mirror; wait for it to finish",
+                fs::TryLockError::WouldBlock => Error::Busy(format!(
+                    "{}: another airlock import or gc is using this mirror; wait for it to finish, or pass --wait",
                     root.display()
                 )),
                 fs::TryLockError::Error(e) => Error::io(&lock_path, e),
