@@ -285,6 +285,25 @@ fn volumes_verified_by_an_earlier_run_are_reported_as_not_read() {
     let gc = json(&airlock().args(["gc", "--json", "--mirror"]).arg(split.mirror()).output().unwrap());
     assert_eq!(gc["report"]["staging_kept"][0]["volumes_done"], json!(1), "{gc}");
     assert_eq!(gc["report"]["staging_removed"], json!([]), "{gc}");
+    // --dry-run says what --all-staging would remove, and removes nothing.
+    let dry = json(
+        &airlock()
+            .args(["gc", "--json", "--dry-run", "--all-staging", "--mirror"])
+            .arg(split.mirror())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        (dry["report"]["staging_removed"].as_array().unwrap().len(), &dry["report"]["dry_run"]),
+        (1, &json!(true)),
+        "{dry}"
+    );
+    let still = json(&airlock().args(["gc", "--json", "--mirror"]).arg(split.mirror()).output().unwrap());
+    assert_eq!(
+        still["report"]["staging_kept"].as_array().unwrap().len(),
+        1,
+        "the dry run removed the staging: {still}"
+    );
     let report = json(&split.command("import", &[&split.bundle]).assert().success().get_output().clone());
     let not_read = &report["report"]["verified"]["volumes"]["not_read"];
     assert_eq!(not_read.as_array().unwrap().len(), 1, "{report}");

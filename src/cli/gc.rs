@@ -22,6 +22,9 @@ pub struct GcArgs {
     /// Also remove the staged volumes of imports still waiting for volumes
     #[arg(long)]
     pub all_staging: bool,
+    /// Say what would be removed, and remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub wait: super::WaitArgs,
 }
@@ -34,6 +37,8 @@ struct GcReport {
     staging_removed: Vec<String>,
     /// Staged imports kept: split bundles still waiting for volumes.
     staging_kept: Vec<crate::mirror::WaitingImport>,
+    /// With `--dry-run`: the counts say what would be removed; nothing was.
+    dry_run: bool,
 }
 
 impl GcArgs {
@@ -41,12 +46,15 @@ impl GcArgs {
         // Refuse to create a mirror just to collect nothing.
         View::open(&self.mirror)?;
         let mirror = self.wait.retrying(out, || Mirror::open(&self.mirror))?;
-        let staging_removed = mirror.gc_staging(crate::now(), self.all_staging)?;
-        let (objects_removed, bytes_freed) = mirror.gc()?;
+        let staging_removed = mirror.gc_staging(crate::now(), self.all_staging, self.dry_run)?;
+        let (objects_removed, bytes_freed) = mirror.gc(self.dry_run)?;
+        let removed = if self.dry_run { "would remove" } else { "removed" };
         for staged in &staging_removed {
-            out.line(format!("gc        removed the staged volumes of bundle {staged}"));
+            out.line(format!("gc        {removed} the staged volumes of bundle {staged}"));
         }
-        let staging_kept = mirror.waiting_imports(crate::now())?;
+        // A dry run with --all-staging keeps nothing it lists as removed.
+        let staging_kept =
+            if self.dry_run && self.all_staging { Vec::new() } else { mirror.waiting_imports(crate::now())? };
         for w in &staging_kept {
             out.line(format!(
                 "gc        kept the staged volumes of bundle {} (channel {}, sequence {}: {} of {} volumes; until {}, or --all-staging)",
@@ -55,7 +63,7 @@ impl GcArgs {
         }
         let blobs = if objects_removed == 1 { "blob" } else { "blobs" };
         out.line(format!(
-            "gc        removed {objects_removed} unused {blobs} ({}) from {}",
+            "gc        {removed} {objects_removed} unused {blobs} ({}) from {}",
             bytes(bytes_freed),
             self.mirror.display()
         ));
@@ -68,6 +76,7 @@ impl GcArgs {
                 bytes_freed,
                 staging_removed,
                 staging_kept,
+                dry_run: self.dry_run,
             },
         );
         Ok(())

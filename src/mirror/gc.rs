@@ -16,10 +16,13 @@ impl Mirror {
     /// resolved the old link a moment ago still find their files).
     /// Removes what no published or previous generation uses: withdrawn
     /// blobs in the object store and older generations (stale staging went
-    /// when the mirror was opened). Returns (objects removed, bytes freed).
-    pub fn gc(&self) -> Result<(usize, u64)> {
+    /// when the mirror was opened). Returns (objects removed, bytes freed);
+    /// with `dry_run`, what it would remove, removing nothing.
+    pub fn gc(&self, dry_run: bool) -> Result<(usize, u64)> {
         let Some((current, dir)) = self.current()? else { return Ok((0, 0)) };
-        self.prune(current);
+        if !dry_run {
+            self.prune(current);
+        }
         let mut keep = std::collections::BTreeSet::new();
         for generation in [Some(dir), current.checked_sub(1).map(|p| self.meta.join(GENERATIONS).join(p.to_string()))]
             .into_iter()
@@ -37,18 +40,23 @@ impl Mirror {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !keep.contains(&name) {
                 freed += entry.metadata().map_or(0, |m| m.len());
-                fs::remove_file(entry.path()).at(&entry.path())?;
+                if !dry_run {
+                    fs::remove_file(entry.path()).at(&entry.path())?;
+                }
                 removed += 1;
             }
         }
-        sync_dir(&objects)?;
+        if !dry_run {
+            sync_dir(&objects)?;
+        }
         Ok((removed, freed))
     }
 
     /// Removes the staging of bundles that can no longer be imported: already
     /// imported, older than (or a fork of) the channel's last import, or
-    /// expired; with `all`, every staged import. Returns what it removed.
-    pub fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>> {
+    /// expired; with `all`, every staged import. Returns what it removed
+    /// (with `dry_run`, what it would remove).
+    pub fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
         let state = self.state()?;
         let staging = self.meta.join(STAGING);
         let mut removed = Vec::new();
@@ -63,7 +71,9 @@ impl Mirror {
                 Some(r) => abandoned(r, &digest, &state, now),
             };
             if let Some(why) = why {
-                remove_path(&dir)?;
+                if !dry_run {
+                    remove_path(&dir)?;
+                }
                 removed.push(format!("{} ({why})", &digest[..digest.len().min(16)]));
             }
         }

@@ -40,9 +40,9 @@ pub trait Store {
     /// `digest` (hex) beside the mirror's state; says where.
     fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String>;
     /// Removes objects and generations nothing published uses: (objects removed, bytes freed).
-    fn gc(&self) -> Result<(usize, u64)>;
+    fn gc(&self, dry_run: bool) -> Result<(usize, u64)>;
     /// Removes the staging of bundles that can no longer be imported (all with `all`).
-    fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>>;
+    fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>>;
 }
 
 impl Store for Mirror {
@@ -76,10 +76,10 @@ impl Store for Mirror {
     fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
         Mirror::keep_report(self, digest, page, json)
     }
-    fn gc(&self) -> Result<(usize, u64)> {
-        Mirror::gc(self)
+    fn gc(&self, dry_run: bool) -> Result<(usize, u64)> {
+        Mirror::gc(self, dry_run)
     }
-    fn gc_staging(&self, now: u64, all: bool) -> Result<Vec<String>> {
-        Mirror::gc_staging(self, now, all)
+    fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
+        Mirror::gc_staging(self, now, all, dry_run)
     }
 }
