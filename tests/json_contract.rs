@@ -84,6 +84,29 @@ fn every_command_reports_in_its_schema() {
 }
 
 #[test]
+fn json_lines_puts_each_entry_on_a_line_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    sample_tree(&input);
+    let bundle = dir.path().join("b.airlock");
+    common::export(&input, &[&key], &bundle);
+    let out = airlock().args(["verify", "--json-lines"]).arg(&bundle).arg("--trust").arg(&public).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| json_report(l.as_bytes())).collect();
+    assert_eq!(lines.len(), 5, "four entries and the report: {text}");
+    assert!(lines[..4].iter().all(|l| l["schema"] == "airlock.entry.v1" && l["report"]["layers"]["content"] == "ok"));
+    assert_eq!(lines[4]["schema"], "airlock.verify.v1");
+    assert_eq!((&lines[4]["report"]["entries"], &lines[4]["report"]["packages"]), (&json!(4), &json!([])));
+    // Errors too are one line, usage errors included.
+    let out = airlock().args(["verify", "--json-lines", "--nope"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert_eq!(json_report(text.as_bytes())["kind"], "usage");
+}
+
+#[test]
 fn the_serve_report_is_in_its_schema() {
     let dir = tempfile::tempdir().unwrap();
     let (key, public) = keygen(dir.path(), "op");
@@ -138,7 +161,7 @@ fn the_schema_names_every_report_the_code_prints_and_no_other() {
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap().strip_prefix("airlock.").unwrap().strip_suffix(".v1").unwrap().to_owned())
-        .filter(|name| name != "error")
+        .filter(|name| name != "error" && name != "entry")
         .collect();
     assert_eq!(listed, reported_names());
 }

@@ -84,6 +84,9 @@ pub struct GlobalArgs {
     /// Print a machine-readable JSON report on standard output (errors too)
     #[arg(long, global = true)]
     pub json: bool,
+    /// Like --json, one JSON object a line: each entry of verify and import its own line first
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub json_lines: bool,
     /// Print more: verify and import list every entry with its five layers
     #[arg(long, short, global = true)]
     pub verbose: bool,
@@ -211,8 +214,8 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     let subcommand = std::env::args().skip(1).find(|a| command().get_subcommands().any(|s| s.get_name() == a));
     let help = subcommand.map_or_else(|| "airlock --help".to_owned(), |s| format!("airlock {s} --help"));
     let message = format!("{message}; see `{help}`");
-    if json_requested() {
-        print_json_error(2, "usage", &message, None, None);
+    if let Some(lines) = json_requested() {
+        print_json_error(2, "usage", &message, None, None, lines);
     }
     eprintln!("error: {message}");
     ExitCode::from(2)
@@ -222,12 +225,19 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 pub struct Output {
     quiet: bool,
     json: bool,
+    /// `--json-lines`: compact documents, entries on lines of their own.
+    lines: bool,
     verbose: bool,
 }
 
 impl Output {
     fn new(global: &GlobalArgs) -> Self {
-        Output { quiet: global.quiet, json: global.json, verbose: global.verbose }
+        Output {
+            quiet: global.quiet,
+            json: global.json || global.json_lines,
+            lines: global.json_lines,
+            verbose: global.verbose,
+        }
     }
 
     /// A line of the human report (not in `--json` or `--quiet` mode).
@@ -253,17 +263,11 @@ impl Output {
     }
 
     /// The JSON report (in `--json` mode only), in the envelope
-    /// `schemas/json/airlock.<schema>.v1.json` describes.
+    /// `schemas/reports.schema.json` describes.
     pub fn report<T: Serialize>(&self, schema: &str, report: &T) {
         if self.json {
-            let mut text = serde_json::to_string_pretty(&serde_json::json!({
-                "schema": schema_id(schema),
-                "ok": true,
-                "report": report
-            }))
-            .expect("reports serialize");
-            text.push('\n');
-            print_stdout(&text);
+            let value = serde_json::json!({ "schema": schema_id(schema), "ok": true, "report": report });
+            print_document(value, self.lines);
         }
     }
 
@@ -273,7 +277,7 @@ impl Output {
                 Error::Incomplete { missing, .. } => Some(missing.as_slice()),
                 _ => None,
             };
-            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing, e.packages());
+            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing, e.packages(), self.lines);
         } else if let Some(packages) = e.packages() {
             self.refused_entries(packages);
         }
@@ -313,7 +317,7 @@ fn schema_id(schema: &str) -> String {
     format!("airlock.{schema}.v1")
 }
 
-/// The failure envelope (`schemas/json/airlock.error.v1.json`) on standard
+/// The failure envelope (`airlock.error.v1` in `schemas/reports.schema.json`) on standard
 /// output; `missing` names the volumes an incomplete split bundle still needs.
 fn print_json_error(
     exit_code: i32,
@@ -321,6 +325,7 @@ fn print_json_error(
     message: &str,
     missing: Option<&[String]>,
     packages: Option<&serde_json::Value>,
+    lines: bool,
 ) {
     let mut value = serde_json::json!({
         "schema": schema_id("error"),
@@ -335,13 +340,43 @@ fn print_json_error(
     if let Some(packages) = packages {
         value["packages"] = packages.clone();
     }
-    print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
+    print_document(value, lines);
 }
 
-/// Whether `--json` was on the command line, for errors clap found before
-/// the flags could be parsed (everything after `--` is an operand).
-fn json_requested() -> bool {
-    std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json")
+/// A JSON document on standard output: pretty, or with `lines` (`--json-lines`)
+/// on one line, each entry of a verify or import report (or of a refusal)
+/// on a line of its own first (`airlock.entry.v1`) and the document after
+/// them with an empty `packages`.
+fn print_document(mut value: serde_json::Value, lines: bool) {
+    if !lines {
+        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
+        return;
+    }
+    let mut text = String::new();
+    for at in ["/report/packages", "/report/verified/packages", "/packages"] {
+        if let Some(serde_json::Value::Array(entries)) = value.pointer_mut(at) {
+            for entry in std::mem::take(entries) {
+                let line = serde_json::json!({ "schema": schema_id("entry"), "ok": true, "report": entry });
+                text.push_str(&serde_json::to_string(&line).expect("json"));
+                text.push('\n');
+            }
+        }
+    }
+    text.push_str(&serde_json::to_string(&value).expect("json"));
+    text.push('\n');
+    print_stdout(&text);
+}
+
+/// Whether `--json` (`Some(false)`) or `--json-lines` (`Some(true)`) was on
+/// the command line, for errors clap found before the flags could be parsed
+/// (everything after `--` is an operand).
+fn json_requested() -> Option<bool> {
+    let flags: Vec<String> = std::env::args().skip(1).take_while(|a| a != "--").collect();
+    if flags.iter().any(|a| a == "--json-lines") {
+        Some(true)
+    } else {
+        flags.iter().any(|a| a == "--json").then_some(false)
+    }
 }
 
 /// A closed pipe (`airlock inspect | head`) is not an error worth a panic.
