@@ -77,6 +77,8 @@ pub struct Cli {
 
 /// Flags every command takes.
 #[derive(Debug, Clone, Args)]
+// Independent switches, as clap parses them.
+#[allow(clippy::struct_excessive_bools)]
 pub struct GlobalArgs {
     /// Print nothing but errors; no progress bars
     #[arg(long, short, global = true)]
@@ -224,9 +226,9 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 /// Where a command's results and messages go.
 pub struct Output {
     quiet: bool,
-    json: bool,
-    /// `--json-lines`: compact documents, entries on lines of their own.
-    lines: bool,
+    /// `--json` (`Some(false)`) or `--json-lines` (`Some(true)`: compact
+    /// documents, entries on lines of their own).
+    json: Option<bool>,
     verbose: bool,
 }
 
@@ -234,15 +236,14 @@ impl Output {
     fn new(global: &GlobalArgs) -> Self {
         Output {
             quiet: global.quiet,
-            json: global.json || global.json_lines,
-            lines: global.json_lines,
+            json: (global.json || global.json_lines).then_some(global.json_lines),
             verbose: global.verbose,
         }
     }
 
     /// A line of the human report (not in `--json` or `--quiet` mode).
     pub fn line(&self, text: impl AsRef<str>) {
-        if !self.quiet && !self.json {
+        if !self.quiet && self.json.is_none() {
             // Names from a bundle are in these lines: no control character reaches the terminal.
             print_stdout(&format!("{}\n", crate::escape::one_line(text.as_ref())));
         }
@@ -265,19 +266,19 @@ impl Output {
     /// The JSON report (in `--json` mode only), in the envelope
     /// `schemas/reports.schema.json` describes.
     pub fn report<T: Serialize>(&self, schema: &str, report: &T) {
-        if self.json {
+        if let Some(lines) = self.json {
             let value = serde_json::json!({ "schema": schema_id(schema), "ok": true, "report": report });
-            print_document(value, self.lines);
+            print_document(value, lines);
         }
     }
 
     fn error(&self, e: &Error) {
-        if self.json {
+        if let Some(lines) = self.json {
             let missing = match e {
                 Error::Incomplete { missing, .. } => Some(missing.as_slice()),
                 _ => None,
             };
-            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing, e.packages(), self.lines);
+            print_json_error(e.exit_code(), e.kind(), &e.to_string(), missing, e.packages(), lines);
         } else if let Some(packages) = e.packages() {
             self.refused_entries(packages);
         }
@@ -306,7 +307,7 @@ impl Output {
     /// Progress bars on a terminal, nothing otherwise.
     #[must_use]
     pub fn progress(&self) -> Bars {
-        let visible = !self.quiet && !self.json && std::io::stderr().is_terminal();
+        let visible = !self.quiet && self.json.is_none() && std::io::stderr().is_terminal();
         Bars { visible, bar: Mutex::new(None) }
     }
 }
