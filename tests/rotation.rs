@@ -213,7 +213,7 @@ fn the_serial_must_be_exactly_the_next_one() {
     let serial2 = statement(root, "serial2", &policy_text(2, 1, &[("a", &a)], &[]), &[&a]);
     let serial3 = statement(root, "serial3", &policy_text(3, 1, &[("a", &a), ("b", &b)], &[]), &[&a, &b]);
 
-    refused(&serial3, &policy, &["skip", "serial 3", "apply the statements of serials 2 to 2 first"]);
+    refused(&serial3, &policy, &["skip", "serial 3", "apply the statement of serial 2 first"]);
     apply(&serial2, &policy).success();
     // The same statement again changes nothing and succeeds, so a script can retry.
     let before = fs::read(&policy).unwrap();

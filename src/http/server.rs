@@ -175,7 +175,8 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// One connection: read the head, answer it (503 when `refuse`), log, linger.
+/// One connection: read the head, answer it (503 when `refuse`), log
+/// (`TIME CLIENT METHOD TARGET STATUS BYTES`), linger.
 /// `local` is the listener's address, the fallback for the connection's own.
 fn connection(
     handler: &dyn Handler,
@@ -185,6 +186,8 @@ fn connection(
     log: &(dyn Fn(&str) + Sync),
 ) {
     let timeout = if refuse { REFUSE_TIMEOUT } else { TIMEOUT };
+    // The log names who asked, as web servers' access logs do.
+    let client = stream.peer_addr().map_or_else(|_| "-".to_owned(), |a| a.ip().to_string());
     if stream.set_write_timeout(Some(timeout)).is_err() {
         return;
     }
@@ -210,7 +213,13 @@ fn connection(
     let status = response.code();
     let sent = response.send(&mut stream, head_only);
     let (method, target) = request.as_ref().map_or(("-", "-"), |r| (r.method.as_str(), r.target.as_str()));
-    log(&format!("{} {} {status} {sent}", log_safe(method), log_safe(target)));
+    log(&format!(
+        "{} {} {} {} {status} {sent}",
+        crate::time::rfc3339(crate::time::now()),
+        client,
+        log_safe(method),
+        log_safe(target)
+    ));
     linger(stream);
 }
 

@@ -119,8 +119,9 @@ impl ChannelRule {
         }
         if self.threshold == 0 || self.threshold > usable {
             return Err(Error::Usage(format!(
-                "{what}: threshold {} cannot be met by its {usable} key(s) that are not revoked; use a threshold between 1 and {usable}, or bind more keys to the channel",
-                self.threshold
+                "{what}: threshold {} cannot be met by its {usable} key(s) that are not revoked; {}, or bind more keys to the channel",
+                self.threshold,
+                crate::sign::keyring::threshold_hint(usable)
             )));
         }
         Ok(Channel { name: self.name.clone(), bound: Some((bound, self.threshold)) })

@@ -281,6 +281,20 @@ mod tests {
     }
 
     #[test]
+    fn an_unmeetable_threshold_names_the_range_that_exists() {
+        let (text, [a, b, _]) = three_keys("threshold = 3");
+        let two_revoked = text.replace(
+            "threshold = 3",
+            &format!("threshold = 3\nrevoked = [\"{}\", \"{}\"]", a.public().id(), b.public().id()),
+        );
+        let err = Policy::parse(&two_revoked, References::Refused, "p", &[]).unwrap_err().to_string();
+        assert!(err.contains("use threshold 1,") && !err.contains("between 1 and 1"), "{err}");
+        let (text, _) = three_keys("threshold = 4");
+        let err = Policy::parse(&text, References::Refused, "p", &[]).unwrap_err().to_string();
+        assert!(err.contains("use a threshold between 1 and 3"), "{err}");
+    }
+
+    #[test]
     fn serial_defaults_to_one_and_revoked_keys_are_not_trusted() {
         let (text, _) = three_keys("threshold = 1");
         assert_eq!(Policy::parse(&text, References::Refused, "p", &[]).unwrap().serial(), 1);

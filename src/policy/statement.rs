@@ -241,9 +241,12 @@ fn check_serial(current: &Policy, next: &Policy, same_text: bool, policy_path: &
         Err(rejection(
             "skip",
             format!(
-                "skip: the statement carries policy serial {new}, but {policy} is serial {now}; apply the statements of serials {} to {} first, in order",
-                now + 1,
-                new - 1
+                "skip: the statement carries policy serial {new}, but {policy} is serial {now}; apply {} first, in order",
+                if new - 1 == now + 1 {
+                    format!("the statement of serial {}", now + 1)
+                } else {
+                    format!("the statements of serials {} to {}", now + 1, new - 1)
+                }
             ),
         ))
     } else {

@@ -47,7 +47,8 @@ impl Keyring {
                 n => format!(" that are not revoked ({n} listed key(s) are revoked)"),
             };
             return Err(Error::Usage(format!(
-                "{origin}: threshold {threshold} cannot be met by {usable} trusted key(s){revoked_note}; use a threshold between 1 and {usable}, or list more keys",
+                "{origin}: threshold {threshold} cannot be met by {usable} trusted key(s){revoked_note}; {}, or list more keys",
+                threshold_hint(usable)
             )));
         }
         Ok(Keyring { keys: by_id, revoked, threshold })
@@ -99,4 +100,9 @@ impl Keyring {
     pub fn listed(&self) -> &BTreeMap<KeyId, TrustedKey> {
         &self.keys
     }
+}
+
+/// `use a threshold between 1 and 3`; `use threshold 1` when one key is all there is.
+pub(crate) fn threshold_hint(usable: usize) -> String {
+    if usable == 1 { "use threshold 1".to_owned() } else { format!("use a threshold between 1 and {usable}") }
 }
