@@ -64,7 +64,9 @@ pub struct InspectPiece {
 
 /// Reads the manifest of the bundle at `path`.
 pub fn inspect(path: &Path) -> Result<InspectReport> {
-    // A split bundle's folder: every volume holds the same manifest; read the first.
+    // A split bundle's folder: every volume holds the same manifest; read
+    // one, and name the bundle by the folder the operator gave.
+    let label = path.display().to_string();
     let expanded;
     let path = if path.is_dir() {
         expanded = crate::verify::set::expand(&[path.to_path_buf()])?;
@@ -72,6 +74,7 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
     } else {
         path
     };
+    // Errors name the volume file read.
     let subject = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
     let (_, envelope_bytes) = VolumeReader::open(file, &subject)?;
@@ -79,7 +82,7 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
         envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
     let m = Manifest::from_bytes(opened.payload).map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
     Ok(InspectReport {
-        bundle: subject,
+        bundle: label,
         manifest_digest: ContentId::of(opened.payload).to_hex(),
         format: m.format,
         tool: m.tool.clone(),

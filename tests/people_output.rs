@@ -111,3 +111,21 @@ fn a_public_key_saved_with_a_byte_order_mark_is_read() {
     export(&input, &[&key], &bundle);
     airlock().arg("verify").arg(&bundle).arg("--trust").arg(&with_bom).assert().success();
 }
+
+#[test]
+fn a_split_bundle_is_named_by_its_folder_in_inspect_and_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    let input = dir.path().join("in");
+    let files: Vec<(String, Vec<u8>)> =
+        (0..3u8).map(|i| (format!("big{i}"), (0..12_000u32).map(|n| (n * 7 + u32::from(i)) as u8).collect())).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    write_tree(&input, &refs);
+    let split = dir.path().join("split");
+    common::export_files(&input, &key, &split).args(["--split", "16KiB", "--parity", "1"]).assert().success();
+    let shown = split.display().to_string();
+    let inspect = stdout(airlock().arg("inspect").arg(&split));
+    assert!(inspect.starts_with(&format!("bundle    {shown} (")), "{inspect}");
+    let diff = stdout(airlock().arg("diff").arg(&split).arg(&split));
+    assert!(diff.starts_with(&format!("{shown} (sequence 1) -> {shown} (sequence 1)")), "{diff}");
+}
