@@ -32,3 +32,13 @@ fn man_pages_are_up_to_date() {
         "man pages out of date: {stale:?}; run `UPDATE_MAN=1 cargo test --test man` and commit man/"
     );
 }
+
+#[test]
+fn the_synopsis_shows_flag_values_and_repetition() {
+    let page =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("man/airlock-verify.1")).unwrap();
+    let synopsis = page.split(".SH SYNOPSIS\n").nth(1).unwrap().lines().next().unwrap();
+    assert!(synopsis.contains(r"[\fB\-\-trust\fR \fIPUB\fR]..."), "{synopsis}");
+    assert!(synopsis.contains(r"<\fIBUNDLE\fR>..."), "{synopsis}");
+    assert!(synopsis.starts_with(r"\fBairlock verify\fR "), "{synopsis}");
+}

@@ -149,8 +149,59 @@ fn add_subcommand_pages(parent: &clap::Command, prefix: &str, pages: &mut Vec<(S
 
 fn render_man(command: clap::Command) -> Vec<u8> {
     let mut out = Vec::new();
+    let synopsis = synopsis(&command);
     clap_mangen::Man::new(command).render(&mut out).expect("rendering to memory cannot fail");
-    out
+    let page = String::from_utf8(out).expect("roff is text");
+    // clap_mangen's SYNOPSIS drops flag values and repetition (`[--trust]`
+    // for `[--trust PUB]...`); the page gets one written from the same definition.
+    let mut lines: Vec<&str> = page.lines().collect();
+    if let Some(at) = lines.iter().position(|l| *l == ".SH SYNOPSIS") {
+        let end = lines[at + 1..].iter().position(|l| l.starts_with(".SH")).map_or(lines.len(), |n| at + 1 + n);
+        lines.splice(at + 1..end, [synopsis.as_str()]);
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// `airlock verify [-q|--quiet] [--trust PUB]... <BUNDLE>...` in roff.
+fn synopsis(command: &clap::Command) -> String {
+    let roff = |text: &str| text.replace('\\', "\\\\").replace('-', "\\-");
+    let bold = |text: &str| format!("\\fB{}\\fR", roff(text));
+    let italic = |text: &str| format!("\\fI{}\\fR", roff(text));
+    // The page of `airlock policy sign` is named airlock-policy-sign.
+    let mut parts = vec![bold(&command.get_name().replace('-', " "))];
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+        let repeats = matches!(arg.get_action(), clap::ArgAction::Append | clap::ArgAction::Count);
+        let value = arg
+            .get_value_names()
+            .map(|names| names.iter().map(|n| italic(n)).collect::<Vec<_>>().join(" "))
+            .filter(|_| arg.get_action().takes_values());
+        let text = if arg.is_positional() {
+            let name = value.unwrap_or_else(|| italic(arg.get_id().as_str()));
+            format!("<{name}>")
+        } else {
+            let mut forms: Vec<String> = Vec::new();
+            if let Some(short) = arg.get_short() {
+                forms.push(bold(&format!("-{short}")));
+            }
+            if let Some(long) = arg.get_long() {
+                forms.push(bold(&format!("--{long}")));
+            }
+            let flag = forms.join("|");
+            match value {
+                Some(value) if arg.is_require_equals_set() => format!("{flag}[={value}]"),
+                Some(value) => format!("{flag} {value}"),
+                None => flag,
+            }
+        };
+        let text = if arg.is_required_set() { text } else { format!("[{text}]") };
+        parts.push(if repeats { format!("{text}...") } else { text });
+    }
+    if command.has_subcommands() {
+        parts.push(format!("<{}>", italic("COMMAND")));
+    }
+    parts.join(" ")
 }
 
 /// Entry point of the binary.
