@@ -5,13 +5,13 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::AtFlags;
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use super::unnamed::{self, Ahead};
 use super::{BUILD, BUNDLE_RECORD};
 use crate::durable::{OpenDir, remove_path};
 use crate::durable::writeback::DropBehind;
@@ -41,6 +41,8 @@ pub struct Staging {
     /// How blobs are created (see [`Creation`]); `Unnamed` until the file
     /// system refuses it.
     creation: Creation,
+    /// Unnamed files created ahead of the blobs, from the first blob on.
+    ahead: Option<Ahead>,
     /// One marker per data volume verified and durable.
     volumes: PathBuf,
     /// Chunked blobs being assembled, one file each, the pieces written at
@@ -74,6 +76,7 @@ impl Staging {
         let staging = Staging {
             blobs_dir: OpenDir::open(&blobs)?,
             creation: Creation::first_choice(),
+            ahead: None,
             blobs,
             volumes: dir.join("volumes"),
             chunks: dir.join("chunks"),
@@ -187,17 +190,25 @@ impl Staging {
     /// file system cannot make one, a `.part-` file) until
     /// [`Staging::commit_blob`] names it.
     pub fn begin_blob(&mut self) -> Result<StagedBlob> {
-        if let Creation::Unnamed { mode_fixed } = self.creation {
-            match create_unnamed(&self.blobs_dir, mode_fixed) {
-                Ok((file, mode_fixed)) => {
-                    self.creation = Creation::Unnamed { mode_fixed: Some(mode_fixed) };
-                    return Ok(StagedBlob { file: Part::Unnamed(DropBehind::new(file)) });
-                }
-                Err(e) if unnamed_unsupported(e) => self.creation = Creation::Named,
+        if self.creation == Creation::Unnamed {
+            match self.next_unnamed() {
+                Ok(file) => return Ok(StagedBlob { file: Part::Unnamed(DropBehind::new(file)) }),
+                Err(e) if unnamed::unsupported(e) => self.creation = Creation::Named,
                 Err(e) => return Err(Error::io(&self.blobs, e.into())),
             }
         }
         self.begin_named_blob()
+    }
+
+    /// The next of the unnamed files created ahead (the creator started on
+    /// the first); after a failure the creator has ended, and is started
+    /// again if another blob comes.
+    fn next_unnamed(&mut self) -> rustix::io::Result<File> {
+        let ahead = match &mut self.ahead {
+            Some(ahead) => ahead,
+            None => self.ahead.insert(Ahead::start(&self.blobs_dir.fd, BLOB_MODE).map_err(io_errno)?),
+        };
+        ahead.next().inspect_err(|_| self.ahead = None)
     }
 
     /// [`Staging::begin_blob`] where files cannot be created unnamed: a
@@ -228,11 +239,10 @@ impl Staging {
         }
     }
 
-    /// Links the unnamed `file` at blob `id`'s name: one `linkat` through
-    /// `/proc/self/fd` (which, unlike `AT_EMPTY_PATH`, needs no privilege).
+    /// Links the unnamed `file` at blob `id`'s name: one `linkat` through `/proc/self/fd`.
     fn name_unnamed(&self, file: &File, id: &ContentId) -> Result<()> {
         let name = id.to_hex();
-        let source = proc_fd_path(file);
+        let source = unnamed::proc_fd_path(file);
         match rustix::fs::linkat(rustix::fs::CWD, &source, &self.blobs_dir.fd, &name, AtFlags::SYMLINK_FOLLOW) {
             Ok(()) => Ok(()),
             Err(Errno::EXIST) => self.replace_with_unnamed(&source, &name),
@@ -333,7 +343,9 @@ impl Staging {
     }
 
     /// Removes the whole staging (after publication, or when nothing of it is worth keeping).
-    pub fn discard(self) -> Result<()> {
+    pub fn discard(mut self) -> Result<()> {
+        // The creator first, so that it creates nothing in a folder being removed.
+        self.ahead = None;
         remove_path(&self.dir)
     }
 }
@@ -348,10 +360,8 @@ impl Staging {
 /// without a name also leaves nothing behind when the run is killed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Creation {
-    /// `O_TMPFILE`, linked through `/proc/self/fd`. `mode_fixed`: whether the
-    /// process's umask takes bits off [`BLOB_MODE`], so each file needs a
-    /// `fchmod` (learnt from the first file's `fstat`).
-    Unnamed { mode_fixed: Option<bool> },
+    /// `O_TMPFILE`, created ahead ([`Ahead`]) and linked through `/proc/self/fd`.
+    Unnamed,
     /// A `.part-` file renamed to the blob's name: the file system (or an
     /// old kernel) cannot create files without a name, or `/proc` is not
     /// mounted to link them through.
@@ -360,37 +370,14 @@ enum Creation {
 
 impl Creation {
     fn first_choice() -> Self {
-        if Path::new("/proc/self/fd").is_dir() { Creation::Unnamed { mode_fixed: None } } else { Creation::Named }
+        if Path::new("/proc/self/fd").is_dir() { Creation::Unnamed } else { Creation::Named }
     }
 }
 
-/// A file without a name in folder `dir`, mode [`BLOB_MODE`] whatever the
-/// umask; `mode_fixed` is whether the umask takes bits off it, if known.
-/// Returns the file and whether the umask does.
-fn create_unnamed(dir: &OpenDir, mode_fixed: Option<bool>) -> rustix::io::Result<(File, bool)> {
-    let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-    let fd: OwnedFd = rustix::fs::openat(&dir.fd, ".", flags, Mode::from_raw_mode(BLOB_MODE))?;
-    let mode_fixed = match mode_fixed {
-        Some(known) => known,
-        None => rustix::fs::fstat(&fd)?.st_mode & 0o7777 != BLOB_MODE,
-    };
-    if mode_fixed {
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(BLOB_MODE))?;
-    }
-    Ok((File::from(fd), mode_fixed))
-}
-
-/// What `openat(O_TMPFILE)` fails with where files cannot be created
-/// without a name: the file system does not support it (EOPNOTSUPP), or
-/// the kernel predates it and sees a folder opened for writing (EISDIR) or
-/// unknown flags (EINVAL).
-fn unnamed_unsupported(e: Errno) -> bool {
-    matches!(e, Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL)
-}
-
-/// The path that names open `file` for `linkat(AT_SYMLINK_FOLLOW)`.
-fn proc_fd_path(file: &File) -> String {
-    format!("/proc/self/fd/{}", file.as_raw_fd())
+/// An error the thread creating files could not be started with, as the
+/// errno the creation's own errors are.
+fn io_errno(e: io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error)
 }
 
 /// A blob, or a piece of a chunked blob, being written into staging.
@@ -470,7 +457,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut staging = staging_in(dir.path());
         let writer = staging.begin_blob().unwrap();
-        if matches!(staging.creation, Creation::Unnamed { .. }) {
+        if staging.creation == Creation::Unnamed {
             assert!(names(&staging).is_empty(), "a blob being written has no name yet");
         }
         drop(writer);
@@ -497,10 +484,10 @@ mod tests {
     #[test]
     fn the_errors_of_a_file_system_without_unnamed_files_choose_the_named_creation() {
         for errno in [Errno::OPNOTSUPP, Errno::ISDIR, Errno::INVAL] {
-            assert!(unnamed_unsupported(errno), "{errno:?}");
+            assert!(unnamed::unsupported(errno), "{errno:?}");
         }
         for errno in [Errno::NOSPC, Errno::ACCESS, Errno::NOENT] {
-            assert!(!unnamed_unsupported(errno), "{errno:?} is a failure, not a missing feature");
+            assert!(!unnamed::unsupported(errno), "{errno:?} is a failure, not a missing feature");
         }
     }
 
