@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use super::unnamed::{self, Ahead};
 use super::{BUILD, BUNDLE_RECORD};
-use crate::durable::{OpenDir, remove_path};
 use crate::durable::writeback::DropBehind;
+use crate::durable::{OpenDir, remove_path};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 
@@ -63,11 +63,11 @@ pub struct Staging {
 impl Staging {
     /// The staging in `dir`, created if new, with what a killed run left
     /// half-written removed. `bundle` describes it for `gc`.
-    pub(super) fn open(dir: PathBuf, bundle: &StagedBundle) -> Result<Self> {
+    pub(super) fn open(dir: &Path, bundle: &StagedBundle) -> Result<Self> {
         // Absolute once here: the temporary files of the named creation and
         // of the volume copies would otherwise look up the working
         // directory once each (tempfile makes their paths absolute).
-        let dir = std::path::absolute(&dir).at(&dir)?;
+        let dir = std::path::absolute(dir).at(dir)?;
         let blobs = dir.join("blobs");
         // `chunks` and `copies` only when a bundle needs them.
         for sub in [&dir, &blobs, &dir.join("volumes")] {
@@ -206,7 +206,7 @@ impl Staging {
     fn next_unnamed(&mut self) -> rustix::io::Result<File> {
         let ahead = match &mut self.ahead {
             Some(ahead) => ahead,
-            None => self.ahead.insert(Ahead::start(&self.blobs_dir.fd, BLOB_MODE).map_err(io_errno)?),
+            None => self.ahead.insert(Ahead::start(&self.blobs_dir.fd, BLOB_MODE).map_err(|e| io_errno(&e))?),
         };
         ahead.next().inspect_err(|_| self.ahead = None)
     }
@@ -376,7 +376,7 @@ impl Creation {
 
 /// An error the thread creating files could not be started with, as the
 /// errno the creation's own errors are.
-fn io_errno(e: io::Error) -> Errno {
+fn io_errno(e: &io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error)
 }
 
@@ -417,7 +417,7 @@ mod tests {
 
     fn staging_in(dir: &Path) -> Staging {
         let bundle = StagedBundle { channel: "stable".into(), sequence: 1, expires: u64::MAX, volumes: 1 };
-        Staging::open(dir.join("staging"), &bundle).unwrap()
+        Staging::open(&dir.join("staging"), &bundle).unwrap()
     }
 
     fn stage(staging: &mut Staging, content: &[u8]) -> ContentId {
