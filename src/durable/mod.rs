@@ -135,9 +135,40 @@ pub(crate) fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-fn permissions(mode: u32) -> fs::Permissions {
+pub(crate) fn permissions(mode: u32) -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt;
     fs::Permissions::from_mode(mode)
+}
+
+/// A folder held open, so that calls on the files in it name them relative
+/// to it (`openat`, `linkat`) instead of walking its path once per file.
+pub(crate) struct OpenDir {
+    pub(crate) path: std::path::PathBuf,
+    pub(crate) fd: std::os::fd::OwnedFd,
+}
+
+impl OpenDir {
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(path, flags, Mode::empty()).map_err(|e| Error::io(path, e.into()))?;
+        Ok(OpenDir { path: path.to_owned(), fd })
+    }
+
+    /// fsync the folder, making renames and new names in it durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        rustix::fs::fsync(&self.fd).map_err(|e| Error::io(&self.path, e.into()))
+    }
+
+    /// `syncfs` of the folder's file system: every file's contents and names on it.
+    pub(crate) fn sync_filesystem(&self) -> Result<()> {
+        rustix::fs::syncfs(&self.fd).map_err(|e| Error::io(&self.path, e.into()))
+    }
+
+    /// `path` of the file `name` in this folder, for messages.
+    pub(crate) fn join(&self, name: &str) -> std::path::PathBuf {
+        self.path.join(name)
+    }
 }
 
 /// fsync a directory, making renames and new names in it durable.

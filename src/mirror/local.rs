@@ -135,7 +135,7 @@ impl Mirror {
     /// The staging of bundle `digest`, created if new, with what a killed
     /// run left half-written removed. `bundle` describes it for `gc`.
     pub fn bundle_staging(&self, digest: &ContentId, bundle: &StagedBundle) -> Result<Staging> {
-        Staging::open(self.meta.join(STAGING).join(digest.to_hex()), bundle)
+        Staging::open(&self.meta.join(STAGING).join(digest.to_hex()), bundle)
     }
 
     /// Removes the staging of bundle `digest`, if any (it was imported).

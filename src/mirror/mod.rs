@@ -50,6 +50,7 @@ mod publish;
 mod staging;
 mod store;
 mod tree;
+mod unnamed;
 mod view;
 
 pub use gc::WaitingImport;

@@ -14,7 +14,7 @@ use super::{
     BUILD, CURRENT, EntryRules, GENERATIONS, ImportRecord, Layout, META, Merged, Mirror, OBJECTS, STATE, Staging,
     State, merge,
 };
-use crate::durable::{remove_path, sync_dir};
+use crate::durable::{OpenDir, remove_path, sync_dir};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;
@@ -104,14 +104,16 @@ impl Mirror {
             None => fs::create_dir(&build).at(&build)?,
         }
         let objects = self.meta.join(OBJECTS);
+        let objects_dir = OpenDir::open(&objects)?;
         staging.make_durable()?;
         for blob in manifest.blobs.iter().filter(|b| b.carried) {
-            if staging.promote(&blob.id, &objects)? {
+            if staging.promote(&blob.id, &objects_dir)? {
                 added.push(blob.id);
             }
         }
-        sync_dir(&objects)?;
+        objects_dir.sync()?;
         let mut tree = Tree::new(build.clone(), objects);
+        tree.objects_added(added);
         layouts(&merged, &mut tree)?;
         write_inventory(&mut tree, &merged, rules)?;
         drop(merged);

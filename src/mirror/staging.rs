@@ -7,11 +7,14 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::AtFlags;
+use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use super::unnamed::{self, Ahead};
 use super::{BUILD, BUNDLE_RECORD};
-use crate::durable::remove_path;
 use crate::durable::writeback::DropBehind;
+use crate::durable::{OpenDir, remove_path};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 
@@ -25,10 +28,21 @@ pub struct StagedBundle {
     pub volumes: u32,
 }
 
+/// The mode of every staged blob, and so of every published file: world-readable.
+const BLOB_MODE: u32 = 0o644;
+
 /// A bundle's verified blobs, kept across runs until the set is complete.
 pub struct Staging {
     pub(super) dir: PathBuf,
     blobs: PathBuf,
+    /// `blobs`, held open: a blob is created, named and promoted relative
+    /// to it, with no walk of the staging's path per blob.
+    blobs_dir: OpenDir,
+    /// How blobs are created (see [`Creation`]); `Unnamed` until the file
+    /// system refuses it.
+    creation: Creation,
+    /// Unnamed files created ahead of the blobs, from the first blob on.
+    ahead: Option<Ahead>,
     /// One marker per data volume verified and durable.
     volumes: PathBuf,
     /// Chunked blobs being assembled, one file each, the pieces written at
@@ -49,9 +63,21 @@ pub struct Staging {
 impl Staging {
     /// The staging in `dir`, created if new, with what a killed run left
     /// half-written removed. `bundle` describes it for `gc`.
-    pub(super) fn open(dir: PathBuf, bundle: &StagedBundle) -> Result<Self> {
+    pub(super) fn open(dir: &Path, bundle: &StagedBundle) -> Result<Self> {
+        // Absolute once here: the temporary files of the named creation and
+        // of the volume copies would otherwise look up the working
+        // directory once each (tempfile makes their paths absolute).
+        let dir = std::path::absolute(dir).at(dir)?;
+        let blobs = dir.join("blobs");
+        // `chunks` and `copies` only when a bundle needs them.
+        for sub in [&dir, &blobs, &dir.join("volumes")] {
+            fs::create_dir_all(sub).at(sub)?;
+        }
         let staging = Staging {
-            blobs: dir.join("blobs"),
+            blobs_dir: OpenDir::open(&blobs)?,
+            creation: Creation::first_choice(),
+            ahead: None,
+            blobs,
             volumes: dir.join("volumes"),
             chunks: dir.join("chunks"),
             copies: dir.join("copies"),
@@ -60,10 +86,6 @@ impl Staging {
             pending_copy: None,
             whole: BTreeSet::new(),
         };
-        // `chunks` and `copies` only when a bundle needs them.
-        for sub in [&staging.dir, &staging.blobs, &staging.volumes] {
-            fs::create_dir_all(sub).at(sub)?;
-        }
         let record = staging.dir.join(BUNDLE_RECORD);
         if !record.exists() {
             crate::durable::write_atomically(&record, &serde_json::to_vec_pretty(bundle).expect("serializes"), 0o644)?;
@@ -115,8 +137,7 @@ impl Staging {
     /// of an fsync per blob, which on a mirror of many small files costs more
     /// than the hashing.
     pub(super) fn make_durable(&self) -> Result<()> {
-        let dir = File::open(&self.blobs).at(&self.blobs)?;
-        rustix::fs::syncfs(&dir).map_err(|e| Error::io(&self.blobs, e.into()))
+        self.blobs_dir.sync_filesystem()
     }
 
     fn blob_path(&self, id: &ContentId) -> PathBuf {
@@ -128,13 +149,15 @@ impl Staging {
     /// published, the staging stays complete, so a publish that fails can
     /// take its new objects out again and a later run (or one after a `gc`)
     /// still finds every blob its volume markers promise.
-    pub(super) fn promote(&self, id: &ContentId, objects: &Path) -> Result<bool> {
-        let to = objects.join(id.to_hex());
-        if to.exists() {
-            return Ok(false);
+    /// One `linkat` per blob: a store that has the blob already says so by
+    /// refusing the link (EEXIST), with no `stat` before it.
+    pub(super) fn promote(&self, id: &ContentId, objects: &OpenDir) -> Result<bool> {
+        let name = id.to_hex();
+        match rustix::fs::linkat(&self.blobs_dir.fd, &name, &objects.fd, &name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(Errno::EXIST) => Ok(false),
+            Err(e) => Err(Error::io(&objects.join(&name), e.into())),
         }
-        fs::hard_link(self.blob_path(id), &to).at(&to)?;
-        Ok(true)
     }
 
     /// Volume `index` was verified and kept by an earlier run.
@@ -163,28 +186,86 @@ impl Staging {
         Ok(())
     }
 
-    /// A writer for a blob: a temporary file in staging until
+    /// A writer for a blob: a file in staging without a name (or, where the
+    /// file system cannot make one, a `.part-` file) until
     /// [`Staging::commit_blob`] names it.
     pub fn begin_blob(&mut self) -> Result<StagedBlob> {
-        let file = tempfile::Builder::new().prefix(".part-").tempfile_in(&self.blobs).at(&self.blobs)?;
-        Ok(StagedBlob { file: Part::Whole(DropBehind::new(file)) })
+        if self.creation == Creation::Unnamed {
+            match self.next_unnamed() {
+                Ok(file) => return Ok(StagedBlob { file: Part::Unnamed(DropBehind::new(file)) }),
+                Err(e) if unnamed::unsupported(e) => self.creation = Creation::Named,
+                Err(e) => return Err(Error::io(&self.blobs, e.into())),
+            }
+        }
+        self.begin_named_blob()
     }
 
-    /// Keeps blob `id`, written completely and every digest matched.
+    /// The next of the unnamed files created ahead (the creator started on
+    /// the first); after a failure the creator has ended, and is started
+    /// again if another blob comes.
+    fn next_unnamed(&mut self) -> rustix::io::Result<File> {
+        let ahead = match &mut self.ahead {
+            Some(ahead) => ahead,
+            None => self.ahead.insert(Ahead::start(&self.blobs_dir.fd, BLOB_MODE).map_err(|e| io_errno(&e))?),
+        };
+        ahead.next().inspect_err(|_| self.ahead = None)
+    }
+
+    /// [`Staging::begin_blob`] where files cannot be created unnamed: a
+    /// `.part-` file, renamed to the blob's name by [`Staging::commit_blob`].
+    fn begin_named_blob(&mut self) -> Result<StagedBlob> {
+        let file = tempfile::Builder::new().prefix(".part-").tempfile_in(&self.blobs).at(&self.blobs)?;
+        Ok(StagedBlob { file: Part::Named(DropBehind::new(file)) })
+    }
+
+    /// Keeps blob `id`, written completely and every digest matched: gives
+    /// its file the blob's name. Durability comes later, for all of a
+    /// volume's blobs at once ([`Staging::volume_done`]).
     pub fn commit_blob(&mut self, id: &ContentId, writer: StagedBlob) -> Result<()> {
         let path = self.blob_path(id);
-        // Durability comes later, for all of a volume's blobs at once (volume_done).
-        // Published files are world-readable (tempfile creates them 0600).
-        let Part::Whole(file) = writer.file else {
-            return Err(Error::Usage(format!(
+        match writer.file {
+            Part::Unnamed(file) => self.name_unnamed(&file.into_inner(), id),
+            Part::Named(file) => {
+                let file = file.into_inner();
+                // Published files are world-readable (tempfile creates them 0600).
+                file.as_file().set_permissions(crate::durable::permissions(BLOB_MODE)).at(&path)?;
+                file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
+                Ok(())
+            }
+            Part::Piece(_) => Err(Error::Usage(format!(
                 "{}: a piece committed as a whole blob; this is a bug in airlock",
                 path.display()
-            )));
-        };
-        let file = file.into_inner();
-        crate::durable::set_mode(file.path(), 0o644).at(&path)?;
-        file.persist(&path).map_err(|e| Error::io(&path, e.error))?;
-        Ok(())
+            ))),
+        }
+    }
+
+    /// Links the unnamed `file` at blob `id`'s name: one `linkat` through `/proc/self/fd`.
+    fn name_unnamed(&self, file: &File, id: &ContentId) -> Result<()> {
+        let name = id.to_hex();
+        let source = unnamed::proc_fd_path(file);
+        match rustix::fs::linkat(rustix::fs::CWD, &source, &self.blobs_dir.fd, &name, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => Ok(()),
+            Err(Errno::EXIST) => self.replace_with_unnamed(&source, &name),
+            Err(e) => Err(Error::io(&self.blob_path(id), e.into())),
+        }
+    }
+
+    /// The blob's name is taken: by a run killed before this volume's
+    /// marker, so what it names may not be durable, or not even whole. The
+    /// verified file replaces it by a rename, so the name never goes
+    /// missing (a blob another volume carried too and marked done keeps
+    /// its name through a crash here).
+    fn replace_with_unnamed(&self, source: &str, name: &str) -> Result<()> {
+        let part = format!(".part-{name}");
+        let at_part = self.blobs.join(&part);
+        match rustix::fs::unlinkat(&self.blobs_dir.fd, &part, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::io(&at_part, e.into())),
+        }
+        rustix::fs::linkat(rustix::fs::CWD, source, &self.blobs_dir.fd, &part, AtFlags::SYMLINK_FOLLOW)
+            .map_err(|e| Error::io(&at_part, e.into()))?;
+        rustix::fs::renameat(&self.blobs_dir.fd, &part, &self.blobs_dir.fd, name)
+            .map_err(|e| Error::io(&self.blobs.join(name), e.into()))
     }
 
     /// A writer at `offset` of the chunk file of blob `blob` (created if new),
@@ -262,9 +343,41 @@ impl Staging {
     }
 
     /// Removes the whole staging (after publication, or when nothing of it is worth keeping).
-    pub fn discard(self) -> Result<()> {
+    pub fn discard(mut self) -> Result<()> {
+        // The creator first, so that it creates nothing in a folder being removed.
+        self.ahead = None;
         remove_path(&self.dir)
     }
+}
+
+/// How a staging creates its blobs' files.
+///
+/// A `.part-` file and a rename cost three metadata calls per blob more
+/// than a file created without a name (`O_TMPFILE`) and linked at its name
+/// once verified: the `.part-` name's creation, a `chmod` (tempfile creates
+/// 0600) and the rename, on top of the `link` both make. On a mirror of many
+/// small files those calls are most of the import's kernel time. A file
+/// without a name also leaves nothing behind when the run is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Creation {
+    /// `O_TMPFILE`, created ahead ([`Ahead`]) and linked through `/proc/self/fd`.
+    Unnamed,
+    /// A `.part-` file renamed to the blob's name: the file system (or an
+    /// old kernel) cannot create files without a name, or `/proc` is not
+    /// mounted to link them through.
+    Named,
+}
+
+impl Creation {
+    fn first_choice() -> Self {
+        if Path::new("/proc/self/fd").is_dir() { Creation::Unnamed } else { Creation::Named }
+    }
+}
+
+/// An error the thread creating files could not be started with, as the
+/// errno the creation's own errors are.
+fn io_errno(e: &io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::IO, Errno::from_raw_os_error)
 }
 
 /// A blob, or a piece of a chunked blob, being written into staging.
@@ -273,7 +386,10 @@ pub struct StagedBlob {
 }
 
 enum Part {
-    Whole(DropBehind<tempfile::NamedTempFile>),
+    /// A whole blob in a file without a name yet.
+    Unnamed(DropBehind<File>),
+    /// A whole blob in a `.part-` file (see [`Creation::Named`]).
+    Named(DropBehind<tempfile::NamedTempFile>),
     /// The chunk file, positioned at the piece's offset.
     Piece(DropBehind<File>),
 }
@@ -281,14 +397,111 @@ enum Part {
 impl Write for StagedBlob {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.file {
-            Part::Whole(file) => file.write(buf),
-            Part::Piece(file) => file.write(buf),
+            Part::Unnamed(file) | Part::Piece(file) => file.write(buf),
+            Part::Named(file) => file.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.file {
-            Part::Whole(file) => file.flush(),
-            Part::Piece(file) => file.flush(),
+            Part::Unnamed(file) | Part::Piece(file) => file.flush(),
+            Part::Named(file) => file.flush(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+
+    fn staging_in(dir: &Path) -> Staging {
+        let bundle = StagedBundle { channel: "stable".into(), sequence: 1, expires: u64::MAX, volumes: 1 };
+        Staging::open(&dir.join("staging"), &bundle).unwrap()
+    }
+
+    fn stage(staging: &mut Staging, content: &[u8]) -> ContentId {
+        let id = ContentId::of(content);
+        let mut writer = staging.begin_blob().unwrap();
+        writer.write_all(content).unwrap();
+        staging.commit_blob(&id, writer).unwrap();
+        id
+    }
+
+    /// Every name in the staging's `blobs` folder.
+    fn names(staging: &Staging) -> BTreeSet<String> {
+        fs::read_dir(&staging.blobs).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    }
+
+    fn assert_staged(staging: &Staging, id: &ContentId, content: &[u8]) {
+        let path = staging.blob_path(id);
+        assert_eq!(fs::read(&path).unwrap(), content);
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o7777, BLOB_MODE);
+    }
+
+    #[test]
+    fn blobs_get_their_name_and_mode_and_nothing_else_whichever_the_creation() {
+        for creation in [Creation::first_choice(), Creation::Named] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut staging = staging_in(dir.path());
+            staging.creation = creation;
+            let (a, b) = (stage(&mut staging, b"first blob"), stage(&mut staging, b"second"));
+            assert_staged(&staging, &a, b"first blob");
+            assert_staged(&staging, &b, b"second");
+            assert_eq!(names(&staging), BTreeSet::from([a.to_hex(), b.to_hex()]), "{creation:?} left other names");
+        }
+    }
+
+    #[test]
+    fn files_are_created_without_a_name_where_the_file_system_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staging = staging_in(dir.path());
+        let writer = staging.begin_blob().unwrap();
+        if staging.creation == Creation::Unnamed {
+            assert!(names(&staging).is_empty(), "a blob being written has no name yet");
+        }
+        drop(writer);
+        assert!(names(&staging).is_empty(), "a blob never committed leaves nothing");
+    }
+
+    #[test]
+    fn a_name_a_killed_run_left_is_replaced_by_the_verified_blob() {
+        for creation in [Creation::first_choice(), Creation::Named] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut staging = staging_in(dir.path());
+            staging.creation = creation;
+            let id = ContentId::of(b"verified");
+            fs::write(staging.blob_path(&id), b"torn").unwrap();
+            let linked_elsewhere = dir.path().join("elsewhere");
+            fs::hard_link(staging.blob_path(&id), &linked_elsewhere).unwrap();
+            stage(&mut staging, b"verified");
+            assert_staged(&staging, &id, b"verified");
+            assert_eq!(fs::read(&linked_elsewhere).unwrap(), b"torn", "replaced by a rename, not written over");
+            assert_eq!(names(&staging), BTreeSet::from([id.to_hex()]), "{creation:?} left other names");
+        }
+    }
+
+    #[test]
+    fn the_errors_of_a_file_system_without_unnamed_files_choose_the_named_creation() {
+        for errno in [Errno::OPNOTSUPP, Errno::ISDIR, Errno::INVAL] {
+            assert!(unnamed::unsupported(errno), "{errno:?}");
+        }
+        for errno in [Errno::NOSPC, Errno::ACCESS, Errno::NOENT] {
+            assert!(!unnamed::unsupported(errno), "{errno:?} is a failure, not a missing feature");
+        }
+    }
+
+    #[test]
+    fn promoting_links_the_staged_blob_once_and_reports_a_blob_the_store_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut staging = staging_in(dir.path());
+        let id = stage(&mut staging, b"blob");
+        let objects = dir.path().join("objects");
+        fs::create_dir(&objects).unwrap();
+        let objects = OpenDir::open(&objects).unwrap();
+        assert!(staging.promote(&id, &objects).unwrap());
+        assert!(!staging.promote(&id, &objects).unwrap(), "the store had it");
+        let object = fs::metadata(objects.join(&id.to_hex())).unwrap();
+        assert_eq!(object.ino(), fs::metadata(staging.blob_path(&id)).unwrap().ino(), "a hard link of the staged blob");
     }
 }

@@ -42,11 +42,38 @@ pub(super) struct Tree {
     /// The copy in this tree that entries of a blob whose object is out of
     /// links are linked to (see the module's comment), and its inode.
     copies: HashMap<ContentId, (PathBuf, u64)>,
+    /// The links of objects counted so far: stated once per object and
+    /// tree, then counted as the tree links it (under the import's lock
+    /// nothing else links them). An entry removed from the tree may leave
+    /// a count one too high, which only makes the budget stricter.
+    links: HashMap<ContentId, u64>,
+}
+
+/// What linking an entry to an object did.
+enum Linked {
+    Made,
+    /// The object has used up its budget, or the file system refused it a link.
+    OutOfLinks,
+    /// Something has the entry's name already.
+    InTheWay,
 }
 
 impl Tree {
     pub(super) fn new(root: PathBuf, objects: PathBuf) -> Self {
-        Tree { root, objects, published: Vec::new(), folders: std::collections::HashSet::new(), copies: HashMap::new() }
+        Tree {
+            root,
+            objects,
+            published: Vec::new(),
+            folders: std::collections::HashSet::new(),
+            copies: HashMap::new(),
+            links: HashMap::new(),
+        }
+    }
+
+    /// The objects this import put into the store: each has two names, its
+    /// own and its staged one, so linking it needs no `stat` first.
+    pub(super) fn objects_added(&mut self, ids: &[ContentId]) {
+        self.links.extend(ids.iter().map(|id| (*id, 2)));
     }
 
     /// Writes a file the mirror generates (the state, the inventory).
@@ -69,6 +96,13 @@ impl Tree {
 
     /// Makes room for a file at `folder/path`: parents as folders, nothing in the way.
     fn prepare(&mut self, folder: &str, path: &RelPath) -> Result<PathBuf> {
+        let target = self.parents(folder, path)?;
+        self.clear(folder, path, &target)?;
+        Ok(target)
+    }
+
+    /// The path of `folder/path`, its parents made folders.
+    fn parents(&mut self, folder: &str, path: &RelPath) -> Result<PathBuf> {
         let mut dir = self.root.join(folder);
         if !self.folders.contains(&dir) {
             fs::create_dir_all(&dir).at(&dir)?;
@@ -89,16 +123,44 @@ impl Tree {
                 Err(e) => return Err(Error::io(&dir, e)),
             }
         }
-        let target = dir.join(last);
+        Ok(dir.join(last))
+    }
+
+    /// Takes out what is at `target` (`folder/path`), if anything: a file
+    /// (an entry of the generation before, replaced), never a folder.
+    fn clear(&mut self, folder: &str, path: &RelPath, target: &Path) -> Result<()> {
         match target.symlink_metadata() {
             Ok(m) if m.is_dir() => Err(conflict(folder, path, "the mirror has a folder of that name")),
             Ok(_) => {
-                fs::remove_file(&target).at(&target)?;
-                self.forget_copy(&target);
-                Ok(target)
+                fs::remove_file(target).at(target)?;
+                self.forget_copy(target);
+                Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(target),
-            Err(e) => Err(Error::io(&target, e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(target, e)),
+        }
+    }
+
+    /// Hard-links `target` to blob `id`'s object unless the object has
+    /// [`LINK_BUDGET`] links or more (see `links`).
+    fn link_object(&mut self, id: &ContentId, target: &Path) -> Result<Linked> {
+        let object = self.objects.join(id.to_hex());
+        let links = match self.links.get(id) {
+            Some(known) => *known,
+            None => fs::metadata(&object).at(&object)?.nlink(),
+        };
+        self.links.insert(*id, links);
+        if links >= LINK_BUDGET {
+            return Ok(Linked::OutOfLinks);
+        }
+        match fs::hard_link(&object, target) {
+            Ok(()) => {
+                self.links.insert(*id, links + 1);
+                Ok(Linked::Made)
+            }
+            Err(e) if out_of_links(&e) => Ok(Linked::OutOfLinks),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(Linked::InTheWay),
+            Err(e) => Err(Error::io(target, e)),
         }
     }
 
@@ -119,10 +181,18 @@ impl Layout for Tree {
     /// Places blob `id` at `folder/path`, replacing a file already there: a
     /// hard link to its object, or, once the object has [`LINK_BUDGET`]
     /// links, to this tree's copy of it (a new copy when that one has as many).
+    /// Most entries are new in the tree, so the link is tried first and
+    /// what is in the way looked at only when the link fails for it: one
+    /// `link` per new entry, no `stat`.
     fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
-        let target = self.prepare(folder, path)?;
+        let target = self.parents(folder, path)?;
+        let mut linked = self.link_object(id, &target)?;
+        if let Linked::InTheWay = linked {
+            self.clear(folder, path, &target)?;
+            linked = self.link_object(id, &target)?;
+        }
         let object = self.objects.join(id.to_hex());
-        let linked = link_within_budget(&object, &target, None)?
+        let linked = matches!(linked, Linked::Made)
             || match self.copies.get(id) {
                 Some((copy, inode)) => link_within_budget(copy, &target, Some(*inode))?,
                 None => false,
