@@ -499,7 +499,7 @@ fn signed_model_verifies_and_the_real_clients_load_it() {
     fs::copy(&signer_pub, root.join("signer-key.pub")).unwrap();
     let rules = "[huggingface]\nrequire = [\"model-signature\"]\n[[huggingface.signers]]\nmodels = [\"org/*\"]\nkey = \"signer-key.pub\"\n";
     let policy = policy(root, &public, rules);
-    let verify = airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
+    let verify = airlock().args(["verify", "-v"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
     assert!(report.contains("model signature by signer-key.pub verified over 3 files"), "{report}");

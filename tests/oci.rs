@@ -278,7 +278,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     let mirror = root.join("mirror");
     let out = import(&bundle, &policy, &mirror);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let verify = airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
+    let verify = airlock().args(["verify", "-v"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(report.contains("cosign signature by cosign.pub verified"), "{report}");
 
