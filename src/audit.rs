@@ -16,7 +16,11 @@ use crate::escape::html;
 use crate::mirror::{ImportRecord, PublishReport, Stored};
 use crate::verify::VerifyReport;
 
-/// What the pages' `<head>` says: no resource of any kind may load.
+/// The Content-Security-Policy of the pages, in their `<head>` and as
+/// `serve`'s header: no resource of any kind may load, no script may run.
+pub const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'";
+
+/// What the pages' `<head>` says (the `content` is [`PAGE_POLICY`]).
 const HEAD: &str = "<meta charset=\"utf-8\">\
 <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
 <meta name=\"referrer\" content=\"no-referrer\">\
@@ -70,7 +74,7 @@ pub fn import_page(report: &VerifyReport, published: &PublishReport, imported: &
             html(entry.path)
         );
         for (outcome, prose) in layers {
-            let word = outcome_word(outcome);
+            let word = outcome.word();
             let _ = write!(page, "<td><span class=\"{word}\">{word}</span><br>{}</td>", html(prose));
         }
         page.push_str("</tr>");
@@ -138,17 +142,6 @@ pub fn catalog_page(
     page
 }
 
-fn outcome_word(outcome: crate::ecosystem::Outcome) -> &'static str {
-    use crate::ecosystem::Outcome;
-    match outcome {
-        Outcome::Ok => "ok",
-        Outcome::Failed => "failed",
-        Outcome::Absent => "absent",
-        Outcome::NotRequired => "not-required",
-        Outcome::NotChecked => "not-checked",
-    }
-}
-
 /// An element id for a row label: `signed by` -> `signed-by`.
 fn id(label: &str) -> String {
     label.replace([' ', ','], "-")
@@ -157,6 +150,11 @@ fn id(label: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_head_carries_the_page_policy() {
+        assert!(HEAD.contains(&format!("content=\"{PAGE_POLICY}\"")));
+    }
 
     #[test]
     fn hostile_names_are_text_on_the_catalog() {

@@ -158,6 +158,6 @@ impl Site {
 /// The pages load nothing and run nothing, whatever a bundle named.
 fn with_page_policy(response: Response) -> Response {
     response
-        .header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'".into())
+        .header("Content-Security-Policy", crate::audit::PAGE_POLICY.into())
         .header("X-Content-Type-Options", "nosniff".into())
 }

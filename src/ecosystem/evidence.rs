@@ -91,6 +91,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The word reports use (the same as its JSON form).
+    #[must_use]
+    pub fn word(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Absent => "absent",
+            Outcome::NotRequired => "not-required",
+            Outcome::NotChecked => "not-checked",
+        }
+    }
+
     /// The result of two independent pieces of evidence for one layer: the
     /// better of the two (one verified signature is a verified layer).
     #[must_use]
