@@ -746,7 +746,7 @@ fn airlock_push_fills_a_site_registry_with_images_and_signatures() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(inspect_raw(&format!("docker://{s}/mirror/team/tool:1.0")), c.tool_manifest);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("pushed 1 repositories (2 tags)") && stdout.contains("4 blobs uploaded"), "{stdout}");
+    assert!(stdout.contains("pushed 1 repository (2 tags)") && stdout.contains("4 blobs uploaded"), "{stdout}");
 
     // Each failure is one line with its exit code.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

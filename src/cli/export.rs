@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::keys::{KeyParser, UnlockArgs};
-use super::{Output, bytes};
+use super::{Output, bytes, counted};
 use crate::config::Config;
 use crate::ecosystem::{Source, cargo, debian, huggingface, npm, oci, pypi};
 use crate::error::{Error, Result};
@@ -143,9 +143,9 @@ impl ExportArgs {
         let progress = out.progress();
         let report = export(&options, &progress)?;
         out.line(format!(
-            "exported  {} entries, {} blobs, {} -> {} ({})",
-            report.entries,
-            report.blobs,
+            "exported  {}, {}, {} -> {} ({})",
+            counted(report.entries, "entry", "entries"),
+            counted(report.blobs, "blob", "blobs"),
             bytes(report.bytes),
             report.bundle,
             bytes(report.bundle_bytes)

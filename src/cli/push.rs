@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::Output;
+use super::{Output, counted};
 use crate::ecosystem::oci::push::{PushOptions, push};
 use crate::error::Result;
 use crate::fetch::Client;
@@ -54,17 +54,17 @@ impl PushArgs {
             out.line(format!("{carried} -> {}/{target}", report.registry.split('/').next().unwrap_or_default()));
         }
         out.line(format!(
-            "pushed {} repositories ({} tags) to {}: {} blobs uploaded ({} bytes), {} mounted, {} already there; {} manifests uploaded, {} already there; {} tags set",
-            report.repositories.len(),
-            report.tags,
+            "pushed {} ({}) to {}: {} uploaded ({} bytes), {} mounted, {} already there; {} uploaded, {} already there; {} set",
+            counted(report.repositories.len(), "repository", "repositories"),
+            counted(report.tags, "tag", "tags"),
             report.registry,
-            report.blobs_uploaded,
+            counted(report.blobs_uploaded, "blob", "blobs"),
             report.bytes_uploaded,
             report.blobs_mounted,
             report.blobs_present,
-            report.manifests_uploaded,
+            counted(report.manifests_uploaded, "manifest", "manifests"),
             report.manifests_present,
-            report.tags_set
+            counted(report.tags_set, "tag", "tags")
         ));
         out.report("push", &report);
         Ok(())

@@ -73,10 +73,10 @@ fn print_entries(out: &Output, report: &VerifyReport) {
 
 pub(super) fn print_verified(out: &Output, report: &VerifyReport) {
     out.line(format!(
-        "verified  {}: {} entries, {} blobs, {}",
+        "verified  {}: {}, {}, {}",
         report.bundle,
-        report.entries,
-        report.blobs,
+        counted(report.entries, "entry", "entries"),
+        counted(report.blobs, "blob", "blobs"),
         bytes(report.bytes)
     ));
     out.line(format!(
