@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use common::{airlock, keygen, one_line, skip, snapshot};
 use serde_json::json;
 use sha1::Digest as _;
@@ -606,4 +607,168 @@ fn signed_model_verifies_and_the_real_clients_load_it() {
     hub.state.lock().unwrap().commit = "3".repeat(40);
     let b = cross(&hub, root, &key, "other");
     refuse(&b, &policy, "does not verify with a key");
+}
+
+/// The model-signing project's own keyless test vector
+/// (fixtures/model-signing/v1.1.0-sigstore: a real Fulcio certificate for
+/// stefanb@us.ibm.com, its Rekor entry and RFC 3161 timestamp), checked
+/// offline against Sigstore's public-good trusted root as pinned.
+fn keyless_files() -> BTreeMap<String, Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/model-signing/v1.1.0-sigstore");
+    // `ignore-me` is what the signer left out with --ignore-paths: not carried.
+    ["signme-1", "signme-2", "model.sig"].iter().map(|n| ((*n).to_owned(), fs::read(dir.join(n)).unwrap())).collect()
+}
+
+const KEYLESS_SIGNER: &str = "identity = \"stefanb@us.ibm.com\"\nissuer = \"https://sigstore.verify.ibm.com/oauth2\"\n";
+
+fn keyless_policy(root: &Path, public: &Path, signer: &str, pin_root: bool) -> PathBuf {
+    let sigstore = if pin_root {
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/model-signing/trusted_root.json"),
+            root.join("trusted_root.json"),
+        )
+        .unwrap();
+        "[sigstore]\ntrusted-root = \"trusted_root.json\"\n"
+    } else {
+        ""
+    };
+    let rules = format!(
+        "{sigstore}[huggingface]\nrequire = [\"model-signature\"]\n[[huggingface.signers]]\nmodels = [\"org/*\"]\n{signer}"
+    );
+    policy(root, public, &rules)
+}
+
+#[test]
+fn a_keyless_model_signature_verifies_offline_against_the_pinned_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let files = keyless_files();
+    let hub = Hub::start(files.clone());
+    let bundle = cross(&hub, root, &key, "keyless");
+    let policy = keyless_policy(root, &public, KEYLESS_SIGNER, true);
+
+    let verify =
+        common::airlock_offline().args(["verify", "-v"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        report.contains(
+            "model signature by stefanb@us.ibm.com (issuer https://sigstore.verify.ibm.com/oauth2, Sigstore) verified over 2 files"
+        ),
+        "{report}"
+    );
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let snapshot_dir = folder(&mirror).join("snapshots").join(COMMIT);
+    assert_eq!(fs::read(snapshot_dir.join("signme-1")).unwrap(), files["signme-1"]);
+    model_signing_keyless(root, &snapshot_dir, true);
+
+    let before = snapshot(&mirror);
+    let refuse = |bundle: &Path, policy: &Path, expect: &str| {
+        let out = import(bundle, policy, &mirror);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect), "{line}");
+        assert_eq!(snapshot(&mirror), before, "the mirror changed");
+    };
+    // Another identity, or the right one from another issuer.
+    let other = keyless_policy(
+        root,
+        &public,
+        "identity = \"someone@example.com\"\nissuer = \"https://sigstore.verify.ibm.com/oauth2\"\n",
+        true,
+    );
+    refuse(
+        &bundle,
+        &other,
+        "is by stefanb@us.ibm.com (issuer https://sigstore.verify.ibm.com/oauth2), not by a signer",
+    );
+    let issuer = keyless_policy(
+        root,
+        &public,
+        "identity = \"stefanb@us.ibm.com\"\nissuer = \"https://accounts.google.com\"\n",
+        true,
+    );
+    refuse(
+        &bundle,
+        &issuer,
+        "not by a signer [[huggingface.signers]] names for it: stefanb@us.ibm.com (issuer https://accounts.google.com)",
+    );
+    // No Sigstore root pinned: nothing to check a certificate against.
+    let unpinned = keyless_policy(root, &public, KEYLESS_SIGNER, false);
+    refuse(&bundle, &unpinned, "pins no [sigstore] trusted-root");
+    // (Each policy above was written over the same file: the pinned one again.)
+    let policy = keyless_policy(root, &public, KEYLESS_SIGNER, true);
+    // A file changed after signing (the hub's tree agrees with the new bytes).
+    let mut changed = files.clone();
+    changed.insert("signme-2".into(), b"changed\n".to_vec());
+    hub.state.lock().unwrap().files = changed;
+    hub.state.lock().unwrap().commit = "4".repeat(40);
+    let b = cross(&hub, root, &key, "keyless-changed");
+    refuse(&b, &policy, "signme-2 is not the file its model signature lists");
+    // The statement edited to list the new file: its signature no longer holds.
+    let sig: serde_json::Value = serde_json::from_slice(&files["model.sig"]).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut statement: serde_json::Value =
+        serde_json::from_slice(&b64.decode(sig["dsseEnvelope"]["payload"].as_str().unwrap()).unwrap()).unwrap();
+    statement["predicate"]["resources"][1]["digest"] = json!(sha256(b"changed\n"));
+    // ...and its subject recomputed, so the statement is consistent and only the signature can tell.
+    let mut subject = sha2::Sha256::new();
+    for r in statement["predicate"]["resources"].as_array().unwrap() {
+        subject.update(hex::decode(r["digest"].as_str().unwrap()).unwrap());
+    }
+    statement["subject"][0]["digest"]["sha256"] = json!(hex::encode(subject.finalize()));
+    let mut forged = sig.clone();
+    forged["dsseEnvelope"]["payload"] = json!(b64.encode(serde_json::to_vec(&statement).unwrap()));
+    let mut refiled = files.clone();
+    refiled.insert("signme-2".into(), b"changed\n".to_vec());
+    refiled.insert("model.sig".into(), serde_json::to_vec(&forged).unwrap());
+    hub.state.lock().unwrap().files = refiled;
+    hub.state.lock().unwrap().commit = "5".repeat(40);
+    let b = cross(&hub, root, &key, "keyless-forged");
+    refuse(&b, &policy, "does not verify against the pinned Sigstore root");
+    // model-signing agrees: the forged folder fails its check too.
+    let forged_dir = root.join("forged-model");
+    fs::create_dir(&forged_dir).unwrap();
+    for (name, data) in &hub.state.lock().unwrap().files {
+        fs::write(forged_dir.join(name), data).unwrap();
+    }
+    model_signing_keyless(root, &forged_dir, false);
+}
+
+/// `model_signing verify sigstore` on `model` (its model.sig), offline with
+/// the same pinned root, must succeed or fail as `accept` says.
+fn model_signing_keyless(root: &Path, model: &Path, accept: bool) {
+    let Some(tools) = pytools() else {
+        skip("no Python venv with model-signing (.ci/run makes target/pytools): its keyless verdict not compared");
+        return;
+    };
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/model-signing");
+    let read = |n: &str| serde_json::from_slice::<serde_json::Value>(&fs::read(fixtures.join(n)).unwrap()).unwrap();
+    let config = json!({
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": read("trusted_root.json"),
+        "signingConfig": read("signing_config.json"),
+    });
+    let config_path = root.join("trust-config.json");
+    fs::write(&config_path, config.to_string()).unwrap();
+    let out = Command::new(tools.join("bin/model_signing"))
+        .args(["verify", "sigstore", "--identity", "stefanb@us.ibm.com"])
+        .args(["--identity_provider", "https://sigstore.verify.ibm.com/oauth2", "--trust_config"])
+        .arg(&config_path)
+        .arg("--signature")
+        .arg(model.join("model.sig"))
+        .arg(model)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.success(),
+        accept,
+        "model-signing on {}: {}{}",
+        model.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -41,7 +41,7 @@ pub struct KeySigner {
 impl KeySigners {
     /// The signers whose patterns match `name`.
     pub fn governing<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a KeySigner> {
-        self.0.iter().filter(move |s| s.patterns.iter().any(|p| matches(p, name)))
+        self.0.iter().filter(move |s| SignerTable::governs(&s.patterns, name))
     }
 }
 
@@ -56,18 +56,38 @@ impl SignerTable {
         origin: &str,
         parts: impl Fn(R) -> (Vec<String>, String),
     ) -> Result<KeySigners> {
+        let written: Vec<R> = self.rules(json, origin)?;
+        self.keys(written.into_iter().map(parts), references, origin)
+    }
+
+    /// The table's rules as written, for a table whose rules are not all keys.
+    pub fn rules<R: DeserializeOwned>(&self, json: &str, origin: &str) -> Result<Vec<R>> {
         let table = self.table;
-        let written: Vec<R> =
-            serde_json::from_str(json).map_err(|e| Error::Usage(format!("{origin}: [[{table}]]: {e}")))?;
+        serde_json::from_str(json).map_err(|e| Error::Usage(format!("{origin}: [[{table}]]: {e}")))
+    }
+
+    /// Fails unless a rule names at least one pattern.
+    pub fn check_patterns(&self, patterns: &[String], origin: &str) -> Result<()> {
+        if patterns.is_empty() {
+            return Err(Error::Usage(format!(
+                "{origin}: [[{}]] names no {}; list the repository patterns it governs",
+                self.table, self.governs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The key rules (patterns, key file), every key file read beside the policy and parsed.
+    pub fn keys(
+        &self,
+        rules: impl IntoIterator<Item = (Vec<String>, String)>,
+        references: References<'_>,
+        origin: &str,
+    ) -> Result<KeySigners> {
+        let table = self.table;
         let mut signers = Vec::new();
-        for rule in written {
-            let (patterns, file) = parts(rule);
-            if patterns.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{origin}: [[{table}]] names no {}; list the repository patterns it governs",
-                    self.governs
-                )));
-            }
+        for (patterns, file) in rules {
+            self.check_patterns(&patterns, origin)?;
             let References::Beside(base) = references else {
                 return Err(Error::Usage(format!(
                     "{origin}: [[{table}]] key names the file {file:?}; a policy statement cannot name files"
@@ -79,6 +99,12 @@ impl SignerTable {
             signers.push(KeySigner { patterns, key, label: file });
         }
         Ok(KeySigners(signers))
+    }
+
+    /// The patterns a rule governs match `name`.
+    #[must_use]
+    pub fn governs(patterns: &[String], name: &str) -> bool {
+        patterns.iter().any(|p| matches(p, name))
     }
 }
 

@@ -106,6 +106,20 @@ pub fn verify_keyless(
     root.verifier.verify(digest(subject)?, bundle, &VerificationPolicy::any_identity()).map_err(|e| e.to_string())
 }
 
+/// A keyless bundle over `digest` whose statement's subject names are not
+/// the artifact's (a model-signing statement names the folder its signer
+/// chose): the caller binds the statement to what is carried by its
+/// content. Returns who signed, for the caller's policy to judge.
+pub fn verify_keyless_over(
+    root: &SigstoreRoot,
+    bundle: &Bundle,
+    digest: ArtifactDigest,
+) -> std::result::Result<Signer, String> {
+    let result =
+        root.verifier.verify(digest, bundle, &VerificationPolicy::any_identity()).map_err(|e| e.to_string())?;
+    identity(&result)
+}
+
 /// A bundle signed by a key rather than a certificate (`der`: its
 /// `SubjectPublicKeyInfo`, which the caller pins), over `digest`. The
 /// statement's subject name is the caller's to check ([`check_subject_name`]).

@@ -20,15 +20,17 @@ use p256::ecdsa::Signature;
 use p256::ecdsa::signature::Verifier as _;
 use serde::Deserialize;
 use sha2::Digest as _;
+use sigstore_verify::types::{ArtifactDigest, Bundle as SigstoreBundle, HashAlgorithm};
 
 use super::SIGNATURE_FILE;
 use super::listing::Listing;
+use super::policy::{IdentitySigner, ModelSigners};
 use crate::ecosystem::evidence::absent;
-use crate::ecosystem::signer_keys::KeySigners;
 use crate::ecosystem::{Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::manifest::evidence::{EvidenceKind, MIB};
+use crate::provenance::sigstore::{Signer, SigstoreRoot, verify_keyless_over};
 
 /// The snapshot's evidence kinds, with their caps.
 pub const EVIDENCE: [EvidenceKind; 2] = [
@@ -54,44 +56,84 @@ pub fn format_ignores(path: &str) -> bool {
 /// What the report says of a snapshot's signature, or why it is refused.
 pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> Result<Provenance, Rejection> {
     let refuse = |m: String| Rejection::Policy(format!("{id}: {m}"));
-    let governing: Vec<_> = trust
-        .rules
-        .and_then(|r| r.roots::<KeySigners>())
-        .map(|s| s.governing(&entry.name).collect())
-        .unwrap_or_default();
+    let signers = trust.rules.and_then(|r| r.roots::<ModelSigners>()).filter(|s| s.governs(&entry.name));
     let Some(sig) = entry.evidence.iter().find(|e| e.kind == "model-signature") else {
-        if !governing.is_empty() {
+        if signers.is_some() {
             return Err(refuse(format!(
-                "[[huggingface.signers]] pins a key for this repository, but the bundle carries no model signature ({})",
+                "[[huggingface.signers]] names a signer for this repository, but the bundle carries no model signature ({})",
                 absent(entry, "model-signature", "none")
             )));
         }
         return Ok(Provenance::absent(absent(entry, "model-signature", "no model signature")));
     };
     let signed = Signed::parse(&sig.data).map_err(refuse)?;
-    if governing.is_empty() {
+    let Some(signers) = signers else {
         if trust.requires("model-signature") {
             return Err(refuse(
-                "the policy requires model-signature but no [[huggingface.signers]] names this repository; add one with its key"
+                "the policy requires model-signature but no [[huggingface.signers]] names this repository; add one with its key or identity"
                     .into(),
             ));
         }
         return Ok(Provenance::not_checked(
             "model signature carried, not checked: no [[huggingface.signers]] names this repository",
         ));
-    }
-    let Some(verified_by) = governing.iter().find(|s| signed.verifies_with(&s.key)) else {
-        let keys = governing.iter().map(|s| s.label.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(refuse(format!(
-            "its model signature does not verify with a key [[huggingface.signers]] pins for it ({keys})"
-        )));
     };
-    let resources = signed.resources().map_err(refuse)?;
+    // Authenticated first, then read (a key's signature is checked before
+    // the statement is parsed; Sigstore's verifier reads the subject itself).
+    let by = signed_by(&signed, &sig.data, signers, &entry.name, trust).map_err(refuse)?;
+    let (resources, _) = signed.resources().map_err(refuse)?;
     covers(&resources, listing).map_err(refuse)?;
-    Ok(Provenance::verified(
-        format!("model signature by {} verified over {} files", verified_by.label, resources.len()),
-        Vec::new(),
+    Ok(Provenance::verified(format!("model signature by {by} verified over {} files", resources.len()), Vec::new()))
+}
+
+/// Who of the signers governing `name` made the signature (as the report
+/// names them), or why none did.
+fn signed_by(
+    signed: &Signed,
+    raw: &[u8],
+    signers: &ModelSigners,
+    name: &str,
+    trust: &Trust<'_>,
+) -> Result<String, String> {
+    if let Some(key) = signers.keys.governing(name).find(|s| signed.verifies_with(&s.key)) {
+        return Ok(key.label.clone());
+    }
+    let identities: Vec<&IdentitySigner> = signers.identities(name).collect();
+    let keys = signers.keys.governing(name).map(|s| s.label.as_str()).collect::<Vec<_>>().join(", ");
+    if identities.is_empty() {
+        return Err(format!(
+            "its model signature does not verify with a key [[huggingface.signers]] pins for it ({keys})"
+        ));
+    }
+    let Some(root) = trust.sigstore else {
+        return Err(
+            "[[huggingface.signers]] names a keyless identity for it, but the policy pins no [sigstore] trusted-root to check it with; add one".into(),
+        );
+    };
+    let (_, subject) = signed.resources()?;
+    let (san, issuer) = keyless_signer(root, raw, &subject)?;
+    if identities.iter().any(|s| s.identity == san && s.issuer == issuer) {
+        return Ok(format!("{san} (issuer {issuer}, Sigstore)"));
+    }
+    let wanted = identities.iter().map(|s| format!("{} (issuer {})", s.identity, s.issuer)).collect::<Vec<_>>();
+    Err(format!(
+        "its model signature is by {san} (issuer {issuer}), not by a signer [[huggingface.signers]] names for it: {}",
+        wanted.join(", ")
     ))
+}
+
+/// The certificate identity of a Sigstore keyless signature over `subject`
+/// (the statement's SHA-256), checked against the pinned Sigstore root.
+fn keyless_signer(root: &SigstoreRoot, raw: &[u8], subject: &[u8]) -> Result<(String, String), String> {
+    let text = std::str::from_utf8(raw).map_err(|_| "its model signature is not UTF-8 JSON".to_owned())?;
+    let bundle =
+        SigstoreBundle::from_json(text).map_err(|e| format!("its model signature is not a Sigstore bundle ({e})"))?;
+    let digest = ArtifactDigest::new(HashAlgorithm::Sha2256, subject.to_vec()).map_err(|e| e.to_string())?;
+    match verify_keyless_over(root, &bundle, digest) {
+        Ok(Signer::Identity { san, issuer }) => Ok((san, issuer)),
+        Ok(Signer::RegistryKey(_)) => Err("its model signature is not by a certificate".into()),
+        Err(why) => Err(format!("its model signature does not verify against the pinned Sigstore root ({why})")),
+    }
 }
 
 /// The statement's resources must be exactly the carried files less what the format ignores.
@@ -208,8 +250,9 @@ impl Signed {
         })
     }
 
-    /// The statement's resources, path to SHA-256 hex, after its own consistency checks.
-    fn resources(&self) -> Result<BTreeMap<String, String>, String> {
+    /// The statement's resources (path to SHA-256 hex) and its subject's
+    /// digest, after its own consistency checks.
+    fn resources(&self) -> Result<(BTreeMap<String, String>, Vec<u8>), String> {
         let statement: Statement = serde_json::from_slice(&self.payload)
             .map_err(|_| format!("its model signature's statement is not a {PREDICATE_TYPE} in-toto statement"))?;
         if statement.kind != STATEMENT_TYPE || statement.predicate_type != PREDICATE_TYPE {
@@ -234,12 +277,13 @@ impl Signed {
         let [subject] = statement.subject.as_slice() else {
             return Err("its model signature's statement does not have one subject".into());
         };
-        if subject.digest.get("sha256").map(String::as_str) != Some(hex::encode(root.finalize()).as_str()) {
+        let root = root.finalize().to_vec();
+        if subject.digest.get("sha256").map(String::as_str) != Some(hex::encode(&root).as_str()) {
             return Err(
                 "its model signature's statement is inconsistent (its subject is not its resources' digest)".into()
             );
         }
-        Ok(resources)
+        Ok((resources, root))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The models' table of the import policy (`[huggingface]`): the common
-//! rules, and `[[huggingface.signers]]`, the model-signing keys (ECDSA
-//! P-256, PEM) that must have signed the repositories whose entry name
-//! (`ORG/NAME`, `datasets/ORG/NAME`) matches `models`.
+//! rules, and `[[huggingface.signers]]`, who must have signed the
+//! repositories whose entry name (`ORG/NAME`, `datasets/ORG/NAME`) matches
+//! `models`: a model-signing key (ECDSA P-256, PEM; the `key` method), or a
+//! Sigstore keyless identity (the certificate's SAN and OIDC issuer, checked
+//! against the pinned `[sigstore] trusted-root`; the `sigstore` method).
 //!
 //! ```toml
 //! [huggingface]
@@ -9,6 +11,10 @@
 //! [[huggingface.signers]]
 //! models = ["org/*"]
 //! key = "model-signing.pub"
+//! [[huggingface.signers]]
+//! models = ["other/*"]
+//! identity = "release@other.example"
+//! issuer = "https://accounts.google.com"
 //! ```
 
 use std::collections::BTreeMap;
@@ -17,7 +23,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Huggingface;
-use crate::ecosystem::signer_keys::SignerTable;
+use crate::ecosystem::signer_keys::{KeySigners, SignerTable};
 use crate::error::{Error, Result};
 use crate::manifest::evidence::EvidenceKind;
 use crate::policy::{Pinned, References, Table};
@@ -58,8 +64,59 @@ impl Table for Huggingface {
             }
             return Ok(None);
         };
-        let signers = SIGNERS.resolve(json, references, origin, |rule: SignerRule| (rule.models, rule.key))?;
+        let rules: Vec<SignerRule> = SIGNERS.rules(json, origin)?;
+        let mut keys = Vec::new();
+        let mut identities = Vec::new();
+        for rule in rules {
+            SIGNERS.check_patterns(&rule.models, origin)?;
+            match (rule.key, rule.identity, rule.issuer) {
+                (Some(key), None, None) => keys.push((rule.models, key)),
+                (None, Some(identity), Some(issuer)) => {
+                    identities.push(IdentitySigner { patterns: rule.models, identity, issuer });
+                }
+                (None, Some(_), None) => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: [[huggingface.signers]] names an identity without its issuer; add issuer = \"https://...\" (the OIDC issuer of the signing certificate)"
+                    )));
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: [[huggingface.signers]] must name either key = \"FILE.pub\" or identity and issuer (a Sigstore keyless signer), not both or neither"
+                    )));
+                }
+            }
+        }
+        let signers = ModelSigners { keys: SIGNERS.keys(keys, references, origin)?, identities };
         Ok(Some(Pinned { roots: Arc::new(signers), document: json.as_bytes().to_vec() }))
+    }
+}
+
+/// The pinned signers of models: keys, and keyless identities.
+#[derive(Debug)]
+pub struct ModelSigners {
+    pub keys: KeySigners,
+    pub identities: Vec<IdentitySigner>,
+}
+
+/// A Sigstore keyless signer: the certificate's identity (SAN: an e-mail
+/// address or a URI) and its OIDC issuer, both compared exactly.
+#[derive(Debug)]
+pub struct IdentitySigner {
+    pub patterns: Vec<String>,
+    pub identity: String,
+    pub issuer: String,
+}
+
+impl ModelSigners {
+    /// Whether any rule governs `name`.
+    #[must_use]
+    pub fn governs(&self, name: &str) -> bool {
+        self.keys.governing(name).next().is_some() || self.identities(name).next().is_some()
+    }
+
+    /// The identities that govern `name`.
+    pub fn identities<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a IdentitySigner> {
+        self.identities.iter().filter(move |s| SignerTable::governs(&s.patterns, name))
     }
 }
 
@@ -68,7 +125,9 @@ impl Table for Huggingface {
 #[serde(deny_unknown_fields)]
 struct SignerRule {
     models: Vec<String>,
-    key: String,
+    key: Option<String>,
+    identity: Option<String>,
+    issuer: Option<String>,
 }
 
 /// How `[[huggingface.signers]]` reads.
@@ -118,5 +177,20 @@ mod tests {
                 .contains("not a PEM")
         );
         assert!(parse("[huggingface]\nrequire = [\"hf-files\"]\n").is_ok());
+        // Keyless signers: an identity with its issuer, never half of one, never beside a key.
+        let keyless = "[[huggingface.signers]]\nmodels = [\"o/*\"]\nidentity = \"a@example.com\"\n";
+        assert!(parse(&format!("{keyless}issuer = \"https://accounts.google.com\"\n")).is_ok());
+        assert!(parse(keyless).unwrap_err().contains("without its issuer"));
+        std::fs::write(dir.path().join("k.pub"), "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n")
+            .unwrap();
+        assert!(
+            parse(&format!("{keyless}issuer = \"i\"\nkey = \"k.pub\"\n")).unwrap_err().contains("not both or neither")
+        );
+        assert!(parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\n").unwrap_err().contains("not both or neither"));
+        assert!(
+            parse("[[huggingface.signers]]\nmodels = []\nidentity = \"a\"\nissuer = \"i\"\n")
+                .unwrap_err()
+                .contains("names no models")
+        );
     }
 }
