@@ -5,6 +5,7 @@
 //! look like, and which statements it expects, is the ecosystem's
 //! (`ecosystem::<name>::evidence`). Nothing here names an ecosystem.
 
+pub mod certificate;
 pub mod sigstore;
 
 /// Seconds since the epoch of an RFC 3339 UTC time (fractions allowed).

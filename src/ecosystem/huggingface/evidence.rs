@@ -30,6 +30,7 @@ use crate::ecosystem::{Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
 use crate::manifest::evidence::{EvidenceKind, MIB};
+use crate::provenance::certificate::{Authorities, verify_signed};
 use crate::provenance::sigstore::{Signer, SigstoreRoot, verify_keyless_over};
 
 /// The snapshot's evidence kinds, with their caps.
@@ -98,11 +99,26 @@ fn signed_by(
     if let Some(key) = signers.keys.governing(name).find(|s| signed.verifies_with(&s.key)) {
         return Ok(key.label.clone());
     }
+    let mut why = Vec::new();
+    for signer in signers.authorities(name) {
+        match signed.by_certificate(&signer.authority) {
+            Ok(subject) => return Ok(format!("certificate {subject} of {}", signer.authority.label)),
+            Err(e) => why.push(e),
+        }
+    }
     let identities: Vec<&IdentitySigner> = signers.identities(name).collect();
-    let keys = signers.keys.governing(name).map(|s| s.label.as_str()).collect::<Vec<_>>().join(", ");
     if identities.is_empty() {
+        let keys: Vec<String> = signers.keys.governing(name).map(|s| s.label.clone()).collect();
+        if why.is_empty() {
+            return Err(format!(
+                "its model signature does not verify with a key [[huggingface.signers]] pins for it ({})",
+                keys.join(", ")
+            ));
+        }
+        why.extend(keys.iter().map(|k| format!("not by key {k}")));
         return Err(format!(
-            "its model signature does not verify with a key [[huggingface.signers]] pins for it ({keys})"
+            "its model signature is not by a signer [[huggingface.signers]] names for it: {}",
+            why.join("; ")
         ));
     }
     let Some(root) = trust.sigstore else {
@@ -163,6 +179,8 @@ fn covers(resources: &BTreeMap<String, String>, listing: &Listing) -> Result<(),
 struct Signed {
     payload: Vec<u8>,
     signatures: Vec<Vec<u8>>,
+    /// DER, the signing certificate first (empty unless the bundle has an X.509 chain).
+    chain: Vec<Vec<u8>>,
 }
 
 /// What is read of the bundle: typed, so a hostile document is refused at
@@ -171,6 +189,26 @@ struct Signed {
 #[serde(rename_all = "camelCase")]
 struct Bundle {
     dsse_envelope: Envelope,
+    verification_material: Option<VerificationMaterial>,
+}
+
+/// The certificates of the `certificate` method (a chain, the signing
+/// certificate first); the Sigstore method's are read by its verifier.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerificationMaterial {
+    x509_certificate_chain: Option<CertificateChain>,
+}
+
+#[derive(Deserialize)]
+struct CertificateChain {
+    certificates: Vec<RawBytes>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
 }
 
 #[derive(Deserialize)]
@@ -223,7 +261,7 @@ impl Signed {
     fn parse(data: &[u8]) -> Result<Signed, String> {
         let bundle: Bundle = serde_json::from_slice(data)
             .map_err(|_| "its model signature is not a Sigstore bundle with a DSSE envelope".to_owned())?;
-        let envelope = bundle.dsse_envelope;
+        let envelope = &bundle.dsse_envelope;
         if envelope.payload_type != PAYLOAD_TYPE {
             return Err("its model signature's envelope is not an in-toto statement".into());
         }
@@ -233,7 +271,14 @@ impl Signed {
         if signatures.is_empty() {
             return Err("its model signature's envelope has no signature".into());
         }
-        Ok(Signed { payload, signatures })
+        let chain = bundle
+            .verification_material
+            .and_then(|m| m.x509_certificate_chain)
+            .map(|c| c.certificates.iter().map(|r| b64.decode(&r.raw_bytes)).collect::<Result<Vec<_>, _>>())
+            .transpose()
+            .map_err(|_| "its model signature's certificate chain is not base64")?
+            .unwrap_or_default();
+        Ok(Signed { payload, signatures, chain })
     }
 
     /// The DSSE pre-authentication encoding the signature is over.
@@ -241,6 +286,23 @@ impl Signed {
         let mut out = format!("DSSEv1 {} {PAYLOAD_TYPE} {} ", PAYLOAD_TYPE.len(), self.payload.len()).into_bytes();
         out.extend_from_slice(&self.payload);
         out
+    }
+
+    /// The signing certificate's subject, if a signature of the envelope is
+    /// by a certificate that chains to `authority`.
+    fn by_certificate(&self, authority: &Authorities) -> Result<String, String> {
+        if self.chain.is_empty() {
+            return Err(format!("it carries no certificate (for {})", authority.label));
+        }
+        let pae = self.pae();
+        let mut last = String::new();
+        for signature in &self.signatures {
+            match verify_signed(authority, &self.chain, &pae, signature) {
+                Ok(subject) => return Ok(subject),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     fn verifies_with(&self, key: &p256::ecdsa::VerifyingKey) -> bool {

@@ -27,6 +27,7 @@ use crate::ecosystem::signer_keys::{KeySigners, SignerTable};
 use crate::error::{Error, Result};
 use crate::manifest::evidence::EvidenceKind;
 use crate::policy::{Pinned, References, Table};
+use crate::provenance::certificate::Authorities;
 
 impl Table for Huggingface {
     fn name(&self) -> &'static str {
@@ -67,28 +68,45 @@ impl Table for Huggingface {
         let rules: Vec<SignerRule> = SIGNERS.rules(json, origin)?;
         let mut keys = Vec::new();
         let mut identities = Vec::new();
+        let mut authorities = Vec::new();
         for rule in rules {
             SIGNERS.check_patterns(&rule.models, origin)?;
-            match (rule.key, rule.identity, rule.issuer) {
-                (Some(key), None, None) => keys.push((rule.models, key)),
-                (None, Some(identity), Some(issuer)) => {
+            match (rule.key, rule.identity, rule.issuer, rule.certificate_chain) {
+                (Some(key), None, None, None) => keys.push((rule.models, key)),
+                (None, Some(identity), Some(issuer), None) => {
                     identities.push(IdentitySigner { patterns: rule.models, identity, issuer });
                 }
-                (None, Some(_), None) => {
+                (None, None, None, Some(file)) => {
+                    let authority = read_authorities(&file, references, origin)?;
+                    authorities.push(AuthoritySigner { patterns: rule.models, authority });
+                }
+                (None, Some(_), None, None) => {
                     return Err(Error::Usage(format!(
                         "{origin}: [[huggingface.signers]] names an identity without its issuer; add issuer = \"https://...\" (the OIDC issuer of the signing certificate)"
                     )));
                 }
                 _ => {
                     return Err(Error::Usage(format!(
-                        "{origin}: [[huggingface.signers]] must name either key = \"FILE.pub\" or identity and issuer (a Sigstore keyless signer), not both or neither"
+                        "{origin}: [[huggingface.signers]] must name one signer: key = \"FILE.pub\", identity and issuer (Sigstore keyless), or certificate-chain = \"CA.pem\"; not several, not none"
                     )));
                 }
             }
         }
-        let signers = ModelSigners { keys: SIGNERS.keys(keys, references, origin)?, identities };
+        let signers = ModelSigners { keys: SIGNERS.keys(keys, references, origin)?, identities, authorities };
         Ok(Some(Pinned { roots: Arc::new(signers), document: json.as_bytes().to_vec() }))
     }
+}
+
+/// The certificate authorities of a `certificate-chain` file beside the policy.
+fn read_authorities(file: &str, references: References<'_>, origin: &str) -> Result<Authorities> {
+    let References::Beside(base) = references else {
+        return Err(Error::Usage(format!(
+            "{origin}: [[huggingface.signers]] certificate-chain names the file {file:?}; a policy statement cannot name files"
+        )));
+    };
+    let path = base.join(file);
+    let pem = std::fs::read(&path).map_err(|e| Error::input(&path, "certificate authorities", &e))?;
+    Authorities::from_pem(&pem, file, &path.display().to_string())
 }
 
 /// The pinned signers of models: keys, and keyless identities.
@@ -96,6 +114,15 @@ impl Table for Huggingface {
 pub struct ModelSigners {
     pub keys: KeySigners,
     pub identities: Vec<IdentitySigner>,
+    pub authorities: Vec<AuthoritySigner>,
+}
+
+/// Certificate authorities (model-signing's `certificate` method): a
+/// signature counts when its certificate chains to one of them.
+#[derive(Debug)]
+pub struct AuthoritySigner {
+    pub patterns: Vec<String>,
+    pub authority: Authorities,
 }
 
 /// A Sigstore keyless signer: the certificate's identity (SAN: an e-mail
@@ -111,7 +138,14 @@ impl ModelSigners {
     /// Whether any rule governs `name`.
     #[must_use]
     pub fn governs(&self, name: &str) -> bool {
-        self.keys.governing(name).next().is_some() || self.identities(name).next().is_some()
+        self.keys.governing(name).next().is_some()
+            || self.identities(name).next().is_some()
+            || self.authorities(name).next().is_some()
+    }
+
+    /// The certificate authorities that govern `name`.
+    pub fn authorities<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a AuthoritySigner> {
+        self.authorities.iter().filter(move |s| SignerTable::governs(&s.patterns, name))
     }
 
     /// The identities that govern `name`.
@@ -128,6 +162,8 @@ struct SignerRule {
     key: Option<String>,
     identity: Option<String>,
     issuer: Option<String>,
+    #[serde(rename = "certificate-chain")]
+    certificate_chain: Option<String>,
 }
 
 /// How `[[huggingface.signers]]` reads.
@@ -184,9 +220,11 @@ mod tests {
         std::fs::write(dir.path().join("k.pub"), "-----BEGIN PUBLIC KEY-----\nAA==\n-----END PUBLIC KEY-----\n")
             .unwrap();
         assert!(
-            parse(&format!("{keyless}issuer = \"i\"\nkey = \"k.pub\"\n")).unwrap_err().contains("not both or neither")
+            parse(&format!("{keyless}issuer = \"i\"\nkey = \"k.pub\"\n"))
+                .unwrap_err()
+                .contains("not several, not none")
         );
-        assert!(parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\n").unwrap_err().contains("not both or neither"));
+        assert!(parse("[[huggingface.signers]]\nmodels = [\"o/*\"]\n").unwrap_err().contains("not several, not none"));
         assert!(
             parse("[[huggingface.signers]]\nmodels = []\nidentity = \"a\"\nissuer = \"i\"\n")
                 .unwrap_err()
