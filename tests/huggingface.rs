@@ -221,15 +221,20 @@ fn python(tools: &Path, script: &str, envs: &[(&str, &Path)]) -> String {
 
 /// An ECDSA P-256 key pair for model-signing, in PEM.
 fn signing_key(tools: &Path, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    signing_key_on(tools, dir, name, "SECP256R1")
+}
+
+/// An ECDSA key pair on `curve` (a `cryptography` curve class name), in PEM.
+fn signing_key_on(tools: &Path, dir: &Path, name: &str, curve: &str) -> (PathBuf, PathBuf) {
     let (private, public) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
     let script = format!(
         "from cryptography.hazmat.primitives.asymmetric import ec\n\
          from cryptography.hazmat.primitives import serialization as s\n\
-         k = ec.generate_private_key(ec.SECP256R1())\n\
+         k = ec.generate_private_key(ec.{curve}())\n\
          open({:?}, 'wb').write(k.private_bytes(s.Encoding.PEM, s.PrivateFormat.PKCS8, s.NoEncryption()))\n\
          open({:?}, 'wb').write(k.public_key().public_bytes(s.Encoding.PEM, s.PublicFormat.SubjectPublicKeyInfo))\n",
         private.display().to_string(),
-        public.display().to_string()
+        public.display().to_string(),
     );
     python(tools, &script, &[]);
     (private, public)
@@ -878,4 +883,39 @@ fn a_model_signed_by_certificate_verifies_against_the_pinned_authority() {
     let line = one_line(&out.stderr);
     assert!(line.contains("its certificate does not chain to other-ca.pem (UnknownIssuer)"), "{line}");
     assert_eq!(snapshot(&mirror), before, "the mirror changed");
+}
+
+#[test]
+fn a_p384_model_signing_key_is_checked_with_sha384() {
+    let Some(tools) = pytools() else {
+        skip("no Python venv with model-signing (.ci/run makes target/pytools): P-384 keys are not tried");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let (signer, signer_pub) = signing_key_on(&tools, root, "p384", "SECP384R1");
+    let (_, other_pub) = signing_key_on(&tools, root, "p384-other", "SECP384R1");
+    let mut files = model_files();
+    files.insert("model.sig".into(), model_sign(&tools, root, &files, &signer));
+    let hub = Hub::start(files);
+    let bundle = cross(&hub, root, &key, "p384");
+    let rule = |file: &Path| {
+        format!(
+            "[huggingface]\nrequire = [\"model-signature\"]\n[[huggingface.signers]]\nmodels = [\"org/*\"]\nkey = \"{}\"\n",
+            file.file_name().unwrap().to_str().unwrap()
+        )
+    };
+    let pinned = policy(root, &public, &rule(&signer_pub));
+    let out = airlock().args(["verify", "-v"]).arg(&bundle).arg("--policy").arg(&pinned).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(report.contains("model signature by p384.pub verified over 3 files"), "{report}");
+    let other = policy(root, &public, &rule(&other_pub));
+    let out = airlock().args(["verify"]).arg(&bundle).arg("--policy").arg(&other).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        one_line(&out.stderr)
+            .contains("does not verify with a key [[huggingface.signers]] pins for it (p384-other.pub)")
+    );
 }

@@ -1,13 +1,19 @@
-//! Signer tables of the import policy that pin an ECDSA P-256 public key
-//! file (PEM) for the entries whose names match patterns: container image
+//! Signer tables of the import policy that pin an ECDSA P-256 or P-384
+//! public key file (PEM) for the entries whose names match patterns: container image
 //! signers (cosign keys) and model signers (model-signing's `key` method)
 //! are both written this way. Each ecosystem keeps its own rule struct (its
 //! pattern field's name, `deny_unknown_fields`) and states its table here.
 
 use base64::Engine as _;
-use p256::ecdsa::VerifyingKey;
+use p256::ecdsa::signature::Verifier as _;
+use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
+use rustls_pki_types::SubjectPublicKeyInfoDer;
 use serde::de::DeserializeOwned;
+use webpki::RawPublicKeyEntity;
+use x509_cert::der::Decode as _;
+use x509_cert::der::asn1::ObjectIdentifier;
+use x509_cert::spki::SubjectPublicKeyInfoRef;
 
 use crate::error::{Error, Result};
 use crate::policy::References;
@@ -21,8 +27,35 @@ pub struct SignerTable {
     pub governs: &'static str,
     /// What its key files are, for errors, e.g. `cosign public key`.
     pub key_what: &'static str,
-    /// The error for a PEM key that is not ECDSA P-256.
-    pub not_p256: &'static str,
+    /// The error for a PEM key that is not ECDSA P-256 or P-384.
+    pub not_ecdsa: &'static str,
+}
+
+/// A pinned ECDSA public key, verified with the hash its curve calls for
+/// (P-256 with SHA-256, P-384 with SHA-384), as cosign and model-signing sign.
+#[derive(Debug)]
+pub enum SignerKey {
+    P256(VerifyingKey),
+    /// Its `SubjectPublicKeyInfo` (DER), verified by ring through webpki.
+    P384(Vec<u8>),
+}
+
+impl SignerKey {
+    /// Whether `signature` over `message` verifies: DER, or for P-256 also
+    /// the fixed-size r‖s form some signers write.
+    #[must_use]
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        match self {
+            SignerKey::P256(key) => Signature::from_der(signature)
+                .or_else(|_| Signature::from_slice(signature))
+                .is_ok_and(|s| key.verify(message, &s).is_ok()),
+            SignerKey::P384(spki) => {
+                let spki = SubjectPublicKeyInfoDer::from(spki.as_slice());
+                RawPublicKeyEntity::try_from(&spki)
+                    .is_ok_and(|key| key.verify_signature(webpki::ring::ECDSA_P384_SHA384, message, signature).is_ok())
+            }
+        }
+    }
 }
 
 /// The pinned keys, each with the patterns it governs.
@@ -33,7 +66,7 @@ pub struct KeySigners(Vec<KeySigner>);
 pub struct KeySigner {
     /// Name patterns (`*` wildcard).
     pub patterns: Vec<String>,
-    pub key: VerifyingKey,
+    pub key: SignerKey,
     /// The key file as the policy names it.
     pub label: String,
 }
@@ -95,7 +128,7 @@ impl SignerTable {
             };
             let path = base.join(&file);
             let pem = std::fs::read_to_string(&path).map_err(|e| Error::input(&path, self.key_what, &e))?;
-            let key = parse_pem(&pem, self.not_p256).map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
+            let key = parse_pem(&pem, self.not_ecdsa).map_err(|m| Error::Usage(format!("{}: {m}", path.display())))?;
             signers.push(KeySigner { patterns, key, label: file });
         }
         Ok(KeySigners(signers))
@@ -108,10 +141,10 @@ impl SignerTable {
     }
 }
 
-/// A PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`) of an ECDSA P-256 key, as
-/// `cosign generate-key-pair` and `openssl ec -pubout` write it;
-/// `not_p256` is the error for another kind of key.
-pub fn parse_pem(pem: &str, not_p256: &str) -> std::result::Result<VerifyingKey, String> {
+/// A PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`) of an ECDSA P-256 or P-384
+/// key, as `cosign generate-key-pair` and `openssl ec -pubout` write it;
+/// `not_ecdsa` is the error for another kind of key.
+pub fn parse_pem(pem: &str, not_ecdsa: &str) -> std::result::Result<SignerKey, String> {
     let body: String = pem
         .lines()
         .map(str::trim)
@@ -124,5 +157,17 @@ pub fn parse_pem(pem: &str, not_p256: &str) -> std::result::Result<VerifyingKey,
     }
     let der =
         base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| "its PEM body is not base64".to_owned())?;
-    VerifyingKey::from_public_key_der(&der).map_err(|_| not_p256.to_owned())
+    if let Ok(key) = VerifyingKey::from_public_key_der(&der) {
+        return Ok(SignerKey::P256(key));
+    }
+    let spki = SubjectPublicKeyInfoRef::from_der(&der).map_err(|_| not_ecdsa.to_owned())?;
+    let curve = spki.algorithm.parameters.and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    if spki.algorithm.oid == EC_PUBLIC_KEY && curve == Some(SECP384R1) {
+        return Ok(SignerKey::P384(der));
+    }
+    Err(not_ecdsa.to_owned())
 }
+
+/// id-ecPublicKey and the P-384 curve (RFC 5480).
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");

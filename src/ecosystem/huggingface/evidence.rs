@@ -16,8 +16,6 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use p256::ecdsa::Signature;
-use p256::ecdsa::signature::Verifier as _;
 use serde::Deserialize;
 use sha2::Digest as _;
 use sigstore_verify::types::{ArtifactDigest, Bundle as SigstoreBundle, HashAlgorithm};
@@ -26,6 +24,7 @@ use super::SIGNATURE_FILE;
 use super::listing::Listing;
 use super::policy::{IdentitySigner, ModelSigners};
 use crate::ecosystem::evidence::absent;
+use crate::ecosystem::signer_keys::SignerKey;
 use crate::ecosystem::{Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
@@ -305,11 +304,9 @@ impl Signed {
         Err(last)
     }
 
-    fn verifies_with(&self, key: &p256::ecdsa::VerifyingKey) -> bool {
+    fn verifies_with(&self, key: &SignerKey) -> bool {
         let pae = self.pae();
-        self.signatures.iter().any(|der| {
-            Signature::from_der(der).or_else(|_| Signature::from_slice(der)).is_ok_and(|s| key.verify(&pae, &s).is_ok())
-        })
+        self.signatures.iter().any(|signature| key.verifies(&pae, signature))
     }
 
     /// The statement's resources (path to SHA-256 hex) and its subject's

@@ -6,8 +6,6 @@
 //! manifest digest and the repository it vouches for.
 
 use base64::Engine as _;
-use p256::ecdsa::Signature;
-use p256::ecdsa::signature::Verifier as _;
 use serde_json::Value;
 
 use super::{parse_manifest, sha256_hex};
@@ -63,7 +61,7 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
         ));
     }
     for signer in &governing {
-        if signed.iter().any(|(payload, signature)| signer.key.verify(payload, signature).is_ok()) {
+        if signed.iter().any(|(payload, signature)| signer.key.verifies(payload, signature)) {
             return Ok(Provenance::verified(format!("cosign signature by {} verified", signer.label), Vec::new()));
         }
     }
@@ -73,9 +71,12 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
     )))
 }
 
+/// A simple-signing payload and the signature (DER) over it.
+type SignedPayload = (Vec<u8>, Vec<u8>);
+
 /// The (payload, signature) pairs of a `.sig` manifest whose payload names
 /// this image's digest and repository; any other is refused.
-fn signed_payloads(entry: &Entry, sig: &[u8], digest: &str) -> Result<Vec<(Vec<u8>, Signature)>, String> {
+fn signed_payloads(entry: &Entry, sig: &[u8], digest: &str) -> Result<Vec<SignedPayload>, String> {
     let manifest = parse_manifest(sig).map_err(|m| format!("its cosign signature: {m}"))?;
     let mut out = Vec::new();
     for layer in manifest.layers() {
@@ -111,10 +112,7 @@ fn signed_payloads(entry: &Entry, sig: &[u8], digest: &str) -> Result<Vec<(Vec<u
         let der = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .map_err(|_| "its cosign signature is not base64".to_owned())?;
-        let signature = Signature::from_der(&der)
-            .or_else(|_| Signature::from_slice(&der))
-            .map_err(|_| "its cosign signature is not an ECDSA P-256 signature".to_owned())?;
-        out.push((payload.data.clone(), signature));
+        out.push((payload.data.clone(), der));
     }
     if out.is_empty() {
         return Err("its cosign signature has no layers".into());
