@@ -31,8 +31,8 @@ pub struct SignerTable {
     pub not_ecdsa: &'static str,
 }
 
-/// A pinned ECDSA public key, verified with the hash its curve calls for
-/// (P-256 with SHA-256, P-384 with SHA-384), as cosign and model-signing sign.
+/// A pinned ECDSA public key: P-256 (with SHA-256) or P-384 (with SHA-384,
+/// as model-signing signs, or SHA-256, as cosign signs on every curve).
 #[derive(Debug)]
 pub enum SignerKey {
     P256(VerifyingKey),
@@ -51,8 +51,10 @@ impl SignerKey {
                 .is_ok_and(|s| key.verify(message, &s).is_ok()),
             SignerKey::P384(spki) => {
                 let spki = SubjectPublicKeyInfoDer::from(spki.as_slice());
+                // model-signing hashes with the curve's SHA-384; cosign with SHA-256 on every curve.
+                let hashes = [webpki::ring::ECDSA_P384_SHA384, webpki::ring::ECDSA_P384_SHA256];
                 RawPublicKeyEntity::try_from(&spki)
-                    .is_ok_and(|key| key.verify_signature(webpki::ring::ECDSA_P384_SHA384, message, signature).is_ok())
+                    .is_ok_and(|key| hashes.iter().any(|alg| key.verify_signature(*alg, message, signature).is_ok()))
             }
         }
     }
