@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ecosystem::evidence::over_cap;
 use crate::error::{Error, Result};
-use crate::fetch::{Cache, Cached, Client, Digests};
+use crate::fetch::{Cache, Cached, Client, Digests, Extra};
 use crate::manifest::{Digest, Entry, Evidence, Missing};
 use crate::progress::Progress;
 
@@ -30,7 +30,12 @@ impl FetchContext<'_> {
     /// Downloads `url` through the cache; `check` compares its digests with
     /// what the lockfile and the registry state.
     pub fn artifact(&self, url: &str, check: &dyn Fn(&Digests) -> Result<()>) -> Result<Cached> {
-        let cached = self.cache.fetch(self.client, url, check)?;
+        self.artifact_with(url, Extra::default(), check)
+    }
+
+    /// [`FetchContext::artifact`] computing the `extra` digests too.
+    pub fn artifact_with(&self, url: &str, extra: Extra, check: &dyn Fn(&Digests) -> Result<()>) -> Result<Cached> {
+        let cached = self.cache.fetch(self.client, url, extra, check)?;
         self.progress.advance(cached.digests.size);
         Ok(cached)
     }

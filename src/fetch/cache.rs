@@ -60,6 +60,26 @@ mod hex_id {
 }
 
 /// A cached artifact.
+/// The digests a download computes beyond BLAKE3 and SHA-256, which every
+/// artifact gets: each costs a pass of CPU over every byte, and only npm
+/// (its `integrity` SHA-512 and legacy `shasum` SHA-1) asks for them.
+/// A digest not computed is empty in [`Digests`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra {
+    pub sha1: bool,
+    pub sha512: bool,
+}
+
+impl Extra {
+    /// SHA-1 and SHA-512 as well.
+    pub const BOTH: Extra = Extra { sha1: true, sha512: true };
+
+    /// Whether `digests` lacks one of these.
+    fn missing_from(self, digests: &Digests) -> bool {
+        (self.sha1 && digests.sha1.is_empty()) || (self.sha512 && digests.sha512.is_empty())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Cached {
     pub path: PathBuf,
@@ -104,8 +124,14 @@ impl Cache {
     /// not hold it. `check` judges the digests (against a lockfile's pins or
     /// the registry's metadata); a cached copy that fails it is fetched
     /// again, a fresh download that fails it is discarded and reported.
-    pub fn fetch(&self, client: &Client, url: &str, check: &dyn Fn(&Digests) -> Result<()>) -> Result<Cached> {
-        self.fetch_with(client, url, &[], check)
+    pub fn fetch(
+        &self,
+        client: &Client,
+        url: &str,
+        extra: Extra,
+        check: &dyn Fn(&Digests) -> Result<()>,
+    ) -> Result<Cached> {
+        self.fetch_with(client, url, &[], extra, check)
     }
 
     /// [`Cache::fetch`] sending `headers` too (an `Accept` a registry
@@ -116,20 +142,27 @@ impl Cache {
         client: &Client,
         url: &str,
         headers: &[(&str, String)],
+        extra: Extra,
         check: &dyn Fn(&Digests) -> Result<()>,
     ) -> Result<Cached> {
         let key = hex::encode(sha2::Sha256::digest(url.as_bytes()));
         let record_path = self.root.join("urls").join(&key);
-        if let Some(record) = fs::read(&record_path).ok().and_then(|b| serde_json::from_slice::<UrlRecord>(&b).ok()) {
+        if let Some(mut record) = fs::read(&record_path).ok().and_then(|b| serde_json::from_slice::<UrlRecord>(&b).ok())
+        {
             let path = self.blob_path(&record.digests.blake3);
             let intact = fs::metadata(&path).is_ok_and(|m| m.len() == record.digests.size);
+            if record.url == url && intact && extra.missing_from(&record.digests) {
+                // Cached by an export that did not need these digests: hash the file again.
+                record.digests = hash_file(&path, extra)?;
+                write_atomically(&record_path, &serde_json::to_vec(&record).expect("record serializes"), 0o644)?;
+            }
             if record.url == url && intact && check(&record.digests).is_ok() {
                 return Ok(Cached { path, digests: record.digests, downloaded: false });
             }
         }
         let partial = self.root.join("partial").join(&key);
         self.downloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let digests = download(client, url, headers, &partial)?;
+        let digests = download(client, url, headers, extra, &partial)?;
         if let Err(e) = check(&digests) {
             let _ = fs::remove_file(&partial);
             return Err(e);
@@ -152,9 +185,9 @@ impl Cache {
 }
 
 /// Downloads `url` into `partial`, resuming what an earlier run left there.
-fn download(client: &Client, url: &str, headers: &[(&str, String)], partial: &Path) -> Result<Digests> {
+fn download(client: &Client, url: &str, headers: &[(&str, String)], extra: Extra, partial: &Path) -> Result<Digests> {
     let mut file = OpenOptions::new().create(true).read(true).append(true).open(partial).at(partial)?;
-    let mut hashers = Hashers::default();
+    let mut hashers = Hashers::new(extra);
     let have = file.metadata().at(partial)?.len();
     if have > 0 {
         // Re-hash what is already there, so the digests cover the whole file.
@@ -171,19 +204,19 @@ fn download(client: &Client, url: &str, headers: &[(&str, String)], partial: &Pa
         200 => {
             if have > 0 {
                 file.set_len(0).at(partial)?;
-                hashers = Hashers::default();
+                hashers = Hashers::new(extra);
             }
         }
         416 if have > 0 => {
             // Our partial file is longer than the artifact: start over.
             file.set_len(0).at(partial)?;
             drop(file);
-            return download(client, url, headers, partial);
+            return download(client, url, headers, extra, partial);
         }
         other => return Err(unreachable_registry(url, &HttpError::Status(other))),
     }
     let mut tee = Tee { file: &mut file, hashers: &mut hashers };
-    io::copy(&mut body, &mut tee).map_err(|e| match e.kind() {
+    copy_large(&mut body, &mut tee).map_err(|e| match e.kind() {
         io::ErrorKind::TimedOut
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::UnexpectedEof
@@ -195,6 +228,34 @@ fn download(client: &Client, url: &str, headers: &[(&str, String)], partial: &Pa
     })?;
     file.sync_all().at(partial)?;
     Ok(hashers.finish())
+}
+
+/// Bytes read and written at a time while downloading: `io::copy`'s 8 KiB
+/// made a gigabyte 131 072 writes (and as many hasher calls).
+const COPY_BUFFER: usize = 1 << 20;
+
+/// `io::copy` with a [`COPY_BUFFER`] buffer; the count copied.
+fn copy_large(from: &mut impl Read, to: &mut impl Write) -> io::Result<u64> {
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    let mut total = 0;
+    loop {
+        let mut filled = 0;
+        // Fill the buffer as far as the body gives before writing, so a
+        // write is a megabyte whatever size the socket reads come in.
+        while filled < buffer.len() {
+            match from.read(&mut buffer[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        to.write_all(&buffer[..filled])?;
+        total += filled as u64;
+    }
 }
 
 struct Tee<'a> {
@@ -213,31 +274,51 @@ impl Write for Tee<'_> {
     }
 }
 
-#[derive(Default)]
+/// The digests of a file already in the cache.
+fn hash_file(path: &Path, extra: Extra) -> Result<Digests> {
+    let mut hashers = Hashers::new(extra);
+    copy_large(&mut File::open(path).at(path)?, &mut hashers).at(path)?;
+    Ok(hashers.finish())
+}
+
 struct Hashers {
     size: u64,
     blake3: blake3::Hasher,
-    sha1: sha1::Sha1,
     sha256: sha2::Sha256,
-    sha512: sha2::Sha512,
+    sha1: Option<sha1::Sha1>,
+    sha512: Option<sha2::Sha512>,
 }
 
 impl Hashers {
+    fn new(extra: Extra) -> Hashers {
+        Hashers {
+            size: 0,
+            blake3: blake3::Hasher::new(),
+            sha256: sha2::Sha256::new(),
+            sha1: extra.sha1.then(sha1::Sha1::new),
+            sha512: extra.sha512.then(sha2::Sha512::new),
+        }
+    }
+
     fn update(&mut self, data: &[u8]) {
         self.size += data.len() as u64;
         self.blake3.update(data);
-        self.sha1.update(data);
         self.sha256.update(data);
-        self.sha512.update(data);
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
     }
 
     fn finish(self) -> Digests {
         Digests {
             size: self.size,
             blake3: ContentId(*self.blake3.finalize().as_bytes()),
-            sha1: self.sha1.finalize().to_vec(),
+            sha1: self.sha1.map(|h| h.finalize().to_vec()).unwrap_or_default(),
             sha256: self.sha256.finalize().to_vec(),
-            sha512: self.sha512.finalize().to_vec(),
+            sha512: self.sha512.map(|h| h.finalize().to_vec()).unwrap_or_default(),
         }
     }
 }
@@ -249,5 +330,46 @@ impl Write for Hashers {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Cache, Extra, Hashers, UrlRecord, hash_file};
+    use crate::fetch::Client;
+
+    /// An artifact cached by an export that needed no SHA-512 gets it from
+    /// the file when a later export asks, without downloading it again.
+    #[test]
+    fn digests_a_cached_file_lacks_are_computed_from_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let data = b"the artifact".repeat(1000);
+        let mut hashers = Hashers::new(Extra::default());
+        hashers.update(&data);
+        let plain = hashers.finish();
+        assert!(plain.sha1.is_empty() && plain.sha512.is_empty() && !plain.sha256.is_empty());
+        std::fs::write(cache.blob_path(&plain.blake3), &data).unwrap();
+        // Nothing listens there: a download would fail.
+        let url = "http://127.0.0.1:9/artifact.tgz";
+        let key = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(url.as_bytes()));
+        let record = UrlRecord { url: url.to_owned(), digests: plain.clone() };
+        std::fs::write(dir.path().join("urls").join(key), serde_json::to_vec(&record).unwrap()).unwrap();
+
+        let client = Client::new(Duration::from_secs(1), 0).unwrap();
+        let full = hash_file(&cache.blob_path(&plain.blake3), Extra::BOTH).unwrap();
+        assert_eq!(full.sha512.len(), 64);
+        assert_eq!(full.sha1.len(), 20);
+        let want = full.sha512.clone();
+        let cached = cache
+            .fetch(&client, url, Extra::BOTH, &|d| {
+                if d.sha512 == want { Ok(()) } else { Err(crate::error::Error::Usage("sha512".into())) }
+            })
+            .unwrap();
+        assert!(!cached.downloaded);
+        assert_eq!(cached.digests, full);
+        assert_eq!(cache.downloads(), 0);
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub use cache::{Cache, Cached, Digests};
+pub use cache::{Cache, Cached, Digests, Extra};
 
 /// Largest metadata document accepted (npm packuments of popular packages reach tens of MiB).
 pub const MAX_METADATA_BYTES: u64 = 256 << 20;

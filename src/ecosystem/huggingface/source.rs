@@ -23,7 +23,7 @@ use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, di
 use crate::ecosystem::{Pinned, Source};
 use crate::error::{Error, Result};
 use crate::escape::url_segment;
-use crate::fetch::{Digests, parallel};
+use crate::fetch::{Digests, Extra, parallel};
 use crate::id::RelPath;
 
 /// The public hub.
@@ -278,7 +278,7 @@ impl Plan<'_> {
             }
             Ok(())
         };
-        let cached = ctx.cache.fetch_with(ctx.client, &url, &self.headers(&url), &check)?;
+        let cached = ctx.cache.fetch_with(ctx.client, &url, &self.headers(&url), Extra::default(), &check)?;
         ctx.progress.advance(cached.digests.size);
         let sha256 = hex::encode(&cached.digests.sha256);
         if f.lfs.is_none() {

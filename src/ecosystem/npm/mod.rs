@@ -16,7 +16,7 @@ use crate::ecosystem::{Change, Ecosystem, Reserved};
 use crate::ecosystem::{Provenance, Trust};
 use crate::error::Rejection;
 use crate::error::{Error, Result};
-use crate::fetch::{Digests, parallel};
+use crate::fetch::{Digests, Extra, parallel};
 use crate::http;
 use crate::id::RelPath;
 use crate::lockfile::LockError;
@@ -374,7 +374,7 @@ fn resolve_one(pin: &NpmPin, packument_url: &str, doc: &Value, ctx: &FetchContex
         }
         Ok(())
     };
-    let cached = ctx.artifact(tarball, &check)?;
+    let cached = ctx.artifact_with(tarball, Extra::BOTH, &check)?;
     let path = RelPath::new(&tarball_path(&pin.name, &pin.version))
         .map_err(|e| Error::Usage(format!("npm package {id}: {e}")))?;
     let mut e = entry(NAME, &pin.name, &pin.version, path, &cached);

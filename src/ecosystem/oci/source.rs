@@ -17,7 +17,7 @@ use super::{
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry};
 use crate::ecosystem::{Pinned, Source};
 use crate::error::{Error, Result};
-use crate::fetch::{Digests, HttpError, Payload, parallel};
+use crate::fetch::{Digests, Extra, HttpError, Payload, parallel};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
@@ -247,7 +247,7 @@ impl<'c> Registry<'_, 'c> {
         };
         let mut headers = vec![("Accept", accept())];
         headers.extend(self.auth_headers(&image.repository)?);
-        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &headers, &check)?;
+        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &headers, Extra::default(), &check)?;
         let top = std::fs::read(&cached.path).map_err(|e| Error::io(&cached.path, e))?;
         let media = media_type(&top).map_err(|m| Error::Usage(format!("{id}: {m}")))?;
         let mut e =
@@ -348,7 +348,13 @@ impl<'c> Registry<'_, 'c> {
             }
             Ok(())
         };
-        let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &self.auth_headers(repository)?, &check)?;
+        let cached = self.ctx.cache.fetch_with(
+            self.ctx.client,
+            &url,
+            &self.auth_headers(repository)?,
+            Extra::default(),
+            &check,
+        )?;
         self.ctx.progress.advance(cached.digests.size);
         let mut e = entry(NAME, repository, "", blob_rel_path(hex), &cached);
         e.version = None;
