@@ -164,6 +164,45 @@ fn cosign_sig(layout: &Layout, key: &SigningKey, repository: &str, digest: &str)
     (manifest, config, payload)
 }
 
+/// cosign's `.att` for the image `digest` (as `cosign attest --key`
+/// writes it): one layer, a DSSE envelope of an in-toto statement whose
+/// subject is the digest, signed (ECDSA P-256, DER) over the DSSE
+/// pre-authentication encoding. Returns (manifest, config, envelope).
+fn cosign_att(layout: &Layout, key: &SigningKey, repository: &str, digest: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let statement = serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v0.1",
+        "predicateType": "https://slsa.dev/provenance/v0.2",
+        "subject": [{ "name": repository, "digest": { "sha256": digest } }],
+        "predicate": { "builder": { "id": "https://ci.example/builder" }, "buildType": "https://ci.example/build" }
+    }))
+    .unwrap();
+    let kind = "application/vnd.in-toto+json";
+    let mut pae = format!("DSSEv1 {} {kind} {} ", kind.len(), statement.len()).into_bytes();
+    pae.extend_from_slice(&statement);
+    let signature: Signature = key.sign(&pae);
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let envelope = serde_json::to_vec(&json!({
+        "payloadType": kind,
+        "payload": b64.encode(&statement),
+        "signatures": [{ "keyid": "", "sig": b64.encode(signature.to_der().as_bytes()) }]
+    }))
+    .unwrap();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "", "os": "", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha(&envelope))] }
+    }))
+    .unwrap();
+    let config_d = layout.blob(CONFIG, &config);
+    let mut layer = layout.blob("application/vnd.dsse.envelope.v1+json", &envelope);
+    layer["annotations"] = json!({ "predicateType": "https://slsa.dev/provenance/v0.2" });
+    let manifest = serde_json::to_vec(
+        &json!({ "schemaVersion": 2, "mediaType": MANIFEST, "config": config_d, "layers": [layer] }),
+    )
+    .unwrap();
+    layout.blob(MANIFEST, &manifest);
+    (manifest, config, envelope)
+}
+
 fn pem(key: &SigningKey) -> String {
     let der = key.verifying_key().to_public_key_der().unwrap();
     let body = base64::engine::general_purpose::STANDARD.encode(der.as_bytes());
@@ -239,6 +278,9 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     push(&layout, "app", &format!("{host}/team/app:1.0"));
     push(&layout, "tool", &format!("{tool_repo}:1.0"));
     push(&layout, "sig", &format!("{tool_repo}:sha256-{tool_hex}.sig"));
+    let (att_manifest, _, att_envelope) = cosign_att(&layout, &signer, &tool_repo, &tool_hex);
+    layout.tag(json!({ "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&att_manifest)), "size": att_manifest.len() }), "att");
+    push(&layout, "att", &format!("{tool_repo}:sha256-{tool_hex}.att"));
 
     // Export: tags resolved to digests, linux/amd64 chosen, the shared layer carried once.
     let (key, public) = keygen(root, "op");
@@ -281,6 +323,10 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     let verify = airlock().args(["verify", "-v"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
     let report = String::from_utf8_lossy(&verify.stdout);
     assert!(report.contains("cosign signature by cosign.pub verified"), "{report}");
+    assert!(
+        report.contains("cosign attestations verified: https://slsa.dev/provenance/v0.2 by cosign.pub"),
+        "{report}"
+    );
 
     // The real client reads the layout: the amd64 image of app, tool, and tool's signature.
     let layout_dir = mirror.join("oci");
@@ -288,6 +334,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
         (format!("{host}/team/app:1.0"), &amd_manifest, vec![&shared, &amd]),
         (format!("{tool_repo}:1.0"), &tool_manifest, vec![&shared]),
         (format!("{tool_repo}:sha256-{tool_hex}.sig"), &sig_manifest, vec![]),
+        (format!("{tool_repo}:sha256-{tool_hex}.att"), &att_manifest, vec![&att_envelope]),
     ] {
         let out_dir = root.join(format!("out-{}", sha(name.as_bytes())));
         skopeo(&[
@@ -369,6 +416,29 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     let stranger = SigningKey::from_slice(&[0x17; 32]).unwrap();
     let unpinned = forged(&stranger, &tool_hex);
     refuse("a signature by an unpinned key", &|m, _| unpinned(m), "no cosign signature it carries verifies");
+    // Attestations: one about another image, one by a key nobody pinned.
+    let forged_att = |key: &SigningKey, digest: &str| {
+        let scratch = Layout::new(root.join("scratch-att"));
+        let (manifest, config, envelope) = cosign_att(&scratch, key, &tool_repo, digest);
+        move |m: &mut airlock::manifest::Manifest| {
+            let e = &mut m.entries[tool_index];
+            let att = e.evidence.iter().position(|d| d.kind == "cosign-attestation").unwrap();
+            e.evidence.remove(att);
+            for (kind, data) in
+                [("cosign-attestation", &manifest), ("cosign-blob", &config), ("cosign-blob", &envelope)]
+            {
+                e.evidence.push(airlock::manifest::Evidence { kind: kind.into(), data: data.clone() });
+            }
+        }
+    };
+    let about_other = forged_att(&signer, &sha(&amd_manifest));
+    refuse("an attestation about another image", &|m, _| about_other(m), "its cosign attestation is about");
+    let att_by_stranger = forged_att(&stranger, &tool_hex);
+    refuse(
+        "an attestation by an unpinned key",
+        &|m, _| att_by_stranger(m),
+        "a cosign attestation it carries does not verify with a key [[oci.signers]] pins",
+    );
     refuse(
         "a hostile repository name",
         &|m, _| {
@@ -389,9 +459,10 @@ struct Carried {
     /// team/app:1.0's index (linux/amd64 and linux/arm64, amd64 carried) and its amd64 manifest.
     index: Vec<u8>,
     amd_manifest: Vec<u8>,
-    /// team/tool:1.0 (one manifest) and its cosign `.sig` manifest.
+    /// team/tool:1.0 (one manifest) and its cosign `.sig` and `.att` manifests.
     tool_manifest: Vec<u8>,
     sig_manifest: Vec<u8>,
+    att_manifest: Vec<u8>,
     /// Every config and layer carried, and the arm64 layer that was not.
     blobs: Vec<Vec<u8>>,
     arm_layer: Vec<u8>,
@@ -433,6 +504,12 @@ fn carried(root: &Path, all_platforms: bool) -> Option<Carried> {
     push(&layout, "app", &format!("{host}/team/app:1.0"));
     push(&layout, "tool", &format!("{tool_repo}:1.0"));
     push(&layout, "sig", &format!("{tool_repo}:sha256-{}.sig", sha(&tool_manifest)));
+    let (att_manifest, att_config, envelope) = cosign_att(&layout, &signer, &tool_repo, &sha(&tool_manifest));
+    layout.tag(
+        json!({ "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&att_manifest)), "size": att_manifest.len() }),
+        "att",
+    );
+    push(&layout, "att", &format!("{tool_repo}:sha256-{}.att", sha(&tool_manifest)));
 
     let (key, public) = keygen(root, "op");
     fs::write(root.join("images.txt"), format!("{host}/team/app:1.0\n{tool_repo}:1.0\n")).unwrap();
@@ -467,7 +544,16 @@ fn carried(root: &Path, all_platforms: bool) -> Option<Carried> {
         let hex = value["config"]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_owned();
         fs::read(layout.dir.join("blobs/sha256").join(hex)).unwrap()
     };
-    let mut blobs = vec![shared, amd, config_of(&amd_manifest), config_of(&tool_manifest), sig_config, payload];
+    let mut blobs = vec![
+        shared,
+        amd,
+        config_of(&amd_manifest),
+        config_of(&tool_manifest),
+        sig_config,
+        payload,
+        att_config,
+        envelope,
+    ];
     if all_platforms {
         blobs.push(arm.clone());
         let index_value: serde_json::Value = serde_json::from_slice(&index).unwrap();
@@ -483,6 +569,7 @@ fn carried(root: &Path, all_platforms: bool) -> Option<Carried> {
         amd_manifest,
         tool_manifest,
         sig_manifest,
+        att_manifest,
         blobs,
         arm_layer: arm,
     })
@@ -568,12 +655,20 @@ fn airlock_serve_is_a_registry_skopeo_pulls_from() {
     // Tags, and the referrers API: tool's cosign signature, nothing for app.
     let (_, _, _, body, _) = call("GET", &format!("{v2}/team/tool/tags/list"), &[]);
     let tags: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(tags, json!({ "name": "team/tool", "tags": ["1.0", format!("sha256-{tool_hex}.sig")] }));
+    assert_eq!(
+        tags,
+        json!({ "name": "team/tool", "tags": ["1.0", format!("sha256-{tool_hex}.att"), format!("sha256-{tool_hex}.sig")] })
+    );
     let (status, media, _, body, _) = call("GET", &format!("{v2}/team/tool/referrers/sha256:{tool_hex}"), &[]);
     assert_eq!((status, media.as_str()), (200, INDEX));
     let referrers: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(referrers["manifests"][0]["digest"], format!("sha256:{}", sha(&c.sig_manifest)), "{referrers}");
-    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 1, "{referrers}");
+    let listed: Vec<&str> =
+        referrers["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
+    let mut expected = vec![format!("sha256:{}", sha(&c.sig_manifest)), format!("sha256:{}", sha(&c.att_manifest))];
+    expected.sort();
+    let mut listed_sorted = listed.clone();
+    listed_sorted.sort_unstable();
+    assert_eq!(listed_sorted, expected, "{referrers}");
     let (_, _, _, body, _) = call("GET", &format!("{v2}/team/app/referrers/sha256:{index_hex}"), &[]);
     let referrers: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(referrers["manifests"], json!([]));
@@ -598,6 +693,7 @@ fn airlock_serve_is_a_registry_skopeo_pulls_from() {
         ("team/app:1.0".to_owned(), &c.amd_manifest),
         ("team/tool:1.0".to_owned(), &c.tool_manifest),
         (format!("team/tool:sha256-{tool_hex}.sig"), &c.sig_manifest),
+        (format!("team/tool:sha256-{tool_hex}.att"), &c.att_manifest),
     ] {
         let from = format!("docker://{addr}/{name}");
         let to = format!("oci:{}:{}", pulled.display(), sha(name.as_bytes()));
@@ -707,14 +803,15 @@ fn airlock_push_fills_a_site_registry_with_images_and_signatures() {
         stdout.contains(&format!("{} blobs uploaded", c.blobs.len())) && stdout.contains(", 1 mounted"),
         "{stdout}"
     );
-    // app's index and its two platforms' manifests, tool's manifest and its signature.
-    assert!(stdout.contains("5 manifests uploaded, 0 already there; 3 tags set"), "{stdout}");
+    // app's index and its two platforms' manifests, tool's manifest, its signature and attestation.
+    assert!(stdout.contains("6 manifests uploaded, 0 already there; 4 tags set"), "{stdout}");
 
     // The site registry serves what was carried, byte for byte, signature included.
     let s = &site.host;
     assert_eq!(inspect_raw(&format!("docker://{s}/team/app:1.0")), c.index);
     assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:1.0")), c.tool_manifest);
     assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:sha256-{tool_hex}.sig")), c.sig_manifest);
+    assert_eq!(inspect_raw(&format!("docker://{s}/team/tool:sha256-{tool_hex}.att")), c.att_manifest);
     let pulled = root.join("from-site");
     skopeo(&[
         "copy",
@@ -746,7 +843,7 @@ fn airlock_push_fills_a_site_registry_with_images_and_signatures() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(inspect_raw(&format!("docker://{s}/mirror/team/tool:1.0")), c.tool_manifest);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("pushed 1 repository (2 tags)") && stdout.contains("4 blobs uploaded"), "{stdout}");
+    assert!(stdout.contains("pushed 1 repository (3 tags)") && stdout.contains("6 blobs uploaded"), "{stdout}");
 
     // Each failure is one line with its exit code.
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();

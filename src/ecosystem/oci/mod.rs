@@ -319,7 +319,8 @@ fn check_blobs_listed(entries: &[&Entry]) -> Result<(), String> {
 }
 
 /// `index.json`: a descriptor for each tag of each image (and for an image
-/// without tags, its digest), and one for each signature by cosign's tag.
+/// without tags, its digest), and one for each signature and attestation
+/// manifest by cosign's tags.
 fn layout_index(all: &[&Entry]) -> Vec<u8> {
     let mut manifests = Vec::new();
     let mut images: Vec<&&Entry> = all.iter().filter(|e| e.version.is_some()).collect();
@@ -334,10 +335,12 @@ fn layout_index(all: &[&Entry]) -> Vec<u8> {
         for name in refs {
             manifests.push(descriptor(&media, &hex, image.size, &name));
         }
-        if let Some(sig) = image.evidence.iter().find(|e| e.kind == "cosign-signature") {
-            let media = media_type(&sig.data).unwrap_or_default();
-            let name = format!("{}:sha256-{hex}.sig", image.name);
-            manifests.push(descriptor(&media, &sha256_hex(&sig.data), sig.data.len() as u64, &name));
+        for (kind, suffix) in [("cosign-signature", "sig"), ("cosign-attestation", "att")] {
+            if let Some(doc) = image.evidence.iter().find(|e| e.kind == kind) {
+                let media = media_type(&doc.data).unwrap_or_default();
+                let name = format!("{}:sha256-{hex}.{suffix}", image.name);
+                manifests.push(descriptor(&media, &sha256_hex(&doc.data), doc.data.len() as u64, &name));
+            }
         }
     }
     let index = json!({ "schemaVersion": 2, "mediaType": INDEX_TYPES[0], "manifests": manifests });

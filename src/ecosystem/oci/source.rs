@@ -263,7 +263,8 @@ impl<'c> Registry<'_, 'c> {
                 carry_needed(&mut e, "oci-manifest", doc, &id)?;
             }
         }
-        self.signature(&mut e, &image.repository, &image.hex, &id)?;
+        self.tag_scheme(&mut e, &image.repository, &image.hex, &id, "sig", "cosign-signature")?;
+        self.tag_scheme(&mut e, &image.repository, &image.hex, &id, "att", "cosign-attestation")?;
         Ok(Artifact { entry: e, source: cached.path })
     }
 
@@ -308,30 +309,39 @@ impl<'c> Registry<'_, 'c> {
         Ok(docs)
     }
 
-    /// cosign's signature by its tag, `sha256-<hex>.sig`, with its blobs;
-    /// where it was looked for when there is none.
-    fn signature(&self, e: &mut crate::manifest::Entry, repository: &str, hex: &str, id: &str) -> Result<()> {
-        let tag = format!("sha256-{hex}.sig");
+    /// cosign's signature or attestations by their tag, `sha256-<hex>.sig`
+    /// or `.att`, as evidence `kind` with its blobs (`cosign-blob`); where it
+    /// was looked for when there is none.
+    fn tag_scheme(
+        &self,
+        e: &mut crate::manifest::Entry,
+        repository: &str,
+        hex: &str,
+        id: &str,
+        suffix: &str,
+        kind: &str,
+    ) -> Result<()> {
+        let tag = format!("sha256-{hex}.{suffix}");
         let Some((url, doc)) = self.manifest(repository, &tag)? else {
             let looked = format!("{}/manifests/{tag}", self.base(repository));
-            carry(e, "cosign-signature", None, &looked);
+            carry(e, kind, None, &looked);
             return Ok(());
         };
-        let manifest = parse_manifest(&doc).map_err(|m| Error::Usage(format!("{id}: its signature {url}: {m}")))?;
+        let manifest = parse_manifest(&doc).map_err(|m| Error::Usage(format!("{id}: its {kind} {url}: {m}")))?;
         let mut blobs = Vec::new();
         for d in blobs_of(&manifest) {
             let hex = d
                 .as_digest_sha256()
-                .ok_or_else(|| Error::Usage(format!("{id}: its signature lists a blob without a sha256")))?;
+                .ok_or_else(|| Error::Usage(format!("{id}: its {kind} lists a blob without a sha256")))?;
             let url = format!("{}/blobs/sha256:{hex}", self.base(repository));
             let body = self.document(repository, &url, "*/*", 1 << 20)?;
-            let body = body.ok_or_else(|| Error::Usage(format!("{id}: its signature's blob {url} is missing")))?;
+            let body = body.ok_or_else(|| Error::Usage(format!("{id}: its {kind}'s blob {url} is missing")))?;
             if sha256_hex(&body) != hex {
-                return Err(digest_mismatch(id, &format!("{url} is not the signature blob its manifest lists")));
+                return Err(digest_mismatch(id, &format!("{url} is not the {kind} blob its manifest lists")));
             }
             blobs.push(body);
         }
-        carry(e, "cosign-signature", Some(doc), &url);
+        carry(e, kind, Some(doc), &url);
         for blob in blobs {
             carry(e, "cosign-blob", Some(blob), &url);
         }
