@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::escape::html;
-use crate::mirror::{ImportRecord, PublishReport, Stored};
+use crate::mirror::{Changes, ImportRecord, PublishReport, Stored};
 use crate::verify::VerifyReport;
 
 /// The Content-Security-Policy of the pages, in their `<head>` and as
@@ -29,9 +29,10 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 .ok{color:#060}.failed{color:#b00;font-weight:bold}.absent,.not-checked{color:#a60}.not-required{color:#666}\
 code{font-size:12px}</style>";
 
-/// The page of one import: `report` as verified and `published` as the mirror published it.
+/// The page of one import: `report` as verified, `published` as the mirror
+/// published it, and what it `changed` (entries replaced and withdrawn).
 #[must_use]
-pub fn import_page(report: &VerifyReport, published: &PublishReport, imported: &str) -> String {
+pub fn import_page(report: &VerifyReport, published: &PublishReport, changed: &Changes, imported: &str) -> String {
     let mut page = format!(
         "<!DOCTYPE html><html lang=\"en\"><head>{HEAD}<title>airlock import {}</title></head><body>",
         html(&report.manifest_digest[..16])
@@ -49,6 +50,9 @@ pub fn import_page(report: &VerifyReport, published: &PublishReport, imported: &
         ("revoked, not counted", report.revoked_signers.join(", ")),
         ("generation", published.generation.to_string()),
         ("files published", published.published.len().to_string()),
+        ("entries added", changed.added.to_string()),
+        ("entries replaced", changed.replaced.len().to_string()),
+        ("entries withdrawn", changed.withdrawn.len().to_string()),
     ];
     for (label, value) in rows {
         let _ = write!(page, "<tr><th>{label}</th><td id=\"{}\">{}</td></tr>", id(label), html(&value));
@@ -79,7 +83,30 @@ pub fn import_page(report: &VerifyReport, published: &PublishReport, imported: &
         }
         page.push_str("</tr>");
     }
-    page.push_str("</table></body></html>\n");
+    page.push_str("</table>");
+    for (title, table, entries) in
+        [("Withdrawn", "withdrawn", &changed.withdrawn), ("Replaced (what they were)", "replaced", &changed.replaced)]
+    {
+        if entries.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            page,
+            "<h2>{title}</h2><table id=\"{table}\"><tr><th>ecosystem</th><th>name</th><th>version</th><th>path</th></tr>"
+        );
+        for e in entries {
+            let _ = write!(
+                page,
+                "<tr class=\"{table}\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
+                html(&e.ecosystem),
+                html(&e.name),
+                html(e.version.as_deref().unwrap_or("")),
+                html(&e.path)
+            );
+        }
+        page.push_str("</table>");
+    }
+    page.push_str("</body></html>\n");
     page
 }
 

@@ -328,3 +328,72 @@ fn a_bundle_from_a_channel_the_policy_does_not_list_is_refused() {
     .unwrap();
     airlock().arg("verify").arg(&bundle).arg("--policy").arg(&policy).assert().success();
 }
+
+#[test]
+fn a_dry_run_says_what_would_be_published_replaced_and_withdrawn_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let bundle = |n: u32, files: &[(&str, &[u8])]| {
+        let input = dir.path().join(format!("in{n}"));
+        write_tree(&input, files);
+        let out = dir.path().join(format!("{n}.airlock"));
+        export_in_channel(&input, &[&key], &out, Some(&state));
+        out
+    };
+    let first = bundle(1, &[("keep.txt", b"kept"), ("release.txt", b"release 1"), ("old.txt", b"dropped next week")]);
+    let second = bundle(2, &[("keep.txt", b"kept"), ("release.txt", b"release 2"), ("new.txt", b"new this week")]);
+    let dry_run = |bundle: &Path, mirror: &Path, flag: &str| {
+        airlock()
+            .args(["import", "--dry-run", flag])
+            .arg(bundle)
+            .arg("--trust")
+            .arg(&public)
+            .arg("--mirror")
+            .arg(mirror)
+            .assert()
+    };
+
+    // Into a mirror that does not exist yet: verified, said, and no folder made.
+    let mirror = dir.path().join("mirror");
+    let out = dry_run(&first, &mirror, "--json").success();
+    let report = common::json_report(&out.get_output().stdout);
+    assert_eq!(report["report"]["outcome"], "dry-run");
+    assert_eq!(report["report"]["mirror"]["generation"], 1);
+    assert_eq!(report["report"]["changes"]["added"], 3);
+    assert!(!mirror.exists(), "a dry run made the mirror");
+
+    import(&first, &public, &mirror).success();
+    let before = snapshot(&mirror);
+    let out = dry_run(&second, &mirror, "-v").success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for line in [
+        "would publish 3 files into",
+        "(generation 2)",
+        "would replace 1 entry with new content",
+        "would withdraw 1 entry the channel no longer lists",
+        "withdrew  files old.txt",
+        "replaced  files release.txt",
+        "nothing was written",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    let out = dry_run(&second, &mirror, "--json").success();
+    let report = common::json_report(&out.get_output().stdout);
+    let changes = &report["report"]["changes"];
+    assert_eq!(changes["added"], 1, "{changes:#}");
+    assert_eq!(changes["replaced"][0]["path"], "release.txt", "{changes:#}");
+    assert_eq!(changes["withdrawn"][0]["path"], "old.txt", "{changes:#}");
+    assert_eq!(snapshot(&mirror), before, "a dry run changed the mirror");
+
+    // The import for real does and says the same, on its audit page too.
+    let out = import(&second, &public, &mirror).success();
+    let report = common::json_report(&out.get_output().stdout);
+    assert_eq!(report["report"]["outcome"], "published");
+    assert_eq!(&report["report"]["changes"], changes);
+    assert!(!mirror.join("files/old.txt").exists());
+    let page = fs::read_to_string(report["report"]["audit_page"].as_str().unwrap()).unwrap();
+    assert!(page.contains("<td id=\"entries-withdrawn\">1</td>"), "{page}");
+    assert!(page.contains("<table id=\"withdrawn\">"), "{page}");
+    assert!(page.contains("<code>old.txt</code>"), "{page}");
+}

@@ -33,8 +33,31 @@ pub struct ImportArgs {
     /// bucket serves the mirror as it is. Recorded; later imports keep it until another is given
     #[arg(long, value_name = "URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
+    /// Verify everything and say what the import would publish, replace and withdraw; write nothing
+    /// (every data volume of a split bundle must be given)
+    #[arg(long, conflicts_with = "base_url")]
+    pub dry_run: bool,
     #[command(flatten)]
     pub wait: super::WaitArgs,
+}
+
+/// What the import replaced and withdrew (or would): a count, and with
+/// `-v` every entry.
+fn print_changes(out: &Output, changes: &crate::mirror::Changes, dry: bool) {
+    let lists = [
+        ("replaced", "would replace", "with new content", &changes.replaced),
+        ("withdrew", "would withdraw", "the channel no longer lists", &changes.withdrawn),
+    ];
+    for (did, would, why, entries) in lists {
+        if entries.is_empty() {
+            continue;
+        }
+        let verb = if dry { would } else { did };
+        out.line(format!("{verb} {} {why}", super::counted(entries.len(), "entry", "entries")));
+        for e in entries {
+            out.detail(format!("  {did:<9} {e}"));
+        }
+    }
 }
 
 /// An absolute http(s) URL with a host and no query or fragment, without
@@ -64,24 +87,33 @@ impl ImportArgs {
         }
         let policy = self.trust.load("import")?;
         let progress = out.progress();
-        let options = ImportOptions { allow_gap: self.allow_gap, base_url: self.base_url.clone() };
+        let options =
+            ImportOptions { allow_gap: self.allow_gap, base_url: self.base_url.clone(), dry_run: self.dry_run };
         let report = self
             .wait
             .retrying(out, || import_volumes(&self.bundle, &policy, &self.mirror, crate::now(), &options, &progress))?;
         super::verify::print_verified(out, &report.verified);
+        let dry = report.outcome == "dry-run";
         out.line(format!(
-            "published {} into {} (generation {})",
+            "{} {} into {} (generation {})",
+            if dry { "would publish" } else { "published" },
             super::counted(report.mirror.published.len(), "file", "files"),
             report.mirror.mirror,
             report.mirror.generation
         ));
+        print_changes(out, &report.changes, dry);
         if let Some(page) = &report.audit_page {
             out.line(format!("audit     {page}"));
         }
         if let Some(why) = &report.audit_error {
             out.warn(format!("the import is published, but its audit page was not written: {why}"));
         }
-        out.line(super::verify::summary("imported", &report.verified));
+        if dry {
+            out.line(super::verify::summary("dry run: verified", &report.verified));
+            out.line("nothing was written: run the same command without --dry-run to import");
+        } else {
+            out.line(super::verify::summary("imported", &report.verified));
+        }
         out.report("import", &report);
         Ok(())
     }

@@ -6,7 +6,7 @@ use crate::ecosystem::reserved::{self, Holder};
 use crate::ecosystem::{self, ALL};
 use crate::error::{Error, Rejection, Result};
 use crate::manifest::{Entry, Manifest};
-use crate::mirror::{EntryRules, Stored, merge};
+use crate::mirror::{Changes, EntryRules, Stored, merge};
 
 /// The ecosystems' answers to what the mirror asks of entries ([`EntryRules`]).
 pub(super) struct Rules {
@@ -31,11 +31,12 @@ fn replaceable(entry: &Entry) -> bool {
 /// Whether a bundle with `manifest` could be published over the mirror's
 /// `inventory`: the checks its publication makes (other channels' entries
 /// unchanged, no two entries claiming one path), made before anything of it
-/// is staged.
-pub(super) fn check_listing(inventory: &[Stored], manifest: &Manifest) -> Result<()> {
+/// is staged. Says what the publication will change.
+pub(super) fn check_listing(inventory: &[Stored], manifest: &Manifest) -> Result<Changes> {
     let rules = Rules::new();
     let merged = merge(inventory, &manifest.entries, &manifest.channel, &rules.entry_rules())?;
-    check_reserved(&merged.all, &manifest.channel)
+    check_reserved(&merged.all, &manifest.channel)?;
+    Ok(merged.changes())
 }
 
 /// Every path the mirror's entries occupy after the import, carried and

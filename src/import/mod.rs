@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Rejection, Result};
-use crate::mirror::{ImportRecord, Mirror, Publication, PublishReport, StagedBundle, Store};
+use crate::mirror::{Changes, ImportRecord, Mirror, Publication, PublishReport, StagedBundle, Store};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::verify::set::{CheckOnly, VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
@@ -29,9 +29,12 @@ use sequence::{Sequence, check_sequence};
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
     pub verified: VerifyReport,
-    /// `published`, or `already-imported` when this exact bundle was imported before (nothing changed).
+    /// `published`; `already-imported` when this exact bundle was imported
+    /// before (nothing changed); `dry-run` when nothing was to be written.
     pub outcome: &'static str,
     pub mirror: PublishReport,
+    /// What the import changed (or, for a dry run, would change).
+    pub changes: Changes,
     /// The audit page this import left in the mirror (`.airlock/reports/<manifest digest>.html`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_page: Option<String>,
@@ -49,6 +52,8 @@ pub struct ImportOptions {
     /// Render the documents clients read for this address (recorded in the
     /// mirror; later imports keep it until another is given).
     pub base_url: Option<String>,
+    /// Verify everything and say what would change, writing nothing.
+    pub dry_run: bool,
 }
 
 /// Verifies the single-file bundle `bundle` and publishes it; see [`import_volumes`].
@@ -60,7 +65,7 @@ pub fn import(
     allow_gap: bool,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
-    let options = ImportOptions { allow_gap, base_url: None };
+    let options = ImportOptions { allow_gap, base_url: None, dry_run: false };
     import_volumes(&[bundle.to_path_buf()], policy, mirror, now, &options, progress)
 }
 
@@ -139,28 +144,19 @@ fn import_set(
         crate::verify::screen_new_names(&verified.manifest.entries, inventory.iter().map(|s| &s.entry), policy)
             .map_err(|r| Error::rejected(subject, r))?;
     }
-    if sequence == Sequence::Next {
+    let changes = if sequence == Sequence::Next {
         // What publishing will refuse (another channel's entries changed, two
         // entries claiming one path) is refused before anything is staged.
-        listing::check_listing(&inventory, &verified.manifest)?;
-    }
+        listing::check_listing(&inventory, &verified.manifest)?
+    } else {
+        Changes::default()
+    };
     drop(inventory);
+    if options.dry_run && sequence == Sequence::Next {
+        return dry_run(&set, subject, policy, mirror, now, changes, progress);
+    }
     if sequence == Sequence::AlreadyImported {
-        // Nothing is staged again, but every volume given is read: the
-        // report must not vouch for a copy nobody checked.
-        let outcome = verify_set(&set, policy, now, &mut CheckOnly::new(), progress)?;
-        mirror.discard_staging(&verified.digest)?;
-        let unchanged =
-            PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
-        let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);
-        let report = VerifyReport::new(subject, verified, policy, volumes);
-        return Ok(ImportReport {
-            verified: report,
-            outcome: "already-imported",
-            mirror: unchanged,
-            audit_page: None,
-            audit_error: None,
-        });
+        return already_imported(&set, subject, policy, mirror, now, state, progress);
     }
     let m = &verified.manifest;
     let record =
@@ -232,15 +228,89 @@ fn import_set(
         Err(e) => return Err(e),
     };
     staging.discard()?;
-    let import =
-        ImportReport { verified: report, outcome: "published", mirror: published, audit_page: None, audit_error: None };
+    let import = ImportReport {
+        verified: report,
+        outcome: "published",
+        mirror: published,
+        changes,
+        audit_page: None,
+        audit_error: None,
+    };
     Ok(with_audit_page(mirror, import, &crate::time::rfc3339(now)))
+}
+
+/// The exact bundle imported last, again: nothing is staged again, but
+/// every volume given is read, as the report must not vouch for a copy
+/// nobody checked.
+fn already_imported(
+    set: &VolumeSet,
+    subject: &str,
+    policy: &Policy,
+    mirror: &mut dyn Store,
+    now: u64,
+    state: crate::mirror::State,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let verified = &set.verified;
+    let outcome = verify_set(set, policy, now, &mut CheckOnly::new(), progress)?;
+    mirror.discard_staging(&verified.digest)?;
+    let unchanged =
+        PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
+    let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);
+    let report = VerifyReport::new(subject, verified, policy, volumes);
+    Ok(ImportReport {
+        verified: report,
+        outcome: "already-imported",
+        mirror: unchanged,
+        changes: Changes::default(),
+        audit_page: None,
+        audit_error: None,
+    })
+}
+
+/// `import --dry-run`: every volume given read and verified as an import
+/// would (nothing staged, nothing published), and what publishing would
+/// change. A split bundle must be given whole (what earlier runs staged
+/// counts, as for an import).
+fn dry_run(
+    set: &VolumeSet,
+    subject: &str,
+    policy: &Policy,
+    mirror: &mut dyn Store,
+    now: u64,
+    changes: Changes,
+    progress: &dyn Progress,
+) -> Result<ImportReport> {
+    let verified = &set.verified;
+    let outcome = verify_set(set, policy, now, &mut CheckOnly::new(), progress)?;
+    let m = &verified.manifest;
+    if !outcome.complete() {
+        return Err(Error::Usage(format!(
+            "{subject}: a dry run reads every data volume, and not all of them are given; give them all (an import for real keeps the volumes it verified for the next run)"
+        )));
+    }
+    let volumes = VolumesReport::new(m, &outcome, &set.unreadable);
+    let report = VerifyReport::new(subject, verified, policy, volumes);
+    let would = PublishReport {
+        mirror: mirror.location(),
+        generation: mirror.generation()? + 1,
+        published: m.entries.iter().map(|e| e.path.as_str().to_owned()).collect(),
+        state: mirror.state()?,
+    };
+    Ok(ImportReport {
+        verified: report,
+        outcome: "dry-run",
+        mirror: would,
+        changes,
+        audit_page: None,
+        audit_error: None,
+    })
 }
 
 /// The import's page and JSON report, kept in the mirror for auditors. The
 /// import is published by now: a failure to write them is reported, not fatal.
 fn with_audit_page(mirror: &dyn Store, mut import: ImportReport, imported: &str) -> ImportReport {
-    let page = crate::audit::import_page(&import.verified, &import.mirror, imported);
+    let page = crate::audit::import_page(&import.verified, &import.mirror, &import.changes, imported);
     let json = serde_json::to_vec_pretty(&import).expect("reports serialize");
     match mirror.keep_report(&import.verified.manifest_digest, page.as_bytes(), &json) {
         Ok(page) => import.audit_page = Some(page),

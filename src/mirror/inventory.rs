@@ -92,6 +92,59 @@ pub struct Merged<'a> {
 /// An entry's ecosystem and path.
 type Place<'a> = (&'a str, &'a str);
 
+/// What an import changes in the mirror, besides the entries it adds.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Changes {
+    /// Entries at paths the mirror did not publish before.
+    pub added: usize,
+    /// Published entries the bundle's channel gave new content: what they were.
+    pub replaced: Vec<Named>,
+    /// Entries the bundle's channel published before and no longer lists
+    /// (and no other channel lists): taken out of the mirror.
+    pub withdrawn: Vec<Named>,
+}
+
+/// An entry as reports name it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Named {
+    pub ecosystem: String,
+    pub name: String,
+    pub version: Option<String>,
+    pub path: String,
+}
+
+impl Named {
+    #[must_use]
+    pub fn of(entry: &Entry) -> Named {
+        Named {
+            ecosystem: entry.ecosystem.clone(),
+            name: entry.name.clone(),
+            version: entry.version.clone(),
+            path: entry.path.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{} {} {v}", self.ecosystem, self.name),
+            None => write!(f, "{} {}", self.ecosystem, self.name),
+        }
+    }
+}
+
+impl Merged<'_> {
+    /// What publishing this merge changes, for the reports.
+    #[must_use]
+    pub fn changes(&self) -> Changes {
+        let named = |entries: &[&Entry]| entries.iter().map(|e| Named::of(e)).collect();
+        // Every replaced entry's new content is in `fresh` too.
+        let added = self.fresh.len().saturating_sub(self.replaced.len());
+        Changes { added, replaced: named(&self.replaced), withdrawn: named(&self.removed) }
+    }
+}
+
 /// The mirror's entries after a bundle of `channel` listing `incoming`
 /// (the channel's whole intended inventory).
 ///

@@ -54,7 +54,7 @@ mod unnamed;
 mod view;
 
 pub use gc::WaitingImport;
-pub use inventory::{EntryRules, Merged, Stored, merge};
+pub use inventory::{Changes, EntryRules, Merged, Named, Stored, merge};
 pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Publication, PublishReport};
