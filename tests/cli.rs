@@ -324,22 +324,6 @@ fn garbage_is_rejected_as_a_bundle() {
 }
 
 #[test]
-fn demo_runs_the_round_trip() {
-    let dir = tempfile::tempdir().unwrap();
-    let work = dir.path().join("demo");
-    airlock()
-        .args(["demo", "--dir"])
-        .arg(&work)
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("6. import"))
-        .stdout(predicate::str::contains("refused: exit 1"));
-    assert!(work.join("mirror/files/docs/Überblick und Plan.md").is_file());
-    let out = airlock().args(["demo", "--dir"]).arg(&work).assert().code(2);
-    one_line(&out.get_output().stderr);
-}
-
-#[test]
 fn help_and_version() {
     airlock().arg("--help").assert().success().stdout(predicate::str::contains("export"));
     airlock().arg("--version").assert().success().stdout(predicate::str::contains(env!("CARGO_PKG_VERSION")));

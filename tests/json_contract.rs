@@ -143,8 +143,16 @@ fn the_serve_report_is_in_its_schema() {
 /// The names `out.report("NAME", …)` prints under, read from the source.
 fn reported_names() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    for entry in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli")).unwrap() {
-        let text = fs::read_to_string(entry.unwrap().path()).unwrap();
+    let mut folders = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli")];
+    let mut files = Vec::new();
+    while let Some(folder) = folders.pop() {
+        for entry in fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { folders.push(path) } else { files.push(path) }
+        }
+    }
+    for file in files {
+        let text = fs::read_to_string(file).unwrap();
         for part in text.split("out.report(").skip(1) {
             let name = part.trim_start().strip_prefix('"').expect("out.report takes its schema name first");
             names.insert(name.split('"').next().unwrap().to_owned());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::keys::{KeyParser, UnlockArgs};
+use super::keys::{ClearKeys, KeyParser, UnlockArgs};
 use super::{Output, bytes, counted};
 use crate::config::Config;
 use crate::ecosystem::{Source, cargo, debian, huggingface, npm, oci, pypi};
@@ -109,37 +109,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl ExportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        // The key and config files are inputs too; the library checks the others.
-        let named: Vec<&std::path::Path> =
-            self.key.iter().filter_map(KeySource::path).chain(self.config.iter().map(PathBuf::as_path)).collect();
-        crate::durable::refuse_inputs(&self.out, "--out", &named)?;
-        let config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
-        let (keys, clear) = self.unlock.open(&self.key)?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
-        let expires = match (self.expires, &config.expires) {
-            (Some(d), _) => d,
-            (None, Some(text)) => {
-                parse_duration(text).map_err(|e| Error::Usage(format!("config expires {text:?}: {e}")))?
-            }
-            (None, None) => Duration::from_hours(30 * 24),
-        };
-        let options = ExportOptions {
-            inputs: self.inputs(&config),
-            keys,
-            out: self.out.clone(),
-            channel: self.channel.clone().or(config.channel.clone()).unwrap_or_else(|| "default".into()),
-            expires_in: expires,
-            now: crate::creation_time(),
-            force: self.force,
-            threads,
-            network: self.network(),
-            state: self.state.clone(),
-            full: self.full,
-            split: self.split.map(|size| Split { size, parity: self.parity }),
-        };
+        let (options, clear) = self.options()?;
         let progress = out.progress();
         let report = export(&options, &progress)?;
         out.line(format!(
@@ -191,6 +161,43 @@ impl ExportArgs {
         }
         clear.warn(out);
         Ok(())
+    }
+
+    /// The export these flags ask for, with the keys opened (and which of
+    /// them are stored in clear, to warn about).
+    pub(super) fn options(&self) -> Result<(ExportOptions, ClearKeys)> {
+        // The key and config files are inputs too; the library checks the others.
+        let named: Vec<&std::path::Path> =
+            self.key.iter().filter_map(KeySource::path).chain(self.config.iter().map(PathBuf::as_path)).collect();
+        crate::durable::refuse_inputs(&self.out, "--out", &named)?;
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let (keys, clear) = self.unlock.open(&self.key)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1));
+        let expires = match (self.expires, &config.expires) {
+            (Some(d), _) => d,
+            (None, Some(text)) => {
+                parse_duration(text).map_err(|e| Error::Usage(format!("config expires {text:?}: {e}")))?
+            }
+            (None, None) => Duration::from_hours(30 * 24),
+        };
+        let options = ExportOptions {
+            inputs: self.inputs(&config),
+            keys,
+            out: self.out.clone(),
+            channel: self.channel.clone().or(config.channel.clone()).unwrap_or_else(|| "default".into()),
+            expires_in: expires,
+            now: crate::creation_time(),
+            force: self.force,
+            threads,
+            network: self.network(),
+            state: self.state.clone(),
+            full: self.full,
+            split: self.split.map(|size| Split { size, parity: self.parity }),
+        };
+        Ok((options, clear))
     }
 
     fn inputs(&self, config: &Config) -> Inputs {
