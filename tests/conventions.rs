@@ -292,3 +292,86 @@ fn a_busy_mirror_is_exit_5_and_wait_waits_for_it() {
     airlock().args(["gc", "--wait=1", "--mirror"]).arg(&mirror).assert().code(5);
     holder.wait().unwrap();
 }
+
+/// `export --dry-run` checks every input and names what each lockfile, list
+/// and flag would have fetched, from where — with no network at all and
+/// registries that do not exist, so a single request would have failed it —
+/// and writes nothing: no bundle, no download cache.
+#[test]
+fn export_dry_run_names_what_it_would_fetch_asks_no_registry_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, _) = common::keygen(root, "op");
+    let nowhere = "http://127.0.0.1:9";
+    fs::write(root.join("requirements.txt"), common::registry::requirements_txt()).unwrap();
+    fs::write(root.join("package-lock.json"), common::registry::package_lock_json(nowhere)).unwrap();
+    fs::write(root.join("Cargo.lock"), common::registry::cargo_lock()).unwrap();
+    fs::write(root.join("images.txt"), "127.0.0.1:9/team/app:1.0\n").unwrap();
+    fs::write(root.join("pkgs.txt"), "hello\ntree:arm64\n").unwrap();
+    fs::create_dir_all(root.join("docs")).unwrap();
+    fs::write(root.join("docs/a.txt"), "four").unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = common::airlock_offline();
+        cmd.args(extra)
+            .args(["export", "--dry-run", "--files", "docs", "--pypi-lock", "requirements.txt"])
+            .args(["--npm-lock", "package-lock.json", "--cargo-lock", "Cargo.lock", "--oci-images", "images.txt"])
+            .args(["--debian-packages", "pkgs.txt", "--debian-suite", "bookworm", "--hf-model", "org/model@v1"])
+            .args(["--pypi-index", &format!("{nowhere}/simple/"), "--npm-registry", &format!("{nowhere}/npm/")])
+            .args(["--cargo-index", &format!("{nowhere}/cargo/"), "--debian-archive", &format!("{nowhere}/debian")])
+            .args(["--cache", "cache", "--out", "b.airlock", "--key"])
+            .arg(&key)
+            .env("HF_ENDPOINT", nowhere)
+            .current_dir(root);
+        cmd.output().unwrap()
+    };
+
+    let out = run(&["--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = common::json_report(&out.stdout);
+    assert_eq!(report["schema"], "airlock.export-plan.v1");
+    let plan = &report["report"];
+    assert_eq!(plan["files"][0]["files"], 1);
+    assert_eq!(plan["files"][0]["bytes"], 4);
+    let named: Vec<String> = plan["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {} {} {} {}", p["ecosystem"], p["name"], p["version"], p["from"], p["input"]))
+        .collect();
+    for expected in [
+        format!("\"pypi\" \"tinyapp\" \"1.0.0\" \"{nowhere}/simple/\" \"requirements.txt\""),
+        format!("\"npm\" \"tinylib\" \"1.0.0\" \"{nowhere}/npm/\" \"package-lock.json\""),
+        format!("\"cargo\" \"tinyhelper\" \"0.2.0\" \"{nowhere}/cargo/\" \"Cargo.lock\""),
+        "\"oci\" \"127.0.0.1:9/team/app\" \"1.0\" \"127.0.0.1:9\" \"images.txt\"".to_owned(),
+        format!("\"debian\" \"tree:arm64\" null \"{nowhere}/debian (bookworm)\" \"pkgs.txt\""),
+        format!("\"huggingface\" \"org/model\" \"v1\" \"{nowhere}\" \"--hf-model\""),
+    ] {
+        assert!(named.contains(&expected), "{expected} not in {named:#?}");
+    }
+    assert!(!root.join("b.airlock").exists() && !root.join("cache").exists(), "a dry run writes nothing");
+
+    let out = run(&["-v"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("  npm    tinylib 1.0.0 from {nowhere}/npm/ (package-lock.json)")), "{text}");
+    assert!(
+        text.contains(
+            "would fetch 10 packages named by the inputs (pypi 2, npm 2, cargo 2, debian 2, oci 1, huggingface 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("nothing was fetched or written: run the same command without --dry-run to export"),
+        "{text}"
+    );
+
+    // It refuses what the export would refuse, before anything else.
+    fs::write(root.join("b.airlock"), "someone's file").unwrap();
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        common::one_line(&out.stderr).contains("b.airlock: already exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(root.join("b.airlock")).unwrap(), b"someone's file");
+}

@@ -10,6 +10,7 @@ use super::{Output, bytes, counted};
 use crate::config::Config;
 use crate::ecosystem::{Source, cargo, debian, huggingface, npm, oci, pypi};
 use crate::error::{Error, Result};
+use crate::escape::one_line;
 use crate::export::{ExportOptions, Inputs, MAX_EXPIRES_IN, Network, Split, export};
 use crate::fetch::Cache;
 use crate::sign::signer::KeySource;
@@ -90,8 +91,56 @@ pub struct ExportArgs {
     /// Replace BUNDLE if it exists (a regular file; with --split, only an earlier bundle, never a folder holding other files)
     #[arg(long)]
     pub force: bool,
+    /// Check the key, config, lockfiles, folders and --out, and say what would be fetched; ask no registry and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub unlock: UnlockArgs,
+}
+
+/// `export --dry-run`: what the inputs name, checked, and what an export
+/// would then fetch.
+fn dry_run(options: &ExportOptions, out: &Output) -> Result<()> {
+    let plan = crate::export::plan(options)?;
+    out.line(format!(
+        "would export into {} (channel {}, expires {}, signed by {})",
+        plan.bundle,
+        plan.channel,
+        plan.expires,
+        plan.signers.join(", ")
+    ));
+    for folder in &plan.files {
+        out.line(format!(
+            "  {:<6} {}: {} ({})",
+            "files",
+            one_line(&folder.folder),
+            counted(folder.files, "file", "files"),
+            bytes(folder.bytes)
+        ));
+    }
+    for p in &plan.packages {
+        let version = p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+        let line = format!("  {:<6} {}{version} from {} ({})", p.ecosystem, p.name, p.from, p.input);
+        out.detail(one_line(&line));
+    }
+    if !plan.packages.is_empty() {
+        let mut by_ecosystem: Vec<(&str, usize)> = Vec::new();
+        for p in &plan.packages {
+            match by_ecosystem.iter_mut().find(|(name, _)| *name == p.ecosystem) {
+                Some((_, n)) => *n += 1,
+                None => by_ecosystem.push((p.ecosystem, 1)),
+            }
+        }
+        let counts: Vec<String> = by_ecosystem.iter().map(|(name, n)| format!("{name} {n}")).collect();
+        out.line(format!(
+            "would fetch {} named by the inputs ({}; -v lists them) with their evidence, and what the registries add to them (a system package's dependencies, an image's platforms and layers, a model's files)",
+            counted(plan.packages.len(), "package", "packages"),
+            counts.join(", ")
+        ));
+    }
+    out.line("nothing was fetched or written: run the same command without --dry-run to export");
+    out.report("export-plan", &plan);
+    Ok(())
 }
 
 /// A `--expires` duration: from one second to [`MAX_EXPIRES_IN`] (100
@@ -110,6 +159,9 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 impl ExportArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let (options, clear) = self.options()?;
+        if self.dry_run {
+            return dry_run(&options, out);
+        }
         let progress = out.progress();
         let report = export(&options, &progress)?;
         out.line(format!(

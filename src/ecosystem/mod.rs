@@ -185,6 +185,24 @@ pub trait Pinned {
     /// Fetches every pin with its evidence through `ctx`, lockfile by
     /// lockfile in the order the source names them.
     fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>>;
+    /// What [`fetch`](Pinned::fetch) would ask for, as the inputs name it,
+    /// without the network (`export --dry-run`).
+    fn planned(&self) -> Vec<Planned>;
+}
+
+/// One thing an export would fetch, as its input names it, before any
+/// registry is asked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Planned {
+    pub ecosystem: &'static str,
+    pub name: String,
+    /// The version, revision, tag or digest the input pins; `None` where
+    /// the registry decides (a Debian package named without a version).
+    pub version: Option<String>,
+    /// Where it would be fetched from: the index, registry, archive or hub.
+    pub from: String,
+    /// The lockfile, list or flag that names it.
+    pub input: String,
 }
 
 /// The tables an import policy may have, one per ecosystem with rules of its

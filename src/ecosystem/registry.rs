@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::ecosystem::Planned;
 use crate::ecosystem::evidence::over_cap;
 use crate::error::{Error, Result};
 use crate::fetch::{Cache, Cached, Client, Digests, Extra};
@@ -103,6 +104,24 @@ pub fn carry_needed(entry: &mut Entry, kind: &str, data: Vec<u8>, package: &str)
     }
     entry.evidence.push(Evidence { kind: kind.to_owned(), data });
     Ok(())
+}
+
+/// The pins of the lockfile `lock` (name and version each) as what an
+/// export would fetch from `from`.
+pub fn planned_pins<'a>(
+    ecosystem: &'static str,
+    from: &str,
+    lock: &Path,
+    pins: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<Planned> {
+    pins.map(|(name, version)| Planned {
+        ecosystem,
+        name: name.to_owned(),
+        version: Some(version.to_owned()),
+        from: from.to_owned(),
+        input: lock.display().to_string(),
+    })
+    .collect()
 }
 
 /// Moves the items of `more` to the end of `all`; into an empty `all` the

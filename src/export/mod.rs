@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::ecosystem::registry::append;
-use crate::ecosystem::{Artifact, FetchContext, Source, files};
+use crate::ecosystem::{Artifact, FetchContext, Planned, Source, files};
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::{Cache, Client};
 use crate::progress::Progress;
@@ -130,6 +130,55 @@ pub struct ExportReport {
     pub parity_volumes: u32,
     /// Artifacts fetched from a registry in this run (not found in the cache).
     pub downloads: usize,
+}
+
+/// What an export would carry (`export --dry-run`), as far as it is known
+/// before any registry is asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportPlan {
+    pub bundle: String,
+    pub channel: String,
+    pub expires: String,
+    pub signers: Vec<String>,
+    /// Each `--files` folder: how many files and bytes it holds.
+    pub files: Vec<PlannedFolder>,
+    /// What the lockfiles, lists and flags name, to be resolved and fetched.
+    pub packages: Vec<Planned>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFolder {
+    pub folder: String,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+/// Everything an export checks before it fetches or writes anything (the
+/// options, keys, `--out`, `--state`, every lockfile and every `--files`
+/// folder, listed but not read), and what it would then fetch: the plan of
+/// `export --dry-run`. Writes nothing, the download cache included.
+pub fn plan(options: &ExportOptions) -> Result<ExportPlan> {
+    checks::check_options(options)?;
+    let expires = checks::expiry(options)?;
+    let mut folders = Vec::new();
+    for dir in &options.inputs.files {
+        let found = files::list(dir)?;
+        let bytes = found.iter().map(|(_, size)| size).sum();
+        folders.push(PlannedFolder { folder: dir.display().to_string(), files: found.len(), bytes });
+    }
+    let pins = options.inputs.sources.iter().map(|s| s.read()).collect::<Result<Vec<_>>>()?;
+    let packages: Vec<Planned> = pins.iter().flat_map(|p| p.planned()).collect();
+    if packages.is_empty() && folders.iter().all(|f| f.files == 0) {
+        return Err(Error::Usage("nothing to export: the inputs name no files or packages".into()));
+    }
+    Ok(ExportPlan {
+        bundle: options.out.display().to_string(),
+        channel: options.channel.clone(),
+        expires: crate::time::rfc3339(expires),
+        signers: options.keys.iter().map(|k| k.public().id().short()).collect(),
+        files: folders,
+        packages,
+    })
 }
 
 /// Runs an export.

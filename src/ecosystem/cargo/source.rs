@@ -6,10 +6,10 @@ use std::fs;
 use std::path::PathBuf;
 
 use super::lockfile::{self, CratePin};
-use super::{DEFAULT_INDEX, check_pins, resolve};
+use super::{DEFAULT_INDEX, NAME, check_pins, resolve};
 use crate::ecosystem::endpoints::{env_nonempty, home};
-use crate::ecosystem::registry::{append, read_lockfiles};
-use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
+use crate::ecosystem::registry::{append, planned_pins, read_lockfiles};
+use crate::ecosystem::{Artifact, FetchContext, Pinned, Planned, Source};
 use crate::error::Result;
 
 /// Cargo's part of an export.
@@ -46,10 +46,24 @@ impl Pinned for Pins<'_> {
     fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
         let mut artifacts = Vec::new();
         for pins in &self.pins {
-            let index = self.source.index.clone().or_else(cargo_index).unwrap_or_else(|| DEFAULT_INDEX.to_owned());
-            append(&mut artifacts, resolve(pins, &index, ctx)?);
+            append(&mut artifacts, resolve(pins, &self.source.index(), ctx)?);
         }
         Ok(artifacts)
+    }
+
+    fn planned(&self) -> Vec<Planned> {
+        let index = self.source.index();
+        let planned = |(lock, pins): (&PathBuf, &Vec<CratePin>)| {
+            planned_pins(NAME, &index, lock, pins.iter().map(|p| (p.name.as_str(), p.version.as_str())))
+        };
+        self.source.locks.iter().zip(&self.pins).flat_map(planned).collect()
+    }
+}
+
+impl Lockfiles {
+    /// The flag's index, else cargo's source replacement, else [`DEFAULT_INDEX`].
+    fn index(&self) -> String {
+        self.index.clone().or_else(cargo_index).unwrap_or_else(|| DEFAULT_INDEX.to_owned())
     }
 }
 

@@ -18,7 +18,7 @@ use super::{DEFAULT_ARCHIVE, DEFAULT_KEYRING, INRELEASE, NAME, STANZA, lockfile,
 use crate::ecosystem::registry::{
     Artifact, FetchContext, carry_needed, digest_mismatch, entry, join_url, read_lockfiles,
 };
-use crate::ecosystem::{Pinned, Source};
+use crate::ecosystem::{Pinned, Planned, Source};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, parallel};
 use crate::id::RelPath;
@@ -81,9 +81,7 @@ impl Pinned for Plan<'_> {
             return Ok(Vec::new());
         }
         let s = self.source;
-        // As apt on this host would fetch the first suite, else Debian's archive.
-        let host = || super::sources::archive_for(&super::sources::read_sources(Path::new("/etc/apt")), &s.suites[0]);
-        let archive = s.archive.clone().or_else(host).unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned());
+        let archive = s.archive_url();
         let folder = archive_folder(&archive)?;
         let arches = if s.architectures.is_empty() { vec!["amd64".to_owned()] } else { s.architectures.clone() };
         let components = if s.components.is_empty() { vec!["main".to_owned()] } else { s.components.clone() };
@@ -120,6 +118,40 @@ impl Pinned for Plan<'_> {
         let debs = parallel(&picked, ctx.jobs, |c| fetch_deb(ctx, &archive, &folder, &s.suites[c.suite], c))?;
         artifacts.extend(debs);
         Ok(artifacts)
+    }
+
+    /// The packages as the lists name them; their dependencies are found
+    /// only in the archive's index.
+    fn planned(&self) -> Vec<Planned> {
+        if self.source.locks.is_empty() {
+            return Vec::new();
+        }
+        let from = format!("{} ({})", self.source.archive_url(), self.source.suites.join(", "));
+        let planned = |(list, wanted): (&PathBuf, &Vec<lockfile::Wanted>)| {
+            wanted
+                .iter()
+                .map(|w| Planned {
+                    ecosystem: NAME,
+                    name: w.arch.as_ref().map_or_else(|| w.name.clone(), |arch| format!("{}:{arch}", w.name)),
+                    version: w.version.clone(),
+                    from: from.clone(),
+                    input: list.display().to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        self.source.locks.iter().zip(&self.wanted).flat_map(planned).collect()
+    }
+}
+
+impl Lockfiles {
+    /// The flag's archive, else the one apt on this host uses for the first
+    /// suite, else Debian's.
+    fn archive_url(&self) -> String {
+        let host = || {
+            let suite = self.suites.first()?;
+            super::sources::archive_for(&super::sources::read_sources(Path::new("/etc/apt")), suite)
+        };
+        self.archive.clone().or_else(host).unwrap_or_else(|| DEFAULT_ARCHIVE.to_owned())
     }
 }
 

@@ -64,6 +64,22 @@ impl Ecosystem for Files {
 /// devices, sockets and names that are not UTF-8 are refused, not skipped:
 /// an operator must know that the bundle is not what the folder shows.
 pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<Artifact>> {
+    let found = list(root)?;
+    let total = found.iter().map(|(_, size)| size).sum();
+    progress.start("hashing", total);
+    let hashes = hash_all(root, &found, progress)?;
+    progress.finish();
+    // Sized up front: collecting through `Result` would grow the list by doubling.
+    let mut files = Vec::with_capacity(found.len());
+    for ((path, _), (blob, size)) in found.into_iter().zip(hashes) {
+        files.push(artifact(root.join(path.as_str()), path, blob, size));
+    }
+    Ok(files)
+}
+
+/// Every regular file under `root` in path order, with its size, refused
+/// as [`collect`] refuses them (nothing is read).
+pub fn list(root: &Path) -> Result<Vec<(RelPath, u64)>> {
     let meta = fs::metadata(root).map_err(|e| Error::input(root, "--files folder", &e))?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!(
@@ -77,16 +93,7 @@ pub fn collect(root: &Path, progress: &dyn Progress) -> Result<Vec<Artifact>> {
     found.shrink_to_fit();
     // Paths under one root are distinct: an unstable sort gives the one order, without a scratch copy.
     found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let total = found.iter().map(|(_, size)| size).sum();
-    progress.start("hashing", total);
-    let hashes = hash_all(root, &found, progress)?;
-    progress.finish();
-    // Sized up front: collecting through `Result` would grow the list by doubling.
-    let mut files = Vec::with_capacity(found.len());
-    for ((path, _), (blob, size)) in found.into_iter().zip(hashes) {
-        files.push(artifact(root.join(path.as_str()), path, blob, size));
-    }
-    Ok(files)
+    Ok(found)
 }
 
 /// A file's index in the sorted list, its BLAKE3 and its size.

@@ -20,7 +20,7 @@ use super::listing::{self, Listing};
 use super::{Kind, NAME, Repo, SIGNATURE_FILE, check_repo_id, check_revision, is_commit, snapshot_prefix};
 use crate::ecosystem::endpoints::{env_nonempty, home};
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry, join_url};
-use crate::ecosystem::{Pinned, Source};
+use crate::ecosystem::{Pinned, Planned, Source};
 use crate::error::{Error, Result};
 use crate::escape::url_segment;
 use crate::fetch::{Digests, Extra, parallel};
@@ -51,12 +51,17 @@ struct Wanted {
     revision: String,
 }
 
-/// `ORG/NAME[@REVISION]`.
-fn parse_wanted(text: &str, kind: Kind) -> Result<Wanted> {
-    let flag = match kind {
+/// The flag that names repositories of `kind`.
+fn flag(kind: Kind) -> &'static str {
+    match kind {
         Kind::Model => "--hf-model",
         Kind::Dataset => "--hf-dataset",
-    };
+    }
+}
+
+/// `ORG/NAME[@REVISION]`.
+fn parse_wanted(text: &str, kind: Kind) -> Result<Wanted> {
+    let flag = flag(kind);
     let (id, revision) = text.split_once('@').unwrap_or((text, "main"));
     check_repo_id(id).map_err(|m| Error::Usage(format!("{flag} {text:?}: {m}")))?;
     check_revision(revision).map_err(|m| Error::Usage(format!("{flag} {text:?}: {m}")))?;
@@ -163,6 +168,18 @@ impl Pinned for Plan<'_> {
             }
         }
         Ok(artifacts)
+    }
+
+    /// The repositories as the flags name them; their files are found only in the hub's tree.
+    fn planned(&self) -> Vec<Planned> {
+        let planned = |w: &Wanted| Planned {
+            ecosystem: NAME,
+            name: w.repo.entry_name(),
+            version: Some(w.revision.clone()),
+            from: self.endpoint.clone(),
+            input: flag(w.repo.kind).to_owned(),
+        };
+        self.wanted.iter().map(planned).collect()
     }
 }
 

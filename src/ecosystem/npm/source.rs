@@ -5,10 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use super::lockfile::{self, NpmPin};
-use super::{DEFAULT_REGISTRY, check_pins, resolve};
+use super::{DEFAULT_REGISTRY, NAME, check_pins, resolve};
 use crate::ecosystem::endpoints::{env_nonempty, home, ini_value};
-use crate::ecosystem::registry::{append, read_lockfiles};
-use crate::ecosystem::{Artifact, FetchContext, Pinned, Source};
+use crate::ecosystem::registry::{append, planned_pins, read_lockfiles};
+use crate::ecosystem::{Artifact, FetchContext, Pinned, Planned, Source};
 use crate::error::Result;
 
 /// npm's part of an export.
@@ -45,15 +45,25 @@ impl Pinned for Pins<'_> {
     fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
         let mut artifacts = Vec::new();
         for (path, pins) in &self.pins {
-            let registry = self
-                .source
-                .registry
-                .clone()
-                .or_else(|| npm_registry(path.parent()))
-                .unwrap_or_else(|| DEFAULT_REGISTRY.to_owned());
-            append(&mut artifacts, resolve(pins, &registry, ctx)?);
+            append(&mut artifacts, resolve(pins, &self.source.registry_for(path), ctx)?);
         }
         Ok(artifacts)
+    }
+
+    fn planned(&self) -> Vec<Planned> {
+        let planned = |(lock, pins): &(&Path, Vec<NpmPin>)| {
+            let registry = self.source.registry_for(lock);
+            planned_pins(NAME, &registry, lock, pins.iter().map(|p| (p.name.as_str(), p.version.as_str())))
+        };
+        self.pins.iter().flat_map(planned).collect()
+    }
+}
+
+impl Lockfiles {
+    /// The flag's registry, else npm's setting for the lockfile at `lock`,
+    /// else [`DEFAULT_REGISTRY`].
+    fn registry_for(&self, lock: &Path) -> String {
+        self.registry.clone().or_else(|| npm_registry(lock.parent())).unwrap_or_else(|| DEFAULT_REGISTRY.to_owned())
     }
 }
 

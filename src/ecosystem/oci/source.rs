@@ -15,7 +15,7 @@ use super::{
     INDEX_TYPES, MANIFEST_TYPES, NAME, blob_rel_path, blobs_of, media_type, parse_index, parse_manifest, sha256_hex,
 };
 use crate::ecosystem::registry::{Artifact, FetchContext, carry, carry_needed, digest_mismatch, entry};
-use crate::ecosystem::{Pinned, Source};
+use crate::ecosystem::{Pinned, Planned, Source};
 use crate::error::{Error, Result};
 use crate::fetch::{Digests, Extra, HttpError, Payload, parallel};
 
@@ -47,9 +47,12 @@ impl Source for Images {
 
     fn read(&self) -> Result<Box<dyn Pinned + '_>> {
         let mut refs = Vec::new();
+        let mut inputs = Vec::new();
         for path in &self.lists {
             let origin = path.display().to_string();
-            refs.extend(lockfile::parse_images(&crate::lockfile::read(path)?, &origin)?);
+            let listed = lockfile::parse_images(&crate::lockfile::read(path)?, &origin)?;
+            inputs.extend(std::iter::repeat_n(origin, listed.len()));
+            refs.extend(listed);
         }
         for platform in &self.platforms {
             let parts = platform.split('/').count();
@@ -57,22 +60,24 @@ impl Source for Images {
                 return Err(Error::Usage(format!("--oci-platform {platform:?}: write OS/ARCH or OS/ARCH/VARIANT")));
             }
         }
-        Ok(Box::new(Refs { source: self, refs }))
+        Ok(Box::new(Refs { source: self, wanted: refs, inputs }))
     }
 }
 
 struct Refs<'a> {
     source: &'a Images,
-    refs: Vec<ImageRef>,
+    wanted: Vec<ImageRef>,
+    /// The list that names each of `wanted`.
+    inputs: Vec<String>,
 }
 
 impl Pinned for Refs<'_> {
     fn fetch(&self, ctx: &FetchContext<'_>) -> Result<Vec<Artifact>> {
-        if self.refs.is_empty() {
+        if self.wanted.is_empty() {
             return Ok(Vec::new());
         }
         let registry = Registry { ctx, images: self.source, sessions: Mutex::new(BTreeMap::new()) };
-        let resolved = parallel(&self.refs, ctx.jobs, |r| registry.resolve(r))?;
+        let resolved = parallel(&self.wanted, ctx.jobs, |r| registry.resolve(r))?;
         let images = merge(resolved)?;
         let mut artifacts = parallel(&images, ctx.jobs, |image| registry.image(image))?;
         let mut blobs: BTreeMap<String, (&str, u64)> = BTreeMap::new();
@@ -96,6 +101,25 @@ impl Pinned for Refs<'_> {
         let blobs: Vec<(String, (&str, u64))> = blobs.into_iter().collect();
         artifacts.extend(parallel(&blobs, ctx.jobs, |(hex, (repo, size))| registry.blob(repo, hex, *size))?);
         Ok(artifacts)
+    }
+
+    /// The images as the lists name them; their platforms, layers and
+    /// evidence are found only in the registry.
+    fn planned(&self) -> Vec<Planned> {
+        let pinned = |r: &ImageRef| match (&r.tag, &r.digest) {
+            (Some(tag), Some(digest)) => Some(format!("{tag}@sha256:{digest}")),
+            (Some(tag), None) => Some(tag.clone()),
+            (None, Some(digest)) => Some(format!("sha256:{digest}")),
+            (None, None) => None,
+        };
+        let planned = |(r, input): (&ImageRef, &String)| Planned {
+            ecosystem: NAME,
+            name: r.repository.clone(),
+            version: pinned(r),
+            from: r.host().to_owned(),
+            input: input.clone(),
+        };
+        self.wanted.iter().zip(&self.inputs).map(planned).collect()
     }
 }
 
