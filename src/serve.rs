@@ -85,8 +85,15 @@ impl Server {
 
     /// Serves until stopped through a [`ServerHandle`] (from [`spawn`](Server::spawn)),
     /// or forever. Each request is passed to `log` as one line.
-    pub fn run(self, log: &(dyn Fn(&str) + Sync)) -> Result<()> {
-        self.http.run(&self.site, log)
+    pub fn run(self, log: impl Fn(&str) + Send + Sync + 'static) -> Result<()> {
+        self.http.run(self.site, log)
+    }
+
+    /// Serves at most `limit` connections at once (more are answered 503).
+    #[must_use]
+    pub fn with_connection_limit(mut self, limit: usize) -> Self {
+        self.http = self.http.with_connection_limit(limit);
+        self
     }
 
     /// Runs the server on its own thread; the handle stops it (also when dropped).

@@ -84,7 +84,7 @@ impl ServeArgs {
         out.line(format!("serving {} on {} ({})", report.mirror, report.url, listed.join(", ")));
         out.report("serve", &report);
         let quiet = out.quiet;
-        server.run(&move |line: &str| {
+        server.run(move |line: &str| {
             if !quiet {
                 // A closed standard error must not take the server down.
                 let _ = writeln!(std::io::stderr().lock(), "{line}");

@@ -1,25 +1,46 @@
-//! Reading and parsing a request head.
+//! The request head as handlers and responses see it, taken from what
+//! hyper parsed: the method and target (for the route and the log), and
+//! the few headers anything here reads.
 
-use std::io::{self, Read};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Instant;
+use std::net::SocketAddr;
 
-use super::server::MAX_HEAD;
+use hyper::header::{ACCEPT, ACCEPT_ENCODING, HOST, HeaderMap, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
 
 /// A parsed request head.
+#[derive(Debug, Clone)]
 pub struct Request {
-    /// For the log: the method and target as received ("-" when missing).
+    /// The method and the target's path and query, as received.
     pub(super) method: String,
     pub(super) target: String,
     host: Option<String>,
     accept: String,
     /// `Range`, for a route that serves byte ranges.
     range: Option<String>,
+    /// The validators a client sends to revalidate what it has.
+    pub(super) if_none_match: Option<String>,
+    pub(super) if_modified_since: Option<String>,
+    pub(super) accept_encoding: String,
     /// The connection's local address, the fallback for a missing Host.
     local: SocketAddr,
 }
 
 impl Request {
+    pub(super) fn from_parts(parts: &hyper::http::request::Parts, local: SocketAddr) -> Self {
+        let headers = &parts.headers;
+        let target = parts.uri.path_and_query().map_or_else(|| parts.uri.to_string(), |pq| pq.as_str().to_owned());
+        Request {
+            method: parts.method.as_str().to_owned(),
+            target,
+            host: first(headers, &HOST).or_else(|| parts.uri.authority().map(|a| a.as_str().to_owned())),
+            accept: joined(headers, &ACCEPT),
+            range: first(headers, &RANGE),
+            if_none_match: Some(joined(headers, &IF_NONE_MATCH)).filter(|v| !v.is_empty()),
+            if_modified_since: first(headers, &IF_MODIFIED_SINCE),
+            accept_encoding: joined(headers, &ACCEPT_ENCODING),
+            local,
+        }
+    }
+
     /// `http://HOST` for URLs that point back at this server.
     #[must_use]
     pub fn base(&self) -> String {
@@ -42,6 +63,17 @@ impl Request {
     }
 }
 
+/// The first value of `name`, if it is text.
+fn first(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_owned())
+}
+
+/// Every value of `name` that is text, joined with `, ` as one list.
+fn joined(headers: &HeaderMap, name: &HeaderName) -> String {
+    let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).collect();
+    values.join(", ")
+}
+
 /// Only what can be a host name, IP literal and port, so nothing else reaches the JSON we write.
 fn valid_host(host: &str) -> bool {
     !host.is_empty()
@@ -49,123 +81,9 @@ fn valid_host(host: &str) -> bool {
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'))
 }
 
-/// The first byte of a TLS record carrying a handshake; no HTTP method starts with it.
-const TLS_HANDSHAKE: u8 = 0x16;
-
-pub(super) enum HeadRead {
-    Complete(Vec<u8>),
-    /// The client connected and closed or timed out without a byte: not a request.
-    Nothing,
-    /// The connection ended in the middle of the head.
-    Partial,
-    TimedOut,
-    TooLarge,
-}
-
-/// Reads up to the blank line that ends the request head, within `deadline`
-/// overall (a client dripping bytes cannot hold the thread for longer).
-pub(super) fn read_head(stream: &mut TcpStream, deadline: Instant) -> HeadRead {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() || stream.set_read_timeout(Some(remaining)).is_err() {
-            return if head.is_empty() { HeadRead::Nothing } else { HeadRead::TimedOut };
-        }
-        match stream.read(&mut chunk) {
-            Ok(0) => return if head.is_empty() { HeadRead::Nothing } else { HeadRead::Partial },
-            // A TLS handshake (a client trying HTTPS first, as skopeo and
-            // podman do for a registry they may not verify) is closed at once,
-            // so the client falls back to plain HTTP without waiting out the timeout.
-            Ok(_) if head.is_empty() && chunk[0] == TLS_HANDSHAKE => return HeadRead::Nothing,
-            Ok(n) => head.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return if head.is_empty() { HeadRead::Nothing } else { HeadRead::TimedOut };
-            }
-            Err(_) => return HeadRead::Nothing,
-        }
-        if let Some(end) = head_end(&head) {
-            if end > MAX_HEAD {
-                return HeadRead::TooLarge;
-            }
-            head.truncate(end);
-            return HeadRead::Complete(head);
-        }
-        if head.len() >= MAX_HEAD {
-            return HeadRead::TooLarge;
-        }
-    }
-}
-
-/// Where the head ends (after its blank line), accepting bare LF line ends too.
-fn head_end(buf: &[u8]) -> Option<usize> {
-    (0..buf.len()).find_map(|i| match &buf[i..] {
-        [b'\n', b'\n', ..] => Some(i + 2),
-        [b'\n', b'\r', b'\n', ..] => Some(i + 3),
-        _ => None,
-    })
-}
-
-/// Parses the request line and the headers we use; `false` when the head is
-/// malformed (400), with what could be read of it for the log line.
-pub(super) fn parse_head(head: &[u8], local: SocketAddr) -> (Request, bool) {
-    let text = String::from_utf8_lossy(head);
-    let mut lines = text.split('\n').map(|line| line.strip_suffix('\r').unwrap_or(line));
-    let request_line = lines.next().unwrap_or_default();
-    let parts: Vec<&str> = request_line.split(' ').collect();
-    let mut request = Request {
-        method: parts.first().filter(|m| !m.is_empty()).unwrap_or(&"-").to_string(),
-        target: parts.get(1).filter(|t| !t.is_empty()).unwrap_or(&"-").to_string(),
-        host: None,
-        accept: String::new(),
-        range: None,
-        local,
-    };
-    let well_formed = parts.len() == 3
-        && !parts[0].is_empty()
-        && parts[0].bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        && parts[2].starts_with("HTTP/1.")
-        && !parts[1].bytes().any(|b| b.is_ascii_control());
-    if !well_formed {
-        return (request, false);
-    }
-    // Absolute form (as sent to proxies): keep only the path.
-    if let Some(rest) = request.target.strip_prefix("http://").or_else(|| request.target.strip_prefix("https://")) {
-        request.target = rest.find('/').map_or_else(|| "/".to_owned(), |i| rest[i..].to_owned());
-    }
-    if !request.target.starts_with('/') {
-        return (request, false);
-    }
-    for line in lines.take_while(|line| !line.is_empty()) {
-        let Some((name, value)) = line.split_once(':') else {
-            return (request, false);
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("host") && request.host.is_none() {
-            request.host = Some(value.to_owned());
-        } else if name.eq_ignore_ascii_case("range") && request.range.is_none() {
-            request.range = Some(value.to_owned());
-        } else if name.eq_ignore_ascii_case("accept") {
-            if !request.accept.is_empty() {
-                request.accept.push_str(", ");
-            }
-            request.accept.push_str(value);
-        }
-    }
-    (request, true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn heads_end_at_the_blank_line() {
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nrest"), Some(27));
-        assert_eq!(head_end(b"GET / HTTP/1.1\nHost: x\n\n"), Some(24));
-        assert_eq!(head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
-    }
 
     #[test]
     fn hosts_are_sanitized() {
@@ -173,5 +91,22 @@ mod tests {
         assert!(valid_host("[::1]:80"));
         assert!(!valid_host("evil\",\"x"));
         assert!(!valid_host(""));
+    }
+
+    #[test]
+    fn headers_are_read_from_the_parsed_head() {
+        let request = hyper::Request::get("http://mirror.example/npm/x?q=1")
+            .header("Accept", "application/json")
+            .header("Accept", "text/html")
+            .header("If-None-Match", "\"a\"")
+            .body(())
+            .unwrap();
+        let (parts, ()) = request.into_parts();
+        let request = Request::from_parts(&parts, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(request.target, "/npm/x?q=1");
+        assert_eq!(request.base(), "http://mirror.example");
+        assert!(request.accepts("text/html") && request.accepts("application/json"));
+        assert_eq!(request.if_none_match.as_deref(), Some("\"a\""));
+        assert_eq!(request.range(), None);
     }
 }

@@ -12,14 +12,14 @@ use super::response::{Body, Response};
 
 /// What a `Range` header asks of a file of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
-enum Asked {
+pub(super) enum Asked {
     Whole,
     /// The first byte and the length.
     Part(u64, u64),
     Unsatisfiable,
 }
 
-fn parse(header: Option<&str>, len: u64) -> Asked {
+pub(super) fn parse(header: Option<&str>, len: u64) -> Asked {
     let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else { return Asked::Whole };
     let Some((first, last)) = spec.trim().split_once('-') else { return Asked::Whole };
     if spec.contains(',') {
@@ -66,7 +66,7 @@ pub fn open_range(path: &Path, content_type: &'static str, range: Option<&str>) 
             if let Err(e) = file.seek(SeekFrom::Start(start)) {
                 return Response::from_error(&e);
             }
-            Response::with_body(206, content_type, Body::Part(file, start, part))
+            Response::with_body(206, content_type, Body::Part(file, part))
                 .header("Content-Range", format!("bytes {start}-{}/{len}", start + part - 1))
         }
         Asked::Unsatisfiable => Response::status(416).header("Content-Range", format!("bytes */{len}")),

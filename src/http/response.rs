@@ -1,10 +1,12 @@
 //! Responses: status, content type, extra headers, and a body held in memory
 //! or streamed from a file.
 
-use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
-use std::net::TcpStream;
+use std::io::{self, Seek as _, Write as _};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::body::{Log, LogLine, Sent};
+use super::head::Request;
 
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const TEXT: &str = "text/plain; charset=utf-8";
@@ -35,9 +37,9 @@ pub(super) enum Body {
     Bytes(Vec<u8>),
     /// A regular file and its length when opened.
     File(File, u64),
-    /// Part of a regular file: the file (positioned at the part's start),
-    /// that start, and the part's length.
-    Part(File, u64, u64),
+    /// Part of a regular file: the file (positioned at the part's start)
+    /// and the part's length.
+    Part(File, u64),
 }
 
 impl Response {
@@ -86,55 +88,153 @@ impl Response {
         self.status
     }
 
-    /// Writes the response (no body for HEAD); returns the body bytes sent.
-    pub(super) fn send(self, stream: &mut TcpStream, head_only: bool) -> u64 {
-        let length = match &self.body {
+    /// The body's length.
+    fn len(&self) -> u64 {
+        match &self.body {
             Body::Bytes(bytes) => bytes.len() as u64,
-            Body::File(_, length) | Body::Part(_, _, length) => *length,
-        };
-        let mut head = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {length}\r\nConnection: close\r\n\
-             X-Content-Type-Options: nosniff\r\n",
-            self.status,
-            reason(self.status),
-            self.content_type
-        );
-        for (name, value) in &self.headers {
-            let _ = write!(head, "{name}: {value}\r\n");
+            Body::File(_, length) | Body::Part(_, length) => *length,
         }
-        head.push_str("\r\n");
-        let mut head = head.into_bytes();
-        match self.body {
-            _ if head_only => {
-                let _ = stream.write_all(&head);
-                0
+    }
+
+    /// The response hyper sends for `request`: with validators (`ETag`,
+    /// and `Last-Modified` for a file) unless the handler set its own,
+    /// answered 304 when the client's copy is current, and gzip-compressed
+    /// when the client accepts it and the content is text.
+    pub(super) fn finish(self, request: &Request, log: Log, head: &str) -> hyper::Response<Sent> {
+        self.narrowed(request.range()).headers_and_body(request, log, head)
+    }
+
+    /// A whole file (200) answered as the one range of bytes the request
+    /// asks for (206), or 416 when the range is past its end: every file
+    /// route resumes, not only those that ask for it.
+    fn narrowed(mut self, range: Option<&str>) -> Self {
+        let Body::File(file, len) = &mut self.body else { return self };
+        if self.status != 200 {
+            return self;
+        }
+        let len = *len;
+        if !self.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("accept-ranges")) {
+            self.headers.push(("Accept-Ranges", "bytes".into()));
+        }
+        match super::range::parse(range, len) {
+            super::range::Asked::Whole => self,
+            super::range::Asked::Part(start, part) => {
+                if let Err(e) = file.seek(io::SeekFrom::Start(start)) {
+                    return Response::from_error(&e);
+                }
+                let Body::File(file, _) = self.body else { unreachable!("matched above") };
+                self.body = Body::Part(file, part);
+                self.status = 206;
+                self.header("Content-Range", format!("bytes {start}-{}/{len}", start + part - 1))
             }
-            Body::Bytes(bytes) => {
-                head.extend_from_slice(&bytes);
-                if stream.write_all(&head).is_ok() { length } else { 0 }
-            }
-            Body::File(file, length) => {
-                if stream.write_all(&head).is_err() {
-                    return 0;
-                }
-                let mut reader = (&file).take(length);
-                match io::copy(&mut reader, stream) {
-                    Ok(sent) => sent,
-                    // What was read from the file is at most a buffer more than what was sent.
-                    Err(_) => (&file).stream_position().unwrap_or(0),
-                }
-            }
-            Body::Part(file, start, length) => {
-                if stream.write_all(&head).is_err() {
-                    return 0;
-                }
-                match io::copy(&mut (&file).take(length), stream) {
-                    Ok(sent) => sent,
-                    Err(_) => (&file).stream_position().unwrap_or(start).saturating_sub(start),
-                }
+            super::range::Asked::Unsatisfiable => {
+                Response::status(416).header("Content-Range", format!("bytes */{len}"))
             }
         }
     }
+
+    fn headers_and_body(mut self, request: &Request, log: Log, head: &str) -> hyper::Response<Sent> {
+        let own_tag = self.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("etag"));
+        let text = compressible(&self.content_type);
+        let gzip =
+            !own_tag && self.status == 200 && text && accepts_gzip(&request.accept_encoding) && self.len() >= MIN_GZIP;
+        if text {
+            self.headers.push(("Vary", "Accept-Encoding".into()));
+        }
+        if !own_tag && matches!(self.status, 200 | 206) {
+            let (tag, modified) = self.validators();
+            let tag = if gzip { format!("{}-gzip\"", tag.trim_end_matches('"')) } else { tag };
+            let current = self.status == 200 && not_modified(request, &tag, modified);
+            self.headers.push(("ETag", tag));
+            if let Some(modified) = modified {
+                self.headers.push(("Last-Modified", httpdate::fmt_http_date(modified)));
+            }
+            if current {
+                self.status = 304;
+                self.body = Body::Bytes(Vec::new());
+            }
+        }
+        let mut builder = hyper::Response::builder()
+            .status(self.status)
+            .header("Content-Type", self.content_type.as_ref())
+            .header("X-Content-Type-Options", "nosniff");
+        for (name, value) in &self.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        if gzip {
+            builder = builder.header("Content-Encoding", "gzip");
+        } else if self.status != 304 {
+            builder = builder.header("Content-Length", self.len());
+        }
+        let log = LogLine { log, head: format!("{head} {}", self.status) };
+        let body = match self.body {
+            Body::Bytes(bytes) if gzip => Sent::bytes(gzip_all(&bytes), log),
+            Body::Bytes(bytes) => Sent::bytes(bytes, log),
+            Body::File(file, length) | Body::Part(file, length) => Sent::file(file, length, gzip, log),
+        };
+        builder.body(body).unwrap_or_else(|_| super::body::internal_error())
+    }
+
+    /// A strong `ETag` and, for a file, its modification time: a file's
+    /// size and time to the nanosecond (as web servers make them; the mirror
+    /// replaces files, it does not rewrite them), a document's BLAKE3.
+    fn validators(&self) -> (String, Option<SystemTime>) {
+        match &self.body {
+            Body::Bytes(bytes) => (format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32]), None),
+            Body::File(file, _) | Body::Part(file, _) => {
+                let meta = file.metadata().ok();
+                let modified = meta.as_ref().and_then(|m| m.modified().ok());
+                let nanos = modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+                let size = meta.map_or(0, |m| m.len());
+                (format!("\"{size:x}-{nanos:x}\""), modified)
+            }
+        }
+    }
+}
+
+/// Bodies below this are sent as they are: compressing them saves nothing.
+const MIN_GZIP: u64 = 1024;
+
+/// Text worth compressing: pages, JSON documents, indexes.
+fn compressible(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    media.starts_with("text/") || media.ends_with("json") || media.ends_with("+xml") || media == "application/xml"
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) with a weight above zero.
+fn accepts_gzip(header: &str) -> bool {
+    header.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| p.strip_prefix("q=").is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q <= 0.0)));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
+
+/// Whether the client's copy is the current one: `If-None-Match` naming the
+/// tag (or `*`), else `If-Modified-Since` not before the file's time (RFC 9110 §13.2.2).
+fn not_modified(request: &Request, tag: &str, modified: Option<SystemTime>) -> bool {
+    if !matches!(request.method.as_str(), "GET" | "HEAD") {
+        return false;
+    }
+    if let Some(listed) = &request.if_none_match {
+        return listed.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == "*" || t == tag);
+    }
+    let since = request.if_modified_since.as_deref().and_then(|s| httpdate::parse_http_date(s).ok());
+    match (since, modified) {
+        (Some(since), Some(modified)) => {
+            let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            seconds(modified) <= seconds(since)
+        }
+        _ => false,
+    }
+}
+
+fn gzip_all(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4), flate2::Compression::fast());
+    // Writing to memory does not fail.
+    encoder.write_all(data).expect("compressing in memory");
+    encoder.finish().expect("compressing in memory")
 }
 
 fn reason(status: u16) -> &'static str {

@@ -1,53 +1,87 @@
-//! Accepting connections: the connection limits, one thread per connection,
-//! one request per connection, the log line, and stopping.
+//! Accepting connections on hyper (HTTP/1.1 on tokio): keep-alive, the
+//! limits and timeouts, the log line, and stopping. Handlers do blocking
+//! file-system work, so each answer is made on tokio's blocking pool; the
+//! async threads only move bytes.
 
-use std::fmt::Write as _;
-use std::io::{self, Read};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use super::head::{HeadRead, parse_head, read_head};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use super::body::{Log, Sent};
+use super::head::Request;
 use super::path::{self, Route};
 use super::response::Response;
+use super::stall::Guarded;
 use crate::error::Result;
 
-/// Connections served at the same time; more are answered 503.
-pub const MAX_CONNECTIONS: usize = 64;
+/// Connections served at the same time by default (each is a task, not a
+/// thread, so idle ones cost a socket and a few KiB); more are answered 503.
+pub const MAX_CONNECTIONS: usize = 4096;
 /// The largest request head (request line and headers) accepted; more is 431.
 pub const MAX_HEAD: usize = 16 * 1024;
-/// How long a client has to send its request head, and the longest a write may stall.
+/// How long a client has to send a request head (on a new connection, and
+/// between requests on a kept-alive one), and the longest a write may stall.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
-/// Connections beyond [`MAX_CONNECTIONS`] that are still answered (with 503);
-/// past that they are closed unanswered.
-const MAX_REFUSING: usize = 16;
-/// A refused connection gets this long to send its head and read the 503.
+/// Connections beyond the limit that are still answered (with 503); past
+/// that they are closed unanswered.
+const MAX_REFUSING: usize = 256;
+/// A refused connection gets this long to send its head.
 const REFUSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// After the response, unread input is drained this long (so closing does not
-/// reset the connection before the client read the response).
-const LINGER: Duration = Duration::from_secs(1);
-const LINGER_BYTES: usize = 1 << 20;
+/// After `stop`, how long connections in flight get to finish.
+const DRAIN: Duration = Duration::from_secs(10);
+/// Threads of the blocking pool that answer requests and read files.
+const MAX_BLOCKING: usize = 128;
 
 /// What the server answers to a GET or HEAD whose path passed the checks.
-pub trait Handler: Sync {
+pub trait Handler: Send + Sync + 'static {
     fn respond(&self, route: &Route<'_>) -> Response;
 }
 
 /// A bound listener, ready to [`run`](Server::run).
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    listener: std::net::TcpListener,
     local: SocketAddr,
-    stop: Arc<AtomicBool>,
+    limit: usize,
 }
 
 /// Binds `listen`; the error is the operating system's.
 pub fn bind(listen: SocketAddr) -> io::Result<Server> {
-    let listener = TcpListener::bind(listen)?;
+    raise_open_file_limit();
+    let listener = std::net::TcpListener::bind(listen)?;
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
-    Ok(Server { listener, local, stop: Arc::new(AtomicBool::new(false)) })
+    Ok(Server { listener, local, limit: MAX_CONNECTIONS })
+}
+
+/// Each connection is a file descriptor: take the hard limit the system
+/// allows, as web servers do, rather than the soft 1024 shells often start with.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit });
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    handler: Arc<dyn Handler>,
+    log: Log,
+    slots: Arc<Semaphore>,
+    refusing: AtomicUsize,
 }
 
 impl Server {
@@ -57,59 +91,173 @@ impl Server {
         self.local
     }
 
+    /// Serves at most `limit` connections at once (more are answered 503).
+    #[must_use]
+    pub fn with_connection_limit(mut self, limit: usize) -> Self {
+        self.limit = limit.max(1);
+        self
+    }
+
     /// Serves `handler` until stopped through a [`ServerHandle`] (from
     /// [`spawn`](Server::spawn)), or forever. Each request is passed to `log` as one line.
-    pub fn run(self, handler: &dyn Handler, log: &(dyn Fn(&str) + Sync)) -> Result<()> {
-        let active = AtomicUsize::new(0);
-        let refusing = AtomicUsize::new(0);
-        let local = self.local;
-        thread::scope(|scope| {
-            loop {
-                let stream = match self.listener.accept() {
-                    Ok((stream, _)) => stream,
-                    Err(_) if self.stop.load(Ordering::SeqCst) => break,
-                    Err(_) => {
-                        // Out of file descriptors or an aborted handshake: try again shortly.
-                        thread::sleep(Duration::from_millis(20));
-                        continue;
-                    }
-                };
-                if self.stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                let (slots, refuse) = if acquire(&active, MAX_CONNECTIONS) {
-                    (&active, false)
-                } else if acquire(&refusing, MAX_REFUSING) {
-                    (&refusing, true)
-                } else {
-                    continue; // dropping the stream closes it
-                };
-                let spawned = thread::Builder::new().name("airlock-serve".into()).spawn_scoped(scope, move || {
-                    let _slot = Slot(slots);
-                    connection(handler, local, stream, refuse, log);
-                });
-                if spawned.is_err() {
-                    slots.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-        });
-        Ok(())
+    pub fn run(self, handler: impl Handler, log: impl Fn(&str) + Send + Sync + 'static) -> Result<()> {
+        let (_keep, stop) = watch::channel(false);
+        self.serve(Arc::new(handler), Arc::new(log), stop)
     }
 
     /// Runs the server on its own thread; the handle stops it (also when dropped).
     #[must_use]
-    pub fn spawn(
-        self,
-        handler: impl Handler + Send + 'static,
-        log: impl Fn(&str) + Send + Sync + 'static,
-    ) -> ServerHandle {
+    pub fn spawn(self, handler: impl Handler, log: impl Fn(&str) + Send + Sync + 'static) -> ServerHandle {
         let local = self.local;
-        let stop = Arc::clone(&self.stop);
-        let thread = thread::Builder::new()
-            .name("airlock-serve-accept".into())
-            .spawn(move || self.run(&handler, &log))
+        let (stop, stopped) = watch::channel(false);
+        let (handler, log): (Arc<dyn Handler>, Log) = (Arc::new(handler), Arc::new(log));
+        let thread = std::thread::Builder::new()
+            .name("airlock-serve".into())
+            .spawn(move || self.serve(handler, log, stopped))
             .expect("spawning the server thread");
         ServerHandle { local, stop, thread: Some(thread) }
+    }
+
+    fn serve(self, handler: Arc<dyn Handler>, log: Log, stop: watch::Receiver<bool>) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).clamp(1, 8);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .max_blocking_threads(MAX_BLOCKING)
+            .thread_name("airlock-serve")
+            .enable_all()
+            .build()
+            .map_err(|e| crate::error::Error::Usage(format!("cannot start the server's threads: {e}")))?;
+        let shared = Arc::new(Shared {
+            handler,
+            log,
+            slots: Arc::new(Semaphore::new(self.limit)),
+            refusing: AtomicUsize::new(0),
+        });
+        runtime.block_on(accept(self.listener, shared, stop));
+        Ok(())
+    }
+}
+
+/// Accepts until `stop` changes, then lets the connections in flight finish.
+async fn accept(listener: std::net::TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => connection(&shared, &graceful, stream, peer.ip()),
+                // Out of file descriptors or an aborted handshake: try again shortly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
+
+/// Takes a slot for the connection (or a refusing one, or closes it) and serves it on a task.
+fn connection(shared: &Arc<Shared>, graceful: &GracefulShutdown, stream: TcpStream, client: IpAddr) {
+    let permit = Arc::clone(&shared.slots).try_acquire_owned().ok();
+    if permit.is_none() && !acquire(&shared.refusing, MAX_REFUSING) {
+        return; // dropping the stream closes it
+    }
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let refuse = permit.is_none();
+    let timeout = if refuse { REFUSE_TIMEOUT } else { TIMEOUT };
+    let watcher = graceful.watcher();
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let _slot = Slot { permit, shared: Arc::clone(&shared) };
+        if !speaks_plain_http(&stream, timeout).await {
+            return;
+        }
+        let service_shared = Arc::clone(&shared);
+        let service = service_fn(move |request| {
+            let shared = Arc::clone(&service_shared);
+            async move { Ok::<_, Infallible>(answer(shared, request, client, local, refuse).await) }
+        });
+        let mut builder = http1::Builder::new();
+        builder.timer(TokioTimer::new()).header_read_timeout(timeout).max_buf_size(MAX_HEAD).keep_alive(!refuse);
+        let conn = builder.serve_connection(TokioIo::new(Guarded::new(stream, TIMEOUT)), service);
+        if let Err(e) = watcher.watch(conn).await {
+            log_broken(&shared, client, &e);
+        }
+    });
+}
+
+/// Whether the client sends something other than a TLS handshake within
+/// `timeout`. A client trying HTTPS first (as skopeo and podman do for a
+/// registry they may not verify) is closed at once, so it falls back to
+/// plain HTTP; one that sends nothing is closed unlogged: it made no request.
+async fn speaks_plain_http(stream: &TcpStream, timeout: Duration) -> bool {
+    /// The first byte of a TLS record carrying a handshake; no HTTP method starts with it.
+    const TLS_HANDSHAKE: u8 = 0x16;
+    let mut first = [0u8; 1];
+    matches!(tokio::time::timeout(timeout, stream.peek(&mut first)).await, Ok(Ok(1..))) && first[0] != TLS_HANDSHAKE
+}
+
+/// A request hyper answered itself (a head it could not parse, or one too
+/// large), or a connection cut off mid-head: logged without a method or target.
+fn log_broken(shared: &Shared, client: IpAddr, e: &hyper::Error) {
+    let status = if e.is_parse_too_large() {
+        "431"
+    } else if e.is_parse() || e.is_incomplete_message() {
+        "400"
+    } else if e.is_timeout() {
+        "408"
+    } else {
+        return;
+    };
+    (shared.log)(&format!("{} {client} - - {status} -", crate::time::rfc3339(crate::time::now())));
+}
+
+/// The response to one request: 503 on a refused connection, else the
+/// method and path checks and the handler, on the blocking pool.
+async fn answer(
+    shared: Arc<Shared>,
+    request: hyper::Request<Incoming>,
+    client: IpAddr,
+    local: SocketAddr,
+    refuse: bool,
+) -> hyper::Response<Sent> {
+    let (parts, _body) = request.into_parts();
+    let request = Request::from_parts(&parts, local);
+    // The log names who asked, as web servers' access logs do.
+    let head = format!(
+        "{} {client} {} {}",
+        crate::time::rfc3339(crate::time::now()),
+        log_safe(&request.method),
+        log_safe(&request.target)
+    );
+    let log = Arc::clone(&shared.log);
+    let made = tokio::task::spawn_blocking(move || {
+        let response = if refuse {
+            Response::status(503).header("Retry-After", "1".into()).header("Connection", "close".into())
+        } else {
+            path::respond(&*shared.handler, &request)
+        };
+        response.finish(&request, log, &head)
+    });
+    made.await.unwrap_or_else(|_| super::body::internal_error())
+}
+
+fn acquire(slots: &AtomicUsize, limit: usize) -> bool {
+    slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).is_ok()
+}
+
+/// Gives a connection's slot back when its task ends, however it ends.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.permit.take().is_none() {
+            self.shared.refusing.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -117,7 +265,7 @@ impl Server {
 #[derive(Debug)]
 pub struct ServerHandle {
     local: SocketAddr,
-    stop: Arc<AtomicBool>,
+    stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<()>>>,
 }
 
@@ -128,8 +276,8 @@ impl ServerHandle {
         self.local
     }
 
-    /// Stops accepting, waits for the connections in flight, and returns what
-    /// [`Server::run`] returned.
+    /// Stops accepting, lets the connections in flight finish (idle
+    /// kept-alive ones are closed), and returns what [`Server::run`] returned.
     pub fn stop(mut self) -> Result<()> {
         match self.halt() {
             Some(Ok(result)) => result,
@@ -138,11 +286,9 @@ impl ServerHandle {
         }
     }
 
-    fn halt(&mut self) -> Option<thread::Result<Result<()>>> {
+    fn halt(&mut self) -> Option<std::thread::Result<Result<()>>> {
         let thread = self.thread.take()?;
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept; if even that fails, leave the thread be rather than hang.
-        TcpStream::connect_timeout(&wake_addr(self.local), Duration::from_secs(5)).ok()?;
+        let _ = self.stop.send(true);
         Some(thread.join())
     }
 }
@@ -153,78 +299,9 @@ impl Drop for ServerHandle {
     }
 }
 
-fn wake_addr(local: SocketAddr) -> SocketAddr {
-    let ip = match local.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, local.port())
-}
-
-fn acquire(slots: &AtomicUsize, limit: usize) -> bool {
-    slots.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < limit).then_some(n + 1)).is_ok()
-}
-
-/// Gives a connection slot back when the connection's thread ends, however it ends.
-struct Slot<'a>(&'a AtomicUsize);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// One connection: read the head, answer it (503 when `refuse`), log
-/// (`TIME CLIENT METHOD TARGET STATUS BYTES`), linger.
-/// `local` is the listener's address, the fallback for the connection's own.
-fn connection(
-    handler: &dyn Handler,
-    local: SocketAddr,
-    mut stream: TcpStream,
-    refuse: bool,
-    log: &(dyn Fn(&str) + Sync),
-) {
-    let timeout = if refuse { REFUSE_TIMEOUT } else { TIMEOUT };
-    // The log names who asked, as web servers' access logs do.
-    let client = stream.peer_addr().map_or_else(|_| "-".to_owned(), |a| a.ip().to_string());
-    if stream.set_write_timeout(Some(timeout)).is_err() {
-        return;
-    }
-    let local = stream.local_addr().unwrap_or(local);
-    let (request, response) = match read_head(&mut stream, Instant::now() + timeout) {
-        HeadRead::Nothing => return,
-        HeadRead::TooLarge => (None, Response::status(431)),
-        HeadRead::Partial => (None, Response::status(400)),
-        HeadRead::TimedOut => (None, Response::status(408)),
-        HeadRead::Complete(head) => {
-            let (request, well_formed) = parse_head(&head, local);
-            let response = if !well_formed {
-                Response::status(400)
-            } else if refuse {
-                Response::status(503).header("Retry-After", "1".into())
-            } else {
-                path::respond(handler, &request)
-            };
-            (Some(request), response)
-        }
-    };
-    let head_only = request.as_ref().is_some_and(|r| r.method == "HEAD");
-    let status = response.code();
-    let sent = response.send(&mut stream, head_only);
-    let (method, target) = request.as_ref().map_or(("-", "-"), |r| (r.method.as_str(), r.target.as_str()));
-    log(&format!(
-        "{} {} {} {} {status} {sent}",
-        crate::time::rfc3339(crate::time::now()),
-        client,
-        log_safe(method),
-        log_safe(target)
-    ));
-    linger(stream);
-}
-
 /// Escapes what would break the one-line, space-separated log format.
 fn log_safe(text: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() || c.is_whitespace() {
@@ -237,28 +314,6 @@ fn log_safe(text: &str) -> String {
         }
     }
     out
-}
-
-/// Reads and discards what the client still sends, briefly, after our half of
-/// the connection is closed: closing with unread input would reset the
-/// connection and could destroy the response before the client reads it.
-fn linger(mut stream: TcpStream) {
-    if stream.shutdown(Shutdown::Write).is_err() {
-        return;
-    }
-    let deadline = Instant::now() + LINGER;
-    let mut sink = [0u8; 8192];
-    let mut total = 0;
-    while total < LINGER_BYTES {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() || stream.set_read_timeout(Some(remaining)).is_err() {
-            return;
-        }
-        match stream.read(&mut sink) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => total += n,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,175 @@
+//! Response bodies as hyper sends them: bytes held in memory, or a file
+//! streamed in chunks read off the async threads (and gzip-compressed on the
+//! way when the client asked for it), with the request's log line written
+//! once the body is done or abandoned, counting what was handed to the
+//! connection.
+
+use std::fs::File;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use flate2::write::GzEncoder;
+use hyper::body::{Frame, SizeHint};
+use tokio::task::JoinHandle;
+
+/// How much of a file one read takes: one chunk per connection is in memory.
+const CHUNK: u64 = 256 * 1024;
+
+/// Where request lines go.
+pub type Log = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The request's log line, `TIME CLIENT METHOD TARGET STATUS`, to which the
+/// body adds the bytes it sent when it is dropped.
+pub struct LogLine {
+    pub(super) log: Log,
+    pub(super) head: String,
+}
+
+/// A response body.
+pub struct Sent {
+    inner: Inner,
+    log: Option<LogLine>,
+    /// Body bytes handed to the connection so far.
+    counted: u64,
+}
+
+enum Inner {
+    Bytes(Option<Bytes>),
+    File(Box<FileStream>),
+}
+
+type Encoder = GzEncoder<Vec<u8>>;
+/// What one read hands back: the file and encoder for the next, and the data.
+type Chunk = io::Result<(File, Option<Encoder>, Vec<u8>)>;
+
+struct FileStream {
+    /// The file and encoder between reads (`None` while a read runs).
+    idle: Option<(File, Option<Encoder>)>,
+    reading: Option<JoinHandle<Chunk>>,
+    /// Bytes of the file not yet read.
+    unread: u64,
+    /// Bytes of the body not yet sent, when known (not when compressing).
+    unsent: Option<u64>,
+}
+
+impl Sent {
+    #[must_use]
+    pub fn bytes(data: Vec<u8>, log: LogLine) -> Self {
+        Sent { inner: Inner::Bytes(Some(Bytes::from(data))), log: Some(log), counted: 0 }
+    }
+
+    /// `len` bytes of `file` from where it is positioned, compressed when `gzip`.
+    #[must_use]
+    pub fn file(file: File, len: u64, gzip: bool, log: LogLine) -> Self {
+        let encoder = gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let stream =
+            FileStream { idle: Some((file, encoder)), reading: None, unread: len, unsent: (!gzip).then_some(len) };
+        Sent { inner: Inner::File(Box::new(stream)), log: Some(log), counted: 0 }
+    }
+}
+
+/// A bare 500, for what went wrong inside the server (a handler that
+/// panicked, a header value it made that HTTP cannot carry); not logged.
+#[must_use]
+pub fn internal_error() -> hyper::Response<Sent> {
+    let quiet = LogLine { log: Arc::new(|_: &str| {}), head: String::new() };
+    let mut response = hyper::Response::new(Sent::bytes(b"500 Internal Server Error\n".to_vec(), quiet));
+    *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        if let Some(line) = self.log.take() {
+            (line.log)(&format!("{} {}", line.head, self.counted));
+        }
+    }
+}
+
+impl hyper::body::Body for Sent {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<io::Result<Frame<Bytes>>>> {
+        let this = &mut *self;
+        let data = match &mut this.inner {
+            Inner::Bytes(data) => data.take(),
+            Inner::File(stream) => ready!(stream.poll_chunk(cx)?),
+        };
+        Poll::Ready(data.map(|data| {
+            this.counted += data.len() as u64;
+            Ok(Frame::data(data))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Bytes(data) => data.is_none(),
+            Inner::File(stream) => stream.unsent == Some(0),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Bytes(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::File(stream) if stream.unsent.is_some() => SizeHint::with_exact(stream.unsent.unwrap_or(0)),
+            Inner::File(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl FileStream {
+    /// The next piece of the body, `None` at its end.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Bytes>>> {
+        loop {
+            if let Some(reading) = &mut self.reading {
+                let read = ready!(Pin::new(reading).poll(cx));
+                self.reading = None;
+                let (file, encoder, data) = read.map_err(io::Error::other)??;
+                self.idle = Some((file, encoder));
+                if !data.is_empty() {
+                    if let Some(unsent) = &mut self.unsent {
+                        *unsent -= data.len() as u64;
+                    }
+                    return Poll::Ready(Ok(Some(Bytes::from(data))));
+                }
+                continue;
+            }
+            let Some((file, encoder)) = self.idle.take() else { return Poll::Ready(Ok(None)) };
+            if self.unread == 0 && encoder.is_none() {
+                return Poll::Ready(Ok(None));
+            }
+            let want = self.unread.min(CHUNK);
+            self.unread -= want;
+            let last = self.unread == 0;
+            self.reading = Some(tokio::task::spawn_blocking(move || read_chunk(file, encoder, want, last)));
+        }
+    }
+}
+
+/// Reads `want` bytes (a file that shrank since it was opened is an error:
+/// the client must not take a short body for the whole), through the
+/// encoder if there is one, finishing it after the `last` read.
+fn read_chunk(mut file: File, encoder: Option<Encoder>, want: u64, last: bool) -> Chunk {
+    let mut data = Vec::with_capacity(want as usize);
+    (&mut file).take(want).read_to_end(&mut data)?;
+    if (data.len() as u64) < want {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was sent"));
+    }
+    match encoder {
+        None => Ok((file, None, data)),
+        Some(mut encoder) => {
+            encoder.write_all(&data)?;
+            if last {
+                Ok((file, None, encoder.finish()?))
+            } else {
+                let out = std::mem::take(encoder.get_mut());
+                Ok((file, Some(encoder), out))
+            }
+        }
+    }
+}
