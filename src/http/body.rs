@@ -43,16 +43,64 @@ enum Inner {
 }
 
 type Encoder = GzEncoder<Vec<u8>>;
-/// What one read hands back: the file and encoder for the next, and the data.
-type Chunk = io::Result<(File, Option<Encoder>, Vec<u8>)>;
+/// What one read hands back: the reader for the next, and the data.
+type Chunk = io::Result<(Reader, Vec<u8>)>;
+
+/// A file read a chunk at a time on the blocking pool, through an optional
+/// placeholder replacement and an optional gzip encoder.
+pub struct Reader {
+    file: File,
+    replace: Option<Replace>,
+    encoder: Option<Encoder>,
+}
+
+/// Every `from` in the stream becomes `to`; the bytes that may begin an
+/// occurrence split across two reads wait in `carry`.
+pub struct Replace {
+    pub from: Vec<u8>,
+    pub to: Vec<u8>,
+    carry: Vec<u8>,
+}
+
+impl Replace {
+    #[must_use]
+    pub fn new(from: &str, to: &str) -> Self {
+        Replace { from: from.as_bytes().to_vec(), to: to.as_bytes().to_vec(), carry: Vec::new() }
+    }
+
+    /// `data` with the occurrences replaced, holding back a possible start
+    /// of one unless `last`.
+    fn apply(&mut self, data: &[u8], last: bool) -> Vec<u8> {
+        let mut input = std::mem::take(&mut self.carry);
+        input.extend_from_slice(data);
+        let mut out = Vec::with_capacity(input.len());
+        let mut at = 0;
+        while let Some(found) = find(&input[at..], &self.from) {
+            out.extend_from_slice(&input[at..at + found]);
+            out.extend_from_slice(&self.to);
+            at += found + self.from.len();
+        }
+        let keep = if last { 0 } else { (self.from.len() - 1).min(input.len() - at) };
+        out.extend_from_slice(&input[at..input.len() - keep]);
+        self.carry = input[input.len() - keep..].to_vec();
+        out
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
 
 struct FileStream {
-    /// The file and encoder between reads (`None` while a read runs).
-    idle: Option<(File, Option<Encoder>)>,
+    /// The reader between reads (`None` while a read runs).
+    idle: Option<Reader>,
     reading: Option<JoinHandle<Chunk>>,
     /// Bytes of the file not yet read.
     unread: u64,
-    /// Bytes of the body not yet sent, when known (not when compressing).
+    /// Bytes of the body not yet sent, when known (not when compressing or replacing).
     unsent: Option<u64>,
 }
 
@@ -62,12 +110,14 @@ impl Sent {
         Sent { inner: Inner::Bytes(Some(Bytes::from(data))), log: Some(log), counted: 0 }
     }
 
-    /// `len` bytes of `file` from where it is positioned, compressed when `gzip`.
+    /// `len` bytes of `file` from where it is positioned, with `replace`
+    /// made, compressed when `gzip`.
     #[must_use]
-    pub fn file(file: File, len: u64, gzip: bool, log: LogLine) -> Self {
+    pub fn file(file: File, len: u64, replace: Option<Replace>, gzip: bool, log: LogLine) -> Self {
         let encoder = gzip.then(|| GzEncoder::new(Vec::new(), flate2::Compression::fast()));
-        let stream =
-            FileStream { idle: Some((file, encoder)), reading: None, unread: len, unsent: (!gzip).then_some(len) };
+        let unsent = (!gzip && replace.is_none()).then_some(len);
+        let reader = Reader { file, replace, encoder };
+        let stream = FileStream { idle: Some(reader), reading: None, unread: len, unsent };
         Sent { inner: Inner::File(Box::new(stream)), log: Some(log), counted: 0 }
     }
 }
@@ -129,8 +179,8 @@ impl FileStream {
             if let Some(reading) = &mut self.reading {
                 let read = ready!(Pin::new(reading).poll(cx));
                 self.reading = None;
-                let (file, encoder, data) = read.map_err(io::Error::other)??;
-                self.idle = Some((file, encoder));
+                let (reader, data) = read.map_err(io::Error::other)??;
+                self.idle = Some(reader);
                 if !data.is_empty() {
                     if let Some(unsent) = &mut self.unsent {
                         *unsent -= data.len() as u64;
@@ -139,37 +189,59 @@ impl FileStream {
                 }
                 continue;
             }
-            let Some((file, encoder)) = self.idle.take() else { return Poll::Ready(Ok(None)) };
-            if self.unread == 0 && encoder.is_none() {
+            let Some(reader) = self.idle.take() else { return Poll::Ready(Ok(None)) };
+            if self.unread == 0 && reader.encoder.is_none() && reader.replace.is_none() {
                 return Poll::Ready(Ok(None));
             }
             let want = self.unread.min(CHUNK);
             self.unread -= want;
             let last = self.unread == 0;
-            self.reading = Some(tokio::task::spawn_blocking(move || read_chunk(file, encoder, want, last)));
+            self.reading = Some(tokio::task::spawn_blocking(move || read_chunk(reader, want, last)));
         }
     }
 }
 
 /// Reads `want` bytes (a file that shrank since it was opened is an error:
 /// the client must not take a short body for the whole), through the
-/// encoder if there is one, finishing it after the `last` read.
-fn read_chunk(mut file: File, encoder: Option<Encoder>, want: u64, last: bool) -> Chunk {
+/// replacement and the encoder if there are any, finishing both after the
+/// `last` read.
+fn read_chunk(mut reader: Reader, want: u64, last: bool) -> Chunk {
     let mut data = Vec::with_capacity(want as usize);
-    (&mut file).take(want).read_to_end(&mut data)?;
+    (&mut reader.file).take(want).read_to_end(&mut data)?;
     if (data.len() as u64) < want {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was sent"));
     }
-    match encoder {
-        None => Ok((file, None, data)),
-        Some(mut encoder) => {
-            encoder.write_all(&data)?;
-            if last {
-                Ok((file, None, encoder.finish()?))
-            } else {
-                let out = std::mem::take(encoder.get_mut());
-                Ok((file, Some(encoder), out))
-            }
+    if let Some(replace) = &mut reader.replace {
+        data = replace.apply(&data, last);
+        if last {
+            reader.replace = None;
         }
+    }
+    let Some(mut encoder) = reader.encoder.take() else { return Ok((reader, data)) };
+    encoder.write_all(&data)?;
+    if last {
+        let out = encoder.finish()?;
+        Ok((reader, out))
+    } else {
+        let out = std::mem::take(encoder.get_mut());
+        reader.encoder = Some(encoder);
+        Ok((reader, out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacements_span_reads() {
+        let mut replace = Replace::new("{{BASE}}", "http://h");
+        let mut out = replace.apply(b"a{{BA", false);
+        out.extend(replace.apply(b"SE}}b{{", false));
+        out.extend(replace.apply(b"BASE}}{", false));
+        out.extend(replace.apply(b"", true));
+        assert_eq!(out, b"ahttp://hbhttp://h{");
+        let mut once = Replace::new("{{BASE}}", "x");
+        assert_eq!(once.apply(b"{{BASE}}{{BASE}}", true), b"xx");
     }
 }

@@ -61,6 +61,20 @@ impl<'a> Folder<'a> {
         }
     }
 
+    /// A regular file at `path`, streamed with every `placeholder` replaced by
+    /// `value` (chunked: its length is known only once sent), or 404.
+    #[must_use]
+    pub fn file_replacing(
+        &self,
+        path: &[&str],
+        content_type: &'static str,
+        placeholder: &str,
+        value: &str,
+    ) -> Response {
+        let Found::File(found) = self.find(path) else { return Response::status(404) };
+        open(&found, content_type).replacing(placeholder, value)
+    }
+
     /// A regular file at `path` read whole, for a route that rewrites it; the
     /// error is the response to give instead (404, 403 or 500).
     pub fn read_to_string(&self, path: &[&str]) -> Result<String, Response> {

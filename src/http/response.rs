@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Seek as _, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::body::{Log, LogLine, Sent};
+use super::body::{Log, LogLine, Replace, Sent};
 use super::head::Request;
 
 pub const HTML: &str = "text/html; charset=utf-8";
@@ -40,6 +40,8 @@ pub(super) enum Body {
     /// Part of a regular file: the file (positioned at the part's start)
     /// and the part's length.
     Part(File, u64),
+    /// A regular file and its length, sent with a placeholder replaced as it streams.
+    Replaced(File, u64, Box<Replace>),
 }
 
 impl Response {
@@ -88,11 +90,22 @@ impl Response {
         self.status
     }
 
+    /// A whole-file response made to replace `placeholder` by `value` as it
+    /// streams; any other response (an error opening the file) as it is.
+    pub(super) fn replacing(self, placeholder: &str, value: &str) -> Self {
+        match self.body {
+            Body::File(file, len) if self.status == 200 => {
+                Response { body: Body::Replaced(file, len, Box::new(Replace::new(placeholder, value))), ..self }
+            }
+            _ => self,
+        }
+    }
+
     /// The body's length.
     fn len(&self) -> u64 {
         match &self.body {
             Body::Bytes(bytes) => bytes.len() as u64,
-            Body::File(_, length) | Body::Part(_, length) => *length,
+            Body::File(_, length) | Body::Part(_, length) | Body::Replaced(_, length, _) => *length,
         }
     }
 
@@ -163,14 +176,15 @@ impl Response {
         }
         if gzip {
             builder = builder.header("Content-Encoding", "gzip");
-        } else if self.status != 304 {
+        } else if self.status != 304 && !matches!(self.body, Body::Replaced(..)) {
             builder = builder.header("Content-Length", self.len());
         }
         let log = LogLine { log, head: format!("{head} {}", self.status) };
         let body = match self.body {
             Body::Bytes(bytes) if gzip => Sent::bytes(gzip_all(&bytes), log),
             Body::Bytes(bytes) => Sent::bytes(bytes, log),
-            Body::File(file, length) | Body::Part(file, length) => Sent::file(file, length, gzip, log),
+            Body::File(file, length) | Body::Part(file, length) => Sent::file(file, length, None, gzip, log),
+            Body::Replaced(file, length, replace) => Sent::file(file, length, Some(*replace), gzip, log),
         };
         builder.body(body).unwrap_or_else(|_| super::body::internal_error())
     }
@@ -181,15 +195,22 @@ impl Response {
     fn validators(&self) -> (String, Option<SystemTime>) {
         match &self.body {
             Body::Bytes(bytes) => (format!("\"{}\"", &blake3::hash(bytes).to_hex()[..32]), None),
-            Body::File(file, _) | Body::Part(file, _) => {
-                let meta = file.metadata().ok();
-                let modified = meta.as_ref().and_then(|m| m.modified().ok());
-                let nanos = modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
-                let size = meta.map_or(0, |m| m.len());
-                (format!("\"{size:x}-{nanos:x}\""), modified)
+            Body::File(file, _) | Body::Part(file, _) => file_validators(file, ""),
+            // What replaces the placeholder is part of what is sent.
+            Body::Replaced(file, _, replace) => {
+                file_validators(file, &format!("-{}", &blake3::hash(&replace.to).to_hex()[..8]))
             }
         }
     }
+}
+
+/// A file's size and time to the nanosecond (with `suffix`), and that time.
+fn file_validators(file: &File, suffix: &str) -> (String, Option<SystemTime>) {
+    let meta = file.metadata().ok();
+    let modified = meta.as_ref().and_then(|m| m.modified().ok());
+    let nanos = modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    let size = meta.map_or(0, |m| m.len());
+    (format!("\"{size:x}-{nanos:x}{suffix}\""), modified)
 }
 
 /// Bodies below this are sent as they are: compressing them saves nothing.

@@ -51,13 +51,10 @@ fn answer(route: &Route<'_>, folder: &Folder<'_>) -> Response {
     }
 }
 
-/// The packument, with its URLs pointed at this server. It is read whole to
-/// rewrite it; artifacts never are.
+/// The packument, with its URLs pointed at this server as it streams (a
+/// packument of tens of MiB is never held whole, however many clients read it).
 fn packument(route: &Route<'_>, folder: &Folder<'_>, path: &[&str]) -> Response {
-    match folder.read_to_string(path) {
-        Ok(text) => Response::bytes(200, JSON, text.replace(BASE_PLACEHOLDER, &route.base())),
-        Err(response) => response,
-    }
+    folder.file_replacing(path, JSON, BASE_PLACEHOLDER, &route.base())
 }
 
 fn is_tarball(name: &str) -> bool {
