@@ -70,7 +70,7 @@ impl Replace {
 
     /// `data` with the occurrences replaced, holding back a possible start
     /// of one unless `last`.
-    fn apply(&mut self, data: &[u8], last: bool) -> Vec<u8> {
+    pub(super) fn apply(&mut self, data: &[u8], last: bool) -> Vec<u8> {
         let mut input = std::mem::take(&mut self.carry);
         input.extend_from_slice(data);
         let mut out = Vec::with_capacity(input.len());
