@@ -112,9 +112,9 @@ fn the_demo_speaks_to_people_and_refuses_a_used_folder() {
 
 #[test]
 fn the_embedded_packages_are_what_their_script_writes() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo/make_packages.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/demo-packages/make.py");
     let Ok(out) = Command::new("python3").arg(&script).arg("--check").output() else {
-        skip("python3 is not installed here, so fixtures/demo/packages.tar is not checked against its script");
+        skip("python3 is not installed here, so fixtures/demo-packages/packages.tar is not checked against its script");
         return;
     };
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -1,5 +1,5 @@
-//! Signer tables of the import policy that pin an ECDSA P-256 or P-384
-//! public key file (PEM) for the entries whose names match patterns: container image
+//! Signer tables of the import policy that pin an ECDSA P-256, P-384 or
+//! P-521 public key file (PEM) for the entries whose names match patterns: container image
 //! signers (cosign keys) and model signers (model-signing's `key` method)
 //! are both written this way. Each ecosystem keeps its own rule struct (its
 //! pattern field's name, `deny_unknown_fields`) and states its table here.
@@ -10,6 +10,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey as _;
 use rustls_pki_types::SubjectPublicKeyInfoDer;
 use serde::de::DeserializeOwned;
+use sha2::Digest as _;
 use webpki::RawPublicKeyEntity;
 use x509_cert::der::Decode as _;
 use x509_cert::der::asn1::ObjectIdentifier;
@@ -27,17 +28,21 @@ pub struct SignerTable {
     pub governs: &'static str,
     /// What its key files are, for errors, e.g. `cosign public key`.
     pub key_what: &'static str,
-    /// The error for a PEM key that is not ECDSA P-256 or P-384.
+    /// The error for a PEM key that is not ECDSA P-256, P-384 or P-521.
     pub not_ecdsa: &'static str,
 }
 
-/// A pinned ECDSA public key: P-256 (with SHA-256) or P-384 (with SHA-384,
-/// as model-signing signs, or SHA-256, as cosign signs on every curve).
+/// A pinned ECDSA public key: P-256 (with SHA-256), P-384 (with SHA-384)
+/// or P-521 (with SHA-512), as model-signing signs; on every curve also
+/// SHA-256, as cosign signs.
 #[derive(Debug)]
 pub enum SignerKey {
     P256(VerifyingKey),
     /// Its `SubjectPublicKeyInfo` (DER), verified by ring through webpki.
     P384(Vec<u8>),
+    /// Its curve point (SEC1, checked when the policy is read), verified by
+    /// the `p521` crate (ring has no P-521; already in the tree through rPGP).
+    P521(Vec<u8>),
 }
 
 impl SignerKey {
@@ -55,6 +60,19 @@ impl SignerKey {
                 let hashes = [webpki::ring::ECDSA_P384_SHA384, webpki::ring::ECDSA_P384_SHA256];
                 RawPublicKeyEntity::try_from(&spki)
                     .is_ok_and(|key| hashes.iter().any(|alg| key.verify_signature(*alg, message, signature).is_ok()))
+            }
+            SignerKey::P521(point) => {
+                use p521::ecdsa::signature::Verifier as _;
+                use p521::ecdsa::signature::hazmat::PrehashVerifier as _;
+                let Ok(key) = p521::ecdsa::VerifyingKey::from_sec1_bytes(point) else { return false };
+                let Ok(signature) = p521::ecdsa::Signature::from_der(signature)
+                    .or_else(|_| p521::ecdsa::Signature::from_slice(signature))
+                else {
+                    return false;
+                };
+                // model-signing hashes with the curve's SHA-512; cosign with SHA-256 on every curve.
+                key.verify(message, &signature).is_ok()
+                    || key.verify_prehash(&sha2::Sha256::digest(message), &signature).is_ok()
             }
         }
     }
@@ -143,8 +161,8 @@ impl SignerTable {
     }
 }
 
-/// A PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`) of an ECDSA P-256 or P-384
-/// key, as `cosign generate-key-pair` and `openssl ec -pubout` write it;
+/// A PEM `PUBLIC KEY` (`SubjectPublicKeyInfo`) of an ECDSA P-256, P-384 or
+/// P-521 key, as `cosign generate-key-pair` and `openssl ec -pubout` write it;
 /// `not_ecdsa` is the error for another kind of key.
 pub fn parse_pem(pem: &str, not_ecdsa: &str) -> std::result::Result<SignerKey, String> {
     let body: String = pem
@@ -167,9 +185,15 @@ pub fn parse_pem(pem: &str, not_ecdsa: &str) -> std::result::Result<SignerKey, S
     if spki.algorithm.oid == EC_PUBLIC_KEY && curve == Some(SECP384R1) {
         return Ok(SignerKey::P384(der));
     }
+    if spki.algorithm.oid == EC_PUBLIC_KEY && curve == Some(SECP521R1) {
+        let point = spki.subject_public_key.as_bytes().ok_or_else(|| not_ecdsa.to_owned())?;
+        p521::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| not_ecdsa.to_owned())?;
+        return Ok(SignerKey::P521(point.to_vec()));
+    }
     Err(not_ecdsa.to_owned())
 }
 
-/// id-ecPublicKey and the P-384 curve (RFC 5480).
+/// id-ecPublicKey and the P-384 and P-521 curves (RFC 5480).
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const SECP384R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const SECP521R1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");

@@ -1,5 +1,5 @@
-//! The package half of the demo, embedded: `fixtures/demo/packages.tar`,
-//! written by `fixtures/demo/make_packages.py` from the registry fixtures.
+//! The package half of the demo, embedded: `fixtures/demo-packages/packages.tar`,
+//! written by `fixtures/demo-packages/make.py` from the registry fixtures.
 //! Everything the package round trip needs is data in it — what the loopback
 //! registry serves, the lockfiles, config and policy written into the demo
 //! folder, and the client runs — so this code names no ecosystem.
@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::error::{IoContext, Result};
 
-const PACKAGES: &[u8] = include_bytes!("../../../fixtures/demo/packages.tar");
+const PACKAGES: &[u8] = include_bytes!("../../../fixtures/demo-packages/packages.tar");
 /// Members with this suffix are templates, filled with [`Vars`].
 const TEMPLATE: &str = ".in";
 /// Members served by the loopback registry rather than written.

@@ -1,7 +1,7 @@
 //! The models' table of the import policy (`[huggingface]`): the common
 //! rules, and `[[huggingface.signers]]`, who must have signed the
 //! repositories whose entry name (`ORG/NAME`, `datasets/ORG/NAME`) matches
-//! `models`: a model-signing key (ECDSA P-256 or P-384, PEM; the `key` method), or a
+//! `models`: a model-signing key (ECDSA P-256, P-384 or P-521, PEM; the `key` method), or a
 //! Sigstore keyless identity (the certificate's SAN and OIDC issuer, checked
 //! against the pinned `[sigstore] trusted-root`; the `sigstore` method).
 //!
@@ -171,7 +171,7 @@ const SIGNERS: SignerTable = SignerTable {
     table: "huggingface.signers",
     governs: "models",
     key_what: "model-signing public key",
-    not_ecdsa: "not an ECDSA P-256 or P-384 public key (the curves airlock checks model-signing's key method with)",
+    not_ecdsa: "not an ECDSA P-256, P-384 or P-521 public key (the curves airlock checks model-signing's key method with)",
 };
 
 #[cfg(test)]

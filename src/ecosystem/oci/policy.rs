@@ -1,5 +1,5 @@
 //! The images' table of the import policy (`[oci]`): the common rules, and
-//! `[[oci.signers]]`, the cosign keys (ECDSA P-256 or P-384, PEM) that must have
+//! `[[oci.signers]]`, the cosign keys (ECDSA P-256, P-384 or P-521, PEM) that must have
 //! signed the images whose repository matches `images`.
 //!
 //! ```toml
@@ -75,7 +75,7 @@ const SIGNERS: SignerTable = SignerTable {
     table: "oci.signers",
     governs: "images",
     key_what: "cosign public key",
-    not_ecdsa: "not an ECDSA P-256 or P-384 public key",
+    not_ecdsa: "not an ECDSA P-256, P-384 or P-521 public key",
 };
 
 #[cfg(test)]
