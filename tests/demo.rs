@@ -119,3 +119,23 @@ fn the_embedded_packages_are_what_their_script_writes() {
     };
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A site behind a proxy (the variables set, the proxy unreachable from
+/// here): the demo's traffic is all on loopback, which never goes through it.
+#[test]
+fn the_demo_runs_behind_a_proxy_it_does_not_need() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("demo");
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("airlock"));
+    cmd.args(["--json", "demo", "--dir"]).arg(&work);
+    for name in ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"] {
+        cmd.env(name, "http://127.0.0.1:9");
+    }
+    cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = &json_report(&out.stdout)["report"];
+    for client in report["clients"].as_array().unwrap() {
+        assert_ne!(client["result"], "failed", "{client:#}");
+    }
+}

@@ -27,9 +27,23 @@ pub const MAX_METADATA_BYTES: u64 = 256 << 20;
 #[derive(Clone)]
 pub struct Client {
     agent: ureq::Agent,
+    /// The same without the environment's proxy, for loopback addresses.
+    direct: ureq::Agent,
     retries: u32,
     /// How long a body may stay below the minimum rate before it is cut off.
     grace: Duration,
+}
+
+/// Whether `url`'s host is `localhost` or a loopback address.
+fn is_loopback(url: &str) -> bool {
+    let Some(rest) = url.split_once("://").map(|(_, rest)| rest) else { return false };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Slowest average a download may keep up after the grace period: a
@@ -105,17 +119,32 @@ impl Client {
         let roots: Vec<_> =
             loaded.certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::Specific(Arc::new(roots))).build();
-        let config = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .proxy(ureq::Proxy::try_from_env())
-            .http_status_as_error(false)
-            .user_agent(format!("airlock/{}", env!("CARGO_PKG_VERSION")))
-            .timeout_connect(Some(Duration::from_secs(20)))
-            .timeout_recv_response(Some(read_timeout * 2))
-            .timeout_per_read(Some(read_timeout))
-            .max_redirects(5)
-            .build();
-        Ok(Client { agent: config.into(), retries, grace: read_timeout })
+        let config = |proxy| {
+            ureq::Agent::config_builder()
+                .tls_config(tls.clone())
+                .proxy(proxy)
+                .http_status_as_error(false)
+                .user_agent(format!("airlock/{}", env!("CARGO_PKG_VERSION")))
+                .timeout_connect(Some(Duration::from_secs(20)))
+                .timeout_recv_response(Some(read_timeout * 2))
+                .timeout_per_read(Some(read_timeout))
+                .max_redirects(5)
+                .build()
+        };
+        Ok(Client {
+            agent: config(ureq::Proxy::try_from_env()).into(),
+            direct: config(None).into(),
+            retries,
+            grace: read_timeout,
+        })
+    }
+
+    /// The agent for `url`: a loopback address is never sent through the
+    /// environment's proxy (as Go's HTTP client decides): a registry on this
+    /// machine, `airlock demo`'s, is not behind the proxy, and a proxy set
+    /// for the way out would refuse or misroute it.
+    fn agent_for(&self, url: &str) -> &ureq::Agent {
+        if is_loopback(url) { &self.direct } else { &self.agent }
     }
 
     /// GETs `url` with `headers` (`range` may ask for a suffix), retrying
@@ -123,7 +152,7 @@ impl Client {
     pub fn get(&self, url: &str, headers: &[(&str, String)]) -> Result<(u16, Box<dyn Read + Send>), HttpError> {
         let mut attempt = 0;
         loop {
-            let mut request = self.agent.get(url);
+            let mut request = self.agent_for(url).get(url);
             for (name, value) in headers {
                 request = request.header(*name, value);
             }
@@ -190,13 +219,13 @@ impl Client {
             request = request.header(*name, value);
         }
         let outcome = match payload {
-            Payload::Empty => self.agent.run(request.body(()).map_err(|e| transport(&e))?),
-            Payload::Bytes(bytes) => self.agent.run(request.body(*bytes).map_err(|e| transport(&e))?),
+            Payload::Empty => self.agent_for(url).run(request.body(()).map_err(|e| transport(&e))?),
+            Payload::Bytes(bytes) => self.agent_for(url).run(request.body(*bytes).map_err(|e| transport(&e))?),
             Payload::Stream(open, length) => {
                 let reader = open().map_err(|e| transport(&e))?;
                 let body = ureq::SendBody::from_owned_reader(reader);
                 let request = request.header("Content-Length", length.to_string());
-                self.agent.run(request.body(body).map_err(|e| transport(&e))?)
+                self.agent_for(url).run(request.body(body).map_err(|e| transport(&e))?)
             }
         };
         let response = outcome.map_err(|e| transport(&e))?;
@@ -275,7 +304,7 @@ impl Client {
     pub fn get_page(&self, url: &str, headers: &[(&str, String)], cap: u64) -> Result<Option<Page>> {
         let mut attempt = 0;
         let response = loop {
-            let mut request = self.agent.get(url);
+            let mut request = self.agent_for(url).get(url);
             for (name, value) in headers {
                 request = request.header(*name, value);
             }
@@ -357,4 +386,31 @@ pub fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, work: impl Fn(&T) ->
         out.push(result?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for url in [
+            "http://127.0.0.1:8080/simple/",
+            "http://localhost/x",
+            "https://[::1]:443/",
+            "http://127.8.0.1",
+            "http://u:p@127.0.0.1:1/",
+        ] {
+            assert!(is_loopback(url), "{url}");
+        }
+        for url in [
+            "https://pypi.org/simple/",
+            "http://10.0.0.1/",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.example/",
+            "not a url",
+        ] {
+            assert!(!is_loopback(url), "{url}");
+        }
+    }
 }
