@@ -925,3 +925,68 @@ fn p384_and_p521_model_signing_keys_are_checked_with_their_curves_hash() {
         );
     }
 }
+
+/// GET `path` from `addr`, the whole answer (head and body) as text.
+fn get_raw(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A revision with a slash (a pull request's `refs/pr/1`) crosses and is
+/// served as the hub client asks for it: encoded as one segment.
+#[test]
+fn a_revision_with_a_slash_is_served_as_the_client_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let files = model_files();
+    let hub = Hub::start(files.clone());
+    let bundle = root.join("pr.airlock");
+    let out = export(&hub, &root.join("cache"), &key, &bundle, &format!("{REPO}@refs/pr/1"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy(root, &public, ""), &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(fs::read(folder(&mirror).join("refs/refs/pr/1")).unwrap(), COMMIT.as_bytes());
+
+    let server = airlock::serve::bind(&airlock::serve::ServeOptions {
+        mirror: mirror.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+    })
+    .unwrap()
+    .spawn(|_| {});
+    let addr = server.local_addr();
+    let info = get_raw(addr, &format!("/huggingface/api/models/{REPO}/revision/refs%2Fpr%2F1"));
+    assert!(info.starts_with("HTTP/1.1 200") && info.contains(&format!("\"sha\":\"{COMMIT}\"")), "{info}");
+    let file = get_raw(addr, &format!("/huggingface/{REPO}/resolve/refs%2Fpr%2F1/config.json"));
+    assert!(file.starts_with("HTTP/1.1 200"), "{file}");
+    assert!(file.to_ascii_lowercase().contains(&format!("x-repo-commit: {COMMIT}")), "{file}");
+    assert!(file.ends_with(std::str::from_utf8(&files["config.json"]).unwrap()), "{file}");
+    // Unencoded, the slashes are path separators: no such revision.
+    let unencoded = get_raw(addr, &format!("/huggingface/{REPO}/resolve/refs/pr/1/config.json"));
+    assert!(unencoded.starts_with("HTTP/1.1 404"), "{unencoded}");
+    // A revision that steps out is refused as any other name.
+    let escape = get_raw(addr, &format!("/huggingface/{REPO}/resolve/..%2F..%2Fx/config.json"));
+    assert!(escape.starts_with("HTTP/1.1 400"), "{escape}");
+
+    // The hub's own client, where it is installed.
+    if let Some(tools) = pytools() {
+        let endpoint = format!("http://{addr}/huggingface");
+        let got = python(
+            &tools,
+            "import hashlib\nfrom huggingface_hub import hf_hub_download\n\
+             f = hf_hub_download('org/tiny', 'config.json', revision='refs/pr/1')\n\
+             print('got', hashlib.sha256(open(f, 'rb').read()).hexdigest())\n",
+            &[("HF_HUB_CACHE", &root.join("client")), ("HF_ENDPOINT", Path::new(&endpoint))],
+        );
+        assert!(got.contains(&format!("got {}", sha256(&files["config.json"]))), "{got}");
+    } else {
+        skip(
+            "no Python venv with huggingface_hub (.ci/run makes target/pytools): the client's own request is not tried",
+        );
+    }
+    server.stop().unwrap();
+}

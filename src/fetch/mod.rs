@@ -3,7 +3,7 @@
 //! - TLS trusts the operating system's store, including `SSL_CERT_FILE` and
 //!   `SSL_CERT_DIR` (rustls-native-certs reads them), so the exporter works
 //!   behind a TLS-intercepting corporate proxy; `HTTPS_PROXY`, `HTTP_PROXY`
-//!   and `NO_PROXY` are honoured.
+//!   and `NO_PROXY` are honoured; loopback addresses never go through the proxy.
 //! - Every read has a deadline, so a registry that drips bytes is cut off.
 //! - Transient failures (connection errors, 429, 5xx) are retried with backoff.
 //! - Artifacts stream into a content-addressed cache while being hashed;

@@ -14,6 +14,9 @@ pub struct Route<'a> {
     pub segments: &'a [&'a str],
     /// Whether the path ends in a slash.
     pub dir: bool,
+    /// The same segments as sent (still encoded), in step with `segments`;
+    /// empty once a prefix taken off held an encoded slash.
+    encoded: &'a [&'a str],
     /// The path as received (still encoded) and the query, for redirects.
     raw_path: &'a str,
     query: Option<&'a str>,
@@ -24,7 +27,23 @@ impl<'a> Route<'a> {
     #[must_use]
     pub fn split_first(&self) -> Option<(&'a str, Route<'a>)> {
         let (first, rest) = self.segments.split_first()?;
-        Some((first, Route { segments: rest, ..*self }))
+        let encoded = match self.encoded.split_first() {
+            Some((sent, tail)) if percent_decode(sent).as_deref() == Some(*first) => tail,
+            _ => &[],
+        };
+        Some((first, Route { segments: rest, encoded, ..*self }))
+    }
+
+    /// The segments decoded one by one as the client sent them, so that a
+    /// segment with an encoded slash (`refs%2Fpr%2F1`, as the hub client
+    /// sends a revision) stays one; `None` when that is no longer known.
+    /// Each is made of segments the path checks passed.
+    #[must_use]
+    pub fn segments_as_sent(&self) -> Option<Vec<String>> {
+        if self.encoded.is_empty() && !self.segments.is_empty() {
+            return None;
+        }
+        self.encoded.iter().map(|s| percent_decode(s)).collect()
     }
 
     /// The segments after `prefix` (a `/`-separated path), if the route starts with it.
@@ -86,7 +105,10 @@ pub(super) fn respond(handler: &dyn Handler, request: &Request) -> Response {
     let Some((segments, dir)) = split_path(&path) else {
         return Response::status(400);
     };
-    handler.respond(&Route { request, segments: &segments, dir, raw_path, query })
+    let trimmed = raw_path.trim_start_matches('/');
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let encoded: Vec<&str> = if trimmed.is_empty() { Vec::new() } else { trimmed.split('/').collect() };
+    handler.respond(&Route { request, segments: &segments, dir, encoded: &encoded, raw_path, query })
 }
 
 /// Decodes `%XX` escapes once; `None` for a broken escape or bytes that are not UTF-8.

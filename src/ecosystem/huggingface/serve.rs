@@ -12,7 +12,8 @@
 //!   as the client resumes downloads.
 //!
 //! A revision is a commit of the cache's `snapshots/` or a name in its
-//! `refs/`; names with a slash (`refs/pr/1`) are not served.
+//! `refs/`; one with a slash (`refs/pr/1`) is sent encoded as one segment
+//! (`refs%2Fpr%2F1`), as the hub client sends it.
 
 use serde_json::{Value, json};
 
@@ -20,8 +21,9 @@ use super::{HUB, Kind, Repo, check_repo_id, is_commit};
 use crate::http::{self, Folder, Found, Response, Route};
 
 pub fn route(route: &Route<'_>, folder: &Folder<'_>) -> Response {
-    let segments = route.segments;
-    match segments {
+    let sent = route.segments_as_sent().unwrap_or_else(|| route.segments.iter().map(|s| (*s).to_owned()).collect());
+    let segments: Vec<&str> = sent.iter().map(String::as_str).collect();
+    match segments.as_slice() {
         ["api", plural, rest @ ..] => {
             let kind = match *plural {
                 "models" => Kind::Model,
@@ -53,7 +55,7 @@ fn commit_of(repo: &Repo, revision: &str, folder: &Folder<'_>) -> Option<String>
     if is_commit(revision) && matches!(folder.find(&[HUB, &base, "snapshots", revision]), http::Found::Dir) {
         return Some(revision.to_owned());
     }
-    if revision.starts_with('.') {
+    if super::check_revision(revision).is_err() {
         return None;
     }
     let commit = folder.read_to_string(&[HUB, &base, "refs", revision]).ok()?;
