@@ -688,6 +688,7 @@ fn concurrent_clients_get_correct_bytes() {
         assert_eq!(reply.status, 200);
         assert!(reply.body == expected, "a client got different bytes ({} bytes)", reply.body.len());
     }
+    wait_for_log(&f, 20);
     let log = f.log();
     assert_eq!(log.len(), 20);
     assert!(log.iter().all(|line| line == "GET /npm/left-pad/-/left-pad-1.3.0.tgz 200 1048576"), "{log:?}");
@@ -728,9 +729,12 @@ fn one_log_line_per_request() {
     f.get("/files/a%20b/../c");
     f.get("/pypi/simple/demo");
     send(f.addr(), b"GARBAGE\r\n\r\n");
+    // That line is written when hyper ends the connection, a moment after the client has its answer.
+    wait_for_log(&f, 7);
     // Connecting without sending anything is not a request.
     drop(TcpStream::connect(f.addr()).unwrap());
     f.get("/files/a.txt");
+    wait_for_log(&f, 8);
     assert_eq!(
         f.log(),
         [
@@ -813,10 +817,13 @@ fn cli_serves_and_logs_requests() {
     let url = first.split(" on http://").nth(1).and_then(|rest| rest.split(' ').next()).unwrap_or_default();
     let addr: Result<SocketAddr, _> = url.parse();
     let reply = addr.as_ref().ok().map(|addr| send(*addr, b"GET /files/a.txt HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // The request's line, read before the server is stopped (it is written once the body is sent).
+    let mut stderr = String::new();
+    if reply.is_some() {
+        BufReader::new(child.stderr.take().unwrap()).read_line(&mut stderr).unwrap();
+    }
     child.kill().unwrap();
     child.wait().unwrap();
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
 
     let addr = addr.unwrap_or_else(|_| panic!("no address in {first:?}"));
     assert_eq!(
@@ -830,6 +837,14 @@ fn cli_serves_and_logs_requests() {
     );
     reply.unwrap().assert(200, "text/plain", b"alpha\n");
     assert_eq!(without_time_and_client(stderr.trim_end()), "GET /files/a.txt 200 6");
+}
+
+/// Waits (up to 5 s) until the fixture has logged `lines` lines.
+fn wait_for_log(f: &Fixture, lines: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while f.log().len() < lines && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// `2026-12-02T19:40:00Z 127.0.0.1 GET /x 200 6` -> `GET /x 200 6`, after
