@@ -644,6 +644,13 @@ fn text_is_compressed_for_clients_that_ask_and_ranges_resume() {
     let rest = f.request("GET", "/npm/left-pad/-/left-pad-1.3.0.tgz", &[("Range", "bytes=1000-")]);
     assert_eq!(rest.status, 206);
     assert_eq!(rest.body, whole.body[1000..]);
+    // If-Range: the range only continues the same file; another tag gets the whole.
+    let tag = whole.header("etag").unwrap().to_owned();
+    let same = f.request("GET", "/npm/left-pad/-/left-pad-1.3.0.tgz", &[("Range", "bytes=1000-"), ("If-Range", &tag)]);
+    assert_eq!((same.status, same.body.len()), (206, whole.body.len() - 1000));
+    let changed =
+        f.request("GET", "/npm/left-pad/-/left-pad-1.3.0.tgz", &[("Range", "bytes=1000-"), ("If-Range", "\"old\"")]);
+    assert_eq!((changed.status, changed.body.len()), (200, whole.body.len()));
     // gzip refused by weight is not used.
     let refused = f.request("GET", "/files/notes.txt", &[("Accept-Encoding", "gzip;q=0")]);
     assert_eq!(refused.header("content-encoding"), None);

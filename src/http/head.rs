@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 
-use hyper::header::{ACCEPT, ACCEPT_ENCODING, HOST, HeaderMap, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH, RANGE};
+use hyper::header::{
+    ACCEPT, ACCEPT_ENCODING, HOST, HeaderMap, HeaderName, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE, RANGE,
+};
 
 /// A parsed request head.
 #[derive(Debug, Clone)]
@@ -19,6 +21,8 @@ pub struct Request {
     /// The validators a client sends to revalidate what it has.
     pub(super) if_none_match: Option<String>,
     pub(super) if_modified_since: Option<String>,
+    /// `If-Range`: the tag or date of the copy a range continues.
+    pub(super) if_range: Option<String>,
     pub(super) accept_encoding: String,
     /// The connection's local address, the fallback for a missing Host.
     local: SocketAddr,
@@ -36,6 +40,7 @@ impl Request {
             range: first(headers, &RANGE),
             if_none_match: Some(joined(headers, &IF_NONE_MATCH)).filter(|v| !v.is_empty()),
             if_modified_since: first(headers, &IF_MODIFIED_SINCE),
+            if_range: first(headers, &IF_RANGE),
             accept_encoding: joined(headers, &ACCEPT_ENCODING),
             local,
         }

@@ -114,7 +114,8 @@ impl Response {
     /// answered 304 when the client's copy is current, and gzip-compressed
     /// when the client accepts it and the content is text.
     pub(super) fn finish(self, request: &Request, log: Log, head: &str) -> hyper::Response<Sent> {
-        self.narrowed(request.range()).headers_and_body(request, log, head)
+        let range = request.range().filter(|_| range_applies(request, &self.body));
+        self.narrowed(range).headers_and_body(request, log, head)
     }
 
     /// A whole file (200) answered as the one range of bytes the request
@@ -217,6 +218,22 @@ fn file_validators(file: &File, suffix: &str) -> (String, Option<SystemTime>) {
     let nanos = modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
     let size = meta.map_or(0, |m| m.len());
     (format!("\"{size:x}-{nanos:x}{suffix}\""), modified)
+}
+
+/// Whether a `Range` continues the copy the client has: always without
+/// `If-Range`; with it, only when it names the file's current `ETag`
+/// (strongly) or exactly its modification date (RFC 9110 §13.1.5),
+/// else the whole file is sent, so a changed file is never spliced.
+fn range_applies(request: &Request, body: &Body) -> bool {
+    let Some(condition) = request.if_range.as_deref() else { return true };
+    let Body::File(file, _) = body else { return true };
+    let (tag, modified) = file_validators(file, "");
+    if condition.starts_with('"') {
+        return condition == tag;
+    }
+    let since = httpdate::parse_http_date(condition).ok();
+    let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    matches!((since, modified), (Some(since), Some(modified)) if seconds(modified) == seconds(since))
 }
 
 /// Files up to this size are read when the answer is made and sent in one
