@@ -571,14 +571,7 @@ fn signed_model_verifies_and_the_real_clients_load_it() {
     assert!(got.contains(&format!("single {}", sha256(&files["config.json"]))), "{got}");
     // A range, as the client asks when it resumes.
     let addr = server.local_addr();
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET /huggingface/{REPO}/resolve/main/model.safetensors HTTP/1.1\r\nHost: {addr}\r\nRange: bytes=8-15\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
+    let answer = get_raw(addr, &format!("/huggingface/{REPO}/resolve/main/model.safetensors"), "Range: bytes=8-15\r\n");
     // Header names are case-insensitive (hyper writes them in lower case).
     let text = String::from_utf8_lossy(&answer).to_ascii_lowercase();
     assert!(text.starts_with("http/1.1 206"), "{text}");
@@ -926,13 +919,18 @@ fn p384_and_p521_model_signing_keys_are_checked_with_their_curves_hash() {
     }
 }
 
-/// GET `path` from `addr`, the whole answer (head and body) as text.
-fn get_raw(addr: std::net::SocketAddr, path: &str) -> String {
+/// GET `path` from `addr` with the `headers` lines, the whole answer (head and body).
+fn get_raw(addr: std::net::SocketAddr, path: &str, headers: &str) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n").unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
+    answer
+}
+
+/// [`get_raw`] without extra headers, as text.
+fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
+    String::from_utf8_lossy(&get_raw(addr, path, "")).into_owned()
 }
 
 /// A revision with a slash (a pull request's `refs/pr/1`) crosses and is
@@ -959,17 +957,26 @@ fn a_revision_with_a_slash_is_served_as_the_client_names_it() {
     .unwrap()
     .spawn(|_| {});
     let addr = server.local_addr();
-    let info = get_raw(addr, &format!("/huggingface/api/models/{REPO}/revision/refs%2Fpr%2F1"));
+    let info = get_text(addr, &format!("/huggingface/api/models/{REPO}/revision/refs%2Fpr%2F1"));
     assert!(info.starts_with("HTTP/1.1 200") && info.contains(&format!("\"sha\":\"{COMMIT}\"")), "{info}");
-    let file = get_raw(addr, &format!("/huggingface/{REPO}/resolve/refs%2Fpr%2F1/config.json"));
+    let file = get_text(addr, &format!("/huggingface/{REPO}/resolve/refs%2Fpr%2F1/config.json"));
     assert!(file.starts_with("HTTP/1.1 200"), "{file}");
     assert!(file.to_ascii_lowercase().contains(&format!("x-repo-commit: {COMMIT}")), "{file}");
     assert!(file.ends_with(std::str::from_utf8(&files["config.json"]).unwrap()), "{file}");
+    // A resumed download: If-Range names the tag the hub route gave, so the range is kept.
+    let tag = file.lines().find_map(|l| l.strip_prefix("etag: ").or_else(|| l.strip_prefix("ETag: "))).unwrap().trim();
+    let ranged = |condition: &str| {
+        let path = format!("/huggingface/{REPO}/resolve/refs%2Fpr%2F1/config.json");
+        String::from_utf8_lossy(&get_raw(addr, &path, &format!("Range: bytes=0-1\r\nIf-Range: {condition}\r\n")))
+            .into_owned()
+    };
+    assert!(ranged(tag).starts_with("HTTP/1.1 206"), "{}", ranged(tag));
+    assert!(ranged("\"another\"").starts_with("HTTP/1.1 200"));
     // Unencoded, the slashes are path separators: no such revision.
-    let unencoded = get_raw(addr, &format!("/huggingface/{REPO}/resolve/refs/pr/1/config.json"));
+    let unencoded = get_text(addr, &format!("/huggingface/{REPO}/resolve/refs/pr/1/config.json"));
     assert!(unencoded.starts_with("HTTP/1.1 404"), "{unencoded}");
     // A revision that steps out is refused as any other name.
-    let escape = get_raw(addr, &format!("/huggingface/{REPO}/resolve/..%2F..%2Fx/config.json"));
+    let escape = get_text(addr, &format!("/huggingface/{REPO}/resolve/..%2F..%2Fx/config.json"));
     assert!(escape.starts_with("HTTP/1.1 400"), "{escape}");
 
     // The hub's own client, where it is installed.

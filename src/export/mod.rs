@@ -169,7 +169,7 @@ pub fn plan(options: &ExportOptions) -> Result<ExportPlan> {
     let pins = options.inputs.sources.iter().map(|s| s.read()).collect::<Result<Vec<_>>>()?;
     let packages: Vec<Planned> = pins.iter().flat_map(|p| p.planned()).collect();
     if packages.is_empty() && folders.iter().all(|f| f.files == 0) {
-        return Err(Error::Usage("nothing to export: the inputs name no files or packages".into()));
+        return Err(nothing_to_export());
     }
     Ok(ExportPlan {
         bundle: options.out.display().to_string(),
@@ -179,6 +179,11 @@ pub fn plan(options: &ExportOptions) -> Result<ExportPlan> {
         files: folders,
         packages,
     })
+}
+
+/// The inputs were given but name nothing (empty folders, empty lockfiles).
+fn nothing_to_export() -> Error {
+    Error::Usage("nothing to export: the inputs name no files or packages".into())
 }
 
 /// Runs an export.
@@ -195,7 +200,7 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         append(&mut artifacts, fetched.0);
     }
     if artifacts.is_empty() {
-        return Err(Error::Usage("nothing to export: the inputs name no files or packages".into()));
+        return Err(nothing_to_export());
     }
     let last = match &options.state {
         Some(dir) => {

@@ -168,8 +168,7 @@ impl hyper::body::Body for Sent {
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Bytes(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
-            Inner::File(stream) if stream.unsent.is_some() => SizeHint::with_exact(stream.unsent.unwrap_or(0)),
-            Inner::File(_) => SizeHint::default(),
+            Inner::File(stream) => stream.unsent.map_or_else(SizeHint::default, SizeHint::with_exact),
         }
     }
 }
@@ -203,16 +202,21 @@ impl FileStream {
     }
 }
 
-/// Reads `want` bytes (a file that shrank since it was opened is an error:
-/// the client must not take a short body for the whole), through the
-/// replacement and the encoder if there are any, finishing both after the
-/// `last` read.
-fn read_chunk(mut reader: Reader, want: u64, last: bool) -> Chunk {
-    let mut data = Vec::with_capacity(want as usize);
-    (&mut reader.file).take(want).read_to_end(&mut data)?;
-    if (data.len() as u64) < want {
+/// The next `len` bytes of `file`; a file that shrank since it was opened
+/// is an error: the client must not take a short body for the whole.
+pub(super) fn read_exactly(file: &File, len: u64) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut data)?;
+    if (data.len() as u64) < len {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was sent"));
     }
+    Ok(data)
+}
+
+/// Reads `want` bytes, through the replacement and the encoder if there
+/// are any, finishing both after the `last` read.
+fn read_chunk(mut reader: Reader, want: u64, last: bool) -> Chunk {
+    let mut data = read_exactly(&reader.file, want)?;
     if let Some(replace) = &mut reader.replace {
         data = replace.apply(&data, last);
         if last {

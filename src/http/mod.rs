@@ -33,6 +33,5 @@ mod stall;
 pub use folder::{Folder, Found, open};
 pub use head::Request;
 pub use path::Route;
-pub use range::open_range;
 pub use response::{BINARY, HTML, JSON, Response, TEXT, content_type};
 pub use server::{Handler, MAX_CONNECTIONS, MAX_HEAD, Server, ServerHandle, TIMEOUT, bind};

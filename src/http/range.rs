@@ -1,14 +1,9 @@
-//! Byte ranges of a file (RFC 9110 §14): one range of `bytes=FIRST-LAST`,
+//! Byte ranges of a file (RFC 9110 §14), for every whole-file answer
+//! (`Response::finish` applies them): one range of `bytes=FIRST-LAST`,
 //! `bytes=FIRST-` or `bytes=-SUFFIX` is answered 206 with that part,
 //! streamed; a range past the end 416. A header that is not one range of
 //! bytes (several ranges, another unit, a typo) is ignored and the whole
 //! file sent, as the RFC allows.
-
-use std::fs::File;
-use std::io::{Seek, SeekFrom};
-use std::path::Path;
-
-use super::response::{Body, Response};
 
 /// What a `Range` header asks of a file of `len` bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -45,33 +40,6 @@ pub(super) fn parse(header: Option<&str>, len: u64) -> Asked {
             _ => Asked::Whole,
         },
     }
-}
-
-/// A regular file streamed whole (200) or in the part `range` asks (206,
-/// 416 when past its end), with `Accept-Ranges: bytes`.
-#[must_use]
-pub fn open_range(path: &Path, content_type: &'static str, range: Option<&str>) -> Response {
-    let mut file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) => return Response::from_error(&e),
-    };
-    let len = match file.metadata() {
-        Ok(meta) if meta.is_file() => meta.len(),
-        Ok(_) => return Response::status(404),
-        Err(e) => return Response::from_error(&e),
-    };
-    let response = match parse(range, len) {
-        Asked::Whole => Response::with_body(200, content_type, Body::File(file, len)),
-        Asked::Part(start, part) => {
-            if let Err(e) = file.seek(SeekFrom::Start(start)) {
-                return Response::from_error(&e);
-            }
-            Response::with_body(206, content_type, Body::Part(file, part))
-                .header("Content-Range", format!("bytes {start}-{}/{len}", start + part - 1))
-        }
-        Asked::Unsatisfiable => Response::status(416).header("Content-Range", format!("bytes */{len}")),
-    };
-    response.header("Accept-Ranges", "bytes".into())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{self, Seek as _, Write as _};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::body::{Log, LogLine, Replace, Sent};
+use super::body::{Log, LogLine, Replace, Sent, read_exactly};
 use super::head::Request;
 
 pub const HTML: &str = "text/html; charset=utf-8";
@@ -114,7 +114,7 @@ impl Response {
     /// answered 304 when the client's copy is current, and gzip-compressed
     /// when the client accepts it and the content is text.
     pub(super) fn finish(self, request: &Request, log: Log, head: &str) -> hyper::Response<Sent> {
-        let range = request.range().filter(|_| range_applies(request, &self.body));
+        let range = request.range().filter(|_| self.range_applies(request));
         self.narrowed(range).headers_and_body(request, log, head)
     }
 
@@ -196,6 +196,23 @@ impl Response {
         builder.body(body).unwrap_or_else(|_| super::body::internal_error())
     }
 
+    /// Whether a `Range` continues the copy the client has: always without
+    /// `If-Range`; with it, only when it names the `ETag` this response
+    /// carries (the handler's own, or the file's) strongly, or exactly the
+    /// file's modification date (RFC 9110 §13.1.5); else the whole file is
+    /// sent, so a changed file is never spliced.
+    fn range_applies(&self, request: &Request) -> bool {
+        let Some(condition) = request.if_range.as_deref() else { return true };
+        let Body::File(file, _) = &self.body else { return true };
+        let (tag, modified) = file_validators(file, "");
+        if condition.starts_with('"') {
+            let own = self.headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("etag"));
+            return condition == own.map_or(tag.as_str(), |(_, value)| value.as_str());
+        }
+        let since = httpdate::parse_http_date(condition).ok();
+        matches!((since, modified), (Some(since), Some(modified)) if epoch_seconds(modified) == epoch_seconds(since))
+    }
+
     /// A strong `ETag` and, for a file, its modification time: a file's
     /// size and time to the nanosecond (as web servers make them; the mirror
     /// replaces files, it does not rewrite them), a document's BLAKE3.
@@ -220,20 +237,9 @@ fn file_validators(file: &File, suffix: &str) -> (String, Option<SystemTime>) {
     (format!("\"{size:x}-{nanos:x}{suffix}\""), modified)
 }
 
-/// Whether a `Range` continues the copy the client has: always without
-/// `If-Range`; with it, only when it names the file's current `ETag`
-/// (strongly) or exactly its modification date (RFC 9110 §13.1.5),
-/// else the whole file is sent, so a changed file is never spliced.
-fn range_applies(request: &Request, body: &Body) -> bool {
-    let Some(condition) = request.if_range.as_deref() else { return true };
-    let Body::File(file, _) = body else { return true };
-    let (tag, modified) = file_validators(file, "");
-    if condition.starts_with('"') {
-        return condition == tag;
-    }
-    let since = httpdate::parse_http_date(condition).ok();
-    let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    matches!((since, modified), (Some(since), Some(modified)) if seconds(modified) == seconds(since))
+/// Whole seconds since the epoch: HTTP dates have no finer resolution.
+fn epoch_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Files up to this size are read when the answer is made and sent in one
@@ -242,17 +248,9 @@ const INLINE: u64 = 64 * 1024;
 
 /// A small file body, read now.
 fn inlined(body: Body) -> io::Result<Body> {
-    let read = |file: File, len: u64| -> io::Result<Vec<u8>> {
-        let mut data = Vec::with_capacity(len as usize);
-        io::Read::read_to_end(&mut io::Read::take(&file, len), &mut data)?;
-        if (data.len() as u64) < len {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was sent"));
-        }
-        Ok(data)
-    };
     match body {
-        Body::File(file, len) | Body::Part(file, len) => Ok(Body::Bytes(read(file, len)?)),
-        Body::Replaced(file, len, mut replace) => Ok(Body::Bytes(replace.apply(&read(file, len)?, true))),
+        Body::File(file, len) | Body::Part(file, len) => Ok(Body::Bytes(read_exactly(&file, len)?)),
+        Body::Replaced(file, len, mut replace) => Ok(Body::Bytes(replace.apply(&read_exactly(&file, len)?, true))),
         bytes @ Body::Bytes(_) => Ok(bytes),
     }
 }
@@ -287,10 +285,7 @@ fn not_modified(request: &Request, tag: &str, modified: Option<SystemTime>) -> b
     }
     let since = request.if_modified_since.as_deref().and_then(|s| httpdate::parse_http_date(s).ok());
     match (since, modified) {
-        (Some(since), Some(modified)) => {
-            let seconds = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            seconds(modified) <= seconds(since)
-        }
+        (Some(since), Some(modified)) => epoch_seconds(modified) <= epoch_seconds(since),
         _ => false,
     }
 }

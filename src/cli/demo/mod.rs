@@ -258,23 +258,25 @@ fn reject_untrusted(bundle: &Path) -> Result<String> {
     expect_rejection(verify_bundle(bundle, &policy, crate::now(), &mut Discard, &Silent).map(|_| ()))
 }
 
+/// How a bad bundle was refused: `exit N (kind)`.
 fn expect_rejection(result: Result<()>) -> Result<String> {
-    match result {
-        Err(e @ Error::Rejected { .. }) => Ok(format!("exit {} ({})", e.exit_code(), e.kind())),
-        Err(other) => Err(other),
-        Ok(()) => Err(accepted()),
-    }
+    refusal(result, false)
 }
 
 /// The same, with what the refusal said.
 fn rejection(result: Result<()>) -> Result<String> {
-    match result {
-        Err(e @ Error::Rejected { .. }) => Ok(format!("exit {} ({}): {e}", e.exit_code(), e.kind())),
-        Err(other) => Err(other),
-        Ok(()) => Err(accepted()),
-    }
+    refusal(result, true)
 }
 
-fn accepted() -> Error {
-    Error::Usage("the demo's bad bundle was accepted; this airlock build is broken, do not use it".into())
+fn refusal(result: Result<()>, with_message: bool) -> Result<String> {
+    match result {
+        Err(e @ Error::Rejected { .. }) => {
+            let said = if with_message { format!(": {e}") } else { String::new() };
+            Ok(format!("exit {} ({}){said}", e.exit_code(), e.kind()))
+        }
+        Err(other) => Err(other),
+        Ok(()) => {
+            Err(Error::Usage("the demo's bad bundle was accepted; this airlock build is broken, do not use it".into()))
+        }
+    }
 }

@@ -28,7 +28,7 @@ use super::layout::{
     INDEX_JSON, LayoutIndex, MAX_MANIFEST, Reachable, Resolved, digest_hex, referrer_descriptor, subject_hex,
     tag_scheme,
 };
-use crate::http::{BINARY, Folder, Found, JSON, Response, Route, open_range};
+use crate::http::{BINARY, Folder, Found, JSON, Response, Route, open};
 
 const API_VERSION: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
 
@@ -42,7 +42,7 @@ pub(super) fn route(route: &Route<'_>, folder: &Folder<'_>) -> Response {
         [name @ .., kind @ ("manifests" | "blobs" | "referrers"), reference] if !name.is_empty() && !route.dir => {
             with_repository(folder, name, |index, repository| match *kind {
                 "manifests" => manifest(folder, index, repository, reference),
-                "blobs" => blob(folder, index, repository, reference, route),
+                "blobs" => blob(folder, index, repository, reference),
                 _ => referrers(folder, index, repository, reference, route.query()),
             })
         }
@@ -123,7 +123,7 @@ fn manifest(folder: &Folder<'_>, index: &LayoutIndex, repository: &str, referenc
     }
 }
 
-fn blob(folder: &Folder<'_>, index: &LayoutIndex, repository: &str, digest: &str, route: &Route<'_>) -> Response {
+fn blob(folder: &Folder<'_>, index: &LayoutIndex, repository: &str, digest: &str) -> Response {
     let Some(hex) = digest_hex(digest) else {
         return error(400, "DIGEST_INVALID", &format!("{digest} is not a sha256 digest"));
     };
@@ -131,7 +131,8 @@ fn blob(folder: &Folder<'_>, index: &LayoutIndex, repository: &str, digest: &str
     let listed = reachable.blobs.contains_key(hex) || reachable.manifests.contains_key(hex);
     match blob_file(folder, hex) {
         Some(path) if listed => {
-            open_range(&path, BINARY, route.request.range()).header("Docker-Content-Digest", format!("sha256:{hex}"))
+            // A `Range` is answered by the server for every file (206 or 416).
+            open(&path, BINARY).header("Docker-Content-Digest", format!("sha256:{hex}"))
         }
         _ => error(404, "BLOB_UNKNOWN", &format!("{repository} has no blob sha256:{hex}")),
     }
