@@ -71,6 +71,15 @@ pub trait Ecosystem: Sync {
         None
     }
 
+    /// The other paths of its folder the ecosystem's clients ask for the
+    /// document it wrote at `path` by, where no web server maps requests
+    /// (a bucket read as a static site): a project page `NAME/index.html`
+    /// asked for as `NAME/`. Served by rules (`contrib/`) or `serve` elsewhere.
+    fn static_aliases(&self, path: &str) -> Vec<String> {
+        let _ = path;
+        Vec::new()
+    }
+
     // --- SERVE and SBOM (`airlock serve`, `airlock inspect --sbom`) ---
     /// Answers `GET /NAME/...` for `airlock serve`: `route` holds the
     /// segments below `NAME`, `folder` is the ecosystem's folder of the

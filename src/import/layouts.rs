@@ -7,6 +7,12 @@ use crate::manifest::Entry;
 use crate::mirror::{Layout, Merged};
 use crate::policy::Policy;
 
+/// The other paths a static store publishes the document at `path` of
+/// ecosystem folder `folder` at ([`crate::ecosystem::Ecosystem::static_aliases`]).
+pub(super) fn static_aliases(folder: &str, path: &str) -> Vec<String> {
+    crate::ecosystem::by_name(folder).map(|eco| eco.static_aliases(path)).unwrap_or_default()
+}
+
 /// How the documents of a generation are rendered.
 #[derive(Clone, Copy)]
 pub(super) struct Rendering<'a> {

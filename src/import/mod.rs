@@ -85,21 +85,37 @@ pub fn import_volumes(
 ) -> Result<ImportReport> {
     let set = identify(paths, policy, now)?;
     let subject = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
-    let mut mirror = Mirror::open(mirror)?;
-    import_set(set, &subject, policy, &mut mirror, now, options, progress)
+    let mut mirror = open_store(mirror)?;
+    import_set(set, &subject, policy, &mut *mirror, now, options, progress)
+}
+
+/// The mirror `--mirror` names, opened and locked: a folder, or
+/// S3-compatible object storage (`s3://BUCKET/PREFIX`).
+pub fn open_store(mirror: &Path) -> Result<Box<dyn Store>> {
+    if crate::mirror::is_bucket(mirror) {
+        let url = mirror.to_str().expect("an s3:// address is UTF-8");
+        return Ok(Box::new(crate::mirror::Bucket::open(url)?));
+    }
+    Ok(Box::new(Mirror::open(mirror)?))
 }
 
 /// Renders the documents of the mirror at `root` again for `base_url`, as
 /// a new generation holding the same entries (nothing is imported): how a
 /// mirror moves to another address without re-importing its bundles.
 pub fn render(root: &Path, base_url: &str) -> Result<PublishReport> {
-    if crate::mirror::View::open(root)?.current()?.is_none() {
+    if !crate::mirror::is_bucket(root) && crate::mirror::View::open(root)?.current()?.is_none() {
         return Err(Error::Usage(format!(
             "{}: holds no import yet; give --base-url with the first bundle instead",
             root.display()
         )));
     }
-    let mut mirror = Mirror::open(root)?;
+    let mut mirror = open_store(root)?;
+    if mirror.generation()? == 0 {
+        return Err(Error::Usage(format!(
+            "{}: holds no import yet; give --base-url with the first bundle instead",
+            mirror.location()
+        )));
+    }
     // Merged under a channel no bundle can name, nothing comes or goes.
     let nothing = crate::manifest::Manifest::empty(String::new());
     let record = StagedBundle { channel: String::new(), sequence: 0, expires: 0, volumes: 0 };
@@ -113,6 +129,7 @@ pub fn render(root: &Path, base_url: &str) -> Result<PublishReport> {
         base_url: Some(base_url.to_owned()),
         rules: &rules.entry_rules(),
         layouts: &mut layouts,
+        aliases: &layouts::static_aliases,
     };
     let published = mirror.publish(&staging, publication);
     staging.discard()?;
@@ -215,6 +232,7 @@ fn import_set(
         base_url: base_url.clone(),
         rules: &rules.entry_rules(),
         layouts: &mut layouts,
+        aliases: &layouts::static_aliases,
     };
     let published = match mirror.publish(&staging, publication) {
         Ok(published) => published,

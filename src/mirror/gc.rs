@@ -2,6 +2,7 @@
 //! bundles that can no longer be imported.
 
 use std::fs;
+use std::path::Path;
 
 use super::inventory::read_inventory;
 use serde::Serialize;
@@ -57,27 +58,7 @@ impl Mirror {
     /// expired; with `all`, every staged import. Returns what it removed
     /// (with `dry_run`, what it would remove).
     pub fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
-        let state = self.state()?;
-        let staging = self.meta.join(STAGING);
-        let mut removed = Vec::new();
-        for entry in fs::read_dir(&staging).at(&staging)? {
-            let dir = entry.at(&staging)?.path();
-            let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-            let record: Option<StagedBundle> =
-                fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice(&b).ok());
-            let why = match &record {
-                _ if all => Some("--all-staging".to_owned()),
-                None => Some("no readable bundle.json (left by a killed run)".to_owned()),
-                Some(r) => abandoned(r, &digest, &state, now),
-            };
-            if let Some(why) = why {
-                if !dry_run {
-                    remove_path(&dir)?;
-                }
-                removed.push(format!("{} ({why})", &digest[..digest.len().min(16)]));
-            }
-        }
-        Ok(removed)
+        gc_staging_in(&self.meta.join(STAGING), &self.state()?, now, all, dry_run)
     }
 
     pub(super) fn prune(&self, current: u64) {
@@ -149,4 +130,27 @@ fn abandoned(record: &StagedBundle, digest: &str, state: &State, now: u64) -> Op
         return Some(format!("channel {} has moved on to sequence {}", record.channel, last.unwrap_or(0)));
     }
     (now >= record.expires).then(|| format!("expired {}", rfc3339(record.expires)))
+}
+
+/// [`Mirror::gc_staging`] of the bundles staged in `staging` for a mirror in `state`.
+pub(super) fn gc_staging_in(staging: &Path, state: &State, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for entry in fs::read_dir(staging).at(staging)? {
+        let dir = entry.at(staging)?.path();
+        let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let record: Option<StagedBundle> =
+            fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        let why = match &record {
+            _ if all => Some("--all-staging".to_owned()),
+            None => Some("no readable bundle.json (left by a killed run)".to_owned()),
+            Some(r) => abandoned(r, &digest, state, now),
+        };
+        if let Some(why) = why {
+            if !dry_run {
+                remove_path(&dir)?;
+            }
+            removed.push(format!("{} ({why})", &digest[..digest.len().min(16)]));
+        }
+    }
+    Ok(removed)
 }

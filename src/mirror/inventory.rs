@@ -272,6 +272,11 @@ fn disagreement(published: &Entry, incoming: &Entry) -> Error {
 /// evidence the ecosystems wrote as files trimmed to its kind. Encoded one
 /// entry at a time so that no second copy of the inventory is held.
 pub(super) fn write_inventory(tree: &mut Tree, merged: &Merged<'_>, rules: &EntryRules<'_>) -> Result<()> {
+    tree.write_file_with(Path::new(INVENTORY), |file| encode_inventory(file, merged, rules))
+}
+
+/// The inventory's bytes, written to `out` one entry at a time.
+pub(super) fn encode_inventory(out: &mut dyn io::Write, merged: &Merged<'_>, rules: &EntryRules<'_>) -> io::Result<()> {
     let stored = merged.all.iter().map(|(channel, entry)| {
         let mut entry = (*entry).clone();
         trim_for_inventory(&mut entry, rules);
@@ -282,7 +287,7 @@ pub(super) fn write_inventory(tree: &mut Tree, merged: &Merged<'_>, rules: &Entr
         Stored { channel: (*channel).to_owned(), also_listed_by: also, entry }
     });
     let len = merged.all.len();
-    tree.write_file_with(Path::new(INVENTORY), |file| crate::manifest::canonical::write_seq(file, len, stored))
+    crate::manifest::canonical::write_seq(out, len, stored)
 }
 
 #[cfg(test)]

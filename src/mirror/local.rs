@@ -145,28 +145,13 @@ impl Mirror {
 
     /// Bytes free for imports on the mirror's filesystem.
     pub fn available_bytes(&self) -> Result<u64> {
-        let staging = self.meta.join(STAGING);
-        let stat = rustix::fs::statvfs(&staging).map_err(|e| Error::io(&staging, e.into()))?;
-        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+        available_bytes(&self.meta.join(STAGING))
     }
 
     /// Fails with one line naming the bytes needed and available when the
     /// mirror's filesystem cannot hold `needed` more bytes.
     pub fn check_space(&self, needed: u64, what: &str) -> Result<()> {
-        let available = self.available_bytes()?;
-        if needed > available {
-            let staging = self.meta.join(STAGING);
-            return Err(Error::io(
-                &staging,
-                io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    format!(
-                        "{what} needs {needed} bytes, the filesystem has {available} available; nothing was written"
-                    ),
-                ),
-            ));
-        }
-        Ok(())
+        check_free(&self.meta.join(STAGING), needed, what)
     }
 
     /// The blobs an incremental bundle expects from earlier bundles that the
@@ -201,6 +186,28 @@ impl Drop for Mirror {
             }
         }
     }
+}
+
+/// Bytes free on the filesystem of `dir`.
+fn available_bytes(dir: &Path) -> Result<u64> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| Error::io(dir, e.into()))?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+/// Fails with one line naming the bytes needed and available when the
+/// filesystem of `dir` cannot hold `needed` more bytes.
+pub(super) fn check_free(dir: &Path, needed: u64, what: &str) -> Result<()> {
+    let available = available_bytes(dir)?;
+    if needed > available {
+        return Err(Error::io(
+            dir,
+            io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("{what} needs {needed} bytes, the filesystem has {available} available; nothing was written"),
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(unix)]

@@ -39,9 +39,11 @@
 //! The mirror knows no ecosystem, no policy and no verification: the
 //! import hands it what it must know of the entries ([`EntryRules`]) and
 //! writes the ecosystems' layouts through [`Layout`]. Everything an import
-//! or `gc` does to a mirror goes through [`Store`]; the local directory
-//! ([`Mirror`]) is its one implementation today.
+//! or `gc` does to a mirror goes through [`Store`], which the local
+//! directory ([`Mirror`]) and S3-compatible object storage ([`Bucket`],
+//! see `bucket/`) implement.
 
+mod bucket;
 mod gc;
 mod inventory;
 mod layout;
@@ -53,6 +55,7 @@ mod tree;
 mod unnamed;
 mod view;
 
+pub use bucket::{Bucket, is_bucket};
 pub use gc::WaitingImport;
 pub use inventory::{Changes, EntryRules, Merged, Named, Stored, merge};
 pub use layout::Layout;

@@ -42,6 +42,12 @@ pub struct Publication<'a> {
     /// Writes the ecosystems' layouts for the merged entries into the
     /// generation being built (the import knows the ecosystems).
     pub layouts: &'a mut dyn FnMut(&Merged<'_>, &mut dyn Layout) -> Result<()>,
+    /// The other paths of `folder` a reader of a static store asks for the
+    /// document at `path` by (a project page as `NAME/` rather than
+    /// `NAME/index.html`): a store that cannot map requests, a bucket,
+    /// publishes the document at each of them too. The local folder needs
+    /// none (web servers' rules and `serve` map them).
+    pub aliases: &'a dyn Fn(&str, &str) -> Vec<String>,
 }
 
 impl Mirror {
@@ -95,7 +101,7 @@ impl Mirror {
         (generation, previous): (u64, Option<&Path>),
         added: &mut Vec<ContentId>,
     ) -> Result<PublishReport> {
-        let Publication { manifest, record, base_url, rules, layouts } = publication;
+        let Publication { manifest, record, base_url, rules, layouts, aliases: _ } = publication;
         let inventory = self.inventory()?;
         let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
         let build = staging.dir.join(BUILD);

@@ -140,7 +140,7 @@ impl Staging {
         self.blobs_dir.sync_filesystem()
     }
 
-    fn blob_path(&self, id: &ContentId) -> PathBuf {
+    pub(super) fn blob_path(&self, id: &ContentId) -> PathBuf {
         self.blobs.join(id.to_hex())
     }
 

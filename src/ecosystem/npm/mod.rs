@@ -87,6 +87,12 @@ impl Ecosystem for Npm {
     /// package regenerated from all its versions, keeping `dist.signatures`
     /// and pointing tarball and attestation URLs at `{{AIRLOCK_BASE}}`, which
     /// `airlock serve` replaces with its own address.
+    /// A packument is asked for as `NAME` (`@scope%2fname`, which a bucket
+    /// decodes to `@scope/name`), never by its file name.
+    fn static_aliases(&self, path: &str) -> Vec<String> {
+        path.strip_suffix(PACKUMENT).and_then(|p| p.strip_suffix('/')).map(|name| vec![name.to_owned()]).unwrap_or_default()
+    }
+
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {
         for entry in &change.removed {
             tree.remove(NAME, entry.path.as_str())?;

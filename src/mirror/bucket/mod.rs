@@ -1,0 +1,341 @@
+//! A mirror published into S3-compatible object storage
+//! (`--mirror s3://BUCKET/PREFIX`), readable by the ecosystems' clients as
+//! a static site: the same [`Store`] the local folder implements.
+//!
+//! ```text
+//! s3://BUCKET/PREFIX/
+//!   pypi/ npm/ cargo/ files/ ...         the published keys, as clients ask for them
+//!   .airlock/
+//!     lock                               created only if absent: one import at a time
+//!     state.json                         the published state: the commit point
+//!     generations/N/listing.cbor         every key generation N publishes, with its BLAKE3
+//!     generations/N/inventory.cbor       its entries, as the local mirror keeps them
+//!     reports/<digest>.html, .json       each import's audit page and report
+//! ```
+//!
+//! Verification is unchanged and ends before anything is uploaded: the
+//! bundle is verified into a local staging folder (one bundle's blobs, in
+//! airlock's cache folder, its space checked first), then uploaded in the
+//! order `tree.rs` describes. A run killed at any point leaves the
+//! published state naming objects that all exist; the next import finds
+//! what the killed one uploaded and goes on (create-only puts of the same
+//! bytes), and `gc` deletes what no published generation lists.
+
+mod s3;
+mod tree;
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use self::s3::{Created, Put, S3};
+use self::tree::{Inputs, Listing, ObjectTree, hash_file};
+use super::inventory::{encode_inventory, read_inventory};
+use super::{BUILD, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, merge};
+use crate::durable::remove_path;
+use crate::error::{Error, IoContext, Result};
+use crate::fetch::Payload;
+use crate::id::ContentId;
+use crate::manifest::{Blob, Manifest};
+
+const LOCK: &str = ".airlock/lock";
+const STATE: &str = ".airlock/state.json";
+const STATE_CAP: u64 = 64 << 20;
+
+/// Who holds a bucket's lock.
+#[derive(Debug, Serialize, Deserialize)]
+struct Holder {
+    host: String,
+    pid: u32,
+    since: String,
+}
+
+/// A bucket mirror, opened and locked for one import or `gc`.
+pub struct Bucket {
+    s3: S3,
+    /// This machine's staging of bundles for this bucket.
+    staging: PathBuf,
+    state: State,
+    listing: Listing,
+    locked: bool,
+}
+
+/// Whether `--mirror` names object storage rather than a folder.
+#[must_use]
+pub fn is_bucket(mirror: &Path) -> bool {
+    mirror.to_str().is_some_and(|m| m.starts_with("s3://"))
+}
+
+impl Bucket {
+    /// Opens and locks the mirror at `url` (`s3://BUCKET/PREFIX`).
+    pub fn open(url: &str) -> Result<Self> {
+        let s3 = S3::from_url(url)?;
+        let staging = crate::fetch::Cache::default_dir()
+            .join("s3-staging")
+            .join(&ContentId::of(s3.url.as_bytes()).to_hex()[..16]);
+        std::fs::create_dir_all(&staging).at(&staging)?;
+        let mut bucket = Bucket { s3, staging, state: State::default(), listing: Listing::new(), locked: false };
+        bucket.lock()?;
+        bucket.state = bucket.read_state()?;
+        bucket.listing = bucket.read_listing(bucket.state.generation)?;
+        bucket.remove_half_built()?;
+        Ok(bucket)
+    }
+
+    /// Takes the lock: a create-only put. A lock left by a run on this
+    /// machine that is no longer alive (killed) is taken over.
+    fn lock(&mut self) -> Result<()> {
+        let holder = Holder { host: host_name(), pid: std::process::id(), since: crate::time::rfc3339(crate::now()) };
+        let body = serde_json::to_vec(&holder).expect("holder serializes");
+        for _ in 0..2 {
+            let put = Put { content_type: "application/json", cache_control: "no-store", blake3: "", create_only: true };
+            if self.s3.put(LOCK, &Payload::Bytes(&body), &put)? == Created::Written {
+                self.locked = true;
+                return Ok(());
+            }
+            let other: Option<Holder> =
+                self.s3.get_bytes(LOCK, 4096)?.and_then(|bytes| serde_json::from_slice(&bytes).ok());
+            match other {
+                Some(other) if other.host == holder.host && !process_alive(other.pid) => self.s3.delete(LOCK)?,
+                Some(other) => {
+                    return Err(Error::Busy(format!(
+                        "{}: another airlock import holds the lock (host {}, pid {}, since {}); wait for it to finish, or pass --wait; if no import runs there, delete {}/{LOCK}",
+                        self.s3.url,
+                        crate::escape::one_line(&other.host),
+                        other.pid,
+                        crate::escape::one_line(&other.since),
+                        self.s3.url
+                    )));
+                }
+                None => {
+                    return Err(Error::Busy(format!(
+                        "{}: the lock {}/{LOCK} is held (unreadable); if no import runs, delete it",
+                        self.s3.url, self.s3.url
+                    )));
+                }
+            }
+        }
+        Err(Error::Busy(format!("{}: another import took the lock as this one freed a stale one; try again", self.s3.url)))
+    }
+
+    fn read_state(&self) -> Result<State> {
+        let Some(bytes) = self.s3.get_bytes(STATE, STATE_CAP)? else { return Ok(State::default()) };
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Error::Usage(format!("{}/{STATE}: unreadable mirror state ({e}); the bucket was changed by hand", self.s3.url))
+        })
+    }
+
+    fn generation_key(generation: u64, name: &str) -> String {
+        format!(".airlock/generations/{generation}/{name}")
+    }
+
+    /// Generation `n`'s object, downloaded into staging (the listing and
+    /// inventory are decoded from a file, as the local mirror's are).
+    fn download(&self, generation: u64, name: &str) -> Result<PathBuf> {
+        let key = Self::generation_key(generation, name);
+        let path = self.staging.join(format!("gen-{generation}-{name}"));
+        let Some(mut body) = self.s3.get(&key)? else {
+            return Err(Error::Usage(format!(
+                "{}/{key}: missing, though the state names generation {generation}; the bucket was changed by hand",
+                self.s3.url
+            )));
+        };
+        let mut file = std::fs::File::create(&path).at(&path)?;
+        io::copy(&mut body, &mut file).at(&path)?;
+        Ok(path)
+    }
+
+    fn read_listing(&self, generation: u64) -> Result<Listing> {
+        if generation == 0 {
+            return Ok(Listing::new());
+        }
+        let path = self.download(generation, "listing.cbor")?;
+        let file = std::fs::File::open(&path).at(&path)?;
+        let listing = ciborium::de::from_reader_with_recursion_limit(io::BufReader::new(file), 8).map_err(|e| {
+            Error::Usage(format!("{}: unreadable listing of generation {generation} ({e}); the bucket was changed by hand", self.s3.url))
+        });
+        let _ = std::fs::remove_file(&path);
+        listing
+    }
+
+    /// The half-built generation in any bundle's staging (a killed run's).
+    fn remove_half_built(&self) -> Result<()> {
+        for entry in std::fs::read_dir(&self.staging).at(&self.staging)? {
+            let path = entry.at(&self.staging)?.path();
+            if path.is_dir() {
+                remove_path(&path.join(BUILD))?;
+            } else {
+                remove_path(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<()> {
+        let (blake3, size) = hash_file(path)?;
+        let owned = path.to_owned();
+        let open = move || -> io::Result<Box<dyn Read + Send + 'static>> { Ok(Box::new(std::fs::File::open(&owned)?)) };
+        let put = Put { content_type, cache_control: "no-cache", blake3: &blake3, create_only: false };
+        self.s3.put(key, &Payload::Stream(&open, size), &put).map(drop)
+    }
+
+    fn put_bytes(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<()> {
+        let blake3 = ContentId::of(bytes).to_hex();
+        let put = Put { content_type, cache_control: "no-cache", blake3: &blake3, create_only: false };
+        self.s3.put(key, &Payload::Bytes(bytes), &put).map(drop)
+    }
+
+    /// Builds and uploads the next generation, then commits it by
+    /// replacing the state; deletes what it no longer publishes.
+    fn publish_staged(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
+        let Publication { manifest, record, base_url, rules, layouts, aliases } = publication;
+        let generation = self.state.generation + 1;
+        let inventory = self.inventory()?;
+        let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
+        let build = staging.dir.join(BUILD);
+        remove_path(&build)?;
+        let documents = build.join("documents");
+        std::fs::create_dir_all(&documents).at(&documents)?;
+        let sizes: HashMap<ContentId, u64> = manifest.blobs.iter().map(|b| (b.id, b.size)).collect();
+        let replaceable: BTreeSet<String> = merged
+            .all
+            .iter()
+            .filter(|(_, e)| (rules.replaceable)(e))
+            .map(|(_, e)| format!("{}/{}", e.ecosystem, e.path.as_str()))
+            .collect();
+        let staged = |id: &ContentId| Some(staging.blob_path(id)).filter(|p| p.is_file());
+        let inputs = Inputs { sizes: &sizes, aliases, replaceable: &replaceable, staged: &staged };
+        let mut tree = ObjectTree::new(&self.s3, &self.listing, documents, inputs);
+        layouts(&merged, &mut tree)?;
+        let inventory_file = build.join("inventory.cbor");
+        {
+            let mut out = io::BufWriter::new(std::fs::File::create(&inventory_file).at(&inventory_file)?);
+            encode_inventory(&mut out, &merged, rules).and_then(|()| io::Write::flush(&mut out)).at(&inventory_file)?;
+        }
+        drop(merged);
+        drop(inventory);
+        tree.upload()?;
+
+        let listing_file = build.join("listing.cbor");
+        let mut listing_bytes = Vec::new();
+        ciborium::ser::into_writer(&tree.next, &mut listing_bytes).expect("listing encodes");
+        std::fs::write(&listing_file, &listing_bytes).at(&listing_file)?;
+        self.put_file(&Self::generation_key(generation, "listing.cbor"), &listing_file, "application/cbor")?;
+        self.put_file(&Self::generation_key(generation, "inventory.cbor"), &inventory_file, "application/cbor")?;
+        let mut state = self.state.clone();
+        state.generation = generation;
+        state.imports.extend(record);
+        state.base_url = base_url;
+        self.put_bytes(STATE, &serde_json::to_vec_pretty(&state).expect("state serializes"), "application/json")?;
+
+        // Published. What follows only tidies: what fails is left for `gc`.
+        for key in tree.dropped() {
+            let _ = self.s3.delete(&key);
+        }
+        for name in ["listing.cbor", "inventory.cbor"] {
+            let _ = self.s3.delete(&Self::generation_key(generation - 1, name));
+        }
+        let published = tree.published();
+        self.listing = tree.next;
+        self.state = state.clone();
+        let _ = remove_path(&build);
+        Ok(PublishReport { mirror: self.s3.url.clone(), generation, published, state })
+    }
+
+    /// Deletes every key under the prefix that the published generation
+    /// does not list (left by a killed run, or by a publish whose tidying
+    /// failed): (objects removed, bytes freed).
+    fn collect(&self, dry_run: bool) -> Result<(usize, u64)> {
+        let current = Self::generation_key(self.state.generation, "");
+        let keep = |key: &str| {
+            self.listing.contains_key(key)
+                || key == LOCK
+                || key == STATE
+                || key.starts_with(&current)
+                || key.starts_with(".airlock/reports/")
+        };
+        let (mut count, mut bytes) = (0, 0);
+        for (key, size) in self.s3.list()? {
+            if keep(&key) {
+                continue;
+            }
+            if !dry_run {
+                self.s3.delete(&key)?;
+            }
+            count += 1;
+            bytes += size;
+        }
+        Ok((count, bytes))
+    }
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        if self.locked {
+            let _ = self.s3.delete(LOCK);
+        }
+    }
+}
+
+impl Store for Bucket {
+    fn location(&self) -> String {
+        self.s3.url.clone()
+    }
+    fn generation(&self) -> Result<u64> {
+        Ok(self.state.generation)
+    }
+    fn state(&self) -> Result<State> {
+        Ok(self.state.clone())
+    }
+    fn inventory(&self) -> Result<Vec<Stored>> {
+        if self.state.generation == 0 {
+            return Ok(Vec::new());
+        }
+        let path = self.download(self.state.generation, "inventory.cbor")?;
+        let inventory = read_inventory(&path);
+        let _ = std::fs::remove_file(&path);
+        inventory
+    }
+    fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob> {
+        let held: HashMap<&str, u64> =
+            self.listing.values().filter(|o| !o.document).map(|o| (o.blake3.as_str(), o.size)).collect();
+        manifest.blobs_not_carried().filter(|b| held.get(b.id.to_hex().as_str()) != Some(&b.size)).collect()
+    }
+    fn check_space(&self, needed: u64, what: &str) -> Result<()> {
+        super::local::check_free(&self.staging, needed, what)
+    }
+    fn bundle_staging(&self, digest: &ContentId, bundle: &StagedBundle) -> Result<Staging> {
+        Staging::open(&self.staging.join(digest.to_hex()), bundle)
+    }
+    fn discard_staging(&self, digest: &ContentId) -> Result<()> {
+        remove_path(&self.staging.join(digest.to_hex()))
+    }
+    fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
+        self.publish_staged(staging, publication)
+    }
+    fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
+        self.put_bytes(&format!(".airlock/reports/{digest}.json"), json, "application/json")?;
+        let key = format!(".airlock/reports/{digest}.html");
+        self.put_bytes(&key, page, "text/html; charset=utf-8")?;
+        Ok(format!("{}/{key}", self.s3.url))
+    }
+    fn gc(&self, dry_run: bool) -> Result<(usize, u64)> {
+        self.collect(dry_run)
+    }
+    fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
+        super::gc::gc_staging_in(&self.staging, &self.state, now, all, dry_run)
+    }
+}
+
+/// This machine's name, as the lock records it.
+fn host_name() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+/// Whether process `pid` runs on this machine.
+fn process_alive(pid: u32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(pid.cast_signed()) else { return false };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}

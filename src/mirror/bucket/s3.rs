@@ -1,0 +1,299 @@
+//! The S3 protocol, as much of it as a mirror needs: get, head, put
+//! (create-only or not, with the headers a static-site reader needs),
+//! delete and list. Requests are signed by `rusty-s3` (SigV4 presigned
+//! URLs, no I/O of its own) and sent by the fetch layer's client, so the
+//! bucket is reached with the same trust store, proxy rules, timeouts and
+//! retries as every registry.
+//!
+//! Where and as whom, the usual AWS way: `AWS_ENDPOINT_URL_S3` or
+//! `AWS_ENDPOINT_URL` (path-style requests, as S3-compatible servers
+//! expect) or AWS itself (`https://s3.REGION.amazonaws.com`, virtual-host
+//! style); `AWS_REGION` / `AWS_DEFAULT_REGION` (default `us-east-1`);
+//! `AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` (+ `AWS_SESSION_TOKEN`),
+//! or else the `AWS_PROFILE` (default `default`) section of
+//! `AWS_SHARED_CREDENTIALS_FILE` (default `~/.aws/credentials`).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+use crate::error::{Error, Result};
+use crate::fetch::{Client, HttpError, Payload};
+
+/// How long a signed request stays valid: long enough for one large upload.
+const SIGNED_FOR: Duration = Duration::from_secs(6 * 3600);
+/// The largest object one PUT may create (S3's limit).
+pub(super) const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// A bucket and a prefix in it, as `s3://BUCKET/PREFIX` names them.
+pub(super) struct S3 {
+    bucket: Bucket,
+    credentials: Credentials,
+    /// `PREFIX/`, or empty for the whole bucket.
+    prefix: String,
+    /// `s3://BUCKET/PREFIX`, as messages name it.
+    pub(super) url: String,
+    http: Client,
+}
+
+/// What a HEAD says of an object.
+pub(super) struct Head {
+    pub(super) size: u64,
+    /// The BLAKE3 airlock recorded in the object's metadata, if any.
+    pub(super) blake3: Option<String>,
+}
+
+/// The headers an object is created with.
+pub(super) struct Put<'a> {
+    pub(super) content_type: &'a str,
+    pub(super) cache_control: &'a str,
+    pub(super) blake3: &'a str,
+    /// Fail with [`Created::Exists`] rather than replace an object already there.
+    pub(super) create_only: bool,
+}
+
+/// What a put did.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Created {
+    Written,
+    /// A create-only put found the key taken.
+    Exists,
+}
+
+impl S3 {
+    /// Parses `s3://BUCKET[/PREFIX]` and reads endpoint, region and
+    /// credentials from the environment.
+    pub(super) fn from_url(url: &str) -> Result<Self> {
+        let usage = |why: &str| Error::Usage(format!("{url}: {why}"));
+        let rest = url.strip_prefix("s3://").ok_or_else(|| usage("not an s3:// address"))?;
+        let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_end_matches('/');
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)) {
+            return Err(usage("the bucket name must be lower-case letters, digits, '-' and '.'; give s3://BUCKET/PREFIX"));
+        }
+        if prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") && !prefix.is_empty() {
+            return Err(usage("the prefix has an empty, '.' or '..' segment; give s3://BUCKET/PREFIX"));
+        }
+        let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let (endpoint, style) = match env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")) {
+            Some(endpoint) => (endpoint, UrlStyle::Path),
+            None => (format!("https://s3.{region}.amazonaws.com"), UrlStyle::VirtualHost),
+        };
+        let endpoint_url = endpoint
+            .parse()
+            .map_err(|e| usage(&format!("the endpoint {endpoint} is not a URL ({e}); check AWS_ENDPOINT_URL")))?;
+        let bucket = Bucket::new(endpoint_url, style, name.to_owned(), region)
+            .map_err(|e| usage(&format!("cannot address this bucket at {endpoint} ({e}); check AWS_ENDPOINT_URL")))?;
+        let credentials = credentials().ok_or_else(|| {
+            usage(
+                "no AWS credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a section of ~/.aws/credentials",
+            )
+        })?;
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        Ok(S3 {
+            bucket,
+            credentials,
+            prefix,
+            url: url.trim_end_matches('/').to_owned(),
+            http: Client::new(Duration::from_secs(60), 4)?,
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// An error naming the object and what to check.
+    fn failed(&self, what: &str, key: &str, why: &dyn std::fmt::Display) -> Error {
+        Error::io(
+            &PathBuf::from(format!("{}/{key}", self.url)),
+            std::io::Error::other(format!(
+                "{what} failed ({why}); check the endpoint, the credentials and the bucket's permissions"
+            )),
+        )
+    }
+
+    fn send(&self, method: &str, url: &str, headers: &[(&str, String)], payload: &Payload<'_>) -> Result<(u16, crate::fetch::Reply), HttpError> {
+        let reply = self.http.send(method, url, headers, payload)?;
+        Ok((reply.status, reply))
+    }
+
+    /// The object at `key`, streamed; `None` when there is none.
+    pub(super) fn get(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>> {
+        let full = self.key(key);
+        let url = self.bucket.get_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
+        let (status, reply) = self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("GET", key, &e))?;
+        match status {
+            200 => Ok(Some(reply.body)),
+            404 => Ok(None),
+            other => Err(self.failed("GET", key, &status_line(other, reply))),
+        }
+    }
+
+    /// The whole object at `key` if it holds at most `cap` bytes.
+    pub(super) fn get_bytes(&self, key: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        let Some(body) = self.get(key)? else { return Ok(None) };
+        let mut bytes = Vec::new();
+        body.take(cap + 1).read_to_end(&mut bytes).map_err(|e| self.failed("GET", key, &e))?;
+        if bytes.len() as u64 > cap {
+            return Err(self.failed("GET", key, &format!("more than {cap} bytes")));
+        }
+        Ok(Some(bytes))
+    }
+
+    pub(super) fn head(&self, key: &str) -> Result<Option<Head>> {
+        let full = self.key(key);
+        let url = self.bucket.head_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
+        let (status, reply) = self.send("HEAD", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("HEAD", key, &e))?;
+        match status {
+            200 => Ok(Some(Head {
+                size: reply.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
+                blake3: reply.header("x-amz-meta-blake3").map(str::to_owned),
+            })),
+            404 => Ok(None),
+            other => Err(self.failed("HEAD", key, &status_line(other, reply))),
+        }
+    }
+
+    /// PUTs `payload` at `key` with the headers of `put`.
+    pub(super) fn put(&self, key: &str, payload: &Payload<'_>, put: &Put<'_>) -> Result<Created> {
+        let full = self.key(key);
+        let mut action = self.bucket.put_object(Some(&self.credentials), &full);
+        let mut headers = vec![
+            ("content-type", put.content_type.to_owned()),
+            ("cache-control", put.cache_control.to_owned()),
+            ("x-amz-meta-blake3", put.blake3.to_owned()),
+        ];
+        if put.create_only {
+            headers.push(("if-none-match", "*".to_owned()));
+        }
+        for (name, value) in &headers {
+            action.headers_mut().insert(*name, value.clone());
+        }
+        let url = action.sign(SIGNED_FOR);
+        let (status, reply) = self.send("PUT", url.as_str(), &headers, payload).map_err(|e| self.failed("PUT", key, &e))?;
+        match status {
+            200 | 201 | 204 => Ok(Created::Written),
+            // 409: a create-only put racing another one for the same key.
+            412 | 409 if put.create_only => Ok(Created::Exists),
+            other => Err(self.failed("PUT", key, &status_line(other, reply))),
+        }
+    }
+
+    /// Deletes `key` (deleting what is not there succeeds, as S3 says).
+    pub(super) fn delete(&self, key: &str) -> Result<()> {
+        let full = self.key(key);
+        let url = self.bucket.delete_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
+        let (status, reply) = self.send("DELETE", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("DELETE", key, &e))?;
+        match status {
+            200 | 204 | 404 => Ok(()),
+            other => Err(self.failed("DELETE", key, &status_line(other, reply))),
+        }
+    }
+
+    /// Every key under the prefix (relative to it), with its size.
+    pub(super) fn list(&self) -> Result<Vec<(String, u64)>> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+            if !self.prefix.is_empty() {
+                action.with_prefix(self.prefix.as_str());
+            }
+            if let Some(token) = &token {
+                action.with_continuation_token(token.as_str());
+            }
+            let url = action.sign(SIGNED_FOR);
+            let (status, reply) = self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("LIST", "", &e))?;
+            if status != 200 {
+                return Err(self.failed("LIST", "", &status_line(status, reply)));
+            }
+            let text = String::from_utf8_lossy(&reply.text(64 << 20)).into_owned();
+            let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
+                .map_err(|e| self.failed("LIST", "", &format!("unreadable answer: {e}")))?;
+            keys.extend(page.contents.into_iter().filter_map(|o| {
+                Some((o.key.strip_prefix(self.prefix.as_str())?.to_owned(), o.size.unwrap_or(0)))
+            }));
+            match page.next_continuation_token {
+                Some(next) => token = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+}
+
+/// `HTTP 403: AccessDenied` from an S3 error answer.
+fn status_line(status: u16, reply: crate::fetch::Reply) -> String {
+    let body = String::from_utf8_lossy(&reply.text(4096)).into_owned();
+    let code = body.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
+    match code {
+        Some(code) => format!("HTTP {status}: {}", crate::escape::one_line(code)),
+        None => format!("HTTP {status}"),
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Environment credentials, else the profile's from the shared credentials file.
+fn credentials() -> Option<Credentials> {
+    if let (Some(key), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        return Some(match env("AWS_SESSION_TOKEN") {
+            Some(token) => Credentials::new_with_token(key, secret, token),
+            None => Credentials::new(key, secret),
+        });
+    }
+    let file = env("AWS_SHARED_CREDENTIALS_FILE")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")))?;
+    let text = std::fs::read_to_string(file).ok()?;
+    let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
+    let section = profile_section(&text, &profile);
+    let value = |name: &str| section.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (key, secret) = (value("aws_access_key_id")?, value("aws_secret_access_key")?);
+    Some(match value("aws_session_token") {
+        Some(token) => Credentials::new_with_token(key, secret, token),
+        None => Credentials::new(key, secret),
+    })
+}
+
+/// The `key = value` lines of section `[profile]` of an INI file.
+fn profile_section(text: &str, profile: &str) -> Vec<(String, String)> {
+    let mut inside = false;
+    let mut values = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            inside = name.trim() == profile;
+        } else if inside && let Some((k, v)) = line.split_once('=') {
+            values.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_section_is_read_and_others_ignored() {
+        let text = "[default]\naws_access_key_id = A\n# c\n[work]\naws_access_key_id=B\naws_secret_access_key = S\n";
+        assert_eq!(profile_section(text, "work"), [("aws_access_key_id".into(), "B".into()), ("aws_secret_access_key".into(), "S".into())]);
+        assert_eq!(profile_section(text, "default").len(), 1);
+        assert!(profile_section(text, "none").is_empty());
+    }
+
+    #[test]
+    fn bad_addresses_are_refused_with_what_to_give() {
+        for bad in ["s3://", "s3://Upper/p", "s3://b/a//c", "s3://b/../x", "file:///x"] {
+            let err = S3::from_url(bad).err().expect(bad);
+            assert_eq!(err.exit_code(), 2, "{bad}: {err}");
+        }
+    }
+}

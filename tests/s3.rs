@@ -1,0 +1,253 @@
+//! `import --mirror s3://BUCKET/PREFIX` against a real local S3 server
+//! (moto's, from the venv `.ci/run` makes at `target/pytools`): pip, npm
+//! and cargo install from the bucket read as a static site, a second
+//! importer is refused while the lock is held, and an import killed at
+//! any moment leaves the published state naming only objects that exist.
+
+mod common;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::skip;
+
+const BUCKET: &str = "airlock-mirror";
+
+/// moto's S3 server on a loopback port, stopped on drop.
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `moto_server` from the venv, if it is there.
+fn moto_server() -> Option<PathBuf> {
+    let dir = std::env::var_os("AIRLOCK_PYTOOLS")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools"), PathBuf::from);
+    Some(dir.join("bin/moto_server")).filter(|p| p.is_file())
+}
+
+fn start_moto(server: &Path, dir: &Path) -> Moto {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = fs::File::create(dir.join("moto.log")).unwrap();
+    let child = Command::new(server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("moto_server starts");
+    let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "moto did not start: {}", read(&dir.join("moto.log")));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // moto takes requests without checking their signatures: the bucket is made with a bare PUT.
+    let made = ureq::put(&format!("{}/{BUCKET}", moto.endpoint)).send_empty().expect("bucket created");
+    assert_eq!(made.status(), 200);
+    // Readable by anyone, as a site's mirror bucket is (README: the same policy with the aws CLI).
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{BUCKET}/*"}}]}}"#
+    );
+    let set = ureq::put(&format!("{}/{BUCKET}?policy", moto.endpoint)).send(policy.as_str()).expect("policy set");
+    assert!(set.status().is_success(), "{}", set.status());
+    moto
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// `airlock` with the S3 environment of `moto`.
+fn airlock_s3(moto: &Moto, dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_airlock"));
+    for variable in ["SOURCE_DATE_EPOCH", "AIRLOCK_POLICY", "AIRLOCK_MIRROR", "AIRLOCK_KEY"] {
+        cmd.env_remove(variable);
+    }
+    cmd.env("AWS_ENDPOINT_URL", &moto.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("XDG_CACHE_HOME", dir.join("xdg-cache"));
+    cmd
+}
+
+fn assert_ok(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// GET of `key` from the bucket, as any reader does: (status, body).
+fn get(moto: &Moto, key: &str) -> (u16, Vec<u8>, String) {
+    let response = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build())
+        .get(&format!("{}/{BUCKET}/{key}", moto.endpoint))
+        .call()
+        .unwrap();
+    let status = response.status().as_u16();
+    let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = response.into_body().read_to_vec().unwrap();
+    (status, body, kind)
+}
+
+/// The fixture bundle and its policy (the imported local mirror is not used).
+fn bundle() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let (dir, _mirror) = common::imported_mirror();
+    let bundle = dir.path().join("b.airlock");
+    let policy = dir.path().join("policy.toml");
+    (dir, bundle, policy)
+}
+
+fn import_into(moto: &Moto, dir: &Path, bundle: &Path, policy: &Path, base: &str) -> Output {
+    airlock_s3(moto, dir)
+        .args(["import", "--quiet"])
+        .arg(bundle)
+        .arg("--policy")
+        .arg(policy)
+        .args(["--mirror", &format!("s3://{BUCKET}/site"), "--base-url", base])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn pip_npm_and_cargo_install_from_the_bucket_read_as_a_static_site() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools (.ci/run installs moto[server] there), so S3 publishing is not tried");
+        return;
+    };
+    let (dir, bundle, policy) = bundle();
+    let moto = start_moto(&server, dir.path());
+    let base = format!("{}/{BUCKET}/site", moto.endpoint);
+    let out = import_into(&moto, dir.path(), &bundle, &policy, &base);
+    assert_ok("airlock import --mirror s3://", &out);
+
+    let (status, page, kind) = get(&moto, "site/pypi/simple/tinyapp/");
+    assert_eq!(status, 200, "the project page answers by its folder");
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(String::from_utf8_lossy(&page).contains("tinyapp-1.0.0"), "{}", String::from_utf8_lossy(&page));
+    let (status, _, _) = get(&moto, "site/.airlock/state.json");
+    assert_eq!(status, 200);
+    let (status, _, _) = get(&moto, "site/.airlock/lock");
+    assert_eq!(status, 404, "the lock is gone once the import ends");
+
+    let out = common::pip_install(dir.path(), &format!("{base}/pypi/simple/"))
+        .args(["tinyapp==1.0.0", "sdistonly==0.1.0"])
+        .output()
+        .unwrap();
+    assert_ok("pip install from the bucket", &out);
+
+    let web = dir.path().join("web");
+    fs::create_dir_all(&web).unwrap();
+    fs::write(
+        web.join("package.json"),
+        r#"{"name":"web","version":"1.0.0","private":true,"dependencies":{"@airlock-test/scoped":"2.1.0","tinylib":"1.0.0"}}"#,
+    )
+    .unwrap();
+    let npm = Command::new("npm")
+        .args(["install", "--registry", &format!("{base}/npm/"), "--no-audit", "--no-fund", "--fetch-retries", "0"])
+        .arg("--cache")
+        .arg(web.join(".npm-cache"))
+        .env("npm_config_userconfig", web.join(".npmrc-none"))
+        .env_remove("npm_config_registry")
+        .env_remove("NPM_CONFIG_REGISTRY")
+        .current_dir(&web)
+        .output();
+    match npm {
+        Ok(out) => {
+            assert_ok("npm install from the bucket", &out);
+            assert!(web.join("node_modules/@airlock-test/scoped/package.json").is_file());
+        }
+        Err(_) => skip("npm is not installed, so npm from a bucket is not tried"),
+    }
+
+    let app = common::cargo_app(dir.path(), &format!("registry = \"sparse+{base}/cargo/index/\""));
+    let out = common::cargo_run(dir.path(), &app);
+    assert_ok("cargo run from the bucket", &out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The same bundle again: nothing to publish, the mirror says so.
+    let again = import_into(&moto, dir.path(), &bundle, &policy, &base);
+    assert_ok("the same import again", &again);
+}
+
+#[test]
+fn a_second_importer_is_refused_while_another_holds_the_lock() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so the bucket lock is not tried");
+        return;
+    };
+    let (dir, bundle, policy) = bundle();
+    let moto = start_moto(&server, dir.path());
+    // A lock held by a live process on another machine.
+    let holder = r#"{"host":"build-07","pid":1,"since":"2026-12-03T08:00:00Z"}"#;
+    let put = ureq::put(&format!("{}/{BUCKET}/site/.airlock/lock", moto.endpoint)).send(holder).unwrap();
+    assert_eq!(put.status(), 200);
+    let out = import_into(&moto, dir.path(), &bundle, &policy, "http://mirror.example");
+    assert_eq!(out.status.code(), Some(5), "busy: {}", String::from_utf8_lossy(&out.stderr));
+    let said = common::one_line(&out.stderr);
+    assert!(said.contains("another airlock import holds the lock (host build-07"), "{said}");
+    assert!(said.contains("delete s3://airlock-mirror/site/.airlock/lock"), "{said}");
+    assert_eq!(get(&moto, "site/.airlock/state.json").0, 404, "nothing was published");
+    assert_eq!(get(&moto, "site/.airlock/lock").1, holder.as_bytes(), "the other's lock is untouched");
+}
+
+/// Every key the published state's listing names, fetched: all there.
+fn assert_published_state_is_whole(moto: &Moto) -> Option<u64> {
+    let (status, state, _) = get(moto, "site/.airlock/state.json");
+    if status == 404 {
+        return None;
+    }
+    let state: serde_json::Value = serde_json::from_slice(&state).unwrap();
+    let generation = state["generation"].as_u64().unwrap();
+    let (status, listing, _) = get(moto, &format!("site/.airlock/generations/{generation}/listing.cbor"));
+    assert_eq!(status, 200, "the state names generation {generation}, whose listing is missing");
+    let listing: std::collections::BTreeMap<String, ciborium::Value> = ciborium::from_reader(&listing[..]).unwrap();
+    for key in listing.keys() {
+        assert_eq!(get(moto, &format!("site/{key}")).0, 200, "generation {generation} lists {key}, which is missing");
+    }
+    Some(generation)
+}
+
+#[test]
+fn an_import_killed_at_any_moment_leaves_a_published_state_whose_objects_all_exist() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so the kill -9 loop against S3 is not tried");
+        return;
+    };
+    let (dir, bundle, policy) = bundle();
+    let moto = start_moto(&server, dir.path());
+    let mut published = false;
+    for round in 0..12u64 {
+        let mut child = airlock_s3(&moto, dir.path())
+            .args(["import", "--quiet"])
+            .arg(&bundle)
+            .arg("--policy")
+            .arg(&policy)
+            .args(["--mirror", &format!("s3://{BUCKET}/site"), "--base-url", "http://mirror.example"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(40 + round * 45));
+        let _ = child.kill();
+        let _ = child.wait();
+        published |= assert_published_state_is_whole(&moto).is_some();
+    }
+    // A run that is not killed finishes the job, whatever the killed ones left.
+    let out = import_into(&moto, dir.path(), &bundle, &policy, "http://mirror.example");
+    assert_ok("the import after the killed ones", &out);
+    assert_eq!(assert_published_state_is_whole(&moto), Some(1), "one generation, however many runs were killed");
+    let _ = published;
+}
