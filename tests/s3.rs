@@ -124,7 +124,9 @@ fn import_into(moto: &Moto, dir: &Path, bundle: &Path, policy: &Path, base: &str
 #[test]
 fn pip_npm_and_cargo_install_from_the_bucket_read_as_a_static_site() {
     let Some(server) = moto_server() else {
-        skip("moto_server is not in target/pytools (.ci/run installs moto[server] there), so S3 publishing is not tried");
+        skip(
+            "moto_server is not in target/pytools (.ci/run installs moto[server] there), so S3 publishing is not tried",
+        );
         return;
     };
     let (dir, bundle, policy) = bundle();
@@ -228,8 +230,21 @@ fn an_import_killed_at_any_moment_leaves_a_published_state_whose_objects_all_exi
     };
     let (dir, bundle, policy) = bundle();
     let moto = start_moto(&server, dir.path());
-    let mut published = false;
-    for round in 0..12u64 {
+    // How long a whole import takes here, into another prefix: the kills are spread over it.
+    let started = Instant::now();
+    let timing = airlock_s3(&moto, dir.path())
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .args(["--mirror", &format!("s3://{BUCKET}/timing")])
+        .output()
+        .unwrap();
+    assert_ok("the timed import", &timing);
+    let whole = started.elapsed();
+    let rounds = 16u32;
+    let mut before_publishing = 0;
+    for round in 0..rounds {
         let mut child = airlock_s3(&moto, dir.path())
             .args(["import", "--quiet"])
             .arg(&bundle)
@@ -240,14 +255,16 @@ fn an_import_killed_at_any_moment_leaves_a_published_state_whose_objects_all_exi
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(40 + round * 45));
+        std::thread::sleep(whole * round / rounds);
         let _ = child.kill();
         let _ = child.wait();
-        published |= assert_published_state_is_whole(&moto).is_some();
+        if assert_published_state_is_whole(&moto).is_none() {
+            before_publishing += 1;
+        }
     }
+    assert!(before_publishing > 0, "no kill landed before the import published (an import takes {whole:?})");
     // A run that is not killed finishes the job, whatever the killed ones left.
     let out = import_into(&moto, dir.path(), &bundle, &policy, "http://mirror.example");
     assert_ok("the import after the killed ones", &out);
     assert_eq!(assert_published_state_is_whole(&moto), Some(1), "one generation, however many runs were killed");
-    let _ = published;
 }

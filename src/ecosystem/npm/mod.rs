@@ -90,7 +90,10 @@ impl Ecosystem for Npm {
     /// A packument is asked for as `NAME` (`@scope%2fname`, which a bucket
     /// decodes to `@scope/name`), never by its file name.
     fn static_aliases(&self, path: &str) -> Vec<String> {
-        path.strip_suffix(PACKUMENT).and_then(|p| p.strip_suffix('/')).map(|name| vec![name.to_owned()]).unwrap_or_default()
+        path.strip_suffix(PACKUMENT)
+            .and_then(|p| p.strip_suffix('/'))
+            .map(|name| vec![name.to_owned()])
+            .unwrap_or_default()
     }
 
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {

@@ -101,7 +101,10 @@ impl Ecosystem for Pypi {
     /// the root page are regenerated from all entries.
     /// A PEP 503 page is asked for by its folder (`simple/NAME/`, `simple/`).
     fn static_aliases(&self, path: &str) -> Vec<String> {
-        path.strip_suffix(PAGE_HTML).filter(|folder| folder.ends_with('/')).map(|folder| vec![folder.to_owned()]).unwrap_or_default()
+        path.strip_suffix(PAGE_HTML)
+            .filter(|folder| folder.ends_with('/'))
+            .map(|folder| vec![folder.to_owned()])
+            .unwrap_or_default()
     }
 
     fn publish(&self, change: &Change<'_>, tree: &mut dyn Layout) -> Result<()> {

@@ -90,7 +90,8 @@ impl Bucket {
         let holder = Holder { host: host_name(), pid: std::process::id(), since: crate::time::rfc3339(crate::now()) };
         let body = serde_json::to_vec(&holder).expect("holder serializes");
         for _ in 0..2 {
-            let put = Put { content_type: "application/json", cache_control: "no-store", blake3: "", create_only: true };
+            let put =
+                Put { content_type: "application/json", cache_control: "no-store", blake3: "", create_only: true };
             if self.s3.put(LOCK, &Payload::Bytes(&body), &put)? == Created::Written {
                 self.locked = true;
                 return Ok(());
@@ -117,13 +118,19 @@ impl Bucket {
                 }
             }
         }
-        Err(Error::Busy(format!("{}: another import took the lock as this one freed a stale one; try again", self.s3.url)))
+        Err(Error::Busy(format!(
+            "{}: another import took the lock as this one freed a stale one; try again",
+            self.s3.url
+        )))
     }
 
     fn read_state(&self) -> Result<State> {
         let Some(bytes) = self.s3.get_bytes(STATE, STATE_CAP)? else { return Ok(State::default()) };
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Usage(format!("{}/{STATE}: unreadable mirror state ({e}); the bucket was changed by hand", self.s3.url))
+            Error::Usage(format!(
+                "{}/{STATE}: unreadable mirror state ({e}); the bucket was changed by hand",
+                self.s3.url
+            ))
         })
     }
 
@@ -154,7 +161,10 @@ impl Bucket {
         let path = self.download(generation, "listing.cbor")?;
         let file = std::fs::File::open(&path).at(&path)?;
         let listing = ciborium::de::from_reader_with_recursion_limit(io::BufReader::new(file), 8).map_err(|e| {
-            Error::Usage(format!("{}: unreadable listing of generation {generation} ({e}); the bucket was changed by hand", self.s3.url))
+            Error::Usage(format!(
+                "{}: unreadable listing of generation {generation} ({e}); the bucket was changed by hand",
+                self.s3.url
+            ))
         });
         let _ = std::fs::remove_file(&path);
         listing

@@ -1,6 +1,6 @@
 //! The S3 protocol, as much of it as a mirror needs: get, head, put
 //! (create-only or not, with the headers a static-site reader needs),
-//! delete and list. Requests are signed by `rusty-s3` (SigV4 presigned
+//! delete and list. Requests are signed by `rusty-s3` (`SigV4` presigned
 //! URLs, no I/O of its own) and sent by the fetch layer's client, so the
 //! bucket is reached with the same trust store, proxy rules, timeouts and
 //! retries as every registry.
@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::fetch::{Client, HttpError, Payload};
 
 /// How long a signed request stays valid: long enough for one large upload.
-const SIGNED_FOR: Duration = Duration::from_secs(6 * 3600);
+const SIGNED_FOR: Duration = Duration::from_hours(6);
 /// The largest object one PUT may create (S3's limit).
 pub(super) const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
 
@@ -70,8 +70,11 @@ impl S3 {
         let rest = url.strip_prefix("s3://").ok_or_else(|| usage("not an s3:// address"))?;
         let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix = prefix.trim_end_matches('/');
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)) {
-            return Err(usage("the bucket name must be lower-case letters, digits, '-' and '.'; give s3://BUCKET/PREFIX"));
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b))
+        {
+            return Err(usage(
+                "the bucket name must be lower-case letters, digits, '-' and '.'; give s3://BUCKET/PREFIX",
+            ));
         }
         if prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") && !prefix.is_empty() {
             return Err(usage("the prefix has an empty, '.' or '..' segment; give s3://BUCKET/PREFIX"));
@@ -97,7 +100,7 @@ impl S3 {
             credentials,
             prefix,
             url: url.trim_end_matches('/').to_owned(),
-            http: Client::new(Duration::from_secs(60), 4)?,
+            http: Client::new(Duration::from_mins(1), 4)?,
         })
     }
 
@@ -115,7 +118,13 @@ impl S3 {
         )
     }
 
-    fn send(&self, method: &str, url: &str, headers: &[(&str, String)], payload: &Payload<'_>) -> Result<(u16, crate::fetch::Reply), HttpError> {
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        payload: &Payload<'_>,
+    ) -> Result<(u16, crate::fetch::Reply), HttpError> {
         let reply = self.http.send(method, url, headers, payload)?;
         Ok((reply.status, reply))
     }
@@ -124,7 +133,8 @@ impl S3 {
     pub(super) fn get(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>> {
         let full = self.key(key);
         let url = self.bucket.get_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
-        let (status, reply) = self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("GET", key, &e))?;
+        let (status, reply) =
+            self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("GET", key, &e))?;
         match status {
             200 => Ok(Some(reply.body)),
             404 => Ok(None),
@@ -146,7 +156,8 @@ impl S3 {
     pub(super) fn head(&self, key: &str) -> Result<Option<Head>> {
         let full = self.key(key);
         let url = self.bucket.head_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
-        let (status, reply) = self.send("HEAD", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("HEAD", key, &e))?;
+        let (status, reply) =
+            self.send("HEAD", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("HEAD", key, &e))?;
         match status {
             200 => Ok(Some(Head {
                 size: reply.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
@@ -173,7 +184,8 @@ impl S3 {
             action.headers_mut().insert(*name, value.clone());
         }
         let url = action.sign(SIGNED_FOR);
-        let (status, reply) = self.send("PUT", url.as_str(), &headers, payload).map_err(|e| self.failed("PUT", key, &e))?;
+        let (status, reply) =
+            self.send("PUT", url.as_str(), &headers, payload).map_err(|e| self.failed("PUT", key, &e))?;
         match status {
             200 | 201 | 204 => Ok(Created::Written),
             // 409: a create-only put racing another one for the same key.
@@ -186,7 +198,8 @@ impl S3 {
     pub(super) fn delete(&self, key: &str) -> Result<()> {
         let full = self.key(key);
         let url = self.bucket.delete_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
-        let (status, reply) = self.send("DELETE", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("DELETE", key, &e))?;
+        let (status, reply) =
+            self.send("DELETE", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("DELETE", key, &e))?;
         match status {
             200 | 204 | 404 => Ok(()),
             other => Err(self.failed("DELETE", key, &status_line(other, reply))),
@@ -206,16 +219,19 @@ impl S3 {
                 action.with_continuation_token(token.as_str());
             }
             let url = action.sign(SIGNED_FOR);
-            let (status, reply) = self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("LIST", "", &e))?;
+            let (status, reply) =
+                self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("LIST", "", &e))?;
             if status != 200 {
                 return Err(self.failed("LIST", "", &status_line(status, reply)));
             }
             let text = String::from_utf8_lossy(&reply.text(64 << 20)).into_owned();
             let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
                 .map_err(|e| self.failed("LIST", "", &format!("unreadable answer: {e}")))?;
-            keys.extend(page.contents.into_iter().filter_map(|o| {
-                Some((o.key.strip_prefix(self.prefix.as_str())?.to_owned(), o.size.unwrap_or(0)))
-            }));
+            keys.extend(
+                page.contents
+                    .into_iter()
+                    .filter_map(|o| Some((o.key.strip_prefix(self.prefix.as_str())?.to_owned(), o.size.unwrap_or(0)))),
+            );
             match page.next_continuation_token {
                 Some(next) => token = Some(next),
                 None => return Ok(keys),
@@ -284,7 +300,10 @@ mod tests {
     #[test]
     fn a_profile_section_is_read_and_others_ignored() {
         let text = "[default]\naws_access_key_id = A\n# c\n[work]\naws_access_key_id=B\naws_secret_access_key = S\n";
-        assert_eq!(profile_section(text, "work"), [("aws_access_key_id".into(), "B".into()), ("aws_secret_access_key".into(), "S".into())]);
+        assert_eq!(
+            profile_section(text, "work"),
+            [("aws_access_key_id".into(), "B".into()), ("aws_secret_access_key".into(), "S".into())]
+        );
         assert_eq!(profile_section(text, "default").len(), 1);
         assert!(profile_section(text, "none").is_empty());
     }

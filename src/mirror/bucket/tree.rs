@@ -47,6 +47,7 @@ pub(super) struct Object {
 pub(super) type Listing = BTreeMap<String, Object>;
 
 /// What a publish tells the tree of the bundle and the ecosystems.
+#[derive(Clone, Copy)]
 pub(super) struct Inputs<'a> {
     pub(super) sizes: &'a HashMap<ContentId, u64>,
     pub(super) aliases: &'a dyn Fn(&str, &str) -> Vec<String>,
@@ -152,12 +153,7 @@ impl<'a> ObjectTree<'a> {
         Ok(())
     }
 
-    fn upload_blob(
-        &self,
-        key: &str,
-        object: &Object,
-        by_blob: &HashMap<&str, &str>,
-    ) -> Result<()> {
+    fn upload_blob(&self, key: &str, object: &Object, by_blob: &HashMap<&str, &str>) -> Result<()> {
         let before = self.previous.get(key);
         if before == Some(object) {
             return Ok(());
@@ -193,7 +189,12 @@ impl<'a> ObjectTree<'a> {
 
     fn put_blob(&self, key: &str, object: &Object, payload: &Payload<'_>, replacing: bool) -> Result<()> {
         let cache = if self.replaceable.contains(key) || replacing { REVALIDATE } else { IMMUTABLE };
-        let put = Put { content_type: content_type(key), cache_control: cache, blake3: &object.blake3, create_only: !replacing };
+        let put = Put {
+            content_type: content_type(key),
+            cache_control: cache,
+            blake3: &object.blake3,
+            create_only: !replacing,
+        };
         if self.s3.put(key, payload, &put)? == Created::Exists {
             // Left by a run killed before it published, or not ours.
             let head = self.s3.head(key)?;
@@ -217,7 +218,12 @@ impl<'a> ObjectTree<'a> {
         keys.extend(self.aliases_of(folder, path));
         for target in &keys {
             // An alias has no extension of its own: it answers as its document.
-            let put = Put { content_type: content_type(key), cache_control: DOCUMENT, blake3: &object.blake3, create_only: false };
+            let put = Put {
+                content_type: content_type(key),
+                cache_control: DOCUMENT,
+                blake3: &object.blake3,
+                create_only: false,
+            };
             self.s3.put(target, &Payload::Stream(&open, object.size), &put)?;
         }
         Ok(())
@@ -259,12 +265,12 @@ impl Layout for ObjectTree<'_> {
     ) -> Result<()> {
         let key = Self::key(folder, path);
         RelPath::new(&key).map_err(|why| Error::Usage(format!("{key}: {why}")))?;
-        let file = self.document_file(&key);
-        if let Some(parent) = file.parent() {
+        let target = self.document_file(&key);
+        if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).at(parent)?;
         }
-        let mut out = io::BufWriter::new(File::create(&file).at(&file)?);
-        fill(&mut out).and_then(|()| io::Write::flush(&mut out)).at(&file)?;
+        let mut out = io::BufWriter::new(File::create(&target).at(&target)?);
+        fill(&mut out).and_then(|()| io::Write::flush(&mut out)).at(&target)?;
         drop(out);
         self.wrote(folder, path, key)
     }
