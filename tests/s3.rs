@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::skip;
+use common::{assert_ok, skip};
 
 const BUCKET: &str = "airlock-mirror";
 
@@ -81,15 +81,6 @@ fn airlock_s3(moto: &Moto, dir: &Path) -> Command {
     cmd
 }
 
-fn assert_ok(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// GET of `key` from the bucket, as any reader does: (status, body).
 fn get(moto: &Moto, key: &str) -> (u16, Vec<u8>, String) {
     let response = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build())
@@ -110,15 +101,25 @@ fn bundle() -> (tempfile::TempDir, PathBuf, PathBuf) {
     (dir, bundle, policy)
 }
 
+/// `airlock import --quiet BUNDLE --policy POLICY --mirror s3://BUCKET/PREFIX [--base-url BASE]`.
+fn import_command(
+    moto: &Moto,
+    dir: &Path,
+    (bundle, policy): (&Path, &Path),
+    prefix: &str,
+    base: Option<&str>,
+) -> Command {
+    let mut cmd = airlock_s3(moto, dir);
+    cmd.args(["import", "--quiet"]).arg(bundle).arg("--policy").arg(policy);
+    cmd.args(["--mirror", &format!("s3://{BUCKET}/{prefix}")]);
+    if let Some(base) = base {
+        cmd.args(["--base-url", base]);
+    }
+    cmd
+}
+
 fn import_into(moto: &Moto, dir: &Path, bundle: &Path, policy: &Path, base: &str) -> Output {
-    airlock_s3(moto, dir)
-        .args(["import", "--quiet"])
-        .arg(bundle)
-        .arg("--policy")
-        .arg(policy)
-        .args(["--mirror", &format!("s3://{BUCKET}/site"), "--base-url", base])
-        .output()
-        .unwrap()
+    import_command(moto, dir, (bundle, policy), "site", Some(base)).output().unwrap()
 }
 
 #[test]
@@ -144,40 +145,7 @@ fn pip_npm_and_cargo_install_from_the_bucket_read_as_a_static_site() {
     let (status, _, _) = get(&moto, "site/.airlock/lock");
     assert_eq!(status, 404, "the lock is gone once the import ends");
 
-    let out = common::pip_install(dir.path(), &format!("{base}/pypi/simple/"))
-        .args(["tinyapp==1.0.0", "sdistonly==0.1.0"])
-        .output()
-        .unwrap();
-    assert_ok("pip install from the bucket", &out);
-
-    let web = dir.path().join("web");
-    fs::create_dir_all(&web).unwrap();
-    fs::write(
-        web.join("package.json"),
-        r#"{"name":"web","version":"1.0.0","private":true,"dependencies":{"@airlock-test/scoped":"2.1.0","tinylib":"1.0.0"}}"#,
-    )
-    .unwrap();
-    let npm = Command::new("npm")
-        .args(["install", "--registry", &format!("{base}/npm/"), "--no-audit", "--no-fund", "--fetch-retries", "0"])
-        .arg("--cache")
-        .arg(web.join(".npm-cache"))
-        .env("npm_config_userconfig", web.join(".npmrc-none"))
-        .env_remove("npm_config_registry")
-        .env_remove("NPM_CONFIG_REGISTRY")
-        .current_dir(&web)
-        .output();
-    match npm {
-        Ok(out) => {
-            assert_ok("npm install from the bucket", &out);
-            assert!(web.join("node_modules/@airlock-test/scoped/package.json").is_file());
-        }
-        Err(_) => skip("npm is not installed, so npm from a bucket is not tried"),
-    }
-
-    let app = common::cargo_app(dir.path(), &format!("registry = \"sparse+{base}/cargo/index/\""));
-    let out = common::cargo_run(dir.path(), &app);
-    assert_ok("cargo run from the bucket", &out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
+    common::clients_install_from(dir.path(), &base, "the bucket");
 
     // The same bundle again: nothing to publish, the mirror says so.
     let again = import_into(&moto, dir.path(), &bundle, &policy, &base);
@@ -232,25 +200,13 @@ fn an_import_killed_at_any_moment_leaves_a_published_state_whose_objects_all_exi
     let moto = start_moto(&server, dir.path());
     // How long a whole import takes here, into another prefix: the kills are spread over it.
     let started = Instant::now();
-    let timing = airlock_s3(&moto, dir.path())
-        .args(["import", "--quiet"])
-        .arg(&bundle)
-        .arg("--policy")
-        .arg(&policy)
-        .args(["--mirror", &format!("s3://{BUCKET}/timing")])
-        .output()
-        .unwrap();
+    let timing = import_command(&moto, dir.path(), (&bundle, &policy), "timing", None).output().unwrap();
     assert_ok("the timed import", &timing);
     let whole = started.elapsed();
     let rounds = 16u32;
     let mut before_publishing = 0;
     for round in 0..rounds {
-        let mut child = airlock_s3(&moto, dir.path())
-            .args(["import", "--quiet"])
-            .arg(&bundle)
-            .arg("--policy")
-            .arg(&policy)
-            .args(["--mirror", &format!("s3://{BUCKET}/site"), "--base-url", "http://mirror.example"])
+        let mut child = import_command(&moto, dir.path(), (&bundle, &policy), "site", Some("http://mirror.example"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -10,10 +10,10 @@ use std::fs;
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{airlock, imported_mirror, skip};
+use common::{airlock, assert_ok, imported_mirror, skip};
 
 const CONF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/nginx/airlock.conf");
 const CADDYFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/caddy/Caddyfile");
@@ -116,15 +116,6 @@ fn start_caddy(caddy: &Path, dir: &Path, mirror: &Path, port: u16) -> Server {
     server
 }
 
-fn assert_ok(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// The imported fixture mirror, re-rendered for `base` (the path that
 /// changes a mirror's address without re-importing).
 fn mirror_for(base: &str) -> (tempfile::TempDir, PathBuf) {
@@ -162,36 +153,7 @@ fn clients_install_through(start: impl FnOnce(&Path, &Path, u16) -> Server) {
     let (dir, mirror) = mirror_for(&base);
     let _server = start(dir.path(), &mirror, port);
 
-    let out = common::pip_install(dir.path(), &format!("{base}/pypi/simple/"))
-        .args(["tinyapp==1.0.0", "sdistonly==0.1.0"])
-        .output()
-        .unwrap();
-    assert_ok("pip install through nginx", &out);
-
-    let web = dir.path().join("web");
-    fs::create_dir_all(&web).unwrap();
-    fs::write(
-        web.join("package.json"),
-        r#"{"name":"web","version":"1.0.0","private":true,"dependencies":{"@airlock-test/scoped":"2.1.0","tinylib":"1.0.0"}}"#,
-    )
-    .unwrap();
-    let out = Command::new("npm")
-        .args(["install", "--registry", &format!("{base}/npm/"), "--no-audit", "--no-fund", "--fetch-retries", "0"])
-        .arg("--cache")
-        .arg(web.join(".npm-cache"))
-        .env("npm_config_userconfig", web.join(".npmrc-none"))
-        .env_remove("npm_config_registry")
-        .env_remove("NPM_CONFIG_REGISTRY")
-        .current_dir(&web)
-        .output()
-        .expect("npm runs");
-    assert_ok("npm install through nginx", &out);
-    assert!(web.join("node_modules/@airlock-test/scoped/package.json").is_file());
-
-    let app = common::cargo_app(dir.path(), &format!("registry = \"sparse+{base}/cargo/index/\""));
-    let out = common::cargo_run(dir.path(), &app);
-    assert_ok("cargo run through nginx", &out);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
+    common::clients_install_from(dir.path(), &base, "nginx");
 }
 
 /// What `--base-url` writes: final URLs in the documents, recorded in the

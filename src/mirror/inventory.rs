@@ -57,13 +57,14 @@ struct Inventory(#[serde(deserialize_with = "crate::manifest::lean_vec::deserial
 /// beside the decoded entries).
 pub(super) fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
     let file = File::open(path).at(path)?;
-    let inventory: Inventory =
-        ciborium::de::from_reader_with_recursion_limit(io::BufReader::new(file), 16).map_err(|e| {
-            Error::Usage(format!(
-                "{}: unreadable mirror inventory ({e}); the mirror was changed by hand",
-                path.display()
-            ))
-        })?;
+    decode_inventory(io::BufReader::new(file), &path.display().to_string())
+}
+
+/// [`read_inventory`] of the inventory `name` (as messages say it), read from `reader`.
+pub(super) fn decode_inventory(reader: impl io::Read, name: &str) -> Result<Vec<Stored>> {
+    let inventory: Inventory = ciborium::de::from_reader_with_recursion_limit(reader, 16).map_err(|e| {
+        Error::Usage(format!("{name}: unreadable mirror inventory ({e}); the mirror was changed by hand"))
+    })?;
     let mut entries = inventory.0;
     entries.shrink_to_fit();
     Ok(entries)

@@ -211,6 +211,51 @@ pub fn pip_install(dir: &Path, index: &str) -> std::process::Command {
     cmd
 }
 
+/// Fails the test with `what` and the output unless `out` succeeded.
+pub fn assert_ok(what: &str, out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// pip, npm (a scoped package too) and cargo (sparse) install the fixture
+/// packages from the mirror served at `base` (`through` names the server).
+pub fn clients_install_from(dir: &Path, base: &str, through: &str) {
+    let out = pip_install(dir, &format!("{base}/pypi/simple/"))
+        .args(["tinyapp==1.0.0", "sdistonly==0.1.0"])
+        .output()
+        .unwrap();
+    assert_ok(&format!("pip install through {through}"), &out);
+
+    let web = dir.join("web");
+    fs::create_dir_all(&web).unwrap();
+    fs::write(
+        web.join("package.json"),
+        r#"{"name":"web","version":"1.0.0","private":true,"dependencies":{"@airlock-test/scoped":"2.1.0","tinylib":"1.0.0"}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new("npm")
+        .args(["install", "--registry", &format!("{base}/npm/"), "--no-audit", "--no-fund", "--fetch-retries", "0"])
+        .arg("--cache")
+        .arg(web.join(".npm-cache"))
+        .env("npm_config_userconfig", web.join(".npmrc-none"))
+        .env_remove("npm_config_registry")
+        .env_remove("NPM_CONFIG_REGISTRY")
+        .current_dir(&web)
+        .output()
+        .expect("npm runs");
+    assert_ok(&format!("npm install through {through}"), &out);
+    assert!(web.join("node_modules/@airlock-test/scoped/package.json").is_file());
+
+    let app = cargo_app(dir, &format!("registry = \"sparse+{base}/cargo/index/\""));
+    let out = cargo_run(dir, &app);
+    assert_ok(&format!("cargo run through {through}"), &out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("HELLO, OPS"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// `cargo run --quiet` of [`cargo_app`] under `dir`, with its own cargo home and target.
 pub fn cargo_run(dir: &Path, app: &Path) -> std::process::Output {
     std::process::Command::new("cargo")

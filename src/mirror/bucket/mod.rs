@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use self::s3::{Created, Put, S3};
-use self::tree::{Inputs, Listing, ObjectTree, hash_file};
-use super::inventory::{encode_inventory, read_inventory};
+use self::tree::{Hashing, Inputs, Listing, ObjectTree, file_opener};
+use super::inventory::{decode_inventory, encode_inventory};
 use super::{BUILD, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, merge};
 use crate::durable::remove_path;
 use crate::error::{Error, IoContext, Result};
@@ -138,36 +138,29 @@ impl Bucket {
         format!(".airlock/generations/{generation}/{name}")
     }
 
-    /// Generation `n`'s object, downloaded into staging (the listing and
-    /// inventory are decoded from a file, as the local mirror's are).
-    fn download(&self, generation: u64, name: &str) -> Result<PathBuf> {
+    /// Generation `n`'s object `name`, streamed.
+    fn generation_object(&self, generation: u64, name: &str) -> Result<io::BufReader<Box<dyn Read + Send>>> {
         let key = Self::generation_key(generation, name);
-        let path = self.staging.join(format!("gen-{generation}-{name}"));
-        let Some(mut body) = self.s3.get(&key)? else {
-            return Err(Error::Usage(format!(
+        match self.s3.get(&key)? {
+            Some(body) => Ok(io::BufReader::new(body)),
+            None => Err(Error::Usage(format!(
                 "{}/{key}: missing, though the state names generation {generation}; the bucket was changed by hand",
                 self.s3.url
-            )));
-        };
-        let mut file = std::fs::File::create(&path).at(&path)?;
-        io::copy(&mut body, &mut file).at(&path)?;
-        Ok(path)
+            ))),
+        }
     }
 
     fn read_listing(&self, generation: u64) -> Result<Listing> {
         if generation == 0 {
             return Ok(Listing::new());
         }
-        let path = self.download(generation, "listing.cbor")?;
-        let file = std::fs::File::open(&path).at(&path)?;
-        let listing = ciborium::de::from_reader_with_recursion_limit(io::BufReader::new(file), 8).map_err(|e| {
+        let body = self.generation_object(generation, "listing.cbor")?;
+        ciborium::de::from_reader_with_recursion_limit(body, 8).map_err(|e| {
             Error::Usage(format!(
                 "{}: unreadable listing of generation {generation} ({e}); the bucket was changed by hand",
                 self.s3.url
             ))
-        });
-        let _ = std::fs::remove_file(&path);
-        listing
+        })
     }
 
     /// The half-built generation in any bundle's staging (a killed run's).
@@ -183,12 +176,10 @@ impl Bucket {
         Ok(())
     }
 
-    fn put_file(&self, key: &str, path: &Path, content_type: &str) -> Result<()> {
-        let (blake3, size) = hash_file(path)?;
-        let owned = path.to_owned();
-        let open = move || -> io::Result<Box<dyn Read + Send + 'static>> { Ok(Box::new(std::fs::File::open(&owned)?)) };
+    /// PUTs the file at `path`, of BLAKE3 `blake3` and `size` bytes, at `key`.
+    fn put_file(&self, key: &str, path: &Path, (blake3, size): (String, u64), content_type: &str) -> Result<()> {
         let put = Put { content_type, cache_control: "no-cache", blake3: &blake3, create_only: false };
-        self.s3.put(key, &Payload::Stream(&open, size), &put).map(drop)
+        self.s3.put(key, &Payload::Stream(&file_opener(path.to_owned()), size), &put).map(drop)
     }
 
     fn put_bytes(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<()> {
@@ -220,20 +211,18 @@ impl Bucket {
         let mut tree = ObjectTree::new(&self.s3, &self.listing, documents, inputs);
         layouts(&merged, &mut tree)?;
         let inventory_file = build.join("inventory.cbor");
-        {
-            let mut out = io::BufWriter::new(std::fs::File::create(&inventory_file).at(&inventory_file)?);
-            encode_inventory(&mut out, &merged, rules).and_then(|()| io::Write::flush(&mut out)).at(&inventory_file)?;
-        }
+        let mut out = Hashing::new(io::BufWriter::new(std::fs::File::create(&inventory_file).at(&inventory_file)?));
+        encode_inventory(&mut out, &merged, rules).and_then(|()| io::Write::flush(&mut out)).at(&inventory_file)?;
+        let inventory_digest = out.finish();
         drop(merged);
         drop(inventory);
         tree.upload()?;
 
-        let listing_file = build.join("listing.cbor");
-        let mut listing_bytes = Vec::new();
-        ciborium::ser::into_writer(&tree.next, &mut listing_bytes).expect("listing encodes");
-        std::fs::write(&listing_file, &listing_bytes).at(&listing_file)?;
-        self.put_file(&Self::generation_key(generation, "listing.cbor"), &listing_file, "application/cbor")?;
-        self.put_file(&Self::generation_key(generation, "inventory.cbor"), &inventory_file, "application/cbor")?;
+        let mut listing = Vec::new();
+        ciborium::ser::into_writer(&tree.next, &mut listing).expect("listing encodes");
+        self.put_bytes(&Self::generation_key(generation, "listing.cbor"), &listing, "application/cbor")?;
+        let inventory_key = Self::generation_key(generation, "inventory.cbor");
+        self.put_file(&inventory_key, &inventory_file, inventory_digest, "application/cbor")?;
         let mut state = self.state.clone();
         state.generation = generation;
         state.imports.extend(record);
@@ -303,10 +292,11 @@ impl Store for Bucket {
         if self.state.generation == 0 {
             return Ok(Vec::new());
         }
-        let path = self.download(self.state.generation, "inventory.cbor")?;
-        let inventory = read_inventory(&path);
-        let _ = std::fs::remove_file(&path);
-        inventory
+        let body = self.generation_object(self.state.generation, "inventory.cbor")?;
+        decode_inventory(
+            body,
+            &format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor")),
+        )
     }
     fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob> {
         let held: HashMap<&str, u64> =

@@ -20,7 +20,7 @@ use std::time::Duration;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use crate::error::{Error, Result};
-use crate::fetch::{Client, HttpError, Payload};
+use crate::fetch::{Client, Payload, Reply};
 
 /// How long a signed request stays valid: long enough for one large upload.
 const SIGNED_FOR: Duration = Duration::from_hours(6);
@@ -76,7 +76,7 @@ impl S3 {
                 "the bucket name must be lower-case letters, digits, '-' and '.'; give s3://BUCKET/PREFIX",
             ));
         }
-        if prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") && !prefix.is_empty() {
+        if !prefix.is_empty() && prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
             return Err(usage("the prefix has an empty, '.' or '..' segment; give s3://BUCKET/PREFIX"));
         }
         let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
@@ -118,24 +118,26 @@ impl S3 {
         )
     }
 
+    /// Sends `method` to the signed `url` for `key`; `what` names the
+    /// request in the error that ends a transport failure.
     fn send(
         &self,
-        method: &str,
+        what: &str,
+        key: &str,
         url: &str,
         headers: &[(&str, String)],
         payload: &Payload<'_>,
-    ) -> Result<(u16, crate::fetch::Reply), HttpError> {
-        let reply = self.http.send(method, url, headers, payload)?;
-        Ok((reply.status, reply))
+    ) -> Result<Reply> {
+        let method = if what == "LIST" { "GET" } else { what };
+        self.http.send(method, url, headers, payload).map_err(|e| self.failed(what, key, &e))
     }
 
     /// The object at `key`, streamed; `None` when there is none.
     pub(super) fn get(&self, key: &str) -> Result<Option<Box<dyn Read + Send>>> {
         let full = self.key(key);
         let url = self.bucket.get_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
-        let (status, reply) =
-            self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("GET", key, &e))?;
-        match status {
+        let reply = self.send("GET", key, url.as_str(), &[], &Payload::Empty)?;
+        match reply.status {
             200 => Ok(Some(reply.body)),
             404 => Ok(None),
             other => Err(self.failed("GET", key, &status_line(other, reply))),
@@ -156,9 +158,8 @@ impl S3 {
     pub(super) fn head(&self, key: &str) -> Result<Option<Head>> {
         let full = self.key(key);
         let url = self.bucket.head_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
-        let (status, reply) =
-            self.send("HEAD", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("HEAD", key, &e))?;
-        match status {
+        let reply = self.send("HEAD", key, url.as_str(), &[], &Payload::Empty)?;
+        match reply.status {
             200 => Ok(Some(Head {
                 size: reply.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0),
                 blake3: reply.header("x-amz-meta-blake3").map(str::to_owned),
@@ -184,9 +185,8 @@ impl S3 {
             action.headers_mut().insert(*name, value.clone());
         }
         let url = action.sign(SIGNED_FOR);
-        let (status, reply) =
-            self.send("PUT", url.as_str(), &headers, payload).map_err(|e| self.failed("PUT", key, &e))?;
-        match status {
+        let reply = self.send("PUT", key, url.as_str(), &headers, payload)?;
+        match reply.status {
             200 | 201 | 204 => Ok(Created::Written),
             // 409: a create-only put racing another one for the same key.
             412 | 409 if put.create_only => Ok(Created::Exists),
@@ -198,9 +198,8 @@ impl S3 {
     pub(super) fn delete(&self, key: &str) -> Result<()> {
         let full = self.key(key);
         let url = self.bucket.delete_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
-        let (status, reply) =
-            self.send("DELETE", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("DELETE", key, &e))?;
-        match status {
+        let reply = self.send("DELETE", key, url.as_str(), &[], &Payload::Empty)?;
+        match reply.status {
             200 | 204 | 404 => Ok(()),
             other => Err(self.failed("DELETE", key, &status_line(other, reply))),
         }
@@ -219,9 +218,9 @@ impl S3 {
                 action.with_continuation_token(token.as_str());
             }
             let url = action.sign(SIGNED_FOR);
-            let (status, reply) =
-                self.send("GET", url.as_str(), &[], &Payload::Empty).map_err(|e| self.failed("LIST", "", &e))?;
-            if status != 200 {
+            let reply = self.send("LIST", "", url.as_str(), &[], &Payload::Empty)?;
+            if reply.status != 200 {
+                let status = reply.status;
                 return Err(self.failed("LIST", "", &status_line(status, reply)));
             }
             let text = String::from_utf8_lossy(&reply.text(64 << 20)).into_owned();
@@ -241,7 +240,7 @@ impl S3 {
 }
 
 /// `HTTP 403: AccessDenied` from an S3 error answer.
-fn status_line(status: u16, reply: crate::fetch::Reply) -> String {
+fn status_line(status: u16, reply: Reply) -> String {
     let body = String::from_utf8_lossy(&reply.text(4096)).into_owned();
     let code = body.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
     match code {

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::s3::{Created, MAX_PUT, Put, S3};
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::Payload;
+use crate::http::content_type;
 use crate::id::{ContentId, RelPath};
 use crate::mirror::Layout;
 
@@ -74,6 +75,8 @@ pub(super) struct ObjectTree<'a> {
     pub(super) replaceable: &'a BTreeSet<String>,
     /// The staged file of a blob the bundle carries.
     pub(super) staged: &'a dyn Fn(&ContentId) -> Option<PathBuf>,
+    /// The blobs the previous generation holds: BLAKE3 (hex) to one key holding it and its size.
+    held: HashMap<String, (String, u64)>,
     /// The first failure of a read, which `read` cannot return: the publish fails with it.
     pub(super) failure: RefCell<Option<Error>>,
     published: Vec<String>,
@@ -82,7 +85,9 @@ pub(super) struct ObjectTree<'a> {
 impl<'a> ObjectTree<'a> {
     pub(super) fn new(s3: &'a S3, previous: &'a Listing, documents: PathBuf, inputs: Inputs<'a>) -> Self {
         let Inputs { sizes, aliases, replaceable, staged } = inputs;
+        let held = held_blobs(previous);
         ObjectTree {
+            held,
             s3,
             previous,
             next: previous.clone(),
@@ -110,11 +115,8 @@ impl<'a> ObjectTree<'a> {
         self.documents.join(key)
     }
 
-    /// Records the document just written at `key` (a file under `documents`).
-    fn wrote(&mut self, folder: &str, path: &str, key: String) -> Result<()> {
-        let file = self.document_file(&key);
-        let (blake3, size) = hash_file(&file)?;
-        let object = Object { blake3, size, document: true };
+    /// Records `object`, the document just written at `key` (a file under `documents`).
+    fn wrote(&mut self, folder: &str, path: &str, key: String, object: Object) {
         for alias in self.aliases_of(folder, path) {
             self.next.insert(alias, object.clone());
         }
@@ -122,7 +124,6 @@ impl<'a> ObjectTree<'a> {
         self.linked.remove(&key);
         self.written.insert(key.clone());
         self.published.push(key);
-        Ok(())
     }
 
     /// Uploads the generation: blobs, then documents deepest first. The
@@ -131,8 +132,6 @@ impl<'a> ObjectTree<'a> {
         if let Some(e) = self.failure.borrow_mut().take() {
             return Err(e);
         }
-        let by_blob: HashMap<&str, &str> =
-            self.previous.iter().filter(|(_, o)| !o.document).map(|(k, o)| (o.blake3.as_str(), k.as_str())).collect();
         for key in &self.linked {
             let object = &self.next[key];
             if object.size > MAX_PUT {
@@ -143,7 +142,7 @@ impl<'a> ObjectTree<'a> {
             }
         }
         for key in &self.linked {
-            self.upload_blob(key, &self.next[key], &by_blob)?;
+            self.upload_blob(key, &self.next[key])?;
         }
         let mut documents: Vec<&String> = self.written.iter().collect();
         documents.sort_by_key(|key| std::cmp::Reverse(key.matches('/').count()));
@@ -153,14 +152,14 @@ impl<'a> ObjectTree<'a> {
         Ok(())
     }
 
-    fn upload_blob(&self, key: &str, object: &Object, by_blob: &HashMap<&str, &str>) -> Result<()> {
+    fn upload_blob(&self, key: &str, object: &Object) -> Result<()> {
         let before = self.previous.get(key);
         if before == Some(object) {
             return Ok(());
         }
         let id = ContentId::from_hex(&object.blake3).expect("listing holds hex ids");
         let Some(path) = (self.staged)(&id) else {
-            let Some(source) = by_blob.get(object.blake3.as_str()) else {
+            let Some((source, _)) = self.held.get(&object.blake3) else {
                 return Err(Error::Usage(format!(
                     "{}: holds no object of blob {}, which the bundle expects from an earlier one; import that bundle first",
                     self.s3.url, object.blake3
@@ -168,8 +167,7 @@ impl<'a> ObjectTree<'a> {
             };
             return self.copy_within(key, source, object, before.is_some());
         };
-        let open = move || -> io::Result<Box<dyn Read + Send + 'static>> { Ok(Box::new(File::open(&path)?)) };
-        self.put_blob(key, object, &Payload::Stream(&open, object.size), before.is_some())
+        self.put_blob(key, object, &Payload::Stream(&file_opener(path), object.size), before.is_some())
     }
 
     /// Gives `key` the bytes of `source`, another key of the bucket (a blob
@@ -209,21 +207,19 @@ impl<'a> ObjectTree<'a> {
     }
 
     fn upload_document(&self, key: &str) -> Result<()> {
-        let file = self.document_file(key);
         let object = &self.next[key];
-        let path = file.clone();
-        let open = move || -> io::Result<Box<dyn Read + Send + 'static>> { Ok(Box::new(File::open(&path)?)) };
+        let open = file_opener(self.document_file(key));
         let mut keys = vec![key.to_owned()];
         let (folder, path) = key.split_once('/').unwrap_or(("", key));
         keys.extend(self.aliases_of(folder, path));
+        // An alias has no extension of its own: it answers as its document.
+        let put = Put {
+            content_type: content_type(key),
+            cache_control: DOCUMENT,
+            blake3: &object.blake3,
+            create_only: false,
+        };
         for target in &keys {
-            // An alias has no extension of its own: it answers as its document.
-            let put = Put {
-                content_type: content_type(key),
-                cache_control: DOCUMENT,
-                blake3: &object.blake3,
-                create_only: false,
-            };
             self.s3.put(target, &Payload::Stream(&open, object.size), &put)?;
         }
         Ok(())
@@ -242,12 +238,13 @@ impl<'a> ObjectTree<'a> {
 impl Layout for ObjectTree<'_> {
     fn link_blob(&mut self, folder: &str, path: &RelPath, id: &ContentId) -> Result<()> {
         let key = Self::key(folder, path.as_str());
+        let blake3 = id.to_hex();
         let size = match self.sizes.get(id) {
             Some(size) => *size,
-            None => self.previous.values().find(|o| o.blake3 == id.to_hex()).map_or(0, |o| o.size),
+            None => self.held.get(&blake3).map_or(0, |(_, size)| *size),
         };
         self.written.remove(&key);
-        self.next.insert(key.clone(), Object { blake3: id.to_hex(), size, document: false });
+        self.next.insert(key.clone(), Object { blake3, size, document: false });
         self.linked.insert(key.clone());
         self.published.push(key);
         Ok(())
@@ -269,10 +266,11 @@ impl Layout for ObjectTree<'_> {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).at(parent)?;
         }
-        let mut out = io::BufWriter::new(File::create(&target).at(&target)?);
+        let mut out = Hashing::new(io::BufWriter::new(File::create(&target).at(&target)?));
         fill(&mut out).and_then(|()| io::Write::flush(&mut out)).at(&target)?;
-        drop(out);
-        self.wrote(folder, path, key)
+        let (blake3, size) = out.finish();
+        self.wrote(folder, path, key, Object { blake3, size, document: true });
+        Ok(())
     }
 
     fn remove(&mut self, folder: &str, path: &str) -> Result<()> {
@@ -308,31 +306,52 @@ impl Layout for ObjectTree<'_> {
     }
 }
 
-/// BLAKE3 (hex) and size of a file.
-pub(super) fn hash_file(path: &std::path::Path) -> Result<(String, u64)> {
-    let mut hasher = blake3::Hasher::new();
-    let size = io::copy(&mut File::open(path).at(path)?, &mut hasher).at(path)?;
-    Ok((hasher.finalize().to_hex().to_string(), size))
+/// The blobs of a generation's listing: BLAKE3 (hex) to one key holding it and its size.
+fn held_blobs(listing: &Listing) -> HashMap<String, (String, u64)> {
+    listing.iter().filter(|(_, o)| !o.document).map(|(k, o)| (o.blake3.clone(), (k.clone(), o.size))).collect()
 }
 
-/// The Content-Type a static reader is served `key` with, from its name
-/// (S3 would store `binary/octet-stream` otherwise, which browsers and
-/// some clients refuse for pages).
-pub(super) fn content_type(key: &str) -> &'static str {
-    let name = key.rsplit('/').next().unwrap_or(key);
-    match name.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("html") => "text/html; charset=utf-8",
-        Some("json") => "application/json",
-        Some("txt" | "metadata" | "asc") => "text/plain; charset=utf-8",
-        Some("xml") => "application/xml",
-        Some("cbor") => "application/cbor",
-        _ => "application/octet-stream",
+/// What a request body streamed from the file at `path` is opened with, for each attempt.
+pub(super) fn file_opener(path: PathBuf) -> impl Fn() -> io::Result<Box<dyn Read + Send + 'static>> + Sync {
+    move || Ok(Box::new(File::open(&path)?))
+}
+
+/// A writer that keeps the BLAKE3 and length of what passes through it.
+pub(super) struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl<W: io::Write> Hashing<W> {
+    pub(super) fn new(inner: W) -> Self {
+        Hashing { inner, hasher: blake3::Hasher::new(), len: 0 }
+    }
+
+    /// BLAKE3 (hex) and length of what was written.
+    pub(super) fn finish(self) -> (String, u64) {
+        (self.hasher.finalize().to_hex().to_string(), self.len)
+    }
+}
+
+impl<W: io::Write> io::Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::content_type;
+    // The types a static reader is served with come from the server's table
+    // (S3 would store `binary/octet-stream`, which browsers and some clients
+    // refuse for pages).
+    use crate::http::content_type;
 
     #[test]
     fn pages_and_documents_get_their_types_and_artifacts_octet_stream() {
