@@ -224,3 +224,45 @@ fn an_import_killed_at_any_moment_leaves_a_published_state_whose_objects_all_exi
     assert_ok("the import after the killed ones", &out);
     assert_eq!(assert_published_state_is_whole(&moto), Some(1), "one generation, however many runs were killed");
 }
+
+#[test]
+fn a_prefix_that_holds_other_objects_is_refused_and_left_as_it_was() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so publishing into a prefix in use is not tried");
+        return;
+    };
+    let (dir, bundle, policy) = bundle();
+    let moto = start_moto(&server, dir.path());
+    // Someone else's page, where the mirror would write its own.
+    let theirs = "<p>our own index</p>";
+    let put = ureq::put(&format!("{}/{BUCKET}/site/pypi/simple/index.html", moto.endpoint)).send(theirs).unwrap();
+    assert_eq!(put.status(), 200);
+    let out = import_into(&moto, dir.path(), &bundle, &policy, "http://mirror.example");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = common::one_line(&out.stderr);
+    assert!(
+        said.contains("s3://airlock-mirror/site: holds pypi/simple/index.html and is not an airlock mirror"),
+        "{said}"
+    );
+    assert_eq!(get(&moto, "site/pypi/simple/index.html").1, theirs.as_bytes(), "their page is untouched");
+    assert_eq!(get(&moto, "site/.airlock/state.json").0, 404);
+    assert_eq!(get(&moto, "site/.airlock/lock").0, 404, "the lock is given back");
+}
+
+#[test]
+fn an_unreachable_endpoint_is_one_line_naming_the_object_and_what_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .args(["import", "--mirror", "s3://mirror/site", "--base-url", "http://mirror.example"])
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("XDG_CACHE_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = common::one_line(&out.stderr);
+    assert!(said.starts_with("error: s3://mirror/site/.airlock/lock: PUT failed ("), "{said}");
+    assert!(said.trim_end().ends_with("check the endpoint (AWS_ENDPOINT_URL), the credentials and the bucket's permissions, then run the command again"), "{said}");
+}

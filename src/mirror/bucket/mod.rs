@@ -41,6 +41,8 @@ use crate::id::ContentId;
 use crate::manifest::{Blob, Manifest};
 
 const LOCK: &str = ".airlock/lock";
+/// Written once, when a prefix becomes a mirror: a prefix without it must be empty.
+const CLAIM: &str = ".airlock/mirror";
 const STATE: &str = ".airlock/state.json";
 const STATE_CAP: u64 = 64 << 20;
 
@@ -79,6 +81,9 @@ impl Bucket {
         let mut bucket = Bucket { s3, staging, state: State::default(), listing: Listing::new(), locked: false };
         bucket.lock()?;
         bucket.state = bucket.read_state()?;
+        if bucket.state.generation == 0 {
+            bucket.claim()?;
+        }
         bucket.listing = bucket.read_listing(bucket.state.generation)?;
         bucket.remove_half_built()?;
         Ok(bucket)
@@ -122,6 +127,24 @@ impl Bucket {
             "{}: another import took the lock as this one freed a stale one; try again",
             self.s3.url
         )))
+    }
+
+    /// Makes a new prefix this mirror's, refusing one that holds anything
+    /// else: documents are replaced at their keys, so publishing into a
+    /// prefix in use could overwrite what someone else keeps there. A prefix
+    /// claimed by a killed first import is this mirror's already.
+    fn claim(&self) -> Result<()> {
+        if self.s3.head(CLAIM)?.is_some() {
+            return Ok(());
+        }
+        if let Some(key) = self.s3.first_keys(2)?.into_iter().find(|key| key != LOCK) {
+            return Err(Error::Usage(format!(
+                "{}: holds {key} and is not an airlock mirror; choose a new or empty prefix for --mirror",
+                self.s3.url
+            )));
+        }
+        let claim = format!("{{\"airlock\":\"{}\"}}\n", env!("CARGO_PKG_VERSION"));
+        self.put_bytes(CLAIM, claim.as_bytes(), "application/json")
     }
 
     fn read_state(&self) -> Result<State> {
@@ -242,32 +265,6 @@ impl Bucket {
         let _ = remove_path(&build);
         Ok(PublishReport { mirror: self.s3.url.clone(), generation, published, state })
     }
-
-    /// Deletes every key under the prefix that the published generation
-    /// does not list (left by a killed run, or by a publish whose tidying
-    /// failed): (objects removed, bytes freed).
-    fn collect(&self, dry_run: bool) -> Result<(usize, u64)> {
-        let current = Self::generation_key(self.state.generation, "");
-        let keep = |key: &str| {
-            self.listing.contains_key(key)
-                || key == LOCK
-                || key == STATE
-                || key.starts_with(&current)
-                || key.starts_with(".airlock/reports/")
-        };
-        let (mut count, mut bytes) = (0, 0);
-        for (key, size) in self.s3.list()? {
-            if keep(&key) {
-                continue;
-            }
-            if !dry_run {
-                self.s3.delete(&key)?;
-            }
-            count += 1;
-            bytes += size;
-        }
-        Ok((count, bytes))
-    }
 }
 
 impl Drop for Bucket {
@@ -321,8 +318,11 @@ impl Store for Bucket {
         self.put_bytes(&key, page, "text/html; charset=utf-8")?;
         Ok(format!("{}/{key}", self.s3.url))
     }
-    fn gc(&self, dry_run: bool) -> Result<(usize, u64)> {
-        self.collect(dry_run)
+    fn gc(&self, _dry_run: bool) -> Result<(usize, u64)> {
+        Err(Error::Usage(format!(
+            "{}: gc of a bucket mirror is not supported yet; what no generation lists can be found by comparing a listing of the prefix with .airlock/generations/N/listing.cbor",
+            self.s3.url
+        )))
     }
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
         super::gc::gc_staging_in(&self.staging, &self.state, now, all, dry_run)

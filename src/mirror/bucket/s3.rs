@@ -110,12 +110,15 @@ impl S3 {
 
     /// An error naming the object and what to check.
     fn failed(&self, what: &str, key: &str, why: &dyn std::fmt::Display) -> Error {
-        Error::io(
-            &PathBuf::from(format!("{}/{key}", self.url)),
-            std::io::Error::other(format!(
-                "{what} failed ({why}); check the endpoint, the credentials and the bucket's permissions"
-            )),
-        )
+        // The reason without its "(os error N)", which would end the line
+        // there (`Error::Io` cuts it off, and all that follows).
+        let why = why.to_string();
+        let why = why.split_once(" (os error").map_or(why.as_str(), |(reason, _)| reason);
+        Error::Io {
+            path: PathBuf::from(format!("{}/{key}", self.url)),
+            source: std::io::Error::other(format!("{what} failed ({why})")),
+            hint: "check the endpoint (AWS_ENDPOINT_URL), the credentials and the bucket's permissions, then run the command again",
+        }
     }
 
     /// Sends `method` to the signed `url` for `key`; `what` names the
@@ -205,37 +208,27 @@ impl S3 {
         }
     }
 
-    /// Every key under the prefix (relative to it), with its size.
-    pub(super) fn list(&self) -> Result<Vec<(String, u64)>> {
-        let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
-            if !self.prefix.is_empty() {
-                action.with_prefix(self.prefix.as_str());
-            }
-            if let Some(token) = &token {
-                action.with_continuation_token(token.as_str());
-            }
-            let url = action.sign(SIGNED_FOR);
-            let reply = self.send("LIST", "", url.as_str(), &[], &Payload::Empty)?;
-            if reply.status != 200 {
-                let status = reply.status;
-                return Err(self.failed("LIST", "", &status_line(status, reply)));
-            }
-            let text = String::from_utf8_lossy(&reply.text(64 << 20)).into_owned();
-            let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
-                .map_err(|e| self.failed("LIST", "", &format!("unreadable answer: {e}")))?;
-            keys.extend(
-                page.contents
-                    .into_iter()
-                    .filter_map(|o| Some((o.key.strip_prefix(self.prefix.as_str())?.to_owned(), o.size.unwrap_or(0)))),
-            );
-            match page.next_continuation_token {
-                Some(next) => token = Some(next),
-                None => return Ok(keys),
-            }
+    /// The first `n` keys under the prefix (relative to it), in S3's order.
+    pub(super) fn first_keys(&self, n: usize) -> Result<Vec<String>> {
+        let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
+        if !self.prefix.is_empty() {
+            action.with_prefix(self.prefix.as_str());
         }
+        action.with_max_keys(n);
+        let url = action.sign(SIGNED_FOR);
+        let reply = self.send("LIST", "", url.as_str(), &[], &Payload::Empty)?;
+        if reply.status != 200 {
+            let status = reply.status;
+            return Err(self.failed("LIST", "", &status_line(status, reply)));
+        }
+        let text = String::from_utf8_lossy(&reply.text(1 << 20)).into_owned();
+        let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
+            .map_err(|e| self.failed("LIST", "", &format!("unreadable answer: {e}")))?;
+        Ok(page
+            .contents
+            .into_iter()
+            .filter_map(|o| Some(o.key.strip_prefix(self.prefix.as_str())?.to_owned()))
+            .collect())
     }
 }
 
