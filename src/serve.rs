@@ -41,6 +41,12 @@ pub struct Server {
 /// Checks that `options.mirror` is an airlock mirror and binds the listen address.
 pub fn bind(options: &ServeOptions) -> Result<Server> {
     let mirror = &options.mirror;
+    if crate::mirror::is_bucket(mirror) {
+        return Err(Error::Usage(format!(
+            "{}: serve reads a mirror folder; clients read a mirror in object storage from the bucket itself (its website endpoint, or a CDN in front of it)",
+            mirror.display()
+        )));
+    }
     match fs::metadata(mirror) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

@@ -89,7 +89,7 @@ fn get(moto: &Moto, key: &str) -> (u16, Vec<u8>, String) {
         .unwrap();
     let status = response.status().as_u16();
     let kind = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    let body = response.into_body().read_to_vec().unwrap();
+    let body = response.into_body().with_config().limit(1 << 30).read_to_vec().unwrap();
     (status, body, kind)
 }
 
@@ -265,4 +265,140 @@ fn an_unreachable_endpoint_is_one_line_naming_the_object_and_what_to_check() {
     let said = common::one_line(&out.stderr);
     assert!(said.starts_with("error: s3://mirror/site/.airlock/lock: PUT failed ("), "{said}");
     assert!(said.trim_end().ends_with("check the endpoint (AWS_ENDPOINT_URL), the credentials and the bucket's permissions, then run the command again"), "{said}");
+}
+
+/// PUT of `body` at `key` as someone other than the import: with
+/// `blake3`, as airlock's own puts are made (what a killed import leaves).
+fn put_object(moto: &Moto, key: &str, body: &[u8], blake3: Option<&str>) {
+    let mut request = ureq::put(&format!("{}/{BUCKET}/{key}", moto.endpoint));
+    if let Some(blake3) = blake3 {
+        request = request.header("x-amz-meta-blake3", blake3);
+    }
+    assert_eq!(request.send(body).unwrap().status(), 200, "PUT {key}");
+}
+
+fn gc_json(moto: &Moto, dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = airlock_s3(moto, dir)
+        .args(["gc", "--json", "--mirror", &format!("s3://{BUCKET}/site")])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_ok("airlock gc --mirror s3://", &out);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["report"].clone()
+}
+
+#[test]
+fn gc_deletes_what_a_killed_import_left_and_keeps_what_airlock_did_not_write() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so gc of a bucket mirror is not tried");
+        return;
+    };
+    let (dir, bundle, policy) = bundle();
+    let moto = start_moto(&server, dir.path());
+    assert_ok("the import", &import_into(&moto, dir.path(), &bundle, &policy, "http://mirror.example"));
+    // What a killed import uploads before it publishes, a generation a failed delete left, and someone's note.
+    put_object(&moto, "site/pypi/files/stray-1.0-py3-none-any.whl", b"stray", Some("ab12"));
+    put_object(&moto, "site/.airlock/generations/0/listing.cbor", b"\xa0", Some("cd34"));
+    put_object(&moto, "site/NOTES.txt", b"ours, not airlock's", None);
+
+    let dry = gc_json(&moto, dir.path(), &["--dry-run"]);
+    assert_eq!((dry["objects_removed"].as_u64(), dry["foreign_objects_kept"].as_u64()), (Some(2), Some(1)), "{dry}");
+    assert_eq!(dry["mirror"], format!("s3://{BUCKET}/site"));
+    assert_eq!(get(&moto, "site/pypi/files/stray-1.0-py3-none-any.whl").0, 200, "a dry run deletes nothing");
+
+    let done = gc_json(&moto, dir.path(), &[]);
+    assert_eq!((done["objects_removed"].as_u64(), done["bytes_freed"].as_u64()), (Some(2), Some(6)), "{done}");
+    assert_eq!(get(&moto, "site/pypi/files/stray-1.0-py3-none-any.whl").0, 404);
+    assert_eq!(get(&moto, "site/.airlock/generations/0/listing.cbor").0, 404);
+    assert_eq!(get(&moto, "site/NOTES.txt").1, b"ours, not airlock's", "what airlock did not write is kept");
+    assert_eq!(assert_published_state_is_whole(&moto), Some(1), "gc took nothing the mirror publishes");
+    assert_eq!(get(&moto, "site/.airlock/lock").0, 404, "gc gives the lock back");
+    let again = gc_json(&moto, dir.path(), &[]);
+    assert_eq!(again["objects_removed"].as_u64(), Some(0), "{again}");
+}
+
+#[test]
+fn status_reads_a_bucket_mirror_and_refuses_a_prefix_that_is_none() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so status of a bucket mirror is not tried");
+        return;
+    };
+    let (dir, bundle, policy) = bundle();
+    let moto = start_moto(&server, dir.path());
+    assert_ok("the import", &import_into(&moto, dir.path(), &bundle, &policy, "http://mirror.example"));
+    let out = airlock_s3(&moto, dir.path())
+        .args(["status", "--json", "--mirror", &format!("s3://{BUCKET}/site")])
+        .output()
+        .unwrap();
+    assert_ok("airlock status --mirror s3://", &out);
+    let report = &serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["report"];
+    assert_eq!(report["generation"], 1, "{report}");
+    assert_eq!(report["imports"], 1, "{report}");
+    assert!(report["contents"]["pypi"]["entries"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(get(&moto, "site/.airlock/lock").0, 404, "status takes no lock");
+
+    for (command, prefix, expected) in [
+        ("status", "elsewhere", "s3://airlock-mirror/elsewhere: is not an airlock mirror (no .airlock/mirror)"),
+        ("gc", "elsewhere", "s3://airlock-mirror/elsewhere: is not an airlock mirror (no .airlock/mirror)"),
+        ("serve", "site", "s3://airlock-mirror/site: serve reads a mirror folder;"),
+    ] {
+        let out = airlock_s3(&moto, dir.path())
+            .args([command, "--mirror", &format!("s3://{BUCKET}/{prefix}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+        let said = common::one_line(&out.stderr);
+        assert!(said.starts_with(&format!("error: {expected}")), "{command}: {said}");
+    }
+    assert_eq!(get(&moto, "elsewhere/.airlock/mirror").0, 404, "refusing wrote nothing");
+}
+
+#[test]
+fn a_file_larger_than_a_part_goes_up_in_parts_and_reads_back_whole() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so multipart uploads are not tried");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let moto = start_moto(&server, dir.path());
+    // 40 MiB that no two parts share: three parts of 16, 16 and 8 MiB.
+    let payload = dir.path().join("payload");
+    fs::create_dir(&payload).unwrap();
+    let big = payload.join("model.bin");
+    let mut bytes = Vec::with_capacity(40 << 20);
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    while bytes.len() < 40 << 20 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    fs::write(&big, &bytes).unwrap();
+    let (key, public) = common::keygen(dir.path(), "op");
+    let bundle = dir.path().join("big.airlock");
+    let export = common::airlock()
+        .args(["export", "--quiet", "--files"])
+        .arg(&payload)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert_ok("airlock export --files", &export);
+    let policy = dir.path().join("policy.toml");
+    let pinned = format!("version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"{}\"\n", public.display());
+    fs::write(&policy, pinned).unwrap();
+    let out = import_command(&moto, dir.path(), (&bundle, &policy), "site", None).output().unwrap();
+    assert_ok("airlock import of a 40 MiB file", &out);
+
+    let (status, body, _) = get(&moto, "site/files/model.bin");
+    assert_eq!(status, 200);
+    assert!(body == bytes, "the object holds other bytes than the file ({} of {} bytes)", body.len(), bytes.len());
+    let head = ureq::head(&format!("{}/{BUCKET}/site/files/model.bin", moto.endpoint)).call().unwrap();
+    let etag = head.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(etag.trim_matches('"').ends_with("-3"), "not a three-part upload: ETag {etag}");
+    let blake3 = head.headers().get("x-amz-meta-blake3").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(blake3, blake3::hash(&bytes).to_hex().as_str(), "the parts' object keeps airlock's metadata");
+    assert_eq!(assert_published_state_is_whole(&moto), Some(1));
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{Output, bytes};
 use crate::error::Result;
-use crate::mirror::{Mirror, View};
+use crate::mirror::{Bucket, View, is_bucket};
 
 /// Reclaim space: blobs withdrawn from the mirror, old generations, abandoned staging
 ///
@@ -16,8 +16,9 @@ use crate::mirror::{Mirror, View};
 /// their channel, or expired), and with --all-staging every staged import.
 #[derive(Debug, Args)]
 pub struct GcArgs {
-    /// The mirror folder
-    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
+    /// The mirror: its folder, or s3://BUCKET/PREFIX (deletes what its generation does not list
+    /// and airlock wrote; keeps, and counts, objects airlock did not write)
+    #[arg(long, value_name = "MIRROR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
     /// Also remove the staged volumes of imports still waiting for volumes
     #[arg(long)]
@@ -34,6 +35,8 @@ struct GcReport {
     mirror: String,
     objects_removed: usize,
     bytes_freed: u64,
+    /// In a bucket: keys under the prefix that airlock did not write, kept.
+    foreign_objects_kept: usize,
     staging_removed: Vec<String>,
     /// Staged imports kept: split bundles still waiting for volumes.
     staging_kept: Vec<crate::mirror::WaitingImport>,
@@ -44,10 +47,15 @@ struct GcReport {
 impl GcArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         // Refuse to create a mirror just to collect nothing.
-        View::open(&self.mirror)?;
-        let mirror = self.wait.retrying(out, || Mirror::open(&self.mirror))?;
+        if is_bucket(&self.mirror) {
+            Bucket::open_read_only(&self.mirror.to_string_lossy())?;
+        } else {
+            View::open(&self.mirror)?;
+        }
+        let mirror = self.wait.retrying(out, || crate::import::open_store(&self.mirror))?;
         let staging_removed = mirror.gc_staging(crate::now(), self.all_staging, self.dry_run)?;
-        let (objects_removed, bytes_freed) = mirror.gc(self.dry_run)?;
+        let collected = mirror.gc(self.dry_run)?;
+        let (objects_removed, bytes_freed) = (collected.removed, collected.freed);
         let removed = if self.dry_run { "would remove" } else { "removed" };
         for staged in &staging_removed {
             out.line(format!("gc        {removed} the staged volumes of bundle {staged}"));
@@ -65,15 +73,24 @@ impl GcArgs {
         out.line(format!(
             "gc        {removed} {objects_removed} unused {blobs} ({}) from {}",
             bytes(bytes_freed),
-            self.mirror.display()
+            mirror.location()
         ));
+        if let Some(first) = collected.foreign.first() {
+            out.line(format!(
+                "gc        kept {} object(s) airlock did not write, such as {}/{}; move them away from the mirror's prefix",
+                collected.foreign.len(),
+                mirror.location(),
+                crate::escape::one_line(first)
+            ));
+        }
         out.line("note      an incremental bundle that relies on a removed blob needs a --full bundle");
         out.report(
             "gc",
             &GcReport {
-                mirror: self.mirror.display().to_string(),
+                mirror: mirror.location(),
                 objects_removed,
                 bytes_freed,
+                foreign_objects_kept: collected.foreign.len(),
                 staging_removed,
                 staging_kept,
                 dry_run: self.dry_run,

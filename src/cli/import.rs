@@ -8,7 +8,7 @@ use super::{Output, TrustArgs};
 use crate::error::Result;
 use crate::import::{ImportOptions, import_volumes, render};
 
-/// Verify a bundle and publish it into a local mirror, all or nothing
+/// Verify a bundle and publish it into a mirror (a folder, or S3-compatible object storage), all or nothing
 ///
 /// A split bundle's volumes may be given in any order and over several runs (the folder, or any
 /// volume files): each volume verified is kept in the mirror's staging, and the bundle is
@@ -22,8 +22,10 @@ pub struct ImportArgs {
     pub bundle: Vec<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// The mirror folder (created if missing); files land in MIRROR/files/
-    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
+    /// The mirror: a folder (created if missing; files land in MIRROR/files/), or s3://BUCKET/PREFIX
+    /// (a new or empty prefix the first time; endpoint, region and credentials from AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)
+    #[arg(long, value_name = "MIRROR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
     /// Accept an incremental bundle that skips sequence numbers of its channel
     #[arg(long)]

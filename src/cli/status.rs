@@ -8,13 +8,13 @@ use serde::Serialize;
 
 use super::{Output, bytes};
 use crate::error::Result;
-use crate::mirror::{View, WaitingImport};
+use crate::mirror::WaitingImport;
 
 /// Show a mirror's channels, last imports, contents, and what the next bundle of each channel must be
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The mirror folder
-    #[arg(long, value_name = "DIR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
+    /// The mirror: its folder, or s3://BUCKET/PREFIX
+    #[arg(long, value_name = "MIRROR", env = "AIRLOCK_MIRROR", hide_env_values = true)]
     pub mirror: PathBuf,
 }
 
@@ -47,8 +47,8 @@ struct Contents {
 
 impl StatusArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let view = View::open(&self.mirror)?;
-        let state = view.state()?;
+        let published = crate::mirror::read_published(&self.mirror, crate::now())?;
+        let state = &published.state;
         let mut channels: BTreeMap<&str, &crate::mirror::ImportRecord> = BTreeMap::new();
         for record in &state.imports {
             let slot = channels.entry(record.channel.as_str()).or_insert(record);
@@ -57,14 +57,14 @@ impl StatusArgs {
             }
         }
         let mut contents: BTreeMap<String, Contents> = BTreeMap::new();
-        for crate::mirror::Stored { entry, .. } in view.inventory()? {
+        for crate::mirror::Stored { entry, .. } in &published.inventory {
             let slot = contents.entry(entry.ecosystem.clone()).or_default();
             slot.entries += 1;
             slot.bytes += entry.size;
         }
         let report = StatusReport {
-            mirror: self.mirror.display().to_string(),
-            generation: view.current()?.map(|(n, _)| n),
+            mirror: published.location.clone(),
+            generation: published.generation,
             imports: state.imports.len(),
             channels: channels
                 .values()
@@ -77,7 +77,7 @@ impl StatusArgs {
                 })
                 .collect(),
             contents,
-            waiting: view.waiting_imports(crate::now())?,
+            waiting: published.waiting.clone(),
         };
         out.line(format!(
             "mirror    {} (generation {}, {} imports)",

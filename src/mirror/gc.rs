@@ -90,34 +90,37 @@ pub struct WaitingImport {
 impl View {
     /// The imports staged and still able to be published (a `gc` keeps these).
     pub fn waiting_imports(&self, now: u64) -> Result<Vec<WaitingImport>> {
-        let state = self.state()?;
-        let staging = self.meta.join(STAGING);
-        let Ok(entries) = fs::read_dir(&staging) else { return Ok(Vec::new()) };
-        let mut waiting = Vec::new();
-        for entry in entries {
-            let dir = entry.at(&staging)?.path();
-            let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
-            let Some(record) =
-                fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice::<StagedBundle>(&b).ok())
-            else {
-                continue;
-            };
-            if abandoned(&record, &digest, &state, now).is_some() {
-                continue;
-            }
-            let volumes_done = fs::read_dir(dir.join("volumes")).map_or(0, Iterator::count);
-            waiting.push(WaitingImport {
-                bundle: digest[..digest.len().min(16)].to_owned(),
-                channel: record.channel,
-                sequence: record.sequence,
-                volumes: record.volumes,
-                volumes_done,
-                expires: rfc3339(record.expires),
-            });
-        }
-        waiting.sort_by(|a, b| (&a.channel, a.sequence).cmp(&(&b.channel, b.sequence)));
-        Ok(waiting)
+        waiting_in(&self.meta.join(STAGING), &self.state()?, now)
     }
+}
+
+/// [`View::waiting_imports`] of the bundles staged in `staging` for a mirror in `state`.
+pub(super) fn waiting_in(staging: &Path, state: &State, now: u64) -> Result<Vec<WaitingImport>> {
+    let Ok(entries) = fs::read_dir(staging) else { return Ok(Vec::new()) };
+    let mut waiting = Vec::new();
+    for entry in entries {
+        let dir = entry.at(staging)?.path();
+        let digest = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let Some(record) =
+            fs::read(dir.join(BUNDLE_RECORD)).ok().and_then(|b| serde_json::from_slice::<StagedBundle>(&b).ok())
+        else {
+            continue;
+        };
+        if abandoned(&record, &digest, state, now).is_some() {
+            continue;
+        }
+        let volumes_done = fs::read_dir(dir.join("volumes")).map_or(0, Iterator::count);
+        waiting.push(WaitingImport {
+            bundle: digest[..digest.len().min(16)].to_owned(),
+            channel: record.channel,
+            sequence: record.sequence,
+            volumes: record.volumes,
+            volumes_done,
+            expires: rfc3339(record.expires),
+        });
+    }
+    waiting.sort_by(|a, b| (&a.channel, a.sequence).cmp(&(&b.channel, b.sequence)));
+    Ok(waiting)
 }
 
 /// Why a staged bundle can never be published, if it cannot.

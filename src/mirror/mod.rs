@@ -62,9 +62,9 @@ pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Publication, PublishReport};
 pub use staging::{StagedBlob, StagedBundle, Staging};
-pub use store::Store;
+pub use store::{Collected, Store};
 pub(crate) use tree::copies_bytes;
-pub use view::{ImportRecord, State, View};
+pub use view::{ImportRecord, Published, State, View, read_published};
 
 const META: &str = ".airlock";
 const CURRENT: &str = "current";

@@ -1,14 +1,13 @@
 //! The storage boundary: what imports and `gc` do to a mirror, whatever
-//! keeps it. The local directory ([`Mirror`]) is the one implementation
-//! today; an object-storage backend implements the same trait, so the
-//! ecosystems (which see only [`super::Layout`]) and verification (which
-//! sees only the import's sinks) need no change.
+//! keeps it: the local directory ([`Mirror`]) or S3-compatible object
+//! storage ([`super::Bucket`]). The ecosystems see only [`super::Layout`]
+//! and verification only the import's sinks, so neither knows which.
 //!
 //! A bundle's [`Staging`] is a local folder whatever the backend: blobs are
 //! verified onto local disk and the store takes them from there when the
 //! bundle is published.
 
-use super::{Mirror, PublishReport, StagedBundle, Staging, State, Stored, publish::Publication};
+use super::{Mirror, PublishReport, StagedBundle, Staging, State, Stored, WaitingImport, publish::Publication};
 use crate::error::Result;
 use crate::id::ContentId;
 use crate::manifest::{Blob, Manifest};
@@ -39,10 +38,21 @@ pub trait Store {
     /// Keeps the audit page and JSON report of the import of bundle
     /// `digest` (hex) beside the mirror's state; says where.
     fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String>;
-    /// Removes objects and generations nothing published uses: (objects removed, bytes freed).
-    fn gc(&self, dry_run: bool) -> Result<(usize, u64)>;
+    /// Removes objects and generations nothing published uses.
+    fn gc(&self, dry_run: bool) -> Result<Collected>;
     /// Removes the staging of bundles that can no longer be imported (all with `all`).
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>>;
+    /// The imports staged and still able to be published (a `gc` keeps these).
+    fn waiting_imports(&self, now: u64) -> Result<Vec<WaitingImport>>;
+}
+
+/// What a `gc` removed, or with `dry_run` would remove.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub removed: usize,
+    pub freed: u64,
+    /// Keys found where the mirror is that airlock did not write, kept.
+    pub foreign: Vec<String>,
 }
 
 impl Store for Mirror {
@@ -76,10 +86,14 @@ impl Store for Mirror {
     fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
         Mirror::keep_report(self, digest, page, json)
     }
-    fn gc(&self, dry_run: bool) -> Result<(usize, u64)> {
-        Mirror::gc(self, dry_run)
+    fn gc(&self, dry_run: bool) -> Result<Collected> {
+        let (removed, freed) = Mirror::gc(self, dry_run)?;
+        Ok(Collected { removed, freed, foreign: Vec::new() })
     }
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
         Mirror::gc_staging(self, now, all, dry_run)
+    }
+    fn waiting_imports(&self, now: u64) -> Result<Vec<WaitingImport>> {
+        self.view.waiting_imports(now)
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::inventory::read_inventory;
-use super::{CURRENT, GENERATIONS, INVENTORY, META, STATE, Stored};
+use super::{CURRENT, GENERATIONS, INVENTORY, META, STATE, Store, Stored, WaitingImport};
 use crate::error::{Error, IoContext, Result};
 
 /// The mirror's record of what it holds, stored in each generation.
@@ -32,6 +32,42 @@ pub struct ImportRecord {
     pub signers: Vec<String>,
 }
 
+/// A mirror's published state as `status` shows it, wherever it is kept.
+pub struct Published {
+    /// Where the mirror is, as reports name it.
+    pub location: String,
+    /// The published generation; `None` before the first import.
+    pub generation: Option<u64>,
+    pub state: State,
+    pub inventory: Vec<Stored>,
+    /// Split bundles whose import waits for more volumes.
+    pub waiting: Vec<WaitingImport>,
+}
+
+/// Reads the published state of the mirror at `root` (a folder or
+/// `s3://BUCKET/PREFIX`) without its lock, writing nothing.
+pub fn read_published(root: &Path, now: u64) -> Result<Published> {
+    if super::is_bucket(root) {
+        let bucket = super::Bucket::open_read_only(&root.to_string_lossy())?;
+        let state = bucket.state()?;
+        return Ok(Published {
+            location: bucket.location(),
+            generation: Some(state.generation).filter(|&n| n > 0),
+            inventory: bucket.inventory()?,
+            waiting: bucket.waiting_imports(now)?,
+            state,
+        });
+    }
+    let view = View::open(root)?;
+    Ok(Published {
+        location: root.display().to_string(),
+        generation: view.current()?.map(|(n, _)| n),
+        state: view.state()?,
+        inventory: view.inventory()?,
+        waiting: view.waiting_imports(now)?,
+    })
+}
+
 /// Read-only access to a mirror's published state (for `status`; no lock, creates nothing).
 pub struct View {
     pub(super) meta: PathBuf,
@@ -41,6 +77,12 @@ impl View {
     /// Opens the mirror at `root` for reading; it must exist.
     pub fn open(root: &Path) -> Result<Self> {
         let meta = root.join(META);
+        if super::is_bucket(root) {
+            return Err(Error::Usage(format!(
+                "{}: this command reads a mirror folder; a mirror in object storage is read by its clients from the bucket itself (`import`, `status` and `gc` take s3:// addresses)",
+                root.display()
+            )));
+        }
         if !root.exists() {
             return Err(Error::Usage(format!(
                 "{}: no such folder; pass the folder given to `airlock import --mirror`",

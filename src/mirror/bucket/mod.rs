@@ -19,7 +19,10 @@
 //! order `tree.rs` describes. A run killed at any point leaves the
 //! published state naming objects that all exist; the next import finds
 //! what the killed one uploaded and goes on (create-only puts of the same
-//! bytes), and `gc` deletes what no published generation lists.
+//! bytes), and `gc` deletes what no published generation lists. What a
+//! generation withdraws is deleted as soon as it is published (a withdrawn
+//! artifact must not stay downloadable), so a page a client cached for up
+//! to its 60 s may name a file already gone.
 
 mod s3;
 mod tree;
@@ -33,7 +36,9 @@ use serde::{Deserialize, Serialize};
 use self::s3::{Created, Put, S3};
 use self::tree::{Hashing, Inputs, Listing, ObjectTree, file_opener};
 use super::inventory::{decode_inventory, encode_inventory};
-use super::{BUILD, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, merge};
+use super::{
+    BUILD, Collected, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, WaitingImport, merge,
+};
 use crate::durable::remove_path;
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::Payload;
@@ -73,12 +78,7 @@ pub fn is_bucket(mirror: &Path) -> bool {
 impl Bucket {
     /// Opens and locks the mirror at `url` (`s3://BUCKET/PREFIX`).
     pub fn open(url: &str) -> Result<Self> {
-        let s3 = S3::from_url(url)?;
-        let staging = crate::fetch::Cache::default_dir()
-            .join("s3-staging")
-            .join(&ContentId::of(s3.url.as_bytes()).to_hex()[..16]);
-        std::fs::create_dir_all(&staging).at(&staging)?;
-        let mut bucket = Bucket { s3, staging, state: State::default(), listing: Listing::new(), locked: false };
+        let mut bucket = Self::unlocked(url)?;
         bucket.lock()?;
         bucket.state = bucket.read_state()?;
         if bucket.state.generation == 0 {
@@ -87,6 +87,29 @@ impl Bucket {
         bucket.listing = bucket.read_listing(bucket.state.generation)?;
         bucket.remove_half_built()?;
         Ok(bucket)
+    }
+
+    /// Opens the mirror at `url` to read its published state (`status`):
+    /// no lock, nothing written; it must be a mirror already.
+    pub fn open_read_only(url: &str) -> Result<Self> {
+        let mut bucket = Self::unlocked(url)?;
+        bucket.state = bucket.read_state()?;
+        if bucket.state.generation == 0 && bucket.s3.head(CLAIM)?.is_none() {
+            return Err(Error::Usage(format!(
+                "{}: is not an airlock mirror (no {CLAIM}); pass the address given to `airlock import --mirror`",
+                bucket.s3.url
+            )));
+        }
+        Ok(bucket)
+    }
+
+    fn unlocked(url: &str) -> Result<Self> {
+        let s3 = S3::from_url(url)?;
+        let staging = crate::fetch::Cache::default_dir()
+            .join("s3-staging")
+            .join(&ContentId::of(s3.url.as_bytes()).to_hex()[..16]);
+        std::fs::create_dir_all(&staging).at(&staging)?;
+        Ok(Bucket { s3, staging, state: State::default(), listing: Listing::new(), locked: false })
     }
 
     /// Takes the lock: a create-only put. A lock left by a run on this
@@ -318,14 +341,48 @@ impl Store for Bucket {
         self.put_bytes(&key, page, "text/html; charset=utf-8")?;
         Ok(format!("{}/{key}", self.s3.url))
     }
-    fn gc(&self, _dry_run: bool) -> Result<(usize, u64)> {
-        Err(Error::Usage(format!(
-            "{}: gc of a bucket mirror is not supported yet; what no generation lists can be found by comparing a listing of the prefix with .airlock/generations/N/listing.cbor",
-            self.s3.url
-        )))
+    fn gc(&self, dry_run: bool) -> Result<Collected> {
+        self.collect(dry_run)
     }
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
         super::gc::gc_staging_in(&self.staging, &self.state, now, all, dry_run)
+    }
+    fn waiting_imports(&self, now: u64) -> Result<Vec<WaitingImport>> {
+        super::gc::waiting_in(&self.staging, &self.state, now)
+    }
+}
+
+impl Bucket {
+    /// Deletes what the published generation does not list: what a killed
+    /// import uploaded before it published, what a failed delete left, and
+    /// older generations' listings. An object without airlock's
+    /// `x-amz-meta-blake3` was not written by airlock and is kept (and counted).
+    fn collect(&self, dry_run: bool) -> Result<Collected> {
+        let current = format!(".airlock/generations/{}/", self.state.generation);
+        let mut collected = Collected::default();
+        self.s3.for_each_key(|listed| {
+            let key = listed.key.as_str();
+            let ours = [LOCK, CLAIM, STATE].contains(&key)
+                || key.starts_with(&current)
+                || key.starts_with(".airlock/reports/")
+                || self.listing.contains_key(key);
+            if ours {
+                return Ok(());
+            }
+            let written = key.starts_with(".airlock/generations/")
+                || self.s3.head(key)?.is_some_and(|head| head.blake3.is_some_and(|b| !b.is_empty()));
+            if !written {
+                collected.foreign.push(listed.key);
+                return Ok(());
+            }
+            if !dry_run {
+                self.s3.delete(key)?;
+            }
+            collected.removed += 1;
+            collected.freed += listed.size;
+            Ok(())
+        })?;
+        Ok(collected)
     }
 }
 

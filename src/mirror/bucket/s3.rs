@@ -24,8 +24,16 @@ use crate::fetch::{Client, Payload, Reply};
 
 /// How long a signed request stays valid: long enough for one large upload.
 const SIGNED_FOR: Duration = Duration::from_hours(6);
-/// The largest object one PUT may create (S3's limit).
-pub(super) const MAX_PUT: u64 = 5 * 1024 * 1024 * 1024;
+/// Objects larger than this go up as multipart uploads of parts this
+/// large (or larger, to stay within S3's 10 000 parts): one PUT takes at
+/// most 5 GiB, and a part that fails is sent again alone.
+const PART: u64 = 16 << 20;
+const MAX_PARTS: u64 = 10_000;
+/// The largest object S3 keeps.
+pub(super) const MAX_OBJECT: u64 = 5 << 40;
+
+/// Opens `len` bytes from `offset` of an object's source, afresh for each attempt.
+pub(super) type OpenRange<'a> = &'a (dyn Fn(u64, u64) -> std::io::Result<Box<dyn Read + Send + 'static>> + Sync);
 
 /// A bucket and a prefix in it, as `s3://BUCKET/PREFIX` names them.
 pub(super) struct S3 {
@@ -36,6 +44,13 @@ pub(super) struct S3 {
     /// `s3://BUCKET/PREFIX`, as messages name it.
     pub(super) url: String,
     http: Client,
+}
+
+/// One key of a listing of the prefix.
+pub(super) struct Listed {
+    /// Relative to the prefix.
+    pub(super) key: String,
+    pub(super) size: u64,
 }
 
 /// What a HEAD says of an object.
@@ -176,11 +191,7 @@ impl S3 {
     pub(super) fn put(&self, key: &str, payload: &Payload<'_>, put: &Put<'_>) -> Result<Created> {
         let full = self.key(key);
         let mut action = self.bucket.put_object(Some(&self.credentials), &full);
-        let mut headers = vec![
-            ("content-type", put.content_type.to_owned()),
-            ("cache-control", put.cache_control.to_owned()),
-            ("x-amz-meta-blake3", put.blake3.to_owned()),
-        ];
+        let mut headers = object_headers(put);
         if put.create_only {
             headers.push(("if-none-match", "*".to_owned()));
         }
@@ -197,6 +208,111 @@ impl S3 {
         }
     }
 
+    /// PUTs the `size` bytes `open` gives at `key`: in one request when
+    /// they are few, else as a multipart upload.
+    pub(super) fn put_sized(&self, key: &str, open: OpenRange<'_>, size: u64, put: &Put<'_>) -> Result<Created> {
+        if size <= PART {
+            return self.put(key, &Payload::Stream(&|| open(0, size), size), put);
+        }
+        if size > MAX_OBJECT {
+            return Err(self.failed("PUT", key, &format!("{size} bytes is more than S3 keeps in one object (5 TiB)")));
+        }
+        // Not a part uploaded only to find the key taken at the end.
+        if put.create_only && self.head(key)?.is_some() {
+            return Ok(Created::Exists);
+        }
+        let upload_id = self.create_multipart(key, put)?;
+        let done = self
+            .upload_parts(key, &upload_id, open, size)
+            .and_then(|etags| self.complete_multipart(key, &upload_id, &etags, put.create_only));
+        if !matches!(done, Ok(Created::Written)) {
+            // Best effort: what is left is billed until a lifecycle rule aborts it.
+            let full = self.key(key);
+            let url = self.bucket.abort_multipart_upload(Some(&self.credentials), &full, &upload_id).sign(SIGNED_FOR);
+            let _ = self.send("DELETE", key, url.as_str(), &[], &Payload::Empty);
+        }
+        done
+    }
+
+    fn create_multipart(&self, key: &str, put: &Put<'_>) -> Result<String> {
+        let full = self.key(key);
+        let mut action = self.bucket.create_multipart_upload(Some(&self.credentials), &full);
+        let headers = object_headers(put);
+        for (name, value) in &headers {
+            action.headers_mut().insert(*name, value.clone());
+        }
+        let reply = self.send("POST", key, action.sign(SIGNED_FOR).as_str(), &headers, &Payload::Empty)?;
+        if reply.status != 200 {
+            let status = reply.status;
+            return Err(self.failed("POST", key, &status_line(status, reply)));
+        }
+        let text = String::from_utf8_lossy(&reply.text(1 << 16)).into_owned();
+        let created = rusty_s3::actions::CreateMultipartUpload::parse_response(&text)
+            .map_err(|e| self.failed("POST", key, &format!("unreadable answer: {e}")))?;
+        Ok(created.upload_id().to_owned())
+    }
+
+    /// Sends the parts in order; their `ETag`s.
+    fn upload_parts(&self, key: &str, upload_id: &str, open: OpenRange<'_>, size: u64) -> Result<Vec<String>> {
+        let full = self.key(key);
+        let part = size.div_ceil(MAX_PARTS).max(PART).next_multiple_of(1 << 20);
+        let mut etags = Vec::new();
+        for (index, offset) in (0..size).step_by(usize::try_from(part).unwrap_or(usize::MAX)).enumerate() {
+            let number = u16::try_from(index + 1).expect("at most 10 000 parts");
+            let len = part.min(size - offset);
+            let url = self.bucket.upload_part(Some(&self.credentials), &full, number, upload_id).sign(SIGNED_FOR);
+            let reply = self.send("PUT", key, url.as_str(), &[], &Payload::Stream(&|| open(offset, len), len))?;
+            match (reply.status, reply.header("etag")) {
+                (200, Some(etag)) => etags.push(etag.to_owned()),
+                (status, _) => return Err(self.failed("PUT", key, &status_line(status, reply))),
+            }
+        }
+        Ok(etags)
+    }
+
+    fn complete_multipart(&self, key: &str, upload_id: &str, etags: &[String], create_only: bool) -> Result<Created> {
+        let full = self.key(key);
+        let mut action = self.bucket.complete_multipart_upload(
+            Some(&self.credentials),
+            &full,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let mut headers = Vec::new();
+        if create_only {
+            headers.push(("if-none-match", "*".to_owned()));
+            action.headers_mut().insert("if-none-match", "*");
+        }
+        let url = action.sign(SIGNED_FOR);
+        let body = action.body();
+        let reply = self.send("POST", key, url.as_str(), &headers, &Payload::Bytes(body.as_bytes()))?;
+        match reply.status {
+            // S3 may answer 200 and fail in the body.
+            200 => {
+                let text = String::from_utf8_lossy(&reply.text(1 << 16)).into_owned();
+                rusty_s3::actions::CompleteMultipartUploadResponse::parse(&text)
+                    .map(|_| Created::Written)
+                    .map_err(|_| self.failed("POST", key, &error_code(200, &text)))
+            }
+            412 | 409 if create_only => Ok(Created::Exists),
+            other => Err(self.failed("POST", key, &status_line(other, reply))),
+        }
+    }
+
+    /// `len` bytes of the object at `key` from `offset`, streamed.
+    pub(super) fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Option<Box<dyn Read + Send>>> {
+        let full = self.key(key);
+        let url = self.bucket.get_object(Some(&self.credentials), &full).sign(SIGNED_FOR);
+        let range = [("range", format!("bytes={offset}-{}", offset + len - 1))];
+        let reply = self.send("GET", key, url.as_str(), &range, &Payload::Empty)?;
+        match reply.status {
+            206 => Ok(Some(Box::new(reply.body.take(len)))),
+            200 if offset == 0 => Ok(Some(Box::new(reply.body.take(len)))),
+            404 => Ok(None),
+            other => Err(self.failed("GET", key, &status_line(other, reply))),
+        }
+    }
+
     /// Deletes `key` (deleting what is not there succeeds, as S3 says).
     pub(super) fn delete(&self, key: &str) -> Result<()> {
         let full = self.key(key);
@@ -210,9 +326,30 @@ impl S3 {
 
     /// The first `n` keys under the prefix (relative to it), in S3's order.
     pub(super) fn first_keys(&self, n: usize) -> Result<Vec<String>> {
+        Ok(self.list_page(n, None)?.0.into_iter().map(|listed| listed.key).collect())
+    }
+
+    /// Calls `each` with every key under the prefix, a page of 1000 at a time.
+    pub(super) fn for_each_key(&self, mut each: impl FnMut(Listed) -> Result<()>) -> Result<()> {
+        let mut token = None;
+        loop {
+            let (keys, next) = self.list_page(1000, token.as_deref())?;
+            keys.into_iter().try_for_each(&mut each)?;
+            match next {
+                Some(next) => token = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Up to `n` keys from where `token` says; the token of the next page.
+    fn list_page(&self, n: usize, token: Option<&str>) -> Result<(Vec<Listed>, Option<String>)> {
         let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
         if !self.prefix.is_empty() {
             action.with_prefix(self.prefix.as_str());
+        }
+        if let Some(token) = token {
+            action.with_continuation_token(token);
         }
         action.with_max_keys(n);
         let url = action.sign(SIGNED_FOR);
@@ -221,20 +358,36 @@ impl S3 {
             let status = reply.status;
             return Err(self.failed("LIST", "", &status_line(status, reply)));
         }
-        let text = String::from_utf8_lossy(&reply.text(1 << 20)).into_owned();
+        let text = String::from_utf8_lossy(&reply.text(16 << 20)).into_owned();
         let page = rusty_s3::actions::ListObjectsV2::parse_response(&text)
             .map_err(|e| self.failed("LIST", "", &format!("unreadable answer: {e}")))?;
-        Ok(page
+        let keys = page
             .contents
             .into_iter()
-            .filter_map(|o| Some(o.key.strip_prefix(self.prefix.as_str())?.to_owned()))
-            .collect())
+            .filter_map(|o| {
+                let key = o.key.strip_prefix(self.prefix.as_str())?.to_owned();
+                Some(Listed { key, size: o.size.unwrap_or(0) })
+            })
+            .collect();
+        Ok((keys, page.next_continuation_token.filter(|t| !t.is_empty())))
     }
+}
+
+/// The headers an object is created with, by a PUT or a multipart upload.
+fn object_headers(put: &Put<'_>) -> Vec<(&'static str, String)> {
+    vec![
+        ("content-type", put.content_type.to_owned()),
+        ("cache-control", put.cache_control.to_owned()),
+        ("x-amz-meta-blake3", put.blake3.to_owned()),
+    ]
 }
 
 /// `HTTP 403: AccessDenied` from an S3 error answer.
 fn status_line(status: u16, reply: Reply) -> String {
-    let body = String::from_utf8_lossy(&reply.text(4096)).into_owned();
+    error_code(status, &String::from_utf8_lossy(&reply.text(4096)))
+}
+
+fn error_code(status: u16, body: &str) -> String {
     let code = body.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
     match code {
         Some(code) => format!("HTTP {status}: {}", crate::escape::one_line(code)),

@@ -14,12 +14,12 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::s3::{Created, MAX_PUT, Put, S3};
+use super::s3::{Created, MAX_OBJECT, OpenRange, Put, S3};
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::Payload;
 use crate::http::content_type;
@@ -134,9 +134,9 @@ impl<'a> ObjectTree<'a> {
         }
         for key in &self.linked {
             let object = &self.next[key];
-            if object.size > MAX_PUT {
+            if object.size > MAX_OBJECT {
                 return Err(Error::Usage(format!(
-                    "{}/{key}: {} bytes is more than one S3 PUT takes (5 GiB), and airlock does not make multipart uploads yet; publish this bundle to a local mirror",
+                    "{}/{key}: {} bytes is more than S3 keeps in one object (5 TiB); publish this bundle to a local mirror",
                     self.s3.url, object.size
                 )));
             }
@@ -167,7 +167,12 @@ impl<'a> ObjectTree<'a> {
             };
             return self.copy_within(key, source, object, before.is_some());
         };
-        self.put_blob(key, object, &Payload::Stream(&file_opener(path), object.size), before.is_some())
+        let open = move |offset: u64, len: u64| -> io::Result<Box<dyn Read + Send + 'static>> {
+            let mut file = File::open(&path)?;
+            file.seek(io::SeekFrom::Start(offset))?;
+            Ok(Box::new(file.take(len)))
+        };
+        self.put_blob(key, object, &open, before.is_some())
     }
 
     /// Gives `key` the bytes of `source`, another key of the bucket (a blob
@@ -175,17 +180,17 @@ impl<'a> ObjectTree<'a> {
     fn copy_within(&self, key: &str, source: &str, object: &Object, replacing: bool) -> Result<()> {
         let s3 = self.s3;
         let source = source.to_owned();
-        let open = move || -> io::Result<Box<dyn Read + Send + 'static>> {
-            match s3.get(&source) {
+        let open = move |offset: u64, len: u64| -> io::Result<Box<dyn Read + Send + 'static>> {
+            match s3.get_range(&source, offset, len) {
                 Ok(Some(body)) => Ok(body),
                 Ok(None) => Err(io::Error::new(io::ErrorKind::NotFound, format!("{source} is gone"))),
                 Err(e) => Err(io::Error::other(e.to_string())),
             }
         };
-        self.put_blob(key, object, &Payload::Stream(&open, object.size), replacing)
+        self.put_blob(key, object, &open, replacing)
     }
 
-    fn put_blob(&self, key: &str, object: &Object, payload: &Payload<'_>, replacing: bool) -> Result<()> {
+    fn put_blob(&self, key: &str, object: &Object, open: OpenRange<'_>, replacing: bool) -> Result<()> {
         let cache = if self.replaceable.contains(key) || replacing { REVALIDATE } else { IMMUTABLE };
         let put = Put {
             content_type: content_type(key),
@@ -193,7 +198,7 @@ impl<'a> ObjectTree<'a> {
             blake3: &object.blake3,
             create_only: !replacing,
         };
-        if self.s3.put(key, payload, &put)? == Created::Exists {
+        if self.s3.put_sized(key, open, object.size, &put)? == Created::Exists {
             // Left by a run killed before it published, or not ours.
             let head = self.s3.head(key)?;
             if !head.is_some_and(|h| h.blake3.as_deref() == Some(&object.blake3) && h.size == object.size) {
