@@ -145,6 +145,18 @@ pub fn push(options: &PushOptions, client: &Client) -> Result<PushReport> {
     Ok(pusher.report)
 }
 
+/// Blobs in flight at once.
+const PUSH_JOBS: usize = 4;
+
+/// What sending one blob took.
+enum Sent {
+    /// The registry had it.
+    Present,
+    /// Linked from another repository this push filled.
+    Mounted,
+    Uploaded(u64),
+}
+
 struct Pusher<'a, 'c> {
     session: Session<'c>,
     dir: &'a Path,
@@ -177,6 +189,12 @@ impl Pusher<'_, '_> {
         let scheme: BTreeSet<String> = names.iter().flat_map(|n| tag_scheme(&n.hex)).collect();
         names.sort_by_key(|n| n.tag.as_ref().is_some_and(|t| scheme.contains(t) || t.starts_with("sha256-")));
         let mut pushed: BTreeSet<String> = BTreeSet::new();
+        let mut blobs = BTreeMap::new();
+        for named in &names {
+            Self::blobs_under(&reachable, &named.hex, &mut blobs);
+        }
+        self.blobs(target, &blobs.into_iter().collect::<Vec<_>>())?;
+        pushed.extend(self.uploaded.keys().cloned());
         for named in names {
             self.manifest_tree(&reachable, target, &named.hex, &mut pushed)?;
             if let Some(tag) = &named.tag {
@@ -224,7 +242,7 @@ impl Pusher<'_, '_> {
             for d in super::blobs_of(&manifest) {
                 let blob = d.as_digest_sha256().ok_or_else(|| changed(&self.blob_path(hex)))?;
                 if pushed.insert(blob.to_owned()) {
-                    self.blob(target, blob, d.size())?;
+                    self.blobs(target, &[(blob.to_owned(), d.size())])?;
                 }
             }
         }
@@ -242,12 +260,50 @@ impl Pusher<'_, '_> {
         Ok(())
     }
 
-    fn blob(&mut self, target: &str, hex: &str, size: u64) -> Result<()> {
+    /// The configs and layers of manifest `hex` and of the manifests it
+    /// lists that the layout holds (what is unreadable is left for
+    /// [`Self::manifest_tree`] to name).
+    fn blobs_under(reachable: &Reachable, hex: &str, out: &mut BTreeMap<String, u64>) {
+        let Some((media, doc)) = reachable.manifests.get(hex) else { return };
+        if INDEX_TYPES.contains(&media.as_str()) {
+            for child in parse_index(doc).iter().flat_map(|index| index.manifests()) {
+                if let Some(child) = child.as_digest_sha256() {
+                    Self::blobs_under(reachable, child, out);
+                }
+            }
+        } else if let Ok(manifest) = super::parse_manifest(doc) {
+            for d in super::blobs_of(&manifest) {
+                if let Some(blob) = d.as_digest_sha256() {
+                    out.insert(blob.to_owned(), d.size());
+                }
+            }
+        }
+    }
+
+    /// Sends `blobs` into `target`, [`PUSH_JOBS`] at a time: layers are
+    /// most of the bytes, and one stream at a time leaves the link idle
+    /// between them.
+    fn blobs(&mut self, target: &str, blobs: &[(String, u64)]) -> Result<()> {
+        let sent = crate::fetch::parallel(blobs, PUSH_JOBS, |(hex, size)| self.blob(target, hex, *size))?;
+        for ((hex, _), sent) in blobs.iter().zip(sent) {
+            match sent {
+                Sent::Present => self.report.blobs_present += 1,
+                Sent::Mounted => self.report.blobs_mounted += 1,
+                Sent::Uploaded(length) => {
+                    self.report.blobs_uploaded += 1;
+                    self.report.bytes_uploaded += length;
+                }
+            }
+            self.uploaded.insert(hex.clone(), target.to_owned());
+        }
+        Ok(())
+    }
+
+    fn blob(&self, target: &str, hex: &str, size: u64) -> Result<Sent> {
         let url = self.session.v2(&format!("{target}/blobs/sha256:{hex}"));
         let head = self.session.send(target, Access::Push, "HEAD", &url, &[], &Payload::Empty)?;
         if head.status == 200 {
-            self.report.blobs_present += 1;
-            return Ok(());
+            return Ok(Sent::Present);
         }
         // A blob this push already put into another repository is mounted from there.
         let start = match self.uploaded.get(hex) {
@@ -256,8 +312,7 @@ impl Pusher<'_, '_> {
         };
         let reply = self.session.send(target, Access::Push, "POST", &start, &[], &Payload::Empty)?;
         if reply.status == 201 {
-            self.report.blobs_mounted += 1;
-            return Ok(());
+            return Ok(Sent::Mounted);
         }
         let location = match (reply.status, reply.header("location")) {
             (202, Some(location)) => self.session.absolute(location),
@@ -291,10 +346,7 @@ impl Pusher<'_, '_> {
         if reply.status != 201 {
             return Err(Self::refused(&location, reply.status, reply));
         }
-        self.report.blobs_uploaded += 1;
-        self.report.bytes_uploaded += length;
-        self.uploaded.insert(hex.to_owned(), target.to_owned());
-        Ok(())
+        Ok(Sent::Uploaded(length))
     }
 
     /// Whether the registry has `reference` as exactly this manifest.
