@@ -266,7 +266,7 @@ impl Pusher<'_, '_> {
     fn blobs_under(reachable: &Reachable, hex: &str, out: &mut BTreeMap<String, u64>) {
         let Some((media, doc)) = reachable.manifests.get(hex) else { return };
         if INDEX_TYPES.contains(&media.as_str()) {
-            for child in parse_index(doc).iter().flat_map(|index| index.manifests()) {
+            for child in parse_index(doc).iter().flat_map(oci_spec::image::ImageIndex::manifests) {
                 if let Some(child) = child.as_digest_sha256() {
                     Self::blobs_under(reachable, child, out);
                 }
