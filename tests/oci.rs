@@ -108,6 +108,7 @@ impl Layout {
 }
 
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
@@ -1131,4 +1132,236 @@ fn registries_that_ask_for_a_login_basic_or_bearer_token() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let entries = hostile::open(&again).manifest.entries;
     assert_eq!(entries.len(), 3, "the manifest, its config and its layer");
+}
+
+/// Puts `data` into `repository` of the registry at `host` (a monolithic
+/// upload), as any client does for an artifact skopeo does not copy.
+fn put_blob(host: &str, repository: &str, data: &[u8]) {
+    let agent = http();
+    let started = agent.post(&format!("http://{host}/v2/{repository}/blobs/uploads/")).send_empty().unwrap();
+    assert_eq!(started.status(), 202, "upload to {repository}");
+    let location = started.headers().get("location").unwrap().to_str().unwrap().to_owned();
+    let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = agent
+        .put(&format!("{location}{sep}digest=sha256:{}", sha(data)))
+        .header("Content-Type", "application/octet-stream")
+        .send(data)
+        .unwrap();
+    assert_eq!(put.status(), 201, "blob into {repository}");
+}
+
+fn put_manifest(host: &str, repository: &str, reference: &str, media: &str, doc: &[u8]) {
+    let put = http()
+        .put(&format!("http://{host}/v2/{repository}/manifests/{reference}"))
+        .header("Content-Type", media)
+        .send(doc)
+        .unwrap();
+    assert_eq!(put.status(), 201, "manifest {reference} into {repository}: {:?}", put.into_body().read_to_string());
+}
+
+/// An OCI 1.1 artifact about `subject` (an SPDX SBOM, `artifactType`
+/// set, the empty config), as `oras attach` or `cosign attach --type` write one.
+fn referrer(subject: &[u8], sbom: &[u8]) -> (Vec<u8>, serde_json::Value) {
+    let empty = json!({ "mediaType": "application/vnd.oci.empty.v1+json", "digest": format!("sha256:{}", sha(b"{}")), "size": 2 });
+    let layer =
+        json!({ "mediaType": "application/spdx+json", "digest": format!("sha256:{}", sha(sbom)), "size": sbom.len() });
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": "application/spdx+json",
+        "config": empty, "layers": [layer],
+        "subject": { "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(subject)), "size": subject.len() },
+        "annotations": { "org.opencontainers.image.created": "2026-12-01T00:00:00Z" }
+    }))
+    .unwrap();
+    let descriptor = json!({
+        "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&manifest)), "size": manifest.len(),
+        "artifactType": "application/spdx+json"
+    });
+    (manifest, descriptor)
+}
+
+fn export_images(root: &Path, host: &str, list: &str, bundle: &Path) -> std::process::Output {
+    fs::write(root.join("images.txt"), list).unwrap();
+    let key = root.join("op.key");
+    airlock()
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("images.txt"))
+        .args(["--oci-plain-http", host, "--cache"])
+        .arg(root.join(format!("cache-{}", bundle.file_name().unwrap().to_string_lossy())))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(bundle)
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
+    if !have("docker-registry") || !have("skopeo") {
+        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let upstream = start_registry(root);
+    let host = upstream.host.clone();
+    let mut layout = Layout::new(root.join("layout"));
+    let (tool_d, tool_manifest) = image(&layout, "amd64", &[&tar_of("tool.txt", b"the tool\n")]);
+    layout.tag(tool_d, "tool");
+    push(&layout, "tool", &format!("{host}/team/tool:1.0"));
+    let tool_hex = sha(&tool_manifest);
+
+    // cosign attach sbom: a manifest at sha256-<hex>.sbom whose layer is the SBOM.
+    let spdx = br#"{"spdxVersion":"SPDX-2.3","name":"tool","packages":[]}"#.to_vec();
+    let sbom_config = serde_json::to_vec(&json!({ "architecture": "", "os": "", "config": {},
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha(&spdx))] } }))
+    .unwrap();
+    let sbom_manifest = serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": MANIFEST,
+        "config": layout.blob(CONFIG, &sbom_config), "layers": [layout.blob("text/spdx+json", &spdx)] }))
+    .unwrap();
+    for blob in [&sbom_config, &spdx] {
+        put_blob(&host, "team/tool", blob);
+    }
+    put_manifest(&host, "team/tool", &format!("sha256-{tool_hex}.sbom"), MANIFEST, &sbom_manifest);
+
+    // An OCI 1.1 referrer, listed (distribution 2.8 has no referrers API) at the fallback tag.
+    let sbom = br#"{"spdxVersion":"SPDX-2.3","name":"tool (attached)"}"#.to_vec();
+    let (referrer_manifest, referrer_d) = referrer(&tool_manifest, &sbom);
+    for blob in [&b"{}"[..], &sbom] {
+        put_blob(&host, "team/tool", blob);
+    }
+    let referrer_hex = sha(&referrer_manifest);
+    put_manifest(&host, "team/tool", &format!("sha256:{referrer_hex}"), MANIFEST, &referrer_manifest);
+    let listing =
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": [referrer_d] })).unwrap();
+    put_manifest(&host, "team/tool", &format!("sha256-{tool_hex}"), INDEX, &listing);
+
+    let bundle = root.join("tool.airlock");
+    let (key, public) = keygen(root, "op");
+    assert_eq!((key.file_name().unwrap(), public.file_name().unwrap()), ("op.key".as_ref(), "op.pub".as_ref()));
+    let out = export_images(root, &host, &format!("{host}/team/tool:1.0\n"), &bundle);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let policy = root.join("policy.toml");
+    fs::write(&policy, "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n").unwrap();
+    let mirror = root.join("mirror");
+    let out = airlock()
+        .args(["import", "--json"])
+        .arg(&bundle)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--mirror")
+        .arg(&mirror)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("1 OCI referrer(s) carried (application/spdx+json), not checked"), "{report}");
+    assert!(report.contains("cosign SBOM carried (1 document(s))"), "{report}");
+
+    // The layout names the referrer by digest, its listing at the fallback tag, and the .sbom by cosign's tag.
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(mirror.join("oci/index.json")).unwrap()).unwrap();
+    let names: Vec<&str> =
+        index["manifests"].as_array().unwrap().iter().filter_map(|d| d["annotations"][REF_NAME].as_str()).collect();
+    let repo = format!("{host}/team/tool");
+    for name in [
+        format!("{repo}:1.0"),
+        format!("{repo}:sha256-{tool_hex}.sbom"),
+        format!("{repo}@sha256:{referrer_hex}"),
+        format!("{repo}:sha256-{tool_hex}"),
+    ] {
+        assert!(names.contains(&name.as_str()), "index.json lacks {name}: {names:?}");
+    }
+    assert_eq!(fs::read(mirror.join(format!("oci/blobs/sha256/{}", sha(&sbom)))).unwrap(), sbom);
+
+    // airlock serve answers the referrers API with it.
+    let options = airlock::serve::ServeOptions { mirror: mirror.clone(), listen: "127.0.0.1:0".parse().unwrap() };
+    let server = airlock::serve::bind(&options).unwrap().spawn(|_| {});
+    let serve_addr = server.local_addr().to_string();
+    let (status, _, _, body, _) =
+        call("GET", &format!("http://{serve_addr}/v2/team/tool/referrers/sha256:{tool_hex}"), &[]);
+    assert_eq!(status, 200);
+    let listed: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let digests: Vec<&str> =
+        listed["manifests"].as_array().unwrap().iter().filter_map(|d| d["digest"].as_str()).collect();
+    assert!(digests.contains(&format!("sha256:{referrer_hex}").as_str()), "{listed}");
+
+    // Exported again from serve (whose referrers API answers, so no fallback tag is read): the referrer crosses again.
+    let again = root.join("again.airlock");
+    let out = export_images(root, &serve_addr, &format!("{serve_addr}/team/tool:1.0\n"), &again);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = airlock()
+        .args(["import", "--json"])
+        .arg(&again)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--mirror")
+        .arg(root.join("mirror2"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 OCI referrer(s) carried (application/spdx+json)"));
+
+    // Pushed into a site registry without the referrers API: by digest, and listed at the fallback tag.
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry(&root.join("site"));
+    let out = airlock_push(&mirror, &site.host, &["--plain-http"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, _, _, body, _) = call(
+        "GET",
+        &format!("http://{}/v2/team/tool/manifests/sha256:{referrer_hex}", site.host),
+        &[("Accept", MANIFEST)],
+    );
+    assert_eq!((status, body), (200, referrer_manifest.clone()));
+    let (status, _, _, body, _) =
+        call("GET", &format!("http://{}/v2/team/tool/manifests/sha256-{tool_hex}", site.host), &[("Accept", INDEX)]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains(&referrer_hex), "{}", String::from_utf8_lossy(&body));
+    let sbom_tag = format!("http://{}/v2/team/tool/manifests/sha256-{tool_hex}.sbom", site.host);
+    assert_eq!(call("GET", &sbom_tag, &[("Accept", MANIFEST)]).3, sbom_manifest);
+
+    // Re-signed by the trusted key, a referrer about another image, or one without its blobs, is refused.
+    let op = SecretKey::load(&key).unwrap();
+    let parts = hostile::open(&bundle);
+    let before = snapshot(&mirror);
+    let other_subject = |data: &mut Vec<u8>| {
+        let mut value: serde_json::Value = serde_json::from_slice(data).unwrap();
+        value["subject"]["digest"] = json!(format!("sha256:{}", "0".repeat(64)));
+        *data = serde_json::to_vec(&value).unwrap();
+    };
+    for (what, expect) in [
+        ("another subject", "does not name this image (sha256:"),
+        ("its blob left out", "which the bundle does not carry"),
+    ] {
+        let mut manifest = parts.manifest.clone();
+        let tool = manifest.entries.iter_mut().find(|e| e.version.is_some()).unwrap();
+        if what == "another subject" {
+            other_subject(&mut tool.evidence.iter_mut().find(|d| d.kind == "oci-referrer").unwrap().data);
+        } else {
+            tool.evidence.retain(|d| d.kind != "oci-referrer-blob" || d.data != sbom);
+        }
+        let path = root.join("hostile.airlock");
+        fs::write(&path, hostile::rebuild(&manifest, &parts.blobs, &[&op], &[&op])).unwrap();
+        let out = import(&path, &policy, &mirror);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(one_line(&out.stderr).contains(expect), "{what}: {}", one_line(&out.stderr));
+        assert_eq!(snapshot(&mirror), before, "{what}: the mirror changed");
+    }
+
+    // A listing that names a referrer of another image is refused at export, in one line.
+    let (other_d, other_manifest) = image(&layout, "arm64", &[&tar_of("other.txt", b"other\n")]);
+    layout.tag(other_d, "other");
+    push(&layout, "other", &format!("{host}/team/tool:other"));
+    let (stray, stray_d) = referrer(&other_manifest, &sbom);
+    put_manifest(&host, "team/tool", &format!("sha256:{}", sha(&stray)), MANIFEST, &stray);
+    let listing =
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": [referrer_d, stray_d] }))
+            .unwrap();
+    put_manifest(&host, "team/tool", &format!("sha256-{tool_hex}"), INDEX, &listing);
+    let out = export_images(root, &host, &format!("{host}/team/tool:1.0\n"), &root.join("stray.airlock"));
+    assert!(!out.status.success());
+    let said = one_line(&out.stderr);
+    assert!(said.contains("names another subject"), "{said}");
+    assert!(!root.join("stray.airlock").exists(), "nothing written");
 }

@@ -232,7 +232,8 @@ mod hostile_memory {
                 let prefix = format!("{{\"cksum\":\"{cksum}\",\"name\":\"big\",\"vers\":\"1.0.0\",\"pad\":[");
                 (entry("cargo", "big", "1.0.0", "big-1.0.0.crate"), amplifying(&prefix, "]}", len))
             }
-            "oci-manifest" | "cosign-signature" | "cosign-blob" | "cosign-attestation" => {
+            "oci-manifest" | "cosign-signature" | "cosign-blob" | "cosign-attestation" | "cosign-sbom"
+            | "oci-referrer" | "oci-referrer-blob" => {
                 let hex = hex::encode(sha2::Sha256::digest(ARTIFACT));
                 let path = format!("blobs/sha256/{hex}");
                 (

@@ -22,7 +22,7 @@ use crate::manifest::Entry;
 use crate::manifest::evidence::{EvidenceKind, MIB};
 
 /// The images' evidence kinds, with their caps.
-pub const EVIDENCE: [EvidenceKind; 4] = [
+pub const EVIDENCE: [EvidenceKind; 7] = [
     // The image's manifest or index, and the platform manifests of an index
     // it carries, as the registry served them; distribution's own limit is 4 MiB.
     EvidenceKind { name: "oci-manifest", max_bytes: 4 * MIB, needed: true },
@@ -30,10 +30,16 @@ pub const EVIDENCE: [EvidenceKind; 4] = [
     EvidenceKind { name: "cosign-signature", max_bytes: MIB, needed: false },
     // The `.att` manifest: a layer descriptor per attestation.
     EvidenceKind { name: "cosign-attestation", max_bytes: MIB, needed: false },
-    // The blobs of both: configs and simple-signing payloads (a few hundred
-    // bytes each), DSSE envelopes (an SLSA provenance is tens of KiB; an SBOM
-    // statement can be more).
+    // The `.sbom` manifest (`cosign attach sbom`): a layer per SBOM document.
+    EvidenceKind { name: "cosign-sbom", max_bytes: MIB, needed: false },
+    // The blobs of all three: configs and simple-signing payloads (a few
+    // hundred bytes each), DSSE envelopes (an SLSA provenance is tens of KiB;
+    // an SBOM statement can be more), SBOM documents.
     EvidenceKind { name: "cosign-blob", max_bytes: 4 * MIB, needed: false },
+    // An OCI 1.1 referrer: a manifest whose `subject` is the image.
+    EvidenceKind { name: "oci-referrer", max_bytes: MIB, needed: false },
+    // Its config and layers (a Sigstore bundle, an SBOM, an attestation).
+    EvidenceKind { name: "oci-referrer-blob", max_bytes: 4 * MIB, needed: false },
 ];
 
 /// The annotation holding a layer's signature.
@@ -50,11 +56,63 @@ pub fn verify(entry: &Entry, trust: &Trust<'_>, id: &str) -> Result<Provenance, 
         .unwrap_or_default();
     let signature = signature(entry, trust, id, &governing)?;
     let attestations = attestations(entry, trust, id, &governing)?;
-    Ok(Provenance::with(
-        signature.outcome.either(attestations.outcome),
-        format!("{}; {}", signature.text, attestations.text),
-        Vec::new(),
-    ))
+    let mut text = format!("{}; {}", signature.text, attestations.text);
+    for carried in [sboms(entry), referrers(entry)] {
+        if let Some(line) = carried.map_err(|m| Rejection::Policy(format!("{id}: {m}")))? {
+            text.push_str("; ");
+            text.push_str(&line);
+        }
+    }
+    Ok(Provenance::with(signature.outcome.either(attestations.outcome), text, Vec::new()))
+}
+
+/// The blobs `manifest` lists, each carried as evidence `kind` (so the
+/// layout holds the manifest whole); `what` names the manifest in errors.
+fn all_carried(entry: &Entry, manifest: &oci_spec::image::ImageManifest, kind: &str, what: &str) -> Result<(), String> {
+    for d in super::blobs_of(manifest) {
+        let hex = d.as_digest_sha256().unwrap_or_default();
+        let carried = entry.evidence.iter().find(|e| e.kind == kind && sha256_hex(&e.data) == hex);
+        if carried.is_none_or(|e| e.data.len() as u64 != d.size()) {
+            return Err(format!("{what} lists sha256:{hex}, which the bundle does not carry"));
+        }
+    }
+    Ok(())
+}
+
+/// What the report says of a `.sbom` (`cosign attach sbom` signs nothing,
+/// so it is carried for the site's tools, not checked).
+fn sboms(entry: &Entry) -> Result<Option<String>, String> {
+    let Some(sbom) = entry.evidence.iter().find(|e| e.kind == "cosign-sbom") else { return Ok(None) };
+    let manifest = parse_manifest(&sbom.data).map_err(|m| format!("its cosign SBOM: {m}"))?;
+    all_carried(entry, &manifest, "cosign-blob", "its cosign SBOM")?;
+    Ok(Some(format!(
+        "cosign SBOM carried ({} document(s)), not checked: cosign attach sbom signs nothing",
+        manifest.layers().len()
+    )))
+}
+
+/// What the report says of the image's OCI 1.1 referrers: each must name
+/// this image as its subject and carry its blobs, or the image is refused.
+fn referrers(entry: &Entry) -> Result<Option<String>, String> {
+    let digest = entry.version.as_deref().unwrap_or_default();
+    let mut kinds = Vec::new();
+    for referrer in entry.evidence.iter().filter(|e| e.kind == "oci-referrer") {
+        let what = format!("its referrer sha256:{}", sha256_hex(&referrer.data));
+        let manifest = parse_manifest(&referrer.data).map_err(|m| format!("{what}: {m}"))?;
+        let subject = super::layout::subject_hex(&referrer.data);
+        if subject.map(|s| format!("sha256:{s}")).as_deref() != Some(digest) {
+            return Err(format!("{what} does not name this image ({digest}) as its subject"));
+        }
+        all_carried(entry, &manifest, "oci-referrer-blob", &what)?;
+        let described = super::layout::referrer_descriptor("", "", &referrer.data);
+        kinds.push(
+            crate::escape::one_line(described["artifactType"].as_str().unwrap_or("no artifact type")).to_string(),
+        );
+    }
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!("{} OCI referrer(s) carried ({}), not checked", kinds.len(), kinds.join(", "))))
 }
 
 fn signature(entry: &Entry, trust: &Trust<'_>, id: &str, governing: &[&KeySigner]) -> Result<Provenance, Rejection> {

@@ -111,9 +111,8 @@ impl Ecosystem for Oci {
     }
 
     fn reserve<'a>(&self, entry: &'a Entry, add: &mut dyn FnMut(Reserved<'a>)) {
-        add(Reserved::shared(entry.path.as_str(), "blob", SHARED));
-        for doc in written_evidence(entry) {
-            add(Reserved::shared(blob_path(&sha256_hex(doc)), "blob", SHARED));
+        for path in paths_of(entry) {
+            add(Reserved::shared(path, "blob", SHARED));
         }
     }
 
@@ -134,6 +133,9 @@ impl Ecosystem for Oci {
             tree.link_blob(NAME, &entry.path, &entry.blob)?;
             for doc in written_evidence(entry) {
                 tree.write(NAME, &blob_path(&sha256_hex(doc)), doc)?;
+            }
+            if let Some(index) = referrers_index(entry) {
+                tree.write(NAME, &blob_path(&sha256_hex(&index)), &index)?;
             }
         }
         tree.write(NAME, OCI_LAYOUT, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
@@ -205,7 +207,32 @@ fn written_evidence(entry: &Entry) -> impl Iterator<Item = &[u8]> {
 fn paths_of(entry: &Entry) -> Vec<String> {
     let mut paths = vec![entry.path.as_str().to_owned()];
     paths.extend(written_evidence(entry).map(|d| blob_path(&sha256_hex(d))));
+    paths.extend(referrers_index(entry).map(|index| blob_path(&sha256_hex(&index))));
     paths
+}
+
+/// The index of an image's carried OCI 1.1 referrers, as the referrers
+/// tag scheme has it at `sha256-<hex>`: what a registry without the
+/// referrers API (and a client falling back to the tag) reads. Generated
+/// from the entry, so the same referrers make the same bytes.
+fn referrers_index(entry: &Entry) -> Option<Vec<u8>> {
+    let mut referrers: Vec<(String, &[u8])> = entry
+        .evidence
+        .iter()
+        .filter(|e| e.kind == "oci-referrer")
+        .map(|e| (sha256_hex(&e.data), e.data.as_slice()))
+        .collect();
+    if referrers.is_empty() {
+        return None;
+    }
+    referrers.sort_unstable();
+    referrers.dedup();
+    let manifests: Vec<Value> = referrers
+        .iter()
+        .map(|(hex, doc)| layout::referrer_descriptor(hex, &media_type(doc).unwrap_or_default(), doc))
+        .collect();
+    let index = json!({ "schemaVersion": 2, "mediaType": INDEX_TYPES[0], "manifests": manifests });
+    Some(serde_json::to_vec(&index).expect("JSON serializes"))
 }
 
 /// The digest chain of one image, from its evidence: the top document
@@ -319,8 +346,9 @@ fn check_blobs_listed(entries: &[&Entry]) -> Result<(), String> {
 }
 
 /// `index.json`: a descriptor for each tag of each image (and for an image
-/// without tags, its digest), and one for each signature and attestation
-/// manifest by cosign's tags.
+/// without tags, its digest), one for each signature, attestation and SBOM
+/// manifest by cosign's tags, one for each OCI 1.1 referrer by its digest,
+/// and the referrers' index at the fallback tag `sha256-<hex>`.
 fn layout_index(all: &[&Entry]) -> Vec<u8> {
     let mut manifests = Vec::new();
     let mut images: Vec<&&Entry> = all.iter().filter(|e| e.version.is_some()).collect();
@@ -335,12 +363,26 @@ fn layout_index(all: &[&Entry]) -> Vec<u8> {
         for name in refs {
             manifests.push(descriptor(&media, &hex, image.size, &name));
         }
-        for (kind, suffix) in [("cosign-signature", "sig"), ("cosign-attestation", "att")] {
+        for (kind, suffix) in [("cosign-signature", "sig"), ("cosign-attestation", "att"), ("cosign-sbom", "sbom")] {
             if let Some(doc) = image.evidence.iter().find(|e| e.kind == kind) {
                 let media = media_type(&doc.data).unwrap_or_default();
                 let name = format!("{}:sha256-{hex}.{suffix}", image.name);
                 manifests.push(descriptor(&media, &sha256_hex(&doc.data), doc.data.len() as u64, &name));
             }
+        }
+        let mut referrers: Vec<&[u8]> =
+            image.evidence.iter().filter(|e| e.kind == "oci-referrer").map(|e| e.data.as_slice()).collect();
+        referrers.sort_unstable_by_key(|doc| sha256_hex(doc));
+        referrers.dedup();
+        for doc in referrers {
+            let media = media_type(doc).unwrap_or_default();
+            let referrer = sha256_hex(doc);
+            let name = format!("{}@sha256:{referrer}", image.name);
+            manifests.push(descriptor(&media, &referrer, doc.len() as u64, &name));
+        }
+        if let Some(index) = referrers_index(image) {
+            let name = format!("{}:sha256-{hex}", image.name);
+            manifests.push(descriptor(INDEX_TYPES[0], &sha256_hex(&index), index.len() as u64, &name));
         }
     }
     let index = json!({ "schemaVersion": 2, "mediaType": INDEX_TYPES[0], "manifests": manifests });

@@ -187,7 +187,11 @@ impl Pusher<'_, '_> {
         // Images first, then cosign's tag-scheme artifacts (a signature after what it signs).
         let mut names: Vec<_> = index.of(repository).collect();
         let scheme: BTreeSet<String> = names.iter().flat_map(|n| tag_scheme(&n.hex)).collect();
-        names.sort_by_key(|n| n.tag.as_ref().is_some_and(|t| scheme.contains(t) || t.starts_with("sha256-")));
+        // Referrers (by their subject) after their images too.
+        names.sort_by_key(|n| {
+            n.tag.as_ref().is_some_and(|t| scheme.contains(t) || t.starts_with("sha256-"))
+                || reachable.manifests.get(&n.hex).is_some_and(|(_, doc)| super::layout::subject_hex(doc).is_some())
+        });
         let mut pushed: BTreeSet<String> = BTreeSet::new();
         let mut blobs = BTreeMap::new();
         for named in &names {

@@ -1,5 +1,6 @@
 //! Images on the export side: images.txt in; each image's manifests, its
-//! configs and layers and its cosign signature out, over the distribution
+//! configs and layers, its cosign signature, attestations and SBOM and its
+//! OCI 1.1 referrers out, over the distribution
 //! API (`/v2/<repo>/manifests/<ref>`, `/v2/<repo>/blobs/<digest>`). A tag is
 //! resolved once, and everything after is fetched by digest and checked
 //! against it while it streams.
@@ -21,6 +22,11 @@ use crate::fetch::{Digests, Extra, HttpError, Payload, parallel};
 
 /// Largest manifest accepted (distribution's own limit is 4 MiB).
 const MAX_MANIFEST: u64 = 4 << 20;
+
+/// Most OCI 1.1 referrers carried for one image.
+const MAX_REFERRERS: usize = 64;
+/// Largest blob of a signature, SBOM or referrer carried (the evidence cap of `cosign-blob`).
+const MAX_EVIDENCE_BLOB: u64 = 4 << 20;
 
 /// The manifest types asked for, in the `Accept` header.
 fn accept() -> String {
@@ -289,6 +295,8 @@ impl<'c> Registry<'_, 'c> {
         }
         self.tag_scheme(&mut e, &image.repository, &image.hex, &id, "sig", "cosign-signature")?;
         self.tag_scheme(&mut e, &image.repository, &image.hex, &id, "att", "cosign-attestation")?;
+        self.tag_scheme(&mut e, &image.repository, &image.hex, &id, "sbom", "cosign-sbom")?;
+        self.referrers(&mut e, &image.repository, &image.hex, &id)?;
         Ok(Artifact { entry: e, source: cached.path })
     }
 
@@ -333,9 +341,9 @@ impl<'c> Registry<'_, 'c> {
         Ok(docs)
     }
 
-    /// cosign's signature or attestations by their tag, `sha256-<hex>.sig`
-    /// or `.att`, as evidence `kind` with its blobs (`cosign-blob`); where it
-    /// was looked for when there is none.
+    /// cosign's signature, attestations or SBOM by their tag,
+    /// `sha256-<hex>.sig`, `.att` or `.sbom`, as evidence `kind` with its
+    /// blobs (`cosign-blob`); where it was looked for when there is none.
     fn tag_scheme(
         &self,
         e: &mut crate::manifest::Entry,
@@ -351,25 +359,138 @@ impl<'c> Registry<'_, 'c> {
             carry(e, kind, None, &looked);
             return Ok(());
         };
-        let manifest = parse_manifest(&doc).map_err(|m| Error::Usage(format!("{id}: its {kind} {url}: {m}")))?;
+        match self.evidence_blobs(repository, &doc, id, kind)? {
+            Ok(blobs) => {
+                carry(e, kind, Some(doc), &url);
+                for blob in blobs {
+                    carry(e, "cosign-blob", Some(blob), &url);
+                }
+            }
+            Err(why) => carry(e, kind, None, &format!("{url} ({why})")),
+        }
+        Ok(())
+    }
+
+    /// The OCI 1.1 referrers of image `hex` (Sigstore bundles, SBOMs,
+    /// attestations attached by `subject`): from the referrers API, or
+    /// where a registry has none (404), from the index at the fallback tag
+    /// `sha256-<hex>`. Each is carried as `oci-referrer` with its blobs
+    /// (`oci-referrer-blob`), fetched by digest and checked; one whose
+    /// blobs are larger than evidence may be is recorded as missing.
+    fn referrers(&self, e: &mut crate::manifest::Entry, repository: &str, hex: &str, id: &str) -> Result<()> {
+        let api = format!("{}/referrers/sha256:{hex}", self.base(repository));
+        let (looked, listing) = match self.referrers_api(repository, &api)? {
+            Some(listing) => (api, Some(listing)),
+            None => match self.manifest(repository, &format!("sha256-{hex}"))? {
+                Some((url, listing)) => (url, Some(listing)),
+                None => (format!("{api} and the tag sha256-{hex}"), None),
+            },
+        };
+        let listed = match listing.as_deref().map(parse_index).transpose() {
+            Ok(Some(index)) => index.manifests().clone(),
+            Ok(None) => Vec::new(),
+            Err(m) => return Err(Error::Usage(format!("{id}: its referrers {looked}: {m}"))),
+        };
+        if listed.is_empty() {
+            carry(e, "oci-referrer", None, &looked);
+            return Ok(());
+        }
+        if listed.len() > MAX_REFERRERS {
+            return Err(Error::Usage(format!(
+                "{id}: {looked} lists {} referrers, more than the {MAX_REFERRERS} airlock carries for one image; report the registry's contents",
+                listed.len()
+            )));
+        }
+        let before = e.evidence.len() + e.missing.len();
+        for d in &listed {
+            let Some(referrer) = d.as_digest_sha256() else { continue };
+            let url = format!("{}/manifests/sha256:{referrer}", self.base(repository));
+            let doc = self.document(repository, &url, &accept(), 1 << 20)?.ok_or_else(|| {
+                Error::Usage(format!("{id}: {looked} lists referrer sha256:{referrer}, which {url} does not serve"))
+            })?;
+            if sha256_hex(&doc) != referrer {
+                return Err(digest_mismatch(id, &format!("{url} is not the referrer its listing names")));
+            }
+            match super::layout::subject_hex(&doc) {
+                // Not a referrer by the spec's meaning: a registry (airlock serve is one) listing
+                // cosign's tag-scheme artifacts beside the referrers; those are fetched by their tags.
+                None => continue,
+                Some(subject) if subject != hex => {
+                    return Err(digest_mismatch(id, &format!("its referrer {url} names another subject")));
+                }
+                Some(_) => {}
+            }
+            match self.evidence_blobs(repository, &doc, id, "oci-referrer")? {
+                Ok(blobs) => {
+                    carry(e, "oci-referrer", Some(doc), &url);
+                    for blob in blobs {
+                        carry(e, "oci-referrer-blob", Some(blob), &url);
+                    }
+                }
+                Err(why) => carry(e, "oci-referrer", None, &format!("{url} ({why})")),
+            }
+        }
+        if e.evidence.len() + e.missing.len() == before {
+            carry(e, "oci-referrer", None, &looked);
+        }
+        Ok(())
+    }
+
+    /// The referrers API's index for an image, or `None` where the
+    /// registry has no such API (the spec's fallback is then the tag).
+    fn referrers_api(&self, repository: &str, url: &str) -> Result<Option<Vec<u8>>> {
+        let (session, path) = self.session(repository)?;
+        let headers = [("Accept", INDEX_TYPES[0].to_owned())];
+        let reply = session.send(path, Access::Pull, "GET", url, &headers, &Payload::Empty)?;
+        match reply.status {
+            200 => {}
+            400 | 404 | 405 | 501 => return Ok(None),
+            other => return Err(session.unreachable(url, &HttpError::Status(other))),
+        }
+        let mut out = Vec::new();
+        reply
+            .body
+            .take(MAX_MANIFEST + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| session.unreachable(url, &HttpError::Transport(e.to_string())))?;
+        if out.len() as u64 > MAX_MANIFEST {
+            return Err(Error::Usage(format!("{url}: the registry sent more than {MAX_MANIFEST} bytes of referrers")));
+        }
+        Ok(Some(out))
+    }
+
+    /// The config and layers of an evidence manifest (a signature, an
+    /// SBOM, a referrer), each fetched by digest and checked; or why they
+    /// are not carried (larger than evidence may be).
+    fn evidence_blobs(
+        &self,
+        repository: &str,
+        doc: &[u8],
+        id: &str,
+        kind: &str,
+    ) -> Result<std::result::Result<Vec<Vec<u8>>, String>> {
+        let manifest = parse_manifest(doc).map_err(|m| Error::Usage(format!("{id}: its {kind}: {m}")))?;
+        if let Some(big) = blobs_of(&manifest).find(|d| d.size() > MAX_EVIDENCE_BLOB) {
+            return Ok(Err(format!(
+                "its blob {} is {} bytes, more than the {MAX_EVIDENCE_BLOB} airlock carries as evidence",
+                big.digest(),
+                big.size()
+            )));
+        }
         let mut blobs = Vec::new();
         for d in blobs_of(&manifest) {
             let hex = d
                 .as_digest_sha256()
                 .ok_or_else(|| Error::Usage(format!("{id}: its {kind} lists a blob without a sha256")))?;
             let url = format!("{}/blobs/sha256:{hex}", self.base(repository));
-            let body = self.document(repository, &url, "*/*", 1 << 20)?;
+            let body = self.document(repository, &url, "*/*", d.size())?;
             let body = body.ok_or_else(|| Error::Usage(format!("{id}: its {kind}'s blob {url} is missing")))?;
             if sha256_hex(&body) != hex {
                 return Err(digest_mismatch(id, &format!("{url} is not the {kind} blob its manifest lists")));
             }
             blobs.push(body);
         }
-        carry(e, kind, Some(doc), &url);
-        for blob in blobs {
-            carry(e, "cosign-blob", Some(blob), &url);
-        }
-        Ok(())
+        Ok(Ok(blobs))
     }
 
     /// A config or layer, streamed into the cache and checked against its digest and size.
