@@ -1071,6 +1071,76 @@ fn registries_that_ask_for_a_login_basic_or_bearer_token() {
         assert!(line.contains(expect) && !line.contains(PASSWORD), "{line}");
         assert!(!bundle.exists());
     }
+    // A credential helper, as docker's config names one: per registry, or for all (credsStore).
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-airlocktest");
+    let script = r#"#!/bin/sh
+read host
+if [ -z "$HOLDS_NOTHING" ] && [ "$1 $host" = "get UP" ]; then
+  printf '{"ServerURL":"%s","Username":"alice","Secret":"PASSWORD"}' "$host"
+else
+  echo 'credentials not found in native keychain'; exit 1
+fi
+"#;
+    fs::write(&helper, script.replace("UP", up).replace("PASSWORD", PASSWORD)).unwrap();
+    fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let helpers = |config: serde_json::Value| {
+        let file = root.join("helpers.json");
+        fs::write(&file, config.to_string()).unwrap();
+        with_auth(Some(&file), &home)
+            .env("PATH", &path)
+            .args(["export", "--quiet", "--oci-images"])
+            .arg(root.join("images.txt"))
+            .args(["--oci-plain-http", up, "--retries", "0", "--cache"])
+            .arg(root.join("cache-helper"))
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(root.join("helper.airlock"))
+            .output()
+            .unwrap()
+    };
+    for (config, expect) in [
+        (
+            json!({ "credsStore": "absent" }),
+            "docker-credential-absent: the credential helper the file names is not on PATH",
+        ),
+        (
+            json!({ "credHelpers": { "elsewhere.example": "airlocktest" }, "credsStore": "airlocktest", "auths": {} }),
+            "",
+        ),
+        (json!({ "credHelpers": { up: "airlocktest" } }), ""),
+    ] {
+        let out = helpers(config.clone());
+        if expect.is_empty() {
+            assert!(out.status.success(), "{config}: {}", String::from_utf8_lossy(&out.stderr));
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{config}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(one_line(&out.stderr).contains(expect), "{config}: {}", one_line(&out.stderr));
+        }
+        let _ = fs::remove_file(root.join("helper.airlock"));
+    }
+    // A helper that holds nothing for the registry: as if no credentials were filed.
+    let file = root.join("helpers.json");
+    fs::write(&file, json!({ "credHelpers": { up: "airlocktest" } }).to_string()).unwrap();
+    let out = with_auth(Some(&file), &home)
+        .env("PATH", &path)
+        .env("HOLDS_NOTHING", "1")
+        .args(["export", "--quiet", "--oci-images"])
+        .arg(root.join("images.txt"))
+        .args(["--oci-plain-http", up, "--retries", "0", "--cache"])
+        .arg(root.join("cache-nothing"))
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(root.join("helper.airlock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("asks for credentials and none are filed"), "{}", one_line(&out.stderr));
+
     let out = export(Some(&auth));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mirror = root.join("mirror");

@@ -5,8 +5,10 @@
 //!   `~/.config/containers/auth.json` and `$DOCKER_CONFIG/config.json` (or
 //!   `~/.docker/config.json`) with an entry for the registry, whose
 //!   `auths.<host>.auth` is base64 `user:password` (or `username` and
-//!   `password` apart). Credential helpers (`credsStore`, `credHelpers`) are
-//!   not run.
+//!   `password` apart), or that names a credential helper for it, as docker
+//!   decides: `credHelpers.<host>`, else `credsStore`, is run as
+//!   `docker-credential-<name> get` from `PATH` with the host on its input,
+//!   and answers `{"Username": .., "Secret": ..}` (or that it has none).
 //! - A 401 names the scheme in `WWW-Authenticate`: `Basic` is answered with
 //!   the credentials; `Bearer realm=..,service=..,scope=..` with a token
 //!   fetched from the realm (with the credentials, if any; anonymously
@@ -23,6 +25,8 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+
+mod helper;
 
 /// A user name and password for one registry. Its `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
@@ -92,6 +96,9 @@ fn credentials_in(files: &[PathBuf], host: &str) -> Result<Option<Credentials>> 
         };
         let bad = |why: &str| Error::Usage(format!("{}: {why}; fix or remove the file", file.display()));
         let value: Value = serde_json::from_slice(&text).map_err(|e| bad(&format!("is not JSON ({e})")))?;
+        if let Some(helper) = helper_for(&value, &wanted) {
+            return helper::get(helper, host, file);
+        }
         let Some(auths) = value.get("auths").and_then(Value::as_object) else { continue };
         let Some((_, entry)) = auths.iter().find(|(key, _)| wanted.contains(&key_host(key))) else { continue };
         let text_of = |name: &str| entry.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
@@ -112,6 +119,17 @@ fn credentials_in(files: &[PathBuf], host: &str) -> Result<Option<Credentials>> 
         return Ok(Some(Credentials { user, password: zeroize::Zeroizing::new(password), from: file.clone() }));
     }
     Ok(None)
+}
+
+/// The credential helper a config names for a registry: its own in
+/// `credHelpers`, else the `credsStore` every registry's go to.
+fn helper_for<'v>(config: &'v Value, wanted: &[&str]) -> Option<&'v str> {
+    let own = config
+        .get("credHelpers")
+        .and_then(Value::as_object)
+        .and_then(|helpers| helpers.iter().find(|(key, _)| wanted.contains(&key_host(key))))
+        .and_then(|(_, name)| name.as_str());
+    own.or_else(|| config.get("credsStore").and_then(Value::as_str)).filter(|name| !name.is_empty())
 }
 
 /// A `WWW-Authenticate` challenge.
