@@ -29,6 +29,8 @@ const SIGNED_FOR: Duration = Duration::from_hours(6);
 /// most 5 GiB, and a part that fails is sent again alone.
 const PART: u64 = 16 << 20;
 const MAX_PARTS: u64 = 10_000;
+/// Parts in flight at once.
+const PART_JOBS: usize = 4;
 /// The largest object S3 keeps.
 pub(super) const MAX_OBJECT: u64 = 5 << 40;
 
@@ -252,22 +254,25 @@ impl S3 {
         Ok(created.upload_id().to_owned())
     }
 
-    /// Sends the parts in order; their `ETag`s.
+    /// Sends the parts, [`PART_JOBS`] at a time (one stream to S3 is far
+    /// slower than the link); their `ETag`s, in part order.
     fn upload_parts(&self, key: &str, upload_id: &str, open: OpenRange<'_>, size: u64) -> Result<Vec<String>> {
         let full = self.key(key);
         let part = size.div_ceil(MAX_PARTS).max(PART).next_multiple_of(1 << 20);
-        let mut etags = Vec::new();
-        for (index, offset) in (0..size).step_by(usize::try_from(part).unwrap_or(usize::MAX)).enumerate() {
-            let number = u16::try_from(index + 1).expect("at most 10 000 parts");
+        let parts: Vec<(u16, u64)> = (0..size)
+            .step_by(usize::try_from(part).unwrap_or(usize::MAX))
+            .enumerate()
+            .map(|(index, offset)| (u16::try_from(index + 1).expect("at most 10 000 parts"), offset))
+            .collect();
+        crate::fetch::parallel(&parts, PART_JOBS, |&(number, offset)| {
             let len = part.min(size - offset);
             let url = self.bucket.upload_part(Some(&self.credentials), &full, number, upload_id).sign(SIGNED_FOR);
             let reply = self.send("PUT", key, url.as_str(), &[], &Payload::Stream(&|| open(offset, len), len))?;
             match (reply.status, reply.header("etag")) {
-                (200, Some(etag)) => etags.push(etag.to_owned()),
-                (status, _) => return Err(self.failed("PUT", key, &status_line(status, reply))),
+                (200, Some(etag)) => Ok(etag.to_owned()),
+                (status, _) => Err(self.failed("PUT", key, &status_line(status, reply))),
             }
-        }
-        Ok(etags)
+        })
     }
 
     fn complete_multipart(&self, key: &str, upload_id: &str, etags: &[String], create_only: bool) -> Result<Created> {
