@@ -245,15 +245,20 @@ fn model_sign(tools: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>, key: 
     model_sign_by(tools, dir, files, &["key".as_ref(), "--private_key".as_ref(), key.as_os_str()])
 }
 
-/// `model_signing sign METHOD ARGS...` over the files, returning model.sig's bytes.
-fn model_sign_by(tools: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>, method: &[&std::ffi::OsStr]) -> Vec<u8> {
-    let model = dir.join("to-sign");
-    let _ = fs::remove_dir_all(&model);
+/// The model's files written into `model` (emptied first), for model-signing to sign.
+fn model_folder(model: &Path, files: &BTreeMap<String, Vec<u8>>) -> PathBuf {
+    let _ = fs::remove_dir_all(model);
     for (p, d) in files {
         let path = model.join(p);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, d).unwrap();
     }
+    model.to_owned()
+}
+
+/// `model_signing sign METHOD ARGS...` over the files, returning model.sig's bytes.
+fn model_sign_by(tools: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>, method: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let model = model_folder(&dir.join("to-sign"), files);
     let out = Command::new(tools.join("bin/model_signing"))
         .arg("sign")
         .args(method)
@@ -996,4 +1001,104 @@ fn a_revision_with_a_slash_is_served_as_the_client_names_it() {
         );
     }
     server.stop().unwrap();
+}
+
+/// model-signing's own Python API (its CLI has no flag for it) signing the
+/// files with `key`, hashing them in shards of `shard` bytes.
+fn model_sign_shards(tools: &Path, dir: &Path, files: &BTreeMap<String, Vec<u8>>, key: &Path, shard: u64) -> Vec<u8> {
+    let model = model_folder(&dir.join("to-sign-shards"), files);
+    let signature = dir.join("shards.sig");
+    let script = format!(
+        "from model_signing import signing, hashing\n\
+         hashed = hashing.Config().use_shard_serialization(shard_size={shard})\n\
+         signing.Config().use_elliptic_key_signer(private_key={:?}).set_hashing_config(hashed).sign({:?}, {:?})\n",
+        key.display().to_string(),
+        model.display().to_string(),
+        signature.display().to_string(),
+    );
+    python(tools, &script, &[]);
+    fs::read(signature).unwrap()
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn a_model_signed_in_shards_verifies_each_shard_against_the_bytes() {
+    let Some(tools) = pytools() else {
+        skip("no Python venv with huggingface_hub and model-signing (.ci/run makes target/pytools)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let (key, public) = keygen(root, "op");
+    let (signer, signer_pub) = signing_key(&tools, root, "signer");
+    let mut files = model_files();
+    // 1 MiB shards: the 3 MiB safetensors file is four, the small files one each.
+    let signature = model_sign_shards(&tools, root, &files, &signer, 1 << 20);
+    files.insert("model.sig".into(), signature);
+    let hub = Hub::start(files.clone());
+    let bundle = cross(&hub, root, &key, "shards");
+    let parts = common::hostile::open(&bundle);
+    let big = parts.manifest.entries.iter().find(|e| e.path.as_str().ends_with("/model.safetensors")).unwrap();
+    let shards = &big.digests["sha256-shards"].0;
+    assert_eq!(shards.len(), 8 + 4 * 32, "the shard size and four shard digests");
+
+    fs::copy(&signer_pub, root.join("signer-key.pub")).unwrap();
+    let rules = "[huggingface]\nrequire = [\"model-signature\"]\n[[huggingface.signers]]\nmodels = [\"org/*\"]\nkey = \"signer-key.pub\"\n";
+    let policy = policy(root, &public, rules);
+    let verify = airlock().args(["verify", "-v"]).arg(&bundle).arg("--policy").arg(&policy).output().unwrap();
+    let report = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{report}{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(report.contains("model signature by signer-key.pub verified over 6 shards of 1048576 bytes"), "{report}");
+    let mirror = root.join("mirror");
+    let out = import(&bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // model-signing agrees, on the imported snapshot, through its API (its CLI hashes by
+    // files): shards of the same size; the snapshot's files are links into blobs/.
+    let snapshot_dir = folder(&mirror).join("snapshots").join(COMMIT);
+    let script = format!(
+        "from model_signing import verifying, hashing\n\
+         v = verifying.Config().use_elliptic_key_verifier(public_key={:?})\n\
+         v.set_hashing_config(hashing.Config().use_shard_serialization(shard_size={}, allow_symlinks=True).set_ignored_paths(paths=['model.sig']))\n\
+         v.verify({:?}, {:?})\nprint('verified')\n",
+        signer_pub.display().to_string(),
+        1 << 20,
+        snapshot_dir.display().to_string(),
+        snapshot_dir.join("model.sig").display().to_string(),
+    );
+    assert!(python(&tools, &script, &[]).contains("verified"));
+
+    // Re-signed by the trusted exporter key: shard digests that are not the bytes' are refused,
+    // whether the listing and the entry agree on them (checked against the bytes as they stream)
+    // or not (checked against each other); the mirror is unchanged.
+    // Under a policy that names no model signer, so the bytes' own check is what refuses;
+    // into a new mirror (the same channel and sequence again would be refused as a fork).
+    let op = airlock::sign::SecretKey::load(&key).unwrap();
+    let policy = self::policy(root, &public, "");
+    for (what, entry_too, expect) in [
+        ("both", true, "upstream sha256-shards digest does not match"),
+        ("the listing only", false, "shard digests are not the ones its listing states"),
+    ] {
+        use airlock::ecosystem::huggingface::listing::Listing;
+        let mut manifest = parts.manifest.clone();
+        let head = manifest.entries.iter_mut().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
+        let evidence = head.evidence.iter_mut().find(|v| v.kind == "hf-files").unwrap();
+        let mut listing = Listing::parse(&evidence.data).unwrap();
+        let file = listing.files.iter_mut().find(|f| f.path == "model.safetensors").unwrap();
+        let listed = file.shards.as_mut().unwrap();
+        listed.sha256[2] = "0".repeat(64);
+        let forged = listed.digest();
+        evidence.data = listing.to_bytes();
+        if entry_too {
+            let big = manifest.entries.iter_mut().find(|e| e.path.as_str().ends_with("/model.safetensors")).unwrap();
+            big.digests.insert("sha256-shards".into(), airlock::manifest::Digest(forged));
+        }
+        let path = root.join("forged.airlock");
+        fs::write(&path, common::hostile::rebuild(&manifest, &parts.blobs, &[&op], &[&op])).unwrap();
+        let fresh = root.join(format!("fresh-{entry_too}"));
+        let out = import(&path, &policy, &fresh);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(one_line(&out.stderr).contains(expect), "{what}: {}", one_line(&out.stderr));
+        assert!(!fresh.join("huggingface").exists(), "{what}: something was published");
+    }
 }

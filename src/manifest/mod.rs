@@ -352,6 +352,32 @@ pub fn valid_channel(channel: &str) -> bool {
 /// then the bytes, as `git hash-object` computes it: not the file's SHA-1.
 pub const DIGEST_ALGORITHMS: [(&str, usize); 4] = [("sha1", 20), ("sha256", 32), ("sha512", 64), ("git-sha1", 20)];
 
+/// The SHA-256 of each shard of a file cut every N bytes, the last shard
+/// what is left (model-signing's `shards` method): N as 8 bytes big-endian,
+/// then the shards' digests in order. Only for a file of more than one shard.
+pub const SHA256_SHARDS: &str = "sha256-shards";
+/// Smallest shard size carried (so the digest of a file within the manifest's cap stays small).
+pub const MIN_SHARD: u64 = 1 << 20;
+
+/// The shard size and shard digests of a [`SHA256_SHARDS`] digest.
+#[must_use]
+pub fn shards_of(digest: &[u8]) -> Option<(u64, std::slice::ChunksExact<'_, u8>)> {
+    let (size, digests) = digest.split_first_chunk::<8>()?;
+    Some((u64::from_be_bytes(*size), digests.chunks_exact(32)))
+}
+
+/// A [`SHA256_SHARDS`] digest is well formed for a file of `size` bytes.
+fn check_shards(digest: &[u8], size: u64) -> Result<(), String> {
+    let Some((shard, digests)) = shards_of(digest) else { return Err("its sha256-shards digest is empty".into()) };
+    if shard < MIN_SHARD || !digests.remainder().is_empty() || size <= shard {
+        return Err(format!("its sha256-shards digest is malformed (shards of {shard} bytes over {size})"));
+    }
+    if digests.len() as u64 != size.div_ceil(shard) {
+        return Err(format!("its sha256-shards digest has {} shards, not {}", digests.len(), size.div_ceil(shard)));
+    }
+    Ok(())
+}
+
 impl Manifest {
     /// A manifest of `channel` that lists nothing (never signed or written:
     /// what a mirror merges to publish its own entries again).
@@ -516,6 +542,10 @@ impl Manifest {
             }
             used.insert(entry.blob);
             for (algorithm, digest) in &entry.digests {
+                if algorithm == SHA256_SHARDS {
+                    check_shards(&digest.0, entry.size).map_err(|m| format!("entry {}: {m}", entry.name))?;
+                    continue;
+                }
                 match DIGEST_ALGORITHMS.iter().find(|(name, _)| name == algorithm) {
                     Some((_, len)) if *len == digest.0.len() => {}
                     Some(_) => return Err(format!("entry {}: {algorithm} digest has the wrong length", entry.name)),
@@ -809,6 +839,22 @@ pub(crate) mod tests {
         let mut m = sample();
         m.entries[0].digests.insert("md5".into(), Digest(vec![0; 16]));
         assert!(m.check().unwrap_err().contains("unknown digest"));
+
+        // Shard digests: a shard size under the file's and the number of shards it makes.
+        let size = sample().entries[0].size;
+        let shards = |shard: u64, count: usize| {
+            let mut d = shard.to_be_bytes().to_vec();
+            d.extend(vec![7; 32 * count]);
+            let mut m = sample();
+            m.entries[0].size = size.max(3 << 20);
+            m.blobs.iter_mut().for_each(|b| b.size = size.max(3 << 20));
+            m.entries[0].digests.insert(SHA256_SHARDS.into(), Digest(d));
+            m.check()
+        };
+        assert!(shards(1 << 20, 3).is_ok(), "{:?}", shards(1 << 20, 3));
+        assert!(shards(1 << 20, 2).unwrap_err().contains("has 2 shards, not 3"));
+        assert!(shards(4096, 768).unwrap_err().contains("malformed"), "shards under 1 MiB");
+        assert!(shards(4 << 20, 1).unwrap_err().contains("malformed"), "one shard is its sha256");
 
         for sequence in [0, MAX_SEQUENCE + 1, u64::MAX] {
             let mut m = sample();

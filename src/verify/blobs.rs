@@ -217,7 +217,45 @@ pub(super) struct HashingWriter<'p, W> {
     sha512: Option<sha2::Sha512>,
     /// Seeded with git's blob header: a git blob id over the bytes that follow.
     git_sha1: Option<sha1::Sha1>,
+    shards: Option<Shards>,
     progress: &'p dyn Progress,
+}
+
+/// SHA-256 of each shard of a blob, as [`crate::manifest::SHA256_SHARDS`] lays them out.
+struct Shards {
+    size: u64,
+    /// Bytes the current shard still takes.
+    left: u64,
+    current: sha2::Sha256,
+    /// The shard size and the digests of the shards done.
+    out: Vec<u8>,
+}
+
+impl Shards {
+    fn new(size: u64) -> Self {
+        Shards { size, left: size, current: sha2::Sha256::new(), out: size.to_be_bytes().to_vec() }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let take = usize::try_from(self.left).unwrap_or(usize::MAX).min(data.len());
+            self.current.update(&data[..take]);
+            data = &data[take..];
+            self.left -= take as u64;
+            if self.left == 0 {
+                let done = std::mem::take(&mut self.current);
+                self.out.extend_from_slice(&done.finalize());
+                self.left = self.size;
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.left != self.size {
+            self.out.extend_from_slice(&self.current.finalize());
+        }
+        self.out
+    }
 }
 
 impl<'p, W: Write> HashingWriter<'p, W> {
@@ -232,6 +270,11 @@ impl<'p, W: Write> HashingWriter<'p, W> {
             sha256: wants("sha256").then(sha2::Sha256::new),
             sha512: wants("sha512").then(sha2::Sha512::new),
             git_sha1: wants("git-sha1").then(|| git_blob_hasher(size)),
+            shards: digests
+                .iter()
+                .find(|(a, _)| a == crate::manifest::SHA256_SHARDS)
+                .and_then(|(_, d)| crate::manifest::shards_of(d))
+                .map(|(shard, _)| Shards::new(shard)),
             progress,
         }
     }
@@ -255,12 +298,14 @@ impl<'p, W: Write> HashingWriter<'p, W> {
         let sha256 = self.sha256.map(|h| h.finalize().to_vec());
         let sha512 = self.sha512.map(|h| h.finalize().to_vec());
         let git_sha1 = self.git_sha1.map(|h| h.finalize().to_vec());
+        let shards = self.shards.map(Shards::finish);
         for (algorithm, expected) in digests {
             let actual = match algorithm.as_str() {
                 "sha1" => sha1.as_ref(),
                 "sha256" => sha256.as_ref(),
                 "sha512" => sha512.as_ref(),
                 "git-sha1" => git_sha1.as_ref(),
+                crate::manifest::SHA256_SHARDS => shards.as_ref(),
                 _ => None,
             };
             if actual != Some(expected) {
@@ -286,6 +331,9 @@ impl<W: Write> Write for HashingWriter<'_, W> {
             h.update(done);
         }
         if let Some(h) = &mut self.git_sha1 {
+            h.update(done);
+        }
+        if let Some(h) = &mut self.shards {
             h.update(done);
         }
         self.progress.advance(n as u64);
@@ -329,6 +377,25 @@ pub fn check_assembled(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shards_are_hashed_across_write_boundaries_the_last_one_short() {
+        use sha2::Digest as _;
+        let data: Vec<u8> = (0..2_500_000u32).map(|i| (i % 253) as u8).collect();
+        let mut shards = Shards::new(1 << 20);
+        for piece in data.chunks(333_333) {
+            shards.update(piece);
+        }
+        let mut want = (1u64 << 20).to_be_bytes().to_vec();
+        for shard in data.chunks(1 << 20) {
+            want.extend_from_slice(&sha2::Sha256::digest(shard));
+        }
+        assert_eq!(shards.finish(), want);
+        let mut exact = Shards::new(1 << 20);
+        exact.update(&data[..2 << 20]);
+        assert_eq!(exact.finish().len(), 8 + 2 * 32, "no empty shard after an exact multiple");
+    }
+
     use super::*;
     use crate::progress::Silent;
 

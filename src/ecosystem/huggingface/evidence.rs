@@ -81,9 +81,64 @@ pub fn verify(entry: &Entry, listing: &Listing, trust: &Trust<'_>, id: &str) -> 
     // Authenticated first, then read (a key's signature is checked before
     // the statement is parsed; Sigstore's verifier reads the subject itself).
     let by = signed_by(&signed, &sig.data, signers, &entry.name, trust).map_err(refuse)?;
-    let (resources, _) = signed.resources().map_err(refuse)?;
-    covers(&resources, listing).map_err(refuse)?;
-    Ok(Provenance::verified(format!("model signature by {by} verified over {} files", resources.len()), Vec::new()))
+    let (resources, _, method) = signed.resources().map_err(refuse)?;
+    let over = match method {
+        Method::Files => {
+            covers(&resources, &listed_files(listing)).map_err(refuse)?;
+            format!("{} files", resources.len())
+        }
+        Method::Shards(size) => {
+            covers(&resources, &expected_shards(listing, size).map_err(refuse)?).map_err(refuse)?;
+            format!("{} shards of {size} bytes", resources.len())
+        }
+    };
+    Ok(Provenance::verified(format!("model signature by {by} verified over {over}"), Vec::new()))
+}
+
+/// The shard size of a model signature that hashes the model in shards:
+/// what the exporter must compute for the import to check (read, not
+/// authenticated; the import authenticates it before it counts).
+#[must_use]
+pub fn shard_size(signature: &[u8]) -> Option<u64> {
+    match Signed::parse(signature).ok()?.resources().ok()? {
+        (_, _, Method::Shards(size)) => Some(size),
+        _ => None,
+    }
+}
+
+/// A statement's resources (name to SHA-256 hex), its subject's digest, and its method.
+type Resources = (BTreeMap<String, String>, Vec<u8>, Method);
+
+/// How the statement hashes the model.
+enum Method {
+    /// A resource per file.
+    Files,
+    /// A resource per shard of this many bytes (`path:start:end`); empty files are not listed.
+    Shards(u64),
+}
+
+/// What a `shards` statement must list for the carried files: each shard's
+/// name and SHA-256, from the listing (a file of one shard is its sha256;
+/// a longer one's shards were checked against its bytes, see `check_together`).
+fn expected_shards(listing: &Listing, size: u64) -> Result<BTreeMap<String, String>, String> {
+    let mut expected = BTreeMap::new();
+    for f in listing.files.iter().filter(|f| !format_ignores(&f.path) && f.size > 0) {
+        if f.size <= size {
+            expected.insert(format!("{}:0:{}", f.path, f.size), f.sha256.clone());
+            continue;
+        }
+        let Some(shards) = f.shards.as_ref().filter(|s| s.size == size) else {
+            return Err(format!(
+                "{} is carried without the digests of its shards of {size} bytes, which its model signature lists; export it again with this version of airlock",
+                f.path
+            ));
+        };
+        for (k, digest) in shards.sha256.iter().enumerate() {
+            let start = k as u64 * size;
+            expected.insert(format!("{}:{start}:{}", f.path, (start + size).min(f.size)), digest.clone());
+        }
+    }
+    Ok(expected)
 }
 
 /// Who of the signers governing `name` made the signature (as the report
@@ -125,7 +180,7 @@ fn signed_by(
             "[[huggingface.signers]] names a keyless identity for it, but the policy pins no [sigstore] trusted-root to check it with; add one".into(),
         );
     };
-    let (_, subject) = signed.resources()?;
+    let (_, subject, _) = signed.resources()?;
     let (san, issuer) = keyless_signer(root, raw, &subject)?;
     if identities.iter().any(|s| s.identity == san && s.issuer == issuer) {
         return Ok(format!("{san} (issuer {issuer}, Sigstore)"));
@@ -151,16 +206,16 @@ fn keyless_signer(root: &SigstoreRoot, raw: &[u8], subject: &[u8]) -> Result<(St
     }
 }
 
-/// The statement's resources must be exactly the carried files less what the format ignores.
-fn covers(resources: &BTreeMap<String, String>, listing: &Listing) -> Result<(), String> {
-    let carried: BTreeMap<&str, &str> = listing
-        .files
-        .iter()
-        .filter(|f| !format_ignores(&f.path))
-        .map(|f| (f.path.as_str(), f.sha256.as_str()))
-        .collect();
-    for (path, sha) in &carried {
-        match resources.get(*path) {
+/// What a `files` statement must list: the carried files, less what the format ignores.
+fn listed_files(listing: &Listing) -> BTreeMap<String, String> {
+    listing.files.iter().filter(|f| !format_ignores(&f.path)).map(|f| (f.path.clone(), f.sha256.clone())).collect()
+}
+
+/// The statement's resources must be exactly what the bundle carries (the
+/// files, or their shards), with the same SHA-256 each.
+fn covers(resources: &BTreeMap<String, String>, carried: &BTreeMap<String, String>) -> Result<(), String> {
+    for (path, sha) in carried {
+        match resources.get(path) {
             None => return Err(format!("its model signature does not list {path}, which the bundle carries")),
             Some(signed) if signed != sha => {
                 return Err(format!("{path} is not the file its model signature lists (sha256 differs)"));
@@ -247,6 +302,8 @@ struct Predicate {
 #[derive(Deserialize)]
 struct Serialization {
     method: String,
+    /// The `shards` method's (a JSON number, written as a float).
+    shard_size: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -311,20 +368,36 @@ impl Signed {
 
     /// The statement's resources (path to SHA-256 hex) and its subject's
     /// digest, after its own consistency checks.
-    fn resources(&self) -> Result<(BTreeMap<String, String>, Vec<u8>), String> {
+    fn resources(&self) -> Result<Resources, String> {
         let statement: Statement = serde_json::from_slice(&self.payload)
             .map_err(|_| format!("its model signature's statement is not a {PREDICATE_TYPE} in-toto statement"))?;
         if statement.kind != STATEMENT_TYPE || statement.predicate_type != PREDICATE_TYPE {
             return Err(format!("its model signature is not a {PREDICATE_TYPE} in-toto statement"));
         }
-        if statement.predicate.serialization.method != "files" {
-            return Err("its model signature hashes the model by shards; airlock checks the files method".into());
-        }
+        let serialization = &statement.predicate.serialization;
+        // model-signing writes the shard size as a JSON float (1048576.0).
+        let shard_size = serialization.shard_size.filter(|s| s.fract() == 0.0 && *s >= 0.0 && *s < 2f64.powi(53));
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let shard_size = shard_size.map(|s| s as u64);
+        let method = match (serialization.method.as_str(), shard_size) {
+            ("files", _) => Method::Files,
+            ("shards", Some(size)) if size >= crate::manifest::MIN_SHARD => Method::Shards(size),
+            ("shards", size) => {
+                return Err(format!(
+                    "its model signature hashes the model in shards of {size:?} bytes; airlock checks shards of 1 MiB or more"
+                ));
+            }
+            (other, _) => return Err(format!("its model signature hashes the model by the unknown method {other:?}")),
+        };
         let mut root = sha2::Sha256::new();
         let mut resources = BTreeMap::new();
         for r in &statement.predicate.resources {
-            if r.algorithm != "sha256" {
-                return Err(format!("its model signature hashes {} with {}, not sha256", r.name, r.algorithm));
+            let algorithm = match method {
+                Method::Files => "sha256".to_owned(),
+                Method::Shards(size) => format!("sha256-sharded-{size}"),
+            };
+            if r.algorithm != algorithm {
+                return Err(format!("its model signature hashes {} with {}, not {algorithm}", r.name, r.algorithm));
             }
             let bytes =
                 hex::decode(&r.digest).map_err(|_| format!("its model signature's digest of {} is not hex", r.name))?;
@@ -342,7 +415,7 @@ impl Signed {
                 "its model signature's statement is inconsistent (its subject is not its resources' digest)".into()
             );
         }
-        Ok((resources, root))
+        Ok((resources, root, method))
     }
 }
 

@@ -39,6 +39,30 @@ pub struct File {
     /// Its SHA-256 (for an LFS file, the LFS object id).
     pub sha256: String,
     pub lfs: bool,
+    /// A file the model signature hashes in more than one shard: the
+    /// SHA-256 of each (the entry's `sha256-shards` digest, as hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Shards>,
+}
+
+/// The shards of one file: cut every `size` bytes, the last what is left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shards {
+    pub size: u64,
+    pub sha256: Vec<String>,
+}
+
+impl Shards {
+    /// The `sha256-shards` digest these are (see `manifest::SHA256_SHARDS`).
+    #[must_use]
+    pub fn digest(&self) -> Vec<u8> {
+        let mut out = self.size.to_be_bytes().to_vec();
+        for shard in &self.sha256 {
+            out.extend(hex::decode(shard).unwrap_or_default());
+        }
+        out
+    }
 }
 
 impl File {
@@ -59,7 +83,10 @@ impl Listing {
         let listing: Listing =
             serde_json::from_slice(data).map_err(|e| format!("its hf-files listing does not parse ({e})"))?;
         for f in &listing.files {
-            if !hex_of(&f.oid, 40) || !hex_of(&f.sha256, 64) {
+            let shards_ok = f.shards.as_ref().is_none_or(|s| {
+                s.size > 0 && s.sha256.len() as u64 == f.size.div_ceil(s.size) && s.sha256.iter().all(|d| hex_of(d, 64))
+            });
+            if !hex_of(&f.oid, 40) || !hex_of(&f.sha256, 64) || !shards_ok {
                 return Err(format!("its hf-files listing gives {} a malformed digest", f.path));
             }
         }
@@ -136,8 +163,22 @@ mod tests {
             commit: "a".repeat(40),
             revision: Some("main".into()),
             files: vec![
-                File { path: "w.safetensors".into(), size: 3, oid: "b".repeat(40), sha256: "c".repeat(64), lfs: true },
-                File { path: "config.json".into(), size: 2, oid: "d".repeat(40), sha256: "e".repeat(64), lfs: false },
+                File {
+                    path: "w.safetensors".into(),
+                    size: 3,
+                    oid: "b".repeat(40),
+                    sha256: "c".repeat(64),
+                    lfs: true,
+                    shards: None,
+                },
+                File {
+                    path: "config.json".into(),
+                    size: 2,
+                    oid: "d".repeat(40),
+                    sha256: "e".repeat(64),
+                    lfs: false,
+                    shards: None,
+                },
             ],
         };
         let parsed = Listing::parse(&listing.to_bytes()).unwrap();

@@ -347,6 +347,11 @@ impl Ecosystem for Huggingface {
                 if f.size != entry.size || f.sha256 != sha {
                     return Err(format!("{id}: {file} is not the size and sha256 its listing states"));
                 }
+                // Shard digests the listing states are checked against the bytes as the entry's own.
+                let shards = entry.digests.get(crate::manifest::SHA256_SHARDS).map(|d| d.0.clone());
+                if shards != f.shards.as_ref().map(listing::Shards::digest) {
+                    return Err(format!("{id}: {file}'s shard digests are not the ones its listing states"));
+                }
                 // The git blob id the listing (and so the cache's etag and tree) gives a file outside
                 // LFS is the one its bytes were checked against.
                 let git_sha1 = entry.digests.get("git-sha1").map(|d| hex::encode(&d.0));
@@ -472,7 +477,7 @@ mod tests {
             evidence: Vec::new(),
             missing: Vec::new(),
         };
-        (entry, listing::File { path: path.into(), size: data.len() as u64, oid, sha256: sha, lfs })
+        (entry, listing::File { path: path.into(), size: data.len() as u64, oid, sha256: sha, lfs, shards: None })
     }
 
     fn snapshot_of(files: &[(&str, &[u8], bool)]) -> Vec<Entry> {

@@ -148,6 +148,12 @@ impl Pinned for Plan<'_> {
             }
             let mut files = parallel(&carried, ctx.jobs, |f| self.file(ctx, wanted, &commit, f, &id))?;
             files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+            let (signature, looked) = self.signature(ctx, wanted, &commit, &tree, &id)?;
+            if let Some(size) = signature.as_deref().and_then(super::evidence::shard_size) {
+                for (file, artifact) in files.iter_mut().filter(|(f, _)| f.size > size) {
+                    shard(file, artifact, size)?;
+                }
+            }
             let revision = (!is_commit(&wanted.revision)).then(|| wanted.revision.clone());
             let listing = Listing {
                 repo: wanted.repo.entry_name(),
@@ -162,7 +168,7 @@ impl Pinned for Plan<'_> {
                 artifact.entry.attributes.insert("etag".into(), file.etag());
                 if i == 0 {
                     carry_needed(&mut artifact.entry, "hf-files", listing.to_bytes(), &id)?;
-                    self.signature(ctx, &mut artifact.entry, wanted, &commit, &tree, &id)?;
+                    carry(&mut artifact.entry, "model-signature", signature.clone(), &looked);
                 }
                 artifacts.push(artifact);
             }
@@ -320,36 +326,72 @@ impl Plan<'_> {
             e.digests.insert("git-sha1".to_owned(), crate::manifest::Digest(oid));
         }
         e.source = Some(url);
-        let file =
-            listing::File { path: f.path.clone(), size: f.size, oid: f.oid.clone(), sha256, lfs: f.lfs.is_some() };
+        let file = listing::File {
+            path: f.path.clone(),
+            size: f.size,
+            oid: f.oid.clone(),
+            sha256,
+            lfs: f.lfs.is_some(),
+            shards: None,
+        };
         Ok((file, Artifact { entry: e, source: cached.path }))
     }
 
-    /// model.sig, when the repository has one, or where it was looked for.
+    /// model.sig, when the repository has one, and where it was looked for.
     fn signature(
         &self,
         ctx: &FetchContext<'_>,
-        e: &mut crate::manifest::Entry,
         wanted: &Wanted,
         commit: &str,
         tree: &[TreeFile],
         id: &str,
-    ) -> Result<()> {
+    ) -> Result<(Option<Vec<u8>>, String)> {
         let url = self.resolve_url(&wanted.repo, commit, SIGNATURE_FILE);
         if !tree.iter().any(|f| f.path == SIGNATURE_FILE) {
-            carry(e, "model-signature", None, &url);
-            return Ok(());
+            return Ok((None, url));
         }
         let page = self
             .page(ctx, &url, MAX_SIGNATURE + 1)?
             .ok_or_else(|| Error::Usage(format!("{id}: its tree lists {SIGNATURE_FILE}, but {url} is missing")))?;
         if page.body.len() as u64 > MAX_SIGNATURE {
-            carry(e, "model-signature", None, &format!("{url}, which is over {MAX_SIGNATURE} bytes"));
-            return Ok(());
+            return Ok((None, format!("{url}, which is over {MAX_SIGNATURE} bytes")));
         }
-        carry(e, "model-signature", Some(page.body), &url);
-        Ok(())
+        Ok((Some(page.body), url))
     }
+}
+
+/// The SHA-256 of each `size`-byte shard of a downloaded file, for a model
+/// signature that hashes it so (model-signing's `shards` method): into the
+/// listing, and into the entry as its `sha256-shards` digest, which the
+/// import checks against the bytes as they stream.
+fn shard(file: &mut listing::File, artifact: &mut Artifact, size: u64) -> Result<()> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let path = &artifact.source;
+    let mut input = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut digests = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let mut hasher = sha2::Sha256::new();
+        let mut shard = (&mut input).take(size);
+        let mut read = 0u64;
+        loop {
+            let n = shard.read(&mut buf).map_err(|e| Error::io(path, e))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        if read == 0 {
+            break;
+        }
+        digests.push(hex::encode(hasher.finalize()));
+    }
+    let shards = listing::Shards { size, sha256: digests };
+    artifact.entry.digests.insert(crate::manifest::SHA256_SHARDS.to_owned(), crate::manifest::Digest(shards.digest()));
+    file.shards = Some(shards);
+    Ok(())
 }
 
 /// A file item of the tree API: `{"type":"file","oid":..,"size":..,"path":..,"lfs":{"oid":..,"size":..}}`.
