@@ -104,10 +104,9 @@ fn referrers(entry: &Entry) -> Result<Option<String>, String> {
             return Err(format!("{what} does not name this image ({digest}) as its subject"));
         }
         all_carried(entry, &manifest, "oci-referrer-blob", &what)?;
-        let described = super::layout::referrer_descriptor("", "", &referrer.data);
-        kinds.push(
-            crate::escape::one_line(described["artifactType"].as_str().unwrap_or("no artifact type")).to_string(),
-        );
+        let value: Value = serde_json::from_slice(&referrer.data).unwrap_or(Value::Null);
+        let artifact_type = super::layout::artifact_type(&value).and_then(Value::as_str);
+        kinds.push(crate::escape::one_line(artifact_type.unwrap_or("no artifact type")).to_string());
     }
     if kinds.is_empty() {
         return Ok(None);

@@ -222,11 +222,7 @@ pub fn subject_hex(doc: &[u8]) -> Option<String> {
 #[must_use]
 pub fn referrer_descriptor(hex: &str, media: &str, doc: &[u8]) -> Value {
     let value: Value = serde_json::from_slice(doc).unwrap_or(Value::Null);
-    let artifact_type = value
-        .get("artifactType")
-        .or_else(|| value.get("config").and_then(|c| c.get("mediaType")))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let artifact_type = artifact_type(&value).cloned().unwrap_or(Value::Null);
     let mut d = serde_json::json!({
         "mediaType": media, "digest": format!("sha256:{hex}"), "size": doc.len(), "artifactType": artifact_type,
     });
@@ -234,6 +230,12 @@ pub fn referrer_descriptor(hex: &str, media: &str, doc: &[u8]) -> Value {
         d["annotations"] = annotations.clone();
     }
     d
+}
+
+/// A manifest's artifact type: its own `artifactType`, or its config's media type.
+#[must_use]
+pub fn artifact_type(manifest: &Value) -> Option<&Value> {
+    manifest.get("artifactType").or_else(|| manifest.get("config").and_then(|c| c.get("mediaType")))
 }
 
 /// The tags of cosign's tag scheme that point at `hex`'s evidence.

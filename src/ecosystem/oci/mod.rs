@@ -216,17 +216,10 @@ fn paths_of(entry: &Entry) -> Vec<String> {
 /// referrers API (and a client falling back to the tag) reads. Generated
 /// from the entry, so the same referrers make the same bytes.
 fn referrers_index(entry: &Entry) -> Option<Vec<u8>> {
-    let mut referrers: Vec<(String, &[u8])> = entry
-        .evidence
-        .iter()
-        .filter(|e| e.kind == "oci-referrer")
-        .map(|e| (sha256_hex(&e.data), e.data.as_slice()))
-        .collect();
+    let referrers = referrers_of(entry);
     if referrers.is_empty() {
         return None;
     }
-    referrers.sort_unstable();
-    referrers.dedup();
     let manifests: Vec<Value> = referrers
         .iter()
         .map(|(hex, doc)| layout::referrer_descriptor(hex, &media_type(doc).unwrap_or_default(), doc))
@@ -345,6 +338,19 @@ fn check_blobs_listed(entries: &[&Entry]) -> Result<(), String> {
     }
 }
 
+/// An image's carried OCI 1.1 referrers, (hex, bytes), in digest order, each once.
+fn referrers_of(entry: &Entry) -> Vec<(String, &[u8])> {
+    let mut referrers: Vec<(String, &[u8])> = entry
+        .evidence
+        .iter()
+        .filter(|e| e.kind == "oci-referrer")
+        .map(|e| (sha256_hex(&e.data), e.data.as_slice()))
+        .collect();
+    referrers.sort_unstable();
+    referrers.dedup();
+    referrers
+}
+
 /// `index.json`: a descriptor for each tag of each image (and for an image
 /// without tags, its digest), one for each signature, attestation and SBOM
 /// manifest by cosign's tags, one for each OCI 1.1 referrer by its digest,
@@ -370,13 +376,8 @@ fn layout_index(all: &[&Entry]) -> Vec<u8> {
                 manifests.push(descriptor(&media, &sha256_hex(&doc.data), doc.data.len() as u64, &name));
             }
         }
-        let mut referrers: Vec<&[u8]> =
-            image.evidence.iter().filter(|e| e.kind == "oci-referrer").map(|e| e.data.as_slice()).collect();
-        referrers.sort_unstable_by_key(|doc| sha256_hex(doc));
-        referrers.dedup();
-        for doc in referrers {
+        for (referrer, doc) in referrers_of(image) {
             let media = media_type(doc).unwrap_or_default();
-            let referrer = sha256_hex(doc);
             let name = format!("{}@sha256:{referrer}", image.name);
             manifests.push(descriptor(&media, &referrer, doc.len() as u64, &name));
         }

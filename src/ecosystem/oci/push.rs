@@ -192,13 +192,10 @@ impl Pusher<'_, '_> {
             n.tag.as_ref().is_some_and(|t| scheme.contains(t) || t.starts_with("sha256-"))
                 || reachable.manifests.get(&n.hex).is_some_and(|(_, doc)| super::layout::subject_hex(doc).is_some())
         });
+        // Every config and layer first, then the manifests that list them.
+        let blobs: Vec<(String, u64)> = reachable.blobs.iter().map(|(hex, size)| (hex.clone(), *size)).collect();
+        self.blobs(target, &blobs)?;
         let mut pushed: BTreeSet<String> = BTreeSet::new();
-        let mut blobs = BTreeMap::new();
-        for named in &names {
-            Self::blobs_under(&reachable, &named.hex, &mut blobs);
-        }
-        self.blobs(target, &blobs.into_iter().collect::<Vec<_>>())?;
-        pushed.extend(self.uploaded.keys().cloned());
         for named in names {
             self.manifest_tree(&reachable, target, &named.hex, &mut pushed)?;
             if let Some(tag) = &named.tag {
@@ -243,11 +240,10 @@ impl Pusher<'_, '_> {
         } else {
             let manifest = super::parse_manifest(doc)
                 .map_err(|m| Error::Usage(format!("{}: {m}", self.blob_path(hex).display())))?;
+            // Its blobs went first (they are the repository's reachable ones); one
+            // without a sha256 is not something airlock wrote.
             for d in super::blobs_of(&manifest) {
-                let blob = d.as_digest_sha256().ok_or_else(|| changed(&self.blob_path(hex)))?;
-                if pushed.insert(blob.to_owned()) {
-                    self.blobs(target, &[(blob.to_owned(), d.size())])?;
-                }
+                d.as_digest_sha256().ok_or_else(|| changed(&self.blob_path(hex)))?;
             }
         }
         match self.put_manifest(target, &format!("sha256:{hex}"), hex, media, doc) {
@@ -262,26 +258,6 @@ impl Pusher<'_, '_> {
         }
         pushed.insert(hex.to_owned());
         Ok(())
-    }
-
-    /// The configs and layers of manifest `hex` and of the manifests it
-    /// lists that the layout holds (what is unreadable is left for
-    /// [`Self::manifest_tree`] to name).
-    fn blobs_under(reachable: &Reachable, hex: &str, out: &mut BTreeMap<String, u64>) {
-        let Some((media, doc)) = reachable.manifests.get(hex) else { return };
-        if INDEX_TYPES.contains(&media.as_str()) {
-            for child in parse_index(doc).iter().flat_map(oci_spec::image::ImageIndex::manifests) {
-                if let Some(child) = child.as_digest_sha256() {
-                    Self::blobs_under(reachable, child, out);
-                }
-            }
-        } else if let Ok(manifest) = super::parse_manifest(doc) {
-            for d in super::blobs_of(&manifest) {
-                if let Some(blob) = d.as_digest_sha256() {
-                    out.insert(blob.to_owned(), d.size());
-                }
-            }
-        }
     }
 
     /// Sends `blobs` into `target`, [`PUSH_JOBS`] at a time: layers are

@@ -200,11 +200,23 @@ impl<'c> Registry<'_, 'c> {
     /// A small document of `repository` (a manifest, a signature's blob),
     /// authenticated as the registry asks; `None` on 404.
     fn document(&self, repository: &str, url: &str, accept: &str, cap: u64) -> Result<Option<Vec<u8>>> {
+        self.document_or_none(repository, url, accept, cap, &[404, 410])
+    }
+
+    /// [`Self::document`], `None` on any status of `none`.
+    fn document_or_none(
+        &self,
+        repository: &str,
+        url: &str,
+        accept: &str,
+        cap: u64,
+        none: &[u16],
+    ) -> Result<Option<Vec<u8>>> {
         let (session, path) = self.session(repository)?;
         let reply = session.send(path, Access::Pull, "GET", url, &[("Accept", accept.to_owned())], &Payload::Empty)?;
         match reply.status {
             200 => {}
-            404 | 410 => return Ok(None),
+            status if none.contains(&status) => return Ok(None),
             other => return Err(session.unreachable(url, &HttpError::Status(other))),
         }
         let mut out = Vec::new();
@@ -359,11 +371,26 @@ impl<'c> Registry<'_, 'c> {
             carry(e, kind, None, &looked);
             return Ok(());
         };
+        self.carry_with_blobs(e, repository, (kind, "cosign-blob"), doc, &url, id)
+    }
+
+    /// Carries evidence manifest `doc` (from `url`) as `kinds.0` with its
+    /// blobs as `kinds.1`, or, when its blobs are too large to carry, where
+    /// it was and why not.
+    fn carry_with_blobs(
+        &self,
+        e: &mut crate::manifest::Entry,
+        repository: &str,
+        (kind, blob_kind): (&str, &str),
+        doc: Vec<u8>,
+        url: &str,
+        id: &str,
+    ) -> Result<()> {
         match self.evidence_blobs(repository, &doc, id, kind)? {
             Ok(blobs) => {
-                carry(e, kind, Some(doc), &url);
+                carry(e, kind, Some(doc), url);
                 for blob in blobs {
-                    carry(e, "cosign-blob", Some(blob), &url);
+                    carry(e, blob_kind, Some(blob), url);
                 }
             }
             Err(why) => carry(e, kind, None, &format!("{url} ({why})")),
@@ -401,7 +428,7 @@ impl<'c> Registry<'_, 'c> {
                 listed.len()
             )));
         }
-        let before = e.evidence.len() + e.missing.len();
+        let mut looked_at_one = false;
         for d in &listed {
             let Some(referrer) = d.as_digest_sha256() else { continue };
             let url = format!("{}/manifests/sha256:{referrer}", self.base(repository));
@@ -420,17 +447,10 @@ impl<'c> Registry<'_, 'c> {
                 }
                 Some(_) => {}
             }
-            match self.evidence_blobs(repository, &doc, id, "oci-referrer")? {
-                Ok(blobs) => {
-                    carry(e, "oci-referrer", Some(doc), &url);
-                    for blob in blobs {
-                        carry(e, "oci-referrer-blob", Some(blob), &url);
-                    }
-                }
-                Err(why) => carry(e, "oci-referrer", None, &format!("{url} ({why})")),
-            }
+            self.carry_with_blobs(e, repository, ("oci-referrer", "oci-referrer-blob"), doc, &url, id)?;
+            looked_at_one = true;
         }
-        if e.evidence.len() + e.missing.len() == before {
+        if !looked_at_one {
             carry(e, "oci-referrer", None, &looked);
         }
         Ok(())
@@ -439,24 +459,7 @@ impl<'c> Registry<'_, 'c> {
     /// The referrers API's index for an image, or `None` where the
     /// registry has no such API (the spec's fallback is then the tag).
     fn referrers_api(&self, repository: &str, url: &str) -> Result<Option<Vec<u8>>> {
-        let (session, path) = self.session(repository)?;
-        let headers = [("Accept", INDEX_TYPES[0].to_owned())];
-        let reply = session.send(path, Access::Pull, "GET", url, &headers, &Payload::Empty)?;
-        match reply.status {
-            200 => {}
-            400 | 404 | 405 | 501 => return Ok(None),
-            other => return Err(session.unreachable(url, &HttpError::Status(other))),
-        }
-        let mut out = Vec::new();
-        reply
-            .body
-            .take(MAX_MANIFEST + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| session.unreachable(url, &HttpError::Transport(e.to_string())))?;
-        if out.len() as u64 > MAX_MANIFEST {
-            return Err(Error::Usage(format!("{url}: the registry sent more than {MAX_MANIFEST} bytes of referrers")));
-        }
-        Ok(Some(out))
+        self.document_or_none(repository, url, INDEX_TYPES[0], MAX_MANIFEST, &[400, 404, 405, 501])
     }
 
     /// The config and layers of an evidence manifest (a signature, an
