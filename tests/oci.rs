@@ -417,6 +417,15 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     let stranger = SigningKey::from_slice(&[0x17; 32]).unwrap();
     let unpinned = forged(&stranger, &tool_hex);
     refuse("a signature by an unpinned key", &|m, _| unpinned(m), "no cosign signature it carries verifies");
+    // An image tagged with the name of another image's signature, to stand in for it.
+    let amd_hex = sha(&amd_manifest);
+    refuse(
+        "an image tagged as another's .sig",
+        &|m, _| {
+            m.entries[tool_index].attributes.insert("tags".into(), format!("1.0 sha256-{amd_hex}.sig"));
+        },
+        "is a tag of cosign's and the referrers' tag schemes",
+    );
     // Attestations: one about another image, one by a key nobody pinned.
     let forged_att = |key: &SigningKey, digest: &str| {
         let scratch = Layout::new(root.join("scratch-att"));

@@ -453,6 +453,15 @@ fn component_ok(component: &str) -> bool {
 
 /// A tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub fn check_tag(tag: &str) -> Result<(), String> {
+    // The names the layout gives an image's evidence (cosign's `.sig`, `.att`,
+    // `.sbom` and the referrers' fallback index): an image tagged so would
+    // stand in for another image's evidence in index.json and in `push`.
+    let scheme = tag.strip_prefix("sha256-").map(|rest| rest.split_once('.').map_or(rest, |(hex, _)| hex));
+    if scheme.is_some_and(layout::is_hex) {
+        return Err(format!(
+            "{tag:?} is a tag of cosign's and the referrers' tag schemes (sha256-<digest>[.sig|.att|.sbom]), which name an image's evidence, not an image"
+        ));
+    }
     let first_ok = tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_');
     if first_ok && tag.len() <= 128 && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
         Ok(())
@@ -505,8 +514,10 @@ mod tests {
             assert!(check_repository(bad).is_err(), "{bad:?}");
         }
         assert!(check_tag("v1.0_rc-1").is_ok());
-        for bad in ["", ".x", "-x", "a/b", "a:b", &"a".repeat(129)] {
+        let scheme = format!("sha256-{}", "a".repeat(64));
+        for bad in ["", ".x", "-x", "a/b", "a:b", &"a".repeat(129), &scheme, &format!("{scheme}.sig")] {
             assert!(check_tag(bad).is_err(), "{bad:?}");
         }
+        assert!(check_tag("sha256-not-a-digest").is_ok());
     }
 }
