@@ -112,6 +112,23 @@ fn main() -> Result<(), Box<dyn Error>> {
     ] {
         fs::copy(lockfiles.join(file), seeds(target)?.join(file))?;
     }
+    // Sigstore bundles as the registries serve them: npm provenance (v0.1,
+    // an intoto entry), npm's attestations documents (each holding two),
+    // PEP 740 and a model signature (v0.3).
+    let upstream = root.join("fixtures/registry/upstream");
+    fs::copy(
+        upstream.join("npm-sigstore-1.3.0-provenance.sigstore.json"),
+        seeds("sigstore_bundle")?.join("npm-provenance"),
+    )?;
+    let attestations: serde_json::Value =
+        serde_json::from_slice(&fs::read(upstream.join("attestations-sigstore-1.0.0.json"))?)?;
+    for (n, attestation) in attestations["attestations"].as_array().into_iter().flatten().enumerate() {
+        fs::write(seeds("sigstore_bundle")?.join(format!("npm-attestation-{n}")), attestation["bundle"].to_string())?;
+    }
+    fs::copy(
+        root.join("fixtures/model-signing/v1.1.0-sigstore/model.sig"),
+        seeds("sigstore_bundle")?.join("model-sig"),
+    )?;
     println!("seeds written to {}", out.display());
     Ok(())
 }

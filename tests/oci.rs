@@ -32,6 +32,15 @@ fn have(tool: &str) -> bool {
     Command::new(tool).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok()
 }
 
+/// Whether docker-registry and skopeo are here; skipped visibly if not.
+fn registry_tools() -> bool {
+    let here = have("docker-registry") && have("skopeo");
+    if !here {
+        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+    }
+    here
+}
+
 /// A `docker-registry` on a free loopback port, killed on drop.
 struct Upstream {
     child: Child,
@@ -123,6 +132,16 @@ fn tar_of(name: &str, data: &[u8]) -> Vec<u8> {
     builder.into_inner().unwrap()
 }
 
+/// A one-layer linux/amd64 image holding the file `name`, pushed to the
+/// registry `host` as `reference` (`team/tool:1.0`); its manifest.
+fn upstream_image(layout: &mut Layout, host: &str, reference: &str, name: &str, content: &[u8]) -> Vec<u8> {
+    let tag = reference.replace(['/', ':'], "-");
+    let (descriptor, manifest) = image(layout, "amd64", &[&tar_of(name, content)]);
+    layout.tag(descriptor, &tag);
+    push(layout, &tag, &format!("{host}/{reference}"));
+    manifest
+}
+
 /// An image manifest for `arch` over `layers`.
 fn image(layout: &Layout, arch: &str, layers: &[&[u8]]) -> (serde_json::Value, Vec<u8>) {
     let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", sha(l))).collect();
@@ -138,7 +157,20 @@ fn image(layout: &Layout, arch: &str, layers: &[&[u8]]) -> (serde_json::Value, V
 /// payload, signed (ECDSA P-256, DER, base64) in the layer's annotation.
 /// Returns (manifest, config, payload).
 fn cosign_sig(layout: &Layout, key: &SigningKey, repository: &str, digest: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let payload = serde_json::to_vec(&json!({
+    let payload = simple_signing(repository, digest);
+    let signature: Signature = key.sign(&payload);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+    let annotations = json!({ "dev.cosignproject.cosign/signature": encoded });
+    let (manifest, config) = one_layer_manifest(layout, SIMPLE_SIGNING, &payload, annotations);
+    (manifest, config, payload)
+}
+
+const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
+
+/// cosign's simple-signing payload for `repository@sha256:digest`.
+fn simple_signing(repository: &str, digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
         "critical": {
             "identity": { "docker-reference": repository },
             "image": { "docker-manifest-digest": format!("sha256:{digest}") },
@@ -146,23 +178,27 @@ fn cosign_sig(layout: &Layout, key: &SigningKey, repository: &str, digest: &str)
         },
         "optional": null
     }))
-    .unwrap();
-    let signature: Signature = key.sign(&payload);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes());
+    .unwrap()
+}
+
+/// A manifest as cosign writes `.sig` and `.att`: one layer of `media`
+/// holding `data` with `annotations`, and a config naming it. Stored in
+/// `layout`; returns (manifest, config).
+fn one_layer_manifest(layout: &Layout, media: &str, data: &[u8], annotations: serde_json::Value) -> (Vec<u8>, Vec<u8>) {
     let config = serde_json::to_vec(&json!({
         "architecture": "", "os": "", "config": {},
-        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha(&payload))] }
+        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha(data))] }
     }))
     .unwrap();
     let config_d = layout.blob(CONFIG, &config);
-    let mut layer = layout.blob("application/vnd.dev.cosign.simplesigning.v1+json", &payload);
-    layer["annotations"] = json!({ "dev.cosignproject.cosign/signature": encoded });
+    let mut layer = layout.blob(media, data);
+    layer["annotations"] = annotations;
     let manifest = serde_json::to_vec(
         &json!({ "schemaVersion": 2, "mediaType": MANIFEST, "config": config_d, "layers": [layer] }),
     )
     .unwrap();
     layout.blob(MANIFEST, &manifest);
-    (manifest, config, payload)
+    (manifest, config)
 }
 
 /// cosign's `.att` for the image `digest` (as `cosign attest --key`
@@ -188,19 +224,8 @@ fn cosign_att(layout: &Layout, key: &SigningKey, repository: &str, digest: &str)
         "signatures": [{ "keyid": "", "sig": b64.encode(signature.to_der().as_bytes()) }]
     }))
     .unwrap();
-    let config = serde_json::to_vec(&json!({
-        "architecture": "", "os": "", "config": {},
-        "rootfs": { "type": "layers", "diff_ids": [format!("sha256:{}", sha(&envelope))] }
-    }))
-    .unwrap();
-    let config_d = layout.blob(CONFIG, &config);
-    let mut layer = layout.blob("application/vnd.dsse.envelope.v1+json", &envelope);
-    layer["annotations"] = json!({ "predicateType": "https://slsa.dev/provenance/v0.2" });
-    let manifest = serde_json::to_vec(
-        &json!({ "schemaVersion": 2, "mediaType": MANIFEST, "config": config_d, "layers": [layer] }),
-    )
-    .unwrap();
-    layout.blob(MANIFEST, &manifest);
+    let annotations = json!({ "predicateType": "https://slsa.dev/provenance/v0.2" });
+    let (manifest, config) = one_layer_manifest(layout, DSSE, &envelope, annotations);
     (manifest, config, envelope)
 }
 
@@ -230,22 +255,28 @@ fn push(layout: &Layout, name: &str, to: &str) {
 }
 
 fn import(bundle: &Path, policy: &Path, mirror: &Path) -> std::process::Output {
-    airlock()
-        .args(["import", "--quiet"])
-        .arg(bundle)
-        .arg("--policy")
-        .arg(policy)
-        .arg("--mirror")
-        .arg(mirror)
-        .output()
-        .unwrap()
+    import_with(airlock(), "--quiet", bundle, policy, mirror)
+}
+
+/// `airlock import --json` run by `command` (the binary, or the binary with no network).
+fn import_json(command: assert_cmd::Command, bundle: &Path, policy: &Path, mirror: &Path) -> std::process::Output {
+    import_with(command, "--json", bundle, policy, mirror)
+}
+
+fn import_with(
+    mut command: assert_cmd::Command,
+    how: &str,
+    bundle: &Path,
+    policy: &Path,
+    mirror: &Path,
+) -> std::process::Output {
+    command.args(["import", how]).arg(bundle).arg("--policy").arg(policy).arg("--mirror").arg(mirror).output().unwrap()
 }
 
 #[test]
 #[allow(clippy::too_many_lines)]
 fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
-    if !have("docker-registry") || !have("skopeo") {
-        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+    if !registry_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -447,7 +478,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     refuse(
         "an attestation by an unpinned key",
         &|m, _| att_by_stranger(m),
-        "a cosign attestation it carries does not verify with a key [[oci.signers]] pins",
+        "a cosign attestation it carries does not verify with a signer [[oci.signers]] pins",
     );
     refuse(
         "a hostile repository name",
@@ -483,8 +514,7 @@ struct Carried {
 /// (or with `--oci-all-platforms`) and imported into a mirror; `None`
 /// (skipped) without docker-registry and skopeo.
 fn carried(root: &Path, all_platforms: bool) -> Option<Carried> {
-    if !have("docker-registry") || !have("skopeo") {
-        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+    if !registry_tools() {
         return None;
     }
     let upstream = start_registry(root);
@@ -918,6 +948,9 @@ fn percent_decoded(text: &str) -> String {
 /// (ES256, the signing certificate in `x5c`) granting what each `scope`
 /// asks, for `alice` with [`PASSWORD`] only. Returns its realm URL; it
 /// runs until the test process ends. `issued` counts the tokens.
+/// The refresh token the loopback token service takes for an identity token.
+const IDENTITY_TOKEN: &str = "refresh-token-for-alice";
+
 fn token_service(dir: &Path, issued: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> (String, PathBuf) {
     use p256::pkcs8::EncodePrivateKey as _;
     let key = SigningKey::from_slice(&[0x23; 32]).unwrap();
@@ -948,20 +981,38 @@ fn token_service(dir: &Path, issued: std::sync::Arc<std::sync::atomic::AtomicUsi
             }
             let head = String::from_utf8_lossy(&head).to_string();
             let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
-            let authorized = head
-                .lines()
-                .any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == expected);
-            let reply = if authorized {
+            // GET with Basic credentials, or the OAuth2 refresh-token grant (POST, a form) for an identity token.
+            let (authorized, scopes, field) = if head.starts_with("POST ") {
+                let length = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0);
+                let mut body = vec![0u8; length];
+                let _ = std::io::Read::read_exact(&mut stream, &mut body);
+                let form: Vec<(String, String)> = String::from_utf8_lossy(&body)
+                    .split('&')
+                    .filter_map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), percent_decoded(v))))
+                    .collect();
+                let value = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+                let ok = value("grant_type") == "refresh_token" && value("refresh_token") == IDENTITY_TOKEN;
+                (ok, value("scope").split(' ').map(str::to_owned).collect::<Vec<_>>(), "access_token")
+            } else {
+                let ok = head
+                    .lines()
+                    .any(|l| l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == expected);
                 let query = target.split_once('?').map_or("", |(_, q)| q);
+                let scopes = query.split('&').filter_map(|p| p.strip_prefix("scope=")).map(percent_decoded).collect();
+                (ok, scopes, "token")
+            };
+            let reply = if authorized {
                 let mut access = Vec::new();
-                for pair in query.split('&') {
-                    if let Some(scope) = pair.strip_prefix("scope=") {
-                        let scope = percent_decoded(scope);
-                        let mut parts = scope.rsplitn(2, ':');
-                        let actions: Vec<&str> = parts.next().unwrap().split(',').collect();
-                        let name = parts.next().unwrap().strip_prefix("repository:").unwrap_or_default().to_owned();
-                        access.push(json!({ "type": "repository", "name": name, "actions": actions }));
-                    }
+                for scope in scopes.iter().filter(|s| !s.is_empty()) {
+                    let mut parts = scope.rsplitn(2, ':');
+                    let actions: Vec<&str> = parts.next().unwrap().split(',').collect();
+                    let name =
+                        parts.next().unwrap_or_default().strip_prefix("repository:").unwrap_or_default().to_owned();
+                    access.push(json!({ "type": "repository", "name": name, "actions": actions }));
                 }
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
                 let header = json!({ "typ": "JWT", "alg": "ES256", "x5c": [x5c] });
@@ -974,7 +1025,7 @@ fn token_service(dir: &Path, issued: std::sync::Arc<std::sync::atomic::AtomicUsi
                     format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(claims.to_string().as_bytes()));
                 let signature: Signature = key.sign(input.as_bytes());
                 let token = format!("{input}.{}", b64url(&signature.to_bytes()));
-                let body = json!({ "token": token, "expires_in": 300 }).to_string();
+                let body = json!({ field: token, "expires_in": 300 }).to_string();
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -1211,6 +1262,48 @@ fi
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let entries = hostile::open(&again).manifest.entries;
     assert_eq!(entries.len(), 3, "the manifest, its config and its layer");
+
+    // An identity token (a refresh token, as `docker login` leaves for some registries), from the auth
+    // file or from a helper answering `<token>`: exchanged at the token service, never sent as a password.
+    let tokens = root.join("tokens.json");
+    fs::write(
+        &tokens,
+        json!({ "auths": { up: { "identitytoken": IDENTITY_TOKEN }, s: { "identitytoken": IDENTITY_TOKEN } } })
+            .to_string(),
+    )
+    .unwrap();
+    let token_helper = bin.join("docker-credential-airlocktoken");
+    fs::write(
+        &token_helper,
+        format!("#!/bin/sh\nread host\nprintf '{{\"Username\":\"<token>\",\"Secret\":\"{IDENTITY_TOKEN}\"}}'\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&token_helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let by_helper = root.join("token-helper.json");
+    fs::write(&by_helper, json!({ "credsStore": "airlocktoken" }).to_string()).unwrap();
+    for (n, file) in [&tokens, &by_helper].into_iter().enumerate() {
+        let before = issued.load(std::sync::atomic::Ordering::SeqCst);
+        let out = with_auth(Some(file), &home)
+            .env("PATH", &path)
+            .args(["export", "--quiet", "--oci-images"])
+            .arg(root.join("site-images.txt"))
+            .args(["--oci-plain-http", s, "--retries", "0", "--cache"])
+            .arg(root.join(format!("cache-token-{n}")))
+            .arg("--key")
+            .arg(&key)
+            .arg("--out")
+            .arg(root.join(format!("token-{n}.airlock")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(issued.load(std::sync::atomic::Ordering::SeqCst) > before, "a token was issued for the identity token");
+    }
+    // A registry asking for a password (Basic) gets no identity token: one line, exit 2.
+    fs::remove_file(&bundle).unwrap();
+    let out = export(Some(&tokens));
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = one_line(&out.stderr);
+    assert!(line.contains("holds an identity token for it") && !line.contains(IDENTITY_TOKEN), "{line}");
 }
 
 /// Puts `data` into `repository` of the registry at `host` (a monolithic
@@ -1278,8 +1371,7 @@ fn export_images(root: &Path, host: &str, list: &str, bundle: &Path) -> std::pro
 #[test]
 #[allow(clippy::too_many_lines)]
 fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
-    if !have("docker-registry") || !have("skopeo") {
-        skip("docker-registry and skopeo are not installed (apt-get install docker-registry skopeo)");
+    if !registry_tools() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -1287,9 +1379,7 @@ fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
     let upstream = start_registry(root);
     let host = upstream.host.clone();
     let mut layout = Layout::new(root.join("layout"));
-    let (tool_d, tool_manifest) = image(&layout, "amd64", &[&tar_of("tool.txt", b"the tool\n")]);
-    layout.tag(tool_d, "tool");
-    push(&layout, "tool", &format!("{host}/team/tool:1.0"));
+    let tool_manifest = upstream_image(&mut layout, &host, "team/tool:1.0", "tool.txt", b"the tool\n");
     let tool_hex = sha(&tool_manifest);
 
     // cosign attach sbom: a manifest at sha256-<hex>.sbom whose layer is the SBOM.
@@ -1325,15 +1415,7 @@ fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
     let policy = root.join("policy.toml");
     fs::write(&policy, "version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n").unwrap();
     let mirror = root.join("mirror");
-    let out = airlock()
-        .args(["import", "--json"])
-        .arg(&bundle)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--mirror")
-        .arg(&mirror)
-        .output()
-        .unwrap();
+    let out = import_json(airlock(), &bundle, &policy, &mirror);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(report.contains("1 OCI referrer(s) carried (application/spdx+json), not checked"), "{report}");
@@ -1370,15 +1452,7 @@ fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
     let again = root.join("again.airlock");
     let out = export_images(root, &serve_addr, &format!("{serve_addr}/team/tool:1.0\n"), &again);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = airlock()
-        .args(["import", "--json"])
-        .arg(&again)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--mirror")
-        .arg(root.join("mirror2"))
-        .output()
-        .unwrap();
+    let out = import_json(airlock(), &again, &policy, &root.join("mirror2"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 OCI referrer(s) carried (application/spdx+json)"));
 
@@ -1443,4 +1517,472 @@ fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
     let said = one_line(&out.stderr);
     assert!(said.contains("names another subject"), "{said}");
     assert!(!root.join("stray.airlock").exists(), "nothing written");
+}
+
+/// A stand-in for Fulcio, its CT log and Rekor (`tests/tools/fake_sigstore.py`,
+/// on the venv .ci/run makes): issues keyless signatures over what this test
+/// builds; the verifier is only ever given `trusted_root.json`.
+struct FakeSigstore {
+    python: PathBuf,
+    dir: PathBuf,
+}
+
+const FAKE_SIGSTORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/fake_sigstore.py");
+
+impl FakeSigstore {
+    /// A new set of services in `dir`; `None` (skipped) without the venv.
+    fn new(dir: &Path) -> Option<FakeSigstore> {
+        let venv = std::env::var_os("AIRLOCK_PYTOOLS")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pytools"), PathBuf::from);
+        let python = venv.join("bin/python");
+        let ok = Command::new(&python).args(["-c", "import cryptography"]).output().is_ok_and(|o| o.status.success());
+        if !ok {
+            skip(
+                "no Python venv with cryptography (.ci/run makes target/pytools): keyless image signatures not tested",
+            );
+            return None;
+        }
+        let fake = FakeSigstore { python, dir: dir.to_owned() };
+        fake.run(&["root".as_ref(), dir.as_os_str()]);
+        Some(fake)
+    }
+
+    fn run(&self, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+        let out = Command::new(&self.python).arg(FAKE_SIGSTORE).args(args).output().unwrap();
+        assert!(out.status.success(), "fake_sigstore {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// `what` signed as `command` (`cosign` or `bundle`) does, by `by`:
+    /// `--san SAN --issuer URL` (keyless) or `--key FILE`.
+    fn sign(&self, command: &str, what: &[u8], by: &[&str]) -> Vec<u8> {
+        let input = self.dir.join(format!("input-{}", sha(what)));
+        fs::write(&input, what).unwrap();
+        let mut args = vec![command.as_ref(), self.dir.as_os_str(), input.as_os_str()];
+        args.extend(by.iter().map(std::ffi::OsStr::new));
+        self.run(&args)
+    }
+
+    /// A cosign key pair at `path`.key and `path`.pub.
+    fn keygen(&self, path: &Path) {
+        self.run(&["keygen".as_ref(), path.as_os_str()]);
+    }
+
+    fn trusted_root(&self) -> PathBuf {
+        self.dir.join("trusted_root.json")
+    }
+
+    /// sigstore-python's verdict on the bundle at `path` (DSSE), offline
+    /// against this trusted root and identity; skipped where the venv has
+    /// no sigstore (model-signing brings it).
+    fn independently_verified(&self, path: &Path, san: &str, issuer: &str) {
+        let check = r"
+import sys
+from sigstore.models import Bundle, TrustedRoot
+from sigstore.verify import Verifier, policy
+verifier = Verifier(trusted_root=TrustedRoot.from_file(sys.argv[1]))
+bundle = Bundle.from_json(open(sys.argv[2]).read())
+verifier.verify_dsse(bundle, policy.Identity(identity=sys.argv[3], issuer=sys.argv[4]))
+";
+        let has = Command::new(&self.python).args(["-c", "import sigstore"]).output().is_ok_and(|o| o.status.success());
+        if !has {
+            skip("no sigstore-python in the venv: the Sigstore bundle not checked by an independent verifier");
+            return;
+        }
+        let out = Command::new(&self.python)
+            .args(["-c", check])
+            .arg(self.trusted_root())
+            .arg(path)
+            .args([san, issuer])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "sigstore-python refused the bundle: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+const GITHUB: &str = "https://token.actions.githubusercontent.com";
+const TOOL_WORKFLOW: &str = "https://github.com/org/tool/.github/workflows/release.yml@refs/tags/v1";
+const APP_SIGNER: &str = "release@app.example";
+
+/// cosign's `.sig` as `cosign sign` writes it keylessly: the layer's
+/// annotations hold the signature, the Fulcio certificate and chain, and
+/// Rekor's record. Returns (manifest, config, payload).
+fn cosign_keyless_sig(
+    layout: &Layout,
+    fake: &FakeSigstore,
+    repository: &str,
+    digest: &str,
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let payload = simple_signing(repository, digest);
+    let signed: serde_json::Value =
+        serde_json::from_slice(&fake.sign("cosign", &payload, &["--san", TOOL_WORKFLOW, "--issuer", GITHUB])).unwrap();
+    let annotations = json!({
+        "dev.cosignproject.cosign/signature": signed["signature"],
+        "dev.sigstore.cosign/certificate": signed["certificate"],
+        "dev.sigstore.cosign/chain": signed["chain"],
+        "dev.sigstore.cosign/bundle": signed["bundle"],
+    });
+    let (manifest, config) = one_layer_manifest(layout, SIMPLE_SIGNING, &payload, annotations);
+    (manifest, config, payload)
+}
+
+/// cosign's `.att` as `cosign attest` wrote it keylessly before the bundle
+/// format: a DSSE envelope of an SLSA provenance statement about `digest`,
+/// the certificate, chain and Rekor record (an intoto entry) in the layer's
+/// annotations. Returns (manifest, config, envelope).
+fn cosign_keyless_att(layout: &Layout, fake: &FakeSigstore, digest: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let statement = serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "tool", "digest": { "sha256": digest } }],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": { "buildDefinition": { "buildType": "https://ci.example/build" } }
+    }))
+    .unwrap();
+    let signed: serde_json::Value =
+        serde_json::from_slice(&fake.sign("attest", &statement, &["--san", TOOL_WORKFLOW, "--issuer", GITHUB]))
+            .unwrap();
+    let envelope = signed["envelope"].as_str().unwrap().as_bytes().to_vec();
+    let annotations = json!({
+        "dev.cosignproject.cosign/signature": "",
+        "dev.sigstore.cosign/certificate": signed["certificate"],
+        "dev.sigstore.cosign/chain": signed["chain"],
+        "dev.sigstore.cosign/bundle": signed["bundle"],
+        "predicateType": "https://slsa.dev/provenance/v1",
+    });
+    let (manifest, config) = one_layer_manifest(layout, DSSE, &envelope, annotations);
+    (manifest, config, envelope)
+}
+
+const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+/// `cosign sign` in the bundle format (cosign 3's default): a referrer of
+/// `subject` whose layer is a Sigstore bundle, a DSSE envelope over an
+/// in-toto statement about the image, signed `by` (as [`FakeSigstore::sign`]).
+/// Returns (manifest, descriptor, bundle).
+fn cosign_bundle_referrer(
+    fake: &FakeSigstore,
+    subject: &[u8],
+    about: &str,
+    by: &[&str],
+) -> (Vec<u8>, serde_json::Value, Vec<u8>) {
+    let statement = serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{ "name": "", "digest": { "sha256": about } }],
+        "predicateType": "https://sigstore.dev/cosign/sign/v1",
+        "predicate": {}
+    }))
+    .unwrap();
+    let bundle = fake.sign("bundle", &statement, by);
+    let empty = json!({ "mediaType": "application/vnd.oci.empty.v1+json", "digest": format!("sha256:{}", sha(b"{}")), "size": 2 });
+    let layer = json!({ "mediaType": BUNDLE_TYPE, "digest": format!("sha256:{}", sha(&bundle)), "size": bundle.len() });
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": MANIFEST, "artifactType": BUNDLE_TYPE,
+        "config": empty, "layers": [layer],
+        "subject": { "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(subject)), "size": subject.len() },
+    }))
+    .unwrap();
+    let descriptor = json!({
+        "mediaType": MANIFEST, "digest": format!("sha256:{}", sha(&manifest)), "size": manifest.len(),
+        "artifactType": BUNDLE_TYPE
+    });
+    (manifest, descriptor, bundle)
+}
+
+fn keyless_policy(root: &Path, name: &str, signers: &str, pin_root: bool) -> PathBuf {
+    let sigstore = if pin_root { "[sigstore]\ntrusted-root = \"trusted_root.json\"\n" } else { "" };
+    let policy = root.join(name);
+    fs::write(
+        &policy,
+        format!("version = 1\nthreshold = 1\n[[keys]]\nname = \"op\"\nfile = \"op.pub\"\n{sigstore}[oci]\nrequire = [\"cosign-signature\"]\n{signers}"),
+    )
+    .unwrap();
+    policy
+}
+
+#[test]
+#[allow(clippy::too_many_lines)]
+fn keyless_image_signatures_verify_offline_against_the_pinned_identity() {
+    if !registry_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let Some(fake) = FakeSigstore::new(&root.join("sigstore")) else { return };
+    fs::copy(fake.trusted_root(), root.join("trusted_root.json")).unwrap();
+    let upstream = start_registry(root);
+    let host = upstream.host.clone();
+    let mut layout = Layout::new(root.join("layout"));
+
+    // team/tool:1.0 signed keylessly by its release workflow in cosign's tag scheme.
+    let tool_manifest = upstream_image(&mut layout, &host, "team/tool:1.0", "tool.txt", b"the tool\n");
+    let tool_hex = sha(&tool_manifest);
+    let tool_repo = format!("{host}/team/tool");
+    let (sig_manifest, sig_config, payload) = cosign_keyless_sig(&layout, &fake, &tool_repo, &tool_hex);
+    for blob in [&sig_config, &payload] {
+        put_blob(&host, "team/tool", blob);
+    }
+    put_manifest(&host, "team/tool", &format!("sha256-{tool_hex}.sig"), MANIFEST, &sig_manifest);
+    let (att_manifest, att_config, envelope) = cosign_keyless_att(&layout, &fake, &tool_hex);
+    for blob in [&att_config, &envelope] {
+        put_blob(&host, "team/tool", blob);
+    }
+    put_manifest(&host, "team/tool", &format!("sha256-{tool_hex}.att"), MANIFEST, &att_manifest);
+
+    // team/app:1.0 signed in the bundle format: a referrer, listed at the fallback tag (distribution 2.8).
+    let app_manifest = upstream_image(&mut layout, &host, "team/app:1.0", "app.txt", b"the app\n");
+    let app_hex = sha(&app_manifest);
+    let (referrer_manifest, referrer_d, sigstore_bundle) =
+        cosign_bundle_referrer(&fake, &app_manifest, &app_hex, &["--san", APP_SIGNER, "--issuer", GITHUB]);
+    for blob in [&b"{}"[..], &sigstore_bundle] {
+        put_blob(&host, "team/app", blob);
+    }
+    put_manifest(&host, "team/app", &format!("sha256:{}", sha(&referrer_manifest)), MANIFEST, &referrer_manifest);
+    let listing =
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": [referrer_d] })).unwrap();
+    put_manifest(&host, "team/app", &format!("sha256-{app_hex}"), INDEX, &listing);
+
+    // team/lib:1.0 signed with a cosign key in the bundle format (`cosign sign --key`, cosign 3).
+    let lib_manifest = upstream_image(&mut layout, &host, "team/lib:1.0", "lib.txt", b"the lib\n");
+    let lib_hex = sha(&lib_manifest);
+    fake.keygen(&root.join("cosign"));
+    let key_file = root.join("cosign.key");
+    let (lib_referrer, lib_referrer_d, lib_bundle) =
+        cosign_bundle_referrer(&fake, &lib_manifest, &lib_hex, &["--key", key_file.to_str().unwrap()]);
+    for blob in [&b"{}"[..], &lib_bundle] {
+        put_blob(&host, "team/lib", blob);
+    }
+    put_manifest(&host, "team/lib", &format!("sha256:{}", sha(&lib_referrer)), MANIFEST, &lib_referrer);
+    let listing =
+        serde_json::to_vec(&json!({ "schemaVersion": 2, "mediaType": INDEX, "manifests": [lib_referrer_d] })).unwrap();
+    put_manifest(&host, "team/lib", &format!("sha256-{lib_hex}"), INDEX, &listing);
+
+    keygen(root, "op");
+    let bundle = root.join("images.airlock");
+    let out =
+        export_images(root, &host, &format!("{tool_repo}:1.0\n{host}/team/app:1.0\n{host}/team/lib:1.0\n"), &bundle);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let signers = format!(
+        "[[oci.signers]]\nimages = [\"{tool_repo}\"]\nrepository = \"https://github.com/org/tool\"\nworkflow = \".github/workflows/release.yml\"\nissuer = \"{GITHUB}\"\n\
+         [[oci.signers]]\nimages = [\"{host}/team/app\"]\nidentity = \"{APP_SIGNER}\"\nissuer = \"{GITHUB}\"\n\
+         [[oci.signers]]\nimages = [\"{host}/team/lib\"]\nkey = \"cosign.pub\"\n"
+    );
+    let policy = keyless_policy(root, "policy.toml", &signers, true);
+    let mirror = root.join("mirror");
+    // With no network at all: everything it checks is pinned or carried.
+    let out = import_json(common::airlock_offline(), &bundle, &policy, &mirror);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    common::json_report(&out.stdout);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains(&format!(
+            "keyless cosign signature by https://github.com/org/tool/.github/workflows/release.yml (issuer {GITHUB}) verified"
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!(
+            "cosign attestations verified: https://slsa.dev/provenance/v1 by https://github.com/org/tool/.github/workflows/release.yml (issuer {GITHUB})"
+        )),
+        "{report}"
+    );
+    let app_by = format!("{APP_SIGNER} (issuer {GITHUB})");
+    assert!(report.contains(&format!("cosign signature by {app_by} verified (Sigstore bundle)")), "{report}");
+    assert!(
+        report.contains(&format!(
+            "Sigstore bundle referrer(s) verified: https://sigstore.dev/cosign/sign/v1 by {app_by}"
+        )),
+        "{report}"
+    );
+    assert!(report.contains("cosign signature by cosign.pub verified (Sigstore bundle)"), "{report}");
+    assert!(!report.contains("keyless cosign signature by cosign.pub"), "a key is not keyless: {report}");
+
+    // An independent verifier (sigstore-python, in the same venv) accepts the bundle as the mirror holds it.
+    let carried = mirror.join(format!("oci/blobs/sha256/{}", sha(&sigstore_bundle)));
+    assert_eq!(fs::read(&carried).unwrap(), sigstore_bundle);
+    fake.independently_verified(&carried, APP_SIGNER, GITHUB);
+
+    // The wrong workflow, an unpinned root, no root, another identity: exit 1, one line, nothing written.
+    let other_root = FakeSigstore::new(&root.join("other-sigstore")).unwrap();
+    let refused = |what: &str, policy: &Path, bundle: &Path, expect: &str| {
+        let mirror = root.join(format!("mirror-{}", sha(what.as_bytes())));
+        let out = import(bundle, policy, &mirror);
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let line = one_line(&out.stderr);
+        assert!(line.contains(expect), "{what}: {line}");
+        assert!(!mirror.join("oci").exists(), "{what}: the mirror was written");
+    };
+    let wrong_workflow = signers.replace("release.yml\"", "nightly.yml\"");
+    refused(
+        "the wrong workflow",
+        &keyless_policy(root, "wrong-workflow.toml", &wrong_workflow, true),
+        &bundle,
+        &format!(
+            "its keyless cosign signature is by {TOOL_WORKFLOW} (issuer {GITHUB}), not by a signer [[oci.signers]] names"
+        ),
+    );
+    refused(
+        "another identity for the bundle",
+        &keyless_policy(root, "other-identity.toml", &signers.replace(APP_SIGNER, "someone@app.example"), true),
+        &bundle,
+        &format!("Sigstore bundle is by {APP_SIGNER} (issuer {GITHUB}), not by a signer"),
+    );
+    fs::copy(other_root.trusted_root(), root.join("other_root.json")).unwrap();
+    let unpinned = keyless_policy(root, "unpinned.toml", &signers, true);
+    fs::write(&unpinned, fs::read_to_string(&unpinned).unwrap().replace("trusted_root.json", "other_root.json"))
+        .unwrap();
+    refused("a root that is not the signer's", &unpinned, &bundle, "does not verify against the pinned Sigstore root");
+    let stranger = root.join("stranger");
+    fake.keygen(&stranger);
+    refused(
+        "a bundle by an unpinned key",
+        &keyless_policy(root, "stranger.toml", &signers.replace("cosign.pub", "stranger.pub"), true),
+        &bundle,
+        "Sigstore bundle does not verify with a signer [[oci.signers]] pins for it (stranger.pub)",
+    );
+    refused(
+        "a keyless bundle where only keys are pinned",
+        &keyless_policy(
+            root,
+            "keys-only.toml",
+            &signers.replace(&format!("identity = \"{APP_SIGNER}\"\nissuer = \"{GITHUB}\""), "key = \"cosign.pub\""),
+            true,
+        ),
+        &bundle,
+        "is signed keylessly, but [[oci.signers]] pins only keys for this image (cosign.pub)",
+    );
+    refused(
+        "no root pinned",
+        &keyless_policy(root, "no-root.toml", &signers, false),
+        &bundle,
+        "pins no [sigstore] trusted-root",
+    );
+
+    // Re-signed by the trusted exporter key: a validly signed keyless bundle about another
+    // image put in as app's referrer, and tool's Rekor record taken away.
+    let op = SecretKey::load(&root.join("op.key")).unwrap();
+    let parts = hostile::open(&bundle);
+    let (_, _, about_tool) =
+        cosign_bundle_referrer(&fake, &app_manifest, &tool_hex, &["--san", APP_SIGNER, "--issuer", GITHUB]);
+    let mut manifest = parts.manifest.clone();
+    let app =
+        manifest.entries.iter_mut().find(|e| e.name == format!("{host}/team/app") && e.version.is_some()).unwrap();
+    let blob = app.evidence.iter_mut().find(|d| d.kind == "oci-referrer-blob" && d.data == sigstore_bundle).unwrap();
+    blob.data = about_tool.clone();
+    let referrer = app.evidence.iter_mut().find(|d| d.kind == "oci-referrer").unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&referrer.data).unwrap();
+    value["layers"][0]["digest"] = json!(format!("sha256:{}", sha(&about_tool)));
+    value["layers"][0]["size"] = json!(about_tool.len());
+    referrer.data = serde_json::to_vec(&value).unwrap();
+    let path = root.join("about-other.airlock");
+    fs::write(&path, hostile::rebuild(&manifest, &parts.blobs, &[&op], &[&op])).unwrap();
+    refused("a bundle about another image", &policy, &path, "its Sigstore bundle does not verify");
+
+    let mut manifest = parts.manifest.clone();
+    let tool = manifest.entries.iter_mut().find(|e| e.name == tool_repo && e.version.is_some()).unwrap();
+    let sig = tool.evidence.iter_mut().find(|d| d.kind == "cosign-signature").unwrap();
+    let mut value: serde_json::Value = serde_json::from_slice(&sig.data).unwrap();
+    value["layers"][0]["annotations"].as_object_mut().unwrap().remove("dev.sigstore.cosign/bundle");
+    sig.data = serde_json::to_vec(&value).unwrap();
+    let path = root.join("no-record.airlock");
+    fs::write(&path, hostile::rebuild(&manifest, &parts.blobs, &[&op], &[&op])).unwrap();
+    refused("no Rekor record", &policy, &path, "carries no Rekor record");
+
+    // A keyless attestation, validly signed by the tool's workflow, about another image.
+    let scratch = Layout::new(root.join("scratch-att"));
+    let (att_manifest, att_config, envelope) = cosign_keyless_att(&scratch, &fake, &app_hex);
+    let mut manifest = parts.manifest.clone();
+    let tool = manifest.entries.iter_mut().find(|e| e.name == tool_repo && e.version.is_some()).unwrap();
+    tool.evidence.retain(|d| d.kind != "cosign-attestation");
+    for (kind, data) in
+        [("cosign-attestation", &att_manifest), ("cosign-blob", &att_config), ("cosign-blob", &envelope)]
+    {
+        tool.evidence.push(airlock::manifest::Evidence { kind: kind.into(), data: data.clone() });
+    }
+    let path = root.join("att-about-other.airlock");
+    fs::write(&path, hostile::rebuild(&manifest, &parts.blobs, &[&op], &[&op])).unwrap();
+    refused(
+        "a keyless attestation about another image",
+        &policy,
+        &path,
+        "its keyless cosign attestation does not verify",
+    );
+}
+
+/// nginx on `port` in front of the registry at `upstream`, taking request
+/// bodies of at most `max_body` (as a site's proxy often caps them).
+fn start_capping_proxy(dir: &Path, upstream: &str, port: u16, max_body: &str) -> Option<Upstream> {
+    let nginx = ["/usr/sbin/nginx", "/usr/bin/nginx"].into_iter().map(PathBuf::from).find(|p| p.is_file());
+    let Some(nginx) = nginx else {
+        skip("nginx is not installed (apt-get install nginx): chunked pushes through a capping proxy not tried");
+        return None;
+    };
+    let prefix = dir.join("nginx");
+    let server = format!(
+        "server {{\n  listen 127.0.0.1:{port};\n  client_max_body_size {max_body};\n  location / {{\n    proxy_pass http://{upstream};\n    proxy_set_header Host $http_host;\n  }}\n}}\n"
+    );
+    let child = common::spawn_nginx(&nginx, &prefix, &server);
+    let proxy = Upstream { child, host: format!("127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while http().get(&format!("http://{}/v2/", proxy.host)).call().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(proxy)
+}
+
+#[test]
+fn push_in_chunks_through_a_proxy_that_caps_request_bodies() {
+    if !registry_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let upstream = start_registry(root);
+    let host = upstream.host.clone();
+    let mut layout = Layout::new(root.join("layout"));
+    // 100 KiB that tar and zstd cannot shrink: one layer over the proxy's 24 KiB cap.
+    let noise: Vec<u8> = (0..100u32 << 10).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let manifest = upstream_image(&mut layout, &host, "team/big:1.0", "big.bin", &noise);
+    keygen(root, "op");
+    let bundle = root.join("big.airlock");
+    let out = export_images(root, &host, &format!("{host}/team/big:1.0\n"), &bundle);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mirror = root.join("mirror");
+    let out = airlock()
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .args(["--trust"])
+        .arg(root.join("op.pub"))
+        .arg("--mirror")
+        .arg(&mirror)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    fs::create_dir_all(root.join("site")).unwrap();
+    let site = start_registry(&root.join("site"));
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Some(proxy) = start_capping_proxy(root, &site.host, port, "24k") else { return };
+    // Whole, the layer is refused by the proxy (413): one line, exit 2.
+    let out = airlock_push(&mirror, &proxy.host, &["--plain-http"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(one_line(&out.stderr).contains("413"), "{}", one_line(&out.stderr));
+    // In 16 KiB chunks it goes through, and the registry holds the image byte for byte.
+    let out = airlock_push(&mirror, &proxy.host, &["--plain-http", "--chunk-size", "16KiB"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, _, _, body, _) =
+        call("GET", &format!("http://{}/v2/team/big/manifests/1.0", proxy.host), &[("Accept", MANIFEST)]);
+    assert_eq!((status, body), (200, manifest.clone()));
+    let layer = tar_of("big.bin", &noise);
+    let (status, _, _, body, _) =
+        call("GET", &format!("http://{}/v2/team/big/blobs/sha256:{}", site.host, sha(&layer)), &[]);
+    assert_eq!((status, body.len()), (200, layer.len()));
+    assert_eq!(sha(&body), sha(&layer));
+    let log = fs::read_to_string(root.join("nginx/access.log")).unwrap();
+    assert!(log.matches("\"PATCH ").count() >= 7, "the layer went in chunks: {log}");
 }

@@ -121,6 +121,9 @@ fn policy_files_match_the_schema() {
          [npm.names]\ndeny = [\"event-stream\"]\nprivate = [\"@corp/*\"]\nprivate-sources = [\"https://npm.corp.example/\"]\n\
          protect = [\"react\"]\nreviewed = [\"preact\"]\n[pypi]\nrequire = [\"pypi-provenance\"]\n[pypi.names]\nallow = [\"*\"]\n\
          [debian]\nkeyring = \"debian-archive-keyring.gpg\"\nvalid-until-grace = \"14d\"\n\
+         [oci]\nrequire = [\"cosign-signature\"]\n[[oci.signers]]\nimages = [\"ghcr.io/org/*\"]\n\
+         repository = \"https://github.com/org/app\"\nworkflow = \".github/workflows/release.yml\"\n\
+         issuer = \"https://token.actions.githubusercontent.com\"\n\
          [[channels]]\nname = \"pypi-weekly\"\nkeys = [\"op\"]\nthreshold = 1\n"
     );
     cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&full), None).unwrap();

@@ -8,7 +8,6 @@ mod common;
 
 use std::fs;
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,26 +61,7 @@ fn start_nginx(nginx: &Path, dir: &Path, mirror: &Path, port: u16) -> Server {
         .replace("    listen 8080;\n", &format!("    listen 127.0.0.1:{port};\n"))
         .replace("    root /srv/mirror;\n", &format!("    root {};\n", mirror.display()));
     let prefix = dir.join("nginx");
-    fs::create_dir_all(&prefix).unwrap();
-    fs::write(prefix.join("airlock.conf"), server).unwrap();
-    // Run as root, nginx's workers would drop to `nobody`, who cannot read a private temp dir.
-    let user = if fs::metadata("/proc/self").unwrap().uid() == 0 { "user root;\n" } else { "" };
-    let main = format!(
-        "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  access_log {p}/access.log;\n  default_type application/octet-stream;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  include {p}/airlock.conf;\n}}\n",
-        p = prefix.display()
-    );
-    fs::write(prefix.join("nginx.conf"), main).unwrap();
-    let child = Command::new(nginx)
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-e")
-        .arg(prefix.join("error.log"))
-        .arg("-c")
-        .arg(prefix.join("nginx.conf"))
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("nginx starts");
+    let child = common::spawn_nginx(nginx, &prefix, &server);
     let server = Server(child);
     wait_listening(port, &prefix.join("error.log"));
     server

@@ -63,6 +63,18 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if let Some((_, bytes, _)) = MEDIA.iter().find(|(name, _, _)| *name == lower) {
         return Ok(*bytes);
     }
+    let bytes = parse_bytes(text).ok_or_else(|| size_help(text))?;
+    if bytes < MIN_SPLIT {
+        return Err(format!("{text:?} is smaller than the smallest volume, {} KiB", MIN_SPLIT >> 10));
+    }
+    Ok(bytes)
+}
+
+/// A number of bytes with an optional unit, as [`parse_size`] reads it
+/// (without the media names and the smallest volume).
+#[must_use]
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let lower = text.trim().to_ascii_lowercase();
     let digits = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
     let (number, unit) = lower.split_at(digits);
     let unit_bytes: u64 = match unit.trim() {
@@ -75,13 +87,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        _ => return Err(size_help(text)),
+        _ => return None,
     };
-    let bytes = number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_bytes)).ok_or_else(|| size_help(text))?;
-    if bytes < MIN_SPLIT {
-        return Err(format!("{text:?} is smaller than the smallest volume, {} KiB", MIN_SPLIT >> 10));
-    }
-    Ok(bytes)
+    number.parse::<u64>().ok().and_then(|n| n.checked_mul(unit_bytes))
 }
 
 fn size_help(text: &str) -> String {

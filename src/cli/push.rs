@@ -32,12 +32,29 @@ pub struct PushArgs {
     /// Speak plain HTTP to the registry, for a loopback or test registry
     #[arg(long)]
     pub plain_http: bool,
+    /// Upload blobs larger than SIZE in chunks of SIZE (100MiB, 1GiB), for a registry or proxy that
+    /// caps the size of a request; whole blobs in one request without it
+    #[arg(long, value_name = "SIZE", value_parser = parse_chunk_size)]
+    pub chunk_size: Option<u64>,
     /// Seconds to wait for the registry before giving up on a request
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub timeout: u64,
     /// Times a failed request (connection error, 429, 5xx) is retried
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
+}
+
+/// Smallest `--chunk-size`: below it a blob would take thousands of requests.
+const MIN_CHUNK: u64 = 16 << 10;
+
+/// `--chunk-size`: a number of bytes with a unit, at least [`MIN_CHUNK`].
+fn parse_chunk_size(text: &str) -> std::result::Result<u64, String> {
+    let bytes = crate::bundle::split::parse_bytes(text)
+        .ok_or_else(|| format!("{text:?} is not a size: use e.g. 100MiB, 1GiB, 64MB or a number of bytes"))?;
+    if bytes < MIN_CHUNK {
+        return Err(format!("{text:?} is smaller than the smallest chunk, {} KiB", MIN_CHUNK >> 10));
+    }
+    Ok(bytes)
 }
 
 impl PushArgs {
@@ -47,6 +64,7 @@ impl PushArgs {
             registry: self.registry.clone(),
             images: self.images.clone(),
             plain_http: self.plain_http,
+            chunk: self.chunk_size,
         };
         let client = Client::new(Duration::from_secs(self.timeout), self.retries)?;
         let report = push(&options, &client)?;
@@ -68,5 +86,18 @@ impl PushArgs {
         ));
         out.report("push", &report);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_chunk_size;
+
+    #[test]
+    fn chunk_sizes_are_bytes_with_a_unit_and_no_media() {
+        assert_eq!(parse_chunk_size("100MiB"), Ok(100 << 20));
+        assert_eq!(parse_chunk_size("16384"), Ok(16 << 10));
+        assert!(parse_chunk_size("1").unwrap_err().contains("smaller than the smallest chunk, 16 KiB"));
+        assert!(parse_chunk_size("fat32").unwrap_err().contains("is not a size"));
     }
 }

@@ -153,6 +153,12 @@ pub trait Ecosystem: Sync {
         let _ = entry;
         true
     }
+    /// Whether `entry` carries evidence that can stand for `kind`, which the
+    /// policy requires (checked before the ecosystem judges the evidence, so
+    /// a stripped signature is reported with where the exporter looked).
+    fn carries(&self, entry: &Entry, kind: &str) -> bool {
+        entry.carries(kind)
+    }
 }
 
 /// The ecosystems `airlock serve` names to its user, in the order it names

@@ -124,7 +124,24 @@ pub(super) fn sign_final(manifest: &mut Manifest, keys: &[OperatorKey]) -> Resul
 }
 
 fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
-    manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))
+    let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    check_importable(bytes.len() as u64, manifest.entries.len())?;
+    Ok(bytes)
+}
+
+/// A manifest no importer accepts is refused before a volume is written:
+/// the importer caps it (it is held and signed whole) at
+/// [`crate::manifest::MAX_MANIFEST_BYTES`], about 400 000 small entries.
+fn check_importable(len: u64, entries: usize) -> Result<()> {
+    let cap = crate::manifest::MAX_MANIFEST_BYTES;
+    if len <= cap {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "the manifest of these {entries} entries would be {} MiB, more than the {} MiB an import accepts; export them as several bundles (each --files folder or lockfile in a channel of its own)",
+        len.div_ceil(1 << 20),
+        cap >> 20
+    )))
 }
 
 fn seal_manifest(bytes: &[u8], keys: &[OperatorKey]) -> Result<Vec<u8>> {
@@ -144,6 +161,15 @@ pub(super) fn encode_volume_seal(manifest: ContentId, volume: u32, frame: BlobFr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_past_the_importers_cap_is_refused_at_export() {
+        let cap = crate::manifest::MAX_MANIFEST_BYTES;
+        assert!(check_importable(cap, 400_000).is_ok());
+        let refused = check_importable(cap + 1, 1_000_000).unwrap_err().to_string();
+        assert!(refused.contains("1000000 entries would be 65 MiB, more than the 64 MiB"), "{refused}");
+        assert!(matches!(check_importable(cap + 1, 1).unwrap_err(), Error::Usage(_)));
+    }
 
     #[test]
     fn sorting_stably_keeps_equal_items_in_their_order() {

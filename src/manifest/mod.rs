@@ -218,6 +218,12 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Whether the entry carries evidence of `kind`.
+    #[must_use]
+    pub fn carries(&self, kind: &str) -> bool {
+        self.evidence.iter().any(|e| e.kind == kind)
+    }
+
     /// Where the entry lands: its ecosystem and its path in that tree.
     #[must_use]
     pub fn place(&self) -> (&str, &str) {

@@ -177,8 +177,9 @@ impl Publisher {
         }
     }
 
-    fn validate(&self, origin: &str, ecosystem: &str) -> Result<()> {
-        let bad = |why: &str| Err(Error::Usage(format!("{origin}: [[{ecosystem}.publishers]] {why}")));
+    /// Checks the rule as written in `[[table]]` (`npm.publishers`, `oci.signers`).
+    pub fn validate(&self, origin: &str, table: &str) -> Result<()> {
+        let bad = |why: &str| Err(Error::Usage(format!("{origin}: [[{table}]] {why}")));
         if self.packages.is_empty() {
             return bad("names no packages; list the name patterns it governs");
         }
@@ -223,7 +224,7 @@ impl EcosystemRules {
             return Err(Error::Usage(format!("{origin}: {why}; remove [[{ecosystem}.publishers]]")));
         }
         for publisher in &self.publishers {
-            publisher.validate(origin, ecosystem)?;
+            publisher.validate(origin, &format!("{ecosystem}.publishers"))?;
         }
         let mut names = self.names.clone();
         names.fold = table.name_fold();

@@ -25,9 +25,10 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
         // Against the protected names here; `import` screens against the mirror's too.
         rules.names.screen(&entry.ecosystem, entry, &BTreeSet::new())?;
     }
-    let judged = ecosystem::by_name(&entry.ecosystem).is_none_or(|owner| owner.judged_alone(entry));
+    let owner = ecosystem::by_name(&entry.ecosystem);
+    let judged = owner.is_none_or(|owner| owner.judged_alone(entry));
     let required: &[String] = if judged { rules.map_or(&[], |r| &r.require) } else { &[] };
-    check_present(entry, required, &id)?;
+    check_present(entry, owner, required, &id)?;
     let trust = Trust { sigstore: policy.sigstore(), rules };
     let Provenance { text: provenance, outcome: provenance_outcome, attested } =
         match ecosystem::by_name(&entry.ecosystem) {
@@ -85,9 +86,14 @@ impl EntryFindings {
 
 /// Every evidence kind the policy requires must be carried; a proxy that
 /// stripped it shows here, with where the exporter looked.
-fn check_present(entry: &Entry, required: &[String], id: &str) -> Result<(), Rejection> {
+fn check_present(
+    entry: &Entry,
+    owner: Option<&dyn ecosystem::Ecosystem>,
+    required: &[String],
+    id: &str,
+) -> Result<(), Rejection> {
     for kind in required {
-        if !entry.evidence.iter().any(|e| &e.kind == kind) {
+        if !owner.map_or_else(|| entry.carries(kind), |owner| owner.carries(entry, kind)) {
             let looked = entry
                 .missing
                 .iter()

@@ -333,3 +333,31 @@ pub fn json_report(stdout: &[u8]) -> serde_json::Value {
     assert!(problems.is_empty(), "the report does not match schemas/reports.schema.json: {problems:#?}\n{value:#}");
     value
 }
+
+/// nginx in the foreground under `prefix` (its configuration, logs and
+/// temporary folders), serving `server` (one or more `server { }` blocks,
+/// written to `prefix/airlock.conf` and included): the shipped server block
+/// or a test's own. The caller waits until it listens.
+pub fn spawn_nginx(nginx: &Path, prefix: &Path, server: &str) -> std::process::Child {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::create_dir_all(prefix).unwrap();
+    fs::write(prefix.join("airlock.conf"), server).unwrap();
+    // Run as root, nginx's workers would drop to `nobody`, who cannot read a private temp dir.
+    let user = if fs::metadata("/proc/self").unwrap().uid() == 0 { "user root;\n" } else { "" };
+    let main = format!(
+        "{user}worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\nevents {{}}\nhttp {{\n  access_log {p}/access.log;\n  default_type application/octet-stream;\n  client_body_temp_path {p}/body;\n  proxy_temp_path {p}/proxy;\n  fastcgi_temp_path {p}/fastcgi;\n  uwsgi_temp_path {p}/uwsgi;\n  scgi_temp_path {p}/scgi;\n  include {p}/airlock.conf;\n}}\n",
+        p = prefix.display()
+    );
+    fs::write(prefix.join("nginx.conf"), main).unwrap();
+    std::process::Command::new(nginx)
+        .arg("-p")
+        .arg(prefix)
+        .arg("-e")
+        .arg(prefix.join("error.log"))
+        .arg("-c")
+        .arg(prefix.join("nginx.conf"))
+        .args(["-g", "daemon off;"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx starts")
+}

@@ -235,7 +235,7 @@ fn version_object(name: &str, version: &str, entry: &Entry, base: &str) -> Value
         if let Some(sha512) = sha512 {
             dist.entry("integrity").or_insert_with(|| format!("sha512-{sha512}").into());
         }
-        if entry.evidence.iter().any(|e| e.kind == "npm-attestations") {
+        if entry.carries("npm-attestations") {
             let url = format!("{base}/npm/{}", attestations_path(entry));
             let attestations = dist.entry("attestations").or_insert_with(|| serde_json::json!({}));
             if let Some(a) = attestations.as_object_mut() {

@@ -9,6 +9,11 @@
 //!   decides: `credHelpers.<host>`, else `credsStore`, is run as
 //!   `docker-credential-<name> get` from `PATH` with the host on its input,
 //!   and answers `{"Username": .., "Secret": ..}` (or that it has none).
+//!   An identity token (`auths.<host>.identitytoken`, or a helper's answer
+//!   whose user name is `<token>`, as Azure's and others' logins leave) is
+//!   an `OAuth2` refresh token: it is exchanged at the token realm (POST,
+//!   `grant_type=refresh_token`) for an access token, and never sent to
+//!   the registry itself.
 //! - A 401 names the scheme in `WWW-Authenticate`: `Basic` is answered with
 //!   the credentials; `Bearer realm=..,service=..,scope=..` with a token
 //!   fetched from the realm (with the credentials, if any; anonymously
@@ -28,14 +33,21 @@ use crate::error::{Error, Result};
 
 mod helper;
 
-/// A user name and password for one registry. Its `Debug` hides the password.
+/// A user name and password for one registry, or an identity token. Its
+/// `Debug` hides the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub user: String,
     password: zeroize::Zeroizing<String>,
+    /// The secret is an `OAuth2` refresh token for the registry's token
+    /// service, not a password the registry takes.
+    pub identity_token: bool,
     /// The file they came from, for error messages.
     pub from: PathBuf,
 }
+
+/// The user name a credential helper answers with for an identity token.
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,6 +56,30 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    #[must_use]
+    pub fn password(user: String, password: String, from: PathBuf) -> Credentials {
+        Credentials { user, password: zeroize::Zeroizing::new(password), identity_token: false, from }
+    }
+
+    #[must_use]
+    pub fn identity_token(token: String, from: PathBuf) -> Credentials {
+        let user = IDENTITY_TOKEN_USER.to_owned();
+        Credentials { user, password: zeroize::Zeroizing::new(token), identity_token: true, from }
+    }
+
+    /// The form body of the `OAuth2` refresh-token grant for an identity
+    /// token, asking for `scopes` of `service`.
+    #[must_use]
+    pub fn refresh_grant(&self, service: Option<&str>, scopes: &[&str]) -> zeroize::Zeroizing<String> {
+        let encode = crate::escape::url_segment;
+        let service = service.map(|s| format!("&service={}", encode(s))).unwrap_or_default();
+        zeroize::Zeroizing::new(format!(
+            "grant_type=refresh_token&client_id=airlock&scope={}{service}&refresh_token={}",
+            encode(&scopes.join(" ")),
+            encode(&self.password)
+        ))
+    }
+
     /// The `Authorization` value of HTTP Basic.
     #[must_use]
     pub fn basic(&self) -> String {
@@ -102,6 +138,9 @@ fn credentials_in(files: &[PathBuf], host: &str) -> Result<Option<Credentials>> 
         let Some(auths) = value.get("auths").and_then(Value::as_object) else { continue };
         let Some((_, entry)) = auths.iter().find(|(key, _)| wanted.contains(&key_host(key))) else { continue };
         let text_of = |name: &str| entry.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        if let Some(token) = text_of("identitytoken") {
+            return Ok(Some(Credentials::identity_token(token.to_owned(), file.clone())));
+        }
         let (user, password) = if let Some(auth) = text_of("auth") {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth.trim())
@@ -116,7 +155,7 @@ fn credentials_in(files: &[PathBuf], host: &str) -> Result<Option<Credentials>> 
         } else {
             continue;
         };
-        return Ok(Some(Credentials { user, password: zeroize::Zeroizing::new(password), from: file.clone() }));
+        return Ok(Some(Credentials::password(user, password, file.clone())));
     }
     Ok(None)
 }
@@ -262,5 +301,19 @@ mod tests {
         std::fs::write(&a, "not json").unwrap();
         let err = credentials_in(&files, "127.0.0.1:5000").unwrap_err().to_string();
         assert!(err.contains("a.json") && err.contains("not JSON"), "{err}");
+    }
+
+    #[test]
+    fn an_identity_token_is_a_refresh_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, r#"{"auths":{"acr.example":{"auth":"","identitytoken":"r&t=1"}}}"#).unwrap();
+        let token = credentials_in(std::slice::from_ref(&file), "acr.example").unwrap().unwrap();
+        assert!(token.identity_token && !format!("{token:?}").contains("r&t"));
+        let form = token.refresh_grant(Some("acr.example"), &["repository:a:pull", "repository:b:pull,push"]);
+        assert_eq!(
+            form.as_str(),
+            "grant_type=refresh_token&client_id=airlock&scope=repository%3Aa%3Apull%20repository%3Ab%3Apull%2Cpush&service=acr.example&refresh_token=r%26t%3D1"
+        );
     }
 }

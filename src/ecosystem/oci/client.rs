@@ -95,7 +95,9 @@ impl<'c> Session<'c> {
         }
         drop(tokens);
         match &self.credentials {
-            Some(credentials) if self.basic.load(Ordering::Relaxed) => vec![("Authorization", credentials.basic())],
+            Some(credentials) if self.basic.load(Ordering::Relaxed) && !credentials.identity_token => {
+                vec![("Authorization", credentials.basic())]
+            }
             _ => Vec::new(),
         }
     }
@@ -134,8 +136,16 @@ impl<'c> Session<'c> {
             first = false;
             match challenge.as_deref().and_then(auth::parse_challenge) {
                 Some(Challenge::Basic) => {
-                    if self.credentials.is_none() {
-                        return Err(self.no_credentials());
+                    match &self.credentials {
+                        None => return Err(self.no_credentials()),
+                        Some(c) if c.identity_token => {
+                            return Err(Error::Usage(format!(
+                                "{}: {} holds an identity token for it, which is exchanged at a token service, but the registry asks for a password (Basic); log in with a user name and password",
+                                self.host,
+                                c.from.display()
+                            )));
+                        }
+                        Some(_) => {}
                     }
                     self.basic.store(true, Ordering::Relaxed);
                 }
@@ -210,10 +220,20 @@ impl<'c> Session<'c> {
         } else {
             Access::Pull
         };
-        let url = auth::token_url(realm, service, &scopes);
-        let headers: Vec<(&str, String)> = self.credentials.iter().map(|c| ("Authorization", c.basic())).collect();
-        let reply =
-            self.client.send("GET", &url, &headers, &Payload::Empty).map_err(|e| self.unreachable(realm, &e))?;
+        let reply = match &self.credentials {
+            // OAuth2: the identity token is a refresh token, exchanged by POST.
+            Some(c) if c.identity_token => {
+                let form = c.refresh_grant(service, &scopes);
+                let headers = [("Content-Type", "application/x-www-form-urlencoded".to_owned())];
+                self.client.send("POST", realm, &headers, &Payload::Bytes(form.as_bytes()))
+            }
+            credentials => {
+                let url = auth::token_url(realm, service, &scopes);
+                let headers: Vec<(&str, String)> = credentials.iter().map(|c| ("Authorization", c.basic())).collect();
+                self.client.send("GET", &url, &headers, &Payload::Empty)
+            }
+        }
+        .map_err(|e| self.unreachable(realm, &e))?;
         match reply.status {
             200 => {}
             401 | 403 => return Err(self.refused(realm, reply.status)),

@@ -22,6 +22,7 @@ pub mod cli;
 mod client;
 pub mod config;
 mod evidence;
+mod keyless;
 pub mod layout;
 pub mod lockfile;
 mod policy;
@@ -169,6 +170,12 @@ impl Ecosystem for Oci {
 
     fn judged_alone(&self, entry: &Entry) -> bool {
         entry.version.is_some()
+    }
+
+    /// A Sigstore bundle attached as a referrer (`cosign sign` in the bundle
+    /// format) can be the image's signature, in place of a `.sig`.
+    fn carries(&self, entry: &Entry, kind: &str) -> bool {
+        entry.carries(kind) || (kind == "cosign-signature" && evidence::carries_bundle(entry))
     }
 }
 

@@ -1,6 +1,9 @@
 //! The images' table of the import policy (`[oci]`): the common rules, and
-//! `[[oci.signers]]`, the cosign keys (ECDSA P-256, P-384 or P-521, PEM) that must have
-//! signed the images whose repository matches `images`.
+//! `[[oci.signers]]`, who must have signed the images whose repository
+//! matches `images`: a cosign key (ECDSA P-256, P-384 or P-521, PEM), or a
+//! Sigstore keyless identity (the Fulcio certificate's SAN, exactly or as a
+//! workflow of a repository, and its OIDC issuer, as `[[npm.publishers]]`
+//! reads), checked against the pinned `[sigstore] trusted-root`.
 //!
 //! ```toml
 //! [oci]
@@ -8,6 +11,11 @@
 //! [[oci.signers]]
 //! images = ["registry.example/team/*"]
 //! key = "cosign.pub"
+//! [[oci.signers]]
+//! images = ["ghcr.io/org/*"]
+//! repository = "https://github.com/org/app"
+//! workflow = ".github/workflows/release.yml"
+//! issuer = "https://token.actions.githubusercontent.com"
 //! ```
 
 use std::collections::BTreeMap;
@@ -16,10 +24,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::Oci;
-use crate::ecosystem::signer_keys::SignerTable;
+use crate::ecosystem::signer_keys::{KeySigners, SignerTable};
 use crate::error::{Error, Result};
 use crate::manifest::evidence::EvidenceKind;
-use crate::policy::{Pinned, References, Table};
+use crate::policy::{Pinned, Publisher, References, Table};
 
 impl Table for Oci {
     fn name(&self) -> &'static str {
@@ -57,8 +65,48 @@ impl Table for Oci {
             }
             return Ok(None);
         };
-        let signers = SIGNERS.resolve(json, references, origin, |rule: SignerRule| (rule.images, rule.key))?;
+        let mut keys = Vec::new();
+        let mut identities = Vec::new();
+        for rule in SIGNERS.rules::<SignerRule>(json, origin)? {
+            SIGNERS.check_patterns(&rule.images, origin)?;
+            match (rule.key, rule.issuer) {
+                (Some(key), None) if rule.identity.is_none() && rule.repository.is_none() => {
+                    keys.push((rule.images, key));
+                }
+                (None, Some(issuer)) => {
+                    let identity = Publisher {
+                        packages: rule.images,
+                        identity: rule.identity,
+                        repository: rule.repository,
+                        workflow: rule.workflow,
+                        issuer,
+                    };
+                    identity.validate(origin, SIGNERS.table)?;
+                    identities.push(identity);
+                }
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "{origin}: [[oci.signers]] must name one signer: key = \"cosign.pub\", or a keyless identity (identity, or repository with an optional workflow) with its issuer"
+                    )));
+                }
+            }
+        }
+        let signers = ImageSigners { keys: SIGNERS.keys(keys, references, origin)?, identities };
         Ok(Some(Pinned { roots: Arc::new(signers), document: json.as_bytes().to_vec() }))
+    }
+}
+
+/// The pinned signers of images: cosign keys, and keyless identities.
+#[derive(Debug)]
+pub struct ImageSigners {
+    pub keys: KeySigners,
+    pub identities: Vec<Publisher>,
+}
+
+impl ImageSigners {
+    /// The keyless identities whose patterns match the repository `name`.
+    pub fn identities<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Publisher> {
+        self.identities.iter().filter(move |p| SignerTable::governs(&p.packages, name))
     }
 }
 
@@ -67,7 +115,16 @@ impl Table for Oci {
 #[serde(deny_unknown_fields)]
 struct SignerRule {
     images: Vec<String>,
-    key: String,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    identity: Option<String>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    workflow: Option<String>,
+    #[serde(default)]
+    issuer: Option<String>,
 }
 
 /// How `[[oci.signers]]` reads.
@@ -96,8 +153,23 @@ mod tests {
         assert!(err("[oci]\nsigners = \"cosign.pub\"\n").contains("invalid type"));
         assert!(
             err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"k.pub\"\nidentity = \"x\"\n")
-                .contains("unknown field `identity`")
+                .contains("must name one signer")
         );
+        assert!(err("[[oci.signers]]\nimages = [\"r.io/*\"]\nidentity = \"x\"\n").contains("must name one signer"));
+        assert!(
+            err("[[oci.signers]]\nimages = [\"r.io/*\"]\nworkflow = \"w.yml\"\nissuer = \"https://i\"\n")
+                .contains("needs exactly one of identity or repository")
+        );
+        assert!(
+            err("[[oci.signers]]\nimages = [\"r.io/*\"]\nrepository = \"org/app\"\nissuer = \"https://i\"\n")
+                .contains("must be a URL")
+        );
+        assert!(
+            err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"k.pub\"\nsubject = \"x\"\n")
+                .contains("unknown field `subject`")
+        );
+        let keyless = "[[oci.signers]]\nimages = [\"r.io/*\"]\nrepository = \"https://github.com/org/app\"\nissuer = \"https://i\"\n";
+        assert!(parse(keyless, References::Refused).is_ok());
         assert!(err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"missing.pub\"\n").contains("missing.pub"));
         std::fs::write(dir.path().join("bad.pub"), "not a key").unwrap();
         assert!(err("[[oci.signers]]\nimages = [\"r.io/*\"]\nkey = \"bad.pub\"\n").contains("not a PEM public key"));

@@ -8,7 +8,8 @@
 //! streamed (a mirror changed on disk is refused, exit 1). For each image:
 //! its configs and layers first, each skipped when the registry already has
 //! it (`HEAD`), else uploaded monolithically (`POST` an upload, `PUT` the
-//! bytes with their digest); then the manifests, children of an index before
+//! bytes with their digest), or with `--chunk-size` in chunks (`PATCH` each
+//! with its `Content-Range`, then `PUT` the digest); then the manifests, children of an index before
 //! the index, by digest; then the tags. Repositories are named on the
 //! registry as `airlock serve` names them: the carried repository without
 //! its registry (`registry.example/team/app` is `REGISTRY/[PREFIX/]team/app`).
@@ -39,6 +40,9 @@ pub struct PushOptions {
     pub images: Vec<String>,
     /// Speak plain HTTP to the registry (also implied by an `http://` registry).
     pub plain_http: bool,
+    /// Upload blobs larger than this in chunks of it (`PATCH` with
+    /// `Content-Range`), for registries or proxies that cap a request's body.
+    pub chunk: Option<u64>,
 }
 
 /// What a push did.
@@ -133,6 +137,7 @@ pub fn push(options: &PushOptions, client: &Client) -> Result<PushReport> {
     let mut pusher = Pusher {
         session,
         dir: &dir,
+        chunk: options.chunk,
         uploaded: BTreeMap::new(),
         report: PushReport { registry: display, ..PushReport::default() },
     };
@@ -160,6 +165,7 @@ enum Sent {
 struct Pusher<'a, 'c> {
     session: Session<'c>,
     dir: &'a Path,
+    chunk: Option<u64>,
     /// Blobs this push put into a repository, and which.
     uploaded: BTreeMap<String, String>,
     report: PushReport,
@@ -298,35 +304,88 @@ impl Pusher<'_, '_> {
             (202, Some(location)) => self.session.absolute(location),
             (status, _) => return Err(Self::refused(&start, status, reply)),
         };
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let put = format!("{location}{sep}digest=sha256:{hex}");
         let path = self.blob_path(hex);
-        let open_path = path.clone();
-        let expected = hex.to_owned();
-        let open = move || -> std::io::Result<Box<dyn Read + Send + 'static>> {
-            let file = std::fs::File::open(&open_path)?;
-            Ok(Box::new(Checked {
-                inner: file,
-                hasher: sha2::Sha256::new(),
-                left: size,
-                expected: expected.clone(),
-                path: open_path.clone(),
-            }))
-        };
         let length = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
         if length != size {
             return Err(changed(&path));
         }
+        match self.chunk {
+            Some(chunk) if size > chunk => self.chunked(target, hex, &path, size, location, chunk),
+            _ => self.monolithic(target, hex, &path, &location, size),
+        }
+    }
+
+    /// One `PUT` of the whole blob, its sha256 checked as it streams.
+    fn monolithic(&self, target: &str, hex: &str, path: &Path, location: &str, size: u64) -> Result<Sent> {
+        let (open_path, expected) = (path.to_owned(), hex.to_owned());
+        let open = move || -> std::io::Result<Box<dyn Read + Send + 'static>> {
+            Ok(Box::new(Checked::open(&open_path, size, &expected)?))
+        };
         let headers = [("Content-Type", "application/octet-stream".to_owned())];
-        let reply = self.session.send(target, Access::Push, "PUT", &put, &headers, &Payload::Stream(&open, length));
+        let put = with_digest(location, hex);
+        let reply = self.session.send(target, Access::Push, "PUT", &put, &headers, &Payload::Stream(&open, size));
         let reply = match reply {
-            Err(e) if e.to_string().contains("does not match its digest") => return Err(changed(&path)),
+            Err(e) if e.to_string().contains("does not match its digest") => return Err(changed(path)),
             other => other?,
         };
         if reply.status != 201 {
+            return Err(Self::refused(location, reply.status, reply));
+        }
+        Ok(Sent::Uploaded(size))
+    }
+
+    /// The blob in chunks of `chunk` bytes, each a `PATCH` to the upload's
+    /// latest location with its `Content-Range`, then a `PUT` of the
+    /// digest. The file's sha256 is checked first (a retried chunk is read
+    /// again, so it cannot be hashed as it goes); the registry checks the
+    /// digest of what it received at the end.
+    fn chunked(
+        &self,
+        target: &str,
+        hex: &str,
+        path: &Path,
+        size: u64,
+        mut location: String,
+        chunk: u64,
+    ) -> Result<Sent> {
+        let mut checked = Checked::open(path, size, hex).map_err(|e| Error::io(path, e))?;
+        if std::io::copy(&mut checked, &mut std::io::sink()).is_err() {
+            return Err(changed(path));
+        }
+        let mut offset = 0;
+        while offset < size {
+            let length = chunk.min(size - offset);
+            let open_path = path.to_owned();
+            let open = move || -> std::io::Result<Box<dyn Read + Send + 'static>> {
+                use std::io::Seek as _;
+                let mut file = std::fs::File::open(&open_path)?;
+                file.seek(std::io::SeekFrom::Start(offset))?;
+                Ok(Box::new(file.take(length)))
+            };
+            let headers = [
+                ("Content-Type", "application/octet-stream".to_owned()),
+                ("Content-Range", format!("{offset}-{}", offset + length - 1)),
+            ];
+            let reply = self.session.send(
+                target,
+                Access::Push,
+                "PATCH",
+                &location,
+                &headers,
+                &Payload::Stream(&open, length),
+            )?;
+            location = match (reply.status, reply.header("location")) {
+                (202, Some(next)) => self.session.absolute(next),
+                (status, _) => return Err(Self::refused(&location, status, reply)),
+            };
+            offset += length;
+        }
+        let put = with_digest(&location, hex);
+        let reply = self.session.send(target, Access::Push, "PUT", &put, &[], &Payload::Empty)?;
+        if reply.status != 201 {
             return Err(Self::refused(&location, reply.status, reply));
         }
-        Ok(Sent::Uploaded(length))
+        Ok(Sent::Uploaded(size))
     }
 
     /// Whether the registry has `reference` as exactly this manifest.
@@ -394,6 +453,12 @@ impl Pusher<'_, '_> {
     }
 }
 
+/// An upload's location with the `digest` query that completes it.
+fn with_digest(location: &str, hex: &str) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest=sha256:{hex}")
+}
+
 /// A blob of the mirror that is not what its name says.
 fn changed(path: &Path) -> Error {
     Error::rejected(
@@ -413,6 +478,15 @@ struct Checked {
     left: u64,
     expected: String,
     path: PathBuf,
+}
+
+impl Checked {
+    /// The file at `path`, to be read as `size` bytes whose sha256 is `expected` (hex).
+    fn open(path: &Path, size: u64, expected: &str) -> std::io::Result<Checked> {
+        let inner = std::fs::File::open(path)?;
+        let (expected, path) = (expected.to_owned(), path.to_owned());
+        Ok(Checked { inner, hasher: sha2::Sha256::new(), left: size, expected, path })
+    }
 }
 
 impl Read for Checked {

@@ -62,10 +62,13 @@ pub(super) fn get(name: &str, host: &str, config: &Path) -> Result<Option<Creden
         return Err(refuse(format!("get for {host} failed ({})", crate::escape::one_line(said.trim()))));
     }
     parse(&answer, host).map(Some).map_err(refuse).map(|found| {
-        found.map(|(user, secret)| Credentials {
-            user,
-            password: zeroize::Zeroizing::new(secret),
-            from: PathBuf::from(format!("{} ({program})", config.display())),
+        found.map(|(user, secret)| {
+            let from = PathBuf::from(format!("{} ({program})", config.display()));
+            if user == super::IDENTITY_TOKEN_USER {
+                Credentials::identity_token(secret, from)
+            } else {
+                Credentials::password(user, secret, from)
+            }
         })
     })
 }
@@ -106,11 +109,7 @@ fn parse(answer: &[u8], host: &str) -> std::result::Result<(String, String), Str
         serde_json::from_slice(answer).map_err(|_| format!("answered for {host} with something other than JSON"))?;
     let field = |name: &str| value.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (user, secret) = (field("Username"), field("Secret"));
-    if user == "<token>" {
-        return Err(format!(
-            "holds an identity token for {host}, which airlock does not exchange; log in with a user name and password or an access token"
-        ));
-    }
+    // `<token>` as the user name: the secret is an identity (refresh) token.
     if user.is_empty() || secret.is_empty() {
         return Err(format!("answered for {host} without a Username and Secret"));
     }
@@ -122,12 +121,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_are_read_and_tokens_refused() {
+    fn answers_are_read() {
         assert_eq!(
             parse(br#"{"ServerURL":"r","Username":"u","Secret":"s"}"#, "r"),
             Ok(("u".to_owned(), "s".to_owned()))
         );
-        assert!(parse(br#"{"Username":"<token>","Secret":"s"}"#, "r").unwrap_err().contains("identity token"));
+        assert_eq!(parse(br#"{"Username":"<token>","Secret":"s"}"#, "r"), Ok(("<token>".to_owned(), "s".to_owned())));
         assert!(parse(b"nope", "r").unwrap_err().contains("other than JSON"));
         assert!(parse(br#"{"Username":"u"}"#, "r").unwrap_err().contains("without a Username and Secret"));
     }
