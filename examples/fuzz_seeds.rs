@@ -97,10 +97,15 @@ fn main() -> Result<(), Box<dyn Error>> {
             volume.copy_member(size, &mut std::io::sink()).map_err(|e| e.into_error("seed"))?;
         }
         let tail = volume.finish()?;
-        let payload = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).map_err(|r| r.to_string())?.payload;
-        fs::write(seeds("envelope")?.join(format!("manifest-{n}")), &envelope_bytes)?;
+        let payload =
+            envelope::open_untrusted(&envelope_bytes.envelope, envelope::MANIFEST).map_err(|r| r.to_string())?.payload;
+        fs::write(seeds("envelope")?.join(format!("manifest-{n}")), &envelope_bytes.envelope)?;
         fs::write(seeds("envelope")?.join(format!("seal-{n}")), &tail.seal)?;
-        fs::write(seeds("manifest")?.join(format!("manifest-{n}")), payload)?;
+        // The manifest target reads a format 2 manifest as the root's length (4 bytes LE), the root, the segments.
+        let mut manifest = u32::try_from(payload.len())?.to_le_bytes().to_vec();
+        manifest.extend_from_slice(payload);
+        manifest.extend_from_slice(envelope_bytes.segments().unwrap_or_default());
+        fs::write(seeds("manifest")?.join(format!("manifest-{n}")), manifest)?;
     }
 
     let lockfiles = root.join("fixtures/lockfiles");

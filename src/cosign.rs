@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::bundle::ManifestFrame;
 use crate::bundle::reader::{Member, VolumeReader};
 use crate::bundle::writer::{write_manifest_frame, write_seal};
 use crate::error::{Error, IoContext, Result};
@@ -37,22 +38,24 @@ pub fn cosign(
 ) -> Result<SignReport> {
     let subject = bundle.display().to_string();
     let (verified, _) = verify_bundle(bundle, policy, now, &mut Discard, progress)?;
-    let opened =
-        envelope::open_untrusted(&verified.envelope, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
+    let opened = envelope::open_untrusted(&verified.frame.envelope, envelope::MANIFEST)
+        .map_err(|r| Error::rejected(&subject, r))?;
     let id = key.public().id();
     if opened.claimed_signers.contains(&id) {
         return Err(Error::Usage(format!("{subject}: already signed by key {}; a key counts once", id.short())));
     }
     let (frame_start, frame_size, seal) = locate_blob_frame(bundle)?;
-    let new_envelope =
-        envelope::add_signature(&verified.envelope, key, envelope::MANIFEST).map_err(|e| e.into_error(&subject))?;
+    let new_envelope = envelope::add_signature(&verified.frame.envelope, key, envelope::MANIFEST)
+        .map_err(|e| e.into_error(&subject))?;
+    // The segments are named by the root the signatures cover: they stay as they are.
+    let new_frame = ManifestFrame { envelope: new_envelope, segments: verified.frame.segments.clone() };
     let new_seal = envelope::add_signature(&seal, key, envelope::VOLUME_SEAL).map_err(|e| e.into_error(&subject))?;
 
     let dir = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new().prefix(".airlock-sign-").tempfile_in(dir).at(dir)?;
     {
         let mut out = BufWriter::new(tmp.as_file());
-        write_manifest_frame(&mut out, &new_envelope).at(bundle)?;
+        write_manifest_frame(&mut out, &new_frame).at(bundle)?;
         let mut source = File::open(bundle).map_err(|e| Error::input(bundle, "bundle", &e))?;
         source.seek(io::SeekFrom::Start(frame_start)).at(bundle)?;
         let copied = io::copy(&mut BufReader::new(source).take(frame_size), &mut out).at(bundle)?;

@@ -77,10 +77,11 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
     // Errors name the volume file read.
     let subject = path.display().to_string();
     let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
-    let (_, envelope_bytes) = VolumeReader::open(file, &subject)?;
+    let (_, frame) = VolumeReader::open(file, &subject)?;
     let opened =
-        envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
-    let m = Manifest::from_bytes(opened.payload).map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
+        envelope::open_untrusted(&frame.envelope, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
+    let m = Manifest::decode(opened.payload, frame.segments())
+        .map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
     Ok(InspectReport {
         bundle: label,
         manifest_digest: ContentId::of(opened.payload).to_hex(),

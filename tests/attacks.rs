@@ -153,7 +153,7 @@ fn arbitrary_package_a_replaced_blob_is_refused_re_signed_by_an_untrusted_key_or
     site.refused("resigned.airlock", &resigned, 1, &["signed by 0 trusted key(s), the policy requires 1"]);
 
     // The same rewritten manifest under the genuine signatures (not re-signed).
-    let payload = manifest.to_bytes().unwrap();
+    let payload = hostile::payload_of(&manifest);
     let carried: Vec<(ContentId, &[u8])> = manifest.blobs.iter().map(|b| (b.id, blobs[&b.id].as_slice())).collect();
     let frame = hostile::blob_frame(&carried);
     let unsigned = hostile::assemble(&with_payload(&p.envelope, payload), &frame, &p.seal);
@@ -292,7 +292,7 @@ fn fast_forward_a_sequence_far_ahead_is_refused_and_the_real_next_bundle_still_i
         &["the policy requires 1"],
     );
     // Far ahead under the genuine signatures.
-    let unsigned = hostile::assemble(&with_payload(&p.envelope, m.to_bytes().unwrap()), &p.frame, &p.seal);
+    let unsigned = hostile::assemble(&with_payload(&p.envelope, hostile::payload_of(&m)), &p.frame, &p.seal);
     site.refused("ahead-unsigned.airlock", &unsigned, 1, &["does not match the manifest"]);
     // Far ahead and signed by the exporter: an incremental bundle cannot skip bundles.
     site.refused(
@@ -403,7 +403,7 @@ fn endless_data_a_blob_larger_than_declared_is_refused() {
     let exabyte = 1u64 << 60;
     m.blobs.iter_mut().filter(|b| b.id == tool.id).for_each(|b| b.size = exabyte);
     m.entries.iter_mut().filter(|e| e.blob == tool.id).for_each(|e| e.size = exabyte);
-    let payload = m.to_bytes().unwrap();
+    let payload = hostile::payload_of(&m);
     let envelope = hostile::sign_manifest(&payload, &[&site.key]);
     let bytes = hostile::assemble(&envelope, &p.frame, &hostile::seal(&payload, &p.frame, &[&site.key]));
     site.refused("exabyte.airlock", &bytes, 3, &["bytes, the filesystem has", "free space on that filesystem"]);
@@ -433,7 +433,7 @@ fn endless_data_a_manifest_larger_than_declared_or_than_the_cap_is_refused() {
     airlock::bundle::frame::write_raw(&mut bytes, &member).unwrap();
     bytes.extend(&p.frame);
     airlock::bundle::writer::write_seal(&mut bytes, &p.seal).unwrap();
-    site.refused("member-longer.airlock", &bytes, 1, &["the manifest frame does not hold exactly the manifest member"]);
+    site.refused("member-longer.airlock", &bytes, 1, &["the manifest frame does not hold exactly its members"]);
 
     // The manifest member declaring more than the cap.
     header.set_size(1 << 40);
@@ -455,6 +455,50 @@ fn zstd_frame(blocks: &[u8]) -> Vec<u8> {
 fn block_header(last: bool, kind: u32, size: u32) -> [u8; 3] {
     let v = u32::from(last) | (kind << 1) | (size << 3);
     [v as u8, (v >> 8) as u8, (v >> 16) as u8]
+}
+
+#[test]
+fn segments_that_are_not_the_ones_the_signed_root_names_are_refused() {
+    let site = Site::new();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..200).map(|i| (format!("f/{i:03}.txt"), format!("file {i}").into_bytes())).collect();
+    let files: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
+    let p = hostile::open(&site.export("second", &files));
+    let segments = p.segments.clone().expect("export writes format 2");
+    let with = |segments: Option<&[u8]>| hostile::assemble_with_segments(&p.envelope, segments, &p.frame, &p.seal);
+    // A byte of an entry changed, the signature over the root intact.
+    let mut changed = segments.clone();
+    let at = segments.windows(9).position(|w| w == b"f/150.txt").unwrap();
+    changed[at + 4] = b'9';
+    site.refused(
+        "segment-changed.airlock",
+        &with(Some(&changed)),
+        1,
+        &["does not match its digest in the signed root"],
+    );
+    // A byte more, a byte less, none at all.
+    let mut longer = segments.clone();
+    longer.push(0x80);
+    site.refused("segments-longer.airlock", &with(Some(&longer)), 1, &["the root names", "the bundle holds"]);
+    site.refused("segments-shorter.airlock", &with(Some(&segments[1..])), 1, &["the root names"]);
+    site.refused("segments-missing.airlock", &with(None), 1, &["fails its schema"]);
+    // Segments of another bundle's root under this one's signature.
+    let other = hostile::open(&site.export_alone("other", &files[..100], &[]));
+    site.refused("segments-swapped.airlock", &with(other.segments.as_deref()), 1, &["the root names"]);
+    // Re-signed by the trusted key over a root naming segments in another order.
+    let mut root: airlock::manifest::segments::Root = airlock::manifest::canonical::from_slice(&p.payload).unwrap();
+    root.entries.swap(0, 1);
+    let payload = airlock::manifest::canonical::to_vec(&root).unwrap();
+    let bytes = hostile::assemble_with_segments(
+        &hostile::sign_manifest(&payload, &[&site.key]),
+        Some(&segments),
+        &p.frame,
+        &hostile::seal(&payload, &p.frame, &[&site.key]),
+    );
+    site.refused("segments-reordered.airlock", &bytes, 1, &["entry segment 1 of", "does not match its digest"]);
+    // The genuine bundle still imports.
+    let genuine = site.write("genuine.airlock", &with(Some(&segments)));
+    site.import(&genuine).success();
 }
 
 #[test]
@@ -901,7 +945,7 @@ fn key_compromise_below_threshold_one_stolen_key_of_two_is_not_enough() {
     }
 
     // A second signature claiming Bob's key id, made with the attacker's own key.
-    let payload = m.to_bytes().unwrap();
+    let payload = hostile::payload_of(&m);
     let forged = forge_cosignature(&hostile::sign_manifest(&payload, &[k]), &bob);
     let carried: Vec<(ContentId, &[u8])> = m.blobs.iter().map(|b| (b.id, blobs[&b.id].as_slice())).collect();
     let frame = hostile::blob_frame(&carried);

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use airlock::id::{ContentId, RelPath};
-use airlock::manifest::{Blob, Digest, Entry, Evidence, FORMAT_VERSION, Manifest};
+use airlock::manifest::{Blob, Digest, Entry, Evidence, FORMAT_SINGLE, Manifest};
 use airlock::sign::SecretKey;
 use common::{airlock, hostile, one_line, snapshot};
 use sha2::Digest as _;
@@ -103,7 +103,7 @@ impl Bundle {
         list.sort_by(|a, b| a.place().cmp(&b.place()));
         let now = airlock::now();
         let manifest = Manifest {
-            format: FORMAT_VERSION,
+            format: FORMAT_SINGLE,
             tool: "airlock tests/channels.rs".into(),
             channel: channel.into(),
             sequence: 1,

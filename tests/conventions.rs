@@ -44,7 +44,7 @@ fn completions_refuse_an_unknown_shell_in_one_line() {
 fn version_names_the_bundle_format() {
     let output = airlock().arg("--version").output().unwrap();
     assert!(output.status.success());
-    let expected = format!("airlock {} (bundle format 1)\n", env!("CARGO_PKG_VERSION"));
+    let expected = format!("airlock {} (bundle format 2)\n", env!("CARGO_PKG_VERSION"));
     assert_eq!(String::from_utf8(output.stdout).unwrap(), expected);
 }
 

@@ -53,17 +53,54 @@ fn bundle_files(path: &Path) -> BTreeMap<String, Vec<u8>> {
     }
 }
 
-/// The manifest bytes and the compressed blob frame of a single volume.
-fn manifest_and_frame(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// The signed manifest bytes (the root), its segments and the compressed blob frame of a single volume.
+fn manifest_and_frame(bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let (mut volume, envelope_bytes) = VolumeReader::open(bytes, "golden").unwrap();
     while let Member::Blob { size, .. } = volume.next_member().unwrap() {
         volume.copy_member(size, &mut std::io::sink()).unwrap();
     }
     let tail = volume.finish().unwrap();
-    let payload = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).unwrap().payload.to_vec();
+    let payload = envelope::open_untrusted(&envelope_bytes.envelope, envelope::MANIFEST).unwrap().payload.to_vec();
     let size = usize::try_from(tail.frame.size).unwrap();
     let start = bytes.len() - 8 - tail.seal.len() - size;
-    (payload, bytes[start..start + size].to_vec())
+    let segments = envelope_bytes.segments.expect("export writes format 2");
+    (payload, segments, bytes[start..start + size].to_vec())
+}
+
+/// The root and its segments with `needle` replaced by `with` in every
+/// segment, and the root's references naming the segments so changed.
+fn normalised_manifest(root: &[u8], segments: &[u8], needle: &str, with: &str) -> Vec<u8> {
+    use ciborium::Value;
+    let mut root: Value = ciborium::de::from_reader(root).unwrap();
+    let Value::Map(fields) = &mut root else { panic!("the root is a map") };
+    let (mut at, mut out) = (0, Vec::new());
+    for (key, refs) in fields.iter_mut() {
+        if !matches!(key.as_text(), Some("blobs" | "entries")) {
+            continue;
+        }
+        let Value::Array(refs) = refs else { panic!("segment references are an array") };
+        for reference in refs {
+            let Value::Map(reference) = reference else { panic!("a reference is a map") };
+            let at_key = |reference: &[(Value, Value)], name: &str| {
+                reference.iter().position(|(k, _)| k.as_text() == Some(name)).unwrap()
+            };
+            let (id_at, size_at) = (at_key(reference, "id"), at_key(reference, "size"));
+            let size = usize::try_from(reference[size_at].1.as_integer().unwrap()).unwrap();
+            let mut segment: Value = ciborium::de::from_reader(&segments[at..at + size]).unwrap();
+            at += size;
+            replace_in(&mut segment, needle, with);
+            let mut bytes = Vec::new();
+            ciborium::ser::into_writer(&segment, &mut bytes).unwrap();
+            reference[id_at].1 = Value::Bytes(blake3::hash(&bytes).as_bytes().to_vec());
+            reference[size_at].1 = Value::from(bytes.len() as u64);
+            out.extend(bytes);
+        }
+    }
+    assert_eq!(at, segments.len());
+    let mut normalised = Vec::new();
+    ciborium::ser::into_writer(&root, &mut normalised).unwrap();
+    normalised.extend(out);
+    normalised
 }
 
 /// `needle` replaced by `with` in every text and byte string of a CBOR value.
@@ -131,11 +168,8 @@ fn digests() -> BTreeMap<String, String> {
         .env("SOURCE_DATE_EPOCH", EPOCH)
         .assert()
         .success();
-    let (payload, frame) = manifest_and_frame(&fs::read(&bundle).unwrap());
-    let mut manifest: ciborium::Value = ciborium::de::from_reader(&payload[..]).unwrap();
-    replace_in(&mut manifest, &registry.base, "http://registry");
-    let mut normalised = Vec::new();
-    ciborium::ser::into_writer(&manifest, &mut normalised).unwrap();
+    let (payload, segments, frame) = manifest_and_frame(&fs::read(&bundle).unwrap());
+    let normalised = normalised_manifest(&payload, &segments, &registry.base, "http://registry");
     out.insert("lockfiles manifest (registry address replaced)".into(), b3(&normalised));
     out.insert("lockfiles blob frame".into(), b3(&frame));
     out

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use airlock::id::{ContentId, RelPath};
-use airlock::manifest::{Blob, Entry, FORMAT_VERSION, Manifest};
+use airlock::manifest::{Blob, Entry, FORMAT_SINGLE, Manifest};
 use airlock::sign::SecretKey;
 
 use common::{airlock, hostile, keygen, one_line, snapshot, write_tree};
@@ -46,7 +46,7 @@ impl Channel {
         entries.sort_by(|a, b| a.place().cmp(&b.place()));
         self.sequence += 1;
         let manifest = Manifest {
-            format: FORMAT_VERSION,
+            format: FORMAT_SINGLE,
             tool: "airlock tests/limits.rs".into(),
             channel: self.name.clone(),
             sequence: self.sequence,

@@ -417,6 +417,8 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
             m.blobs.push(airlock::manifest::Blob { id, size: other.len() as u64, ..m.blobs[0].clone() });
             blobs.insert(id, other);
             hostile::prune_blobs(m);
+            // Sorted again, as the format requires: the attack is the layer, not the order.
+            m.entries.sort_by(|a, b| a.place().cmp(&b.place()));
         },
         "which the bundle does not carry",
     );

@@ -16,7 +16,9 @@ use airlock::ecosystem::ManifestExt as _;
 use airlock::export::{ExportOptions, Inputs, Network, export};
 use airlock::id::{ContentId, KeyId, RelPath};
 use airlock::import::import;
-use airlock::manifest::{Blob, Digest, Entry, Evidence, FORMAT_VERSION, MAX_SEQUENCE, Manifest, Missing, canonical};
+use airlock::manifest::{
+    Blob, Digest, Entry, Evidence, FORMAT_SEGMENTED, FORMAT_SINGLE, MAX_SEQUENCE, Manifest, Missing, canonical,
+};
 use airlock::policy::Policy;
 use airlock::progress::Silent;
 use airlock::sign::{SecretKey, envelope};
@@ -136,7 +138,7 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
                 }
             }
             Manifest {
-                format: FORMAT_VERSION,
+                format: FORMAT_SINGLE,
                 tool: "airlock proptest".into(),
                 channel,
                 sequence,
@@ -158,7 +160,8 @@ proptest! {
 
     /// decode(encode(m)) == m, and the encoding is the one canonical form.
     #[test]
-    fn manifests_decode_to_what_was_encoded(m in manifest()) {
+    fn manifests_decode_to_what_was_encoded(mut m in manifest()) {
+        m.format = FORMAT_SINGLE;
         let bytes = m.to_bytes().unwrap();
         let back: Manifest = canonical::from_slice(&bytes).unwrap();
         prop_assert_eq!(&back, &m);
@@ -168,7 +171,11 @@ proptest! {
     /// The same through the full decoder, which adds the schema's rules.
     #[test]
     fn valid_manifests_pass_their_own_rules_after_a_round_trip(m in valid_manifest()) {
-        prop_assert_eq!(Manifest::from_bytes(&m.to_bytes().unwrap()).unwrap(), m);
+        prop_assert_eq!(Manifest::from_bytes(&m.to_bytes().unwrap()).unwrap(), m.clone());
+        // And as format 2: a root and the segments it names.
+        let segmented = Manifest { format: FORMAT_SEGMENTED, ..m };
+        let (root, segments) = segmented.encode().unwrap();
+        prop_assert_eq!(Manifest::decode(&root, segments.as_deref()).unwrap(), segmented);
     }
 
     /// The envelope carries any payload unchanged, and verifies only for its signers.
@@ -185,8 +192,19 @@ proptest! {
     /// Arbitrary bytes, and canonical encodings with one byte changed, are
     /// answered with an error, never a panic (the fuzz targets go further).
     #[test]
-    fn decoders_refuse_garbage_without_panicking(garbage in bytes(4000), m in manifest(), at in any::<usize>(), to in any::<u8>()) {
+    fn decoders_refuse_garbage_without_panicking(garbage in bytes(4000), mut m in manifest(), at in any::<usize>(), to in any::<u8>()) {
         let _ = Manifest::from_bytes(&garbage);
+        let _ = Manifest::decode(&garbage, Some(&garbage));
+        m.format = FORMAT_SEGMENTED;
+        let (mut root, segments) = m.encode().unwrap();
+        let mut segments = segments.unwrap();
+        let (root_len, total) = (root.len(), root.len() + segments.len());
+        match (at % total).checked_sub(root_len) {
+            Some(in_segments) => segments[in_segments] = to,
+            None => root[at % root_len] = to,
+        }
+        let _ = Manifest::decode(&root, Some(&segments));
+        m.format = FORMAT_SINGLE;
         let _ = envelope::open_untrusted(&garbage, envelope::MANIFEST);
         let mut bytes = m.to_bytes().unwrap();
         let at = at % bytes.len();

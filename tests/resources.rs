@@ -85,7 +85,7 @@ mod hostile_memory {
     use airlock::bundle::{PARITY_MEMBER, ParityInfo, VolumeInfo, VolumeSeal};
     use airlock::ecosystem::evidence::EVIDENCE;
     use airlock::id::{ContentId, RelPath};
-    use airlock::manifest::{Blob, Digest, Entry, Evidence, FORMAT_VERSION, Manifest, canonical};
+    use airlock::manifest::{Blob, Digest, Entry, Evidence, FORMAT_SINGLE, Manifest, canonical};
     use airlock::sign::{SecretKey, envelope};
     use base64::Engine as _;
     use sha2::Digest as _;
@@ -127,7 +127,7 @@ mod hostile_memory {
         pub fn bundle(&self, name: &str, entries: Vec<Entry>, contents: &[&[u8]]) -> PathBuf {
             let blobs: BTreeMap<ContentId, Vec<u8>> = contents.iter().map(|d| (ContentId::of(d), d.to_vec())).collect();
             let mut manifest = Manifest {
-                format: FORMAT_VERSION,
+                format: FORMAT_SINGLE,
                 tool: "airlock resources test".into(),
                 channel: "default".into(),
                 sequence: 1,
@@ -335,7 +335,7 @@ mod hostile_memory {
             volumes.into_iter().partition(|p| p.file_name().unwrap().to_string_lossy().starts_with("volume"));
         assert_eq!(parity.len(), 1);
         let (_, envelope_bytes) = VolumeReader::open(fs::File::open(&data[0]).unwrap(), "volume").unwrap();
-        let payload = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).unwrap().payload.to_vec();
+        let payload = envelope::open_untrusted(&envelope_bytes.envelope, envelope::MANIFEST).unwrap().payload.to_vec();
         let info = ParityInfo { stripe, sizes: data.iter().map(|p| fs::metadata(p).unwrap().len()).collect() };
         let index = u32::try_from(data.len()).unwrap();
         let file = std::io::BufWriter::new(fs::File::create(&parity[0]).unwrap());

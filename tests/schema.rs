@@ -36,6 +36,68 @@ fn validate_manifest(payload: &[u8]) -> Result<(), String> {
     cddl::validate_cbor_from_slice(&schema("manifest.cddl"), payload, None).map_err(|e| e.to_string())
 }
 
+/// The `manifest.segments` member of a bundle (format 2), read without airlock's reader.
+fn segments_member(bundle: &Path) -> Vec<u8> {
+    let decoder = zstd::stream::read::Decoder::new(fs::File::open(bundle).unwrap()).unwrap();
+    let mut archive = tar::Archive::new(decoder);
+    let mut entry = archive.entries().unwrap().nth(1).unwrap().unwrap();
+    assert_eq!(entry.path().unwrap().to_str(), Some("manifest.segments"));
+    let mut segments = Vec::new();
+    entry.read_to_end(&mut segments).unwrap();
+    segments
+}
+
+fn field<'v>(map: &'v Value, name: &str) -> &'v Value {
+    let Value::Map(fields) = map else { panic!("not a map") };
+    &fields.iter().find(|(k, _)| k.as_text() == Some(name)).unwrap_or_else(|| panic!("no {name}")).1
+}
+
+/// The segments a root names, cut from `segments` by the sizes the root
+/// gives: (blob segments, entry segments), each checked against its BLAKE3.
+fn cut_segments(root: &[u8], segments: &[u8]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let root: Value = ciborium::from_reader(root).unwrap();
+    let mut at = 0;
+    let mut cut = |list: &str| -> Vec<Vec<u8>> {
+        let Value::Array(refs) = field(&root, list) else { panic!("{list} is an array") };
+        refs.iter()
+            .map(|r| {
+                let size = usize::try_from(field(r, "size").as_integer().unwrap()).unwrap();
+                let bytes = segments[at..at + size].to_vec();
+                at += size;
+                let Value::Bytes(id) = field(r, "id") else { panic!("id is bytes") };
+                assert_eq!(id.as_slice(), blake3::hash(&bytes).as_bytes(), "segment digest");
+                bytes
+            })
+            .collect()
+    };
+    let blobs = cut("blobs");
+    let entries = cut("entries");
+    assert_eq!(at, segments.len(), "the root names every byte of the segments");
+    (blobs, entries)
+}
+
+/// Validates `bytes` against the schema's rule `rule`.
+fn validate_rule(rule: &str, bytes: &[u8]) -> Result<(), String> {
+    let rooted = format!("root = {rule}\n{}", schema("manifest.cddl"));
+    cddl::validate_cbor_from_slice(&rooted, bytes, None).map_err(|e| e.to_string())
+}
+
+/// A format 2 bundle's root and every segment against the schema.
+fn validate_bundle(bundle: &Path) {
+    let root = manifest_payload(bundle);
+    validate_manifest(&root).unwrap();
+    validate_rule("manifest-root", &root).unwrap();
+    let (blobs, entries) = cut_segments(&root, &segments_member(bundle));
+    assert!(!entries.is_empty());
+    for segment in &blobs {
+        validate_rule("blob-segment", segment).unwrap();
+    }
+    for segment in &entries {
+        validate_rule("entry-segment", segment).unwrap();
+        assert!(validate_rule("blob-segment", segment).is_err());
+    }
+}
+
 #[test]
 fn exported_manifests_match_the_schema() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,13 +106,20 @@ fn exported_manifests_match_the_schema() {
     common::sample_tree(&input);
     let bundle = dir.path().join("b.airlock");
     common::export(&input, &[&key], &bundle);
-    let payload = manifest_payload(&bundle);
-    validate_manifest(&payload).unwrap();
+    validate_bundle(&bundle);
 
     // The demo's manifest too.
     let demo = dir.path().join("demo");
     common::airlock().args(["demo", "--quiet", "--dir"]).arg(&demo).assert().success();
-    validate_manifest(&manifest_payload(&demo.join("transfer/demo.airlock"))).unwrap();
+    validate_bundle(&demo.join("transfer/demo.airlock"));
+
+    // Format 1, as earlier bundles have it: a vector of the corpus.
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/vectors");
+    let old = manifest_payload(&vectors.join("channel-a-goods.airlock"));
+    assert_eq!(field(&ciborium::from_reader::<Value, _>(&old[..]).unwrap(), "format").as_integer(), Some(1.into()));
+    validate_manifest(&old).unwrap();
+    validate_rule("manifest", &old).unwrap();
+    assert!(validate_rule("manifest-root", &old).is_err());
 }
 
 #[test]
@@ -94,7 +163,8 @@ fn times_after_the_year_9999_fail_the_schema_as_they_fail_the_verifier() {
     // 9999-12-31T23:59:59Z is the last time; a second later is the year 10000.
     validate_manifest(&with_expiry(253_402_300_799)).unwrap();
     assert!(validate_manifest(&with_expiry(253_402_300_800)).is_err());
-    let refused = airlock::manifest::Manifest::from_bytes(&with_expiry(253_402_300_800)).unwrap_err();
+    let segments = segments_member(&bundle);
+    let refused = airlock::manifest::Manifest::decode(&with_expiry(253_402_300_800), Some(&segments)).unwrap_err();
     assert!(refused.contains("after 9999-12-31T23:59:59Z"), "{refused}");
 }
 
@@ -140,11 +210,11 @@ fn policy_files_match_the_schema() {
     assert!(cddl::validate_json_from_str(&schema("policy.cddl"), &as_json(&unbounded), None).is_err());
 }
 
-/// The second member of a volume of a split bundle: `volume.cbor`.
+/// The member after the manifest's two in a volume of a split bundle: `volume.cbor`.
 fn volume_info(volume: &Path) -> Vec<u8> {
     let decoder = zstd::stream::read::Decoder::new(fs::File::open(volume).unwrap()).unwrap();
     let mut archive = tar::Archive::new(decoder);
-    let mut entry = archive.entries().unwrap().nth(1).unwrap().unwrap();
+    let mut entry = archive.entries().unwrap().nth(2).unwrap().unwrap();
     assert_eq!(entry.path().unwrap().to_str(), Some("volume.cbor"));
     let mut bytes = Vec::new();
     entry.read_to_end(&mut bytes).unwrap();
@@ -239,11 +309,11 @@ fn chunked_blobs_match_the_schema() {
     let bundle = dir.path().join("b.airlock");
     common::export_files(&input, &key, &bundle).args(["--quiet", "--split", "64KiB"]).assert().success();
     let volume = fs::read_dir(&bundle).unwrap().next().unwrap().unwrap().path();
-    let payload = manifest_payload(&volume);
-    validate_manifest(&payload).unwrap();
+    validate_bundle(&volume);
     // The pieces as the schema sees them, read without airlock's types.
-    let Value::Map(fields) = ciborium::from_reader::<Value, _>(&payload[..]).unwrap() else { panic!() };
-    let (_, Value::Array(blobs)) = fields.iter().find(|(k, _)| k.as_text() == Some("blobs")).unwrap() else { panic!() };
+    let (blob_segments, _) = cut_segments(&manifest_payload(&volume), &segments_member(&volume));
+    assert_eq!(blob_segments.len(), 1);
+    let Value::Array(blobs) = ciborium::from_reader::<Value, _>(&blob_segments[0][..]).unwrap() else { panic!() };
     let pieces = |blob: &Value| {
         let Value::Map(fields) = blob else { panic!() };
         fields.iter().find(|(k, _)| k.as_text() == Some("pieces")).map(|(_, v)| v.clone())
@@ -253,11 +323,8 @@ fn chunked_blobs_match_the_schema() {
     let Value::Array(list) = &chunked[0] else { panic!() };
     assert!(list.len() >= 4, "{} pieces", list.len());
     // An empty piece is not a piece.
-    let mut broken_fields = fields.clone();
-    let (_, Value::Array(blobs)) = broken_fields.iter_mut().find(|(k, _)| k.as_text() == Some("blobs")).unwrap() else {
-        panic!()
-    };
-    for blob in blobs.iter_mut() {
+    let mut blobs = blobs.clone();
+    for blob in &mut blobs {
         let Value::Map(blob) = blob else { panic!() };
         if let Some((_, Value::Array(list))) = blob.iter_mut().find(|(k, _)| k.as_text() == Some("pieces")) {
             let Value::Map(first) = &mut list[0] else { panic!() };
@@ -265,8 +332,8 @@ fn chunked_blobs_match_the_schema() {
         }
     }
     let mut broken = Vec::new();
-    ciborium::into_writer(&Value::Map(broken_fields), &mut broken).unwrap();
-    assert!(validate_manifest(&broken).is_err());
+    ciborium::into_writer(&Value::Array(blobs), &mut broken).unwrap();
+    assert!(validate_rule("blob-segment", &broken).is_err());
 }
 
 #[test]

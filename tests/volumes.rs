@@ -355,14 +355,14 @@ fn without_split_the_bundle_is_one_file_as_before() {
     let bundle = dir.path().join("b.airlock");
     common::export(&input, &[&key], &bundle);
     assert!(bundle.is_file());
-    // No volume.cbor member: the first member after the manifest is a blob.
+    // No volume.cbor member: the first member after the manifest (its envelope and segments) is a blob.
     let mut tar = Vec::new();
     zstd::stream::copy_decode(fs::File::open(&bundle).unwrap(), &mut tar).unwrap();
     let mut archive = tar::Archive::new(&tar[..]);
     let names: Vec<String> =
         archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(names[0], "manifest.cose");
-    assert!(names[1..].iter().all(|n| n.starts_with("blobs/")), "{names:?}");
+    assert_eq!(names[..2], ["manifest.cose", "manifest.segments"]);
+    assert!(names[2..].iter().all(|n| n.starts_with("blobs/")), "{names:?}");
 }
 
 #[test]

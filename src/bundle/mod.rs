@@ -44,6 +44,9 @@ use crate::id::ContentId;
 pub const MANIFEST_MEMBER: &str = "manifest.cose";
 /// Folder of the blob members.
 pub const BLOB_PREFIX: &str = "blobs/";
+/// The second member of frame 1 in format 2: the segments the signed
+/// root names, one after the other.
+pub const SEGMENTS_MEMBER: &str = "manifest.segments";
 /// First member of frame 2 in a volume of a split set: which volume it is.
 pub const VOLUME_MEMBER: &str = "volume.cbor";
 /// The recovery bytes of a parity volume.
@@ -58,6 +61,28 @@ pub(crate) const WINDOW_LOG: u32 = 22;
 
 /// Largest volume seal accepted (it holds one signature per signer).
 pub const MAX_SEAL_BYTES: u64 = 1 << 20;
+
+/// What frame 1 holds: the signed manifest envelope and, from format 2
+/// on, the segments its root names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ManifestFrame {
+    pub envelope: Vec<u8>,
+    pub segments: Option<Vec<u8>>,
+}
+
+impl ManifestFrame {
+    /// The segments, in format 2.
+    #[must_use]
+    pub fn segments(&self) -> Option<&[u8]> {
+        self.segments.as_deref()
+    }
+
+    /// Bytes of the envelope and the segments together.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        (self.envelope.len() + self.segments.as_ref().map_or(0, Vec::len)) as u64
+    }
+}
 
 /// The payload of a volume seal (`volume-seal` in schemas/manifest.cddl).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,7 +168,7 @@ pub fn is_member_name(name: &str) -> bool {
     let blob = name
         .strip_prefix(BLOB_PREFIX)
         .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-    blob || [MANIFEST_MEMBER, VOLUME_MEMBER, PARITY_MEMBER].contains(&name)
+    blob || [MANIFEST_MEMBER, SEGMENTS_MEMBER, VOLUME_MEMBER, PARITY_MEMBER].contains(&name)
 }
 
 /// The tar header the writer emits for member `name` of `size` bytes; the

@@ -6,14 +6,15 @@ use std::path::Path;
 use crate::bundle::frame::{self, FrameError};
 use crate::bundle::writer::BlobFrame;
 use crate::bundle::{
-    BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, MAX_VOLUME_INFO_BYTES, PARITY_MEMBER, VOLUME_MEMBER,
-    VolumeInfo, WINDOW_LOG, is_member_name, member_header, padding,
+    BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, MAX_VOLUME_INFO_BYTES, ManifestFrame, PARITY_MEMBER,
+    SEGMENTS_MEMBER, VOLUME_MEMBER, VolumeInfo, WINDOW_LOG, is_member_name, member_header, padding,
 };
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
 use crate::manifest::{MAX_MANIFEST_BYTES, canonical};
 
-/// Largest signature envelope accepted: the manifest cap plus room for signatures.
+/// Largest signature envelope accepted: the manifest cap plus room for
+/// signatures. In format 2 the envelope and the segments together.
 pub const MAX_ENVELOPE_BYTES: u64 = MAX_MANIFEST_BYTES + (1 << 20);
 
 type Compressed<R> = HashingBufReader<BufReader<MediaReader<R>>>;
@@ -51,33 +52,26 @@ pub struct Tail {
 }
 
 impl<R: Read> VolumeReader<R> {
-    /// Reads the manifest frame and returns the envelope it holds, with a
-    /// reader positioned at the blob frame. `name` is used in errors.
-    pub fn open(raw: R, name: &str) -> Result<(Self, Vec<u8>)> {
+    /// Reads the manifest frame and returns what it holds, with a reader
+    /// positioned at the blob frame. `name` is used in errors.
+    pub fn open(raw: R, name: &str) -> Result<(Self, ManifestFrame)> {
         let (reader, envelope) = VolumeReader::open_among(raw, name, &[])?;
         match envelope {
-            Envelope::Read(bytes) => Ok((reader, bytes)),
+            Envelope::Read(frame) => Ok((reader, frame)),
             Envelope::Known(_) => unreachable!("no envelope was known"),
         }
     }
 
-    /// [`VolumeReader::open`] for a volume whose envelope may be one of
-    /// `known` (the other volumes of a set, read already): the frame is
+    /// [`VolumeReader::open`] for a volume whose manifest frame may be one
+    /// of `known` (the other volumes of a set, read already): the frame is
     /// compared with it block by block, not read into a second buffer of
     /// up to the manifest cap.
-    pub fn open_among(raw: R, name: &str, known: &[&[u8]]) -> Result<(Self, Envelope)> {
+    pub fn open_among(raw: R, name: &str, known: &[&ManifestFrame]) -> Result<(Self, Envelope)> {
         let mut raw = MediaReader(raw);
         let envelope = read_manifest_frame(&mut raw, known).map_err(|e| frame_error(name, e))?;
         let envelope = match envelope {
-            Envelope::Read(mut member) => {
-                let end = manifest_member(&member).map_err(|r| Error::rejected(name, r))?;
-                // The envelope is up to the manifest cap: cut the member header and
-                // padding off in place rather than copying it out.
-                member.truncate(end);
-                member.drain(..BLOCK);
-                Envelope::Read(member)
-            }
-            known @ Envelope::Known(_) => known,
+            Content::Read(content) => Envelope::Read(split_frame(content).map_err(|r| Error::rejected(name, r))?),
+            Content::Known(k) => Envelope::Known(k),
         };
         let compressed =
             HashingBufReader { inner: BufReader::with_capacity(1 << 16, raw), hasher: blake3::Hasher::new(), count: 0 };
@@ -184,110 +178,180 @@ impl<R: Read> VolumeReader<R> {
 /// The envelope of a volume's manifest frame.
 #[derive(Debug)]
 pub enum Envelope {
-    /// Byte for byte the frame that holds the `known` envelope of this index.
+    /// Byte for byte the `known` frame of this index.
     Known(usize),
-    /// Another envelope, as read.
+    /// Another frame, as read.
+    Read(ManifestFrame),
+}
+
+/// Frame 1's content: the same as a known frame's, or as read.
+enum Content {
+    Known(usize),
     Read(Vec<u8>),
 }
 
-/// Reads frame 1. While its bytes are those of the frame a `known`
-/// envelope makes (member header, envelope, zero padding) they are only
+/// Reads frame 1. While its bytes are those of the frame a `known` one
+/// makes (member headers, envelope, segments, zero padding) they are only
 /// compared; once no known one matches, the content is kept: the part
-/// compared so far is that envelope's, so it is rebuilt from it.
-fn read_manifest_frame(raw: &mut impl Read, known: &[&[u8]]) -> Result<Envelope, FrameError> {
-    let mut blocks = frame::RawBlocks::start(raw, MAX_ENVELOPE_BYTES + 2 * BLOCK as u64)?;
-    let members: Vec<KnownMember> = known.iter().map(|e| KnownMember::new(e)).collect();
-    let mut candidates: Vec<usize> = (0..members.len()).filter(|k| members[*k].len() == blocks.size()).collect();
+/// compared so far is that frame's, so it is rebuilt from it.
+fn read_manifest_frame(raw: &mut impl Read, known: &[&ManifestFrame]) -> Result<Content, FrameError> {
+    let mut blocks = frame::RawBlocks::start(raw, MAX_ENVELOPE_BYTES + 4 * BLOCK as u64)?;
+    let frames: Vec<KnownFrame> = known.iter().map(|f| KnownFrame::new(f)).collect();
+    let mut candidates: Vec<usize> = (0..frames.len()).filter(|k| frames[*k].len == blocks.size()).collect();
     let mut block = Vec::with_capacity(128 << 10);
     let mut offset = 0;
     while !candidates.is_empty() {
         block.clear();
         if !blocks.next_into(raw, &mut block)? {
-            return Ok(Envelope::Known(candidates[0]));
+            return Ok(Content::Known(candidates[0]));
         }
         let last = candidates[0];
-        candidates.retain(|k| members[*k].matches(offset, &block));
+        candidates.retain(|k| frames[*k].matches(offset, &block));
         if candidates.is_empty() {
             let mut content = Vec::with_capacity(blocks.size());
-            members[last].prefix(offset, &mut content);
+            frames[last].prefix(offset, &mut content);
             content.extend_from_slice(&block);
             while blocks.next_into(raw, &mut content)? {}
-            return Ok(Envelope::Read(content));
+            return Ok(Content::Read(content));
         }
         offset += block.len();
     }
     let mut content = Vec::with_capacity(blocks.size());
     while blocks.next_into(raw, &mut content)? {}
-    Ok(Envelope::Read(content))
+    Ok(Content::Read(content))
 }
 
-/// The content of the manifest frame a known envelope is written in,
-/// without making it: the member header, the envelope, zero padding.
-struct KnownMember<'a> {
-    header: [u8; BLOCK],
-    envelope: &'a [u8],
+/// The content of the manifest frame a known one is written in, without
+/// making it: its parts in order.
+struct KnownFrame<'a> {
+    parts: Vec<Part<'a>>,
+    len: usize,
 }
 
-impl<'a> KnownMember<'a> {
-    fn new(envelope: &'a [u8]) -> Self {
-        let mut header = [0u8; BLOCK];
-        let expected =
-            member_header(MANIFEST_MEMBER, envelope.len() as u64).expect("the manifest member's name is valid");
-        header.copy_from_slice(expected.as_bytes());
-        KnownMember { header, envelope }
+enum Part<'a> {
+    Header(Box<[u8; BLOCK]>),
+    Bytes(&'a [u8]),
+    Zeros(usize),
+}
+
+impl Part<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Part::Header(_) => BLOCK,
+            Part::Bytes(b) => b.len(),
+            Part::Zeros(n) => *n,
+        }
+    }
+}
+
+impl<'a> KnownFrame<'a> {
+    fn new(frame: &'a ManifestFrame) -> Self {
+        let mut parts = Vec::new();
+        let members = std::iter::once((MANIFEST_MEMBER, frame.envelope.as_slice()))
+            .chain(frame.segments.as_deref().map(|s| (SEGMENTS_MEMBER, s)));
+        for (name, data) in members {
+            let mut header = Box::new([0u8; BLOCK]);
+            let expected = member_header(name, data.len() as u64).expect("the manifest members' names are valid");
+            header.copy_from_slice(expected.as_bytes());
+            parts.extend([Part::Header(header), Part::Bytes(data), Part::Zeros(padding(data.len() as u64) as usize)]);
+        }
+        let len = parts.iter().map(Part::len).sum();
+        KnownFrame { parts, len }
     }
 
-    fn len(&self) -> usize {
-        BLOCK + self.envelope.len() + padding(self.envelope.len() as u64) as usize
+    /// Each part with where it starts, clipped to `range`: (start, part).
+    fn overlapping(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = (usize, &Part<'a>)> {
+        self.parts
+            .iter()
+            .scan(0usize, |at, part| {
+                let start = *at;
+                *at += part.len();
+                Some((start, part))
+            })
+            .filter(move |(start, part)| *start < range.end && start + part.len() > range.start)
     }
 
     /// Whether `chunk` is the content from `offset` on.
     fn matches(&self, offset: usize, chunk: &[u8]) -> bool {
-        let header_part = offset.min(BLOCK)..(offset + chunk.len()).min(BLOCK);
-        let split = header_part.len();
-        if self.header[header_part] != chunk[..split] {
-            return false;
-        }
-        let rest = &chunk[split..];
-        let from = (offset + split).saturating_sub(BLOCK);
-        let in_envelope = self.envelope.get(from..).unwrap_or_default();
-        let n = in_envelope.len().min(rest.len());
-        in_envelope[..n] == rest[..n] && rest[n..].iter().all(|b| *b == 0)
+        let end = offset + chunk.len();
+        self.overlapping(offset..end).all(|(start, part)| {
+            let from = offset.max(start);
+            let to = end.min(start + part.len());
+            let got = &chunk[from - offset..to - offset];
+            match part {
+                Part::Header(h) => h[from - start..to - start] == *got,
+                Part::Bytes(b) => b[from - start..to - start] == *got,
+                Part::Zeros(_) => got.iter().all(|b| *b == 0),
+            }
+        })
     }
 
     /// Appends the first `len` bytes of the content to `out`.
     fn prefix(&self, len: usize, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.header[..len.min(BLOCK)]);
-        if len > BLOCK {
-            let envelope_part = (len - BLOCK).min(self.envelope.len());
-            out.extend_from_slice(&self.envelope[..envelope_part]);
-            out.resize(out.len() + (len - BLOCK - envelope_part), 0);
+        for (start, part) in self.overlapping(0..len) {
+            let to = len.min(start + part.len()) - start;
+            match part {
+                Part::Header(h) => out.extend_from_slice(&h[..to]),
+                Part::Bytes(b) => out.extend_from_slice(&b[..to]),
+                Part::Zeros(_) => out.resize(out.len() + to, 0),
+            }
         }
     }
 }
 
-/// Checks the manifest frame's content: the member header the writer
-/// emits, the envelope, zero padding, nothing else. Returns where the
-/// envelope ends (it starts after the header block).
-fn manifest_member(member: &[u8]) -> Result<usize, Rejection> {
-    let header: &[u8; BLOCK] = member
-        .get(..BLOCK)
+/// Splits frame 1's content into its members: `manifest.cose`, then in
+/// format 2 `manifest.segments`, each with the header the writer emits and
+/// zero padding, and nothing else.
+fn split_frame(mut content: Vec<u8>) -> Result<ManifestFrame, Rejection> {
+    let (envelope_end, next) = member_at(&content, 0, MANIFEST_MEMBER)?;
+    if next == content.len() {
+        // Format 1: the envelope is up to the manifest cap, so the member
+        // header and padding are cut off in place rather than copied out.
+        content.truncate(envelope_end);
+        content.drain(..BLOCK);
+        return Ok(ManifestFrame { envelope: content, segments: None });
+    }
+    let (segments_end, after) = member_at(&content, next, SEGMENTS_MEMBER)?;
+    if after != content.len() {
+        return Err(Rejection::Malformed(
+            "the manifest frame does not hold exactly its members: data follows manifest.segments".into(),
+        ));
+    }
+    // Format 2: the envelope holds the small root; the segments stay in place.
+    let envelope = content[BLOCK..envelope_end].to_vec();
+    content.truncate(segments_end);
+    content.drain(..next + BLOCK);
+    Ok(ManifestFrame { envelope, segments: Some(content) })
+}
+
+/// Checks the member `name` whose header is at `at`: the header the writer
+/// emits, its data within the frame, zero padding. Returns where its data
+/// ends and where the next member starts.
+fn member_at(content: &[u8], at: usize, name: &str) -> Result<(usize, usize), Rejection> {
+    let header: &[u8; BLOCK] = content
+        .get(at..at + BLOCK)
         .and_then(|h| h.try_into().ok())
         .ok_or_else(|| Rejection::Truncated("the manifest frame is too short".into()))?;
-    let (name, size) = parse_header(header)?;
-    if name != MANIFEST_MEMBER {
-        return Err(Rejection::UnexpectedMember(format!("{name:?} where {MANIFEST_MEMBER} must come first")));
+    let (found, size) = parse_header(header)?;
+    if found != name {
+        let place = if at == 0 { "must come first" } else { "must follow it" };
+        return Err(Rejection::UnexpectedMember(format!("{found:?} where {name} {place}")));
     }
     if size > MAX_ENVELOPE_BYTES {
+        let what = if name == MANIFEST_MEMBER { "the manifest" } else { "the manifest's segments" };
         return Err(Rejection::Oversize(format!(
-            "the manifest declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"
+            "{what} declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"
         )));
     }
-    let end = BLOCK + size as usize;
-    if member.len() as u64 != end as u64 + padding(size) || member[end..].iter().any(|b| *b != 0) {
-        return Err(Rejection::Malformed("the manifest frame does not hold exactly the manifest member".into()));
+    let end = at + BLOCK + size as usize;
+    let next = end + padding(size) as usize;
+    match content.get(end..next) {
+        Some(pad) if pad.iter().all(|b| *b == 0) => Ok((end, next)),
+        Some(_) => Err(Rejection::Malformed(format!(
+            "the manifest frame does not hold exactly its members: data follows {name} where its zero padding belongs"
+        ))),
+        None => Err(Rejection::Truncated(format!("the manifest frame ends inside {name}"))),
     }
-    Ok(end)
 }
 
 /// Parses one header block, accepting it only if it is exactly the header
@@ -463,46 +527,85 @@ mod tests {
     use super::*;
     use crate::bundle::writer::write_manifest_frame;
 
-    fn volume(envelope: &[u8]) -> Vec<u8> {
+    fn frame(envelope: &[u8], segments: Option<&[u8]>) -> ManifestFrame {
+        ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(<[u8]>::to_vec) }
+    }
+
+    fn volume(frame: &ManifestFrame) -> Vec<u8> {
         let mut out = Vec::new();
-        write_manifest_frame(&mut out, envelope).unwrap();
+        write_manifest_frame(&mut out, frame).unwrap();
         // An empty blob frame: the reader only needs frame 1 here.
         out.extend(zstd::encode_all(&[0u8; 1024][..], 3).unwrap());
         out
     }
 
-    fn read(volume: &[u8], known: &[&[u8]]) -> Envelope {
+    fn read(volume: &[u8], known: &[&ManifestFrame]) -> Envelope {
         VolumeReader::open_among(volume, "v", known).unwrap().1
     }
 
     #[test]
-    fn a_known_envelope_is_compared_and_any_other_read_whole() {
+    fn a_known_frame_is_compared_and_any_other_read_whole() {
         // Over several raw blocks, so that differences fall in the first, a middle and the last.
-        let envelope: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-        let bytes = volume(&envelope);
-        assert!(matches!(read(&bytes, &[&envelope]), Envelope::Known(0)));
-        assert!(matches!(read(&bytes, &[b"other", &envelope]), Envelope::Known(1)));
-        for at in [0, 1, 131_000, 131_072 - 512, 200_000, envelope.len() - 1] {
-            let mut other = envelope.clone();
-            other[at] ^= 1;
-            let Envelope::Read(got) = read(&bytes, &[&other]) else { panic!("taken for the other at {at}") };
-            assert_eq!(got, envelope, "at {at}");
-            // And the other way round: the known one differs from what is read.
-            let Envelope::Read(got) = read(&volume(&other), &[&envelope]) else { panic!("at {at}") };
-            assert_eq!(got, other, "at {at}");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for (envelope, segments) in
+            [(&bytes[..], None), (&bytes[..1000], Some(&bytes[1000..])), (&bytes[..], Some(&[][..]))]
+        {
+            let known = frame(envelope, segments);
+            let file = volume(&known);
+            assert!(matches!(read(&file, &[&known]), Envelope::Known(0)));
+            assert!(matches!(read(&file, &[&frame(b"other", None), &known]), Envelope::Known(1)));
+            let len = envelope.len() + segments.map_or(0, <[u8]>::len);
+            for at in [0, 1, 999, 1000, 131_000, 131_072 - 512, 200_000, len - 1] {
+                let mut other = known.clone();
+                match (at.checked_sub(envelope.len()), other.segments.as_mut()) {
+                    (Some(in_segments), Some(segments)) => segments[in_segments] ^= 1,
+                    _ => other.envelope[at.min(envelope.len() - 1)] ^= 1,
+                }
+                let Envelope::Read(got) = read(&file, &[&other]) else { panic!("taken for the other at {at}") };
+                assert_eq!(got, known, "at {at}");
+                // And the other way round: the known one differs from what is read.
+                let Envelope::Read(got) = read(&volume(&other), &[&known]) else { panic!("at {at}") };
+                assert_eq!(got, other, "at {at}");
+            }
+            let shorter = frame(&envelope[1..], segments);
+            let Envelope::Read(got) = read(&file, &[&shorter]) else { panic!("another length matched") };
+            assert_eq!(got, known);
+            let Envelope::Read(got) = read(&file, &[]) else { panic!("nothing was known") };
+            assert_eq!(got, known);
         }
-        let Envelope::Read(got) = read(&bytes, &[&envelope[1..]]) else { panic!("another length matched") };
-        assert_eq!(got, envelope);
-        let Envelope::Read(got) = read(&bytes, &[]) else { panic!("nothing was known") };
-        assert_eq!(got, envelope);
     }
 
     #[test]
     fn a_frame_like_a_known_one_but_with_other_padding_is_refused() {
-        let envelope = vec![9u8; 1000];
-        let mut bytes = volume(&envelope);
+        let known = frame(&[9u8; 1000], None);
+        let mut bytes = volume(&known);
         // The last byte of the padding: frame header 9 + block header 3 + member header 512 + 1000.
         bytes[9 + 3 + 512 + 1000 + 5] = 1;
-        assert!(VolumeReader::open_among(&bytes[..], "v", &[&envelope]).is_err());
+        assert!(VolumeReader::open_among(&bytes[..], "v", &[&known]).is_err());
+    }
+
+    #[test]
+    fn frame_one_holds_the_envelope_then_at_most_the_segments() {
+        let envelope_then = |name: &str| {
+            let mut content = member_header(MANIFEST_MEMBER, 3).unwrap().as_bytes().to_vec();
+            content.extend_from_slice(b"abc");
+            content.resize(2 * BLOCK, 0);
+            content.extend_from_slice(member_header(name, 2).unwrap().as_bytes());
+            content.extend_from_slice(b"xy");
+            content.resize(4 * BLOCK, 0);
+            content
+        };
+        let parts = split_frame(envelope_then(SEGMENTS_MEMBER)).unwrap();
+        assert_eq!(parts, frame(b"abc", Some(b"xy")));
+        for other in [VOLUME_MEMBER, MANIFEST_MEMBER] {
+            let refused = split_frame(envelope_then(other)).unwrap_err();
+            assert!(matches!(refused, Rejection::UnexpectedMember(_)), "{refused:?}");
+        }
+        let mut longer = envelope_then(SEGMENTS_MEMBER);
+        longer.extend_from_slice(&[0u8; BLOCK]);
+        assert!(split_frame(longer).is_err());
+        let mut cut = envelope_then(SEGMENTS_MEMBER);
+        cut.truncate(3 * BLOCK + 1);
+        assert!(split_frame(cut).is_err());
     }
 }

@@ -2,7 +2,10 @@
 
 use std::io::{self, Read, Write};
 
-use crate::bundle::{BLOCK, MANIFEST_MEMBER, VOLUME_MEMBER, WINDOW_LOG, blob_member, frame, member_header, padding};
+use crate::bundle::{
+    BLOCK, MANIFEST_MEMBER, ManifestFrame, SEGMENTS_MEMBER, VOLUME_MEMBER, WINDOW_LOG, blob_member, frame,
+    member_header, padding,
+};
 use crate::id::ContentId;
 
 /// Bytes per multithreaded compression job (zstd's minimum is 512 KiB).
@@ -37,10 +40,10 @@ pub struct BlobFrame {
 }
 
 impl<W: Write> VolumeWriter<W> {
-    /// Writes the manifest frame holding `envelope` and starts the blob
-    /// frame, compressing on `threads` worker threads (0: inline).
-    pub fn new(mut out: W, envelope: &[u8], threads: u32) -> io::Result<Self> {
-        write_manifest_frame(&mut out, envelope)?;
+    /// Writes the manifest frame and starts the blob frame, compressing on
+    /// `threads` worker threads (0: inline).
+    pub fn new(mut out: W, manifest: &ManifestFrame, threads: u32) -> io::Result<Self> {
+        write_manifest_frame(&mut out, manifest)?;
 
         let hashing = HashingWriter { inner: out, hasher: blake3::Hasher::new(), count: 0 };
         let mut out = zstd::stream::write::Encoder::new(hashing, LEVEL)?;
@@ -140,12 +143,21 @@ impl<W: Write> VolumeWriter<W> {
     }
 }
 
-/// Writes frame 1: the `manifest.cose` member holding `envelope`, in raw blocks.
-pub fn write_manifest_frame(out: &mut impl Write, envelope: &[u8]) -> io::Result<()> {
-    let size = envelope.len() as u64;
-    let header = header(MANIFEST_MEMBER, size)?;
-    let padding = &[0u8; BLOCK][..padding(size) as usize];
-    frame::write_raw_parts(out, &[header.as_bytes(), envelope, padding])
+/// Writes frame 1 in raw blocks: the `manifest.cose` member holding the
+/// envelope and, in format 2, the `manifest.segments` member.
+pub fn write_manifest_frame(out: &mut impl Write, manifest: &ManifestFrame) -> io::Result<()> {
+    let envelope_header = header(MANIFEST_MEMBER, manifest.envelope.len() as u64)?;
+    let zeros = [0u8; BLOCK];
+    let pad = |data: &[u8]| &zeros[..padding(data.len() as u64) as usize];
+    let mut parts: Vec<&[u8]> = vec![envelope_header.as_bytes(), &manifest.envelope, pad(&manifest.envelope)];
+    let segments_header = match manifest.segments() {
+        Some(segments) => Some((header(SEGMENTS_MEMBER, segments.len() as u64)?, segments)),
+        None => None,
+    };
+    if let Some((header, segments)) = &segments_header {
+        parts.extend([&header.as_bytes()[..], segments, pad(segments)]);
+    }
+    frame::write_raw_parts(out, &parts)
 }
 
 /// The header of member `name`; a name the format does not have is the caller's mistake.

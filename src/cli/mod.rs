@@ -41,10 +41,10 @@ use crate::progress::Progress;
 use crate::sign::PublicKey;
 
 /// The bundle format as a literal for `concat!`; a unit test checks it equals
-/// [`crate::manifest::FORMAT_VERSION`].
+/// [`crate::manifest::FORMAT_SEGMENTED`], the format export writes.
 macro_rules! bundle_format {
     () => {
-        "1"
+        "2"
     };
 }
 
@@ -642,7 +642,7 @@ mod tests {
 
     #[test]
     fn version_names_the_bundle_format_the_code_uses() {
-        let format = crate::manifest::FORMAT_VERSION.to_string();
+        let format = crate::manifest::FORMAT_SEGMENTED.to_string();
         assert_eq!(super::VERSION, format!("{} (bundle format {format})", env!("CARGO_PKG_VERSION")));
     }
 }

@@ -41,8 +41,11 @@ pub fn check_size(name: &str, len: usize) -> Result<(), String> {
 /// every reader of a manifest calls (`Manifest::from_bytes`, `.check()`
 /// with this trait in scope).
 pub trait ManifestExt: Sized {
-    /// Decodes canonical bytes and checks the rules the schema cannot say.
+    /// Decodes canonical bytes of a format 1 manifest and checks the rules the schema cannot say.
     fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
+    /// Decodes a manifest frame's signed payload and, in format 2, its
+    /// segments; checks the rules.
+    fn decode(payload: &[u8], segments: Option<&[u8]>) -> Result<Self, String>;
     /// The cross-field rules, the evidence kinds and their caps.
     fn check(&self) -> Result<(), String>;
 }
@@ -50,6 +53,10 @@ pub trait ManifestExt: Sized {
 impl ManifestExt for Manifest {
     fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
         Manifest::from_bytes_with(bytes, kind)
+    }
+
+    fn decode(payload: &[u8], segments: Option<&[u8]>) -> Result<Self, String> {
+        Manifest::decode_with(payload, segments, kind)
     }
 
     fn check(&self) -> Result<(), String> {

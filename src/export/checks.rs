@@ -120,8 +120,8 @@ pub(super) fn check_replaceable_bundle(out: &Path) -> Result<()> {
 /// manifest frame holding a manifest envelope (signatures not checked).
 fn bundle_digest(path: &Path) -> Option<ContentId> {
     let file = File::open(path).ok()?;
-    let (_, envelope_bytes) = crate::bundle::reader::VolumeReader::open(file, &path.display().to_string()).ok()?;
-    let opened = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST).ok()?;
+    let (_, frame) = crate::bundle::reader::VolumeReader::open(file, &path.display().to_string()).ok()?;
+    let opened = envelope::open_untrusted(&frame.envelope, envelope::MANIFEST).ok()?;
     Some(ContentId::of(opened.payload))
 }
 

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 use super::ExportOptions;
 use super::checks::expiry;
-use crate::bundle::VolumeSeal;
 use crate::bundle::writer::BlobFrame;
+use crate::bundle::{ManifestFrame, VolumeSeal};
 use crate::ecosystem::Artifact;
 use crate::ecosystem::ManifestExt as _;
 use crate::error::{Error, Result};
 use crate::id::ContentId;
 use crate::manifest::canonical;
-use crate::manifest::{Blob, Entry, FORMAT_VERSION, Manifest};
+use crate::manifest::{Blob, Entry, FORMAT_SEGMENTED, Manifest};
 use crate::sign::{OperatorKey, Signer, envelope};
 
 /// The manifest for `artifacts`: sorted, blobs deduplicated, the same
@@ -31,7 +31,7 @@ pub(super) fn build_manifest(
     signers.sort();
     signers.dedup();
     let manifest = Manifest {
-        format: FORMAT_VERSION,
+        format: FORMAT_SEGMENTED,
         tool: format!("airlock {}", env!("CARGO_PKG_VERSION")),
         channel: options.channel.clone(),
         sequence: 1,
@@ -104,29 +104,30 @@ fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<Path
     (entries, blobs, sources)
 }
 
-/// How long the manifest's envelope is, without encoding or signing the
-/// manifest: the encoding's length is counted, the envelope's worked out.
+/// How long frame 1's members are (the envelope, and the segments of
+/// format 2), without signing the manifest: the envelope's length is
+/// worked out from the encoding's.
 pub(super) fn envelope_len(manifest: &Manifest, keys: &[OperatorKey]) -> Result<u64> {
-    let encoded =
-        canonical::encoded_len(manifest).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    envelope::sealed_len(encoded as u64, keys, envelope::MANIFEST)
+    let (payload, segments) = encode(manifest)?;
+    let sealed = envelope::sealed_len(payload.len() as u64, keys, envelope::MANIFEST)?;
+    // In format 2 the segments are a member of their own: its header block and padding.
+    let segments = segments.map_or(0, |s| s.len() as u64 + 2 * crate::bundle::BLOCK as u64);
+    Ok(sealed + segments)
 }
 
-/// Signs the finished manifest; returns its digest and envelope. The
-/// entries are taken out of `manifest` and freed as soon as they are
-/// encoded: writing the volumes needs only the blobs, and the envelope, a
-/// second copy of the encoded manifest, should not be made on top of them.
-pub(super) fn sign_final(manifest: &mut Manifest, keys: &[OperatorKey]) -> Result<(ContentId, Vec<u8>)> {
-    let bytes = encode_manifest(manifest)?;
+/// Signs the finished manifest; returns its digest and frame 1's content.
+/// The entries are taken out of `manifest` and freed as soon as they are
+/// encoded: writing the volumes needs only the blobs.
+pub(super) fn sign_final(manifest: &mut Manifest, keys: &[OperatorKey]) -> Result<(ContentId, ManifestFrame)> {
+    let (payload, segments) = encode(manifest)?;
+    check_importable(payload.len() as u64 + segments.as_ref().map_or(0, |s| s.len() as u64), manifest.entries.len())?;
     manifest.entries = Vec::new();
-    let sealed = seal_manifest(&bytes, keys)?;
-    Ok((ContentId::of(&bytes), sealed))
+    let envelope = seal_manifest(&payload, keys)?;
+    Ok((ContentId::of(&payload), ManifestFrame { envelope, segments }))
 }
 
-fn encode_manifest(manifest: &Manifest) -> Result<Vec<u8>> {
-    let bytes = manifest.to_bytes().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    check_importable(bytes.len() as u64, manifest.entries.len())?;
-    Ok(bytes)
+fn encode(manifest: &Manifest) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+    manifest.encode().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))
 }
 
 /// A manifest no importer accepts is refused before a volume is written:

@@ -11,7 +11,7 @@ use super::volume::{VolumeContents, fill_volume, out_dir, pieces_with_sources, s
 use super::{ExportOptions, Split};
 use crate::bundle::split::{self, Budget, Placement};
 use crate::bundle::writer::{BlobFrame, VolumeWriter, write_seal};
-use crate::bundle::{PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, parity, volume_file_name};
+use crate::bundle::{ManifestFrame, PARITY_MEMBER, ParityInfo, VOLUME_MEMBER, VolumeInfo, parity, volume_file_name};
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::{Manifest, Piece, canonical};
@@ -142,7 +142,7 @@ pub(super) fn write_split(
     options: &ExportOptions,
     manifest: &Manifest,
     manifest_digest: ContentId,
-    sealed: &[u8],
+    sealed: &ManifestFrame,
     sources: &[PathBuf],
     budget: &Budget,
     progress: &dyn Progress,
@@ -230,7 +230,7 @@ fn write_parity(
     data: &[PathBuf],
     options: &ExportOptions,
     manifest_digest: ContentId,
-    sealed: &[u8],
+    sealed: &ManifestFrame,
     budget: &Budget,
     progress: &dyn Progress,
 ) -> Result<()> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::ExportOptions;
 use super::manifest::seal_volume;
+use crate::bundle::ManifestFrame;
 use crate::bundle::writer::{BlobWriteError, VolumeWriter, write_seal};
 use crate::durable::Existing;
 use crate::durable::writeback::DropBehind;
@@ -33,7 +34,7 @@ pub(super) fn write_volume(
     options: &ExportOptions,
     manifest: &Manifest,
     manifest_digest: ContentId,
-    sealed: Vec<u8>,
+    sealed: ManifestFrame,
     sources: &[PathBuf],
     progress: &dyn Progress,
 ) -> Result<u64> {
@@ -111,7 +112,7 @@ pub(super) fn with_sources<'m>(
 pub(super) fn start_volume<'f>(
     file: &'f File,
     name: &Path,
-    sealed: &[u8],
+    sealed: &ManifestFrame,
     threads: u32,
 ) -> Result<VolumeWriter<BufWriter<DropBehind<&'f File>>>> {
     VolumeWriter::new(BufWriter::with_capacity(1 << 20, DropBehind::new(file)), sealed, threads).at(name)

@@ -3,6 +3,7 @@
 
 pub mod canonical;
 pub mod evidence;
+pub mod segments;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,8 +13,13 @@ use serde::{Deserialize, Serialize};
 use self::evidence::KindOf;
 use crate::id::{ContentId, KeyId, RelPath};
 
-/// The manifest format this build writes and reads (`format` in the schema).
-pub const FORMAT_VERSION: u32 = 1;
+/// Format 1: the manifest is one document, signed whole (`manifest` in
+/// the schema). Still read; no longer written.
+pub const FORMAT_SINGLE: u32 = 1;
+
+/// Format 2, which export writes: a signed root naming the segments that
+/// hold the blob table and the entries ([`segments`]).
+pub use segments::FORMAT_SEGMENTED;
 
 /// Refuse manifests larger than this before reading them (64 MiB holds
 /// several hundred thousand entries).
@@ -390,7 +396,7 @@ impl Manifest {
     #[must_use]
     pub fn empty(channel: String) -> Self {
         Manifest {
-            format: FORMAT_VERSION,
+            format: FORMAT_SEGMENTED,
             tool: String::new(),
             channel,
             sequence: 0,
@@ -405,9 +411,31 @@ impl Manifest {
         }
     }
 
-    /// The canonical CBOR bytes.
+    /// The canonical CBOR bytes of a format 1 manifest (a format 2 one is
+    /// written by [`Manifest::encode`]).
     pub fn to_bytes(&self) -> Result<Vec<u8>, String> {
+        if self.format != FORMAT_SINGLE {
+            return Err(format!("a format {} manifest is a root and segments, not one document", self.format));
+        }
         canonical::to_vec(self)
+    }
+
+    /// What the envelope signs and, in format 2, the segments beside it.
+    pub fn encode(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+        if self.format == FORMAT_SINGLE {
+            return Ok((self.to_bytes()?, None));
+        }
+        let encoded = segments::encode(self)?;
+        Ok((encoded.root, Some(encoded.segments)))
+    }
+
+    /// Decodes what a manifest frame holds: the signed `payload` and, in
+    /// format 2, the `segments` it names; then checks the rules.
+    pub fn decode_with(payload: &[u8], segments: Option<&[u8]>, kinds: KindOf) -> Result<Self, String> {
+        match segments {
+            Some(segments) => segments::decode(payload, segments, kinds),
+            None => Self::from_bytes_with(payload, kinds),
+        }
     }
 
     /// Decodes canonical bytes and checks the rules the schema cannot say,
@@ -415,6 +443,12 @@ impl Manifest {
     /// passes this build's).
     pub fn from_bytes_with(bytes: &[u8], kinds: KindOf) -> Result<Self, String> {
         let mut manifest: Manifest = canonical::decode_unchecked(bytes)?;
+        if manifest.format != FORMAT_SINGLE {
+            return Err(format!(
+                "a format {} manifest is a signed root with segments, but this bundle holds it as one document",
+                manifest.format
+            ));
+        }
         // The manifest is kept for a whole import: give back the slack of decoding.
         manifest.entries.shrink_to_fit();
         manifest.blobs.shrink_to_fit();
@@ -484,9 +518,9 @@ impl Manifest {
     /// file system would take for the same ([`check_places`]); every
     /// evidence kind one `kinds` knows, every document within its cap.
     pub fn check_with(&self, kinds: KindOf) -> Result<(), String> {
-        if self.format != FORMAT_VERSION {
+        if self.format != FORMAT_SINGLE && self.format != FORMAT_SEGMENTED {
             return Err(format!(
-                "format version {} is not supported (this airlock reads {FORMAT_VERSION})",
+                "format version {} is not supported (this airlock reads {FORMAT_SINGLE} and {FORMAT_SEGMENTED}); update airlock on this side",
                 self.format
             ));
         }
@@ -531,6 +565,10 @@ impl Manifest {
         // An exporter lists the entries sorted by place, one per place: then
         // the entries are the set of places themselves, none is built beside them.
         let sorted = self.entries.windows(2).all(|pair| pair[0].place() < pair[1].place());
+        // Format 2 cuts its segments by place: there the order is the rule.
+        if !sorted && self.format == FORMAT_SEGMENTED {
+            return Err("the entries are not sorted by place, one per place".into());
+        }
         let mut places = BTreeSet::new();
         for entry in &self.entries {
             match sizes.get(&entry.blob) {
@@ -581,13 +619,7 @@ impl Manifest {
     /// Every evidence document within its kind's cap (as `kinds` gives it),
     /// checked before any parser sees one.
     pub fn check_evidence_sizes(&self, kinds: KindOf) -> Result<(), String> {
-        for entry in &self.entries {
-            for document in &entry.evidence {
-                evidence::check_size(kinds, &document.kind, document.data.len())
-                    .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
-            }
-        }
-        Ok(())
+        self.entries.iter().try_for_each(|entry| check_entry_evidence_sizes(entry, kinds))
     }
 
     /// The blobs carried whole by volume `index`, in archive order.
@@ -647,6 +679,15 @@ impl Manifest {
     pub fn blob_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
     }
+}
+
+/// Every evidence document of `entry` within its kind's cap.
+fn check_entry_evidence_sizes(entry: &Entry, kinds: KindOf) -> Result<(), String> {
+    for document in &entry.evidence {
+        evidence::check_size(kinds, &document.kind, document.data.len())
+            .map_err(|e| format!("entry {}: {e}", entry.describe()))?;
+    }
+    Ok(())
 }
 
 /// Rules for a set of (ecosystem, path) places that share one mirror tree:
@@ -777,7 +818,7 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> Manifest {
         let blob = ContentId::of(b"hello");
         Manifest {
-            format: FORMAT_VERSION,
+            format: FORMAT_SINGLE,
             tool: "airlock test".into(),
             channel: "default".into(),
             sequence: 1,

@@ -26,6 +26,7 @@ pub use evidence::screen_new_names;
 pub use report::{EntryFindings, EntryReport, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
 
+use crate::bundle::ManifestFrame;
 use crate::ecosystem::{self, ManifestExt as _};
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
@@ -41,10 +42,11 @@ pub struct VerifiedManifest {
     /// Shared, not copied: a manifest of tens of thousands of entries is
     /// the largest thing an import holds, and several places keep it.
     pub manifest: Arc<Manifest>,
-    /// The envelope exactly as received, to keep with the mirror's records.
-    /// The buffer it was read into, not a copy: it is up to the manifest cap.
-    pub envelope: Arc<Vec<u8>>,
-    /// BLAKE3 of the manifest bytes: the bundle's identity in reports and state.
+    /// The manifest frame's envelope (and segments) exactly as received.
+    /// The buffers they were read into, not copies: they are up to the manifest cap.
+    pub frame: Arc<ManifestFrame>,
+    /// BLAKE3 of the signed manifest bytes (in format 2, of the root, which
+    /// names its segments): the bundle's identity in reports and state.
     pub digest: ContentId,
     pub trusted_signers: Vec<KeyId>,
     /// Signers the policy revoked: reported, never counted.
@@ -93,11 +95,12 @@ impl BlobSink for Discard {
 }
 
 /// Steps 2 and 3: trust, then decode, then the manifest's own rules.
-pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
-    let verified = envelope::verify(&envelope_bytes, policy.keyring(), envelope::MANIFEST)
+pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
+    let verified = envelope::verify(&frame.envelope, policy.keyring(), envelope::MANIFEST)
         .map_err(|r| Error::rejected(subject, r))?;
-    let manifest =
-        Manifest::from_bytes(verified.payload).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+    // In format 2 each segment is checked against the root, just verified, before it is decoded.
+    let manifest = Manifest::decode(verified.payload, frame.segments())
+        .map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
     let digest = ContentId::of(verified.payload);
     let (trusted_signers, revoked_signers) = (verified.trusted_signers, verified.revoked_signers);
     // The channel is in the signed manifest, so it is judged after the signatures over its raw bytes.
@@ -139,7 +142,7 @@ pub fn check_manifest(envelope_bytes: Vec<u8>, policy: &Policy, now: u64, subjec
     Ok(VerifiedManifest {
         digest,
         manifest,
-        envelope: Arc::new(envelope_bytes),
+        frame: Arc::new(frame),
         trusted_signers,
         revoked_signers,
         packages: packages.into(),

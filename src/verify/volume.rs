@@ -48,12 +48,12 @@ pub fn open_volume<R: io::Read>(
     manifests: &mut Vec<VerifiedManifest>,
 ) -> Result<OpenVolume<R>> {
     // A volume of a set whose manifest was checked already is only compared with it.
-    let known: Vec<&[u8]> = manifests.iter().map(|m| m.envelope.as_slice()).collect();
-    let (mut reader, envelope_bytes) = VolumeReader::open_among(raw, subject, &known)?;
-    let position = match envelope_bytes {
+    let known: Vec<&crate::bundle::ManifestFrame> = manifests.iter().map(|m| m.frame.as_ref()).collect();
+    let (mut reader, frame) = VolumeReader::open_among(raw, subject, &known)?;
+    let position = match frame {
         Envelope::Known(position) => position,
-        Envelope::Read(envelope_bytes) => {
-            manifests.push(check_manifest(envelope_bytes, policy, now, subject)?);
+        Envelope::Read(frame) => {
+            manifests.push(check_manifest(frame, policy, now, subject)?);
             manifests.len() - 1
         }
     };

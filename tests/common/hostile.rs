@@ -4,14 +4,15 @@
 //! goes through the library's public writer pieces or plain bytes, never
 //! through `airlock export`, so a bundle can be made that export refuses to make.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
-use airlock::bundle::VolumeSeal;
 use airlock::bundle::reader::{Member, VolumeReader};
 use airlock::bundle::writer::{write_manifest_frame, write_seal};
+use airlock::bundle::{ManifestFrame, VolumeSeal};
 use airlock::ecosystem::ManifestExt as _;
 use airlock::id::ContentId;
 use airlock::manifest::{Manifest, canonical};
@@ -21,8 +22,10 @@ use airlock::sign::{SecretKey, envelope};
 pub struct Parts {
     /// Frame 1's envelope as stored.
     pub envelope: Vec<u8>,
-    /// The manifest bytes it signs.
+    /// The manifest bytes it signs (in format 2, the root).
     pub payload: Vec<u8>,
+    /// In format 2, the segments the root names (also known to [`assemble`] by the root).
+    pub segments: Option<Vec<u8>>,
     pub manifest: Manifest,
     /// Frame 2 (the compressed blobs) as stored.
     pub frame: Vec<u8>,
@@ -39,7 +42,8 @@ pub fn open(bundle: &Path) -> Parts {
 
 /// Takes the volume `bytes` apart (it must be well formed).
 pub fn open_bytes(bytes: &[u8]) -> Parts {
-    let (mut volume, envelope) = VolumeReader::open(bytes, "bundle").unwrap();
+    let (mut volume, manifest_frame) = VolumeReader::open(bytes, "bundle").unwrap();
+    let ManifestFrame { envelope, segments } = manifest_frame;
     let mut blobs = BTreeMap::new();
     while let Member::Blob { id, size } = volume.next_member().unwrap() {
         let mut data = Vec::new();
@@ -51,8 +55,42 @@ pub fn open_bytes(bytes: &[u8]) -> Parts {
     let start = bytes.len() - 8 - tail.seal.len() - frame_size;
     let frame = bytes[start..start + frame_size].to_vec();
     let payload = envelope::open_untrusted(&envelope, envelope::MANIFEST).unwrap().payload.to_vec();
-    let manifest = Manifest::from_bytes(&payload).unwrap();
-    Parts { envelope, payload, manifest, frame, seal: tail.seal, blobs }
+    let manifest = Manifest::decode(&payload, segments.as_deref()).unwrap();
+    if let Some(segments) = &segments {
+        remember_segments(&payload, segments);
+    }
+    Parts { envelope, payload, segments, manifest, frame, seal: tail.seal, blobs }
+}
+
+/// The segments of every format 2 root these helpers have seen, by the
+/// root's digest: a root names its segments by digest, so it has one set,
+/// and [`assemble`] puts them beside any envelope signing that root.
+fn segments_by_root() -> &'static Mutex<HashMap<ContentId, Vec<u8>>> {
+    static SEGMENTS: OnceLock<Mutex<HashMap<ContentId, Vec<u8>>>> = OnceLock::new();
+    SEGMENTS.get_or_init(Mutex::default)
+}
+
+fn remember_segments(root: &[u8], segments: &[u8]) {
+    segments_by_root().lock().unwrap().insert(ContentId::of(root), segments.to_vec());
+}
+
+/// What an envelope over `manifest` signs, in the manifest's own format (a
+/// format 2 root's segments are remembered for [`assemble`]).
+pub fn payload_of(manifest: &Manifest) -> Vec<u8> {
+    let (payload, segments) = manifest.encode().unwrap();
+    if let Some(segments) = segments {
+        remember_segments(&payload, &segments);
+    }
+    payload
+}
+
+/// Frame 1 for `envelope`: with the segments of its root when it signs a
+/// format 2 root these helpers know, else the envelope alone.
+fn manifest_frame(envelope: &[u8]) -> ManifestFrame {
+    let segments = envelope::open_untrusted(envelope, envelope::MANIFEST)
+        .ok()
+        .and_then(|opened| segments_by_root().lock().unwrap().get(&ContentId::of(opened.payload)).cloned());
+    ManifestFrame { envelope: envelope.to_vec(), segments }
 }
 
 fn owned(keys: &[&SecretKey]) -> Vec<SecretKey> {
@@ -76,10 +114,22 @@ pub fn seal(payload: &[u8], frame: &[u8], keys: &[&SecretKey]) -> Vec<u8> {
     envelope::seal(&canonical::to_vec(&seal).unwrap(), &owned(keys), envelope::VOLUME_SEAL).unwrap()
 }
 
-/// A volume from its parts: frame 1 holding `envelope`, `frame` as is, the seal last.
+/// A volume from its parts: frame 1 holding `envelope` (with the segments
+/// of its root, if it is a format 2 root seen here), `frame` as is, the seal last.
 pub fn assemble(envelope: &[u8], frame: &[u8], seal: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    write_manifest_frame(&mut out, envelope).unwrap();
+    write_manifest_frame(&mut out, &manifest_frame(envelope)).unwrap();
+    out.extend_from_slice(frame);
+    write_seal(&mut out, seal).unwrap();
+    out
+}
+
+/// A volume whose frame 1 holds `envelope` and exactly `segments` (none,
+/// or any bytes), whatever the root the envelope signs names.
+pub fn assemble_with_segments(envelope: &[u8], segments: Option<&[u8]>, frame: &[u8], seal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let manifest = ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(<[u8]>::to_vec) };
+    write_manifest_frame(&mut out, &manifest).unwrap();
     out.extend_from_slice(frame);
     write_seal(&mut out, seal).unwrap();
     out
@@ -127,7 +177,7 @@ pub fn rebuild(
     manifest_keys: &[&SecretKey],
     seal_keys: &[&SecretKey],
 ) -> Vec<u8> {
-    let payload = manifest.to_bytes().unwrap();
+    let payload = payload_of(manifest);
     rebuild_payload(&payload, manifest, blobs, manifest_keys, seal_keys)
 }
 

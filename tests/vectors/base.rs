@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 
 use airlock::id::{ContentId, RelPath};
-use airlock::manifest::{Blob, Entry, FORMAT_VERSION, Manifest};
+use airlock::manifest::{Blob, Entry, FORMAT_SINGLE, Manifest};
 use airlock::sign::SecretKey;
 
 use crate::common::hostile;
@@ -40,7 +40,7 @@ impl Base {
     pub fn bundle(&self, channel: &str, entries: Vec<Entry>, contents: Vec<Vec<u8>>) -> Bundle {
         let blobs: BTreeMap<ContentId, Vec<u8>> = contents.into_iter().map(|d| (ContentId::of(&d), d)).collect();
         let mut manifest = Manifest {
-            format: FORMAT_VERSION,
+            format: FORMAT_SINGLE,
             tool: "airlock test vectors".into(),
             channel: channel.into(),
             sequence: 1,

@@ -1,5 +1,8 @@
-//! The manifest decoder: any bytes are refused or decoded, never a panic;
-//! what it accepts is the one canonical encoding of what it returns.
+//! The manifest decoder, both formats: any bytes are refused or decoded,
+//! never a panic. What format 1 accepts is the one canonical encoding of
+//! what it returns; what format 2 accepts (the input's first four bytes,
+//! little-endian, say how long the root is; the segments follow) encodes
+//! to a manifest that decodes to the same.
 #![no_main]
 
 use airlock::ecosystem::ManifestExt as _;
@@ -9,5 +12,14 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(manifest) = Manifest::from_bytes(data) {
         assert_eq!(manifest.to_bytes().unwrap(), data, "accepted a non-canonical manifest");
+    }
+    let Some((len, rest)) = data.split_first_chunk::<4>() else { return };
+    let Some((root, segments)) = usize::try_from(u32::from_le_bytes(*len)).ok().and_then(|n| rest.split_at_checked(n))
+    else {
+        return;
+    };
+    if let Ok(manifest) = Manifest::decode(root, Some(segments)) {
+        let (root, segments) = manifest.encode().unwrap();
+        assert_eq!(Manifest::decode(&root, segments.as_deref()).unwrap(), manifest, "format 2 does not round-trip");
     }
 });

@@ -99,9 +99,9 @@ pub fn check(data: &[u8]) -> Outcome {
 /// the manifest inside (decoded without trusting it), the blob members,
 /// the end of the archive and the seal.
 fn read_untrusted(data: &[u8]) {
-    let Ok((mut volume, envelope_bytes)) = VolumeReader::open(data, "fuzz") else { return };
-    if let Ok(opened) = envelope::open_untrusted(&envelope_bytes, envelope::MANIFEST) {
-        let _ = Manifest::from_bytes(opened.payload);
+    let Ok((mut volume, frame)) = VolumeReader::open(data, "fuzz") else { return };
+    if let Ok(opened) = envelope::open_untrusted(&frame.envelope, envelope::MANIFEST) {
+        let _ = Manifest::decode(opened.payload, frame.segments());
     }
     loop {
         match volume.next_member() {

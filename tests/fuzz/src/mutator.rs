@@ -64,6 +64,7 @@ const NAME_TOKENS: &[&[u8]] = &[
     b"blobs/",
     b"blobs/../",
     b"manifest.cose",
+    b"manifest.segments",
     b"volume.cbor",
     b"parity.bin",
     b"~",
@@ -71,7 +72,7 @@ const NAME_TOKENS: &[&[u8]] = &[
 ];
 /// Tar type flags: regular (two spellings), links, devices, folder, FIFO, contiguous, pax and GNU records.
 const TYPE_FLAGS: &[u8] = b"0\x00123456789gxLKSVMDA";
-const KNOWN_NAMES: &[&[u8]] = &[b"manifest.cose", b"volume.cbor", b"parity.bin", b"blobs/", b"blobs", b"", b"."];
+const KNOWN_NAMES: &[&[u8]] = &[b"manifest.cose", b"manifest.segments", b"volume.cbor", b"parity.bin", b"blobs/", b"blobs", b"", b"."];
 
 /// A volume taken apart, and how to put it together again.
 struct Edit {
@@ -79,6 +80,9 @@ struct Edit {
     header: [u8; BLOCK],
     envelope: Vec<u8>,
     padding: Vec<u8>,
+    /// Format 2: the `manifest.segments` member after the envelope's padding
+    /// (its data; header and padding are written as airlock writes them).
+    segments: Option<Vec<u8>>,
     /// The manifest inside the envelope, when the envelope opens.
     payload: Option<Vec<u8>>,
     /// Frame 2 decompressed, when it decompresses; `tar_changed` says to compress it again.
@@ -185,7 +189,8 @@ impl Edit {
         let rest = member.get(BLOCK..).unwrap_or_default();
         let declared = layout::field_number(&header[SIZE]).unwrap_or(0);
         let split = usize::try_from(declared).unwrap_or(usize::MAX).min(rest.len());
-        let (envelope, padding) = rest.split_at(split);
+        let (envelope, after) = rest.split_at(split);
+        let (padding, segments) = split_segments(after, envelope.len());
         let payload = envelope::open_untrusted(envelope, envelope::MANIFEST).ok().map(|o| o.payload.to_vec());
         let tar = layout::decompress(&volume.blob_frame).map(|t| Tar::split(&t));
         let volume_index = volume
@@ -198,6 +203,7 @@ impl Edit {
             header,
             envelope: envelope.to_vec(),
             padding: padding.to_vec(),
+            segments,
             payload,
             tar,
             tar_changed: false,
@@ -392,7 +398,8 @@ impl Edit {
     /// The manifest's blob table, volume counts and entries: what a
     /// trusted but hostile signer writes (re-signed, so it gets past the signature).
     fn manifest(&mut self, rng: &mut Rng) {
-        let Some(mut m) = self.payload.as_deref().and_then(|p| Manifest::from_bytes(p).ok()) else { return };
+        let decoded = self.payload.as_deref().and_then(|p| Manifest::decode(p, self.segments.as_deref()).ok());
+        let Some(mut m) = decoded else { return };
         let nb = m.blobs.len();
         let ne = m.entries.len();
         match rng.below(9) {
@@ -423,8 +430,10 @@ impl Edit {
             }
             _ => {}
         }
-        if let Ok(bytes) = m.to_bytes() {
+        // In the manifest's own format: a format 2 root with its new segments.
+        if let Ok((bytes, segments)) = m.encode() {
             self.payload = Some(bytes);
+            self.segments = segments;
         }
     }
 
@@ -484,6 +493,13 @@ impl Edit {
         let mut content = self.header.to_vec();
         content.extend_from_slice(&self.envelope);
         content.extend_from_slice(&self.padding);
+        if let Some(segments) = &self.segments
+            && let Some(header) = airlock::bundle::member_header(airlock::bundle::SEGMENTS_MEMBER, segments.len() as u64)
+        {
+            content.extend_from_slice(header.as_bytes());
+            content.extend_from_slice(segments);
+            content.resize(content.len().next_multiple_of(BLOCK), 0);
+        }
         let mut frame = if p.frame1_compressed {
             layout::compress(&content, 3, false, true)
         } else {
@@ -573,6 +589,20 @@ impl Edit {
         }
         frame.extend_from_slice(&s.after);
         frame
+    }
+}
+
+/// What follows the envelope in frame 1: its padding, then (format 2) the
+/// segments member's data when a member of that name and a fitting size is there.
+fn split_segments(after: &[u8], envelope_len: usize) -> (&[u8], Option<Vec<u8>>) {
+    let pad = (envelope_len.next_multiple_of(BLOCK) - envelope_len).min(after.len());
+    let (padding, rest) = after.split_at(pad);
+    let header: Option<&[u8; BLOCK]> = rest.get(..BLOCK).and_then(|h| h.try_into().ok());
+    let header = header.filter(|h| layout::name(h) == b"manifest.segments");
+    let size = header.and_then(|h| layout::field_number(&h[SIZE])).and_then(|n| usize::try_from(n).ok());
+    match size.and_then(|n| rest.get(BLOCK..BLOCK + n)) {
+        Some(data) => (padding, Some(data.to_vec())),
+        None => (after, None),
     }
 }
 

@@ -1,0 +1,389 @@
+//! Format 2: the manifest as a small signed root and the segments it names.
+//!
+//! The signature covers the root only (`manifest-root` in
+//! schemas/manifest.cddl). The root names each segment of the blob table
+//! and each segment of the entries by BLAKE3, size and item count, in
+//! order, so every segment is checked against the signed root over its raw
+//! bytes before any of it is decoded, as the whole manifest is checked
+//! against its signature in format 1. A segment is the canonical CBOR
+//! array of its items.
+//!
+//! Entries are sorted by place and cut where the place's own hash says
+//! (content-defined boundaries, as TUF's hashed bins and Merkle-tree logs
+//! cut theirs): adding, changing or removing one entry changes the segment
+//! holding it and the root, never its neighbours, which is what lets the
+//! segments of a large channel be compared, stored and (later) left out of
+//! an incremental bundle one by one. The blob table is in archive order,
+//! cut by count.
+
+use serde::{Deserialize, Serialize};
+
+use super::evidence::KindOf;
+use super::{Blob, Entry, Manifest, canonical, encodes_items, is_zero, lean_vec};
+use crate::id::{ContentId, KeyId};
+
+/// The format with a root and segments.
+pub const FORMAT_SEGMENTED: u32 = 2;
+
+/// Largest root accepted: about 150 000 segment references, which name
+/// several million entries.
+pub const MAX_ROOT_BYTES: u64 = 8 << 20;
+
+/// Blob records per segment of the blob table.
+const BLOBS_PER_SEGMENT: usize = 1024;
+
+/// An entry ends its segment when the low bits of its place's hash are all
+/// zero: one entry in 32 on average.
+const ENTRY_CUT_MASK: u8 = 31;
+
+/// A segment is also cut once it holds this many bytes, so that one holding
+/// large evidence documents stays a bounded unit to read and compare.
+const SEGMENT_TARGET_BYTES: usize = 256 << 10;
+
+/// `manifest-root` in schemas/manifest.cddl: what the envelope signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Root {
+    pub format: u32,
+    pub tool: String,
+    pub channel: String,
+    pub sequence: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ContentId>,
+    pub created: u64,
+    pub expires: u64,
+    pub signers: Vec<KeyId>,
+    pub volumes: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parity: u32,
+    /// The segments of the blob table, in archive order.
+    #[serde(deserialize_with = "lean_vec::deserialize")]
+    pub blobs: Vec<SegmentRef>,
+    /// The segments of the entries, in the order of their places.
+    #[serde(deserialize_with = "lean_vec::deserialize")]
+    pub entries: Vec<SegmentRef>,
+}
+
+/// `segment-ref` in schemas/manifest.cddl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRef {
+    /// BLAKE3 of the segment's bytes.
+    pub id: ContentId,
+    /// Bytes, at least 1.
+    pub size: u64,
+    /// Items in the segment, at least 1.
+    pub count: u64,
+}
+
+/// A format 2 manifest encoded: the root to sign, and its segments one
+/// after the other in the root's order (blob table first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub root: Vec<u8>,
+    pub segments: Vec<u8>,
+}
+
+/// Encodes `manifest` (whatever its `format` says) as format 2.
+pub fn encode(manifest: &Manifest) -> Result<Encoded, String> {
+    let mut segments = Vec::new();
+    let blobs = write_segments(&manifest.blobs, &mut segments, |k, _| (k + 1) % BLOBS_PER_SEGMENT == 0)?;
+    let entries = write_segments(&manifest.entries, &mut segments, |_, entry| ends_segment(entry))?;
+    let root = Root {
+        format: FORMAT_SEGMENTED,
+        tool: manifest.tool.clone(),
+        channel: manifest.channel.clone(),
+        sequence: manifest.sequence,
+        previous: manifest.previous,
+        created: manifest.created,
+        expires: manifest.expires,
+        signers: manifest.signers.clone(),
+        volumes: manifest.volumes,
+        parity: manifest.parity,
+        blobs,
+        entries,
+    };
+    Ok(Encoded { root: canonical::to_vec(&root)?, segments })
+}
+
+/// Whether `entry` is the last of its segment: decided by its place alone.
+fn ends_segment(entry: &Entry) -> bool {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(entry.ecosystem.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(entry.path.as_str().as_bytes());
+    hasher.finalize().as_bytes()[0] & ENTRY_CUT_MASK == 0
+}
+
+/// Appends `items` to `out` as segments cut after each item `cut` names (and
+/// once a segment reaches its target size); returns their references.
+fn write_segments<T: Serialize>(
+    items: &[T],
+    out: &mut Vec<u8>,
+    cut: impl Fn(usize, &T) -> bool,
+) -> Result<Vec<SegmentRef>, String> {
+    let mut refs = Vec::new();
+    let mut body = Vec::new();
+    let mut count = 0u64;
+    for (k, item) in items.iter().enumerate() {
+        body.extend_from_slice(&canonical::to_vec(item)?);
+        count += 1;
+        if cut(k, item) || k + 1 == items.len() || body.len() >= SEGMENT_TARGET_BYTES {
+            let start = out.len();
+            canonical::write_head(out, 4, count);
+            out.extend_from_slice(&body);
+            refs.push(SegmentRef { id: ContentId::of(&out[start..]), size: (out.len() - start) as u64, count });
+            body.clear();
+            count = 0;
+        }
+    }
+    Ok(refs)
+}
+
+/// Decodes a format 2 manifest: the root (whose signature the caller
+/// checked over these bytes), then each segment once its bytes match the
+/// root, then the rules every manifest meets.
+pub fn decode(root: &[u8], segments: &[u8], kinds: KindOf) -> Result<Manifest, String> {
+    if root.len() as u64 > MAX_ROOT_BYTES {
+        return Err(format!("the manifest root is {} bytes, more than the {MAX_ROOT_BYTES}-byte cap", root.len()));
+    }
+    let root: Root = canonical::from_slice(root)?;
+    if root.format != FORMAT_SEGMENTED {
+        return Err(format!(
+            "the manifest root says format {}, but only format {FORMAT_SEGMENTED} has segments",
+            root.format
+        ));
+    }
+    let named = root
+        .blobs
+        .iter()
+        .chain(&root.entries)
+        .try_fold(0u64, |total, r| total.checked_add(r.size))
+        .ok_or("the segment sizes add up to more than 2^64 bytes")?;
+    if named != segments.len() as u64 {
+        return Err(format!("the root names {named} bytes of segments, the bundle holds {}", segments.len()));
+    }
+    let mut at = 0;
+    let blobs = read_segments::<Blob>(&root.blobs, segments, &mut at, "blob", |_| Ok(()))?;
+    let entries = read_segments::<Entry>(&root.entries, segments, &mut at, "entry", |entries| {
+        entries.iter().try_for_each(|entry| super::check_entry_evidence_sizes(entry, kinds))
+    })?;
+    let manifest = Manifest {
+        format: FORMAT_SEGMENTED,
+        tool: root.tool,
+        channel: root.channel,
+        sequence: root.sequence,
+        previous: root.previous,
+        created: root.created,
+        expires: root.expires,
+        signers: root.signers,
+        volumes: root.volumes,
+        parity: root.parity,
+        blobs,
+        entries,
+    };
+    manifest.check_with(kinds)?;
+    Ok(manifest)
+}
+
+/// A segment's items, decoded without doubling the vector.
+#[derive(Deserialize)]
+#[serde(transparent, bound(deserialize = "T: Deserialize<'de>"))]
+struct Items<T>(#[serde(deserialize_with = "lean_vec::deserialize")] Vec<T>);
+
+/// Reads the segments `refs` names from `bytes` at `at` on: each must hash
+/// to its reference before it is decoded, hold its count of items, pass
+/// `screen` (before it is re-encoded: evidence caps) and be canonical.
+fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
+    refs: &[SegmentRef],
+    bytes: &[u8],
+    at: &mut usize,
+    what: &str,
+    screen: impl Fn(&[T]) -> Result<(), String>,
+) -> Result<Vec<T>, String> {
+    let mut items = Vec::new();
+    let mut buf = Vec::new();
+    for (k, segment) in refs.iter().enumerate() {
+        let name = || format!("{what} segment {} of {}", k + 1, refs.len());
+        // The sizes add up to the bytes held (checked by the caller), so this slice is in range.
+        let end = *at + segment.size as usize;
+        let raw = &bytes[*at..end];
+        *at = end;
+        if segment.size == 0 || segment.count == 0 {
+            return Err(format!("{} is empty", name()));
+        }
+        if ContentId::of(raw) != segment.id {
+            return Err(format!("{} does not match its digest in the signed root", name()));
+        }
+        let decoded: Items<T> = canonical::decode_unchecked(raw).map_err(|e| format!("{}: {e}", name()))?;
+        if decoded.0.len() as u64 != segment.count {
+            return Err(format!("{} holds {} items, the root says {}", name(), decoded.0.len(), segment.count));
+        }
+        screen(&decoded.0)?;
+        if !encodes_items(&decoded.0, raw, &mut buf)? {
+            return Err(format!("{}: {}", name(), canonical::NOT_CANONICAL));
+        }
+        if items.len() + decoded.0.len() > items.capacity() {
+            items.reserve_exact(decoded.0.len().max(items.len() / 8));
+        }
+        items.extend(decoded.0);
+    }
+    items.shrink_to_fit();
+    Ok(items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tests::{entry_at, sample};
+
+    fn kinds(_: &str) -> Option<&'static crate::manifest::evidence::EvidenceKind> {
+        None
+    }
+
+    /// A format 2 manifest of `n` plain files, one blob each.
+    fn manifest_of(n: usize) -> Manifest {
+        let mut m = sample();
+        m.format = FORMAT_SEGMENTED;
+        m.entries = (0..n).map(|i| entry_at("files", &format!("f/{i:05}.txt"), i.to_string().as_bytes())).collect();
+        m.entries.sort_by(|a, b| a.place().cmp(&b.place()));
+        m.blobs = m
+            .entries
+            .iter()
+            .map(|e| Blob { id: e.blob, size: e.size, volume: 0, carried: true, pieces: Vec::new() })
+            .collect();
+        m
+    }
+
+    fn root_of(encoded: &Encoded) -> Root {
+        canonical::from_slice(&encoded.root).unwrap()
+    }
+
+    /// `encoded` with its root replaced by `root` (as a signer holding the key could write it).
+    fn with_root(encoded: &Encoded, root: &Root) -> Encoded {
+        Encoded { root: canonical::to_vec(root).unwrap(), segments: encoded.segments.clone() }
+    }
+
+    /// The segments with segment `k` of the entries replaced by `bytes`, the root naming them.
+    fn replace_entry_segment(encoded: &Encoded, k: usize, bytes: &[u8], count: u64) -> Encoded {
+        let mut root = root_of(encoded);
+        let start = root.blobs.iter().chain(&root.entries[..k]).map(|r| r.size as usize).sum::<usize>();
+        let end = start + root.entries[k].size as usize;
+        let mut segments = encoded.segments[..start].to_vec();
+        segments.extend_from_slice(bytes);
+        segments.extend_from_slice(&encoded.segments[end..]);
+        root.entries[k] = SegmentRef { id: ContentId::of(bytes), size: bytes.len() as u64, count };
+        Encoded { root: canonical::to_vec(&root).unwrap(), segments }
+    }
+
+    fn decode_encoded(encoded: &Encoded) -> Result<Manifest, String> {
+        decode(&encoded.root, &encoded.segments, kinds)
+    }
+
+    #[test]
+    fn a_segmented_manifest_decodes_to_what_was_encoded() {
+        for n in [1, 31, 2000] {
+            let m = manifest_of(n);
+            let encoded = encode(&m).unwrap();
+            let root = root_of(&encoded);
+            assert_eq!(root.entries.iter().map(|r| r.count).sum::<u64>(), n as u64);
+            assert_eq!(root.blobs.len(), n.div_ceil(BLOBS_PER_SEGMENT));
+            assert_eq!(decode_encoded(&encoded).unwrap(), m, "{n} entries");
+            let (payload, segments) = m.encode().unwrap();
+            assert_eq!(Manifest::decode_with(&payload, segments.as_deref(), kinds).unwrap(), m);
+        }
+        // Cut by the places' hashes: about one entry in 32 ends a segment.
+        let segments = root_of(&encode(&manifest_of(2000)).unwrap()).entries.len();
+        assert!((30..=100).contains(&segments), "{segments} segments for 2000 entries");
+    }
+
+    #[test]
+    fn one_entry_changed_or_added_changes_one_segment() {
+        let m = manifest_of(2000);
+        let before = root_of(&encode(&m).unwrap()).entries;
+        let mut changed = m.clone();
+        changed.entries[1234].attributes.insert("note".into(), "changed".into());
+        let after = root_of(&encode(&changed).unwrap()).entries;
+        assert_eq!(after.len(), before.len());
+        assert_eq!(before.iter().zip(&after).filter(|(a, b)| a != b).count(), 1);
+        let mut added = m.clone();
+        added.entries.insert(1000, entry_at("files", "f/00999.txu", b"new"));
+        added.blobs.push(Blob { id: ContentId::of(b"new"), size: 3, volume: 0, carried: true, pieces: Vec::new() });
+        let after = root_of(&encode(&added).unwrap()).entries;
+        let kept = after.iter().filter(|r| before.contains(r)).count();
+        assert!(kept + 2 >= before.len(), "{kept} of {} segments kept", before.len());
+        assert_eq!(decode_encoded(&encode(&added).unwrap()).unwrap(), added);
+    }
+
+    #[test]
+    fn a_segment_is_checked_against_the_root_before_it_is_decoded() {
+        let encoded = encode(&manifest_of(300)).unwrap();
+        // A changed byte in any segment: its digest no longer matches.
+        for at in [0, encoded.segments.len() / 2, encoded.segments.len() - 1] {
+            let mut bad = encoded.clone();
+            bad.segments[at] ^= 0x20;
+            let refused = decode_encoded(&bad).unwrap_err();
+            assert!(refused.contains("does not match its digest in the signed root"), "{refused}");
+        }
+        // Bytes added or removed: the root names another length.
+        let mut longer = encoded.clone();
+        longer.segments.push(0);
+        assert!(decode_encoded(&longer).unwrap_err().contains("the root names"));
+        let mut shorter = encoded.clone();
+        shorter.segments.pop();
+        assert!(decode_encoded(&shorter).unwrap_err().contains("the root names"));
+        // Segments in another order: each is at the wrong place.
+        let mut root = root_of(&encoded);
+        root.entries.swap(0, 1);
+        assert!(decode_encoded(&with_root(&encoded, &root)).unwrap_err().contains("does not match"));
+    }
+
+    #[test]
+    fn a_root_signed_over_hostile_segments_is_refused() {
+        let m = manifest_of(300);
+        let encoded = encode(&m).unwrap();
+        let first = &m.entries[0];
+        let one = |entries: &[&Entry]| {
+            let mut out = Vec::new();
+            canonical::write_head(&mut out, 4, entries.len() as u64);
+            for e in entries {
+                out.extend(canonical::to_vec(e).unwrap());
+            }
+            out
+        };
+        let refuse = |bad: Encoded, why: &str| {
+            let refused = decode_encoded(&bad).unwrap_err();
+            assert!(refused.contains(why), "{refused} (expected {why:?})");
+        };
+        // The count the root gives is the segment's.
+        let segment = one(&[first]);
+        refuse(replace_entry_segment(&encoded, 0, &segment, 2), "holds 1 items, the root says 2");
+        // No empty segment.
+        refuse(replace_entry_segment(&encoded, 0, &one(&[]), 0), "is empty");
+        // Canonical CBOR within a segment: an array head in a longer form than needed.
+        let mut long_head = vec![0x98, 1];
+        long_head.extend(canonical::to_vec(first).unwrap());
+        refuse(replace_entry_segment(&encoded, 0, &long_head, 1), "deterministic");
+        // The entries stay sorted across segments: the first entry again in the last segment.
+        let last = root_of(&encoded).entries.len() - 1;
+        let moved = replace_entry_segment(&encoded, last, &one(&[first]), 1);
+        refuse(moved, "not sorted");
+        // A root of another format, and a format 1 document given as a root.
+        let mut root = root_of(&encoded);
+        root.format = 3;
+        refuse(with_root(&encoded, &root), "only format 2 has segments");
+        let single = Manifest { format: crate::manifest::FORMAT_SINGLE, ..m.clone() };
+        let as_root = Encoded { root: single.to_bytes().unwrap(), segments: Vec::new() };
+        assert!(decode_encoded(&as_root).is_err());
+        // And the other way round: a format 2 manifest is no single document.
+        assert!(m.to_bytes().unwrap_err().contains("root and segments"));
+        let smuggled = canonical::to_vec(&m).unwrap();
+        assert!(Manifest::from_bytes_with(&smuggled, kinds).unwrap_err().contains("signed root with segments"));
+    }
+
+    #[test]
+    fn a_root_over_its_cap_is_refused_before_it_is_decoded() {
+        let huge = vec![0u8; MAX_ROOT_BYTES as usize + 1];
+        assert!(decode(&huge, &[], kinds).unwrap_err().contains("cap"));
+    }
+}
