@@ -76,12 +76,6 @@ impl ManifestFrame {
     pub fn segments(&self) -> Option<&[u8]> {
         self.segments.as_deref()
     }
-
-    /// Bytes of the envelope and the segments together.
-    #[must_use]
-    pub fn len(&self) -> u64 {
-        (self.envelope.len() + self.segments.as_ref().map_or(0, Vec::len)) as u64
-    }
 }
 
 /// The payload of a volume seal (`volume-seal` in schemas/manifest.cddl).

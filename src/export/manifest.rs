@@ -131,7 +131,7 @@ fn encode(manifest: &Manifest) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
 }
 
 /// A manifest no importer accepts is refused before a volume is written:
-/// the importer caps it (it is held and signed whole) at
+/// the importer caps it (it holds the root and the segments whole) at
 /// [`crate::manifest::MAX_MANIFEST_BYTES`], about 400 000 small entries.
 fn check_importable(len: u64, entries: usize) -> Result<()> {
     let cap = crate::manifest::MAX_MANIFEST_BYTES;

@@ -14,7 +14,8 @@
 //! holding it and the root, never its neighbours, which is what lets the
 //! segments of a large channel be compared, stored and (later) left out of
 //! an incremental bundle one by one. The blob table is in archive order,
-//! cut by count.
+//! cut where a blob's own id says, so that a blob added or changed from
+//! carried to taken from the mirror also changes one segment.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,12 +30,9 @@ pub const FORMAT_SEGMENTED: u32 = 2;
 /// several million entries.
 pub const MAX_ROOT_BYTES: u64 = 8 << 20;
 
-/// Blob records per segment of the blob table.
-const BLOBS_PER_SEGMENT: usize = 1024;
-
 /// An entry ends its segment when the low bits of its place's hash are all
-/// zero: one entry in 32 on average.
-const ENTRY_CUT_MASK: u8 = 31;
+/// zero (a blob: of its id, a BLAKE3 already): one in 32 on average.
+const CUT_MASK: u8 = 31;
 
 /// A segment is also cut once it holds this many bytes, so that one holding
 /// large evidence documents stays a bounded unit to read and compare.
@@ -87,8 +85,8 @@ pub struct Encoded {
 /// Encodes `manifest` (whatever its `format` says) as format 2.
 pub fn encode(manifest: &Manifest) -> Result<Encoded, String> {
     let mut segments = Vec::new();
-    let blobs = write_segments(&manifest.blobs, &mut segments, |k, _| (k + 1) % BLOBS_PER_SEGMENT == 0)?;
-    let entries = write_segments(&manifest.entries, &mut segments, |_, entry| ends_segment(entry))?;
+    let blobs = write_segments(&manifest.blobs, &mut segments, |blob| blob.id.0[0] & CUT_MASK == 0)?;
+    let entries = write_segments(&manifest.entries, &mut segments, ends_segment)?;
     let root = Root {
         format: FORMAT_SEGMENTED,
         tool: manifest.tool.clone(),
@@ -112,7 +110,7 @@ fn ends_segment(entry: &Entry) -> bool {
     hasher.update(entry.ecosystem.as_bytes());
     hasher.update(&[0]);
     hasher.update(entry.path.as_str().as_bytes());
-    hasher.finalize().as_bytes()[0] & ENTRY_CUT_MASK == 0
+    hasher.finalize().as_bytes()[0] & CUT_MASK == 0
 }
 
 /// Appends `items` to `out` as segments cut after each item `cut` names (and
@@ -120,7 +118,7 @@ fn ends_segment(entry: &Entry) -> bool {
 fn write_segments<T: Serialize>(
     items: &[T],
     out: &mut Vec<u8>,
-    cut: impl Fn(usize, &T) -> bool,
+    cut: impl Fn(&T) -> bool,
 ) -> Result<Vec<SegmentRef>, String> {
     let mut refs = Vec::new();
     let mut body = Vec::new();
@@ -128,7 +126,7 @@ fn write_segments<T: Serialize>(
     for (k, item) in items.iter().enumerate() {
         body.extend_from_slice(&canonical::to_vec(item)?);
         count += 1;
-        if cut(k, item) || k + 1 == items.len() || body.len() >= SEGMENT_TARGET_BYTES {
+        if cut(item) || k + 1 == items.len() || body.len() >= SEGMENT_TARGET_BYTES {
             let start = out.len();
             canonical::write_head(out, 4, count);
             out.extend_from_slice(&body);
@@ -287,7 +285,7 @@ mod tests {
             let encoded = encode(&m).unwrap();
             let root = root_of(&encoded);
             assert_eq!(root.entries.iter().map(|r| r.count).sum::<u64>(), n as u64);
-            assert_eq!(root.blobs.len(), n.div_ceil(BLOBS_PER_SEGMENT));
+            assert_eq!(root.blobs.iter().map(|r| r.count).sum::<u64>(), n as u64);
             assert_eq!(decode_encoded(&encoded).unwrap(), m, "{n} entries");
             let (payload, segments) = m.encode().unwrap();
             assert_eq!(Manifest::decode_with(&payload, segments.as_deref(), kinds).unwrap(), m);
