@@ -17,9 +17,9 @@ use std::fs;
 use std::path::Path;
 use std::sync::LazyLock;
 
-use airlock::ecosystem::ManifestExt as _;
 use airlock::Error;
 use airlock::bundle::reader::{Member, VolumeReader};
+use airlock::ecosystem::ManifestExt as _;
 use airlock::import::import;
 use airlock::manifest::Manifest;
 use airlock::policy::Policy;

@@ -8,8 +8,8 @@
 //! signature checks into the code behind them. One time in ten, and for
 //! inputs that are no volume at all, it leaves the bytes to libFuzzer.
 
-use airlock::ecosystem::ManifestExt as _;
 use airlock::bundle::VolumeSeal;
+use airlock::ecosystem::ManifestExt as _;
 use airlock::id::ContentId;
 use airlock::manifest::{Manifest, canonical};
 use airlock::sign::envelope;
@@ -72,7 +72,8 @@ const NAME_TOKENS: &[&[u8]] = &[
 ];
 /// Tar type flags: regular (two spellings), links, devices, folder, FIFO, contiguous, pax and GNU records.
 const TYPE_FLAGS: &[u8] = b"0\x00123456789gxLKSVMDA";
-const KNOWN_NAMES: &[&[u8]] = &[b"manifest.cose", b"manifest.segments", b"volume.cbor", b"parity.bin", b"blobs/", b"blobs", b"", b"."];
+const KNOWN_NAMES: &[&[u8]] =
+    &[b"manifest.cose", b"manifest.segments", b"volume.cbor", b"parity.bin", b"blobs/", b"blobs", b"", b"."];
 
 /// A volume taken apart, and how to put it together again.
 struct Edit {
@@ -494,7 +495,8 @@ impl Edit {
         content.extend_from_slice(&self.envelope);
         content.extend_from_slice(&self.padding);
         if let Some(segments) = &self.segments
-            && let Some(header) = airlock::bundle::member_header(airlock::bundle::SEGMENTS_MEMBER, segments.len() as u64)
+            && let Some(header) =
+                airlock::bundle::member_header(airlock::bundle::SEGMENTS_MEMBER, segments.len() as u64)
         {
             content.extend_from_slice(header.as_bytes());
             content.extend_from_slice(segments);
