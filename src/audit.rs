@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::io;
 
 use crate::escape::html;
 use crate::mirror::{Changes, ImportRecord, PublishReport, Stored};
@@ -29,15 +30,23 @@ table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:
 .ok{color:#060}.failed{color:#b00;font-weight:bold}.absent,.not-checked{color:#a60}.not-required{color:#666}\
 code{font-size:12px}</style>";
 
-/// The page of one import: `report` as verified, `published` as the mirror
-/// published it, and what it `changed` (entries replaced and withdrawn).
-#[must_use]
-pub fn import_page(report: &VerifyReport, published: &PublishReport, changed: &Changes, imported: &str) -> String {
-    let mut page = format!(
+/// Writes the page of one import to `page`: `report` as verified,
+/// `published` as the mirror published it, and what it `changed` (entries
+/// replaced and withdrawn). Written row by row as it is made: the page of a
+/// bundle of 100 000 entries is 50 MB.
+pub fn write_import_page(
+    page: &mut dyn io::Write,
+    report: &VerifyReport,
+    published: &PublishReport,
+    changed: &Changes,
+    imported: &str,
+) -> io::Result<()> {
+    write!(
+        page,
         "<!DOCTYPE html><html lang=\"en\"><head>{HEAD}<title>airlock import {}</title></head><body>",
         html(&report.manifest_digest[..16])
-    );
-    page.push_str("<h1>airlock import</h1><table>");
+    )?;
+    page.write_all(b"<h1>airlock import</h1><table>")?;
     let rows = [
         ("bundle", report.bundle.clone()),
         ("manifest", report.manifest_digest.clone()),
@@ -55,12 +64,12 @@ pub fn import_page(report: &VerifyReport, published: &PublishReport, changed: &C
         ("entries withdrawn", changed.withdrawn.len().to_string()),
     ];
     for (label, value) in rows {
-        let _ = write!(page, "<tr><th>{label}</th><td id=\"{}\">{}</td></tr>", id(label), html(&value));
+        write!(page, "<tr><th>{label}</th><td id=\"{}\">{}</td></tr>", id(label), html(&value))?;
     }
-    page.push_str(
-        "</table><h2>Entries</h2><table id=\"entries\"><tr><th>ecosystem</th><th>name</th><th>version</th>\
+    page.write_all(
+        b"</table><h2>Entries</h2><table id=\"entries\"><tr><th>ecosystem</th><th>name</th><th>version</th>\
         <th>path</th><th>transfer</th><th>content</th><th>digest</th><th>provenance</th><th>policy</th></tr>",
-    );
+    )?;
     for entry in report.packages.iter() {
         let layers = [
             (entry.layers.transfer, entry.transfer),
@@ -69,45 +78,44 @@ pub fn import_page(report: &VerifyReport, published: &PublishReport, changed: &C
             (entry.layers.provenance, entry.provenance),
             (entry.layers.policy, entry.policy),
         ];
-        let _ = write!(
+        write!(
             page,
             "<tr class=\"entry\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td>",
             html(entry.ecosystem),
             html(entry.name),
             html(entry.version.unwrap_or("")),
             html(entry.path)
-        );
+        )?;
         for (outcome, prose) in layers {
             let word = outcome.word();
-            let _ = write!(page, "<td><span class=\"{word}\">{word}</span><br>{}</td>", html(prose));
+            write!(page, "<td><span class=\"{word}\">{word}</span><br>{}</td>", html(prose))?;
         }
-        page.push_str("</tr>");
+        page.write_all(b"</tr>")?;
     }
-    page.push_str("</table>");
+    page.write_all(b"</table>")?;
     for (title, table, entries) in
         [("Withdrawn", "withdrawn", &changed.withdrawn), ("Replaced (what they were)", "replaced", &changed.replaced)]
     {
         if entries.is_empty() {
             continue;
         }
-        let _ = write!(
+        write!(
             page,
             "<h2>{title}</h2><table id=\"{table}\"><tr><th>ecosystem</th><th>name</th><th>version</th><th>path</th></tr>"
-        );
+        )?;
         for e in entries {
-            let _ = write!(
+            write!(
                 page,
                 "<tr class=\"{table}\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td></tr>",
                 html(&e.ecosystem),
                 html(&e.name),
                 html(e.version.as_deref().unwrap_or("")),
                 html(&e.path)
-            );
+            )?;
         }
-        page.push_str("</table>");
+        page.write_all(b"</table>")?;
     }
-    page.push_str("</body></html>\n");
-    page
+    page.write_all(b"</body></html>\n")
 }
 
 /// The catalog: every entry the mirror publishes and the channel it came

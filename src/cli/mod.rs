@@ -400,23 +400,33 @@ fn print_json_error(
 /// on a line of its own first (`airlock.entry.v1`) and the document after
 /// them with an empty `packages`.
 fn print_document(mut value: serde_json::Value, lines: bool) {
-    if !lines {
-        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&value).expect("json")));
-        return;
+    // Written to standard output as it is encoded: the report of a large
+    // bundle is tens of megabytes of JSON, not held a second time as text.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = if lines {
+        write_lines(&mut out, &mut value)
+    } else {
+        serde_json::to_writer_pretty(&mut out, &value).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"))
+    };
+    if written.and_then(|()| out.flush()).is_err() {
+        // A closed pipe (`airlock verify --json | head`) is not an error worth a panic.
+        std::process::exit(0);
     }
-    let mut text = String::new();
+}
+
+/// `--json-lines`: each entry on a line of its own, then the document.
+fn write_lines(out: &mut impl Write, value: &mut serde_json::Value) -> std::io::Result<()> {
     for at in ["/report/packages", "/report/verified/packages", "/packages"] {
         if let Some(serde_json::Value::Array(entries)) = value.pointer_mut(at) {
             for entry in std::mem::take(entries) {
                 let line = serde_json::json!({ "schema": schema_id("entry"), "ok": true, "report": entry });
-                text.push_str(&serde_json::to_string(&line).expect("json"));
-                text.push('\n');
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")?;
             }
         }
     }
-    text.push_str(&serde_json::to_string(&value).expect("json"));
-    text.push('\n');
-    print_stdout(&text);
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")
 }
 
 /// Whether `--json` (`Some(false)`) or `--json-lines` (`Some(true)`) was on

@@ -328,9 +328,16 @@ fn dry_run(
 /// The import's page and JSON report, kept in the mirror for auditors. The
 /// import is published by now: a failure to write them is reported, not fatal.
 fn with_audit_page(mirror: &dyn Store, mut import: ImportReport, imported: &str) -> ImportReport {
-    let page = crate::audit::import_page(&import.verified, &import.mirror, &import.changes, imported);
-    let json = serde_json::to_vec_pretty(&import).expect("reports serialize");
-    match mirror.keep_report(&import.verified.manifest_digest, page.as_bytes(), &json) {
+    let kept = {
+        let report = &import;
+        let page = |out: &mut dyn std::io::Write| {
+            crate::audit::write_import_page(out, &report.verified, &report.mirror, &report.changes, imported)
+        };
+        let json =
+            |out: &mut dyn std::io::Write| serde_json::to_writer_pretty(out, report).map_err(std::io::Error::from);
+        mirror.keep_report(&report.verified.manifest_digest, &page, &json)
+    };
+    match kept {
         Ok(page) => import.audit_page = Some(page),
         Err(e) => import.audit_error = Some(e.to_string()),
     }

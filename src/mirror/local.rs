@@ -84,12 +84,12 @@ impl Mirror {
 
     /// Writes `REPORTS/<digest>.html` and `.json` (each atomically; the
     /// page last, so a page never exists without its JSON).
-    pub fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
+    pub fn keep_report(&self, digest: &str, page: super::Fill<'_>, json: super::Fill<'_>) -> Result<String> {
         let dir = self.root.join(super::REPORTS);
         fs::create_dir_all(&dir).at(&dir)?;
-        crate::durable::write_atomically(&dir.join(format!("{digest}.json")), json, 0o644)?;
+        crate::durable::write_atomically_with(&dir.join(format!("{digest}.json")), 0o644, json)?;
         let page_path = dir.join(format!("{digest}.html"));
-        crate::durable::write_atomically(&page_path, page, 0o644)?;
+        crate::durable::write_atomically_with(&page_path, 0o644, page)?;
         Ok(page_path.display().to_string())
     }
 

@@ -62,7 +62,7 @@ pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Publication, PublishReport};
 pub use staging::{StagedBlob, StagedBundle, Staging};
-pub use store::{Collected, Store};
+pub use store::{Collected, Fill, Store};
 pub(crate) use tree::copies_bytes;
 pub use view::{ImportRecord, Published, State, View, read_published};
 

@@ -12,6 +12,10 @@ use crate::error::Result;
 use crate::id::ContentId;
 use crate::manifest::{Blob, Manifest};
 
+/// Writes a document to the writer it is given, as it is made: reports of
+/// large bundles are tens of megabytes, never held whole.
+pub type Fill<'a> = &'a dyn Fn(&mut dyn std::io::Write) -> std::io::Result<()>;
+
 /// A mirror's storage, opened (and locked) for one import or `gc`.
 pub trait Store {
     /// Where the mirror is, as reports name it.
@@ -36,8 +40,9 @@ pub trait Store {
     /// step, or leaves the published mirror as it was.
     fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport>;
     /// Keeps the audit page and JSON report of the import of bundle
-    /// `digest` (hex) beside the mirror's state; says where.
-    fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String>;
+    /// `digest` (hex) beside the mirror's state, each written by its
+    /// [`Fill`] as it is made; says where.
+    fn keep_report(&self, digest: &str, page: Fill<'_>, json: Fill<'_>) -> Result<String>;
     /// Removes objects and generations nothing published uses.
     fn gc(&self, dry_run: bool) -> Result<Collected>;
     /// Removes the staging of bundles that can no longer be imported (all with `all`).
@@ -83,7 +88,7 @@ impl Store for Mirror {
     fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
         self.publish_staged(staging, publication)
     }
-    fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
+    fn keep_report(&self, digest: &str, page: Fill<'_>, json: Fill<'_>) -> Result<String> {
         Mirror::keep_report(self, digest, page, json)
     }
     fn gc(&self, dry_run: bool) -> Result<Collected> {

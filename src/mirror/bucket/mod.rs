@@ -37,7 +37,8 @@ use self::s3::{Created, Put, S3};
 use self::tree::{Hashing, Inputs, Listing, ObjectTree, file_opener};
 use super::inventory::{decode_inventory, encode_inventory};
 use super::{
-    BUILD, Collected, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, WaitingImport, merge,
+    BUILD, Collected, Fill, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, WaitingImport,
+    merge,
 };
 use crate::durable::remove_path;
 use crate::error::{Error, IoContext, Result};
@@ -228,6 +229,19 @@ impl Bucket {
         self.s3.put(key, &Payload::Stream(&file_opener(path.to_owned()), size), &put).map(drop)
     }
 
+    /// PUTs at `key` what `fill` writes, through a file in the local staging
+    /// (a report of a large bundle is tens of megabytes, never held whole).
+    fn put_written(&self, key: &str, fill: Fill<'_>, content_type: &str) -> Result<()> {
+        let tmp = tempfile::Builder::new().prefix(".report-").tempfile_in(&self.staging).at(&self.staging)?;
+        let mut out = std::io::BufWriter::new(tmp.as_file());
+        fill(&mut out).and_then(|()| std::io::Write::flush(&mut out)).at(tmp.path())?;
+        drop(out);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(tmp.as_file().try_clone().at(tmp.path())?).at(tmp.path())?;
+        let size = tmp.as_file().metadata().at(tmp.path())?.len();
+        self.put_file(key, tmp.path(), (ContentId(*hasher.finalize().as_bytes()).to_hex(), size), content_type)
+    }
+
     fn put_bytes(&self, key: &str, bytes: &[u8], content_type: &str) -> Result<()> {
         let blake3 = ContentId::of(bytes).to_hex();
         let put = Put { content_type, cache_control: "no-cache", blake3: &blake3, create_only: false };
@@ -335,10 +349,10 @@ impl Store for Bucket {
     fn publish(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
         self.publish_staged(staging, publication)
     }
-    fn keep_report(&self, digest: &str, page: &[u8], json: &[u8]) -> Result<String> {
-        self.put_bytes(&format!(".airlock/reports/{digest}.json"), json, "application/json")?;
+    fn keep_report(&self, digest: &str, page: Fill<'_>, json: Fill<'_>) -> Result<String> {
+        self.put_written(&format!(".airlock/reports/{digest}.json"), json, "application/json")?;
         let key = format!(".airlock/reports/{digest}.html");
-        self.put_bytes(&key, page, "text/html; charset=utf-8")?;
+        self.put_written(&key, page, "text/html; charset=utf-8")?;
         Ok(format!("{}/{key}", self.s3.url))
     }
     fn gc(&self, dry_run: bool) -> Result<Collected> {
