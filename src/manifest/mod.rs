@@ -442,7 +442,15 @@ impl Manifest {
     /// with the evidence kinds `kinds` knows (`ecosystem::ManifestExt::from_bytes`
     /// passes this build's).
     pub fn from_bytes_with(bytes: &[u8], kinds: KindOf) -> Result<Self, String> {
-        let mut manifest: Manifest = canonical::decode_unchecked(bytes)?;
+        let mut manifest: Manifest = canonical::decode_unchecked(bytes).map_err(|e| {
+            // A format 2 root whose frame lost its segments member reads as a broken manifest: say which.
+            match canonical::decode_unchecked::<segments::Root>(bytes) {
+                Ok(_) => {
+                    "a format 2 manifest root, but the bundle holds no manifest.segments member beside it".to_owned()
+                }
+                Err(_) => e,
+            }
+        })?;
         if manifest.format != FORMAT_SINGLE {
             return Err(format!(
                 "a format {} manifest is a signed root with segments, but this bundle holds it as one document",
