@@ -602,7 +602,8 @@ fn split_segments(after: &[u8], envelope_len: usize) -> (&[u8], Option<Vec<u8>>)
     let header: Option<&[u8; BLOCK]> = rest.get(..BLOCK).and_then(|h| h.try_into().ok());
     let header = header.filter(|h| layout::name(h) == b"manifest.segments");
     let size = header.and_then(|h| layout::field_number(&h[SIZE])).and_then(|n| usize::try_from(n).ok());
-    match size.and_then(|n| rest.get(BLOCK..BLOCK + n)) {
+    // A declared size is any 12 octal digits' worth: never trusted in arithmetic.
+    match size.and_then(|n| BLOCK.checked_add(n)).and_then(|end| rest.get(BLOCK..end)) {
         Some(data) => (padding, Some(data.to_vec())),
         None => (after, None),
     }
@@ -773,5 +774,30 @@ fn random_append(rng: &mut Rng) -> Vec<u8> {
         }
         2 => layout::skippable_frame(&[]),
         _ => layout::compress(&[0; 2 * BLOCK], 3, true, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segments_header_declaring_any_size_is_taken_apart_without_panicking() {
+        let envelope_len = 10;
+        let mut after = vec![0u8; BLOCK - envelope_len];
+        let mut header = [0u8; BLOCK];
+        header[..17].copy_from_slice(b"manifest.segments");
+        // Binary: near 2^64, where data end = header + size overflows; then octal 3.
+        let binary = [0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0];
+        for size in [&binary, b"00000000003\0"] {
+            header[SIZE].copy_from_slice(size);
+            let mut bytes = after.clone();
+            bytes.extend_from_slice(&header);
+            bytes.extend_from_slice(b"abc");
+            let (_, segments) = split_segments(&bytes, envelope_len);
+            assert_eq!(segments.is_some(), size[0] == b'0');
+        }
+        after.clear();
+        assert_eq!(split_segments(&after, envelope_len).1, None);
     }
 }
