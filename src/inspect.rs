@@ -13,6 +13,7 @@ use crate::ecosystem::ManifestExt as _;
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;
+use crate::manifest::segments::{SegmentSource, Undecoded};
 use crate::sign::envelope;
 use crate::time::rfc3339;
 
@@ -31,7 +32,18 @@ pub struct InspectReport {
     pub claimed_signers: Vec<String>,
     pub volumes: u32,
     pub bytes: u64,
+    /// Format 2: the segments the root names, and how many the bundle carries.
+    pub segments: Option<InspectSegments>,
     pub entries: Vec<InspectEntry>,
+}
+
+/// How the manifest of a format 2 bundle is cut.
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectSegments {
+    pub named: usize,
+    /// Those the bundle carries; the others an earlier bundle of the channel
+    /// carried, and were read from the mirror given.
+    pub carried: usize,
 }
 
 /// One entry of the manifest.
@@ -62,8 +74,9 @@ pub struct InspectPiece {
     pub blake3: String,
 }
 
-/// Reads the manifest of the bundle at `path`.
-pub fn inspect(path: &Path) -> Result<InspectReport> {
+/// Reads the manifest of the bundle at `path`; the segments an incremental
+/// bundle leaves out from `held`.
+pub fn inspect(path: &Path, held: &dyn SegmentSource) -> Result<InspectReport> {
     // A split bundle's folder: every volume holds the same manifest; read
     // one, and name the bundle by the folder the operator gave.
     let label = path.display().to_string();
@@ -80,8 +93,10 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
     let (_, frame) = VolumeReader::open(file, &subject)?;
     let opened =
         envelope::open_untrusted(&frame.envelope, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
-    let m = Manifest::decode(opened.payload, frame.segments())
-        .map_err(|e| Error::rejected(&subject, Rejection::Schema(e)))?;
+    let m = Manifest::decode(opened.payload, frame.segments(), held).map_err(|e| match e {
+        Undecoded::Invalid(m) => Error::rejected(&subject, Rejection::Schema(m)),
+        Undecoded::NotHeld(m) => Error::rejected(&subject, Rejection::Policy(m)),
+    })?;
     Ok(InspectReport {
         bundle: label,
         manifest_digest: ContentId::of(opened.payload).to_hex(),
@@ -95,6 +110,10 @@ pub fn inspect(path: &Path) -> Result<InspectReport> {
         claimed_signers: opened.claimed_signers.iter().map(super::id::KeyId::short).collect(),
         volumes: m.volumes,
         bytes: m.blob_bytes(),
+        segments: frame
+            .segments()
+            .and_then(|_| crate::manifest::segments::named(opened.payload).ok())
+            .map(|refs| InspectSegments { named: refs.len(), carried: refs.iter().filter(|r| r.carried).count() }),
         entries: m
             .entries
             .iter()

@@ -162,6 +162,7 @@ mod tests {
             claimed_signers: vec![],
             volumes: 1,
             bytes: 1,
+            segments: None,
             entries,
         };
         assert_eq!(cyclonedx(&report(benign.to_vec()))["components"][0]["purl"], "pkg:npm/%40scope/pkg@1.0.0");

@@ -496,6 +496,31 @@ fn segments_that_are_not_the_ones_the_signed_root_names_are_refused() {
         &hostile::seal(&payload, &p.frame, &[&site.key]),
     );
     site.refused("segments-reordered.airlock", &bytes, 1, &["entry segment 1 of", "does not match its digest"]);
+    // Re-signed over a root that leaves out a segment this site never
+    // held (as an incremental bundle would), or one of an exabyte: refused
+    // before anything is read or written.
+    let resigned = |root: &airlock::manifest::segments::Root, segments: &[u8]| {
+        let payload = airlock::manifest::canonical::to_vec(root).unwrap();
+        hostile::assemble_with_segments(
+            &hostile::sign_manifest(&payload, &[&site.key]),
+            Some(segments),
+            &p.frame,
+            &hostile::seal(&payload, &p.frame, &[&site.key]),
+        )
+    };
+    let mut root: airlock::manifest::segments::Root = airlock::manifest::canonical::from_slice(&p.payload).unwrap();
+    let start: u64 = root.blobs.iter().map(|r| r.size).sum();
+    let (start, end) = (start as usize, (start + root.entries[0].size) as usize);
+    let without_first = [&segments[..start], &segments[end..]].concat();
+    root.entries[0].carried = false;
+    site.refused(
+        "segment-left-out.airlock",
+        &resigned(&root, &without_first),
+        1,
+        &["is not carried", "does not hold it"],
+    );
+    root.entries[0].size = 1 << 60;
+    site.refused("segment-left-out-exabyte.airlock", &resigned(&root, &without_first), 1, &["manifest cap"]);
     // The genuine bundle still imports.
     let genuine = site.write("genuine.airlock", &with(Some(&segments)));
     site.import(&genuine).success();

@@ -202,7 +202,7 @@ fn a_report_off_its_schema_is_caught() {
     unknown_kind["kind"] = json!("oops");
     assert!(!validator.is_valid(&unknown_kind));
     let gc = json!({"schema": "airlock.gc.v1", "ok": true, "report": {"mirror": "m", "objects_removed": 0,
-        "bytes_freed": 0, "foreign_objects_kept": 0, "staging_removed": [], "staging_kept": [], "dry_run": false}});
+        "bytes_freed": 0, "segments_removed": 0, "segment_bytes_freed": 0, "foreign_objects_kept": 0, "staging_removed": [], "staging_kept": [], "dry_run": false}});
     assert!(validator.is_valid(&gc));
     let mut renamed = gc.clone();
     renamed["report"]["freed"] = renamed["report"]["bytes_freed"].take();

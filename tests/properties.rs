@@ -175,7 +175,7 @@ proptest! {
         // And as format 2: a root and the segments it names.
         let segmented = Manifest { format: FORMAT_SEGMENTED, ..m };
         let (root, segments) = segmented.encode().unwrap();
-        prop_assert_eq!(Manifest::decode(&root, segments.as_deref()).unwrap(), segmented);
+        prop_assert_eq!(Manifest::decode(&root, segments.as_deref(), &airlock::manifest::segments::NoSegments).unwrap(), segmented);
     }
 
     /// The envelope carries any payload unchanged, and verifies only for its signers.
@@ -194,7 +194,7 @@ proptest! {
     #[test]
     fn decoders_refuse_garbage_without_panicking(garbage in bytes(4000), mut m in manifest(), at in any::<usize>(), to in any::<u8>()) {
         let _ = Manifest::from_bytes(&garbage);
-        let _ = Manifest::decode(&garbage, Some(&garbage));
+        let _ = Manifest::decode(&garbage, Some(&garbage), &airlock::manifest::segments::NoSegments);
         m.format = FORMAT_SEGMENTED;
         let (mut root, segments) = m.encode().unwrap();
         let mut segments = segments.unwrap();
@@ -203,7 +203,7 @@ proptest! {
             Some(in_segments) => segments[in_segments] = to,
             None => root[at % root_len] = to,
         }
-        let _ = Manifest::decode(&root, Some(&segments));
+        let _ = Manifest::decode(&root, Some(&segments), &airlock::manifest::segments::NoSegments);
         m.format = FORMAT_SINGLE;
         let _ = envelope::open_untrusted(&garbage, envelope::MANIFEST);
         let mut bytes = m.to_bytes().unwrap();

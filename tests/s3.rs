@@ -402,3 +402,52 @@ fn a_file_larger_than_a_part_goes_up_in_parts_and_reads_back_whole() {
     assert_eq!(blake3, blake3::hash(&bytes).to_hex().as_str(), "the parts' object keeps airlock's metadata");
     assert_eq!(assert_published_state_is_whole(&moto), Some(1));
 }
+
+#[test]
+fn incremental_bundles_read_the_segments_they_leave_out_from_the_bucket() {
+    let Some(server) = moto_server() else {
+        skip("moto_server is not in target/pytools, so incremental bundles into a bucket mirror are not tried");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let moto = start_moto(&server, dir.path());
+    let (key, public) = common::keygen(dir.path(), "op");
+    let (input, state) = (dir.path().join("in"), dir.path().join("state"));
+    let files: Vec<(String, Vec<u8>)> =
+        (0..600).map(|i| (format!("d/{i:03}.txt"), format!("{i}\n").into_bytes())).collect();
+    common::write_tree(&input, &files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect::<Vec<_>>());
+    let mirror = format!("s3://{BUCKET}/site");
+    let import = |week: u32| {
+        fs::write(input.join(format!("d/{:03}.txt", 10 * week)), format!("week {week}\n")).unwrap();
+        let bundle = dir.path().join(format!("{week}.airlock"));
+        common::export_in_channel(&input, &[&key], &bundle, Some(&state));
+        airlock_s3(&moto, dir.path())
+            .args(["import", "--quiet"])
+            .arg(&bundle)
+            .arg("--trust")
+            .arg(&public)
+            .args(["--mirror", &mirror])
+            .output()
+            .unwrap()
+    };
+    for week in 1..=3 {
+        assert_ok(&format!("import of week {week}"), &import(week));
+    }
+    // Week 3 left out most segments: the import read them from the bucket.
+    let out = airlock_s3(&moto, dir.path())
+        .args(["inspect", "--json"])
+        .arg(dir.path().join("3.airlock"))
+        .args(["--mirror", &mirror])
+        .output()
+        .unwrap();
+    assert_ok("inspect --mirror s3://", &out);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let segments = &report["report"]["segments"];
+    assert!(segments["carried"].as_u64() < segments["named"].as_u64(), "{segments}");
+    assert_eq!(get(&moto, "site/files/d/030.txt").1, b"week 3\n");
+    // gc keeps what the latest root names: the next week still imports.
+    let collected = gc_json(&moto, dir.path(), &[]);
+    assert!(collected["segments_removed"].as_u64() > Some(0), "{collected}");
+    assert_ok("import of week 4 after gc", &import(4));
+    assert_eq!(get(&moto, "site/files/d/040.txt").1, b"week 4\n");
+}

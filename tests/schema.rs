@@ -164,7 +164,13 @@ fn times_after_the_year_9999_fail_the_schema_as_they_fail_the_verifier() {
     validate_manifest(&with_expiry(253_402_300_799)).unwrap();
     assert!(validate_manifest(&with_expiry(253_402_300_800)).is_err());
     let segments = segments_member(&bundle);
-    let refused = airlock::manifest::Manifest::decode(&with_expiry(253_402_300_800), Some(&segments)).unwrap_err();
+    let refused = airlock::manifest::Manifest::decode(
+        &with_expiry(253_402_300_800),
+        Some(&segments),
+        &airlock::manifest::segments::NoSegments,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(refused.contains("after 9999-12-31T23:59:59Z"), "{refused}");
 }
 

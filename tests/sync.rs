@@ -398,3 +398,109 @@ fn a_dry_run_says_what_would_be_published_replaced_and_withdrawn_and_writes_noth
     assert!(page.contains("<table id=\"withdrawn\">"), "{page}");
     assert!(page.contains("<code>old.txt</code>"), "{page}");
 }
+
+/// A channel of many small files, one of them changed each week.
+fn many_files_week(dir: &Path, key: &Path, state: &Path, n: u32) -> PathBuf {
+    let input = dir.join("many");
+    if n == 1 {
+        let files: Vec<(String, Vec<u8>)> =
+            (0..2000).map(|i| (format!("docs/{i:04}.txt"), format!("page {i}\n").into_bytes())).collect();
+        let files: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+        write_tree(&input, &files);
+    } else {
+        fs::write(input.join(format!("docs/{:04}.txt", 100 * n)), format!("page changed in week {n}\n")).unwrap();
+    }
+    let out = dir.join(format!("many{n}.airlock"));
+    export_in_channel(&input, &[key], &out, Some(state));
+    out
+}
+
+#[test]
+fn incremental_bundles_leave_out_the_manifest_segments_the_site_already_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let weeks: Vec<PathBuf> = (1..=4).map(|n| many_files_week(dir.path(), &key, &state, n)).collect();
+    let size = |p: &PathBuf| fs::metadata(p).unwrap().len();
+    // Week 2 still lists every blob again as not carried (its blob table
+    // changes once); from week 3 on, a changed file is a segment or two.
+    assert!(size(&weeks[2]) * 8 < size(&weeks[0]), "week 3 is {} bytes, week 1 {}", size(&weeks[2]), size(&weeks[0]));
+    let inspect = |bundle: &Path, mirror: Option<&Path>| {
+        let mut command = airlock();
+        command.args(["inspect", "--json"]).arg(bundle);
+        if let Some(mirror) = mirror {
+            command.arg("--mirror").arg(mirror);
+        }
+        command.output().unwrap()
+    };
+
+    // Without the mirror that holds the left-out segments, verify and inspect say what to pass.
+    let out = airlock().arg("verify").arg(&weeks[2]).arg("--trust").arg(&public).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let line = one_line(&out.stderr);
+    assert!(line.contains("is not carried") && line.contains("--mirror"), "{line}");
+    assert_eq!(inspect(&weeks[2], None).status.code(), Some(1));
+
+    // A new site cannot start from it: nothing is written.
+    let fresh = dir.path().join("fresh");
+    let out = import(&weeks[2], &public, &fresh).code(1);
+    let line = one_line(&out.get_output().stderr);
+    assert!(line.contains("does not hold it") && line.contains("--full"), "{line}");
+    assert!(!fresh.exists());
+
+    // A gap leaves the site without the segments the bundle relies on: even with --allow-gap it is refused, unchanged.
+    let mirror = dir.path().join("mirror");
+    import(&weeks[0], &public, &mirror).success();
+    let before = snapshot(&mirror);
+    let out = airlock()
+        .args(["import", "--allow-gap"])
+        .arg(&weeks[2])
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(one_line(&out.stderr).contains("in order"), "{}", one_line(&out.stderr));
+    assert_eq!(snapshot(&mirror), before);
+
+    // In order, each bundle finds the segments the one before kept.
+    for week in &weeks[1..] {
+        import(week, &public, &mirror).success();
+    }
+    assert_eq!(fs::read_to_string(mirror.join("files/docs/0400.txt")).unwrap(), "page changed in week 4\n");
+    assert_eq!(fs::read_to_string(mirror.join("files/docs/1999.txt")).unwrap(), "page 1999\n");
+    airlock().arg("verify").arg(&weeks[3]).arg("--trust").arg(&public).arg("--mirror").arg(&mirror).assert().success();
+    let report = &common::json_report(&inspect(&weeks[3], Some(&mirror)).stdout)["report"];
+    assert_eq!(report["entries"].as_array().unwrap().len(), 2000);
+    let segments = &report["segments"];
+    let (named, carried) = (segments["named"].as_u64().unwrap(), segments["carried"].as_u64().unwrap());
+    assert!(carried >= 1 && carried * 10 < named, "{carried} of {named} segments carried");
+
+    // gc keeps what the channel's latest root names, and only that.
+    let segments = mirror.join(".airlock/segments");
+    fs::write(segments.join("stray"), b"left by a killed run").unwrap();
+    let count = || fs::read_dir(&segments).unwrap().count();
+    let held = count();
+    let out = airlock().args(["gc", "--json", "--mirror"]).arg(&mirror).assert().success();
+    let report = common::json_report(&out.get_output().stdout);
+    assert!(report["report"]["segments_removed"].as_u64().unwrap() > 1, "{report}");
+    assert!(count() < held, "gc removed none of {held} segment files");
+    assert!(!segments.join("stray").exists());
+    let after_gc = many_files_week(dir.path(), &key, &state, 5);
+    import(&after_gc, &public, &mirror).success();
+
+    // A damaged copy in the mirror is named, and the import refused with the mirror unchanged.
+    let next = many_files_week(dir.path(), &key, &state, 6);
+    for entry in fs::read_dir(&segments).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[0] ^= 1;
+        fs::write(&path, bytes).unwrap();
+    }
+    let before = snapshot(&mirror);
+    let out = import(&next, &public, &mirror).code(1);
+    assert!(one_line(&out.get_output().stderr).contains("damaged"), "{}", one_line(&out.get_output().stderr));
+    assert_eq!(snapshot(&mirror), before);
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::Output;
+use super::{HeldArgs, Output};
 use crate::error::Result;
 use crate::inspect::{InspectEntry, inspect};
 
@@ -17,6 +17,8 @@ pub struct DiffArgs {
     pub old: PathBuf,
     /// The newer bundle
     pub new: PathBuf,
+    #[command(flatten)]
+    pub held: HeldArgs,
 }
 
 #[derive(Serialize)]
@@ -40,7 +42,8 @@ struct DiffReport {
 
 impl DiffArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let (old, new) = (inspect(&self.old)?, inspect(&self.new)?);
+        let held = self.held.source()?;
+        let (old, new) = (inspect(&self.old, held.as_ref())?, inspect(&self.new, held.as_ref())?);
         let key = |e: &InspectEntry| (e.ecosystem.clone(), e.path.clone());
         let before: BTreeMap<_, _> = old.entries.iter().map(|e| (key(e), e)).collect();
         let after: BTreeMap<_, _> = new.entries.iter().map(|e| (key(e), e)).collect();

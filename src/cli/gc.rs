@@ -35,6 +35,9 @@ struct GcReport {
     mirror: String,
     objects_removed: usize,
     bytes_freed: u64,
+    /// Manifest segments and roots no channel's latest bundle names.
+    segments_removed: usize,
+    segment_bytes_freed: u64,
     /// In a bucket: keys under the prefix that airlock did not write, kept.
     foreign_objects_kept: usize,
     staging_removed: Vec<String>,
@@ -75,6 +78,13 @@ impl GcArgs {
             bytes(bytes_freed),
             mirror.location()
         ));
+        if collected.segments_removed > 0 {
+            out.line(format!(
+                "gc        {removed} {} manifest segment file(s) ({}) no channel's latest bundle names",
+                collected.segments_removed,
+                bytes(collected.segments_freed)
+            ));
+        }
         if let Some(first) = collected.foreign.first() {
             out.line(format!(
                 "gc        kept {} object(s) airlock did not write, such as {}/{}; move them away from the mirror's prefix",
@@ -90,6 +100,8 @@ impl GcArgs {
                 mirror: mirror.location(),
                 objects_removed,
                 bytes_freed,
+                segments_removed: collected.segments_removed,
+                segment_bytes_freed: collected.segments_freed,
                 foreign_objects_kept: collected.foreign.len(),
                 staging_removed,
                 staging_kept,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Output, bytes};
+use super::{HeldArgs, Output, bytes};
 use crate::durable::Existing;
 use crate::error::Result;
 use crate::inspect::inspect;
@@ -20,6 +20,8 @@ pub struct InspectArgs {
     /// With --sbom: replace FILE if it exists (never the bundle itself, nor anything but a regular file)
     #[arg(long, requires = "sbom")]
     pub force: bool,
+    #[command(flatten)]
+    pub held: HeldArgs,
 }
 
 impl InspectArgs {
@@ -33,7 +35,7 @@ impl InspectArgs {
             let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
             crate::durable::check_output(path, "--sbom", Existing::unless(self.force), &inputs)?;
         }
-        let r = inspect(&self.bundle)?;
+        let r = inspect(&self.bundle, self.held.source()?.as_ref())?;
         if let Some(path) = &self.sbom {
             let document = serde_json::to_vec_pretty(&crate::sbom::cyclonedx(&r)).expect("JSON values serialize");
             crate::durable::write_atomically(path, &document, 0o644)?;
@@ -43,6 +45,12 @@ impl InspectArgs {
         out.line(format!("channel   {} sequence {}", r.channel, r.sequence));
         out.line(format!("created   {}  expires {}", r.created, r.expires));
         out.line(format!("signers   {} (claimed, not verified: use `airlock verify`)", r.claimed_signers.join(", ")));
+        if let Some(segments) = &r.segments {
+            let left_out = segments.named - segments.carried;
+            let read =
+                if left_out > 0 { format!(", {left_out} left out and read from the mirror") } else { String::new() };
+            out.line(format!("segments  {} carried of {} named{read}", segments.carried, segments.named));
+        }
         out.line(format!("entries   {} ({})", r.entries.len(), bytes(r.bytes)));
         for e in &r.entries {
             let version = e.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();

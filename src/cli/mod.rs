@@ -503,6 +503,32 @@ pub struct TrustArgs {
     pub policy: Option<PathBuf>,
 }
 
+/// Where the manifest segments an incremental bundle leaves out are read
+/// (`verify`, `inspect`, `diff`; `import` reads its own mirror's).
+#[derive(Debug, Clone, Args)]
+pub struct HeldArgs {
+    /// The mirror that imported the channel's earlier bundles (a folder, or s3://BUCKET/PREFIX): an incremental bundle's manifest segments that it leaves out are read from there (read only)
+    #[arg(long, value_name = "MIRROR")]
+    pub mirror: Option<PathBuf>,
+}
+
+impl HeldArgs {
+    fn source(&self) -> Result<std::sync::Arc<dyn crate::manifest::segments::SegmentSource>> {
+        match &self.mirror {
+            Some(mirror) => {
+                if !crate::mirror::is_bucket(mirror) && !mirror.join(".airlock").is_dir() {
+                    return Err(Error::Usage(format!(
+                        "{}: is not an airlock mirror; --mirror takes the folder `airlock import --mirror` fills",
+                        mirror.display()
+                    )));
+                }
+                crate::mirror::held_segments(mirror)
+            }
+            None => Ok(std::sync::Arc::new(crate::manifest::segments::NoSegments)),
+        }
+    }
+}
+
 /// The environment variable `--policy` reads.
 const POLICY_ENV: &str = "AIRLOCK_POLICY";
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Output, TrustArgs, bytes, counted};
+use super::{HeldArgs, Output, TrustArgs, bytes, counted};
 use crate::error::Result;
 use crate::verify::VerifyReport;
 use crate::verify::set::{CheckOnly, VolumesReport, identify, incomplete, verify_set};
@@ -17,11 +17,13 @@ pub struct VerifyArgs {
     pub bundle: Vec<PathBuf>,
     #[command(flatten)]
     pub trust: TrustArgs,
+    #[command(flatten)]
+    pub held: HeldArgs,
 }
 
 impl VerifyArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let policy = self.trust.load("verify")?;
+        let policy = self.trust.load("verify")?.with_held_segments(self.held.source()?);
         let progress = out.progress();
         let now = crate::now();
         let set = identify(&self.bundle, &policy, now)?;

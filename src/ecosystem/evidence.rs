@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use super::ALL;
 use crate::manifest::Manifest;
 use crate::manifest::evidence::{self as kinds, EvidenceKind};
+use crate::manifest::segments::{SegmentSource, Undecoded};
 use crate::policy::Rules;
 use crate::provenance::sigstore::{Attested, Findings, SigstoreRoot};
 
@@ -45,7 +46,7 @@ pub trait ManifestExt: Sized {
     fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
     /// Decodes a manifest frame's signed payload and, in format 2, its
     /// segments; checks the rules.
-    fn decode(payload: &[u8], segments: Option<&[u8]>) -> Result<Self, String>;
+    fn decode(payload: &[u8], segments: Option<&[u8]>, held: &dyn SegmentSource) -> Result<Self, Undecoded>;
     /// The cross-field rules, the evidence kinds and their caps.
     fn check(&self) -> Result<(), String>;
 }
@@ -55,8 +56,8 @@ impl ManifestExt for Manifest {
         Manifest::from_bytes_with(bytes, kind)
     }
 
-    fn decode(payload: &[u8], segments: Option<&[u8]>) -> Result<Self, String> {
-        Manifest::decode_with(payload, segments, kind)
+    fn decode(payload: &[u8], segments: Option<&[u8]>, held: &dyn SegmentSource) -> Result<Self, Undecoded> {
+        Manifest::decode_with(payload, segments, held, kind)
     }
 
     fn check(&self) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! entries and blobs, then encoded and signed (and sizes worked out without
 //! signing, for planning volumes).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::ExportOptions;
@@ -118,12 +119,29 @@ pub(super) fn envelope_len(manifest: &Manifest, keys: &[OperatorKey]) -> Result<
 /// Signs the finished manifest; returns its digest and frame 1's content.
 /// The entries are taken out of `manifest` and freed as soon as they are
 /// encoded: writing the volumes needs only the blobs.
-pub(super) fn sign_final(manifest: &mut Manifest, keys: &[OperatorKey]) -> Result<(ContentId, ManifestFrame)> {
-    let (payload, segments) = encode(manifest)?;
-    check_importable(payload.len() as u64 + segments.as_ref().map_or(0, |s| s.len() as u64), manifest.entries.len())?;
+/// The segments in `held` (the channel's previous root's, which the site
+/// that imported it keeps) are left out, the root naming them as not
+/// carried. Returns the digest, frame 1's content and the ids of every
+/// segment the root names (for the channel state).
+pub(super) fn sign_final(
+    manifest: &mut Manifest,
+    keys: &[OperatorKey],
+    held: &BTreeSet<ContentId>,
+) -> Result<(ContentId, ManifestFrame, Vec<ContentId>)> {
+    let (payload, segments) =
+        manifest.encode_leaving_out(held).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
+    let named = match segments {
+        Some(_) => crate::manifest::segments::named(&payload)
+            .map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?,
+        None => Vec::new(),
+    };
+    // The importer caps the manifest whole, the segments it reads from its mirror included.
+    let whole = named.iter().map(|r| r.size).sum::<u64>().max(segments.as_ref().map_or(0, |s| s.len() as u64));
+    check_importable(payload.len() as u64 + whole, manifest.entries.len())?;
     manifest.entries = Vec::new();
     let envelope = seal_manifest(&payload, keys)?;
-    Ok((ContentId::of(&payload), ManifestFrame { envelope, segments }))
+    let ids = named.into_iter().map(|r| r.id).collect();
+    Ok((ContentId::of(&payload), ManifestFrame { envelope, segments }, ids))
 }
 
 fn encode(manifest: &Manifest) -> Result<(Vec<u8>, Option<Vec<u8>>)> {

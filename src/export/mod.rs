@@ -225,13 +225,17 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         None => None,
     };
     let entries = manifest.entries.len();
-    let (digest, sealed) = manifest::sign_final(&mut manifest, &options.keys)?;
+    let held = match (&options.state, &last) {
+        (Some(dir), Some(_)) if !options.full => ChannelState::sent_segments(dir, &options.channel)?,
+        _ => std::collections::BTreeSet::new(),
+    };
+    let (digest, sealed, segments) = manifest::sign_final(&mut manifest, &options.keys, &held)?;
     let bundle_bytes = match &budget {
         Some(budget) => split::write_split(options, &manifest, digest, &sealed, &sources, budget, progress)?,
         None => volume::write_volume(options, &manifest, digest, sealed, &sources, progress)?,
     };
     if let Some(dir) = &options.state {
-        state::record(dir, &manifest, digest, &options.out, sent)?;
+        state::record(dir, &manifest, (digest, &segments), &options.out, sent)?;
     }
     Ok(ExportReport {
         bundle: options.out.display().to_string(),

@@ -27,24 +27,19 @@ impl ChannelState {
         dir.join(format!("{channel}.blobs"))
     }
 
+    pub(super) fn segments_path(dir: &Path, channel: &str) -> PathBuf {
+        dir.join(format!("{channel}.segments"))
+    }
+
     /// Every blob an earlier bundle of the channel carried.
     pub fn sent_blobs(dir: &Path, channel: &str) -> Result<BTreeSet<ContentId>> {
-        let path = Self::blobs_path(dir, channel);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => text
-                .lines()
-                .map(|l| {
-                    ContentId::from_hex(l).ok_or_else(|| {
-                        Error::Usage(format!(
-                            "{}: damaged channel state; restore it from backup or export with --full",
-                            path.display()
-                        ))
-                    })
-                })
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-            Err(e) => Err(Error::input(&path, "channel state", &e)),
-        }
+        read_ids(&Self::blobs_path(dir, channel))
+    }
+
+    /// The manifest segments the channel's last bundle named (the site that
+    /// imported it keeps them): the next bundle leaves them out.
+    pub fn sent_segments(dir: &Path, channel: &str) -> Result<BTreeSet<ContentId>> {
+        read_ids(&Self::segments_path(dir, channel))
     }
 
     /// The channel's last export, or `None` for a new channel.
@@ -57,6 +52,25 @@ impl ChannelState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::input(&path, "channel state", &e)),
         }
+    }
+}
+
+/// The ids listed one per line in hex in the state file `path` (none when it does not exist).
+fn read_ids(path: &Path) -> Result<BTreeSet<ContentId>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => text
+            .lines()
+            .map(|l| {
+                ContentId::from_hex(l).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "{}: damaged channel state; restore it from backup or export with --full",
+                        path.display()
+                    ))
+                })
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+        Err(e) => Err(Error::input(path, "channel state", &e)),
     }
 }
 
@@ -79,11 +93,12 @@ pub(super) fn chain_to(manifest: &mut Manifest, last: &ChannelState, channel: &s
 }
 
 /// Records the bundle just written as the channel's last, with every blob
-/// sent so far (`sent` and the bundle's own); only once the bundle is safely written.
+/// sent so far (`sent` and the bundle's own) and the segments its root
+/// names; only once the bundle is safely written.
 pub(super) fn record(
     dir: &Path,
     manifest: &Manifest,
-    digest: ContentId,
+    (digest, segments): (ContentId, &[ContentId]),
     bundle: &Path,
     sent: BTreeSet<ContentId>,
 ) -> Result<()> {
@@ -99,5 +114,7 @@ pub(super) fn record(
     all_sent.extend(manifest.blobs.iter().map(|b| b.id));
     let lines: String = all_sent.iter().map(|id| id.to_hex() + "\n").collect();
     crate::durable::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
+    let lines: String = segments.iter().map(|id| id.to_hex() + "\n").collect();
+    crate::durable::write_atomically(&ChannelState::segments_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
     crate::durable::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)
 }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Rejection, Result};
-use crate::mirror::{Changes, ImportRecord, Mirror, Publication, PublishReport, StagedBundle, Store};
+use crate::mirror::{Changes, ImportRecord, KeptSegments, Mirror, Publication, PublishReport, StagedBundle, Store};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::verify::set::{CheckOnly, VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
@@ -83,6 +83,8 @@ pub fn import_volumes(
     options: &ImportOptions,
     progress: &dyn Progress,
 ) -> Result<ImportReport> {
+    // An incremental bundle's manifest names segments the mirror kept from the channel's earlier bundles.
+    let policy = &policy.clone().with_held_segments(crate::mirror::held_segments(mirror)?);
     let set = identify(paths, policy, now)?;
     let subject = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
     let mut mirror = open_store(mirror)?;
@@ -234,18 +236,7 @@ fn import_set(
         layouts: &mut layouts,
         aliases: &layouts::static_aliases,
     };
-    let published = match mirror.publish(&staging, publication) {
-        Ok(published) => published,
-        // Refused by the mirror's contents: no later run would publish it,
-        // so nothing of it is kept (publish took its objects out again).
-        // Other failures (the disk) keep the verified volumes for a retry.
-        Err(e @ Error::Rejected { .. }) => {
-            staging.discard()?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
-    staging.discard()?;
+    let published = publish_with_segments(mirror, staging, publication, verified)?;
     let import = ImportReport {
         verified: report,
         outcome: "published",
@@ -255,6 +246,47 @@ fn import_set(
         audit_error: None,
     };
     Ok(with_audit_page(mirror, import, &crate::time::rfc3339(now)))
+}
+
+/// Publishes the staged bundle, its manifest's segments kept first (and
+/// taken out again when it is not published); its staging is removed once
+/// published.
+fn publish_with_segments(
+    mirror: &mut dyn Store,
+    staging: crate::mirror::Staging,
+    publication: Publication<'_>,
+    verified: &VerifiedManifest,
+) -> Result<PublishReport> {
+    let kept_segments = keep_segments(mirror, verified)?;
+    match mirror.publish(&staging, publication) {
+        Ok(published) => {
+            staging.discard()?;
+            Ok(published)
+        }
+        Err(e) => {
+            mirror.forget_segments(&kept_segments)?;
+            // Refused by the mirror's contents: no later run would publish it,
+            // so nothing of it is kept (publish took its objects out again).
+            // Other failures (the disk) keep the verified volumes for a retry.
+            if matches!(e, Error::Rejected { .. }) {
+                staging.discard()?;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Keeps a format 2 bundle's root and the segments it carries in the
+/// mirror, so that the channel's next bundle may leave them out.
+/// Returns those the mirror did not hold before.
+fn keep_segments(mirror: &dyn Store, verified: &VerifiedManifest) -> Result<Vec<crate::id::ContentId>> {
+    let frame = &verified.frame;
+    let opened = crate::sign::envelope::open_untrusted(&frame.envelope, crate::sign::envelope::MANIFEST)
+        .map_err(|r| Error::rejected("the manifest", r))?;
+    match KeptSegments::of(opened.payload, frame.segments()) {
+        Some(kept) => mirror.keep_segments(&kept),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// The exact bundle imported last, again: nothing is staged again, but

@@ -422,19 +422,31 @@ impl Manifest {
 
     /// What the envelope signs and, in format 2, the segments beside it.
     pub fn encode(&self) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
+        self.encode_leaving_out(&BTreeSet::new())
+    }
+
+    /// [`Manifest::encode`], leaving out of the segments those in `held`
+    /// (format 2 only: the root names them as not carried).
+    pub fn encode_leaving_out(&self, held: &BTreeSet<ContentId>) -> Result<(Vec<u8>, Option<Vec<u8>>), String> {
         if self.format == FORMAT_SINGLE {
             return Ok((self.to_bytes()?, None));
         }
-        let encoded = segments::encode(self)?;
+        let encoded = segments::encode_leaving_out(self, held)?;
         Ok((encoded.root, Some(encoded.segments)))
     }
 
     /// Decodes what a manifest frame holds: the signed `payload` and, in
-    /// format 2, the `segments` it names; then checks the rules.
-    pub fn decode_with(payload: &[u8], segments: Option<&[u8]>, kinds: KindOf) -> Result<Self, String> {
+    /// format 2, the `segments` it carries (those it leaves out from
+    /// `held`); then checks the rules.
+    pub fn decode_with(
+        payload: &[u8],
+        segments: Option<&[u8]>,
+        held: &dyn segments::SegmentSource,
+        kinds: KindOf,
+    ) -> Result<Self, segments::Undecoded> {
         match segments {
-            Some(segments) => segments::decode(payload, segments, kinds),
-            None => Self::from_bytes_with(payload, kinds),
+            Some(segments) => segments::decode(payload, segments, held, kinds),
+            None => Ok(Self::from_bytes_with(payload, kinds)?),
         }
     }
 

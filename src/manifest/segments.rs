@@ -72,21 +72,91 @@ pub struct SegmentRef {
     pub size: u64,
     /// Items in the segment, at least 1.
     pub count: u64,
+    /// `false` in an incremental bundle for a segment the channel's earlier
+    /// bundle carried: the bundle leaves it out and the importer takes it
+    /// from the mirror that imported that bundle ([`SegmentSource`]).
+    #[serde(default = "super::carried_default", skip_serializing_if = "super::is_carried")]
+    pub carried: bool,
 }
 
-/// A format 2 manifest encoded: the root to sign, and its segments one
-/// after the other in the root's order (blob table first).
+/// Where the segments a bundle leaves out are found: the segments of the
+/// roots a mirror imported. Whatever it hands back is checked against the
+/// signed root like a carried segment, so it need not be trusted.
+pub trait SegmentSource: Send + Sync + std::fmt::Debug {
+    /// The bytes of segment `id`, which the root says are `size` bytes (read
+    /// no more than that), or `None` when it is not held.
+    fn segment(&self, id: &ContentId, size: u64) -> Result<Option<Vec<u8>>, String>;
+    /// Where segments were looked for, and what to do when one is missing,
+    /// to end the line that names it: "…; <this>".
+    fn missing_advice(&self) -> String;
+}
+
+/// No segments held: `verify` or `inspect` without a mirror.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSegments;
+
+impl SegmentSource for NoSegments {
+    fn segment(&self, _id: &ContentId, _size: u64) -> Result<Option<Vec<u8>>, String> {
+        Ok(None)
+    }
+    fn missing_advice(&self) -> String {
+        "it is in the mirror that imported the channel's earlier bundles: pass that mirror with --mirror, or ask for a --full bundle".into()
+    }
+}
+
+/// Why a format 2 manifest could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undecoded {
+    /// The bytes break the format's rules: a damaged or hostile bundle.
+    Invalid(String),
+    /// A segment the bundle leaves out is not held where it was looked for
+    /// (not the bundle's fault: an earlier bundle of the channel is missing).
+    NotHeld(String),
+}
+
+impl From<String> for Undecoded {
+    fn from(message: String) -> Self {
+        Undecoded::Invalid(message)
+    }
+}
+
+impl From<&str> for Undecoded {
+    fn from(message: &str) -> Self {
+        Undecoded::Invalid(message.to_owned())
+    }
+}
+
+impl std::fmt::Display for Undecoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Undecoded::Invalid(m) | Undecoded::NotHeld(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A format 2 manifest encoded: the root to sign, and the segments it
+/// carries one after the other in the root's order (blob table first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
     pub root: Vec<u8>,
     pub segments: Vec<u8>,
 }
 
-/// Encodes `manifest` (whatever its `format` says) as format 2.
+/// Encodes `manifest` (whatever its `format` says) as format 2, carrying every segment.
 pub fn encode(manifest: &Manifest) -> Result<Encoded, String> {
+    encode_leaving_out(manifest, &std::collections::BTreeSet::new())
+}
+
+/// Encodes `manifest` as format 2, leaving out each segment whose id is in
+/// `held` (the segments of the channel's previous root, which the mirror
+/// that imported it holds): the root names them as not carried.
+pub fn encode_leaving_out(
+    manifest: &Manifest,
+    held: &std::collections::BTreeSet<ContentId>,
+) -> Result<Encoded, String> {
     let mut segments = Vec::new();
-    let blobs = write_segments(&manifest.blobs, &mut segments, |blob| blob.id.0[0] & CUT_MASK == 0)?;
-    let entries = write_segments(&manifest.entries, &mut segments, ends_segment)?;
+    let blobs = write_segments(&manifest.blobs, &mut segments, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
+    let entries = write_segments(&manifest.entries, &mut segments, held, ends_segment)?;
     let root = Root {
         format: FORMAT_SEGMENTED,
         tool: manifest.tool.clone(),
@@ -104,6 +174,12 @@ pub fn encode(manifest: &Manifest) -> Result<Encoded, String> {
     Ok(Encoded { root: canonical::to_vec(&root)?, segments })
 }
 
+/// Every segment a root (as encoded) names, carried or not, in order.
+pub fn named(root: &[u8]) -> Result<Vec<SegmentRef>, String> {
+    let root: Root = canonical::from_slice(root)?;
+    Ok(root.blobs.into_iter().chain(root.entries).collect())
+}
+
 /// Whether `entry` is the last of its segment: decided by its place alone.
 fn ends_segment(entry: &Entry) -> bool {
     let mut hasher = blake3::Hasher::new();
@@ -114,10 +190,12 @@ fn ends_segment(entry: &Entry) -> bool {
 }
 
 /// Appends `items` to `out` as segments cut after each item `cut` names (and
-/// once a segment reaches its target size); returns their references.
+/// once a segment reaches its target size), but those in `held`; returns
+/// their references.
 fn write_segments<T: Serialize>(
     items: &[T],
     out: &mut Vec<u8>,
+    held: &std::collections::BTreeSet<ContentId>,
     cut: impl Fn(&T) -> bool,
 ) -> Result<Vec<SegmentRef>, String> {
     let mut refs = Vec::new();
@@ -130,7 +208,12 @@ fn write_segments<T: Serialize>(
             let start = out.len();
             canonical::write_head(out, 4, count);
             out.extend_from_slice(&body);
-            refs.push(SegmentRef { id: ContentId::of(&out[start..]), size: (out.len() - start) as u64, count });
+            let id = ContentId::of(&out[start..]);
+            let carried = !held.contains(&id);
+            refs.push(SegmentRef { id, size: (out.len() - start) as u64, count, carried });
+            if !carried {
+                out.truncate(start);
+            }
             body.clear();
             count = 0;
         }
@@ -140,30 +223,26 @@ fn write_segments<T: Serialize>(
 
 /// Decodes a format 2 manifest: the root (whose signature the caller
 /// checked over these bytes), then each segment once its bytes match the
-/// root, then the rules every manifest meets.
-pub fn decode(root: &[u8], segments: &[u8], kinds: KindOf) -> Result<Manifest, String> {
+/// root (those the bundle carries from `segments`, the others from
+/// `held`), then the rules every manifest meets.
+pub fn decode(root: &[u8], segments: &[u8], held: &dyn SegmentSource, kinds: KindOf) -> Result<Manifest, Undecoded> {
     if root.len() as u64 > MAX_ROOT_BYTES {
-        return Err(format!("the manifest root is {} bytes, more than the {MAX_ROOT_BYTES}-byte cap", root.len()));
+        return Err(
+            format!("the manifest root is {} bytes, more than the {MAX_ROOT_BYTES}-byte cap", root.len()).into()
+        );
     }
     let root: Root = canonical::from_slice(root)?;
     if root.format != FORMAT_SEGMENTED {
         return Err(format!(
             "the manifest root says format {}, but only format {FORMAT_SEGMENTED} has segments",
             root.format
-        ));
+        )
+        .into());
     }
-    let named = root
-        .blobs
-        .iter()
-        .chain(&root.entries)
-        .try_fold(0u64, |total, r| total.checked_add(r.size))
-        .ok_or("the segment sizes add up to more than 2^64 bytes")?;
-    if named != segments.len() as u64 {
-        return Err(format!("the root names {named} bytes of segments, the bundle holds {}", segments.len()));
-    }
+    check_sizes(&root, segments.len() as u64)?;
     let mut at = 0;
-    let blobs = read_segments::<Blob>(&root.blobs, segments, &mut at, "blob", |_| Ok(()))?;
-    let entries = read_segments::<Entry>(&root.entries, segments, &mut at, "entry", |entries| {
+    let blobs = read_segments::<Blob>(&root.blobs, (segments, &mut at, held), "blob", |_| Ok(()))?;
+    let entries = read_segments::<Entry>(&root.entries, (segments, &mut at, held), "entry", |entries| {
         entries.iter().try_for_each(|entry| super::check_entry_evidence_sizes(entry, kinds))
     })?;
     let manifest = Manifest {
@@ -184,42 +263,83 @@ pub fn decode(root: &[u8], segments: &[u8], kinds: KindOf) -> Result<Manifest, S
     Ok(manifest)
 }
 
+/// The carried segments' sizes add up to the `carried` bytes the bundle
+/// holds, and all of them, carried or not, stay within the manifest cap
+/// (what is read from a mirror is bounded by the signed root, not by the
+/// bundle's size).
+fn check_sizes(root: &Root, carried: u64) -> Result<(), String> {
+    let refs = || root.blobs.iter().chain(&root.entries);
+    let sum = |carried_only: bool| {
+        refs()
+            .filter(|r| r.carried || !carried_only)
+            .try_fold(0u64, |total, r| total.checked_add(r.size))
+            .ok_or("the segment sizes add up to more than 2^64 bytes")
+    };
+    let named = sum(true)?;
+    if named != carried {
+        return Err(format!("the root names {named} bytes of carried segments, the bundle holds {carried}"));
+    }
+    let all = sum(false)?;
+    if all > super::MAX_MANIFEST_BYTES {
+        return Err(format!(
+            "the root names {all} bytes of segments, more than the {}-byte manifest cap",
+            super::MAX_MANIFEST_BYTES
+        ));
+    }
+    Ok(())
+}
+
 /// A segment's items, decoded without doubling the vector.
 #[derive(Deserialize)]
 #[serde(transparent, bound(deserialize = "T: Deserialize<'de>"))]
 struct Items<T>(#[serde(deserialize_with = "lean_vec::deserialize")] Vec<T>);
 
-/// Reads the segments `refs` names from `bytes` at `at` on: each must hash
-/// to its reference before it is decoded, hold its count of items, pass
-/// `screen` (before it is re-encoded: evidence caps) and be canonical.
+/// Reads the segments `refs` names, the carried ones from `bytes` at `at`
+/// on, the others from `held`: each must hash to its reference before it is
+/// decoded, hold its count of items, pass `screen` (before it is
+/// re-encoded: evidence caps) and be canonical.
 fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
     refs: &[SegmentRef],
-    bytes: &[u8],
-    at: &mut usize,
+    (bytes, at, held): (&[u8], &mut usize, &dyn SegmentSource),
     what: &str,
     screen: impl Fn(&[T]) -> Result<(), String>,
-) -> Result<Vec<T>, String> {
+) -> Result<Vec<T>, Undecoded> {
     let mut items = Vec::new();
     let mut buf = Vec::new();
+    let mut fetched;
     for (k, segment) in refs.iter().enumerate() {
         let name = || format!("{what} segment {} of {}", k + 1, refs.len());
-        // The sizes add up to the bytes held (checked by the caller), so this slice is in range.
-        let end = *at + segment.size as usize;
-        let raw = &bytes[*at..end];
-        *at = end;
         if segment.size == 0 || segment.count == 0 {
-            return Err(format!("{} is empty", name()));
+            return Err(format!("{} is empty", name()).into());
         }
+        let raw = if segment.carried {
+            // The sizes add up to the bytes held (checked by the caller), so this slice is in range.
+            let end = *at + segment.size as usize;
+            let raw = &bytes[*at..end];
+            *at = end;
+            raw
+        } else {
+            fetched =
+                held.segment(&segment.id, segment.size).map_err(|e| format!("{}: {e}", name()))?.ok_or_else(|| {
+                    Undecoded::NotHeld(format!(
+                        "{} ({}) is not carried, as an earlier bundle of the channel carried it; {}",
+                        name(),
+                        segment.id.short(),
+                        held.missing_advice()
+                    ))
+                })?;
+            fetched.as_slice()
+        };
         if ContentId::of(raw) != segment.id {
-            return Err(format!("{} does not match its digest in the signed root", name()));
+            return Err(format!("{} does not match its digest in the signed root", name()).into());
         }
         let decoded: Items<T> = canonical::decode_unchecked(raw).map_err(|e| format!("{}: {e}", name()))?;
         if decoded.0.len() as u64 != segment.count {
-            return Err(format!("{} holds {} items, the root says {}", name(), decoded.0.len(), segment.count));
+            return Err(format!("{} holds {} items, the root says {}", name(), decoded.0.len(), segment.count).into());
         }
         screen(&decoded.0)?;
         if !encodes_items(&decoded.0, raw, &mut buf)? {
-            return Err(format!("{}: {}", name(), canonical::NOT_CANONICAL));
+            return Err(format!("{}: {}", name(), canonical::NOT_CANONICAL).into());
         }
         if items.len() + decoded.0.len() > items.capacity() {
             items.reserve_exact(decoded.0.len().max(items.len() / 8));
@@ -270,12 +390,40 @@ mod tests {
         let mut segments = encoded.segments[..start].to_vec();
         segments.extend_from_slice(bytes);
         segments.extend_from_slice(&encoded.segments[end..]);
-        root.entries[k] = SegmentRef { id: ContentId::of(bytes), size: bytes.len() as u64, count };
+        root.entries[k] = SegmentRef { id: ContentId::of(bytes), size: bytes.len() as u64, count, carried: true };
         Encoded { root: canonical::to_vec(&root).unwrap(), segments }
     }
 
     fn decode_encoded(encoded: &Encoded) -> Result<Manifest, String> {
-        decode(&encoded.root, &encoded.segments, kinds)
+        decode(&encoded.root, &encoded.segments, &NoSegments, kinds).map_err(|e| e.to_string())
+    }
+
+    /// Segments held by id, as a mirror holds them.
+    #[derive(Debug, Default)]
+    struct Held(std::collections::BTreeMap<ContentId, Vec<u8>>);
+
+    impl Held {
+        /// Every segment of `encoded` (which carries all of them).
+        fn of(encoded: &Encoded) -> Self {
+            let root = root_of(encoded);
+            let mut at = 0;
+            let mut held = Held::default();
+            for r in root.blobs.iter().chain(&root.entries) {
+                let end = at + r.size as usize;
+                held.0.insert(r.id, encoded.segments[at..end].to_vec());
+                at = end;
+            }
+            held
+        }
+    }
+
+    impl SegmentSource for Held {
+        fn segment(&self, id: &ContentId, size: u64) -> Result<Option<Vec<u8>>, String> {
+            Ok(self.0.get(id).map(|bytes| bytes.iter().copied().take(size as usize + 1).collect()))
+        }
+        fn missing_advice(&self) -> String {
+            "not held here".into()
+        }
     }
 
     #[test]
@@ -288,7 +436,7 @@ mod tests {
             assert_eq!(root.blobs.iter().map(|r| r.count).sum::<u64>(), n as u64);
             assert_eq!(decode_encoded(&encoded).unwrap(), m, "{n} entries");
             let (payload, segments) = m.encode().unwrap();
-            assert_eq!(Manifest::decode_with(&payload, segments.as_deref(), kinds).unwrap(), m);
+            assert_eq!(Manifest::decode_with(&payload, segments.as_deref(), &NoSegments, kinds).unwrap(), m);
         }
         // Cut by the places' hashes: about one entry in 32 ends a segment.
         let segments = root_of(&encode(&manifest_of(2000)).unwrap()).entries.len();
@@ -382,6 +530,68 @@ mod tests {
     #[test]
     fn a_root_over_its_cap_is_refused_before_it_is_decoded() {
         let huge = vec![0u8; MAX_ROOT_BYTES as usize + 1];
-        assert!(decode(&huge, &[], kinds).unwrap_err().contains("cap"));
+        assert!(decode(&huge, &[], &NoSegments, kinds).unwrap_err().to_string().contains("cap"));
+    }
+
+    #[test]
+    fn an_incremental_root_leaves_out_the_segments_held_and_reads_them_back() {
+        let m = manifest_of(2000);
+        let before = encode(&m).unwrap();
+        let held = Held::of(&before);
+        let mut changed = m.clone();
+        changed.entries[1234].attributes.insert("note".into(), "changed".into());
+        let ids: std::collections::BTreeSet<ContentId> = held.0.keys().copied().collect();
+        let encoded = encode_leaving_out(&changed, &ids).unwrap();
+        let root = root_of(&encoded);
+        // One entry segment changed: the only one carried.
+        let carried: Vec<&SegmentRef> = root.blobs.iter().chain(&root.entries).filter(|r| r.carried).collect();
+        assert_eq!(carried.len(), 1);
+        assert_eq!(encoded.segments.len() as u64, carried[0].size);
+        assert!(encoded.segments.len() * 20 < before.segments.len());
+        assert_eq!(decode(&encoded.root, &encoded.segments, &held, kinds).unwrap(), changed);
+        assert_eq!(named(&encoded.root).unwrap().len(), root.blobs.len() + root.entries.len());
+        // Without the held segments: not held, which is no fault of the bundle.
+        let refused = decode(&encoded.root, &encoded.segments, &NoSegments, kinds).unwrap_err();
+        assert!(matches!(&refused, Undecoded::NotHeld(m) if m.contains("is not carried") && m.contains("--mirror")));
+        // The flag is canonical only when false: `carried: true` written out is refused.
+        let explicit = canonical::to_vec(&root).unwrap();
+        let mut value: ciborium::Value = ciborium::from_reader(&explicit[..]).unwrap();
+        for list in value.as_map_mut().unwrap().iter_mut().filter(|(k, _)| k.as_text() == Some("entries")) {
+            for r in list.1.as_array_mut().unwrap() {
+                let r = r.as_map_mut().unwrap();
+                if !r.iter().any(|(k, _)| k.as_text() == Some("carried")) {
+                    r.push(("carried".into(), true.into()));
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&value, &mut bytes).unwrap();
+        let refused = decode(&bytes, &encoded.segments, &held, kinds).unwrap_err().to_string();
+        assert!(refused.contains(canonical::NOT_CANONICAL), "{refused}");
+    }
+
+    #[test]
+    fn a_held_segment_is_checked_like_a_carried_one_and_the_whole_stays_within_the_cap() {
+        let m = manifest_of(300);
+        let full = encode(&m).unwrap();
+        let mut held = Held::of(&full);
+        let ids: std::collections::BTreeSet<ContentId> = held.0.keys().copied().collect();
+        let encoded = encode_leaving_out(&m, &ids).unwrap();
+        assert!(encoded.segments.is_empty());
+        assert_eq!(decode(&encoded.root, &encoded.segments, &held, kinds).unwrap(), m);
+        // What the mirror hands back is checked against the signed root.
+        let first = root_of(&encoded).entries[0].id;
+        held.0.get_mut(&first).unwrap()[3] ^= 1;
+        let refused = decode(&encoded.root, &encoded.segments, &held, kinds).unwrap_err();
+        assert!(matches!(&refused, Undecoded::Invalid(m) if m.contains("does not match its digest")), "{refused}");
+        // A root (signed by a trusted key) naming left-out segments of an
+        // exabyte is refused before anything is read from the mirror.
+        let mut root = root_of(&encoded);
+        root.entries[0].size = u64::MAX / 4;
+        let refused = decode(&canonical::to_vec(&root).unwrap(), &[], &held, kinds).unwrap_err().to_string();
+        assert!(refused.contains("manifest cap"), "{refused}");
+        // The carried ones must still add up to the bytes the bundle holds.
+        let refused = decode(&encoded.root, &[0u8; 7], &held, kinds).unwrap_err().to_string();
+        assert!(refused.contains("bytes of carried segments"), "{refused}");
     }
 }

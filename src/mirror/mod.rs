@@ -8,6 +8,7 @@
 //!     current -> generations/N           the published generation
 //!     generations/N/                     ecosystem folders + state.json
 //!     objects/<blake3>                   verified blobs; trees hard-link them
+//!     segments/<blake3>                  manifest roots and segments (segments.rs)
 //!     staging/<manifest digest>/         a bundle being imported, kept across runs:
 //!       bundle.json                      its channel, sequence and expiry (for gc)
 //!       blobs/<blake3>                   verified blobs
@@ -49,6 +50,7 @@ mod inventory;
 mod layout;
 mod local;
 mod publish;
+mod segments;
 mod staging;
 mod store;
 mod tree;
@@ -61,6 +63,7 @@ pub use inventory::{Changes, EntryRules, Merged, Named, Stored, merge};
 pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Publication, PublishReport};
+pub use segments::{KeptSegments, LocalSegments, held_segments};
 pub use staging::{StagedBlob, StagedBundle, Staging};
 pub use store::{Collected, Fill, Store};
 pub(crate) use tree::copies_bytes;

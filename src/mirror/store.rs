@@ -7,6 +7,7 @@
 //! verified onto local disk and the store takes them from there when the
 //! bundle is published.
 
+use super::segments::{KeptSegments, LocalSegments};
 use super::{Mirror, PublishReport, StagedBundle, Staging, State, Stored, WaitingImport, publish::Publication};
 use crate::error::Result;
 use crate::id::ContentId;
@@ -43,7 +44,14 @@ pub trait Store {
     /// `digest` (hex) beside the mirror's state, each written by its
     /// [`Fill`] as it is made; says where.
     fn keep_report(&self, digest: &str, page: Fill<'_>, json: Fill<'_>) -> Result<String>;
-    /// Removes objects and generations nothing published uses.
+    /// Keeps a format 2 bundle's root and the segments it carries (before
+    /// it is published), for the incremental bundles that leave them out;
+    /// returns those not held before.
+    fn keep_segments(&self, kept: &KeptSegments<'_>) -> Result<Vec<ContentId>>;
+    /// Removes segments [`Store::keep_segments`] wrote for a bundle that
+    /// was then not published, leaving the mirror as it was.
+    fn forget_segments(&self, written: &[ContentId]) -> Result<()>;
+    /// Removes objects, generations and manifest segments nothing published uses.
     fn gc(&self, dry_run: bool) -> Result<Collected>;
     /// Removes the staging of bundles that can no longer be imported (all with `all`).
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>>;
@@ -54,8 +62,12 @@ pub trait Store {
 /// What a `gc` removed, or with `dry_run` would remove.
 #[derive(Debug, Default)]
 pub struct Collected {
+    /// Objects (blobs) removed and the bytes they held.
     pub removed: usize,
     pub freed: u64,
+    /// Manifest segments and roots removed, and their bytes (counted apart: they are no artifact).
+    pub segments_removed: usize,
+    pub segments_freed: u64,
     /// Keys found where the mirror is that airlock did not write, kept.
     pub foreign: Vec<String>,
 }
@@ -91,9 +103,16 @@ impl Store for Mirror {
     fn keep_report(&self, digest: &str, page: Fill<'_>, json: Fill<'_>) -> Result<String> {
         Mirror::keep_report(self, digest, page, json)
     }
+    fn keep_segments(&self, kept: &KeptSegments<'_>) -> Result<Vec<ContentId>> {
+        LocalSegments::new(self.root()).keep(kept)
+    }
+    fn forget_segments(&self, written: &[ContentId]) -> Result<()> {
+        LocalSegments::new(self.root()).forget(written)
+    }
     fn gc(&self, dry_run: bool) -> Result<Collected> {
         let (removed, freed) = Mirror::gc(self, dry_run)?;
-        Ok(Collected { removed, freed, foreign: Vec::new() })
+        let (segments_removed, segments_freed) = LocalSegments::new(self.root()).collect(&self.state()?, dry_run)?;
+        Ok(Collected { removed, freed, segments_removed, segments_freed, foreign: Vec::new() })
     }
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {
         Mirror::gc_staging(self, now, all, dry_run)

@@ -35,6 +35,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::id::KeyId;
+use crate::manifest::segments::{NoSegments, SegmentSource};
 use crate::provenance::sigstore::SigstoreRoot;
 pub use crate::sign::TrustedKey;
 use crate::sign::{Keyring, PublicKey};
@@ -58,6 +59,10 @@ pub struct Policy {
     rules: BTreeMap<String, Rules>,
     channels: Option<Vec<channels::Channel>>,
     sigstore: Option<std::sync::Arc<SigstoreRoot>>,
+    /// Where the segments a bundle leaves out are read from: the mirror
+    /// being imported into (or `verify --mirror`). Not trust: what is read
+    /// is checked against the signed root.
+    held_segments: std::sync::Arc<dyn SegmentSource>,
 }
 
 /// Where a policy's references to other files (`file =`, `registry-keys =`)
@@ -85,7 +90,21 @@ impl Policy {
             rules: BTreeMap::new(),
             channels: None,
             sigstore: None,
+            held_segments: std::sync::Arc::new(NoSegments),
         })
+    }
+
+    /// This policy, reading the segments a bundle leaves out from `held`.
+    #[must_use]
+    pub fn with_held_segments(mut self, held: std::sync::Arc<dyn SegmentSource>) -> Self {
+        self.held_segments = held;
+        self
+    }
+
+    /// Where the segments a bundle leaves out are read from.
+    #[must_use]
+    pub fn held_segments(&self) -> &dyn SegmentSource {
+        self.held_segments.as_ref()
     }
 
     /// Reads and validates a policy file whose ecosystem tables are `tables`.

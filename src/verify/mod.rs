@@ -30,6 +30,7 @@ use crate::bundle::ManifestFrame;
 use crate::ecosystem::{self, ManifestExt as _};
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
+use crate::manifest::segments::Undecoded;
 use crate::manifest::{Entry, Manifest};
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -99,8 +100,11 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     let verified = envelope::verify(&frame.envelope, policy.keyring(), envelope::MANIFEST)
         .map_err(|r| Error::rejected(subject, r))?;
     // In format 2 each segment is checked against the root, just verified, before it is decoded.
-    let manifest = Manifest::decode(verified.payload, frame.segments())
-        .map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+    let manifest =
+        Manifest::decode(verified.payload, frame.segments(), policy.held_segments()).map_err(|e| match e {
+            Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
+            Undecoded::NotHeld(m) => Error::rejected(subject, Rejection::Policy(m)),
+        })?;
     let digest = ContentId::of(verified.payload);
     let (trusted_signers, revoked_signers) = (verified.trusted_signers, verified.revoked_signers);
     // The channel is in the signed manifest, so it is judged after the signatures over its raw bytes.

@@ -55,7 +55,7 @@ pub fn open_bytes(bytes: &[u8]) -> Parts {
     let start = bytes.len() - 8 - tail.seal.len() - frame_size;
     let frame = bytes[start..start + frame_size].to_vec();
     let payload = envelope::open_untrusted(&envelope, envelope::MANIFEST).unwrap().payload.to_vec();
-    let manifest = Manifest::decode(&payload, segments.as_deref()).unwrap();
+    let manifest = Manifest::decode(&payload, segments.as_deref(), &airlock::manifest::segments::NoSegments).unwrap();
     if let Some(segments) = &segments {
         remember_segments(&payload, segments);
     }

@@ -11,6 +11,7 @@
 //!     generations/N/listing.cbor         every key generation N publishes, with its BLAKE3
 //!     generations/N/inventory.cbor       its entries, as the local mirror keeps them
 //!     reports/<digest>.html, .json       each import's audit page and report
+//!     segments/<blake3>                  manifest roots and segments (mirror/segments.rs)
 //! ```
 //!
 //! Verification is unchanged and ends before anything is uploaded: the
@@ -25,7 +26,11 @@
 //! to its 60 s may name a file already gone.
 
 mod s3;
+mod segments;
 mod tree;
+
+pub(super) use self::segments::BucketSegments;
+use self::segments::PREFIX as SEGMENTS_PREFIX;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
@@ -36,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use self::s3::{Created, Put, S3};
 use self::tree::{Hashing, Inputs, Listing, ObjectTree, file_opener};
 use super::inventory::{decode_inventory, encode_inventory};
+use super::segments::KeptSegments;
 use super::{
     BUILD, Collected, Fill, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, WaitingImport,
     merge,
@@ -355,6 +361,12 @@ impl Store for Bucket {
         self.put_written(&key, page, "text/html; charset=utf-8")?;
         Ok(format!("{}/{key}", self.s3.url))
     }
+    fn keep_segments(&self, kept: &KeptSegments<'_>) -> Result<Vec<ContentId>> {
+        Bucket::keep_segments(self, kept)
+    }
+    fn forget_segments(&self, written: &[ContentId]) -> Result<()> {
+        Bucket::forget_segments(self, written)
+    }
     fn gc(&self, dry_run: bool) -> Result<Collected> {
         self.collect(dry_run)
     }
@@ -373,13 +385,15 @@ impl Bucket {
     /// `x-amz-meta-blake3` was not written by airlock and is kept (and counted).
     fn collect(&self, dry_run: bool) -> Result<Collected> {
         let current = format!(".airlock/generations/{}/", self.state.generation);
+        let live_segments = self.live_segment_keys()?;
         let mut collected = Collected::default();
         self.s3.for_each_key(|listed| {
             let key = listed.key.as_str();
             let ours = [LOCK, CLAIM, STATE].contains(&key)
                 || key.starts_with(&current)
                 || key.starts_with(".airlock/reports/")
-                || self.listing.contains_key(key);
+                || self.listing.contains_key(key)
+                || live_segments.contains(key);
             if ours {
                 return Ok(());
             }
@@ -392,8 +406,13 @@ impl Bucket {
             if !dry_run {
                 self.s3.delete(key)?;
             }
-            collected.removed += 1;
-            collected.freed += listed.size;
+            if key.starts_with(SEGMENTS_PREFIX) {
+                collected.segments_removed += 1;
+                collected.segments_freed += listed.size;
+            } else {
+                collected.removed += 1;
+                collected.freed += listed.size;
+            }
             Ok(())
         })?;
         Ok(collected)

@@ -7,6 +7,7 @@
 
 use airlock::ecosystem::ManifestExt as _;
 use airlock::manifest::Manifest;
+use airlock::manifest::segments::NoSegments;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
     else {
         return;
     };
-    if let Ok(manifest) = Manifest::decode(root, Some(segments)) {
+    if let Ok(manifest) = Manifest::decode(root, Some(segments), &NoSegments) {
         let (root, segments) = manifest.encode().unwrap();
-        assert_eq!(Manifest::decode(&root, segments.as_deref()).unwrap(), manifest, "format 2 does not round-trip");
+        assert_eq!(Manifest::decode(&root, segments.as_deref(), &NoSegments).unwrap(), manifest, "format 2 does not round-trip");
     }
 });

@@ -101,7 +101,7 @@ pub fn check(data: &[u8]) -> Outcome {
 fn read_untrusted(data: &[u8]) {
     let Ok((mut volume, frame)) = VolumeReader::open(data, "fuzz") else { return };
     if let Ok(opened) = envelope::open_untrusted(&frame.envelope, envelope::MANIFEST) {
-        let _ = Manifest::decode(opened.payload, frame.segments());
+        let _ = Manifest::decode(opened.payload, frame.segments(), &airlock::manifest::segments::NoSegments);
     }
     loop {
         match volume.next_member() {

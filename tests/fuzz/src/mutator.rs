@@ -399,7 +399,7 @@ impl Edit {
     /// The manifest's blob table, volume counts and entries: what a
     /// trusted but hostile signer writes (re-signed, so it gets past the signature).
     fn manifest(&mut self, rng: &mut Rng) {
-        let decoded = self.payload.as_deref().and_then(|p| Manifest::decode(p, self.segments.as_deref()).ok());
+        let decoded = self.payload.as_deref().and_then(|p| Manifest::decode(p, self.segments.as_deref(), &airlock::manifest::segments::NoSegments).ok());
         let Some(mut m) = decoded else { return };
         let nb = m.blobs.len();
         let ne = m.entries.len();
