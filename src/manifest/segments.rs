@@ -155,7 +155,11 @@ pub fn encode_leaving_out(
     held: &std::collections::BTreeSet<ContentId>,
 ) -> Result<Encoded, String> {
     let mut segments = Vec::new();
-    let blobs = write_segments(&manifest.blobs, &mut segments, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
+    // Only the blobs this bundle carries: the others are implied by the
+    // entries naming them, so that the table of an incremental bundle is
+    // as small as what changed (see `blobs_of`).
+    let carried: Vec<&Blob> = manifest.blobs.iter().filter(|b| b.carried).collect();
+    let blobs = write_segments(&carried, &mut segments, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
     let entries = write_segments(&manifest.entries, &mut segments, held, ends_segment)?;
     let root = Root {
         format: FORMAT_SEGMENTED,
@@ -245,6 +249,7 @@ pub fn decode(root: &[u8], segments: &[u8], held: &dyn SegmentSource, kinds: Kin
     let entries = read_segments::<Entry>(&root.entries, (segments, &mut at, held), "entry", |entries| {
         entries.iter().try_for_each(|entry| super::check_entry_evidence_sizes(entry, kinds))
     })?;
+    let blobs = blobs_of(blobs, &entries)?;
     let manifest = Manifest {
         format: FORMAT_SEGMENTED,
         tool: root.tool,
@@ -261,6 +266,46 @@ pub fn decode(root: &[u8], segments: &[u8], held: &dyn SegmentSource, kinds: Kin
     };
     manifest.check_with(kinds)?;
     Ok(manifest)
+}
+
+/// The whole blob table of a format 2 manifest: the blobs its table lists,
+/// which it carries (in archive order), then one not carried for every
+/// other blob an entry names (by id, in volume 0): an earlier bundle of
+/// the channel carried it, and the importer takes it from the mirror, as a
+/// `carried: false` row of format 1 says.
+fn blobs_of(mut carried: Vec<Blob>, entries: &[Entry]) -> Result<Vec<Blob>, String> {
+    if let Some(blob) = carried.iter().find(|b| !b.carried) {
+        return Err(format!(
+            "blob {} is listed as not carried, but a format 2 blob table lists only the blobs the bundle carries",
+            blob.id.short()
+        ));
+    }
+    // Sorted ids rather than a hash set: 32 bytes a blob.
+    let mut listed: Vec<ContentId> = carried.iter().map(|b| b.id).collect();
+    listed.sort_unstable();
+    let mut implied: Vec<Blob> = entries
+        .iter()
+        .filter(|e| listed.binary_search(&e.blob).is_err())
+        .map(|e| Blob { id: e.blob, size: e.size, volume: 0, carried: false, pieces: Vec::new() })
+        .collect();
+    implied.sort_by(|a, b| a.id.cmp(&b.id));
+    // Entries sharing a blob imply it once (a size they disagree on is refused by the manifest's rules).
+    implied.dedup_by(|a, b| a.id == b.id);
+    carried.extend(implied);
+    carried.shrink_to_fit();
+    Ok(carried)
+}
+
+/// The blob table as format 2 holds it (and [`decode`] returns it): the
+/// carried blobs as they are, then those not carried by id, in volume 0.
+pub fn normalize_blobs(blobs: &mut Vec<Blob>) {
+    let mut others: Vec<Blob> = Vec::new();
+    blobs.retain(|b| b.carried || {
+        others.push(Blob { volume: 0, ..b.clone() });
+        false
+    });
+    others.sort_by(|a, b| a.id.cmp(&b.id));
+    blobs.extend(others);
 }
 
 /// The carried segments' sizes add up to the `carried` bytes the bundle
@@ -568,6 +613,37 @@ mod tests {
         ciborium::into_writer(&value, &mut bytes).unwrap();
         let refused = decode(&bytes, &encoded.segments, &held, kinds).unwrap_err().to_string();
         assert!(refused.contains(canonical::NOT_CANONICAL), "{refused}");
+    }
+
+    #[test]
+    fn the_blob_table_lists_only_the_blobs_carried_and_the_others_come_from_the_entries() {
+        let mut m = manifest_of(2000);
+        let full = root_of(&encode(&m).unwrap());
+        // The next bundle of the channel: every blob but one was carried before.
+        for blob in &mut m.blobs[1..] {
+            blob.carried = false;
+        }
+        let encoded = encode(&m).unwrap();
+        let root = root_of(&encoded);
+        assert_eq!(root.blobs.iter().map(|r| r.count).sum::<u64>(), 1);
+        assert!(root.blobs.len() * 10 < full.blobs.len());
+        let mut expected = m.clone();
+        normalize_blobs(&mut expected.blobs);
+        assert_eq!(decode_encoded(&encoded).unwrap(), expected);
+        assert_eq!(expected.blobs.iter().filter(|b| !b.carried).count(), 1999);
+        // A carried: false row in a format 2 table is refused.
+        let stale = Blob { carried: false, ..m.blobs[1].clone() };
+        let mut segment = Vec::new();
+        canonical::write_head(&mut segment, 4, 1);
+        segment.extend(canonical::to_vec(&stale).unwrap());
+        let mut root = root.clone();
+        let carried_len = root.blobs[0].size as usize;
+        root.blobs = vec![SegmentRef { id: ContentId::of(&segment), size: segment.len() as u64, count: 1, carried: true }];
+        let bad = Encoded {
+            root: canonical::to_vec(&root).unwrap(),
+            segments: [segment.as_slice(), &encoded.segments[carried_len..]].concat(),
+        };
+        assert!(decode_encoded(&bad).unwrap_err().contains("lists only the blobs the bundle carries"));
     }
 
     #[test]
