@@ -105,12 +105,17 @@ fn week(dir: &Path, n: u32, keys: &[&Key], state: &Path, name: &str) -> PathBuf 
     out
 }
 
-/// A copy of an exporter's channel state, so two bundles can claim the same next place.
+/// A copy of an exporter's channel state (its files and the segments
+/// folder), so two bundles can claim the same next place.
 fn copy_state(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_state(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 

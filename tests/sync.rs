@@ -441,6 +441,20 @@ fn incremental_bundles_leave_out_the_manifest_segments_the_site_already_holds() 
     assert!(line.contains("is not carried") && line.contains("--mirror"), "{line}");
     assert_eq!(inspect(&weeks[2], None).status.code(), Some(1));
 
+    // On the exporting side the state keeps the segments of the channel's
+    // last bundle: that bundle verifies and is co-signed there.
+    let (bob, _) = keygen(dir.path(), "bob");
+    let with_state = |command: &str, bundle: &Path| {
+        let mut run = airlock();
+        run.args([command, "--quiet"]).arg(bundle).arg("--trust").arg(&public).arg("--state").arg(&state);
+        run
+    };
+    with_state("verify", &weeks[3]).assert().success();
+    with_state("sign", &weeks[3]).arg("--key").arg(&bob).assert().success();
+    let kept = fs::read_dir(state.join("segments")).unwrap().count();
+    let named = fs::read_to_string(state.join("default.segments")).unwrap().lines().count();
+    assert_eq!(kept, named, "the state keeps exactly the segments of the last bundle");
+
     // A new site cannot start from it: nothing is written.
     let fresh = dir.path().join("fresh");
     let out = import(&weeks[2], &public, &fresh).code(1);
@@ -501,6 +515,18 @@ fn incremental_bundles_leave_out_the_manifest_segments_the_site_already_holds() 
     }
     let before = snapshot(&mirror);
     let out = import(&next, &public, &mirror).code(1);
-    assert!(one_line(&out.get_output().stderr).contains("damaged"), "{}", one_line(&out.get_output().stderr));
+    let line = one_line(&out.get_output().stderr);
+    assert!(line.contains(".airlock/segments") && line.contains("damaged") && !line.contains("tampered"), "{line}");
     assert_eq!(snapshot(&mirror), before);
+
+    // A mirror without the segments of its last import (lost, or filled by
+    // an airlock that did not keep them) is mended by importing that bundle
+    // again, a no-op that keeps them, when it carried them all.
+    let other = dir.path().join("other");
+    import(&weeks[0], &public, &other).success();
+    fs::remove_dir_all(other.join(".airlock/segments")).unwrap();
+    assert!(one_line(&import(&weeks[1], &public, &other).code(1).get_output().stderr).contains("again"));
+    let report = common::json_report(&import(&weeks[0], &public, &other).success().get_output().stdout);
+    assert_eq!(report["report"]["outcome"], "already-imported");
+    import(&weeks[1], &public, &other).success();
 }

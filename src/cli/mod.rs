@@ -504,16 +504,28 @@ pub struct TrustArgs {
 }
 
 /// Where the manifest segments an incremental bundle leaves out are read
-/// (`verify`, `inspect`, `diff`; `import` reads its own mirror's).
+/// (`verify`, `inspect`, `diff`, `sign`; `import` reads its own mirror's).
 #[derive(Debug, Clone, Args)]
 pub struct HeldArgs {
     /// The mirror that imported the channel's earlier bundles (a folder, or s3://BUCKET/PREFIX): an incremental bundle's manifest segments that it leaves out are read from there (read only)
     #[arg(long, value_name = "MIRROR")]
     pub mirror: Option<PathBuf>,
+    /// On the exporting side: the exporter's --state folder, which keeps the segments of each channel's last bundle, instead of --mirror
+    #[arg(long, value_name = "DIR", conflicts_with = "mirror")]
+    pub state: Option<PathBuf>,
 }
 
 impl HeldArgs {
     fn source(&self) -> Result<std::sync::Arc<dyn crate::manifest::segments::SegmentSource>> {
+        if let Some(dir) = &self.state {
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "{}: is not a folder; --state takes the folder `airlock export --state` keeps",
+                    dir.display()
+                )));
+            }
+            return Ok(std::sync::Arc::new(crate::export::state_segments(dir)));
+        }
         match &self.mirror {
             Some(mirror) => {
                 if !crate::mirror::is_bucket(mirror) && !mirror.join(".airlock").is_dir() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::keys::{KeyParser, UnlockArgs};
-use super::{Output, TrustArgs};
+use super::{HeldArgs, Output, TrustArgs};
 use crate::cosign::cosign;
 use crate::error::Result;
 use crate::sign::signer::KeySource;
@@ -22,11 +22,13 @@ pub struct SignArgs {
     pub trust: TrustArgs,
     #[command(flatten)]
     pub unlock: UnlockArgs,
+    #[command(flatten)]
+    pub held: HeldArgs,
 }
 
 impl SignArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
-        let policy = self.trust.load("sign")?;
+        let policy = self.trust.load("sign")?.with_held_segments(self.held.source()?);
         let (keys, clear) = self.unlock.open(std::slice::from_ref(&self.key))?;
         let key = &keys[0];
         let progress = out.progress();

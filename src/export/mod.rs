@@ -12,7 +12,7 @@ mod split;
 mod state;
 mod volume;
 
-pub use state::ChannelState;
+pub use state::{ChannelState, state_segments};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -230,12 +230,16 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
         _ => std::collections::BTreeSet::new(),
     };
     let (digest, sealed, segments) = manifest::sign_final(&mut manifest, &options.keys, &held)?;
+    if let Some(dir) = &options.state {
+        state::keep_segments(dir, &sealed)?;
+    }
     let bundle_bytes = match &budget {
         Some(budget) => split::write_split(options, &manifest, digest, &sealed, &sources, budget, progress)?,
         None => volume::write_volume(options, &manifest, digest, sealed, &sources, progress)?,
     };
     if let Some(dir) = &options.state {
         state::record(dir, &manifest, (digest, &segments), &options.out, sent)?;
+        state::collect_segments(dir)?;
     }
     Ok(ExportReport {
         bundle: options.out.display().to_string(),

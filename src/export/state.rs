@@ -4,9 +4,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::bundle::ManifestFrame;
+use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;
+use crate::manifest::folder::{KeptSegments, SegmentFolder};
 
 /// The exporter's record of a channel, `STATE/CHANNEL.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -53,6 +55,44 @@ impl ChannelState {
             Err(e) => Err(Error::input(&path, "channel state", &e)),
         }
     }
+}
+
+/// The segments of each channel's last bundle, `STATE/segments/<blake3>`:
+/// what `verify`, `inspect`, `diff` and `sign` given `--state` read the
+/// segments an incremental bundle leaves out from.
+#[must_use]
+pub fn state_segments(dir: &Path) -> SegmentFolder {
+    SegmentFolder::new(
+        dir.join("segments"),
+        format!(
+            "the exporter's state {} does not hold it (it keeps the segments of each channel's last bundle): give --mirror with the mirror that imported the channel's earlier bundles, or export with --full",
+            dir.display()
+        ),
+    )
+}
+
+/// Keeps the segments the bundle about to be written carries, beside
+/// those of the channel's last bundle that it leaves out.
+pub(super) fn keep_segments(dir: &Path, frame: &ManifestFrame) -> Result<()> {
+    let Some(segments) = frame.segments() else { return Ok(()) };
+    let opened = crate::sign::envelope::open_untrusted(&frame.envelope, crate::sign::envelope::MANIFEST)
+        .map_err(|r| Error::Usage(format!("cannot read back the manifest just signed: {r}")))?;
+    if let Some(kept) = KeptSegments::of(opened.payload, Some(segments)) {
+        state_segments(dir).keep(kept.carried.iter().copied())?;
+    }
+    Ok(())
+}
+
+/// Removes the kept segments no channel's last bundle names (each channel's `CHANNEL.segments`).
+pub(super) fn collect_segments(dir: &Path) -> Result<()> {
+    let mut live = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        if path.extension().is_some_and(|e| e == "segments") && path.is_file() {
+            live.extend(read_ids(&path)?);
+        }
+    }
+    state_segments(dir).retain(&live, false).map(drop)
 }
 
 /// The ids listed one per line in hex in the state file `path` (none when it does not exist).

@@ -304,6 +304,10 @@ fn already_imported(
     let verified = &set.verified;
     let outcome = verify_set(set, policy, now, &mut CheckOnly::new(), progress)?;
     mirror.discard_staging(&verified.digest)?;
+    // What the channel's next bundle will leave out, kept again: how a
+    // mirror that lost them (or was filled by an airlock that did not keep
+    // them) is mended without a --full bundle.
+    keep_segments(mirror, verified)?;
     let unchanged =
         PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
     let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);

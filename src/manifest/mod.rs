@@ -3,6 +3,7 @@
 
 pub mod canonical;
 pub mod evidence;
+pub mod folder;
 pub mod segments;
 
 use std::borrow::Cow;

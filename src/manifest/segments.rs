@@ -109,8 +109,9 @@ impl SegmentSource for NoSegments {
 pub enum Undecoded {
     /// The bytes break the format's rules: a damaged or hostile bundle.
     Invalid(String),
-    /// A segment the bundle leaves out is not held where it was looked for
-    /// (not the bundle's fault: an earlier bundle of the channel is missing).
+    /// A segment the bundle leaves out is not held where it was looked for,
+    /// or the copy held there is damaged (not the bundle's fault: an
+    /// earlier bundle of the channel is missing, or the mirror).
     NotHeld(String),
 }
 
@@ -288,7 +289,7 @@ fn blobs_of(mut carried: Vec<Blob>, entries: &[Entry]) -> Result<Vec<Blob>, Stri
         .filter(|e| listed.binary_search(&e.blob).is_err())
         .map(|e| Blob { id: e.blob, size: e.size, volume: 0, carried: false, pieces: Vec::new() })
         .collect();
-    implied.sort_by(|a, b| a.id.cmp(&b.id));
+    implied.sort_by_key(|b| b.id);
     // Entries sharing a blob imply it once (a size they disagree on is refused by the manifest's rules).
     implied.dedup_by(|a, b| a.id == b.id);
     carried.extend(implied);
@@ -300,11 +301,13 @@ fn blobs_of(mut carried: Vec<Blob>, entries: &[Entry]) -> Result<Vec<Blob>, Stri
 /// carried blobs as they are, then those not carried by id, in volume 0.
 pub fn normalize_blobs(blobs: &mut Vec<Blob>) {
     let mut others: Vec<Blob> = Vec::new();
-    blobs.retain(|b| b.carried || {
-        others.push(Blob { volume: 0, ..b.clone() });
-        false
+    blobs.retain(|b| {
+        b.carried || {
+            others.push(Blob { volume: 0, ..b.clone() });
+            false
+        }
     });
-    others.sort_by(|a, b| a.id.cmp(&b.id));
+    others.sort_by_key(|b| b.id);
     blobs.extend(others);
 }
 
@@ -364,15 +367,21 @@ fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
             *at = end;
             raw
         } else {
-            fetched =
-                held.segment(&segment.id, segment.size).map_err(|e| format!("{}: {e}", name()))?.ok_or_else(|| {
-                    Undecoded::NotHeld(format!(
-                        "{} ({}) is not carried, as an earlier bundle of the channel carried it; {}",
-                        name(),
-                        segment.id.short(),
-                        held.missing_advice()
-                    ))
-                })?;
+            // Whatever goes wrong here is the mirror's, not the bundle's.
+            let not_held = |why: String| Undecoded::NotHeld(format!("{}: {why}", name()));
+            fetched = held.segment(&segment.id, segment.size).map_err(not_held)?.ok_or_else(|| {
+                not_held(format!(
+                    "{} is not carried, as an earlier bundle of the channel carried it; {}",
+                    segment.id.short(),
+                    held.missing_advice()
+                ))
+            })?;
+            if ContentId::of(&fetched) != segment.id {
+                return Err(not_held(format!(
+                    "the copy of {} held where the bundle's left-out segments are read is not the segment the signed root names; remove it and ask for a --full bundle",
+                    segment.id.short()
+                )));
+            }
             fetched.as_slice()
         };
         if ContentId::of(raw) != segment.id {
@@ -638,7 +647,8 @@ mod tests {
         segment.extend(canonical::to_vec(&stale).unwrap());
         let mut root = root.clone();
         let carried_len = root.blobs[0].size as usize;
-        root.blobs = vec![SegmentRef { id: ContentId::of(&segment), size: segment.len() as u64, count: 1, carried: true }];
+        root.blobs =
+            vec![SegmentRef { id: ContentId::of(&segment), size: segment.len() as u64, count: 1, carried: true }];
         let bad = Encoded {
             root: canonical::to_vec(&root).unwrap(),
             segments: [segment.as_slice(), &encoded.segments[carried_len..]].concat(),
@@ -659,7 +669,10 @@ mod tests {
         let first = root_of(&encoded).entries[0].id;
         held.0.get_mut(&first).unwrap()[3] ^= 1;
         let refused = decode(&encoded.root, &encoded.segments, &held, kinds).unwrap_err();
-        assert!(matches!(&refused, Undecoded::Invalid(m) if m.contains("does not match its digest")), "{refused}");
+        assert!(
+            matches!(&refused, Undecoded::NotHeld(m) if m.contains("is not the segment the signed root names")),
+            "{refused}"
+        );
         // A root (signed by a trusted key) naming left-out segments of an
         // exabyte is refused before anything is read from the mirror.
         let mut root = root_of(&encoded);

@@ -7,7 +7,7 @@
 //! verified onto local disk and the store takes them from there when the
 //! bundle is published.
 
-use super::segments::{KeptSegments, LocalSegments};
+use super::segments::{KeptSegments, collect_local, local_segments};
 use super::{Mirror, PublishReport, StagedBundle, Staging, State, Stored, WaitingImport, publish::Publication};
 use crate::error::Result;
 use crate::id::ContentId;
@@ -104,14 +104,14 @@ impl Store for Mirror {
         Mirror::keep_report(self, digest, page, json)
     }
     fn keep_segments(&self, kept: &KeptSegments<'_>) -> Result<Vec<ContentId>> {
-        LocalSegments::new(self.root()).keep(kept)
+        local_segments(self.root()).keep(kept.files())
     }
     fn forget_segments(&self, written: &[ContentId]) -> Result<()> {
-        LocalSegments::new(self.root()).forget(written)
+        local_segments(self.root()).forget(written)
     }
     fn gc(&self, dry_run: bool) -> Result<Collected> {
         let (removed, freed) = Mirror::gc(self, dry_run)?;
-        let (segments_removed, segments_freed) = LocalSegments::new(self.root()).collect(&self.state()?, dry_run)?;
+        let (segments_removed, segments_freed) = collect_local(self.root(), &self.state()?, dry_run)?;
         Ok(Collected { removed, freed, segments_removed, segments_freed, foreign: Vec::new() })
     }
     fn gc_staging(&self, now: u64, all: bool, dry_run: bool) -> Result<Vec<String>> {

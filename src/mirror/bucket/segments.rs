@@ -7,8 +7,9 @@ use crate::error::Result;
 use crate::fetch::Payload;
 use crate::id::ContentId;
 use crate::manifest::canonical;
+use crate::manifest::folder::check_held;
 use crate::manifest::segments::{MAX_ROOT_BYTES, Root, SegmentSource};
-use crate::mirror::segments::{KeptSegments, check_held, live_segments};
+use crate::mirror::segments::{KeptSegments, live_segments, missing_advice};
 
 pub(super) const PREFIX: &str = ".airlock/segments/";
 
@@ -43,10 +44,7 @@ impl SegmentSource for BucketSegments {
     }
 
     fn missing_advice(&self) -> String {
-        format!(
-            "the mirror {} does not hold it: import the channel's bundles in order (the one this bundle follows first), or ask for a --full bundle",
-            self.s3.url
-        )
+        missing_advice(&self.s3.url)
     }
 }
 
