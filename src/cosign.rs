@@ -48,7 +48,7 @@ pub fn cosign(
     let new_envelope = envelope::add_signature(&verified.frame.envelope, key, envelope::MANIFEST)
         .map_err(|e| e.into_error(&subject))?;
     // The segments are named by the root the signatures cover: they stay as they are.
-    let new_frame = ManifestFrame { envelope: new_envelope, segments: verified.frame.segments.clone() };
+    let new_frame = ManifestFrame { envelope: new_envelope, segments: verified.reread_segments(bundle)? };
     let new_seal = envelope::add_signature(&seal, key, envelope::VOLUME_SEAL).map_err(|e| e.into_error(&subject))?;
 
     let dir = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));

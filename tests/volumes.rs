@@ -481,3 +481,37 @@ fn a_full_disk_is_one_clean_line_naming_the_bytes_and_nothing_is_published() {
     import(&[&single], &public, &fresh).code(3);
     assert!(!fresh.exists());
 }
+
+#[test]
+fn a_volume_whose_manifest_segments_are_damaged_is_named_and_parity_stands_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let input = sample_files(dir.path(), 9, 21);
+    let bundle = dir.path().join("b.airlock");
+    export_split(&input, &key, &bundle, &["--parity", "1"]);
+    let files = volumes(&bundle);
+    // One byte of an entry's path in volume 2's copy of the segments (frame 1 is stored, not compressed).
+    let victim = &files[1];
+    let mut bytes = fs::read(victim).unwrap();
+    let at = bytes.windows(10).position(|w| w == b"pkg/04.bin").expect("the segments hold the paths");
+    bytes[at + 5] ^= 1;
+    fs::write(victim, &bytes).unwrap();
+    // Named with the others, after a good volume: refused by name, as damaged.
+    let out = airlock().arg("verify").arg(&files[0]).arg(victim).arg("--trust").arg(&public).assert().code(1);
+    let line = one_line(&out.get_output().stderr);
+    assert!(line.contains(victim.to_str().unwrap()) && line.contains("this volume is damaged"), "{line}");
+    // Found in the folder: set aside, and the parity volume rebuilds it.
+    let mirror = dir.path().join("mirror");
+    let out = airlock()
+        .args(["import", "--json"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+    let report = common::json_report(&out.get_output().stdout);
+    assert_eq!(report["report"]["verified"]["volumes"]["rebuilt"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(published(&mirror), inputs(&input));
+}

@@ -76,6 +76,26 @@ impl ManifestFrame {
     pub fn segments(&self) -> Option<&[u8]> {
         self.segments.as_deref()
     }
+
+    /// What is kept of this frame once its manifest is decoded: the
+    /// envelope, and the segments by length and BLAKE3 only (they are up
+    /// to the manifest cap, and the decoded manifest holds what they say).
+    #[must_use]
+    pub fn seen(self) -> FrameSeen {
+        let segments = self.segments.map(|s| (s.len() as u64, ContentId::of(&s)));
+        FrameSeen { envelope: self.envelope, segments }
+    }
+}
+
+/// Frame 1 of a volume already read, as the other volumes of its set are
+/// compared with it: the envelope byte for byte, the segments member by
+/// its length and BLAKE3 (the signed root in the envelope names every
+/// segment, so a volume whose envelope is the same and whose segments are
+/// not is damaged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSeen {
+    pub envelope: Vec<u8>,
+    pub segments: Option<(u64, ContentId)>,
 }
 
 /// The payload of a volume seal (`volume-seal` in schemas/manifest.cddl).

@@ -6,8 +6,8 @@ use std::path::Path;
 use crate::bundle::frame::{self, FrameError};
 use crate::bundle::writer::BlobFrame;
 use crate::bundle::{
-    BLOB_PREFIX, BLOCK, MANIFEST_MEMBER, MAX_SEAL_BYTES, MAX_VOLUME_INFO_BYTES, ManifestFrame, PARITY_MEMBER,
-    SEGMENTS_MEMBER, VOLUME_MEMBER, VolumeInfo, WINDOW_LOG, is_member_name, member_header, padding,
+    BLOB_PREFIX, BLOCK, FrameSeen, MANIFEST_MEMBER, MAX_SEAL_BYTES, MAX_VOLUME_INFO_BYTES, ManifestFrame,
+    PARITY_MEMBER, SEGMENTS_MEMBER, VOLUME_MEMBER, VolumeInfo, WINDOW_LOG, is_member_name, member_header, padding,
 };
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
@@ -64,9 +64,9 @@ impl<R: Read> VolumeReader<R> {
 
     /// [`VolumeReader::open`] for a volume whose manifest frame may be one
     /// of `known` (the other volumes of a set, read already): the frame is
-    /// compared with it block by block, not read into a second buffer of
-    /// up to the manifest cap.
-    pub fn open_among(raw: R, name: &str, known: &[&ManifestFrame]) -> Result<(Self, Envelope)> {
+    /// compared with it block by block (the segments by their BLAKE3), not
+    /// read into a second buffer of up to the manifest cap.
+    pub fn open_among(raw: R, name: &str, known: &[&FrameSeen]) -> Result<(Self, Envelope)> {
         let mut raw = MediaReader(raw);
         let envelope = read_manifest_frame(&mut raw, known).map_err(|e| frame_error(name, e))?;
         let envelope = match envelope {
@@ -190,26 +190,40 @@ enum Content {
     Read(Vec<u8>),
 }
 
+/// A volume whose envelope is a known one's but whose segments are not the
+/// ones it names: it can only be damaged.
+const OTHER_SEGMENTS: &str = "its manifest segments are not those of the volume read before it, under the same signed root: this volume is damaged";
+
 /// Reads frame 1. While its bytes are those of the frame a `known` one
-/// makes (member headers, envelope, segments, zero padding) they are only
-/// compared; once no known one matches, the content is kept: the part
-/// compared so far is that frame's, so it is rebuilt from it.
-fn read_manifest_frame(raw: &mut impl Read, known: &[&ManifestFrame]) -> Result<Content, FrameError> {
+/// makes (member headers, envelope, zero padding; the segments hashed)
+/// they are only compared; once no known one matches, the content is kept:
+/// the part compared so far is that frame's, so it is rebuilt from it —
+/// unless the difference is past the envelope, in the segments the same
+/// signed root names, which is damage, refused.
+fn read_manifest_frame(raw: &mut impl Read, known: &[&FrameSeen]) -> Result<Content, FrameError> {
     let mut blocks = frame::RawBlocks::start(raw, MAX_ENVELOPE_BYTES + 4 * BLOCK as u64)?;
     let frames: Vec<KnownFrame> = known.iter().map(|f| KnownFrame::new(f)).collect();
+    let mut hashers: Vec<blake3::Hasher> = frames.iter().map(|_| blake3::Hasher::new()).collect();
     let mut candidates: Vec<usize> = (0..frames.len()).filter(|k| frames[*k].len == blocks.size()).collect();
     let mut block = Vec::with_capacity(128 << 10);
     let mut offset = 0;
     while !candidates.is_empty() {
         block.clear();
         if !blocks.next_into(raw, &mut block)? {
-            return Ok(Content::Known(candidates[0]));
+            // Every byte but the segments compared: their BLAKE3 decides.
+            return candidates
+                .iter()
+                .find(|k| frames[**k].segments_match(&hashers[**k]))
+                .map(|k| Content::Known(*k))
+                .ok_or_else(|| FrameError::Malformed(OTHER_SEGMENTS.into()));
         }
         let last = candidates[0];
-        candidates.retain(|k| frames[*k].matches(offset, &block));
+        candidates.retain(|k| frames[*k].matches(offset, &block, &mut hashers[*k]));
         if candidates.is_empty() {
             let mut content = Vec::with_capacity(blocks.size());
-            frames[last].prefix(offset, &mut content);
+            if !frames[last].prefix(offset, &mut content) {
+                return Err(FrameError::Malformed(OTHER_SEGMENTS.into()));
+            }
             content.extend_from_slice(&block);
             while blocks.next_into(raw, &mut content)? {}
             return Ok(Content::Read(content));
@@ -226,11 +240,15 @@ fn read_manifest_frame(raw: &mut impl Read, known: &[&ManifestFrame]) -> Result<
 struct KnownFrame<'a> {
     parts: Vec<Part<'a>>,
     len: usize,
+    /// The segments' BLAKE3, which their bytes hashed as read must give.
+    segments: Option<ContentId>,
 }
 
 enum Part<'a> {
     Header(Box<[u8; BLOCK]>),
     Bytes(&'a [u8]),
+    /// The segments: not held, hashed.
+    Hashed(usize),
     Zeros(usize),
 }
 
@@ -239,24 +257,39 @@ impl Part<'_> {
         match self {
             Part::Header(_) => BLOCK,
             Part::Bytes(b) => b.len(),
-            Part::Zeros(n) => *n,
+            Part::Hashed(n) | Part::Zeros(n) => *n,
         }
     }
 }
 
+/// The header block the writer emits for member `name` of `len` bytes.
+fn header_part(name: &str, len: u64) -> Part<'static> {
+    let mut header = Box::new([0u8; BLOCK]);
+    let expected = member_header(name, len).expect("the manifest members' names are valid");
+    header.copy_from_slice(expected.as_bytes());
+    Part::Header(header)
+}
+
 impl<'a> KnownFrame<'a> {
-    fn new(frame: &'a ManifestFrame) -> Self {
-        let mut parts = Vec::new();
-        let members = std::iter::once((MANIFEST_MEMBER, frame.envelope.as_slice()))
-            .chain(frame.segments.as_deref().map(|s| (SEGMENTS_MEMBER, s)));
-        for (name, data) in members {
-            let mut header = Box::new([0u8; BLOCK]);
-            let expected = member_header(name, data.len() as u64).expect("the manifest members' names are valid");
-            header.copy_from_slice(expected.as_bytes());
-            parts.extend([Part::Header(header), Part::Bytes(data), Part::Zeros(padding(data.len() as u64) as usize)]);
+    fn new(frame: &'a FrameSeen) -> Self {
+        let envelope = frame.envelope.as_slice();
+        let mut parts = vec![
+            header_part(MANIFEST_MEMBER, envelope.len() as u64),
+            Part::Bytes(envelope),
+            Part::Zeros(padding(envelope.len() as u64) as usize),
+        ];
+        if let Some((len, _)) = frame.segments {
+            // Within the frame cap, which fits in memory: no truncation.
+            let n = usize::try_from(len).unwrap_or(usize::MAX);
+            parts.extend([header_part(SEGMENTS_MEMBER, len), Part::Hashed(n), Part::Zeros(padding(len) as usize)]);
         }
-        let len = parts.iter().map(Part::len).sum();
-        KnownFrame { parts, len }
+        let len = parts.iter().map(Part::len).fold(0usize, usize::saturating_add);
+        KnownFrame { parts, len, segments: frame.segments.map(|(_, id)| id) }
+    }
+
+    /// Whether the segments hashed into `hasher` are the known ones.
+    fn segments_match(&self, hasher: &blake3::Hasher) -> bool {
+        self.segments.is_none_or(|id| ContentId(*hasher.finalize().as_bytes()) == id)
     }
 
     /// Each part with where it starts, clipped to `range`: (start, part).
@@ -271,8 +304,9 @@ impl<'a> KnownFrame<'a> {
             .filter(move |(start, part)| *start < range.end && start + part.len() > range.start)
     }
 
-    /// Whether `chunk` is the content from `offset` on.
-    fn matches(&self, offset: usize, chunk: &[u8]) -> bool {
+    /// Whether `chunk` is the content from `offset` on (its segment bytes
+    /// go into `hasher`, judged at the end).
+    fn matches(&self, offset: usize, chunk: &[u8], hasher: &mut blake3::Hasher) -> bool {
         let end = offset + chunk.len();
         self.overlapping(offset..end).all(|(start, part)| {
             let from = offset.max(start);
@@ -281,21 +315,28 @@ impl<'a> KnownFrame<'a> {
             match part {
                 Part::Header(h) => h[from - start..to - start] == *got,
                 Part::Bytes(b) => b[from - start..to - start] == *got,
+                Part::Hashed(_) => {
+                    hasher.update(got);
+                    true
+                }
                 Part::Zeros(_) => got.iter().all(|b| *b == 0),
             }
         })
     }
 
-    /// Appends the first `len` bytes of the content to `out`.
-    fn prefix(&self, len: usize, out: &mut Vec<u8>) {
+    /// Appends the first `len` bytes of the content to `out`; `false` when
+    /// they reach into the segments, which are not held.
+    fn prefix(&self, len: usize, out: &mut Vec<u8>) -> bool {
         for (start, part) in self.overlapping(0..len) {
             let to = len.min(start + part.len()) - start;
             match part {
                 Part::Header(h) => out.extend_from_slice(&h[..to]),
                 Part::Bytes(b) => out.extend_from_slice(&b[..to]),
+                Part::Hashed(_) => return false,
                 Part::Zeros(_) => out.resize(out.len() + to, 0),
             }
         }
+        true
     }
 }
 
@@ -539,8 +580,14 @@ mod tests {
         out
     }
 
+    fn read_among(volume: &[u8], known: &[&ManifestFrame]) -> Result<Envelope> {
+        let seen: Vec<FrameSeen> = known.iter().map(|f| (*f).clone().seen()).collect();
+        let seen: Vec<&FrameSeen> = seen.iter().collect();
+        VolumeReader::open_among(volume, "v", &seen).map(|(_, envelope)| envelope)
+    }
+
     fn read(volume: &[u8], known: &[&ManifestFrame]) -> Envelope {
-        VolumeReader::open_among(volume, "v", known).unwrap().1
+        read_among(volume, known).unwrap()
     }
 
     #[test]
@@ -557,9 +604,21 @@ mod tests {
             let len = envelope.len() + segments.map_or(0, <[u8]>::len);
             for at in [0, 1, 999, 1000, 131_000, 131_072 - 512, 200_000, len - 1] {
                 let mut other = known.clone();
-                match (at.checked_sub(envelope.len()), other.segments.as_mut()) {
-                    (Some(in_segments), Some(segments)) => segments[in_segments] ^= 1,
-                    _ => other.envelope[at.min(envelope.len() - 1)] ^= 1,
+                let in_segments =
+                    if let (Some(k), Some(segments)) = (at.checked_sub(envelope.len()), other.segments.as_mut()) {
+                        segments[k] ^= 1;
+                        true
+                    } else {
+                        other.envelope[at.min(envelope.len() - 1)] ^= 1;
+                        false
+                    };
+                // The same envelope (signed root) over other segments is damage, refused by name.
+                if in_segments {
+                    for (file, known) in [(&file, &other), (&volume(&other), &known)] {
+                        let refused = read_among(file, &[known]).unwrap_err().to_string();
+                        assert!(refused.contains("this volume is damaged"), "at {at}: {refused}");
+                    }
+                    continue;
                 }
                 let Envelope::Read(got) = read(&file, &[&other]) else { panic!("taken for the other at {at}") };
                 assert_eq!(got, known, "at {at}");
@@ -581,7 +640,12 @@ mod tests {
         let mut bytes = volume(&known);
         // The last byte of the padding: frame header 9 + block header 3 + member header 512 + 1000.
         bytes[9 + 3 + 512 + 1000 + 5] = 1;
-        assert!(VolumeReader::open_among(&bytes[..], "v", &[&known]).is_err());
+        assert!(read_among(&bytes[..], &[&known]).is_err());
+        // After the segments too, whose bytes are not held: refused as damage.
+        let known = frame(&[9u8; 1000], Some(&[7u8; 700]));
+        let mut bytes = volume(&known);
+        bytes[9 + 3 + 512 + 1024 + 512 + 700 + 5] = 1;
+        assert!(read_among(&bytes[..], &[&known]).is_err());
     }
 
     #[test]

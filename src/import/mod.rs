@@ -236,7 +236,7 @@ fn import_set(
         layouts: &mut layouts,
         aliases: &layouts::static_aliases,
     };
-    let published = publish_with_segments(mirror, staging, publication, verified)?;
+    let published = publish_with_segments(mirror, staging, publication, &set)?;
     let import = ImportReport {
         verified: report,
         outcome: "published",
@@ -255,9 +255,9 @@ fn publish_with_segments(
     mirror: &mut dyn Store,
     staging: crate::mirror::Staging,
     publication: Publication<'_>,
-    verified: &VerifiedManifest,
+    set: &VolumeSet,
 ) -> Result<PublishReport> {
-    let kept_segments = keep_segments(mirror, verified)?;
+    let kept_segments = keep_segments(mirror, set)?;
     match mirror.publish(&staging, publication) {
         Ok(published) => {
             staging.discard()?;
@@ -279,11 +279,17 @@ fn publish_with_segments(
 /// Keeps a format 2 bundle's root and the segments it carries in the
 /// mirror, so that the channel's next bundle may leave them out.
 /// Returns those the mirror did not hold before.
-fn keep_segments(mirror: &dyn Store, verified: &VerifiedManifest) -> Result<Vec<crate::id::ContentId>> {
-    let frame = &verified.frame;
-    let opened = crate::sign::envelope::open_untrusted(&frame.envelope, crate::sign::envelope::MANIFEST)
+fn keep_segments(mirror: &dyn Store, set: &VolumeSet) -> Result<Vec<crate::id::ContentId>> {
+    let verified = &set.verified;
+    if verified.frame.segments.is_none() {
+        return Ok(Vec::new());
+    }
+    // Their bytes were dropped once decoded: read again from a volume this run identified.
+    let Some(file) = set.files.values().flatten().next() else { return Ok(Vec::new()) };
+    let segments = verified.reread_segments(file)?;
+    let opened = crate::sign::envelope::open_untrusted(&verified.frame.envelope, crate::sign::envelope::MANIFEST)
         .map_err(|r| Error::rejected("the manifest", r))?;
-    match KeptSegments::of(opened.payload, frame.segments()) {
+    match KeptSegments::of(opened.payload, segments.as_deref()) {
         Some(kept) => mirror.keep_segments(&kept),
         None => Ok(Vec::new()),
     }
@@ -307,7 +313,7 @@ fn already_imported(
     // What the channel's next bundle will leave out, kept again: how a
     // mirror that lost them (or was filled by an airlock that did not keep
     // them) is mended without a --full bundle.
-    keep_segments(mirror, verified)?;
+    keep_segments(mirror, set)?;
     let unchanged =
         PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
     let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);

@@ -26,7 +26,7 @@ pub use evidence::screen_new_names;
 pub use report::{EntryFindings, EntryReport, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
 
-use crate::bundle::ManifestFrame;
+use crate::bundle::{FrameSeen, ManifestFrame};
 use crate::ecosystem::{self, ManifestExt as _};
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
@@ -43,9 +43,10 @@ pub struct VerifiedManifest {
     /// Shared, not copied: a manifest of tens of thousands of entries is
     /// the largest thing an import holds, and several places keep it.
     pub manifest: Arc<Manifest>,
-    /// The manifest frame's envelope (and segments) exactly as received.
-    /// The buffers they were read into, not copies: they are up to the manifest cap.
-    pub frame: Arc<ManifestFrame>,
+    /// The manifest frame's envelope exactly as received (the buffer it was
+    /// read into, not a copy), and its segments by length and BLAKE3: their
+    /// bytes, up to the manifest cap, are dropped once decoded.
+    pub frame: Arc<FrameSeen>,
     /// BLAKE3 of the signed manifest bytes (in format 2, of the root, which
     /// names its segments): the bundle's identity in reports and state.
     pub digest: ContentId,
@@ -54,6 +55,23 @@ pub struct VerifiedManifest {
     pub revoked_signers: Vec<KeyId>,
     /// The per-package layer findings (content and digest layers hold once the blobs stream through).
     pub packages: Arc<[EntryFindings]>,
+}
+
+impl VerifiedManifest {
+    /// The manifest segments, read again from frame 1 of the volume at
+    /// `path` (one this run verified): only what writes them out again
+    /// (`sign`, the mirror keeping them) needs their bytes. The frame read
+    /// must be the one verified (`None` in format 1).
+    pub fn reread_segments(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+        let subject = path.display().to_string();
+        let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
+        let (_, frame) = crate::bundle::reader::VolumeReader::open(file, &subject)?;
+        let segments = frame.segments.clone();
+        if frame.seen() != *self.frame {
+            return Err(Error::Usage(format!("{subject}: changed while it was read; run the command again")));
+        }
+        Ok(segments)
+    }
 }
 
 /// Where verified blobs go: nowhere (`verify`) or a staging area (`import`).
@@ -146,7 +164,7 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     Ok(VerifiedManifest {
         digest,
         manifest,
-        frame: Arc::new(frame),
+        frame: Arc::new(frame.seen()),
         trusted_signers,
         revoked_signers,
         packages: packages.into(),

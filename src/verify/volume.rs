@@ -48,7 +48,7 @@ pub fn open_volume<R: io::Read>(
     manifests: &mut Vec<VerifiedManifest>,
 ) -> Result<OpenVolume<R>> {
     // A volume of a set whose manifest was checked already is only compared with it.
-    let known: Vec<&crate::bundle::ManifestFrame> = manifests.iter().map(|m| m.frame.as_ref()).collect();
+    let known: Vec<&crate::bundle::FrameSeen> = manifests.iter().map(|m| m.frame.as_ref()).collect();
     let (mut reader, frame) = VolumeReader::open_among(raw, subject, &known)?;
     let position = match frame {
         Envelope::Known(position) => position,
