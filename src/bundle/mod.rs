@@ -77,6 +77,13 @@ impl ManifestFrame {
         self.segments.as_deref()
     }
 
+    /// Whether this is the frame `seen` was made from.
+    #[must_use]
+    pub fn is(&self, seen: &FrameSeen) -> bool {
+        let segments = self.segments.as_deref().map(|s| (s.len() as u64, ContentId::of(s)));
+        self.envelope == seen.envelope && segments == seen.segments
+    }
+
     /// What is kept of this frame once its manifest is decoded: the
     /// envelope, and the segments by length and BLAKE3 only (they are up
     /// to the manifest cap, and the decoded manifest holds what they say).

@@ -66,11 +66,10 @@ impl VerifiedManifest {
         let subject = path.display().to_string();
         let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
         let (_, frame) = crate::bundle::reader::VolumeReader::open(file, &subject)?;
-        let segments = frame.segments.clone();
-        if frame.seen() != *self.frame {
+        if !frame.is(&self.frame) {
             return Err(Error::Usage(format!("{subject}: changed while it was read; run the command again")));
         }
-        Ok(segments)
+        Ok(frame.segments)
     }
 }
 
