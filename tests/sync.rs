@@ -518,15 +518,42 @@ fn incremental_bundles_leave_out_the_manifest_segments_the_site_already_holds() 
     let line = one_line(&out.get_output().stderr);
     assert!(line.contains(".airlock/segments") && line.contains("damaged") && !line.contains("tampered"), "{line}");
     assert_eq!(snapshot(&mirror), before);
+}
 
+#[test]
+fn a_mirror_that_lost_the_segments_of_its_last_import_is_mended_by_importing_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keygen(dir.path(), "op");
+    let state = dir.path().join("state");
+    let weeks: Vec<PathBuf> = (1..=2).map(|n| many_files_week(dir.path(), &key, &state, n)).collect();
     // A mirror without the segments of its last import (lost, or filled by
     // an airlock that did not keep them) is mended by importing that bundle
     // again, a no-op that keeps them, when it carried them all.
     let other = dir.path().join("other");
     import(&weeks[0], &public, &other).success();
-    fs::remove_dir_all(other.join(".airlock/segments")).unwrap();
+    let held = |mirror: &Path| {
+        let out = airlock().args(["status", "--json", "--mirror"]).arg(mirror).assert().success();
+        common::json_report(&out.get_output().stdout)["report"]["channels"][0]["segments_held"].clone()
+    };
+    assert_eq!(held(&other), Value::Bool(true));
+    let root = common::json_report(
+        &airlock().args(["status", "--json", "--mirror"]).arg(&other).output().unwrap().stdout,
+    )["report"]["channels"][0]["last_manifest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for entry in fs::read_dir(other.join(".airlock/segments")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() != root.as_str() {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    assert_eq!(held(&other), Value::Bool(false));
+    let status = airlock().args(["status", "--mirror"]).arg(&other).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("import that bundle again"));
     assert!(one_line(&import(&weeks[1], &public, &other).code(1).get_output().stderr).contains("again"));
     let report = common::json_report(&import(&weeks[0], &public, &other).success().get_output().stdout);
     assert_eq!(report["report"]["outcome"], "already-imported");
+    assert_eq!(held(&other), Value::Bool(true));
     import(&weeks[1], &public, &other).success();
 }

@@ -25,6 +25,8 @@ struct ChannelStatus {
     last_manifest: String,
     last_import: String,
     next_sequence: u64,
+    /// The last import's manifest segments are all held (a local mirror, format 2).
+    segments_held: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -46,6 +48,14 @@ struct Contents {
 }
 
 impl StatusArgs {
+    /// Whether the last import `digest`'s segments are held (local mirrors only).
+    fn segments_held(&self, digest: &str) -> Result<Option<bool>> {
+        match crate::id::ContentId::from_hex(digest) {
+            Some(id) if !crate::mirror::is_bucket(&self.mirror) => crate::mirror::holds_segments_of(&self.mirror, &id),
+            _ => Ok(None),
+        }
+    }
+
     pub fn run(&self, out: &Output) -> Result<()> {
         let published = crate::mirror::read_published(&self.mirror, crate::now())?;
         let state = &published.state;
@@ -68,14 +78,17 @@ impl StatusArgs {
             imports: state.imports.len(),
             channels: channels
                 .values()
-                .map(|r| ChannelStatus {
-                    channel: r.channel.clone(),
-                    last_sequence: r.sequence,
-                    last_manifest: r.manifest_digest.clone(),
-                    last_import: r.imported.clone(),
-                    next_sequence: r.sequence + 1,
+                .map(|r| {
+                    Ok(ChannelStatus {
+                        channel: r.channel.clone(),
+                        last_sequence: r.sequence,
+                        last_manifest: r.manifest_digest.clone(),
+                        last_import: r.imported.clone(),
+                        next_sequence: r.sequence + 1,
+                        segments_held: self.segments_held(&r.manifest_digest)?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             contents,
             waiting: published.waiting.clone(),
         };
@@ -94,6 +107,12 @@ impl StatusArgs {
                 c.last_import,
                 c.next_sequence
             ));
+            if c.segments_held == Some(false) {
+                out.line(format!(
+                    "note      channel {}: manifest segments of the last import are missing, so its next incremental bundle will be refused; import that bundle again (it keeps them) or ask for a --full bundle",
+                    c.channel
+                ));
+            }
         }
         for (ecosystem, c) in &report.contents {
             let files = if c.entries == 1 { "file" } else { "files" };

@@ -63,7 +63,7 @@ pub use inventory::{Changes, EntryRules, Merged, Named, Stored, merge};
 pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Publication, PublishReport};
-pub use segments::{KeptSegments, held_segments, local_segments};
+pub use segments::{KeptSegments, held_segments, holds_segments_of, local_segments};
 pub use staging::{StagedBlob, StagedBundle, Staging};
 pub use store::{Collected, Fill, Store};
 pub(crate) use tree::copies_bytes;

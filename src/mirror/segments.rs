@@ -74,6 +74,19 @@ pub(super) fn live_segments(
     Ok(live)
 }
 
+/// Whether the local mirror at `mirror` holds the root `digest` and every
+/// segment it names with its size (what the channel's next incremental
+/// bundle leaves out); `None` when it holds no such root (format 1, or
+/// imported before roots were kept). Sizes only: reading is what checks them.
+pub fn holds_segments_of(mirror: &Path, digest: &ContentId) -> Result<Option<bool>> {
+    let folder = local_segments(mirror);
+    let Some(root) = folder.root(digest)? else { return Ok(None) };
+    let held = |r: &crate::manifest::segments::SegmentRef| {
+        std::fs::metadata(folder.dir().join(r.id.to_hex())).is_ok_and(|m| m.len() == r.size)
+    };
+    Ok(Some(root.blobs.iter().chain(&root.entries).all(held)))
+}
+
 /// The segments held where `--mirror` points, read-only: a folder (which
 /// need not exist yet: it holds none) or object storage.
 pub fn held_segments(mirror: &Path) -> Result<Arc<dyn SegmentSource>> {
