@@ -239,7 +239,9 @@ pub fn export(options: &ExportOptions, progress: &dyn Progress) -> Result<Export
     };
     if let Some(dir) = &options.state {
         state::record(dir, &manifest, (digest, &segments), &options.out, sent)?;
-        state::collect_segments(dir)?;
+        // Clean-up only: the bundle and the state are written; a segment
+        // left over costs disk, and the next export removes it.
+        let _ = state::collect_segments(dir);
     }
     Ok(ExportReport {
         bundle: options.out.display().to_string(),
