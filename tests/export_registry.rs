@@ -213,6 +213,28 @@ fn git_dependencies_are_refused_by_name() {
 }
 
 #[test]
+fn a_cached_copy_damaged_after_download_is_removed_and_fetched_again() {
+    // Downloads are not fsynced: a crash can leave a cached file of the right
+    // size with other bytes in it. The bundle writer's BLAKE3 check finds it.
+    let s = setup(Faults::default());
+    s.export("a.airlock", &[]).success();
+    let wheel = fs::read(registry::fixture(&format!("pypi/{}", registry::WHEEL))).unwrap();
+    let cached = s.root.join("cache/blobs").join(blake3::hash(&wheel).to_hex().as_str());
+    let mut damaged = wheel.clone();
+    damaged[40] ^= 0xff;
+    fs::write(&cached, &damaged).unwrap();
+    let out = s.export("b.airlock", &[]).code(2);
+    let line = one_line(&out.get_output().stderr);
+    assert!(line.contains("download cache's copy") && line.contains("run the export again"), "{line}");
+    assert!(!cached.exists(), "the damaged copy stayed in the cache");
+    assert!(!s.root.join("b.airlock").exists());
+    let again = s.export("b.airlock", &[]).success();
+    let report: Value = common::json_report(&again.get_output().stdout);
+    assert_eq!(report["report"]["downloads"], 1, "only the damaged copy is fetched again");
+    airlock().arg("verify").arg(s.root.join("b.airlock")).arg("--trust").arg(&s.public).assert().success();
+}
+
+#[test]
 fn an_interrupted_download_resumes() {
     let s = setup(Faults::default());
     // A previous run left the first half of the wheel in the cache.

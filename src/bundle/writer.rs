@@ -14,6 +14,20 @@ const JOB_SIZE: u32 = 2 << 20;
 /// zstd level: 3 is zstd's default and what the hand-rolled baseline uses.
 pub const LEVEL: i32 = 3;
 
+/// Compressed bytes the encoder gathers before writing them on: larger
+/// than the writer's own buffer ([`OUT_WRITE_BUFFER`]), so they pass
+/// through it without a copy (zstd's default, 32 KiB, made every
+/// compressed byte a second memcpy).
+const OUT_BUFFER: usize = 1 << 20;
+
+/// What callers buffer between the encoder and the file: small writes
+/// (tar headers of frame 1, the seal) are gathered, the encoder's large
+/// ones go straight through.
+pub const OUT_WRITE_BUFFER: usize = 64 << 10;
+
+/// Bytes of a blob read and hashed at a time.
+const READ_CHUNK: usize = 1 << 20;
+
 /// Streams a volume into `W`.
 pub struct VolumeWriter<W: Write> {
     out: zstd::stream::write::Encoder<'static, HashingWriter<W>>,
@@ -46,7 +60,9 @@ impl<W: Write> VolumeWriter<W> {
         write_manifest_frame(&mut out, manifest)?;
 
         let hashing = HashingWriter { inner: out, hasher: blake3::Hasher::new(), count: 0 };
-        let mut out = zstd::stream::write::Encoder::new(hashing, LEVEL)?;
+        let encoder = zstd::stream::raw::Encoder::new(LEVEL)?;
+        let writer = zstd::stream::zio::Writer::new_with_capacity(hashing, encoder, OUT_BUFFER);
+        let mut out = zstd::stream::write::Encoder::with_writer(writer);
         out.include_checksum(true)?;
         out.include_contentsize(false)?;
         out.window_log(WINDOW_LOG)?;
@@ -90,7 +106,7 @@ impl<W: Write> VolumeWriter<W> {
         self.begin_member(&blob_member(name), size)?;
         let mut limited = data.take(size);
         let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; 1 << 16];
+        let mut buf = vec![0u8; READ_CHUNK];
         let mut copied = 0u64;
         loop {
             let n = match limited.read(&mut buf) {

@@ -2,13 +2,13 @@
 //! seal; and the one-file bundle written that way.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Seek as _, SeekFrom};
+use std::io::{BufWriter, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::ExportOptions;
 use super::manifest::seal_volume;
 use crate::bundle::ManifestFrame;
-use crate::bundle::writer::{BlobWriteError, VolumeWriter, write_seal};
+use crate::bundle::writer::{BlobWriteError, OUT_WRITE_BUFFER, VolumeWriter, write_seal};
 use crate::durable::Existing;
 use crate::durable::writeback::DropBehind;
 use crate::error::{Error, IoContext, Result};
@@ -115,7 +115,22 @@ pub(super) fn start_volume<'f>(
     sealed: &ManifestFrame,
     threads: u32,
 ) -> Result<VolumeWriter<BufWriter<DropBehind<&'f File>>>> {
-    VolumeWriter::new(BufWriter::with_capacity(1 << 20, DropBehind::new(file)), sealed, threads).at(name)
+    VolumeWriter::new(BufWriter::with_capacity(OUT_WRITE_BUFFER, DropBehind::new(file)), sealed, threads).at(name)
+}
+
+/// The error for a source whose bytes are not the ones the manifest names.
+/// A copy in the download cache is removed, so the next run fetches it
+/// again: downloads are not fsynced (the bytes are checked here, as they
+/// are written into the bundle, so a copy a crash damaged costs one run
+/// rather than a gigabyte of waiting for the disk in every export).
+pub(super) fn changed(source: &Path, cache: &Path) -> Error {
+    if source.starts_with(cache) && std::fs::remove_file(source).is_ok() {
+        return Error::Usage(format!(
+            "{}: the download cache's copy is not what was downloaded (damaged by a crash, or changed by hand); it is removed from the cache: run the export again",
+            source.display()
+        ));
+    }
+    Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
 }
 
 /// Writes the rest of one data volume into `writer`, which writes `file`
@@ -134,23 +149,19 @@ pub(super) fn fill_volume(
     }
     for (blob, source) in &contents.blobs {
         let data = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
-        let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, data), progress };
+        let reader = ProgressReader { inner: data, progress };
         writer.write_blob(&blob.id, blob.size, reader).map_err(|e| match e {
             BlobWriteError::Io(e) => Error::io(name, e),
-            BlobWriteError::Changed { .. } => {
-                Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
-            }
+            BlobWriteError::Changed { .. } => changed(source, &options.network.cache),
         })?;
     }
     for (blob, source, offset, piece) in &contents.pieces {
         let mut data = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
         data.seek(SeekFrom::Start(*offset)).map_err(|e| Error::input(source, "file", &e))?;
-        let reader = ProgressReader { inner: BufReader::with_capacity(1 << 20, data), progress };
+        let reader = ProgressReader { inner: data, progress };
         writer.write_piece(&blob.id, &piece.id, piece.size, reader).map_err(|e| match e {
             BlobWriteError::Io(e) => Error::io(name, e),
-            BlobWriteError::Changed { .. } => {
-                Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
-            }
+            BlobWriteError::Changed { .. } => changed(source, &options.network.cache),
         })?;
     }
     let (mut out, frame) = writer.finish().at(name)?;
