@@ -1,6 +1,8 @@
 //! Writes a volume: manifest frame, blob frame, seal frame.
 
 use std::io::{self, Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
 
 use crate::bundle::{
     BLOCK, MANIFEST_MEMBER, ManifestFrame, SEGMENTS_MEMBER, VOLUME_MEMBER, WINDOW_LOG, blob_member, frame,
@@ -29,8 +31,8 @@ pub const OUT_WRITE_BUFFER: usize = 64 << 10;
 const READ_CHUNK: usize = 1 << 20;
 
 /// Streams a volume into `W`.
-pub struct VolumeWriter<W: Write> {
-    out: zstd::stream::write::Encoder<'static, HashingWriter<W>>,
+pub struct VolumeWriter<W: Write + Send + 'static> {
+    out: zstd::stream::write::Encoder<'static, Sink<W>>,
 }
 
 /// A blob's bytes were not what the manifest says (the source changed while exporting).
@@ -53,15 +55,14 @@ pub struct BlobFrame {
     pub size: u64,
 }
 
-impl<W: Write> VolumeWriter<W> {
+impl<W: Write + Send + 'static> VolumeWriter<W> {
     /// Writes the manifest frame and starts the blob frame, compressing on
     /// `threads` worker threads (0: inline).
     pub fn new(mut out: W, manifest: &ManifestFrame, threads: u32) -> io::Result<Self> {
         write_manifest_frame(&mut out, manifest)?;
 
-        let hashing = HashingWriter { inner: out, hasher: blake3::Hasher::new(), count: 0 };
         let encoder = zstd::stream::raw::Encoder::new(LEVEL)?;
-        let writer = zstd::stream::zio::Writer::new_with_capacity(hashing, encoder, OUT_BUFFER);
+        let writer = zstd::stream::zio::Writer::new_with_capacity(Sink::start(out), encoder, OUT_BUFFER);
         let mut out = zstd::stream::write::Encoder::with_writer(writer);
         out.include_checksum(true)?;
         out.include_contentsize(false)?;
@@ -153,9 +154,9 @@ impl<W: Write> VolumeWriter<W> {
     /// Ends the archive and the blob frame; the caller writes the seal next.
     pub fn finish(mut self) -> io::Result<(W, BlobFrame)> {
         self.out.write_all(&[0u8; 2 * BLOCK])?;
-        let hashing = self.out.finish()?;
-        let frame = BlobFrame { digest: ContentId(*hashing.hasher.finalize().as_bytes()), size: hashing.count };
-        Ok((hashing.inner, frame))
+        let written = self.out.finish()?.finish()?;
+        let frame = BlobFrame { digest: ContentId(*written.hasher.finalize().as_bytes()), size: written.count };
+        Ok((written.out, frame))
     }
 }
 
@@ -187,21 +188,87 @@ pub fn write_seal(out: &mut impl Write, seal_envelope: &[u8]) -> io::Result<()> 
     frame::write_skippable(out, seal_envelope)
 }
 
-/// Hashes the compressed bytes on their way out.
-struct HashingWriter<W> {
-    inner: W,
+/// Compressed bytes gathered before they go to the writer thread.
+const SINK_CHUNK: usize = 1 << 20;
+
+/// Chunks queued for the writer thread at most.
+const IN_FLIGHT: usize = 2;
+
+/// Hashes the compressed bytes and writes them on, on a thread of its own.
+/// With the compressor's workers busy, the thread that reads, hashes and
+/// feeds the blobs was the export's bottleneck; this takes the other half
+/// of its work (a second BLAKE3 pass and the copy into the file) away.
+struct Sink<W: Write + Send + 'static> {
+    pending: Vec<u8>,
+    to_writer: Option<SyncSender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    writer: Option<JoinHandle<io::Result<Written<W>>>>,
+}
+
+/// What the writer thread hands back: the output, and the hash and count
+/// of what it wrote there.
+struct Written<W> {
+    out: W,
     hasher: blake3::Hasher,
     count: u64,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<W: Write + Send + 'static> Sink<W> {
+    fn start(out: W) -> Self {
+        let (to_writer, chunks) = sync_channel::<Vec<u8>>(IN_FLIGHT);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
+        let writer = std::thread::spawn(move || {
+            let mut written = Written { out, hasher: blake3::Hasher::new(), count: 0 };
+            for mut chunk in chunks {
+                written.hasher.update(&chunk);
+                written.out.write_all(&chunk)?;
+                written.count += chunk.len() as u64;
+                chunk.clear();
+                let _ = give_back.try_send(chunk);
+            }
+            written.out.flush()?;
+            Ok(written)
+        });
+        Sink { pending: Vec::with_capacity(SINK_CHUNK), to_writer: Some(to_writer), spare, writer: Some(writer) }
+    }
+
+    fn send_pending(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let next = self.spare.try_recv().unwrap_or_else(|_| Vec::with_capacity(SINK_CHUNK));
+        let chunk = std::mem::replace(&mut self.pending, next);
+        match self.to_writer.as_ref().map(|to_writer| to_writer.send(chunk)) {
+            Some(Ok(())) => Ok(()),
+            // The thread stopped: its error says why.
+            _ => Err(self.join().err().unwrap_or_else(|| io::Error::other("the volume's writer stopped early"))),
+        }
+    }
+
+    fn join(&mut self) -> io::Result<Written<W>> {
+        self.to_writer = None;
+        match self.writer.take() {
+            Some(writer) => writer.join().unwrap_or_else(|_| Err(io::Error::other("the volume's writer panicked"))),
+            None => Err(io::Error::other("the volume's writer has stopped")),
+        }
+    }
+
+    /// Waits for everything to be written; the output and what was written.
+    fn finish(mut self) -> io::Result<Written<W>> {
+        self.send_pending()?;
+        self.join()
+    }
+}
+
+impl<W: Write + Send + 'static> Write for Sink<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
+        self.pending.extend_from_slice(buf);
+        if self.pending.len() >= SINK_CHUNK {
+            self.send_pending()?;
+        }
+        Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.send_pending()
     }
 }

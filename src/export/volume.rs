@@ -109,13 +109,15 @@ pub(super) fn with_sources<'m>(
 
 /// A volume being written into `file` (named `name` in errors); frame 1,
 /// the manifest's `sealed` envelope, is written.
-pub(super) fn start_volume<'f>(
-    file: &'f File,
+pub(super) fn start_volume(
+    file: &File,
     name: &Path,
     sealed: &ManifestFrame,
     threads: u32,
-) -> Result<VolumeWriter<BufWriter<DropBehind<&'f File>>>> {
-    VolumeWriter::new(BufWriter::with_capacity(OUT_WRITE_BUFFER, DropBehind::new(file)), sealed, threads).at(name)
+) -> Result<VolumeWriter<BufWriter<DropBehind<File>>>> {
+    // A handle of its own for the writer thread; `file` stays the caller's, to sync.
+    let handle = file.try_clone().at(name)?;
+    VolumeWriter::new(BufWriter::with_capacity(OUT_WRITE_BUFFER, DropBehind::new(handle)), sealed, threads).at(name)
 }
 
 /// The error for a source whose bytes are not the ones the manifest names.
@@ -136,7 +138,7 @@ pub(super) fn changed(source: &Path, cache: &Path) -> Error {
 /// Writes the rest of one data volume into `writer`, which writes `file`
 /// (named `name` in errors), and makes it durable.
 pub(super) fn fill_volume(
-    mut writer: VolumeWriter<BufWriter<DropBehind<&File>>>,
+    mut writer: VolumeWriter<BufWriter<DropBehind<File>>>,
     file: &File,
     name: &Path,
     options: &ExportOptions,
