@@ -480,6 +480,19 @@ fn a_full_disk_is_one_clean_line_naming_the_bytes_and_nothing_is_published() {
     let fresh = small.0.join("fresh");
     import(&[&single], &public, &fresh).code(3);
     assert!(!fresh.exists());
+    // An export that does not fit (the disk fills under the thread that
+    // writes the compressed bytes) is one line naming the bundle, and
+    // leaves nothing there.
+    let on_small = small.0.join("big.airlock");
+    let out = common::export_files(&input, &key, &on_small).args(["--quiet", "--channel", "big"]).assert().code(3);
+    let message = one_line(&out.get_output().stderr);
+    assert!(message.contains("big.airlock") && message.contains("space"), "{message}");
+    let left: Vec<_> = fs::read_dir(&small.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name != "mirror" && name != "lost+found")
+        .collect();
+    assert!(left.is_empty(), "an export that failed left {left:?}");
 }
 
 #[test]
