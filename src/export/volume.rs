@@ -126,11 +126,8 @@ pub(super) fn start_volume(
 /// are written into the bundle, so a copy a crash damaged costs one run
 /// rather than a gigabyte of waiting for the disk in every export).
 pub(super) fn changed(source: &Path, cache: &Path) -> Error {
-    if source.starts_with(cache) && std::fs::remove_file(source).is_ok() {
-        return Error::Usage(format!(
-            "{}: the download cache's copy is not what was downloaded (damaged by a crash, or changed by hand); it is removed from the cache: run the export again",
-            source.display()
-        ));
+    if source.starts_with(cache) {
+        return crate::fetch::cache::damaged_copy(source);
     }
     Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
 }

@@ -88,6 +88,47 @@ pub struct Cached {
     pub downloaded: bool,
 }
 
+impl Cached {
+    /// The artifact's bytes, for the few that are read whole (index files,
+    /// image manifests), checked against the BLAKE3 recorded when they were
+    /// downloaded: downloads are not fsynced, and a copy a crash damaged
+    /// must not be parsed. A damaged copy is removed, so the next run
+    /// fetches it again.
+    pub fn read_checked(&self) -> Result<Vec<u8>> {
+        let bytes = fs::read(&self.path).map_err(|e| Error::input(&self.path, "cached download", &e))?;
+        if ContentId::of(&bytes) != self.digests.blake3 {
+            return Err(self.damaged());
+        }
+        Ok(bytes)
+    }
+
+    /// Whether the cached file still hashes to the BLAKE3 recorded at download.
+    #[must_use]
+    pub fn intact(&self) -> bool {
+        let mut hasher = blake3::Hasher::new();
+        File::open(&self.path).and_then(|file| hasher.update_reader(file).map(|_| ())).is_ok()
+            && ContentId(*hasher.finalize().as_bytes()) == self.digests.blake3
+    }
+
+    /// The error for a cached copy whose bytes are not the ones recorded;
+    /// the copy is removed from the cache.
+    #[must_use]
+    pub fn damaged(&self) -> Error {
+        damaged_copy(&self.path)
+    }
+}
+
+/// Removes the cached copy at `path`, whose bytes are not the ones
+/// recorded at download, and says so: the next run fetches it again.
+#[must_use]
+pub fn damaged_copy(path: &Path) -> Error {
+    let _ = fs::remove_file(path);
+    Error::Usage(format!(
+        "{}: the download cache's copy is not what was downloaded (damaged by a crash, or changed by hand); it is removed from the cache: run the export again",
+        path.display()
+    ))
+}
+
 /// The download cache.
 pub struct Cache {
     root: PathBuf,
@@ -340,8 +381,26 @@ impl Write for Hashers {
 mod tests {
     use std::time::Duration;
 
-    use super::{Cache, Extra, Hashers, UrlRecord, hash_file};
+    use super::{Cache, Cached, Extra, Hashers, UrlRecord, hash_file};
     use crate::fetch::Client;
+
+    /// Downloads are not fsynced: a copy read whole is checked against the
+    /// BLAKE3 recorded at download, and a damaged one leaves the cache.
+    #[test]
+    fn a_damaged_copy_is_not_read_and_leaves_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.xz");
+        std::fs::write(&path, b"the index file").unwrap();
+        let cached =
+            Cached { path: path.clone(), digests: hash_file(&path, Extra::default()).unwrap(), downloaded: false };
+        assert!(cached.intact());
+        assert_eq!(cached.read_checked().unwrap(), b"the index file");
+        std::fs::write(&path, b"the index fild").unwrap();
+        assert!(!cached.intact());
+        let message = cached.read_checked().unwrap_err().to_string();
+        assert!(message.contains("download cache's copy") && message.contains("run the export again"), "{message}");
+        assert!(!path.exists(), "the damaged copy stayed in the cache");
+    }
 
     /// An artifact cached by an export that needed no SHA-512 gets it from
     /// the file when a later export asks, without downloading it again.

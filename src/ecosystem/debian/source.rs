@@ -266,7 +266,7 @@ fn fetch_index(
     };
     let cached = ctx.artifact(&url, &check)?;
     let text = if line.path.ends_with("/Packages.xz") {
-        let packed = std::fs::read(&cached.path).map_err(|e| Error::input(&cached.path, "cached index file", &e))?;
+        let packed = cached.read_checked()?;
         unxz(&packed, &url).map_err(Error::Usage)?
     } else {
         String::new()

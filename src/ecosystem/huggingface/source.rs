@@ -307,6 +307,9 @@ impl Plan<'_> {
         if f.lfs.is_none() {
             let oid =
                 listing::git_blob_id_of(&cached.path, cached.digests.size).map_err(|e| Error::io(&cached.path, e))?;
+            if oid != f.oid && !cached.downloaded && !cached.intact() {
+                return Err(cached.damaged());
+            }
             if oid != f.oid {
                 // Out of the cache, so the next export fetches it again.
                 let _ = std::fs::remove_file(&cached.path);

@@ -290,7 +290,7 @@ impl<'c> Registry<'_, 'c> {
         let mut headers = vec![("Accept", accept())];
         headers.extend(self.auth_headers(&image.repository)?);
         let cached = self.ctx.cache.fetch_with(self.ctx.client, &url, &headers, Extra::default(), &check)?;
-        let top = std::fs::read(&cached.path).map_err(|e| Error::io(&cached.path, e))?;
+        let top = cached.read_checked()?;
         let media = media_type(&top).map_err(|m| Error::Usage(format!("{id}: {m}")))?;
         let mut e =
             entry(NAME, &image.repository, &format!("sha256:{}", image.hex), blob_rel_path(&image.hex), &cached);
