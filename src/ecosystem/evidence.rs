@@ -47,6 +47,9 @@ pub trait ManifestExt: Sized {
     /// Decodes a manifest frame's signed payload and, in format 2, its
     /// segments; checks the rules.
     fn decode(payload: &[u8], segments: Option<&[u8]>, held: &dyn SegmentSource) -> Result<Self, Undecoded>;
+    /// [`ManifestExt::decode`] taking the segments' bytes, dropped once
+    /// decoded (the largest thing a verification holds besides the result).
+    fn decode_owned(payload: &[u8], segments: Option<Vec<u8>>, held: &dyn SegmentSource) -> Result<Self, Undecoded>;
     /// The cross-field rules, the evidence kinds and their caps.
     fn check(&self) -> Result<(), String>;
 }
@@ -58,6 +61,10 @@ impl ManifestExt for Manifest {
 
     fn decode(payload: &[u8], segments: Option<&[u8]>, held: &dyn SegmentSource) -> Result<Self, Undecoded> {
         Manifest::decode_with(payload, segments, held, kind)
+    }
+
+    fn decode_owned(payload: &[u8], segments: Option<Vec<u8>>, held: &dyn SegmentSource) -> Result<Self, Undecoded> {
+        Manifest::decode_owned_with(payload, segments, held, kind)
     }
 
     fn check(&self) -> Result<(), String> {

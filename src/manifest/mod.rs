@@ -451,6 +451,20 @@ impl Manifest {
         }
     }
 
+    /// [`Manifest::decode_with`] taking the segments' bytes, which are
+    /// dropped once decoded, before the rules are checked.
+    pub fn decode_owned_with(
+        payload: &[u8],
+        segments: Option<Vec<u8>>,
+        held: &dyn segments::SegmentSource,
+        kinds: KindOf,
+    ) -> Result<Self, segments::Undecoded> {
+        match segments {
+            Some(segments) => segments::decode_owned(payload, segments, held, kinds),
+            None => Ok(Self::from_bytes_with(payload, kinds)?),
+        }
+    }
+
     /// Decodes canonical bytes and checks the rules the schema cannot say,
     /// with the evidence kinds `kinds` knows (`ecosystem::ManifestExt::from_bytes`
     /// passes this build's).

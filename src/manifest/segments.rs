@@ -231,6 +231,35 @@ fn write_segments<T: Serialize>(
 /// root (those the bundle carries from `segments`, the others from
 /// `held`), then the rules every manifest meets.
 pub fn decode(root: &[u8], segments: &[u8], held: &dyn SegmentSource, kinds: KindOf) -> Result<Manifest, Undecoded> {
+    let manifest = decode_unchecked(root, segments, held, kinds)?;
+    manifest.check_with(kinds)?;
+    Ok(manifest)
+}
+
+/// [`decode`] taking the segments' bytes, which it drops as soon as they
+/// are decoded: the manifest's rules are then checked (their indexes of
+/// paths and blobs, the size of the entries again) without the bytes,
+/// up to the manifest cap, beside them.
+pub fn decode_owned(
+    root: &[u8],
+    segments: Vec<u8>,
+    held: &dyn SegmentSource,
+    kinds: KindOf,
+) -> Result<Manifest, Undecoded> {
+    let manifest = decode_unchecked(root, &segments, held, kinds)?;
+    drop(segments);
+    manifest.check_with(kinds)?;
+    Ok(manifest)
+}
+
+/// The manifest a root and its segments make, each segment checked
+/// against the root; the manifest's own rules are the caller's to check.
+fn decode_unchecked(
+    root: &[u8],
+    segments: &[u8],
+    held: &dyn SegmentSource,
+    kinds: KindOf,
+) -> Result<Manifest, Undecoded> {
     if root.len() as u64 > MAX_ROOT_BYTES {
         return Err(
             format!("the manifest root is {} bytes, more than the {MAX_ROOT_BYTES}-byte cap", root.len()).into()
@@ -265,7 +294,6 @@ pub fn decode(root: &[u8], segments: &[u8], held: &dyn SegmentSource, kinds: Kin
         blobs,
         entries,
     };
-    manifest.check_with(kinds)?;
     Ok(manifest)
 }
 

@@ -114,14 +114,18 @@ impl BlobSink for Discard {
 
 /// Steps 2 and 3: trust, then decode, then the manifest's own rules.
 pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
-    let verified = envelope::verify(&frame.envelope, policy.keyring(), envelope::MANIFEST)
-        .map_err(|r| Error::rejected(subject, r))?;
+    let ManifestFrame { envelope, segments } = frame;
+    // What is kept of the segments (their length and BLAKE3), taken now so
+    // that their bytes, up to the manifest cap, go as soon as they are
+    // decoded rather than stay beside the checks below.
+    let seen_segments = segments.as_deref().map(|s| (s.len() as u64, ContentId::of(s)));
+    let verified =
+        envelope::verify(&envelope, policy.keyring(), envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     // In format 2 each segment is checked against the root, just verified, before it is decoded.
-    let manifest =
-        Manifest::decode(verified.payload, frame.segments(), policy.held_segments()).map_err(|e| match e {
-            Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
-            Undecoded::NotHeld(m) => Error::rejected(subject, Rejection::Policy(m)),
-        })?;
+    let manifest = Manifest::decode_owned(verified.payload, segments, policy.held_segments()).map_err(|e| match e {
+        Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
+        Undecoded::NotHeld(m) => Error::rejected(subject, Rejection::Policy(m)),
+    })?;
     let digest = ContentId::of(verified.payload);
     let (trusted_signers, revoked_signers) = (verified.trusted_signers, verified.revoked_signers);
     // The channel is in the signed manifest, so it is judged after the signatures over its raw bytes.
@@ -163,7 +167,7 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     Ok(VerifiedManifest {
         digest,
         manifest,
-        frame: Arc::new(frame.seen()),
+        frame: Arc::new(FrameSeen { envelope, segments: seen_segments }),
         trusted_signers,
         revoked_signers,
         packages: packages.into(),
