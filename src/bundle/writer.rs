@@ -62,7 +62,7 @@ impl<W: Write + Send + 'static> VolumeWriter<W> {
         write_manifest_frame(&mut out, manifest)?;
 
         let encoder = zstd::stream::raw::Encoder::new(LEVEL)?;
-        let writer = zstd::stream::zio::Writer::new_with_capacity(Sink::start(out), encoder, OUT_BUFFER);
+        let writer = zstd::stream::zio::Writer::new_with_capacity(Sink::start(out)?, encoder, OUT_BUFFER);
         let mut out = zstd::stream::write::Encoder::with_writer(writer);
         out.include_checksum(true)?;
         out.include_contentsize(false)?;
@@ -214,10 +214,10 @@ struct Written<W> {
 }
 
 impl<W: Write + Send + 'static> Sink<W> {
-    fn start(out: W) -> Self {
+    fn start(out: W) -> io::Result<Self> {
         let (to_writer, chunks) = sync_channel::<Vec<u8>>(IN_FLIGHT);
         let (give_back, spare) = sync_channel::<Vec<u8>>(IN_FLIGHT + 1);
-        let writer = std::thread::spawn(move || {
+        let writer = std::thread::Builder::new().name("airlock-write".into()).spawn(move || {
             let mut written = Written { out, hasher: blake3::Hasher::new(), count: 0 };
             for mut chunk in chunks {
                 written.hasher.update(&chunk);
@@ -228,8 +228,8 @@ impl<W: Write + Send + 'static> Sink<W> {
             }
             written.out.flush()?;
             Ok(written)
-        });
-        Sink { pending: Vec::with_capacity(SINK_CHUNK), to_writer: Some(to_writer), spare, writer: Some(writer) }
+        })?;
+        Ok(Sink { pending: Vec::with_capacity(SINK_CHUNK), to_writer: Some(to_writer), spare, writer: Some(writer) })
     }
 
     fn send_pending(&mut self) -> io::Result<()> {

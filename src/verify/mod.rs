@@ -115,12 +115,12 @@ impl BlobSink for Discard {
 /// Steps 2 and 3: trust, then decode, then the manifest's own rules.
 pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: &str) -> Result<VerifiedManifest> {
     let ManifestFrame { envelope, segments } = frame;
+    let verified =
+        envelope::verify(&envelope, policy.keyring(), envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     // What is kept of the segments (their length and BLAKE3), taken now so
     // that their bytes, up to the manifest cap, go as soon as they are
     // decoded rather than stay beside the checks below.
     let seen_segments = segments.as_deref().map(|s| (s.len() as u64, ContentId::of(s)));
-    let verified =
-        envelope::verify(&envelope, policy.keyring(), envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     // In format 2 each segment is checked against the root, just verified, before it is decoded.
     let manifest = Manifest::decode_owned(verified.payload, segments, policy.held_segments()).map_err(|e| match e {
         Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
