@@ -80,8 +80,7 @@ impl ManifestFrame {
     /// Whether this is the frame `seen` was made from.
     #[must_use]
     pub fn is(&self, seen: &FrameSeen) -> bool {
-        let segments = self.segments.as_deref().map(|s| (s.len() as u64, ContentId::of(s)));
-        self.envelope == seen.envelope && segments == seen.segments
+        self.envelope == seen.envelope && segments_seen(self.segments()) == seen.segments
     }
 
     /// What is kept of this frame once its manifest is decoded: the
@@ -89,9 +88,14 @@ impl ManifestFrame {
     /// to the manifest cap, and the decoded manifest holds what they say).
     #[must_use]
     pub fn seen(self) -> FrameSeen {
-        let segments = self.segments.map(|s| (s.len() as u64, ContentId::of(&s)));
-        FrameSeen { envelope: self.envelope, segments }
+        FrameSeen { segments: segments_seen(self.segments()), envelope: self.envelope }
     }
+}
+
+/// What [`FrameSeen`] keeps of a frame's segments: their length and BLAKE3.
+#[must_use]
+pub fn segments_seen(segments: Option<&[u8]>) -> Option<(u64, ContentId)> {
+    segments.map(|s| (s.len() as u64, ContentId::of(s)))
 }
 
 /// Frame 1 of a volume already read, as the other volumes of its set are

@@ -45,11 +45,10 @@ pub trait ManifestExt: Sized {
     /// Decodes canonical bytes of a format 1 manifest and checks the rules the schema cannot say.
     fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
     /// Decodes a manifest frame's signed payload and, in format 2, its
-    /// segments; checks the rules.
-    fn decode(payload: &[u8], segments: Option<&[u8]>, held: &dyn SegmentSource) -> Result<Self, Undecoded>;
-    /// [`ManifestExt::decode`] taking the segments' bytes, dropped once
-    /// decoded (the largest thing a verification holds besides the result).
-    fn decode_owned(payload: &[u8], segments: Option<Vec<u8>>, held: &dyn SegmentSource) -> Result<Self, Undecoded>;
+    /// segments (taken or borrowed: taken, they are dropped once decoded);
+    /// checks the rules.
+    fn decode<S: AsRef<[u8]>>(payload: &[u8], segments: Option<S>, held: &dyn SegmentSource)
+    -> Result<Self, Undecoded>;
     /// The cross-field rules, the evidence kinds and their caps.
     fn check(&self) -> Result<(), String>;
 }
@@ -59,12 +58,12 @@ impl ManifestExt for Manifest {
         Manifest::from_bytes_with(bytes, kind)
     }
 
-    fn decode(payload: &[u8], segments: Option<&[u8]>, held: &dyn SegmentSource) -> Result<Self, Undecoded> {
+    fn decode<S: AsRef<[u8]>>(
+        payload: &[u8],
+        segments: Option<S>,
+        held: &dyn SegmentSource,
+    ) -> Result<Self, Undecoded> {
         Manifest::decode_with(payload, segments, held, kind)
-    }
-
-    fn decode_owned(payload: &[u8], segments: Option<Vec<u8>>, held: &dyn SegmentSource) -> Result<Self, Undecoded> {
-        Manifest::decode_owned_with(payload, segments, held, kind)
     }
 
     fn check(&self) -> Result<(), String> {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use super::checks::check_replaceable_bundle;
 use super::manifest::{encode_volume_seal, envelope_len, seal_volume};
-use super::volume::{VolumeContents, fill_volume, out_dir, pieces_with_sources, start_volume, with_sources};
+use super::volume::{
+    VolumeContents, changed_while_exported, fill_volume, out_dir, pieces_with_sources, start_volume, with_sources,
+};
 use super::{ExportOptions, Split};
 use crate::bundle::split::{self, Budget, Placement};
 use crate::bundle::writer::{BlobFrame, VolumeWriter, write_seal};
@@ -103,8 +105,7 @@ const PIECES_FIELD: u64 = 7 + 9;
 /// The BLAKE3 of each piece of the file `source`, read once in order.
 fn hash_pieces(source: &Path, size: u64, pieces: &[(u32, u64)], progress: &dyn Progress) -> Result<Vec<Piece>> {
     let file = File::open(source).map_err(|e| Error::input(source, "file", &e))?;
-    let changed =
-        || Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()));
+    let changed = || changed_while_exported(source);
     if file.metadata().at(source)?.len() != size {
         return Err(changed());
     }

@@ -129,6 +129,11 @@ pub(super) fn changed(source: &Path, cache: &Path) -> Error {
     if source.starts_with(cache) {
         return crate::fetch::cache::damaged_copy(source);
     }
+    changed_while_exported(source)
+}
+
+/// The error for an input file that changed while it was read.
+pub(super) fn changed_while_exported(source: &Path) -> Error {
     Error::Usage(format!("{}: changed while it was being exported; run the export again", source.display()))
 }
 

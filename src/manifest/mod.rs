@@ -439,28 +439,14 @@ impl Manifest {
     /// Decodes what a manifest frame holds: the signed `payload` and, in
     /// format 2, the `segments` it carries (those it leaves out from
     /// `held`); then checks the rules.
-    pub fn decode_with(
+    pub fn decode_with<S: AsRef<[u8]>>(
         payload: &[u8],
-        segments: Option<&[u8]>,
+        segments: Option<S>,
         held: &dyn segments::SegmentSource,
         kinds: KindOf,
     ) -> Result<Self, segments::Undecoded> {
         match segments {
             Some(segments) => segments::decode(payload, segments, held, kinds),
-            None => Ok(Self::from_bytes_with(payload, kinds)?),
-        }
-    }
-
-    /// [`Manifest::decode_with`] taking the segments' bytes, which are
-    /// dropped once decoded, before the rules are checked.
-    pub fn decode_owned_with(
-        payload: &[u8],
-        segments: Option<Vec<u8>>,
-        held: &dyn segments::SegmentSource,
-        kinds: KindOf,
-    ) -> Result<Self, segments::Undecoded> {
-        match segments {
-            Some(segments) => segments::decode_owned(payload, segments, held, kinds),
             None => Ok(Self::from_bytes_with(payload, kinds)?),
         }
     }

@@ -120,9 +120,9 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     // What is kept of the segments (their length and BLAKE3), taken now so
     // that their bytes, up to the manifest cap, go as soon as they are
     // decoded rather than stay beside the checks below.
-    let seen_segments = segments.as_deref().map(|s| (s.len() as u64, ContentId::of(s)));
+    let seen_segments = crate::bundle::segments_seen(segments.as_deref());
     // In format 2 each segment is checked against the root, just verified, before it is decoded.
-    let manifest = Manifest::decode_owned(verified.payload, segments, policy.held_segments()).map_err(|e| match e {
+    let manifest = Manifest::decode(verified.payload, segments, policy.held_segments()).map_err(|e| match e {
         Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
         Undecoded::NotHeld(m) => Error::rejected(subject, Rejection::Policy(m)),
     })?;

@@ -307,10 +307,11 @@ impl Plan<'_> {
         if f.lfs.is_none() {
             let oid =
                 listing::git_blob_id_of(&cached.path, cached.digests.size).map_err(|e| Error::io(&cached.path, e))?;
-            if oid != f.oid && !cached.downloaded && !cached.intact() {
-                return Err(cached.damaged());
-            }
             if oid != f.oid {
+                // A copy from an earlier run that is not what was downloaded is the cache's fault, not the hub's.
+                if !cached.downloaded && !cached.intact() {
+                    return Err(cached.damaged());
+                }
                 // Out of the cache, so the next export fetches it again.
                 let _ = std::fs::remove_file(&cached.path);
                 return Err(digest_mismatch(
