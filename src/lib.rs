@@ -27,6 +27,7 @@ pub mod provenance;
 pub mod sbom;
 pub mod serve;
 pub mod sign;
+pub mod sort;
 pub mod time;
 pub mod trust;
 pub mod verify;

@@ -23,7 +23,7 @@ const MAX_LISTING_FILES: usize = 4;
 /// The layers of ARCHITECTURE.md, bottom up: a module may depend on its own
 /// layer and those below, never above.
 const LAYERS: &[&[&str]] = &[
-    &["error", "id", "escape", "progress", "time", "durable"],
+    &["error", "id", "escape", "progress", "time", "durable", "sort"],
     &["manifest", "bundle", "sign", "provenance", "lockfile", "fetch", "http"],
     &["mirror"],
     &["policy"],

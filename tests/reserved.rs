@@ -23,11 +23,11 @@ fn entry(ecosystem: &str, name: &str, version: &str, path: &str) -> Entry {
 }
 
 fn bundle(entries: &[Entry]) -> Result<(), String> {
-    check(entries.len(), |i| (&entries[i], Holder::Bundle))
+    check(entries.len(), |i| (&entries[i], Holder::Bundle)).map_err(|e| e.to_string())
 }
 
 fn with_holders<'a>(items: &[(&'a Entry, Holder<'a>)]) -> Result<(), String> {
-    check(items.len(), |i| items[i])
+    check(items.len(), |i| items[i]).map_err(|e| e.to_string())
 }
 
 #[test]

@@ -11,13 +11,19 @@
 //! unless the path is a document the ecosystem's design shares between them
 //! (the versions of one package, spelled exactly alike, share its index).
 //!
-//! Generic: it names no ecosystem. The cases of the real ecosystems are
-//! tested in `tests/reserved.rs`.
+//! The claims are compared sorted, through [`crate::sort`]: within a budget
+//! of memory whatever the number of entries (a few MiB, where a vector of
+//! claims and a map of folded paths took some 200 bytes an entry), and in
+//! one pass, each path beside the folders on the way to it. Generic: it
+//! names no ecosystem. The cases of the real ecosystems are tested in
+//! `tests/reserved.rs`.
 
 use std::borrow::Cow;
+use std::io;
 
 use super::Ecosystem;
-use crate::manifest::{Entry, FoldedPaths};
+use crate::manifest::{Entry, fold, folding_clash};
+use crate::sort::{Sorted, Sorter};
 
 /// A path an entry occupies in its ecosystem's folder of the mirror.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,24 +61,74 @@ pub enum Holder<'a> {
     Mirror(&'a str),
 }
 
-/// One path claimed by an entry, or by the ecosystem for its whole tree.
-/// Kept small (there is one per path of every entry checked): the entry
-/// and what the path is are looked up again only for a message.
-struct Claim<'a> {
-    path: Cow<'a, str>,
-    shared_by: Option<&'a str>,
-    /// The claiming entry's index in the source, or [`GLOBAL`].
+/// Why [`check`] refused.
+#[derive(Debug)]
+pub enum Unchecked {
+    /// Two claims cannot both have their paths: the message names both.
+    Clash(String),
+    /// The temporary files the claims are sorted in could not be used.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for Unchecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unchecked::Clash(why) => f.write_str(why),
+            Unchecked::Io(e) => write!(f, "sorting the paths in a temporary file: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for Unchecked {
+    fn from(e: io::Error) -> Self {
+        Unchecked::Io(e)
+    }
+}
+
+impl Unchecked {
+    /// As the importer's error: a clash is a refusal of `subject` by the
+    /// policy (exit 1); a failed temporary file the machine's (exit 3).
+    #[must_use]
+    pub fn into_error(self, subject: &str) -> crate::error::Error {
+        use crate::error::{Error, Rejection};
+        match self {
+            Unchecked::Clash(why) => Error::rejected(subject, Rejection::Policy(why)),
+            Unchecked::Io(source) => Error::Io {
+                path: std::env::temp_dir(),
+                source,
+                hint: "the paths of the mirror are sorted in temporary files here: free space, or set TMPDIR to a folder with room",
+            },
+        }
+    }
+}
+
+/// Who claims a path: an entry (by its index in the source) or the
+/// ecosystem for its whole tree ([`GLOBAL`]), and whether the claim is of a
+/// document shared by every entry with the same key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Claimant {
     owner: u32,
     from_bundle: bool,
+    shared_by: Option<String>,
 }
 
 /// The owner of a path the ecosystem writes for its whole tree.
 const GLOBAL: u32 = u32::MAX;
 
-impl Claim<'_> {
-    /// Whether two claims of one path cannot both have it.
-    fn excludes(&self, other: &Claim<'_>) -> bool {
-        self.shared_by.is_none() || self.shared_by != other.shared_by
+impl Claimant {
+    /// Appends the claimant as a record's tail: owner, flags, shared key.
+    fn encode(&self, record: &mut Vec<u8>) {
+        record.extend_from_slice(&self.owner.to_be_bytes());
+        record.push(u8::from(self.from_bundle) | u8::from(self.shared_by.is_some()) << 1);
+        record.extend_from_slice(self.shared_by.as_deref().unwrap_or("").as_bytes());
+    }
+
+    /// The claimant a record's tail encodes, as [`Claimant::encode`] wrote it.
+    fn decode(tail: &[u8]) -> Claimant {
+        let owner = u32::from_be_bytes(tail[..4].try_into().expect("a record's tail holds its owner"));
+        let flags = tail[4];
+        let shared_by = (flags & 2 != 0).then(|| String::from_utf8_lossy(&tail[5..]).into_owned());
+        Claimant { owner, from_bundle: flags & 1 != 0, shared_by }
     }
 }
 
@@ -83,17 +139,66 @@ type Source<'s, 'a> = &'s dyn Fn(usize) -> (&'a Entry, Holder<'a>);
 /// Checks every path the `len` entries of `source` occupy, carried and
 /// generated. A collision is reported only when an entry of the bundle
 /// takes part in it; the error names both claims.
-pub fn check<'a>(len: usize, source: impl Fn(usize) -> (&'a Entry, Holder<'a>)) -> Result<(), String> {
-    // Ecosystems write to folders of their own: each is checked alone, so
-    // only one ecosystem's claims are held at a time.
+pub fn check<'a>(len: usize, source: impl Fn(usize) -> (&'a Entry, Holder<'a>)) -> Result<(), Unchecked> {
+    check_within(crate::sort::DEFAULT_BUDGET, len, &source)
+}
+
+/// [`check`], sorting within `budget` bytes of memory for each sort.
+fn check_within(budget: usize, len: usize, source: Source<'_, '_>) -> Result<(), Unchecked> {
+    // Ecosystems write to folders of their own: each is checked alone.
     for eco in super::ALL {
-        check_ecosystem(*eco, len, &source)?;
+        check_ecosystem(*eco, budget, len, source)?;
     }
     Ok(())
 }
 
-fn check_ecosystem(eco: &'static dyn Ecosystem, len: usize, source: Source<'_, '_>) -> Result<(), String> {
-    let mut claims = Vec::new();
+fn check_ecosystem(
+    eco: &'static dyn Ecosystem,
+    budget: usize,
+    len: usize,
+    source: Source<'_, '_>,
+) -> Result<(), Unchecked> {
+    let (claims, mirror_held) = sorted_claims(eco, budget, len, source)?;
+    let Some(claims) = claims else { return Ok(()) };
+    let mut context = Context { eco, source, mirror_held, same: None, folder: None, stack: Vec::new() };
+    let mut folded = Folded { sorter: Sorter::new(budget), levels: Vec::new(), record: Vec::new() };
+    let mut groups = Groups { claims, pending: None };
+    while let Some(group) = groups.next_group()? {
+        context.check_same_path(&group);
+        folded.add(&group)?;
+        context.check_folders(group);
+    }
+    if let Some(why) = context.same.take().or(context.folder.take()) {
+        return Err(Unchecked::Clash(why));
+    }
+    context.check_folding(folded.sorter.finish()?)
+}
+
+/// The claims of `eco`'s entries and of its whole tree, sorted by path
+/// (`None` when its entries claim nothing), and whether an entry the
+/// mirror holds is among them.
+fn sorted_claims(
+    eco: &'static dyn Ecosystem,
+    budget: usize,
+    len: usize,
+    source: Source<'_, '_>,
+) -> Result<(Option<Sorted>, bool), Unchecked> {
+    let mut sorter = Sorter::new(budget);
+    let (mut record, mut failed, mut any, mut mirror_held) = (Vec::new(), None, false, false);
+    let mut push = |path: &str, claimant: Claimant, sorter: &mut Sorter| {
+        // A path sorts before its folder's other names by the NUL ending it; no path holds one.
+        if path.contains('\0') {
+            failed.get_or_insert(Unchecked::Clash(format!("{}/{path:?} holds a NUL", eco.name())));
+            return;
+        }
+        record.clear();
+        record.extend_from_slice(path.as_bytes());
+        record.push(0);
+        claimant.encode(&mut record);
+        if let Err(e) = sorter.push(&record) {
+            failed.get_or_insert(e.into());
+        }
+    };
     for index in 0..len {
         let (entry, holder) = source(index);
         if entry.ecosystem != eco.name() {
@@ -101,106 +206,192 @@ fn check_ecosystem(eco: &'static dyn Ecosystem, len: usize, source: Source<'_, '
         }
         let owner = u32::try_from(index).ok().filter(|i| *i != GLOBAL).expect("fewer than 2^32 - 1 entries");
         let from_bundle = holder == Holder::Bundle;
-        eco.reserve(entry, &mut |r| claims.push(Claim { path: r.path, shared_by: r.shared_by, owner, from_bundle }));
+        (any, mirror_held) = (true, mirror_held || !from_bundle);
+        eco.reserve(entry, &mut |r| {
+            let shared_by = r.shared_by.map(str::to_owned);
+            push(&r.path, Claimant { owner, from_bundle, shared_by }, &mut sorter);
+        });
     }
-    if claims.is_empty() {
-        return Ok(());
+    if !any {
+        return Ok((None, false));
     }
     for (path, _) in eco.reserved_globally() {
-        claims.push(Claim { path: Cow::Borrowed(path), shared_by: None, owner: GLOBAL, from_bundle: false });
+        push(path, Claimant { owner: GLOBAL, from_bundle: false, shared_by: None }, &mut sorter);
     }
-    // A sorted vector rather than a map: the claims are compared in groups of one path.
-    claims.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-    let context = Context { eco, source, claims: &claims };
-    context.check_same_path()?;
-    context.check_folders()?;
-    context.check_folding()
+    match failed {
+        Some(e) => Err(e),
+        None => Ok((Some(sorter.finish()?), mirror_held)),
+    }
 }
 
-/// What the checks of one ecosystem look at.
+/// The claims of one path, as much of them as the checks need: the first,
+/// the second, the first from the bundle and the first whose sharing
+/// differs from the first's (a group can hold every version of a package).
+struct Group {
+    path: String,
+    first: Claimant,
+    second: Option<Claimant>,
+    /// The first claim from the bundle, and whether it is the group's first.
+    ours: Option<(Claimant, bool)>,
+    odd: Option<Claimant>,
+    /// Whether a claim not from the bundle (the mirror's, the tree's) is among them.
+    held: bool,
+}
+
+impl Group {
+    fn new(path: String, first: Claimant) -> Self {
+        let ours = first.from_bundle.then(|| (first.clone(), true));
+        Group { path, held: !first.from_bundle, first, second: None, ours, odd: None }
+    }
+
+    fn add(&mut self, claim: Claimant) {
+        self.held |= !claim.from_bundle;
+        if self.ours.is_none() && claim.from_bundle {
+            self.ours = Some((claim.clone(), false));
+        }
+        if self.odd.is_none() && claim.shared_by != self.first.shared_by {
+            self.odd = Some(claim.clone());
+        }
+        self.second.get_or_insert(claim);
+    }
+}
+
+/// A claim record's path and claimant.
+fn split_claim(record: &[u8]) -> (&str, Claimant) {
+    let end = record.iter().position(|b| *b == 0).expect("a claim record ends its path with a NUL");
+    let path = std::str::from_utf8(&record[..end]).expect("claim records are written from paths");
+    (path, Claimant::decode(&record[end + 1..]))
+}
+
+/// The sorted claims, one path at a time.
+struct Groups {
+    claims: Sorted,
+    /// The record that begins the next group, once read.
+    pending: Option<Vec<u8>>,
+}
+
+impl Groups {
+    fn next_group(&mut self) -> io::Result<Option<Group>> {
+        let first = match self.pending.take() {
+            Some(record) => record,
+            None => match self.claims.next_record()? {
+                Some(record) => record.to_vec(),
+                None => return Ok(None),
+            },
+        };
+        let (path, claimant) = split_claim(&first);
+        let mut group = Group::new(path.to_owned(), claimant);
+        while let Some(record) = self.claims.next_record()? {
+            let (path, claimant) = split_claim(record);
+            if path != group.path {
+                self.pending = Some(record.to_vec());
+                break;
+            }
+            group.add(claimant);
+        }
+        Ok(Some(group))
+    }
+}
+
+/// What the checks of one ecosystem look at, and what they found.
 struct Context<'c, 'a> {
     eco: &'static dyn Ecosystem,
     source: Source<'c, 'a>,
-    /// Sorted by path.
-    claims: &'c [Claim<'a>],
+    /// Whether an entry the mirror holds claims a path (for the advice).
+    mirror_held: bool,
+    /// The first path claimed twice, and the first needed as file and folder.
+    same: Option<String>,
+    folder: Option<String>,
+    /// The groups before this one whose paths begin the current one's.
+    stack: Vec<Group>,
 }
 
 impl Context<'_, '_> {
-    fn groups(&self) -> impl Iterator<Item = &[Claim<'_>]> {
-        self.claims.chunk_by(|a, b| a.path == b.path)
+    /// Claims of one exact path must all be one shared document: a bundle's
+    /// claim either excludes some other claim of the path (reported) or
+    /// shares the path with every one of them. Two claims exclude each
+    /// other unless both are of the document shared by one key.
+    fn check_same_path(&mut self, group: &Group) {
+        let Some((ours, ours_first)) = &group.ours else { return };
+        let other = match &ours.shared_by {
+            None if *ours_first => group.second.as_ref(),
+            None => Some(&group.first),
+            Some(_) if group.first.shared_by != ours.shared_by => Some(&group.first),
+            Some(_) => group.odd.as_ref(),
+        };
+        if let Some(other) = other
+            && self.same.is_none()
+        {
+            let path = group.path.as_str();
+            self.same = Some(self.collision((path, ours), (path, other), path, "both claim this path of the mirror"));
+        }
     }
 
-    /// The claims of exactly `path`.
-    fn claims_of(&self, path: &str) -> &[Claim<'_>] {
-        let start = self.claims.partition_point(|c| &*c.path < path);
-        let len = self.claims[start..].iter().take_while(|c| c.path == path).count();
-        &self.claims[start..start + len]
-    }
-
-    /// Claims of one exact path must all be one shared document. Linear in
-    /// the group: a bundle's claim either excludes some other claim of the
-    /// path (reported) or shares the path with every one of them.
-    fn check_same_path(&self) -> Result<(), String> {
-        for group in self.groups() {
-            let Some((i, ours)) = group.iter().enumerate().find(|(_, c)| c.from_bundle) else { continue };
-            let other = group.iter().enumerate().find(|(j, c)| *j != i && (ours.excludes(c) || c.excludes(ours)));
-            if let Some((_, other)) = other {
-                return Err(self.collision(ours, other, &ours.path, "both claim this path of the mirror"));
+    /// No path may be a file for one claim and a folder on the way to
+    /// another's. Sorted, a file comes before every path inside a folder of
+    /// its name, and every path between them begins with its name: the
+    /// groups whose paths begin this one's are a stack.
+    fn check_folders(&mut self, group: Group) {
+        while self.stack.last().is_some_and(|top| !group.path.starts_with(&top.path)) {
+            self.stack.pop();
+        }
+        let files = self.stack.iter().filter(|file| group.path.as_bytes()[file.path.len()] == b'/');
+        for file in files {
+            let pair = match &group.ours {
+                Some((ours, _)) => Some(((group.path.as_str(), ours), (file.path.as_str(), &file.first))),
+                None => file
+                    .ours
+                    .as_ref()
+                    .map(|(ours, _)| ((file.path.as_str(), ours), (group.path.as_str(), &group.first))),
+            };
+            if let Some((a, b)) = pair
+                && self.folder.is_none()
+            {
+                let clash = "need this path of the mirror as a file and as a folder";
+                self.folder = Some(self.collision(a, b, &file.path, clash));
             }
         }
-        Ok(())
+        self.stack.push(group);
     }
 
-    /// No path may be a file for one claim and a folder on the way to another's.
-    fn check_folders(&self) -> Result<(), String> {
-        for group in self.groups() {
-            let deeper = &group[0];
-            for (end, _) in deeper.path.match_indices('/') {
-                let folder = &deeper.path[..end];
-                let file_claims = self.claims_of(folder);
-                if file_claims.is_empty() {
-                    continue;
+    /// Paths, or folders of paths, that differ only by case or Unicode
+    /// normalisation, sorted by their folded form: a clash when one of
+    /// them is the bundle's (pairs among what the mirror holds are left alone).
+    fn check_folding(&self, mut folded: Sorted) -> Result<(), Unchecked> {
+        let mut fold_group: Option<FoldGroup> = None;
+        while let Some(record) = folded.next_record()? {
+            let (key, name, ours) = split_folded(record);
+            match &mut fold_group {
+                Some(g) if g.key == key => g.add(name, ours),
+                _ => {
+                    if let Some(g) = fold_group.take() {
+                        self.judge(&g)?;
+                    }
+                    fold_group = Some(FoldGroup::new(key, name, ours));
                 }
-                let pair = match group.iter().find(|c| c.from_bundle) {
-                    Some(ours) => Some((ours, &file_claims[0])),
-                    None => file_claims.iter().find(|c| c.from_bundle).map(|file| (file, deeper)),
-                };
-                if let Some((a, b)) = pair {
-                    return Err(self.collision(a, b, folder, "need this path of the mirror as a file and as a folder"));
-                }
             }
         }
-        Ok(())
+        fold_group.map_or(Ok(()), |g| self.judge(&g))
     }
 
-    /// Paths that differ only by case or Unicode normalisation: what the
-    /// mirror holds first (pairs among those are left alone), then the bundle's.
-    fn check_folding(&self) -> Result<(), String> {
-        let mut folded = FoldedPaths::default();
-        let name = self.eco.name();
-        for group in self.groups().filter(|g| g.iter().any(|c| !c.from_bundle)) {
-            let _ = folded.add(name, &group[0].path);
-        }
-        for group in self.groups() {
-            if let Some(ours) = group.iter().find(|c| c.from_bundle) {
-                folded
-                    .add(name, &ours.path)
-                    .map_err(|why| format!("{why} ({} is one of them); {}", self.describe(ours), self.advice()))?;
-            }
-        }
-        Ok(())
+    fn judge(&self, group: &FoldGroup) -> Result<(), Unchecked> {
+        let (Some((name, path, claimant)), Some(second)) = (&group.ours, &group.second) else { return Ok(()) };
+        let other = if group.first == *name { second } else { &group.first };
+        let clash = folding_clash(self.eco.name(), other, name);
+        let whose = self.describe(path, claimant);
+        Err(Unchecked::Clash(format!("{clash} ({whose} is one of them); {}", self.advice())))
     }
 
-    fn collision(&self, ours: &Claim<'_>, other: &Claim<'_>, path: &str, clash: &str) -> String {
-        let (ours, other, advice) = (self.describe(ours), self.describe(other), self.advice());
-        format!("{}/{path}: {ours} and {other} {clash}; {advice}", self.eco.name())
+    fn collision(&self, ours: (&str, &Claimant), other: (&str, &Claimant), path: &str, clash: &str) -> String {
+        let (ours, other) = (self.describe(ours.0, ours.1), self.describe(other.0, other.1));
+        format!("{}/{path}: {ours} and {other} {clash}; {}", self.eco.name(), self.advice())
     }
 
     /// What to do. A collision within one bundle is found when it is
     /// verified, before the mirror is looked at; one found with the
     /// mirror's entries present involves one of them.
     fn advice(&self) -> &'static str {
-        if self.claims.iter().any(|c| !c.from_bundle && c.owner != GLOBAL) {
+        if self.mirror_held {
             "the mirror already holds one of them: rename or drop the other upstream, or withdraw the one the mirror holds from its channel first"
         } else {
             "one would replace the other: the bundle must leave one of them out (ask its exporter why it lists both)"
@@ -208,23 +399,23 @@ impl Context<'_, '_> {
     }
 
     /// `the core metadata of <ecosystem> six 1.0 (six/six-1.0.tar.gz)`, and which
-    /// channel's it is when the mirror holds it.
-    fn describe(&self, claim: &Claim<'_>) -> String {
+    /// channel's it is when the mirror holds it: the claim of `path` by `claimant`.
+    fn describe(&self, path: &str, claimant: &Claimant) -> String {
         let name = self.eco.name();
-        if claim.owner == GLOBAL {
-            let what = self.eco.reserved_globally().iter().find(|(p, _)| *p == claim.path).map_or("file", |(_, w)| w);
+        if claimant.owner == GLOBAL {
+            let what = self.eco.reserved_globally().iter().find(|(p, _)| *p == path).map_or("file", |(_, w)| w);
             return format!("the {what} airlock writes for the whole {name} tree");
         }
-        let (entry, holder) = (self.source)(claim.owner as usize);
+        let (entry, holder) = (self.source)(claimant.owner as usize);
         // An entry may claim one path twice (a file where its own page goes): the claim's sharing tells them apart.
         let mut what = None;
         self.eco.reserve(entry, &mut |r| {
-            if r.path == claim.path && r.shared_by == claim.shared_by {
+            if r.path == path && r.shared_by == claimant.shared_by.as_deref() {
                 what = what.or(Some(r.what));
             }
         });
         let what = what.unwrap_or("file");
-        let whose = match (claim.shared_by, &entry.version) {
+        let whose = match (&claimant.shared_by, &entry.version) {
             (Some(key), _) => format!("{name} {key}"),
             (None, Some(version)) => format!("{name} {} {version} ({})", entry.name, entry.path),
             (None, None) => format!("{name}/{}", entry.path),
@@ -233,5 +424,146 @@ impl Context<'_, '_> {
             Holder::Bundle => format!("the {what} of {whose}"),
             Holder::Mirror(channel) => format!("the {what} of {whose} (the mirror's, from channel {channel})"),
         }
+    }
+}
+
+/// Every path claimed and every folder on the way to one, by folded form,
+/// for [`Context::check_folding`]: once as the mirror's and once as the
+/// bundle's at most, for a folder its paths share.
+struct Folded {
+    sorter: Sorter,
+    /// The folders (and last the path) of the group added last, by depth,
+    /// with whether each was added as the mirror's and as the bundle's.
+    levels: Vec<(String, bool, bool)>,
+    record: Vec<u8>,
+}
+
+impl Folded {
+    fn add(&mut self, group: &Group) -> io::Result<()> {
+        let path = group.path.as_str();
+        let ours = group.ours.as_ref().map(|(c, _)| c);
+        let ends = path.match_indices('/').map(|(end, _)| end).chain([path.len()]);
+        for (depth, end) in ends.enumerate() {
+            let name = &path[..end];
+            if self.levels.get(depth).is_some_and(|(seen, _, _)| seen != name) {
+                self.levels.truncate(depth);
+            }
+            if self.levels.len() == depth {
+                self.levels.push((name.to_owned(), false, false));
+            }
+            let (_, as_held, as_ours) = &mut self.levels[depth];
+            if group.held && !*as_held {
+                *as_held = true;
+                push_folded(&mut self.sorter, &mut self.record, name, None)?;
+            }
+            if let Some(claimant) = ours
+                && !*as_ours
+            {
+                *as_ours = true;
+                push_folded(&mut self.sorter, &mut self.record, name, Some((path, claimant)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A folded record: the folded name, NUL, the name, NUL, then for the
+/// bundle's the path it is on the way to (or is), NUL and the claimant.
+fn push_folded(
+    sorter: &mut Sorter,
+    record: &mut Vec<u8>,
+    name: &str,
+    ours: Option<(&str, &Claimant)>,
+) -> io::Result<()> {
+    record.clear();
+    record.extend_from_slice(fold(name).as_bytes());
+    record.push(0);
+    record.extend_from_slice(name.as_bytes());
+    record.push(0);
+    if let Some((path, claimant)) = ours {
+        record.extend_from_slice(path.as_bytes());
+        record.push(0);
+        claimant.encode(record);
+    }
+    sorter.push(record)
+}
+
+/// A folded record's folded name, name, and the bundle's path and claimant.
+fn split_folded(record: &[u8]) -> (&[u8], &str, Option<(&str, Claimant)>) {
+    let mut parts = record.splitn(3, |b| *b == 0);
+    let key = parts.next().expect("a folded record begins with its key");
+    let name = parts.next().expect("a folded record holds its name");
+    let name = std::str::from_utf8(name).expect("folded records are written from paths");
+    let ours = parts.next().filter(|rest| !rest.is_empty()).map(split_claim);
+    (key, name, ours)
+}
+
+/// The names of one folded form: the first, a second different one, and
+/// the first the bundle added, with the path and claim it came with.
+struct FoldGroup {
+    key: Vec<u8>,
+    first: String,
+    second: Option<String>,
+    ours: Option<(String, String, Claimant)>,
+}
+
+impl FoldGroup {
+    fn new(key: &[u8], name: &str, ours: Option<(&str, Claimant)>) -> Self {
+        let mut group = FoldGroup { key: key.to_vec(), first: name.to_owned(), second: None, ours: None };
+        group.note_ours(name, ours);
+        group
+    }
+
+    fn add(&mut self, name: &str, ours: Option<(&str, Claimant)>) {
+        if self.second.is_none() && name != self.first {
+            self.second = Some(name.to_owned());
+        }
+        self.note_ours(name, ours);
+    }
+
+    fn note_ours(&mut self, name: &str, ours: Option<(&str, Claimant)>) {
+        if let (None, Some((path, claimant))) = (&self.ours, ours) {
+            self.ours = Some((name.to_owned(), path.to_owned(), claimant));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::tests::entry_at;
+
+    /// The verdict of every check, with claims held in memory and with
+    /// claims spilled to more runs than are merged at once.
+    fn verdicts(entries: &[(Entry, Holder<'static>)]) -> [Result<(), String>; 2] {
+        let source = |i: usize| (&entries[i].0, entries[i].1);
+        [usize::MAX, 256].map(|budget| check_within(budget, entries.len(), &source).map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn claims_spilled_to_disk_are_judged_as_claims_held() {
+        let mut entries: Vec<(Entry, Holder<'static>)> =
+            (0..3000).map(|i| (entry_at("files", &format!("d{}/f{i}", i % 40), b"x"), Holder::Bundle)).collect();
+        let [held, spilled] = verdicts(&entries);
+        assert_eq!(held, Ok(()));
+        assert_eq!(spilled, Ok(()));
+        let cases: [(&str, Holder<'static>, &str); 4] = [
+            ("d7/f7", Holder::Bundle, "both claim this path of the mirror"),
+            ("d7", Holder::Bundle, "as a file and as a folder"),
+            ("D7/new", Holder::Mirror("other"), "differ only by case"),
+            ("d7/F7", Holder::Bundle, "differ only by case"),
+        ];
+        for (path, holder, expected) in cases {
+            entries.push((entry_at("files", path, b"y"), holder));
+            let [held, spilled] = verdicts(&entries);
+            let why = held.expect_err(path);
+            assert!(why.contains(expected), "{path}: {why}");
+            assert_eq!(spilled, Err(why), "{path}");
+            entries.pop();
+        }
+        // Folded alike but both the mirror's: left alone.
+        entries.iter_mut().filter(|(e, _)| e.path.as_str().starts_with("d3/")).for_each(|e| e.1 = Holder::Mirror("a"));
+        entries.push((entry_at("files", "D3/other", b"z"), Holder::Mirror("b")));
+        assert_eq!(verdicts(&entries), [Ok(()), Ok(())]);
     }
 }

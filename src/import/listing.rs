@@ -4,7 +4,7 @@
 
 use crate::ecosystem::reserved::{self, Holder};
 use crate::ecosystem::{self, ALL};
-use crate::error::{Error, Rejection, Result};
+use crate::error::Result;
 use crate::manifest::{Entry, Manifest};
 use crate::mirror::{Changes, EntryRules, Stored, merge};
 
@@ -48,8 +48,7 @@ fn check_reserved(all: &[(&str, &Entry)], channel: &str) -> Result<()> {
         let (owner, entry) = all[i];
         (entry, if owner == channel { Holder::Bundle } else { Holder::Mirror(owner) })
     };
-    reserved::check(all.len(), source)
-        .map_err(|why| Error::rejected(format!("channel {channel}"), Rejection::Policy(why)))
+    reserved::check(all.len(), source).map_err(|e| e.into_error(&format!("channel {channel}")))
 }
 
 #[cfg(test)]

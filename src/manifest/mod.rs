@@ -565,7 +565,6 @@ impl Manifest {
         if self.created > self.expires {
             return Err("expires before it was created".into());
         }
-        let mut sizes = BTreeMap::new();
         let mut total = 0u64;
         for blob in &self.blobs {
             total = total.checked_add(blob.size).ok_or("the blob sizes add up to more than 2^64 bytes")?;
@@ -577,12 +576,16 @@ impl Manifest {
                     self.volumes
                 ));
             }
-            if sizes.insert(blob.id, blob.size).is_some() {
-                return Err(format!("blob {} is listed twice", blob.id.short()));
-            }
             blob.check_pieces(self.volumes)?;
         }
-        let mut used = BTreeSet::new();
+        // Sorted vectors rather than a map and a set: 40 bytes and a flag a blob.
+        let mut sizes: Vec<(ContentId, u64)> = self.blobs.iter().map(|b| (b.id, b.size)).collect();
+        sizes.sort_unstable();
+        if let Some(pair) = sizes.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(format!("blob {} is listed twice", pair[0].0.short()));
+        }
+        let find = |id: &ContentId| sizes.binary_search_by_key(id, |(id, _)| *id).ok();
+        let mut used = vec![false; sizes.len()];
         // An exporter lists the entries sorted by place, one per place: then
         // the entries are the set of places themselves, none is built beside them.
         let sorted = self.entries.windows(2).all(|pair| pair[0].place() < pair[1].place());
@@ -592,7 +595,7 @@ impl Manifest {
         }
         let mut places = BTreeSet::new();
         for entry in &self.entries {
-            match sizes.get(&entry.blob) {
+            match find(&entry.blob).map(|at| (at, sizes[at].1)) {
                 None => {
                     return Err(format!(
                         "entry {} points at blob {} that the bundle does not list",
@@ -600,12 +603,11 @@ impl Manifest {
                         entry.blob.short()
                     ));
                 }
-                Some(size) if *size != entry.size => {
+                Some((_, size)) if size != entry.size => {
                     return Err(format!("entry {} declares {} bytes, its blob {}", entry.name, entry.size, size));
                 }
-                Some(_) => {}
+                Some((at, _)) => used[at] = true,
             }
-            used.insert(entry.blob);
             for (algorithm, digest) in &entry.digests {
                 if algorithm == SHA256_SHARDS {
                     check_shards(&digest.0, entry.size).map_err(|m| format!("entry {}: {m}", entry.name))?;
@@ -626,14 +628,15 @@ impl Manifest {
             }
         }
         self.check_evidence_sizes(kinds)?;
-        if let Some(unused) = self.blobs.iter().find(|b| !used.contains(&b.id)) {
+        if let Some(unused) = self.blobs.iter().find(|b| find(&b.id).is_some_and(|at| !used[at])) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
         if sorted {
             let contains = |wanted: (&str, &str)| self.entries.binary_search_by(|e| e.place().cmp(&wanted)).is_ok();
-            check_place_set(self.entries.iter().map(Entry::place), contains)
+            check_place_set(self.entries.len(), |i| self.entries[i].place(), contains)
         } else {
-            check_place_set(places.iter().copied(), |wanted| places.contains(&wanted))
+            let places: Vec<(&str, &str)> = places.into_iter().collect();
+            check_place_set(places.len(), |i| places[i], |wanted| places.binary_search(&wanted).is_ok())
         }
     }
 
@@ -715,63 +718,92 @@ fn check_entry_evidence_sizes(entry: &Entry, kinds: KindOf) -> Result<(), String
 /// no `a` beside `a/b` (the first would have to be both a file and a
 /// folder), and no two different paths, or folders of paths, that are the
 /// same name to a case-insensitive or normalising file system
-/// ([`FoldedPaths`]).
+/// ([`check_folding`]).
 pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
     // A sorted vector rather than a set: a third of the memory for the same lookups.
     let mut all: Vec<(&str, &str)> = places.collect();
     all.sort_unstable();
     all.dedup();
-    check_place_set(all.iter().copied(), |wanted| all.binary_search(&wanted).is_ok())
+    check_place_set(all.len(), |i| all[i], |wanted| all.binary_search(&wanted).is_ok())
 }
 
-/// [`check_places`] over a set of places given in order, without
+/// [`check_places`] over `len` places given in order by index, without
 /// repeats, and a test of whether the set holds a place.
 fn check_place_set<'a>(
-    ordered: impl Iterator<Item = (&'a str, &'a str)>,
+    len: usize,
+    place: impl Fn(usize) -> (&'a str, &'a str),
     contains: impl Fn((&str, &str)) -> bool,
 ) -> Result<(), String> {
-    let mut folded = FoldedPaths::default();
-    for (ecosystem, path) in ordered {
-        let mut end = 0;
-        for part in path.split('/') {
+    for (ecosystem, path) in (0..len).map(&place) {
+        for (end, _) in path.match_indices('/') {
             let prefix = &path[..end];
-            if !prefix.is_empty() && contains((ecosystem, prefix)) {
+            if contains((ecosystem, prefix)) {
                 return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
             }
-            end += if end == 0 { part.len() } else { part.len() + 1 };
         }
-        folded.add(ecosystem, path)?;
+    }
+    check_folding(len, place)
+}
+
+/// No two paths, nor folders on the way to them, that differ only by the
+/// form a case-insensitive, normalising file system compares ([`fold`]):
+/// `README` and `readme`, `café` composed and decomposed. On such a file
+/// system (macOS, Windows, a casefolded ext4, a share the mirror is copied
+/// to) one would silently replace or merge into the other.
+///
+/// Each name is held as 16 bytes (a hash of its ecosystem and folded form,
+/// and where it is), not as a map of names: names whose hashes meet are
+/// compared in full, so a collision of hashes costs a comparison, never a
+/// false refusal. The places come sorted, so a folder is held once per run
+/// of the paths inside it.
+fn check_folding<'a>(len: usize, place: impl Fn(usize) -> (&'a str, &'a str)) -> Result<(), String> {
+    use std::hash::BuildHasher as _;
+    // Keyed anew in every process: a bundle cannot choose names whose hashes meet.
+    let keys = std::hash::RandomState::new();
+    let mut names: Vec<(u64, u32, u16)> = Vec::new();
+    let mut previous: Option<(&str, &str)> = None;
+    for index in 0..len {
+        let (ecosystem, path) = place(index);
+        let ends = path.match_indices('/').map(|(end, _)| end).chain([path.len()]);
+        for end in ends {
+            let name = &path[..end];
+            let repeated = previous.is_some_and(|(e, p)| {
+                e == ecosystem && p.len() > end && p.as_bytes()[end] == b'/' && p.starts_with(name)
+            });
+            if !repeated {
+                let at = u32::try_from(index).expect("fewer than 2^32 places");
+                let end = u16::try_from(end).expect("paths are shorter than 64 KiB");
+                names.push((keys.hash_one((ecosystem, fold(name))), at, end));
+            }
+        }
+        previous = Some((ecosystem, path));
+    }
+    names.sort_unstable();
+    let name_of = |&(_, at, end): &(u64, u32, u16)| {
+        let (ecosystem, path) = place(at as usize);
+        (ecosystem, &path[..end as usize])
+    };
+    for run in names.chunk_by(|a, b| a.0 == b.0) {
+        for (k, later) in run.iter().enumerate().skip(1) {
+            let (ecosystem, name) = name_of(later);
+            let same_fold = run[..k]
+                .iter()
+                .map(name_of)
+                .find(|&(e, other)| e == ecosystem && other != name && fold(other) == fold(name));
+            if let Some((_, other)) = same_fold {
+                return Err(folding_clash(ecosystem, other, name));
+            }
+        }
     }
     Ok(())
 }
 
-/// Paths, and the folders on the way to them, by the form a case-insensitive,
-/// normalising file system compares (`README` and `readme`, `café` composed
-/// and decomposed): on such a file system (macOS, Windows, a casefolded
-/// ext4, a share the mirror is copied to) one would silently replace or
-/// merge into the other.
-#[derive(Debug, Default)]
-pub struct FoldedPaths<'a> {
-    seen: BTreeMap<(&'a str, Cow<'a, str>), &'a str>,
-}
-
-impl<'a> FoldedPaths<'a> {
-    /// Adds `path` of `ecosystem`; the error names the path or folder
-    /// already added that differs from it only by case or normalisation.
-    pub fn add(&mut self, ecosystem: &'a str, path: &'a str) -> Result<(), String> {
-        let mut end = 0;
-        for part in path.split('/') {
-            end += if end == 0 { part.len() } else { part.len() + 1 };
-            let name = &path[..end];
-            let other = *self.seen.entry((ecosystem, fold(name))).or_insert(name);
-            if other != name {
-                return Err(format!(
-                    "{ecosystem}/{other} and {ecosystem}/{name} differ only by case or Unicode normalisation; a file system may take them for one"
-                ));
-            }
-        }
-        Ok(())
-    }
+/// The refusal of two paths of `ecosystem` that fold alike ([`fold`]).
+#[must_use]
+pub fn folding_clash(ecosystem: &str, one: &str, other: &str) -> String {
+    format!(
+        "{ecosystem}/{one} and {ecosystem}/{other} differ only by case or Unicode normalisation; a file system may take them for one"
+    )
 }
 
 /// The form under which case-insensitive, normalising file systems compare
@@ -779,7 +811,8 @@ impl<'a> FoldedPaths<'a> {
 /// and the Kelvin sign all meet), then composition.
 /// An ASCII name folds to its ASCII lower case (normalisation leaves ASCII
 /// alone), which is most often the name itself: then it is not copied.
-fn fold(name: &str) -> Cow<'_, str> {
+#[must_use]
+pub fn fold(name: &str) -> Cow<'_, str> {
     use unicode_normalization::UnicodeNormalization as _;
     if !name.is_ascii() {
         return Cow::Owned(name.nfd().collect::<String>().to_uppercase().to_lowercase().nfc().collect());

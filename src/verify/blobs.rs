@@ -5,6 +5,7 @@
 
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use sha2::Digest as _;
 
@@ -18,15 +19,25 @@ use crate::progress::Progress;
 
 /// What the volume must hold: each blob's size and the upstream digests
 /// its entries declare, or for a piece of a chunked blob (the member
-/// `blobs/<blob>` too), its size and what it is. A vector sorted by id,
-/// not a map: at 100 000 blobs a map (and the vector `collect` sorts to
-/// build it) was the largest thing a verification held.
+/// `blobs/<blob>` too), its size and what it is. Indexes into the manifest,
+/// sorted by blob id, not copies: at 100 000 blobs the copies (and a map
+/// before them) were the largest thing a verification held beside the
+/// manifest; these are 9 bytes a member and 4 an entry with digests.
 pub(super) struct BlobPlan {
-    /// Sorted by id; `None` once the volume has given the blob.
-    expected: Vec<(ContentId, Option<Expected>)>,
-    /// How many are still `Some`.
+    manifest: Arc<Manifest>,
+    /// The members, sorted by the blob's id: the blob's index in the
+    /// table, and the piece's number ([`WHOLE`] for a blob carried whole).
+    members: Vec<(u32, u32)>,
+    /// Whether the volume has given each member.
+    given: Vec<bool>,
+    /// How many it has not.
     left: usize,
+    /// The entries that declare upstream digests, by index, sorted by blob.
+    with_digests: Vec<u32>,
 }
+
+/// The piece number of a member that is a whole blob.
+const WHOLE: u32 = u32::MAX;
 
 /// One member the volume must hold.
 pub(super) struct Expected {
@@ -68,47 +79,74 @@ fn add_digests(digests: &mut Vec<UpstreamDigest>, entry: &crate::manifest::Entry
 }
 
 impl BlobPlan {
-    pub(super) fn new(manifest: &Manifest, volume: u32) -> Self {
-        let whole = manifest
-            .blobs_in_volume(volume)
-            .map(|b| (b.id, Some(Expected { size: b.size, digests: Vec::new(), piece: None })));
-        let pieces = manifest.pieces_in_volume(volume).map(|(blob, index, offset, piece)| {
-            let of = PieceOf { index, offset, id: piece.id };
-            (blob.id, Some(Expected { size: piece.size, digests: Vec::new(), piece: Some(Box::new(of)) }))
-        });
-        let mut expected: Vec<_> = whole.chain(pieces).collect();
-        expected.sort_unstable_by_key(|(id, _)| *id);
+    pub(super) fn new(manifest: &Arc<Manifest>, volume: u32) -> Self {
+        let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 blobs and entries");
+        let mut members: Vec<(u32, u32)> = Vec::new();
+        for (at, blob) in manifest.blobs.iter().enumerate().filter(|(_, b)| b.carried) {
+            if !blob.is_chunked() && blob.volume == volume {
+                members.push((index(at), WHOLE));
+            }
+            let pieces = blob.pieces.iter().enumerate().filter(|(_, p)| p.volume == volume);
+            members.extend(pieces.map(|(k, _)| (index(at), index(k))));
+        }
+        let id_of = |&(at, _): &(u32, u32)| manifest.blobs[at as usize].id;
+        members.sort_unstable_by_key(id_of);
         // A volume holds at most one piece of a blob, and never a piece of a
         // blob it also holds whole (the manifest's rules, checked before).
-        expected.dedup_by_key(|(id, _)| *id);
-        expected.shrink_to_fit();
-        let mut plan = BlobPlan { left: expected.len(), expected };
-        for entry in &manifest.entries {
-            if let Some(Expected { digests, piece: None, .. }) = plan.slot(&entry.blob).and_then(Option::as_mut) {
-                add_digests(digests, entry);
-            }
+        members.dedup_by_key(|m| id_of(m));
+        members.shrink_to_fit();
+        let entries = &manifest.entries;
+        let mut with_digests: Vec<u32> =
+            (0..entries.len()).filter(|&i| !entries[i].digests.is_empty()).map(index).collect();
+        // Stable: the entries of one blob keep their order, and so do the digests they add.
+        with_digests.sort_by_key(|&i| entries[i as usize].blob);
+        with_digests.shrink_to_fit();
+        BlobPlan {
+            given: vec![false; members.len()],
+            left: members.len(),
+            members,
+            with_digests,
+            manifest: manifest.clone(),
         }
-        plan
     }
 
-    fn slot(&mut self, id: &ContentId) -> Option<&mut Option<Expected>> {
-        let at = self.expected.binary_search_by_key(id, |(id, _)| *id).ok()?;
-        Some(&mut self.expected[at].1)
+    fn id_of(&self, member: usize) -> &ContentId {
+        &self.manifest.blobs[self.members[member].0 as usize].id
     }
 
     /// The member `id` the volume gives now: `Err(true)` if it gave it
     /// already, `Err(false)` if it is not one this volume holds.
     fn take(&mut self, id: &ContentId) -> std::result::Result<Expected, bool> {
-        let slot = self.slot(id).ok_or(false)?;
-        let taken = slot.take().ok_or(true)?;
+        let at = self.members.binary_search_by(|m| self.manifest.blobs[m.0 as usize].id.cmp(id)).map_err(|_| false)?;
+        if std::mem::replace(&mut self.given[at], true) {
+            return Err(true);
+        }
         self.left -= 1;
-        Ok(taken)
+        let (blob, piece) = self.members[at];
+        let blob = &self.manifest.blobs[blob as usize];
+        if piece == WHOLE {
+            return Ok(Expected { size: blob.size, digests: self.digests_of(id), piece: None });
+        }
+        let (offset, of) = blob.pieces_at().nth(piece as usize).expect("a member's piece is one of its blob's");
+        let piece = PieceOf { index: piece as usize, offset, id: of.id };
+        Ok(Expected { size: of.size, digests: Vec::new(), piece: Some(Box::new(piece)) })
+    }
+
+    /// The upstream digests the entries of blob `id` declare, each once.
+    fn digests_of(&self, id: &ContentId) -> Vec<UpstreamDigest> {
+        let entries = &self.manifest.entries;
+        let start = self.with_digests.partition_point(|&i| entries[i as usize].blob < *id);
+        let mut digests = Vec::new();
+        for &i in self.with_digests[start..].iter().take_while(|&&i| entries[i as usize].blob == *id) {
+            add_digests(&mut digests, &entries[i as usize]);
+        }
+        digests
     }
 
     /// The first member not given yet, and how many are not.
     fn missing(&self) -> Option<(&ContentId, usize)> {
-        let first = self.expected.iter().find(|(_, e)| e.is_some())?;
-        Some((&first.0, self.left))
+        let first = self.given.iter().position(|given| !given)?;
+        Some((self.id_of(first), self.left))
     }
 }
 

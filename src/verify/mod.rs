@@ -23,7 +23,7 @@ mod volume;
 
 pub use blobs::check_assembled;
 pub use evidence::screen_new_names;
-pub use report::{EntryFindings, EntryReport, PackageReports, VerifyReport};
+pub use report::{EntryFindings, EntryReport, Findings, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
 
 use crate::bundle::{FrameSeen, ManifestFrame};
@@ -54,7 +54,7 @@ pub struct VerifiedManifest {
     /// Signers the policy revoked: reported, never counted.
     pub revoked_signers: Vec<KeyId>,
     /// The per-package layer findings (content and digest layers hold once the blobs stream through).
-    pub packages: Arc<[EntryFindings]>,
+    pub packages: Arc<Findings>,
 }
 
 impl VerifiedManifest {
@@ -136,7 +136,7 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
             Rejection::Expired(format!("the bundle expired at {}", rfc3339(manifest.expires))),
         ));
     }
-    let mut packages = Vec::with_capacity(manifest.entries.len());
+    let mut packages = Findings::default();
     // Every entry is judged, so that a refusal reports each one; the first
     // refusal is the error.
     let mut refusal = None;
@@ -150,14 +150,14 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     }
     let manifest = Arc::new(manifest);
     if let Some(rejection) = refusal {
-        let reports = PackageReports::of(manifest, packages.into(), trusted_signers.len());
+        let reports = PackageReports::of(manifest, packages.done(), trusted_signers.len());
         let reports = serde_json::to_value(&reports).expect("reports serialize");
         return Err(Error::refused_entries(subject, rejection, reports));
     }
     // Generated files too (index pages, metadata beside a file): two entries
     // of one bundle must not claim one path of the mirror.
     ecosystem::reserved::check(manifest.entries.len(), |i| (&manifest.entries[i], ecosystem::reserved::Holder::Bundle))
-        .map_err(|m| Error::rejected(subject, Rejection::Policy(m)))?;
+        .map_err(|e| e.into_error(subject))?;
     for eco in ecosystem::ALL {
         let mine: Vec<&Entry> = manifest.entries.iter().filter(|e| e.ecosystem == eco.name()).collect();
         if !mine.is_empty() {
@@ -170,7 +170,7 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
         frame: Arc::new(FrameSeen { envelope, segments: seen_segments }),
         trusted_signers,
         revoked_signers,
-        packages: packages.into(),
+        packages: packages.done(),
     })
 }
 

@@ -2,6 +2,7 @@
 //! entry's five layers (the JSON of `--json` and the lines people read).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -50,11 +51,55 @@ pub struct EntryFindings {
     pub outcomes: [Outcome; 3],
 }
 
+/// Every entry's findings, in manifest order, in 16 bytes an entry: each
+/// text is kept once, as the entries of a bundle mostly share theirs word
+/// for word (every plain file's, every wheel's "sha256 match").
+#[derive(Debug, Default)]
+pub struct Findings {
+    texts: Vec<Cow<'static, str>>,
+    /// Where each text is in `texts`, while findings are added.
+    index: HashMap<Cow<'static, str>, u32>,
+    rows: Vec<([u32; 3], [Outcome; 3])>,
+}
+
+impl Findings {
+    /// Adds the next entry's findings.
+    pub fn push(&mut self, found: EntryFindings) {
+        let EntryFindings { digest, provenance, policy, outcomes } = found;
+        let texts = [digest, provenance, policy].map(|text| self.text(text));
+        self.rows.push((texts, outcomes));
+    }
+
+    fn text(&mut self, text: Cow<'static, str>) -> u32 {
+        if let Some(&at) = self.index.get(&text) {
+            return at;
+        }
+        let at = u32::try_from(self.texts.len()).expect("fewer than 2^32 texts");
+        self.texts.push(text.clone());
+        self.index.insert(text, at);
+        at
+    }
+
+    /// Done adding: the lookup of texts goes.
+    #[must_use]
+    pub fn done(mut self) -> Arc<Self> {
+        self.index = HashMap::new();
+        self.texts.shrink_to_fit();
+        self.rows.shrink_to_fit();
+        Arc::new(self)
+    }
+
+    /// The findings of each entry, in order: its three texts and outcomes.
+    fn iter(&self) -> impl Iterator<Item = ([&str; 3], [Outcome; 3])> {
+        self.rows.iter().map(|(texts, outcomes)| (texts.map(|at| &*self.texts[at as usize]), *outcomes))
+    }
+}
+
 /// Every entry's report, built from the manifest and the findings as it is read.
 #[derive(Debug, Clone)]
 pub struct PackageReports {
     manifest: Arc<Manifest>,
-    findings: Arc<[EntryFindings]>,
+    findings: Arc<Findings>,
     transfer: String,
 }
 
@@ -90,31 +135,35 @@ impl PackageReports {
     }
 
     /// The reports of `manifest`'s entries from their findings, in order.
-    pub(super) fn of(manifest: Arc<Manifest>, findings: Arc<[EntryFindings]>, signers: usize) -> Self {
+    pub(super) fn of(manifest: Arc<Manifest>, findings: Arc<Findings>, signers: usize) -> Self {
         PackageReports { manifest, findings, transfer: format!("ok ({signers} trusted signer(s))") }
     }
 
     /// The entries' reports, in manifest order.
     pub fn iter(&self) -> impl Iterator<Item = EntryReport<'_>> {
-        self.manifest.entries.iter().zip(self.findings.iter()).map(|(entry, found)| EntryReport {
-            ecosystem: &entry.ecosystem,
-            name: &entry.name,
-            version: entry.version.as_deref(),
-            path: entry.path.as_str(),
-            transfer: &self.transfer,
-            content: "ok (BLAKE3 and size)",
-            digest: &found.digest,
-            provenance: &found.provenance,
-            policy: &found.policy,
-            layers: Layers {
-                // A report exists only for a bundle whose envelope and content verified.
-                transfer: Outcome::Ok,
-                content: Outcome::Ok,
-                digest: found.outcomes[0],
-                provenance: found.outcomes[1],
-                policy: found.outcomes[2],
+        self.manifest.entries.iter().zip(self.findings.iter()).map(
+            |(entry, ([digest, provenance, policy], outcomes))| {
+                EntryReport {
+                    ecosystem: &entry.ecosystem,
+                    name: &entry.name,
+                    version: entry.version.as_deref(),
+                    path: entry.path.as_str(),
+                    transfer: &self.transfer,
+                    content: "ok (BLAKE3 and size)",
+                    digest,
+                    provenance,
+                    policy,
+                    layers: Layers {
+                        // A report exists only for a bundle whose envelope and content verified.
+                        transfer: Outcome::Ok,
+                        content: Outcome::Ok,
+                        digest: outcomes[0],
+                        provenance: outcomes[1],
+                        policy: outcomes[2],
+                    },
+                }
             },
-        })
+        )
     }
 }
 
