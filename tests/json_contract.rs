@@ -153,7 +153,8 @@ fn reported_names() -> BTreeSet<String> {
     }
     for file in files {
         let text = fs::read_to_string(file).unwrap();
-        for part in text.split("out.report(").skip(1) {
+        let calls = text.split("out.report(").skip(1).chain(text.split("out.report_entries(").skip(1));
+        for part in calls {
             let name = part.trim_start().strip_prefix('"').expect("out.report takes its schema name first");
             names.insert(name.split('"').next().unwrap().to_owned());
         }

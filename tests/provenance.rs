@@ -143,16 +143,20 @@ fn stripped_evidence_is_decided_by_policy_and_a_rejected_import_changes_nothing(
     // The refusal reports every package, not only the first refused: each
     // refused one on standard output, and all of them in the JSON.
     let npm_only = stripped.policy("[npm]\nrequire = [\"npm-signatures\"]\nregistry-keys = \"npm-keys.json\"\n", None);
-    let verify = |json: bool| {
+    let verify = |flags: &[&str]| {
         let mut cmd = airlock();
-        cmd.arg("verify").arg(&stripped.bundle).arg("--policy").arg(&npm_only);
-        if json {
-            cmd.arg("--json");
-        }
+        cmd.arg("verify").arg(&stripped.bundle).arg("--policy").arg(&npm_only).args(flags);
         cmd.assert().code(1).get_output().stdout.clone()
     };
-    let text = String::from_utf8(verify(false)).unwrap();
-    let json = common::json_report(&verify(true));
+    let text = String::from_utf8(verify(&[])).unwrap();
+    let json = common::json_report(&verify(&["--json"]));
+    // JSON Lines: each entry's report on a line of its own, then the refusal listing none.
+    let lines = String::from_utf8(verify(&["--json-lines"])).unwrap();
+    let lines: Vec<Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (last, entries) = lines.split_last().unwrap();
+    assert_eq!((&last["schema"], &last["packages"]), (&Value::from("airlock.error.v1"), &Value::Array(Vec::new())));
+    assert_eq!(entries.len(), json["packages"].as_array().unwrap().len());
+    assert!(entries.iter().zip(json["packages"].as_array().unwrap()).all(|(l, p)| l["report"] == *p));
     let packages = json["packages"].as_array().expect("a refusal carries every entry's report");
     let layer = |p: &Value| p["layers"]["policy"].as_str().unwrap().to_owned();
     let refused: Vec<&Value> = packages.iter().filter(|p| layer(p) == "failed").collect();

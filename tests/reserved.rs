@@ -81,3 +81,73 @@ fn a_path_cannot_be_a_file_for_one_claim_and_a_folder_for_another() {
         assert!(err.starts_with("files/a: ") && err.contains("the mirror already holds one of them"), "{err}");
     }
 }
+
+/// The rules [`check`] applies, stated naively over every pair of claims:
+/// a claim is (path, shared key, from the bundle); two claims clash when one
+/// of them is the bundle's and they take one path (unless both are the
+/// document one key shares), when one's path is a folder of the other's, or
+/// when a name on the way to one (its folders or itself) differs from a name
+/// on the way to the other only by folding.
+fn naive_verdict(items: &[(&Entry, Holder<'_>)]) -> bool {
+    use airlock::ecosystem;
+    let mut clash = false;
+    for eco in ecosystem::ALL {
+        let mut claims: Vec<(String, Option<String>, bool)> = Vec::new();
+        for (entry, holder) in items.iter().filter(|(e, _)| e.ecosystem == eco.name()) {
+            eco.reserve(entry, &mut |r| {
+                claims.push((r.path.into_owned(), r.shared_by.map(str::to_owned), *holder == Holder::Bundle));
+            });
+        }
+        if claims.is_empty() {
+            continue;
+        }
+        claims.extend(eco.reserved_globally().iter().map(|(p, _)| ((*p).to_owned(), None, false)));
+        let names = |path: &str| -> Vec<String> {
+            let mut ends: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+            ends.push(path.len());
+            ends.into_iter().map(|end| path[..end].to_owned()).collect()
+        };
+        for (i, a) in claims.iter().enumerate() {
+            for (j, b) in claims.iter().enumerate() {
+                if i == j || !(a.2 || b.2) {
+                    continue;
+                }
+                let shared = a.1.is_some() && a.1 == b.1;
+                let same = a.0 == b.0 && !shared;
+                let folder = b.0.starts_with(&format!("{}/", a.0));
+                let folds = a.2
+                    && names(&a.0).iter().any(|x| {
+                        names(&b.0).iter().any(|y| x != y && airlock::manifest::fold(x) == airlock::manifest::fold(y))
+                    });
+                clash |= same || folder || folds;
+            }
+        }
+    }
+    !clash
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// The sorted, one-pass check and the naive statement of its rules agree,
+    /// over small worlds where paths meet, nest and fold into each other.
+    #[test]
+    fn the_sorted_check_agrees_with_every_pair_compared(
+        items in proptest::collection::vec(
+            (0usize..3, "[aAbß]{1,2}(/[aAb]{1,2}){0,2}", "[sS]ix|x", "[12]", proptest::bool::ANY),
+            1..12,
+        )
+    ) {
+        let entries: Vec<(Entry, bool)> = items
+            .into_iter()
+            .map(|(eco, path, name, version, ours)| match eco {
+                0 => (entry("files", &path, "", &path), ours),
+                1 => (entry("pypi", &name, &version, &format!("{name}/{}.tar.gz", path.replace('/', "-"))), ours),
+                _ => (entry("npm", &name.to_lowercase(), &format!("{version}.0.0"), &format!("{name}/-/{path}.tgz")), ours),
+            })
+            .collect();
+        let items: Vec<(&Entry, Holder<'_>)> =
+            entries.iter().map(|(e, ours)| (e, if *ours { Holder::Bundle } else { Holder::Mirror("a") })).collect();
+        proptest::prop_assert_eq!(with_holders(&items).is_ok(), naive_verdict(&items), "{:?}", with_holders(&items));
+    }
+}

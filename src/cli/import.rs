@@ -116,7 +116,7 @@ impl ImportArgs {
         } else {
             out.line(super::verify::summary("imported", &report.verified));
         }
-        out.report("import", &report);
+        out.report_entries("import", &report);
         Ok(())
     }
 

@@ -35,10 +35,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{EntryReports, Error, Result};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sign::PublicKey;
+use crate::verify::ListsEntries;
 
 /// The bundle format as a literal for `concat!`; a unit test checks it equals
 /// [`crate::manifest::FORMAT_SEGMENTED`], the format export writes.
@@ -318,8 +319,30 @@ impl Output {
     /// `schemas/reports.schema.json` describes.
     pub fn report<T: Serialize>(&self, schema: &str, report: &T) {
         if let Some(lines) = self.json {
-            let value = serde_json::json!({ "schema": schema_id(schema), "ok": true, "report": report });
-            print_document(value, lines);
+            print_report(schema, report, lines);
+        }
+    }
+
+    /// [`Output::report`] of a report that lists every entry: with
+    /// `--json-lines` each entry on a line of its own (`airlock.entry.v1`)
+    /// first, then the report listing none. Either way written as it is
+    /// encoded: a report of 100 000 entries held as a JSON tree took
+    /// 200 MiB.
+    pub fn report_entries<T: ListsEntries>(&self, schema: &str, report: &T) {
+        match self.json {
+            None => {}
+            Some(false) => print_report(schema, report, false),
+            Some(true) => {
+                with_stdout(|out| {
+                    for entry in report.entries().iter() {
+                        let line = Document { schema: schema_id("entry"), ok: true, report: &entry };
+                        serde_json::to_writer(&mut *out, &line)?;
+                        out.write_all(b"\n")?;
+                    }
+                    Ok(())
+                });
+                print_report(schema, &report.unlisted(), true);
+            }
         }
     }
 
@@ -339,8 +362,8 @@ impl Output {
 
     /// The entries of a refused bundle: each refused one (every one with
     /// `--verbose`), with the layer that refused it.
-    fn refused_entries(&self, packages: &serde_json::Value) {
-        for p in packages.as_array().into_iter().flatten() {
+    fn refused_entries(&self, packages: &dyn EntryReports) {
+        let _ = packages.each(&mut |p| {
             let text = |key: &str| p[key].as_str().unwrap_or_default().to_owned();
             let failed: Vec<&str> = ["digest", "provenance", "policy"]
                 .into_iter()
@@ -352,7 +375,8 @@ impl Output {
                 Some(layer) => self.line(format!("refused   {what}: {layer}: {}", text(layer))),
                 None => self.detail(format!("passed    {what}")),
             }
-        }
+            Ok(())
+        });
     }
 
     /// Progress bars on a terminal, nothing otherwise.
@@ -371,62 +395,110 @@ fn schema_id(schema: &str) -> String {
 
 /// The failure envelope (`airlock.error.v1` in `schemas/reports.schema.json`) on standard
 /// output; `missing` names the volumes an incomplete split bundle still needs.
+/// With `lines` the entries of a refused bundle come first, one a line.
 fn print_json_error(
     exit_code: i32,
     kind: &str,
     message: &str,
     missing: Option<&[String]>,
-    packages: Option<&serde_json::Value>,
+    packages: Option<&dyn EntryReports>,
     lines: bool,
 ) {
-    let mut value = serde_json::json!({
-        "schema": schema_id("error"),
-        "ok": false,
-        "exit_code": exit_code,
-        "kind": kind,
-        "error": message,
-    });
-    if let Some(missing) = missing {
-        value["missing_volumes"] = serde_json::json!(missing);
-    }
-    if let Some(packages) = packages {
-        value["packages"] = packages.clone();
-    }
-    print_document(value, lines);
-}
-
-/// A JSON document on standard output: pretty, or with `lines` (`--json-lines`)
-/// on one line, each entry of a verify or import report (or of a refusal)
-/// on a line of its own first (`airlock.entry.v1`) and the document after
-/// them with an empty `packages`.
-fn print_document(mut value: serde_json::Value, lines: bool) {
-    // Written to standard output as it is encoded: the report of a large
-    // bundle is tens of megabytes of JSON, not held a second time as text.
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let written = if lines {
-        write_lines(&mut out, &mut value)
-    } else {
-        serde_json::to_writer_pretty(&mut out, &value).map_err(std::io::Error::from).and_then(|()| out.write_all(b"\n"))
+    let listed = if lines { None } else { packages };
+    let document = ErrorDocument {
+        schema: schema_id("error"),
+        ok: false,
+        exit_code,
+        kind,
+        error: message,
+        missing_volumes: missing,
+        packages: packages.map(|_| Streamed(listed)),
     };
-    if written.and_then(|()| out.flush()).is_err() {
-        // A closed pipe (`airlock verify --json | head`) is not an error worth a panic.
-        std::process::exit(0);
-    }
+    with_stdout(|out| {
+        if !lines {
+            serde_json::to_writer_pretty(&mut *out, &document)?;
+            return out.write_all(b"\n");
+        }
+        if let Some(packages) = packages {
+            packages.each(&mut |entry| {
+                let line = Document { schema: schema_id("entry"), ok: true, report: &entry };
+                serde_json::to_writer(&mut *out, &line)?;
+                out.write_all(b"\n")
+            })?;
+        }
+        serde_json::to_writer(&mut *out, &document)?;
+        out.write_all(b"\n")
+    });
 }
 
-/// `--json-lines`: each entry on a line of its own, then the document.
-fn write_lines(out: &mut impl Write, value: &mut serde_json::Value) -> std::io::Result<()> {
-    for at in ["/report/packages", "/report/verified/packages", "/packages"] {
-        if let Some(serde_json::Value::Array(entries)) = value.pointer_mut(at) {
-            for entry in std::mem::take(entries) {
-                let line = serde_json::json!({ "schema": schema_id("entry"), "ok": true, "report": entry });
-                serde_json::to_writer(&mut *out, &line)?;
-                out.write_all(b"\n")?;
-            }
+/// `airlock.error.v1`.
+#[derive(Serialize)]
+struct ErrorDocument<'a> {
+    schema: String,
+    ok: bool,
+    exit_code: i32,
+    kind: &'a str,
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing_volumes: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packages: Option<Streamed<'a>>,
+}
+
+/// A refused bundle's entries as a JSON array, encoded as it is written
+/// (`None`: written apart, one a line, so the array is empty).
+struct Streamed<'a>(Option<&'a dyn EntryReports>);
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq as _;
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut failed = None;
+        if let Some(reports) = self.0 {
+            let _ = reports.each(&mut |entry| {
+                seq.serialize_element(&entry).map_err(|e| {
+                    failed = Some(e);
+                    std::io::Error::other("stopped")
+                })
+            });
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => seq.end(),
         }
     }
-    serde_json::to_writer(&mut *out, value)?;
-    out.write_all(b"\n")
+}
+
+/// The envelope of a successful command's JSON report.
+#[derive(Serialize)]
+struct Document<'a, T: Serialize> {
+    schema: String,
+    ok: bool,
+    report: &'a T,
+}
+
+/// A report on standard output, encoded as it is written: pretty, or with
+/// `lines` on one line.
+fn print_report<T: Serialize>(schema: &str, report: &T, lines: bool) {
+    let document = Document { schema: schema_id(schema), ok: true, report };
+    with_stdout(|out| {
+        if lines {
+            serde_json::to_writer(&mut *out, &document)?;
+        } else {
+            serde_json::to_writer_pretty(&mut *out, &document)?;
+        }
+        out.write_all(b"\n")
+    });
+}
+
+/// Runs `write` on buffered standard output and flushes it. When standard
+/// output is closed the process ends, status 0: a closed pipe (`airlock
+/// verify --json | head`) is not an error worth a panic.
+fn with_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    if write(&mut out).and_then(|()| out.flush()).is_err() {
+        std::process::exit(0);
+    }
 }
 
 /// Whether `--json` (`Some(false)`) or `--json-lines` (`Some(true)`) was on

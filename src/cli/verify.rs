@@ -42,7 +42,7 @@ impl VerifyArgs {
             out.line("note      the packages of the missing volumes are checked when those volumes are verified");
         }
         out.line(summary("verified", &report));
-        out.report("verify", &report);
+        out.report_entries("verify", &report);
         Ok(())
     }
 }

@@ -44,6 +44,15 @@ pub struct ImportReport {
     pub audit_error: Option<String>,
 }
 
+impl crate::verify::ListsEntries for ImportReport {
+    fn entries(&self) -> &crate::verify::PackageReports {
+        &self.verified.packages
+    }
+    fn unlisted(&self) -> Self {
+        ImportReport { verified: self.verified.unlisted(), ..self.clone() }
+    }
+}
+
 /// What an import may be told besides the bundle and the policy.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {

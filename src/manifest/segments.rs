@@ -210,6 +210,12 @@ fn write_segments<T: Serialize>(
         body.extend_from_slice(&canonical::to_vec(item)?);
         count += 1;
         if cut(item) || k + 1 == items.len() || body.len() >= SEGMENT_TARGET_BYTES {
+            // Grown by an eighth, not doubled: the segments of 100 000 entries
+            // are 21 MB, which doubling held in 30.
+            let needed = body.len() + 9;
+            if out.capacity() - out.len() < needed {
+                out.reserve_exact(needed.max(out.len() / 8));
+            }
             let start = out.len();
             canonical::write_head(out, 4, count);
             out.extend_from_slice(&body);

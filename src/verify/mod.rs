@@ -23,7 +23,7 @@ mod volume;
 
 pub use blobs::check_assembled;
 pub use evidence::screen_new_names;
-pub use report::{EntryFindings, EntryReport, Findings, PackageReports, VerifyReport};
+pub use report::{EntryFindings, EntryReport, Findings, ListsEntries, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
 
 use crate::bundle::{FrameSeen, ManifestFrame};
@@ -151,8 +151,7 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     let manifest = Arc::new(manifest);
     if let Some(rejection) = refusal {
         let reports = PackageReports::of(manifest, packages.done(), trusted_signers.len());
-        let reports = serde_json::to_value(&reports).expect("reports serialize");
-        return Err(Error::refused_entries(subject, rejection, reports));
+        return Err(Error::refused_entries(subject, rejection, Arc::new(reports)));
     }
     // Generated files too (index pages, metadata beside a file): two entries
     // of one bundle must not claim one path of the mirror.

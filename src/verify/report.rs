@@ -101,6 +101,29 @@ pub struct PackageReports {
     manifest: Arc<Manifest>,
     findings: Arc<Findings>,
     transfer: String,
+    /// `false` in the copy of a report whose entries were written apart
+    /// (`--json-lines`): it lists none.
+    listed: bool,
+}
+
+/// A report that lists every entry (`verify`, `import`): a script reading
+/// JSON Lines gets each entry on a line of its own, written as it is
+/// encoded, then the report without them.
+pub trait ListsEntries: Serialize {
+    /// The entries' reports.
+    fn entries(&self) -> &PackageReports;
+    /// The same report listing no entries.
+    #[must_use]
+    fn unlisted(&self) -> Self;
+}
+
+impl ListsEntries for VerifyReport {
+    fn entries(&self) -> &PackageReports {
+        &self.packages
+    }
+    fn unlisted(&self) -> Self {
+        VerifyReport { packages: self.packages.unlisted(), ..self.clone() }
+    }
 }
 
 /// What was established for one entry, layer by layer (DESIGN.md's table).
@@ -136,12 +159,19 @@ impl PackageReports {
 
     /// The reports of `manifest`'s entries from their findings, in order.
     pub(super) fn of(manifest: Arc<Manifest>, findings: Arc<Findings>, signers: usize) -> Self {
-        PackageReports { manifest, findings, transfer: format!("ok ({signers} trusted signer(s))") }
+        PackageReports { manifest, findings, transfer: format!("ok ({signers} trusted signer(s))"), listed: true }
+    }
+
+    /// These reports, listing no entry.
+    #[must_use]
+    pub fn unlisted(&self) -> Self {
+        PackageReports { listed: false, ..self.clone() }
     }
 
     /// The entries' reports, in manifest order.
     pub fn iter(&self) -> impl Iterator<Item = EntryReport<'_>> {
-        self.manifest.entries.iter().zip(self.findings.iter()).map(
+        let listed = if self.listed { self.manifest.entries.len() } else { 0 };
+        self.manifest.entries[..listed].iter().zip(self.findings.iter()).map(
             |(entry, ([digest, provenance, policy], outcomes))| {
                 EntryReport {
                     ecosystem: &entry.ecosystem,
@@ -164,6 +194,12 @@ impl PackageReports {
                 }
             },
         )
+    }
+}
+
+impl crate::error::EntryReports for PackageReports {
+    fn each(&self, each: &mut dyn FnMut(serde_json::Value) -> std::io::Result<()>) -> std::io::Result<()> {
+        self.iter().try_for_each(|report| each(serde_json::to_value(&report).expect("reports serialize")))
     }
 }
 
