@@ -6,7 +6,7 @@ use crate::ecosystem::reserved::{self, Holder};
 use crate::ecosystem::{self, ALL};
 use crate::error::Result;
 use crate::manifest::{Entry, Manifest};
-use crate::mirror::{Changes, EntryRules, Stored, merge};
+use crate::mirror::{Against, Changes, EntryRules, merge};
 
 /// The ecosystems' answers to what the mirror asks of entries ([`EntryRules`]).
 pub(super) struct Rules {
@@ -32,7 +32,7 @@ fn replaceable(entry: &Entry) -> bool {
 /// `inventory`: the checks its publication makes (other channels' entries
 /// unchanged, no two entries claiming one path), made before anything of it
 /// is staged. Says what the publication will change.
-pub(super) fn check_listing(inventory: &[Stored], manifest: &Manifest) -> Result<Changes> {
+pub(super) fn check_listing(inventory: &Against, manifest: &Manifest) -> Result<Changes> {
     let rules = Rules::new();
     let merged = merge(inventory, &manifest.entries, &manifest.channel, &rules.entry_rules())?;
     check_reserved(&merged.all, &manifest.channel)?;
@@ -57,8 +57,8 @@ mod tests {
 
     use crate::manifest::tests::entry_at as entry;
 
-    fn stored(channel: &str, e: Entry) -> Stored {
-        Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }
+    fn stored(channel: &str, e: Entry) -> crate::mirror::Stored {
+        crate::mirror::Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }
     }
 
     #[test]
@@ -69,10 +69,11 @@ mod tests {
             stored("other", entry("npm", "o/-/o-1.tgz", b"o")),
         ];
         let rules = Rules::new();
-        let merge = |old, incoming, channel| merge(old, incoming, channel, &rules.entry_rules());
         // A path that a case-insensitive file system would merge with a published one.
         let incoming = [entry("files", "NOTES.txt", b"v1")];
-        let err = merge(&old, &incoming, "other").and_then(|m| check_reserved(&m.all, "other")).err().unwrap();
+        let held = Against::from(old);
+        let merged = merge(&held, &incoming, "other", &rules.entry_rules());
+        let err = merged.and_then(|m| check_reserved(&m.all, "other")).err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("differ only by case"), "{err}");
     }

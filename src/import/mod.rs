@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{Error, Rejection, Result};
-use crate::mirror::{Changes, ImportRecord, KeptSegments, Mirror, Publication, PublishReport, StagedBundle, Store};
+use crate::mirror::{
+    Against, Changes, ImportRecord, KeptSegments, Mirror, Publication, PublishReport, StagedBundle, Store,
+};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::verify::set::{CheckOnly, VolumeSet, VolumesReport, identify, incomplete, verify_set, volume_bytes};
@@ -167,15 +169,22 @@ fn import_set(
     // run here rather than in verify; the inventory is the largest thing an
     // import reads, so only when one of them will look at it.
     let screen = verified.manifest.entries.iter().any(|e| policy.rules(&e.ecosystem).is_some());
-    let inventory = if screen || sequence == Sequence::Next { mirror.inventory()? } else { Vec::new() };
+    let m = &verified.manifest;
+    let inventory = if screen || sequence == Sequence::Next {
+        mirror.inventory_against(&m.entries, &m.channel)?
+    } else {
+        Against::default()
+    };
     if screen {
-        crate::verify::screen_new_names(&verified.manifest.entries, inventory.iter().map(|s| &s.entry), policy)
-            .map_err(|r| Error::rejected(subject, r))?;
+        // What the bundle lists again unchanged is the mirror's too.
+        let relisted = inventory.relisted().map(|at| &m.entries[at]);
+        let held = inventory.stored.iter().map(|s| &s.entry).chain(relisted);
+        crate::verify::screen_new_names(&m.entries, held, policy).map_err(|r| Error::rejected(subject, r))?;
     }
     let changes = if sequence == Sequence::Next {
         // What publishing will refuse (another channel's entries changed, two
         // entries claiming one path) is refused before anything is staged.
-        listing::check_listing(&inventory, &verified.manifest)?
+        listing::check_listing(&inventory, m)?
     } else {
         Changes::default()
     };
@@ -186,7 +195,6 @@ fn import_set(
     if sequence == Sequence::AlreadyImported {
         return already_imported(&set, subject, policy, mirror, now, state, progress);
     }
-    let m = &verified.manifest;
     let record =
         StagedBundle { channel: m.channel.clone(), sequence: m.sequence, expires: m.expires, volumes: m.volumes };
     let mut staging = mirror.bundle_staging(&verified.digest, &record)?;

@@ -83,6 +83,42 @@ pub fn write_seq<T: Serialize>(
     Ok(())
 }
 
+/// Reads what [`write_seq`] wrote, one item at a time: the array's head,
+/// then each item decoded and handed to `each` before the next is read, so
+/// that the caller keeps only what it needs of them. Returns the count.
+/// (For files this program wrote, such as the mirror's inventory: items are
+/// decoded as they come, without the canonical check of [`from_slice`].)
+pub fn read_seq<T: DeserializeOwned>(mut reader: impl std::io::Read, mut each: impl FnMut(T)) -> Result<u64, String> {
+    let mut initial = [0u8; 1];
+    reader.read_exact(&mut initial).map_err(|e| format!("the array's head: {e}"))?;
+    let (major, info) = (initial[0] >> 5, initial[0] & 31);
+    let follow = match info {
+        0..=23 => 0,
+        24 => 1,
+        25 => 2,
+        26 => 4,
+        27 => 8,
+        _ => return Err("an array of indefinite or reserved length".into()),
+    };
+    if major != 4 {
+        return Err(format!("an item of major type {major} where an array was expected"));
+    }
+    let mut argument = [0u8; 8];
+    reader.read_exact(&mut argument[8 - follow..]).map_err(|e| format!("the array's head: {e}"))?;
+    let len = if follow == 0 { u64::from(info) } else { u64::from_be_bytes(argument) };
+    for k in 0..len {
+        let item = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
+            .map_err(|e| format!("item {} of {len}: {e}", k + 1))?;
+        each(item);
+    }
+    let mut after = [0u8; 1];
+    match reader.read(&mut after) {
+        Ok(0) => Ok(len),
+        Ok(_) => Err(format!("data after the {len} items of the array")),
+        Err(e) => Err(format!("after the array: {e}")),
+    }
+}
+
 /// Decodes `bytes`, which must be the canonical encoding of a `T`.
 pub fn from_slice<T: Serialize + DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let decoded: T = decode_unchecked(bytes)?;
@@ -349,6 +385,36 @@ mod tests {
     use super::*;
     use ciborium::Value;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn a_sequence_is_read_back_item_by_item_to_its_end_and_no_further() {
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Item {
+            name: String,
+            maybe: Option<u64>,
+            list: Vec<u8>,
+        }
+        // Lengths around every width of an array's head: 0, 23, 24, 255, 256, 70 000.
+        for len in [0usize, 1, 23, 24, 255, 256, 70_000] {
+            let items = || {
+                (0..len).map(|i| Item {
+                    name: "x".repeat(i % 30),
+                    maybe: (i % 3 == 0).then_some(i as u64),
+                    list: vec![1; i % 5],
+                })
+            };
+            let mut bytes = Vec::new();
+            write_seq(&mut bytes, len, items()).unwrap();
+            let mut read = Vec::new();
+            assert_eq!(read_seq(bytes.as_slice(), |item: Item| read.push(item)).unwrap(), len as u64);
+            assert!(read.into_iter().eq(items()), "{len} items");
+            // One byte more, or one fewer, is refused.
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(read_seq(longer.as_slice(), |_: Item| ()).is_err());
+            assert!(read_seq(&bytes[..bytes.len() - 1], |_: Item| ()).is_err());
+        }
+    }
 
     /// The copying encoder this module had before sorting in place: every
     /// map's entries copied into a new buffer in key order.

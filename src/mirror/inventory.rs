@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::INVENTORY;
 use super::tree::Tree;
 use crate::error::{Error, IoContext, Result};
+use crate::id::ContentId;
 use crate::manifest::Entry;
 
 /// What the mirror is told of the entries it stores, by the import that
@@ -46,11 +47,6 @@ pub struct Stored {
     pub entry: Entry,
 }
 
-/// The inventory file's contents, decoded without doubling its vector.
-#[derive(Serialize, Deserialize)]
-#[serde(transparent)]
-struct Inventory(#[serde(deserialize_with = "crate::manifest::lean_vec::deserialize")] Vec<Stored>);
-
 /// Reads an inventory file. This program wrote it, under the mirror's lock,
 /// so it is decoded as it is read, without the whole-document canonical
 /// check the manifest gets (which would hold the file and its re-encoding
@@ -62,12 +58,87 @@ pub(super) fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
 
 /// [`read_inventory`] of the inventory `name` (as messages say it), read from `reader`.
 pub(super) fn decode_inventory(reader: impl io::Read, name: &str) -> Result<Vec<Stored>> {
-    let inventory: Inventory = ciborium::de::from_reader_with_recursion_limit(reader, 16).map_err(|e| {
-        Error::Usage(format!("{name}: unreadable mirror inventory ({e}); the mirror was changed by hand"))
-    })?;
-    let mut entries = inventory.0;
+    let mut entries = Vec::new();
+    crate::manifest::canonical::read_seq(reader, |stored| push_lean(&mut entries, stored))
+        .map_err(|e| unreadable(name, &e))?;
     entries.shrink_to_fit();
     Ok(entries)
+}
+
+/// The inventory as the merge with a bundle of `channel` listing
+/// `incoming` needs it. The channel's own entries that the bundle lists
+/// again at the same place with the same content are not held: the
+/// bundle's entry stands for each, with the other channels that list it.
+/// An incremental bundle lists its channel's whole inventory, so otherwise
+/// every entry would be held twice, once decoded from each (at 100 000
+/// entries some 40 MB).
+#[derive(Debug, Default)]
+pub struct Against {
+    /// The entries the bundle does not list again unchanged.
+    pub stored: Vec<Stored>,
+    /// The others, by their index in `incoming`: those no other channel
+    /// lists, then those others list too, with who.
+    pub unshared: Vec<u32>,
+    pub co_listed: Vec<(u32, Vec<String>)>,
+}
+
+impl Against {
+    /// The indexes in `incoming` of the entries it lists again unchanged.
+    pub fn relisted(&self) -> impl Iterator<Item = usize> {
+        self.unshared.iter().chain(self.co_listed.iter().map(|(at, _)| at)).map(|at| *at as usize)
+    }
+}
+
+impl From<Vec<Stored>> for Against {
+    fn from(stored: Vec<Stored>) -> Self {
+        Against { stored, unshared: Vec::new(), co_listed: Vec::new() }
+    }
+}
+
+/// [`read_inventory`] for the merge with a bundle of `channel` listing `incoming` ([`Against`]).
+pub(super) fn read_inventory_against(path: &Path, incoming: &[Entry], channel: &str) -> Result<Against> {
+    let file = File::open(path).at(path)?;
+    decode_inventory_against(io::BufReader::new(file), &path.display().to_string(), incoming, channel)
+}
+
+/// [`decode_inventory`] for the merge with a bundle of `channel` listing `incoming`.
+pub(super) fn decode_inventory_against(
+    reader: impl io::Read,
+    name: &str,
+    incoming: &[Entry],
+    channel: &str,
+) -> Result<Against> {
+    let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 entries");
+    let mut by_place: Vec<u32> = (0..incoming.len()).map(index).collect();
+    by_place.sort_unstable_by(|a, b| incoming[*a as usize].place().cmp(&incoming[*b as usize].place()));
+    let mut against = Against::default();
+    let relisted = |stored: &Stored| {
+        let at = by_place.binary_search_by(|i| incoming[*i as usize].place().cmp(&stored.entry.place())).ok()?;
+        let listed = by_place[at];
+        (stored.channel == channel && incoming[listed as usize].blob == stored.entry.blob).then_some(listed)
+    };
+    crate::manifest::canonical::read_seq(reader, |stored: Stored| match relisted(&stored) {
+        Some(listed) if stored.also_listed_by.is_empty() => push_lean(&mut against.unshared, listed),
+        Some(listed) => against.co_listed.push((listed, stored.also_listed_by)),
+        None => push_lean(&mut against.stored, stored),
+    })
+    .map_err(|e| unreadable(name, &e))?;
+    against.stored.shrink_to_fit();
+    against.unshared.shrink_to_fit();
+    against.co_listed.shrink_to_fit();
+    Ok(against)
+}
+
+/// Pushes `item`, growing `items` by an eighth rather than doubling it.
+fn push_lean<T>(items: &mut Vec<T>, item: T) {
+    if items.len() == items.capacity() {
+        items.reserve_exact((items.len() / 8).max(16));
+    }
+    items.push(item);
+}
+
+fn unreadable(name: &str, why: &dyn std::fmt::Display) -> Error {
+    Error::Usage(format!("{name}: unreadable mirror inventory ({why}); the mirror was changed by hand"))
 }
 
 /// The result of merging a bundle into the mirror's inventory. It borrows
@@ -159,7 +230,7 @@ impl Merged<'_> {
 /// disagree about a published artifact); a plain file may change from one
 /// bundle of its channel to the next, never by another channel's bundle.
 pub fn merge<'a>(
-    current: &'a [Stored],
+    current: &'a Against,
     incoming: &'a [Entry],
     channel: &'a str,
     rules: &EntryRules<'_>,
@@ -167,13 +238,20 @@ pub fn merge<'a>(
     let mut listed: Vec<&Entry> = incoming.iter().collect();
     listed.sort_unstable_by(|a, b| a.place().cmp(&b.place()));
     let find = |entry: &Entry| listed.binary_search_by(|l| l.place().cmp(&entry.place())).ok();
-    // What the mirror holds at each listed entry's place.
-    let mut held: Vec<Option<&Stored>> = vec![None; listed.len()];
-    let mut all = Vec::with_capacity(current.len() + incoming.len());
+    // Whose entry the mirror holds at each listed entry's place, and its content.
+    let mut held: Vec<Option<(&str, ContentId)>> = vec![None; listed.len()];
+    let mut all = Vec::with_capacity(current.stored.len() + incoming.len());
     let mut also = Vec::new();
     let mut removed = Vec::new();
     let mut replaced = Vec::new();
-    for stored in current {
+    for at in current.relisted() {
+        let entry = &incoming[at];
+        held[find(entry).expect("a relisted entry is one the bundle lists")] = Some((channel, entry.blob));
+    }
+    for (at, others) in &current.co_listed {
+        push_listers(&mut also, incoming[*at as usize].place(), others.iter().map(String::as_str));
+    }
+    for stored in &current.stored {
         let place = stored.entry.place();
         let others = stored.also_listed_by.iter().map(String::as_str);
         match find(&stored.entry) {
@@ -182,7 +260,7 @@ pub fn merge<'a>(
                 if stored.entry.blob != listed[i].blob {
                     replaced.push(&stored.entry);
                 }
-                held[i] = Some(stored);
+                held[i] = Some((stored.channel.as_str(), stored.entry.blob));
                 if stored.channel == channel {
                     // Its own channel's listing replaces it (below); the others still list it.
                     push_listers(&mut also, place, others);
@@ -209,12 +287,12 @@ pub fn merge<'a>(
     }
     // From now on this channel vouches for what it lists and no other channel holds.
     all.extend(
-        listed.iter().zip(&held).filter(|(_, h)| h.is_none_or(|s| s.channel == channel)).map(|(e, _)| (channel, *e)),
+        listed.iter().zip(&held).filter(|(_, h)| h.is_none_or(|(c, _)| c == channel)).map(|(e, _)| (channel, *e)),
     );
     all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
     also.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let fresh =
-        incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|s| s.entry.blob != e.blob))).collect();
+        incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|(_, blob)| blob != e.blob))).collect();
     Ok(Merged { all, also, fresh, removed, replaced })
 }
 
@@ -310,6 +388,13 @@ mod tests {
         Stored { channel: channel.into(), also_listed_by: Vec::new(), entry: e }
     }
 
+    /// `old` as a bundle of `channel` listing `incoming` reads it from the inventory file.
+    fn against(old: &[Stored], incoming: &[Entry], channel: &str) -> Against {
+        let mut bytes = Vec::new();
+        crate::manifest::canonical::write_seq(&mut bytes, old.len(), old.iter()).unwrap();
+        decode_inventory_against(bytes.as_slice(), "inventory", incoming, channel).unwrap()
+    }
+
     #[test]
     fn merging_adds_skips_identical_refuses_disagreement_and_withdraws_dropped() {
         let old = vec![
@@ -319,24 +404,29 @@ mod tests {
         ];
         let incoming =
             [entry("npm", "a/-/a-1.tgz", b"a"), entry("npm", "b/-/b-1.tgz", b"b"), entry("files", "notes.txt", b"v1")];
-        let m = merge(&old, &incoming, "weekly", &rules()).unwrap();
+        let held = against(&old, &incoming, "weekly");
+        assert_eq!((held.stored.len(), held.relisted().count()), (1, 2), "what it lists again unchanged is not held");
+        let m = merge(&held, &incoming, "weekly", &rules()).unwrap();
         assert_eq!(m.all.len(), 4);
         assert_eq!(m.fresh.len(), 1, "an artifact already present is not written again");
         assert!(m.removed.is_empty());
 
-        let err = merge(&old, &[entry("npm", "a/-/a-1.tgz", b"other")], "weekly", &rules()).err().unwrap();
+        let other = [entry("npm", "a/-/a-1.tgz", b"other")];
+        let err = merge(&against(&old, &other, "weekly"), &other, "weekly", &rules()).err().unwrap();
         assert_eq!(err.exit_code(), 1);
         assert!(err.to_string().contains("two bundles disagree"), "{err}");
 
         // Plain files may change from one bundle to the next.
         let changed = [entry("npm", "a/-/a-1.tgz", b"a"), entry("files", "notes.txt", b"v2")];
-        let m = merge(&old, &changed, "weekly", &rules()).unwrap();
+        let held = against(&old, &changed, "weekly");
+        let m = merge(&held, &changed, "weekly", &rules()).unwrap();
         assert_eq!(m.fresh.len(), 1);
         assert!(m.all.iter().any(|(_, e)| e.blob == ContentId::of(b"v2")));
 
         // The channel dropped a.tgz: withdrawn; another channel's entries stay.
         let dropped = [entry("files", "notes.txt", b"v1")];
-        let m = merge(&old, &dropped, "weekly", &rules()).unwrap();
+        let held = against(&old, &dropped, "weekly");
+        let m = merge(&held, &dropped, "weekly", &rules()).unwrap();
         assert_eq!(m.removed.len(), 1);
         assert_eq!(m.removed[0].path.as_str(), "a/-/a-1.tgz");
         assert!(m.all.iter().any(|(channel, _)| *channel == "other"));
@@ -347,7 +437,8 @@ mod tests {
         let mut theirs = entry("npm", "a/-/a-1.tgz", b"a");
         theirs.attributes.insert("published".into(), "by b".into());
         let old = vec![stored("a", entry("npm", "a/-/a-1.tgz", b"a"))];
-        let m = merge(&old, std::slice::from_ref(&theirs), "b", &rules()).unwrap();
+        let held = against(&old, std::slice::from_ref(&theirs), "b");
+        let m = merge(&held, std::slice::from_ref(&theirs), "b", &rules()).unwrap();
         assert_eq!(m.all.len(), 1);
         assert_eq!(m.all[0].0, "a", "the entry stays channel a's");
         assert_eq!(m.all[0].1, &old[0].entry, "with channel a's evidence and attributes");
@@ -357,15 +448,18 @@ mod tests {
 
         let co_listed = vec![Stored { also_listed_by: vec!["b".into()], ..old[0].clone() }];
         // Channel b drops it: it stays, channel a's alone.
-        let m = merge(&co_listed, &[], "b", &rules()).unwrap();
+        let held = against(&co_listed, &[], "b");
+        let m = merge(&held, &[], "b", &rules()).unwrap();
         assert_eq!((m.all.len(), m.also.len(), m.removed.len()), (1, 0, 0));
         // Channel a drops it: channel b still lists it, so it stays, now channel b's and unchanged.
-        let m = merge(&co_listed, &[], "a", &rules()).unwrap();
+        let held = against(&co_listed, &[], "a");
+        let m = merge(&held, &[], "a", &rules()).unwrap();
         assert_eq!((m.all[0].0, m.also.len(), m.removed.len()), ("b", 0, 0));
         assert_eq!(m.all[0].1, &co_listed[0].entry);
         // Channel a may not give a plain file new content while channel b vouches for the old.
         let shared = vec![Stored { also_listed_by: vec!["b".into()], ..stored("a", entry("files", "f", b"v1")) }];
-        let err = merge(&shared, &[entry("files", "f", b"v2")], "a", &rules()).err().unwrap();
+        let v2 = [entry("files", "f", b"v2")];
+        let err = merge(&against(&shared, &v2, "a"), &v2, "a", &rules()).err().unwrap();
         assert!(err.to_string().contains("channel b also lists this file with its current content"), "{err}");
     }
 

@@ -59,7 +59,7 @@ mod view;
 
 pub use bucket::{Bucket, is_bucket};
 pub use gc::WaitingImport;
-pub use inventory::{Changes, EntryRules, Merged, Named, Stored, merge};
+pub use inventory::{Against, Changes, EntryRules, Merged, Named, Stored, merge};
 pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Publication, PublishReport};

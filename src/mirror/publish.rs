@@ -102,7 +102,7 @@ impl Mirror {
         added: &mut Vec<ContentId>,
     ) -> Result<PublishReport> {
         let Publication { manifest, record, base_url, rules, layouts, aliases: _ } = publication;
-        let inventory = self.inventory()?;
+        let inventory = self.inventory_against(&manifest.entries, &manifest.channel)?;
         let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
         let build = staging.dir.join(BUILD);
         match previous {

@@ -8,10 +8,12 @@
 //! bundle is published.
 
 use super::segments::{KeptSegments, collect_local, local_segments};
-use super::{Mirror, PublishReport, StagedBundle, Staging, State, Stored, WaitingImport, publish::Publication};
+use super::{
+    Against, Mirror, PublishReport, StagedBundle, Staging, State, Stored, WaitingImport, publish::Publication,
+};
 use crate::error::Result;
 use crate::id::ContentId;
-use crate::manifest::{Blob, Manifest};
+use crate::manifest::{Blob, Entry, Manifest};
 
 /// Writes a document to the writer it is given, as it is made: reports of
 /// large bundles are tens of megabytes, never held whole.
@@ -27,6 +29,9 @@ pub trait Store {
     fn state(&self) -> Result<State>;
     /// Every entry the published generation holds, with its channels.
     fn inventory(&self) -> Result<Vec<Stored>>;
+    /// The inventory as the merge with a bundle of `channel` listing
+    /// `incoming` needs it: what the bundle lists again unchanged not held.
+    fn inventory_against(&self, incoming: &[Entry], channel: &str) -> Result<Against>;
     /// The blobs an incremental bundle expects from earlier bundles that
     /// the object store does not hold (with the right size).
     fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob>;
@@ -84,6 +89,9 @@ impl Store for Mirror {
     }
     fn inventory(&self) -> Result<Vec<Stored>> {
         self.view.inventory()
+    }
+    fn inventory_against(&self, incoming: &[Entry], channel: &str) -> Result<Against> {
+        self.view.inventory_against(incoming, channel)
     }
     fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob> {
         Mirror::missing_objects(self, manifest)

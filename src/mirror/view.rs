@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::inventory::read_inventory;
+use super::inventory::{Against, read_inventory, read_inventory_against};
 use super::{CURRENT, GENERATIONS, INVENTORY, META, STATE, Store, Stored, WaitingImport};
 use crate::error::{Error, IoContext, Result};
+use crate::manifest::Entry;
 
 /// The mirror's record of what it holds, stored in each generation.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -124,6 +125,14 @@ impl View {
             return Ok(Vec::new());
         };
         read_inventory(&dir.join(INVENTORY))
+    }
+
+    /// [`View::inventory`] for the merge with a bundle of `channel` listing `incoming` ([`Against`]).
+    pub fn inventory_against(&self, incoming: &[Entry], channel: &str) -> Result<Against> {
+        let Some((_, dir)) = self.current()? else {
+            return Ok(Against::default());
+        };
+        read_inventory_against(&dir.join(INVENTORY), incoming, channel)
     }
 
     /// The published state, or an empty one for a new mirror.

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use self::s3::{Created, Put, S3};
 use self::tree::{Hashing, Inputs, Listing, ObjectTree, file_opener};
-use super::inventory::{decode_inventory, encode_inventory};
+use super::inventory::{Against, decode_inventory, decode_inventory_against, encode_inventory};
 use super::segments::KeptSegments;
 use super::{
     BUILD, Collected, Fill, Publication, PublishReport, StagedBundle, Staging, State, Store, Stored, WaitingImport,
@@ -50,7 +50,7 @@ use crate::durable::remove_path;
 use crate::error::{Error, IoContext, Result};
 use crate::fetch::Payload;
 use crate::id::ContentId;
-use crate::manifest::{Blob, Manifest};
+use crate::manifest::{Blob, Entry, Manifest};
 
 const LOCK: &str = ".airlock/lock";
 /// Written once, when a prefix becomes a mirror: a prefix without it must be empty.
@@ -259,7 +259,7 @@ impl Bucket {
     fn publish_staged(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
         let Publication { manifest, record, base_url, rules, layouts, aliases } = publication;
         let generation = self.state.generation + 1;
-        let inventory = self.inventory()?;
+        let inventory = self.inventory_against(&manifest.entries, &manifest.channel)?;
         let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
         let build = staging.dir.join(BUILD);
         remove_path(&build)?;
@@ -337,6 +337,14 @@ impl Store for Bucket {
             body,
             &format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor")),
         )
+    }
+    fn inventory_against(&self, incoming: &[Entry], channel: &str) -> Result<Against> {
+        if self.state.generation == 0 {
+            return Ok(Against::default());
+        }
+        let body = self.generation_object(self.state.generation, "inventory.cbor")?;
+        let name = format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor"));
+        decode_inventory_against(body, &name, incoming, channel)
     }
     fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob> {
         let held: HashMap<&str, u64> =
