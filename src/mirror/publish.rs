@@ -143,7 +143,12 @@ impl Mirror {
         self.published = true;
         self.repair_links()?;
         self.prune(generation);
-        Ok(PublishReport { mirror: self.root.display().to_string(), generation, published: tree.published(), state })
+        Ok(PublishReport {
+            mirror: self.root.display().to_string(),
+            generation,
+            published: tree.take_published(),
+            state,
+        })
     }
 
     /// Points `current` at generation `n` with one rename.

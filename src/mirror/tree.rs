@@ -172,8 +172,8 @@ impl Tree {
     }
 
     /// Paths published by this import, `folder/path`.
-    pub(super) fn published(&self) -> Vec<String> {
-        self.published.clone()
+    pub(super) fn take_published(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.published)
     }
 }
 

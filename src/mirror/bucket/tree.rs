@@ -103,8 +103,8 @@ impl<'a> ObjectTree<'a> {
         }
     }
 
-    pub(super) fn published(&self) -> Vec<String> {
-        self.published.clone()
+    pub(super) fn take_published(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.published)
     }
 
     fn aliases_of(&self, folder: &str, path: &str) -> Vec<String> {
