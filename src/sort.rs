@@ -19,8 +19,8 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 /// What a sorter holds in memory unless told otherwise: the records' bytes
-/// and 8 bytes of bookkeeping each.
-pub const DEFAULT_BUDGET: usize = 4 << 20;
+/// and 8 bytes of bookkeeping each, the room reserved for them included.
+pub const DEFAULT_BUDGET: usize = 2 << 20;
 
 /// Runs merged at once: more are first merged into one, so that a sort of
 /// any size holds at most this many files open and this many read buffers.
@@ -36,7 +36,7 @@ pub struct Sorter {
     /// The records held, back to back.
     bytes: Vec<u8>,
     /// Where each held record is in `bytes`: start and length.
-    spans: Vec<(usize, usize)>,
+    spans: Vec<(u32, u32)>,
     /// Sorted runs spilled to temporary files, each read from its start.
     runs: Vec<File>,
 }
@@ -52,6 +52,8 @@ impl Sorter {
     /// them to a run (a record larger than that is a run of its own).
     #[must_use]
     pub fn new(budget: usize) -> Self {
+        // Held records are addressed by 32 bits.
+        let budget = budget.min(u32::MAX as usize);
         Sorter { budget, bytes: Vec::new(), spans: Vec::new(), runs: Vec::new() }
     }
 
@@ -61,7 +63,15 @@ impl Sorter {
         if !self.spans.is_empty() && held + record.len() + 8 > self.budget {
             self.spill()?;
         }
-        self.spans.push((self.bytes.len(), record.len()));
+        let len = u32::try_from(record.len()).map_err(|_| io::Error::other("a record of 4 GiB or more"))?;
+        let needed = self.bytes.len() + record.len();
+        if needed > self.bytes.capacity() {
+            // Doubling, but not past the budget: a spill comes before the bytes would outgrow it.
+            let want = (2 * self.bytes.capacity()).clamp(4096, self.budget.max(4096)).max(needed);
+            self.bytes.reserve_exact(want - self.bytes.len());
+        }
+        let start = u32::try_from(self.bytes.len()).expect("held records are within the budget, below 4 GiB");
+        self.spans.push((start, len));
         self.bytes.extend_from_slice(record);
         Ok(())
     }
@@ -80,7 +90,7 @@ impl Sorter {
 
     fn sort_held(&mut self) {
         let bytes = &self.bytes;
-        self.spans.sort_unstable_by(|a, b| bytes[a.0..a.0 + a.1].cmp(&bytes[b.0..b.0 + b.1]));
+        self.spans.sort_unstable_by(|a, b| record_at(bytes, *a).cmp(record_at(bytes, *b)));
     }
 
     /// Writes what is held, sorted, to a new run; merges the runs into one
@@ -88,8 +98,8 @@ impl Sorter {
     fn spill(&mut self) -> io::Result<()> {
         self.sort_held();
         let mut run = RunWriter::new()?;
-        for &(start, len) in &self.spans {
-            run.write(&self.bytes[start..start + len])?;
+        for &span in &self.spans {
+            run.write(record_at(&self.bytes, span))?;
         }
         self.runs.push(run.finish()?);
         self.bytes.clear();
@@ -110,7 +120,7 @@ impl Sorter {
 #[derive(Debug)]
 pub enum Sorted {
     /// They never left memory.
-    Held { bytes: Vec<u8>, spans: Vec<(usize, usize)>, next: usize },
+    Held { bytes: Vec<u8>, spans: Vec<(u32, u32)>, next: usize },
     /// They are merged from runs on disk.
     Merged(Merge),
 }
@@ -120,13 +130,18 @@ impl Sorted {
     pub fn next_record(&mut self) -> io::Result<Option<&[u8]>> {
         match self {
             Sorted::Held { bytes, spans, next } => {
-                let Some(&(start, len)) = spans.get(*next) else { return Ok(None) };
+                let Some(&span) = spans.get(*next) else { return Ok(None) };
                 *next += 1;
-                Ok(Some(&bytes[start..start + len]))
+                Ok(Some(record_at(bytes, span)))
             }
             Sorted::Merged(merge) => merge.next_record(),
         }
     }
+}
+
+/// The held record at `span`.
+fn record_at(bytes: &[u8], (start, len): (u32, u32)) -> &[u8] {
+    &bytes[start as usize..(start + len) as usize]
 }
 
 /// A run being written: each record as its length (u32, little-endian) and

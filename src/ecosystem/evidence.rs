@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use super::ALL;
 use crate::manifest::Manifest;
 use crate::manifest::evidence::{self as kinds, EvidenceKind};
-use crate::manifest::segments::{SegmentSource, Undecoded};
+use crate::manifest::segments::{SegmentBytes, SegmentSource, Undecoded};
 use crate::policy::Rules;
 use crate::provenance::sigstore::{Attested, Findings, SigstoreRoot};
 
@@ -45,10 +45,13 @@ pub trait ManifestExt: Sized {
     /// Decodes canonical bytes of a format 1 manifest and checks the rules the schema cannot say.
     fn from_bytes(bytes: &[u8]) -> Result<Self, String>;
     /// Decodes a manifest frame's signed payload and, in format 2, its
-    /// segments (taken or borrowed: taken, they are dropped once decoded);
+    /// segments (taken or borrowed: taken, they are given back as decoded);
     /// checks the rules.
-    fn decode<S: AsRef<[u8]>>(payload: &[u8], segments: Option<S>, held: &dyn SegmentSource)
-    -> Result<Self, Undecoded>;
+    fn decode<S: SegmentBytes>(
+        payload: &[u8],
+        segments: Option<S>,
+        held: &dyn SegmentSource,
+    ) -> Result<Self, Undecoded>;
     /// The cross-field rules, the evidence kinds and their caps.
     fn check(&self) -> Result<(), String>;
 }
@@ -58,7 +61,7 @@ impl ManifestExt for Manifest {
         Manifest::from_bytes_with(bytes, kind)
     }
 
-    fn decode<S: AsRef<[u8]>>(
+    fn decode<S: SegmentBytes>(
         payload: &[u8],
         segments: Option<S>,
         held: &dyn SegmentSource,

@@ -331,8 +331,12 @@ fn already_imported(
     // mirror that lost them (or was filled by an airlock that did not keep
     // them) is mended without a --full bundle.
     keep_segments(mirror, set)?;
-    let unchanged =
-        PublishReport { mirror: mirror.location(), generation: mirror.generation()?, published: Vec::new(), state };
+    let unchanged = PublishReport {
+        mirror: mirror.location(),
+        generation: mirror.generation()?,
+        published: crate::mirror::Paths::default(),
+        state,
+    };
     let volumes = VolumesReport::new(&verified.manifest, &outcome, &set.unreadable);
     let report = VerifyReport::new(subject, verified, policy, volumes);
     Ok(ImportReport {
@@ -371,7 +375,7 @@ fn dry_run(
     let would = PublishReport {
         mirror: mirror.location(),
         generation: mirror.generation()? + 1,
-        published: m.entries.iter().map(|e| e.path.as_str().to_owned()).collect(),
+        published: m.entries.iter().map(|e| e.path.as_str()).collect(),
         state: mirror.state()?,
     };
     Ok(ImportReport {

@@ -439,7 +439,7 @@ impl Manifest {
     /// Decodes what a manifest frame holds: the signed `payload` and, in
     /// format 2, the `segments` it carries (those it leaves out from
     /// `held`); then checks the rules.
-    pub fn decode_with<S: AsRef<[u8]>>(
+    pub fn decode_with<S: segments::SegmentBytes>(
         payload: &[u8],
         segments: Option<S>,
         held: &dyn segments::SegmentSource,

@@ -36,7 +36,7 @@ pub(crate) const LINK_BUDGET: u64 = 10_000;
 pub(super) struct Tree {
     root: PathBuf,
     objects: PathBuf,
-    published: Vec<String>,
+    published: super::Paths,
     /// Folders known to exist, so a tree of many files costs no stat per parent.
     folders: std::collections::HashSet<PathBuf>,
     /// The copy in this tree that entries of a blob whose object is out of
@@ -63,7 +63,7 @@ impl Tree {
         Tree {
             root,
             objects,
-            published: Vec::new(),
+            published: super::Paths::default(),
             folders: std::collections::HashSet::new(),
             copies: HashMap::new(),
             links: HashMap::new(),
@@ -172,7 +172,7 @@ impl Tree {
     }
 
     /// Paths published by this import, `folder/path`.
-    pub(super) fn take_published(&mut self) -> Vec<String> {
+    pub(super) fn take_published(&mut self) -> super::Paths {
         std::mem::take(&mut self.published)
     }
 }
@@ -201,7 +201,7 @@ impl Layout for Tree {
             let inode = copy_durably(&object, &target)?;
             self.copies.insert(*id, (target, inode));
         }
-        self.published.push(format!("{folder}/{path}"));
+        self.published.push(folder, path.as_str());
         Ok(())
     }
 

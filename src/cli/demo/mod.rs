@@ -58,7 +58,7 @@ struct DemoReport<'a> {
     tampered_rejected: String,
     untrusted_rejected: String,
     mirror: String,
-    published: Vec<String>,
+    published: crate::mirror::Paths,
     clients: Vec<ClientRun>,
 }
 
@@ -147,7 +147,7 @@ impl DemoArgs {
             imported.mirror.published.len(),
             imported.mirror.generation
         ));
-        for published in &imported.mirror.published {
+        for published in imported.mirror.published.iter() {
             step(&format!("              mirror/{published}"));
         }
 
