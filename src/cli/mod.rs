@@ -333,14 +333,7 @@ impl Output {
             None => {}
             Some(false) => print_report(schema, report, false),
             Some(true) => {
-                with_stdout(|out| {
-                    for entry in report.entries().iter() {
-                        let line = Document { schema: schema_id("entry"), ok: true, report: &entry };
-                        serde_json::to_writer(&mut *out, &line)?;
-                        out.write_all(b"\n")?;
-                    }
-                    Ok(())
-                });
+                with_stdout(|out| report.entries().iter().try_for_each(|entry| write_entry_line(out, &entry)));
                 print_report(schema, &report.unlisted(), true);
             }
         }
@@ -420,15 +413,17 @@ fn print_json_error(
             return out.write_all(b"\n");
         }
         if let Some(packages) = packages {
-            packages.each(&mut |entry| {
-                let line = Document { schema: schema_id("entry"), ok: true, report: &entry };
-                serde_json::to_writer(&mut *out, &line)?;
-                out.write_all(b"\n")
-            })?;
+            packages.each(&mut |entry| write_entry_line(out, &entry))?;
         }
         serde_json::to_writer(&mut *out, &document)?;
         out.write_all(b"\n")
     });
+}
+
+/// One entry's report on a line of its own (`airlock.entry.v1`).
+fn write_entry_line(out: &mut dyn Write, entry: &impl Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &Document { schema: schema_id("entry"), ok: true, report: entry })?;
+    out.write_all(b"\n")
 }
 
 /// `airlock.error.v1`.
