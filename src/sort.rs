@@ -41,12 +41,6 @@ pub struct Sorter {
     runs: Vec<File>,
 }
 
-impl Default for Sorter {
-    fn default() -> Self {
-        Sorter::new(DEFAULT_BUDGET)
-    }
-}
-
 impl Sorter {
     /// A sorter that holds about `budget` bytes of records before it spills
     /// them to a run (a record larger than that is a run of its own).

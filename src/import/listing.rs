@@ -71,7 +71,7 @@ mod tests {
         let rules = Rules::new();
         // A path that a case-insensitive file system would merge with a published one.
         let incoming = [entry("files", "NOTES.txt", b"v1")];
-        let held = Against::from(old);
+        let held = Against { stored: old, ..Against::default() };
         let merged = merge(&held, &incoming, "other", &rules.entry_rules());
         let err = merged.and_then(|m| check_reserved(&m.all, "other")).err().unwrap();
         assert_eq!(err.exit_code(), 1);

@@ -89,23 +89,18 @@ pub fn write_seq<T: Serialize>(
 /// (For files this program wrote, such as the mirror's inventory: items are
 /// decoded as they come, without the canonical check of [`from_slice`].)
 pub fn read_seq<T: DeserializeOwned>(mut reader: impl std::io::Read, mut each: impl FnMut(T)) -> Result<u64, String> {
-    let mut initial = [0u8; 1];
-    reader.read_exact(&mut initial).map_err(|e| format!("the array's head: {e}"))?;
-    let (major, info) = (initial[0] >> 5, initial[0] & 31);
-    let follow = match info {
-        0..=23 => 0,
-        24 => 1,
-        25 => 2,
-        26 => 4,
-        27 => 8,
-        _ => return Err("an array of indefinite or reserved length".into()),
+    // The head: its initial byte, then the argument bytes that byte announces, read by `header`.
+    let mut head = [0u8; 9];
+    reader.read_exact(&mut head[..1]).map_err(|e| format!("the array's head: {e}"))?;
+    let follow = match head[0] & 0x1f {
+        info @ 24..=27 => 1 << (info - 24),
+        _ => 0,
     };
+    reader.read_exact(&mut head[1..=follow]).map_err(|e| format!("the array's head: {e}"))?;
+    let (major, _, len, _) = header(&head[..=follow], 0)?;
     if major != 4 {
         return Err(format!("an item of major type {major} where an array was expected"));
     }
-    let mut argument = [0u8; 8];
-    reader.read_exact(&mut argument[8 - follow..]).map_err(|e| format!("the array's head: {e}"))?;
-    let len = if follow == 0 { u64::from(info) } else { u64::from_be_bytes(argument) };
     for k in 0..len {
         let item = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
             .map_err(|e| format!("item {} of {len}: {e}", k + 1))?;

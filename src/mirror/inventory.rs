@@ -89,12 +89,6 @@ impl Against {
     }
 }
 
-impl From<Vec<Stored>> for Against {
-    fn from(stored: Vec<Stored>) -> Self {
-        Against { stored, unshared: Vec::new(), co_listed: Vec::new() }
-    }
-}
-
 /// [`read_inventory`] for the merge with a bundle of `channel` listing `incoming` ([`Against`]).
 pub(super) fn read_inventory_against(path: &Path, incoming: &[Entry], channel: &str) -> Result<Against> {
     let file = File::open(path).at(path)?;
