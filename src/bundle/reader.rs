@@ -218,7 +218,11 @@ fn read_manifest_frame(raw: &mut impl Read, known: &[&FrameSeen]) -> Result<Cont
                 .ok_or_else(|| FrameError::Malformed(OTHER_SEGMENTS.into()));
         }
         let last = candidates[0];
-        candidates.retain(|k| frames[*k].matches(offset, &block, &mut hashers[*k]));
+        candidates.retain(|k| {
+            frames[*k].matches(offset, &block, &mut |got| {
+                hashers[*k].update(got);
+            })
+        });
         if candidates.is_empty() {
             let mut content = Vec::with_capacity(blocks.size());
             if !frames[last].prefix(offset, &mut content) {
@@ -233,6 +237,46 @@ fn read_manifest_frame(raw: &mut impl Read, known: &[&FrameSeen]) -> Result<Cont
     let mut content = Vec::with_capacity(blocks.size());
     while blocks.next_into(raw, &mut content)? {}
     Ok(Content::Read(content))
+}
+
+/// Reads frame 1 of a volume again, which must be the `known` one this run
+/// read before, and writes its segments' bytes to `out` as they come, a
+/// block at a time: the frame is not held. What `out` is given is compared
+/// with the known segments only at the end (by their BLAKE3), so `out`
+/// must check what it keeps itself (each segment against the signed root).
+/// A frame that is not the known one is "changed while it was read".
+pub fn stream_known_segments(raw: impl Read, known: &FrameSeen, name: &str, out: &mut dyn Write) -> Result<()> {
+    let mut raw = MediaReader(raw);
+    let frame = KnownFrame::new(known);
+    let changed = || Error::Usage(format!("{name}: changed while it was read; run the command again"));
+    let mut blocks =
+        frame::RawBlocks::start(&mut raw, MAX_ENVELOPE_BYTES + 4 * BLOCK as u64).map_err(|e| frame_error(name, e))?;
+    if blocks.size() != frame.len {
+        return Err(changed());
+    }
+    let (mut hasher, mut failed) = (blake3::Hasher::new(), None);
+    let mut block = Vec::with_capacity(128 << 10);
+    let mut offset = 0;
+    while blocks.next_into(&mut raw, &mut block).map_err(|e| frame_error(name, e))? {
+        let same = frame.matches(offset, &block, &mut |got| {
+            hasher.update(got);
+            if failed.is_none() {
+                failed = out.write_all(got).err();
+            }
+        });
+        if let Some(e) = failed {
+            return Err(Error::io(Path::new(name), e));
+        }
+        if !same {
+            return Err(changed());
+        }
+        offset += block.len();
+        block.clear();
+    }
+    if !frame.segments_match(&hasher) {
+        return Err(changed());
+    }
+    Ok(())
 }
 
 /// The content of the manifest frame a known one is written in, without
@@ -305,8 +349,8 @@ impl<'a> KnownFrame<'a> {
     }
 
     /// Whether `chunk` is the content from `offset` on (its segment bytes
-    /// go into `hasher`, judged at the end).
-    fn matches(&self, offset: usize, chunk: &[u8], hasher: &mut blake3::Hasher) -> bool {
+    /// go to `hashed`, judged at the end).
+    fn matches(&self, offset: usize, chunk: &[u8], hashed: &mut dyn FnMut(&[u8])) -> bool {
         let end = offset + chunk.len();
         self.overlapping(offset..end).all(|(start, part)| {
             let from = offset.max(start);
@@ -316,7 +360,7 @@ impl<'a> KnownFrame<'a> {
                 Part::Header(h) => h[from - start..to - start] == *got,
                 Part::Bytes(b) => b[from - start..to - start] == *got,
                 Part::Hashed(_) => {
-                    hasher.update(got);
+                    hashed(got);
                     true
                 }
                 Part::Zeros(_) => got.iter().all(|b| *b == 0),
@@ -588,6 +632,22 @@ mod tests {
 
     fn read(volume: &[u8], known: &[&ManifestFrame]) -> Envelope {
         read_among(volume, known).unwrap()
+    }
+
+    #[test]
+    fn a_known_frames_segments_stream_again_and_another_frame_is_changed() {
+        let segments: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let known = frame(b"the envelope", Some(&segments));
+        let seen = known.clone().seen();
+        let mut out = Vec::new();
+        stream_known_segments(&volume(&known)[..], &seen, "v", &mut out).unwrap();
+        assert_eq!(out, segments, "every byte, in order, across blocks");
+        let mut other = segments.clone();
+        other[200_000] ^= 1;
+        for changed in [frame(b"the envelope", Some(&other)), frame(b"the envelopf", Some(&segments))] {
+            let e = stream_known_segments(&volume(&changed)[..], &seen, "v", &mut Vec::new()).unwrap_err();
+            assert!(e.to_string().contains("changed while it was read"), "{e}");
+        }
     }
 
     #[test]

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Rejection, Result};
 use crate::mirror::{
-    Against, Changes, ImportRecord, KeptSegments, Mirror, Publication, PublishReport, StagedBundle, Store,
+    Against, CarriedSegments, Changes, ImportRecord, KeptSegments, Mirror, Publication, PublishReport, StagedBundle,
+    Store,
 };
 use crate::policy::Policy;
 use crate::progress::Progress;
@@ -301,15 +302,19 @@ fn keep_segments(mirror: &dyn Store, set: &VolumeSet) -> Result<Vec<crate::id::C
     if verified.frame.segments.is_none() {
         return Ok(Vec::new());
     }
-    // Their bytes were dropped once decoded: read again from a volume this run identified.
+    // Their bytes were dropped once decoded: streamed again from a volume
+    // this run identified, a batch at a time (they are up to the manifest cap).
     let Some(file) = set.files.values().flatten().next() else { return Ok(Vec::new()) };
-    let segments = verified.reread_segments(file)?;
     let opened = crate::sign::envelope::open_untrusted(&verified.frame.envelope, crate::sign::envelope::MANIFEST)
         .map_err(|r| Error::rejected("the manifest", r))?;
-    match KeptSegments::of(opened.payload, segments.as_deref()) {
-        Some(kept) => mirror.keep_segments(&kept),
-        None => Ok(Vec::new()),
-    }
+    let mut keep = |kept: &KeptSegments<'_>| mirror.keep_segments(kept);
+    let Some(mut carried) = CarriedSegments::new(opened.payload, &mut keep) else { return Ok(Vec::new()) };
+    let streamed = verified.stream_segments(file, &mut carried);
+    carried.finish(streamed).map_err(|not_kept| {
+        // What this run wrote before it failed is kept by nothing.
+        let _ = mirror.forget_segments(&not_kept.written);
+        not_kept.error
+    })
 }
 
 /// The exact bundle imported last, again: nothing is staged again, but
@@ -420,6 +425,7 @@ fn assemble_chunked(
     subject: &str,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let mut upstream = None;
     for blob in manifest.blobs.iter().filter(|b| b.carried && b.is_chunked()) {
         if staging.has_blob(&blob.id) {
             continue;
@@ -432,7 +438,8 @@ fn assemble_chunked(
         let file = staging.open_chunks(&blob.id)?;
         progress.start("assembling", blob.size);
         let reader = std::io::BufReader::with_capacity(1 << 20, file);
-        crate::verify::check_assembled(manifest, blob, reader, progress, subject)?;
+        let upstream = upstream.get_or_insert_with(|| crate::verify::UpstreamDigests::of(manifest));
+        crate::verify::check_assembled((manifest, upstream), blob, reader, progress, subject)?;
         progress.finish();
         staging.chunks_assembled(&blob.id)?;
     }

@@ -488,7 +488,7 @@ fn check_carried(refs: &[SegmentRef], bytes: &[u8], starts: &[usize], what: &str
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::manifest::tests::{entry_at, sample};
 
@@ -497,7 +497,7 @@ mod tests {
     }
 
     /// A format 2 manifest of `n` plain files, one blob each.
-    fn manifest_of(n: usize) -> Manifest {
+    pub(in crate::manifest) fn manifest_of(n: usize) -> Manifest {
         let mut m = sample();
         m.format = FORMAT_SEGMENTED;
         m.entries = (0..n).map(|i| entry_at("files", &format!("f/{i:05}.txt"), i.to_string().as_bytes())).collect();

@@ -102,14 +102,12 @@ pub(super) fn decode_inventory_against(
     incoming: &[Entry],
     channel: &str,
 ) -> Result<Against> {
-    let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 entries");
-    let mut by_place: Vec<u32> = (0..incoming.len()).map(index).collect();
-    by_place.sort_unstable_by(|a, b| incoming[*a as usize].place().cmp(&incoming[*b as usize].place()));
+    let by_place = ByPlace::new(incoming);
     let mut against = Against::default();
     let relisted = |stored: &Stored| {
-        let at = by_place.binary_search_by(|i| incoming[*i as usize].place().cmp(&stored.entry.place())).ok()?;
-        let listed = by_place[at];
-        (stored.channel == channel && incoming[listed as usize].blob == stored.entry.blob).then_some(listed)
+        let listed = by_place.at(by_place.rank_of(stored.entry.place())?);
+        let listed_again = stored.channel == channel && incoming[listed].blob == stored.entry.blob;
+        listed_again.then(|| u32::try_from(listed).expect("fewer than 2^32 entries"))
     };
     crate::manifest::canonical::read_seq(reader, |stored: Stored| match relisted(&stored) {
         Some(listed) if stored.also_listed_by.is_empty() => push_lean(&mut against.unshared, listed),
@@ -121,6 +119,45 @@ pub(super) fn decode_inventory_against(
     against.unshared.shrink_to_fit();
     against.co_listed.shrink_to_fit();
     Ok(against)
+}
+
+/// A bundle's entries in the order of their places, to find one by its
+/// place: the entries themselves when they are sorted (format 2's rule),
+/// else (format 1) an index of them sorted.
+struct ByPlace<'a> {
+    entries: &'a [Entry],
+    order: Option<Vec<u32>>,
+}
+
+impl<'a> ByPlace<'a> {
+    fn new(entries: &'a [Entry]) -> Self {
+        let sorted = entries.windows(2).all(|pair| pair[0].place() < pair[1].place());
+        let order = (!sorted).then(|| {
+            let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 entries");
+            let mut order: Vec<u32> = (0..entries.len()).map(index).collect();
+            order.sort_unstable_by(|a, b| entries[*a as usize].place().cmp(&entries[*b as usize].place()));
+            order
+        });
+        ByPlace { entries, order }
+    }
+
+    /// The index in the entries of the one `rank`-th by place.
+    fn at(&self, rank: usize) -> usize {
+        self.order.as_ref().map_or(rank, |order| order[rank] as usize)
+    }
+
+    /// The entries in the order of their places.
+    fn iter(&self) -> impl Iterator<Item = &'a Entry> + '_ {
+        (0..self.entries.len()).map(|rank| &self.entries[self.at(rank)])
+    }
+
+    /// The rank by place of the entry at `place`, if one is there.
+    fn rank_of(&self, place: Place<'_>) -> Option<usize> {
+        match &self.order {
+            None => self.entries.binary_search_by(|e| e.place().cmp(&place)).ok(),
+            Some(order) => order.binary_search_by(|i| self.entries[*i as usize].place().cmp(&place)).ok(),
+        }
+    }
 }
 
 /// Pushes `item`, growing `items` by an eighth rather than doubling it.
@@ -229,11 +266,10 @@ pub fn merge<'a>(
     channel: &'a str,
     rules: &EntryRules<'_>,
 ) -> Result<Merged<'a>> {
-    let mut listed: Vec<&Entry> = incoming.iter().collect();
-    listed.sort_unstable_by(|a, b| a.place().cmp(&b.place()));
-    let find = |entry: &Entry| listed.binary_search_by(|l| l.place().cmp(&entry.place())).ok();
-    // Whose entry the mirror holds at each listed entry's place, and its content.
-    let mut held: Vec<Option<(&str, ContentId)>> = vec![None; listed.len()];
+    let listed = ByPlace::new(incoming);
+    let find = |entry: &Entry| listed.rank_of(entry.place());
+    // Whose entry the mirror holds at each listed entry's place (by rank), and its content.
+    let mut held: Vec<Option<(&str, ContentId)>> = vec![None; incoming.len()];
     let mut all = Vec::with_capacity(current.stored.len() + incoming.len());
     let mut also = Vec::new();
     let mut removed = Vec::new();
@@ -250,8 +286,9 @@ pub fn merge<'a>(
         let others = stored.also_listed_by.iter().map(String::as_str);
         match find(&stored.entry) {
             Some(i) => {
-                check_relisting(stored, listed[i], channel, rules)?;
-                if stored.entry.blob != listed[i].blob {
+                let listing = &incoming[listed.at(i)];
+                check_relisting(stored, listing, channel, rules)?;
+                if stored.entry.blob != listing.blob {
                     replaced.push(&stored.entry);
                 }
                 held[i] = Some((stored.channel.as_str(), stored.entry.blob));
@@ -281,7 +318,7 @@ pub fn merge<'a>(
     }
     // From now on this channel vouches for what it lists and no other channel holds.
     all.extend(
-        listed.iter().zip(&held).filter(|(_, h)| h.is_none_or(|(c, _)| c == channel)).map(|(e, _)| (channel, *e)),
+        listed.iter().zip(&held).filter(|(_, h)| h.is_none_or(|(c, _)| c == channel)).map(|(e, _)| (channel, e)),
     );
     all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
     also.sort_unstable_by(|a, b| a.0.cmp(&b.0));

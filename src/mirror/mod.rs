@@ -63,7 +63,7 @@ pub use inventory::{Against, Changes, EntryRules, Merged, Named, Stored, merge};
 pub use layout::Layout;
 pub use local::Mirror;
 pub use publish::{Paths, Publication, PublishReport};
-pub use segments::{KeptSegments, held_segments, holds_segments_of, local_segments};
+pub use segments::{CarriedSegments, KeptSegments, held_segments, holds_segments_of, local_segments};
 pub use staging::{StagedBlob, StagedBundle, Staging};
 pub use store::{Collected, Fill, Store};
 pub(crate) use tree::copies_bytes;

@@ -166,6 +166,7 @@ impl Mirror {
         let objects = self.meta.join(OBJECTS);
         let objects_dir = OpenDir::open(&objects)?;
         staging.make_durable()?;
+        added.reserve_exact(manifest.blobs.iter().filter(|b| b.carried).count());
         for blob in manifest.blobs.iter().filter(|b| b.carried) {
             if staging.promote(&blob.id, &objects_dir)? {
                 added.push(blob.id);

@@ -22,7 +22,7 @@ use crate::id::ContentId;
 use crate::manifest::folder::SegmentFolder;
 use crate::manifest::segments::{Root, SegmentSource};
 
-pub use crate::manifest::folder::KeptSegments;
+pub use crate::manifest::folder::{CarriedSegments, KeptSegments};
 
 /// Where the segments are, under the mirror's `.airlock`.
 const SEGMENTS: &str = "segments";

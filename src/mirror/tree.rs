@@ -42,12 +42,20 @@ pub(super) struct Tree {
     /// The copy in this tree that entries of a blob whose object is out of
     /// links are linked to (see the module's comment), and its inode.
     copies: HashMap<ContentId, (PathBuf, u64)>,
-    /// The links of objects counted so far: stated once per object and
-    /// tree, then counted as the tree links it (under the import's lock
-    /// nothing else links them). An entry removed from the tree may leave
-    /// a count one too high, which only makes the budget stricter.
+    /// The links of objects counted so far: stated, then counted as the
+    /// tree links it (under the import's lock nothing else links them). An
+    /// entry removed from the tree may leave a count one too high, which
+    /// only makes the budget stricter. A cache of at most [`LINK_CACHE`]
+    /// objects, emptied when full: a count it no longer has is stated
+    /// again, and the file system's count is the true one.
     links: HashMap<ContentId, u64>,
 }
+
+/// Objects whose link counts a tree keeps at once (about 48 bytes each):
+/// enough that the entries of a shared blob are counted without a `stat`
+/// each, few enough that a publish of a million new objects holds a bounded
+/// map rather than one of them all.
+const LINK_CACHE: usize = 1 << 14;
 
 /// What linking an entry to an object did.
 enum Linked {
@@ -73,7 +81,16 @@ impl Tree {
     /// The objects this import put into the store: each has two names, its
     /// own and its staged one, so linking it needs no `stat` first.
     pub(super) fn objects_added(&mut self, ids: &[ContentId]) {
-        self.links.extend(ids.iter().map(|id| (*id, 2)));
+        let room = LINK_CACHE.saturating_sub(self.links.len());
+        self.links.extend(ids.iter().take(room).map(|id| (*id, 2)));
+    }
+
+    /// Counts `links` for object `id`, making room first when the cache is full.
+    fn count_links(&mut self, id: &ContentId, links: u64) {
+        if self.links.len() >= LINK_CACHE && !self.links.contains_key(id) {
+            self.links.clear();
+        }
+        self.links.insert(*id, links);
     }
 
     /// Writes a file the mirror generates (the state, the inventory).
@@ -149,13 +166,13 @@ impl Tree {
             Some(known) => *known,
             None => fs::metadata(&object).at(&object)?.nlink(),
         };
-        self.links.insert(*id, links);
+        self.count_links(id, links);
         if links >= LINK_BUDGET {
             return Ok(Linked::OutOfLinks);
         }
         match fs::hard_link(&object, target) {
             Ok(()) => {
-                self.links.insert(*id, links + 1);
+                self.count_links(id, links + 1);
                 Ok(Linked::Made)
             }
             Err(e) if out_of_links(&e) => Ok(Linked::OutOfLinks),
@@ -412,6 +429,25 @@ mod tests {
         assert_eq!(inode("a").ino(), inode("c").ino(), "one copy serves the entries after it");
         assert_eq!(inode("a").nlink(), 3);
         assert_eq!(fs::read(dir.path().join("tree/files/b")).unwrap(), b"shared");
+    }
+
+    #[test]
+    fn counts_the_full_cache_let_go_of_are_stated_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tree, id) = tree_with_object(dir.path(), b"shared", LINK_BUDGET - 2);
+        tree.link_blob("files", &path("a"), &id).unwrap();
+        // Fill the cache with other objects: the shared one's count goes.
+        let others: Vec<ContentId> = (0..LINK_CACHE as u64).map(|i| ContentId::of(&i.to_le_bytes())).collect();
+        tree.objects_added(&others);
+        tree.count_links(&ContentId::of(b"one more"), 2);
+        assert!(!tree.links.contains_key(&id) && tree.links.len() <= LINK_CACHE);
+        for name in ["b", "c"] {
+            tree.link_blob("files", &path(name), &id).unwrap();
+        }
+        let object = fs::metadata(dir.path().join("objects").join(id.to_hex())).unwrap();
+        assert_eq!(object.nlink(), LINK_BUDGET, "b was linked on a count stated again, c was not");
+        let c = fs::metadata(dir.path().join("tree/files/c")).unwrap();
+        assert_ne!(c.ino(), object.ino(), "c is a copy");
     }
 
     #[test]

@@ -32,8 +32,7 @@ pub(super) struct BlobPlan {
     given: Vec<bool>,
     /// How many it has not.
     left: usize,
-    /// The entries that declare upstream digests, by index, sorted by blob.
-    with_digests: Vec<u32>,
+    with_digests: UpstreamDigests,
 }
 
 /// The piece number of a member that is a whole blob.
@@ -59,13 +58,38 @@ pub(super) struct PieceOf {
 /// An algorithm name and the digest an entry declares for it.
 pub(super) type UpstreamDigest = (String, Vec<u8>);
 
-/// The upstream digests the entries of blob `id` declare, each once.
-pub(super) fn upstream_digests(manifest: &Manifest, id: &ContentId) -> Vec<UpstreamDigest> {
-    let mut digests: Vec<UpstreamDigest> = Vec::new();
-    for entry in manifest.entries.iter().filter(|e| e.blob == *id) {
-        add_digests(&mut digests, entry);
+/// The entries of a manifest that declare upstream digests, by index,
+/// sorted by blob (4 bytes an entry with digests): what a blob must also
+/// hash to, found without a pass over every entry for each blob (a bundle
+/// of many chunked blobs and many entries would otherwise cost their
+/// product).
+pub struct UpstreamDigests(Vec<u32>);
+
+impl UpstreamDigests {
+    #[must_use]
+    pub fn of(manifest: &Manifest) -> Self {
+        let entries = &manifest.entries;
+        let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 entries");
+        let mut with_digests: Vec<u32> =
+            (0..entries.len()).filter(|&i| !entries[i].digests.is_empty()).map(index).collect();
+        // Stable: the entries of one blob keep their order, and so do the digests they add.
+        with_digests.sort_by_key(|&i| entries[i as usize].blob);
+        with_digests.shrink_to_fit();
+        UpstreamDigests(with_digests)
     }
-    digests
+
+    /// The upstream digests the entries of blob `id` declare, each once, in
+    /// the order of the entries (`manifest` is the one this was made of).
+    #[must_use]
+    pub fn of_blob(&self, manifest: &Manifest, id: &ContentId) -> Vec<UpstreamDigest> {
+        let entries = &manifest.entries;
+        let start = self.0.partition_point(|&i| entries[i as usize].blob < *id);
+        let mut digests = Vec::new();
+        for &i in self.0[start..].iter().take_while(|&&i| entries[i as usize].blob == *id) {
+            add_digests(&mut digests, &entries[i as usize]);
+        }
+        digests
+    }
 }
 
 /// Adds the digests `entry` declares that `digests` does not hold yet.
@@ -95,17 +119,11 @@ impl BlobPlan {
         // blob it also holds whole (the manifest's rules, checked before).
         members.dedup_by_key(|m| id_of(m));
         members.shrink_to_fit();
-        let entries = &manifest.entries;
-        let mut with_digests: Vec<u32> =
-            (0..entries.len()).filter(|&i| !entries[i].digests.is_empty()).map(index).collect();
-        // Stable: the entries of one blob keep their order, and so do the digests they add.
-        with_digests.sort_by_key(|&i| entries[i as usize].blob);
-        with_digests.shrink_to_fit();
         BlobPlan {
             given: vec![false; members.len()],
             left: members.len(),
             members,
-            with_digests,
+            with_digests: UpstreamDigests::of(manifest),
             manifest: manifest.clone(),
         }
     }
@@ -132,15 +150,8 @@ impl BlobPlan {
         Ok(Expected { size: of.size, digests: Vec::new(), piece: Some(Box::new(piece)) })
     }
 
-    /// The upstream digests the entries of blob `id` declare, each once.
     fn digests_of(&self, id: &ContentId) -> Vec<UpstreamDigest> {
-        let entries = &self.manifest.entries;
-        let start = self.with_digests.partition_point(|&i| entries[i as usize].blob < *id);
-        let mut digests = Vec::new();
-        for &i in self.with_digests[start..].iter().take_while(|&&i| entries[i as usize].blob == *id) {
-            add_digests(&mut digests, &entries[i as usize]);
-        }
-        digests
+        self.with_digests.of_blob(&self.manifest, id)
     }
 
     /// The first member not given yet, and how many are not.
@@ -429,13 +440,13 @@ fn git_blob_hasher(size: u64) -> sha1::Sha1 {
 /// back in order: it must hash to its BLAKE3 and to every upstream digest
 /// its entries declare. Streams; `blob` names it in errors.
 pub fn check_assembled(
-    manifest: &Manifest,
+    (manifest, upstream): (&Manifest, &UpstreamDigests),
     blob: &crate::manifest::Blob,
     mut data: impl io::Read,
     progress: &dyn Progress,
     subject: &str,
 ) -> Result<()> {
-    let digests = upstream_digests(manifest, &blob.id);
+    let digests = upstream.of_blob(manifest, &blob.id);
     let mut writer = HashingWriter::new(io::sink(), blob.size, &digests, progress);
     let copied = io::copy(&mut io::Read::take(&mut data, blob.size), &mut writer)
         .map_err(|e| Error::io(Path::new(subject), e))?;
@@ -526,9 +537,10 @@ mod tests {
         let id = |hex: &str| crate::manifest::Digest(hex::decode(hex).unwrap());
         entry.digests.insert("git-sha1".into(), id("ce013625030ba8dba906f756967f9e9ca394464a"));
         manifest.entries = vec![entry];
-        check_assembled(&manifest, &blob, &data[..], &Silent, "bundle").unwrap();
+        let upstream = UpstreamDigests::of(&manifest);
+        check_assembled((&manifest, &upstream), &blob, &data[..], &Silent, "bundle").unwrap();
         manifest.entries[0].digests.insert("git-sha1".into(), id("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"));
-        let err = check_assembled(&manifest, &blob, &data[..], &Silent, "bundle").unwrap_err().to_string();
+        let err = check_assembled((&manifest, &upstream), &blob, &data[..], &Silent, "bundle").unwrap_err().to_string();
         assert!(err.contains("git-sha1 digest does not match"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use super::BlobSink;
-use super::blobs::{HashingWriter, UpstreamDigest, upstream_digests};
+use super::blobs::{HashingWriter, UpstreamDigest, UpstreamDigests};
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;
@@ -36,12 +36,12 @@ struct WholeHash {
 
 impl Wholes {
     pub(super) fn new(manifest: &Manifest) -> Self {
-        let pending = manifest
-            .blobs
-            .iter()
-            .filter(|b| b.carried && b.is_chunked())
+        let mut chunked = manifest.blobs.iter().filter(|b| b.carried && b.is_chunked()).peekable();
+        // Only a bundle with chunked blobs pays for the index.
+        let upstream = chunked.peek().map(|_| UpstreamDigests::of(manifest));
+        let pending = chunked
             .map(|b| {
-                let digests = upstream_digests(manifest, &b.id);
+                let digests = upstream.as_ref().expect("made when a blob is chunked").of_blob(manifest, &b.id);
                 let hashes = HashingWriter::new(io::sink(), b.size, &digests, &Silent);
                 (b.id, WholeHash { next: 0, count: b.pieces.len(), digests, hashes })
             })

@@ -21,7 +21,7 @@ mod report;
 pub mod set;
 mod volume;
 
-pub use blobs::check_assembled;
+pub use blobs::{UpstreamDigests, check_assembled};
 pub use evidence::screen_new_names;
 pub use report::{EntryFindings, EntryReport, Findings, ListsEntries, PackageReports, VerifyReport};
 pub use volume::{OpenVolume, open_volume, verify_volume};
@@ -70,6 +70,14 @@ impl VerifiedManifest {
             return Err(Error::Usage(format!("{subject}: changed while it was read; run the command again")));
         }
         Ok(frame.segments)
+    }
+
+    /// The manifest segments, streamed again from frame 1 of the volume at
+    /// `path` (one this run verified) into `out`, a block at a time: what
+    /// keeps them (the mirror) checks each against the signed root itself.
+    pub fn stream_segments(&self, path: &Path, out: &mut dyn Write) -> Result<()> {
+        let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
+        crate::bundle::reader::stream_known_segments(file, &self.frame, &path.display().to_string(), out)
     }
 }
 
