@@ -211,6 +211,88 @@ fn read_record(run: &mut impl Read, into: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Bytes written once, then read back whole once: held up to a budget,
+/// beyond it in an unnamed temporary file in `TMPDIR`, so that what is
+/// written while other large things are held (export's manifest segments
+/// while its entries are) does not sit beside them in memory.
+#[derive(Debug)]
+pub struct Spool {
+    budget: usize,
+    held: Vec<u8>,
+    file: Option<BufWriter<File>>,
+    len: u64,
+    /// The first write that failed, for the caller of what wrote here
+    /// (which may have turned it into a message of its own).
+    failed: Option<io::Error>,
+}
+
+impl Spool {
+    /// A spool that holds at most `budget` bytes in memory.
+    #[must_use]
+    pub fn new(budget: usize) -> Self {
+        Spool { budget, held: Vec::new(), file: None, len: 0, failed: None }
+    }
+
+    /// Bytes written so far.
+    #[must_use]
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Why a write failed, if one did.
+    pub fn take_error(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+
+    /// Everything written, in one vector of exactly that size.
+    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
+        let Some(file) = self.file else { return Ok(self.held) };
+        let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.seek(io::SeekFrom::Start(0))?;
+        let mut bytes = Vec::new();
+        bytes.reserve_exact(usize::try_from(self.len).map_err(io::Error::other)?);
+        file.take(self.len).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 != self.len {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a temporary file was cut short"));
+        }
+        Ok(bytes)
+    }
+}
+
+impl Write for Spool {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.append(buf).inspect_err(|e| {
+            self.failed.get_or_insert_with(|| io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), Write::flush)
+    }
+}
+
+impl Spool {
+    fn append(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.held.len() + buf.len() > self.budget {
+            let mut file = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile()?);
+            file.write_all(&self.held)?;
+            self.held = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(buf)?,
+            None => self.held.extend_from_slice(buf),
+        }
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +336,17 @@ mod tests {
     #[test]
     fn nothing_pushed_is_nothing_sorted() {
         assert!(sorted(Sorter::new(16), &[]).is_empty());
+    }
+
+    #[test]
+    fn a_spool_gives_back_what_it_was_given_held_or_spilled() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 253) as u8).collect();
+        for budget in [0, 1000, 1 << 20] {
+            let mut spool = Spool::new(budget);
+            bytes.chunks(777).try_for_each(|chunk| spool.write_all(chunk)).unwrap();
+            assert_eq!(spool.len(), bytes.len() as u64);
+            assert_eq!(spool.file.is_some(), budget < bytes.len(), "spilled only past its budget");
+            assert_eq!(spool.into_bytes().unwrap(), bytes);
+        }
     }
 }

@@ -582,3 +582,28 @@ fn serve_fetches_a_file_whose_name_holds_two_dots_and_refuses_dot_dot_components
     }
     server.stop().unwrap();
 }
+
+/// An export whose manifest segments pass the 2 MiB it holds spools them
+/// to `TMPDIR`; one it cannot write is exit 3 naming it, and no bundle.
+#[test]
+fn an_export_spooling_its_manifest_to_a_tmpdir_it_cannot_use_names_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keygen(dir.path(), "op");
+    let input = dir.path().join("many");
+    for folder in 0..25 {
+        let sub = input.join(format!("d{folder:02}"));
+        fs::create_dir_all(&sub).unwrap();
+        for i in 0..1000 {
+            fs::write(sub.join(format!("f{i:04}.txt")), format!("{folder} {i}\n")).unwrap();
+        }
+    }
+    let missing = dir.path().join("no-such-tmp");
+    let out = dir.path().join("b.airlock");
+    let output = common::export_files(&input, &key, &out).arg("--quiet").env("TMPDIR", &missing).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let line = one_line(&output.stderr);
+    assert!(line.contains(&missing.display().to_string()), "{line}");
+    assert!(!out.exists(), "no bundle is left");
+    // The same export with a TMPDIR it can use writes the bundle.
+    common::export_files(&input, &key, &out).arg("--quiet").env("TMPDIR", dir.path()).assert().success();
+}

@@ -109,11 +109,29 @@ fn split_artifacts(artifacts: Vec<Artifact>) -> (Vec<Entry>, Vec<Blob>, Vec<Path
 /// format 2), without signing the manifest: the envelope's length is
 /// worked out from the encoding's.
 pub(super) fn envelope_len(manifest: &Manifest, keys: &[OperatorKey]) -> Result<u64> {
-    let (payload, segments) = encode(manifest)?;
+    let mut counted = Counted(0);
+    let payload = manifest.encode_into(&BTreeSet::new(), &mut counted).map_err(|e| cannot_encode(&e))?;
     let sealed = envelope::sealed_len(payload.len() as u64, keys, envelope::MANIFEST)?;
     // In format 2 the segments are a member of their own: its header block and padding.
-    let segments = segments.map_or(0, |s| s.len() as u64 + 2 * crate::bundle::BLOCK as u64);
+    let segments = if manifest.is_segmented() { counted.0 + 2 * crate::bundle::BLOCK as u64 } else { 0 };
     Ok(sealed + segments)
+}
+
+/// Counts what is written to it.
+struct Counted(u64);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn cannot_encode(e: &str) -> Error {
+    Error::Usage(format!("cannot encode the manifest: {e}"))
 }
 
 /// Signs the finished manifest; returns its digest and frame 1's content.
@@ -128,24 +146,28 @@ pub(super) fn sign_final(
     keys: &[OperatorKey],
     held: &BTreeSet<ContentId>,
 ) -> Result<(ContentId, ManifestFrame, Vec<ContentId>)> {
-    let (payload, segments) =
-        manifest.encode_leaving_out(held).map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?;
-    let named = match segments {
-        Some(_) => crate::manifest::segments::named(&payload)
-            .map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))?,
-        None => Vec::new(),
+    // The segments go to a spool as they are cut (a temporary file beyond
+    // 2 MiB), read back once the entries are freed: the entries and their
+    // encoding are not held at once.
+    let temp = std::env::temp_dir();
+    let mut spool = crate::sort::Spool::new(crate::sort::DEFAULT_BUDGET);
+    let encoded = manifest.encode_into(held, &mut spool);
+    let payload = encoded.map_err(|e| spool.take_error().map_or_else(|| cannot_encode(&e), |e| Error::io(&temp, e)))?;
+    let carried = spool.len();
+    let named = if manifest.is_segmented() {
+        crate::manifest::segments::named(&payload).map_err(|e| cannot_encode(&e))?
+    } else {
+        Vec::new()
     };
     // The importer caps the manifest whole, the segments it reads from its mirror included.
-    let whole = named.iter().map(|r| r.size).sum::<u64>().max(segments.as_ref().map_or(0, |s| s.len() as u64));
+    let whole = named.iter().map(|r| r.size).sum::<u64>().max(carried);
     check_importable(payload.len() as u64 + whole, manifest.entries.len())?;
     manifest.entries = Vec::new();
+    let segments =
+        if manifest.is_segmented() { Some(spool.into_bytes().map_err(|e| Error::io(&temp, e))?) } else { None };
     let envelope = seal_manifest(&payload, keys)?;
     let ids = named.into_iter().map(|r| r.id).collect();
     Ok((ContentId::of(&payload), ManifestFrame { envelope, segments }, ids))
-}
-
-fn encode(manifest: &Manifest) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
-    manifest.encode().map_err(|e| Error::Usage(format!("cannot encode the manifest: {e}")))
 }
 
 /// A manifest no importer accepts is refused before a volume is written:

@@ -436,6 +436,26 @@ impl Manifest {
         Ok((encoded.root, Some(encoded.segments)))
     }
 
+    /// What the envelope signs, with the segments of format 2 (but those in
+    /// `held`) written to `segments` as they are cut rather than returned
+    /// (nothing is written for format 1, whose payload is the whole manifest).
+    pub fn encode_into(
+        &self,
+        held: &BTreeSet<ContentId>,
+        segments: &mut dyn std::io::Write,
+    ) -> Result<Vec<u8>, String> {
+        match self.format {
+            FORMAT_SINGLE => self.to_bytes(),
+            _ => segments::encode_into(self, held, segments),
+        }
+    }
+
+    /// Whether the manifest is a root and segments (format 2).
+    #[must_use]
+    pub fn is_segmented(&self) -> bool {
+        self.format != FORMAT_SINGLE
+    }
+
     /// Decodes what a manifest frame holds: the signed `payload` and, in
     /// format 2, the `segments` it carries (those it leaves out from
     /// `held`); then checks the rules.

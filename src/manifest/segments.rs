@@ -155,13 +155,24 @@ pub fn encode_leaving_out(
     manifest: &Manifest,
     held: &std::collections::BTreeSet<ContentId>,
 ) -> Result<Encoded, String> {
-    let mut segments = Vec::new();
+    let mut segments = LeanBytes(Vec::new());
+    let root = encode_into(manifest, held, &mut segments)?;
+    Ok(Encoded { root, segments: segments.0 })
+}
+
+/// [`encode_leaving_out`] with the segments it carries written to `out` as
+/// they are cut (a file, or only counted) rather than held; returns the root.
+pub fn encode_into(
+    manifest: &Manifest,
+    held: &std::collections::BTreeSet<ContentId>,
+    out: &mut dyn std::io::Write,
+) -> Result<Vec<u8>, String> {
     // Only the blobs this bundle carries: the others are implied by the
     // entries naming them, so that the table of an incremental bundle is
     // as small as what changed (see `blobs_of`).
     let carried: Vec<&Blob> = manifest.blobs.iter().filter(|b| b.carried).collect();
-    let blobs = write_segments(&carried, &mut segments, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
-    let entries = write_segments(&manifest.entries, &mut segments, held, ends_segment)?;
+    let blobs = write_segments(&carried, out, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
+    let entries = write_segments(&manifest.entries, out, held, ends_segment)?;
     let root = Root {
         format: FORMAT_SEGMENTED,
         tool: manifest.tool.clone(),
@@ -176,7 +187,24 @@ pub fn encode_leaving_out(
         blobs,
         entries,
     };
-    Ok(Encoded { root: canonical::to_vec(&root)?, segments })
+    canonical::to_vec(&root)
+}
+
+/// Bytes that grow by an eighth rather than double: the segments of
+/// 100 000 entries are 21 MB, which doubling held in 30.
+struct LeanBytes(Vec<u8>);
+
+impl std::io::Write for LeanBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.capacity() - self.0.len() < buf.len() {
+            self.0.reserve_exact(buf.len().max(self.0.len() / 8));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every segment a root (as encoded) names, carried or not, in order.
@@ -194,36 +222,30 @@ fn ends_segment(entry: &Entry) -> bool {
     hasher.finalize().as_bytes()[0] & CUT_MASK == 0
 }
 
-/// Appends `items` to `out` as segments cut after each item `cut` names (and
+/// Writes `items` to `out` as segments cut after each item `cut` names (and
 /// once a segment reaches its target size), but those in `held`; returns
 /// their references.
 fn write_segments<T: Serialize>(
     items: &[T],
-    out: &mut Vec<u8>,
+    out: &mut dyn std::io::Write,
     held: &std::collections::BTreeSet<ContentId>,
     cut: impl Fn(&T) -> bool,
 ) -> Result<Vec<SegmentRef>, String> {
     let mut refs = Vec::new();
-    let mut body = Vec::new();
+    let (mut body, mut segment) = (Vec::new(), Vec::new());
     let mut count = 0u64;
     for (k, item) in items.iter().enumerate() {
         body.extend_from_slice(&canonical::to_vec(item)?);
         count += 1;
         if cut(item) || k + 1 == items.len() || body.len() >= SEGMENT_TARGET_BYTES {
-            // Grown by an eighth, not doubled: the segments of 100 000 entries
-            // are 21 MB, which doubling held in 30.
-            let needed = body.len() + 9;
-            if out.capacity() - out.len() < needed {
-                out.reserve_exact(needed.max(out.len() / 8));
-            }
-            let start = out.len();
-            canonical::write_head(out, 4, count);
-            out.extend_from_slice(&body);
-            let id = ContentId::of(&out[start..]);
+            segment.clear();
+            canonical::write_head(&mut segment, 4, count);
+            segment.extend_from_slice(&body);
+            let id = ContentId::of(&segment);
             let carried = !held.contains(&id);
-            refs.push(SegmentRef { id, size: (out.len() - start) as u64, count, carried });
-            if !carried {
-                out.truncate(start);
+            refs.push(SegmentRef { id, size: segment.len() as u64, count, carried });
+            if carried {
+                out.write_all(&segment).map_err(|e| format!("cannot write the manifest segments: {e}"))?;
             }
             body.clear();
             count = 0;
