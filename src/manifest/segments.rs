@@ -362,15 +362,30 @@ fn blobs_of(mut carried: Vec<Blob>, entries: &[Entry]) -> Result<Vec<Blob>, Stri
     // Sorted ids rather than a hash set: 32 bytes a blob.
     let mut listed: Vec<ContentId> = carried.iter().map(|b| b.id).collect();
     listed.sort_unstable();
-    let mut implied: Vec<Blob> = entries
-        .iter()
-        .filter(|e| listed.binary_search(&e.blob).is_err())
-        .map(|e| Blob { id: e.blob, size: e.size, volume: 0, carried: false, pieces: Vec::new() })
-        .collect();
-    implied.sort_by_key(|b| b.id);
+    let implies = |e: &&Entry| listed.binary_search(&e.blob).is_err();
+    // The implied blobs go straight after the carried ones, sorted and
+    // deduplicated in place: an incremental bundle of a large channel
+    // implies a blob for nearly every entry, and a second table of them (and
+    // a stable sort's scratch) tripled what the table holds.
+    let start = carried.len();
+    carried.reserve_exact(entries.iter().filter(implies).count());
+    carried.extend(entries.iter().filter(implies).map(|e| Blob {
+        id: e.blob,
+        size: e.size,
+        volume: 0,
+        carried: false,
+        pieces: Vec::new(),
+    }));
+    carried[start..].sort_unstable_by_key(|b| b.id);
     // Entries sharing a blob imply it once (a size they disagree on is refused by the manifest's rules).
-    implied.dedup_by(|a, b| a.id == b.id);
-    carried.extend(implied);
+    let mut kept = start;
+    for at in start..carried.len() {
+        if kept == start || carried[at].id != carried[kept - 1].id {
+            carried.swap(kept, at);
+            kept += 1;
+        }
+    }
+    carried.truncate(kept);
     carried.shrink_to_fit();
     Ok(carried)
 }

@@ -269,14 +269,14 @@ pub fn merge<'a>(
     let listed = ByPlace::new(incoming);
     let find = |entry: &Entry| listed.rank_of(entry.place());
     // Whose entry the mirror holds at each listed entry's place (by rank), and its content.
-    let mut held: Vec<Option<(&str, ContentId)>> = vec![None; incoming.len()];
+    let mut held: Vec<Option<(&str, &ContentId)>> = vec![None; incoming.len()];
     let mut all = Vec::with_capacity(current.stored.len() + incoming.len());
     let mut also = Vec::new();
     let mut removed = Vec::new();
     let mut replaced = Vec::new();
     for at in current.relisted() {
         let entry = &incoming[at];
-        held[find(entry).expect("a relisted entry is one the bundle lists")] = Some((channel, entry.blob));
+        held[find(entry).expect("a relisted entry is one the bundle lists")] = Some((channel, &entry.blob));
     }
     for (at, others) in &current.co_listed {
         push_listers(&mut also, incoming[*at as usize].place(), others.iter().map(String::as_str));
@@ -291,7 +291,7 @@ pub fn merge<'a>(
                 if stored.entry.blob != listing.blob {
                     replaced.push(&stored.entry);
                 }
-                held[i] = Some((stored.channel.as_str(), stored.entry.blob));
+                held[i] = Some((stored.channel.as_str(), &stored.entry.blob));
                 if stored.channel == channel {
                     // Its own channel's listing replaces it (below); the others still list it.
                     push_listers(&mut also, place, others);
@@ -323,7 +323,7 @@ pub fn merge<'a>(
     all.sort_unstable_by(|a, b| a.1.place().cmp(&b.1.place()));
     also.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let fresh =
-        incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|(_, blob)| blob != e.blob))).collect();
+        incoming.iter().filter(|e| find(e).is_some_and(|i| held[i].is_none_or(|(_, blob)| *blob != e.blob))).collect();
     Ok(Merged { all, also, fresh, removed, replaced })
 }
 
