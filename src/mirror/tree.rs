@@ -37,7 +37,11 @@ pub(super) struct Tree {
     root: PathBuf,
     objects: PathBuf,
     published: super::Paths,
-    /// Folders known to exist, so a tree of many files costs no stat per parent.
+    /// Folders known to exist, so a tree of many files costs no stat per
+    /// parent: a cache of at most [`FOLDER_CACHE`], emptied when full (an
+    /// npm or PyPI tree has a folder or two per package, and entries come
+    /// in the order of their paths, so the folders of the next entries are
+    /// the ones just seen).
     folders: std::collections::HashSet<PathBuf>,
     /// The copy in this tree that entries of a blob whose object is out of
     /// links are linked to (see the module's comment), and its inode.
@@ -56,6 +60,9 @@ pub(super) struct Tree {
 /// each, few enough that a publish of a million new objects holds a bounded
 /// map rather than one of them all.
 const LINK_CACHE: usize = 1 << 14;
+
+/// Folders a tree remembers as made at once (a path each).
+const FOLDER_CACHE: usize = 1 << 12;
 
 /// What linking an entry to an object did.
 enum Linked {
@@ -123,7 +130,7 @@ impl Tree {
         let mut dir = self.root.join(folder);
         if !self.folders.contains(&dir) {
             fs::create_dir_all(&dir).at(&dir)?;
-            self.folders.insert(dir.clone());
+            self.remember_folder(&dir);
         }
         let parts: Vec<&str> = path.components().collect();
         let (last, parents) = parts.split_last().expect("a RelPath has a component");
@@ -132,7 +139,7 @@ impl Tree {
             if self.folders.contains(&dir) {
                 continue;
             }
-            self.folders.insert(dir.clone());
+            self.remember_folder(&dir);
             match dir.symlink_metadata() {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(conflict(folder, path, "one of its parent folders is a file in the mirror")),
@@ -141,6 +148,14 @@ impl Tree {
             }
         }
         Ok(dir.join(last))
+    }
+
+    /// Remembers that folder `dir` exists, making room first when the cache is full.
+    fn remember_folder(&mut self, dir: &Path) {
+        if self.folders.len() >= FOLDER_CACHE {
+            self.folders.clear();
+        }
+        self.folders.insert(dir.to_path_buf());
     }
 
     /// Takes out what is at `target` (`folder/path`), if anything: a file
@@ -448,6 +463,22 @@ mod tests {
         assert_eq!(object.nlink(), LINK_BUDGET, "b was linked on a count stated again, c was not");
         let c = fs::metadata(dir.path().join("tree/files/c")).unwrap();
         assert_ne!(c.ino(), object.ino(), "c is a copy");
+    }
+
+    #[test]
+    fn folders_past_the_cache_are_made_and_a_file_in_the_way_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut tree, id) = tree_with_object(dir.path(), b"x", 1);
+        for i in 0..FOLDER_CACHE + 10 {
+            tree.link_blob("npm", &path(&format!("p{i}/-/p{i}-1.0.0.tgz")), &id).unwrap();
+            assert!(tree.folders.len() <= FOLDER_CACHE);
+        }
+        assert!(dir.path().join("tree/npm/p0/-/p0-1.0.0.tgz").is_file());
+        // A folder the cache let go of that is now a file is found in the way.
+        fs::write(dir.path().join("tree/npm/q"), b"a file").unwrap();
+        tree.folders.clear();
+        let e = tree.link_blob("npm", &path("q/-/q-1.0.0.tgz"), &id).unwrap_err().to_string();
+        assert!(e.contains("parent folders is a file"), "{e}");
     }
 
     #[test]
