@@ -96,22 +96,34 @@ pub(super) fn collect_segments(dir: &Path) -> Result<()> {
 }
 
 /// The ids listed one per line in hex in the state file `path` (none when it does not exist).
+/// The ids listed in `path` one per line, read a line at a time (a channel
+/// that sent a million blobs lists 65 MB of them).
 fn read_ids(path: &Path) -> Result<BTreeSet<ContentId>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => text
-            .lines()
-            .map(|l| {
-                ContentId::from_hex(l).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "{}: damaged channel state; restore it from backup or export with --full",
-                        path.display()
-                    ))
-                })
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeSet::new()),
-        Err(e) => Err(Error::input(path, "channel state", &e)),
+    use std::io::BufRead;
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(Error::input(path, "channel state", &e)),
+    };
+    let damaged = || {
+        Error::Usage(format!("{}: damaged channel state; restore it from backup or export with --full", path.display()))
+    };
+    let mut ids = BTreeSet::new();
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => damaged(),
+            _ => Error::input(path, "channel state", &e),
+        })?;
+        ids.insert(ContentId::from_hex(&line).ok_or_else(damaged)?);
     }
+    Ok(ids)
+}
+
+/// Writes `ids` to `path` one per line, as [`read_ids`] reads them.
+fn write_ids<'a>(path: &Path, ids: impl Iterator<Item = &'a ContentId>) -> Result<()> {
+    crate::durable::write_atomically_with(path, 0o644, |out| {
+        ids.into_iter().try_for_each(|id| writeln!(out, "{}", id.to_hex()))
+    })
 }
 
 /// The next bundle of a channel follows the last one: the next sequence
@@ -152,9 +164,30 @@ pub(super) fn record(
     let json = serde_json::to_vec_pretty(&record).expect("state serializes");
     let mut all_sent = sent;
     all_sent.extend(manifest.blobs.iter().map(|b| b.id));
-    let lines: String = all_sent.iter().map(|id| id.to_hex() + "\n").collect();
-    crate::durable::write_atomically(&ChannelState::blobs_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
-    let lines: String = segments.iter().map(|id| id.to_hex() + "\n").collect();
-    crate::durable::write_atomically(&ChannelState::segments_path(dir, &manifest.channel), lines.as_bytes(), 0o644)?;
+    write_ids(&ChannelState::blobs_path(dir, &manifest.channel), all_sent.iter())?;
+    write_ids(&ChannelState::segments_path(dir, &manifest.channel), segments.iter())?;
     crate::durable::write_atomically(&ChannelState::path(dir, &manifest.channel), &json, 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_written_and_read_a_line_at_a_time_and_damage_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.blobs");
+        assert!(read_ids(&path).unwrap().is_empty(), "a new channel has sent nothing");
+        let ids: BTreeSet<ContentId> = (0..3000u32).map(|i| ContentId::of(&i.to_le_bytes())).collect();
+        write_ids(&path, ids.iter()).unwrap();
+        assert_eq!(read_ids(&path).unwrap(), ids);
+        for damage in [&b"not hex\n"[..], b"\xff\xfe\n"] {
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes.extend_from_slice(damage);
+            std::fs::write(&path, bytes).unwrap();
+            let e = read_ids(&path).unwrap_err().to_string();
+            assert!(e.contains("damaged channel state") && e.contains("c.blobs"), "{e}");
+            write_ids(&path, ids.iter()).unwrap();
+        }
+    }
 }
