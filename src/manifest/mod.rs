@@ -306,6 +306,15 @@ pub(crate) mod lean_vec {
 
     use serde::de::{Deserialize, Deserializer, SeqAccess, Visitor};
 
+    /// Makes room in `items` for `additional` more, growing it by an eighth
+    /// (at least 16) rather than doubling it: what every vector of entries,
+    /// blobs or their bytes that is kept for a whole command grows by.
+    pub fn reserve<T>(items: &mut Vec<T>, additional: usize) {
+        if items.capacity() - items.len() < additional {
+            items.reserve_exact(additional.max(items.len() / 8).max(16));
+        }
+    }
+
     pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
         struct Lean<T>(PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for Lean<T> {
@@ -316,9 +325,7 @@ pub(crate) mod lean_vec {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element()? {
-                    if items.len() == items.capacity() {
-                        items.reserve_exact(items.len() / 8 + 16);
-                    }
+                    reserve(&mut items, 1);
                     items.push(item);
                 }
                 Ok(items)

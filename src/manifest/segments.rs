@@ -196,9 +196,7 @@ struct LeanBytes(Vec<u8>);
 
 impl std::io::Write for LeanBytes {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.0.capacity() - self.0.len() < buf.len() {
-            self.0.reserve_exact(buf.len().max(self.0.len() / 8));
-        }
+        lean_vec::reserve(&mut self.0, buf.len());
         self.0.extend_from_slice(buf);
         Ok(buf.len())
     }
@@ -493,9 +491,7 @@ fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
         if !encodes_items(&decoded.0, raw, &mut buf)? {
             return Err(format!("{}: {}", name(), canonical::NOT_CANONICAL).into());
         }
-        if items.len() + decoded.0.len() > items.capacity() {
-            items.reserve_exact(decoded.0.len().max(items.len() / 8));
-        }
+        lean_vec::reserve(&mut items, decoded.0.len());
         // Backwards, so that one reversal at the end puts every item in order.
         items.extend(decoded.0.into_iter().rev());
         if segment.carried {

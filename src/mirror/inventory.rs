@@ -162,9 +162,7 @@ impl<'a> ByPlace<'a> {
 
 /// Pushes `item`, growing `items` by an eighth rather than doubling it.
 fn push_lean<T>(items: &mut Vec<T>, item: T) {
-    if items.len() == items.capacity() {
-        items.reserve_exact((items.len() / 8).max(16));
-    }
+    crate::manifest::lean_vec::reserve(items, 1);
     items.push(item);
 }
 
