@@ -48,6 +48,12 @@ impl Paths {
         self.ends.push(self.text.len());
     }
 
+    /// Adds a path already in `folder/path` form.
+    pub fn push_joined(&mut self, path: &str) {
+        self.text.push_str(path);
+        self.ends.push(self.text.len());
+    }
+
     #[must_use]
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -69,10 +75,7 @@ impl<'a> FromIterator<&'a str> for Paths {
     /// Paths already in `folder/path` form.
     fn from_iter<I: IntoIterator<Item = &'a str>>(paths: I) -> Self {
         let mut all = Paths::default();
-        for path in paths {
-            all.text.push_str(path);
-            all.ends.push(all.text.len());
-        }
+        paths.into_iter().for_each(|path| all.push_joined(path));
         all
     }
 }

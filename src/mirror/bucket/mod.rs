@@ -302,7 +302,7 @@ impl Bucket {
         for name in ["listing.cbor", "inventory.cbor"] {
             let _ = self.s3.delete(&Self::generation_key(generation - 1, name));
         }
-        let published = tree.take_published().iter().map(String::as_str).collect();
+        let published = tree.take_published();
         self.listing = tree.next;
         self.state = state.clone();
         let _ = remove_path(&build);

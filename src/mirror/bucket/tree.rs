@@ -79,7 +79,7 @@ pub(super) struct ObjectTree<'a> {
     held: HashMap<String, (String, u64)>,
     /// The first failure of a read, which `read` cannot return: the publish fails with it.
     pub(super) failure: RefCell<Option<Error>>,
-    published: Vec<String>,
+    published: crate::mirror::Paths,
 }
 
 impl<'a> ObjectTree<'a> {
@@ -99,11 +99,11 @@ impl<'a> ObjectTree<'a> {
             replaceable,
             staged,
             failure: RefCell::new(None),
-            published: Vec::new(),
+            published: crate::mirror::Paths::default(),
         }
     }
 
-    pub(super) fn take_published(&mut self) -> Vec<String> {
+    pub(super) fn take_published(&mut self) -> crate::mirror::Paths {
         std::mem::take(&mut self.published)
     }
 
@@ -122,8 +122,8 @@ impl<'a> ObjectTree<'a> {
         }
         self.next.insert(key.clone(), object);
         self.linked.remove(&key);
-        self.written.insert(key.clone());
-        self.published.push(key);
+        self.published.push_joined(&key);
+        self.written.insert(key);
     }
 
     /// Uploads the generation: blobs, then documents deepest first. The
@@ -250,8 +250,8 @@ impl Layout for ObjectTree<'_> {
         };
         self.written.remove(&key);
         self.next.insert(key.clone(), Object { blake3, size, document: false });
-        self.linked.insert(key.clone());
-        self.published.push(key);
+        self.published.push_joined(&key);
+        self.linked.insert(key);
         Ok(())
     }
 
