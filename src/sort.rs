@@ -250,6 +250,22 @@ impl Spool {
         self.failed.take()
     }
 
+    /// Adds `buf` to the held bytes, or to the file once they would pass the budget.
+    fn append(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.file.is_none() && self.held.len() + buf.len() > self.budget {
+            let mut file = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile()?);
+            file.write_all(&self.held)?;
+            self.held = Vec::new();
+            self.file = Some(file);
+        }
+        match &mut self.file {
+            Some(file) => file.write_all(buf)?,
+            None => self.held.extend_from_slice(buf),
+        }
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
     /// Everything written, in one vector of exactly that size.
     pub fn into_bytes(self) -> io::Result<Vec<u8>> {
         let Some(file) = self.file else { return Ok(self.held) };
@@ -273,23 +289,6 @@ impl Write for Spool {
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.as_mut().map_or(Ok(()), Write::flush)
-    }
-}
-
-impl Spool {
-    fn append(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.file.is_none() && self.held.len() + buf.len() > self.budget {
-            let mut file = BufWriter::with_capacity(RUN_BUFFER, tempfile::tempfile()?);
-            file.write_all(&self.held)?;
-            self.held = Vec::new();
-            self.file = Some(file);
-        }
-        match &mut self.file {
-            Some(file) => file.write_all(buf)?,
-            None => self.held.extend_from_slice(buf),
-        }
-        self.len += buf.len() as u64;
-        Ok(buf.len())
     }
 }
 

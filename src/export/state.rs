@@ -95,9 +95,9 @@ pub(super) fn collect_segments(dir: &Path) -> Result<()> {
     state_segments(dir).retain(&live, false).map(drop)
 }
 
-/// The ids listed one per line in hex in the state file `path` (none when it does not exist).
-/// The ids listed in `path` one per line, read a line at a time (a channel
-/// that sent a million blobs lists 65 MB of them).
+/// The ids listed one per line in hex in the state file `path` (none when
+/// it does not exist), read a line at a time (a channel that sent a million
+/// blobs lists 65 MB of them).
 fn read_ids(path: &Path) -> Result<BTreeSet<ContentId>> {
     use std::io::BufRead;
     let file = match std::fs::File::open(path) {
