@@ -22,6 +22,7 @@
 
 pub mod channels;
 mod file;
+mod look_alike;
 pub mod names;
 mod rules;
 pub mod statement;

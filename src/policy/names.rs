@@ -3,10 +3,11 @@
 //! screen that holds back names that look like a protected name or one the
 //! mirror already has (typosquatting) until an operator has reviewed them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use super::look_alike::{PAIR_BUDGET, TooManyPairs, first_look_alikes, looks_alike};
 use crate::error::Rejection;
 use crate::manifest::Entry;
 
@@ -103,17 +104,16 @@ impl NameRules {
 
     /// The look-alike screen: a name new to the mirror that is within a small
     /// edit distance of a protected name or of one the mirror holds.
-    pub fn screen(&self, ecosystem: &str, entry: &Entry, known: &BTreeSet<String>) -> Result<(), Rejection> {
+    pub fn screen(&self, ecosystem: &str, entry: &Entry, held: &HeldNames) -> Result<(), Rejection> {
         let normalize = |name: &str| self.fold.apply(name);
         let name = normalize(&entry.name);
-        if known.contains(&name) || self.reviewed.iter().any(|r| normalize(r) == name) {
+        if held.names.contains(&name) || self.reviewed.iter().any(|r| normalize(r) == name) {
             return Ok(());
         }
-        let protected: Vec<String> = self.protect.iter().map(|p| normalize(p)).collect();
-        // Held names by reference: this looks at each of them for every new name.
-        let held = known.iter().filter(|_| !self.ignore_held).map(String::as_str);
-        let mut candidates = protected.iter().map(String::as_str).chain(held);
-        if let Some(similar) = candidates.find(|other| *other != name && looks_alike(&name, other)) {
+        let protected = self.protect.iter().map(|p| normalize(p)).find(|p| *p != name && looks_alike(&name, p));
+        let similar =
+            protected.as_deref().or_else(|| held.similar.get(&name).map(String::as_str).filter(|_| !self.ignore_held));
+        if let Some(similar) = similar {
             return Err(Rejection::Policy(format!(
                 "{ecosystem} {}: is new here and looks like {similar}; held back for review: if it is genuine, add it to [{ecosystem}] reviewed in the policy",
                 entry.name
@@ -121,6 +121,44 @@ impl NameRules {
         }
         Ok(())
     }
+
+    /// The names of one ecosystem a mirror holds, `held` (in the form
+    /// [`NameRules::fold`] gives), made ready to screen `entries`: each of
+    /// their names new to the mirror is matched against the held ones once,
+    /// through an index ([`look_alike`](super::look_alike)).
+    pub fn held_names<'e>(
+        &self,
+        ecosystem: &str,
+        held: BTreeSet<String>,
+        entries: impl IntoIterator<Item = &'e Entry>,
+    ) -> Result<HeldNames, Rejection> {
+        let mut similar = BTreeMap::new();
+        if !self.ignore_held && !held.is_empty() {
+            let new: BTreeSet<String> =
+                entries.into_iter().map(|e| self.fold.apply(&e.name)).filter(|n| !held.contains(n)).collect();
+            let new: Vec<&str> = new.iter().map(String::as_str).collect();
+            let found = first_look_alikes(&new, &held).map_err(|TooManyPairs| {
+                Rejection::Policy(format!(
+                    "{ecosystem}: the look-alike screen would compare more than {PAIR_BUDGET} pairs of the bundle's new names with the mirror's (names made to resemble many held ones); review the bundle, or set look-alikes = false in [{ecosystem}.names] to skip the screen against held names"
+                ))
+            })?;
+            for (name, similar_to) in new.iter().zip(found) {
+                if let Some(held_name) = similar_to {
+                    similar.insert((*name).to_owned(), held_name.to_owned());
+                }
+            }
+        }
+        Ok(HeldNames { names: held, similar })
+    }
+}
+
+/// The names a mirror holds in one ecosystem, for [`NameRules::screen`]: the
+/// names themselves and, for each name new to the mirror, the first held
+/// name it looks like. Empty: only protected names are screened against.
+#[derive(Debug, Default)]
+pub struct HeldNames {
+    names: BTreeSet<String>,
+    similar: BTreeMap<String, String>,
 }
 
 /// Glob match where `*` stands for any run of characters.
@@ -140,28 +178,6 @@ pub fn matches(pattern: &str, name: &str) -> bool {
     rest.len() >= last.len() && rest.ends_with(last)
 }
 
-/// Names this close are typo distance: one edit from four characters on, two
-/// from eight; below four nearly every name is one edit from another, so only
-/// separators count. A scope is part of the name (`@type/node` vs `@types/node`).
-fn looks_alike(a: &str, b: &str) -> bool {
-    let limit = match a.len().min(b.len()) {
-        0..4 => 0,
-        4..8 => 1,
-        _ => 2,
-    };
-    // Separators are the cheapest typo there is: `python-dateutil` vs
-    // `pythondateutil`. Compared as they are read: this runs for every pair
-    // of a new name and a held one, so it allocates nothing.
-    // The length gap bounds the distance from below: a cheap filter before the quadratic one.
-    let close_in_length = a.len().abs_diff(b.len()) <= limit;
-    (close_in_length && strsim::damerau_levenshtein(a, b) <= limit) || without_separators(a).eq(without_separators(b))
-}
-
-/// `name`'s characters but `-`, `_` and `.`.
-fn without_separators(name: &str) -> impl Iterator<Item = char> + '_ {
-    name.chars().filter(|c| !matches!(c, '-' | '_' | '.'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,18 +193,5 @@ mod tests {
         assert!(!matches("exact", "exactly"));
         assert!(matches("a*a", "aa"));
         assert!(!matches("a*a", "a"));
-    }
-
-    #[test]
-    fn look_alikes() {
-        assert!(looks_alike("reqeusts", "requests"));
-        assert!(looks_alike("requestss", "requests"));
-        assert!(looks_alike("@type/node", "@types/node"));
-        assert!(looks_alike("pythondateutil", "python-dateutil"));
-        assert!(looks_alike("lodahs", "lodash"));
-        assert!(!looks_alike("react", "preact-render"));
-        assert!(!looks_alike("six", "sax"));
-        // Short names are only one edit apart when genuinely close.
-        assert!(!looks_alike("vue", "vite"));
     }
 }

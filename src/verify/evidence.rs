@@ -10,6 +10,7 @@ use super::EntryFindings;
 use crate::ecosystem::{self, Outcome, Provenance, Trust};
 use crate::error::Rejection;
 use crate::manifest::Entry;
+use crate::policy::names::HeldNames;
 use crate::policy::{Policy, Publisher, Rules};
 use crate::provenance::sigstore::Attested;
 
@@ -23,7 +24,7 @@ pub fn check(entry: &Entry, policy: &Policy) -> Result<EntryFindings, Rejection>
     if let Some(rules) = rules {
         rules.names.check(&entry.ecosystem, entry)?;
         // Against the protected names here; `import` screens against the mirror's too.
-        rules.names.screen(&entry.ecosystem, entry, &BTreeSet::new())?;
+        rules.names.screen(&entry.ecosystem, entry, &HeldNames::default())?;
     }
     let owner = ecosystem::by_name(&entry.ecosystem);
     let judged = owner.is_none_or(|owner| owner.judged_alone(entry));
@@ -147,10 +148,16 @@ pub fn screen_new_names<'h>(
         let ecosystem = held.ecosystem.as_str();
         known.entry(ecosystem).or_default().insert(normalize(ecosystem, &held.name));
     }
-    let none = BTreeSet::new();
+    let mut prepared: BTreeMap<&str, HeldNames> = BTreeMap::new();
+    for (ecosystem, names) in known {
+        let Some(rules) = policy.rules(ecosystem) else { continue };
+        let of_ecosystem = entries.iter().filter(|e| e.ecosystem == ecosystem);
+        prepared.insert(ecosystem, rules.names.held_names(ecosystem, names, of_ecosystem)?);
+    }
+    let none = HeldNames::default();
     for entry in entries {
         let Some(rules) = policy.rules(&entry.ecosystem) else { continue };
-        rules.names.screen(&entry.ecosystem, entry, known.get(entry.ecosystem.as_str()).unwrap_or(&none))?;
+        rules.names.screen(&entry.ecosystem, entry, prepared.get(entry.ecosystem.as_str()).unwrap_or(&none))?;
     }
     Ok(())
 }
