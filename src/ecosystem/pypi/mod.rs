@@ -393,37 +393,36 @@ fn project_pages(project: &str, files: &[Listed<'_>], base_url: Option<&str>) ->
     let mut html = format!(
         "<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"{version}\"><title>Links for {title}</title></head>\n<body>\n<h1>Links for {title}</h1>\n"
     );
-    let mut json_files = Vec::new();
-    for listed in files {
+    // The JSON page is written file by file as the HTML one is: a project of
+    // tens of thousands of files built as a `serde_json::Value` took some
+    // 2.5 KB a file. Keys in the order serde_json sorts a map's.
+    let mut json = String::from("{\"files\":[");
+    for (i, listed) in files.iter().enumerate() {
         let entry = listed.entry;
         let name = file_name(entry);
         let url = escape::url_segment(name);
         let sha256 = entry.digests.get("sha256").map(|d| hex::encode(&d.0)).unwrap_or_default();
         let mut attrs = String::new();
-        let mut json =
-            serde_json::json!({"filename": name, "url": url, "hashes": {"sha256": sha256}, "size": entry.size});
-        if let Some(rp) = entry.attributes.get("requires-python") {
+        let requires_python = entry.attributes.get("requires-python").map(String::as_str);
+        if let Some(rp) = requires_python {
             let _ = write!(attrs, " data-requires-python=\"{}\"", escape::html(rp));
-            json["requires-python"] = rp.clone().into();
         }
-        if let Some(reason) = entry.attributes.get("yanked") {
+        let yanked = entry.attributes.get("yanked").map(String::as_str);
+        if let Some(reason) = yanked {
             let _ = write!(attrs, " data-yanked=\"{}\"", escape::html(reason));
-            json["yanked"] = if reason.is_empty() { true.into() } else { reason.clone().into() };
         }
         // Advertise core metadata only when the file is really there: pip
         // fails on an advertised .metadata it cannot read.
         if let Some(digest) = &listed.metadata_sha256 {
             let _ =
                 write!(attrs, " data-core-metadata=\"sha256={digest}\" data-dist-info-metadata=\"sha256={digest}\"");
-            json["core-metadata"] = serde_json::json!({"sha256": digest});
         }
-        if listed.provenance {
-            let url = match base_url {
-                Some(base) => format!("{base}/{NAME}/{}", escape::url_path(&provenance_path(entry))),
-                None => escape::url_path(&format!("../../{}", provenance_path(entry))),
-            };
-            let _ = write!(attrs, " data-provenance=\"{}\"", escape::html(&url));
-            json["provenance"] = url.into();
+        let provenance = listed.provenance.then(|| match base_url {
+            Some(base) => format!("{base}/{NAME}/{}", escape::url_path(&provenance_path(entry))),
+            None => escape::url_path(&format!("../../{}", provenance_path(entry))),
+        });
+        if let Some(url) = &provenance {
+            let _ = write!(attrs, " data-provenance=\"{}\"", escape::html(url));
         }
         let _ = writeln!(
             html,
@@ -432,14 +431,60 @@ fn project_pages(project: &str, files: &[Listed<'_>], base_url: Option<&str>) ->
             escape::html(&sha256),
             escape::html(name)
         );
-        json_files.push(json);
+        let file = JsonFile {
+            core_metadata: listed.metadata_sha256.as_deref().map(|sha256| Sha256 { sha256 }),
+            filename: name,
+            hashes: Sha256 { sha256: &sha256 },
+            provenance: provenance.as_deref(),
+            requires_python,
+            size: entry.size,
+            url: &url,
+            yanked: yanked
+                .map(|reason| if reason.is_empty() { YankedJson::Flag(true) } else { YankedJson::Reason(reason) }),
+        };
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&serde_json::to_string(&file).expect("JSON"));
     }
     html.push_str("</body>\n</html>\n");
     let mut versions: Vec<&str> = files.iter().filter_map(|f| f.entry.version.as_deref()).collect();
     versions.sort_unstable();
     versions.dedup();
-    let json = serde_json::json!({"meta": {"api-version": version}, "name": project, "files": json_files, "versions": versions});
-    (html, serde_json::to_string(&json).expect("JSON"))
+    let rest = serde_json::json!({"meta": {"api-version": version}, "name": project, "versions": versions});
+    // `rest` is an object: its text without the opening brace ends this one.
+    let _ = write!(json, "],{}", &serde_json::to_string(&rest).expect("JSON")[1..]);
+    (html, json)
+}
+
+/// One file of a PEP 691 project page (fields in the order of their keys).
+#[derive(serde::Serialize)]
+struct JsonFile<'a> {
+    #[serde(rename = "core-metadata", skip_serializing_if = "Option::is_none")]
+    core_metadata: Option<Sha256<'a>>,
+    filename: &'a str,
+    hashes: Sha256<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a str>,
+    #[serde(rename = "requires-python", skip_serializing_if = "Option::is_none")]
+    requires_python: Option<&'a str>,
+    size: u64,
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    yanked: Option<YankedJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct Sha256<'a> {
+    sha256: &'a str,
+}
+
+/// PEP 691's `yanked`: `true`, or the reason given.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum YankedJson<'a> {
+    Flag(bool),
+    Reason(&'a str),
 }
 
 /// The PEP 503 root page: a link to every project's page.
@@ -457,9 +502,24 @@ fn root_page(projects: &[&str]) -> String {
 
 /// The PEP 691 JSON root page: every project by name.
 fn root_page_json(projects: &[&str]) -> String {
-    let projects: Vec<_> = projects.iter().map(|name| serde_json::json!({"name": name})).collect();
-    let json = serde_json::json!({"meta": {"api-version": api_version(false)}, "projects": projects});
-    serde_json::to_string(&json).expect("JSON")
+    /// One project of the root page: a `serde_json::Value` for each of a
+    /// large mirror's projects would take a few hundred bytes each.
+    #[derive(serde::Serialize)]
+    struct Project<'a> {
+        name: &'a str,
+    }
+    #[derive(serde::Serialize)]
+    struct Meta {
+        #[serde(rename = "api-version")]
+        api_version: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Root<'a> {
+        meta: Meta,
+        projects: Vec<Project<'a>>,
+    }
+    let projects = projects.iter().map(|name| Project { name }).collect();
+    serde_json::to_string(&Root { meta: Meta { api_version: api_version(false) }, projects }).expect("JSON")
 }
 
 /// Which files of a release to take.
@@ -857,6 +917,47 @@ mod tests {
         assert_eq!(
             root,
             serde_json::json!({"meta": {"api-version": "1.1"}, "projects": [{"name": "idna"}, {"name": "six"}]})
+        );
+    }
+
+    /// The JSON page written file by file is, byte for byte, what
+    /// serde_json writes for the same page built as one value (as it was).
+    #[test]
+    fn json_page_is_what_serde_json_writes_for_the_page_as_one_value() {
+        let yanked = listed_entry("six", "six-1.0.tar.gz", "1.0", "");
+        let mut plain = listed_entry("six", "six-1.1-py3-none-any.whl", "1.1", ">=3.8");
+        plain.attributes.remove("yanked");
+        let reason = listed_entry("six", "six-1.2.tar.gz", "1.2", "broken <build>");
+        let listed = [
+            Listed { entry: &yanked, metadata_sha256: Some("cd".repeat(32)), provenance: true },
+            Listed { entry: &plain, metadata_sha256: None, provenance: false },
+            Listed { entry: &reason, metadata_sha256: None, provenance: true },
+        ];
+        let (_, json) = project_pages("six", &listed, Some("http://mirror:8080"));
+        let file = |f: &Listed<'_>, extra: serde_json::Value| {
+            let name = file_name(f.entry);
+            let mut value = serde_json::json!({"filename": name, "url": escape::url_segment(name), "hashes": {"sha256": "ab".repeat(32)}, "size": 1});
+            for (key, v) in extra.as_object().unwrap() {
+                value[key] = v.clone();
+            }
+            value
+        };
+        let provenance =
+            |f: &Listed<'_>| format!("http://mirror:8080/{NAME}/{}", escape::url_path(&provenance_path(f.entry)));
+        let expected = serde_json::json!({
+            "meta": {"api-version": "1.3"},
+            "name": "six",
+            "files": [
+                file(&listed[0], serde_json::json!({"requires-python": "", "yanked": true, "core-metadata": {"sha256": "cd".repeat(32)}, "provenance": provenance(&listed[0])})),
+                file(&listed[1], serde_json::json!({"requires-python": ">=3.8"})),
+                file(&listed[2], serde_json::json!({"requires-python": "broken <build>", "yanked": "broken <build>", "provenance": provenance(&listed[2])})),
+            ],
+            "versions": ["1.0", "1.1", "1.2"],
+        });
+        assert_eq!(json, serde_json::to_string(&expected).unwrap());
+        assert_eq!(
+            project_pages("six", &[], None).1,
+            r#"{"files":[],"meta":{"api-version":"1.1"},"name":"six","versions":[]}"#
         );
     }
 
