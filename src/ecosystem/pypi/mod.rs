@@ -921,7 +921,7 @@ mod tests {
     }
 
     /// The JSON page written file by file is, byte for byte, what
-    /// serde_json writes for the same page built as one value (as it was).
+    /// `serde_json` writes for the same page built as one value (as it was).
     #[test]
     fn json_page_is_what_serde_json_writes_for_the_page_as_one_value() {
         let yanked = listed_entry("six", "six-1.0.tar.gz", "1.0", "");
