@@ -495,3 +495,21 @@ fn many_versions_of_one_npm_package_at_the_cap_publish_one_version_object_at_a_t
     println!("{}", judge("16 npm versions at the cap", &out, peak, false, &[]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn one_pypi_project_of_many_files_writes_its_pages_without_a_value_a_file() {
+    // The PEP 691 page of a project was built as one serde_json value, some
+    // 2.5 KB a file: 40 000 files took import to 221 MiB. It is written file
+    // by file now (95 MiB there, most of it the decoded manifest).
+    let site = hostile_memory::Site::new();
+    let entries = (0..40_000)
+        .map(|i| {
+            let version = format!("1.0.{i}");
+            hostile_memory::entry("pypi", "many", &version, &format!("many/many-{version}.tar.gz"))
+        })
+        .collect();
+    let bundle = site.bundle("project", entries, &[hostile_memory::ARTIFACT]);
+    let (out, peak) = site.import(&bundle);
+    println!("{}", judge("one PyPI project of 40 000 files", &out, peak, false, &[]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
