@@ -513,3 +513,34 @@ fn one_pypi_project_of_many_files_writes_its_pages_without_a_value_a_file() {
     println!("{}", judge("one PyPI project of 40 000 files", &out, peak, false, &[]));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn the_sbom_of_many_entries_is_written_a_component_at_a_time() {
+    // Built as one value, the SBOM took some 6 KB an entry beside the
+    // inspected report (715 MiB for 100 000 files); now each component is
+    // made as it is written, and the report's entries as they are read
+    // (64 MiB here, a debug build).
+    let site = hostile_memory::Site::new();
+    let entries = (0..30_000)
+        .map(|i| hostile_memory::entry("npm", &format!("pkg-{i}"), "1.0.0", &format!("pkg-{i}/-/pkg-{i}-1.0.0.tgz")))
+        .collect();
+    let bundle = site.bundle("sbom", entries, &[hostile_memory::ARTIFACT]);
+    let sbom = site.dir.path().join("sbom.json");
+    let (out, peak, _) = run_measuring_memory(
+        Command::new(assert_cmd::cargo::cargo_bin("airlock"))
+            .args(["inspect", "--quiet"])
+            .arg(&bundle)
+            .arg("--sbom")
+            .arg(&sbom),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let document: serde_json::Value = serde_json::from_slice(&fs::read(&sbom).unwrap()).unwrap();
+    assert_eq!(document["components"].as_array().unwrap().len(), 30_000);
+    println!("inspect --sbom of 30 000 entries: peak RSS {} MiB", peak >> 10);
+    assert!(
+        peak < HOSTILE_MEMORY_CAP_KIB,
+        "inspect --sbom of 30 000 entries peaked at {} MiB, the cap is {} MiB",
+        peak >> 10,
+        HOSTILE_MEMORY_CAP_KIB >> 10
+    );
+}

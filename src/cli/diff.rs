@@ -45,8 +45,8 @@ impl DiffArgs {
         let held = self.held.source()?;
         let (old, new) = (inspect(&self.old, held.as_ref())?, inspect(&self.new, held.as_ref())?);
         let key = |e: &InspectEntry| (e.ecosystem.clone(), e.path.clone());
-        let before: BTreeMap<_, _> = old.entries.iter().map(|e| (key(e), e)).collect();
-        let after: BTreeMap<_, _> = new.entries.iter().map(|e| (key(e), e)).collect();
+        let before: BTreeMap<_, _> = old.entries.iter().map(|e| (key(&e), e)).collect();
+        let after: BTreeMap<_, _> = new.entries.iter().map(|e| (key(&e), e)).collect();
         let change = |kind, e: &InspectEntry| Change {
             kind,
             ecosystem: e.ecosystem.clone(),

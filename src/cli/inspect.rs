@@ -37,8 +37,7 @@ impl InspectArgs {
         }
         let r = inspect(&self.bundle, self.held.source()?.as_ref())?;
         if let Some(path) = &self.sbom {
-            let document = serde_json::to_vec_pretty(&crate::sbom::cyclonedx(&r)).expect("JSON values serialize");
-            crate::durable::write_atomically(path, &document, 0o644)?;
+            crate::durable::write_atomically_with(path, 0o644, |out| crate::sbom::write_cyclonedx(&r, out))?;
         }
         out.line(format!("bundle    {} (format {}, {})", r.bundle, r.format, r.tool));
         out.line(format!("manifest  {}", r.manifest_digest));
@@ -52,7 +51,7 @@ impl InspectArgs {
             out.line(format!("segments  {} carried of {} named{read}", segments.carried, segments.named));
         }
         out.line(format!("entries   {} ({})", r.entries.len(), bytes(r.bytes)));
-        for e in &r.entries {
+        for e in r.entries.iter() {
             let version = e.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
             out.line(format!("  {:<6} {}{}  {}  {}", e.ecosystem, e.name, version, e.path, bytes(e.size)));
             let digests: Vec<String> = std::iter::once(format!("blake3:{}", &e.blake3[..16]))
