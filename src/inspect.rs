@@ -102,6 +102,12 @@ impl InspectEntries {
         decoded.chain(self.made.iter().cloned())
     }
 
+    /// The entries decoded from the manifest (not those given already made).
+    #[must_use]
+    pub fn decoded(&self) -> &[Entry] {
+        &self.entries
+    }
+
     fn pieces_of(&self, id: &ContentId) -> Vec<InspectPiece> {
         let Ok(at) = self.chunked.binary_search_by_key(id, |b| b.id) else { return Vec::new() };
         self.chunked[at]

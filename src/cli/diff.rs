@@ -1,6 +1,5 @@
 //! `airlock diff`
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -8,7 +7,8 @@ use serde::Serialize;
 
 use super::{HeldArgs, Output};
 use crate::error::Result;
-use crate::inspect::{InspectEntry, inspect};
+use crate::inspect::inspect;
+use crate::manifest::Entry;
 
 /// Show what changed between two bundles (no key needed; nothing is verified)
 #[derive(Debug, Args)]
@@ -40,33 +40,47 @@ struct DiffReport {
     changes: Vec<Change>,
 }
 
+/// `entries` in the order of their places.
+fn by_place(entries: &[Entry]) -> Vec<&Entry> {
+    let mut sorted: Vec<&Entry> = entries.iter().collect();
+    sorted.sort_by(|a, b| a.place().cmp(&b.place()));
+    sorted
+}
+
 impl DiffArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let held = self.held.source()?;
         let (old, new) = (inspect(&self.old, held.as_ref())?, inspect(&self.new, held.as_ref())?);
-        let key = |e: &InspectEntry| (e.ecosystem.clone(), e.path.clone());
-        let before: BTreeMap<_, _> = old.entries.iter().map(|e| (key(&e), e)).collect();
-        let after: BTreeMap<_, _> = new.entries.iter().map(|e| (key(&e), e)).collect();
-        let change = |kind, e: &InspectEntry| Change {
+        // Both sides sorted by place and walked together: maps of each
+        // side's entries as reports took some 1 KB an entry.
+        let (before, after) = (by_place(old.entries.decoded()), by_place(new.entries.decoded()));
+        let change = |kind, e: &Entry| Change {
             kind,
             ecosystem: e.ecosystem.clone(),
             name: e.name.clone(),
             version: e.version.clone(),
-            path: e.path.clone(),
+            path: e.path.to_string(),
         };
-        let mut changes = Vec::new();
-        for (k, e) in &after {
-            match before.get(k) {
-                None => changes.push(change("added", e)),
-                Some(o) if o.blake3 != e.blake3 => changes.push(change("changed", e)),
-                Some(_) => {}
+        let (mut changes, mut removed) = (Vec::new(), Vec::new());
+        let (mut i, mut j) = (0, 0);
+        while i < before.len() || j < after.len() {
+            let order = match (before.get(i), after.get(j)) {
+                (Some(o), Some(e)) => o.place().cmp(&e.place()),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                _ => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => removed.push(change("removed", before[i])),
+                std::cmp::Ordering::Greater => changes.push(change("added", after[j])),
+                std::cmp::Ordering::Equal if before[i].blob != after[j].blob => {
+                    changes.push(change("changed", after[j]))
+                }
+                std::cmp::Ordering::Equal => {}
             }
+            i += usize::from(order.is_le());
+            j += usize::from(order.is_ge());
         }
-        for (k, e) in &before {
-            if !after.contains_key(k) {
-                changes.push(change("removed", e));
-            }
-        }
+        changes.append(&mut removed);
         out.line(format!("{} (sequence {}) -> {} (sequence {})", old.bundle, old.sequence, new.bundle, new.sequence));
         for c in &changes {
             let mark = match c.kind {
