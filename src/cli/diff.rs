@@ -73,7 +73,7 @@ impl DiffArgs {
                 std::cmp::Ordering::Less => removed.push(change("removed", before[i])),
                 std::cmp::Ordering::Greater => changes.push(change("added", after[j])),
                 std::cmp::Ordering::Equal if before[i].blob != after[j].blob => {
-                    changes.push(change("changed", after[j]))
+                    changes.push(change("changed", after[j]));
                 }
                 std::cmp::Ordering::Equal => {}
             }
