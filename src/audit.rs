@@ -10,7 +10,6 @@
 //! names of a bundle signed by a trusted key are still hostile input.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io;
 
 use crate::escape::html;
@@ -120,49 +119,59 @@ pub fn write_import_page(
 
 /// The catalog: every entry the mirror publishes and the channel it came
 /// from, then every import with a link to its page (`report_href` of its
-/// manifest digest, or none when the import predates the pages).
-#[must_use]
-pub fn catalog_page(
-    inventory: &[Stored],
-    imports: &[ImportRecord],
-    report_href: &dyn Fn(&str) -> Option<String>,
-) -> String {
-    let mut page = format!("<!DOCTYPE html><html lang=\"en\"><head>{HEAD}<title>airlock mirror</title></head><body>");
-    let _ = write!(
-        page,
-        "<h1>airlock mirror</h1><p id=\"summary\">{} entries from {} imports</p>",
-        inventory.len(),
-        imports.len()
-    );
-    page.push_str(
-        "<h2>Imports</h2><table id=\"imports\"><tr><th>channel</th><th>sequence</th><th>imported</th>\
-        <th>entries</th><th>manifest</th></tr>",
-    );
-    let mut latest: BTreeMap<&str, &ImportRecord> = BTreeMap::new();
-    for record in imports {
-        latest.insert(record.channel.as_str(), record);
-        let digest = html(&record.manifest_digest);
-        let manifest = match report_href(&record.manifest_digest) {
-            Some(href) => format!("<a href=\"{}\">{digest}</a>", html(&href)),
-            None => format!("<code>{digest}</code>"),
-        };
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{manifest}</td></tr>",
-            html(&record.channel),
-            record.sequence,
-            html(&record.imported),
-            record.entries
-        );
+/// manifest digest, or none when the import predates the pages). Written
+/// to a page as the entries come, so that a mirror of any size is listed
+/// in the memory of one entry: [`CatalogPage::begin`], a
+/// [`CatalogPage::row`] for each entry, [`CatalogPage::end`].
+pub struct CatalogPage<'a> {
+    /// Each channel's last import.
+    latest: BTreeMap<&'a str, &'a ImportRecord>,
+}
+
+impl<'a> CatalogPage<'a> {
+    /// The page's head, its summary (`entries` published) and the imports.
+    pub fn begin(
+        page: &mut dyn io::Write,
+        entries: u64,
+        imports: &'a [ImportRecord],
+        report_href: &dyn Fn(&str) -> Option<String>,
+    ) -> io::Result<Self> {
+        write!(page, "<!DOCTYPE html><html lang=\"en\"><head>{HEAD}<title>airlock mirror</title></head><body>")?;
+        write!(page, "<h1>airlock mirror</h1><p id=\"summary\">{entries} entries from {} imports</p>", imports.len())?;
+        page.write_all(
+            b"<h2>Imports</h2><table id=\"imports\"><tr><th>channel</th><th>sequence</th><th>imported</th>\
+            <th>entries</th><th>manifest</th></tr>",
+        )?;
+        let mut latest: BTreeMap<&str, &ImportRecord> = BTreeMap::new();
+        for record in imports {
+            latest.insert(record.channel.as_str(), record);
+            let digest = html(&record.manifest_digest);
+            let manifest = match report_href(&record.manifest_digest) {
+                Some(href) => format!("<a href=\"{}\">{digest}</a>", html(&href)),
+                None => format!("<code>{digest}</code>"),
+            };
+            write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{manifest}</td></tr>",
+                html(&record.channel),
+                record.sequence,
+                html(&record.imported),
+                record.entries
+            )?;
+        }
+        page.write_all(
+            b"</table><h2>Entries</h2><table id=\"entries\"><tr><th>ecosystem</th><th>name</th><th>version</th>\
+            <th>path</th><th>channel</th><th>last import of the channel</th></tr>",
+        )?;
+        Ok(CatalogPage { latest })
     }
-    page.push_str(
-        "</table><h2>Entries</h2><table id=\"entries\"><tr><th>ecosystem</th><th>name</th><th>version</th>\
-        <th>path</th><th>channel</th><th>last import of the channel</th></tr>",
-    );
-    for stored in inventory {
+
+    /// One entry's row.
+    pub fn row(&self, page: &mut dyn io::Write, stored: &Stored) -> io::Result<()> {
         let entry = &stored.entry;
-        let last = latest.get(stored.channel.as_str()).map_or(String::new(), |r| format!("sequence {}", r.sequence));
-        let _ = write!(
+        let last =
+            self.latest.get(stored.channel.as_str()).map_or(String::new(), |r| format!("sequence {}", r.sequence));
+        write!(
             page,
             "<tr class=\"entry\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
             html(&entry.ecosystem),
@@ -171,10 +180,13 @@ pub fn catalog_page(
             html(entry.path.as_str()),
             html(&stored.channel),
             html(&last)
-        );
+        )
     }
-    page.push_str("</table></body></html>\n");
-    page
+
+    /// The page's end.
+    pub fn end(self, page: &mut dyn io::Write) -> io::Result<()> {
+        page.write_all(b"</table></body></html>\n")
+    }
 }
 
 /// An element id for a row label: `signed by` -> `signed-by`.
@@ -196,7 +208,11 @@ mod tests {
         let mut entry = crate::manifest::tests::sample().entries.remove(0);
         entry.name = "<script>alert(1)</script>".into();
         let stored = Stored { channel: "c\"><img src=x>".into(), also_listed_by: Vec::new(), entry };
-        let page = catalog_page(&[stored], &[], &|_| None);
+        let mut page = Vec::new();
+        let catalog = CatalogPage::begin(&mut page, 1, &[], &|_| None).unwrap();
+        catalog.row(&mut page, &stored).unwrap();
+        catalog.end(&mut page).unwrap();
+        let page = String::from_utf8(page).unwrap();
         assert!(!page.contains("<script>alert") && !page.contains("<img src=x>"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{page}");
     }

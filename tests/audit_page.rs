@@ -137,3 +137,55 @@ fn status_of(url: &str) -> u16 {
     stream.read_to_string(&mut reply).unwrap();
     reply.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// The body of a plain GET, over a raw socket.
+fn body_of(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    reply.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+}
+
+#[test]
+fn the_served_catalog_follows_each_import_while_the_server_runs() {
+    // The page is rendered once for each published state and kept: a new
+    // import must show at once, the same state must not be rendered again.
+    let (dir, mirror, _) = imported();
+    let (mut child, base) = serve(&mirror);
+    let first = body_of(&format!("{base}/"));
+    let again = body_of(&format!("{base}/"));
+    let (key, public) = (dir.path().join("op.key"), dir.path().join("op.pub"));
+    let input = dir.path().join("more");
+    write_tree(&input, &[("more.txt", b"more"), ("third.txt", b"third")]);
+    let bundle = dir.path().join("c.airlock");
+    let export = airlock()
+        .args(["export", "--quiet", "--channel", "more", "--files"])
+        .arg(&input)
+        .arg("--key")
+        .arg(&key)
+        .arg("--out")
+        .arg(&bundle)
+        .assert();
+    export.success();
+    airlock()
+        .args(["import", "--quiet"])
+        .arg(&bundle)
+        .arg("--trust")
+        .arg(&public)
+        .arg("--mirror")
+        .arg(&mirror)
+        .assert()
+        .success();
+    let after = body_of(&format!("{base}/"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.contains("2 entries from 1 imports"), "{first}");
+    assert_eq!(first, again);
+    assert!(after.contains("from 2 imports"), "{after}");
+    assert!(after.contains("<td class=\"name\">more.txt</td>"), "{after}");
+}

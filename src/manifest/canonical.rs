@@ -88,7 +88,16 @@ pub fn write_seq<T: Serialize>(
 /// that the caller keeps only what it needs of them. Returns the count.
 /// (For files this program wrote, such as the mirror's inventory: items are
 /// decoded as they come, without the canonical check of [`from_slice`].)
-pub fn read_seq<T: DeserializeOwned>(mut reader: impl std::io::Read, mut each: impl FnMut(T)) -> Result<u64, String> {
+pub fn read_seq<T: DeserializeOwned>(reader: impl std::io::Read, each: impl FnMut(T)) -> Result<u64, String> {
+    read_seq_announced(reader, |_| {}, each)
+}
+
+/// [`read_seq`], telling `announced` the array's length before the first item.
+pub fn read_seq_announced<T: DeserializeOwned>(
+    mut reader: impl std::io::Read,
+    announced: impl FnOnce(u64),
+    mut each: impl FnMut(T),
+) -> Result<u64, String> {
     // The head: its initial byte, then the argument bytes that byte announces, read by `header`.
     let mut head = [0u8; 9];
     reader.read_exact(&mut head[..1]).map_err(|e| format!("the array's head: {e}"))?;
@@ -101,6 +110,7 @@ pub fn read_seq<T: DeserializeOwned>(mut reader: impl std::io::Read, mut each: i
     if major != 4 {
         return Err(format!("an item of major type {major} where an array was expected"));
     }
+    announced(len);
     for k in 0..len {
         let item = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
             .map_err(|e| format!("item {} of {len}: {e}", k + 1))?;

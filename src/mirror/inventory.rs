@@ -56,6 +56,15 @@ pub(super) fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
     decode_inventory(io::BufReader::new(file), &path.display().to_string())
 }
 
+/// The inventory at `path` read one entry at a time: its length to
+/// `announced` first, then each entry to `each`, none of them kept.
+pub(super) fn each_stored(path: &Path, announced: impl FnOnce(u64), each: impl FnMut(Stored)) -> Result<()> {
+    let file = File::open(path).at(path)?;
+    crate::manifest::canonical::read_seq_announced(io::BufReader::new(file), announced, each)
+        .map_err(|e| unreadable(&path.display().to_string(), &e))?;
+    Ok(())
+}
+
 /// [`read_inventory`] of the inventory `name` (as messages say it), read from `reader`.
 pub(super) fn decode_inventory(reader: impl io::Read, name: &str) -> Result<Vec<Stored>> {
     let mut entries = Vec::new();

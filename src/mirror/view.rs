@@ -127,6 +127,17 @@ impl View {
         read_inventory(&dir.join(INVENTORY))
     }
 
+    /// [`View::inventory`] one entry at a time: how many there are to
+    /// `announced` (0 for a mirror without a generation), then each to
+    /// `each`, none of them kept.
+    pub fn each_stored(&self, announced: impl FnOnce(u64), each: impl FnMut(Stored)) -> Result<()> {
+        let Some((_, dir)) = self.current()? else {
+            announced(0);
+            return Ok(());
+        };
+        super::inventory::each_stored(&dir.join(INVENTORY), announced, each)
+    }
+
     /// [`View::inventory`] for the merge with a bundle of `channel` listing `incoming` ([`Against`]).
     pub fn inventory_against(&self, incoming: &[Entry], channel: &str) -> Result<Against> {
         let Some((_, dir)) = self.current()? else {
