@@ -126,20 +126,8 @@ fn serve(mirror: &Path) -> (std::process::Child, String) {
     (child, url)
 }
 
-/// The status of a plain GET, over a raw socket.
-fn status_of(url: &str) -> u16 {
-    use std::io::{Read, Write};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (host, path) = rest.split_once('/').unwrap();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).unwrap();
-    reply.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// The body of a plain GET, over a raw socket.
-fn body_of(url: &str) -> String {
+/// The status and body of a plain GET, over a raw socket.
+fn get(url: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
@@ -148,7 +136,16 @@ fn body_of(url: &str) -> String {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).unwrap();
     let reply = String::from_utf8_lossy(&reply).into_owned();
-    reply.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    let status = reply.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, reply.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
+}
+
+fn status_of(url: &str) -> u16 {
+    get(url).0
+}
+
+fn body_of(url: &str) -> String {
+    get(url).1
 }
 
 #[test]
