@@ -36,15 +36,9 @@ struct StatusReport {
     imports: usize,
     channels: Vec<ChannelStatus>,
     /// Per ecosystem: entries and bytes published.
-    contents: BTreeMap<String, Contents>,
+    contents: BTreeMap<String, crate::mirror::Tally>,
     /// Split bundles whose import waits for more volumes.
     waiting: Vec<WaitingImport>,
-}
-
-#[derive(Serialize, Default)]
-struct Contents {
-    entries: usize,
-    bytes: u64,
 }
 
 impl StatusArgs {
@@ -66,12 +60,6 @@ impl StatusArgs {
                 *slot = record;
             }
         }
-        let mut contents: BTreeMap<String, Contents> = BTreeMap::new();
-        for crate::mirror::Stored { entry, .. } in &published.inventory {
-            let slot = contents.entry(entry.ecosystem.clone()).or_default();
-            slot.entries += 1;
-            slot.bytes += entry.size;
-        }
         let report = StatusReport {
             mirror: published.location.clone(),
             generation: published.generation,
@@ -89,7 +77,7 @@ impl StatusArgs {
                     })
                 })
                 .collect::<Result<_>>()?,
-            contents,
+            contents: published.contents.clone(),
             waiting: published.waiting.clone(),
         };
         out.line(format!(

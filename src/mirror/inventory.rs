@@ -60,8 +60,17 @@ pub(super) fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
 /// `announced` first, then each entry to `each`, none of them kept.
 pub(super) fn each_stored(path: &Path, announced: impl FnOnce(u64), each: impl FnMut(Stored)) -> Result<()> {
     let file = File::open(path).at(path)?;
-    crate::manifest::canonical::read_seq_announced(io::BufReader::new(file), announced, each)
-        .map_err(|e| unreadable(&path.display().to_string(), &e))?;
+    each_stored_from(io::BufReader::new(file), &path.display().to_string(), announced, each)
+}
+
+/// [`each_stored`] of the inventory `name` (as messages say it), read from `reader`.
+pub(super) fn each_stored_from(
+    reader: impl io::Read,
+    name: &str,
+    announced: impl FnOnce(u64),
+    each: impl FnMut(Stored),
+) -> Result<()> {
+    crate::manifest::canonical::read_seq_announced(reader, announced, each).map_err(|e| unreadable(name, &e))?;
     Ok(())
 }
 

@@ -67,7 +67,7 @@ pub use segments::{CarriedSegments, KeptSegments, held_segments, holds_segments_
 pub use staging::{StagedBlob, StagedBundle, Staging};
 pub use store::{Collected, Fill, Store};
 pub(crate) use tree::copies_bytes;
-pub use view::{ImportRecord, Published, State, View, read_published};
+pub use view::{ImportRecord, Published, State, Tally, View, read_published};
 
 const META: &str = ".airlock";
 const CURRENT: &str = "current";

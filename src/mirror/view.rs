@@ -1,6 +1,7 @@
 //! The published state of a mirror, read without the lock: the generation,
 //! its state record and its inventory.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,9 @@ pub struct Published {
     /// The published generation; `None` before the first import.
     pub generation: Option<u64>,
     pub state: State,
-    pub inventory: Vec<Stored>,
+    /// How many entries of each ecosystem the mirror publishes, and their
+    /// bytes (counted as the inventory is read, none of it kept).
+    pub contents: BTreeMap<String, Tally>,
     /// Split bundles whose import waits for more volumes.
     pub waiting: Vec<WaitingImport>,
 }
@@ -51,22 +54,47 @@ pub fn read_published(root: &Path, now: u64) -> Result<Published> {
     if super::is_bucket(root) {
         let bucket = super::Bucket::open_read_only(&root.to_string_lossy())?;
         let state = bucket.state()?;
+        let mut contents = BTreeMap::new();
+        bucket.each_stored(|stored| tally(&mut contents, &stored))?;
         return Ok(Published {
             location: bucket.location(),
             generation: Some(state.generation).filter(|&n| n > 0),
-            inventory: bucket.inventory()?,
+            contents,
             waiting: bucket.waiting_imports(now)?,
             state,
         });
     }
     let view = View::open(root)?;
+    let mut contents = BTreeMap::new();
+    view.each_stored(|_| {}, |stored| tally(&mut contents, &stored))?;
     Ok(Published {
         location: root.display().to_string(),
         generation: view.current()?.map(|(n, _)| n),
         state: view.state()?,
-        inventory: view.inventory()?,
+        contents,
         waiting: view.waiting_imports(now)?,
     })
+}
+
+/// Entries and their bytes, of one ecosystem.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct Tally {
+    pub entries: usize,
+    pub bytes: u64,
+}
+
+fn tally(contents: &mut BTreeMap<String, Tally>, stored: &Stored) {
+    let entry = &stored.entry;
+    // Looked up by reference: the name is copied once for each ecosystem, not each entry.
+    match contents.get_mut(&entry.ecosystem) {
+        Some(slot) => {
+            slot.entries += 1;
+            slot.bytes += entry.size;
+        }
+        None => {
+            contents.insert(entry.ecosystem.clone(), Tally { entries: 1, bytes: entry.size });
+        }
+    }
 }
 
 /// Read-only access to a mirror's published state (for `status`; no lock, creates nothing).

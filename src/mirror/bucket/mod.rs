@@ -318,6 +318,18 @@ impl Drop for Bucket {
     }
 }
 
+impl Bucket {
+    /// The published inventory one entry at a time, none of them kept.
+    pub fn each_stored(&self, each: impl FnMut(Stored)) -> Result<()> {
+        if self.state.generation == 0 {
+            return Ok(());
+        }
+        let body = self.generation_object(self.state.generation, "inventory.cbor")?;
+        let name = format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor"));
+        super::inventory::each_stored_from(body, &name, |_| {}, each)
+    }
+}
+
 impl Store for Bucket {
     fn location(&self) -> String {
         self.s3.url.clone()
