@@ -76,7 +76,12 @@ fn first_within<'h>(
         new.iter().enumerate().filter(|(_, n)| n.len() + 2 > INDEXED_LEN).map(|(i, n)| (n.len(), index(i))).collect();
     long.sort_unstable();
     let mut screen = Screen { new, found: vec![None; new.len()], last_compared: vec![0; new.len()], pairs: 0, budget };
-    for (pass, batch) in batches(new, &mut hash).into_iter().enumerate() {
+    // One batch at a time, each made just before its pass: at most one
+    // batch's index is held, however many new names there are.
+    let mut from = 0;
+    for pass in 0.. {
+        let batch;
+        (batch, from) = next_batch(new, from, &mut hash);
         for (serial, name) in held.iter().enumerate() {
             let serial = serial + 1;
             if pass == 0 {
@@ -87,6 +92,9 @@ fn first_within<'h>(
             }
             screen.probe(&batch, &mut hash, name, serial)?;
         }
+        if from == new.len() {
+            break;
+        }
     }
     Ok(screen.found)
 }
@@ -95,13 +103,15 @@ fn index(i: usize) -> u32 {
     u32::try_from(i).expect("fewer than 2^32 new names (each is an entry of a bundle)")
 }
 
-/// The indexed new names' deletion variants, in batches of about
-/// [`BATCH_VARIANTS`]; always one batch, perhaps empty, so the held names
-/// are passed over at least once.
-fn batches(new: &[&str], hash: &mut PolyHash) -> Vec<Index> {
-    let mut batches = Vec::new();
+/// The deletion variants of the indexed names of `new` from `from` on, up
+/// to about [`BATCH_VARIANTS`] of them; and where the next batch begins
+/// (`new.len()` when this one took the rest).
+fn next_batch(new: &[&str], from: usize, hash: &mut PolyHash) -> (Index, usize) {
     let mut keys = Vec::new();
-    for (i, name) in new.iter().enumerate() {
+    for (i, name) in new.iter().enumerate().skip(from) {
+        if keys.len() >= BATCH_VARIANTS {
+            return (Index::build(keys), i);
+        }
         if let Some(n) = indexed(name).then(|| hash.load(name)) {
             hash.variants(n, edit_limit(name.len()), |key| {
                 keys.push((key, index(i)));
@@ -109,14 +119,8 @@ fn batches(new: &[&str], hash: &mut PolyHash) -> Vec<Index> {
             })
             .unwrap_or_else(|TooManyPairs| unreachable!("pushing a key never fails"));
         }
-        if keys.len() >= BATCH_VARIANTS {
-            batches.push(Index::build(std::mem::take(&mut keys)));
-        }
     }
-    if !keys.is_empty() || batches.is_empty() {
-        batches.push(Index::build(keys));
-    }
-    batches
+    (Index::build(keys), new.len())
 }
 
 /// Whether `name` can look like another by edits and is short enough to be
