@@ -55,15 +55,6 @@ pub struct InspectEntries {
     /// The blobs cut into pieces, by id, each entry's pieces are looked up
     /// in (searching the blob table for each entry was entries x blobs).
     chunked: Vec<Blob>,
-    /// Entries given already made (a report built by other means than
-    /// [`inspect`], as the SBOM's tests build theirs), listed after `entries`.
-    made: Vec<InspectEntry>,
-}
-
-impl From<Vec<InspectEntry>> for InspectEntries {
-    fn from(made: Vec<InspectEntry>) -> Self {
-        InspectEntries { entries: Vec::new(), chunked: Vec::new(), made }
-    }
 }
 
 impl InspectEntries {
@@ -72,21 +63,21 @@ impl InspectEntries {
     pub fn new(entries: Vec<Entry>, blobs: Vec<Blob>) -> Self {
         let mut chunked: Vec<Blob> = blobs.into_iter().filter(|b| !b.pieces.is_empty()).collect();
         chunked.sort_unstable_by_key(|b| b.id);
-        InspectEntries { entries, chunked, made: Vec::new() }
+        InspectEntries { entries, chunked }
     }
 
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.len() + self.made.len()
+        self.entries.len()
     }
 
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.entries.is_empty()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = InspectEntry> + '_ {
-        let decoded = self.entries.iter().map(|e| InspectEntry {
+        self.entries.iter().map(|e| InspectEntry {
             ecosystem: e.ecosystem.clone(),
             name: e.name.clone(),
             version: e.version.clone(),
@@ -98,11 +89,10 @@ impl InspectEntries {
             evidence: e.evidence.iter().map(|ev| ev.kind.clone()).collect(),
             missing: e.missing.iter().map(|m| format!("{} ({})", m.kind, m.looked)).collect(),
             pieces: self.pieces_of(&e.blob),
-        });
-        decoded.chain(self.made.iter().cloned())
+        })
     }
 
-    /// The entries decoded from the manifest (not those given already made).
+    /// The entries as the manifest gives them.
     #[must_use]
     pub fn decoded(&self) -> &[Entry] {
         &self.entries

@@ -124,8 +124,13 @@ fn serial_number(manifest_hex: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::escape;
+    use crate::id::{ContentId, RelPath};
+    use crate::inspect::InspectEntries;
+    use crate::manifest::{Digest, Entry, Evidence, Missing};
 
     fn cyclonedx(report: &InspectReport) -> Value {
         let mut bytes = Vec::new();
@@ -138,8 +143,11 @@ mod tests {
     #[test]
     fn the_sbom_written_as_it_goes_is_the_document_as_one_value() {
         let mut pkg = entry("pypi", "six", "1.0", "six/six-1.0.tar.gz");
-        pkg.digests.insert("sha256".into(), "33".repeat(32));
-        pkg.missing.push("pypi-provenance (https://pypi.org/integrity/six/1.0/six-1.0.tar.gz/provenance)".into());
+        pkg.digests.insert("sha256".into(), Digest(vec![0x33; 32]));
+        pkg.missing.push(Missing {
+            kind: "pypi-provenance".into(),
+            looked: "https://pypi.org/integrity/six/1.0/six-1.0.tar.gz/provenance".into(),
+        });
         let mut file = entry("files", "notes.txt", "", "notes.txt");
         file.version = None;
         file.source = None;
@@ -157,7 +165,7 @@ mod tests {
         assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&whole).unwrap());
     }
 
-    fn report(entries: Vec<InspectEntry>) -> InspectReport {
+    fn report(entries: Vec<Entry>) -> InspectReport {
         InspectReport {
             bundle: "b.airlock".into(),
             manifest_digest: "cd".repeat(32),
@@ -172,7 +180,7 @@ mod tests {
             volumes: 1,
             bytes: 1,
             segments: None,
-            entries: entries.into(),
+            entries: InspectEntries::new(entries, Vec::new()),
         }
     }
 
@@ -187,31 +195,36 @@ mod tests {
         assert_eq!(escape::url_segment("1.0.0+build 1"), "1.0.0%2Bbuild%201");
     }
 
-    fn entry(ecosystem: &str, name: &str, version: &str, path: &str) -> InspectEntry {
-        InspectEntry {
+    fn entry(ecosystem: &str, name: &str, version: &str, path: &str) -> Entry {
+        Entry {
             ecosystem: ecosystem.into(),
             name: name.into(),
             version: Some(version.into()),
-            path: path.into(),
+            path: RelPath::new(path).unwrap(),
+            blob: ContentId([0xab; 32]),
             size: 1,
-            blake3: "ab".repeat(32),
-            digests: std::collections::BTreeMap::new(),
+            digests: BTreeMap::new(),
             source: Some(name.into()),
-            evidence: vec![name.into()],
+            attributes: BTreeMap::new(),
+            evidence: vec![Evidence { kind: name.into(), data: Vec::new() }],
             missing: vec![],
-            pieces: vec![],
         }
+    }
+
+    /// `entry` as `inspect` reports it.
+    fn inspected(entry: &Entry) -> InspectEntry {
+        InspectEntries::new(vec![entry.clone()], Vec::new()).iter().next().unwrap()
     }
 
     #[test]
     fn a_git_blob_id_is_not_given_as_the_files_sha1() {
         let mut with_both = entry("huggingface", "org/m", &"a".repeat(40), "hub/x/config.json");
-        with_both.digests.insert("sha1".into(), "11".repeat(20));
-        with_both.digests.insert("git-sha1".into(), "22".repeat(20));
+        with_both.digests.insert("sha1".into(), Digest(vec![0x11; 20]));
+        with_both.digests.insert("git-sha1".into(), Digest(vec![0x22; 20]));
         let mut git_only = with_both.clone();
         git_only.digests.remove("sha1");
-        let sha1s = |e: &InspectEntry| -> Vec<Value> {
-            let hashes = component(e)["hashes"].as_array().unwrap().clone();
+        let sha1s = |e: &Entry| -> Vec<Value> {
+            let hashes = component(&inspected(e))["hashes"].as_array().unwrap().clone();
             assert!(!hashes.iter().any(|h| h["content"] == "22".repeat(20)), "{hashes:?}");
             hashes.into_iter().filter(|h| h["alg"] == "SHA-1").map(|h| h["content"].clone()).collect()
         };
