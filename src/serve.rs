@@ -196,29 +196,26 @@ fn render_catalog(
     report_href: &dyn Fn(&str) -> Option<String>,
 ) -> io::Result<fs::File> {
     let file = tempfile::tempfile()?;
-    let page = std::cell::RefCell::new(io::BufWriter::new(file));
-    let catalog = std::cell::RefCell::new(None);
-    let failed: std::cell::RefCell<Option<io::Error>> = std::cell::RefCell::new(None);
-    let read = view.each_stored(
-        |count| match crate::audit::CatalogPage::begin(&mut *page.borrow_mut(), count, imports, report_href) {
-            Ok(begun) => *catalog.borrow_mut() = Some(begun),
-            Err(e) => *failed.borrow_mut() = Some(e),
-        },
-        |stored| {
-            if let Some(catalog) = catalog.borrow().as_ref()
-                && let Err(e) = catalog.row(&mut *page.borrow_mut(), &stored)
-            {
-                failed.borrow_mut().get_or_insert(e);
-            }
-        },
-    );
-    read.map_err(|e| io::Error::other(e.to_string()))?;
-    if let Some(e) = failed.into_inner() {
-        return Err(e);
-    }
-    let catalog = catalog.into_inner().ok_or_else(|| io::Error::other("the inventory was not read"))?;
-    let mut page = page.into_inner();
-    catalog.end(&mut page)?;
+    // The state read along the inventory: the page, the catalog begun on it
+    // (or why not), and the first failure to write a row.
+    let (mut page, begun, written) = view
+        .each_stored(
+            |count| {
+                let mut page = io::BufWriter::new(file);
+                let begun = crate::audit::CatalogPage::begin(&mut page, count, imports, report_href);
+                (page, begun, Ok(()))
+            },
+            |(page, begun, written), stored| {
+                if written.is_ok()
+                    && let Ok(catalog) = begun
+                {
+                    *written = catalog.row(page, &stored);
+                }
+            },
+        )
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    written?;
+    begun?.end(&mut page)?;
     page.into_inner().map_err(io::IntoInnerError::into_error)
 }
 

@@ -88,16 +88,18 @@ pub fn write_seq<T: Serialize>(
 /// that the caller keeps only what it needs of them. Returns the count.
 /// (For files this program wrote, such as the mirror's inventory: items are
 /// decoded as they come, without the canonical check of [`from_slice`].)
-pub fn read_seq<T: DeserializeOwned>(reader: impl std::io::Read, each: impl FnMut(T)) -> Result<u64, String> {
-    read_seq_announced(reader, |_| {}, each)
+pub fn read_seq<T: DeserializeOwned>(reader: impl std::io::Read, mut each: impl FnMut(T)) -> Result<u64, String> {
+    read_seq_announced(reader, |len| len, |_, item| each(item))
 }
 
-/// [`read_seq`], telling `announced` the array's length before the first item.
-pub fn read_seq_announced<T: DeserializeOwned>(
+/// [`read_seq`] with a state: `begin` makes it from the array's length
+/// before the first item, `each` gets it with every item, and it is
+/// returned at the end.
+pub fn read_seq_announced<S, T: DeserializeOwned>(
     mut reader: impl std::io::Read,
-    announced: impl FnOnce(u64),
-    mut each: impl FnMut(T),
-) -> Result<u64, String> {
+    begin: impl FnOnce(u64) -> S,
+    mut each: impl FnMut(&mut S, T),
+) -> Result<S, String> {
     // The head: its initial byte, then the argument bytes that byte announces, read by `header`.
     let mut head = [0u8; 9];
     reader.read_exact(&mut head[..1]).map_err(|e| format!("the array's head: {e}"))?;
@@ -110,15 +112,15 @@ pub fn read_seq_announced<T: DeserializeOwned>(
     if major != 4 {
         return Err(format!("an item of major type {major} where an array was expected"));
     }
-    announced(len);
+    let mut state = begin(len);
     for k in 0..len {
         let item = ciborium::de::from_reader_with_recursion_limit(&mut reader, RECURSION_LIMIT)
             .map_err(|e| format!("item {} of {len}: {e}", k + 1))?;
-        each(item);
+        each(&mut state, item);
     }
     let mut after = [0u8; 1];
     match reader.read(&mut after) {
-        Ok(0) => Ok(len),
+        Ok(0) => Ok(state),
         Ok(_) => Err(format!("data after the {len} items of the array")),
         Err(e) => Err(format!("after the array: {e}")),
     }

@@ -34,7 +34,7 @@ impl Mirror {
         {
             let path = generation.join(INVENTORY);
             if path.exists() {
-                each_stored(&path, |_| {}, |stored| keep.push(stored.entry.blob))?;
+                each_stored(&path, |_| (), |(), stored| keep.push(stored.entry.blob))?;
             }
         }
         keep.sort_unstable();

@@ -56,29 +56,27 @@ pub(super) fn read_inventory(path: &Path) -> Result<Vec<Stored>> {
     decode_inventory(io::BufReader::new(file), &path.display().to_string())
 }
 
-/// The inventory at `path` read one entry at a time: its length to
-/// `announced` first, then each entry to `each`, none of them kept.
-pub(super) fn each_stored(path: &Path, announced: impl FnOnce(u64), each: impl FnMut(Stored)) -> Result<()> {
+/// The inventory at `path` read one entry at a time, none of them kept
+/// but by `each`: a state made by `begin` from the number of entries, given
+/// to `each` with every entry, and returned.
+pub(super) fn each_stored<S>(path: &Path, begin: impl FnOnce(u64) -> S, each: impl FnMut(&mut S, Stored)) -> Result<S> {
     let file = File::open(path).at(path)?;
-    each_stored_from(io::BufReader::new(file), &path.display().to_string(), announced, each)
+    each_stored_from(io::BufReader::new(file), &path.display().to_string(), begin, each)
 }
 
 /// [`each_stored`] of the inventory `name` (as messages say it), read from `reader`.
-pub(super) fn each_stored_from(
+pub(super) fn each_stored_from<S>(
     reader: impl io::Read,
     name: &str,
-    announced: impl FnOnce(u64),
-    each: impl FnMut(Stored),
-) -> Result<()> {
-    crate::manifest::canonical::read_seq_announced(reader, announced, each).map_err(|e| unreadable(name, &e))?;
-    Ok(())
+    begin: impl FnOnce(u64) -> S,
+    each: impl FnMut(&mut S, Stored),
+) -> Result<S> {
+    crate::manifest::canonical::read_seq_announced(reader, begin, each).map_err(|e| unreadable(name, &e))
 }
 
 /// [`read_inventory`] of the inventory `name` (as messages say it), read from `reader`.
 pub(super) fn decode_inventory(reader: impl io::Read, name: &str) -> Result<Vec<Stored>> {
-    let mut entries = Vec::new();
-    crate::manifest::canonical::read_seq(reader, |stored| push_lean(&mut entries, stored))
-        .map_err(|e| unreadable(name, &e))?;
+    let mut entries = each_stored_from(reader, name, |_| Vec::new(), push_lean)?;
     entries.shrink_to_fit();
     Ok(entries)
 }

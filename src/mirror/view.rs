@@ -54,8 +54,7 @@ pub fn read_published(root: &Path, now: u64) -> Result<Published> {
     if super::is_bucket(root) {
         let bucket = super::Bucket::open_read_only(&root.to_string_lossy())?;
         let state = bucket.state()?;
-        let mut contents = BTreeMap::new();
-        bucket.each_stored(|stored| tally(&mut contents, &stored))?;
+        let contents = bucket.each_stored(|_| BTreeMap::new(), tally)?;
         return Ok(Published {
             location: bucket.location(),
             generation: Some(state.generation).filter(|&n| n > 0),
@@ -65,8 +64,7 @@ pub fn read_published(root: &Path, now: u64) -> Result<Published> {
         });
     }
     let view = View::open(root)?;
-    let mut contents = BTreeMap::new();
-    view.each_stored(|_| {}, |stored| tally(&mut contents, &stored))?;
+    let contents = view.each_stored(|_| BTreeMap::new(), tally)?;
     Ok(Published {
         location: root.display().to_string(),
         generation: view.current()?.map(|(n, _)| n),
@@ -83,16 +81,15 @@ pub struct Tally {
     pub bytes: u64,
 }
 
-fn tally(contents: &mut BTreeMap<String, Tally>, stored: &Stored) {
-    let entry = &stored.entry;
-    // Looked up by reference: the name is copied once for each ecosystem, not each entry.
+fn tally(contents: &mut BTreeMap<String, Tally>, stored: Stored) {
+    let entry = stored.entry;
     match contents.get_mut(&entry.ecosystem) {
         Some(slot) => {
             slot.entries += 1;
             slot.bytes += entry.size;
         }
         None => {
-            contents.insert(entry.ecosystem.clone(), Tally { entries: 1, bytes: entry.size });
+            contents.insert(entry.ecosystem, Tally { entries: 1, bytes: entry.size });
         }
     }
 }
@@ -155,15 +152,12 @@ impl View {
         read_inventory(&dir.join(INVENTORY))
     }
 
-    /// [`View::inventory`] one entry at a time: how many there are to
-    /// `announced` (0 for a mirror without a generation), then each to
-    /// `each`, none of them kept.
-    pub fn each_stored(&self, announced: impl FnOnce(u64), each: impl FnMut(Stored)) -> Result<()> {
-        let Some((_, dir)) = self.current()? else {
-            announced(0);
-            return Ok(());
-        };
-        super::inventory::each_stored(&dir.join(INVENTORY), announced, each)
+    /// [`View::inventory`] one entry at a time, none kept but by `each`: a
+    /// state made by `begin` from the number of entries (0 for a mirror
+    /// without a generation), given to `each` with every entry, and returned.
+    pub fn each_stored<S>(&self, begin: impl FnOnce(u64) -> S, each: impl FnMut(&mut S, Stored)) -> Result<S> {
+        let Some((_, dir)) = self.current()? else { return Ok(begin(0)) };
+        super::inventory::each_stored(&dir.join(INVENTORY), begin, each)
     }
 
     /// [`View::inventory`] for the merge with a bundle of `channel` listing `incoming` ([`Against`]).

@@ -82,6 +82,9 @@ pub fn is_bucket(mirror: &Path) -> bool {
     mirror.to_str().is_some_and(|m| m.starts_with("s3://"))
 }
 
+/// An object of the bucket as it is read.
+type ObjectBody = io::BufReader<Box<dyn Read + Send>>;
+
 impl Bucket {
     /// Opens and locks the mirror at `url` (`s3://BUCKET/PREFIX`).
     pub fn open(url: &str) -> Result<Self> {
@@ -192,7 +195,7 @@ impl Bucket {
     }
 
     /// Generation `n`'s object `name`, streamed.
-    fn generation_object(&self, generation: u64, name: &str) -> Result<io::BufReader<Box<dyn Read + Send>>> {
+    fn generation_object(&self, generation: u64, name: &str) -> Result<ObjectBody> {
         let key = Self::generation_key(generation, name);
         match self.s3.get(&key)? {
             Some(body) => Ok(io::BufReader::new(body)),
@@ -319,14 +322,23 @@ impl Drop for Bucket {
 }
 
 impl Bucket {
-    /// The published inventory one entry at a time, none of them kept.
-    pub fn each_stored(&self, each: impl FnMut(Stored)) -> Result<()> {
+    /// The published inventory one entry at a time, as [`View::each_stored`](super::View::each_stored).
+    pub fn each_stored<S>(&self, begin: impl FnOnce(u64) -> S, each: impl FnMut(&mut S, Stored)) -> Result<S> {
+        match self.published_inventory()? {
+            Some((body, name)) => super::inventory::each_stored_from(body, &name, begin, each),
+            None => Ok(begin(0)),
+        }
+    }
+
+    /// The published generation's inventory object and its name as
+    /// messages give it; none before the first import.
+    fn published_inventory(&self) -> Result<Option<(ObjectBody, String)>> {
         if self.state.generation == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let body = self.generation_object(self.state.generation, "inventory.cbor")?;
         let name = format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor"));
-        super::inventory::each_stored_from(body, &name, |_| {}, each)
+        Ok(Some((body, name)))
     }
 }
 
@@ -341,22 +353,16 @@ impl Store for Bucket {
         Ok(self.state.clone())
     }
     fn inventory(&self) -> Result<Vec<Stored>> {
-        if self.state.generation == 0 {
-            return Ok(Vec::new());
+        match self.published_inventory()? {
+            Some((body, name)) => decode_inventory(body, &name),
+            None => Ok(Vec::new()),
         }
-        let body = self.generation_object(self.state.generation, "inventory.cbor")?;
-        decode_inventory(
-            body,
-            &format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor")),
-        )
     }
     fn inventory_against(&self, incoming: &[Entry], channel: &str) -> Result<Against> {
-        if self.state.generation == 0 {
-            return Ok(Against::default());
+        match self.published_inventory()? {
+            Some((body, name)) => decode_inventory_against(body, &name, incoming, channel),
+            None => Ok(Against::default()),
         }
-        let body = self.generation_object(self.state.generation, "inventory.cbor")?;
-        let name = format!("{}/{}", self.s3.url, Self::generation_key(self.state.generation, "inventory.cbor"));
-        decode_inventory_against(body, &name, incoming, channel)
     }
     fn missing_objects<'m>(&self, manifest: &'m Manifest) -> Vec<&'m Blob> {
         let held: HashMap<&str, u64> =
