@@ -104,7 +104,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         // The manifest target reads a format 2 manifest as the root's length (4 bytes LE), the root, the segments.
         let mut manifest = u32::try_from(payload.len())?.to_le_bytes().to_vec();
         manifest.extend_from_slice(payload);
-        manifest.extend_from_slice(envelope_bytes.segments().unwrap_or_default());
+        if let Some(segments) = envelope_bytes.segments() {
+            manifest.extend_from_slice(&segments.to_vec()?);
+        }
         fs::write(seeds("manifest")?.join(format!("manifest-{n}")), manifest)?;
     }
 

@@ -80,10 +80,10 @@ pub fn write_import_page(
         write!(
             page,
             "<tr class=\"entry\"><td>{}</td><td class=\"name\">{}</td><td>{}</td><td><code>{}</code></td>",
-            html(entry.ecosystem),
-            html(entry.name),
-            html(entry.version.unwrap_or("")),
-            html(entry.path)
+            html(entry.ecosystem()),
+            html(entry.name()),
+            html(entry.version().unwrap_or("")),
+            html(entry.path())
         )?;
         for (outcome, prose) in layers {
             let word = outcome.word();

@@ -10,10 +10,10 @@ use serde::Serialize;
 
 use crate::bundle::reader::VolumeReader;
 use crate::ecosystem::ManifestExt as _;
-use crate::error::{Error, Rejection, Result};
+use crate::error::{Error, Result};
 use crate::id::ContentId;
-use crate::manifest::segments::{SegmentSource, Undecoded};
-use crate::manifest::{Blob, Entry, Manifest};
+use crate::manifest::segments::SegmentSource;
+use crate::manifest::{Blob, Entries, Manifest};
 use crate::sign::envelope;
 use crate::time::rfc3339;
 
@@ -51,7 +51,7 @@ pub struct InspectSegments {
 /// manifest's own.
 #[derive(Debug, Clone)]
 pub struct InspectEntries {
-    entries: Vec<Entry>,
+    entries: Entries,
     /// The blobs cut into pieces, by id, each entry's pieces are looked up
     /// in (searching the blob table for each entry was entries x blobs).
     chunked: Vec<Blob>,
@@ -60,7 +60,7 @@ pub struct InspectEntries {
 impl InspectEntries {
     /// `entries`, with the pieces of those of `blobs` that are cut.
     #[must_use]
-    pub fn new(entries: Vec<Entry>, blobs: Vec<Blob>) -> Self {
+    pub fn new(entries: Entries, blobs: Vec<Blob>) -> Self {
         let mut chunked: Vec<Blob> = blobs.into_iter().filter(|b| !b.pieces.is_empty()).collect();
         chunked.sort_unstable_by_key(|b| b.id);
         InspectEntries { entries, chunked }
@@ -94,7 +94,7 @@ impl InspectEntries {
 
     /// The entries as the manifest gives them.
     #[must_use]
-    pub fn decoded(&self) -> &[Entry] {
+    pub fn entries(&self) -> &Entries {
         &self.entries
     }
 
@@ -160,10 +160,7 @@ pub fn inspect(path: &Path, held: &dyn SegmentSource) -> Result<InspectReport> {
     let (_, frame) = VolumeReader::open(file, &subject)?;
     let opened =
         envelope::open_untrusted(&frame.envelope, envelope::MANIFEST).map_err(|r| Error::rejected(&subject, r))?;
-    let m = Manifest::decode(opened.payload, frame.segments(), held).map_err(|e| match e {
-        Undecoded::Invalid(m) => Error::rejected(&subject, Rejection::Schema(m)),
-        Undecoded::NotHeld(m) => Error::rejected(&subject, Rejection::Policy(m)),
-    })?;
+    let m = Manifest::decode(opened.payload, frame.segments(), held).map_err(|e| e.into_error(&subject))?;
     Ok(InspectReport {
         bundle: label,
         manifest_digest: ContentId::of(opened.payload).to_hex(),

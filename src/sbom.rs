@@ -180,7 +180,7 @@ mod tests {
             volumes: 1,
             bytes: 1,
             segments: None,
-            entries: InspectEntries::new(entries, Vec::new()),
+            entries: InspectEntries::new(entries.into(), Vec::new()),
         }
     }
 
@@ -213,7 +213,7 @@ mod tests {
 
     /// `entry` as `inspect` reports it.
     fn inspected(entry: &Entry) -> InspectEntry {
-        InspectEntries::new(vec![entry.clone()], Vec::new()).iter().next().unwrap()
+        InspectEntries::new(vec![entry.clone()].into(), Vec::new()).iter().next().unwrap()
     }
 
     #[test]

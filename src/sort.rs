@@ -281,6 +281,43 @@ impl Spool {
     }
 }
 
+impl Spool {
+    /// Everything written, to be read back a piece at a time.
+    pub fn finish(self) -> io::Result<SpooledBytes> {
+        match self.file {
+            None => Ok(SpooledBytes::Held(self.held)),
+            Some(file) => Ok(SpooledBytes::File(file.into_inner().map_err(io::IntoInnerError::into_error)?)),
+        }
+    }
+}
+
+/// What a [`Spool`] held, read back at any offset.
+#[derive(Debug)]
+pub enum SpooledBytes {
+    Held(Vec<u8>),
+    File(File),
+}
+
+impl SpooledBytes {
+    /// The `len` bytes at `offset` (borrowed when they are held).
+    pub fn read_at(&self, offset: u64, len: u64) -> io::Result<std::borrow::Cow<'_, [u8]>> {
+        let short = || io::Error::new(io::ErrorKind::UnexpectedEof, "a temporary file was cut short");
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        match self {
+            SpooledBytes::Held(bytes) => {
+                let start = usize::try_from(offset).map_err(io::Error::other)?;
+                let held = bytes.get(start..start.checked_add(len).ok_or_else(short)?).ok_or_else(short)?;
+                Ok(std::borrow::Cow::Borrowed(held))
+            }
+            SpooledBytes::File(file) => {
+                let mut buf = vec![0; len];
+                std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset)?;
+                Ok(std::borrow::Cow::Owned(buf))
+            }
+        }
+    }
+}
+
 impl Write for Spool {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.append(buf).inspect_err(|e| {

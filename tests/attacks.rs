@@ -144,7 +144,7 @@ fn arbitrary_package_a_replaced_blob_is_refused_re_signed_by_an_untrusted_key_or
     for b in manifest.blobs.iter_mut().filter(|b| b.id == tool.blob) {
         b.id = evil_id;
     }
-    for e in manifest.entries.iter_mut().filter(|e| e.blob == tool.blob) {
+    for e in manifest.entries.decoded_mut().iter_mut().filter(|e| e.blob == tool.blob) {
         e.blob = evil_id;
     }
     blobs.insert(evil_id, evil.to_vec());
@@ -187,8 +187,8 @@ fn entry_index(manifest: &Manifest, ecosystem: &str, name: &str) -> usize {
 /// Entry `to` becomes entry `from`'s artifact (blob, size, digests, evidence)
 /// under `to`'s own name, version and path.
 fn serve_as(manifest: &mut Manifest, from: usize, to: usize) {
-    let source = manifest.entries[from].clone();
-    let target = &mut manifest.entries[to];
+    let source = manifest.entries.decoded_mut()[from].clone();
+    let target = &mut manifest.entries.decoded_mut()[to];
     target.blob = source.blob;
     target.size = source.size;
     target.digests = source.digests;
@@ -240,8 +240,8 @@ fn wrong_software_a_genuine_signed_artifact_served_under_another_packages_name_i
     // With the registry's keys pinned, tinylib's genuine registry signature does not vouch for another package.
     let mut m = p.manifest.clone();
     let (tinylib, scoped) = (entry_index(&m, "npm", "tinylib"), entry_index(&m, "npm", "@airlock-test/scoped"));
-    let theirs = m.entries[tinylib].evidence.iter().find(|e| e.kind == "npm-signatures").unwrap().clone();
-    for evidence in m.entries[scoped].evidence.iter_mut().filter(|e| e.kind == "npm-signatures") {
+    let theirs = m.entries.decoded_mut()[tinylib].evidence.iter().find(|e| e.kind == "npm-signatures").unwrap().clone();
+    for evidence in m.entries.decoded_mut()[scoped].evidence.iter_mut().filter(|e| e.kind == "npm-signatures") {
         *evidence = theirs.clone();
     }
     let policy = pinned_npm_policy(&site, "");
@@ -402,7 +402,7 @@ fn endless_data_a_blob_larger_than_declared_is_refused() {
     let mut m = p.manifest.clone();
     let exabyte = 1u64 << 60;
     m.blobs.iter_mut().filter(|b| b.id == tool.id).for_each(|b| b.size = exabyte);
-    m.entries.iter_mut().filter(|e| e.blob == tool.id).for_each(|e| e.size = exabyte);
+    m.entries.decoded_mut().iter_mut().filter(|e| e.blob == tool.id).for_each(|e| e.size = exabyte);
     let payload = hostile::payload_of(&m);
     let envelope = hostile::sign_manifest(&payload, &[&site.key]);
     let bytes = hostile::assemble(&envelope, &p.frame, &hostile::seal(&payload, &p.frame, &[&site.key]));
@@ -711,10 +711,10 @@ fn extraneous_dependencies_an_entry_pointing_at_another_packages_blob_is_refused
     // tinylib's entry, with its own metadata and digests, pointing at tinycrate's blob.
     let mut m = p.manifest.clone();
     let (tinylib, tinycrate) = (entry_index(&m, "npm", "tinylib"), entry_index(&m, "cargo", "tinycrate"));
-    m.entries[tinylib].blob = m.entries[tinycrate].blob;
-    m.entries[tinylib].size = m.entries[tinycrate].size;
+    m.entries.decoded_mut()[tinylib].blob = m.entries.decoded_mut()[tinycrate].blob;
+    m.entries.decoded_mut()[tinylib].size = m.entries.decoded_mut()[tinycrate].size;
     hostile::prune_blobs(&mut m);
-    let crate_blob = m.entries[tinycrate].blob;
+    let crate_blob = m.entries.decoded_mut()[tinycrate].blob;
     site.refused(
         "pointing.airlock",
         &hostile::rebuild(&m, &p.blobs, &[&site.key], &[&site.key]),
@@ -767,12 +767,12 @@ fn malicious_mirror_stripped_or_swapped_evidence_is_decided_by_the_policy_never_
     let mut m = p.manifest.clone();
     m.channel = "swapped".into();
     let tinylib = entry_index(&m, "npm", "tinylib");
-    let signatures = m.entries[tinylib].evidence.iter_mut().find(|e| e.kind == "npm-signatures").unwrap();
+    let signatures = m.entries.decoded_mut()[tinylib].evidence.iter_mut().find(|e| e.kind == "npm-signatures").unwrap();
     let mut list: Value = serde_json::from_slice(&signatures.data).unwrap();
     let sig = list[0]["sig"].as_str().unwrap().to_owned();
     let scoped = entry_index(&p.manifest, "npm", "@airlock-test/scoped");
     let other: Value = serde_json::from_slice(
-        &p.manifest.entries[scoped].evidence.iter().find(|e| e.kind == "npm-signatures").unwrap().data,
+        &p.manifest.entries.get(scoped).unwrap().evidence.iter().find(|e| e.kind == "npm-signatures").unwrap().data,
     )
     .unwrap();
     assert_ne!(sig, other[0]["sig"]);
@@ -905,7 +905,7 @@ fn wrong_type_members_names_differing_only_by_case_or_unicode_normalisation_are_
         hostile::set_entry_text(&mut value, index, "path", to);
         hostile::set_entry_text(&mut value, index, "name", to);
         m = ciborium::Value::deserialized(&value).unwrap();
-        m.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        m.entries.decoded_mut().sort_by(|a, b| a.path.cmp(&b.path));
         m
     };
     // Within one bundle: two files that differ only by case, or only by
@@ -949,8 +949,8 @@ fn key_compromise_below_threshold_one_stolen_key_of_two_is_not_enough() {
     let evil: &[u8] = b"evil tool";
     let evil_id = ContentId::of(evil);
     let tool = m.entries.iter().position(|e| e.path.as_str() == "tool.bin").unwrap();
-    m.entries[tool].blob = evil_id;
-    m.entries[tool].size = evil.len() as u64;
+    m.entries.decoded_mut()[tool].blob = evil_id;
+    m.entries.decoded_mut()[tool].size = evil.len() as u64;
     m.blobs.push(airlock::manifest::Blob {
         id: evil_id,
         size: evil.len() as u64,

@@ -117,7 +117,7 @@ impl Bundle {
                 .iter()
                 .map(|(id, d)| Blob { id: *id, size: d.len() as u64, volume: 0, carried: true, pieces: Vec::new() })
                 .collect(),
-            entries: list,
+            entries: list.into(),
         };
         Bundle { manifest, blobs }
     }

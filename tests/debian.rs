@@ -223,7 +223,8 @@ fn two_architectures_each_get_their_closure_and_index() {
     let out = site.path("two.airlock");
     site.export(&base, &out).args(["--debian-arch", "amd64", "--debian-arch", "i386"]).assert().success();
     let manifest = hostile::open(&out).manifest;
-    let mut paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str().trim_start_matches("debian/")).collect();
+    let mut paths: Vec<String> =
+        manifest.entries.iter().map(|e| e.path.as_str().trim_start_matches("debian/").to_owned()).collect();
     paths.sort_unstable();
     let mut expected =
         vec!["dists/bookworm-updates/InRelease", PACKAGES, PACKAGES_I386, TRANSLATION, DEV, DEV_I386, LIB, LIB_I386];
@@ -300,9 +301,9 @@ fn tampered(site: &Site, edit: impl FnOnce(&mut Manifest, &mut BTreeMap<ContentI
 /// Replaces the bytes of the entry at `path` (its blob, size and digests follow).
 fn replace_blob(manifest: &mut Manifest, blobs: &mut BTreeMap<ContentId, Vec<u8>>, path: &str, bytes: Vec<u8>) {
     let i = manifest.entries.iter().position(|e| e.path.as_str() == format!("debian/{path}")).unwrap();
-    let old = manifest.entries[i].blob;
+    let old = manifest.entries.decoded_mut()[i].blob;
     let id = ContentId::of(&bytes);
-    let entry = &mut manifest.entries[i];
+    let entry = &mut manifest.entries.decoded_mut()[i];
     entry.blob = id;
     entry.size = bytes.len() as u64;
     entry.digests.insert("sha256".into(), Digest(sha2::Sha256::digest(&bytes).to_vec()));
@@ -334,7 +335,7 @@ fn import_refuses_a_broken_debian_chain_with_one_line_and_the_mirror_unchanged()
 
     let renamed = tampered(&site, |m, _| {
         let dev = m.entries.iter().find(|e| e.name == "libwbclient-dev").unwrap().evidence.clone();
-        let lib = m.entries.iter_mut().find(|e| e.name == "libwbclient0").unwrap();
+        let lib = m.entries.decoded_mut().iter_mut().find(|e| e.name == "libwbclient0").unwrap();
         lib.evidence = dev;
     });
     site.refused("renamed.airlock", &renamed, &["libwbclient0", "its stanza names Package \"libwbclient-dev\""]);

@@ -63,7 +63,7 @@ fn manifest_and_frame(bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let payload = envelope::open_untrusted(&envelope_bytes.envelope, envelope::MANIFEST).unwrap().payload.to_vec();
     let size = usize::try_from(tail.frame.size).unwrap();
     let start = bytes.len() - 8 - tail.seal.len() - size;
-    let segments = envelope_bytes.segments.expect("export writes format 2");
+    let segments = envelope_bytes.segments.expect("export writes format 2").to_vec().unwrap();
     (payload, segments, bytes[start..start + size].to_vec())
 }
 

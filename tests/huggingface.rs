@@ -419,7 +419,7 @@ fn forged_config(bundle: &Path, key: &Path, bytes: &[u8], keep_git_sha1: bool) -
     let mut manifest = parts.manifest;
     let mut blobs = parts.blobs;
     let blob = airlock::id::ContentId::of(bytes);
-    let config = manifest.entries.iter_mut().find(|e| e.path.as_str().ends_with("/config.json")).unwrap();
+    let config = manifest.entries.decoded_mut().iter_mut().find(|e| e.path.as_str().ends_with("/config.json")).unwrap();
     let old = config.blob;
     assert_eq!(config.size, bytes.len() as u64, "the forged bytes keep the size");
     config.blob = blob;
@@ -427,7 +427,8 @@ fn forged_config(bundle: &Path, key: &Path, bytes: &[u8], keep_git_sha1: bool) -
     if !keep_git_sha1 {
         config.digests.remove("git-sha1");
     }
-    let head = manifest.entries.iter_mut().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
+    let head =
+        manifest.entries.decoded_mut().iter_mut().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
     let evidence = head.evidence.iter_mut().find(|v| v.kind == "hf-files").unwrap();
     let mut listing = Listing::parse(&evidence.data).unwrap();
     listing.files.iter_mut().find(|f| f.path == "config.json").unwrap().sha256 = sha256(bytes);
@@ -1081,7 +1082,12 @@ fn a_model_signed_in_shards_verifies_each_shard_against_the_bytes() {
     ] {
         use airlock::ecosystem::huggingface::listing::Listing;
         let mut manifest = parts.manifest.clone();
-        let head = manifest.entries.iter_mut().find(|e| e.evidence.iter().any(|v| v.kind == "hf-files")).unwrap();
+        let head = manifest
+            .entries
+            .decoded_mut()
+            .iter_mut()
+            .find(|e| e.evidence.iter().any(|v| v.kind == "hf-files"))
+            .unwrap();
         let evidence = head.evidence.iter_mut().find(|v| v.kind == "hf-files").unwrap();
         let mut listing = Listing::parse(&evidence.data).unwrap();
         let file = listing.files.iter_mut().find(|f| f.path == "model.safetensors").unwrap();
@@ -1090,7 +1096,12 @@ fn a_model_signed_in_shards_verifies_each_shard_against_the_bytes() {
         let forged = listed.digest();
         evidence.data = listing.to_bytes();
         if entry_too {
-            let big = manifest.entries.iter_mut().find(|e| e.path.as_str().ends_with("/model.safetensors")).unwrap();
+            let big = manifest
+                .entries
+                .decoded_mut()
+                .iter_mut()
+                .find(|e| e.path.as_str().ends_with("/model.safetensors"))
+                .unwrap();
             big.digests.insert("sha256-shards".into(), airlock::manifest::Digest(forged));
         }
         let path = root.join("forged.airlock");

@@ -66,7 +66,7 @@ impl Channel {
                     pieces: Vec::new(),
                 })
                 .collect(),
-            entries,
+            entries: entries.into(),
         };
         self.previous = Some(ContentId::of(&manifest.to_bytes().unwrap()));
         fs::write(out, hostile::rebuild(&manifest, &blobs, &[&self.key], &[&self.key])).unwrap();

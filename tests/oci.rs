@@ -409,7 +409,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
         &|m, blobs| {
             let other = tar_of("evil.txt", b"swapped\n");
             let id = airlock::id::ContentId::of(&other);
-            let entry = m.entries.iter_mut().find(|e| e.path.as_str() == shared_path).unwrap();
+            let entry = m.entries.decoded_mut().iter_mut().find(|e| e.path.as_str() == shared_path).unwrap();
             entry.blob = id;
             entry.size = other.len() as u64;
             entry.digests.insert("sha256".into(), airlock::manifest::Digest(sha2::Sha256::digest(&other).to_vec()));
@@ -418,7 +418,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
             blobs.insert(id, other);
             hostile::prune_blobs(m);
             // Sorted again, as the format requires: the attack is the layer, not the order.
-            m.entries.sort_by(|a, b| a.place().cmp(&b.place()));
+            m.entries.decoded_mut().sort_by(|a, b| a.place().cmp(&b.place()));
         },
         "which the bundle does not carry",
     );
@@ -426,7 +426,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     refuse(
         "a manifest whose config digest lies",
         &|m, _| {
-            let e = &mut m.entries[tool_index];
+            let e = &mut m.entries.decoded_mut()[tool_index];
             let doc = e.evidence.iter_mut().find(|d| d.kind == "oci-manifest").unwrap();
             let mut value: serde_json::Value = serde_json::from_slice(&doc.data).unwrap();
             value["config"]["digest"] = json!(format!("sha256:{}", "0".repeat(64)));
@@ -438,7 +438,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
         let scratch = Layout::new(root.join("scratch"));
         let (manifest, config, payload) = cosign_sig(&scratch, key, &tool_repo, digest);
         move |m: &mut airlock::manifest::Manifest| {
-            let e = &mut m.entries[tool_index];
+            let e = &mut m.entries.decoded_mut()[tool_index];
             e.evidence.retain(|d| !d.kind.starts_with("cosign"));
             for (kind, data) in [("cosign-signature", &manifest), ("cosign-blob", &config), ("cosign-blob", &payload)] {
                 e.evidence.push(airlock::manifest::Evidence { kind: kind.into(), data: data.clone() });
@@ -455,7 +455,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     refuse(
         "an image tagged as another's .sig",
         &|m, _| {
-            m.entries[tool_index].attributes.insert("tags".into(), format!("1.0 sha256-{amd_hex}.sig"));
+            m.entries.decoded_mut()[tool_index].attributes.insert("tags".into(), format!("1.0 sha256-{amd_hex}.sig"));
         },
         "is a tag of cosign's and the referrers' tag schemes",
     );
@@ -464,7 +464,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
         let scratch = Layout::new(root.join("scratch-att"));
         let (manifest, config, envelope) = cosign_att(&scratch, key, &tool_repo, digest);
         move |m: &mut airlock::manifest::Manifest| {
-            let e = &mut m.entries[tool_index];
+            let e = &mut m.entries.decoded_mut()[tool_index];
             let att = e.evidence.iter().position(|d| d.kind == "cosign-attestation").unwrap();
             e.evidence.remove(att);
             for (kind, data) in
@@ -485,7 +485,7 @@ fn images_with_cosign_signatures_cross_and_skopeo_reads_the_mirror() {
     refuse(
         "a hostile repository name",
         &|m, _| {
-            for e in m.entries.iter_mut().filter(|e| e.name == tool_repo) {
+            for e in m.entries.decoded_mut().iter_mut().filter(|e| e.name == tool_repo) {
                 e.name = format!("{host}/team/../../etc");
             }
         },
@@ -1490,7 +1490,7 @@ fn referrers_and_sboms_cross_with_the_image_and_reach_the_site_registry() {
         ("its blob left out", "which the bundle does not carry"),
     ] {
         let mut manifest = parts.manifest.clone();
-        let tool = manifest.entries.iter_mut().find(|e| e.version.is_some()).unwrap();
+        let tool = manifest.entries.decoded_mut().iter_mut().find(|e| e.version.is_some()).unwrap();
         if what == "another subject" {
             other_subject(&mut tool.evidence.iter_mut().find(|d| d.kind == "oci-referrer").unwrap().data);
         } else {
@@ -1867,8 +1867,12 @@ fn keyless_image_signatures_verify_offline_against_the_pinned_identity() {
     let (_, _, about_tool) =
         cosign_bundle_referrer(&fake, &app_manifest, &tool_hex, &["--san", APP_SIGNER, "--issuer", GITHUB]);
     let mut manifest = parts.manifest.clone();
-    let app =
-        manifest.entries.iter_mut().find(|e| e.name == format!("{host}/team/app") && e.version.is_some()).unwrap();
+    let app = manifest
+        .entries
+        .decoded_mut()
+        .iter_mut()
+        .find(|e| e.name == format!("{host}/team/app") && e.version.is_some())
+        .unwrap();
     let blob = app.evidence.iter_mut().find(|d| d.kind == "oci-referrer-blob" && d.data == sigstore_bundle).unwrap();
     blob.data = about_tool.clone();
     let referrer = app.evidence.iter_mut().find(|d| d.kind == "oci-referrer").unwrap();
@@ -1881,7 +1885,7 @@ fn keyless_image_signatures_verify_offline_against_the_pinned_identity() {
     refused("a bundle about another image", &policy, &path, "its Sigstore bundle does not verify");
 
     let mut manifest = parts.manifest.clone();
-    let tool = manifest.entries.iter_mut().find(|e| e.name == tool_repo && e.version.is_some()).unwrap();
+    let tool = manifest.entries.decoded_mut().iter_mut().find(|e| e.name == tool_repo && e.version.is_some()).unwrap();
     let sig = tool.evidence.iter_mut().find(|d| d.kind == "cosign-signature").unwrap();
     let mut value: serde_json::Value = serde_json::from_slice(&sig.data).unwrap();
     value["layers"][0]["annotations"].as_object_mut().unwrap().remove("dev.sigstore.cosign/bundle");
@@ -1894,7 +1898,7 @@ fn keyless_image_signatures_verify_offline_against_the_pinned_identity() {
     let scratch = Layout::new(root.join("scratch-att"));
     let (att_manifest, att_config, envelope) = cosign_keyless_att(&scratch, &fake, &app_hex);
     let mut manifest = parts.manifest.clone();
-    let tool = manifest.entries.iter_mut().find(|e| e.name == tool_repo && e.version.is_some()).unwrap();
+    let tool = manifest.entries.decoded_mut().iter_mut().find(|e| e.name == tool_repo && e.version.is_some()).unwrap();
     tool.evidence.retain(|d| d.kind != "cosign-attestation");
     for (kind, data) in
         [("cosign-attestation", &att_manifest), ("cosign-blob", &att_config), ("cosign-blob", &envelope)]

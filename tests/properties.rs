@@ -103,7 +103,7 @@ fn manifest() -> impl Strategy<Value = Manifest> {
                 volumes,
                 parity: 0,
                 blobs,
-                entries,
+                entries: entries.into(),
             }
         },
     )
@@ -149,7 +149,7 @@ fn valid_manifest() -> impl Strategy<Value = Manifest> {
                 volumes: 1,
                 parity: 0,
                 blobs,
-                entries,
+                entries: entries.into(),
             }
         })
         .prop_filter("paths a file system would merge", |m| m.check().is_ok())

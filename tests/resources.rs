@@ -141,9 +141,9 @@ mod hostile_memory {
                     .iter()
                     .map(|(id, d)| Blob { id: *id, size: d.len() as u64, volume: 0, carried: true, pieces: Vec::new() })
                     .collect(),
-                entries,
+                entries: entries.into(),
             };
-            manifest.entries.sort_by(|a, b| a.place().cmp(&b.place()));
+            manifest.entries.decoded_mut().sort_by(|a, b| a.place().cmp(&b.place()));
             let path = self.dir.path().join(format!("{name}.airlock"));
             fs::write(&path, hostile::rebuild(&manifest, &blobs, &[&self.key], &[&self.key])).unwrap();
             path

@@ -22,29 +22,31 @@ pub fn write_raw(out: &mut impl Write, content: &[u8]) -> io::Result<()> {
 /// megabytes for a large bundle).
 pub fn write_raw_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
     let total: usize = parts.iter().map(|part| part.len()).sum();
+    let mut joined: Box<dyn Read> = Box::new(io::empty());
+    for part in parts {
+        joined = Box::new(joined.chain(*part));
+    }
+    write_raw_stream(out, total as u64, &mut joined)
+}
+
+/// Writes the `total` bytes `content` gives as one zstd frame of raw
+/// blocks, a block at a time (the segments a frame carries are read from
+/// a temporary file as they are written).
+pub fn write_raw_stream(out: &mut impl Write, total: u64, content: &mut dyn Read) -> io::Result<()> {
     let size = u32::try_from(total).map_err(|_| io::Error::other("raw frame content over 4 GiB"))?;
     out.write_all(&MAGIC)?;
     out.write_all(&[RAW_FHD])?;
     out.write_all(&size.to_le_bytes())?;
-    let mut parts = parts.iter().copied();
-    let mut current: &[u8] = &[];
-    let mut left = total;
+    let mut buf = vec![0u8; MAX_BLOCK.min(size as usize)];
+    let mut left = size as usize;
     while left > 0 {
         let block = left.min(MAX_BLOCK);
         left -= block;
         // Block header: bit 0 last-block, bits 1-2 type (0 = raw), bits 3.. size.
         let header = u32::from(left == 0) | ((block as u32) << 3);
         out.write_all(&header.to_le_bytes()[..3])?;
-        let mut wanted = block;
-        while wanted > 0 {
-            if current.is_empty() {
-                current = parts.next().expect("the parts hold `total` bytes");
-            }
-            let (now, later) = current.split_at(wanted.min(current.len()));
-            out.write_all(now)?;
-            wanted -= now.len();
-            current = later;
-        }
+        content.read_exact(&mut buf[..block])?;
+        out.write_all(&buf[..block])?;
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub mod writer;
 use serde::{Deserialize, Serialize};
 
 use crate::id::ContentId;
+use crate::manifest::carried::CarriedBytes;
 
 /// The first member of every volume.
 pub const MANIFEST_MEMBER: &str = "manifest.cose";
@@ -67,14 +68,15 @@ pub const MAX_SEAL_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ManifestFrame {
     pub envelope: Vec<u8>,
-    pub segments: Option<Vec<u8>>,
+    /// Spooled as read or written (up to the manifest cap), never held whole.
+    pub segments: Option<CarriedBytes>,
 }
 
 impl ManifestFrame {
     /// The segments, in format 2.
     #[must_use]
-    pub fn segments(&self) -> Option<&[u8]> {
-        self.segments.as_deref()
+    pub fn segments(&self) -> Option<&CarriedBytes> {
+        self.segments.as_ref()
     }
 
     /// Whether this is the frame `seen` was made from.
@@ -84,8 +86,7 @@ impl ManifestFrame {
     }
 
     /// What is kept of this frame once its manifest is decoded: the
-    /// envelope, and the segments by length and BLAKE3 only (they are up
-    /// to the manifest cap, and the decoded manifest holds what they say).
+    /// envelope, and the segments by length and BLAKE3 only.
     #[must_use]
     pub fn seen(self) -> FrameSeen {
         FrameSeen { segments: segments_seen(self.segments()), envelope: self.envelope }
@@ -94,8 +95,8 @@ impl ManifestFrame {
 
 /// What [`FrameSeen`] keeps of a frame's segments: their length and BLAKE3.
 #[must_use]
-pub fn segments_seen(segments: Option<&[u8]>) -> Option<(u64, ContentId)> {
-    segments.map(|s| (s.len() as u64, ContentId::of(s)))
+pub fn segments_seen(segments: Option<&CarriedBytes>) -> Option<(u64, ContentId)> {
+    segments.map(|s| (s.len(), s.id()))
 }
 
 /// Frame 1 of a volume already read, as the other volumes of its set are

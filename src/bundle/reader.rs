@@ -11,6 +11,7 @@ use crate::bundle::{
 };
 use crate::error::{Error, Rejection, Result};
 use crate::id::ContentId;
+use crate::manifest::carried::{CarriedBytes, CarriedWriter};
 use crate::manifest::{MAX_MANIFEST_BYTES, canonical};
 
 /// Largest signature envelope accepted: the manifest cap plus room for
@@ -70,7 +71,7 @@ impl<R: Read> VolumeReader<R> {
         let mut raw = MediaReader(raw);
         let envelope = read_manifest_frame(&mut raw, known).map_err(|e| frame_error(name, e))?;
         let envelope = match envelope {
-            Content::Read(content) => Envelope::Read(split_frame(content).map_err(|r| Error::rejected(name, r))?),
+            Content::Read(parts) => Envelope::Read(parts.finish().map_err(|f| f.into_error(name))?),
             Content::Known(k) => Envelope::Known(k),
         };
         let compressed =
@@ -187,7 +188,8 @@ pub enum Envelope {
 /// Frame 1's content: the same as a known frame's, or as read.
 enum Content {
     Known(usize),
-    Read(Vec<u8>),
+    /// Boxed: its hasher is two KiB.
+    Read(Box<FrameParts>),
 }
 
 /// A volume whose envelope is a known one's but whose segments are not the
@@ -224,19 +226,32 @@ fn read_manifest_frame(raw: &mut impl Read, known: &[&FrameSeen]) -> Result<Cont
             })
         });
         if candidates.is_empty() {
-            let mut content = Vec::with_capacity(blocks.size());
-            if !frames[last].prefix(offset, &mut content) {
+            let mut parts = FrameParts::default();
+            if !frames[last].prefix(offset, &mut |bytes| parts.push(bytes)) {
                 return Err(FrameError::Malformed(OTHER_SEGMENTS.into()));
             }
-            content.extend_from_slice(&block);
-            while blocks.next_into(raw, &mut content)? {}
-            return Ok(Content::Read(content));
+            parts.push(&block);
+            return read_rest(raw, &mut blocks, parts, block).map(|parts| Content::Read(Box::new(parts)));
         }
         offset += block.len();
     }
-    let mut content = Vec::with_capacity(blocks.size());
-    while blocks.next_into(raw, &mut content)? {}
-    Ok(Content::Read(content))
+    read_rest(raw, &mut blocks, FrameParts::default(), block).map(|parts| Content::Read(Box::new(parts)))
+}
+
+/// The rest of frame 1 taken apart into `parts`, a block at a time.
+fn read_rest(
+    raw: &mut impl Read,
+    blocks: &mut frame::RawBlocks,
+    mut parts: FrameParts,
+    mut block: Vec<u8>,
+) -> Result<FrameParts, FrameError> {
+    loop {
+        block.clear();
+        if !blocks.next_into(raw, &mut block)? {
+            return Ok(parts);
+        }
+        parts.push(&block);
+    }
 }
 
 /// Reads frame 1 of a volume again, which must be the `known` one this run
@@ -368,55 +383,182 @@ impl<'a> KnownFrame<'a> {
         })
     }
 
-    /// Appends the first `len` bytes of the content to `out`; `false` when
+    /// Gives the first `len` bytes of the content to `out`; `false` when
     /// they reach into the segments, which are not held.
-    fn prefix(&self, len: usize, out: &mut Vec<u8>) -> bool {
+    fn prefix(&self, len: usize, out: &mut dyn FnMut(&[u8])) -> bool {
         for (start, part) in self.overlapping(0..len) {
             let to = len.min(start + part.len()) - start;
             match part {
-                Part::Header(h) => out.extend_from_slice(&h[..to]),
-                Part::Bytes(b) => out.extend_from_slice(&b[..to]),
+                Part::Header(h) => out(&h[..to]),
+                Part::Bytes(b) => out(&b[..to]),
                 Part::Hashed(_) => return false,
-                Part::Zeros(_) => out.resize(out.len() + to, 0),
+                // Padding: less than a block.
+                Part::Zeros(_) => out(&[0u8; BLOCK][..to]),
             }
         }
         true
     }
 }
 
-/// Splits frame 1's content into its members: `manifest.cose`, then in
-/// format 2 `manifest.segments`, each with the header the writer emits and
-/// zero padding, and nothing else.
-fn split_frame(mut content: Vec<u8>) -> Result<ManifestFrame, Rejection> {
-    let (envelope_end, next) = member_at(&content, 0, MANIFEST_MEMBER)?;
-    if next == content.len() {
-        // Format 1: the envelope is up to the manifest cap, so the member
-        // header and padding are cut off in place rather than copied out.
-        content.truncate(envelope_end);
-        content.drain(..BLOCK);
-        return Ok(ManifestFrame { envelope: content, segments: None });
-    }
-    let (segments_end, after) = member_at(&content, next, SEGMENTS_MEMBER)?;
-    if after != content.len() {
-        return Err(Rejection::Malformed(
-            "the manifest frame does not hold exactly its members: data follows manifest.segments".into(),
-        ));
-    }
-    // Format 2: the envelope holds the small root; the segments stay in place.
-    let envelope = content[BLOCK..envelope_end].to_vec();
-    content.truncate(segments_end);
-    content.drain(..next + BLOCK);
-    Ok(ManifestFrame { envelope, segments: Some(content) })
+/// Frame 1's content taken apart as it is read: `manifest.cose` whole
+/// (the envelope: the small signed root in format 2), then, in format 2,
+/// the `manifest.segments` member's bytes spooled with their BLAKE3
+/// ([`CarriedWriter`]: a temporary file beyond 1 MiB), so that the
+/// segments, up to the manifest cap, are never held. Each member has the
+/// header the writer emits and zero padding, and nothing else follows.
+/// The first thing wrong is kept and the rest of the frame still read, so
+/// that the frame's own damage, found by the caller, is the one reported.
+#[derive(Default)]
+struct FrameParts {
+    /// The envelope member with its padding, then the segments' header block.
+    head: Vec<u8>,
+    /// The envelope's size, once its header is read.
+    envelope: Option<u64>,
+    segments: Option<SegmentsPart>,
+    failed: Option<Fault>,
 }
 
-/// Checks the member `name` whose header is at `at`: the header the writer
-/// emits, its data within the frame, zero padding. Returns where its data
-/// ends and where the next member starts.
-fn member_at(content: &[u8], at: usize, name: &str) -> Result<(usize, usize), Rejection> {
-    let header: &[u8; BLOCK] = content
-        .get(at..at + BLOCK)
-        .and_then(|h| h.try_into().ok())
-        .ok_or_else(|| Rejection::Truncated("the manifest frame is too short".into()))?;
+/// Why frame 1 was not taken apart: the volume's fault, or the temporary
+/// file's that its segments go to (this machine's).
+#[derive(Debug)]
+enum Fault {
+    Rejected(Rejection),
+    Spool(io::Error),
+}
+
+impl From<Rejection> for Fault {
+    fn from(r: Rejection) -> Self {
+        Fault::Rejected(r)
+    }
+}
+
+impl Fault {
+    fn into_error(self, name: &str) -> Error {
+        match self {
+            Fault::Rejected(r) => Error::rejected(name, r),
+            Fault::Spool(e) => Error::io(&std::env::temp_dir(), e),
+        }
+    }
+}
+
+/// The segments member as it comes: its declared size, the bytes seen of
+/// it and its padding, and where its data goes.
+struct SegmentsPart {
+    size: u64,
+    seen: u64,
+    data: CarriedWriter,
+}
+
+impl FrameParts {
+    /// Takes the next bytes of the frame.
+    fn push(&mut self, bytes: &[u8]) {
+        if self.failed.is_none() {
+            self.failed = self.take(bytes).err();
+        }
+    }
+
+    fn take(&mut self, mut bytes: &[u8]) -> Result<(), Fault> {
+        while !bytes.is_empty() {
+            if let Some(segments) = &mut self.segments {
+                return segments.take(bytes);
+            }
+            let wanted = self.head_len() - self.head.len();
+            let n = wanted.min(bytes.len());
+            self.head.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if n == wanted {
+                self.advance()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How much of the frame `head` holds: the envelope's header, then
+    /// up to the segments' header included.
+    fn head_len(&self) -> usize {
+        self.envelope.map_or(BLOCK, |size| envelope_end(size) + BLOCK)
+    }
+
+    /// `head` is complete up to [`FrameParts::head_len`]: reads the header it ends with.
+    fn advance(&mut self) -> Result<(), Rejection> {
+        let Some(size) = self.envelope else {
+            self.envelope = Some(member_size(&self.head, 0, MANIFEST_MEMBER)?);
+            return Ok(());
+        };
+        check_padding(&self.head, size, MANIFEST_MEMBER)?;
+        let size = member_size(&self.head, envelope_end(size), SEGMENTS_MEMBER)?;
+        self.segments = Some(SegmentsPart { size, seen: 0, data: CarriedWriter::default() });
+        Ok(())
+    }
+
+    /// The frame as read, or why it is not one.
+    fn finish(self) -> Result<ManifestFrame, Fault> {
+        let rejected = Fault::Rejected;
+        if let Some(failed) = self.failed {
+            return Err(failed);
+        }
+        let Some(size) = self.envelope else {
+            return Err(rejected(Rejection::Truncated("the manifest frame is too short".into())));
+        };
+        let (mut head, end) = (self.head, envelope_end(size));
+        if head.len() < end {
+            return Err(rejected(Rejection::Truncated(format!("the manifest frame ends inside {MANIFEST_MEMBER}"))));
+        }
+        check_padding(&head, size, MANIFEST_MEMBER)?;
+        let segments = match self.segments {
+            Some(segments) => Some(segments.finish()?),
+            // Format 1: the frame ends with the envelope's padding.
+            None if head.len() == end => None,
+            None => return Err(rejected(Rejection::Truncated("the manifest frame is too short".into()))),
+        };
+        // The envelope (up to the manifest cap in format 1) is cut out in place rather than copied.
+        head.truncate(BLOCK + size as usize);
+        head.drain(..BLOCK);
+        Ok(ManifestFrame { envelope: head, segments })
+    }
+}
+
+impl SegmentsPart {
+    /// Takes the next bytes: the member's data, then its zero padding, then nothing.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), Fault> {
+        let data = usize::try_from(self.size.saturating_sub(self.seen)).unwrap_or(usize::MAX).min(bytes.len());
+        self.data.write_all(&bytes[..data]).map_err(Fault::Spool)?;
+        let rest = &bytes[data..];
+        let pad_left = (self.size + padding(self.size)).saturating_sub(self.seen + data as u64);
+        self.seen += bytes.len() as u64;
+        if rest.len() as u64 > pad_left {
+            return Err(Fault::Rejected(Rejection::Malformed(format!(
+                "the manifest frame does not hold exactly its members: data follows {SEGMENTS_MEMBER}"
+            ))));
+        }
+        if rest.iter().any(|b| *b != 0) {
+            return Err(Fault::Rejected(Rejection::Malformed(format!(
+                "the manifest frame does not hold exactly its members: data follows {SEGMENTS_MEMBER} where its zero padding belongs"
+            ))));
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<CarriedBytes, Fault> {
+        if self.seen < self.size + padding(self.size) {
+            let ends = format!("the manifest frame ends inside {SEGMENTS_MEMBER}");
+            return Err(Fault::Rejected(Rejection::Truncated(ends)));
+        }
+        self.data.finish().map_err(Fault::Spool)
+    }
+}
+
+/// Where the envelope member, header and padding included, ends in frame 1.
+fn envelope_end(size: u64) -> usize {
+    // Within the envelope cap, checked when its header was read.
+    BLOCK + size as usize + padding(size) as usize
+}
+
+/// The size the header at `at` in `head` gives member `name`, which must be
+/// the member found there (the envelope first, the segments after it),
+/// within the envelope cap.
+fn member_size(head: &[u8], at: usize, name: &str) -> Result<u64, Rejection> {
+    let header: &[u8; BLOCK] = head[at..at + BLOCK].try_into().expect("a whole block");
     let (found, size) = parse_header(header)?;
     if found != name {
         let place = if at == 0 { "must come first" } else { "must follow it" };
@@ -428,15 +570,18 @@ fn member_at(content: &[u8], at: usize, name: &str) -> Result<(usize, usize), Re
             "{what} declares {size} bytes, more than the {MAX_ENVELOPE_BYTES}-byte cap"
         )));
     }
-    let end = at + BLOCK + size as usize;
-    let next = end + padding(size) as usize;
-    match content.get(end..next) {
-        Some(pad) if pad.iter().all(|b| *b == 0) => Ok((end, next)),
-        Some(_) => Err(Rejection::Malformed(format!(
+    Ok(size)
+}
+
+/// The envelope member of `size` bytes is followed by zero padding in `head`.
+fn check_padding(head: &[u8], size: u64, name: &str) -> Result<(), Rejection> {
+    let pad = &head[BLOCK + size as usize..envelope_end(size)];
+    if pad.iter().any(|b| *b != 0) {
+        return Err(Rejection::Malformed(format!(
             "the manifest frame does not hold exactly its members: data follows {name} where its zero padding belongs"
-        ))),
-        None => Err(Rejection::Truncated(format!("the manifest frame ends inside {name}"))),
+        )));
     }
+    Ok(())
 }
 
 /// Parses one header block, accepting it only if it is exactly the header
@@ -613,7 +758,13 @@ mod tests {
     use crate::bundle::writer::write_manifest_frame;
 
     fn frame(envelope: &[u8], segments: Option<&[u8]>) -> ManifestFrame {
-        ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(<[u8]>::to_vec) }
+        ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(|s| CarriedBytes::from_vec(s.to_vec())) }
+    }
+
+    fn split(content: &[u8]) -> Result<ManifestFrame, Fault> {
+        let mut parts = FrameParts::default();
+        parts.push(content);
+        parts.finish()
     }
 
     fn volume(frame: &ManifestFrame) -> Vec<u8> {
@@ -663,15 +814,16 @@ mod tests {
             assert!(matches!(read(&file, &[&frame(b"other", None), &known]), Envelope::Known(1)));
             let len = envelope.len() + segments.map_or(0, <[u8]>::len);
             for at in [0, 1, 999, 1000, 131_000, 131_072 - 512, 200_000, len - 1] {
-                let mut other = known.clone();
+                let (mut other_envelope, mut other_segments) = (envelope.to_vec(), segments.map(<[u8]>::to_vec));
                 let in_segments =
-                    if let (Some(k), Some(segments)) = (at.checked_sub(envelope.len()), other.segments.as_mut()) {
+                    if let (Some(k), Some(segments)) = (at.checked_sub(envelope.len()), other_segments.as_mut()) {
                         segments[k] ^= 1;
                         true
                     } else {
-                        other.envelope[at.min(envelope.len() - 1)] ^= 1;
+                        other_envelope[at.min(envelope.len() - 1)] ^= 1;
                         false
                     };
+                let other = frame(&other_envelope, other_segments.as_deref());
                 // The same envelope (signed root) over other segments is damage, refused by name.
                 if in_segments {
                     for (file, known) in [(&file, &other), (&volume(&other), &known)] {
@@ -719,17 +871,24 @@ mod tests {
             content.resize(4 * BLOCK, 0);
             content
         };
-        let parts = split_frame(envelope_then(SEGMENTS_MEMBER)).unwrap();
+        let parts = split(&envelope_then(SEGMENTS_MEMBER)).unwrap();
         assert_eq!(parts, frame(b"abc", Some(b"xy")));
         for other in [VOLUME_MEMBER, MANIFEST_MEMBER] {
-            let refused = split_frame(envelope_then(other)).unwrap_err();
-            assert!(matches!(refused, Rejection::UnexpectedMember(_)), "{refused:?}");
+            let refused = split(&envelope_then(other)).unwrap_err();
+            assert!(matches!(refused, Fault::Rejected(Rejection::UnexpectedMember(_))), "{refused:?}");
         }
         let mut longer = envelope_then(SEGMENTS_MEMBER);
         longer.extend_from_slice(&[0u8; BLOCK]);
-        assert!(split_frame(longer).is_err());
+        assert!(split(&longer).is_err());
         let mut cut = envelope_then(SEGMENTS_MEMBER);
         cut.truncate(3 * BLOCK + 1);
-        assert!(split_frame(cut).is_err());
+        assert!(split(&cut).is_err());
+        // Taken apart in pieces of any size, the same frame.
+        let whole = envelope_then(SEGMENTS_MEMBER);
+        for piece in [1, 7, 511, 512, 513] {
+            let mut parts = FrameParts::default();
+            whole.chunks(piece).for_each(|bytes| parts.push(bytes));
+            assert_eq!(parts.finish().unwrap(), frame(b"abc", Some(b"xy")), "in pieces of {piece}");
+        }
     }
 }

@@ -165,16 +165,17 @@ impl<W: Write + Send + 'static> VolumeWriter<W> {
 pub fn write_manifest_frame(out: &mut impl Write, manifest: &ManifestFrame) -> io::Result<()> {
     let envelope_header = header(MANIFEST_MEMBER, manifest.envelope.len() as u64)?;
     let zeros = [0u8; BLOCK];
-    let pad = |data: &[u8]| &zeros[..padding(data.len() as u64) as usize];
-    let mut parts: Vec<&[u8]> = vec![envelope_header.as_bytes(), &manifest.envelope, pad(&manifest.envelope)];
-    let segments_header = match manifest.segments() {
-        Some(segments) => Some((header(SEGMENTS_MEMBER, segments.len() as u64)?, segments)),
-        None => None,
-    };
-    if let Some((header, segments)) = &segments_header {
-        parts.extend([&header.as_bytes()[..], segments, pad(segments)]);
-    }
-    frame::write_raw_parts(out, &parts)
+    let pad = |len: u64| &zeros[..padding(len) as usize];
+    let envelope = manifest.envelope.as_slice();
+    let head = &envelope_header.as_bytes()[..];
+    let head = head.chain(envelope).chain(pad(envelope.len() as u64));
+    let mut total = (BLOCK + envelope.len() + pad(envelope.len() as u64).len()) as u64;
+    let Some(segments) = manifest.segments() else { return frame::write_raw_stream(out, total, &mut { head }) };
+    let segments_header = header(SEGMENTS_MEMBER, segments.len())?;
+    total += BLOCK as u64 + segments.len() + padding(segments.len());
+    let segments_header = &segments_header.as_bytes()[..];
+    let mut content = head.chain(segments_header).chain(segments.reader()).chain(pad(segments.len()));
+    frame::write_raw_stream(out, total, &mut content)
 }
 
 /// The header of member `name`; a name the format does not have is the caller's mistake.

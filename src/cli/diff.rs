@@ -40,20 +40,14 @@ struct DiffReport {
     changes: Vec<Change>,
 }
 
-/// `entries` in the order of their places.
-fn by_place(entries: &[Entry]) -> Vec<&Entry> {
-    let mut sorted: Vec<&Entry> = entries.iter().collect();
-    sorted.sort_by(|a, b| a.place().cmp(&b.place()));
-    sorted
-}
-
 impl DiffArgs {
     pub fn run(&self, out: &Output) -> Result<()> {
         let held = self.held.source()?;
         let (old, new) = (inspect(&self.old, held.as_ref())?, inspect(&self.new, held.as_ref())?);
         // Both sides sorted by place and walked together: maps of each
         // side's entries as reports took some 1 KB an entry.
-        let (before, after) = (by_place(old.entries.decoded()), by_place(new.entries.decoded()));
+        let (mut before, mut after) =
+            (old.entries.entries().by_place().peekable(), new.entries.entries().by_place().peekable());
         let change = |kind, e: &Entry| Change {
             kind,
             ecosystem: e.ecosystem.clone(),
@@ -62,23 +56,21 @@ impl DiffArgs {
             path: e.path.to_string(),
         };
         let (mut changes, mut removed) = (Vec::new(), Vec::new());
-        let (mut i, mut j) = (0, 0);
-        while i < before.len() || j < after.len() {
-            let order = match (before.get(i), after.get(j)) {
+        loop {
+            let order = match (before.peek(), after.peek()) {
                 (Some(o), Some(e)) => o.place().cmp(&e.place()),
                 (Some(_), None) => std::cmp::Ordering::Less,
-                _ => std::cmp::Ordering::Greater,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => break,
             };
-            match order {
-                std::cmp::Ordering::Less => removed.push(change("removed", before[i])),
-                std::cmp::Ordering::Greater => changes.push(change("added", after[j])),
-                std::cmp::Ordering::Equal if before[i].blob != after[j].blob => {
-                    changes.push(change("changed", after[j]));
-                }
-                std::cmp::Ordering::Equal => {}
+            let (old, new) =
+                (order.is_le().then(|| before.next()).flatten(), order.is_ge().then(|| after.next()).flatten());
+            match (old, new) {
+                (Some(o), None) => removed.push(change("removed", &o)),
+                (None, Some(e)) => changes.push(change("added", &e)),
+                (Some(o), Some(e)) if o.blob != e.blob => changes.push(change("changed", &e)),
+                _ => {}
             }
-            i += usize::from(order.is_le());
-            j += usize::from(order.is_ge());
         }
         changes.append(&mut removed);
         out.line(format!("{} (sequence {}) -> {} (sequence {})", old.bundle, old.sequence, new.bundle, new.sequence));

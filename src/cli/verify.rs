@@ -64,8 +64,8 @@ pub(super) fn summary(verb: &str, report: &VerifyReport) -> String {
 /// Each entry's five layers, two lines each (with `--verbose`).
 fn print_entries(out: &Output, report: &VerifyReport) {
     for p in report.packages.iter() {
-        let version = p.version.map(|v| format!(" {v}")).unwrap_or_default();
-        out.detail(format!("  {} {}{} ({})", p.ecosystem, p.name, version, p.path));
+        let version = p.version().map(|v| format!(" {v}")).unwrap_or_default();
+        out.detail(format!("  {} {}{} ({})", p.ecosystem(), p.name(), version, p.path()));
         out.detail(format!(
             "      transfer {} | content {} | digest {} | provenance {} | policy {}",
             p.transfer, p.content, p.digest, p.provenance, p.policy

@@ -145,6 +145,11 @@ pub trait Ecosystem: Sync {
         let _ = entries;
         Ok(())
     }
+    /// Whether [`Ecosystem::check_together`] checks anything (then an
+    /// ecosystem's entries are all held for it).
+    fn checks_together(&self) -> bool {
+        false
+    }
     /// Whether the policy's required evidence applies to `entry` itself;
     /// `false` for an entry another entry vouches for (an image's layer, the
     /// image's signature covering its digest, [`Ecosystem::check_together`]

@@ -20,9 +20,10 @@
 
 use std::borrow::Cow;
 use std::io;
+use std::ops::Range;
 
 use super::Ecosystem;
-use crate::manifest::{Entry, fold, folding_clash};
+use crate::manifest::{Entries, Entry, EntryRef, fold, folding_clash};
 use crate::sort::{Sorted, Sorter};
 
 /// A path an entry occupies in its ecosystem's folder of the mirror.
@@ -134,20 +135,36 @@ impl Claimant {
 
 /// The entries being checked, by index, with where each comes from: a
 /// function rather than a list, so no second list of them is built.
-type Source<'s, 'a> = &'s dyn Fn(usize) -> (&'a Entry, Holder<'a>);
+type Source<'s, 'a> = &'s dyn Fn(usize) -> (EntryRef<'a>, Holder<'a>);
+
+/// The indexes of the entries of an ecosystem (all of them, or where a
+/// sorted list holds that ecosystem's).
+type Ranges<'s> = &'s dyn Fn(&str) -> Range<usize>;
 
 /// Checks every path the `len` entries of `source` occupy, carried and
 /// generated. A collision is reported only when an entry of the bundle
 /// takes part in it; the error names both claims.
 pub fn check<'a>(len: usize, source: impl Fn(usize) -> (&'a Entry, Holder<'a>)) -> Result<(), Unchecked> {
-    check_within(crate::sort::DEFAULT_BUDGET, len, &source)
+    let source = |i: usize| {
+        let (entry, holder) = source(i);
+        (EntryRef::Borrowed(entry), holder)
+    };
+    check_within(crate::sort::DEFAULT_BUDGET, &|_| 0..len, &source)
+}
+
+/// [`check`] of a bundle's own entries, sorted by place (so each
+/// ecosystem's are read alone).
+pub fn check_bundle(entries: &Entries) -> Result<(), Unchecked> {
+    let source = |i: usize| (entries.get(i).expect("within the entries"), Holder::Bundle);
+    let all = 0..entries.len();
+    check_within(crate::sort::DEFAULT_BUDGET, &|eco| entries.range_of(eco).unwrap_or(all.clone()), &source)
 }
 
 /// [`check`], sorting within `budget` bytes of memory for each sort.
-fn check_within(budget: usize, len: usize, source: Source<'_, '_>) -> Result<(), Unchecked> {
+fn check_within(budget: usize, ranges: Ranges<'_>, source: Source<'_, '_>) -> Result<(), Unchecked> {
     // Ecosystems write to folders of their own: each is checked alone.
     for eco in super::ALL {
-        check_ecosystem(*eco, budget, len, source)?;
+        check_ecosystem(*eco, budget, ranges(eco.name()), source)?;
     }
     Ok(())
 }
@@ -155,10 +172,10 @@ fn check_within(budget: usize, len: usize, source: Source<'_, '_>) -> Result<(),
 fn check_ecosystem(
     eco: &'static dyn Ecosystem,
     budget: usize,
-    len: usize,
+    range: Range<usize>,
     source: Source<'_, '_>,
 ) -> Result<(), Unchecked> {
-    let (claims, mirror_held) = sorted_claims(eco, budget, len, source)?;
+    let (claims, mirror_held) = sorted_claims(eco, budget, range, source)?;
     let Some(claims) = claims else { return Ok(()) };
     let mut context = Context { eco, source, mirror_held, same: None, folder: None, stack: Vec::new() };
     let mut folded = Folded { sorter: Sorter::new(budget), levels: Vec::new(), record: Vec::new() };
@@ -180,7 +197,7 @@ fn check_ecosystem(
 fn sorted_claims(
     eco: &'static dyn Ecosystem,
     budget: usize,
-    len: usize,
+    range: Range<usize>,
     source: Source<'_, '_>,
 ) -> Result<(Option<Sorted>, bool), Unchecked> {
     let mut sorter = Sorter::new(budget);
@@ -199,7 +216,7 @@ fn sorted_claims(
             failed.get_or_insert(e.into());
         }
     };
-    for index in 0..len {
+    for index in range {
         let (entry, holder) = source(index);
         if entry.ecosystem != eco.name() {
             continue;
@@ -207,7 +224,7 @@ fn sorted_claims(
         let owner = u32::try_from(index).ok().filter(|i| *i != GLOBAL).expect("fewer than 2^32 - 1 entries");
         let from_bundle = holder == Holder::Bundle;
         (any, mirror_held) = (true, mirror_held || !from_bundle);
-        eco.reserve(entry, &mut |r| {
+        eco.reserve(&entry, &mut |r| {
             let shared_by = r.shared_by.map(str::to_owned);
             push(&r.path, Claimant { owner, from_bundle, shared_by }, &mut sorter);
         });
@@ -409,7 +426,7 @@ impl Context<'_, '_> {
         let (entry, holder) = (self.source)(claimant.owner as usize);
         // An entry may claim one path twice (a file where its own page goes): the claim's sharing tells them apart.
         let mut what = None;
-        self.eco.reserve(entry, &mut |r| {
+        self.eco.reserve(&entry, &mut |r| {
             if r.path == path && r.shared_by == claimant.shared_by.as_deref() {
                 what = what.or(Some(r.what));
             }
@@ -536,8 +553,9 @@ mod tests {
     /// The verdict of every check, with claims held in memory and with
     /// claims spilled to more runs than are merged at once.
     fn verdicts(entries: &[(Entry, Holder<'static>)]) -> [Result<(), String>; 2] {
-        let source = |i: usize| (&entries[i].0, entries[i].1);
-        [usize::MAX, 256].map(|budget| check_within(budget, entries.len(), &source).map_err(|e| e.to_string()))
+        let source = |i: usize| (EntryRef::Borrowed(&entries[i].0), entries[i].1);
+        let all = |_: &str| 0..entries.len();
+        [usize::MAX, 256].map(|budget| check_within(budget, &all, &source).map_err(|e| e.to_string()))
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub(super) fn build_manifest(
         volumes: 1,
         parity: 0,
         blobs,
-        entries,
+        entries: entries.into(),
     };
     manifest.check().map_err(|e| Error::Usage(format!("the inputs cannot be shipped together: {e}")))?;
     Ok((manifest, sources))
@@ -147,10 +147,11 @@ pub(super) fn sign_final(
     held: &BTreeSet<ContentId>,
 ) -> Result<(ContentId, ManifestFrame, Vec<ContentId>)> {
     // The segments go to a spool as they are cut (a temporary file beyond
-    // 2 MiB), read back once the entries are freed: the entries and their
-    // encoding are not held at once.
+    // 1 MiB), read from it again as frame 1 is written: neither the
+    // entries and their encoding nor the volume and its segments are held
+    // at once.
     let temp = std::env::temp_dir();
-    let mut spool = crate::sort::Spool::new(crate::sort::DEFAULT_BUDGET);
+    let mut spool = crate::manifest::carried::CarriedWriter::default();
     let encoded = manifest.encode_into(held, &mut spool);
     let payload = encoded.map_err(|e| spool.take_error().map_or_else(|| cannot_encode(&e), |e| Error::io(&temp, e)))?;
     let carried = spool.len();
@@ -162,9 +163,8 @@ pub(super) fn sign_final(
     // The importer caps the manifest whole, the segments it reads from its mirror included.
     let whole = named.iter().map(|r| r.size).sum::<u64>().max(carried);
     check_importable(payload.len() as u64 + whole, manifest.entries.len())?;
-    manifest.entries = Vec::new();
-    let segments =
-        if manifest.is_segmented() { Some(spool.into_bytes().map_err(|e| Error::io(&temp, e))?) } else { None };
+    manifest.entries = crate::manifest::Entries::default();
+    let segments = if manifest.is_segmented() { Some(spool.finish().map_err(|e| Error::io(&temp, e))?) } else { None };
     let envelope = seal_manifest(&payload, keys)?;
     let ids = named.into_iter().map(|r| r.id).collect();
     Ok((ContentId::of(&payload), ManifestFrame { envelope, segments }, ids))

@@ -8,7 +8,7 @@ use crate::bundle::ManifestFrame;
 use crate::error::{Error, IoContext, Result};
 use crate::id::ContentId;
 use crate::manifest::Manifest;
-use crate::manifest::folder::{KeptSegments, SegmentFolder};
+use crate::manifest::folder::{CarriedSegments, KeptSegments, SegmentFolder};
 
 /// The exporter's record of a channel, `STATE/CHANNEL.json`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -77,10 +77,13 @@ pub(super) fn keep_segments(dir: &Path, frame: &ManifestFrame) -> Result<()> {
     let Some(segments) = frame.segments() else { return Ok(()) };
     let opened = crate::sign::envelope::open_untrusted(&frame.envelope, crate::sign::envelope::MANIFEST)
         .map_err(|r| Error::Usage(format!("cannot read back the manifest just signed: {r}")))?;
-    if let Some(kept) = KeptSegments::of(opened.payload, Some(segments)) {
-        state_segments(dir).keep(kept.carried.iter().copied())?;
-    }
-    Ok(())
+    let folder = state_segments(dir);
+    // The segments only: the root is the bundle's, kept by the channel state.
+    let mut keep = |kept: &KeptSegments<'_>| folder.keep(kept.carried.iter().copied());
+    let Some(mut carried) = CarriedSegments::new(opened.payload, &mut keep) else { return Ok(()) };
+    let copied = std::io::copy(&mut segments.reader(), &mut carried).map(drop);
+    let temp = std::env::temp_dir();
+    carried.finish(copied.map_err(|e| Error::io(&temp, e))).map(drop).map_err(|not_kept| not_kept.error)
 }
 
 /// Removes the kept segments no channel's last bundle names (each channel's `CHANNEL.segments`).

@@ -32,9 +32,9 @@ fn replaceable(entry: &Entry) -> bool {
 /// `inventory`: the checks its publication makes (other channels' entries
 /// unchanged, no two entries claiming one path), made before anything of it
 /// is staged. Says what the publication will change.
-pub(super) fn check_listing(inventory: &Against, manifest: &Manifest) -> Result<Changes> {
+pub(super) fn check_listing(inventory: &Against, entries: &[Entry], manifest: &Manifest) -> Result<Changes> {
     let rules = Rules::new();
-    let merged = merge(inventory, &manifest.entries, &manifest.channel, &rules.entry_rules())?;
+    let merged = merge(inventory, entries, &manifest.channel, &rules.entry_rules())?;
     check_reserved(&merged.all, &manifest.channel)?;
     Ok(merged.changes())
 }

@@ -171,25 +171,29 @@ fn import_set(
     // import reads, so only when one of them will look at it.
     let screen = verified.manifest.entries.iter().any(|e| policy.rules(&e.ecosystem).is_some());
     let m = &verified.manifest;
+    // Decoded for the checks against the mirror, and let go before the
+    // blobs stream (the manifest keeps its entries as their segments' bytes).
+    let entries = m.entries.decoded();
     let inventory = if screen || sequence == Sequence::Next {
-        mirror.inventory_against(&m.entries, &m.channel)?
+        mirror.inventory_against(&entries, &m.channel)?
     } else {
         Against::default()
     };
     if screen {
         // What the bundle lists again unchanged is the mirror's too.
-        let relisted = inventory.relisted().map(|at| &m.entries[at]);
+        let relisted = inventory.relisted().map(|at| &entries[at]);
         let held = inventory.stored.iter().map(|s| &s.entry).chain(relisted);
-        crate::verify::screen_new_names(&m.entries, held, policy).map_err(|r| Error::rejected(subject, r))?;
+        crate::verify::screen_new_names(&entries, held, policy).map_err(|r| Error::rejected(subject, r))?;
     }
     let changes = if sequence == Sequence::Next {
         // What publishing will refuse (another channel's entries changed, two
         // entries claiming one path) is refused before anything is staged.
-        listing::check_listing(&inventory, m)?
+        listing::check_listing(&inventory, &entries, m)?
     } else {
         Changes::default()
     };
     drop(inventory);
+    drop(entries);
     if options.dry_run && sequence == Sequence::Next {
         return dry_run(&set, subject, policy, mirror, now, changes, progress);
     }
@@ -380,7 +384,11 @@ fn dry_run(
     let would = PublishReport {
         mirror: mirror.location(),
         generation: mirror.generation()? + 1,
-        published: m.entries.iter().map(|e| e.path.as_str()).collect(),
+        published: {
+            let mut paths = crate::mirror::Paths::default();
+            m.entries.iter().for_each(|e| paths.push_joined(e.path.as_str()));
+            paths
+        },
         state: mirror.state()?,
     };
     Ok(ImportReport {

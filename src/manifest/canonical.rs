@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// How deep a manifest may nest; ours needs 5.
-const RECURSION_LIMIT: usize = 16;
+pub(crate) const RECURSION_LIMIT: usize = 16;
 
 /// Encodes `value` canonically.
 pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {

@@ -2,6 +2,8 @@
 //! rule, and its canonical encoding.
 
 pub mod canonical;
+pub mod carried;
+pub mod entries;
 pub mod evidence;
 pub mod folder;
 pub mod segments;
@@ -20,6 +22,7 @@ pub const FORMAT_SINGLE: u32 = 1;
 
 /// Format 2, which export writes: a signed root naming the segments that
 /// hold the blob table and the entries ([`segments`]).
+pub use entries::{Entries, EntryRef};
 pub use segments::FORMAT_SEGMENTED;
 
 /// Refuse manifests larger than this before reading them (64 MiB holds
@@ -65,8 +68,7 @@ pub struct Manifest {
     #[serde(deserialize_with = "lean_vec::deserialize")]
     pub blobs: Vec<Blob>,
     /// Every artifact, pointing at its blob.
-    #[serde(deserialize_with = "lean_vec::deserialize")]
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
 }
 
 /// `blob` in schemas/manifest.cddl.
@@ -279,7 +281,11 @@ pub struct Missing {
 }
 
 /// Whether `array` is the canonical encoding of `items` as a CBOR array.
-fn encodes_items<T: Serialize>(items: &[T], array: &[u8], buf: &mut Vec<u8>) -> Result<bool, String> {
+fn encodes_items<T: Serialize>(
+    items: impl ExactSizeIterator<Item = T>,
+    array: &[u8],
+    buf: &mut Vec<u8>,
+) -> Result<bool, String> {
     let mut head = Vec::new();
     canonical::write_head(&mut head, 4, items.len() as u64);
     if !array.starts_with(&head) {
@@ -288,7 +294,7 @@ fn encodes_items<T: Serialize>(items: &[T], array: &[u8], buf: &mut Vec<u8>) -> 
     let mut at = head.len();
     for item in items {
         let end = canonical::item_end(array, at)?;
-        if !canonical::encodes_as(item, &array[at..end], buf)? {
+        if !canonical::encodes_as(&item, &array[at..end], buf)? {
             return Ok(false);
         }
         at = end;
@@ -415,7 +421,7 @@ impl Manifest {
             volumes: 0,
             parity: 0,
             blobs: Vec::new(),
-            entries: Vec::new(),
+            entries: Entries::default(),
         }
     }
 
@@ -498,7 +504,7 @@ impl Manifest {
             ));
         }
         // The manifest is kept for a whole import: give back the slack of decoding.
-        manifest.entries.shrink_to_fit();
+        manifest.entries.decoded_mut().shrink_to_fit();
         manifest.blobs.shrink_to_fit();
         // Before the encoding check, which re-encodes one entry at a time:
         // an entry with a document over its cap is not encoded again.
@@ -527,7 +533,7 @@ impl Manifest {
             volumes: self.volumes,
             parity: self.parity,
             blobs: Vec::new(),
-            entries: Vec::new(),
+            entries: Entries::default(),
         };
         let expected = canonical::to_vec(&skeleton)?;
         let differs = || Err(canonical::NOT_CANONICAL.to_owned());
@@ -544,8 +550,8 @@ impl Manifest {
             }
             let (end_expected, end) = (canonical::item_end(&expected, key_expected)?, canonical::item_end(bytes, key)?);
             let same = match name {
-                b"\x65blobs" => encodes_items(&self.blobs, &bytes[key..end], &mut buf)?,
-                b"\x67entries" => encodes_items(&self.entries, &bytes[key..end], &mut buf)?,
+                b"\x65blobs" => encodes_items(self.blobs.iter(), &bytes[key..end], &mut buf)?,
+                b"\x67entries" => encodes_items(self.entries.iter(), &bytes[key..end], &mut buf)?,
                 _ => expected[key_expected..end_expected] == bytes[key..end],
             };
             if !same {
@@ -615,13 +621,20 @@ impl Manifest {
         let mut used = vec![false; sizes.len()];
         // An exporter lists the entries sorted by place, one per place: then
         // the entries are the set of places themselves, none is built beside them.
-        let sorted = self.entries.windows(2).all(|pair| pair[0].place() < pair[1].place());
+        let sorted = self.entries.is_sorted_by_place();
         // Format 2 cuts its segments by place: there the order is the rule.
         if !sorted && self.format == FORMAT_SEGMENTED {
             return Err("the entries are not sorted by place, one per place".into());
         }
         let mut places = BTreeSet::new();
-        for entry in &self.entries {
+        let mut checks = PlaceChecks::default();
+        let contains = |wanted: (&str, &str)| self.entries.find_place(wanted).is_some();
+        for (index, entry) in self.entries.iter().enumerate() {
+            let entry = &*entry;
+            check_entry_evidence_sizes(entry, kinds)?;
+            if sorted {
+                checks.add(index, (&entry.ecosystem, entry.path.as_str()), contains)?;
+            }
             match find(&entry.blob).map(|at| (at, sizes[at].1)) {
                 None => {
                     return Err(format!(
@@ -635,42 +648,33 @@ impl Manifest {
                 }
                 Some((at, _)) => used[at] = true,
             }
-            for (algorithm, digest) in &entry.digests {
-                if algorithm == SHA256_SHARDS {
-                    check_shards(&digest.0, entry.size).map_err(|m| format!("entry {}: {m}", entry.name))?;
-                    continue;
-                }
-                match DIGEST_ALGORITHMS.iter().find(|(name, _)| name == algorithm) {
-                    Some((_, len)) if *len == digest.0.len() => {}
-                    Some(_) => return Err(format!("entry {}: {algorithm} digest has the wrong length", entry.name)),
-                    None => return Err(format!("entry {}: unknown digest algorithm {algorithm:?}", entry.name)),
-                }
-            }
-            let named = entry.evidence.iter().map(|e| &e.kind).chain(entry.missing.iter().map(|m| &m.kind));
-            if let Some(kind) = named.into_iter().find(|k| kinds(k).is_none()) {
-                return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
-            }
-            if !sorted && !places.insert(entry.place()) {
+            check_digests_and_kinds(entry, kinds)?;
+            if !sorted && !places.insert((entry.ecosystem.clone(), entry.path.as_str().to_owned())) {
                 return Err(format!("two entries at {}/{}", entry.ecosystem, entry.path));
             }
         }
-        self.check_evidence_sizes(kinds)?;
         if let Some(unused) = self.blobs.iter().find(|b| find(&b.id).is_some_and(|at| !used[at])) {
             return Err(format!("blob {} is not needed by any entry", unused.id.short()));
         }
         if sorted {
-            let contains = |wanted: (&str, &str)| self.entries.binary_search_by(|e| e.place().cmp(&wanted)).is_ok();
-            check_place_set(self.entries.len(), |i| self.entries[i].place(), contains)
+            let place = |i: usize, with: &mut dyn FnMut(&str, &str)| {
+                let entry = self.entries.get(i).expect("within the entries");
+                with(&entry.ecosystem, entry.path.as_str());
+            };
+            checks.finish(&place)
         } else {
-            let places: Vec<(&str, &str)> = places.into_iter().collect();
-            check_place_set(places.len(), |i| places[i], |wanted| places.binary_search(&wanted).is_ok())
+            let places: Vec<(String, String)> = places.into_iter().collect();
+            let place = |i: usize, with: &mut dyn FnMut(&str, &str)| with(&places[i].0, &places[i].1);
+            let contains =
+                |(e, p): (&str, &str)| places.binary_search_by(|(a, b)| (a.as_str(), b.as_str()).cmp(&(e, p))).is_ok();
+            check_place_set(places.len(), &place, contains)
         }
     }
 
     /// Every evidence document within its kind's cap (as `kinds` gives it),
     /// checked before any parser sees one.
     pub fn check_evidence_sizes(&self, kinds: KindOf) -> Result<(), String> {
-        self.entries.iter().try_for_each(|entry| check_entry_evidence_sizes(entry, kinds))
+        self.entries.iter().try_for_each(|entry| check_entry_evidence_sizes(&entry, kinds))
     }
 
     /// The blobs carried whole by volume `index`, in archive order.
@@ -732,6 +736,27 @@ impl Manifest {
     }
 }
 
+/// An entry's upstream digests of known algorithms and lengths, and its
+/// evidence of kinds `kinds` knows.
+fn check_digests_and_kinds(entry: &Entry, kinds: KindOf) -> Result<(), String> {
+    for (algorithm, digest) in &entry.digests {
+        if algorithm == SHA256_SHARDS {
+            check_shards(&digest.0, entry.size).map_err(|m| format!("entry {}: {m}", entry.name))?;
+            continue;
+        }
+        match DIGEST_ALGORITHMS.iter().find(|(name, _)| name == algorithm) {
+            Some((_, len)) if *len == digest.0.len() => {}
+            Some(_) => return Err(format!("entry {}: {algorithm} digest has the wrong length", entry.name)),
+            None => return Err(format!("entry {}: unknown digest algorithm {algorithm:?}", entry.name)),
+        }
+    }
+    let named = entry.evidence.iter().map(|e| &e.kind).chain(entry.missing.iter().map(|m| &m.kind));
+    if let Some(kind) = named.into_iter().find(|k| kinds(k).is_none()) {
+        return Err(format!("entry {}: unknown evidence kind {kind:?}", entry.name));
+    }
+    Ok(())
+}
+
 /// Every evidence document of `entry` within its kind's cap.
 fn check_entry_evidence_sizes(entry: &Entry, kinds: KindOf) -> Result<(), String> {
     for document in &entry.evidence {
@@ -751,30 +776,32 @@ pub fn check_places<'a>(places: impl Iterator<Item = (&'a str, &'a str)>) -> Res
     let mut all: Vec<(&str, &str)> = places.collect();
     all.sort_unstable();
     all.dedup();
-    check_place_set(all.len(), |i| all[i], |wanted| all.binary_search(&wanted).is_ok())
+    let place = |i: usize, with: &mut dyn FnMut(&str, &str)| with(all[i].0, all[i].1);
+    check_place_set(all.len(), &place, |wanted| all.binary_search(&wanted).is_ok())
 }
+
+/// Place `index` of a set, handed to `with` (the places may be decoded
+/// as they are read, not borrowed from a whole held decoded).
+type PlaceAt<'a> = &'a dyn Fn(usize, &mut dyn FnMut(&str, &str));
 
 /// [`check_places`] over `len` places given in order by index, without
 /// repeats, and a test of whether the set holds a place.
-fn check_place_set<'a>(
-    len: usize,
-    place: impl Fn(usize) -> (&'a str, &'a str),
-    contains: impl Fn((&str, &str)) -> bool,
-) -> Result<(), String> {
-    for (ecosystem, path) in (0..len).map(&place) {
-        for (end, _) in path.match_indices('/') {
-            let prefix = &path[..end];
-            if contains((ecosystem, prefix)) {
-                return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
-            }
-        }
+fn check_place_set(len: usize, place: PlaceAt<'_>, contains: impl Fn((&str, &str)) -> bool) -> Result<(), String> {
+    let mut checks = PlaceChecks::default();
+    for index in 0..len {
+        let mut checked = Ok(());
+        place(index, &mut |ecosystem, path| checked = checks.add(index, (ecosystem, path), &contains));
+        checked?;
     }
-    check_folding(len, place)
+    checks.finish(place)
 }
 
-/// No two paths, nor folders on the way to them, that differ only by the
-/// form a case-insensitive, normalising file system compares ([`fold`]):
-/// `README` and `readme`, `café` composed and decomposed. On such a file
+/// The rules of [`check_places`] over places given one at a time, in
+/// order: no place that is a folder of another, checked as each comes
+/// (against the whole set, by `contains`), and no two paths, nor folders
+/// on the way to them, that differ only by the form a case-insensitive,
+/// normalising file system compares ([`fold`]: `README` and `readme`,
+/// `café` composed and decomposed), checked at the end. On such a file
 /// system (macOS, Windows, a casefolded ext4, a share the mirror is copied
 /// to) one would silently replace or merge into the other.
 ///
@@ -783,46 +810,76 @@ fn check_place_set<'a>(
 /// compared in full, so a collision of hashes costs a comparison, never a
 /// false refusal. The places come sorted, so a folder is held once per run
 /// of the paths inside it.
-fn check_folding<'a>(len: usize, place: impl Fn(usize) -> (&'a str, &'a str)) -> Result<(), String> {
-    use std::hash::BuildHasher as _;
-    // Keyed anew in every process: a bundle cannot choose names whose hashes meet.
-    let keys = std::hash::RandomState::new();
-    let mut names: Vec<(u64, u32, u16)> = Vec::new();
-    let mut previous: Option<(&str, &str)> = None;
-    for index in 0..len {
-        let (ecosystem, path) = place(index);
+struct PlaceChecks {
+    /// Keyed anew in every process: a bundle cannot choose names whose hashes meet.
+    keys: std::hash::RandomState,
+    names: Vec<(u64, u32, u16)>,
+    previous: (String, String),
+}
+
+impl Default for PlaceChecks {
+    fn default() -> Self {
+        PlaceChecks { keys: std::hash::RandomState::new(), names: Vec::new(), previous: (String::new(), String::new()) }
+    }
+}
+
+impl PlaceChecks {
+    /// Place `index`, the next in order.
+    fn add(
+        &mut self,
+        index: usize,
+        (ecosystem, path): (&str, &str),
+        contains: impl Fn((&str, &str)) -> bool,
+    ) -> Result<(), String> {
+        use std::hash::BuildHasher as _;
+        for (end, _) in path.match_indices('/') {
+            let prefix = &path[..end];
+            if contains((ecosystem, prefix)) {
+                return Err(format!("{ecosystem}/{prefix} is both a file and a folder of {path}"));
+            }
+        }
+        let (e, p) = &self.previous;
         let ends = path.match_indices('/').map(|(end, _)| end).chain([path.len()]);
         for end in ends {
             let name = &path[..end];
-            let repeated = previous.is_some_and(|(e, p)| {
-                e == ecosystem && p.len() > end && p.as_bytes()[end] == b'/' && p.starts_with(name)
-            });
+            let repeated = e == ecosystem && p.len() > end && p.as_bytes()[end] == b'/' && p.starts_with(name);
             if !repeated {
                 let at = u32::try_from(index).expect("fewer than 2^32 places");
                 let end = u16::try_from(end).expect("paths are shorter than 64 KiB");
-                names.push((keys.hash_one((ecosystem, fold(name))), at, end));
+                lean_vec::reserve(&mut self.names, 1);
+                self.names.push((self.keys.hash_one((ecosystem, fold(name))), at, end));
             }
         }
-        previous = Some((ecosystem, path));
+        self.previous.0.clear();
+        self.previous.0.push_str(ecosystem);
+        self.previous.1.clear();
+        self.previous.1.push_str(path);
+        Ok(())
     }
-    names.sort_unstable();
-    let name_of = |&(_, at, end): &(u64, u32, u16)| {
-        let (ecosystem, path) = place(at as usize);
-        (ecosystem, &path[..end as usize])
-    };
-    for run in names.chunk_by(|a, b| a.0 == b.0) {
-        for (k, later) in run.iter().enumerate().skip(1) {
-            let (ecosystem, name) = name_of(later);
-            let same_fold = run[..k]
-                .iter()
-                .map(name_of)
-                .find(|&(e, other)| e == ecosystem && other != name && fold(other) == fold(name));
-            if let Some((_, other)) = same_fold {
-                return Err(folding_clash(ecosystem, other, name));
+
+    /// No two names added fold alike; `place` gives each place again by index.
+    fn finish(mut self, place: PlaceAt<'_>) -> Result<(), String> {
+        self.names.sort_unstable();
+        // Only names whose hashes meet are read again, so each is copied.
+        let name_of = |&(_, at, end): &(u64, u32, u16)| {
+            let mut name = (String::new(), String::new());
+            place(at as usize, &mut |ecosystem, path| name = (ecosystem.to_owned(), path[..end as usize].to_owned()));
+            name
+        };
+        for run in self.names.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+            for (k, later) in run.iter().enumerate().skip(1) {
+                let (ecosystem, name) = name_of(later);
+                let same_fold = run[..k]
+                    .iter()
+                    .map(name_of)
+                    .find(|(e, other)| *e == ecosystem && *other != name && fold(other) == fold(&name));
+                if let Some((_, other)) = same_fold {
+                    return Err(folding_clash(&ecosystem, &other, &name));
+                }
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The refusal of two paths of `ecosystem` that fold alike ([`fold`]).
@@ -922,7 +979,8 @@ pub(crate) mod tests {
                 attributes: BTreeMap::new(),
                 evidence: vec![],
                 missing: vec![],
-            }],
+            }]
+            .into(),
         }
     }
 

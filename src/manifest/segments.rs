@@ -17,10 +17,13 @@
 //! cut where a blob's own id says, so that a blob added or changed from
 //! carried to taken from the mirror also changes one segment.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
+use super::carried::CarriedBytes;
 use super::evidence::KindOf;
-use super::{Blob, Entry, Manifest, canonical, encodes_items, is_zero, lean_vec};
+use super::{Blob, Entries, Entry, EntryRef, Manifest, canonical, encodes_items, is_zero, lean_vec};
 use crate::id::{ContentId, KeyId};
 
 /// The format with a root and segments.
@@ -113,6 +116,22 @@ pub enum Undecoded {
     /// or the copy held there is damaged (not the bundle's fault: an
     /// earlier bundle of the channel is missing, or the mirror).
     NotHeld(String),
+    /// This machine failed: a temporary file in `TMPDIR` did not read back.
+    Io(String),
+}
+
+impl Undecoded {
+    /// The error for the volume `subject`: the bundle's fault (exit 1) or,
+    /// for a temporary file that did not read back, this machine's.
+    #[must_use]
+    pub fn into_error(self, subject: &str) -> crate::error::Error {
+        use crate::error::{Error, Rejection};
+        match self {
+            Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
+            Undecoded::NotHeld(m) => Error::rejected(subject, Rejection::Policy(m)),
+            Undecoded::Io(m) => Error::io(&std::env::temp_dir(), std::io::Error::other(m)),
+        }
+    }
 }
 
 impl From<String> for Undecoded {
@@ -130,7 +149,7 @@ impl From<&str> for Undecoded {
 impl std::fmt::Display for Undecoded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Undecoded::Invalid(m) | Undecoded::NotHeld(m) => f.write_str(m),
+            Undecoded::Invalid(m) | Undecoded::NotHeld(m) | Undecoded::Io(m) => f.write_str(m),
         }
     }
 }
@@ -171,8 +190,8 @@ pub fn encode_into(
     // entries naming them, so that the table of an incremental bundle is
     // as small as what changed (see `blobs_of`).
     let carried: Vec<&Blob> = manifest.blobs.iter().filter(|b| b.carried).collect();
-    let blobs = write_segments(&carried, out, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
-    let entries = write_segments(&manifest.entries, out, held, ends_segment)?;
+    let blobs = write_segments(carried.iter(), out, held, |blob| blob.id.0[0] & CUT_MASK == 0)?;
+    let entries = write_segments(manifest.entries.iter(), out, held, |e| ends_segment(e))?;
     let root = Root {
         format: FORMAT_SEGMENTED,
         tool: manifest.tool.clone(),
@@ -224,7 +243,7 @@ fn ends_segment(entry: &Entry) -> bool {
 /// once a segment reaches its target size), but those in `held`; returns
 /// their references.
 fn write_segments<T: Serialize>(
-    items: &[T],
+    items: impl ExactSizeIterator<Item = T>,
     out: &mut dyn std::io::Write,
     held: &std::collections::BTreeSet<ContentId>,
     cut: impl Fn(&T) -> bool,
@@ -232,10 +251,11 @@ fn write_segments<T: Serialize>(
     let mut refs = Vec::new();
     let (mut body, mut segment) = (Vec::new(), Vec::new());
     let mut count = 0u64;
-    for (k, item) in items.iter().enumerate() {
-        body.extend_from_slice(&canonical::to_vec(item)?);
+    let len = items.len();
+    for (k, item) in items.enumerate() {
+        body.extend_from_slice(&canonical::to_vec(&item)?);
         count += 1;
-        if cut(item) || k + 1 == items.len() || body.len() >= SEGMENT_TARGET_BYTES {
+        if cut(&item) || k + 1 == len || body.len() >= SEGMENT_TARGET_BYTES {
             segment.clear();
             canonical::write_head(&mut segment, 4, count);
             segment.extend_from_slice(&body);
@@ -252,28 +272,34 @@ fn write_segments<T: Serialize>(
     Ok(refs)
 }
 
-/// The bytes of the segments a bundle carries, borrowed or taken. Taken
-/// (`Vec<u8>`), they are given back as they are decoded, last segment
-/// first, so that the bytes and what they decode to are not both held
-/// whole (up to the manifest cap each), and the rules are checked without
-/// them: 97 → 86 MiB for verify at 100 000 entries when they were dropped
-/// after decoding, heap 53 → 47 MB when given back as decoded.
-pub trait SegmentBytes: AsRef<[u8]> {
-    /// Done with what follows the first `len` bytes.
-    fn keep_first(&mut self, len: usize) {
-        let _ = len;
+/// The bytes of the segments a bundle carries: in memory, or spooled as
+/// frame 1 was read ([`CarriedBytes`]), each segment read when it is
+/// checked or decoded, so that they are never held whole beside what they
+/// decode to (up to the manifest cap each).
+pub trait SegmentBytes {
+    /// How many bytes.
+    fn total(&self) -> u64;
+    /// The `len` bytes at `offset` (within [`SegmentBytes::total`]).
+    fn bytes_at(&self, offset: usize, len: usize) -> Result<Cow<'_, [u8]>, Undecoded>;
+}
+
+impl<T: AsRef<[u8]>> SegmentBytes for T {
+    fn total(&self) -> u64 {
+        self.as_ref().len() as u64
+    }
+    fn bytes_at(&self, offset: usize, len: usize) -> Result<Cow<'_, [u8]>, Undecoded> {
+        Ok(Cow::Borrowed(&self.as_ref()[offset..offset + len]))
     }
 }
 
-impl<T: AsRef<[u8]> + ?Sized> SegmentBytes for &T {}
-
-impl SegmentBytes for Vec<u8> {
-    fn keep_first(&mut self, len: usize) {
-        self.truncate(len);
-        // Given back a MiB at a time: a shrink is a reallocation.
-        if self.capacity() - len >= 1 << 20 {
-            self.shrink_to_fit();
-        }
+impl SegmentBytes for &CarriedBytes {
+    fn total(&self) -> u64 {
+        self.len()
+    }
+    fn bytes_at(&self, offset: usize, len: usize) -> Result<Cow<'_, [u8]>, Undecoded> {
+        self.read_at(offset as u64, len as u64).map_err(|e| {
+            Undecoded::Io(format!("cannot read back the manifest segments from a temporary file in TMPDIR: {e}"))
+        })
     }
 }
 
@@ -283,11 +309,11 @@ impl SegmentBytes for Vec<u8> {
 /// `held`), then the rules every manifest meets.
 pub fn decode<S: SegmentBytes>(
     root: &[u8],
-    mut segments: S,
+    segments: S,
     held: &dyn SegmentSource,
     kinds: KindOf,
 ) -> Result<Manifest, Undecoded> {
-    let manifest = decode_unchecked(root, &mut segments, held, kinds)?;
+    let manifest = decode_unchecked(root, &segments, held, kinds)?;
     drop(segments);
     manifest.check_with(kinds)?;
     Ok(manifest)
@@ -297,7 +323,7 @@ pub fn decode<S: SegmentBytes>(
 /// against the root; the manifest's own rules are the caller's to check.
 fn decode_unchecked(
     root: &[u8],
-    segments: &mut impl SegmentBytes,
+    segments: &impl SegmentBytes,
     held: &dyn SegmentSource,
     kinds: KindOf,
 ) -> Result<Manifest, Undecoded> {
@@ -314,19 +340,17 @@ fn decode_unchecked(
         )
         .into());
     }
-    check_sizes(&root, segments.as_ref().len() as u64)?;
+    check_sizes(&root, segments.total())?;
     // The blob table's segments come first in the bytes, the entries' after.
     let blob_starts = starts_of(&root.blobs, 0);
     let blob_bytes = root.blobs.iter().filter(|r| r.carried).map(|r| r.size as usize).sum();
     let entry_starts = starts_of(&root.entries, blob_bytes);
-    // Every carried segment against the root, in the order of the bytes, before any is decoded;
-    // then read from the end, each segment's bytes given back as it is decoded.
-    check_carried(&root.blobs, segments.as_ref(), &blob_starts, "blob")?;
-    check_carried(&root.entries, segments.as_ref(), &entry_starts, "entry")?;
-    let entries = read_segments::<Entry>(&root.entries, (segments, &entry_starts, held), "entry", |entries| {
-        entries.iter().try_for_each(|entry| super::check_entry_evidence_sizes(entry, kinds))
-    })?;
-    let blobs = read_segments::<Blob>(&root.blobs, (segments, &blob_starts, held), "blob", |_| Ok(()))?;
+    // Every carried segment against the root, in the order of the bytes, before any is decoded
+    // (so that the first damaged one is the one named); then each is read again to be decoded.
+    check_carried(&root.blobs, segments, &blob_starts, "blob")?;
+    check_carried(&root.entries, segments, &entry_starts, "entry")?;
+    let entries = read_entries(&root.entries, (segments, &entry_starts, held), kinds)?;
+    let blobs = read_blobs(&root.blobs, (segments, &blob_starts, held))?;
     let blobs = blobs_of(blobs, &entries)?;
     let manifest = Manifest {
         format: FORMAT_SEGMENTED,
@@ -350,7 +374,7 @@ fn decode_unchecked(
 /// other blob an entry names (by id, in volume 0): an earlier bundle of
 /// the channel carried it, and the importer takes it from the mirror, as a
 /// `carried: false` row of format 1 says.
-fn blobs_of(mut carried: Vec<Blob>, entries: &[Entry]) -> Result<Vec<Blob>, String> {
+fn blobs_of(mut carried: Vec<Blob>, entries: &Entries) -> Result<Vec<Blob>, String> {
     if let Some(blob) = carried.iter().find(|b| !b.carried) {
         return Err(format!(
             "blob {} is listed as not carried, but a format 2 blob table lists only the blobs the bundle carries",
@@ -360,20 +384,16 @@ fn blobs_of(mut carried: Vec<Blob>, entries: &[Entry]) -> Result<Vec<Blob>, Stri
     // Sorted ids rather than a hash set: 32 bytes a blob.
     let mut listed: Vec<ContentId> = carried.iter().map(|b| b.id).collect();
     listed.sort_unstable();
-    let implies = |e: &&Entry| listed.binary_search(&e.blob).is_err();
+    let implies = |e: &EntryRef<'_>| listed.binary_search(&e.blob).is_err();
     // The implied blobs go straight after the carried ones, sorted and
     // deduplicated in place: an incremental bundle of a large channel
     // implies a blob for nearly every entry, and a second table of them (and
     // a stable sort's scratch) tripled what the table holds.
     let start = carried.len();
-    carried.reserve_exact(entries.iter().filter(implies).count());
-    carried.extend(entries.iter().filter(implies).map(|e| Blob {
-        id: e.blob,
-        size: e.size,
-        volume: 0,
-        carried: false,
-        pieces: Vec::new(),
-    }));
+    for e in entries.iter().filter(implies) {
+        lean_vec::reserve(&mut carried, 1);
+        carried.push(Blob { id: e.blob, size: e.size, volume: 0, carried: false, pieces: Vec::new() });
+    }
     carried[start..].sort_unstable_by_key(|b| b.id);
     // Entries sharing a blob imply it once (a size they disagree on is refused by the manifest's rules).
     let mut kept = start;
@@ -446,29 +466,94 @@ fn starts_of(refs: &[SegmentRef], start: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Where a manifest's segments are: the bytes the bundle carries, where
+/// each carried segment starts in them, and what holds the others.
+type SegmentsAt<'a, S> = (&'a S, &'a [usize], &'a dyn SegmentSource);
+
+/// The entries of the segments `refs` names, each segment decoded and
+/// checked, then kept as its bytes ([`Entries`]), not decoded.
+fn read_entries(
+    refs: &[SegmentRef],
+    at: SegmentsAt<'_, impl SegmentBytes>,
+    kinds: KindOf,
+) -> Result<Entries, Undecoded> {
+    let mut firsts = Vec::with_capacity(refs.len());
+    let mut total = 0usize;
+    for r in refs {
+        firsts.push(total);
+        total = usize::try_from(r.count)
+            .ok()
+            .and_then(|n| total.checked_add(n))
+            .ok_or("the entry counts add up to too many")?;
+    }
+    let mut kept = super::entries::SpoolBuilder::default();
+    let screen =
+        |entries: &[Entry]| entries.iter().try_for_each(|entry| super::check_entry_evidence_sizes(entry, kinds));
+    // Read from the last back: the first place of the segment after this one.
+    let mut after: Option<(String, String)> = None;
+    read_segments::<Entry>(refs, at, "entry", screen, |k, raw, entries| {
+        // Sorted by place, one per place, which the entries held as segments are known to be.
+        let within = entries.windows(2).all(|pair| pair[0].place() < pair[1].place());
+        let before_next = match (entries.last(), &after) {
+            (Some(last), Some((e, p))) => last.place() < (e.as_str(), p.as_str()),
+            _ => true,
+        };
+        if !within || !before_next {
+            return Err(Undecoded::from("the entries are not sorted by place, one per place"));
+        }
+        after = entries.first().map(|e| (e.ecosystem.clone(), e.path.as_str().to_owned()));
+        kept.add(raw, &entries, firsts[k]).map_err(|e| not_spooled(&e))
+    })?;
+    kept.finish().map_err(|e| not_spooled(&e))
+}
+
+fn not_spooled(e: &std::io::Error) -> Undecoded {
+    Undecoded::Io(format!("cannot keep the manifest's entries in a temporary file in TMPDIR: {e}"))
+}
+
+/// The blob table of the segments `refs` names, in order.
+fn read_blobs(refs: &[SegmentRef], at: SegmentsAt<'_, impl SegmentBytes>) -> Result<Vec<Blob>, Undecoded> {
+    let mut items = Vec::new();
+    read_segments::<Blob>(
+        refs,
+        at,
+        "blob",
+        |_| Ok(()),
+        |_, _, blobs| {
+            lean_vec::reserve(&mut items, blobs.len());
+            // Backwards, so that one reversal at the end puts every item in order.
+            items.extend(blobs.into_iter().rev());
+            Ok(())
+        },
+    )?;
+    items.reverse();
+    items.shrink_to_fit();
+    Ok(items)
+}
+
 /// Reads the segments `refs` names, the carried ones from `bytes` at
 /// `starts` (each checked against the root already, [`check_carried`]),
 /// the others from `held`, from the last back (giving the carried bytes
 /// back as it goes): a segment read from `held` must hash to its reference
 /// before it is decoded; each must hold its count of items, pass `screen`
-/// (before it is re-encoded: evidence caps) and be canonical.
+/// (before it is re-encoded: evidence caps) and be canonical; then `keep`
+/// is given its index, its bytes and its items.
 fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
     refs: &[SegmentRef],
-    (bytes, starts, held): (&mut impl SegmentBytes, &[usize], &dyn SegmentSource),
+    (bytes, starts, held): SegmentsAt<'_, impl SegmentBytes>,
     what: &str,
     screen: impl Fn(&[T]) -> Result<(), String>,
-) -> Result<Vec<T>, Undecoded> {
-    let mut items = Vec::new();
+    mut keep: impl FnMut(usize, &[u8], Vec<T>) -> Result<(), Undecoded>,
+) -> Result<(), Undecoded> {
     let mut buf = Vec::new();
-    let mut fetched;
     for (k, segment) in refs.iter().enumerate().rev() {
         let name = || format!("{what} segment {} of {}", k + 1, refs.len());
         let raw = if segment.carried {
-            &bytes.as_ref()[starts[k]..starts[k] + segment.size as usize]
+            bytes.bytes_at(starts[k], segment.size as usize)?
         } else {
             // Whatever goes wrong here is the mirror's, not the bundle's.
             let not_held = |why: String| Undecoded::NotHeld(format!("{}: {why}", name()));
-            fetched = held.segment(&segment.id, segment.size).map_err(not_held)?.ok_or_else(|| {
+            let fetched = held.segment(&segment.id, segment.size).map_err(not_held)?.ok_or_else(|| {
                 not_held(format!(
                     "{} is not carried, as an earlier bundle of the channel carried it; {}",
                     segment.id.short(),
@@ -481,39 +566,36 @@ fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
                     segment.id.short()
                 )));
             }
-            fetched.as_slice()
+            Cow::Owned(fetched)
         };
-        let decoded: Items<T> = canonical::decode_unchecked(raw).map_err(|e| format!("{}: {e}", name()))?;
+        let decoded: Items<T> = canonical::decode_unchecked(&raw).map_err(|e| format!("{}: {e}", name()))?;
         if decoded.0.len() as u64 != segment.count {
             return Err(format!("{} holds {} items, the root says {}", name(), decoded.0.len(), segment.count).into());
         }
         screen(&decoded.0)?;
-        if !encodes_items(&decoded.0, raw, &mut buf)? {
+        if !encodes_items(decoded.0.iter(), &raw, &mut buf)? {
             return Err(format!("{}: {}", name(), canonical::NOT_CANONICAL).into());
         }
-        lean_vec::reserve(&mut items, decoded.0.len());
-        // Backwards, so that one reversal at the end puts every item in order.
-        items.extend(decoded.0.into_iter().rev());
-        if segment.carried {
-            bytes.keep_first(starts[k]);
-        }
+        keep(k, &raw, decoded.0)?;
     }
-    items.reverse();
-    items.shrink_to_fit();
-    Ok(items)
+    Ok(())
 }
 
 /// No segment `refs` names is empty, and each carried one (at its start in
 /// `bytes`) hashes to its reference: checked in order, before any is
 /// decoded, so that the first one wrong is the one named.
-fn check_carried(refs: &[SegmentRef], bytes: &[u8], starts: &[usize], what: &str) -> Result<(), Undecoded> {
+fn check_carried(
+    refs: &[SegmentRef],
+    bytes: &impl SegmentBytes,
+    starts: &[usize],
+    what: &str,
+) -> Result<(), Undecoded> {
     for (k, segment) in refs.iter().enumerate() {
         let name = || format!("{what} segment {} of {}", k + 1, refs.len());
         if segment.size == 0 || segment.count == 0 {
             return Err(format!("{} is empty", name()).into());
         }
-        let raw = || &bytes[starts[k]..starts[k] + segment.size as usize];
-        if segment.carried && ContentId::of(raw()) != segment.id {
+        if segment.carried && ContentId::of(&bytes.bytes_at(starts[k], segment.size as usize)?) != segment.id {
             return Err(format!("{} does not match its digest in the signed root", name()).into());
         }
     }
@@ -716,7 +798,7 @@ pub(super) mod tests {
     #[test]
     fn a_root_over_its_cap_is_refused_before_it_is_decoded() {
         let huge = vec![0u8; MAX_ROOT_BYTES as usize + 1];
-        assert!(decode(&huge, &[0u8; 0], &NoSegments, kinds).unwrap_err().to_string().contains("cap"));
+        assert!(decode(&huge, [0u8; 0], &NoSegments, kinds).unwrap_err().to_string().contains("cap"));
     }
 
     #[test]
@@ -809,10 +891,10 @@ pub(super) mod tests {
         // exabyte is refused before anything is read from the mirror.
         let mut root = root_of(&encoded);
         root.entries[0].size = u64::MAX / 4;
-        let refused = decode(&canonical::to_vec(&root).unwrap(), &[0u8; 0], &held, kinds).unwrap_err().to_string();
+        let refused = decode(&canonical::to_vec(&root).unwrap(), [0u8; 0], &held, kinds).unwrap_err().to_string();
         assert!(refused.contains("manifest cap"), "{refused}");
         // The carried ones must still add up to the bytes the bundle holds.
-        let refused = decode(&encoded.root, &[0u8; 7], &held, kinds).unwrap_err().to_string();
+        let refused = decode(&encoded.root, [0u8; 7], &held, kinds).unwrap_err().to_string();
         assert!(refused.contains("bytes of carried segments"), "{refused}");
     }
 }

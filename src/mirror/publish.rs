@@ -159,8 +159,9 @@ impl Mirror {
         added: &mut Vec<ContentId>,
     ) -> Result<PublishReport> {
         let Publication { manifest, record, base_url, rules, layouts, aliases: _ } = publication;
-        let inventory = self.inventory_against(&manifest.entries, &manifest.channel)?;
-        let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
+        let entries = manifest.entries.decoded();
+        let inventory = self.inventory_against(&entries, &manifest.channel)?;
+        let merged = merge(&inventory, &entries, &manifest.channel, rules)?;
         let build = staging.dir.join(BUILD);
         match previous {
             Some(dir) => tree::link_copy(dir, &build)?,

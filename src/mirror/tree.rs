@@ -23,7 +23,6 @@ use super::Layout;
 use crate::durable::write_atomically;
 use crate::error::{Error, IoContext, Rejection, Result};
 use crate::id::{ContentId, RelPath};
-use crate::manifest::Entry;
 
 /// Links past which an inode gets no new one in a tree, all generations
 /// counted. Three generations of at most this many names of an inode, plus
@@ -300,16 +299,13 @@ fn conflict(folder: &str, path: &RelPath, why: &str) -> Error {
 /// [`LINK_BUDGET`] times, when each blob's object is new: one per budget
 /// of entries beyond the first. (Sorted references, not a map: the
 /// manifest may have hundreds of thousands of entries.)
-pub(crate) fn copies_bytes(entries: &[Entry]) -> u64 {
+pub(crate) fn copies_bytes(entries: &crate::manifest::Entries) -> u64 {
     if (entries.len() as u64) < LINK_BUDGET {
         return 0;
     }
-    let mut by_blob: Vec<&Entry> = entries.iter().collect();
-    by_blob.sort_unstable_by_key(|e| e.blob);
-    by_blob
-        .chunk_by(|a, b| a.blob == b.blob)
-        .map(|run| run[0].size.saturating_mul(run.len() as u64 / LINK_BUDGET))
-        .sum()
+    let mut by_blob: Vec<(crate::id::ContentId, u64)> = entries.iter().map(|e| (e.blob, e.size)).collect();
+    by_blob.sort_unstable();
+    by_blob.chunk_by(|a, b| a.0 == b.0).map(|run| run[0].1.saturating_mul(run.len() as u64 / LINK_BUDGET)).sum()
 }
 
 /// Hard-links `from` at `to` unless `from` has [`LINK_BUDGET`] links or
@@ -498,7 +494,7 @@ mod tests {
         let budget = usize::try_from(LINK_BUDGET).unwrap();
         let mut entries = vec![entry(b"1234"); 2 * budget + 1];
         entries.extend(vec![entry(b"12"); budget - 1]);
-        assert_eq!(copies_bytes(&entries), 2 * 4, "two copies of the shared blob, none of the other");
-        assert_eq!(copies_bytes(&entries[..budget - 1]), 0);
+        assert_eq!(copies_bytes(&entries.clone().into()), 2 * 4, "two copies of the shared blob, none of the other");
+        assert_eq!(copies_bytes(&entries[..budget - 1].to_vec().into()), 0);
     }
 }

@@ -63,17 +63,21 @@ pub(super) type UpstreamDigest = (String, Vec<u8>);
 /// hash to, found without a pass over every entry for each blob (a bundle
 /// of many chunked blobs and many entries would otherwise cost their
 /// product).
-pub struct UpstreamDigests(Vec<u32>);
+pub struct UpstreamDigests(Vec<(ContentId, u32)>);
 
 impl UpstreamDigests {
     #[must_use]
     pub fn of(manifest: &Manifest) -> Self {
-        let entries = &manifest.entries;
         let index = |i: usize| u32::try_from(i).expect("fewer than 2^32 entries");
-        let mut with_digests: Vec<u32> =
-            (0..entries.len()).filter(|&i| !entries[i].digests.is_empty()).map(index).collect();
-        // Stable: the entries of one blob keep their order, and so do the digests they add.
-        with_digests.sort_by_key(|&i| entries[i as usize].blob);
+        let mut with_digests: Vec<(ContentId, u32)> = Vec::new();
+        for (i, entry) in manifest.entries.iter().enumerate() {
+            if !entry.digests.is_empty() {
+                crate::manifest::lean_vec::reserve(&mut with_digests, 1);
+                with_digests.push((entry.blob, index(i)));
+            }
+        }
+        // By blob, then index: the entries of one blob keep their order, and so do the digests they add.
+        with_digests.sort_unstable();
         with_digests.shrink_to_fit();
         UpstreamDigests(with_digests)
     }
@@ -82,11 +86,10 @@ impl UpstreamDigests {
     /// the order of the entries (`manifest` is the one this was made of).
     #[must_use]
     pub fn of_blob(&self, manifest: &Manifest, id: &ContentId) -> Vec<UpstreamDigest> {
-        let entries = &manifest.entries;
-        let start = self.0.partition_point(|&i| entries[i as usize].blob < *id);
+        let start = self.0.partition_point(|(blob, _)| blob < id);
         let mut digests = Vec::new();
-        for &i in self.0[start..].iter().take_while(|&&i| entries[i as usize].blob == *id) {
-            add_digests(&mut digests, &entries[i as usize]);
+        for (_, i) in self.0[start..].iter().take_while(|(blob, _)| blob == id) {
+            add_digests(&mut digests, &manifest.entries.get(*i as usize).expect("an index of the entries"));
         }
         digests
     }
@@ -536,7 +539,7 @@ mod tests {
         let mut entry = crate::manifest::tests::entry_at("files", "hello.txt", data);
         let id = |hex: &str| crate::manifest::Digest(hex::decode(hex).unwrap());
         entry.digests.insert("git-sha1".into(), id("ce013625030ba8dba906f756967f9e9ca394464a"));
-        manifest.entries = vec![entry];
+        manifest.entries = vec![entry].into();
         let upstream = UpstreamDigests::of(&manifest);
         check_assembled((&manifest, &upstream), &blob, &data[..], &Silent, "bundle").unwrap();
         manifest.entries[0].digests.insert("git-sha1".into(), id("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"));

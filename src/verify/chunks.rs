@@ -140,7 +140,7 @@ mod tests {
         }
         manifest.volumes = pieces.len() as u32;
         manifest.blobs = vec![Blob { id: entry.blob, size: data.len() as u64, volume: 0, carried: true, pieces }];
-        manifest.entries = vec![entry];
+        manifest.entries = vec![entry].into();
         manifest
     }
 

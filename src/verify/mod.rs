@@ -30,8 +30,7 @@ use crate::bundle::{FrameSeen, ManifestFrame};
 use crate::ecosystem::{self, ManifestExt as _};
 use crate::error::{Error, Rejection, Result};
 use crate::id::{ContentId, KeyId};
-use crate::manifest::segments::Undecoded;
-use crate::manifest::{Entry, Manifest};
+use crate::manifest::{Entry, EntryRef, Manifest};
 use crate::policy::Policy;
 use crate::progress::Progress;
 use crate::sign::envelope;
@@ -45,7 +44,7 @@ pub struct VerifiedManifest {
     pub manifest: Arc<Manifest>,
     /// The manifest frame's envelope exactly as received (the buffer it was
     /// read into, not a copy), and its segments by length and BLAKE3: their
-    /// bytes, up to the manifest cap, are dropped once decoded.
+    /// bytes, spooled up to the manifest cap, are dropped once decoded.
     pub frame: Arc<FrameSeen>,
     /// BLAKE3 of the signed manifest bytes (in format 2, of the root, which
     /// names its segments): the bundle's identity in reports and state.
@@ -62,7 +61,7 @@ impl VerifiedManifest {
     /// `path` (one this run verified): only what writes them out again
     /// (`sign`, the mirror keeping them) needs their bytes. The frame read
     /// must be the one verified (`None` in format 1).
-    pub fn reread_segments(&self, path: &Path) -> Result<Option<Vec<u8>>> {
+    pub fn reread_segments(&self, path: &Path) -> Result<Option<crate::manifest::carried::CarriedBytes>> {
         let subject = path.display().to_string();
         let file = File::open(path).map_err(|e| Error::input(path, "bundle", &e))?;
         let (_, frame) = crate::bundle::reader::VolumeReader::open(file, &subject)?;
@@ -126,14 +125,13 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     let verified =
         envelope::verify(&envelope, policy.keyring(), envelope::MANIFEST).map_err(|r| Error::rejected(subject, r))?;
     // What is kept of the segments (their length and BLAKE3), taken now so
-    // that their bytes, up to the manifest cap, go as soon as they are
-    // decoded rather than stay beside the checks below.
-    let seen_segments = crate::bundle::segments_seen(segments.as_deref());
+    // that their bytes (a temporary file beyond 1 MiB) go as soon as they
+    // are decoded rather than stay beside the checks below.
+    let seen_segments = crate::bundle::segments_seen(segments.as_ref());
     // In format 2 each segment is checked against the root, just verified, before it is decoded.
-    let manifest = Manifest::decode(verified.payload, segments, policy.held_segments()).map_err(|e| match e {
-        Undecoded::Invalid(m) => Error::rejected(subject, Rejection::Schema(m)),
-        Undecoded::NotHeld(m) => Error::rejected(subject, Rejection::Policy(m)),
-    })?;
+    let manifest = Manifest::decode(verified.payload, segments.as_ref(), policy.held_segments())
+        .map_err(|e| e.into_error(subject))?;
+    drop(segments);
     let digest = ContentId::of(verified.payload);
     let (trusted_signers, revoked_signers) = (verified.trusted_signers, verified.revoked_signers);
     // The channel is in the signed manifest, so it is judged after the signatures over its raw bytes.
@@ -149,9 +147,9 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     // refusal is the error.
     let mut refusal = None;
     for entry in &manifest.entries {
-        check_entry(entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
-        packages.push(evidence::check(entry, policy).unwrap_or_else(|r| {
-            let findings = EntryFindings::refused(entry, &r);
+        check_entry(&entry).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
+        packages.push(evidence::check(&entry, policy).unwrap_or_else(|r| {
+            let findings = EntryFindings::refused(&entry, &r);
             refusal.get_or_insert(r);
             findings
         }));
@@ -163,10 +161,17 @@ pub fn check_manifest(frame: ManifestFrame, policy: &Policy, now: u64, subject: 
     }
     // Generated files too (index pages, metadata beside a file): two entries
     // of one bundle must not claim one path of the mirror.
-    ecosystem::reserved::check(manifest.entries.len(), |i| (&manifest.entries[i], ecosystem::reserved::Holder::Bundle))
-        .map_err(|e| e.into_error(subject))?;
+    ecosystem::reserved::check_bundle(&manifest.entries).map_err(|e| e.into_error(subject))?;
     for eco in ecosystem::ALL {
-        let mine: Vec<&Entry> = manifest.entries.iter().filter(|e| e.ecosystem == eco.name()).collect();
+        // Only those that check their entries together hold them all at once.
+        if !eco.checks_together() {
+            continue;
+        }
+        let all = 0..manifest.entries.len();
+        let range = manifest.entries.range_of(eco.name()).unwrap_or(all);
+        let mine: Vec<EntryRef<'_>> =
+            manifest.entries.iter_from(range.start).take(range.len()).filter(|e| e.ecosystem == eco.name()).collect();
+        let mine: Vec<&Entry> = mine.iter().map(|e| &**e).collect();
         if !mine.is_empty() {
             eco.check_together(&mine).map_err(|m| Error::rejected(subject, Rejection::Schema(m)))?;
         }

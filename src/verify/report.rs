@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{VerifiedManifest, set};
 use crate::ecosystem::Outcome;
-use crate::manifest::Manifest;
+use crate::manifest::{EntryRef, Manifest};
 use crate::policy::Policy;
 use crate::time::rfc3339;
 
@@ -127,12 +127,10 @@ impl ListsEntries for VerifyReport {
 }
 
 /// What was established for one entry, layer by layer (DESIGN.md's table).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct EntryReport<'a> {
-    pub ecosystem: &'a str,
-    pub name: &'a str,
-    pub version: Option<&'a str>,
-    pub path: &'a str,
+    /// The entry: its ecosystem, name, version and path are the report's.
+    entry: EntryRef<'a>,
     pub transfer: &'a str,
     pub content: &'a str,
     pub digest: &'a str,
@@ -140,6 +138,58 @@ pub struct EntryReport<'a> {
     pub policy: &'a str,
     /// Each layer's result as a word scripts can match on.
     pub layers: Layers,
+}
+
+impl EntryReport<'_> {
+    #[must_use]
+    pub fn ecosystem(&self) -> &str {
+        &self.entry.ecosystem
+    }
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.entry.name
+    }
+    #[must_use]
+    pub fn version(&self) -> Option<&str> {
+        self.entry.version.as_deref()
+    }
+    #[must_use]
+    pub fn path(&self) -> &str {
+        self.entry.path.as_str()
+    }
+}
+
+/// An [`EntryReport`] as it serializes: the entry's fields first.
+#[derive(Serialize)]
+struct EntryReportFields<'a> {
+    ecosystem: &'a str,
+    name: &'a str,
+    version: Option<&'a str>,
+    path: &'a str,
+    transfer: &'a str,
+    content: &'a str,
+    digest: &'a str,
+    provenance: &'a str,
+    policy: &'a str,
+    layers: &'a Layers,
+}
+
+impl Serialize for EntryReport<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        EntryReportFields {
+            ecosystem: self.ecosystem(),
+            name: self.name(),
+            version: self.version(),
+            path: self.path(),
+            transfer: self.transfer,
+            content: self.content,
+            digest: self.digest,
+            provenance: self.provenance,
+            policy: self.policy,
+            layers: &self.layers,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// The five layers' results of one entry.
@@ -171,13 +221,10 @@ impl PackageReports {
     /// The entries' reports, in manifest order.
     pub fn iter(&self) -> impl Iterator<Item = EntryReport<'_>> {
         let listed = if self.listed { self.manifest.entries.len() } else { 0 };
-        self.manifest.entries[..listed].iter().zip(self.findings.iter()).map(
+        self.manifest.entries.iter().take(listed).zip(self.findings.iter()).map(
             |(entry, ([digest, provenance, policy], outcomes))| {
                 EntryReport {
-                    ecosystem: &entry.ecosystem,
-                    name: &entry.name,
-                    version: entry.version.as_deref(),
-                    path: entry.path.as_str(),
+                    entry,
                     transfer: &self.transfer,
                     content: "ok (BLAKE3 and size)",
                     digest,

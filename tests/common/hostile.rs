@@ -15,6 +15,7 @@ use airlock::bundle::writer::{write_manifest_frame, write_seal};
 use airlock::bundle::{ManifestFrame, VolumeSeal};
 use airlock::ecosystem::ManifestExt as _;
 use airlock::id::ContentId;
+use airlock::manifest::carried::CarriedBytes;
 use airlock::manifest::{Manifest, canonical};
 use airlock::sign::{SecretKey, envelope};
 
@@ -44,6 +45,7 @@ pub fn open(bundle: &Path) -> Parts {
 pub fn open_bytes(bytes: &[u8]) -> Parts {
     let (mut volume, manifest_frame) = VolumeReader::open(bytes, "bundle").unwrap();
     let ManifestFrame { envelope, segments } = manifest_frame;
+    let segments = segments.map(|s| s.to_vec().unwrap());
     let mut blobs = BTreeMap::new();
     while let Member::Blob { id, size } = volume.next_member().unwrap() {
         let mut data = Vec::new();
@@ -90,7 +92,7 @@ fn manifest_frame(envelope: &[u8]) -> ManifestFrame {
     let segments = envelope::open_untrusted(envelope, envelope::MANIFEST)
         .ok()
         .and_then(|opened| segments_by_root().lock().unwrap().get(&ContentId::of(opened.payload)).cloned());
-    ManifestFrame { envelope: envelope.to_vec(), segments }
+    ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(CarriedBytes::from_vec) }
 }
 
 fn owned(keys: &[&SecretKey]) -> Vec<SecretKey> {
@@ -128,7 +130,8 @@ pub fn assemble(envelope: &[u8], frame: &[u8], seal: &[u8]) -> Vec<u8> {
 /// or any bytes), whatever the root the envelope signs names.
 pub fn assemble_with_segments(envelope: &[u8], segments: Option<&[u8]>, frame: &[u8], seal: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let manifest = ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(<[u8]>::to_vec) };
+    let manifest =
+        ManifestFrame { envelope: envelope.to_vec(), segments: segments.map(|s| CarriedBytes::from_vec(s.to_vec())) };
     write_manifest_frame(&mut out, &manifest).unwrap();
     out.extend_from_slice(frame);
     write_seal(&mut out, seal).unwrap();

@@ -60,9 +60,9 @@ impl Base {
                     pieces: Vec::new(),
                 })
                 .collect(),
-            entries,
+            entries: entries.into(),
         };
-        manifest.entries.sort_by(|a, b| a.place().cmp(&b.place()));
+        manifest.entries.decoded_mut().sort_by(|a, b| a.place().cmp(&b.place()));
         Bundle { manifest, blobs }
     }
 

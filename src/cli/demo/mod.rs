@@ -121,7 +121,7 @@ impl DemoArgs {
         ));
         let judged = judged_packages(&verified);
         for p in &judged {
-            step(&format!("              {} {} {}", p.ecosystem, p.name, p.version.unwrap_or("")));
+            step(&format!("              {} {} {}", p.ecosystem(), p.name(), p.version().unwrap_or("")));
             step(&format!("                evidence  {}", p.provenance));
             step(&format!("                policy    {}", p.policy));
         }
@@ -213,7 +213,7 @@ fn export_config(dir: &Path, config: &str, out: &str) -> Result<ExportReport> {
 
 /// The packages' reports (the sample files have no upstream evidence to show).
 fn judged_packages(report: &VerifyReport) -> Vec<EntryReport<'_>> {
-    report.packages.iter().filter(|p| p.ecosystem != crate::ecosystem::files::NAME).collect()
+    report.packages.iter().filter(|p| p.ecosystem() != crate::ecosystem::files::NAME).collect()
 }
 
 /// Serves the mirror on loopback and runs the clients this machine has against it.

@@ -99,7 +99,7 @@ mod tests {
         carry_needed(&mut entry, "cargo-index-entry", b"{}".to_vec(), "crate big 1.0.0").unwrap();
         assert_eq!(entry.evidence.len(), 1);
         let mut manifest = crate::manifest::tests::sample();
-        manifest.entries = vec![entry];
+        manifest.entries = vec![entry].into();
         manifest.check().unwrap();
     }
 }

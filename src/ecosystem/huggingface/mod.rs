@@ -321,6 +321,10 @@ impl Ecosystem for Huggingface {
         }
     }
 
+    fn checks_together(&self) -> bool {
+        true
+    }
+
     fn check_together(&self, entries: &[&Entry]) -> Result<(), String> {
         let mut groups: BTreeMap<(String, String), Vec<&Entry>> = BTreeMap::new();
         for entry in entries {

@@ -103,7 +103,7 @@ mod tests {
             "http://r/b, which served 2097152 bytes, over the 1 MiB cap for npm-attestations"
         );
         let mut manifest = crate::manifest::tests::sample();
-        manifest.entries = vec![entry];
+        manifest.entries = vec![entry].into();
         manifest.check().unwrap();
     }
 }

@@ -164,6 +164,10 @@ impl Ecosystem for Oci {
         Some("v2")
     }
 
+    fn checks_together(&self) -> bool {
+        true
+    }
+
     fn check_together(&self, entries: &[&Entry]) -> Result<(), String> {
         check_blobs_listed(entries)
     }

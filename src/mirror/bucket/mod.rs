@@ -262,8 +262,9 @@ impl Bucket {
     fn publish_staged(&mut self, staging: &Staging, publication: Publication<'_>) -> Result<PublishReport> {
         let Publication { manifest, record, base_url, rules, layouts, aliases } = publication;
         let generation = self.state.generation + 1;
-        let inventory = self.inventory_against(&manifest.entries, &manifest.channel)?;
-        let merged = merge(&inventory, &manifest.entries, &manifest.channel, rules)?;
+        let entries = manifest.entries.decoded();
+        let inventory = self.inventory_against(&entries, &manifest.channel)?;
+        let merged = merge(&inventory, &entries, &manifest.channel, rules)?;
         let build = staging.dir.join(BUILD);
         remove_path(&build)?;
         let documents = build.join("documents");

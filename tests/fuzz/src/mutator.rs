@@ -426,7 +426,7 @@ impl Edit {
             6 => m.volumes = *rng.pick(&[0, 2, 3, u32::MAX]),
             7 => m.parity = *rng.pick(&[1, 2]),
             _ if ne > 0 => {
-                let e = &mut m.entries[rng.below(ne)];
+                let e = &mut m.entries.decoded_mut()[rng.below(ne)];
                 e.size = *rng.pick(&[0, e.size.saturating_add(1), u64::MAX]);
             }
             _ => {}

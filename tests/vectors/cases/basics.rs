@@ -24,7 +24,7 @@ pub fn cases(base: &Base) -> Vec<Made> {
     // A git-sha1 digest that is the file's plain SHA-1, not its git blob id
     // (git's header `blob <size>\0` left out), signed by the trusted key.
     let mut plain_sha1 = good.clone();
-    let notes = plain_sha1.manifest.entries.iter_mut().find(|e| e.path.as_str() == "notes.txt").unwrap();
+    let notes = plain_sha1.manifest.entries.decoded_mut().iter_mut().find(|e| e.path.as_str() == "notes.txt").unwrap();
     let digest = <sha1::Sha1 as sha2::Digest>::digest(GOOD[0].1).to_vec();
     notes.digests.insert("git-sha1".into(), airlock::manifest::Digest(digest));
 

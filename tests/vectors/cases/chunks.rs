@@ -68,7 +68,7 @@ pub fn cases(base: &Base) -> Vec<Made> {
     let mut bundle = chunked(base, vec![piece(a, 0), piece(b, 1)]);
     let wrong = ContentId::of(&other);
     bundle.manifest.blobs[0].id = wrong;
-    bundle.manifest.entries[0].blob = wrong;
+    bundle.manifest.entries.decoded_mut()[0].blob = wrong;
     for (index, bytes) in [(0, a), (1, b)] {
         made.push((
             format!("chunk-pieces-not-the-blob/volume-{}-of-2.airlock", index + 1),
