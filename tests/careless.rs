@@ -583,12 +583,14 @@ fn serve_fetches_a_file_whose_name_holds_two_dots_and_refuses_dot_dot_components
     server.stop().unwrap();
 }
 
-/// An export whose manifest segments pass the 2 MiB it holds spools them
+/// An export whose manifest segments pass the 1 MiB it holds spools them
 /// to `TMPDIR`; one it cannot write is exit 3 naming it, and no bundle.
+/// Verify and import spool the same segments as they read them: the same
+/// line, and no mirror.
 #[test]
-fn an_export_spooling_its_manifest_to_a_tmpdir_it_cannot_use_names_it_and_writes_nothing() {
+fn a_command_spooling_a_manifest_to_a_tmpdir_it_cannot_use_names_it_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (key, _) = keygen(dir.path(), "op");
+    let (key, public) = keygen(dir.path(), "op");
     let input = dir.path().join("many");
     for folder in 0..25 {
         let sub = input.join(format!("d{folder:02}"));
@@ -606,4 +608,17 @@ fn an_export_spooling_its_manifest_to_a_tmpdir_it_cannot_use_names_it_and_writes
     assert!(!out.exists(), "no bundle is left");
     // The same export with a TMPDIR it can use writes the bundle.
     common::export_files(&input, &key, &out).arg("--quiet").env("TMPDIR", dir.path()).assert().success();
+    let mirror = dir.path().join("mirror");
+    for command in ["verify", "import"] {
+        let mut cmd = airlock();
+        cmd.args([command, "--quiet"]).arg(&out).arg("--trust").arg(&public).env("TMPDIR", &missing);
+        if command == "import" {
+            cmd.arg("--mirror").arg(&mirror);
+        }
+        let output = cmd.output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{command}: {}", String::from_utf8_lossy(&output.stderr));
+        let line = one_line(&output.stderr);
+        assert!(line.contains(&missing.display().to_string()), "{command}: {line}");
+    }
+    assert!(!mirror.exists(), "no mirror is made");
 }
