@@ -518,7 +518,7 @@ mod tests {
     fn jobs_go_over_in_order_in_batches_of_at_most_a_chunk() {
         let (jobs, queue) = std::sync::mpsc::sync_channel::<Vec<Job>>(1000);
         let mut batch = Batch { jobs: &jobs, pending: Vec::new(), bytes: 0 };
-        let sizes = [40usize; 3000].into_iter().chain([CHUNK, 7, CHUNK - 7, CHUNK, 1]);
+        let sizes = std::iter::repeat_n(40usize, 3000).chain([CHUNK, 7, CHUNK - 7, CHUNK, 1]);
         let mut sent = Vec::new();
         for (n, size) in sizes.enumerate() {
             let n = u8::try_from(n % 251).unwrap();
