@@ -11,8 +11,29 @@ use serde::{Deserialize, Serialize, Serializer};
 macro_rules! fixed_bytes {
     ($(#[$doc:meta])* $name:ident, $len:expr) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
         pub struct $name(pub [u8; $len]);
+
+        /// The bytes' order, compared eight at a time as big-endian words:
+        /// inline, where the derived order called `memcmp`, which was a fifth
+        /// of verify's time in its binary searches over ids.
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                let word = |bytes: &[u8; $len], k: usize| {
+                    u64::from_be_bytes(bytes[8 * k..8 * k + 8].try_into().expect("eight bytes"))
+                };
+                (0..$len / 8)
+                    .map(|k| word(&self.0, k).cmp(&word(&other.0, k)))
+                    .find(|order| order.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             pub const LEN: usize = $len;
@@ -172,6 +193,18 @@ mod tests {
     fn content_id_hex_round_trips() {
         let id = ContentId::of(b"hello");
         assert_eq!(ContentId::from_hex(&id.to_hex()), Some(id));
+        // Ordered as their bytes are, whichever byte first differs.
+        let ids: Vec<ContentId> = (0..64u8).map(|n| ContentId::of(&[n])).collect();
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(a.cmp(b), a.0.cmp(&b.0), "{a} {b}");
+                for k in 0..32 {
+                    let mut c = *a;
+                    c.0[k] = c.0[k].wrapping_add(1);
+                    assert_eq!(a.cmp(&c), a.0.cmp(&c.0), "{a} at byte {k}");
+                }
+            }
+        }
         assert_eq!(id.short().len(), 16);
         assert_eq!(ContentId::from_hex("00"), None);
     }
