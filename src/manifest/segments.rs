@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::carried::CarriedBytes;
 use super::evidence::KindOf;
-use super::{Blob, Entries, Entry, EntryRef, Manifest, canonical, encodes_items, is_zero, lean_vec};
+use super::{Blob, Entries, Entry, Manifest, canonical, encodes_items, is_zero, lean_vec};
 use crate::id::{ContentId, KeyId};
 
 /// The format with a root and segments.
@@ -349,9 +349,10 @@ fn decode_unchecked(
     // (so that the first damaged one is the one named); then each is read again to be decoded.
     check_carried(&root.blobs, segments, &blob_starts, "blob")?;
     check_carried(&root.entries, segments, &entry_starts, "entry")?;
-    let entries = read_entries(&root.entries, (segments, &entry_starts, held), kinds)?;
     let blobs = read_blobs(&root.blobs, (segments, &blob_starts, held))?;
-    let blobs = blobs_of(blobs, &entries)?;
+    let mut blobs = BlobTable::of(blobs)?;
+    let entries = read_entries(&root.entries, (segments, &entry_starts, held), kinds, &mut |e| blobs.see(e))?;
+    let blobs = blobs.finish();
     let manifest = Manifest {
         format: FORMAT_SEGMENTED,
         tool: root.tool,
@@ -373,39 +374,55 @@ fn decode_unchecked(
 /// which it carries (in archive order), then one not carried for every
 /// other blob an entry names (by id, in volume 0): an earlier bundle of
 /// the channel carried it, and the importer takes it from the mirror, as a
-/// `carried: false` row of format 1 says.
-fn blobs_of(mut carried: Vec<Blob>, entries: &Entries) -> Result<Vec<Blob>, String> {
-    if let Some(blob) = carried.iter().find(|b| !b.carried) {
-        return Err(format!(
-            "blob {} is listed as not carried, but a format 2 blob table lists only the blobs the bundle carries",
-            blob.id.short()
-        ));
+/// `carried: false` row of format 1 says. Each entry is seen as it is
+/// decoded, not in a pass of its own.
+struct BlobTable {
+    blobs: Vec<Blob>,
+    /// Where the implied blobs start.
+    start: usize,
+    /// The listed blobs' ids, sorted: 32 bytes a blob rather than a hash set.
+    listed: Vec<ContentId>,
+}
+
+impl BlobTable {
+    fn of(carried: Vec<Blob>) -> Result<Self, String> {
+        if let Some(blob) = carried.iter().find(|b| !b.carried) {
+            return Err(format!(
+                "blob {} is listed as not carried, but a format 2 blob table lists only the blobs the bundle carries",
+                blob.id.short()
+            ));
+        }
+        let mut listed: Vec<ContentId> = carried.iter().map(|b| b.id).collect();
+        listed.sort_unstable();
+        Ok(BlobTable { start: carried.len(), blobs: carried, listed })
     }
-    // Sorted ids rather than a hash set: 32 bytes a blob.
-    let mut listed: Vec<ContentId> = carried.iter().map(|b| b.id).collect();
-    listed.sort_unstable();
-    let implies = |e: &EntryRef<'_>| listed.binary_search(&e.blob).is_err();
-    // The implied blobs go straight after the carried ones, sorted and
-    // deduplicated in place: an incremental bundle of a large channel
-    // implies a blob for nearly every entry, and a second table of them (and
-    // a stable sort's scratch) tripled what the table holds.
-    let start = carried.len();
-    for e in entries.iter().filter(implies) {
-        lean_vec::reserve(&mut carried, 1);
-        carried.push(Blob { id: e.blob, size: e.size, volume: 0, carried: false, pieces: Vec::new() });
-    }
-    carried[start..].sort_unstable_by_key(|b| b.id);
-    // Entries sharing a blob imply it once (a size they disagree on is refused by the manifest's rules).
-    let mut kept = start;
-    for at in start..carried.len() {
-        if kept == start || carried[at].id != carried[kept - 1].id {
-            carried.swap(kept, at);
-            kept += 1;
+
+    /// The implied blobs go straight after the carried ones, sorted and
+    /// deduplicated in place at the end: an incremental bundle of a large
+    /// channel implies a blob for nearly every entry, and a second table of
+    /// them (and a stable sort's scratch) tripled what the table holds.
+    fn see(&mut self, e: &Entry) {
+        if self.listed.binary_search(&e.blob).is_err() {
+            lean_vec::reserve(&mut self.blobs, 1);
+            self.blobs.push(Blob { id: e.blob, size: e.size, volume: 0, carried: false, pieces: Vec::new() });
         }
     }
-    carried.truncate(kept);
-    carried.shrink_to_fit();
-    Ok(carried)
+
+    fn finish(self) -> Vec<Blob> {
+        let (mut blobs, start) = (self.blobs, self.start);
+        blobs[start..].sort_unstable_by_key(|b| b.id);
+        // Entries sharing a blob imply it once (a size they disagree on is refused by the manifest's rules).
+        let mut kept = start;
+        for at in start..blobs.len() {
+            if kept == start || blobs[at].id != blobs[kept - 1].id {
+                blobs.swap(kept, at);
+                kept += 1;
+            }
+        }
+        blobs.truncate(kept);
+        blobs.shrink_to_fit();
+        blobs
+    }
 }
 
 /// The blob table as format 2 holds it (and [`decode`] returns it): the
@@ -476,6 +493,7 @@ fn read_entries(
     refs: &[SegmentRef],
     at: SegmentsAt<'_, impl SegmentBytes>,
     kinds: KindOf,
+    each: &mut dyn FnMut(&Entry),
 ) -> Result<Entries, Undecoded> {
     let mut firsts = Vec::with_capacity(refs.len());
     let mut total = 0usize;
@@ -502,6 +520,7 @@ fn read_entries(
             return Err(Undecoded::from("the entries are not sorted by place, one per place"));
         }
         after = entries.first().map(|e| (e.ecosystem.clone(), e.path.as_str().to_owned()));
+        entries.iter().for_each(&mut *each);
         kept.add(raw, &entries, firsts[k]).map_err(|e| not_spooled(&e))
     })?;
     kept.finish().map_err(|e| not_spooled(&e))
