@@ -211,10 +211,10 @@ fn read_record(run: &mut impl Read, into: &mut Vec<u8>) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Bytes written once, then read back whole once: held up to a budget,
-/// beyond it in an unnamed temporary file in `TMPDIR`, so that what is
-/// written while other large things are held (export's manifest segments
-/// while its entries are) does not sit beside them in memory.
+/// Bytes written once, then read back a piece at a time: held up to a
+/// budget, beyond it in an unnamed temporary file in `TMPDIR`, so that
+/// what is written while other large things are held (a manifest's
+/// segments while its entries are) does not sit beside them in memory.
 #[derive(Debug)]
 pub struct Spool {
     budget: usize,
@@ -266,22 +266,6 @@ impl Spool {
         Ok(buf.len())
     }
 
-    /// Everything written, in one vector of exactly that size.
-    pub fn into_bytes(self) -> io::Result<Vec<u8>> {
-        let Some(file) = self.file else { return Ok(self.held) };
-        let mut file = file.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.seek(io::SeekFrom::Start(0))?;
-        let mut bytes = Vec::new();
-        bytes.reserve_exact(usize::try_from(self.len).map_err(io::Error::other)?);
-        file.take(self.len).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 != self.len {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "a temporary file was cut short"));
-        }
-        Ok(bytes)
-    }
-}
-
-impl Spool {
     /// Everything written, to be read back a piece at a time.
     pub fn finish(self) -> io::Result<SpooledBytes> {
         match self.file {
@@ -382,7 +366,10 @@ mod tests {
             bytes.chunks(777).try_for_each(|chunk| spool.write_all(chunk)).unwrap();
             assert_eq!(spool.len(), bytes.len() as u64);
             assert_eq!(spool.file.is_some(), budget < bytes.len(), "spilled only past its budget");
-            assert_eq!(spool.into_bytes().unwrap(), bytes);
+            let spooled = spool.finish().unwrap();
+            assert_eq!(&spooled.read_at(0, bytes.len() as u64).unwrap()[..], &bytes[..]);
+            assert_eq!(&spooled.read_at(99_000, 1000).unwrap()[..], &bytes[99_000..]);
+            assert!(spooled.read_at(99_000, 1001).is_err(), "past the end");
         }
     }
 }

@@ -14,19 +14,7 @@ const SKIPPABLE_MAGIC: [u8; 4] = [0x5e, 0x2a, 0x4d, 0x18];
 
 /// Writes `content` as a zstd frame of raw blocks.
 pub fn write_raw(out: &mut impl Write, content: &[u8]) -> io::Result<()> {
-    write_raw_parts(out, &[content])
-}
-
-/// Writes `parts`, one after the other, as one zstd frame of raw blocks,
-/// without joining them into one buffer first (the manifest member is
-/// megabytes for a large bundle).
-pub fn write_raw_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
-    let total: usize = parts.iter().map(|part| part.len()).sum();
-    let mut joined: Box<dyn Read> = Box::new(io::empty());
-    for part in parts {
-        joined = Box::new(joined.chain(*part));
-    }
-    write_raw_stream(out, total as u64, &mut joined)
+    write_raw_stream(out, content.len() as u64, &mut &content[..])
 }
 
 /// Writes the `total` bytes `content` gives as one zstd frame of raw
@@ -180,22 +168,19 @@ mod tests {
     }
 
     #[test]
-    fn parts_make_the_frame_their_concatenation_makes() {
+    fn a_stream_makes_the_frame_its_bytes_make() {
         let content: Vec<u8> = (0..3 * MAX_BLOCK + 700).map(|i| (i % 241) as u8).collect();
         let mut joined = Vec::new();
         write_raw(&mut joined, &content).unwrap();
-        // Cuts inside, at and around block boundaries, and empty parts.
-        for cuts in [vec![0, 512], vec![511, MAX_BLOCK, MAX_BLOCK + 1], vec![7, 7, 2 * MAX_BLOCK - 3, content.len()]] {
-            let mut parts = Vec::new();
-            let mut from = 0;
-            for cut in cuts.into_iter().chain([content.len()]) {
-                parts.push(&content[from..cut]);
-                from = cut;
-            }
+        // A reader giving its bytes in pieces cut inside, at and around block boundaries.
+        for cut in [0, 511, MAX_BLOCK, MAX_BLOCK + 1, 2 * MAX_BLOCK - 3] {
+            let (first, rest) = content.split_at(cut);
             let mut frame = Vec::new();
-            write_raw_parts(&mut frame, &parts).unwrap();
+            write_raw_stream(&mut frame, content.len() as u64, &mut first.chain(rest)).unwrap();
             assert_eq!(frame, joined);
         }
+        // A reader with fewer bytes than the frame declares fails, not writes a short frame silently.
+        assert!(write_raw_stream(&mut Vec::new(), content.len() as u64 + 1, &mut &content[..]).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::segments::Items;
 use super::{Entry, canonical, lean_vec};
 use crate::sort::{Spool, SpooledBytes};
 
@@ -93,15 +94,10 @@ fn decode_spooled(bytes: &SpooledBytes, offset: u64, size: u64) -> Vec<Entry> {
         panic!("airlock cannot read back its temporary file in TMPDIR ({e}); check that file system and run again")
     });
     // Its shape was checked before it was first decoded.
-    let Items(entries) = ciborium::de::from_reader_with_recursion_limit(&raw[..], canonical::RECURSION_LIMIT)
+    let Items::<Entry>(entries) = ciborium::de::from_reader_with_recursion_limit(&raw[..], canonical::RECURSION_LIMIT)
         .expect("a spooled segment decodes as it did before");
     entries
 }
-
-/// A segment's entries, decoded without doubling the vector.
-#[derive(Deserialize)]
-#[serde(transparent)]
-struct Items(#[serde(deserialize_with = "lean_vec::deserialize")] Vec<Entry>);
 
 /// One entry, borrowed from decoded entries or sharing its decoded segment.
 #[derive(Clone)]
@@ -177,7 +173,14 @@ impl Entries {
     pub fn decoded(&self) -> std::borrow::Cow<'_, [Entry]> {
         match &self.0 {
             Store::Decoded(entries) => std::borrow::Cow::Borrowed(entries),
-            Store::Spooled(_) => std::borrow::Cow::Owned(self.iter().map(|e| Entry::clone(&e)).collect()),
+            Store::Spooled(spooled) => {
+                // Each segment decoded straight into the whole: nothing cloned.
+                let mut all = Vec::with_capacity(spooled.len);
+                for at in &spooled.segments {
+                    all.extend(decode_spooled(&spooled.bytes, at.offset, at.size));
+                }
+                std::borrow::Cow::Owned(all)
+            }
         }
     }
 

@@ -468,7 +468,7 @@ fn check_sizes(root: &Root, carried: u64) -> Result<(), String> {
 /// A segment's items, decoded without doubling the vector.
 #[derive(Deserialize)]
 #[serde(transparent, bound(deserialize = "T: Deserialize<'de>"))]
-struct Items<T>(#[serde(deserialize_with = "lean_vec::deserialize")] Vec<T>);
+pub(super) struct Items<T>(#[serde(deserialize_with = "lean_vec::deserialize")] pub(super) Vec<T>);
 
 /// Where each carried segment of `refs` starts in the bytes, the first at
 /// `start`. The sizes add up to the bytes held (checked before), so every
@@ -552,11 +552,12 @@ fn read_blobs(refs: &[SegmentRef], at: SegmentsAt<'_, impl SegmentBytes>) -> Res
 
 /// Reads the segments `refs` names, the carried ones from `bytes` at
 /// `starts` (each checked against the root already, [`check_carried`]),
-/// the others from `held`, from the last back (giving the carried bytes
-/// back as it goes): a segment read from `held` must hash to its reference
-/// before it is decoded; each must hold its count of items, pass `screen`
-/// (before it is re-encoded: evidence caps) and be canonical; then `keep`
-/// is given its index, its bytes and its items.
+/// the others from `held`, from the last back (so that of several
+/// damaged segments the last is named, as before they were spooled): a
+/// segment read from `held` must hash to its reference before it is
+/// decoded; each must hold its count of items, pass `screen` (before it is
+/// re-encoded: evidence caps) and be canonical; then `keep` is given its
+/// index, its bytes and its items.
 fn read_segments<T: Serialize + serde::de::DeserializeOwned>(
     refs: &[SegmentRef],
     (bytes, starts, held): SegmentsAt<'_, impl SegmentBytes>,
